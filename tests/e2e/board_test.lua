@@ -44,11 +44,18 @@ describe("orket import, board and card", function()
     lock:tag(7) -- as orket run tags it once its run has started
     H.write(dir .. "/epics/extra.json", [[{"id":"X","issues":[{"id":"X-1","summary":"more"}]}]])
     local r = H.orket("import", { cwd = dir })
+    -- a card gone from epics/ while the run goes: its cancel, refused while the run holds
+    -- the lock, is said for once the run has ended
+    H.write(dir .. "/epics/extra.json", [[{"id":"X","issues":[{"id":"X-2","summary":"other"}]}]])
+    local gone = H.orket("import", { cwd = dir })
     lock:release()
     assert.equal(0, r.status, r.stderr)
     assert.equal("", r.stderr)
     assert.equal(string.format("imported 12 cards from 4 files: 2 new, 0 updated, 10 unchanged\n"
       .. "run 7 is going (process %d)" .. GOING, require("luv").os_getpid()), r.stdout)
+    assert.equal(0, gone.status, gone.stderr)
+    assert.matches("\n  once the run below has ended %(a cancel waits for it%), end it with: %S*orket cancel X%-1 "
+      .. '"reason", or put it back in epics/\nrun 7 is going', gone.stdout)
     assert.matches("EPIC X", H.orket("board", { cwd = dir }).stdout)
   end)
 

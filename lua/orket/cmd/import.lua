@@ -54,8 +54,12 @@ local function gone_cards(db, set)
   return out
 end
 
--- gone_cards' list said once, with the command that ends them.
-local function say_gone(gone, dir, cli)
+-- While a run goes, a cancel is refused (it takes the run lock), and the run works the card
+-- still: the command is said for once it has ended.
+local function when(busy) return busy and "once the run below has ended (a cancel waits for it), " or "" end
+
+-- gone_cards' list said once, with the command that ends them (busy: a run goes).
+local function say_gone(gone, dir, cli, busy)
   local names, parent = {}, false
   for i, g in ipairs(gone) do
     names[i] = g.id .. (g.under > 0 and string.format(" (and the %d unfinished card%s under it)", g.under,
@@ -64,8 +68,8 @@ local function say_gone(gone, dir, cli)
   end
   local one = #gone == 1
   io.stdout:write(string.format("not in epics/ any more, still on the board (import deletes no card): %s\n"
-    .. "  end %s with: %s cancel %s \"reason\"%s%s, or put %s back in epics/\n", table.concat(names, ", "),
-    one and "it" or "each", cli.program(), one and gone[1].id or "CARD",
+    .. "  %send %s with: %s cancel %s \"reason\"%s%s, or put %s back in epics/\n", table.concat(names, ", "),
+    when(busy), one and "it" or "each", cli.program(), one and gone[1].id or "CARD",
     config.at(dir),
     parent and (one and " (the cards under it end with it)" or " (a rock's or epic's cards end with it)") or "",
     one and "it" or "them"))
@@ -74,11 +78,11 @@ end
 -- The started epics and rocks the moves left with no children (import.import's emptied):
 -- they stay as they are, as a parent with no children does, until a person gives them work
 -- or ends them; said with the command, as the cards gone from epics/ are.
-local function say_emptied(emptied, dir, cli)
+local function say_emptied(emptied, dir, cli, busy)
   for _, e in ipairs(emptied) do
     io.stdout:write(string.format("moved cards left %s %s %s with no %s: it stays so; give it %s in epics/, or "
-      .. "end it with: %s cancel %s \"reason\"%s\n", e.type, e.id, e.status, e.type == "rock" and "epics" or "issues",
-      e.type == "rock" and "epics" or "issues", cli.program(), e.id,
+      .. "%send it with: %s cancel %s \"reason\"%s\n", e.type, e.id, e.status, e.type == "rock" and "epics" or "issues",
+      e.type == "rock" and "epics" or "issues", when(busy), cli.program(), e.id,
       config.at(dir)))
   end
 end
@@ -174,8 +178,8 @@ function cmd.run(args, cli)
     r.cards, r.cards == 1 and "" or "s", r.files, r.files == 1 and "" or "s", r.created, r.updated, r.unchanged))
   -- an epic a move finished takes no work back: said where the summary is read
   for _, f in ipairs(r.followed or {}) do io.stdout:write("moved cards changed ", f, "\n") end
-  if r.emptied then say_emptied(r.emptied, dir, cli) end
-  if #gone > 0 then say_gone(gone, dir, cli) end
+  if r.emptied then say_emptied(r.emptied, dir, cli, #going > 0) end
+  if #gone > 0 then say_gone(gone, dir, cli, #going > 0) end
   for _, l in ipairs(going) do io.stdout:write(l) end
   return 0
 end
