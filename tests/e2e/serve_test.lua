@@ -102,8 +102,10 @@ describe("orket serve", function()
     st, b = get(s.url .. "/v1/cards/NOPE")
     assert.equal(404, st)
     assert.same({ error = { code = "not_found", message = 'board: no card "NOPE"' } }, cjson.decode(b))
-    st = get(s.url .. "/v1/board", { method = "POST", body = "{}" })
+    local h
+    st, b, h = get(s.url .. "/v1/board", { method = "POST", body = "{}" })
     assert.equal(405, st)
+    assert.equal("GET, HEAD, OPTIONS", h.allow) -- as OPTIONS says: HEAD with GET, OPTIONS on every path
     assert.equal(0, s.stop())
     local lines = {}
     for l in s.log():gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(l) end

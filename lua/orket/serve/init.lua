@@ -439,8 +439,14 @@ function Server:_dispatch(req, ctx)
   if not route then
     local status = status_or_params
     if status == 405 then
-      return fail(req, ctx, 405, "method_not_allowed", "this route takes " .. table.concat(allowed, ", "),
-        { "Allow: " .. table.concat(allowed, ", ") })
+      -- what the route is answered to: its methods, HEAD with a GET (served as one) and
+      -- OPTIONS (every path's, orket.serve.web), as OPTIONS itself says
+      local takes, has = {}, {}
+      for _, m in ipairs(allowed) do takes[#takes + 1], has[m] = m, true end
+      if has.GET and not has.HEAD then takes[#takes + 1] = "HEAD" end
+      if not has.OPTIONS then takes[#takes + 1] = "OPTIONS" end
+      local list = table.concat(takes, ", ")
+      return fail(req, ctx, 405, "method_not_allowed", "this route takes " .. list, { "Allow: " .. list })
     end
     return fail(req, ctx, 404, "not_found", "no such route")
   end
