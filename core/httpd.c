@@ -807,6 +807,8 @@ static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *con
   if (bad & HC_CTL)
     return "the request target holds a control character (a CR, a tab, a byte below 0x20 or 0x7f: encode it)";
   if (bad & HC_HIGH) return "the request target holds a byte above 0x7f (percent-encode it, as %C3%A9)";
+  /* CONNECT's target is an authority (host:port), which hc_target_split reads as a scheme */
+  if (strcmp(method, "CONNECT") == 0) return "CONNECT is not served: this server is no proxy to tunnel through";
   hc_target t;
   const char *terr = hc_target_split(url, &t, err, errlen);
   if (terr) return terr;

@@ -177,6 +177,10 @@ describe("orket.c.httpd", function()
     end
     -- an HTTP/1.1 request names one Host all the same (RFC 9112 3.2)
     assert.matches("an HTTP/1.1 request must have a Host header", get("http://app.example/p"), 1, true)
+    -- CONNECT's authority form is no scheme: said as what it is
+    local connect = once("CONNECT app.example:80 HTTP/1.1\r\nHost: app.example:80\r\nConnection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 400", connect)
+    assert.matches('"message":"CONNECT is not served: this server is no proxy to tunnel through"', connect, 1, true)
     assert.equal(handled, #seen)
     srv:close()
   end)
