@@ -288,6 +288,20 @@ local function reload_set(engine, files, keep)
       problems = problems }
     return nil, err, code
   end
+  -- every script that differs from the set in force is named, not only the burst's: one
+  -- changed while another file was broken (its burst said nothing new) is taken up now.
+  -- (orket.lua only as takes_orket decided: away, or unchanged in what a run takes up)
+  local was = engine.scripts_seen
+  if was and s.seen then
+    local all, more = {}, false
+    for name in pairs(files or {}) do all[name] = true end
+    local function differs(name)
+      if name ~= "orket.lua" and not all[name] and was[name] ~= s.seen[name] then all[name], more = true, true end
+    end
+    for name in pairs(s.seen) do differs(name) end
+    for name in pairs(was) do differs(name) end
+    if more then names = file_list(all) end
+  end
   -- the MCP servers' tools beside the files'
   engine:swap_scripts { roles = s.roles, tools = engine.mcp and engine.mcp:wrap(s.tools) or s.tools, policies = s.policies,
     routing = s.routing, scripts_seen = s.seen }

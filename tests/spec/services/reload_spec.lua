@@ -1058,6 +1058,29 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  -- a script saved while another was broken: its burst left the same error (said once, so
+  -- nothing), and the reload that took the set up named only the fix's own burst
+  it("names in the reload that takes them up the scripts changed while another was broken", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    H.write(dir .. "/policies/broken.lua", "return {\n")
+    w:touch("policies/broken.lua")
+    assert.is_nil((w:trigger()))
+    H.write(dir .. "/routing.lua", "return { worker = function(card, team) return 'lead_architect' end }\n")
+    w:touch("routing.lua")
+    assert.is_nil((w:trigger()))
+    assert.equal(1, count(events, "reload_error")) -- the same error: said once
+    os.remove(dir .. "/policies/broken.lua")
+    w:touch("policies/broken.lua")
+    assert.is_true(w:trigger())
+    w:close()
+    local ev = events[#events]
+    assert.equal("reload", ev.type)
+    assert.same({ "policies/broken.lua", "routing.lua" }, ev.files)
+    e.close_all()
+  end)
+
   it("takes the scripts edited in the burst that removed orket.lua, and says the removal once", function()
     local dir = notes_project()
     local e, events = open(dir)
