@@ -108,7 +108,7 @@ local function runs_going(dir, db)
     if pid ~= nil and not g.seen[pid] then
       g.seen[pid] = true
       if math.type(pid) == "integer" then g.pids[#g.pids + 1] = pid
-      else g.others[#g.others + 1] = r.by == "serve" and ("server " .. pid) or tostring(pid) end
+      else g.others[#g.others + 1] = r.by == "lease" and ("another folder's process " .. pid) or tostring(pid) end
     end
   end
   table.sort(order)

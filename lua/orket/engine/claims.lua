@@ -160,7 +160,7 @@ function M.with_store(db, runs, holders)
   for id, owner in pairs(holders) do
     if not seen[id] then
       seen[id] = true
-      runs[#runs + 1] = { id = id, pid = owner, by = "serve" }
+      runs[#runs + 1] = { id = id, pid = owner, by = "lease" }
     end
   end
   return runs
@@ -190,12 +190,14 @@ function M.overlapping(db, board, target, runs, busy, except)
     local row = store_runs.get(db, r.id)
     if row and M.overlaps(board, target, row.target) then
       r.target = row.target
-      -- a server known only by its run lease in the store: said to be one, after its owner
-      -- as recorded (host/place/pid...), as orket import says "server OWNER"; a worker known
-      -- only by its card leases there: by its name (HOST:PID by default: a pid of another
+      -- a run known only by its run lease in the store: by its owner as recorded
+      -- (host/place/pid...), as orket import says it; the lease does not say which kind of
+      -- process holds it (an `orket run` of another folder, or a server). A worker known only
+      -- by its card leases there: by its name (HOST:PID by default: a pid of another
       -- machine, perhaps), never as a process of this one
       local who = r.worker and string.format("worker %s, known from its leases in the store; not a process here",
-        r.worker) or string.format("process %s%s", tostring(r.pid), r.by == "serve" and ", a server" or "")
+        r.worker) or string.format("process %s%s", tostring(r.pid), r.by == "serve" and ", a server"
+        or r.by == "lease" and ", known from its run lease in the store: another folder's run" or "")
       return r, string.format("run %d (%s) is working on %s now (%s); two runs never work the same card: "
         .. "wait for it to end or stop it", r.id, row.target, row.target == target and "the same target"
         or "cards of " .. target, who)

@@ -139,9 +139,10 @@ describe("claims", function()
     db:close()
   end)
 
-  -- A server of another folder, known only by its run lease, was named "process OWNER",
-  -- as if a pid of this machine: the refusal now says it is a server, by its owner as recorded.
-  it("names a run's holder known only by its run lease in the store as a server, by its owner", function()
+  -- A run of another folder, known only by its run lease, was named "process OWNER", as if a
+  -- pid of this machine, then "a server" (the lease does not say which kind of process holds
+  -- it: an orket run of another folder too): the refusal says where it is known from.
+  it("names a run's holder known only by its run lease in the store by its owner, as another folder's", function()
     local dir, db, b = project()
     local leases = require "orket.store.leases"
     local id = record(db, "E", "epic")
@@ -149,7 +150,8 @@ describe("claims", function()
     assert(db:tx(function() return leases.run_take(db, id, far, 60000) == nil end))
     local other, why = claims.conflict(dir, db, b, "E")
     assert.equal(id, other.id)
-    assert.matches("is working on the same target now (process another-host.example/4242/00ff, a server); ", why, 1, true)
+    assert.matches("is working on the same target now (process another-host.example/4242/00ff, known from its run "
+      .. "lease in the store: another folder's run); ", why, 1, true)
   end)
 
   -- a command changing cards (cancel, retry, the API's moves) took only this folder's run
