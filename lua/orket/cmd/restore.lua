@@ -201,8 +201,9 @@ local function worked_elsewhere(db)
   local runs = runlease.holders(db)
   local id = next(runs)
   if id then
-    return string.format("run %s is going in process %s (orket serve; its lease is in the store, so from any "
-      .. "folder of it); wait for it to end, or stop it (POST /v1/runs/%s/stop) first", tostring(id),
+    -- (the lease does not say which kind of process holds it: an orket run, or a server)
+    return string.format("run %s is going in process %s (its lease is in the store, so from any folder of it); "
+      .. "wait for it to end, or stop it (Ctrl-C there, or POST /v1/runs/%s/stop to its server) first", tostring(id),
       tostring(runs[id]), tostring(id))
   end
 end
