@@ -1235,7 +1235,8 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     }
     /* every body in flight is held whole: many connections each sending the most one may
      * send would hold all of them at once (a key is not needed to send a webhook's) */
-    int busy = r->body_len + n <= r->h->o.max_body_bytes && r->h->bodies - r->body_cap + cap > r->h->o.max_bodies_bytes;
+    size_t all = r->h->bodies - r->body_cap + cap; /* held for every body, this one grown */
+    int busy = r->body_len + n <= r->h->o.max_body_bytes && all > r->h->o.max_bodies_bytes;
     if (r->body_len + n > r->h->o.max_body_bytes || busy) {
       /* endless or lying: refuse now, then discard what still comes for a moment so the
        * client reads the refusal (closing at once would reset it) */

@@ -178,13 +178,16 @@ static int pp_has_ctl(const char *v) {
   return 0;
 }
 
+/* A tab or line break: a browser drops them from a URL before it reads it (WHATWG URL). */
+static int pp_dropped(char c) { return c == '\t' || c == '\r' || c == '\n'; }
+
 /* Whether a rest put after location_to's "/" would name another host to a browser: "/x"
  * after it is "//x", and a browser reads a backslash as "/" and drops tabs and line breaks
  * from a URL (WHATWG URL), so a backslash and x, or a tab, "/" and x, are the same. Such a
  * Location is passed as it is (the upstream's own URL, which leads nowhere): made "//x" it
  * would send the client to x. */
 static int pp_names_host(const char *rest, const char *end) {
-  while (rest < end && (*rest == '\t' || *rest == '\r' || *rest == '\n')) rest++;
+  while (rest < end && pp_dropped(*rest)) rest++;
   return rest < end && (*rest == '/' || *rest == '\\');
 }
 
@@ -208,9 +211,6 @@ static const char *pp_own_rest(const httpproxy_kept *k, const char *value, size_
   return rest && !pp_names_host(rest, end) ? rest : NULL;
 }
 
-/* A tab or line break: a browser drops them from a URL before it reads it (WHATWG URL). */
-static int pp_dropped(char c) { return c == '\t' || c == '\r' || c == '\n'; }
-
 /* 1 or 2 when a path segment (n bytes at s) is "." or ".." as a browser reads one (WHATWG
  * URL: "%2e" is a dot too, and tabs and line breaks are not there), else 0. */
 static int pp_dots(const char *s, size_t n) {
@@ -230,10 +230,11 @@ static int pp_dots(const char *s, size_t n) {
 }
 
 /* A rest (len bytes at rest, after loc_to) at out with its path's dot segments removed (RFC
- * 3986 5.2.4), never climbing above the app's root, and a backslash read as a browser reads
- * it, as "/", and its tabs and line breaks left out, as a browser leaves them: put after loc_to
- * as it was, "../../v1/keys" (or ".<TAB>.") led a browser out of the app onto the API's routes. No separator is left at its start (after loc_to "/" it would name a
- * host). The query and fragment follow as they are. -> the bytes written (no more than len). */
+ * 3986 5.2.4), never climbing above the app's root, a backslash read as "/" and tabs and line
+ * breaks left out, as a browser reads them: put after loc_to as it was, "../../v1/keys" (or
+ * ".<TAB>.") led a browser out of the app onto the API's routes. No separator is left at its
+ * start (after loc_to "/" it would name a host). The query and fragment follow as they are.
+ * -> the bytes written (no more than len). */
 static size_t pp_clean_rest(const char *rest, size_t len, char *out) {
   size_t path = 0, o = 0;
   while (path < len && rest[path] != '?' && rest[path] != '#') path++;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,16 @@ static const char *ws_split(const char *norm, char *dir) {
   return slash + 1;
 }
 
+/* The length of the root's path as the kernel names it (its symlinks resolved), or SIZE_MAX
+ * when it cannot be read (no /proc). Asked at a handle's first write, not at its open: a
+ * card's directory is opened for each turn, and most turns of a reviewer write nothing. */
+static size_t ws_root_len(int rootfd) {
+  char proc[64], path[PATH_MAX];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", rootfd);
+  ssize_t n = readlink(proc, path, sizeof path);
+  return n > 0 && (size_t)n < sizeof path ? (size_t)n : SIZE_MAX;
+}
+
 /* Normalizes path, optionally refuses protected paths and the root itself, and opens the
  * parent directory. On success *leaf points into norm. */
 static int ws_parent(ws *w, const char *op, const char *path, size_t len, int for_write,
@@ -370,7 +381,8 @@ static int ws_parent(ws *w, const char *op, const char *path, size_t len, int fo
   /* git opens a file by its whole path (the root's, then this one): longer than the system
    * allows, the write would succeed and the commit leave the file out */
   size_t nlen = strlen(norm);
-  if (for_write && w->root_len > 0 && w->root_len + 1 + nlen >= PATH_MAX)
+  if (for_write && w->root_len == 0) w->root_len = ws_root_len(w->rootfd);
+  if (for_write && w->root_len != SIZE_MAX && w->root_len + 1 + nlen >= PATH_MAX)
     return ws_fail(e, "EINVAL", "%s: path of %zu bytes is too long to commit here (at most %zu: the workspace's "
                    "own path takes %zu of the %d bytes a whole path may have): %.200s...",
                    op, nlen, (size_t)PATH_MAX - 2 - w->root_len, w->root_len, PATH_MAX - 1, norm);
@@ -482,9 +494,6 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
   w->rootfd = fd;
   w->dev = st.st_dev;
   w->mode = mode;
-  char *abs = realpath(root, NULL);
-  w->root_len = abs ? strlen(abs) : 0;
-  free(abs);
   return 0;
 }
 

@@ -42,8 +42,9 @@ typedef struct ws {
                           through this handle since ws_take_changes last took them */
   size_t nchanged;
   int changed_over;    /* more than WS_CHANGES_MAX of them (or no memory to note one) */
-  size_t root_len;     /* the root's absolute path's length (0: unknown): a path written must
-                          fit beside it in PATH_MAX, or git cannot commit it from there */
+  size_t root_len;     /* the root's absolute path's length, read at the first write (0: not
+                          yet; SIZE_MAX: cannot be known): a path written must fit beside it
+                          in PATH_MAX, or git cannot commit it from there */
 } ws;
 
 #define WS_CHANGES_MAX 1024

@@ -25,6 +25,14 @@ local function scenario(dir)
   return r
 end
 
+-- starter() -> dir, root: the starter project `orket init` makes, in a folder of its own
+-- (root), on the backend under test
+local function starter()
+  local root = H.tmpdir()
+  assert.equal(0, H.orket("init p", { cwd = root }).status)
+  return backends.project(root .. "/p"), root
+end
+
 describe("workspace/ as a view of main", function()
   after_each(function()
     H.kill_servers()
@@ -32,9 +40,7 @@ describe("workspace/ as a view of main", function()
   end)
 
   it("keeps a person's file a card's merge adds, and the next run works", function()
-    local root = H.tmpdir()
-    assert.equal(0, H.orket("init p", { cwd = root }).status)
-    local dir = backends.project(root .. "/p")
+    local dir = starter()
     local r1 = scenario(dir)
     -- the run's output names the path the merge left the person's
     assert.matches('"type":"view_diverged"', r1.stdout, 1, true)
@@ -101,9 +107,7 @@ describe("workspace/ as a view of main", function()
   end)
 
   it("says at a run's start that main lost the merged work of done cards, and goes on", function()
-    local root = H.tmpdir()
-    assert.equal(0, H.orket("init p", { cwd = root }).status)
-    local dir = backends.project(root .. "/p")
+    local dir = starter()
     scenario(dir)
     -- main holds the journal's merges: nothing said
     local again = H.orket("run START-1", { cwd = dir })
@@ -141,9 +145,7 @@ describe("workspace/ as a view of main", function()
   -- a card in review whose branch went with workspace/'s repository is not merged as
   -- "uptodate" and finished without its work: it goes back to its coder, who does it again
   it("sends a card in review back to work when workspace/'s repository went with its branch", function()
-    local root = H.tmpdir()
-    assert.equal(0, H.orket("init p", { cwd = root }).status)
-    local dir = backends.project(root .. "/p")
+    local dir = starter()
     if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
     -- killed as the reviewer's first turn asks its model: the card is in code_review
     local r1 = H.orket("run START-1", { cwd = dir, env = { ORKET_FAULT = "before_model:3" } })
@@ -163,9 +165,7 @@ describe("workspace/ as a view of main", function()
   -- libgit2 finds the repository by its path: a project moved while its run works made every
   -- later git step fail ("no branch main") and blocked each card it touched
   it("stops a run whose project folder is moved, blocking no card, and resumes in the new place", function()
-    local root = H.tmpdir()
-    assert.equal(0, H.orket("init p", { cwd = root }).status)
-    local dir = backends.project(root .. "/p")
+    local dir, root = starter()
     if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
     H.write(dir .. "/script.lua", [[
 local function call(name, args) return { name = name, arguments = args } end
@@ -213,9 +213,7 @@ return {
   -- the refresh's temporary files take no name a tree can hold: a card's file named as the
   -- old fixed one stays in workspace/, and a directory of that name stops no later write
   it("follows main's files named .orket-view.tmp, and writes beside a directory of that name", function()
-    local root = H.tmpdir()
-    assert.equal(0, H.orket("init p", { cwd = root }).status)
-    local dir = backends.project(root .. "/p")
+    local dir = starter()
     H.write(dir .. "/script.lua", [[
 local function call(name, args) return { name = name, arguments = args } end
 local function work(card, files)

@@ -108,8 +108,8 @@ end
 --- orket/<card> into main first when repo is given (nil: the card has no branch, only the
 --- move; branch = false: the repository has no branch of it, so only the move, once main is
 --- known to hold its recorded work). remote: merge the fetched remote main first. A card whose
---- newest recorded commit neither its branch nor main holds is not finished (work_lost). On a conflict the card is sent back
---- (send_back, by conflict_actor). hit(name): the engine's kill points (orket.engine.fault:
+--- newest recorded commit neither its branch nor main holds is not finished (work_lost). On
+--- a conflict the card is sent back (send_back, by conflict_actor). hit(name): the engine's kill points (orket.engine.fault:
 --- after_git_merge), handed in so this layer needs nothing of the engine's. Call it inside
 --- the caller's transaction.
 function M.finish(o)

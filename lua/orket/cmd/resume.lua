@@ -30,9 +30,11 @@ local function find_run(dir, db, target)
   if target then
     row, err = runs.get(db, cmdline.integer(target))
   else
+    local going = {}
+    for _, r in ipairs((claims.going(dir, db))) do going[r.id] = true end
     local candidates = runs.not_done(db, 20)
     for _, r in ipairs(candidates) do
-      if not claims.is_live(dir, r.id, db) then
+      if not going[r.id] then
         row = r
         break
       end

@@ -76,6 +76,18 @@ local function with_default(op, word, val)
   return nil
 end
 
+-- The reference that starts at v's $ at s, as Compose reads one: ${NAME}, ${NAME<op>WORD}
+-- or $NAME -> name, op (nil for none), word, the position after it | nil (no reference)
+local function reference_at(v, s)
+  local name, e = v:match("^{([%w_]+)}()", s + 1)
+  if name then return name, nil, nil, e end
+  local op, word
+  name, op, word, e = v:match("^{([%a_][%w_]*)([:]?[%-%+%?])([^}]*)}()", s + 1)
+  if name then return name, op, word, e end
+  name, e = v:match("^([%a_][%w_]*)()", s + 1)
+  return name, nil, nil, e
+end
+
 --- interpolate(v, known) -> v with ${NAME}, $NAME and ${NAME:-WORD} (and -, :+, +, :?, ?
 --- as Compose reads them) filled in from the names known holds (a reference that asks for
 --- nothing more stays as written when the name is unknown) and compose's escape $$ as one
@@ -86,10 +98,7 @@ function M.interpolate(v, known)
     local s = v:find("$", at, true)
     if not s then break end
     out[#out + 1] = v:sub(at, s - 1)
-    local name, e = v:match("^{([%w_]+)}()", s + 1)
-    local op, word
-    if not name then name, op, word, e = v:match("^{([%a_][%w_]*)([:]?[%-%+%?])([^}]*)}()", s + 1) end
-    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    local name, op, word, e = reference_at(v, s)
     local filled = op and with_default(op, M.dollars(word), known[name])
     if v:sub(s + 1, s + 1) == "$" then
       out[#out + 1], at = "$", s + 2
@@ -112,8 +121,7 @@ function M.references(v)
   while true do
     local s = v:find("$", at, true)
     if not s then break end
-    local name, op, e = v:match("^{([%a_][%w_]*)(:?[%-%+%?]?)[^}]*}()", s + 1)
-    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    local name, op, _, e = reference_at(v, s)
     if v:sub(s + 1, s + 1) == "$" then
       at = s + 2
     elseif name then
