@@ -199,7 +199,7 @@ CODES.EUNAVAILABLE = {
 }
 -- The store (the board's database)
 CODES.EBUSY = {
-  means = "the database stayed locked for 5 s, or the secret store's lock for 10 s",
+  means = "the database stayed locked for 5 s (PostgreSQL: 30 s), or the secret store's lock for 10 s",
   remedy = "another process holds a long transaction or is changing the secrets; retry",
 }
 CODES.ECONSTRAINT = {

@@ -93,11 +93,17 @@ limits = { calls_run = 1000 }
       return false
     end
     -- stops pid outside a transaction: one stopped inside would hold the store from the
-    -- worker that takes its card over (which gives up after the lock's timeout)
+    -- worker that takes its card over (which gives up after the lock's timeout). Asked
+    -- twice, apart: on PostgreSQL a transaction's BEGIN sent just before the stop is read by
+    -- its server process later, on a loaded machine after the first look, and the lock is
+    -- then held by the stopped worker.
     local function stop(pid)
       for _ = 1, 200 do
         signal("STOP", pid)
-        if not store_held() then return end
+        if not store_held() then
+          orket.sleep(200)
+          if not store_held() then return end
+        end
         signal("CONT", pid)
         orket.sleep(5)
       end

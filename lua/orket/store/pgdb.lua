@@ -157,8 +157,8 @@ function DB:exec(script)
   if t then return t:statement("exec", script) end
   if outside_task() then return in_task(self.exec, self, script) end
   local lease <close>, err, code = self.pool:acquire()
-  if not lease then return nil, err, code end
-  return lease.conn:exec(script)
+  if not lease then return self:_note(nil, err, code) end
+  return self:_note(lease.conn:exec(script))
 end
 
 --- db:version() -> the PostgreSQL schema version (pg_schema's numbering)
@@ -186,6 +186,12 @@ end
 -- notes a failure of the store (the first since clear_journal_error) and passes the
 -- answer on as it was
 function DB:_note(a, err, code, state)
+  if a == nil and code == "EBUSY" then
+    -- the server's words name no holder and no remedy; a person meets them at a command's end
+    err = string.format("%s: another connection held the store's lock past the lock timeout (%d s); a long "
+      .. "transaction, or a stopped process holding one (pg_stat_activity names it); retry once it ends",
+      tostring(err):gsub("%s+$", ""), M.LOCK_TIMEOUT_MS // 1000)
+  end
   if a == nil and store_failure(code, state) then
     local msg = string.format("PostgreSQL: %s", tostring(err):gsub("%s+$", ""))
     self.failure = self.failure or msg

@@ -320,6 +320,27 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("a lock another connection held past the wait: EBUSY, saying what held it and what to do", function()
+    if B.name() ~= "pg" then
+      pending("PostgreSQL only: SQLite's busy store is store_busy_spec's")
+      return
+    end
+    local url = B.fresh_url()
+    local holder, waiter = assert(require("orket.store").open_url(url)), assert(require("orket.store").open_url(url))
+    local LOCK = require("orket.store.pgevents").LOCK
+    assert(holder:exec("SELECT pg_advisory_lock(" .. LOCK .. ")"))
+    -- (the write transaction's own timeout is long: a session's short one meets the same code)
+    local ok, err, code = waiter:exec("SET lock_timeout = '50ms'; SELECT pg_advisory_xact_lock(" .. LOCK .. ")")
+    assert(holder:exec("SELECT pg_advisory_unlock_all()"))
+    holder:close()
+    waiter:close()
+    assert.is_nil(ok)
+    assert.equal("EBUSY", code)
+    assert.matches("lock timeout", err, 1, true)
+    assert.matches("another connection held the store's lock past the lock timeout (30 s)", err, 1, true)
+    assert.matches("retry once it ends", err, 1, true)
+  end)
+
   it("runs: summaries with steps and tokens as integers, times as ISO text", function()
     local db = open()
     local sr = require "orket.store.runs"
