@@ -836,19 +836,20 @@ int ws_delete(ws *w, const char *path, size_t len, ws_err *e) {
 int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, ws_err *e) {
   char nfrom[WS_PATH_MAX], nto[WS_PATH_MAX];
   const char *lfrom, *lto;
+  /* the kernel's EINVAL for this says neither what is wrong nor the target; asked before the
+   * destination's folder is looked for, so that a caller that makes the folder only when the
+   * move needs it (move_file) makes none for a move that cannot be */
+  if (ws_path_normalize(from, flen, nfrom, WS_PATH_MAX, e) != 0) return -1;
+  if (ws_path_normalize(to, tlen, nto, WS_PATH_MAX, e) != 0) return -1;
+  size_t fl = strlen(nfrom);
+  if (strncmp(nto, nfrom, fl) == 0 && nto[fl] == '/')
+    return ws_fail(e, "EINVAL", "move: cannot move a directory into itself: %s -> %s", nfrom, nto);
   int ffd = ws_parent(w, "move", from, flen, 1, 0, nfrom, &lfrom, O_PATH, e);
   if (ffd < 0) return -1;
   int tfd = ws_parent(w, "move", to, tlen, 1, 0, nto, &lto, O_PATH, e);
   if (tfd < 0) {
     close(ffd);
     return -1;
-  }
-  /* the kernel's EINVAL for this says neither what is wrong nor the target */
-  size_t fl = strlen(nfrom);
-  if (strncmp(nto, nfrom, fl) == 0 && nto[fl] == '/') {
-    close(ffd);
-    close(tfd);
-    return ws_fail(e, "EINVAL", "move: cannot move a directory into itself: %s -> %s", nfrom, nto);
   }
   struct stat st;
   int r = ws_leaf_stat(w, ffd, lfrom, &st);

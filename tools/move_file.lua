@@ -14,7 +14,11 @@ return {
   handler = function(args, ctx)
     local parent = args.to:match("^(.*)/[^/]*$")
     if parent and parent ~= "" then
-      local ok, err, code = ctx.fs:mkdir(parent)
+      -- tried first: a move that cannot be (into itself) makes no folder on its way to failing
+      local ok, err, code = ctx.fs:move(args.from, args.to)
+      if ok then return { from = args.from, to = args.to, moved = true } end
+      if code == "EINVAL" then return nil, err, code end
+      ok, err, code = ctx.fs:mkdir(parent)
       -- the model asked for a move: name it and both ends, not this internal step
       if not ok then
         local why = err:gsub("^workspace: mkdir: ", "")

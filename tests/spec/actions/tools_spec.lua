@@ -220,6 +220,16 @@ describe("tools", function()
     local r = reg:run("move_file", { from = "dd", to = "dd/inner" }, ctx)
     assert.same({ ok = false, code = "EINVAL", error = "workspace: move: cannot move a directory into itself: dd -> dd/inner" },
       { ok = r.ok, code = r.code, error = r.error })
+    -- refused before the destination's folder is made: no dd/x is left behind
+    r = reg:run("move_file", { from = "dd", to = "./dd/x/inner" }, ctx)
+    assert.same({ ok = false, code = "EINVAL", error = "workspace: move: cannot move a directory into itself: dd -> dd/x/inner" },
+      { ok = r.ok, code = r.code, error = r.error })
+    local _, _, gone = ctx.fs:stat("dd/x")
+    assert.equal("ENOENT", gone)
+    r = reg:run("move_file", { from = "a.txt", to = "new/deeper/b.txt" }, ctx) -- (the folders made as before)
+    assert.is_true(r.ok, r.error)
+    r = reg:run("move_file", { from = "new/deeper/b.txt", to = "a.txt" }, ctx)
+    assert.is_true(r.ok, r.error)
     assert(ctx.fs:mkdir("real"))
     assert(os.execute("ln -s real " .. root .. "/sl"))
     r = reg:run("move_file", { from = "a.txt", to = "sl/a.txt" }, ctx)
