@@ -118,6 +118,7 @@ struct http_req {
   int starting;         /* in c->starting, not yet handed to libcurl */
   int draining;         /* released after [DONE]; freed when the transfer ends */
   size_t body_len;
+  int body_sent;        /* the whole body went out (http_body_sent), noted as it detaches */
   http_req *ready_next;
   http_req *start_next;
   http_req *prev, *next;
@@ -284,10 +285,20 @@ static http_hdrs *http_hdrs_get(http_client *c, const char *const *lines, size_t
 
 static void http_unstart(http_req *r);
 
+/* Whether libcurl sent the whole body of the request's transfer (a handle not yet handed
+ * to libcurl may still hold its last transfer's count: not asked). */
+static int http_upload_done(http_req *r) {
+  curl_off_t sent = -1;
+  if (r->c->api.easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK) return 0;
+  return r->body_len > 0 && sent == (curl_off_t)r->body_len;
+}
+
 /* Removes the easy handle from libcurl and marks the request finished. */
 static void http_detach(http_req *r) {
+  int starting = r->starting;
   if (r->starting) http_unstart(r);
   if (r->easy) {
+    r->body_sent = !starting && http_upload_done(r);
     r->c->api.multi_remove_handle(r->c->multi, r->easy);
     /* a paused handle keeps its pause and the piece it held: not one to reuse */
     if (r->paused) r->c->api.easy_cleanup(r->easy);
@@ -1045,6 +1056,11 @@ void http_events_clear(http_req *r) {
 }
 
 int http_finished(const http_req *r) { return r->finished || r->fr.done; }
+
+int http_body_sent(http_req *r) {
+  if (r->easy && r->c) return !r->starting && http_upload_done(r);
+  return r->body_sent;
+}
 
 const char *http_error(const http_req *r, const char **msg, const char **phase) {
   if (msg) *msg = r->err_code ? (r->err ? r->err : "out of memory") : NULL;

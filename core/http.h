@@ -102,6 +102,10 @@ const char *http_error(const http_req *r, const char **msg, const char **phase);
 /* How the body is split: with framing_by_type, known once the headers are complete. */
 frame_mode http_framing(const http_req *r);
 
+/* 1 when the request's whole body went out (a request aborted after it reached the server,
+ * which may bill it), also once it was aborted; 0 for one not sent whole, or with no body. */
+int http_body_sent(http_req *r);
+
 /* Bytes of body received so far. */
 size_t http_received(const http_req *r);
 

@@ -327,6 +327,13 @@ static int lh_received(lua_State *L) {
   return 1;
 }
 
+/* req:sent() -> true when the whole request body went out (also after an abort) */
+static int lh_sent(lua_State *L) {
+  lh_req *q = lh_check(L);
+  lua_pushboolean(L, http_body_sent(q->r));
+  return 1;
+}
+
 /* req:close(): aborts the transfer if it still runs and frees it. Idempotent. */
 static int lh_close(lua_State *L) {
   lh_req *q = luaL_checkudata(L, 1, LH_REQ);
@@ -610,6 +617,7 @@ static const luaL_Reg lh_methods[] = {
     {"ready", lh_ready},
     {"framing", lh_framing},
     {"received", lh_received},
+    {"sent", lh_sent},
     {"decoded", lh_decoded},
     {"close", lh_close},
     {NULL, NULL},

@@ -690,7 +690,12 @@
     let s = u.calls + (u.calls === 1 ? " call, " : " calls, ") + u.input + " prompt tokens" +
       (u.cached ? " (" + u.cached + " cached)" : "") + ", " + u.output + " output tokens";
     const cs = Object.keys(u.cost || {}).sort().map((c) => money(u.cost[c], c));
-    if (cs.length) s += ", cost " + cs.join(" + ");
+    if (cs.length) {
+      s += ", cost " + cs.join(" + ");
+      // as orket card says it (orket.cost usage_text): the cost leaves these calls out
+      const unknown = u.calls - (u.priced || 0);
+      if (unknown > 0) s += " (" + unknown + (unknown === 1 ? " call" : " calls") + " of unknown cost)";
+    }
     return s;
   }
 

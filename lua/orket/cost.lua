@@ -162,6 +162,13 @@ function M.usage_error(u)
         math.type(v) == "float" and string.format("%.17g", v) or tostring(v), M.MAX_TOKENS)
     end
   end
+  -- more cached than prompt tokens is priced as their sum (counted), which must be a count
+  -- too: cut to MAX_TOKENS, it dropped uncached tokens and cost less than any reading
+  local p, c = math.tointeger(u.prompt_tokens), math.tointeger(u.cached_tokens)
+  if p and c and c > p and p + c > M.MAX_TOKENS then
+    return string.format("prompt_tokens (%d) + cached_tokens (%d), read as Anthropic's counts (more cached than "
+      .. "prompt tokens), is %d, not a token count (a whole number from 0 to %d)", p, c, p + c, M.MAX_TOKENS)
+  end
 end
 
 --- counted(u) -> usage, note | nil: a usage usage_error accepted, its counts as integers.
@@ -174,7 +181,7 @@ function M.counted(u)
   for _, k in ipairs(USAGE_FIELDS) do out[k] = out[k] ~= nil and math.tointeger(out[k]) or nil end
   local p, c = out.prompt_tokens, out.cached_tokens
   if not (p and c and c > p) then return out end
-  out.prompt_tokens = math.min(p + c, M.MAX_TOKENS)
+  out.prompt_tokens = p + c -- (at most MAX_TOKENS: usage_error refused a larger sum)
   return out, string.format("cached_tokens (%d) is more than prompt_tokens (%d): read as prompt tokens that leave "
     .. "the cached ones out, priced as %d prompt tokens, %d of them cached", c, p, out.prompt_tokens, c)
 end

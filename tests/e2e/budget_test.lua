@@ -232,6 +232,72 @@ concurrency = 1]], nil, 2)
     assert.equal("stalled", evs.run_end[1].status)
   end)
 
+  it("sends the output the estimate assumes as max_tokens when budgets.max_output_tokens is 0", function()
+    -- unsent, nothing bounded the answer: a call of 16000 output tokens cost over three
+    -- times the estimate (4096 tokens) the check let it go on
+    local dir = project([[{ turns_per_card = 1, cost_per_run = "5 USD" }]])
+    run(dir)
+    assert.equal(4096, fake.log()[1].request.max_tokens)
+    -- one set is sent as it is
+    fake.reset()
+    dir = project([[{ turns_per_card = 1, cost_per_run = "5 USD", max_output_tokens = 300 }]])
+    run(dir)
+    assert.equal(300, fake.log()[1].request.max_tokens)
+    -- with no money budget counting the call, none is sent (the provider's own limit)
+    fake.reset()
+    dir = project([[{ turns_per_card = 1 }]])
+    run(dir)
+    assert.is_nil(fake.log()[1].request.max_tokens)
+  end)
+
+  it("charges the calls its stop aborted after they were sent, at their estimates, as charged failures", function()
+    -- M-1's call (fast, 100000 prompt tokens: 0.25 USD) passes the run's 0.10 USD; its
+    -- turn's next check ends the run while the three slow calls wait for their answers.
+    -- The server had each whole request and bills it: before, none was charged or journaled.
+    local F1, S1 = "prompt=100000,first_byte_ms=100", "prompt=100000,first_byte_ms=3000"
+    local store = B.name() == "pg" and string.format("store = { url = %q }\n", B.fresh_url()) or ""
+    local dir = fake.one_issue(string.format([[
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } },
+  prices = { ["fake:%s"] = %s, ["fake:%s"] = %s } }
+team = { senior_developer = { roles = { "coder" }, model = "fake:%s" }, junior_developer = { roles = { "coder" }, model = "fake:%s" },
+  integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { cost_per_run = "0.10 USD", max_output_tokens = 1000 }
+concurrency = 4
+%s]], F1, fake.url .. "/v1", F1, PRICE, S1, PRICE, F1, S1, store))
+    local list = { { id = "M-1", summary = "one", seat = "senior_developer" } }
+    for i = 2, 4 do list[i] = { id = "M-" .. i, summary = "Do it " .. i, seat = "junior_developer" } end
+    H.write(dir .. "/epics/m.json", cjson.encode { id = "M", name = "Model", issues = list })
+    assert(H.orket("import", { cwd = dir }).status == 0)
+    local evs = run(dir)
+    assert.equal(4, requests())
+    assert.equal("stalled", evs.run_end[1].status)
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local n, charged, cards = 0, 0, {}
+    for _, r in ipairs(db:rows("SELECT card_id, data FROM events WHERE kind = 'model_failure' ORDER BY id")) do
+      local d = cjson.decode(r.data)
+      assert.same({ "canceled", true, 1000, "USD" }, { d.class, d.aborted, d.completion_tokens, d.currency })
+      -- at the estimate: the prompt by its bytes, uncached, and the whole allowance of output
+      assert.is_true(d.prompt_tokens > 0 and d.prompt_tokens < 100000, r.data)
+      assert.equal(require("orket.cost").estimate(require("orket.cost").price(
+        { input = "2.50", cached_input = "1.25", output = 10, currency = "USD" }), d.prompt_tokens, 1000), d.cost)
+      n, charged, cards[#cards + 1] = n + 1, charged + d.cost, r.card_id
+    end
+    table.sort(cards)
+    assert.same({ "M-2", "M-3", "M-4" }, cards)
+    -- the run's usage counts the four calls the provider billed
+    local usage = require("orket.store.costs").totals(db, { run = 1 })
+    assert.same({ 4, 4 }, { usage.calls, usage.priced })
+    assert.equal(250050 + charged, usage.cost.USD)
+    assert.equal(3, #evs.model_failure)
+    -- the run's reason says what it had spent when it ended, as its usage does, beside
+    -- what it had when its budget stopped it
+    local all = require("orket.cost").format(250050 + charged, "USD")
+    for _, reason in ipairs { evs.run_end[1].reason, evs.stall[1].reason } do
+      assert.matches("the run 1 spent 0.25005 USD of its 0.10 USD", reason, 1, true)
+      assert.matches("with the calls then in flight, the run 1 spent " .. all .. ";", reason, 1, true)
+    end
+  end)
+
   it("charges a call whose answer's usage is refused: the run's budget stops the run before every card is asked", function()
     -- each answer's usage is refused, yet each call is billed: charged its estimate (about
     -- 0.045 USD, its whole allowance of output), two calls fill the run's 0.10 USD, and the

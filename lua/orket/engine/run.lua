@@ -1135,6 +1135,10 @@ function Run:execute()
     self:start_jobs(st, jobs)
     if not self:wait_round(st, changed, others) then break end
   end
+  -- the calls its own stop aborted after they were sent: billed, so charged (docs/cost.md)
+  turn.record_aborted(self)
+  -- a money budget's reason says what the run had spent when it ended, those calls counted
+  if self.halted then self.halted = spend.halted_now(self) end
   close_execution(self, st)
   return self:conclude(st.target, st.view)
 end

@@ -33,6 +33,22 @@ M.SCOPES = { "card", "epic", "rock", "run", "day" }
 -- each scope's budget's name in orket.lua, made once (check runs before every model call)
 local BUDGET_KEYS = {}
 for i, s in ipairs(M.SCOPES) do BUDGET_KEYS[i] = "cost_per_" .. s end
+
+--- max_tokens(run, job) -> the request's max_tokens | nil: budgets.max_output_tokens when
+--- set; else, when a money budget counts the model's calls (one in its price's currency),
+--- the allowance the estimate assumes (DEFAULT_MAX_OUTPUT). Unsent, nothing bounded the
+--- answer, and a call could cost many times the estimate the check let it go on.
+function M.max_tokens(run, job)
+  local b = run.settings.budgets
+  if b.max_output_tokens > 0 then return b.max_output_tokens end
+  local price = M.price(run, job.model)
+  if not price then return nil end
+  for i = 1, #BUDGET_KEYS do
+    local budget = b[BUDGET_KEYS[i]]
+    if budget and budget.currency == price.currency then return M.DEFAULT_MAX_OUTPUT end
+  end
+  return nil
+end
 -- the scopes whose budget makes the card wait (the others end the run)
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
@@ -146,7 +162,10 @@ local CHECKING = { __close = function(c) c.run.money_checking = c.run.money_chec
 
 --- guard(run, job) -> a to-be-closed value releasing the job's hold when the turn ends in any
 --- way (returned, raised, or its task cancelled while the call was in flight)
-local GUARD = { __close = function(g) M.release(g.run, g.job) end } -- one for every turn
+local GUARD = { __close = function(g)
+  M.aborted(g.run, g.job)
+  M.release(g.run, g.job)
+end } -- one for every turn
 function M.guard(run, job)
   return setmetatable({ run = run, job = job }, GUARD)
 end
@@ -402,6 +421,42 @@ function M.refused(run, job, req, counts)
   return c
 end
 
+--- aborted(run, job): the job's turn ends with its call in flight (job.calling, its
+--- request): when the run's own stop (a budget: run.halted) cancelled it after its whole
+--- request reached the server (req.sent_whole, orket.llm.transport), which bills it, the
+--- call is kept in run.spend.aborted for the run to charge and journal once its turns are
+--- stopped (orket.engine.turn.record_aborted): the turn's task is being closed, where the
+--- store's writes cannot wait. A call not yet sent whole is not charged.
+function M.aborted(run, job)
+  local req = job.calling
+  job.calling = nil
+  if not (req and req.sent_whole and run.halted) then return end
+  req.sent_whole = nil
+  local sp = run.spend
+  if not sp then
+    sp = fresh()
+    run.spend = sp
+  end
+  sp.aborted = sp.aborted or {}
+  sp.aborted[#sp.aborted + 1] = { job = job, req = req }
+end
+
+--- taken_aborted(run) -> the calls aborted() kept ({job=, req=}), each at most once
+function M.taken_aborted(run)
+  local list = run.spend and run.spend.aborted or {}
+  if run.spend then run.spend.aborted = nil end
+  return list
+end
+
+--- abort_charge(run, job, req) -> the charge of a call the run's stop aborted after it was
+--- sent (aborted): at its estimate, the hold it took, as a call billed with no usage is
+--- ({..., aborted = true}; as refused's otherwise).
+function M.abort_charge(run, job, req)
+  local c = charge(run, job, req, {})
+  c.aborted = true
+  return c
+end
+
 --- cut(run, job, req) -> the charge of a call whose answer began and then failed (the
 --- stream cut, an error event mid-way: failure.delivered): the provider billed what it
 --- generated, which no usage counts, so it is charged as a call without usage is, at the
@@ -526,7 +581,10 @@ function M.check(run, job, req)
         run:emit { type = "budget_reached", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           estimate = est, budget = budget.micros, currency = price.currency }
         if not M.CARD_SCOPES[s] then
-          run.halted = run.halted or detail
+          if not run.halted then
+            run.halted = detail
+            run.spend.halt = { scope = s, id = id, spent = t.micros, currency = price.currency }
+          end
           return { ended = "canceled", detail = detail }
         end
         return { ended = "budget", detail = detail, money = money_of(s, id, t, est, budget, price) }
@@ -548,6 +606,22 @@ function M.check(run, job, req)
     job.money_hold = { totals = held, amount = est }
   end
   return nil
+end
+
+--- halted_now(run) -> run.halted, saying what the scope had spent when the run ended when
+--- that is more than when its budget stopped it: the calls in flight then went on to be
+--- recorded (or charged, aborted), and a reason naming only the first amount disagreed
+--- with the run's usage. Read once the run's turns are stopped.
+function M.halted_now(run)
+  local h = run.spend and run.spend.halt
+  if not h or not run.halted then return run.halted end
+  local f = {}
+  if h.scope == "day" then f.since = h.id .. "T00:00:00.000Z" else f[h.scope] = h.id end
+  local ok, sums = pcall(costs.totals, run.db, f)
+  local now = ok and sums.cost[h.currency]
+  if not (now and now > h.spent) then return run.halted end
+  return string.format("%s; with the calls then in flight, the %s %s spent %s", run.halted, h.scope, tostring(h.id),
+    cost.format(now, h.currency))
 end
 
 -- The cards under target (itself for an issue) that wait on a money budget.

@@ -143,9 +143,9 @@ M.context = make_context
 -- answers (scripted sequences) counts this one too. A canceled call is not: the run was
 -- stopped, and the resumed run asks again, as an uninterrupted one asked once.
 local function record_failure(run, job, req, class, msg, charged)
-  -- a charged call (its answer's usage refused, or cut after it began) was answered and
-  -- billed, stopping or not
-  if class == "canceled" or (run.stopping and not charged) then return end
+  -- a charged call (its answer's usage refused, cut after it began, or sent whole before
+  -- the run's own stop aborted it) was billed, stopping or not
+  if not charged and (class == "canceled" or run.stopping) then return end
   local begun = job.begun
   local ok, err = run.db:tx(function()
     run:check_lease(job)
@@ -161,7 +161,7 @@ local function record_failure(run, job, req, class, msg, charged)
         prompt_tokens = charged and charged.prompt_tokens,
         completion_tokens = charged and charged.completion_tokens, cost = charged and charged.cost,
         currency = charged and charged.currency, refused_usage = charged and charged.refused_usage,
-        cut = charged and charged.cut } }
+        cut = charged and charged.cut, aborted = charged and charged.aborted } }
     return true
   end)
   if not ok and job.lease_lost then error(err, 0) end
@@ -171,6 +171,21 @@ local function record_failure(run, job, req, class, msg, charged)
     if not (run.journal_broken and run:journal_broken(job.card_id)) then
       run:emit { type = "journal_error", card = job.card_id, error = err }
     end
+  end
+end
+
+--- record_aborted(run): charges and journals the calls the run's own stop aborted after
+--- they were sent (spend.aborted), each as a charged model_failure of class canceled, at its
+--- estimate: the provider billed them. Run once the run's turns are stopped.
+function M.record_aborted(run)
+  for _, a in ipairs(spend.taken_aborted(run)) do
+    local job, req = a.job, a.req
+    local charged = spend.abort_charge(run, job, req)
+    local msg = "the run stopped (" .. tostring(run.halted) .. ") after the request was sent: charged at its estimate"
+    pcall(record_failure, run, job, req, "canceled", msg, charged) -- (a lost lease: nothing more to write)
+    run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
+      class = "canceled", prompt_tokens = charged.prompt_tokens, completion_tokens = charged.completion_tokens,
+      cost = charged.cost, currency = charged.currency, response_model = charged.model }
   end
 end
 
@@ -232,7 +247,9 @@ local function call_model(run, job, req)
     if over then return nil, over.detail, "budget", over end
     local sent = rt.now()
     job.called = true -- (a money budget that stops a turn before any call leaves it uncounted)
+    job.calling = req -- (the run's stop may close the turn mid-call: spend.aborted)
     local res, msg, class, failure = run.llm:chat(req)
+    job.calling = nil
     if res then return res end
     -- a refused usage's call was billed, and so was an answer cut after it began: charged,
     -- not only released
@@ -886,7 +903,8 @@ function M.run(run, job)
       local req = {
         model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
         fixed_tools = true, -- the registry's own entries (tools.lua: specs), never changed
-        max_tokens = run.settings.budgets.max_output_tokens > 0 and run.settings.budgets.max_output_tokens or nil,
+        -- under a money budget, at least the output the estimate assumes (spend.max_tokens)
+        max_tokens = spend.max_tokens(run, job),
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }

@@ -172,6 +172,11 @@ local function clipped(s)
   return inert.clip(s, M.NAME_MAX)
 end
 
+-- Closes with an attempt however it ends: a task cancelled while it waits (its run stopped)
+-- is not resumed, so req.sent_whole tells its caller whether the server had the whole
+-- request, which it bills (chat clears it when the attempt returns).
+local SENT_MARK = { __close = function(m) m.req.sent_whole = m.hr:sent() or nil end }
+
 local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local url, body, tools_text = wire.build(p.conf, model, req, stream)
   local encoded, jerr = request_text(p, body, tools_text, req, model, stream)
@@ -201,6 +206,7 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local hr <close>, herr = http.request(o)
   o.body = nil -- not kept alive by the provider
   if not hr then return nil, common.err("bad_request", herr) end
+  local _ <close> = setmetatable({ hr = hr, req = req }, SENT_MARK)
   local status, h, code, phase = hr:headers()
   if not status then
     local e = transport_error(h, code, phase)
@@ -365,6 +371,7 @@ function M.chat(p, model, req)
           p.name, p.sem.limit), { retryable = false, phase = "queue" })
       end
     end
+    req.sent_whole = nil -- (only an attempt that never returned leaves it: SENT_MARK)
     if not ok then error(res, 0) end -- a bug, or on_delta raised: the caller's to see
     if res then
       -- a server that echoes the key back (in the answer, a tool call, or any other field

@@ -341,7 +341,8 @@ local function money(v, path)
   if not amount then fail(path, "must be an amount and a currency, e.g. \"5.00 USD\" (got \"%s\")", v) end
   if not cost.CURRENCIES[currency] then fail(path, "names %s, not the ISO 4217 code of a currency in use, such as USD", currency) end
   local m, why = cost.micros(amount)
-  if not m then fail(path, "%s", why) end
+  -- cost.micros says a price's range, where 0 is allowed: a budget's starts above 0
+  if not m then fail(path, "%s", (why:gsub("^must be from 0 to", "must be more than 0 and at most"))) end
   if m == 0 then fail(path, "must be more than 0 (leave it out for no budget)") end
   return { micros = m, currency = currency, text = v }
 end

@@ -95,6 +95,11 @@ function M.text(doc)
   row("turns per card", num(c.turns_per_card, "%.2f"), num(v.turns_per_card, "%.2f"))
   row("tokens per card", num(c.tokens_per_card, "%.0f"), num(v.tokens_per_card, "%.0f"))
   row("cost per card", money(c), money(v))
+  -- the calls the cost leaves out (no price, no usage), as orket card says them: a variant
+  -- on an unpriced model looked cheaper by its priced reviews alone
+  if c.unpriced_calls > 0 or v.unpriced_calls > 0 then
+    row("calls of unknown cost", tostring(c.unpriced_calls), tostring(v.unpriced_calls))
+  end
   row("wall per done card", wall(c), wall(v))
   return table.concat(lines)
 end

@@ -198,4 +198,21 @@ describe("the arms in the store (" .. B.name() .. ")", function()
     local _, err, code = view.doc(db, "zzz", { a = {} })
     assert.same({ "no experiment named \"zzz\" (experiments: a)", "ENOENT" }, { err, code })
   end)
+
+  it("say in the report's text the calls of unknown cost beside the cost per card", function()
+    -- a variant on an unpriced model: its cost per card counts only its priced reviews, so
+    -- it looked half the control's with nothing said of its 4 unpriced calls
+    local function arm(micros, unpriced)
+      return { cards = 4, done = 4, done_rate = 1, rejections = 0, rejections_per_card = 0, turns_per_card = 2,
+        tokens_per_card = 30, cost_per_card = { USD = micros }, unpriced_calls = unpriced, wall = {} }
+    end
+    local doc = { experiment = "local_model", configured = { share = 0.5, model = "fake:local" },
+      arms = { control = arm(156, 0), variant = arm(78, 4) } }
+    local text = view.text(doc)
+    assert.matches("\ncost per card%s+0.000156 USD%s+0.000078 USD\n", text)
+    assert.matches("\ncalls of unknown cost%s+0%s+4\n", text)
+    -- with every call priced, nothing more is said
+    doc.arms.variant.unpriced_calls = 0
+    assert.is_nil(view.text(doc):find("unknown cost", 1, true))
+  end)
 end)

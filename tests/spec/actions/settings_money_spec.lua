@@ -43,6 +43,12 @@ describe("orket.lua's money settings", function()
       settings.check(data({ ["fake:m"] = PRICE }, { cost_per_run = "5 xyz" })))
   end)
 
+  it("say a budget's range from above 0, where a price's starts at 0", function()
+    -- the message was a price's ("from 0 to 999999999"), yet a budget of 0 is refused too
+    assert.same({ "orket.lua: budgets.cost_per_run: must be more than 0 and at most 999999999" },
+      settings.check(data({ ["fake:m"] = PRICE }, { cost_per_run = "1000000000 USD" })))
+  end)
+
   it("refuse a price under a provider that is not configured, naming the providers", function()
     local msgs = settings.check(data({ ["fkae:m"] = PRICE, ["fake:m"] = PRICE }))
     assert.same({ "orket.lua: models.prices[\"fkae:m\"] names provider 'fkae', which is not configured (providers: "

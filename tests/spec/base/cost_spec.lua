@@ -256,8 +256,16 @@ describe("a call's cost from counts out of range", function()
     assert.equal(18250, cost.of(p, u))
     assert.is_true(cost.of(p, u) >= cost.of(p, { prompt_tokens = 4000, cached_tokens = 4000, completion_tokens = 200 }))
     assert.is_true(cost.of(p, u) >= cost.of(p, { prompt_tokens = 4000, completion_tokens = 200 }))
-    -- never past the most a count may be
-    assert.equal(cost.MAX_TOKENS, cost.counted { prompt_tokens = 7, cached_tokens = cost.MAX_TOKENS }.prompt_tokens)
+    -- a sum past the most a count may be is refused, never cut: cut to 2^31 - 1, the
+    -- Anthropic reading of 2e9 + 1 cached cost less than the 2e9 all cached
+    assert.equal("prompt_tokens (2000000000) + cached_tokens (2000000001), read as Anthropic's counts (more cached "
+      .. "than prompt tokens), is 4000000001, not a token count (a whole number from 0 to 2147483647)",
+      cost.usage_error { prompt_tokens = 2e9, completion_tokens = 0, cached_tokens = 2000000001 })
+    assert.matches("is 2147483654, not a token count",
+      cost.usage_error { prompt_tokens = 7, cached_tokens = cost.MAX_TOKENS })
+    -- at the most, it is a count
+    assert.is_nil(cost.usage_error { prompt_tokens = 7, cached_tokens = cost.MAX_TOKENS - 7 })
+    assert.equal(cost.MAX_TOKENS, cost.counted { prompt_tokens = 7, cached_tokens = cost.MAX_TOKENS - 7 }.prompt_tokens)
   end)
 end)
 

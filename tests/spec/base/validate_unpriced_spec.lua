@@ -46,6 +46,17 @@ describe("orket validate with a money budget", function()
       got[2].message)
   end)
 
+  it("warns of an experiment's variant model that no money budget counts, as of a seat's", function()
+    -- before, only the default, the seats' and the roles' models were checked: a variant on
+    -- a local model validated silently, and the run said budget_unpriced at its first call
+    local got = unpriced(project('budgets = { cost_per_run = "2 USD", cost_per_card = "1 EUR" }\n'
+      .. 'experiments = { local_model = { share = 0.5, model = "fake:local" } }'))
+    assert.equal(2, #got)
+    assert.matches("fake:b has no price", got[1].message, 1, true)
+    assert.equal("budgets.cost_per_card: fake:local has no price in models.prices, so its calls count against no "
+      .. "money budget (a run says so at its first call: budget_unpriced)", got[2].message)
+  end)
+
   it("says nothing without a money budget, nor of a model whose currency one budget is in", function()
     assert.same({}, unpriced(project("budgets = { turns_per_card = 3 }")))
     local got = unpriced(project('budgets = { cost_per_run = "2 USD", cost_per_card = "1 EUR" }'))
