@@ -166,10 +166,18 @@ end
 function M.load(files, base)
   local set = setmetatable({ rules = {}, predicates = {}, files = {}, origin = {} }, Set)
   for _, path in ipairs(files) do
-    local box, refused
+    local box, refused, loaded
     local shown, chunk = M.shown_name(path), scriptfile.name(path, base)
+    local merr, mcode = scriptfile.misnamed(path, chunk)
+    if merr then return nil, merr, mcode end
     local function adder(level)
       return function(spec)
+        -- the set is compiled once the files have loaded: a rule added later (from a
+        -- `when`) would be listed and never applied, one more at every call
+        if loaded then
+          error(string.format("%s{} may only be called while %s loads, not from a rule's when or later: "
+            .. "the rules are fixed once the file has loaded", level, shown), 2)
+        end
         -- the script's line that made the call (through a pcall, a frame or two up)
         local where, line = chunk, nil
         for level = 2, 6 do
@@ -198,6 +206,7 @@ function M.load(files, base)
       globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
     }
     local ok, err, code = scriptfile.run(box, path, { chunk = chunk, result = false, any_result = true })
+    loaded = true
     -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too. A rule
     -- refused is bad input (EINVAL), whether the script let its error end the load or caught
     -- it: only a failure of the script itself is ERUNTIME (or ESYNTAX, EBUDGET)

@@ -6,6 +6,7 @@
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local plain = require "orket.c.plain"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -20,14 +21,22 @@ function M.read(path, max)
 end
 
 --- is_name(name) -> whether a file name is a script's: NAME.lua, NAME of letters, digits,
---- '_' and '-' (what list lists, a hot reload watches and validate says of the others)
+--- '_' and '-' (what a loader reads; misnamed refuses the others list lists)
 function M.is_name(name)
   return name:match("^[%w_%-]+%.lua$") ~= nil
 end
 
---- list(dir) -> sorted paths "dir/name.lua" of dir's entries named like a script, of any
---- kind: a FIFO or a folder so named is listed, for read to refuse by name (skipped, it
---- would be a role or policy silently missing). {} when dir does not exist.
+--- meant(name) -> whether a folder's entry is taken for a script: its name ends in ".lua",
+--- in any case, and is not hidden. A hidden name (emacs's .#x.lua lock, macOS's ._x.lua,
+--- vim's .x.lua.swp) or another ending (x.lua~, x.lua.orig) is an editor's or the OS's.
+function M.meant(name)
+  return name:sub(1, 1) ~= "." and name:sub(-4):lower() == ".lua"
+end
+
+--- list(dir) -> sorted paths "dir/name" of dir's entries taken for scripts (meant), of any
+--- kind: a FIFO or a folder so named is listed, for read to refuse by name, and so is a
+--- name no script has ("deny v2.lua"), for the loaders to refuse (misnamed): skipped,
+--- either would be a role or policy silently missing. {} when dir does not exist.
 function M.list(dir)
   local out = {}
   local h = uv.fs_scandir(dir)
@@ -35,10 +44,23 @@ function M.list(dir)
   while true do
     local name = uv.fs_scandir_next(h)
     if not name then break end
-    if M.is_name(name) then out[#out + 1] = dir .. "/" .. name end
+    if M.meant(name) then out[#out + 1] = dir .. "/" .. name end
   end
   table.sort(out)
   return out
+end
+
+--- misnamed(path, chunk) -> nil | "chunk: message", "EINVAL": a listed script (list) whose
+--- file name is not NAME.lua, which a loader refuses rather than skip: a policy file skipped
+--- is a deny that never fires, a role or tool skipped leaves the built-in in its place.
+function M.misnamed(path, chunk)
+  local name = path:match("[^/]*$")
+  if M.is_name(name) then return nil end
+  local folder = chunk:match("([^/]+)/[^/]*$")
+  -- (the name made inert: a file's name may hold anything but '/' and NUL)
+  return string.format("%s: the file's name is no script's: a script is named NAME.lua, NAME of letters, "
+    .. "digits, '_' and '-'; rename it, or move it out of %s", inert.line(chunk),
+    folder and (inert.line(folder) .. "/") or "its folder"), "EINVAL"
 end
 
 --- name(path[, base]) -> the name a script is loaded under: path relative to the project
@@ -63,13 +85,34 @@ function M.shown(def, default)
   return def.chunk or (def.file or default):gsub("^%./", "")
 end
 
+-- Whether an error's position is in Orket's own Lua (lua/orket/ under its home, the real
+-- path of the bytecode's file): a helper a script called (prompt.*, ctx.fs) raised it
+local function in_orket(src)
+  local home = rt.home()
+  if type(home) == "string" and home ~= "" and src:sub(1, #home + 1) == home .. "/" then return true end
+  -- Lua shortens a long name to "...its end"
+  return src:sub(1, 3) == "..." and src:find("lua/orket/", 1, true) ~= nil
+end
+
+--- unhosted(line) -> line without a position in Orket's own Lua it begins with
+--- ("/srv/orket/lua/orket/engine/prompt.lua:15: "): it names a line of Orket's, and the
+--- machine's directory, to the script's author and the model
+function M.unhosted(line)
+  local src, rest = line:match("^([^\n]-):%d+: (.*)$")
+  if src and in_orket(src) then return rest end
+  return line
+end
+
 --- message(err, chunk) -> "chunk[:line]: message", the first line of a script's error. A
---- budget error ("script: instruction budget exceeded ...") names no file: the chunk is
---- put in front, with the line of the script's innermost frame in the traceback.
+--- budget error ("script: instruction budget exceeded ...") names no file, nor a value
+--- raised that is no message, nor one raised in Orket's own code the script called (its
+--- position is taken off: unhosted): the chunk is put in front, with the line of the
+--- script's innermost frame in the traceback.
 function M.message(err, chunk)
   err = tostring(err)
   local first = err:match("^[^\n]*")
   if first:sub(1, #chunk + 1) == chunk .. ":" then return first end
+  first = M.unhosted(first)
   local line
   for src, n in err:gmatch("\n%s*([^\n]-):(%d+):") do
     -- Lua shortens a long file name to "...its end" in tracebacks
@@ -79,6 +122,18 @@ function M.message(err, chunk)
     end
   end
   return chunk .. (line and (":" .. line) or "") .. ": " .. first
+end
+
+--- said(err, chunk) -> message(err, chunk) for a turn's readers (a card's comment, the
+--- model): Orket's own script, loaded under its path, named "orket:roles/x.lua" as a policy
+--- is (orket.policy.shown_name), so that no directory of the machine is in it
+function M.said(err, chunk)
+  local msg = M.message(err, chunk)
+  local home = rt.home()
+  if type(home) == "string" and home ~= "" and msg:sub(1, #home + 1) == home .. "/" then
+    msg = "orket:" .. msg:sub(#home + 2)
+  end
+  return msg
 end
 
 --- run(box, path[, {chunk=, result=}]) -> true, value | false, "file[:line]: message", CODE

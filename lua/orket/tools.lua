@@ -121,6 +121,8 @@ function M.load(files, base)
     -- that loops fails its load in about 50 ms of CPU rather than a handler's second; the
     -- box's calls of the handler get the tool budget afterwards.
     local chunk = scriptfile.name(path, base)
+    local merr, mcode = scriptfile.misnamed(path, chunk)
+    if merr then return nil, merr, mcode, { merr } end
     local box = scriptenv.new { name = chunk, globals = { glob = cgate.glob } }
     local ok, def, code = scriptfile.run(box, path, { chunk = chunk }) -- detached: no script metamethod runs below
     if not ok then return nil, def, code, { def } end
@@ -198,10 +200,10 @@ function Registry:kept_specs(names)
   return out
 end
 
--- What a tool handler may do with the workspace: the operations, not close. Reads go
--- through ctx.may_read when the host gives one, so a tool that reads many files
--- (search_files) cannot reach what the policies deny to read_file.
-local FS_OPS = { "read", "write", "append", "list", "stat", "mkdir", "delete", "move" }
+-- What a tool handler may do with the workspace: the operations (FS_FN below: read, write,
+-- append, list, stat, mkdir, delete, move), not close. Reads go through ctx.may_read when
+-- the host gives one, so a tool that reads many files (search_files) cannot reach what the
+-- policies deny to read_file.
 
 -- A view is a table of the shared functions below; the workspace and may_read it stands for
 -- are kept here, out of the script's reach. Eight closures and a growing table per call
@@ -209,20 +211,64 @@ local FS_OPS = { "read", "write", "append", "list", "stat", "mkdir", "delete", "
 local fs_of = setmetatable({}, { __mode = "k" })
 local may_read_of = setmetatable({}, { __mode = "k" })
 
-local FS_FN = {}
-for _, op in ipairs(FS_OPS) do
-  FS_FN[op] = function(view, path, ...)
-    local fs = fs_of[view]
-    if not fs then
-      if fs == false then error(op .. ": this workspace view was given to a tool call that has ended", 2) end
-      error("bad argument #1 to '" .. op .. "' (workspace view expected; call it as ctx.fs:" .. op .. "(...))", 2)
-    end
-    local may_read = may_read_of[view]
-    if op == "read" and may_read and not may_read(path) then
-      return nil, "workspace: reading " .. tostring(path) .. " is denied by policy", "EPERM"
-    end
-    return fs[op](fs, path, ...)
+-- The workspace a view stands for, its arguments checked (raised at the script's call):
+-- a path that is no string is a mistake of the script's, not a denial (the policy check
+-- refused it as one), nor a name (the workspace took 5 for "5"). list's path may be left out.
+local function fs_for(view, op, path, to)
+  local fs = fs_of[view]
+  if not fs then
+    if fs == false then error(op .. ": this workspace view was given to a tool call that has ended", 3) end
+    error("bad argument #1 to '" .. op .. "' (workspace view expected; call it as ctx.fs:" .. op .. "(...))", 3)
   end
+  if type(path) ~= "string" and not (path == nil and op == "list") then
+    error("bad argument #1 to '" .. op .. "' (string expected, got " .. type(path) .. ")", 3)
+  end
+  if op == "move" and type(to) ~= "string" then
+    error("bad argument #2 to 'move' (string expected, got " .. type(to) .. ")", 3)
+  end
+  return fs
+end
+
+-- Each calls the workspace as a method, and not as a tail call: an argument error the
+-- workspace raises then names the method and the script's argument ("bad argument #2 to
+-- 'read'"), where a tail call through a table said '?' and counted the workspace itself.
+local FS_FN = {}
+function FS_FN.read(view, path, opts)
+  local fs = fs_for(view, "read", path)
+  local may_read = may_read_of[view]
+  if may_read and not may_read(path) then
+    return nil, "workspace: reading " .. path .. " is denied by policy", "EPERM"
+  end
+  local a, b, c = fs:read(path, opts)
+  return a, b, c
+end
+function FS_FN.write(view, path, data)
+  local a, b, c = fs_for(view, "write", path):write(path, data)
+  return a, b, c
+end
+function FS_FN.append(view, path, data)
+  local a, b, c = fs_for(view, "append", path):append(path, data)
+  return a, b, c
+end
+function FS_FN.list(view, path)
+  local a, b, c = fs_for(view, "list", path):list(path)
+  return a, b, c
+end
+function FS_FN.stat(view, path)
+  local a, b, c = fs_for(view, "stat", path):stat(path)
+  return a, b, c
+end
+function FS_FN.mkdir(view, path)
+  local a, b, c = fs_for(view, "mkdir", path):mkdir(path)
+  return a, b, c
+end
+function FS_FN.delete(view, path)
+  local a, b, c = fs_for(view, "delete", path):delete(path)
+  return a, b, c
+end
+function FS_FN.move(view, from, to)
+  local a, b, c = fs_for(view, "move", from, to):move(from, to)
+  return a, b, c
 end
 
 local function tool_fs(fs, may_read)
@@ -453,7 +499,10 @@ function Registry:run(name, args, ctx)
   local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
   revoke(views)
   if not ok then
-    return { ok = false, error = name .. ": the tool failed: " .. scriptenv.first_line(res), code = "ETOOL" }
+    -- the script's line, also for a helper it misused (ctx.fs) or a C stack overflow:
+    -- scriptfile.said, which leaves out Orket's files and the machine's directories
+    return { ok = false, error = name .. ": the tool failed: " .. scriptfile.said(res, d.chunk or d.file or name),
+      code = "ETOOL" }
   end
   if res == nil then
     -- only strings leave: a value made by the script could run its metamethods later,
@@ -486,7 +535,7 @@ function Registry:recover(name, args, ctx)
   local _ <close> = views
   local ok, res = d.box:pcall(d.recover, a, tctx)
   revoke(views)
-  if not ok then return "unknown", name .. ": recover failed: " .. scriptenv.first_line(res) end
+  if not ok then return "unknown", name .. ": recover failed: " .. scriptfile.said(res, d.chunk or d.file or name) end
   if res == nil then return "rerun" end
   local plain, perr = scriptenv.copy(res)
   if perr then return "unknown", name .. ": recover's result is not plain data: " .. perr end

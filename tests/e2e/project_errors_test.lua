@@ -160,27 +160,51 @@ describe("a script folder that is a file", function()
     assert.matches(".orket: a file, not a folder: the board lives in .orket/orket.db", v.stdout, 1, true)
     os.remove(p .. "/.orket")
     assert(os.execute("mv " .. H.quote(p .. "/orket.keep") .. " " .. H.quote(p .. "/.orket")))
-    -- a script whose file name no load reads (a dot in it, .LUA) was passed over unseen
+    -- a script whose file name no load reads (a dot in it, .LUA) was passed over unseen, by
+    -- a run without a word (validate warned): a policy's deny so named never applied
     assert(os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/policies")))
     H.write(p .. "/roles/code.reviewer.lua", 'return { intent = "x", tools = {}, system = "s" }\n')
     H.write(p .. "/policies/NoSSH.LUA", 'deny { tool = "*" }\n')
+    H.write(p .. "/policies/deny.v2.lua", 'deny { tool = "*" }\n')
     H.write(p .. "/policies/notes.txt", "not a script\n")
+    local rule = "the file's name is no script's: a script is named NAME.lua, NAME of letters, digits, '_' and '-'; "
+      .. "rename it, or move it out of "
     v = H.orket("validate", { cwd = p })
-    assert.equal(0, v.status, v.stdout)
-    assert.matches("warning: roles/code.reviewer.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
-    assert.matches("warning: policies/NoSSH.LUA: not read", v.stdout, 1, true)
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("roles/code.reviewer.lua: " .. rule .. "roles/", v.stdout, 1, true)
+    assert.matches("policies/NoSSH.LUA: " .. rule .. "policies/", v.stdout, 1, true)
+    assert.matches("policies/deny.v2.lua: " .. rule .. "policies/", v.stdout, 1, true)
     assert.not_matches("notes.txt", v.stdout)
+    for _, cmd in ipairs { "run START", "gate check --role coder --tool read_file" } do
+      local r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: [%w/.]+: the file's name is no script's", r.stderr)
+    end
+    untouched(p)
+    os.remove(p .. "/roles/code.reviewer.lua")
+    os.remove(p .. "/policies/NoSSH.LUA")
+    local r = H.orket("run START", { cwd = p })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: policies/deny.v2.lua: " .. rule .. "policies/\n", r.stderr)
+    os.remove(p .. "/policies/deny.v2.lua")
     -- a name with a space is said once (it was "roles/a b.lua: roles/a b.lua: not read"); an
-    -- editor's lock (.#coder.lua) and macOS's ._x.lua are no one's scripts: not warned about
+    -- editor's files (Emacs's .#coder.lua lock, macOS's ._x.lua, a backup coder.lua~, Vim's
+    -- .coder.lua.swp) are no one's scripts: not said
     H.write(p .. "/roles/a b.lua", "return {}\n")
     H.write(p .. "/roles/.#coder.lua", "x\n")
     H.write(p .. "/roles/._x.lua", "x\n")
+    H.write(p .. "/roles/coder.lua~", "x\n")
+    H.write(p .. "/roles/.coder.lua.swp", "x\n")
     v = H.orket("validate", { cwd = p })
-    assert.equal(0, v.status, v.stdout)
-    assert.matches("warning: roles/a b.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("roles/a b.lua: " .. rule .. "roles/", v.stdout, 1, true)
     assert.not_matches("a b.lua: roles/", v.stdout, 1, true)
     assert.not_matches("#coder", v.stdout, 1, true)
     assert.not_matches("._x", v.stdout, 1, true)
+    assert.not_matches("coder.lua~", v.stdout, 1, true)
+    assert.not_matches("swp", v.stdout, 1, true)
+    os.remove(p .. "/roles/a b.lua")
+    assert.equal(0, H.orket("validate", { cwd = p }).status)
   end)
 end)
 
@@ -283,7 +307,29 @@ describe("orket.lua", function()
       local shown = H.orket("card START-1", { cwd = p }).stdout
       assert.matches("roles/coder.lua:3: kaput", shown, 1, true)
       assert.is_nil(shown:find(p, 1, true), shown)
+      -- and `orket log` says why the turn ended (it said "turn ended: role_error" alone)
+      assert.matches("\n   turn ended: role_error: roles/coder.lua:3: kaput\n",
+        H.orket("log", { cwd = p }).stdout, 1, true)
       assert.equal(0, H.orket("retry START-1", { cwd = p }).status)
+    end
+  end)
+
+  -- a helper the role misused (prompt.brief(5)) raised in Orket's own file: the card's
+  -- comment, the next turn's prompt, said "roles/coder.lua: /ORKET/lua/orket/engine/prompt.lua:15: ..."
+  it("names a prompt helper a role misused at the role's line, with no file or directory of Orket's", function()
+    local p = project { "roles" }
+    H.write(p .. "/roles/coder.lua", 'return { intent = "x", tools = { "update_issue_status" },\n'
+      .. '  build = function(ctx)\n    local m = prompt.brief(5)\n    return m\n  end }\n')
+    assert.equal(0, H.orket("import", { cwd = p }).status)
+    local r = H.orket("run START-1 --json", { cwd = p })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches([["The turn failed: roles/coder.lua:3: bad argument #1 to 'prompt.brief' (card table expected, ]]
+      .. [[got number)"]], r.stdout, 1, true)
+    local shown = H.orket("card START-1", { cwd = p }).stdout
+    assert.matches("roles/coder.lua:3: bad argument #1 to 'prompt.brief'", shown, 1, true)
+    for _, text in ipairs { r.stdout, shown } do
+      assert.is_nil(text:find(H.ROOT, 1, true), text)
+      assert.is_nil(text:find("lua/orket/", 1, true), text)
     end
   end)
 

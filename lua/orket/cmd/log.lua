@@ -130,7 +130,9 @@ local function model_step(ev, _, n, st)
 end
 
 local function turn_end(ev, d, n, st)
-  add(st, string.format("   turn ended: %s", one(d.outcome)))
+  -- with why (a role's "roles/x.lua:3: ..." for role_error), journaled beside the outcome
+  add(st, string.format("   turn ended: %s%s", one(d.outcome),
+    type(d.detail) == "string" and d.detail ~= "" and (": " .. clip(d.detail, n)) or ""))
   if type(d.git_error) == "string" then add(st, "   [git] not committed: " .. clip(d.git_error, n)) end
   if type(d.git_skipped) == "table" then
     add(st, "   [git] left out: " .. clip(table.concat(list_of(d.git_skipped), ", "), n))

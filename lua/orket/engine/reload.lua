@@ -629,7 +629,8 @@ end
 -- that names none (the folder itself), false for nothing to do.
 local function is_script(name)
   if name == nil then return true end
-  return scriptfile.is_name(name) and "file"
+  -- (a name no script has, "deny v2.lua", too: the reload it makes is refused, saying why)
+  return scriptfile.meant(name) and "file"
 end
 
 -- The project folder itself: routing.lua, and script folders created, made again or moved

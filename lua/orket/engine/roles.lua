@@ -18,6 +18,20 @@ local DIALECTS = { native = true, json = true }
 local lua_files = scriptfile.list
 M.lua_files = lua_files
 
+-- Whether t's keys are 1..n and nothing else: an entry under another key (write_file =
+-- true) or after a hole was left out of the role's tools unseen, the tool then refused
+local function is_array(t)
+  local n = 0
+  for k in next, t do
+    if math.type(k) ~= "integer" or k < 1 then return false end
+    n = n + 1
+  end
+  for i = 1, n do
+    if t[i] == nil then return false end
+  end
+  return true
+end
+
 -- Checks a role's table (detached by orket.scriptfile: no script code runs here): role | nil, first problem, every problem (validate reports them
 -- all, so an operator fixes a file in one pass rather than one error per run), and what
 -- could be read of a broken one ({file=, tools=}: its tool names), whose tools validate
@@ -47,7 +61,7 @@ local function validate(def, file, stem)
   end
   if type(rawget(def, "intent")) ~= "string" then bad("intent must be a string saying what the role does") end
   local tools = rawget(def, "tools")
-  if type(tools) ~= "table" then
+  if type(tools) ~= "table" or not is_array(tools) then
     bad("tools must be an array of tool names")
     tools = {}
   end
@@ -108,6 +122,8 @@ end
 function M.load_file(path, base)
   local stem = path:match("([^/]+)%.lua$")
   local chunk = scriptfile.name(path, base)
+  local merr, mcode = scriptfile.misnamed(path, chunk)
+  if merr then return nil, merr, mcode, { merr } end
   local box = scriptenv.new { name = chunk, globals = { prompt = prompt } }
   local ok, def, code = scriptfile.run(box, path, { chunk = chunk })
   if not ok then return nil, def, code, { def } end
@@ -137,13 +153,6 @@ end
 function M.dirs(project_dir)
   local home = rt.home()
   return { home .. "/roles", (project_dir or ".") .. "/roles" }
-end
-
--- msg named by the role's file: a script's error says its "file:line:" itself, a value
--- raised that is not a message does not
-local function in_file(file, msg)
-  if msg:sub(1, #file + 1) == file .. ":" then return msg end
-  return file .. ": " .. msg
 end
 
 local function check_messages(msgs, file)
@@ -200,22 +209,24 @@ function M.messages(role, ctx, own_card)
     local sys = role.system
     if type(sys) == "function" then
       ok, sys, code = role.box:pcall(sys, arg)
-      if not ok then return nil, in_file(file, scriptenv.first_line(sys)), code end
+      if not ok then return nil, scriptfile.said(sys, file), code end
       if type(sys) ~= "string" then return nil, file .. ": system(ctx) must return a string", "EINVAL" end
       -- system(ctx) may have left metamethods in arg (ctx.card = a table whose __index
       -- loops): the messages are built from it under the role's budget, as build's are
       ok, res, code = role.box:pcall(prompt.messages, arg, sys)
       if not ok then
-        return nil, file .. ": building the messages from the ctx system(ctx) left: " .. scriptenv.first_line(res),
-          code
+        return nil, file .. ": building the messages from the ctx system(ctx) left: "
+          .. scriptfile.unhosted(scriptenv.first_line(res)), code
       end
     else
       ok, res = true, prompt.messages(arg, sys)
     end
   end
   -- "file:line: message" alone: the card's comment and the run's events are for the
-  -- operator, and the script's frames below it say nothing the line does not
-  if not ok then return nil, in_file(file, scriptenv.first_line(res)), code end
+  -- operator, and the script's frames below it say nothing the line does not. The line is
+  -- the script's, also for an error raised in a helper it misused (prompt.*) or a value
+  -- raised that is no message (scriptfile.message), and no directory of the machine is in it
+  if not ok then return nil, scriptfile.said(res, file), code end
   local msgs, cerr = scriptenv.copy(res)
   if cerr then return nil, file .. ": messages are not plain data: " .. cerr, "EINVAL" end
   local m, err = check_messages(msgs, file)

@@ -21,6 +21,10 @@ local M = {}
 --- file's text is read, scriptfile.read by default).
 function M.add(out, dir, msg, default_file, anchor, read)
   msg = nearest.hint(tostring(msg):match("^[^\n]*"))
+  -- a file's name with a space (a misnamed "roles/a b.lua", orket.scriptfile.misnamed) is
+  -- no name fieldline reads in a message: taken off, so that it is said once, as default_file
+  local shown = default_file and scriptfile.name(default_file, dir):gsub("^%./", "")
+  if shown and shown:find("%s") and msg:sub(1, #shown + 2) == shown .. ": " then msg = msg:sub(#shown + 3) end
   local file, line, text = fieldline.in_project(msg, dir, read or function(path) return (scriptfile.read(path)) end,
     default_file, anchor)
   out[#out + 1] = { file = file, line = tonumber(line), message = text }
@@ -88,7 +92,7 @@ function M.check(dir, out, summary)
         by_name[r.name] = r
         if d ~= home .. "/roles" then note_override("role", path, r.name) end
       else
-        broken[path:match("([^/]+)%.lua$")] = true
+        broken[path:match("([^/]+)%.[Ll][Uu][Aa]$")] = true -- (X.LUA: refused for its name)
         for _, p in ipairs(problems or { rerr }) do M.add(out, dir, p, path) end
         half[#half + 1] = partial
       end
@@ -103,7 +107,7 @@ function M.check(dir, out, summary)
       for _, n in ipairs(reg.names) do tool_names[n] = M.arguments(reg:get(n)) end
       note_override("tool", path, reg.names[1])
     else
-      broken[path:match("([^/]+)%.lua$")] = true
+      broken[path:match("([^/]+)%.[Ll][Uu][Aa]$")] = true -- (X.LUA: refused for its name)
       for _, p in ipairs(problems or { terr }) do M.add(out, dir, p, path) end
     end
   end

@@ -282,6 +282,26 @@ describe("gate.check", function()
     assert.equal("POLICY_DENY", check { tool = "echo", tools = r, args = { b = "x" }, policies = set }.code)
   end)
 
+  -- the inner deny was listed in the set (one more at every call) and never applied: the
+  -- call it named was allowed
+  it("denies when a predicate calls deny{}, ask{} or allow{}, naming the rule; the set does not grow", function()
+    local set = policies [[
+      deny { tool = "read_file", when = function(call) deny { tool = "write_file", reason = "late" } return true end }
+      ask { tool = "list_directory", when = function(call) allow { tool = "write_file" } return false end }
+    ]]
+    for _ = 1, 3 do
+      local d = check { tool = "read_file", policies = set, args = { path = "a" } }
+      assert.equal("deny", d.verdict)
+      assert.equal("POLICY_ERROR", d.code)
+      assert.matches("the predicate of policy rule p.lua:1 failed: ", d.reason, 1, true)
+      assert.matches("deny{} may only be called while p.lua loads", d.reason, 1, true)
+      assert.matches("allow{} may only be called while p.lua loads",
+        check { tool = "list_directory", policies = set, args = { path = "." } }.reason, 1, true)
+    end
+    assert.equal(2, #set.rules)
+    assert.equal("allow", check { tool = "write_file", policies = set, args = { path = "a", content = "x" } }.verdict)
+  end)
+
   it("runs predicates under the script budget; a failing predicate denies", function()
     -- no deadline to race: the instruction budget alone must stop the loop
     local set = H.without_deadline(policies, [[

@@ -162,6 +162,57 @@ describe("tools", function()
     assert.equal(7, r.result.keys)
   end)
 
+  -- ctx.fs:read(true) answered "reading true is denied by policy" (EPERM), and write(5, "x")
+  -- wrote a file named 5: misuse raises (docs/runtime.md), at the handler's line
+  it("hand a workspace view that raises on a path that is no string, before any policy", function()
+    local dir = H.tmpdir()
+    local asked = 0
+    ctx.may_read = function() asked = asked + 1 return true end
+    for i, case in ipairs {
+      { "ctx.fs:read(true)", "#1 to 'read' (string expected, got boolean)" },
+      { "ctx.fs:write(5, 'x')", "#1 to 'write' (string expected, got number)" },
+      { "ctx.fs:list(5)", "#1 to 'list' (string expected, got number)" },
+      { "ctx.fs:stat({})", "#1 to 'stat' (string expected, got table)" },
+      { "ctx.fs:move('a', 5)", "#2 to 'move' (string expected, got number)" },
+    } do
+      local name = "misuse" .. i
+      H.write(dir .. "/" .. name .. ".lua", "return { name = '" .. name .. "', description = 'misuses ctx.fs', "
+        .. "effect = 'write',\n  handler = function(args, ctx)\n    local r, e, c = " .. case[1]
+        .. "\n    return { e = e, c = c } end }")
+      local r = assert(tools.load { dir .. "/" .. name .. ".lua" }):run(name, {}, ctx)
+      assert.is_false(r.ok, case[1])
+      assert.equal("ETOOL", r.code)
+      assert.equal(string.format("%s: the tool failed: %s/%s.lua:3: bad argument %s", name, dir, name, case[2]),
+        r.error)
+    end
+    assert.equal(0, asked)
+    assert.is_nil(ctx.fs:stat("5"))
+    -- the list's own folder may be left out
+    H.write(dir .. "/lister.lua", "return { name = 'lister', description = 'lists', effect = 'read',\n"
+      .. "  handler = function(args, ctx) return { n = #ctx.fs:list() } end }")
+    assert.same({ n = 0 }, assert(tools.load { dir .. "/lister.lua" }):run("lister", {}, ctx).result)
+  end)
+
+  -- an error the workspace raised named tools.lua's line (with Orket's install path) and
+  -- '?' for the operation; a C stack overflow named no line at all
+  it("say a handler's misuse of ctx.fs at its own line, with the operation's name, and no file of Orket's", function()
+    local dir = H.tmpdir()
+    local home = require("orket.c.runtime").home()
+    H.write(dir .. "/lim.lua", "return { name = 'lim', description = 'reads with a bad limit', effect = 'read',\n"
+      .. "  handler = function(args, ctx)\n    local r = ctx.fs:read('a.txt', { limit = -1 })\n    return {} end }")
+    H.write(dir .. "/deep.lua", "return { name = 'deep', description = 'recurses in C', effect = 'read',\n"
+      .. "  handler = function(args, ctx)\n    local function f() return ('ab'):gsub('.', f) end\n"
+      .. "    local r = f()\n    return {} end }")
+    local r2 = assert(tools.load { dir .. "/lim.lua", dir .. "/deep.lua" })
+    local r = r2:run("lim", {}, ctx)
+    assert.equal("lim: the tool failed: " .. dir .. "/lim.lua:3: bad argument #2 to 'read' (limit must be between 0 "
+      .. "and 16 MiB)", r.error)
+    r = r2:run("deep", {}, ctx)
+    assert.equal("ETOOL", r.code)
+    assert.matches("^deep: the tool failed: " .. dir:gsub("%p", "%%%0") .. "/deep%.lua:%d: .*stack overflow", r.error)
+    assert.is_nil(r.error:find(home .. "/", 1, true), r.error)
+  end)
+
   it("write, read, list, move, search and delete files", function()
     local r = reg:run("write_file", { path = "src/deep/a.c", content = "int main;\nfoo bar\n" }, ctx)
     assert.same({ ok = true, result = { path = "src/deep/a.c", bytes = 18 } }, r)

@@ -74,6 +74,55 @@ describe("scriptfile.read", function()
     assert.same({ dir .. "/a.lua", dir .. "/b.lua", dir .. "/c.lua" }, scriptfile.list(dir))
     assert.same({}, scriptfile.list(dir .. "/none"))
   end)
+
+  -- a policy file named deny.v2.lua was skipped by list, without a word from `orket run`:
+  -- its deny never applied; an editor's files beside a script are no one's scripts
+  it("lists a file named like no script for the loaders to refuse; an editor's files are left alone", function()
+    local dir = H.tmpdir()
+    for _, name in ipairs { "deny.v2.lua", "deny copy.lua", "café.lua", "NoSSH.LUA", "ok.lua", ".#ok.lua", "._ok.lua",
+      "ok.lua~", ".ok.lua.swp", "ok.lua.orig" } do
+      H.write(dir .. "/" .. name, "")
+    end
+    assert.same({ dir .. "/NoSSH.LUA", dir .. "/café.lua", dir .. "/deny copy.lua", dir .. "/deny.v2.lua",
+      dir .. "/ok.lua" }, scriptfile.list(dir))
+    assert.is_nil(scriptfile.misnamed(dir .. "/ok.lua", "policies/ok.lua"))
+    local err, code = scriptfile.misnamed(dir .. "/deny.v2.lua", "policies/deny.v2.lua")
+    assert.equal("EINVAL", code)
+    assert.equal("policies/deny.v2.lua: the file's name is no script's: a script is named NAME.lua, NAME of "
+      .. "letters, digits, '_' and '-'; rename it, or move it out of policies/", err)
+  end)
+
+  it("is refused by every loader of a folder, by its name", function()
+    local dir = H.tmpdir()
+    for _, name in ipairs { "policies", "roles", "tools" } do os.execute("mkdir " .. H.quote(dir .. "/" .. name)) end
+    local policy = require "orket.policy"
+    H.write(dir .. "/policies/deny.v2.lua", 'deny { tool = "write_file", reason = "no" }\n')
+    local set, err, code = policy.load(policy.files_in { dir .. "/policies" }, dir)
+    assert.is_nil(set)
+    assert.equal("EINVAL", code)
+    assert.matches("^policies/deny%.v2%.lua: the file's name is no script's: .*move it out of policies/$", err)
+    H.write(dir .. "/roles/a b.lua", 'return { intent = "x", tools = {}, system = "s" }\n')
+    local roles, rerr, rcode = require("orket.engine.roles").load({ dir .. "/roles" }, dir)
+    assert.is_nil(roles)
+    assert.equal("EINVAL", rcode)
+    assert.matches("^roles/a b%.lua: the file's name is no script's", rerr)
+    H.write(dir .. "/tools/my.tool.lua", "return {}\n")
+    local reg, terr = require("orket.tools").load_dirs({ dir .. "/tools" }, dir)
+    assert.is_nil(reg)
+    assert.matches("^tools/my%.tool%.lua: the file's name is no script's", terr)
+    -- what validate checks file by file (a X.LUA has no stem .lua: it was an error in the check)
+    H.write(dir .. "/tools/X.LUA", "return {}\n")
+    local out = {}
+    require("orket.engine.scriptcheck").check(dir, out, { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 })
+    local said = {}
+    for _, pr in ipairs(out) do said[#said + 1] = pr.file .. ": " .. pr.message end
+    table.sort(said)
+    assert.equal(4, #said, table.concat(said, "\n"))
+    assert.matches("^policies/deny%.v2%.lua: the file's name is no script's", said[1])
+    assert.matches("^roles/a b%.lua: the file's name is no script's", said[2]) -- named once
+    assert.matches("^tools/X%.LUA: the file's name is no script's", said[3])
+    assert.matches("^tools/my%.tool%.lua: the file's name is no script's", said[4])
+  end)
 end)
 
 describe("budget errors", function()
@@ -170,6 +219,23 @@ end)
 
 describe("policy rules", function()
   after_each(H.cleanup)
+
+  -- a deny{} called from a `when` was appended to the set's rules (listed, one more at every
+  -- call) and never applied: the set is compiled once, when the files have loaded
+  it("are fixed when the file has loaded: deny{} from a when is the rule's error", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/p.lua", 'deny { tool = "mytool", when = function(call)\n'
+      .. '  deny { tool = "update_issue_status", reason = "late" }\n  return true\nend }\n')
+    local set = assert(require("orket.policy").load { dir .. "/p.lua" })
+    assert.equal(1, #set.rules)
+    for _ = 1, 3 do
+      local matched, err = set:predicate(1, { tool = "mytool", args = {} })
+      assert.is_nil(matched)
+      assert.matches("p%.lua:2: deny{} may only be called while p%.lua loads, not from a rule's when or later", err)
+    end
+    assert.equal(1, #set.rules)
+    assert.equal(1, #set.origin)
+  end)
 
   it("refused inside the script's own pcall still fail the load", function()
     local dir = H.tmpdir()

@@ -398,6 +398,26 @@ describe("hot reload", function()
     assert.equal(n, count(events, ty))
   end
 
+  -- a policy saved under a name no script has (a copy, "deny copy.lua") made no event, and
+  -- every later reload passed it over: its deny never applied, and nothing said so
+  it("refuses a script saved under a name no script has, at its own event, naming it; an editor's file is nothing",
+    function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    local before = e.policies
+    H.write(dir .. "/policies/.#p.lua", "x\n") -- Emacs's lock, no one's script
+    H.write(dir .. "/policies/deny copy.lua", 'deny { tool = "write_file" }\n')
+    wait(events, "reload_error", 1)
+    local last = events[#events]
+    assert.equal("policies/deny copy.lua", last.file)
+    assert.matches("^policies/deny copy%.lua: the file's name is no script's: a script is named NAME%.lua", last.error)
+    assert.equal(before, e.policies)
+    assert.equal(0, count(events, "reload"))
+    w:close()
+    e.close_all()
+  end)
+
   it("reloads an edit made after the set was read and before the watch began, with no fs event for it", function()
     local dir = notes_project()
     H.write(dir .. "/roles/old.lua", coder("OLD"))

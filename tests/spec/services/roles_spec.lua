@@ -61,6 +61,22 @@ describe("roles.load_file", function()
     H.write(dir .. "/coder.lua", 'return { name = "coder", intent = "x", tools = {}, system = "s" }')
     assert.equal("coder", assert(roles.load_file(dir .. "/coder.lua")).name)
   end)
+
+  -- ipairs read { write_file = true, "read_file", [3] = "list_directory" } as { "read_file" }:
+  -- the other two were refused at every call (ROLE_FORBIDDEN), never said at load
+  it("refuses tools that are not a plain array of names", function()
+    local dir = H.tmpdir()
+    for _, tools_src in ipairs { '{ write_file = true, "read_file", [3] = "list_directory" }',
+      '{ "read_file", nil, "list_directory" }', '{ [2] = "read_file" }', '{ [0] = "x", "read_file" }' } do
+      H.write(dir .. "/r.lua", "return { intent = 'x', tools = " .. tools_src .. ", system = 's' }")
+      local r, err, code = roles.load_file(dir .. "/r.lua")
+      assert.is_nil(r, tools_src)
+      assert.equal("EINVAL", code)
+      assert.equal(dir .. "/r.lua: tools must be an array of tool names", err)
+    end
+    H.write(dir .. "/r.lua", "return { intent = 'x', tools = { 'read_file', 'write_file' }, system = 's' }")
+    assert.same({ "read_file", "write_file" }, assert(roles.load_file(dir .. "/r.lua")).tools)
+  end)
 end)
 
 describe("roles.messages", function()
@@ -139,7 +155,34 @@ describe("roles.messages", function()
     } do
       local msgs, err = roles.messages(role(src), ctx(registry()))
       assert.is_nil(msgs)
-      assert.matches("r%.lua: %(a table was raised, not a message%)$", err)
+      -- with the line the traceback has (it named the file alone)
+      assert.matches("r%.lua:1: %(a table was raised, not a message%)$", err)
+    end
+  end)
+
+  -- an error raised inside Orket's helper named the helper's file, with the machine's
+  -- install path, which the card's comment then handed to the model
+  it("names the role's own line for a helper it misused, and no file of Orket's", function()
+    local home = require("orket.c.runtime").home()
+    for src, want in pairs {
+      ["local m = prompt.brief(5)\n return m"] = ":2: bad argument #1 to 'prompt.brief' (card table expected, got number)",
+      ["local m = prompt.comments({ 1, 2 })\n return m"] =
+        ":2: bad argument #1 to 'prompt.comments' (item 1: table expected, got number)",
+      ["local m = prompt.messages(nil, 'x')\n return m"] =
+        ":2: bad argument #1 to 'prompt.messages' (ctx table expected, got nil)",
+      ["ctx.card = 7\n local m = prompt.messages(ctx, 'x')\n return m"] =
+        ":3: bad argument #1 to 'prompt.messages' (ctx.card: card table expected, got number)",
+      ["local m = prompt.memory({ { age_days = 'x' } })\n return m"] = ":2: bad argument #3 to 'format'",
+      ["error('x', 3)"] = ":2: x",
+      -- a tail call leaves no frame of the role's: the file, no line, and still none of Orket's
+      ["return prompt.brief(5)"] = ": bad argument #1 to 'prompt.brief' (card table expected, got number)",
+    } do
+      local r = role("return { intent = 'x', tools = {}, build = function(ctx)\n " .. src .. "\n end }")
+      local msgs, err = roles.messages(r, ctx(registry()))
+      assert.is_nil(msgs)
+      assert.equal(r.chunk .. want, err:sub(1, #r.chunk + #want), src)
+      assert.is_nil(err:find(home .. "/", 1, true), err)
+      assert.is_nil(err:find("lua/orket/", 1, true), err)
     end
   end)
 
