@@ -459,8 +459,12 @@ CODES.bad_path = { status = 400, means = "a path segment (a card id, a run id) i
 CODES.bad_query = { status = 400, means = "a query parameter is malformed, or one the route does not take", remedy = "" }
 CODES.unauthorized = {
   status = 401,
-  means = "no key, a malformed, unknown, wrong or revoked key; before the first key, a write without the local token",
-  remedy = "send `Authorization: Bearer ork_...` (`orket keys list`), or sign in as a person; only before any key or person exists (and without `sign_in.oidc`), write over `.orket/serve.sock` or send the token in `.orket/serve.token` (docs/serve.md)",
+  means = "no key, a malformed, unknown, wrong or revoked key; before the first key, a write without the local token; "
+    .. "a person refused (disabled, by an admin or by the directory's look; a provider's token whose name or subject "
+    .. "is refused here)",
+  -- the refusals about a person carry their own remedy (who sets it right): this one is the
+  -- credential's
+  remedy = "send `Authorization: Bearer ork_...` (`orket keys list`), or sign in as a person; only before any key or person exists (and without `sign_in.oidc`), write over `.orket/serve.sock` or send the token in `.orket/serve.token` (docs/serve.md); a refusal about the person says in its own remedy who sets it right (a server admin, the directory or the provider)",
 }
 CODES.bad_signature = {
   status = 401,

@@ -135,10 +135,11 @@ local function last_statement(text, key, parent)
   return found
 end
 
--- The line where key is set in the table whose '{' is at open in a Lua file's code-only text,
--- at that table's own level (not in a table inside it), or nil: never past its '}', so a
--- field missing from one entry never takes a later entry's line. Strings are stepped over.
-local function key_in_table(text, open, key)
+-- Where key is set in the table whose '{' is at open in a Lua file's code-only text, at that
+-- table's own level (not in a table inside it), written `key =` or `["key"] =` (either
+-- quote), or nil: never past its '}', so a field missing from one entry never takes a later
+-- entry's line. Strings are stepped over. -> the key's first byte, the byte after its '='
+local function field_at(text, open, key)
   local depth, i, n = 0, open, #text
   while i <= n do
     local c = text:sub(i, i)
@@ -149,14 +150,84 @@ local function key_in_table(text, open, key)
       if depth == 0 then return nil end
     elseif c == "'" or c == '"' then i = M.quoted_end(text, i)
     elseif eq then i = select(2, text:find("]" .. eq .. "]", i, true)) or n
+    elseif c == "[" and depth == 1 then
+      -- a quoted key: the string itself is stepped over on the next turn when it is not key
+      local q = text:match("^%[%s*()[\"']", i)
+      if q then
+        local qe = M.quoted_end(text, q)
+        local after = text:match("^%s*%]%s*=()%f[^=]", qe + 1)
+        if after and text:sub(q + 1, qe - 1) == key then return i, after end
+      end
     elseif c:match("[%w_]") then
       local word_end = select(2, text:find("^[%w_]+", i))
-      if depth == 1 and text:sub(i, word_end) == key and text:find("^%s*=%f[^=]", word_end + 1) then
-        return line_at(text, i)
-      end
+      local after = depth == 1 and text:sub(i, word_end) == key and text:match("^%s*=()%f[^=]", word_end + 1)
+      if after then return i, after end
       i = word_end
     end
     i = i + 1
+  end
+  return nil
+end
+
+-- The line where key is set in the table whose '{' is at open (field_at), or nil
+local function key_in_table(text, open, key)
+  local at = field_at(text, open, key)
+  return at and line_at(text, at)
+end
+
+-- A statement at i of a Lua file's code-only text that sets a leading part of the field path
+-- names (`sign_in = ...`, `sign_in.roles = ...`, `models.prices["openai:gpt"] = ...`) -> how
+-- many of the names it sets, the byte after its '=' | nil (another statement)
+local function sets_path(text, i, names)
+  local w = text:match("^[%a_][%w_]*", i)
+  if w ~= names[1] then return nil end
+  local k = 1
+  i = i + #w
+  while true do
+    local name, after
+    local dot = text:match("^%s*%.%s*()", i)
+    if dot then
+      name = text:match("^[%a_][%w_]*", dot)
+      after = name and dot + #name
+    else
+      local q = text:match("^%s*%[%s*()[\"']", i)
+      if q then
+        local qe = M.quoted_end(text, q)
+        name, after = text:sub(q + 1, qe - 1), text:match("^%s*%]()", qe + 1)
+      end
+    end
+    if not (name and after) then break end
+    if name ~= names[k + 1] then return nil end -- another field's
+    k, i = k + 1, after
+  end
+  local eq = text:match("^%s*=()%f[^=]", i)
+  if eq then return k, eq end
+end
+
+-- The line where the field path names (`sign_in`, `roles`, `everyone`) is set in a Lua file's
+-- code-only text, each name sought in its parent's own braces: sign_in.roles inside
+-- sign_in's table, never the first `roles =` of the file (a seat's). From the statement set
+-- last that sets a leading part of the path (the value in force), down through the tables
+-- written in it; a statement whose value lacks the rest is passed over for an earlier one.
+-- -> line | nil (not written so)
+local function nested_line(text, names)
+  local found = {}
+  local pos = 1
+  while pos <= #text do
+    local first = text:match("^[ \t]*()", pos)
+    local k, eq = sets_path(text, first, names)
+    if k then found[#found + 1] = { at = first, k = k, eq = eq } end
+    pos = (text:find("\n", pos, true) or #text) + 1
+  end
+  for f = #found, 1, -1 do
+    local at, after = found[f].at, found[f].eq
+    for j = found[f].k + 1, #names do
+      local open = text:match("^%s*(){", after)
+      at, after = nil, nil
+      if open then at, after = field_at(text, open, names[j]) end
+      if not at then break end
+    end
+    if at then return line_at(text, at) end
   end
   return nil
 end
@@ -198,10 +269,33 @@ function M.place(msg, read, default_file, anchor)
     local src = file and file:match("%.lua$") and read(file)
     if not src then return file, nil, text end
     local code = code_only(src)
-    entry = "%[%s*[\"']" .. entry:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
     field = field ~= "" and not text:find(" is missing", 1, true) and field or nil
+    -- the entry in its own table, found through its parents (sign_in.roles["everyone"]:
+    -- `everyone = ...` in sign_in's roles, written with or without brackets), its field in it
+    local names = {}
+    for name in (holder .. tbl):gmatch("[%a_][%w_]*") do names[#names + 1] = name end
+    names[#names + 1] = entry
+    local nested
+    if field then
+      local with = { table.unpack(names) }
+      with[#with + 1] = field
+      nested = nested_line(code, with)
+    end
+    nested = nested or nested_line(code, names) -- (a field missing: the entry's own line)
+    if nested then return file, nested, text end
+    entry = "%[%s*[\"']" .. entry:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
     local up = holder:match("([%a_][%w_]*)%.$") -- (models, of models.prices)
     return file, entry_line(code, entry, field) or last_statement(code, tbl, up) or M.of(code, tbl), text
+  end
+  -- a field of a field (sign_in.ldap.url) in a Lua file, no anchor given: sought inside its
+  -- parents' own braces, as an entry is above; else from its parent's last `b = {`, below
+  if path and parent and not anchor and not quoted and not path:find("[", 1, true)
+    and not text:find(" is missing", 1, true) and file and file:match("%.lua$") then
+    local src = read(file)
+    local names = {}
+    for name in path:gmatch("[%a_][%w_]*") do names[#names + 1] = name end
+    line = src and nested_line(code_only(src), names)
+    if line then return file, line, text end
   end
   -- a card's anchor ({pattern, nth}) already names the object; the value in force is
   -- sought in a settings file, where a later statement replaces an earlier one

@@ -22,6 +22,8 @@ local scripted = require "orket.llm.scripted"
 local board = require "orket.board"
 local project = require "orket.project"
 local imports_store = require "orket.store.imports"
+local identity = require "orket.serve.identity"
+local serve_projects = require "orket.serve.projects"
 local manager = require "orket.mcp.manager"
 local mcp_client = require "orket.mcp.client"
 local mcp_settings = require "orket.settings.mcp"
@@ -47,6 +49,31 @@ end
 
 local exists, names_of = scriptcheck.exists, scriptcheck.names_of
 
+-- sign_in.project_roles: each project it names must be one a server of dir hosts (the
+-- default, serve.projects, those `orket projects add` put in the store), or `orket serve`
+-- refuses to start; said here in its words (orket.serve.identity's unhosted), with the line.
+-- The added projects are known from a SQLite store alone (read, never made): a project on
+-- PostgreSQL is not asked (validate opens no connection), a folder with no store yet has
+-- none added.
+local function check_signin_projects(dir, out, data)
+  local ok, s = pcall(settings.resolve, { sign_in = data.sign_in, serve = data.serve })
+  local roles = ok and s and s.sign_in and s.sign_in.project_roles
+  if not roles then return end -- none, or a bad section: said by settings.check
+  if project.database_url(dir) ~= false then return end
+  local hosted
+  if uv.fs_stat(dir .. "/.orket/orket.db") then
+    local db = project.open_store(dir, false, true)
+    if not db then return end -- the store's problem, said by the commands that open it
+    hosted = serve_projects.hosted(db, dir)
+    db:close()
+    if not hosted then return end -- (a project named twice: serve's own refusal)
+  else
+    hosted = { [serve_projects.DEFAULT] = true }
+    for name in pairs(s.serve.projects or {}) do hosted[name] = true end
+  end
+  for _, msg in ipairs(identity.unhosted(roles, hosted)) do add(out, dir, msg) end
+end
+
 -- orket.lua: every problem of its settings (orket.settings.check), then the scripted
 -- models' files as a run would load them. -> cfg (nil when models are broken), team (nil
 -- when the team section is), the mcp section (nil when it is broken).
@@ -57,6 +84,7 @@ local function check_config(dir, out)
     return nil, nil
   end
   for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
+  check_signin_projects(dir, out, data)
   -- each secret "NAME" the store or the environment must give (orket.settings.secret)
   for _, p in ipairs(secret.problems(secret.bind_all(data, dir), dir)) do add(out, dir, p) end
   -- its problems are among those above; of the environment, only what gives a secret
@@ -83,13 +111,16 @@ local function check_config(dir, out)
 end
 
 -- The models a run of the project may call ("provider:model"): the default, each seat's,
--- each role's, sorted
-local function models_named(cfg, team, by_name)
+-- each role's, each experiment's variant's (orket.lua's experiments), sorted
+local function models_named(cfg, team, by_name, experiments)
   local seen, out = {}, {}
   local function use(m) if type(m) == "string" and not seen[m] then seen[m] = true; out[#out + 1] = m end end
   use(cfg.models.default)
   for _, seat in pairs(team or {}) do use(seat.model) end
   for _, r in pairs(by_name or {}) do use(r.model) end
+  if type(experiments) == "table" then
+    for _, x in pairs(experiments) do if type(x) == "table" then use(x.model) end end
+  end
   table.sort(out)
   return out
 end
@@ -110,7 +141,7 @@ local function check_unpriced(dir, warnings, data, cfg, team, by_name)
   end
   if not first then return end
   local prices = cost.prices(cfg.models.prices) or {}
-  for _, m in ipairs(models_named(cfg, team, by_name)) do
+  for _, m in ipairs(models_named(cfg, team, by_name, data.experiments)) do
     local prov = m:match("^([^:]+):")
     local kind = prov and cfg.models.providers[prov] and cfg.models.providers[prov].kind
     if kind ~= "scripted" and kind ~= "replay" then
@@ -379,38 +410,14 @@ local function check_compose(dir, out, warnings)
   ws:close()
 end
 
--- A file in a script folder that looks meant as a script but is not named as one read
--- (orket.scriptfile.list: NAME.lua, NAME of letters, digits, '_' and '-'): said, as a
--- misnamed epic file is, instead of the built-in script being used unseen.
-local function misnamed(dir, name, warnings)
-  local h = uv.fs_scandir(dir .. "/" .. name)
-  local seen = {}
-  while h do
-    local f = uv.fs_scandir_next(h)
-    if not f then break end
-    -- a name led by '.' is an editor's or the OS's (emacs's .#x.lua lock, macOS's ._x.lua)
-    if f:lower():find("%.lua$") and not scriptfile.is_name(f) and not f:find("^%.") then
-      seen[#seen + 1] = f
-    end
-  end
-  table.sort(seen)
-  for _, f in ipairs(seen) do
-    -- the file is named once, by add (as FILE: message)
-    add(warnings, dir, "not read: a script is named NAME.lua, NAME of letters, digits, '_' and '-'",
-      name .. "/" .. inert.line(f))
-  end
-end
-
 local function check_folders(dir, out, warnings)
   -- a script folder that is a file (or a FIFO, a device) is never read, so its scripts would
   -- silently be the built-in ones: said as a run refuses it (config.not_a_folder)
   for _, name in ipairs(config.SCRIPT_FOLDERS) do
     local msg = config.not_a_folder(dir, name)
-    if msg then
-      add(out, dir, msg, name)
-    elseif uv.fs_stat(dir .. "/" .. name) then
-      misnamed(dir, name, warnings)
-    end
+    -- (a file in one taken for a script but not named NAME.lua, "deny v2.lua", is the
+    -- loaders' error, said with the scripts': orket.scriptfile.misnamed)
+    if msg then add(out, dir, msg, name) end
   end
   -- .orket/ holds the store: as a file, every command that opens the board refuses it
   local st = uv.fs_stat(dir .. "/.orket")

@@ -15,13 +15,20 @@
 -- until it answers again. What was last seen is this process's memory: each server looks
 -- for itself.
 local accounts = require "orket.serve.accounts"
-local audit_chain = require "orket.audit.chain"
 local identity = require "orket.serve.identity"
 local ldap = require "orket.auth.ldap"
 local signin_settings = require "orket.settings.signin"
 local uv = require "luv"
 
 local M = {}
+
+-- What a person the directory has just disabled is told: no key, token or password of
+-- theirs helps now, only the directory's admin and a server admin do (the second request
+-- on, they are a disabled person: orket.serve.session's DISABLED_REMEDY)
+M.GONE_REMEDY = "the directory's answer disabled them: if it is wrong, the directory's admin puts them back (their "
+  .. "entry under base_dn, in a group sign_in.roles maps to a role), then a server admin enables them again (orket "
+  .. "users enable NAME, or POST /v1/users/NAME/enable); the server's log has what the directory answered "
+  .. "(docs/teams.md#offboarding)"
 
 local Directory = {}
 Directory.__index = Directory
@@ -72,7 +79,7 @@ function Directory:_gone(db, name, reason, why)
         subject.why, subject.lastadmin = reason, "yes"
         none_left = accounts.none_left(db, name, "the server's machine")
       end
-      audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory", subject = subject })
+      identity.audited(db, "ldap", "user_disable", "directory", subject)
     end
     return true
   end)
@@ -84,11 +91,11 @@ function Directory:_gone(db, name, reason, why)
       .. "disabled: %s (a leaver is never kept); %s", name, tostring(why), none_left) }
   end
   return nil, 401, "unauthorized", "the directory no longer gives this person a role here; they were disabled",
-    "ldap gone: " .. tostring(why)
+    "ldap gone: " .. tostring(why), M.GONE_REMEDY
 end
 
 --- directory:check(db, who) -> true[, looked (the directory answered: their roles may
---- have changed, read them again)] | nil, status, code, message, why: who is a person of the directory (source "ldap")
+--- have changed, read them again)] | nil, status, code, message, why[, remedy]: who is a person of the directory (source "ldap")
 --- whose key or session a request uses; waits for the directory when it is time to look
 function Directory:check(db, who)
   local p, now = self:_of(who.user), uv.now()
@@ -138,7 +145,8 @@ function Directory:_answered(db, p, who, person)
   elseif not person.role then
     return self:_gone(db, who.user, "no-role", "none of this person's groups has a role on this server")
   end
-  local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
+  -- audited with the route "directory", as the look's disable is: the person did not sign in
+  local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles, "directory")
   if id then
     p.at, p.down, p.failed = uv.now(), false, nil
     -- the last admin kept though the directory's groups give less (orket.serve.identity):

@@ -56,35 +56,46 @@ local function settled(db, name, want)
   return true
 end
 
+--- audited(db, source, action, route, subject): a change the provider or the directory
+--- (source "oidc", "ldap") made to a person, recorded as an admin's change through the API
+--- is (orket.serve.writes' audited): an api_write event, so that GET /v1/audit lists it to
+--- the server's admins, and an entry of the audit's chain, in the caller's transaction.
+--- route: "sign_in" for a sign-in's (or a bearer token's), "directory" for a look's.
+function M.audited(db, source, action, route, subject)
+  db:event { kind = "api_write", actor = source, data = { action = action, route = route, subject = subject } }
+  audit_chain.record(db, { actor = source, action = action, route = route, subject = subject })
+end
+
 -- the person's memberships made what their groups say, each change journaled and audited
--- as an admin's grant is (whom, where, what role), its actor the way they signed in (in the
--- caller's transaction); projects
+-- as an admin's grant is (whom, where, what role), its actor the way they signed in and its
+-- route what found the groups (in the caller's transaction); projects
 -- the map does not name keep what an admin granted
-local function follow_groups(db, name, want, source)
+local function follow_groups(db, name, want, source, route)
   for project, role in pairs(want) do
     local was = projects.role_of(db, project, name)
     if role and was ~= role then
       projects.set_role(db, project, name, role)
       db:event { kind = "member_grant", actor = source, data = { project = project, name = name, role = role, was = was } }
-      audit_chain.record(db, { actor = source, action = "member_grant", route = "sign_in",
-        subject = { person = name, project = project, role = role } })
+      M.audited(db, source, "member_grant", route, { person = name, project = project, role = role })
     elseif not role and was then
       projects.remove(db, project, name)
       db:event { kind = "member_revoke", actor = source, data = { project = project, name = name, was = was } }
-      audit_chain.record(db, { actor = source, action = "member_revoke", route = "sign_in",
-        subject = { person = name, project = project } })
+      M.audited(db, source, "member_revoke", route, { person = name, project = project })
     end
   end
 end
 
---- federated(db, person, source, subject, project_roles) -> identity | nil, msg, code: the
---- person {name, role, groups} a provider (source "oidc" or "ldap") vouched for as
+--- federated(db, person, source, subject, project_roles[, route]) -> identity | nil, msg,
+--- code: the person {name, role, groups} a provider (source "oidc" or "ldap") vouched for as
 --- subject, added or given their groups' role now, and their memberships of the projects
 --- sign_in.project_roles names (person.keep_roles: only checked, roles left as they are).
+--- route: what vouched, as the audit's entries name it: "sign_in" (the default: a sign-in,
+--- a bearer token) or "directory" (orket.serve.directory's look, which is no sign-in).
 --- The last enabled server admin stays one whatever their groups give: identity.kept says
 --- why, identity.groups_role what the groups gave. Refused: a name that is not a valid person's name, a name
 --- kept for another way of signing in or another subject, a disabled person.
-function M.federated(db, person, source, subject, project_roles)
+function M.federated(db, person, source, subject, project_roles, route)
+  route = route or "sign_in"
   local name, role = person.name, person.role
   local ok, nerr = accounts.check_name(name)
   if not ok then return nil, "the provider's name for this person is not usable here: " .. nerr, "EAUTH" end
@@ -136,15 +147,32 @@ function M.federated(db, person, source, subject, project_roles)
     if not row then
       users.insert(db, name, role, mark)
       db:event { kind = "user_add", actor = source, data = { name = name, role = role } }
-      audit_chain.record(db, { actor = source, action = "user_add", route = "sign_in", subject = { person = name, role = role } })
+      M.audited(db, source, "user_add", route, { person = name, role = role })
     elseif users.set_role(db, name, now_role) > 0 then
       db:event { kind = "user_role", actor = source, data = { name = name, role = now_role, was = row.role } }
-      audit_chain.record(db, { actor = source, action = "user_role", route = "sign_in",
-        subject = { person = name, role = now_role } })
+      M.audited(db, source, "user_role", route, { person = name, role = now_role })
     end
-    follow_groups(db, name, want, source)
+    follow_groups(db, name, want, source, route)
     return id_of(now_role, kept)
   end)
+end
+
+--- unhosted(project_roles, hosted) -> array of messages, by project name: each project
+--- sign_in.project_roles names that a server does not host (hosted: the set of its
+--- project names, those whose store did not open included). Its group map would grant
+--- nothing: a mistake, on which `orket serve` refuses to start and `orket validate`
+--- reports, in the same words.
+function M.unhosted(project_roles, hosted)
+  local names, out = {}, {}
+  for name in pairs(project_roles or {}) do
+    if not hosted[name] then names[#names + 1] = name end
+  end
+  table.sort(names)
+  for i, name in ipairs(names) do
+    out[i] = "orket.lua: sign_in.project_roles." .. name .. ": this server hosts no project named '" .. name
+      .. "' (serve.projects, orket projects add)"
+  end
+  return out
 end
 
 --- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a

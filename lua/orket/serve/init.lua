@@ -23,6 +23,9 @@ local openapi = require "orket.serve.openapi"
 local session = require "orket.serve.session"
 local accounts = require "orket.serve.accounts"
 local signin = require "orket.serve.signin"
+local identity = require "orket.serve.identity"
+local fieldline = require "orket.fieldline"
+local scriptfile = require "orket.scriptfile"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
 local apps = require "orket.serve.apps"
@@ -313,15 +316,18 @@ function M.new(o)
     for _, p in pairs(self.projects) do p.hub:recheck() end
   end
   -- a group map for a project this server does not host would grant nothing: a mistake;
-  -- one whose store did not open is hosted, left out as everywhere else (logged, a 503)
-  for name in pairs(self.signin.project_roles or {}) do
-    if not (self.projects[name] or self.unavailable[name]) then
-      srv:close()
-      if usrv then usrv:close() end
-      self.health:close() -- the limiter lent back
-      return nil, "orket.lua: sign_in.project_roles." .. name .. ": this server hosts no project named '" .. name
-        .. "' (serve.projects, orket projects add)", "EINVAL"
-    end
+  -- one whose store did not open is hosted, left out as everywhere else (logged, a 503).
+  -- Said with its line, as orket validate says it
+  local hosted = {}
+  for name in pairs(self.projects) do hosted[name] = true end
+  for name in pairs(self.unavailable) do hosted[name] = true end
+  local unhosted = identity.unhosted(self.signin.project_roles, hosted)[1]
+  if unhosted then
+    srv:close()
+    if usrv then usrv:close() end
+    self.health:close() -- the limiter lent back
+    return nil, o.dir and fieldline.locate(unhosted, o.dir, function(path) return (scriptfile.read(path)) end)
+      or unhosted, "EINVAL"
   end
   -- the proxy's memory (docs/serve.md, "The proxy's memory"): a proxied request decided
   -- here is proxied from C when it comes again the same, under the same store stamp

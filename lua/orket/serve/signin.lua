@@ -121,6 +121,13 @@ local function callback(req, ctx)
   return 303, { signed_in = true, user = { name = who.name }, role = who.role }
 end
 
+-- What a valid token's person refused about themselves is told (their name is a local
+-- account's, a directory person's or another subject's, or not usable here): another token
+-- of theirs is refused alike
+M.PERSON_REMEDY = "a refusal about the person (their name or subject) is a server admin's or the provider's to set "
+  .. "right, not the token's: another token of theirs is refused alike; the server's log has it "
+  .. "(docs/teams.md#api-access-with-the-providers-tokens)"
+
 --- bearer(db, provider, token, project_roles) -> identity | nil, status, code, message, why
 --- [, remedy]:
 --- an API token of the provider, for its person as a sign-in would be (kept here at the
@@ -149,9 +156,10 @@ function M.bearer(db, provider, token, project_roles)
   local who, ferr, fcode = identity.federated(db, person, "oidc", provider.cfg.issuer .. " " .. claims.sub, project_roles)
   if not who then
     if fcode == "EAUTH" then
-      -- (a disabled person's: who enables them, as for a key of theirs)
+      -- a refusal about the person, whom the valid token names: no key or token helps, who
+      -- sets it right does (a disabled person's: who enables them, as for a key of theirs)
       return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr),
-        tostring(ferr):find("disabled", 1, true) and session.DISABLED_REMEDY or nil
+        tostring(ferr):find("disabled", 1, true) and session.DISABLED_REMEDY or M.PERSON_REMEDY
     end
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
   end

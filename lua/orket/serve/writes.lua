@@ -218,13 +218,18 @@ end)
 
 local AUDIT_MAX = 200
 
--- The actors GET /v1/audit's entries have (principal, the sessions' audited), said alike by
--- its refusals of ?actor= and by its OpenAPI parameter. local:USER, the local operator's, is
--- named too: the check takes it, and its entries are in the audit chain alone.
+-- The actors GET /v1/audit's entries have (principal, the sessions' audited, the directory's
+-- and the provider's changes: orket.serve.identity's audited), said alike by its refusals of
+-- ?actor= and by its OpenAPI parameter. local:USER, the local operator's, is named too: the
+-- check takes it, and its entries are in the audit chain alone.
 local ACTORS = "user:NAME for a person (through any of their keys or sessions), the id of a key of no person "
-  .. "(16 hex digits), local for the server's no-key mode; a command run on the server's machine (local:USER) "
-  .. "is in the audit chain alone (orket audit export), as a forge's person acting through its webhook "
-  .. "(FORGE:LOGIN) is"
+  .. "(16 hex digits), local for the server's no-key mode, ldap and oidc for what the directory and the provider "
+  .. "changed of a person (at a sign-in, or a directory's look: for the server's admins only); a command run on "
+  .. "the server's machine (local:USER) is in the audit chain alone (orket audit export), as a forge's person "
+  .. "acting through its webhook (FORGE:LOGIN) is"
+
+-- the actors of the changes a sign-in's provider or directory made (orket.serve.identity)
+local FEDERATED = { ldap = true, oidc = true }
 
 -- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
@@ -240,7 +245,8 @@ local function audit(_, ctx)
   -- every actor but local use's "local" and a key's id has its kind before a colon: a bare
   -- name (?actor=alice) matched nothing and read as "alice wrote nothing"; refused for any
   -- name alike, so the answer does not tell whether a person of that name exists
-  if actor and not actor:find(":", 1, true) and actor ~= "local" and not (#actor == 16 and actor:match("^%x+$")) then
+  if actor and not actor:find(":", 1, true) and actor ~= "local" and not FEDERATED[actor]
+    and not (#actor == 16 and actor:match("^%x+$")) then
     return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it (user:%s?): %s",
       actor:sub(1, 64), ACTORS), "for the writes made through a person's key, ?key=ID (docs/serve.md)")
   end
@@ -265,9 +271,19 @@ local function audit(_, ctx)
   -- person's keys they acted through, but for the person's own entries
   local people = routes.people_reader(ctx.server, ctx.who)
   local me = ctx.who and ctx.who.user and ctx.who.id
+  -- the directory's and the provider's changes are about people, and most are made at a
+  -- sign-in, which they would date: the server's admins' alone (left out of another
+  -- caller's list, below). Asked for by name, refused rather than answered with nothing,
+  -- which would read as "they changed nothing"
+  if actor and FEDERATED[actor] and not people then
+    return err(403, "forbidden", "?actor=" .. actor .. ": the changes the directory (ldap) and the provider (oidc) "
+      .. "made to people are the server's admins' to read", "a server admin reads them (GET /v1/audit?actor="
+      .. actor .. ", or orket audit export on the server's machine: docs/audit.md)")
+  end
   -- a sign-in's or sign-out's actor is whom it is about: those rows (even their actor and
   -- time) are the server's admins' and that person's or key's alone, else any viewer could
-  -- tell who uses the server and when, members of other projects too
+  -- tell who uses the server and when, members of other projects too; the directory's and
+  -- the provider's changes are left out with them (sj.api_writes)
   local signs_of = not people and (ctx.who and ctx.who.id or "") or nil
   for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key, signs_of)) do
     local d = r.data

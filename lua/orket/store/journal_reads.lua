@@ -179,13 +179,15 @@ end
 --- after id `after` (of that actor alone, and made through that key alone, when given: a
 --- person's key is not the actor, its person is, and its id is data.key; with signs_of, the
 --- sign-ins and sign-outs of that actor alone, the others' left out in the query so that a
---- page still holds `limit` rows), oldest first: {id, at, card, actor, data (decoded, {} when
---- unreadable)}
+--- page still holds `limit` rows, and so are the directory's and the provider's changes,
+--- actors ldap and oidc: a reader who is no server admin), oldest first: {id, at, card,
+--- actor, data (decoded, {} when unreadable)}
 function M.api_writes(db, after, limit, actor, key, signs_of)
   local rows = assert(db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
     WHERE kind = 'api_write' AND id > ?1 AND (?2 = '' OR actor = ?2)
       AND (?4 = '' OR json_extract(data, '$.key') = ?4)
       AND (?5 = '' OR COALESCE(json_extract(data, '$.action'), '') NOT IN ('sign_in', 'sign_out') OR actor = ?5)
+      AND (?5 = '' OR actor NOT IN ('ldap', 'oidc'))
       ORDER BY id LIMIT ?3]], after, actor or "", limit, key or "", signs_of or ""))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows

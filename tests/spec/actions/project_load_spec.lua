@@ -114,6 +114,30 @@ describe("import of epics that would lose or stall cards", function()
       function() return epic end, nil, { fieldline.id_set("X-2"), 1 })))
   end)
 
+  it("places a sign_in group map's mistake inside sign_in's own tables, never at a key of the same name "
+    .. "elsewhere in the file", function()
+    local cfg = table.concat({
+      "models = {", '  default = "a:b",', "}", "team = {", '  lead = { roles = { "architect" } },', "}",
+      'serve = { projects = { web = "../web" } }', "sign_in = {", '  roles = { everyone = "viewr", webdevs = "operator" },',
+      "  project_roles = {", '    default = { everyone = "operator" },', '    web = { webdevs = "develop" },',
+      '    ["infra"] = { ["ops"] = "admn" },', "  },", "}", "",
+    }, "\n")
+    local function line_of(msg) return select(2, fieldline.place(msg, function() return cfg end)) end
+    assert.equal(9, line_of('orket.lua: sign_in.roles["everyone"]: must be viewer, operator or admin (got viewr)'))
+    assert.equal(11, line_of('orket.lua: sign_in.project_roles.default["everyone"]: must be viewer, developer or '
+      .. "admin (got operator)"))
+    assert.equal(12, line_of('orket.lua: sign_in.project_roles.web["webdevs"]: must be viewer, developer or admin '
+      .. "(got develop)"))
+    assert.equal(13, line_of('orket.lua: sign_in.project_roles.infra["ops"]: must be viewer, developer or admin '
+      .. "(got admn)"))
+    -- a later statement sets the value in force
+    cfg = cfg .. 'sign_in.project_roles.web = {\n  webdevs = "develop",\n}\n'
+    assert.equal(17, line_of('orket.lua: sign_in.project_roles.web["webdevs"]: must be viewer, developer or admin '
+      .. "(got develop)"))
+    -- a field of a field: in its parents' braces too, not at the file's first `web =`
+    assert.equal(16, line_of("orket.lua: sign_in.project_roles.web: this server hosts no project named 'web'"))
+  end)
+
   it("places a bad price at its model's line in orket.lua, as a bad budget", function()
     local cost = require "orket.cost"
     local cfg = table.concat({

@@ -2,7 +2,8 @@
 -- what a request gets while a look is under way, after one was cancelled, and while the
 -- directory is down (within the grace, then after it). The directory here is a stand-in
 -- whose lookup waits until the test lets it answer "cannot be reached"; the e2e test
--- (tests/e2e/signin_test.lua) runs the same against slapd.
+-- (tests/e2e/signin_test.lua) runs the same against slapd. Against a store: the audit of a
+-- look's changes, and what a person it disables is told.
 local semaphore = require "orket.semaphore"
 local task = require "orket.task"
 local uv = require "luv"
@@ -147,6 +148,71 @@ describe("the directory's people looked at again", function()
         .. "one: where people sign in through a provider or directory, one of theirs by a group that sign_in.roles "
         .. "maps to admin (at their next sign-in, or the directory's next look); or a new local account with 'orket "
         .. "users add NAME --role admin' (POST /v1/users with role admin)", lines[1].message)
+    end)
+    fake.lookup = lookup
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
+
+  it("audits the changes a look makes to a person's roles with the route directory, as its disable, and a "
+    .. "sign-in's with sign_in", function()
+    local B = require "tests.backends"
+    local H = require "tests.helpers"
+    local identity = require "orket.serve.identity"
+    local db = B.open_store()
+    local lara = { name = "lara", dn = "uid=lara,dc=x" }
+    local project_roles = { default = { webdevs = "developer", everyone = "viewer" } }
+    -- her sign-in: in webdevs and everyone
+    assert(identity.federated(db, { name = "lara", role = "operator", groups = { "webdevs", "everyone" } }, "ldap",
+      lara.dn, project_roles))
+    local lookup = fake.lookup
+    -- then taken out of webdevs: the look finds her a viewer
+    fake.lookup = function() return { name = "lara", role = "viewer", groups = { "everyone" }, dn = lara.dn } end
+    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", group_base_dn = "dc=x", recheck_s = 1 },
+      roles = { webdevs = "operator", everyone = "viewer" }, project_roles = project_roles }
+    local ok, err = pcall(function()
+      d:seen("lara")
+      d.people.lara.at = uv.now() - 10000
+      assert.same({ true, true, true }, { task.spawn(d.check, d, db, { user = "lara" }):join() })
+      local rows = {}
+      for _, r in ipairs(db:rows("SELECT actor, action, route, detail FROM audit_log WHERE kind = 'write' ORDER BY seq")) do
+        rows[#rows + 1] = table.concat({ r.actor, r.action, r.route, r.detail }, " ")
+      end
+      assert.same({ "ldap user_add sign_in person=lara role=operator",
+        "ldap member_grant sign_in person=lara project=default role=developer",
+        "ldap user_role directory person=lara role=viewer",
+        "ldap member_grant directory person=lara project=default role=viewer" }, rows)
+    end)
+    fake.lookup = lookup
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
+
+  it("tells a person the look has just disabled who can set it right, not to send a key", function()
+    local B = require "tests.backends"
+    local H = require "tests.helpers"
+    local identity = require "orket.serve.identity"
+    local db = B.open_store()
+    local dan = { name = "dan", dn = "uid=dan,dc=x" }
+    assert(identity.federated(db, { name = "boss", role = "admin" }, "ldap", "uid=boss,dc=x"))
+    assert(identity.federated(db, { name = "dan", role = "viewer" }, "ldap", dan.dn))
+    local lookup = fake.lookup
+    -- dan taken out of his only group that gives a role
+    fake.lookup = function() return { name = "dan", groups = { "leavers" }, dn = dan.dn } end
+    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1 } }
+    local ok, err = pcall(function()
+      d:seen("dan")
+      d.people.dan.at = uv.now() - 10000
+      local done, fine, status, code, msg, why, remedy = task.spawn(d.check, d, db, { user = "dan" }):join()
+      assert.same({ true, nil, 401, "unauthorized", "the directory no longer gives this person a role here; they were "
+        .. "disabled", "ldap gone: none of this person's groups has a role on this server" },
+        { done, fine, status, code, msg, why })
+      assert.equal("the directory's answer disabled them: if it is wrong, the directory's admin puts them back (their "
+        .. "entry under base_dn, in a group sign_in.roles maps to a role), then a server admin enables them again "
+        .. "(orket users enable NAME, or POST /v1/users/NAME/enable); the server's log has what the directory "
+        .. "answered (docs/teams.md#offboarding)", remedy)
     end)
     fake.lookup = lookup
     db:close()

@@ -81,6 +81,7 @@ function M.api_writes(db, after, limit, actor, key, signs_of)
     WHERE kind = 'api_write' AND id > $1 AND ($3::text = '' OR actor = $3::text)
       AND ($4::text = '' OR data->>'key' = $4::text)
       AND ($5::text = '' OR COALESCE(data->>'action', '') NOT IN ('sign_in', 'sign_out') OR actor = $5::text)
+      AND ($5::text = '' OR actor NOT IN ('ldap', 'oidc'))
       ORDER BY id LIMIT $2]], after, limit, actor or "", key or "", signs_of or ""))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
