@@ -674,6 +674,30 @@ db:close()
     db:close()
   end)
 
+  -- a backup taken mid-run holds the run left to the workers as running: an idle worker
+  -- (which holds nothing in the store) joined it as soon as it was restored and worked
+  -- again every card done since, its effects applied twice. It is restored interrupted.
+  it("restores a run left to the workers interrupted and names it, so that no worker carries it on by itself", function()
+    local dir = H.example("webapp")
+    local db = assert(require("orket.project").open_store(dir, false))
+    local run = assert(db:record_run { target = "API", kind = "epic", data = { workers = true } })
+    db:close()
+    local file = H.tmpdir() .. "/b.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    assert.matches(string.format("run %d (API) was left to the workers when the backup was taken: it is interrupted now, "
+      .. "so that no worker carries it on by itself; orket resume %d carries it on\n", run, run), r.stdout, 1, true)
+    db = assert(require("orket.project").open_store(dir, false))
+    local row = require("orket.store.runs").get(db, run)
+    local queued = require("orket.store.leases").queued(db)
+    local ends = db:rows("SELECT data FROM events WHERE kind = 'run_end' AND run_id = ?", run)
+    db:close()
+    assert.equal("interrupted", row.status)
+    assert.same({}, queued)
+    assert.equal(1, #ends)
+    assert.matches("restored from a backup taken while it ran", ends[1].data, 1, true)
+  end)
+
   -- a key revoked because it leaked, a person disabled: the command line signs no
   -- checkpoint for them, so an older backup restored without a word and the leaked key
   -- worked again

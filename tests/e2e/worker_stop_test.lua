@@ -28,6 +28,9 @@ describe("orket runs stop", function()
     assert.matches("run " .. id .. " is worked by worker gone now (card START-1)", r.stderr, 1, true)
     assert.matches("a worker that died (SIGKILL, its machine lost) holds its cards until its lease ends, by "
       .. until_ .. ": then stop the run again", r.stderr, 1, true)
+    -- one worker stopped hands its cards to the others (another server's too): said
+    assert.matches("while other workers of the store are up (another server's --workers too), they take its cards "
+      .. "up: stop them all first", r.stderr, 1, true)
   end)
 end)
 

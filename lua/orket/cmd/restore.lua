@@ -24,7 +24,9 @@ of a PostgreSQL export), that it is an orket store, and that its schema version 
 orket knows. Only then it replaces the store's whole content, in one transaction: anyone
 reading the board sees the old content or the new, never a mix. --check only checks. Refused
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
-continue on cards the restore changed. Refused too while a sandbox of the project runs
+continue on cards the restore changed (a run left to the workers that the backup holds
+as running is restored interrupted, named, for 'orket resume': an idle worker would carry
+it on at once). Refused too while a sandbox of the project runs
 (orket sandbox list): stop it first with 'orket sandbox stop ID'. A SQLite backup restores into SQLite, a PostgreSQL
 export into PostgreSQL. The store gets a new id for its event streams (the id its members
 are bound by kept): a web board's stream, open or opened after, starts over from the board
@@ -65,6 +67,11 @@ local function plain(dir, file, opts)
         .. "backup", "EINVAL"
     end
     return file, function() end
+  end
+  -- its clear header says a key file sealed it: no passphrase opens it, so none is asked
+  if kind == "key" and not opts.key_file and not opts.passphrase_env then
+    return nil, string.format("%s is encrypted with a key file, not a passphrase: give --key-file FILE, the file "
+      .. "it was sealed with", config.shown(file)), "EINVAL"
   end
   local secret, serr, scode = sealed.secret(opts, false)
   if not secret then
@@ -208,6 +215,25 @@ local function worked_elsewhere(db)
   end
 end
 
+-- A run left to the workers that the backup holds as running (taken mid-run) would be
+-- joined at once by any worker of the store still up, and the cards done since the backup
+-- worked again, their effects applied twice. An idle worker holds nothing in the store (no
+-- lease, no run lock) that says it is up, so the restore cannot refuse for it: such runs
+-- are ended interrupted in the restore's transaction instead (on SQLite, the new id's),
+-- for a resume the operator decides. -> {{id=, target=}}
+local REASON = "restored from a backup taken while it ran: ended so that no worker carries it on by itself; "
+  .. "orket resume carries it on"
+local function settle_queued(db)
+  local ended = {}
+  for _, r in ipairs(leases.queued(db)) do
+    local id = math.tointeger(r.id)
+    if assert(db:finish_run(id, "interrupted", { running = true, reason = REASON })) then
+      ended[#ended + 1] = { id = id, target = r.target }
+    end
+  end
+  return ended
+end
+
 -- Before the store is replaced: no sandbox runs, FILE is whole, its audit passes, and the
 -- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)
 local function ready(dir, db, file, name, accept, cli)
@@ -249,6 +275,10 @@ local function recorded(dir, v, name, info, accept, cli)
   db:close()
   io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version,
     config.shown(name)))
+  for _, r in ipairs(info.settled or {}) do
+    io.stdout:write(string.format("run %d (%s) was left to the workers when the backup was taken: it is interrupted "
+      .. "now, so that no worker carries it on by itself; orket resume %d carries it on\n", r.id, tostring(r.target), r.id))
+  end
   if not row then
     cli.fail(code, "restore: the store was restored, but its audit entry or checkpoint was not written: %s", cp)
     return 1
@@ -336,7 +366,7 @@ local function replace(dir, file, name, accept, cli)
   if not db then return 1 end
   local v, checked = ready(dir, db, file, name, accept, cli)
   local info, err, code
-  if v then info, err, code = backup.restore(db, file, checked) end
+  if v then info, err, code = backup.restore(db, file, checked, settle_queued) end
   db:close()
   if not info then
     if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end

@@ -59,7 +59,8 @@ local function say(reg, fields) if reg.log then reg.log(fields) end end
 local function lease_lost(reg, entry, e)
   if entry.waiting or not e or entry.lost == e then return end
   entry.lost = e -- said once per engine (a renewal and a step may both find it)
-  say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
+  say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here and goes on in the "
+    .. "process that resumed it and holds its lease now; nothing more of it is written here" })
   e:stop()
 end
 

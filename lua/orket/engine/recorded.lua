@@ -210,9 +210,12 @@ function M.stop_queued(db, id)
     end
     local held = leases.live(db, id)[1]
     if held then
+      -- (one worker stopped hands its cards to the store's other workers, another server's
+      -- too: the run is stopped only once none of them works it)
       return nil, "conflict", string.format("run %d is worked by worker %s now (card %s): stop that worker "
         .. "(SIGTERM; with orket serve --workers, the server), which leaves the run to the workers, then stop the "
-        .. "run again", id, held.worker, held.card)
+        .. "run again; while other workers of the store are up (another server's --workers too), they take its "
+        .. "cards up: stop them all first", id, held.worker, held.card)
     end
     local ok, st, code = db:finish_run(id, "interrupted", { running = true })
     if ok == false then

@@ -1243,10 +1243,26 @@ function Run:conclude(target, view)
   -- Each worker of a run concludes it: only the one that moves it from running journals its
   -- run_end (and sets its status and ended_at); the others find it ended and say so
   -- without writing it again (ended_by_other: the status it ended with).
-  local fok, ferr, ended_by_other = true, nil, nil
+  -- A run whose process holds its lease in the store (a server's, `orket run`'s) ends it only
+  -- while the lease is still its own, asked in the end's own transaction: a process paused
+  -- past its lease, the run resumed elsewhere meanwhile, wrote interrupted over the live run
+  -- (and its run_end), and the holder then took the run for stopped by another.
+  local fok, ferr, ended_by_other, elsewhere = true, nil, nil, false
   if not (self.lease and (status == "interrupted" or self.journal_failed)) then
-    fok, ferr = self.db:finish_run(self.run_id, status, { running = self.lease and true or nil, reason = reason })
+    local fence = self.engine.run_fence
+    fok, ferr = self.db:tx(function()
+      if fence and not fence() then
+        elsewhere = true
+        return true
+      end
+      return self.db:finish_run(self.run_id, status, { running = self.lease and true or nil, reason = reason })
+    end)
     if fok == false then fok, ended_by_other, ferr = true, ferr, nil end
+  end
+  if elsewhere then
+    status = "interrupted"
+    reason = string.format("run %d goes on in another process, which resumed it and holds its lease now (this "
+      .. "process or its store was away longer than the lease); nothing more of it is written here", self.run_id)
   end
   if not fok then
     -- the run's row stays "running" (it shows as killed): said, not raised
@@ -1274,7 +1290,7 @@ function Run:conclude(target, view)
     ended_by_other = ended_by_other }
   -- store_lost: why the store failed under the run (a server waits for it and carries on)
   return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting,
-    store_lost = self.journal_failed }
+    store_lost = self.journal_failed, elsewhere = elsewhere or nil }
 end
 
 --- settle(target): brings an epic or rock target and its epics in line with their issues

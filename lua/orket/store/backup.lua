@@ -295,7 +295,7 @@ local function pg_export(db, path)
   return true
 end
 
-local function pg_import(db, path)
+local function pg_import(db, path, settle)
   local info, err, code = read_pg(path)
   if not info then return nil, err, code end
   local v = math.tointeger(tonumber(assert(db:version())))
@@ -332,7 +332,7 @@ local function pg_import(db, path)
     end
     -- another journal now: the store's id made anew with it (orket.store.projects.renew)
     store_projects.renew(db, have.store_identity)
-    return true
+    return true, settle and settle(db)
   end)
 end
 
@@ -626,7 +626,9 @@ end
 --- PostgreSQL. An older SQLite backup is migrated when the store next opens. The store gets
 --- a new id (orket.store.projects.renew): on PostgreSQL in the same transaction, on SQLite
 --- in the next (info.unrenewed: why that failed, the content restored all the same).
-function M.restore(db, path, checked)
+--- settle(db), if given, runs in that transaction too, after the content is in; what it
+--- returns is info.settled.
+function M.restore(db, path, checked, settle)
   local info, err, code = checked, nil, nil
   if not info then info, err, code = M.check(path) end
   if not info then return nil, err, code end
@@ -634,15 +636,19 @@ function M.restore(db, path, checked)
   if not fits then return nil, ferr, fcode end
   local want = db.backend == "pg" and "pg" or "sqlite"
   local ok, rerr, rcode
-  if want == "pg" then ok, rerr, rcode = pg_import(db, path) else ok, rerr, rcode = db.conn:restore_from(path) end
+  if want == "pg" then ok, rerr, rcode = pg_import(db, path, settle) else ok, rerr, rcode = db.conn:restore_from(path) end
   if not ok then return nil, inert_err(rerr), rcode end
+  if want == "pg" then info.settled = rerr end
   if want == "sqlite" then
     -- the pages are copied in a transaction of their own (SQLite's backup API), so the new
     -- id follows in the next: a board read between the two names the old id with the new
     -- journal, and its stream is told to start over once the new id is in, which is harmless.
     -- A backup older than migration 27 has no id; its migration draws one.
-    local rok, nerr = db:tx(function() store_projects.renew(db, (info.version or 0) >= 27) return true end)
-    if not rok then info.unrenewed = tostring(nerr) end
+    local rok, nerr = db:tx(function()
+      store_projects.renew(db, (info.version or 0) >= 27)
+      return true, settle and settle(db)
+    end)
+    if rok then info.settled = nerr else info.unrenewed = tostring(nerr) end
   end
   return info
 end

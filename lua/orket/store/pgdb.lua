@@ -156,8 +156,8 @@ function DB:exec(script)
   local t = self.open[coroutine.running()]
   if t then return t:statement("exec", script) end
   if outside_task() then return in_task(self.exec, self, script) end
-  local lease <close>, err, code = self.pool:acquire()
-  if not lease then return self:_note(nil, err, code) end
+  local lease <close>, err, code, state = self.pool:acquire()
+  if not lease then return self:_note(nil, err, code, state) end
   return self:_note(lease.conn:exec(script))
 end
 
@@ -172,7 +172,10 @@ end
 -- ---- the store's own failures ---------------------------------------------------------
 
 -- What says the server itself is gone or cannot take writes, not a statement's own error:
--- a connection refused, lost or unusable; SQLSTATE classes 08 (connection exception), 53
+-- a connection refused, lost or unusable, or not had in time (a server that stops
+-- answering, frozen or behind a dropped network: pgpool gives its connect timeout and its
+-- acquire timeout SQLSTATE 08001; a query's own query_timeout_ms on a live connection is
+-- that statement's failure, not the server's); SQLSTATE classes 08 (connection exception), 53
 -- (insufficient resources: disk full, out of memory), 58 (system error: I/O) and 57P
 -- (the server shutting down, or not yet accepting connections).
 local LOST = { ECONNECT = true, ECONNRESET = true, ENOTCONN = true }
@@ -366,8 +369,8 @@ function DB:_tx(begin, fn, ...)
   local co = coroutine.running()
   local open = self.open[co]
   if open then return nested(open, fn, ...) end
-  local lease <close>, err, code = self.pool:acquire()
-  if not lease then return self:_note(nil, err, code) end
+  local lease <close>, err, code, state = self.pool:acquire()
+  if not lease then return self:_note(nil, err, code, state) end
   local c = lease.conn
   -- until COMMIT or ROLLBACK has answered the connection is not clean: a task cancelled
   -- meanwhile gets it closed on release, and the server rolls the transaction back

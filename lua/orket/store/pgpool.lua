@@ -43,14 +43,22 @@ local Lease = {}
 Lease.__index = Lease
 Lease.__close = function(l) l.pool:release(l) end
 
---- pool:acquire() -> lease {conn} | nil, message, code: waits for a free slot (at most
---- acquire_timeout_ms; ETIMEDOUT), then takes an idle connection or makes one. Hand it back
---- with pool:release(lease), or hold it in a to-be-closed variable.
+-- The SQLSTATE given with a connection not had in time (a connect that timed out, no slot
+-- free within acquire_timeout_ms): 08001, "unable to establish a connection". libpq names
+-- no SQLSTATE for its own failures; this one tells them from a query's own timeout (the
+-- same ETIMEDOUT on a live connection), so the store counts them as its loss (class 08).
+M.UNREACHED = "08001"
+
+--- pool:acquire() -> lease {conn} | nil, message, code, sqlstate: waits for a free slot (at
+--- most acquire_timeout_ms; ETIMEDOUT, SQLSTATE M.UNREACHED), then takes an idle connection
+--- or makes one (a connect that timed out: the same). Hand it back with
+--- pool:release(lease), or hold it in a to-be-closed variable.
 function Pool:acquire()
   if self.closed then return nil, "pg pool: closed", "ENOTCONN" end
   local deadline = self.acquire_timeout_ms > 0 and rt.now() + self.acquire_timeout_ms or nil
   if not self.slots:acquire(deadline) then
-    return nil, string.format("pg pool: no connection free within %d ms (size %d)", self.acquire_timeout_ms, self.size), "ETIMEDOUT"
+    return nil, string.format("pg pool: no connection free within %d ms (size %d)", self.acquire_timeout_ms, self.size),
+      "ETIMEDOUT", M.UNREACHED
   end
   self.busy = self.busy + 1
   local lease = setmetatable({ pool = self }, Lease)
@@ -66,7 +74,7 @@ function Pool:acquire()
     query_timeout_ms = self.query_timeout_ms })
   if not c then
     self:release(lease)
-    return nil, err, code
+    return nil, err, code, code == "ETIMEDOUT" and M.UNREACHED or nil
   end
   lease.conn = c
   return lease
@@ -96,8 +104,8 @@ end
 --- it is dropped and the statement goes to a new one, once.
 function Pool:query(sql, ...)
   for attempt = 1, 2 do
-    local lease <close>, err, code = self:acquire()
-    if not lease then return nil, err, code end
+    local lease <close>, err, code, state = self:acquire()
+    if not lease then return nil, err, code, state end
     local r = table.pack(lease.conn:query(sql, ...))
     if r[1] ~= nil or r[3] ~= "ENOTCONN" or attempt == 2 then return table.unpack(r, 1, r.n) end
   end
@@ -177,8 +185,8 @@ function Pool:tx(fn, ...)
   end
   self.in_tx[co] = true
   local mark <close> = setmetatable({}, { __close = function() self.in_tx[co] = nil end })
-  local lease <close>, err, code = self:acquire()
-  if not lease then return nil, err, code end
+  local lease <close>, err, code, state = self:acquire()
+  if not lease then return nil, err, code, state end
   local c = lease.conn
   -- until COMMIT or ROLLBACK has answered, the connection is not clean: if this task is
   -- cancelled, release() closes it and the server rolls the transaction back

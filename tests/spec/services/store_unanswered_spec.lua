@@ -1,0 +1,82 @@
+-- A PostgreSQL that stops answering (frozen, behind a dropped network) is the store's loss,
+-- as one that refuses or resets connections is: a connection whose connect timed out, and a
+-- pool acquire that timed out waiting for one, are noted by the store (db:journal_error),
+-- so a run leaves its turn unrecorded and a worker waits for the store (store_lost) rather
+-- than take the raise for a bug or block the card. A query's own timeout on a live
+-- connection stays that statement's failure. PostgreSQL only (tests/pg.lua's server).
+local H = require "tests.helpers"
+local PG = require "tests.pg"
+
+local available, why = PG.available()
+if not available then
+  describe("a store that stops answering", function() pending("skipped: " .. why) end)
+  return
+end
+
+local pgpool = require "orket.store.pgpool"
+local store = require "orket.store"
+local uv = require "luv"
+
+describe("a PostgreSQL store that stops answering", function()
+  local server, db
+
+  setup(function()
+    server = PG.start()
+    db = assert(store.open_url(server.url, { size = 1, acquire_timeout_ms = 150 }))
+  end)
+  teardown(function()
+    if db then db:close() end
+    if server then server.stop() end
+    H.cleanup()
+  end)
+  before_each(function() db:clear_journal_error() end)
+
+  it("takes a connect that timed out for the store's loss", function()
+    -- a socket that accepts and never answers, as a frozen server's does
+    local dir = H.tmpdir()
+    local srv = uv.new_pipe(false)
+    assert(srv:bind(dir .. "/.s.PGSQL.5432"))
+    local held = {}
+    srv:listen(8, function()
+      local cl = uv.new_pipe(false)
+      srv:accept(cl)
+      held[#held + 1] = cl
+    end)
+    local real = db.pool
+    db.pool = pgpool.new { url = "postgresql://orket@/postgres?host=" .. dir, connect_timeout_ms = 100 }
+    local rows, msg, code = db:rows("SELECT 1 AS v")
+    local _, txmsg, txcode = db:tx(function() return true end)
+    db.pool:close()
+    db.pool = real
+    for _, cl in ipairs(held) do cl:close() end
+    srv:close()
+    assert.is_nil(rows)
+    assert.equal("ETIMEDOUT", code)
+    assert.equal("pg: connecting: timed out after 100 ms", msg)
+    assert.equal("ETIMEDOUT", txcode, txmsg)
+    assert.equal("PostgreSQL: pg: connecting: timed out after 100 ms", db:journal_error())
+  end)
+
+  it("takes a pool acquire that timed out for the store's loss", function()
+    local lease = assert(db.pool:acquire()) -- the pool's one connection, held
+    local rows, msg, code = db:rows("SELECT 1 AS v")
+    db.pool:release(lease)
+    assert.is_nil(rows)
+    assert.equal("ETIMEDOUT", code, msg)
+    assert.matches("no connection free within 150 ms", db:journal_error(), 1, true)
+    assert.equal(1, db:rows("SELECT 1 AS v")[1].v) -- and it answers again once freed
+  end)
+
+  it("leaves a query's own timeout on a live connection that query's failure", function()
+    local real = db.pool
+    db.pool = pgpool.new { url = server.url, query_timeout_ms = 100 }
+    local rows, msg, code = db:rows("SELECT pg_sleep(30)")
+    H.wait_for(function() return db.pool:stats().busy == 0 end, "the timed-out query to be handed back")
+    db.pool:close()
+    db.pool = real
+    assert.is_nil(rows)
+    assert.equal("ETIMEDOUT", code)
+    assert.equal("pg: query timed out after 100 ms (cancelled)", msg)
+    assert.is_nil(db:journal_error())
+  end)
+end)
