@@ -123,9 +123,10 @@ M.PERSON_REMEDY = {
 
 function M.fail(code, fmt, ...)
   M.err(fmt, ...)
-  local remedy = M.PERSON_REMEDY[code] or errors.remedy(code)
+  local remedy = M.PERSON_REMEDY[code] or errors.remedy(code, string.format(fmt, ...))
   if remedy and uv.guess_handle(2) == "tty" and not string.format(fmt, ...):find(remedy, 1, true) then
-    io.stderr:write("hint: ", inert.text(remedy), "\n")
+    -- the remedy as words: its links to the guides name the files (orket.errors.plain)
+    io.stderr:write("hint: ", inert.text(errors.plain(remedy)), "\n")
   end
 end
 

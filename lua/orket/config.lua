@@ -309,8 +309,14 @@ function M.settings(dir, defaults)
   local cfg, err, code
   if defaults then cfg, err, code = M.load_or_defaults(dir) else cfg, err, code = M.load(dir) end
   if not cfg then return nil, err, code end
-  local s, serr, scode = settings.resolve(cfg)
-  if not s then return nil, M.placed(dir, serr), scode end
+  local s, serr, scode, all = settings.resolve(cfg)
+  if not s then
+    -- every problem of the section, each on its line, in the order of the file (as validate)
+    local placed = {}
+    for i, m in ipairs(all or { serr }) do placed[i] = M.placed(dir, m) end
+    settings.in_file_order(placed, function(m) return tonumber(m:match("^[^:]+:(%d+): ")) end)
+    return nil, table.concat(placed, "\n"), scode
+  end
   return cfg, s
 end
 

@@ -200,7 +200,14 @@ CODES.EUNAVAILABLE = {
 -- The store (the board's database)
 CODES.EBUSY = {
   means = "the database stayed locked for 5 s (PostgreSQL: 30 s), or the secret store's lock for 10 s",
-  remedy = "another process holds a long transaction or is changing the secrets; retry",
+  remedy = "another process holds a long transaction (the message says how to find it); retry once it ends",
+  -- the secret store's lock is a file of its own (.orket/secrets.lock), which its message
+  -- names: a store's lock said "changing the secrets", which had nothing to do with it
+  remedy_for = function(message)
+    if type(message) == "string" and message:find("secrets.lock", 1, true) then
+      return "another process is changing the secrets; retry"
+    end
+  end,
 }
 CODES.ECONSTRAINT = {
   means = "a write broke a rule of the schema (a duplicate id, a missing parent)",
@@ -208,7 +215,14 @@ CODES.ECONSTRAINT = {
 }
 CODES.ECORRUPT = {
   means = "the file is damaged (or a backup is: truncated, not whole)",
-  remedy = "`orket restore` a backup ([deploying.md](deploying.md))",
+  remedy = "`orket restore` a backup ([deploying.md](deploying.md)); a damaged backup given to `orket restore`: "
+    .. "take another copy of it",
+  -- restore's own failure is of the backup it was given: "restore a backup" would be circular
+  remedy_for = function(message)
+    if type(message) == "string" and message:find("^restore: ") then
+      return "take another copy of the backup (this one is damaged: cut short or not whole), and restore that"
+    end
+  end,
 }
 CODES.ECANTOPEN = {
   means = "the file cannot be opened (no directory, no permission)",
@@ -328,8 +342,8 @@ CODES.EREJECTED = {
 }
 CODES.EALREADY = { means = "the thing asked for is done already (a key revoked twice)", remedy = "nothing to do" }
 CODES.EBADPEPPER = {
-  means = "the server's key pepper file is damaged",
-  remedy = "restore `.orket/serve.pepper` from a backup, or delete it and create keys again",
+  means = "the server's key pepper file (`.orket/keys.pepper`) is damaged",
+  remedy = "restore `.orket/keys.pepper` (mode 0600) from a backup; else revoke every key, delete the file and create keys again",
 }
 CODES.ETIMEDOUT = {
   means = "something did not answer in time (a sandbox's health check, a server)",
@@ -659,11 +673,30 @@ end
 --- get(code) -> the code's entry | nil
 function M.get(code) return CODES[code] end
 
---- remedy(code) -> what to do about code | nil (unknown, or nothing to do)
-function M.remedy(code)
+--- remedy(code[, message]) -> what to do about code | nil (unknown, or nothing to do);
+--- message, the failure's own: a code whose remedy depends on what failed (EBUSY: the
+--- store's lock or the secret store's) picks it from there
+function M.remedy(code, message)
   local e = CODES[code]
+  local own = e and e.remedy_for and e.remedy_for(message)
+  if own then return own end
   if e and e.remedy ~= "" then return e.remedy end
   return nil
+end
+
+--- plain(text) -> a remedy as a person or a model reads it, off the troubleshooting table:
+--- its Markdown links ([x.md](x.md#a-part), written relative to docs/guide/) as words that
+--- name the repository's file ("docs/guide/x.md, "A part""), which lead somewhere from a shell
+function M.plain(text)
+  if type(text) ~= "string" then return text end
+  return (text:gsub("%[([^%]]*)%]%(([^%)%s#]+%.md)#?([%w%-]*)%)", function(label, file, anchor)
+    local path = file:find("^%.%./") and ("docs/" .. file:sub(4)) or ("docs/guide/" .. file)
+    local part = anchor ~= "" and (', "' .. anchor:gsub("%-", " "):gsub("^%l", string.upper) .. '"') or ""
+    local named = path .. part
+    local base = file:match("([^/]+)$")
+    if label == file or label == base then return named end
+    return label .. " (" .. named .. ")"
+  end))
 end
 
 --- status(code) -> the HTTP status an answer with code carries: the code's own, else 409 for
@@ -680,7 +713,7 @@ end
 --- an HTTP API's error document; remedy: this failure's own, else the code's (none when
 --- there is nothing to do but what the message says)
 function M.answer(status, code, message, remedy)
-  return status, { error = { code = code, message = message, remedy = remedy or M.remedy(code) } }
+  return status, { error = { code = code, message = message, remedy = remedy or M.remedy(code, message) } }
 end
 
 return M

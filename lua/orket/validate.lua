@@ -83,7 +83,9 @@ local function check_config(dir, out)
     add(out, dir, code == "ENOENT" and "orket.lua: not found; " .. config.no_project(dir, "a project") or err, "orket.lua")
     return nil, nil
   end
-  for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
+  -- each section's problems in the order of the file: the line each is placed at
+  local function line(m) return select(2, fieldline.in_project(m, dir, read)) end
+  for _, p in ipairs(settings.check(data, line)) do add(out, dir, p) end
   check_signin_projects(dir, out, data)
   -- each secret "NAME" the store or the environment must give (orket.settings.secret)
   for _, p in ipairs(secret.problems(secret.bind_all(data, dir), dir)) do add(out, dir, p) end

@@ -201,6 +201,53 @@ describe("orket CLI", function()
     assert.not_matches("your turn", out, 1, true)
   end)
 
+  -- a hint printed a remedy of the troubleshooting table as it is written there: Markdown
+  -- links relative to docs/guide/, and "`orket restore` a backup" to someone restoring one
+  it("gives hints in words, naming the guides' files, and a damaged backup's restore its own", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    assert.equal(0, H.orket("backup ../good.backup", { cwd = p }).status)
+    assert(os.execute("head -c 8192 " .. H.quote(dir .. "/good.backup") .. " > " .. H.quote(dir .. "/trunc.backup")))
+    assert.equal(0, H.orket("backup ../b.enc --encrypt --passphrase-env BP", { cwd = p,
+      env = { BP = "correct horse battery staple" } }).status)
+    H.write(dir .. "/steps", "expect hint: \n")
+    local function on_tty(words, env)
+      local f = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s %s -t 30 -- %s %s <%s 2>&1",
+        H.quote(p), env or "", H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN), words,
+        H.quote(dir .. "/steps")))
+      local out = f:read("a")
+      f:close()
+      return out
+    end
+    local out = on_tty("restore --check ../trunc.backup")
+    assert.matches("\nhint: take another copy of the backup (this one is damaged: cut short or not whole)", out, 1, true)
+    assert.not_matches("`orket restore` a backup", out, 1, true)
+    out = on_tty("restore --check ../b.enc --passphrase-env BP", "BP=wrong-passphrase")
+    assert.matches("\nhint: give the key file or passphrase it was made with (docs/guide/deploying.md, "
+      .. "\"Encrypted backups\"); for a secret, the key file it was sealed under (docs/secrets.md)", out, 1, true)
+    assert.not_matches("](", out, 1, true)
+  end)
+
+  -- a backup's clear header says a key file sealed it: a terminal was asked for a passphrase
+  -- anyway, and whatever was typed was then refused as the wrong kind of key
+  it("says at once on a terminal that a key file's backup needs --key-file, asking no passphrase", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    assert(os.execute("head -c 32 /dev/urandom > " .. H.quote(dir .. "/k") .. " && chmod 600 " .. H.quote(dir .. "/k")))
+    assert.equal(0, H.orket("backup ../b.enc --encrypt --key-file ../k", { cwd = p }).status)
+    H.write(dir .. "/steps", "expect --key-file FILE\n")
+    local f = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 10 -- %s restore --check ../b.enc <%s 2>&1",
+      H.quote(p), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN), H.quote(dir .. "/steps")))
+    local out = f:read("a")
+    f:close()
+    assert.matches("orket: restore: ../b.enc is encrypted with a key file, not a passphrase: give --key-file FILE, "
+      .. "the file it was sealed with (the store was not changed)", out, 1, true)
+    assert.matches("^orket: restore: ", out) -- nothing asked before it ("passphrase: ")
+    assert.matches("%[ptydrive: FAILED, exit 1%]", out) -- every step seen; the command exits 1
+  end)
+
   it("refuses extra runs, unknown answer options, and says when nothing has run yet", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init .", { cwd = dir }).status)
@@ -492,6 +539,17 @@ io.stdout:write(select("#", f:write("x")), " ", tostring(select(3, f:write("x"))
     local r = H.orket([[lua -e "orket.spawn(function() orket.sleep(20) print('late') end) orket.sleep(5) print('early')"]])
     assert.equal(0, r.status, r.stderr)
     assert.equal("early\nlate\n", r.stdout)
+  end)
+
+  -- as lua(1): FILE was taken for the chunk's arg[1] and never run, without a word
+  it("runs -e CODE as the script, the words after it its arguments, as its usage says", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/s.lua", 'print("file ran")\n')
+    local r = H.orket("lua -e " .. H.quote('print("code ran", arg[0], arg[1], ...)') .. " s.lua z", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("code ran\t-e\ts.lua\ts.lua\tz\n", r.stdout)
+    r = H.orket("lua --help", { cwd = dir })
+    assert.matches("orket lua -e CODE [ARGS...]", r.stdout .. r.stderr, 1, true)
   end)
 
   it("reports a script error with a traceback and exits 1", function()

@@ -183,6 +183,30 @@ describe("orket gate check", function()
     assert.equal(2, r.status)
   end)
 
+  -- without --card the card is the stand-in CARD: a rule naming cards never matched it, and
+  -- the allow read as if the policy had been judged
+  it("notes, without --card, the policy rules naming a card that it could not apply", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init .", { cwd = dir }).status)
+    os.execute("mkdir -p " .. H.quote(dir .. "/policies"))
+    H.write(dir .. "/policies/q.lua", 'deny { tool = "add_issue_comment", card = "START-*", reason = "quiet" }\n'
+      .. 'deny { tool = "add_issue_comment", card = "C*", reason = "any" }\n')
+    local check = [[gate check --role coder --tool add_issue_comment --args '{"body":"x"}' ]]
+    local r = H.orket(check .. "--card-status in_progress", { cwd = dir })
+    -- C* matches CARD: it is judged, and refuses
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("note: no --card: the rule policies/q.lua:1 (card = \"START-*\") never matches the stand-in CARD, "
+      .. "so it was not applied; give --card ID to judge it\n", r.stdout, 1, true)
+    H.write(dir .. "/policies/q.lua", 'deny { tool = "add_issue_comment", card = "START-*", reason = "quiet" }\n')
+    r = H.orket(check .. "--card-status in_progress", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("note: no --card: the rule policies/q.lua:1", r.stdout, 1, true)
+    -- with the card, judged
+    r = H.orket(check .. "--card START-1", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.not_matches("note:", r.stdout, 1, true)
+  end)
+
   it("refuses an unknown role and a missing workspace by name", function()
     local r = H.orket([[gate check --role nosuchrole --tool read_file --args '{"path":"a"}']])
     assert.equal(2, r.status)

@@ -141,4 +141,24 @@ describe("orket run --model", function()
     r = H.orket("run START-1 --json --model down:x", { cwd = p })
     assert.matches('"type":"run_start"', r.stdout, 1, true)
   end)
+
+  -- ORKET_MODEL is --model's equivalent (every turn's model): it went unchecked, and the run
+  -- started on a model its server would answer 404 at the first call
+  it("refuses ORKET_MODEL's model its server does not list as it refuses --model's", function()
+    local p = F.initialized()
+    F.append(p .. "/orket.lua", string.format("\nmodels.providers.here = { kind = 'ollama', base_url = %q }\n", fake.url))
+    local r = H.orket("run START --json", { cwd = p, env = { ORKET_MODEL = "here:llama9" } })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: ORKET_MODEL=here:llama9: here (" .. fake.url .. ") does not list llama9 among its 1 model "
+      .. "(fake-model); 'orket models' lists them\n", r.stderr)
+    assert.equal("", r.stdout)
+    assert.matches("^no runs yet", H.orket("runs", { cwd = p }).stdout)
+    r = H.orket("worker --start START --drain", { cwd = p, env = { ORKET_MODEL = "here:llama9" } })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("^orket: ORKET_MODEL=here:llama9: here %(http://127%.0%.0%.1:%d+%) does not list llama9", r.stderr)
+    assert.matches("^no runs yet", H.orket("runs", { cwd = p }).stdout)
+    -- --model wins over it, as for every turn's model
+    r = H.orket("run START-1 --json --concurrency 1 --model here:fake-model", { cwd = p, env = { ORKET_MODEL = "here:llama9" } })
+    assert.matches('"type":"run_start"', r.stdout, 1, true, r.stderr)
+  end)
 end)

@@ -121,6 +121,43 @@ describe("orket serve admin routes", function()
     assert.equal(0, s.stop())
   end)
 
+  -- a pepper that is there but readable by others or cut short: the server started without a
+  -- word and told every key holder its folder "has no" pepper
+  it("says at its start, in the 401 and in its log line why a pepper that is there cannot be used", function()
+    local dir = H.example("notes")
+    local key = H.api_key(dir, "ops", "operator")
+    local pepper = ".orket/keys.pepper" -- as the server names it, from its folder
+    assert(os.execute("chmod 644 " .. H.quote(dir .. "/" .. pepper)))
+    local s = H.serve(dir)
+    local st, doc = H.api(s, "GET", "/v1/board", key)
+    assert.equal(401, st)
+    assert.equal("this server cannot check API keys: " .. pepper .. " may be read by others (mode 644)",
+      doc.error.message)
+    assert.equal("run chmod 600 " .. pepper, doc.error.remedy)
+    assert.equal(0, s.stop())
+    local out = s.log() -- (the log: one JSON object a line on stderr)
+    local warned, logged
+    for line in out:gmatch("[^\n]+") do
+      local ok, e = pcall(cjson.decode, line)
+      if ok and type(e) == "table" then
+        if e.event == "warning" and e.message == pepper .. " may be read by others (mode 644); run chmod 600 " .. pepper then
+          warned = true
+        end
+        if e.status == 401 and e.auth == "pepper: " .. pepper .. " may be read by others (mode 644)" then logged = true end
+      end
+    end
+    assert.is_true(warned, out)
+    assert.is_true(logged, out)
+    -- cut short: damaged, with the fix keys.pepper gives
+    assert(os.execute("cd " .. H.quote(dir) .. " && chmod 600 " .. pepper .. " && truncate -s 10 " .. pepper))
+    s = H.serve(dir)
+    st, doc = H.api(s, "GET", "/v1/board", key)
+    assert.equal(401, st)
+    assert.equal("this server cannot check API keys: " .. pepper .. " is damaged (not 32 bytes)", doc.error.message)
+    assert.equal("revoke every key, delete the file and create keys again", doc.error.remedy)
+    assert.equal(0, s.stop())
+  end)
+
   it("sees another process's revocation at the very next request of a key it answered from its kept reads", function()
     local dir = H.example("webapp")
     local admin = H.api_key(dir, "boss", "admin")

@@ -151,6 +151,27 @@ local function stand_ins(o, team, card)
   return seat, seat_note, card_note
 end
 
+-- Without --card, the policy rules that name a card (card = "START-*") the stand-in CARD
+-- does not match: never applied here, which a decision cannot say -> note | nil
+local function card_rules_note(o, set)
+  if o.card then return nil end
+  local skipped = {}
+  for _, rule in ipairs(set.rules) do
+    local glob = rule.card
+    if type(glob) == "string" then
+      local pat = "^" .. glob:gsub("[%^%$%(%)%%%.%[%]%+%-]", "%%%0"):gsub("%*+", ".*"):gsub("%?", ".") .. "$"
+      if not ("CARD"):find(pat) then
+        skipped[#skipped + 1] = string.format("%s (card = %q)", tostring(rule.name), glob)
+      end
+    end
+  end
+  if #skipped == 0 then return nil end
+  local one = #skipped == 1
+  return string.format("no --card: %s %s never %s the stand-in CARD, so %s not applied; give --card ID to judge %s",
+    one and "the rule" or "the rules", table.concat(skipped, ", "), one and "matches" or "match",
+    one and "it was" or "they were", one and "it" or "them")
+end
+
 local function print_decision(d, as_json)
   if as_json then
     -- jsonout: keys sorted (the same decision prints the same bytes) and paths plain
@@ -196,8 +217,9 @@ function cmd.run(args, cli)
   -- placeholder is never taken for a real name (JSON keeps its four fields)
   if not o.json then
     local said = d.reason .. " " .. (d.remedy or "")
-    if seat_note and said:find(seat, 1, true) then io.stdout:write("note: ", seat_note, "\n") end
-    if card_note and said:find("CARD", 1, true) then io.stdout:write("note: ", card_note, "\n") end
+    local notes = { seat_note and said:find(seat, 1, true) and seat_note or nil,
+      card_note and said:find("CARD", 1, true) and card_note or nil, card_rules_note(o, rules.policies) }
+    for i = 1, 3 do if notes[i] then io.stdout:write("note: ", notes[i], "\n") end end
   end
   return d.verdict == "allow" and 0 or d.verdict == "ask" and 4 or 1
 end

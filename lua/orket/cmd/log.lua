@@ -87,7 +87,9 @@ end
 
 cmd.args = { extra = "give one run number, not '%s' as well",
   { "RUN", optional = true, check = run_number },
-  { "--full" }, { "--json" }, { "--cache" }, cmdline.DIR,
+  { "--full", help = "every message in full, not clipped to 400 bytes" },
+  { "--json", help = "the transcript as one JSON document (orket.log/1)" },
+  { "--cache", help = "per model call, how much of its prompt a prompt cache could reuse" }, cmdline.DIR,
 }
 
 -- ---- the transcript: one line maker per kind of event --------------------------------

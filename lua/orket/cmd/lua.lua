@@ -8,8 +8,11 @@ local compile = require("orket.scriptenv").compile
 
 local cmd = { name = "lua", summary = "run a trusted Lua script with the runtime" }
 cmd.args = {
-  usage = "orket lua [-e CODE] FILE [ARGS...]   (FILE '-' reads standard input)",
-  { "-e", value = "CODE", key = "code", what = "a chunk of code", last = true },
+  usage = "orket lua FILE [ARGS...]   (FILE '-' reads standard input), or orket lua -e CODE [ARGS...]",
+  -- unlike lua(1), -e's chunk is the script: the words after it are its arguments (arg[1..]
+  -- and ...), none is run as a file; programs that start orket lua rely on it
+  { "-e", value = "CODE", key = "code", what = "a chunk of code, run as the script: the words after it are its "
+    .. "arguments, not a file to run as lua(1) would", last = true },
   -- a script's own arguments are its own, options too
   { "FILE|ARGS", many = true, rest = true, key = "words" },
 }

@@ -259,7 +259,9 @@ end
 -- process's (orket.engine.runlease); found another's, the run stops
 local function keep_lease(e, id, cli)
   runlease.watch(e.db, id, e, function()
-    cli.err("run %d stops: its lease in the store is another process's now (the store was away too long)", id)
+    -- (this process may have been the one away, paused: not only its store)
+    cli.err("run %d stops here: its lease in the store is another process's now (this process or its store was away "
+      .. "longer than the lease); the run goes on in that process, and nothing more of it is written here", id)
     e:stop()
   end)
 end
@@ -327,13 +329,16 @@ local function drain_traces(e, cli)
   for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
 
--- --model's model that its server does not list -> why | nil: refused as a provider not
--- configured is, before a card is touched, else each card that reaches the model would be
--- blocked on it (the server asked in a task: client:unserved)
+-- --model's model (else ORKET_MODEL's, its equivalent: every turn's model either way, as
+-- orket.engine.routing.override_model reads them) that its server does not list -> why,
+-- what named it | nil: refused as a provider not configured is, before a card is touched,
+-- else each card that reaches the model would be blocked on it (the server asked in a
+-- task: client:unserved). No other model is asked for: a run without either asks nothing.
 local function unserved_model(e, o)
-  if not o.model then return nil end
-  local _, why = task.spawn(e.llm.unserved, e.llm, o.model):join()
-  return why
+  local model = o.model or settings.env_model()
+  if not model then return nil end
+  local _, why = task.spawn(e.llm.unserved, e.llm, model):join()
+  return why, o.model and ("--model " .. o.model) or ("ORKET_MODEL=" .. model)
 end
 
 -- The run's engine, its --model checked -> e | nil, the exit status (said)
@@ -345,11 +350,14 @@ local function open_engine(o, cli, emit, stop_view, resume_id)
     cli.fail(code, "%s", cli.in_dir(o.dir, err))
     return nil, 1
   end
-  local unserved = not resume_id and unserved_model(e, o)
+  local unserved, named
+  if not resume_id then unserved, named = unserved_model(e, o) end
   if unserved then
     if stop_view then stop_view() end
     e.close_all()
-    return nil, cli.usage_error(cmd, "--model %s: %s", o.model, unserved)
+    if o.model then return nil, cli.usage_error(cmd, "%s: %s", named, unserved) end
+    cli.fail("EINVAL", "%s: %s", named, unserved) -- (a variable's value: no usage to show)
+    return nil, 1
   end
   return e
 end

@@ -276,7 +276,7 @@ local function new_server(dir, db, token, where, cli)
     -- stderr is unbuffered: the line and its newline in one write, one system call a request
     server, err = serve.new { dir = dir, db = db, host = where.host, port = where.port, limits = where.limits,
       unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others, unavailable = down,
-      log = function(line) io.stderr:write(line .. "\n") end }
+      log = function(line) io.stderr:write(line .. "\n") end, plain = cli.plain }
   end
   if server then
     for _, p in ipairs(down) do server:_log { event = "error", project = p.name, message = p.unavailable } end
@@ -330,6 +330,9 @@ function cmd.run(args, cli)
   -- JSON object a line, now and when its runs make their tracers
   otel.warn = function(text) server:_log { event = "warning", message = text } end
   otel.say(env.telemetry)
+  -- a pepper there but unusable refuses every key: said at the start, not at the first 401
+  local perr = keys.pepper_problem(dir)
+  if perr then server:_log { event = "warning", message = perr } end
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   drain_telemetry(server, signals)

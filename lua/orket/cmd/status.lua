@@ -10,6 +10,16 @@ local config = require "orket.config"
 -- to show, docs/git.md)
 local cmd = { summary = "show paths main's merges changed where workspace/ keeps yours, and if it is behind main",
   usage = "orket status [--json] [-C DIR]" }
+cmd.help = [[
+Prints the commit main is at, whether workspace/ (main's view) is behind main and why, and
+each path where a merge of main changed a file that workspace/ keeps your version of: what
+main has, what you have, and the commands that take main's or keep yours. Runs carry on
+either way (docs/git.md). From inside a project's folder (workspace/, epics/...) it reports
+that project. Exits 0 when it could tell (whatever it found), 1 when it could not: no
+project, or workspace/ missing or not a repository; 2 on a wrong argument.
+
+  --json  the same as data (orket.status/1), as GET /v1/status answers
+  -C DIR  the project's directory (default: the current one)]]
 
 -- a path as shown: as it is, or, where the shell would need it quoted, as its commands
 -- quote it, so that a newline in a name, a backslash and an n, and a name written like

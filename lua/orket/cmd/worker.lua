@@ -46,12 +46,14 @@ cmd.args = { extra = "give one project directory",
     check = function(v) return cmd.lease_ms(v) end,
     help = "how long a lease lives without renewal (renewed every third of it)" },
   { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
-  { "--model", value = "M", what = "a value" },
+  { "--model", value = "M", what = "a value", help = "every seat's model in the runs this worker works, as provider:model\n"
+    .. "(as ORKET_MODEL); with --start, refused when its server does not list it" },
   { "--stop-budget-fd", value = "FD", key = "stop_budget_fd", what = "a value",
     check = function(v) return cmd.budget_fd(v) end,
     help = "read from FD what is left of the stop's budget, in ms (a line), before SIGTERM\n"
     .. "(orket serve --workers tells its workers so: their drains fit its 9 s stop)" },
-  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
+  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C"),
+    help = "the project's directory, as DIR (default: the current one)" },
 }
 cmd.help = [[
 Works the runs left to workers in the project DIR (default: the current directory), side
@@ -365,9 +367,14 @@ local function begin(e, o, emit, state)
     if not e.board:get(o.start) then
       return string.format("--start: no card %q (see 'orket board')", o.start), "ENOENT"
     end
-    -- a model its server does not list, refused before the run is left to workers (orket run's)
-    local unserved = o.model and e.llm:unserved(o.model)
-    if unserved then return string.format("--model %s: %s", o.model, unserved), "EUSAGE" end
+    -- a model its server does not list, refused before the run is left to workers (orket run's):
+    -- --model's, else ORKET_MODEL's, its equivalent
+    local model = o.model or settings.env_model()
+    local unserved = model and e.llm:unserved(model)
+    if unserved then
+      if o.model then return string.format("--model %s: %s", o.model, unserved), "EUSAGE" end
+      return string.format("ORKET_MODEL=%s: %s", model, unserved), "EINVAL"
+    end
     local id, serr, scode = start_run(e, o.dir, o)
     if not id then return serr, scode end
   end

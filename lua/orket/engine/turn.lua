@@ -559,7 +559,8 @@ local function result_message(job, call, res)
     content = encode_result(res.result)
   else
     -- the failure's own remedy, else its code's (orket.errors)
-    content = encode_result { error = res.error, code = res.code, remedy = res.remedy or errors.remedy(res.code) }
+    content = encode_result { error = res.error, code = res.code,
+      remedy = errors.plain(res.remedy or errors.remedy(res.code)) } -- (its links as words: the model has no docs/guide/)
   end
   if job.role.dialect == "json" then
     return { role = "user", content = "Result of " .. call.name .. ": " .. content }

@@ -199,9 +199,17 @@ function Auth:_person(req, own, dv)
   end
   -- a JWT (three base64url parts; an API key has none of its dots) of the provider
   if self.oidc and jwt.looks_like(token) then return signin.bearer(self.db, self.oidc, token, self.project_roles) end
-  if not self.pepper then self.pepper = keys.pepper(self.dir, false) end
+  local perr, pcode
+  if not self.pepper then self.pepper, perr, pcode = keys.pepper(self.dir, false) end
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
+  -- a pepper that is there but damaged or readable by others: its own cause and fix
+  -- (orket.serve.keys), not "has no pepper" of a file that is there
+  if not self.pepper and pcode ~= "ENOENT" and keys.parse(token) then
+    local cause, fix = tostring(perr):match("^(.-); (.*)$")
+    return nil, 401, "unauthorized", "this server cannot check API keys: " .. (cause or tostring(perr)),
+      "pepper: " .. (cause or tostring(perr)), fix
+  end
   -- a folder of the store with no pepper of its own (made by init against a shared store)
   -- can check no key: said so, not as a key mistyped or revoked
   if not self.pepper and keys.parse(token) then

@@ -63,6 +63,16 @@ function M.pepper(dir, create)
   return nil, "cannot read " .. path, "EIO"
 end
 
+--- pepper_problem(dir) -> "path is damaged ...; fix", code | nil: a pepper that is there but
+--- cannot be used (cut short, or readable by others); nil when it is fine or missing (a
+--- keyless server, or a folder of a shared store: its refusal says so). What orket serve
+--- warns of at its start: every key would be refused until it is fixed.
+function M.pepper_problem(dir)
+  local ok, err, code = M.pepper(dir, false)
+  if ok or code == "ENOENT" then return nil end
+  return err, code
+end
+
 --- parse(token) -> id, secret | nil: the parts of a well-formed key
 function M.parse(token)
   if type(token) ~= "string" or #token ~= 85 then return nil end

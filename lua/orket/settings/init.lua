@@ -305,6 +305,35 @@ local function int(v, path, min)
   return n
 end
 
+-- A section says every bad field, not the first that pairs() meets (whose turn changes
+-- from one process to the next): gather(problems, fn, ...) runs one field's check and adds
+-- what it raises, a message or a nested check's every message -> fn's result | nil
+local function gather(problems, fn, ...)
+  local ok, res = pcall(fn, ...)
+  if ok then return res end
+  if type(res) ~= "table" or not res.settings_error then error(res, 0) end
+  for _, m in ipairs(res.settings_errors or { res.settings_error }) do problems[#problems + 1] = m end
+  return nil
+end
+
+-- raises the problems gathered, when there are any (the first is settings_error)
+local function raise(problems)
+  if #problems > 0 then error({ settings_error = problems[1], settings_errors = problems }, 0) end
+end
+
+-- a table's keys in a stable order (names sorted; other keys after, by their text): the
+-- order a section's fields are checked in, before orket validate puts them in file order
+local function keys_of(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out, function(a, b)
+    local sa, sb = type(a) == "string", type(b) == "string"
+    if sa ~= sb then return sa end
+    return tostring(a) < tostring(b)
+  end)
+  return out
+end
+
 -- also: more names the section knows, checked by its caller (budgets' money ones), for
 -- the list an unknown setting's message gives
 local function section(cfg, name, defaults, also)
@@ -313,16 +342,20 @@ local function section(cfg, name, defaults, also)
   for k, v in pairs(defaults) do out[k] = v end
   if src == nil then return out end
   if type(src) ~= "table" then fail(name, "must be a table") end
-  for k, v in pairs(src) do
+  local problems = {}
+  for _, k in ipairs(keys_of(src)) do
+    local v = src[k]
     if defaults[k] == nil then
       local names = {}
       for n in pairs(defaults) do names[#names + 1] = n end
       for n in pairs(also or {}) do names[#names + 1] = n end
       table.sort(names)
-      fail(name .. "." .. tostring(k), "unknown setting (known: %s)", table.concat(names, ", "))
+      gather(problems, fail, name .. "." .. tostring(k), "unknown setting (known: %s)", table.concat(names, ", "))
+    else
+      out[k] = gather(problems, int, v, name .. "." .. k, 0)
     end
-    out[k] = int(v, name .. "." .. k, 0)
   end
+  raise(problems)
   return out
 end
 
@@ -366,18 +399,20 @@ end
 local function budgets(cfg)
   local src, plain = cfg.budgets, {}
   if type(src) ~= "table" then return section(cfg, "budgets", M.DEFAULTS.budgets, M.MONEY_BUDGETS) end
-  local spent = {}
+  local spent, problems = {}, {}
   local priced, currencies = priced_currencies(cfg)
-  for k, v in pairs(src) do
-    if M.MONEY_BUDGETS[k] then spent[k] = money(v, "budgets." .. k) else plain[k] = v end
+  for _, k in ipairs(keys_of(src)) do
+    local v = src[k]
+    if M.MONEY_BUDGETS[k] then spent[k] = gather(problems, money, v, "budgets." .. k) else plain[k] = v end
     -- a budget counts only the calls priced in its currency: in another, it never stops one
     if spent[k] and priced and not priced[spent[k].currency] then
-      fail("budgets." .. k, "is in %s, but %s, so no call would ever count against it", spent[k].currency,
-        #currencies == 0 and "no model has a price (models.prices)"
+      gather(problems, fail, "budgets." .. k, "is in %s, but %s, so no call would ever count against it",
+        spent[k].currency, #currencies == 0 and "no model has a price (models.prices)"
           or ("models.prices bills only in " .. table.concat(currencies, ", ")))
     end
   end
-  local out = section({ budgets = plain }, "budgets", M.DEFAULTS.budgets, M.MONEY_BUDGETS)
+  local out = gather(problems, section, { budgets = plain }, "budgets", M.DEFAULTS.budgets, M.MONEY_BUDGETS)
+  raise(problems)
   for k, v in pairs(spent) do out[k] = v end
   return out
 end
@@ -390,9 +425,9 @@ local function team(cfg)
     return out
   end
   if type(src) ~= "table" then fail("team", "must be a table of seat = {roles = {...}, model = ...}") end
-  local out = {}
-  for seat, s in pairs(src) do
-    local p = "team." .. tostring(seat)
+  local out, problems = {}, {}
+  for _, seat in ipairs(keys_of(src)) do gather(problems, function()
+    local s, p = src[seat], "team." .. tostring(seat)
     if type(seat) ~= "string" or not seat:match("^[%w_%-]+$") then
       -- named as written, team["a b"] (which also finds its line), not team.a b
       fail(type(seat) == "string" and ('team["' .. inert.line(seat) .. '"]') or ("team[" .. tostring(seat) .. "]"),
@@ -413,7 +448,8 @@ local function team(cfg)
     end
     if s.model ~= nil and type(s.model) ~= "string" then fail(p .. ".model", "must be \"provider:model\"") end
     out[seat] = { roles = rs, model = s.model }
-  end
+  end) end
+  raise(problems)
   return out
 end
 
@@ -573,20 +609,22 @@ local function serve(d)
     trusted_proxies = {} }
   if src == nil then return out end
   if type(src) ~= "table" then fail("serve", "must be a table (fields: %s)", SERVE_KEYS) end
-  for k, v in pairs(src) do
-    local p = "serve." .. tostring(k)
+  local problems = {}
+  for _, k in ipairs(keys_of(src)) do
+    local v, p = src[k], "serve." .. tostring(k)
     if k == "app_origin" then
-      out.app_origin = app_origin(v, p)
+      out.app_origin = gather(problems, app_origin, v, p)
     elseif k == "projects" or k == "branding" then -- docs/teams.md
-      out[k] = serve_team[k](v)
+      out[k] = gather(problems, serve_team[k], v)
     elseif k == "cors" then
-      out.cors = cors(v, p)
+      out.cors = gather(problems, cors, v, p)
     elseif k == "trusted_proxies" then
-      out.trusted_proxies = trusted_proxies(v, p)
+      out.trusted_proxies = gather(problems, trusted_proxies, v, p)
     else
-      fail(p, "unknown setting (known: %s)", SERVE_KEYS)
+      gather(problems, fail, p, "unknown setting (known: %s)", SERVE_KEYS)
     end
   end
+  raise(problems)
   return out
 end
 
@@ -631,21 +669,24 @@ local function git(d)
   local src = d.git
   if src == nil then return nil end
   if type(src) ~= "table" then fail("git", "must be a table (fields: %s)", GIT_KEYS) end
-  local out = {}
-  for k, v in pairs(src) do
-    local p = "git." .. tostring(k)
-    if k == "remote" then
-      text(v, p)
-      if v == "" or v:find("[%c]") then fail(p, "must be a path or URL of the remote repository") end
-      out.remote = v
-    elseif k == "webhook_secret_env" then
-      out[k] = env_name(v, p)
-    elseif k == "webhook_secret" then
-      out[k] = secret.check(v, p)
-    elseif not forge_field(out, k, v, p) then
-      fail(p, "unknown setting (known: %s)", GIT_KEYS)
-    end
+  local out, problems = {}, {}
+  for _, k in ipairs(keys_of(src)) do
+    local v, p = src[k], "git." .. tostring(k)
+    gather(problems, function()
+      if k == "remote" then
+        text(v, p)
+        if v == "" or v:find("[%c]") then fail(p, "must be a path or URL of the remote repository") end
+        out.remote = v
+      elseif k == "webhook_secret_env" then
+        out[k] = env_name(v, p)
+      elseif k == "webhook_secret" then
+        out[k] = secret.check(v, p)
+      elseif not forge_field(out, k, v, p) then
+        fail(p, "unknown setting (known: %s)", GIT_KEYS)
+      end
+    end)
   end
+  raise(problems) -- each field's problem; the fields' relations once each field is right
   if out.forge then
     if not out.remote then fail("git.remote", "is needed with git.forge: the remote the branches are pushed to") end
     if not out.repo then fail("git.repo", "is needed with git.forge: \"owner/name\" of the repository on the forge") end
@@ -668,12 +709,15 @@ local function updates(d)
   local src = d.updates
   if src == nil then return nil end
   if type(src) ~= "table" then fail("updates", "must be a table (fields: %s)", UPDATES_KEYS) end
-  local out = {}
-  for k, v in pairs(src) do
-    if not forge_field(out, k, v, "updates." .. tostring(k)) then
-      fail("updates." .. tostring(k), "unknown setting (known: %s)", UPDATES_KEYS)
-    end
+  local out, problems = {}, {}
+  for _, k in ipairs(keys_of(src)) do
+    gather(problems, function()
+      if not forge_field(out, k, src[k], "updates." .. tostring(k)) then
+        fail("updates." .. tostring(k), "unknown setting (known: %s)", UPDATES_KEYS)
+      end
+    end)
   end
+  raise(problems)
   local g = type(d.git) == "table" and M.FORGES[d.git.forge] and d.git or {}
   if not out.repo then fail("updates.repo", "is needed: \"owner/name\" of the repository whose releases are Orket's") end
   if not out.forge and not g.forge then
@@ -691,15 +735,19 @@ end
 -- The review section: the rejection counts, and human = true to send each card handed in
 -- to people on the forge (its pull request) instead of the reviewer seat.
 local function review(d)
-  local src, human = d.review, false
+  local src, human, problems = d.review, false, {}
   if type(src) == "table" and src.human ~= nil then
-    if type(src.human) ~= "boolean" then fail("review.human", "must be true or false") end
-    human = src.human
+    if type(src.human) ~= "boolean" then
+      gather(problems, fail, "review.human", "must be true or false")
+    else
+      human = src.human
+    end
     local rest = {}
     for k, v in pairs(src) do if k ~= "human" then rest[k] = v end end
     src = rest
   end
-  local r = section({ review = src }, "review", M.DEFAULTS.review)
+  local r = gather(problems, section, { review = src }, "review", M.DEFAULTS.review)
+  raise(problems)
   if r.requirements_review_after < r.escalate_after then
     fail("review.requirements_review_after", "must not be below review.escalate_after")
   end
@@ -767,7 +815,9 @@ local SCHEMA = {
     local t = d.telemetry
     if t == nil then return {} end
     if type(t) ~= "table" then fail("telemetry", "must be a table") end
-    for k, v in pairs(t) do
+    local problems = {}
+    for _, k in ipairs(keys_of(t)) do gather(problems, function()
+      local v = t[k]
       if k == "endpoint" then
         -- the scheme in any case, spaces around it left out, as the OTEL_* variables
         t[k] = require("orket.otel").http_url(v) -- lazy: the exporter, for a section that has one
@@ -782,7 +832,8 @@ local SCHEMA = {
       else
         fail("telemetry." .. tostring(k), "unknown setting (known: endpoint, max_request_bytes, service_name)")
       end
-    end
+    end) end
+    raise(problems)
     return t
   end },
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
@@ -855,30 +906,45 @@ local function run(entry, data)
   error(res, 0)
 end
 
---- check(data) -> {"orket.lua: field: message", ...}: every problem of orket.lua's plain
---- data (orket.config.read), each section on its own, unknown settings first; {} when
---- all is well. What `orket validate` reports; resolve stops at the first.
-function M.check(data)
+--- in_file_order(messages, line) -> messages (sorted in place) in the order of the lines
+--- line(message) gives (nil: after those found), ties kept as they came: a section's
+--- problems as they stand in orket.lua, not by field name
+function M.in_file_order(msgs, line)
+  if not line then return msgs end
+  local at = {}
+  for i, m in ipairs(msgs) do at[i] = { m = m, i = i, line = line(m) or math.huge } end
+  table.sort(at, function(a, b) if a.line ~= b.line then return a.line < b.line end return a.i < b.i end)
+  for i, a in ipairs(at) do msgs[i] = a.m end
+  return msgs
+end
+
+--- check(data[, line]) -> {"orket.lua: field: message", ...}: every problem of orket.lua's
+--- plain data (orket.config.read), each section on its own, unknown settings first; {}
+--- when all is well. What `orket validate` reports; resolve stops at the first section
+--- with problems. line(message) -> the line of orket.lua it is about | nil: each section's
+--- problems are in that order (M.in_file_order), else by field name.
+function M.check(data, line)
   local out = {}
   for _, k in ipairs(M.unknown(data)) do out[#out + 1] = M.unknown_text(k, data[k]) end
   for _, entry in ipairs(SCHEMA) do
     local _, err, all = run(entry, data)
-    for _, m in ipairs(all or { err }) do out[#out + 1] = m end
+    for _, m in ipairs(M.in_file_order(all or { err }, line)) do out[#out + 1] = m end
   end
   return out
 end
 
---- resolve(cfg) -> settings | nil, "orket.lua: field: message", "EINVAL"
+--- resolve(cfg) -> settings | nil, "orket.lua: field: message", "EINVAL", every message
 --- cfg is orket.lua's data (may be nil or {}; orket.config's result, whose models are
 --- already merged and checked, or plain data). Every section is checked and filled with
---- its defaults; models is passed through as given.
+--- its defaults; models is passed through as given. The first section with problems stops
+--- it: its first message, and all of them (by field name; M.in_file_order sorts them).
 function M.resolve(cfg)
   cfg = cfg or {}
   local s = {}
   for _, entry in ipairs(SCHEMA) do
     if entry[1] ~= "models" then
-      local v, err = run(entry, cfg)
-      if err then return nil, err, "EINVAL" end
+      local v, err, all = run(entry, cfg)
+      if err then return nil, err, "EINVAL", all or { err } end
       s[entry[1]] = v
     end
   end

@@ -203,6 +203,43 @@ describe("engine settings", function()
     assert.equal((settings.check({ teams = {} })[1]:gsub("^orket%.lua: ", "orket.lua:1: ")), cerr)
   end)
 
+  it("say every bad field of a section, in the order of orket.lua, and a run refuses with them all", function()
+    -- each section said only the first bad field pairs() met: which one changed from run to run
+    assert.same({
+      "orket.lua: serve.cors: must be an array of origins, e.g. {\"https://board.example\"}",
+      "orket.lua: serve.trusted_proxies: must be an array of addresses or networks, e.g. {\"127.0.0.1\", \"10.0.0.0/8\"}",
+    }, settings.check { serve = { trusted_proxies = 7, cors = 5 } })
+    assert.same({ "orket.lua: review.escalate_after: must be an integer, not string",
+      "orket.lua: review.requirements_review_after: must be an integer, not string" },
+      settings.check { review = { requirements_review_after = "b", escalate_after = "a" } })
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+    local text = 'context = { recall = "b", max_chars = "a" }\n'
+      .. 'budgets = { steps_per_turn = "y" }\nbudgets.cost_per_day = 2\nbudgets.turns_per_card = "x"\n'
+      .. 'budgets.cost_per_card = 1\n'
+    H.write(dir .. "/orket.lua", text)
+    local want = {
+      'orket.lua:2: budgets.steps_per_turn: must be an integer, not string',
+      'orket.lua:3: budgets.cost_per_day: must be an amount and a currency, e.g. "5.00 USD" (got number)',
+      'orket.lua:4: budgets.turns_per_card: must be an integer, not string',
+      'orket.lua:5: budgets.cost_per_card: must be an amount and a currency, e.g. "5.00 USD" (got number)',
+      -- two on one line: by field name
+      'orket.lua:1: context.max_chars: must be an integer, not string',
+      'orket.lua:1: context.recall: must be an integer, not string',
+    }
+    local problems = require("orket.validate").check(dir)
+    local got = {}
+    for _, p in ipairs(problems) do got[#got + 1] = require("orket.engine.scriptcheck").format(p) end
+    -- the budgets section's, in file order, then context's
+    assert.same(want, got)
+    -- a run's start refuses with the first section's problems, all of them, each on its line
+    local cfg, err = require("orket.config").settings(dir)
+    H.cleanup()
+    assert.is_nil(cfg)
+    assert.equal(table.concat({ want[1], want[2], want[3], want[4] }, "\n"), err)
+  end)
+
   it("take telemetry.endpoint's scheme in any case and spaces around it left out, as OTEL_EXPORTER_OTLP_ENDPOINT", function()
     assert.equal("http://c:4318", settings.resolve({ telemetry = { endpoint = " HTTP://c:4318\t" } }).telemetry.endpoint)
     assert.equal("https://c/otlp", settings.resolve({ telemetry = { endpoint = "Https://c/otlp" } }).telemetry.endpoint)

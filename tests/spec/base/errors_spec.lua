@@ -108,6 +108,20 @@ describe("the error vocabulary", function()
     assert.equal(500, errors.status("not a code"))
   end)
 
+  -- a write that waited past PostgreSQL's lock timeout was told "another process holds a
+  -- long transaction or is changing the secrets": the secrets are another lock's
+  it("gives the store's lock a remedy of its own, and the secret store's lock its own", function()
+    local store_msg = "pg: canceling statement due to lock timeout (SQLSTATE 55P03): another connection held the "
+      .. "store's lock past the lock timeout (30 s); a long transaction, or a stopped process holding one "
+      .. "(pg_stat_activity names it); retry once it ends"
+    local _, doc = routes.err(409, "EBUSY", store_msg)
+    assert.is_nil(doc.error.remedy:find("secret", 1, true), doc.error.remedy)
+    assert.matches("retry", doc.error.remedy, 1, true)
+    assert.is_nil(errors.remedy("EBUSY"):find("secret", 1, true))
+    local secrets = errors.remedy("EBUSY", "/p/.orket/secrets.lock stayed locked by another process")
+    assert.equal("another process is changing the secrets; retry", secrets)
+  end)
+
   it("is what the troubleshooting guide's tables say", function()
     local p = io.popen(string.format("'%s' lua '%s/scripts/errors-doc.lua' --check '%s' 2>&1", H.BIN, H.ROOT, H.ROOT))
     local out = p:read("a")

@@ -154,4 +154,15 @@ describe("every command", function()
     end
     assert.is_true(n >= 21, "commands with a declaration: " .. n)
   end)
+
+  -- log listed only -C DIR, worker's --model said nothing, status had its summary alone
+  it("lists every option of log, worker and status with what it does", function()
+    for _, name in ipairs { "log", "worker", "status" } do
+      local help = cli.help_text(name)
+      local usage = help:match("^usage: ([^\n]*)")
+      for opt in usage:gmatch("%[(%-%-?[%w-]+)") do
+        assert(help:find("\n  " .. opt .. " ", 1, true), name .. ": help lacks " .. opt)
+      end
+    end
+  end)
 end)
