@@ -155,6 +155,26 @@ function M.on(dir, url, delay_ms)
   return script
 end
 
+--- silent() -> url, close(): a server's socket that accepts connections and never answers,
+--- as a frozen server's (or one behind a dropped network) does: a connect to url waits
+--- until its own timeout. close() lets go of the socket and what it accepted.
+function M.silent()
+  local uv = require "luv"
+  local dir = H.tmpdir()
+  local srv = uv.new_pipe(false)
+  assert(srv:bind(dir .. "/.s.PGSQL.5432"))
+  local held = {}
+  srv:listen(8, function()
+    local cl = uv.new_pipe(false)
+    srv:accept(cl)
+    held[#held + 1] = cl
+  end)
+  return "postgresql://orket@/postgres?host=" .. dir, function()
+    for _, cl in ipairs(held) do cl:close() end
+    srv:close()
+  end
+end
+
 --- standby(primary) -> server {dir, url, promote(), stop()} | raises: a streaming standby
 --- of a server M.start made (docs/workers.md, "A database that fails over"): pg_basebackup
 --- -R copies the primary's data and writes standby.signal with its connection settings;

@@ -15,7 +15,6 @@ end
 
 local pgpool = require "orket.store.pgpool"
 local store = require "orket.store"
-local uv = require "luv"
 
 describe("a PostgreSQL store that stops answering", function()
   local server, db
@@ -32,24 +31,14 @@ describe("a PostgreSQL store that stops answering", function()
   before_each(function() db:clear_journal_error() end)
 
   it("takes a connect that timed out for the store's loss", function()
-    -- a socket that accepts and never answers, as a frozen server's does
-    local dir = H.tmpdir()
-    local srv = uv.new_pipe(false)
-    assert(srv:bind(dir .. "/.s.PGSQL.5432"))
-    local held = {}
-    srv:listen(8, function()
-      local cl = uv.new_pipe(false)
-      srv:accept(cl)
-      held[#held + 1] = cl
-    end)
+    local url, close = PG.silent()
     local real = db.pool
-    db.pool = pgpool.new { url = "postgresql://orket@/postgres?host=" .. dir, connect_timeout_ms = 100 }
+    db.pool = pgpool.new { url = url, connect_timeout_ms = 100 }
     local rows, msg, code = db:rows("SELECT 1 AS v")
     local _, txmsg, txcode = db:tx(function() return true end)
     db.pool:close()
     db.pool = real
-    for _, cl in ipairs(held) do cl:close() end
-    srv:close()
+    close()
     assert.is_nil(rows)
     assert.equal("ETIMEDOUT", code)
     assert.equal("pg: connecting: timed out after 100 ms", msg)
