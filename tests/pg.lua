@@ -97,6 +97,7 @@ function M.start(o)
   function s.stop()
     if s.stopped then return end
     s.stopped = true
+    if s.thaw then s.thaw() end
     immediate_stop()
     os.execute("rm -rf " .. q(dir))
   end
@@ -126,6 +127,21 @@ function M.start(o)
   end
   -- kill(), then restart() on the same data
   s.kill = immediate_stop
+  -- freeze() stops the server's processes where they are (SIGSTOP: a paused machine, or one
+  -- behind a dropped network: connections stay open and nothing answers); thaw() lets them go
+  local frozen
+  function s.freeze()
+    local pm = assert(tonumber((H.read(dir .. "/data/postmaster.pid") or ""):match("^(%d+)")), "no postmaster.pid")
+    local p = io.popen("pgrep -P " .. pm)
+    frozen = { pm }
+    for pid in p:read("a"):gmatch("%d+") do frozen[#frozen + 1] = pid end
+    p:close()
+    os.execute("kill -STOP " .. table.concat(frozen, " "))
+  end
+  function s.thaw()
+    if frozen then os.execute("kill -CONT " .. table.concat(frozen, " ")) end
+    frozen = nil
+  end
   function s.restart()
     local rok, rout = pg_start()
     assert(rok, "pg_ctl start failed:\n" .. rout)

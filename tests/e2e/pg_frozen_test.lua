@@ -1,0 +1,59 @@
+-- A PostgreSQL that stops answering (frozen: a paused machine, a dropped network) while a
+-- worker works on it: connections being made time out, which is the store's loss as a
+-- refused one is (docs/workers.md, "When the store is lost"). The worker waits for the
+-- store and carries on once it answers: no traceback, no card blocked, every card done once.
+-- The test's own server (tests.pg), frozen with SIGSTOP. Which of the worker's tasks meets
+-- the timeout first (the loop's read, a turn's statement) is the machine's timing: the
+-- store's own spec (store_unanswered_spec) shows each timeout taken for the loss.
+local H = require "tests.helpers"
+local PG = require "tests.pg"
+local WP = require "tests.worker_project"
+
+describe("a worker on a PostgreSQL that stops answering", function()
+  local fake
+  setup(function() fake = require("tests.fake_server").start() end)
+  teardown(function()
+    H.kill_servers()
+    if fake then fake.stop() end
+    H.cleanup()
+  end)
+
+  it("waits for the store and carries on, no card blocked, every card done once", function()
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local server = PG.start()
+    local pid
+    finally(function()
+      if pid and H.alive(pid) then os.execute("kill -KILL " .. pid) end
+      server.stop()
+    end)
+    local N = 8
+    local dir = WP.project(fake.url, { epics = { { id = "F", n = N } }, slow = 300, store_url = server.url })
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nconcurrency = 4\n")
+    pid = WP.start_worker(dir, 1, { start = "F", lease_ms = 60000 })
+    H.wait_for(function()
+      orket.sleep(50)
+      return (H.read(dir .. "/w1.out") or ""):find('"type":"model"', 1, true) ~= nil
+    end, "the worker's first model call", 1200)
+    -- past the 30 s a turn may wait for one of the pool's connections (all held by statements
+    -- the frozen server does not answer), and the 10 s a connection may take to be made
+    server.freeze()
+    orket.sleep(35000)
+    server.thaw()
+    H.wait_for(function()
+      orket.sleep(100)
+      return not H.alive(pid)
+    end, "the worker to end", 1800)
+    local err = H.read(dir .. "/w1.err") or ""
+    assert.is_nil(err:find("internal error", 1, true), err)
+    assert.is_nil(err:find("traceback", 1, true), err)
+    local board = WP.board_state(dir)
+    for i = 1, N do
+      local id = "F-" .. i
+      assert.equal("done", board[id].status, id .. ": " .. table.concat((getmetatable(board[id]) or { lines = {} }).lines, "\n"))
+      assert.equal(1, board[id].done, id)
+      -- the card's effect (a line appended by its tool) applied once
+      assert.equal(id .. "\n", H.read(dir .. "/workspace/" .. id .. ".line"), id)
+    end
+  end)
+end)
