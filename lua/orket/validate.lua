@@ -143,10 +143,12 @@ local function check_unpriced(dir, warnings, data, cfg, team, by_name)
   end
   if not first then return end
   local prices = cost.prices(cfg.models.prices) or {}
+  local online = false
   for _, m in ipairs(models_named(cfg, team, by_name, data.experiments)) do
     local prov = m:match("^([^:]+):")
     local kind = prov and cfg.models.providers[prov] and cfg.models.providers[prov].kind
     if kind ~= "scripted" and kind ~= "replay" then
+      online = true
       local price = prices[m]
       local why = not price and "has no price in models.prices"
         or not currencies[price.currency] and string.format("is priced in %s, the currency of no money budget",
@@ -156,6 +158,14 @@ local function check_unpriced(dir, warnings, data, cfg, team, by_name)
           .. "(a run says so at its first call: budget_unpriced)", first, inert.line(m), why), "orket.lua")
       end
     end
+  end
+  -- nothing is sent as max_tokens then (a default of Orket's would be refused by models that
+  -- take another field, or pass a small context window): the check's 4096 is no bound
+  if online and s.budgets.max_output_tokens == 0 then
+    add(warnings, dir, string.format("orket.lua: %s: budgets.max_output_tokens is 0, so nothing bounds a call's "
+      .. "answer: the check before each call assumes %d output tokens, and a call that answers more passes the "
+      .. "budget by the rest; set budgets.max_output_tokens (sent as max_tokens) for the budget to hold", first,
+      spend.DEFAULT_MAX_OUTPUT), "orket.lua")
   end
 end
 

@@ -232,22 +232,22 @@ concurrency = 1]], nil, 2)
     assert.equal("stalled", evs.run_end[1].status)
   end)
 
-  it("sends the output the estimate assumes as max_tokens when budgets.max_output_tokens is 0", function()
-    -- unsent, nothing bounded the answer: a call of 16000 output tokens cost over three
-    -- times the estimate (4096 tokens) the check let it go on
+  it("sends budgets.max_output_tokens as max_tokens, none of its own, and validate warns a money budget of 0",
+    function()
+    -- with 0 nothing bounds the answer, and a call may cost more than the check's 4096
+    -- tokens assumed: said by validate. No default is sent (a reasoning model refuses
+    -- max_tokens, a small context window refuses prompt + 4096).
     local dir = project([[{ turns_per_card = 1, cost_per_run = "5 USD" }]])
-    run(dir)
-    assert.equal(4096, fake.log()[1].request.max_tokens)
-    -- one set is sent as it is
-    fake.reset()
-    dir = project([[{ turns_per_card = 1, cost_per_run = "5 USD", max_output_tokens = 300 }]])
-    run(dir)
-    assert.equal(300, fake.log()[1].request.max_tokens)
-    -- with no money budget counting the call, none is sent (the provider's own limit)
-    fake.reset()
-    dir = project([[{ turns_per_card = 1 }]])
+    local v = H.orket("validate", { cwd = dir })
+    assert.matches("budgets.max_output_tokens is 0, so nothing bounds a call's answer", v.stdout .. v.stderr, 1, true)
     run(dir)
     assert.is_nil(fake.log()[1].request.max_tokens)
+    fake.reset()
+    dir = project([[{ turns_per_card = 1, cost_per_run = "5 USD", max_output_tokens = 300 }]])
+    v = H.orket("validate", { cwd = dir })
+    assert.is_nil((v.stdout .. v.stderr):find("max_output_tokens is 0", 1, true))
+    run(dir)
+    assert.equal(300, fake.log()[1].request.max_tokens)
   end)
 
   it("charges the calls its stop aborted after they were sent, at their estimates, as charged failures", function()

@@ -34,21 +34,7 @@ M.SCOPES = { "card", "epic", "rock", "run", "day" }
 local BUDGET_KEYS = {}
 for i, s in ipairs(M.SCOPES) do BUDGET_KEYS[i] = "cost_per_" .. s end
 
---- max_tokens(run, job) -> the request's max_tokens | nil: budgets.max_output_tokens when
---- set; else, when a money budget counts the model's calls (one in its price's currency),
---- the allowance the estimate assumes (DEFAULT_MAX_OUTPUT). Unsent, nothing bounded the
---- answer, and a call could cost many times the estimate the check let it go on.
-function M.max_tokens(run, job)
-  local b = run.settings.budgets
-  if b.max_output_tokens > 0 then return b.max_output_tokens end
-  local price = M.price(run, job.model)
-  if not price then return nil end
-  for i = 1, #BUDGET_KEYS do
-    local budget = b[BUDGET_KEYS[i]]
-    if budget and budget.currency == price.currency then return M.DEFAULT_MAX_OUTPUT end
-  end
-  return nil
-end
+
 -- the scopes whose budget makes the card wait (the others end the run)
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
@@ -620,6 +606,11 @@ function M.halted_now(run)
   local ok, sums = pcall(costs.totals, run.db, f)
   local now = ok and sums.cost[h.currency]
   if not (now and now > h.spent) then return run.halted end
+  -- a day's total counts every run's calls of that day, not only this run's in flight
+  if h.scope == "day" then
+    return string.format("%s; the day %s has spent %s since (this run's calls then in flight, and any other run's)",
+      run.halted, tostring(h.id), cost.format(now, h.currency))
+  end
   return string.format("%s; with the calls then in flight, the %s %s spent %s", run.halted, h.scope, tostring(h.id),
     cost.format(now, h.currency))
 end

@@ -141,7 +141,8 @@ M.context = make_context
 -- A failed model call is part of the run's story, as a response is: a resumed run hands
 -- both to the model client in order (Engine:observe_journal), so a provider that counts its
 -- answers (scripted sequences) counts this one too. A canceled call is not: the run was
--- stopped, and the resumed run asks again, as an uninterrupted one asked once.
+-- stopped, and the resumed run asks again, as an uninterrupted one asked once. -> true
+-- when it was journaled
 local function record_failure(run, job, req, class, msg, charged)
   -- a charged call (its answer's usage refused, cut after it began, or sent whole before
   -- the run's own stop aborted it) was billed, stopping or not
@@ -172,6 +173,7 @@ local function record_failure(run, job, req, class, msg, charged)
       run:emit { type = "journal_error", card = job.card_id, error = err }
     end
   end
+  return ok
 end
 
 --- record_aborted(run): charges and journals the calls the run's own stop aborted after
@@ -182,10 +184,13 @@ function M.record_aborted(run)
     local job, req = a.job, a.req
     local charged = spend.abort_charge(run, job, req)
     local msg = "the run stopped (" .. tostring(run.halted) .. ") after the request was sent: charged at its estimate"
-    pcall(record_failure, run, job, req, "canceled", msg, charged) -- (a lost lease: nothing more to write)
-    run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
-      class = "canceled", prompt_tokens = charged.prompt_tokens, completion_tokens = charged.completion_tokens,
-      cost = charged.cost, currency = charged.currency, response_model = charged.model }
+    -- (a lost lease raises: nothing more to write); said only once journaled, as charged
+    local pok, written = pcall(record_failure, run, job, req, "canceled", msg, charged)
+    if pok and written then
+      run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
+        class = "canceled", prompt_tokens = charged.prompt_tokens, completion_tokens = charged.completion_tokens,
+        cost = charged.cost, currency = charged.currency, response_model = charged.model }
+    end
   end
 end
 
@@ -904,8 +909,8 @@ function M.run(run, job)
       local req = {
         model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
         fixed_tools = true, -- the registry's own entries (tools.lua: specs), never changed
-        -- under a money budget, at least the output the estimate assumes (spend.max_tokens)
-        max_tokens = spend.max_tokens(run, job),
+        -- none by default: a provider's own limit (validate warns a money budget of it)
+        max_tokens = run.settings.budgets.max_output_tokens > 0 and run.settings.budgets.max_output_tokens or nil,
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }

@@ -203,18 +203,21 @@ function Auth:_person(req, own, dv)
   if not self.pepper then self.pepper, perr, pcode = keys.pepper(self.dir, false) end
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
-  -- a pepper that is there but damaged or readable by others: its own cause and fix
-  -- (orket.serve.keys), not "has no pepper" of a file that is there
+  -- a pepper that is there but damaged or readable by others: not "has no pepper" of a file
+  -- that is there. Its cause and fix (orket.serve.keys) are the operator's, in the log line
+  -- and the start's warning: whoever sends a key-shaped word is told no file's mode or state
   if not self.pepper and pcode ~= "ENOENT" and keys.parse(token) then
-    local cause, fix = tostring(perr):match("^(.-); (.*)$")
-    return nil, 401, "unauthorized", "this server cannot check API keys: " .. (cause or tostring(perr)),
-      "pepper: " .. (cause or tostring(perr)), fix
+    local cause = tostring(perr):match("^(.-); ") or tostring(perr)
+    return nil, 401, "unauthorized", "this server cannot check API keys: its key pepper cannot be used",
+      "pepper: " .. cause, "the server's operator has the cause and its fix in the server's log (a warning at its "
+      .. "start, and this request's line)"
   end
   -- a folder of the store with no pepper of its own (made by init against a shared store)
   -- can check no key: said so, not as a key mistyped or revoked
   if not self.pepper and keys.parse(token) then
-    return nil, 401, "unauthorized", string.format("this server cannot check API keys: its folder has no %s (keys "
-      .. "are checked with the pepper of the folder they were made in)", keys.pepper_path(self.dir)), why,
+    -- (the file named as in the folder, not by its path on the server's machine)
+    return nil, 401, "unauthorized", "this server cannot check API keys: its folder has no .orket/keys.pepper (keys "
+      .. "are checked with the pepper of the folder they were made in)", why,
       "copy .orket/keys.pepper (mode 0600) from the folder where the keys were made: every folder of one store "
       .. "shares it (docs/teams.md#keys)"
   end

@@ -49,16 +49,38 @@ Lease.__close = function(l) l.pool:release(l) end
 -- same ETIMEDOUT on a live connection), so the store counts them as its loss (class 08).
 M.UNREACHED = "08001"
 
+-- Whether the server answers a connection of its own, made past the pool's size (and
+-- closed at once) when none of the pool's was free in time: its statements may be slow or
+-- waiting for a lock, which is no loss of the server; a server that stops answering (frozen,
+-- a dropped network) holds every connection's statement and answers no new one.
+function Pool:answers()
+  local c = cpg.connect(self.url, { connect_timeout_ms = self.connect_timeout_ms, query_timeout_ms =
+    self.connect_timeout_ms })
+  if not c then return false end
+  local ok = c:query("SELECT 1") ~= nil
+  c:close()
+  return ok
+end
+
 --- pool:acquire() -> lease {conn} | nil, message, code, sqlstate: waits for a free slot (at
---- most acquire_timeout_ms; ETIMEDOUT, SQLSTATE M.UNREACHED), then takes an idle connection
---- or makes one (a connect that timed out: the same). Hand it back with
---- pool:release(lease), or hold it in a to-be-closed variable.
+--- most acquire_timeout_ms; then, while the server answers a connection of its own
+--- (answers), once more as long), then takes an idle connection or makes one. ETIMEDOUT
+--- with SQLSTATE M.UNREACHED when the server answers no new connection (its statements
+--- held by a server that stopped answering) or a connect timed out; without, when every
+--- connection stayed busy with a server that answers (slow statements, a lock waited for).
+--- Hand it back with pool:release(lease), or hold it in a to-be-closed variable.
 function Pool:acquire()
   if self.closed then return nil, "pg pool: closed", "ENOTCONN" end
-  local deadline = self.acquire_timeout_ms > 0 and rt.now() + self.acquire_timeout_ms or nil
+  local wait = self.acquire_timeout_ms
+  local deadline = wait > 0 and rt.now() + wait or nil
   if not self.slots:acquire(deadline) then
-    return nil, string.format("pg pool: no connection free within %d ms (size %d)", self.acquire_timeout_ms, self.size),
-      "ETIMEDOUT", M.UNREACHED
+    local msg = string.format("pg pool: no connection free within %d ms (size %d)", wait, self.size)
+    if not self:answers() then return nil, msg .. " and the server answers no new one", "ETIMEDOUT", M.UNREACHED end
+    -- (a server back from a pause frees the connections its statements held: waited for)
+    if self.closed or not self.slots:acquire(rt.now() + wait) then
+      return nil, string.format("pg pool: no connection free within %d ms (size %d), the server answering: every "
+        .. "connection was busy", 2 * wait, self.size), "ETIMEDOUT"
+    end
   end
   self.busy = self.busy + 1
   local lease = setmetatable({ pool = self }, Lease)

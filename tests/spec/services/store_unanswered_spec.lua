@@ -14,6 +14,7 @@ if not available then
 end
 
 local pgpool = require "orket.store.pgpool"
+local task = require "orket.task"
 local store = require "orket.store"
 
 describe("a PostgreSQL store that stops answering", function()
@@ -46,13 +47,36 @@ describe("a PostgreSQL store that stops answering", function()
     assert.equal("PostgreSQL: pg: connecting: timed out after 100 ms", db:journal_error())
   end)
 
-  it("takes a pool acquire that timed out for the store's loss", function()
+  it("takes a pool acquire that timed out for the store's loss when the server answers no new connection", function()
+    local url, close = PG.silent()
+    local real = db.pool
+    db.pool = pgpool.new { url = url, size = 1, connect_timeout_ms = 400, acquire_timeout_ms = 100 }
+    -- the pool's one connection, being made to a server that never answers
+    local mark = db:journal_mark()
+    local first = task.spawn(function() return db:rows("SELECT 1 AS v") end)
+    local rows, msg, code = db:rows("SELECT 1 AS v")
+    first:join()
+    db.pool:close()
+    db.pool = real
+    close()
+    assert.is_nil(rows)
+    assert.equal("ETIMEDOUT", code, msg)
+    assert.equal("pg pool: no connection free within 100 ms (size 1) and the server answers no new one", msg)
+    -- (the first task's connect timed out before: the last failure noted is this one)
+    assert.matches("no connection free within 100 ms", db:journal_error(mark), 1, true)
+  end)
+
+  it("leaves a pool acquire that timed out a busy pool's failure while the server answers", function()
+    -- its statements slow, or waiting for a lock another process holds: no loss of the
+    -- server, which would stop every run of the handle
     local lease = assert(db.pool:acquire()) -- the pool's one connection, held
     local rows, msg, code = db:rows("SELECT 1 AS v")
     db.pool:release(lease)
     assert.is_nil(rows)
     assert.equal("ETIMEDOUT", code, msg)
-    assert.matches("no connection free within 150 ms", db:journal_error(), 1, true)
+    assert.equal("pg pool: no connection free within 300 ms (size 1), the server answering: every connection was busy",
+      msg)
+    assert.is_nil(db:journal_error())
     assert.equal(1, db:rows("SELECT 1 AS v")[1].v) -- and it answers again once freed
   end)
 
