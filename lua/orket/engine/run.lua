@@ -1228,7 +1228,10 @@ function Run:conclude(target, view)
     if moved and #cards == 0 then moved = string.format("%s has no issues left: %s", target.id, moved) end
     if moved then reason = reason and (reason .. "; " .. moved) or moved end
     if status == "done" and not reason then reason = still_finished(self.began_finished, cards) end
-    self:settle(target)
+    -- (a run whose lease went to another process writes nothing more of it: below; a fence
+    -- that could not be asked leaves that to the end's own transaction)
+    local fence = self.engine.run_fence
+    if not fence or select(2, pcall(fence)) ~= false then self:settle(target) end
   end
   -- canceled cards are a person's decision, not work done: the run says which
   local canceled = {}
