@@ -156,6 +156,8 @@ return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system
     assert(ok, err)
   end)
 
+  -- the key is given as secret "HK" (ORKET_SECRET_HK); the server quotes it in an error and
+  -- in a successful result (whoami), and neither reaches the model, the journal or the log
   it("a server's JSON-RPC error reaches the model as EMCP_<code>, the secret it quotes masked everywhere", function()
     local KEY = "hostile-secret-" .. math.random(1e6, 9e6)
     local dir = H.tmpdir()
@@ -170,8 +172,8 @@ return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system
 name = "mcpleak"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-mcp = { servers = { hostile = { command = { %q, "lua", %q, "good" }, read_only = { %q }, env = { HOSTILE_KEY = %q } } } }
-]], bin, H.ROOT .. "/tests/mcp/hostile_server.lua", H.ROOT, KEY))
+mcp = { servers = { hostile = { command = { %q, "lua", %q, "good" }, read_only = { %q }, env = { HOSTILE_KEY = secret "HK" } } } }
+]], bin, H.ROOT .. "/tests/mcp/hostile_server.lua", H.ROOT))
     H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Leak", "issues": [ { "id": "E-1", "summary": "Call it", '
       .. '"seat": "senior_developer" } ] }')
     H.write(dir .. "/roles/coder.lua", [[
@@ -184,17 +186,20 @@ local function call(name, args) return { name = name, arguments = args } end
 return { rules = {
   { role = "coder", match = "^Issue ", reply = { tool_calls = { call("hostile__ok", { m = "rpc_error" }) } } },
   { role = "coder", match = "EMCP_%-32001.*refused key %[redacted%]", reply = { tool_calls = {
+    call("hostile__ok", { m = "whoami" }) } } },
+  { role = "coder", match = "key=%[redacted%]", reply = { tool_calls = {
     call("update_issue_status", { status = "code_review" }) } } },
   { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
 }, default = { content = "Nothing more to do." } }
 ]])
     require("tests.backends").project(dir)
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
-    local r = H.orket("run E", { cwd = dir })
+    assert.equal(0, H.orket("import", { cwd = dir, env = { ORKET_SECRET_HK = KEY } }).status)
+    local r = H.orket("run E", { cwd = dir, env = { ORKET_SECRET_HK = KEY } })
     assert.equal(0, r.status, r.stderr .. r.stdout)
     assert.equal("done", H.card_json(dir, "E-1").card.status, r.stdout)
     local log = H.orket("log 1", { cwd = dir }).stdout
     assert.matches("refused key [redacted]", log, 1, true)
+    assert.matches("key=[redacted]", log, 1, true)
     for what, text in pairs { stdout = r.stdout, stderr = r.stderr, log = log } do
       assert.is_nil(text:find(KEY, 1, true), what)
     end
@@ -409,7 +414,7 @@ mcp = { servers = { h = { command = { %q, "lua", %q, %q }, read_only = { %q }, t
     assert.is_nil(uv.fs_stat(scratch), scratch .. " is still there")
   end)
 
-  it("orket validate reports every problem of mcp.servers, each with its line, in server order", function()
+  it("orket validate reports every problem of mcp.servers, each with its line, in the file's order", function()
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", [[
 name = "mcpbad"
@@ -428,8 +433,8 @@ mcp = { servers = {
       for file_line, field in v.stdout:gmatch("(orket%.lua:%d+): (mcp%.servers%.[%w_.]+):") do
         got[#got + 1] = file_line .. " " .. field
       end
-      assert.same({ "orket.lua:4 mcp.servers.alpha.command", "orket.lua:5 mcp.servers.alpha.timeout_ms",
-        "orket.lua:6 mcp.servers.mid.env", "orket.lua:3 mcp.servers.zeta.url" }, got, v.stdout)
+      assert.same({ "orket.lua:3 mcp.servers.zeta.url", "orket.lua:4 mcp.servers.alpha.command",
+        "orket.lua:5 mcp.servers.alpha.timeout_ms", "orket.lua:6 mcp.servers.mid.env" }, got, v.stdout)
       first = first or v.stdout
       assert.equal(first, v.stdout)
     end

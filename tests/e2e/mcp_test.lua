@@ -83,6 +83,8 @@ describe("orket mcp serve (stdio)", function()
     local nulls = {}
     for _, x in ipairs(answers) do if x.id == cjson.null then nulls[#nulls + 1] = x.error.code end end
     assert.same({ -32600, -32700, -32600 }, nulls) -- the batch, the garbage, the object id
+    -- 2025-03-26 had batches: the words say which revisions have none, as /mcp's do
+    assert.equal("batches are not part of MCP since 2025-06-18: send one message at a time", answers[3].error.message)
   end)
 
   it("answers a large id with the same id, every digit, and refuses one it cannot read exactly", function()
@@ -126,6 +128,35 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(cjson.null, batch[4].id)
     assert.equal(-32600, batch[4].error.code)
     assert.equal(-32600, answers[3].error.code) -- an empty batch
+  end)
+
+  -- a key given twice (cjson keeps the last copy: a check in front may have read the first)
+  -- and a NUL in a text were taken here, where the HTTP API refuses both: the same check and
+  -- words (orket.serve.body.refusal), at the top of a message, in its arguments, in a batch
+  it("refuses a key given twice and a NUL in a text, as the HTTP API does", function()
+    local dir = H.example("notes")
+    local a = by_id(serve(dir, {
+      INIT,
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"comment","arguments":{"id":"NOTES-1","body":"first","body":"second"}}}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"s\\u0000x"}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOTES-1"}},'
+        .. '"params":{"name":"comment","arguments":{"id":"NOTES-1","body":"sneaked"}}}',
+    }))
+    for id, words in pairs { [1] = 'the message gives the key "body" twice in one object',
+        [2] = "a text of the message holds a NUL byte (\\u0000)",
+        [3] = 'the message gives the key "params" twice in one object' } do
+      assert.equal(-32602, a[id].error.code, id)
+      assert.equal(words, a[id].error.message)
+    end
+    local old = serve(dir, {
+      (INIT:gsub("2025%-11%-25", "2025-03-26")),
+      '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":'
+        .. '{"name":"comment","arguments":{"id":"NOTES-1","body":"a\\u0000b"}}}]',
+    })
+    assert.equal(-32602, old[2].error.code)
+    assert.equal("a text of the message holds a NUL byte (\\u0000)", old[2].error.message)
+    assert.equal(0, #H.card_json(dir, "NOTES-1").comments)
+    assert.is_true(H.orket("card NOTES-5 --json", { cwd = dir }).status ~= 0) -- no card was made
   end)
 
   -- `printf '%s' MSG | orket mcp serve` got no answer and no error: the last message,
@@ -425,12 +456,13 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local st_h, doc_h = post(s, nil, INIT, { "Host: evil.example:" .. s.port })
     assert.equal(403, st_h)
     assert.matches("loopback host names", doc_h.error.message)
-    -- the remedy has /mcp's case (a key is no answer to it): loopback names and serve.cors
-    for _, doc in ipairs { doc_o, doc_h } do
-      assert.matches("(`/mcp` on a loopback server takes only loopback names and the hosts of `serve.cors`'s origins, "
-        .. "key or not)", doc.error.remedy, 1, true)
-      assert.matches("only a page's reads and `/mcp` also take the origins `serve.cors` lists", doc.error.remedy, 1, true)
-    end
+    -- the remedy is /mcp's own case (a key is no answer to it: the shared 403 remedy, which
+    -- lists every case, offered one): loopback names and serve.cors
+    assert.equal("send from outside a browser (no Origin), or add the page's origin to `serve.cors` in orket.lua; "
+      .. "no key helps (DNS rebinding is refused whoever asks)", doc_o.error.remedy)
+    assert.equal("reach /mcp by a loopback name (localhost, 127.0.0.1 or [::1], any port), or add an origin of this "
+      .. "host name to `serve.cors` in orket.lua; no key helps (DNS rebinding is refused whoever asks)", doc_h.error.remedy)
+    for _, doc in ipairs { doc_o, doc_h } do assert.is_nil(doc.error.remedy:find("orket keys create", 1, true)) end
     assert.equal(403, (post(s, viewer, INIT, { "Host: evil.example" })))
     assert.equal(403, (H.fetch { url = s.url .. "/mcp", method = "DELETE", headers = { "Origin: http://evil.example" } }))
     local st, doc, hdrs = post(s, viewer, INIT)
@@ -638,6 +670,28 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(200, st)
     assert.equal("complete", doc.result.resultType)
     assert.equal(5, #doc.result.tools)
+    assert.equal(0, s.stop())
+  end)
+
+  it("refuses a key given twice and a NUL in a text with the HTTP API's words (400)", function()
+    local dir = H.example("notes")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local _, _, h = post(s, op, INIT)
+    local with = { "Mcp-Session-Id: " .. h["mcp-session-id"], "MCP-Protocol-Version: 2025-11-25" }
+    local st, doc = post(s, op, '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"comment","arguments":'
+      .. '{"id":"NOTES-2","body":"first","body":"second"}}}', with)
+    assert.equal(400, st)
+    assert.same({ 2, -32602, 'the message gives the key "body" twice in one object' }, { doc.id, doc.error.code, doc.error.message })
+    st, doc = post(s, op, '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"create_issue","arguments":'
+      .. '{"parent":"NOTES","summary":"s\\u0000x"}}}', with)
+    assert.equal(400, st)
+    assert.same({ 3, -32602, "a text of the message holds a NUL byte (\\u0000)" }, { doc.id, doc.error.code, doc.error.message })
+    -- which id was meant is unknown: none is answered
+    st, doc = post(s, op, '{"jsonrpc":"2.0","id":4,"id":5,"method":"ping"}', with)
+    assert.equal(400, st)
+    assert.equal(cjson.null, doc.id)
+    assert.equal(0, #H.card_json(dir, "NOTES-2").comments)
     assert.equal(0, s.stop())
   end)
 

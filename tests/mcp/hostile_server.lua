@@ -49,6 +49,15 @@ for line in io.lines() do
     local n = math.tointeger(tonumber(msg.params and msg.params.cursor or "1"))
     send { jsonrpc = "2.0", id = msg.id, result = { tools = { { name = "t" .. n, inputSchema = { type = "object" } } },
       nextCursor = n < 30 and tostring(n + 1) or nil } }
+  elseif msg.method == "tools/list" and mode == "slowcard" and io.open("card.marker") then
+    -- in a card's directory (the test leaves card.marker there), its listing comes in 12
+    -- pages 500 ms apart: each within timeout_ms, the whole far past a turn's budget
+    require("luv").sleep(500)
+    local n = math.tointeger(tonumber(msg.params and msg.params.cursor or "1"))
+    send { jsonrpc = "2.0", id = msg.id, result = { tools = n == 1 and TOOLS or {}, nextCursor = n < 12 and tostring(n + 1) or nil } }
+  elseif msg.method == "tools/list" and mode == "listchange" and listed < 0 then
+    -- after a call changed it: a tool more
+    send { jsonrpc = "2.0", id = msg.id, result = { tools = { TOOLS[1], { name = "added", inputSchema = { type = "object" } } } } }
   elseif msg.method == "tools/list" and mode == "listnever" then
     -- never answers its listing
   elseif msg.method == "tools/list" then
@@ -95,6 +104,19 @@ for line in io.lines() do
     elseif m == "rpc_error" then
       -- a JSON-RPC error that quotes the secret the server was given
       send { jsonrpc = "2.0", id = msg.id, error = { code = -32001, message = "refused key " .. tostring(os.getenv("HOSTILE_KEY")) } }
+    elseif m == "change" then
+      -- the call changes the server's tools (a login, a toolset enabled), and says so first
+      listed = -1
+      send { jsonrpc = "2.0", method = "notifications/tools/list_changed" }
+      send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "changed" } } } }
+    elseif m == "whoami" then
+      -- a successful result that quotes the secret it was given: as text, as JSON inside a
+      -- text, in structured content (a key and a value) and in a resource
+      local k = tostring(os.getenv("HOSTILE_KEY"))
+      send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "key=" .. k },
+        { type = "text", text = '{"HOSTILE_KEY": "' .. k .. '", "LOG": "warn"}' },
+        { type = "resource", resource = { uri = "mem://" .. k, text = "cfg " .. k } } },
+        structuredContent = { env = { HOSTILE_KEY = k, LOG = "warn" }, [k] = true } } }
     elseif m == "leak_die" then
       io.stderr:write("fatal: bad key ", tostring(os.getenv("HOSTILE_KEY")), "\n")
       os.exit(4)

@@ -318,23 +318,46 @@ function M.new(spec, o)
   return self
 end
 
---- conn:redact(text) -> text with the values this server was given (its headers_env
---- variables, its env) masked, as the journal masks a provider's key: a server's error may
---- quote them, and nothing it says reaches the model, a log or the output unmasked.
-function Conn:redact(text)
-  local secrets = {}
+-- The values this server was given as credentials: what secret "NAME" gave its env and
+-- headers (_given) and its headers_env variables' values. Worked out once a start has read
+-- them (each call masks its result with them); a value of env written in orket.lua is not
+-- one: it is in the project's files already, and masking a LOG_LEVEL's "warn" or a path in
+-- every result would garble them. Each is also taken as JSON writes it inside a string (a
+-- result's text is often JSON), and a header's last word alone ("Bearer TOKEN": TOKEN).
+function Conn:_secrets()
+  if self.secrets then return self.secrets end
+  local out, seen = {}, {}
+  local function add(v)
+    if type(v) ~= "string" or seen[v] then return end
+    seen[v] = true
+    out[#out + 1] = v
+    local j = cjson.encode(v)
+    if j and j:sub(2, -2) ~= v then add(j:sub(2, -2)) end
+  end
   for _, var in pairs(self.spec.headers_env or {}) do
     local v = self.getenv(var)
-    if v then secrets[#secrets + 1] = v end
+    add(v)
+    if type(v) == "string" then add(v:match("^%S+%s+(%S+)%s*$")) end
   end
-  for _, v in pairs(self.spec.env or {}) do
-    if type(v) == "string" then secrets[#secrets + 1] = v end
+  for _, v in pairs(self.given_secrets or {}) do
+    add(v)
+    add(v:match("^%S+%s+(%S+)%s*$"))
   end
-  -- and what secret "NAME" gave it, once read (_given)
-  for _, given in ipairs { self.env or {}, self.headers or {} } do
-    for _, v in pairs(given) do secrets[#secrets + 1] = v end
-  end
-  return common.redact(text, secrets)
+  if self.given_secrets then self.secrets = out end -- before a start, worked out each time
+  return out
+end
+
+--- conn:redact(v) -> v with the credentials this server was given (_secrets) masked: a
+--- text (an error, its stderr, a log line; bearer tokens and sk- keys masked there too, as
+--- the journal masks a provider's errors), or a successful result's table (its text,
+--- structured content and resources, walked in place, those secrets only: a tool's output
+--- may well speak of sk- keys). A server may quote what it was given anywhere, so nothing
+--- it says reaches the model, a log or the output unmasked. Secrets shorter than 4 bytes
+--- are not masked (docs/secrets.md).
+function Conn:redact(v)
+  local secrets = self:_secrets()
+  if type(v) == "table" then return #secrets > 0 and common.mask(v, secrets) or v end
+  return common.redact(v, secrets)
 end
 
 function Conn:_fail_pending(msg, code)
@@ -898,21 +921,28 @@ end
 -- The server's env and headers with each secret "NAME" read (orket.settings.secret), kept on
 -- the connection only (and masked by redact) -> true | nil, msg
 function Conn:_given()
-  self.env, self.headers = {}, {}
+  self.env, self.headers, self.secrets = {}, {}, nil
+  local given = {}
   for _, part in ipairs { "env", "headers" } do
     for k, v in pairs(self.spec[part] or {}) do
       local value, err = v, nil
       if secret.name_of(v) then value, err = secret.value(v, nil, self.getenv) end
       if not value then return nil, string.format("%s.%s: %s", part, k, err or ("secret " .. v.secret .. " is not set")) end
       self[part][k] = value
+      if value ~= v then given[#given + 1] = value end
     end
   end
+  self.given_secrets = given
   return true
 end
 
---- conn:start() -> true | nil, message, CODE (inside a task): spawns or reaches the server,
---- initializes, and lists its tools (conn.tools, conn.refused)
-function Conn:start()
+--- conn:start([limit_ms]) -> true | nil, message, CODE (inside a task): spawns or reaches the
+--- server, initializes, and lists its tools (conn.tools, conn.refused). limit_ms: the time
+--- the whole start may take (a card's call starting its own process: the call's timeout or
+--- what is left of the turn's wall budget), past which it fails ETIMEDOUT
+function Conn:start(limit_ms)
+  local deadline = limit_ms and now() + limit_ms
+  local function left() return deadline and math.max(1, deadline - now()) end
   self.state = "starting"
   local given, gerr = self:_given()
   if not given then
@@ -927,7 +957,7 @@ function Conn:start()
     end
   end
   local r, err, code = self:request("initialize", { protocolVersion = M.PROTOCOL, capabilities = {},
-    clientInfo = { name = "orket", version = rt.version() } })
+    clientInfo = { name = "orket", version = rt.version() } }, deadline and math.min(self.spec.timeout_ms or 30000, left()))
   if not r then
     -- "initialize" said once: a timeout's message says it already
     -- a server that exited first has said why it closed (with _view_hint's words)
@@ -946,8 +976,19 @@ function Conn:start()
   self.version = r.protocolVersion
   self.server_info = type(r.serverInfo) == "table" and r.serverInfo or {}
   self.capabilities = type(r.capabilities) == "table" and r.capabilities or {}
-  self:notify("notifications/initialized")
-  local ok, lerr, lcode = self:list_tools()
+  if self.spec.transport == "http" then
+    -- over HTTP a notification is POSTed by a task of its own (_send), which the listing's
+    -- POST could overtake: a server holding to MCP's order (no request before initialized:
+    -- the Python SDK's) refused the listing and was marked down. Its answer is waited for.
+    -- A refusal is logged, not fatal: a server that cares says so in the listing.
+    local nok, nerr = self:_post(rpc.encode(rpc.notification("notifications/initialized")),
+      math.min(self.spec.timeout_ms or 30000, left() or math.huge), true)
+    if not nok then self.log { event = "mcp_error", server = self.name, message = tostring(nerr) } end
+    if self.state == "closed" then return nil, M.named(self.name, self.why), "EDOWN" end
+  else
+    self:notify("notifications/initialized")
+  end
+  local ok, lerr, lcode = self:list_tools(left())
   if not ok then
     self:close(lerr)
     return nil, M.named(self.name, lerr), lcode
@@ -966,26 +1007,32 @@ M.MAX_PAGES = M.MAX_TOOLS * 2 + 2
 M.MAX_LIST_BYTES = 8 * 1024 * 1024
 M.LIST_TIMEOUTS = 20
 
---- conn:list_tools() -> true | nil, msg, CODE: tools/list, every page within the bounds
---- above; a listing cut short keeps the tools of the pages read, and says so (once, and
---- again when why changes)
-function Conn:list_tools()
+--- conn:list_tools([limit_ms]) -> true | nil, msg, CODE: tools/list, every page within the
+--- bounds above; a listing cut short keeps the tools of the pages read, and says so (once,
+--- and again when why changes). limit_ms: the caller's time (a card's call), when shorter
+--- than those bounds: a listing that does not end within it fails ETIMEDOUT, not cut short
+function Conn:list_tools(limit_ms)
   local all, cursor, seen, bytes, pages, cut_why = {}, nil, {}, 0, 0, nil
   local timeout = self.spec.timeout_ms or 30000
-  local deadline = now() + timeout * M.LIST_TIMEOUTS
+  local bounded = limit_ms and limit_ms < timeout * M.LIST_TIMEOUTS
+  local deadline = now() + (bounded and limit_ms or timeout * M.LIST_TIMEOUTS)
   while true do
     if pages >= M.MAX_PAGES then
       cut_why = "more than " .. M.MAX_PAGES .. " pages"
       break
     end
     local left = deadline - now()
+    if left <= 0 and bounded then
+      return nil, M.named(self.name, string.format("tools/list did not end within %d ms (%d page%s read)", limit_ms,
+        pages, pages == 1 and "" or "s")), "ETIMEDOUT"
+    end
     if left <= 0 then
       cut_why = string.format("it took more than %d ms", timeout * M.LIST_TIMEOUTS)
       break
     end
     pages = pages + 1
     local r, err, code = self:request("tools/list", cursor and { cursor = cursor } or nil, math.min(timeout, left))
-    if not r and code == "ETIMEDOUT" and pages > 1 and left < timeout then
+    if not r and code == "ETIMEDOUT" and pages > 1 and left < timeout and not bounded then
       cut_why = string.format("it took more than %d ms", timeout * M.LIST_TIMEOUTS)
       break
     end
@@ -1063,6 +1110,9 @@ function Conn:call(tool, args, timeout_ms)
   -- reading of the answer, said with the server's and the tool's names
   if res.error and res.code ~= "EMCP_TOOL" then res.error = M.named(self.name, "tool " .. tostring(tool) .. ": " .. res.error) end
   if res.error then res.error = self:redact(res.error) end
+  -- a successful result may quote a secret as much as an error (a tool echoing its config
+  -- or the request's headers): masked before the model, the journal or a log sees it
+  if res.result then res.result = self:redact(res.result) end
   return res
 end
 

@@ -57,7 +57,8 @@ function M.decode(text)
   local v, perr = parse(text)
   if v == nil then return nil, perr end
   if type(v) == "table" and (v[1] ~= nil or (next(v) == nil and M.is_batch(text))) then
-    return nil, { code = M.INVALID_REQUEST, message = "batches are not part of MCP: send one message at a time" }
+    -- 2025-03-26 had batches (a session of it reads them: decode_batch); the later revisions do not
+    return nil, { code = M.INVALID_REQUEST, message = "batches are not part of MCP since 2025-06-18: send one message at a time" }
   end
   return classify(v)
 end

@@ -305,10 +305,22 @@ local function close_cards(s, key, why)
   end
 end
 
+-- A card's process of server name listed its tools (at its start, or again after its
+-- notifications/tools/list_changed): the server's freshest listing, which every card's next
+-- model call is offered (a listing cut short is not taken: the last whole one stays).
+function Manager:_take_listing(name, c)
+  local s = self.servers[name]
+  -- not a process of a server orket.lua has changed or dropped since (reconfigure)
+  if self.closed or not s or not s.cards or s.cards[c.card_key] ~= c or c.state ~= "ready" or c.list_cut then return end
+  s.tools, s.listed, s.listed_at = c.tools, true, uv.now()
+  self:_reindex()
+end
+
 -- The connection of stdio server s for a card's turn: a process of its own whose working
 -- directory (the only place it may write) is the card's, started at the turn's first call.
--- -> conn | nil, why
-function Manager:_card_conn(s, where)
+-- deadline: uv.now() by which it must be ready (the call's own time: its start is part of
+-- the call). -> conn | nil, why, CODE
+function Manager:_card_conn(s, where, deadline)
   s.cards = s.cards or {}
   local c = s.cards[where.key]
   if c and c.cwd ~= where.cwd then -- the card's directory moved: not this process's any more
@@ -317,18 +329,27 @@ function Manager:_card_conn(s, where)
   end
   if not c then
     c = client.new(s.spec, { cwd = where.cwd, log = self.log, refusals = s.refusals, project_dir = self.project_dir,
+      -- the process the card's calls go to is the one whose list changes: its tools are
+      -- listed again when the call during which (or after which) it said so returns
+      on_notify = function(conn, msg)
+        if msg.method == "notifications/tools/list_changed" then conn.relist_wanted = true end
+      end,
       on_close = function(conn)
       if s.cards and s.cards[where.key] == conn then s.cards[where.key] = nil end
     end })
-    s.cards[where.key] = c
-    local ok, err = c:start()
+    s.cards[where.key], c.card_key = c, where.key
+    local ok, err, code = c:start(math.max(1, deadline - uv.now()))
     if not ok then
       if s.cards[where.key] == c then s.cards[where.key] = nil end
-      return nil, err
+      return nil, err, code
     end
+    self:_take_listing(s.spec.name, c)
   end
-  -- a second call while the first started it waits for the start
-  while c.state ~= "ready" and c.state ~= "closed" do rt.sleep(10) end
+  -- a second call while the first started it waits for the start, within its own time
+  while c.state ~= "ready" and c.state ~= "closed" do
+    if uv.now() >= deadline then return nil, "its start took longer than this call may wait", "ETIMEDOUT" end
+    rt.sleep(10)
+  end
   if c.state ~= "ready" then return nil, "it ended" end
   return c
 end
@@ -343,15 +364,35 @@ function Manager:call(name, args, left_ms, where)
   end
   local s = self.servers[d.mcp.server]
   if where and s.spec.transport == "stdio" and not self.closed then
-    local c, why = self:_card_conn(s, where)
+    -- the card's process is started by its first call, within that call's time: a server
+    -- slow to start (or to page its listing) took up to 20 times timeout_ms past the turn's
+    -- wall budget
+    local limit = s.spec.timeout_ms
+    if left_ms and left_ms < limit then limit = math.max(1, math.floor(left_ms)) end
+    local deadline = uv.now() + limit
+    local c, why, code = self:_card_conn(s, where, deadline)
     if not c then
-      return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(d.mcp.server), error = string.format("the MCP server "
-        .. "%s did not start in %s's directory: %s", d.mcp.server, tostring(where.key),
-        inert.clip(client.bare(s.spec.name, why), 300)) }
+      local late = code == "ETIMEDOUT"
+      return { ok = false, code = late and "ETIMEDOUT" or "EUNAVAILABLE", remedy = not late and M.remedy(d.mcp.server) or nil,
+        error = string.format("the MCP server %s did not start in %s's directory%s: %s", d.mcp.server, tostring(where.key),
+          late and (" within this call's " .. limit .. " ms") or "", inert.clip(client.bare(s.spec.name, why), 300)) }
     end
-    local timeout = s.spec.timeout_ms
-    if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
-    return c:call(d.mcp.tool, args, timeout)
+    local left = deadline - uv.now()
+    if left <= 0 then
+      return { ok = false, code = "ETIMEDOUT", error = string.format("the MCP server %s took this call's %d ms to start "
+        .. "in %s's directory", d.mcp.server, limit, tostring(where.key)) }
+    end
+    local r = c:call(d.mcp.tool, args, left)
+    if c.relist_wanted and c.state == "ready" and not self.closed then
+      -- its list changed: listed again now, so that the model's next call is offered it
+      -- (within what is left of the turn's wall budget)
+      c.relist_wanted = false
+      local budget = left_ms and math.max(1, math.floor(left_ms - (uv.now() - (deadline - limit)))) or nil
+      local ok, err = c:list_tools(budget)
+      if ok then self:_take_listing(d.mcp.server, c)
+      else self.log { event = "mcp_error", server = d.mcp.server, message = tostring(err) } end
+    end
+    return r
   end
   if not s.conn or s.state ~= "ready" or s.conn.state ~= "ready" then
     return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(d.mcp.server), error = string.format("the MCP server "

@@ -70,17 +70,27 @@ function M.json(req, max)
   if not utf8.len(text) then return nil, 400, "bad_json", "the body is not valid UTF-8" end
   local v, derr = M.decode(text)
   if v == nil then return nil, 400, "bad_json", derr end
-  if text:find("\\u0000", 1, true) and has_nul(v) then return nil, 400, "bad_request", "a text of the body holds a NUL byte (\\u0000)" end
+  local code, why = M.refusal(text, v)
+  if code then return nil, 400, code, why end
+  return v
+end
+
+--- refusal(text, v[, what]) -> nil | code, message, key: why the JSON text, decoded as v,
+--- is refused although it decoded: a NUL in a text (bad_request) or a key given twice in
+--- one object (bad_json, and the key). what names the text ("the body"; MCP's doors say
+--- "the message"): every door that takes JSON from a client reads it the same way.
+function M.refusal(text, v, what)
+  what = what or "the body"
+  if text:find("\\u0000", 1, true) and has_nul(v) then return "bad_request", "a text of " .. what .. " holds a NUL byte (\\u0000)" end
   -- a key given twice: cjson keeps the last copy, where a proxy, a gateway's check or an
   -- audit in front may have read the first (two readings of one request); refused, naming
   -- it (yajl's reading, orket.c.jsondup: keys compared unescaped), once cjson took it
   if type(v) == "table" then
     local at, key = jsondup.duplicate_key(text)
     if at then
-      return nil, 400, "bad_json", "the body gives the key " .. cjson.encode(key):gsub("\\/", "/") .. " twice in one object"
+      return "bad_json", what .. " gives the key " .. cjson.encode(key):gsub("\\/", "/") .. " twice in one object", key
     end
   end
-  return v
 end
 
 --- without_nulls(schema, value) -> value without the members that are null and that the

@@ -485,8 +485,8 @@ function Server:_dispatch(req, ctx)
     return fail(req, ctx, 404, "not_found", "no such project, or not yours")
   end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
-    local gst, gcode, gmsg = route.guard(req, ctx)
-    if gst then return fail(req, ctx, gst, gcode, gmsg) end
+    local gst, gcode, gmsg, gremedy = route.guard(req, ctx)
+    if gst then return fail(req, ctx, gst, gcode, gmsg, nil, gremedy) end
   end
   if need then
     -- the store's stamp (SQLite's; nil on PostgreSQL), read once for the key's reads: each

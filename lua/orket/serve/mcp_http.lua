@@ -98,12 +98,19 @@ local function host_ok(req, server)
   return false
 end
 
---- guard(req, ctx) -> nil | status, code, message: what /mcp refuses before any key is
---- checked, as MCP's transport asks (a foreign Origin is 403 whoever sends it)
+--- guard(req, ctx) -> nil | status, code, message, remedy: what /mcp refuses before any key
+--- is checked, as MCP's transport asks (a foreign Origin is 403 whoever sends it). The
+--- remedy is this case's own: forbidden's shared one lists every 403's, a key among them,
+--- which is no way out of this one.
 function M.guard(req, ctx)
-  if not origin_ok(req, ctx.server) then return 403, "forbidden", "this Origin may not use /mcp" end
+  if not origin_ok(req, ctx.server) then
+    return 403, "forbidden", "this Origin may not use /mcp", "send from outside a browser (no Origin), or add the "
+      .. "page's origin to `serve.cors` in orket.lua; no key helps (DNS rebinding is refused whoever asks)"
+  end
   if not host_ok(req, ctx.server) then
-    return 403, "forbidden", "this server listens on loopback: /mcp answers loopback host names only (or serve.cors's)"
+    return 403, "forbidden", "this server listens on loopback: /mcp answers loopback host names only (or serve.cors's)",
+      "reach /mcp by a loopback name (localhost, 127.0.0.1 or [::1], any port), or add an origin of this host name "
+      .. "to `serve.cors` in orket.lua; no key helps (DNS rebinding is refused whoever asks)"
   end
 end
 
@@ -216,7 +223,7 @@ local function post(req, ctx)
   if not text then return err(body_answer.failure(bcode, tostring(berr))) end
   if #text > rpc.MAX_MESSAGE then return err(413, "too_large", "the message is too large") end
   if rpc.is_batch(text) then return batch(req, ctx, text) end
-  local msg, kind = rpc.decode(text)
+  local msg, kind = server.decode(text)
   if not msg then return rpc_reply(req, ctx, 400, rpc.error(kind.id, kind.code, kind.message)) end
   local reg = sessions_of(ctx.db)
   local entry

@@ -9,6 +9,7 @@ local task = require "orket.task"
 local cschema = require "orket.c.schema"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
+local body = require "orket.serve.body"
 local router_mod = require "orket.serve.router"
 local keys = require "orket.serve.keys"
 local sj = require "orket.store.journal_reads"
@@ -523,6 +524,16 @@ function M:handle(msg, kind)
   return rpc.result(id, res)
 end
 
+-- What the JSON of a message (or a batch: the whole text) holds that the HTTP API refuses
+-- too (orket.serve.body.refusal: a NUL in a text, a key given twice): -32602 with the API's
+-- words, so that nothing reaches the board through one door that the other refuses. The id
+-- is the message's, unless "id" is the key given twice (which copy is meant is unknown).
+local function refused(text, v, id)
+  local code, why, key = body.refusal(text, v, "the message")
+  if not code then return nil end
+  return rpc.error(key ~= "id" and id or nil, rpc.INVALID_PARAMS, why)
+end
+
 -- JSON-RPC batches are 2025-03-26's alone (the revisions after it removed them): a session
 -- that negotiated it takes them, every other refuses them.
 local BATCHES = { ["2025-03-26"] = true }
@@ -549,6 +560,11 @@ function M:handle_batch(text, o)
   o = o or {}
   local items, e = rpc.decode_batch(text)
   if not items then return rpc.encode(rpc.error(e.id, e.code, e.message)) end
+  -- read as the HTTP API reads a body: refused whole, none of its messages run
+  local whole = {}
+  for i, it in ipairs(items) do whole[i] = it.msg or false end
+  local bad = refused(text, whole)
+  if bad then return rpc.encode(bad) end
   local cap = o.cap or M.BATCH_ANSWER_CAP
   local out, size, limited, full, ended = {}, 2, false, false, false
   for i, it in ipairs(items) do
@@ -584,11 +600,21 @@ function M:handle_batch(text, o)
   return "[" .. table.concat(out, ",") .. "]"
 end
 
+--- decode(text) -> msg, kind | nil, error object: orket.mcp.jsonrpc.decode, and a message
+--- refused as the HTTP API refuses its body (refused, above) is an error with its words
+function M.decode(text)
+  local msg, kind = rpc.decode(text)
+  if not msg then return nil, kind end
+  local e = refused(text, msg, msg.id)
+  if e then return nil, { code = e.error.code, message = e.error.message, id = e.id ~= null and e.id or nil, method = msg.method ~= nil } end
+  return msg, kind
+end
+
 --- session:handle_text(line) -> response text | nil: one message as text in, one out (a
 --- batch, where the session takes them: session:handle_batch)
 function M:handle_text(text)
   if rpc.is_batch(text) and self:takes_batches() then return self:handle_batch(text) end
-  local msg, kind = rpc.decode(text)
+  local msg, kind = M.decode(text)
   if not msg then
     local e = kind
     return rpc.encode(rpc.error(e.id, e.code, e.message))

@@ -16,10 +16,12 @@ if LIMITS then client.LIMITS = LIMITS end -- every connection of this process, t
 
 local function in_task(fn) local ok, err = task.spawn(fn):join() assert(ok, err) end
 
-local function connect(mode, timeout, env)
+-- getenv: the connection's (a secret "NAME" of env is read through it: ORKET_SECRET_NAME)
+local function connect(mode, timeout, env, getenv)
   local logs = {}
   local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", SERVER, mode },
-    read_only = { H.ROOT }, timeout_ms = 10000, env = env }, { cwd = H.tmpdir(), log = function(f) logs[#logs + 1] = f end })
+    read_only = { H.ROOT }, timeout_ms = 10000, env = env }, { cwd = H.tmpdir(), env = getenv,
+    log = function(f) logs[#logs + 1] = f end })
   local ok, err, code = c:start()
   c.spec.timeout_ms = timeout or 5000 -- the calls' (starting a confined process takes longer)
   return c, ok, err, code, logs
@@ -439,10 +441,18 @@ describe("orket.mcp.client", function()
     end)
   end)
 
+  -- the server's env given as secret "HK", its value through ORKET_SECRET_HK
+  local function secret_env(key)
+    return { HOSTILE_KEY = { secret = "HK" } }, function(v)
+      if v == "ORKET_SECRET_HK" then return key end
+      return os.getenv(v)
+    end
+  end
+
   it("reads a JSON-RPC error as EMCP_<code>, with the server's secret masked everywhere", function()
     local KEY = "hostile-key-5f2a9c"
     in_task(function()
-      local c, ok, err, _, logs = connect("good", nil, { HOSTILE_KEY = KEY })
+      local c, ok, err, _, logs = connect("good", nil, secret_env(KEY))
       assert.is_true(ok, err)
       local r = c:call("ok", { m = "rpc_error" })
       assert.is_false(r.ok)
@@ -456,6 +466,26 @@ describe("orket.mcp.client", function()
       assert.is_nil(d.error:find(KEY, 1, true))
       assert.is_nil(c.why:find(KEY, 1, true))
       for _, f in ipairs(logs) do assert.is_nil(tostring(f.message):find(KEY, 1, true)) end
+    end)
+  end)
+
+  it("masks the secret a server quotes in a successful result: text, structured content, resources", function()
+    local KEY = "whoami-key-7c1d40"
+    in_task(function()
+      local c, ok, err = connect("good", nil, secret_env(KEY))
+      assert.is_true(ok, err)
+      local r = c:call("ok", { m = "whoami" })
+      assert.is_true(r.ok, r.error)
+      local enc = cjson.encode(r.result)
+      assert.is_nil(enc:find(KEY, 1, true), enc)
+      assert.matches("key=[redacted]", r.result.text, 1, true)
+      assert.matches('"HOSTILE_KEY": "[redacted]"', r.result.text, 1, true)
+      assert.equal("[redacted]", r.result.structured.env.HOSTILE_KEY)
+      assert.is_true(r.result.structured["[redacted]"])
+      assert.equal("cfg [redacted]", r.result.resources[1].text)
+      -- a value written in orket.lua is no secret: a result keeps its words
+      assert.equal("warn", r.result.structured.env.LOG)
+      c:close()
     end)
   end)
 end)
@@ -488,15 +518,21 @@ describe("orket.mcp.client's results", function()
 end)
 
 describe("orket.mcp.client's redaction", function()
-  it("masks the values of a server's headers_env variables and env, bearer tokens and sk- keys", function()
+  it("masks the values of a server's headers_env variables and secrets, bearer tokens and sk- keys", function()
     local c = client.new({ name = "w", transport = "http", url = "http://127.0.0.1:9/mcp",
       headers_env = { ["X-Api-Key"] = "W_KEY", Authorization = "W_AUTH" } },
       { env = function(v) return ({ W_KEY = "k3y-value-77", W_AUTH = "Token zz9-auth" })[v] end })
     assert.equal("bad [redacted] and [redacted]", c:redact("bad k3y-value-77 and Token zz9-auth"))
     assert.equal("Bearer [redacted] sk-[redacted]", c:redact("Bearer abc.def sk-live123"))
-    local s = client.new({ name = "s", transport = "stdio", command = { "x" }, env = { TOKEN = "stdio-secret-1" } })
+    local s = client.new({ name = "s", transport = "stdio", command = { "x" },
+      env = { TOKEN = { secret = "TOK" }, LOG_LEVEL = "warn", PIN = { secret = "PIN" } } },
+      { env = function(v) return ({ ORKET_SECRET_TOK = "stdio-secret-1", ORKET_SECRET_PIN = "pw" })[v] end })
+    assert.is_true(s:_given())
     assert.equal("got [redacted]", s:redact("got stdio-secret-1"))
     assert.equal("plain words", s:redact("plain words"))
+    -- a value written in orket.lua is no secret (masking it would garble every result that
+    -- says "warn"); nor is one shorter than 4 bytes (docs/secrets.md)
+    assert.equal("warn: pw", s:redact("warn: pw"))
   end)
 end)
 
@@ -549,6 +585,46 @@ local function manager_of(servers, events)
     log = function(f) if events then events[#events + 1] = f end end })
 end
 
+describe("orket.mcp.manager's card processes", function()
+  after_each(H.cleanup)
+
+  -- the card's process was started (initialize and a paged tools/list, bounded only by 20
+  -- times timeout_ms) before the call's timeout or the turn's wall budget applied at all
+  it("counts starting a card's process against the call's time (the turn's wall budget here)", function()
+    in_task(function()
+      local m = manager_of { h = "slowcard" }
+      assert.same({}, m:start())
+      local dir = H.tmpdir()
+      H.write(dir .. "/card.marker", "")
+      local t0 = require("luv").now()
+      local r = m:call("h__ok", { m = "x" }, 2500, { key = "E-1", cwd = dir })
+      local ms = require("luv").now() - t0
+      assert.is_false(r.ok, "answered after " .. ms .. " ms")
+      assert.equal("ETIMEDOUT", r.code, r.error)
+      assert.matches("did not start in E-1's directory within this call's 2500 ms", r.error, 1, true)
+      assert.is_true(ms < 5000, ms .. " ms")
+      m:close()
+    end)
+  end)
+
+  -- the card's process, which every call of a run goes to, was made without on_notify:
+  -- a call that changed the server's tools left the model with the old ones
+  it("lists a server's tools again when its card's process says they changed during a call", function()
+    in_task(function()
+      local m = manager_of { h = "listchange" }
+      assert.same({}, m:start())
+      assert.is_nil(m:get("h__added"))
+      local where = { key = "E-1", cwd = H.tmpdir() }
+      local r = m:call("h__ok", { m = "change" }, nil, where)
+      assert.is_true(r.ok, r.error)
+      assert.truthy(m:get("h__added")) -- before the model's next call
+      local again = m:call("h__added", {}, nil, where)
+      assert.is_true(again.ok, again.error)
+      m:close()
+    end)
+  end)
+end)
+
 -- An in-process HTTP server: handle(msg, session id, answer(status, body, extra headers), head)
 -- for each request (one a connection) -> server, port, its connections
 local function http_server(handle)
@@ -583,6 +659,43 @@ end
 
 describe("orket.mcp.manager over Streamable HTTP", function()
   after_each(H.cleanup)
+
+  -- the initialized notification was POSTed by a task of its own, raced by the listing's
+  -- POST: a server that holds to MCP's order (the Python SDK's ServerSession) and takes a
+  -- while over the notification refused the listing, and the server was marked down
+  it("lists the tools only once the server has taken notifications/initialized", function()
+    local uv = require "luv"
+    local ready, order = {}, {}
+    local srv, port = http_server(function(msg, sid, answer)
+      order[#order + 1] = msg.method
+      if msg.method == "initialize" then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25",
+          capabilities = { tools = {} } } }, "Mcp-Session-Id: s1\r\n")
+      end
+      if msg.method == "notifications/initialized" then
+        local t = uv.new_timer() -- a proxy's or a slow server's time over it
+        t:start(200, 0, function() t:close() ready[sid] = true answer("202 Accepted", "") end)
+        return
+      end
+      if not msg.id then return answer("202 Accepted", "") end
+      if not ready[sid] then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, error = { code = -32600,
+          message = "Received request before initialization was complete" } })
+      end
+      answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { tools = { { name = "ok",
+        inputSchema = { type = "object" } } } } })
+    end)
+    in_task(function()
+      local c = client.new({ name = "strict", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp",
+        timeout_ms = 5000 }, { log = function() end })
+      local ok, err = c:start()
+      assert.is_true(ok, err)
+      assert.equal("ok", c.tools[1].name)
+      assert.same({ "initialize", "notifications/initialized", "tools/list" }, { order[1], order[2], order[3] })
+      c:close()
+    end)
+    srv:close()
+  end)
 
   -- MCP's Streamable HTTP transport: a client answered 404 to a request with its
   -- Mcp-Session-Id "MUST start a new session" (a server restarted, or one that ends idle
