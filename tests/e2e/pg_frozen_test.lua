@@ -1,10 +1,11 @@
--- A PostgreSQL that stops answering (frozen: a paused machine, a dropped network) while a
--- worker works on it: connections being made time out, which is the store's loss as a
--- refused one is (docs/workers.md, "When the store is lost"). The worker waits for the
--- store and carries on once it answers: no traceback, no card blocked, every card done once.
--- The test's own server (tests.pg), frozen with SIGSTOP. Which of the worker's tasks meets
--- the timeout first (the loop's read, a turn's statement) is the machine's timing: the
--- store's own spec (store_unanswered_spec) shows each timeout taken for the loss.
+-- A PostgreSQL that stops answering (frozen: a paused machine, a dropped network) for 35 s
+-- while a worker works on it, four turns at once: the worker rides it out, no traceback, no
+-- card blocked, every card done once, its effect applied once. What it meets depends on the
+-- machine's timing: a write's wait for the journal's lock that the server's own clock ends
+-- the moment it goes on (waited for once more: pgdb), a turn waiting for a connection of
+-- the pool (the server answers a new one by the time it is asked: waited for once more,
+-- pgpool). The store's own spec (store_unanswered_spec) shows each timeout alone.
+-- The test's own server (tests.pg), frozen with SIGSTOP.
 local H = require "tests.helpers"
 local PG = require "tests.pg"
 local WP = require "tests.worker_project"
@@ -35,8 +36,7 @@ describe("a worker on a PostgreSQL that stops answering", function()
       orket.sleep(50)
       return (H.read(dir .. "/w1.out") or ""):find('"type":"model"', 1, true) ~= nil
     end, "the worker's first model call", 1200)
-    -- past the 30 s a turn may wait for one of the pool's connections (all held by statements
-    -- the frozen server does not answer), and the 10 s a connection may take to be made
+    -- past the 30 s of the journal lock's timeout and of a turn's wait for a connection
     server.freeze()
     orket.sleep(35000)
     server.thaw()

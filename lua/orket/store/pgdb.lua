@@ -376,6 +376,13 @@ function DB:_tx(begin, fn, ...)
   -- meanwhile gets it closed on release, and the server rolls the transaction back
   lease.in_tx = true
   local ok, berr, bcode, bstate = self:_note(c:exec(begin))
+  -- the journal's lock not had within lock_timeout: waited for once more. The server's
+  -- timer runs on the wall clock, so a server paused past it (a stopped VM, SIGSTOP) times
+  -- out every waiter the moment it goes on, though the holder may be done by then; a card's
+  -- turn refused so was blocked as the system's fault.
+  if not ok and bcode == "EBUSY" and begin == BEGIN_WRITE and c:query("ROLLBACK") then
+    ok, berr, bcode, bstate = self:_note(c:exec(begin))
+  end
   if not ok then
     if c:query("ROLLBACK") then lease.in_tx = false end
     return nil, berr, bcode, bstate

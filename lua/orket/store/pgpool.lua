@@ -52,14 +52,23 @@ M.UNREACHED = "08001"
 -- Whether the server answers a connection of its own, made past the pool's size (and
 -- closed at once) when none of the pool's was free in time: its statements may be slow or
 -- waiting for a lock, which is no loss of the server; a server that stops answering (frozen,
--- a dropped network) holds every connection's statement and answers no new one.
+-- a dropped network) holds every connection's statement and answers no new one. A refusal
+-- the server itself sent (libpq's "FATAL:", as at its connection limit) is an answer. One
+-- probe at a time: the others waiting meanwhile take the server for answering (they wait
+-- once more, and the probe's task says the loss when there is one).
+local PROBE = { __close = function(p)
+  if p.c then p.c:close() end
+  p.pool.probing = nil
+end }
 function Pool:answers()
-  local c = cpg.connect(self.url, { connect_timeout_ms = self.connect_timeout_ms, query_timeout_ms =
+  if self.probing then return true end
+  self.probing = true
+  local p <close> = setmetatable({ pool = self }, PROBE) -- (closed too when the task is cancelled)
+  local err
+  p.c, err = cpg.connect(self.url, { connect_timeout_ms = self.connect_timeout_ms, query_timeout_ms =
     self.connect_timeout_ms })
-  if not c then return false end
-  local ok = c:query("SELECT 1") ~= nil
-  c:close()
-  return ok
+  if not p.c then return tostring(err):find("FATAL:", 1, true) ~= nil end
+  return p.c:query("SELECT 1") ~= nil
 end
 
 --- pool:acquire() -> lease {conn} | nil, message, code, sqlstate: waits for a free slot (at

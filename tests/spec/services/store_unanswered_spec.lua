@@ -80,6 +80,26 @@ describe("a PostgreSQL store that stops answering", function()
     assert.equal(1, db:rows("SELECT 1 AS v")[1].v) -- and it answers again once freed
   end)
 
+  it("takes a server at its connection limit for one that answers, not for a lost one", function()
+    -- a role allowed one connection: the probe past the pool is refused by the server
+    -- itself (FATAL: too many connections), which is an answer
+    assert(db:exec("DROP ROLE IF EXISTS lim; CREATE ROLE lim LOGIN CONNECTION LIMIT 1 PASSWORD 'lim-pw-1'; GRANT CONNECT ON DATABASE postgres TO lim"))
+    local f = assert(io.open(server.passfile, "a"))
+    f:write("*:*:*:lim:lim-pw-1\n")
+    f:close()
+    local real = db.pool
+    db.pool = pgpool.new { url = server.url:gsub("//orket@", "//lim@"), size = 1, acquire_timeout_ms = 100 }
+    local lease = assert(db.pool:acquire())
+    local rows, msg, code = db:rows("SELECT 1 AS v")
+    db.pool:release(lease)
+    db.pool:close()
+    db.pool = real
+    assert.is_nil(rows)
+    assert.equal("ETIMEDOUT", code, msg)
+    assert.matches("the server answering: every connection was busy", msg, 1, true)
+    assert.is_nil(db:journal_error())
+  end)
+
   it("leaves a query's own timeout on a live connection that query's failure", function()
     local real = db.pool
     db.pool = pgpool.new { url = server.url, query_timeout_ms = 100 }
