@@ -354,9 +354,31 @@ end
 --- may well speak of sk- keys). A server may quote what it was given anywhere, so nothing
 --- it says reaches the model, a log or the output unmasked. Secrets shorter than 4 bytes
 --- are not masked (docs/secrets.md).
+-- A number in v (walked in place) that writes a secret (a PIN as a JSON number) becomes
+-- "[redacted]"; nums: {[secret]=true}.
+local function mask_numbers(v, nums, seen)
+  if seen[v] then return end
+  seen[v] = true
+  for k, x in pairs(v) do
+    if type(x) == "table" then mask_numbers(x, nums, seen)
+    elseif type(x) == "number" and (nums[tostring(x)] or nums[string.format("%.17g", x)]
+        or (x == math.floor(x) and math.abs(x) < 2^63 and nums[string.format("%d", x)])) then
+      v[k] = "[redacted]"
+    end
+  end
+end
+
 function Conn:redact(v)
   local secrets = self:_secrets()
-  if type(v) == "table" then return #secrets > 0 and common.mask(v, secrets) or v end
+  if type(v) == "table" then
+    if #secrets == 0 then return v end
+    local nums
+    for _, x in ipairs(secrets) do
+      if #x >= 4 and tonumber(x) then nums = nums or {} nums[x] = true end
+    end
+    if nums then mask_numbers(v, nums, {}) end
+    return common.mask(v, secrets)
+  end
   return common.redact(v, secrets)
 end
 
@@ -1105,6 +1127,9 @@ end
 function Conn:call(tool, args, timeout_ms)
   local r, err, code = self:request("tools/call", { name = tool, arguments = args }, timeout_ms)
   if not r then return { ok = false, error = tostring(err), code = code or "EMCP" } end
+  -- what the server sent is masked before result_of caps it (a text's 64 KiB, an error's
+  -- 4096 bytes, a uri's 512): a cut through a secret would leave its prefix unmasked
+  if type(r) == "table" then r = self:redact(r) end
   local res = M.result_of(r)
   -- a failed result the server's tool gave (EMCP_TOOL) is its own text; any other is Orket's
   -- reading of the answer, said with the server's and the tool's names

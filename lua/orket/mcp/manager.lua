@@ -28,6 +28,7 @@ M.LOSSES_SAID = 3
 
 local Manager = {}
 Manager.__index = Manager
+local merged -- (below) a server's listing merged with its card processes'
 
 --- new(section, {log=, project_dir=}) -> manager (servers not started); section: settings.mcp;
 --- project_dir: the folder of orket.lua (orket.mcp.client's start hint)
@@ -135,7 +136,7 @@ end
 -- A server's listing taken (its connection's tools), and every server's tools indexed again.
 function Manager:_index(name)
   local s = self.servers[name]
-  s.tools = s.conn and s.conn.tools or s.tools
+  s.tools = s.conn and merged(s, s.conn.tools) or s.tools
   s.listed = true
   self:_reindex()
 end
@@ -271,6 +272,14 @@ function Manager:_unlisted_call(name)
       .. "it is back", server, s.state, s.why and (" (" .. inert.clip(tostring(s.why), 300) .. ")") or "", name) }
 end
 
+-- A card's process that took the turn's wall budget to start (docs/mcp.md)
+M.START_REMEDY = "a card's process of a stdio MCP server starts at the turn's first call of its tools and its start "
+  .. "counts against the turn's wall budget: give turns a larger wall budget, or make the server start faster "
+  .. "(a command installed beforehand rather than fetched by npx or uvx at each start)"
+-- A card's process whose initialize (timeout_ms) or listing (20 times timeout_ms) timed out
+M.SLOW_START_REMEDY = "the server did not answer initialize within its timeout_ms, or its tools/list within 20 times "
+  .. "that: raise the server's timeout_ms in orket.lua, or make it start faster"
+
 --- remedy(server) -> what to do when an MCP server's tools are unavailable (the model and
 --- the operator read it)
 function M.remedy(server)
@@ -305,21 +314,45 @@ local function close_cards(s, key, why)
   end
 end
 
+-- The server's listing: first (the listing just taken), then the tools of its card processes
+-- still running that first lacks, the freshest listing first. A card's process that listed
+-- a tool (after a login it keeps in memory, say) keeps it offered while it runs, whatever
+-- listing another card's process (or the server's own connection) took since.
+function merged(s, first, except)
+  local out, seen, others = {}, {}, {}
+  for _, t in ipairs(first or {}) do
+    if not seen[t.name] then seen[t.name] = true out[#out + 1] = t end
+  end
+  for _, c in pairs(s.cards or {}) do
+    if c ~= except and c.state == "ready" and c.taken_at and c.tools then others[#others + 1] = c end
+  end
+  table.sort(others, function(a, b) return a.taken_at > b.taken_at end)
+  for _, c in ipairs(others) do
+    for _, t in ipairs(c.tools) do
+      if not seen[t.name] then seen[t.name] = true out[#out + 1] = t end
+    end
+  end
+  return out
+end
+
 -- A card's process of server name listed its tools (at its start, or again after its
--- notifications/tools/list_changed): the server's freshest listing, which every card's next
--- model call is offered (a listing cut short is not taken: the last whole one stays).
+-- notifications/tools/list_changed): the server's freshest listing, merged with those of its
+-- other card processes still running (merged), offered from each card's next turn (a turn's
+-- tools are fixed when it begins; a listing cut short is not taken: the last whole one stays).
 function Manager:_take_listing(name, c)
   local s = self.servers[name]
   -- not a process of a server orket.lua has changed or dropped since (reconfigure)
   if self.closed or not s or not s.cards or s.cards[c.card_key] ~= c or c.state ~= "ready" or c.list_cut then return end
-  s.tools, s.listed, s.listed_at = c.tools, true, uv.now()
+  c.taken_at = uv.now()
+  s.tools, s.listed, s.listed_at = merged(s, c.tools, c), true, c.taken_at
   self:_reindex()
 end
 
 -- The connection of stdio server s for a card's turn: a process of its own whose working
 -- directory (the only place it may write) is the card's, started at the turn's first call.
--- deadline: uv.now() by which it must be ready (the call's own time: its start is part of
--- the call). -> conn | nil, why, CODE
+-- deadline: uv.now() by which it must be ready (the end of the turn's wall budget) | nil
+-- (the start's own bounds only: initialize within timeout_ms, tools/list within 20 times
+-- timeout_ms). -> conn | nil, why, CODE
 function Manager:_card_conn(s, where, deadline)
   s.cards = s.cards or {}
   local c = s.cards[where.key]
@@ -338,16 +371,16 @@ function Manager:_card_conn(s, where, deadline)
       if s.cards and s.cards[where.key] == conn then s.cards[where.key] = nil end
     end })
     s.cards[where.key], c.card_key = c, where.key
-    local ok, err, code = c:start(math.max(1, deadline - uv.now()))
+    local ok, err, code = c:start(deadline and math.max(1, deadline - uv.now()))
     if not ok then
       if s.cards[where.key] == c then s.cards[where.key] = nil end
       return nil, err, code
     end
     self:_take_listing(s.spec.name, c)
   end
-  -- a second call while the first started it waits for the start, within its own time
+  -- a second call while the first started it waits for the start, within the turn's budget
   while c.state ~= "ready" and c.state ~= "closed" do
-    if uv.now() >= deadline then return nil, "its start took longer than this call may wait", "ETIMEDOUT" end
+    if deadline and uv.now() >= deadline then return nil, "its start took longer than the turn may wait", "ETIMEDOUT" end
     rt.sleep(10)
   end
   if c.state ~= "ready" then return nil, "it ended" end
@@ -364,33 +397,45 @@ function Manager:call(name, args, left_ms, where)
   end
   local s = self.servers[d.mcp.server]
   if where and s.spec.transport == "stdio" and not self.closed then
-    -- the card's process is started by its first call, within that call's time: a server
-    -- slow to start (or to page its listing) took up to 20 times timeout_ms past the turn's
-    -- wall budget
-    local limit = s.spec.timeout_ms
-    if left_ms and left_ms < limit then limit = math.max(1, math.floor(left_ms)) end
-    local deadline = uv.now() + limit
-    local c, why, code = self:_card_conn(s, where, deadline)
+    -- the card's process is started by its first call: the start has its own bounds (as the
+    -- server's own connection: initialize within timeout_ms, its listing within 20 times
+    -- that) and counts against the turn's wall budget, not against the call's timeout_ms
+    -- (a server slow to start would fail the first call of every turn)
+    local t0 = uv.now()
+    local budget_end = left_ms and t0 + math.max(1, math.floor(left_ms)) or nil
+    local c, why, code = self:_card_conn(s, where, budget_end)
     if not c then
       local late = code == "ETIMEDOUT"
-      return { ok = false, code = late and "ETIMEDOUT" or "EUNAVAILABLE", remedy = not late and M.remedy(d.mcp.server) or nil,
+      local over = late and budget_end and uv.now() >= budget_end - 5
+      return { ok = false, code = late and "ETIMEDOUT" or "EUNAVAILABLE",
+        remedy = over and M.START_REMEDY or not late and M.remedy(d.mcp.server) or M.SLOW_START_REMEDY,
         error = string.format("the MCP server %s did not start in %s's directory%s: %s", d.mcp.server, tostring(where.key),
-          late and (" within this call's " .. limit .. " ms") or "", inert.clip(client.bare(s.spec.name, why), 300)) }
+          over and string.format(" within the %d ms left of the turn's wall budget", math.floor(left_ms)) or "",
+          inert.clip(client.bare(s.spec.name, why), 300)) }
     end
-    local left = deadline - uv.now()
-    if left <= 0 then
-      return { ok = false, code = "ETIMEDOUT", error = string.format("the MCP server %s took this call's %d ms to start "
-        .. "in %s's directory", d.mcp.server, limit, tostring(where.key)) }
+    local timeout = s.spec.timeout_ms
+    if budget_end then
+      local left = budget_end - uv.now()
+      if left <= 0 then
+        return { ok = false, code = "ETIMEDOUT", remedy = M.START_REMEDY, error = string.format("the MCP server %s took "
+          .. "the %d ms left of the turn's wall budget to start in %s's directory", d.mcp.server, math.floor(left_ms),
+          tostring(where.key)) }
+      end
+      if left < timeout then timeout = math.max(1, math.floor(left)) end
     end
-    local r = c:call(d.mcp.tool, args, left)
+    local r = c:call(d.mcp.tool, args, timeout)
     if c.relist_wanted and c.state == "ready" and not self.closed then
-      -- its list changed: listed again now, so that the model's next call is offered it
-      -- (within what is left of the turn's wall budget)
+      -- its list changed (notifications/tools/list_changed during the call or before it):
+      -- listed again once, now, for the card's next turn; within what is left of the turn's
+      -- wall budget and at most timeout_ms (not the 20 times a start's listing may take)
       c.relist_wanted = false
-      local budget = left_ms and math.max(1, math.floor(left_ms - (uv.now() - (deadline - limit)))) or nil
-      local ok, err = c:list_tools(budget)
-      if ok then self:_take_listing(d.mcp.server, c)
-      else self.log { event = "mcp_error", server = d.mcp.server, message = tostring(err) } end
+      local cap = s.spec.timeout_ms
+      local left = budget_end and math.floor(budget_end - uv.now()) or cap
+      if left > 0 then
+        local ok, err = c:list_tools(math.min(cap, left))
+        if ok then self:_take_listing(d.mcp.server, c)
+        else self.log { event = "mcp_error", server = d.mcp.server, message = tostring(err) } end
+      end
     end
     return r
   end
