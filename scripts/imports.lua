@@ -28,7 +28,7 @@ M.LAYERS = {
     match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$",
               "^orket%.fieldline$", "^orket%.nearest$", "^orket%.pretty$", "^orket%.scriptenv$",
               "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$", "^orket%.cost$",
-              "^orket%.urlencode$", "^orket%.stopsignals$" } },
+              "^orket%.urlencode$", "^orket%.stopsignals$", "^orket%.sourcepos$" } },
   { name = "core", doc = "the C bindings",
     match = { "^orket%.c%." } },
 }

@@ -7,6 +7,7 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local plain = require "orket.c.plain"
 local inert = require "orket.inert"
+local sourcepos = require "orket.sourcepos"
 
 local M = {}
 
@@ -85,34 +86,16 @@ function M.shown(def, default)
   return def.chunk or (def.file or default):gsub("^%./", "")
 end
 
--- Whether an error's position is in Orket's own Lua (lua/orket/ under its home, the real
--- path of the bytecode's file): a helper a script called (prompt.*, ctx.fs) raised it
-local function in_orket(src)
-  local home = rt.home()
-  if type(home) == "string" and home ~= "" and src:sub(1, #home + 1) == home .. "/" then return true end
-  -- Lua shortens a long name to "...its end"
-  return src:sub(1, 3) == "..." and src:find("lua/orket/", 1, true) ~= nil
-end
-
---- unhosted(line) -> line without a position in Orket's own Lua it begins with
---- ("/srv/orket/lua/orket/engine/prompt.lua:15: "): it names a line of Orket's, and the
---- machine's directory, to the script's author and the model
-function M.unhosted(line)
-  local src, rest = line:match("^([^\n]-):%d+: (.*)$")
-  if src and in_orket(src) then return rest end
-  return line
-end
-
 --- message(err, chunk) -> "chunk[:line]: message", the first line of a script's error. A
 --- budget error ("script: instruction budget exceeded ...") names no file, nor a value
 --- raised that is no message, nor one raised in Orket's own code the script called (its
---- position is taken off: unhosted): the chunk is put in front, with the line of the
+--- position is taken off: orket.sourcepos): the chunk is put in front, with the line of the
 --- script's innermost frame in the traceback.
 function M.message(err, chunk)
   err = tostring(err)
   local first = err:match("^[^\n]*")
   if first:sub(1, #chunk + 1) == chunk .. ":" then return first end
-  first = M.unhosted(first)
+  first = sourcepos.plain(first)
   local line
   for src, n in err:gmatch("\n%s*([^\n]-):(%d+):") do
     -- Lua shortens a long file name to "...its end" in tracebacks

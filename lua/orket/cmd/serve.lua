@@ -276,7 +276,7 @@ local function new_server(dir, db, token, where, cli)
     -- stderr is unbuffered: the line and its newline in one write, one system call a request
     server, err = serve.new { dir = dir, db = db, host = where.host, port = where.port, limits = where.limits,
       unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others, unavailable = down,
-      log = function(line) io.stderr:write(line .. "\n") end, plain = cli.plain }
+      log = function(line) io.stderr:write(line .. "\n") end }
   end
   if server then
     for _, p in ipairs(down) do server:_log { event = "error", project = p.name, message = p.unavailable } end

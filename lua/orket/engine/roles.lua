@@ -8,6 +8,7 @@ local schemas = require "orket.engine.schemas"
 local rt = require "orket.c.runtime"
 local nearest = require "orket.nearest"
 local inert = require "orket.inert"
+local sourcepos = require "orket.sourcepos"
 local valid_utf8 = require("orket.c.inert").valid
 
 local M = {}
@@ -216,7 +217,7 @@ function M.messages(role, ctx, own_card)
       ok, res, code = role.box:pcall(prompt.messages, arg, sys)
       if not ok then
         return nil, file .. ": building the messages from the ctx system(ctx) left: "
-          .. scriptfile.unhosted(scriptenv.first_line(res)), code
+          .. sourcepos.plain(scriptenv.first_line(res)), code
       end
     else
       ok, res = true, prompt.messages(arg, sys)

@@ -39,6 +39,7 @@ local body_mod = require "orket.serve.body"
 local cjson = require "cjson"
 local errors = require "orket.errors"
 local rt = require "orket.c.runtime"
+local sourcepos = require "orket.sourcepos"
 
 local M = {}
 
@@ -225,11 +226,10 @@ function M.router()
   return r
 end
 
---- new{dir=, db=, host=, port=, limits=, log=fn(line), plain=fn(msg), unix=, local_token=, projects=,
---- unavailable=} -> server | nil, msg, CODE. plain: takes the source positions of Orket's
---- library out of the log's errors of background work (orket.cli's plain; Server:_log).
---- unix: a path where this user's processes are served too (a unix socket, mode 0600);
---- local_token: what a write needs before any key exists (orket.serve.localuse); projects: the other projects served, {name, dir, db} each (their
+--- new{dir=, db=, host=, port=, limits=, log=fn(line), unix=, local_token=, projects=, unavailable=}
+--- -> server | nil, msg, CODE. unix: a path where this user's processes are served too (a
+--- unix socket, mode 0600); local_token: what a write needs before any key exists
+--- (orket.serve.localuse); projects: the other projects served, {name, dir, db} each (their
 --- stores opened and closed by the caller), dir and db being the default project's
 --- (orket.serve.projects); unavailable: those whose store did not open, {name, dir,
 --- unavailable = why} each (their routes answer 503 with why)
@@ -253,7 +253,7 @@ function M.new(o)
   local ust = usrv and uv.fs_stat(o.unix)
   local self = setmetatable({ srv = srv, usrv = usrv, unix = usrv and o.unix, dir = o.dir, db = o.db, limits = l,
     unix_id = ust and { dev = ust.dev, ino = ust.ino },
-    log = o.log or function() end, plain = o.plain, inflight = 0, blobs = {}, nblobs = 0, idle = {},
+    log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0, idle = {},
     nstreams = 0, streams_of = {}, -- open streams, in all and per caller (take_stream)
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
@@ -383,8 +383,8 @@ function Server:_log(fields)
   -- is most often the store's, raised through assert(): said without the source positions
   -- of Orket's own library, as the command line says it (docs/store.md); a request's 500
   -- keeps them for its report
-  if self.plain and fields.event == "error" and not fields.route and type(fields.message) == "string" then
-    fields.message = self.plain(fields.message)
+  if fields.event == "error" and not fields.route and type(fields.message) == "string" then
+    fields.message = sourcepos.plain(fields.message)
   end
   self.log(jsonout.encode(fields))
 end

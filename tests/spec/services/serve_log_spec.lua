@@ -13,8 +13,7 @@ describe("orket serve's log", function()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
     local db = require("tests.backends").open_store()
     local lines = {}
-    -- (as orket serve makes it: the command line's plain, which the services may not require)
-    local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0, plain = require("orket.cli").plain,
+    local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0,
       log = function(line) lines[#lines + 1] = require("cjson").decode(line) end })
     local lib = package.orket_home .. "/lua/orket/"
     srv:_log { event = "error", message = lib .. "store/journal_reads.lua:238: pg: cannot connect: FATAL: too many" }
