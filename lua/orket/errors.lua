@@ -199,6 +199,9 @@ CODES.EUNAVAILABLE = {
 }
 -- The store (the board's database)
 CODES.EBUSY = {
+  -- a wait that ran out, not a conflict: worth the same request again a moment later
+  -- (orket serve adds Retry-After)
+  status = 503,
   means = "the database stayed locked for 5 s (PostgreSQL: 30 s), or the secret store's lock for 10 s",
   remedy = "another process holds a long transaction (the message says how to find it); retry once it ends",
   -- the secret store's lock is a file of its own (.orket/secrets.lock), which its message

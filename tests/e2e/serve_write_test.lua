@@ -413,6 +413,32 @@ describe("orket serve writes", function()
     conforms(api, "GET", "/v1/board", 401, doc)
     assert.equal(0, s.stop())
   end)
+  it("answers a write the store's lock turned away 503 with Retry-After, not a conflict, and takes it after", function()
+    if require("tests.backends").name() ~= "sqlite" then
+      return pending("SQLite's busy timeout is 5 s; PostgreSQL's lock timeout (30 s) is tested in tests/spec")
+    end
+    local dir = H.example("webapp")
+    local op = key(dir, "ops", "operator")
+    local s = start(dir)
+    -- this process holds the store's write lock past the server's wait for it
+    local holder = assert(require("orket.project").open_store(dir))
+    assert(holder:exec("BEGIN IMMEDIATE"))
+    local st, doc, hs = H.request(s, "POST", "/v1/cards/API-1/comments",
+      { "Content-Type: application/json", "Authorization: Bearer " .. op }, { body = "while locked" })
+    assert(holder:exec("ROLLBACK"))
+    holder:close()
+    assert.equal(503, st)
+    assert.equal("EBUSY", doc.error.code)
+    local retry
+    for k, v in pairs(hs) do if tostring(k):lower() == "retry-after" then retry = v end end
+    assert.equal("2", retry)
+    assert.matches("retry", doc.error.remedy, 1, true)
+    -- the lock gone, the same write is taken
+    st = call(s, "POST", "/v1/cards/API-1/comments", op, { body = "after" })
+    assert.equal(200, st)
+    assert.equal(0, s.stop())
+  end)
+
   it("answers a write whose statement fails 500, logged, not a conflict of the card's", function()
     local dir = H.example("webapp")
     local op = key(dir, "ops", "operator")

@@ -171,6 +171,9 @@ local WRITES = { POST = true, PUT = true, PATCH = true, DELETE = true }
 local NO_BODY_MAX = 4096
 local no_body -- (below)
 
+-- seconds a client waits before trying a write the store's lock turned away (EBUSY) again
+local BUSY_RETRY_S = 2
+
 local function fail(req, ctx, status, code, message, extra, remedy)
   local _, doc = errors.answer(status, code, message, remedy)
   return send(req, ctx, status, doc, extra)
@@ -569,6 +572,11 @@ function Server:_dispatch(req, ctx)
   -- a project without a webhook secret would tell a stranger it is there (and how it is
   -- set up): its refusal is the one of a bad signature too (the log's note says which)
   if hook and hstatus == 401 and doc.error.code == "no_secret" then hstatus, doc = webhooks.mismatch() end
+  -- the store's lock held past its wait by another process: a client (or a balancer) that
+  -- reads Retry-After sends the write again, where a 409 read as a lasting conflict
+  if hstatus == 503 and type(doc) == "table" and doc.error and doc.error.code == "EBUSY" then
+    return send(req, ctx, hstatus, doc, { "Retry-After: " .. BUSY_RETRY_S })
+  end
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
 
