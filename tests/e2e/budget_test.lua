@@ -298,6 +298,54 @@ concurrency = 4
     end
   end)
 
+  it("charges a call a person's stop (SIGINT) aborted after it was sent, and the resume's call again", function()
+    -- the server holds its answer for 5 s; the run is stopped once it has the whole request.
+    -- Before, only a budget's stop charged such a call: a Ctrl-C left it out, and the
+    -- resume's call made four requests counted as three.
+    local S = "prompt=1000,first_byte_ms=5000"
+    local store = B.name() == "pg" and string.format("store = { url = %q }\n", B.fresh_url()) or ""
+    local dir = fake.one_issue(string.format([[
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } }, prices = { ["fake:%s"] = %s } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { max_output_tokens = 100 }
+%s]], S, fake.url .. "/v1", S, PRICE, store))
+    os.execute(string.format("cd %s && { env --default-signal=INT %s run M >out 2>err & echo $! >pid; wait $!; "
+      .. "echo $? >rc; } &", H.quote(dir), H.quote(H.BIN)))
+    local ok, err = pcall(function()
+      H.wait_for(function() return requests() == 1 end, "the model call to reach the server", 3000)
+      os.execute("kill -INT " .. H.read(dir .. "/pid"))
+      H.wait_for(function() return H.read(dir .. "/rc") end, "the stopped run to end", 3000)
+    end)
+    H.end_started(dir, "pid", "rc", true)
+    assert(ok, err)
+    assert.equal("130", H.read(dir .. "/rc"):match("%d+"), H.read(dir .. "/err"))
+    local function failures()
+      local db <close> = assert(require("orket.project").open_store(dir))
+      local list = {}
+      for _, r in ipairs(db:rows("SELECT data FROM events WHERE kind = 'model_failure' ORDER BY id")) do
+        list[#list + 1] = cjson.decode(r.data)
+      end
+      return list, require("orket.store.costs").totals(db, { run = 1 })
+    end
+    local list, usage = failures()
+    assert.equal(1, #list)
+    assert.same({ "canceled", true, 100, "USD" }, { list[1].class, list[1].aborted, list[1].completion_tokens,
+      list[1].currency })
+    assert.matches("the run was stopped after the request was sent: charged at its estimate", list[1].error
+      or list[1].message or cjson.encode(list[1]), 1, true)
+    assert.same({ 1, 1, { USD = list[1].cost } }, { usage.calls, usage.priced, usage.cost })
+    -- the resume asks again (the turn was left half done): that call is charged as well
+    fake.reset()
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua"):gsub("first_byte_ms=5000", "first_byte_ms=0"))
+    local r = H.orket("resume", { cwd = dir })
+    -- (the fake's answers call no tool: the card ends blocked, the run failed)
+    assert.is_true(r.status == 0 or r.status == 1, r.stderr)
+    assert.is_true(requests() >= 1)
+    list, usage = failures()
+    assert.equal(1, #list)
+    assert.equal(1 + requests(), usage.calls)
+  end)
+
   it("charges a call whose answer's usage is refused: the run's budget stops the run before every card is asked", function()
     -- each answer's usage is refused, yet each call is billed: charged its estimate (about
     -- 0.045 USD, its whole allowance of output), two calls fill the run's 0.10 USD, and the

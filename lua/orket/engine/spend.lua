@@ -408,7 +408,8 @@ function M.refused(run, job, req, counts)
 end
 
 --- aborted(run, job): the job's turn ends with its call in flight (job.calling, its
---- request): when the run's own stop (a budget: run.halted) cancelled it after its whole
+--- request): when the run's stop (a budget's, run.halted; a person's: Ctrl-C, SIGTERM, the
+--- stop route; the only way a turn's task is cancelled) cancelled it after its whole
 --- request reached the server (req.sent_whole, orket.llm.transport), which bills it, the
 --- call is kept in run.spend.aborted for the run to charge and journal once its turns are
 --- stopped (orket.engine.turn.record_aborted): the turn's task is being closed, where the
@@ -416,7 +417,7 @@ end
 function M.aborted(run, job)
   local req = job.calling
   job.calling = nil
-  if not (req and req.sent_whole and run.halted) then return end
+  if not (req and req.sent_whole and (run.halted or run.stopping)) then return end
   req.sent_whole = nil
   local sp = run.spend
   if not sp then

@@ -176,14 +176,15 @@ local function record_failure(run, job, req, class, msg, charged)
   return ok
 end
 
---- record_aborted(run): charges and journals the calls the run's own stop aborted after
+--- record_aborted(run): charges and journals the calls the run's stop aborted after
 --- they were sent (spend.aborted), each as a charged model_failure of class canceled, at its
 --- estimate: the provider billed them. Run once the run's turns are stopped.
 function M.record_aborted(run)
   for _, a in ipairs(spend.taken_aborted(run)) do
     local job, req = a.job, a.req
     local charged = spend.abort_charge(run, job, req)
-    local msg = "the run stopped (" .. tostring(run.halted) .. ") after the request was sent: charged at its estimate"
+    local msg = (run.halted and "the run stopped (" .. tostring(run.halted) .. ")" or "the run was stopped")
+      .. " after the request was sent: charged at its estimate"
     -- (a lost lease raises: nothing more to write); said only once journaled, as charged
     local pok, written = pcall(record_failure, run, job, req, "canceled", msg, charged)
     if pok and written then
