@@ -331,11 +331,26 @@ function M.config(getenv, telemetry)
     base = M.http_url(telemetry.endpoint)
     if base then userinfo_warning("orket.lua's telemetry.endpoint", base, warnings) end
   end
-  base = base and base:gsub("/+$", "")
+  -- a signal's path goes at the end of the base's path, before its query (a collector's
+  -- tenant, ?tenant=a, is kept for both signals); a fragment is never sent, so it is said
+  local query = ""
+  -- (an '@' past the host: where the authority ends is the user's to say, warned of above)
+  if base and base:match("^%a[%w+.-]*://[^/?#]*[/?#].*@") then
+    base = base:gsub("/+$", "")
+  elseif base then
+    local fragment
+    base, query, fragment = base:match("^([^?#]*)(%??[^#]*)(#?.*)$")
+    base = base:gsub("/+$", "")
+    if fragment ~= "" then
+      -- (not shown: the URL's other parts may hold a token, as its query may)
+      warnings[#warnings + 1] = "the collector's base URL (OTEL_EXPORTER_OTLP_ENDPOINT or telemetry.endpoint) has a "
+        .. "fragment (#...): a fragment is never sent, so it is left out; put what it says in the path or the query"
+    end
+  end
   local url = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", warnings)
-  if not url then url = base and (base .. "/v1/traces") end
+  if not url then url = base and (base .. "/v1/traces" .. query) end
   local murl = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", warnings)
-  if not murl then murl = base and (base .. "/v1/metrics") end
+  if not murl then murl = base and (base .. "/v1/metrics" .. query) end
   -- a signal's exporter is read only when it has a collector, as its protocol is: a command
   -- that exports nothing never warns of it
   if url and not exporter(getenv, "OTEL_TRACES_EXPORTER", warnings) then url = nil end

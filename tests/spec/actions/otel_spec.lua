@@ -561,6 +561,21 @@ describe("otel's configuration", function()
     assert.same({}, cfg.warnings)
   end)
 
+  -- a base URL's query (a collector's tenant) stays after each signal's path, where it was
+  -- joined after it (/?tenant=a/v1/traces); a fragment is left out, said
+  it("puts each signal's path before the base URL's query, and leaves a fragment out, said", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE .. "/otlp/?tenant=a&x=%2F" })
+    assert.same({ BASE .. "/otlp/v1/traces?tenant=a&x=%2F", BASE .. "/otlp/v1/metrics?tenant=a&x=%2F", {} },
+      { cfg.url, cfg.metrics_url, cfg.warnings })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE .. "#secret" })
+    assert.same({ BASE .. "/v1/traces", BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+    assert.equal(1, #cfg.warnings)
+    assert.matches("has a fragment (#...): a fragment is never sent", cfg.warnings[1], 1, true)
+    assert.is_nil(cfg.warnings[1]:find("secret", 1, true))
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE .. "?t=1#f" })
+    assert.same({ BASE .. "/v1/traces?t=1", BASE .. "/v1/metrics?t=1", 1 }, { cfg.url, cfg.metrics_url, #cfg.warnings })
+  end)
+
   -- the specification, for an enum: a value it does not recognise MUST be warned of and
   -- ignored (a typo, a vendor's spelling); it was refused, stopping every command
   it("warn of a protocol the specification does not name, naming the variable and its value, and send http/json", function()
