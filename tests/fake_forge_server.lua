@@ -16,6 +16,9 @@
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After: S,
 --     7 by default; secondary403: the same as a 403, which GitHub sends too)
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
+--   POST /__fork?repo=OWNER/NAME&branch=B[&from=R][&base=BR]: a person opens a pull request
+--     from repository R's branch B (stranger/NAME by default: a fork's; R may be OWNER/NAME
+--     itself) into BR (main by default); a fork's head is not in /__remote's repository
 --   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
 --   POST /__head?repo=OWNER/NAME&number=N&sha=S: pull request N's head is now commit S
 --   POST /__release?repo=OWNER/NAME&tag=T[&draft=1][&prerelease=1][&url=U]: a release is
@@ -61,9 +64,13 @@ local function find(repo, number)
   end
 end
 
-local function new_pr(repo, head, title, body, login)
+-- head_repo: the repository the branch is in (repo itself by default; another: a fork's)
+local function new_pr(repo, head, title, body, login, head_repo, base)
+  head_repo = head_repo or repo
   local pr = { number = next_number, repo = repo, state = "open", title = title, body = body, merged = false,
-    head = { ref = head, sha = string.format("%040x", next_number) }, base = { ref = "main" },
+    head = { ref = head, sha = string.format("%040x", next_number), repo = { full_name = head_repo },
+      label = head_repo:match("^[^/]+") .. ":" .. head },
+    base = { ref = base or "main", repo = { full_name = repo } },
     user = { login = login }, html_url = "http://forge.invalid/" .. repo .. "/pulls/" .. next_number }
   next_number = next_number + 1
   prs[#prs + 1] = pr
@@ -101,12 +108,15 @@ end
 
 local function list_prs(req, github, repo, query, path)
   local state = query.state or "open"
+  -- GitHub's head=OWNER:BRANCH names the head repository's owner (so a fork in the same
+  -- organisation matches too); Gitea's list has neither filter
   local head_filter = github and query.head or nil
+  local base_filter = github and query.base or nil
   local items = {}
   for _, pr in ipairs(prs) do
-    local owner = pr.user.login == "orket-bot" and repo:match("^[^/]+") or pr.user.login
     if pr.repo == repo and (state == "all" or pr.state == state)
-        and (not head_filter or head_filter == owner .. ":" .. pr.head.ref) then
+        and (not head_filter or head_filter == pr.head.label)
+        and (not base_filter or base_filter == pr.base.ref) then
       items[#items + 1] = pr
     end
   end
@@ -118,7 +128,9 @@ local function create_pr(req, github, repo, doc)
     return reply(req, 422, { message = "Validation Failed" })
   end
   for _, pr in ipairs(prs) do
-    if pr.repo == repo and pr.state == "open" and pr.head.ref == doc.head then
+    -- (a fork's branch of the same name, or one into another base, is another pull request)
+    if pr.repo == repo and pr.state == "open" and pr.head.ref == doc.head and pr.head.repo.full_name == repo
+        and pr.base.ref == (doc.base or "main") then
       if github then
         return reply(req, 422, { message = "Validation Failed", errors = array { { resource = "PullRequest",
           code = "custom", message = "A pull request already exists for " .. repo:match("^[^/]+") .. ":" .. doc.head .. "." } } },
@@ -127,7 +139,8 @@ local function create_pr(req, github, repo, doc)
       return reply(req, 409, { message = "pull request already exists for these targets" })
     end
   end
-  return reply(req, 201, new_pr(repo, doc.head, doc.title, doc.body, "orket-bot"), rate_headers(github, 4999))
+  return reply(req, 201, new_pr(repo, doc.head, doc.title, doc.body, "orket-bot", repo, doc.base),
+    rate_headers(github, 4999))
 end
 
 local function merge_pr(req, github, pr, doc)
@@ -186,6 +199,12 @@ local function handle(req)
       new_pr(query.repo, "feature-" .. next_number, "someone's change " .. i, "", "someone")
     end
     return reply(req, 200, {})
+  end
+  if path == "/__fork" then
+    local from = query.from or ("stranger/" .. tostring(query.repo):match("[^/]*$"))
+    local pr = new_pr(query.repo, query.branch, "a person's change", "", from:match("^[^/]+"), from, query.base)
+    if from ~= query.repo then pr.head.sha = string.rep("f", 40) end
+    return reply(req, 200, pr)
   end
   if path == "/__head" then
     -- the branch moved on the forge (a push): the pull request's head is now sha
@@ -253,7 +272,7 @@ local function handle(req)
     -- a forge follows pushes: an open pull request's head is its branch's tip
     local refs = require("orket.c.gitrepo").ls_remote(remote_path) or {}
     for _, pr in ipairs(prs) do
-      local tip = pr.state == "open" and refs["refs/heads/" .. pr.head.ref]
+      local tip = pr.state == "open" and pr.head.repo.full_name == pr.repo and refs["refs/heads/" .. pr.head.ref]
       if tip then pr.head.sha = tip end
     end
   end

@@ -486,7 +486,17 @@ CODES.unauthorized = {
 CODES.bad_signature = {
   status = 401,
   means = "a webhook's signature does not match",
-  remedy = "the forge's secret and the variable `git.webhook_secret_env` names must agree (docs/git.md)",
+  -- (the same for every project: an unsigned caller learns nothing of which setting it uses)
+  remedy = "the secret set in the forge's webhook must be the project's webhook secret: the stored secret "
+    .. "`git.webhook_secret = secret \"NAME\"` names (`orket secrets set NAME`), or the variable "
+    .. "`git.webhook_secret_env` names (docs/git.md)",
+  -- no signature at all: most likely the forge's webhook has no secret set
+  remedy_for = function(message)
+    if type(message) == "string" and message:find("has no signature header", 1, true) then
+      return "set a secret in the forge's webhook settings (a webhook without one sends no signature): the "
+        .. "project's webhook secret, `git.webhook_secret` or `git.webhook_secret_env` (docs/git.md)"
+    end
+  end,
 }
 CODES.no_secret = {
   status = 401,

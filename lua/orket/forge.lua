@@ -220,8 +220,23 @@ local function pr_of(doc)
     head = type(head.sha) == "string" and head.sha or nil, branch = head.ref }
 end
 
+-- Whether a listed pull request is the one Orket would open: from branch in git.repo itself
+-- into main. A fork's branch of that name is anyone's (its merge would be taken for the
+-- card's reviewed work), and one into another branch (a backport) is no merge into main.
+-- GitHub's head= filter names the owner only (a fork in the same organisation has the same
+-- label) and Gitea's list has no filter: both are checked here. None named is none taken
+-- (GitHub names no head repository once a fork is deleted).
+local function own_pr(g, pr, branch)
+  if type(pr) ~= "table" or not math.type(pr.number) or type(pr.head) ~= "table" or pr.head.ref ~= branch then
+    return false
+  end
+  local head_repo = type(pr.head.repo) == "table" and pr.head.repo.full_name
+  if type(head_repo) ~= "string" or head_repo:lower() ~= g.repo:lower() then return false end
+  return type(pr.base) == "table" and pr.base.ref == "main"
+end
+
 --- find_pr(g, token, branch) -> {number=, url=, ...} | false | nil, msg, CODE: the open pull
---- request from branch into main (every page of the open ones is read)
+--- request from git.repo's own branch into main (every page of the open ones is read)
 function M.find_pr(g, token, branch)
   local path
   if g.forge == "github" then
@@ -232,9 +247,7 @@ function M.find_pr(g, token, branch)
   local prs, err, code = M.list(g, token, path)
   if not prs then return nil, err, code end
   for _, pr in ipairs(prs) do
-    if type(pr) == "table" and type(pr.head) == "table" and pr.head.ref == branch and math.type(pr.number) then
-      return pr_of(pr)
-    end
+    if own_pr(g, pr, branch) then return pr_of(pr) end
   end
   return false
 end
@@ -430,12 +443,21 @@ local function id_of(v)
   return nil
 end
 
---- identity(doc) -> the event's own identity | nil: what the signed body says it is, so a
---- body resent under a new delivery id (which no signature covers) is known again. In the
---- repository: a review by its id (Gitea's reviews have none: their pull request, head
---- commit, type and text's hash); a pull request's action by its number, action and head
---- commit, and whether it was merged (a pull request closed, reopened and merged closes
---- twice on one head); a push by its ref and the commit it moved to.
+-- The event's own time as its body says it (text, as sent), when it reads as one
+local function stamp(v)
+  return type(v) == "string" and #v <= 40 and v:match("^[%w:.+%-]+$") and v or nil
+end
+
+--- identity(doc) -> the event's own identity, scoped | nil: what the signed body says it is,
+--- so a body resent under a new delivery id (which no signature covers) is known again. In
+--- the repository: a review by its id; a pull request's action by its number, action, head
+--- commit, whether it was merged (a pull request closed, reopened and merged closes twice on
+--- one head) and its updated_at (closed, reopened and closed again on one head is two
+--- closes); a push by its ref and the commit it moved to. scoped: true when the body names
+--- nothing of the event's own (Gitea's reviews have no id, nor a time of their own: their pull
+--- request, head commit, type and text's hash; a pull request's action without updated_at),
+--- so the same look is a new decision once the card is in another review cycle: the caller
+--- adds the card's cycle (orket.serve.webhooks).
 function M.identity(doc)
   if type(doc) ~= "table" then return nil end
   local pr, review, repo = doc.pull_request, doc.review, doc.repository
@@ -443,18 +465,19 @@ function M.identity(doc)
   if #repo > 255 then return nil end
   local number = type(pr) == "table" and id_of(pr.number)
   local head = type(pr) == "table" and type(pr.head) == "table" and sha_of(pr.head.sha) or "-"
-  if type(review) == "table" and id_of(review.id) then return "review:" .. repo .. ":" .. id_of(review.id) end
+  if type(review) == "table" and id_of(review.id) then return "review:" .. repo .. ":" .. id_of(review.id), false end
   if type(review) == "table" and number and type(review.type) == "string" and #review.type <= 64 then
     local text = type(review.content) == "string" and review.content or ""
     return string.format("review:%s#%s:%s:%s:%s", repo, number, head, review.type,
-      crypto.hash(text, 16))
+      crypto.hash(text, 16)), true
   end
   if number and type(doc.action) == "string" and #doc.action <= 64 then
-    return string.format("pull_request:%s#%s:%s:%s%s", repo, number, doc.action, head,
-      pr.merged == true and ":merged" or "")
+    local at = stamp(pr.updated_at)
+    return string.format("pull_request:%s#%s:%s:%s%s%s", repo, number, doc.action, head,
+      pr.merged == true and ":merged" or "", at and (":" .. at) or ""), at == nil
   end
   if sha_of(doc.after) and type(doc.ref) == "string" and #doc.ref <= 255 then
-    return "push:" .. repo .. ":" .. doc.ref .. ":" .. sha_of(doc.after)
+    return "push:" .. repo .. ":" .. doc.ref .. ":" .. sha_of(doc.after), false
   end
   return nil
 end

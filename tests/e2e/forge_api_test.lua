@@ -62,6 +62,27 @@ for _, kind in ipairs { "gitea", "github" } do
       end)())
     end)
 
+    -- a pull request from another repository's branch of the card's name (a stranger's fork,
+    -- or a fork in the same organisation, which GitHub's head= filter lets through), or from
+    -- the repository's own branch into another base (a backport), is never taken for the
+    -- card's: its merge would finish the card with work nobody reviewed
+    it("takes only the repository's own branch into main for a card's pull request, never a fork's", function()
+      f.control("/__fork?repo=acme/notes&branch=orket/N-6")
+      f.control("/__fork?repo=acme/notes&branch=orket/N-6&from=acme/notes-mirror")
+      f.control("/__fork?repo=acme/notes&branch=orket/N-6&from=acme/notes&base=release-1")
+      assert.equal(false, forge.find_pr(g, TOKEN, "orket/N-6"))
+      local pr = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-6", title = "N-6", body = "" }))
+      assert.equal(4, pr.number)
+      local found = assert(forge.find_pr(g, TOKEN, "orket/N-6"))
+      assert.equal(4, found.number)
+      local mine = {}
+      for _, p in ipairs(f.get("/__prs")) do
+        if p.user.login == "orket-bot" then mine[#mine + 1] = p end
+      end
+      assert.equal(1, #mine)
+      assert.same({ "acme/notes", "main" }, { mine[1].head.repo.full_name, mine[1].base.ref })
+    end)
+
     it("answers the open request when the forge refuses a duplicate made at the same moment", function()
       local pr = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-2", title = "N-2", body = "" }))
       -- the lookup misses it (one failure), the create is refused as a duplicate, the lookup

@@ -302,6 +302,15 @@ describe("reviews on a forge", function()
       local code, doc = hook(sig or nil)
       assert.equal(401, code, tostring(sig))
       assert.equal("bad_signature", doc.error.code)
+      -- none at all: the forge's webhook has no secret set; else either form of the
+      -- project's secret may be the one that differs (the same words for every project)
+      if not sig then
+        assert.matches("has no signature header", doc.error.message, 1, true)
+        assert.matches("set a secret in the forge's webhook settings", doc.error.remedy, 1, true)
+      else
+        assert.matches('`git.webhook_secret = secret \"NAME\"`', doc.error.remedy, 1, true)
+        assert.matches("`git.webhook_secret_env`", doc.error.remedy, 1, true)
+      end
     end
     -- a malformed body with a bad signature is refused for the signature: never parsed
     local code, doc = hook("sha256=" .. crypto.hmac_sha256("other", "{not json"), "{not json")
@@ -394,6 +403,127 @@ describe("reviews on a forge", function()
     assert.matches("^HTTP/1.1 401", got)
     assert.matches('"no_secret"', got, 1, true)
     assert.is_true((require("luv").hrtime() - t0) < 10e9)
+    assert.equal(0, s.stop())
+  end)
+
+  -- A stranger's fork opens a pull request from its own orket/F-1 first: the hand-in opens
+  -- the card's own, and the stranger's merged on the forge finishes nothing (its merge would
+  -- have merged the card's unreviewed work into main and pushed it)
+  it("never takes a fork's pull request of the card's branch name for the card's on Gitea", function()
+    local dir = project("gitea", forge.url)
+    local fork = H.fetch { url = forge.url .. "/__fork?repo=acme/notes&branch=orket/F-1", method = "POST",
+      total_timeout_ms = 10000 }
+    assert.equal(200, fork)
+    assert.equal(0, run(dir).status)
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    local own = math.tointeger(card.forge.pull_request.number)
+    assert.is_not.equal(1, own)
+    local by_number = {}
+    for _, pr in ipairs(get(forge.url .. "/__prs")) do by_number[math.tointeger(pr.number)] = pr end
+    assert.same({ "acme/notes", "orket-bot" }, { by_number[own].head.repo.full_name, by_number[own].user.login })
+    local main_before = remote_head(dir, "main")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
+    local merged = cjson.decode((fixture("gitea_pull_request_closed.json")))
+    merged.pull_request.head.repo = { full_name = "stranger/notes" }
+    merged.pull_request.head.sha = string.rep("f", 40)
+    local code, doc = gitea(s, "pull_request", "fork-1", cjson.encode(merged))
+    assert.same({ 200, "ignored" }, { code, doc.outcome })
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    assert.equal(main_before, remote_head(dir, "main"))
+    assert.equal(0, s.stop())
+  end)
+
+  -- A person's decision that looks like an earlier one is a new decision, not a redelivery:
+  -- closed, reopened and closed again on the same head (told by its updated_at); the stall
+  -- reason of a card waiting for a first review of its reopened pull request names no old
+  -- comment; a merge on the forge is said as one in the card's history
+  it("takes a pull request closed again after a reopen, and says a merge as a merge", function()
+    local dir = project("github", forge.url)
+    assert.equal(0, run(dir).status)
+    local numbers = {}
+    for _, pr in ipairs(get(forge.url .. "/__prs")) do numbers[pr.head.ref] = math.tointeger(pr.number) end
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
+    local function closed(ago)
+      local doc = cjson.decode((fixture("github_pull_request_closed.json")))
+      doc.pull_request.number = numbers["orket/F-1"]
+      doc.pull_request.updated_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - ago)
+      return cjson.encode(doc)
+    end
+    local function set_state(st)
+      local status = H.fetch { url = forge.url .. "/repos/acme/notes/pulls/" .. numbers["orket/F-1"], method = "PATCH",
+        body = cjson.encode { state = st }, total_timeout_ms = 10000 }
+      assert.equal(200, status)
+    end
+    set_state("closed")
+    local code, doc = github(s, "pull_request", "c-1", closed(120))
+    assert.same({ 200, "blocked" }, { code, doc.outcome })
+    -- the person reopens it; the card's next hand-in finds it and waits for its review
+    set_state("open")
+    local r = H.orket("retry F-1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    local st, card = state(dir, "F-1")
+    assert.same({ "waiting_for_developer", numbers["orket/F-1"] }, { st, math.tointeger(card.forge.pull_request.number) })
+    -- (the card's last comment says the pull request was closed: it no longer waits on that)
+    assert.matches('"reason":"waiting for review on the forge"', r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("waiting for review on the forge: ", 1, true), r.stdout)
+    -- closed again: a new decision, not the first close delivered again
+    set_state("closed")
+    local again = closed(60)
+    code, doc = github(s, "pull_request", "c-2", again)
+    assert.same({ 200, "blocked" }, { code, doc.outcome })
+    assert.equal("blocked", (state(dir, "F-1")))
+    -- that body again under another delivery id is the same close: a duplicate
+    code, doc = github(s, "pull_request", "c-3", again)
+    assert.same({ 200, "duplicate" }, { code, doc.outcome })
+    -- F-2 merged on the forge by a person: its history says merged, never approved
+    local merged = cjson.decode((fixture("github_pull_request_closed.json")))
+    merged.pull_request.number, merged.pull_request.merged = numbers["orket/F-2"], true
+    merged.pull_request.head.ref, merged.pull_request.merged_by = "orket/F-2", { login = "erin" }
+    code, doc = github(s, "pull_request", "m-1", cjson.encode(merged))
+    assert.same({ 200, "done" }, { code, doc.outcome })
+    local text = H.orket("card F-2", { cwd = dir }).stdout
+    assert.matches("waiting_for_developer %-> code_review: merged on the forge", text)
+    assert.is_nil(text:find("approved on the forge", 1, true), text)
+    assert.equal(0, s.stop())
+  end)
+
+  -- Gitea's review has no id nor a time of its own: the same request for changes on the
+  -- same head (a rework that changed nothing) is a new decision once the card was handed in
+  -- again, and the same delivery again within a cycle is a duplicate
+  it("takes a request for changes again on the same head after a rework on Gitea", function()
+    local dir = project("gitea", forge.url)
+    -- every run of F-1 writes the same: its rework leaves its head as it was
+    H.write(dir .. "/script.lua", F.writer_script { { card = "F-1", path = "a.txt", content = "first\n" },
+      { card = "F-2", path = "c.txt", content = "two\n" } })
+    assert.equal(0, run(dir).status)
+    local head = remote_head(dir, "orket/F-1")
+    local number
+    for _, pr in ipairs(get(forge.url .. "/__prs")) do
+      if pr.head.ref == "orket/F-1" then number = math.tointeger(pr.number) end
+    end
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    local code, doc = gitea(s, "pull_request_review_rejected", "g-10", rejected)
+    assert.same({ 200, "in_progress" }, { code, doc.outcome })
+    code, doc = gitea(s, "pull_request_review_rejected", "g-10b", rejected)
+    assert.same({ 200, "duplicate" }, { code, doc.outcome })
+    local r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    assert.equal(head, remote_head(dir, "orket/F-1"))
+    -- (its stall reason names no old request for changes: it waits for a review of this hand-in)
+    assert.is_nil(r.stdout:find("waiting for review on the forge: ", 1, true), r.stdout)
+    code, doc = gitea(s, "pull_request_review_rejected", "g-11", rejected)
+    assert.same({ 200, "in_progress" }, { code, doc.outcome })
+    local _, card = state(dir, "F-1")
+    assert.equal(2, math.tointeger(card.card.retries))
+    assert.same({ "changes_requested", "changes_requested" }, { card.forge.reviews[1].decision,
+      card.forge.reviews[2].decision })
+    code, doc = gitea(s, "pull_request_review_rejected", "g-12", rejected)
+    assert.same({ 200, "duplicate" }, { code, doc.outcome })
     assert.equal(0, s.stop())
   end)
 

@@ -42,15 +42,19 @@ end
 --- opened it, else by its branch | nil. Sets ev.card_head (the card's branch head in dir's
 --- repository: what an approval would merge).
 function M.card_of(db, g, ev, dir)
-  if ev.number then
+  -- only a pull request Orket could have opened: from this repository's own branch into
+  -- main. A fork's branch of that name is anyone's, and a pull request into another branch
+  -- (a backport) is no merge into main. By its recorded number too, when the event names
+  -- another head repository or base: a store whose hand-in took a fork's pull request for
+  -- the card's (before find_pr checked) must not merge the card on that one's merge.
+  local own_head = ev.head_repo and ev.head_repo:lower() == (g.repo or ""):lower()
+  if ev.number and (own_head or not ev.head_repo) and (ev.base == nil or ev.base == "main") then
     local card = sf.card_of_pull_request(db, ev.number, g.repo)
     if card then return found(ev, card, dir) end
   end
-  -- by its branch only a pull request Orket could have opened: from this repository's own
-  -- branch into main. A fork's branch of that name is anyone's, and a pull request into
-  -- another branch (a backport) is no merge into main.
-  -- (none named is none taken: GitHub names no head repository once a fork is deleted)
-  if not (ev.head_repo and ev.head_repo:lower() == (g.repo or ""):lower()) then return nil end
+  -- by its branch: (none named is none taken: GitHub names no head repository once a fork
+  -- is deleted)
+  if not own_head then return nil end
   if ev.base ~= "main" then return nil end
   local id = ev.branch and ev.branch:match("^orket/(.+)$")
   if id and cards.is_issue(db, id) then return found(ev, id, dir) end
@@ -82,7 +86,9 @@ end
 -- outcome | nil, msg, CODE.
 local function approve(o)
   local db, board, c, ev, actor = o.db, o.board, o.card, o.ev, o.actor
-  local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
+  -- a merge is no approval: the card's history says what the person did
+  local ok, terr, tcode = to_review(board, c, actor, ev.kind == "merged" and "merged on the forge"
+    or "approved on the forge")
   if not ok then return nil, terr, tcode end
   local opts = { actor = actor,
     note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }

@@ -353,7 +353,12 @@ function M.stuck(board, cards, why_run)
       next_step = next_step or resume
       local cs = board:comments(c.id)
       local last = cs[#cs]
-      if last and not pending and (c.status == "blocked" or c.status == "waiting_for_developer") then why = why .. ": " .. last.body end
+      -- (not for a card waiting for review on the forge: its last comment is of an earlier
+      -- cycle, a request for changes or a closed pull request, which it no longer waits on)
+      if last and not pending and (c.status == "blocked" or c.status == "waiting_for_developer")
+          and not (c.status == "waiting_for_developer" and c.wait_reason == "review") then
+        why = why .. ": " .. last.body
+      end
       out[#out + 1] = { card = c.id, status = c.status, wait_reason = c.wait_reason, reason = why, next = next_step,
         waits_for = waits_for, approval = pending and pending.id or nil }
     end

@@ -59,6 +59,17 @@ local function record(db, name, d, card, outcome)
   sf.record_delivery(db, name, d.id, tostring(d.event), card, outcome, not ignored and d.identity or nil)
 end
 
+-- A look-alike's identity (orket.forge.identity's scoped: a body naming nothing of the
+-- event's own, as Gitea's reviews) with the card's latest review cycle: the same look in a
+-- cycle opened since (a request for changes again, the rework's hand-in leaving the same
+-- head) is a person's new decision, not the earlier one sent again. Read again inside each
+-- transaction that records it: a hand-in may open a cycle meanwhile.
+local function qualify(db, d, card)
+  if d.scoped and d.own_identity and card then
+    d.identity = d.own_identity .. "@cycle:" .. sf.latest_cycle(db, card)
+  end
+end
+
 -- How old an event may be by its own timestamp (orket.forge.event_time) unless
 -- ORKET_SERVE_LIMITS' webhook_max_age_s says otherwise: three days, as long as GitHub
 -- keeps a delivery for redelivery. An event without a timestamp is taken.
@@ -90,6 +101,7 @@ local function refusal(ctx, name, d, card, oerr, ocode, also, answered)
   local msg = tostring(oerr):gsub("^board: ", "")
   ctx.note = "refused: " .. msg
   ctx.db:tx(function()
+    qualify(ctx.db, d, card)
     record(ctx.db, name, d, card, "refused: " .. msg)
     if also then also(msg) end
     return true
@@ -338,8 +350,10 @@ local function read_delivery(name, req, before)
   local d = forge.delivery(name, req.headers)
   local sig = signature_form(name, d.signature)
   if not sig then
-    return nil, err(401, "bad_signature", "the delivery has no signature in this forge's form ("
-      .. (name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
+    -- none at all is told apart (its remedy: the forge's webhook has no secret set)
+    local form = name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>"
+    return nil, err(401, "bad_signature", d.signature == nil and ("the delivery has no signature header (" .. form .. ")")
+      or ("the delivery's signature is not in this forge's form (" .. form .. ")"))
   end
   if before then
     local status, doc = before()
@@ -413,13 +427,16 @@ local function handle(name)
         .. "a number, true, false or null")
     end
     local db = ctx.db
-    d.identity = forge.identity(doc)
-    if sf.delivery_seen(db, name, d.id, d.identity) then
+    d.own_identity, d.scoped = forge.identity(doc)
+    d.identity = d.own_identity
+    local function duplicate()
       ctx.note = "duplicate"
       local pok, perr = post_owed(db, g, name, d.id)
       if not pok then return err(500, "internal", perr) end
       return 200, { delivery = d.id, outcome = "duplicate" }
     end
+    -- (a look-alike's identity is known with its card's review cycle: below)
+    if sf.delivery_seen(db, name, d.id, not d.scoped and d.identity or nil) then return duplicate() end
     local max_age = ctx.server and ctx.server.limits.webhook_max_age_s or M.MAX_AGE_S
     local at = stale(doc, max_age)
     if at then
@@ -441,6 +458,10 @@ local function handle(name)
         why, ev = ev.number and ("pull request " .. ev.number .. " names no card")
           or "the pull request names no card (and no number: pull_request.number)", nil
       end
+    end
+    if card and d.scoped then
+      qualify(db, d, card)
+      if sf.delivery_seen(db, name, d.id, d.identity) then return duplicate() end
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)
@@ -525,6 +546,7 @@ local function handle(name)
       local claimed
       local rok, rerr = db:tx(function()
         claimed = nil
+        qualify(db, d, card)
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
         -- said once per review: the same review delivered again (a redelivery under a new
@@ -551,12 +573,16 @@ local function handle(name)
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
     if fn == "approve" then ev.remote_main = remote_main(ctx, g) end
     local outcome, oerr, ocode = db:tx(function()
+      qualify(db, d, card)
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
       end
       local out, ferr, fcode = forgereview.apply(fn, { db = db, dir = ctx.dir, board = board, card = board:get(card),
         ev = ev, actor = actor, delivery = d.id, settings = settings })
       if not out then return nil, ferr, fcode end
+      -- recorded with the cycle it decided (one added when none was open: its redelivery
+      -- is known in it)
+      qualify(db, d, card)
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
         data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = out } }

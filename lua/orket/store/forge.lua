@@ -174,6 +174,13 @@ function M.open_cycle(db, card, cycle, pr_number, head)
     VALUES (?, ?, ?, ?, ]] .. db.dialect.now .. ")", card, cycle, pr_number, head))
 end
 
+--- latest_cycle(db, card) -> the number of the card's latest review cycle, decided or not
+--- (0 when none)
+function M.latest_cycle(db, card)
+  local n = one(db, "SELECT coalesce(max(cycle), 0) AS n FROM review_cycles WHERE card_id = ?", card).n
+  return math.tointeger(tonumber(n)) or 0
+end
+
 --- undecided_cycle(db, card) -> the id of the card's latest undecided review cycle | nil
 function M.undecided_cycle(db, card)
   local r = one(db, [[SELECT id FROM review_cycles WHERE card_id = ? AND decision IS NULL

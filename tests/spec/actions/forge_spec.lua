@@ -246,6 +246,30 @@ describe("forge webhook payloads", function()
     doc.pull_request.head.repo = { full_name = "acme/notes" }
     doc.pull_request.base.ref = "release-1.0" -- a backport is no merge into main
     assert.is_nil(card(doc))
+    -- by its recorded number too: a store whose hand-in took a fork's pull request for the
+    -- card's (before find_pr checked its head) does not finish the card on that one's merge
+    assert(db:tx(function()
+      require("orket.store.forge").save_pull_request(db, "F-2", "github", "acme/notes", 99, "u", nil)
+      return true
+    end))
+    doc.pull_request.head.ref, doc.pull_request.base.ref = "feature/x", "main"
+    assert.equal("F-2", card(doc))
+    doc.pull_request.head.repo = nil -- (the fixtures name none: taken by the number)
+    assert.equal("F-2", card(doc))
+    doc.pull_request.head.repo = { full_name = "stranger/notes" }
+    assert.is_nil(card(doc))
+    doc.pull_request.head.repo, doc.pull_request.base.ref = { full_name = "acme/notes" }, "release-1.0"
+    assert.is_nil(card(doc))
+    -- the review cycle a look-alike delivery's identity is scoped to (orket.serve.webhooks)
+    local sf = require "orket.store.forge"
+    assert.equal(0, sf.latest_cycle(db, "F-2"))
+    assert(db:tx(function()
+      sf.open_cycle(db, "F-2", 1, 99, nil)
+      sf.decide_cycle(db, sf.undecided_cycle(db, "F-2"), "changes_requested", "alice", "x", "g-1")
+      sf.open_cycle(db, "F-2", 2, 99, nil)
+      return true
+    end))
+    assert.equal(2, sf.latest_cycle(db, "F-2"))
     db:close()
   end)
 
@@ -255,6 +279,25 @@ describe("forge webhook payloads", function()
     local closed = assert(forge.identity(doc))
     doc.pull_request.merged = true
     assert.are_not.equal(closed, assert(forge.identity(doc)))
+  end)
+
+  -- a decision that looks like an earlier one is a new one when the body says so (its
+  -- updated_at); what names nothing of its own is scoped by the caller to the card's cycle
+  it("tells a close again on the same head by its time, and marks what names nothing of its own", function()
+    local doc = fixture("github_pull_request_closed.json")
+    doc.pull_request.merged = false
+    local bare, scoped = forge.identity(doc)
+    assert.is_true(scoped)
+    doc.pull_request.updated_at = "2026-03-01T10:00:00Z"
+    local first, scoped1 = forge.identity(doc)
+    assert.is_false(scoped1)
+    doc.pull_request.updated_at = "2026-03-01T10:05:00Z"
+    local again = forge.identity(doc)
+    assert.are_not.equal(first, again)
+    assert.are_not.equal(bare, first)
+    -- Gitea's review has no id nor a time of its own: scoped
+    assert.is_true(select(2, forge.identity(fixture("gitea_review_rejected.json"))))
+    assert.is_false(select(2, forge.identity(fixture("github_review_submitted.json"))))
   end)
 
   it("reads the commit a review was given to, and approves only the head Orket pushed", function()
