@@ -417,7 +417,7 @@ local function handle(c, method, path, headers, body)
   end
   if not s.nolog then
     log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
-      authorization = headers["authorization"], request = req, conn = c.serial }
+      authorization = headers["authorization"], traceparent = headers["traceparent"], request = req, conn = c.serial }
     s.logged = log[#log]
   end
   if s.first_byte_ms then orket.sleep(s.first_byte_ms) end

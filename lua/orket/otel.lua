@@ -417,6 +417,22 @@ function M.config(getenv, telemetry)
   local mtimeout = murl and timeout_of("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT")
   local export = url and count_of(getenv, "OTEL_BSP_EXPORT_TIMEOUT", M.TIMEOUT_MAX, M.EXPORT_TIMEOUT_MS, warnings, 0)
   local mexport = murl and count_of(getenv, "OTEL_METRIC_EXPORT_TIMEOUT", M.TIMEOUT_MAX, M.EXPORT_TIMEOUT_MS, warnings, 0)
+  -- W3C trace context on the model calls (a gateway's or a served model's own spans join the
+  -- run's trace): on unless OTEL_PROPAGATORS names neither tracecontext nor none's absence
+  -- (the specification's list; "none" turns it off, as a name it does not know is warned of)
+  local propagate = url ~= nil
+  local props = getenv("OTEL_PROPAGATORS")
+  if url and props and props:match("%S") then
+    propagate = false
+    for name in props:gmatch("[^,]+") do
+      name = name:match("^%s*(.-)%s*$"):lower()
+      if name == "tracecontext" then propagate = true
+      elseif name ~= "none" and name ~= "baggage" then
+        warnings[#warnings + 1] = string.format("OTEL_PROPAGATORS: %q is not a propagator Orket sends (tracecontext; "
+          .. "none): ignored", name)
+      end
+    end
+  end
   -- the shared variable's warning once, though both signals read it
   local seen, said = {}, {}
   for _, w in ipairs(warnings) do
@@ -426,7 +442,7 @@ function M.config(getenv, telemetry)
     max_request_bytes = telemetry.max_request_bytes, schedule_delay_ms = delay or nil, batch = batch or nil,
     queue_max = queue or nil, metric_interval_ms = interval or nil, timeout_ms = timeout or nil,
     metrics_timeout_ms = mtimeout or nil, export_timeout_ms = export or nil, metrics_export_timeout_ms = mexport or nil,
-    warnings = said }
+    propagate = propagate or nil, warnings = said }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -810,6 +826,20 @@ local function turn_of(tr, ev)
   return by and by[ev.turn or false]
 end
 
+--- tracer:traceparent(card, turn) -> the W3C traceparent header's value for the turn's next
+--- model call | nil (traces not exported, OTEL_PROPAGATORS without tracecontext, or no such
+--- turn open): its chat span takes the id sent (the model event's), so a gateway's spans
+--- that read it are that span's children in the run's trace
+function Tracer:traceparent(card, turn)
+  if not (self.cfg.url and self.cfg.propagate and self.trace_hi) then return nil end
+  local by = self.open[card or false]
+  local parent = by and by[turn or false]
+  if not parent then return nil end
+  local id = random_id(self)
+  parent.next_chat = id
+  return string.format("00-%016x%016x-%016x-01", self.trace_hi, self.trace_lo, id)
+end
+
 local function split_model(spec)
   local p, m = tostring(spec or ""):match("^([^:]+):(.+)$")
   return p, m or spec
@@ -877,7 +907,10 @@ local function on_event(self, ev)
       not failed and ev.response_model or nil, math.tointeger(ev.cached_tokens), input
     v[9], v[10], v[11], v[12], v[13], v[14], v[15] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
       parent[T_PROJECT], parent[T_RUN], ev.step
-    self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
+    -- the id its traceparent sent, when one was (Tracer:traceparent)
+    local id = parent.next_chat or random_id(self)
+    parent.next_chat = nil
+    self:write(parent.chat, id, parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
       KEYS.chat, v)
     -- the client metrics: a failed call's duration, by its error.type, but never its tokens
     -- (what a cut stream was charged is the span's and docs/cost.md's, not usage)

@@ -110,6 +110,44 @@ describe("traces", function()
     assert.equal("2", points["gen_ai.client.operation.duration/nil"].count)
   end)
 
+  it("send each model call its chat span's W3C traceparent, unless OTEL_PROPAGATORS leaves tracecontext out", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    local chats = {}
+    for _, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+        if sp.name:match("^chat ") then chats["00-" .. sp.traceId .. "-" .. sp.spanId .. "-01"] = true end
+      end
+    end
+    local calls = 0
+    for _, e in ipairs(fake.log()) do
+      if e.path == "/v1/chat/completions" then
+        calls = calls + 1
+        assert.matches("^00%-%x+%-%x+%-01$", e.traceparent or "none")
+        assert.is_true(chats[e.traceparent], tostring(e.traceparent) .. " is no chat span's")
+        chats[e.traceparent] = nil -- each call its own span
+      end
+    end
+    assert.equal(2, calls)
+    -- propagation off: the calls carry none, the spans go on
+    for _, env in ipairs { { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_PROPAGATORS = "none" }, {} } do
+      fake.reset()
+      dir = project()
+      r = H.orket("run M", { cwd = dir, env = env })
+      assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+      calls = 0
+      for _, e in ipairs(fake.log()) do
+        if e.path == "/v1/chat/completions" then
+          calls = calls + 1
+          assert.is_nil(e.traceparent)
+        end
+      end
+      assert.equal(2, calls)
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT and true or false, #exports() > 0)
+    end
+  end)
+
   it("show a failed model call as its own chat span, ERROR with its class and its charge", function()
     local dir = fake.one_issue(string.format([[
 models = { default = "fake:disconnect_after=2", providers = { fake = { kind = "openai", base_url = %q } } }

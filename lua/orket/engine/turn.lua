@@ -254,6 +254,9 @@ local function call_model(run, job, req)
     local sent = rt.now()
     job.called = true -- (a money budget that stops a turn before any call leaves it uncounted)
     job.calling = req -- (the run's stop may close the turn mid-call: spend.aborted)
+    -- the call's chat span as its trace context (orket.otel), each attempt its own
+    local tracer = run.engine.tracer
+    req.traceparent = tracer and tracer:traceparent(job.card_id, job.turn) or nil
     local res, msg, class, failure = run.llm:chat(req)
     job.calling = nil
     if res then return res end

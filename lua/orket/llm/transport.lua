@@ -182,6 +182,10 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local encoded, jerr = request_text(p, body, tools_text, req, model, stream)
   if not encoded then return nil, common.err("bad_request", "llm: cannot encode the request: " .. tostring(jerr)) end
   local headers = request_headers(p, wire, stream)
+  if req.traceparent then -- (the run's trace context: a copy, the kept list is every call's)
+    headers = table.move(headers, 1, #headers, 1, {})
+    headers[#headers + 1] = "traceparent: " .. req.traceparent
+  end
   local t = p.timeouts
   local total = t.total_ms
   if deadline then

@@ -561,6 +561,19 @@ describe("otel's configuration", function()
     assert.same({}, cfg.warnings)
   end)
 
+  it("propagate trace context with traces exported, unless OTEL_PROPAGATORS leaves tracecontext out", function()
+    assert.is_true(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE }).propagate)
+    assert.is_true(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_PROPAGATORS = " baggage, TraceContext" }).propagate)
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_PROPAGATORS = "none" })
+    assert.same({ nil, {} }, { cfg.propagate, cfg.warnings })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_PROPAGATORS = "b3" })
+    assert.is_nil(cfg.propagate)
+    assert.same({ 'OTEL_PROPAGATORS: "b3" is not a propagator Orket sends (tracecontext; none): ignored' }, cfg.warnings)
+    -- the metrics alone: no trace to name
+    cfg = assert(config { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = BASE .. "/v1/metrics" })
+    assert.is_nil(cfg.propagate)
+  end)
+
   -- a base URL's query (a collector's tenant) stays after each signal's path, where it was
   -- joined after it (/?tenant=a/v1/traces); a fragment is left out, said
   it("puts each signal's path before the base URL's query, and leaves a fragment out, said", function()
