@@ -13,6 +13,7 @@
 #define PP_WHOLE_MAX ((size_t)256 << 10)
 #define PP_AHEAD ((size_t)32 << 10)
 #define PP_PASS_MAX 4095
+#define PP_LOCATION_MAX ((size_t)16 << 10) /* a Location's longest (pp_cap) */
 #define PP_COOKIE_MAX 8192
 /* the answer's header lines in all: libmicrohttpd builds them in its 52 KiB of memory per
  * connection and, past that, sends nothing at all */
@@ -70,6 +71,7 @@ struct httpproxy {
   httpproxy_kept *k;
   char *addr; /* the client's share as counted in k's live (NULL: not counted) */
   char *body;
+  char *base; /* the app's request's path and query, with loc_to (pp_ctx) */
   int phase;
   int stepping;     /* inside pp_step: a notice meanwhile only asks for another pass */
   int again;
@@ -257,17 +259,210 @@ static size_t pp_clean_rest(const char *rest, size_t len, char *out) {
   return o + len - path;
 }
 
-/* A URL of the upstream's (len bytes at v) at out as the client's: loc_to then its rest,
- * cleaned (pp_clean_rest), or as it is. -> the bytes written. */
-static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, char *out) {
-  const char *rest = pp_own_rest(k, v, len);
-  if (rest == NULL) {
-    memcpy(out, v, len);
-    return len;
+/* What a URL of the app's is judged against, for one answer: the kept part's starts and
+ * loc_to, the path and query the app was asked for (the base its relative references resolve
+ * against, RFC 3986 5.2.1), and this server's names as the client gave them. */
+typedef struct pp_ctx {
+  const httpproxy_kept *k;
+  const char *base; /* the app's request's "/path?query" */
+  size_t blen;
+  const char *names[2]; /* the request's Host and X-Forwarded-Host (its first); NULL: none */
+  size_t nlen[2];
+} pp_ctx;
+
+/* pp_url's outcomes */
+enum { PP_URL_OUT, PP_URL_ASIS, PP_URL_MADE };
+
+static int pp_slashy(char c) { return c == '/' || c == '\\'; }
+
+static int pp_hex(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+}
+
+/* A host and port (n bytes at s, an authority without userinfo) at host (cap bytes) and
+ * *port as a browser compares them (WHATWG URL): percent-escapes read, lower-case, a trailing
+ * dot dropped, an IPv4 address in any form inet_aton reads ("2130706433", "0x7f.1") dotted;
+ * the port a number, 0 for none or a default one (80 or 443: which one the client's scheme
+ * makes is not known here, so either counts). -1 when it is no host a browser goes to. */
+static int pp_host_norm(const char *s, size_t n, char *host, size_t cap, unsigned long *port) {
+  size_t hl = n;
+  if (n > 0 && s[0] == '[') {
+    const char *rb = memchr(s, ']', n);
+    if (rb == NULL) return -1;
+    hl = (size_t)(rb - s) + 1;
+    if (hl < n && s[hl] != ':') return -1;
+  } else {
+    const char *colon = memchr(s, ':', n);
+    if (colon) hl = (size_t)(colon - s);
   }
+  *port = 0;
+  if (hl < n) {
+    unsigned long v = 0;
+    for (size_t i = hl + 1; i < n; i++) {
+      if (s[i] < '0' || s[i] > '9') return -1;
+      v = v * 10 + (unsigned long)(s[i] - '0');
+      if (v > 65535) return -1;
+    }
+    *port = v == 80 || v == 443 ? 0 : v;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < hl; i++) {
+    char c = s[i];
+    if (c == '%' && i + 2 < hl && pp_hex(s[i + 1]) >= 0 && pp_hex(s[i + 2]) >= 0) {
+      c = (char)(pp_hex(s[i + 1]) * 16 + pp_hex(s[i + 2]));
+      i += 2;
+    }
+    if (o + 1 >= cap) return -1;
+    host[o++] = pp_lower(c);
+  }
+  if (o > 0 && host[o - 1] == '.') o--;
+  host[o] = '\0';
+  if (o == 0) return -1;
+  struct in_addr a4;
+  if (host[0] != '[' && cap >= INET_ADDRSTRLEN && inet_aton(host, &a4) == 1) inet_ntop(AF_INET, &a4, host, (socklen_t)cap);
+  return 0;
+}
+
+/* Whether an authority (n bytes at a, userinfo and all) names this server as the client
+ * reached it (c's names): a redirect there is followed with the client's own credentials */
+static int pp_names_server(const pp_ctx *c, const char *a, size_t n) {
+  for (size_t i = n; i > 0; i--)
+    if (a[i - 1] == '@') { /* a browser reads the host after the last '@' */
+      a += i;
+      n -= i;
+      break;
+    }
+  char host[256], mine[256];
+  unsigned long port, mport;
+  if (pp_host_norm(a, n, host, sizeof host, &port) != 0) return 0;
+  for (size_t i = 0; i < 2; i++)
+    if (c->names[i] && pp_host_norm(c->names[i], c->nlen[i], mine, sizeof mine, &mport) == 0 &&
+        strcmp(host, mine) == 0 && port == mport)
+      return 1;
+  return 0;
+}
+
+/* The app's own path (rest: after its root's "/", len bytes) at out under loc_to, cleaned
+ * (pp_clean_rest). -> the bytes written. */
+static size_t pp_under(const httpproxy_kept *k, const char *rest, size_t len, char *out) {
   size_t tl = strlen(k->loc_to);
   memcpy(out, k->loc_to, tl);
-  return tl + pp_clean_rest(rest, len - (size_t)(rest - v), out + tl);
+  return tl + pp_clean_rest(rest, len, out + tl);
+}
+
+/* An authority-form URL's part after its scheme's ':' (or a scheme-relative one, its
+ * slashes and all; n bytes at a): another host's passes as it is; this server's own passes,
+ * as its path, only when that path, its dot segments removed as a browser removes them,
+ * stays under loc_to. */
+static int pp_server_url(const pp_ctx *c, const char *a, size_t n, char *out, size_t *olen) {
+  while (n > 0 && pp_slashy(*a)) { /* a browser skips any number of them (WHATWG URL) */
+    a++;
+    n--;
+  }
+  size_t al = 0;
+  while (al < n && !pp_slashy(a[al]) && a[al] != '?' && a[al] != '#') al++;
+  if (!pp_names_server(c, a, al)) return PP_URL_ASIS;
+  const char *path = a + al;
+  size_t pl = n - al, tl = strlen(c->k->loc_to);
+  if (pl == 0 || !pp_slashy(path[0])) return PP_URL_OUT; /* the server's root */
+  out[0] = '/';
+  size_t ol = 1 + pp_clean_rest(path + 1, pl - 1, out + 1);
+  if (ol < tl || memcmp(out, c->k->loc_to, tl) != 0) return PP_URL_OUT;
+  *olen = ol;
+  return PP_URL_MADE;
+}
+
+/* A relative reference with a relative path, or none ("?q", "#f"; rl bytes at r), resolved
+ * against the app's request (RFC 3986 5.2.2, 5.2.3) and put under loc_to: the app meant its
+ * own URL, and its dot segments stop at its root, as on its own origin they would. */
+static int pp_resolve(const pp_ctx *c, const char *r, size_t rl, char *out, size_t *olen) {
+  const char *b = c->base;
+  size_t bl = c->blen, bp = strcspn(b, "?#"), rp = 0;
+  while (rp < rl && r[rp] != '?' && r[rp] != '#') rp++;
+  char *m = malloc(bl + rl + 1);
+  if (m == NULL) return PP_URL_OUT; /* not passed rather than passed unjudged */
+  size_t ml;
+  if (rp == 0) { /* the base's path, and its query unless the reference gives one */
+    ml = bp - 1;
+    memcpy(m, b + 1, ml);
+    if (rl == 0 || r[0] == '#') {
+      memcpy(m + ml, b + bp, bl - bp);
+      ml += bl - bp;
+    }
+  } else { /* merged: the base's path up to its last '/' */
+    size_t d = bp;
+    while (d > 1 && b[d - 1] != '/') d--;
+    ml = d - 1;
+    memcpy(m, b + 1, ml);
+  }
+  memcpy(m + ml, r, rl);
+  *olen = pp_under(c->k, m, ml + rl, out);
+  free(m);
+  return PP_URL_MADE;
+}
+
+/* pp_url's reading, under a path prefix, of a value that starts with none of the app's own
+ * starts (w, wl bytes, its tabs and line breaks dropped) */
+static int pp_url_read(const pp_ctx *c, const char *w, size_t wl, char *out, size_t *olen) {
+  size_t sl = 0;
+  if (wl > 0 && (w[0] | 0x20) >= 'a' && (w[0] | 0x20) <= 'z') {
+    sl = 1;
+    while (sl < wl && (((w[sl] | 0x20) >= 'a' && (w[sl] | 0x20) <= 'z') || (w[sl] >= '0' && w[sl] <= '9') ||
+                       w[sl] == '+' || w[sl] == '-' || w[sl] == '.'))
+      sl++;
+    if (sl >= wl || w[sl] != ':') sl = 0;
+  }
+  const char *r = w;
+  size_t rl = wl;
+  if (sl > 0) {
+    if (!((sl == 4 && strncasecmp(w, "http", 4) == 0) || (sl == 5 && strncasecmp(w, "https", 5) == 0)))
+      return PP_URL_ASIS; /* another scheme's (mailto:, an app's own): none of this server's routes */
+    /* "http:x" without its slashes: a browser at an http URL reads it relative to that URL */
+    r = w + sl + 1;
+    rl = wl - sl - 1;
+  }
+  if (rl >= 2 && pp_slashy(r[0]) && pp_slashy(r[1])) return pp_server_url(c, r, rl, out, olen);
+  if (rl >= 1 && pp_slashy(r[0])) { /* an absolute path (a backslash is a '/' to a browser) */
+    *olen = pp_under(c->k, r + 1, rl - 1, out);
+    return PP_URL_MADE;
+  }
+  return pp_resolve(c, r, rl, out, olen);
+}
+
+/* A URL of the upstream's (len bytes at v: a Location, a Link's URI-reference) at out as
+ * the client's (*olen bytes). One of the app's own URLs (pp_own_rest) is loc_to then its
+ * rest, cleaned. Under a path prefix (loc_to not "/") a client resolves any other against
+ * the proxied URL, where "../../../cards/X" climbs out of the app onto this server's own
+ * routes, and follows it with its credentials (an API key is sent again to the same host):
+ * a relative reference (and "http:x", and a backslash's "\x") is resolved against the app's
+ * request instead and put under loc_to; a URL of this server's own host (the request's Host)
+ * passes only when its path stays under loc_to. -> PP_URL_MADE; PP_URL_ASIS (out holds v);
+ * PP_URL_OUT when it leads out of the app onto this server (out undefined). out: room for
+ * len + strlen(loc_to) + c->blen. */
+static int pp_url(const pp_ctx *c, const char *v, size_t len, char *out, size_t *olen) {
+  const httpproxy_kept *k = c->k;
+  const char *rest = pp_own_rest(k, v, len);
+  if (rest) {
+    *olen = pp_under(k, rest, len - (size_t)(rest - v), out);
+    return PP_URL_MADE;
+  }
+  memcpy(out, v, len);
+  *olen = len;
+  /* on an origin of its own (loc_to "/") the client's URL is the app's: a relative one
+   * leads where the app meant, and this server's routes are another host's */
+  if (k->loc_to[1] == '\0') return PP_URL_ASIS;
+  char *w = malloc(len + 1); /* as a browser reads it: without tabs and line breaks */
+  if (w == NULL) return PP_URL_OUT;
+  size_t wl = 0;
+  for (size_t i = 0; i < len; i++)
+    if (!pp_dropped(v[i])) w[wl++] = v[i];
+  int r = pp_url_read(c, w, wl, out, olen);
+  free(w);
+  if (r == PP_URL_ASIS) {
+    memcpy(out, v, len);
+    *olen = len;
+  }
+  return r;
 }
 
 /* A quoted string's content (len bytes at v, between its quotes) holding one of the
@@ -275,15 +470,25 @@ static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, cha
  * c) judged as a Location's is, so that an escape neither hides the app's own URL ("\\/x" is
  * "/x") nor slips one past the guard ("/\\\\x" is "/\\x"). The value is written at out
  * first, as scratch (it is no longer than v); what replaces the start is loc_to, then the
- * rest as the upstream escaped it, the guard judging it both read and as written.
- * -> the bytes written. */
-static size_t pp_own_quoted(const httpproxy_kept *k, const char *v, size_t len, char *out) {
+ * rest as the upstream escaped it, the guard judging it both read and as written. Any
+ * other value is judged by pp_url, by its value and as written; made the client's, it must
+ * need no escape. -> the bytes written at *olen; 0 when the Link is left out (pp_url's
+ * PP_URL_OUT, either way, or a made URL holding '"' or a backslash). */
+static int pp_own_quoted(const pp_ctx *c, const char *v, size_t len, char *out, size_t *olen) {
+  const httpproxy_kept *k = c->k;
   size_t ul = 0;
   for (size_t i = 0; i < len; i++) out[ul++] = v[i] == '\\' && i + 1 < len ? v[++i] : v[i];
   const char *rest = pp_own_rest(k, out, ul);
   if (rest == NULL) {
-    memcpy(out, v, len);
-    return len;
+    char *u = malloc(ul + 1);
+    if (u == NULL) return 0;
+    memcpy(u, out, ul);
+    int r = pp_url(c, u, ul, out, olen);
+    free(u);
+    if (r == PP_URL_MADE) return memchr(out, '"', *olen) == NULL && memchr(out, '\\', *olen) == NULL;
+    /* as is: a client that only strips the quotes reads it as written */
+    if (r == PP_URL_OUT || pp_url(c, v, len, out, olen) != PP_URL_ASIS) return 0;
+    return 1;
   }
   /* the rest's first byte in v: skip as many of the value's bytes as precede it */
   size_t skip = (size_t)(rest - out), i = 0;
@@ -293,23 +498,26 @@ static size_t pp_own_quoted(const httpproxy_kept *k, const char *v, size_t len, 
    * "evil", but taken as written a browser reads its backslash as "/") */
   if (pp_names_host(v + i, v + len)) {
     memcpy(out, v, len);
-    return len;
+    *olen = len;
+    return 1;
   }
   size_t tl = strlen(k->loc_to);
   memcpy(out, k->loc_to, tl);
   memcpy(out + tl, v + i, len - i);
-  return tl + len - i;
+  *olen = tl + len - i;
+  return 1;
 }
 
 /* A Link value (RFC 8288 3: comma-separated "<URI-Reference>" each followed by
  * "; name[=token or quoted-string]" parameters, a quoted string's commas and semicolons
  * its own) at out with its URI-references made the client's as a Location is: each
  * link's target and its anchor parameter. out: room for strlen(v) + 1 and loc_to's length
- * per '<' and '=' in v, up to 2 * PP_LINKS_MAX of them (each rewrite takes one, and no more
- * are made). 0 when it is not of that grammar or holds more than PP_LINKS_MAX links or
- * anchor parameters: the header is left out, not passed with URLs that lead elsewhere. */
-static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
-  size_t o = 0, links = 0, anchors = 0;
+ * and the base's per '<' and '=' in v, up to 2 * PP_LINKS_MAX of them (each rewrite takes one,
+ * and no more are made). 0 when it is not of that grammar or holds more than PP_LINKS_MAX
+ * links or anchor parameters, or a URL that leads out of the app onto this server (pp_url):
+ * the header is left out, not passed with URLs that lead elsewhere. */
+static int pp_link_value(const pp_ctx *c, const char *v, char *out) {
+  size_t o = 0, links = 0, anchors = 0, ul;
   const char *p = v;
   for (;;) {
     const char *s = p;
@@ -320,7 +528,8 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
     const char *gt = *p == '<' ? strchr(p + 1, '>') : NULL;
     if (gt == NULL || ++links > PP_LINKS_MAX) return 0;
     out[o++] = '<';
-    o += pp_own_url(k, p + 1, (size_t)(gt - p - 1), out + o);
+    if (pp_url(c, p + 1, (size_t)(gt - p - 1), out + o, &ul) == PP_URL_OUT) return 0;
+    o += ul;
     out[o++] = '>';
     p = gt + 1;
     for (;;) { /* its parameters */
@@ -350,8 +559,10 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
           memcpy(out + o, s, (size_t)(p + 1 - s));
           o += (size_t)(p + 1 - s);
           /* anchor's URI-reference (RFC 8288 3.2) is the quoted string's value */
-          if (anchor) o += pp_own_quoted(k, p + 1, (size_t)(q - p - 1), out + o);
-          else {
+          if (anchor) {
+            if (!pp_own_quoted(c, p + 1, (size_t)(q - p - 1), out + o, &ul)) return 0;
+            o += ul;
+          } else {
             memcpy(out + o, p + 1, (size_t)(q - p - 1));
             o += (size_t)(q - p - 1);
           }
@@ -366,7 +577,8 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
         if (anchor) {
           memcpy(out + o, s, (size_t)(p - s));
           o += (size_t)(p - s);
-          o += pp_own_url(k, p, tl, out + o);
+          if (pp_url(c, p, tl, out + o, &ul) == PP_URL_OUT) return 0;
+          o += ul;
           p += tl;
           continue;
         }
@@ -380,11 +592,28 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
   return 1;
 }
 
-/* What of a Location value follows the start the client's Location replaces with loc_to,
- * or NULL: passed as it is. */
-static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
-  if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
-  return pp_own_rest(k, value, strlen(value));
+/* The longest value passed back of the upstream's header name (lower-case): pass_max, or
+ * for a Location PP_LOCATION_MAX when that is more (an OAuth or SAML redirect carries its
+ * request in the URL) */
+static size_t pp_cap(const httpproxy_kept *k, const char *name) {
+  return strcmp(name, "location") == 0 && k->pass_max < PP_LOCATION_MAX ? PP_LOCATION_MAX : k->pass_max;
+}
+
+/* pp_ctx for p's answer: the app's request's path and query, this server's names from the
+ * client's request */
+static void pp_ctx_of(const httpproxy *p, pp_ctx *c) {
+  memset(c, 0, sizeof *c);
+  c->k = p->k;
+  c->base = p->base ? p->base : "/";
+  c->blen = strlen(c->base);
+  const char *name, *value;
+  for (size_t i = 0; httpd_header_at(p->req, i, &name, &value) == 0; i++) {
+    int at = pp_named(name, "host") ? 0 : pp_named(name, "x-forwarded-host") ? 1 : -1;
+    if (at < 0 || c->names[at]) continue;
+    value += strspn(value, " \t");
+    c->names[at] = value;
+    c->nlen[at] = strcspn(value, ", \t");
+  }
 }
 
 /* Whether the upstream's header name is a Link whose URLs are made the client's */
@@ -394,23 +623,30 @@ static int pp_is_link(const httpproxy_kept *k, const char *name) {
 
 /* The answer's header lines: the fixed ones, then what passes of the upstream's, the
  * latter made in one allocation (*owned, NULL when none passes: freed by the caller), as
- * memcpy, not a malloc and a format per line. Returns the count. */
-static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
+ * memcpy, not a malloc and a format per line. Returns the count. *refused 1 (the pump's
+ * message says why) when the upstream's Location cannot be passed on: longer than
+ * pp_cap, or leading out of the app onto this server (pp_url); a redirect without it would
+ * lead nowhere, and with it, unjudged, somewhere the client did not mean to send its key. */
+static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned, int *refused) {
   size_t n = 0, room = 0;
+  pp_ctx c;
+  *refused = 0;
   for (size_t i = 0; i < p->k->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->k->lines.v[i];
   const char *name, *value;
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
-  size_t more = p->k->loc_to ? strlen(p->k->loc_to) : 0; /* a Location made longer */
+  pp_ctx_of(p, &c);
+  /* a Location made longer: loc_to, and the base a relative one is resolved against */
+  size_t more = p->k->loc_to ? strlen(p->k->loc_to) + c.blen : 0;
   for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) {
     size_t nl = strlen(name), vl = strlen(value);
     room += nl + vl + 13;
     /* the longer URLs only of a line that may pass: an upstream's 64 KiB of headers are
      * not made a few MiB of room for lines that are left out */
-    if (!pp_has(&p->k->pass, name, nl) || vl > p->k->pass_max) continue;
+    if (!pp_has(&p->k->pass, name, nl) || vl > pp_cap(p->k, name)) continue;
     if (pp_is_link(p->k, name)) { /* each URL in it (after '<', or an anchor's '='), as
                                       many as pp_link_value rewrites at most */
       size_t urls = 0;
-      for (const char *c = value; urls < 2 * PP_LINKS_MAX && (c = strpbrk(c, "<=")) != NULL; c++) urls++;
+      for (const char *u = value; urls < 2 * PP_LINKS_MAX && (u = strpbrk(u, "<=")) != NULL; u++) urls++;
       room += urls * more;
     } else {
       room += more; /* a Location */
@@ -423,15 +659,29 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
      * HTAB (RFC 9110 5.5: CR, LF, ESC's terminal sequences, DEL) is no value to pass on */
     if (value[strspn(value, " \t")] == '\0' || pp_has_ctl(value)) continue;
     size_t nl = strlen(name), vl = strlen(value);
-    if (pp_has(&p->k->pass, name, nl) && vl <= p->k->pass_max) {
+    int passed = pp_has(&p->k->pass, name, nl), location = passed && strcmp(name, "location") == 0;
+    if (location && vl > pp_cap(p->k, name)) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "the app's redirect has a Location of %zu bytes, longer than the %zu passed on", vl,
+               pp_cap(p->k, name));
+      pp_fail(p, "", msg);
+      *refused = 1;
+      break;
+    }
+    if (passed && vl <= pp_cap(p->k, name)) {
       memcpy(at, name, nl);
       memcpy(at + nl, ": ", 2);
-      const char *rest = pp_location_rest(p->k, name, value);
+      size_t ul;
       if (pp_is_link(p->k, name)) {
-        if (!pp_link_value(p->k, value, at + nl + 2)) continue;
-      } else if (rest) {
-        memcpy(at + nl + 2, p->k->loc_to, more);
-        at[nl + 2 + more + pp_clean_rest(rest, strlen(rest), at + nl + 2 + more)] = '\0';
+        if (!pp_link_value(&c, value, at + nl + 2)) continue;
+      } else if (location && p->k->loc_to) {
+        if (pp_url(&c, value, vl, at + nl + 2, &ul) == PP_URL_OUT) {
+          pp_fail(p, "", "the app's redirect leads out of its route onto this server's own: its Location is not "
+                         "passed on (docs/serve.md, The proxy)");
+          *refused = 1;
+          break;
+        }
+        at[nl + 2 + ul] = '\0';
       } else {
         memcpy(at + nl + 2, value, vl + 1);
       }
@@ -545,18 +795,40 @@ static const char *pp_framing_error(const http_req *up, int *te) {
   return *te ? NULL : bad;
 }
 
+/* The pump's own 502 for an answer the app gave and the pump will not pass on (its
+ * message, JSON-safe, says why), in the owner's error shape: the owner's 502 would send the
+ * client to the app's log, where the answer looks well. -> httpd_respond's. */
+static int pp_bad_gateway(httpproxy *p) {
+  const char *lines[PP_MAX_LINES + 1];
+  size_t n = 0;
+  for (size_t i = 0; i < p->k->lines.n && n < PP_MAX_LINES; i++) lines[n++] = p->k->lines.v[i];
+  lines[n++] = "Content-Type: application/json";
+  const char *msg = p->message ? p->message : "the app's answer could not be passed on";
+  size_t room = strlen(msg) + 64;
+  char *body = malloc(room);
+  if (body == NULL) return -1;
+  int bl = snprintf(body, room, "{\"error\":{\"code\":\"bad_gateway\",\"message\":\"%s\"}}\n", msg);
+  p->status = 502;
+  int rc = httpd_respond(p->req, 502, lines, n, body, (size_t)bl);
+  free(body);
+  return rc;
+}
+
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
  * 1 to go on streaming, 0 when over. */
 static int pp_answer(httpproxy *p) {
   const char *lines[PP_MAX_LINES];
   char *owned = NULL;
-  size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
+  int refused;
+  size_t nl = pp_answer_lines(p, lines, &owned, &refused), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
   int st = http_status(p->up), rc, streaming = 0, te = 0;
   const char *framing;
   /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
   p->status = st < 200 || st > 599 ? 502 : (unsigned)st;
-  if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
+  if (refused) {
+    rc = pp_bad_gateway(p);
+  } else if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
     rc = 0;
@@ -801,6 +1073,21 @@ static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *r
   return lines;
 }
 
+/* A URL's path and query, "/" first (its fragment left out): the base the app's relative
+ * URLs resolve against. NULL out of memory. */
+static char *pp_base_of(const char *url) {
+  const char *a = strstr(url, "://");
+  a = a ? a + 3 : url;
+  a += strcspn(a, "/?#");
+  size_t n = strcspn(a, "#"), o = 0;
+  char *b = malloc(n + 2);
+  if (b == NULL) return NULL;
+  if (*a != '/') b[o++] = '/';
+  memcpy(b + o, a, n);
+  b[o + n] = '\0';
+  return b;
+}
+
 /* The count of addr's running pumps in live, NULL when it has none */
 static pp_addr *pp_addr_of(const httpproxy_live *live, const char *addr) {
   for (size_t i = 0; i < live->nby; i++)
@@ -900,6 +1187,11 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   }
   p->req = req;
   p->length = UINT64_MAX;
+  if (k->loc_to && each->url && (p->base = pp_base_of(each->url)) == NULL) {
+    httpproxy_free(p);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
   p->done = done;
   p->ud = ud;
   http_opts up = k->up;
@@ -964,6 +1256,7 @@ void httpproxy_free(httpproxy *p) {
   free(p->addr);
   httpproxy_kept_unref(p->k);
   free(p->body);
+  free(p->base);
   free(p->message);
   free(p);
 }

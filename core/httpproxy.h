@@ -49,7 +49,18 @@ typedef struct httpproxy_opts {
                                    upstream's own URLs made the client's, for a proxy under a
                                    path prefix. Never one whose rest begins, after tabs and
                                    line breaks, with "/" or a backslash: made "//x" after a
-                                   location_to "/", it would lead a browser to host x */
+                                   location_to "/", it would lead a browser to host x.
+                                   With a location_to other than "/" (a path prefix, where
+                                   a client resolves a URL against the proxied one, not the
+                                   upstream's): a relative reference (and "http:x", "\x")
+                                   is resolved against up.url's path and query (RFC 3986
+                                   5.2, dot segments stopping at the upstream's root) and
+                                   put under location_to; a URL of this server's own host
+                                   (the request's Host or X-Forwarded-Host) passes, as its
+                                   path, only under location_to, else the pump answers 502
+                                   itself (a JSON {"error":{"code":"bad_gateway",...}}
+                                   naming why). A Location is passed up to 16 KiB, whatever
+                                   pass_max, and a longer one is answered 502 the same way */
   const char *location_to;
   const char *const *location_also; /* more starts made location_to as location_from is (the
                                    upstream's other names for itself: "http://127.0.0.1:PORT/");
@@ -105,7 +116,8 @@ int httpproxy_kept_full(const httpproxy_kept *k, const char *addr);
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen);
 
-/* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599), 499
+/* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599, or
+ * for a Location the pump refused, message saying why), 499
  * when the client left before any answer, 503 when the server closed first (httpd_free), or 0 when nothing was sent because the upstream
  * failed first, framed its answer by Content-Length lines that differ (RFC 9112 6.3), or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */

@@ -46,6 +46,15 @@ class H(BaseHTTPRequestHandler):
         if self.path == "/": return self.send(200, PAGE, "text/html")
         if self.path == "/broken": return self.send(200, BROKEN, "text/html")
         if self.path.startswith("/escape?"): return self.send(200, ESCAPE, "text/html")
+        if self.path == "/login":
+            b = b"<p id=in>signed in</p><script>localStorage.setItem('sid', 'alice')</script>"
+            self.send_response(200); self.send_header("Set-Cookie", "sid=alice; Path=/")
+            self.send_header("Content-Type", "text/html"); self.send_header("Content-Length", str(len(b)))
+            self.end_headers(); self.wfile.write(b); return
+        if self.path == "/who":
+            if "sid=" in (self.headers.get("Cookie") or ""): return self.send(200, "<p id=member>welcome back</p>", "text/html")
+            return self.send(200, "<div id=who></div><script>document.getElementById('who').innerHTML = "
+                             "localStorage.getItem('sid') ? '<p id=stored>stored</p>' : '<p id=anon>sign in</p>'</script>", "text/html")
         if self.path == "/big": return self.send(200, "y" * (3 * 1024 * 1024), "text/plain")
         if self.path == "/agent": return self.send(200, json.dumps({"hello": self.headers.get("X-Agent")}))
         self.send(404, json.dumps({"error": "not found"}))
@@ -279,6 +288,38 @@ describe("orket sandbox check", function()
     -- the browser, its driver and the relay ended with the check
     assert.same({}, browsers(tmp)) -- the browsers' profiles and the drivers' logs were there
     assert.same({}, procs("chromedriver .*" .. tmp:gsub("%p", "%%%0")))
+    stop(dir, id, m)
+  end)
+
+  -- One browser serves every card of a run, but each card's checks start with no cookies and
+  -- no storage: a card that signs in changed another card's "a new visitor is asked to sign
+  -- in"; and two cards' checks of one name and place wrote one screenshot
+  it("starts each card's browser checks with no cookies or storage, each card's screenshot its own", function()
+    if skip then return pending(skip) end
+    if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
+    local m = mark()
+    local dir = project(m, { id = "WEBX", name = "web", issues = {
+      { id = "WEBX-1", summary = "Sign in", sandbox_checks = {
+        { browser = { path = "/login", selector = "#in", name = "page", timeout_ms = 10000 } },
+        -- within one card the sign-in holds
+        { browser = { path = "/who", selector = "#member", name = "after", timeout_ms = 10000 } } } },
+      { id = "WEBX-2", summary = "A new visitor is asked to sign in", sandbox_checks = {
+        { browser = { path = "/who", selector = "#anon", name = "page", timeout_ms = 5000 } } } } } })
+    local id = up(dir)
+    local tmp = H.tmpdir()
+    os.execute("chmod 0711 " .. H.quote(tmp))
+    local r = H.orket("sandbox check --json", { cwd = dir, env = { TMPDIR = tmp } })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local cards = {}
+    for _, c in ipairs(cjson.decode(r.stdout).cards) do cards[c.card] = c end
+    assert.is_true(cards["WEBX-1"].results[2].ok, cards["WEBX-1"].results[2].detail)
+    local x = cards["WEBX-2"].results[1]
+    assert.is_true(x.ok, x.detail)
+    local one = cards["WEBX-1"].results[1].screenshot
+    assert.matches("/checks/WEBX%-1%-1%-page%.png$", one)
+    assert.matches("/checks/WEBX%-2%-1%-page%.png$", x.screenshot)
+    assert.truthy(H.read(one) and H.read(x.screenshot))
+    assert.same({}, browsers(tmp))
     stop(dir, id, m)
   end)
 

@@ -3,8 +3,9 @@
 -- goes back to the card with the checks' output and the sandbox's last log lines: a card
 -- still open is sent back to in_progress; a done one (final) becomes a bug of its rock's
 -- bug-fix phase when the rock has one (orket.actions.bugs), else a follow-up issue in
--- its epic, either carrying the same checks. The answer is data. Uses orket.board and
--- orket.store.imports (the follow-up's checks).
+-- its epic (a finished one's: in a follow-ups epic next to it), either carrying the same
+-- checks. The answer is data. Uses orket.board and orket.store.imports (the follow-up's
+-- checks).
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local bugfix_rows = require "orket.store.bugfix"
@@ -16,6 +17,7 @@ local sandbox_checks = require "orket.actions.sandbox_checks"
 local M = {}
 
 M.FOLLOWUP = "Sandbox checks fail for %s" -- the follow-up issue's summary (found again by it)
+M.FOLLOWUPS_EPIC = "%s-followups" -- a finished epic's follow-ups go to this epic (EPIC-followups.2, ...)
 M.LOG_TAIL = 4000 -- bytes of the sandbox log in a comment
 M.EVENT_LOG = 2000 -- in the journal
 
@@ -75,6 +77,24 @@ local function open_followup(board, epic, card_id)
   return nil
 end
 
+-- The epic a done card's follow-up goes to: its own while it takes issues; a finished epic
+-- takes none, and with deploy = "epic" (or the merge that finishes the epic) the checks
+-- run only once it is done, so its failures went nowhere but a comment on a done card: an
+-- unfinished follow-ups epic next to it (under the same rock), made when there is none
+local function followup_epic(db, board, card)
+  local epic = board:get(card.parent)
+  if not (epic and FINAL[epic.status]) then return card.parent end
+  local id, exists = bugs.free_id(db, string.format(M.FOLLOWUPS_EPIC, card.parent), function(c)
+    return c.type == "epic" and c.parent == epic.parent and not FINAL[c.status]
+  end, ".")
+  if not exists then
+    bugfix_rows.insert_card(db, { id = id, type = "epic", parent = epic.parent, name = "Follow-ups",
+      summary = string.format("Follow-ups of %s: acceptance checks that fail after it was done", card.parent) })
+    db:event { kind = "create", card = id, actor = "orket", data = { parent = epic.parent, by = "acceptance" } }
+  end
+  return id
+end
+
 --- record{db=, board=, card=, sandbox=, commit=, result=, run_id=, send_back=bool} (commit:
 --- what the sandbox runs, named in the event and the comment)
 --- -> {code = "passed" | "recorded" | "sent_back" | "bug" | "followup" | "commented", card=,
@@ -83,8 +103,10 @@ end
 ---     send_back, said in a comment on the card)}
 ---  | nil, msg, CODE. In one transaction: a sandbox_check event; with send_back, a failure's
 --- comment on the card and then: an open card moved to in_progress (by the engine), a done
---- one a bug of its rock's bug-fix phase when there is one, else a follow-up issue in its epic (or a comment on the open follow-up there), with the
---- card's checks; when its epic is finished too, the comment alone ("commented").
+--- one a bug of its rock's bug-fix phase when there is one, else a follow-up issue in its
+--- epic, or in EPIC-followups when the epic is finished (or a comment on the open follow-up
+--- there), with the card's checks; "commented" (the comment alone, why said) only when
+--- no follow-up could be filed.
 function M.record(o)
   local db, board, res, id = o.db, o.board, o.result, o.card
   return db:tx(function()
@@ -118,12 +140,13 @@ function M.record(o)
         end
         out.code, out.followup, out.duplicate = "bug", bug, dup
       elseif card.parent then
-        local f = open_followup(board, card.parent, id)
+        local epic = followup_epic(db, board, card)
+        local f = open_followup(board, card.parent, id) or (epic ~= card.parent and open_followup(board, epic, id))
         if f then
           assert(board:comment(f.id, { author = "orket", body = body }))
           out.code, out.followup = "followup", f.id
         else
-          local made, merr = board:create { parent = card.parent, summary = string.format(M.FOLLOWUP, id),
+          local made, merr = board:create { parent = epic, summary = string.format(M.FOLLOWUP, id),
             description = string.format("%s is done and merged, but its acceptance checks fail on the sandbox "
               .. "deployed from main. Fix main so they pass; they run again on the next deploy.\n\n%s", id, body),
             requirements = card.requirements, acceptance = card.acceptance, seat = card.seat, actor = board_mod.ENGINE }

@@ -429,10 +429,27 @@ local function open_browser(socket, timeout_ms)
   return b
 end
 
-local function run_browser(c, b, home, n)
+-- A card's browser checks start with no cookies and no storage of the app's origin: a run's
+-- cards share one browser (Chromium's start costs seconds), and what one card's check left
+-- (a sign-in's cookie) changed another's result. Chrome's DevTools commands clear them all;
+-- a driver without them gets WebDriver's own, on the page the last check left open.
+local function fresh_state(d)
+  local _, e1 = wd(d, "POST", d.session .. "/goog/cdp/execute", { cmd = "Network.clearBrowserCookies", params = {} })
+  local _, e2 = wd(d, "POST", d.session .. "/goog/cdp/execute", { cmd = "Storage.clearDataForOrigin",
+    params = { origin = "http://127.0.0.1:" .. M.APP_PORT, storageTypes = "all" } })
+  if not (e1 or e2) then return end
+  wd(d, "DELETE", d.session .. "/cookie")
+  wd(d, "POST", d.session .. "/execute/sync", { args = {},
+    script = "try { localStorage.clear(); sessionStorage.clear(); } catch (e) {}" })
+end
+
+-- (card: in the screenshot's name, so that two cards' checks of one name and place do not
+-- write one file, the first card's result then showing the second's page)
+local function run_browser(c, b, home, n, card)
   local t0 = uv.now()
   uv.fs_mkdir(home .. "/checks", 448)
-  local shot = string.format("%s/checks/%d-%s.png", home, n, slug(c.name))
+  local shot = string.format("%s/checks/%s%d-%s.png", home, card and (tostring(card):gsub("[^%w_.%-]", "-") .. "-") or "",
+    n, slug(c.name))
   -- what an earlier check's page logged is read (and so dropped) before this one's
   console_errors(b.d)
   local ok, res = pcall(browse, c, b.d, "http://127.0.0.1:" .. M.APP_PORT .. c.path, shot)
@@ -517,6 +534,7 @@ function M.run(o)
   local results, ok = {}, true
   local own = not o.browsers and M.browsers() or nil
   local browsers = o.browsers or own
+  local fresh = {} -- socket -> its browser's state cleared for this run (this card)
   local done, raised = pcall(function()
     for i, c in ipairs(o.checks or {}) do
       local r
@@ -527,7 +545,12 @@ function M.run(o)
         r = run_http(c, socket)
       else
         local browser, berr = browsers.get(socket, c.timeout_ms)
-        if browser then r = run_browser(c, browser, o.home, i)
+        if browser then
+          if not fresh[socket] then
+            fresh_state(browser.d)
+            fresh[socket] = true
+          end
+          r = run_browser(c, browser, o.home, i, o.card)
         else
           -- no browser could start here: the page was never asked for, so the app neither
           -- passed nor failed. Skipped with the reason, never a failure (docs/sandbox.md)

@@ -172,10 +172,16 @@ local function health_report(db, ev, at)
   local target = type(d.target) == "string" and d.target or "main"
   local detail = type(d.detail) == "string" and d.detail:sub(1, 300)
     or (ev.kind == "sandbox_exit" and "the app exited" or "unhealthy")
-  local row = math.tointeger(d.id) and sandboxes.get(db, math.tointeger(d.id))
+  local id = math.tointeger(d.id) -- a number from JSON is a float: "Sandbox 3.0"
+  local row = id and sandboxes.get(db, id)
   local tail = log_tail(row)
   local what = ev.kind == "sandbox_exit" and "ended" or "failed its health check"
-  local body = string.format("Sandbox %s (%s) %s at %s: %s\n", tostring(d.id), target, what, iso(at), detail)
+  -- when it happened is the event's time, not the tick's (a minute later with serve's
+  -- interval, hours later when the tick is a later `orket run`)
+  local when = ev.at or (db:row("SELECT " .. db.dialect.time("at") .. " FROM events WHERE id = ?", ev.id) or {}).at
+  when = type(when) == "string" and when:gsub("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.%d+Z$", "%1Z") or iso(at)
+  local body = string.format("Sandbox %s (%s) %s at %s: %s\n", id and tostring(id) or tostring(d.id), target, what,
+    when, detail)
   if tail and tail ~= "" then body = body .. "\nIts last log lines:\n\n```\n" .. tail .. "\n```\n" end
   return { title = string.format("sandbox %s: %s", target, detail), body = body:sub(1, filing.BODY_MAX),
     -- the same failure again is the same bug: numbers that change between runs (ports,

@@ -39,12 +39,21 @@ local ALLOW = "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = true }
 -- what else crosses on the app's own origin, beyond orket.serve.sandboxes' lists: what a
 -- deployed app sees of a browser (Origin and Referer for its own CSRF checks) and sends
--- back (its policies, Vary, a challenge, its CORS answers); never the Authorization header
--- (a key). Never Access-Control-Allow-Credentials: the cookie a request to the app carries
+-- back (its policies, Vary, a challenge, its CORS answers). What its own script and the
+-- browser send it for itself: its CSRF token's header (Django's X-CSRFToken, Rails'
+-- X-CSRF-Token, Angular's and Laravel's X-XSRF-TOKEN: without them its script's writes are
+-- refused), Last-Event-ID (an EventSource resuming), and Authorization (the answer to its
+-- own WWW-Authenticate, or its own token), but never one that is Orket's (a key, ork_; the
+-- local token, ort_): no browser sends Orket's to this origin, but a person's client
+-- might. Never Access-Control-Allow-Credentials: the cookie a request to the app carries
 -- is Orket's sign-in (orket_app), not the app's, and with it another origin's script (a
 -- page of another app, same-site with this one) could read the app as the person; without
 -- it a page of another origin reads only what the app answers with no credentials
-local PASS_IN = { origin = true, referer = true, ["x-requested-with"] = true }
+local PASS_IN = { origin = true, referer = true, ["x-requested-with"] = true, ["x-csrf-token"] = true,
+  ["x-csrftoken"] = true, ["x-xsrf-token"] = true, ["last-event-id"] = true, authorization = true }
+-- an Authorization carrying one of Orket's credentials (orket.serve.keys' ork_, the local
+-- token's ort_), in any case and spacing of its scheme
+local function orkets(v) return v:find("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+or[kt]_") ~= nil end
 local PASS_OUT = { "vary", "content-security-policy", "x-frame-options", "referrer-policy", "allow", "retry-after",
   "www-authenticate", "access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers",
   "access-control-expose-headers", "access-control-max-age" }
@@ -284,7 +293,9 @@ end
 local function pass_in(req)
   local out = {}
   for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k] and not tostring(v):find("[\r\n]") then out[#out + 1] = k .. ": " .. v end
+    if PASS_IN[k] and not tostring(v):find("[\r\n]") and not (k == "authorization" and orkets(tostring(v))) then
+      out[#out + 1] = k .. ": " .. v
+    end
   end
   local c = req.headers.cookie
   if type(c) == "string" then

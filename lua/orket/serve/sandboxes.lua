@@ -396,9 +396,11 @@ end
 -- kept -> {body, note, timeout body}: the 502's body, the log's note start and the 504's
 -- body of a request that ends in C
 local failed_of = setmetatable({}, { __mode = "k" })
+-- (the remedy names the sandbox: the code's own says "ID", which the reader had to replace)
+local function logs_remedy(row, more) return string.format("`orket sandbox logs %d`%s", row.id, more or "") end
 local function bad_gateway(row)
   return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
-    .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+    .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id), logs_remedy(row))
 end
 -- a time in ms as a person reads it: whole seconds, else milliseconds (never "0 s")
 local function span(ms)
@@ -413,12 +415,14 @@ local function gateway_timeout(row, phase)
   if phase == "headers" or phase == "idle" then
     return err(504, "gateway_timeout", string.format("sandbox %d's app began an answer but did not complete "
       .. "its headers within %s, or fell silent for %s (GET /v1/sandboxes/%d/logs shows its log)", row.id,
-      span(M.PROXY_HEADERS_MS), span(M.PROXY_IDLE_MS), row.id))
+      span(M.PROXY_HEADERS_MS), span(M.PROXY_IDLE_MS), row.id),
+      logs_remedy(row, "; an answer that takes long can be streamed as it is made"))
   end
   -- a silent app meets whichever of the first byte's and the headers' deadlines is shorter
   return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %s, or did not "
     .. "take the connection within %s (GET /v1/sandboxes/%d/logs shows its log)", row.id,
-    span(math.min(M.PROXY_TIMEOUT_MS, M.PROXY_HEADERS_MS)), span(M.PROXY_CONNECT_MS), row.id))
+    span(math.min(M.PROXY_TIMEOUT_MS, M.PROXY_HEADERS_MS)), span(M.PROXY_CONNECT_MS), row.id),
+    logs_remedy(row, "; an answer that takes long can be streamed as it is made"))
 end
 -- The app's requests in progress at most, and from one address at most: the server's
 -- limits (ORKET_SERVE_LIMITS app_live_max, app_live_each), where not 0, else these. One

@@ -235,7 +235,7 @@ describe("req:proxy", function()
   it("makes a Location to the upstream's own URLs one under location_to", function()
     local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/" }
     for given, want in pairs { ["http://sandbox/a?b=1"] = "/p/3/app/a?b=1", ["/x/y"] = "/p/3/app/x/y", ["/"] = "/p/3/app/",
-      ["//other.example/x"] = "//other.example/x", ["/\\other.example"] = "/\\other.example", ["rel/x"] = "rel/x",
+      ["//other.example/x"] = "//other.example/x", ["/\\other.example"] = "/\\other.example", ["rel/x"] = "/p/3/app/rel/x",
       ["http://other.example/x"] = "http://other.example/x", ["http://sandboxes/x"] = "http://sandboxes/x",
       -- made "/p/3/app//x" these would be harmless, but under a location_to "/" they would
       -- lead a browser to host x ("/\\x" and "/<TAB>/x" read as "//x"): passed as they are
@@ -273,6 +273,120 @@ describe("req:proxy", function()
       assert.matches("location_from and location_to must be given together, as non-empty strings without "
         .. "control bytes", e, 1, true)
     end
+  end)
+
+  -- Under a path prefix a client resolves a relative Location against the proxied URL and
+  -- follows it with its key: "../../../cards/X" led it from /v1/sandboxes/N/app/x onto the
+  -- API's own routes. A relative reference is resolved against the app's request instead
+  -- (RFC 3986 5.2, dot segments stopping at the app's root) and put under location_to; a URL
+  -- of this server's own host (Host, X-Forwarded-Host) passes only under location_to, and
+  -- one that leads elsewhere on it is answered 502 by the pump, saying why
+  it("resolves a relative Location against the app's request and refuses one onto the server's routes", function()
+    local opts = { pass = { "location", "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_links = true }
+    local function via(given, host)
+      local app, sock = raw_upstream("HTTP/1.1 307 Temporary Redirect\r\nLocation: " .. given
+        .. "\r\nContent-Length: 0\r\n\r\n")
+      -- the app is asked for the path and query the client gave (as orket.serve.sandboxes asks it)
+      local o = { url = "http://app/a/b?x=1" }
+      for k, v in pairs(opts) do o[k] = v end
+      local srv, base, outcomes = front(sock, o)
+      local r <close> = assert(http.request { url = base .. "/a/b?x=1", method = "POST", body = "{}",
+        headers = { "Host: " .. (host or "orket.example:8443"), "X-Forwarded-Host: board.example, other" },
+        total_timeout_ms = 30000 })
+      local status, headers = r:headers()
+      local parts = {}
+      while true do
+        local ev, e = r:read()
+        assert(ev ~= nil, e)
+        if not ev then break end
+        for _, p in ipairs(ev) do parts[#parts + 1] = p end
+      end
+      srv:close()
+      app:close()
+      return status, headers, table.concat(parts), outcomes[1]
+    end
+    for given, want in pairs { ["c"] = "/p/3/app/a/c", ["./c/../d"] = "/p/3/app/a/d",
+      ["../../../cards/START-1/comments"] = "/p/3/app/cards/START-1/comments",
+      ["../../v1/keys"] = "/p/3/app/v1/keys", ["%2e%2e/%2E%2e/%2e%2E/v1/keys"] = "/p/3/app/v1/keys",
+      ["..\\..\\..\\v1\\keys"] = "/p/3/app/v1/keys", [".\t./.\t./.\t./v1"] = "/p/3/app/v1",
+      ["\\v1\\keys"] = "/p/3/app/v1/keys", ["http:../../../v1/keys"] = "/p/3/app/v1/keys",
+      ["HTTPS:x"] = "/p/3/app/a/x", ["?page=2"] = "/p/3/app/a/b?page=2", ["#top"] = "/p/3/app/a/b?x=1#top",
+      ["c?r=../../x#../y"] = "/p/3/app/a/c?r=../../x#../y",
+      -- another host's, another scheme's: as they are
+      ["//other.example/v1/keys"] = "//other.example/v1/keys", ["https://other.example/x"] = "https://other.example/x",
+      ["http://orket.example:8444/v1/keys"] = "http://orket.example:8444/v1/keys", ["mailto:a@b.example"] = "mailto:a@b.example",
+      -- this server's own URL under the app's route: its path, dot segments removed
+      ["http://orket.example:8443/p/3/app/x?y=1"] = "/p/3/app/x?y=1", ["//Orket.Example.:8443/p/3/app/./x"] = "/p/3/app/x",
+      ["https://board.example/p/3/app/x"] = "/p/3/app/x" } do
+      local status, headers = via(given)
+      assert.equal(307, status, given)
+      assert.equal(want, headers.location, given)
+    end
+    -- this server's own URLs elsewhere: a 502 naming why, no Location
+    for _, given in ipairs { "http://orket.example:8443/v1/keys", "//orket.example:8443/v1/cards/X/comments",
+      "http://orket.example:8443/p/3/app/../../v1/keys", "http://orket.example:8443/p/3/app/%2e%2e/%2E%2E/v1",
+      "http://someone@orket.example:8443/v1/keys", "HTTP://ORKET.EXAMPLE:08443/v1", "http:\\\\orket.example:8443\\v1",
+      "\\\\orket.example:8443/v1", "http:///orket.example:8443/v1", "http://orket.example:8443",
+      "http://orket.ex%61mple:8443/v1", "http://board.example/v1/keys", "https://board.example:443/v1/keys",
+      "http://orket.example:8443/p/3/app" } do
+      local status, headers, body, outcome = via(given)
+      assert.equal(502, status, given)
+      assert.is_nil(headers.location, given)
+      assert.equal("application/json", headers["content-type"])
+      assert.matches('"code":"bad_gateway"', body, 1, true)
+      assert.matches("the app's redirect leads out of its route onto this server's own", body, 1, true)
+      assert.equal(502, outcome.status)
+      assert.matches("its Location is not passed on", outcome.note, 1, true)
+    end
+    -- an address in another of the forms a browser reads: the same host
+    local status = via("http://2130706433:8443/v1/keys", "127.0.0.1:8443")
+    assert.equal(502, status)
+    status = via("http://0x7f.1:8443/v1/keys", "127.0.0.1:8443")
+    assert.equal(502, status)
+    -- a Link's URLs are judged the same; one onto this server's routes leaves the Link out
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: <../../x.css>; rel=preload, <http://orket.example:8443/v1/keys>; "
+      .. "rel=next\r\nContent-Length: 0\r\n\r\n")
+    local srv, base = front(sock, opts)
+    local r <close> = assert(http.request { url = base .. "/a/b", headers = { "Host: orket.example:8443" } })
+    local st, headers = r:headers()
+    assert.equal(200, st)
+    assert.is_nil(headers.link)
+    srv:close()
+    app:close()
+    app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: <../../x.css>; rel=preload; anchor=\"..\\/..\\/y\"\r\n"
+      .. "Content-Length: 0\r\n\r\n")
+    srv, base = front(sock, opts)
+    local r2 <close> = assert(http.request { url = base .. "/a/b", headers = { "Host: orket.example:8443" } })
+    st, headers = r2:headers()
+    assert.equal('</p/3/app/x.css>; rel=preload; anchor="/p/3/app/y"', headers.link)
+    srv:close()
+    app:close()
+  end)
+
+  -- A Location longer than a header's 4 KiB (an OAuth or SAML redirect's) passes up to 16
+  -- KiB; a longer one is a 502 saying so, not a redirect without its Location
+  it("passes a Location up to 16 KiB and answers 502 for a longer one", function()
+    local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/" }
+    local long = "/cb?state=" .. string.rep("a", 6000)
+    local app, sock = raw_upstream("HTTP/1.1 303 See Other\r\nLocation: " .. long .. "\r\nContent-Length: 0\r\n\r\n")
+    local srv, base = front(sock, opts)
+    local status, headers = fetch(base .. "/")
+    assert.equal(303, status)
+    assert.equal("/p/3/app" .. long, headers.location)
+    srv:close()
+    app:close()
+    app, sock = raw_upstream("HTTP/1.1 303 See Other\r\nLocation: /cb?state=" .. string.rep("a", 17000)
+      .. "\r\nContent-Length: 0\r\n\r\n")
+    local outcomes
+    srv, base, outcomes = front(sock, opts)
+    local st, hs, body = fetch(base .. "/")
+    assert.equal(502, st)
+    assert.is_nil(hs.location)
+    assert.matches("the app's redirect has a Location of 17010 bytes, longer than the 16384 passed on", body, 1, true)
+    assert.equal(502, outcomes[1].status)
+    srv:close()
+    app:close()
   end)
 
   -- The upstream's other names for itself (the address it listens on), as location_from:
@@ -333,8 +447,8 @@ describe("req:proxy", function()
         "</p/3/app/next?p=2>; rel=\"next, really; yes\", </p/3/app/a.js>;rel=preload" },
       { "<http://127.0.0.1:8080/x>; rel=\"a\\\"b, </not-a-link>\", <https://other.example/x>; rel=alternate",
         "</p/3/app/x>; rel=\"a\\\"b, </not-a-link>\", <https://other.example/x>; rel=alternate" },
-      { "<rel.css>; rel=stylesheet; anchor=\"/#top\"", "<rel.css>; rel=stylesheet; anchor=\"/p/3/app/#top\"" },
-      { "<rel.css>; Anchor = /here", "<rel.css>; Anchor = /p/3/app/here" },
+      { "<rel.css>; rel=stylesheet; anchor=\"/#top\"", "</p/3/app/rel.css>; rel=stylesheet; anchor=\"/p/3/app/#top\"" },
+      { "<rel.css>; Anchor = /here", "</p/3/app/rel.css>; Anchor = /p/3/app/here" },
       { ", </a>,, </b> ; rel=x ,", ", </p/3/app/a>,, </p/3/app/b> ; rel=x ," },
       -- the Location's guard: what would name another host under a location_to "/"
       { "<//evil.example/>; rel=x, </\\evil.example/>, <http://sandbox//evil.example/>",

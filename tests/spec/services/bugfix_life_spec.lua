@@ -192,11 +192,17 @@ describe("the bug-fix phase", function()
       end)
     end
     unhealthy("HTTP 500")
+    local at = db:row("SELECT at FROM events WHERE kind = 'sandbox_unhealthy' ORDER BY id DESC LIMIT 1").at
+    -- the tick an hour after the failure: the bug says when the app failed, with its id
+    -- as written (a float from JSON was "Sandbox 3.0")
+    c:advance(3600)
     local r = tick(db, c, {})
     assert.equal(1, #r.filed)
     assert.is_false(r.filed[1].duplicate)
     local card = b:get(r.filed[1].card)
     assert.equal("sandbox main: HTTP 500", card.summary)
+    assert.matches(string.format("^Sandbox %d %%(main%%) failed its health check at %s: HTTP 500\n", sid,
+      (at:gsub("%.%d+Z$", "Z"):gsub("%p", "%%%0"))), card.description)
     assert.matches("line 50\n```", card.description, nil, true)
     assert.matches("line 21\n", card.description, nil, true)
     assert.is_nil(card.description:find("line 20\n", 1, true)) -- the last 30 lines

@@ -401,7 +401,7 @@ describe("a failing sandbox check on the board", function()
   local FAILED = { ok = false, results = { { kind = "http", name = "GET /", ok = false, detail = "GET /: HTTP 500, expected a 2xx" } },
     log = "Traceback: boom" }
 
-  it("sends an open card back, files a follow-up for a done one (once), and only says it when its epic is done", function()
+  it("sends an open card back, files a follow-up for a done one (once), next to its epic when that is done", function()
     local db, b = board()
     set(db, "E-2", "code_review")
     local out = assert(acceptance.record { db = db, board = b, card = "E-2", sandbox = 4, result = FAILED, send_back = true })
@@ -432,13 +432,28 @@ describe("a failing sandbox check on the board", function()
     for _, e in ipairs(b:history("E-3")) do if e.kind == "sandbox_check" then ev = e end end
     assert.is_false(ev.data.passed)
     assert.equal("Traceback: boom", ev.data.log)
-    -- the epic finished: no issue can be filed in it; the card says it
+    -- the epic finished: no issue can be filed in it, and with deploy = "epic" (or the
+    -- merge that finishes it) the checks run only then, so the failure was a comment on a
+    -- done card alone; its follow-up goes to a follow-ups epic next to it, with its checks
     for _, id in ipairs { "E-2", "E-3", f.id } do set(db, id, "done") end
     set(db, "E", "done")
     out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 6, result = FAILED, send_back = true })
-    assert.equal("commented", out.code)
-    assert.matches("epic E is done", out.why, 1, true)
+    assert.equal("followup", out.code)
+    local g = b:get(out.followup)
+    assert.equal("E-followups", g.parent)
+    assert.equal("Sandbox checks fail for E-3", g.summary)
+    assert.equal("ready", g.status)
+    assert.equal(b:get("E").parent, b:get("E-followups").parent)
+    assert.equal("epic", b:get("E-followups").type)
     assert.equal(1, #b:comments("E-3"))
+    -- a second failure adds to that follow-up; once that epic is finished too, another
+    again = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 7, result = FAILED, send_back = true })
+    assert.equal(g.id, again.followup)
+    set(db, g.id, "done")
+    set(db, "E-followups", "done")
+    out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 8, result = FAILED, send_back = true })
+    assert.equal("followup", out.code)
+    assert.equal("E-followups.2", b:get(out.followup).parent)
     -- a pass is journaled, nothing more
     out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 6,
       result = { ok = true, results = {}, log = "" }, send_back = true })
@@ -467,9 +482,11 @@ describe("a failing sandbox check in a rock's bug-fix phase", function()
     local db, b = done_rock { { kind = "http", path = "/", method = "GET" } }
     local failed = { ok = false, results = { { kind = "http", name = "GET /", ok = false, detail = "GET /: HTTP 500" } },
       log = "Traceback: boom" }
-    -- no phase: the epic being done, the card only says it
+    -- no phase: the epic being done, a follow-up in a follow-ups epic under the same rock
     local out = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 3, result = failed, send_back = true })
-    assert.equal("commented", out.code)
+    assert.equal("followup", out.code)
+    assert.equal("E-followups", b:get(out.followup).parent)
+    assert.equal("R", b:get("E-followups").parent)
     assert(require("orket.sandboxes.phase").start(db, "R", {}))
     out = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 4, result = failed, send_back = true })
     assert.equal("bug", out.code)

@@ -55,9 +55,11 @@ describe("an app on its own origin", function()
     local lines = {}
     srv.log = function(line) lines[#lines + 1] = cjson.decode(line) end
     local host = "Host: " .. math.tointeger(id) .. ".sandbox.localhost:" .. srv:port()
-    return function(path)
-      return H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, total_timeout_ms = 20000,
-        headers = { host, "Cookie: orket_app=" .. token } }
+    -- (more: the request's other header lines)
+    return function(path, more)
+      local hs = { host, "Cookie: orket_app=" .. token }
+      for _, h in ipairs(more or {}) do hs[#hs + 1] = h end
+      return H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, total_timeout_ms = 20000, headers = hs }
     end, lines, stop, math.tointeger(id)
   end
 
@@ -105,6 +107,50 @@ describe("an app on its own origin", function()
 
   -- the body passes as the app coded it: its Content-Encoding with it, or a browser shows
   -- the coded bytes as the page
+  -- What the app's own script and the browser send it for itself: its CSRF token's header
+  -- (without it Django answers the script's writes 403), Last-Event-ID (an EventSource
+  -- resuming), Authorization (its own Basic challenge's answer, its own token); never one
+  -- of Orket's credentials, nor Orket's cookie
+  it("passes the app its CSRF headers, Last-Event-ID and its own Authorization, never Orket's", function()
+    local sock = H.tmpdir() .. "/app.sock"
+    local app = uv.new_pipe(false)
+    assert(app:bind(sock))
+    app:listen(16, function()
+      local c = uv.new_pipe(false)
+      app:accept(c)
+      local got = ""
+      c:read_start(function(_, d)
+        if not d then return end
+        got = got .. d
+        local head = got:match("^(.-\r\n)\r\n")
+        if not head then return end
+        c:read_stop()
+        c:write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " .. #head .. "\r\n\r\n" .. head,
+          function() c:close() end)
+      end)
+    end)
+    local request, _, stop = server(sock)
+    local st, body = request("/api/save", { "X-CSRF-Token: t1", "X-CSRFToken: t2", "X-XSRF-TOKEN: t3",
+      "Last-Event-ID: 41", "Authorization: Basic YTpi" })
+    assert.equal(200, st, body)
+    local got = body:lower()
+    for _, want in ipairs { "x-csrf-token: t1", "x-csrftoken: t2", "x-xsrf-token: t3", "last-event-id: 41",
+      "authorization: basic ytpi" } do
+      assert.truthy(got:find(want, 1, true), want .. " in " .. body)
+    end
+    assert.is_nil(got:find("orket_app", 1, true), body)
+    for _, orkets in ipairs { "Bearer ork_0123456789abcdef_00", "bearer  ort_abc" } do
+      st, body = request("/api/save", { "Authorization: " .. orkets })
+      assert.equal(200, st, body)
+      assert.is_nil(body:lower():find("authorization", 1, true), body)
+    end
+    -- the app's own bearer token passes
+    st, body = request("/api/save", { "Authorization: Bearer eyJhbGciOi.app.token" })
+    assert.truthy(body:find("Bearer eyJhbGciOi.app.token", 1, true), body)
+    stop()
+    app:close()
+  end)
+
   it("passes back the Content-Encoding of the body the app sent", function()
     local gz = "\31\139\8\0\0\0\0\0\0\3\203\72\205\201\201\87\72\175\202\44\0\0\25\106\210\223\10\0\0\0"
     local app, sock = raw_app(function()

@@ -110,6 +110,8 @@ describe("orket.serve's proxied requests", function()
     local doc = cjson.decode(body)
     assert.equal("bad_gateway", doc.error.code)
     assert.matches("gave no answer that could be passed on", doc.error.message, 1, true)
+    -- the remedy names the sandbox, not a literal "ID"
+    assert.equal("`orket sandbox logs " .. id .. "`", doc.error.remedy)
     H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
     local l = proxied(lines)[1]
     assert.equal(502, l.status)
@@ -209,7 +211,7 @@ describe("orket.serve's proxied requests", function()
       local st, body, headers = H.fetch { url = c[1] .. "/page" }
       assert.equal(200, st, body)
       assert.equal("<" .. c[2] .. "style.css>; rel=preload; as=style, <" .. c[2] .. "next?p=2>; rel=\"next\", "
-        .. "<//evil.example/x>; rel=\"a, b\", <rel.js>", headers.link or headers.Link)
+        .. "<//evil.example/x>; rel=\"a, b\", <" .. c[2] .. "rel.js>", headers.link or headers.Link)
     end
     stop()
     up:close()
@@ -241,6 +243,35 @@ describe("orket.serve's proxied requests", function()
       local want = "/v1/projects/default/sandboxes/" .. id .. "/app/landed" .. (p == "/abs" and "?x=1" or "")
       assert.equal(want, headers.location or headers.Location, p)
     end
+    stop()
+    up:close()
+  end)
+
+  -- A client resolves a relative Location against the proxied URL and follows it with its
+  -- key (curl -L, requests, fetch; a 307 with its method and body): "../../../cards/X" from
+  -- /v1/sandboxes/ID/app/notes was /v1/cards/X, the API's own route, written with the
+  -- caller's key. It is resolved against the app's request instead, its dot segments stopping
+  -- at the app's root; a URL of this server's own host outside the route is a 502 saying why
+  it("keeps the app's relative redirects under the proxy's route, and refuses one onto the API", function()
+    local host
+    local up, sock = app(function(req)
+      local to = req.path == "/notes" and "../../../cards/START-1/comments"
+        or req.path == "/deep/er/x" and "..\\..\\%2e%2e/../v1/keys"
+        or ("http://" .. host .. "/v1/cards/START-1/comments")
+      req:respond(307, { "Location: " .. to }, "")
+    end)
+    local _, url, _, stop, id = server(sock)
+    host = url:match("^http://([^/]+)")
+    local route = "/v1/sandboxes/" .. id .. "/app/"
+    for p, want in pairs { ["/notes"] = route .. "cards/START-1/comments", ["/deep/er/x"] = route .. "v1/keys" } do
+      local st, _, headers = H.fetch { url = url .. p, follow = false }
+      assert.equal(307, st, p)
+      assert.equal(want, headers.location or headers.Location, p)
+    end
+    local st, body, headers = H.fetch { url = url .. "/abs", follow = false }
+    assert.equal(502, st)
+    assert.is_nil(headers.location or headers.Location)
+    assert.matches("the app's redirect leads out of its route onto this server's own", body, 1, true)
     stop()
     up:close()
   end)
@@ -426,7 +457,7 @@ describe("orket.serve's proxied requests", function()
       assert.matches("^application/json", headers["content-type"])
       local doc = cjson.decode(body)
       assert.equal("gateway_timeout", doc.error.code)
-      assert.equal(errors.CODES.gateway_timeout.remedy, doc.error.remedy)
+      assert.equal(errors.CODES.gateway_timeout.remedy:gsub("ID", tostring(id)), doc.error.remedy)
       H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
       assert.equal(504, proxied(lines)[1].status)
       if part:find("\r\n", 1, true) then
