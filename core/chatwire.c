@@ -22,7 +22,7 @@
 /* Contexts followed at once: root, choices, choice, delta, tool_calls, call, function (or
  * content's list and one of its parts). */
 #define CW_STACK 8
-/* OpenAI call indexes 0..CW_MAX_CALLS-1 */
+/* Calls an answer may hold: past this, a server is flooding, not answering */
 #define CW_MAX_CALLS 1024
 #define CW_BAD 200
 
@@ -47,7 +47,11 @@ typedef struct cw_str {
 /* One piece of the event, applied in order: content, or one tool_calls entry. */
 typedef struct cw_op {
   int is_call;
-  long long idx;      /* 0-based call index (OpenAI) */
+  long long idx;      /* the call's index (OpenAI), when has_idx */
+  int has_idx;
+  int whole;          /* a message's call (a whole answer, Ollama's line): always a call of its own */
+  long long pos;      /* 1-based position in its tool_calls list */
+  size_t slot;        /* where it goes in chatwire.calls (cw_place) */
   cw_str text;        /* content */
   cw_str id, name, args;
   int args_json;      /* args is a JSON value's text (Ollama), or an object sent for the
@@ -97,6 +101,14 @@ typedef struct cw_watch {
   size_t start;
 } cw_watch;
 
+/* A call an event begins, while the event's calls are placed (cw_place). */
+typedef struct cw_newcall {
+  int has_index;
+  long long index, order;
+  const char *id;     /* NULL: none yet */
+  size_t idlen;
+} cw_newcall;
+
 typedef struct cw_event {
   chatwire *w;
   yajl_handle h;      /* one parser for all the events of a response (see chatwire_take) */
@@ -130,6 +142,8 @@ typedef struct cw_event {
   cw_str choice_finish;
   cw_tc tc;
   cw_part part;
+  cw_newcall *news;   /* the event's new calls (cw_place), capacity newcap */
+  size_t newcap;
 } cw_event;
 
 /* ---- buffers --------------------------------------------------------------------------- */
@@ -791,14 +805,16 @@ static void cw_close_call(cw_event *e) {
   cw_tc *tc = &e->tc;
   cw_bad *b = cw_body_bad(e);
   long long pos = tc->pos;
+  op->pos = pos;
+  op->whole = e->cur_body == 1;
   if (e->w->kind == CHATWIRE_OPENAI) {
-    op->idx = tc->index_set ? tc->index : pos - 1;
+    op->idx = tc->index_set ? tc->index : 0;
+    op->has_idx = tc->index_set;
     if (tc->index_k) cw_bad_set(b, "tool_calls[%lld].index is %s, not an integer", pos, tc->index_k);
     else if (tc->id_k) cw_bad_set(b, "tool_calls[%lld].id is %s, not a string", pos, tc->id_k);
     else if (tc->fn_k) cw_bad_set(b, "tool_calls[%lld].function is %s, not an object", pos, tc->fn_k);
     else if (tc->name_k) cw_bad_set(b, "tool_calls[%lld].function.name is %s, not a string", pos, tc->name_k);
     else if (tc->args_k) cw_bad_set(b, "tool_calls[%lld].function.arguments is %s, not a string of JSON", pos, tc->args_k);
-    else if (op->idx < 0 || op->idx >= CW_MAX_CALLS) cw_bad_set(b, "tool_calls[%lld].index is out of range", pos);
   } else {
     /* a call of another shape is the server's fault, and dropping it would lose the
      * model's action without a word */
@@ -931,20 +947,91 @@ static int cw_reserve(chatwire *w, size_t need) {
   return 1;
 }
 
-static int cw_apply(chatwire *w, const cw_event *e) {
+/* Slot k's index and id so far: a call kept from earlier events, or one this event begins. */
+static const cw_newcall *cw_slot(const chatwire *w, const cw_event *e, size_t k, cw_newcall *tmp) {
+  if (k >= w->ncalls) return &e->news[k - w->ncalls];
+  const chatwire_call *c = &w->calls[k];
+  tmp->has_index = c->has_index;
+  tmp->index = c->index;
+  tmp->order = c->order;
+  tmp->id = c->has_id ? (c->id.p ? c->id.p : "") : NULL;
+  tmp->idlen = c->id.len;
+  return tmp;
+}
+
+/* Places an event's call pieces: op->slot for each, the calls it begins in e->news.
+ * Streamed (a delta's), a piece with an index continues the last call of that index, and
+ * one without continues the last call; a piece whose id is not that call's begins a new
+ * one (servers that send no index, or 0 for every call, tell their calls apart by id), as
+ * does a second entry of one tool_calls list without an index. Indexes are any integers,
+ * in any order, with gaps: the answer's calls are ordered by them (chatwire_order). A
+ * message's calls (a whole answer, Ollama's lines) are each a call of its own. *out: the
+ * calls there will be. Returns 0 when memory ran out. */
+static int cw_place(cw_event *e, size_t *out) {
+  const chatwire *w = e->w;
+  size_t n = w->ncalls, ncall = 0;
+  for (size_t i = 0; i < e->nops; i++) ncall += e->ops[i].is_call;
+  if (ncall > e->newcap) {
+    cw_newcall *nw = realloc(e->news, ncall * sizeof *nw);
+    if (nw == NULL) return 0;
+    e->news = nw;
+    e->newcap = ncall;
+  }
+  for (size_t i = 0; i < e->nops; i++) {
+    cw_op *op = &e->ops[i];
+    if (!op->is_call) continue;
+    const char *id = op->id.set ? e->scratch.p + op->id.off : NULL;
+    size_t at = SIZE_MAX;
+    cw_newcall tmp;
+    if (op->whole) {
+      /* a call of its own */
+    } else if (op->has_idx) {
+      for (size_t k = n; k-- > 0;) {
+        const cw_newcall *c = cw_slot(w, e, k, &tmp);
+        if (c->has_index && c->index == op->idx) {
+          at = k;
+          break;
+        }
+      }
+    } else if (n > 0 && (id != NULL || op->pos == 1)) {
+      at = n - 1;
+    }
+    if (at != SIZE_MAX && id != NULL) {
+      const cw_newcall *c = cw_slot(w, e, at, &tmp);
+      if (c->id != NULL && (c->idlen != op->id.len || memcmp(c->id, id, op->id.len) != 0)) at = SIZE_MAX;
+    }
+    if (at == SIZE_MAX) {
+      at = n++;
+      cw_newcall *c = &e->news[at - w->ncalls];
+      c->has_index = op->has_idx;
+      c->index = op->idx;
+      /* without an index, it stands after the call before it */
+      c->order = op->has_idx ? op->idx : at > 0 ? cw_slot(w, e, at - 1, &tmp)->order : 0;
+      c->id = id;
+      c->idlen = op->id.len;
+    } else if (id != NULL && at >= w->ncalls && e->news[at - w->ncalls].id == NULL) {
+      e->news[at - w->ncalls].id = id;
+      e->news[at - w->ncalls].idlen = op->id.len;
+    }
+    op->slot = at;
+  }
+  *out = n;
+  return 1;
+}
+
+/* Applies an event whose calls were placed (cw_place; ncalls: the calls after it). */
+static int cw_apply(chatwire *w, const cw_event *e, size_t ncalls) {
   const char *sp = e->scratch.p;
   int rc = 0;
-  /* the calls after the event: OpenAI's by index (some may stay unnamed), Ollama's appended */
-  size_t ncalls = w->ncalls;
-  for (size_t i = 0; i < e->nops; i++) {
-    const cw_op *op = &e->ops[i];
-    if (!op->is_call) continue;
-    if (w->kind == CHATWIRE_OLLAMA) ncalls++;
-    else if ((size_t)op->idx + 1 > ncalls) ncalls = (size_t)op->idx + 1;
-  }
   if (!cw_reserve(w, ncalls)) return 0;
-  for (size_t i = w->ncalls; i < ncalls; i++) memset(&w->calls[i], 0, sizeof w->calls[i]);
-  size_t next = w->ncalls; /* Ollama's next call */
+  for (size_t i = w->ncalls; i < ncalls; i++) {
+    const cw_newcall *nc = &e->news[i - w->ncalls];
+    memset(&w->calls[i], 0, sizeof w->calls[i]);
+    w->calls[i].present = 1;
+    w->calls[i].has_index = nc->has_index;
+    w->calls[i].index = nc->index;
+    w->calls[i].order = nc->order;
+  }
   w->ncalls = ncalls;
   if (e->id.set) rc |= cw_set(&w->id, &w->has_id, e, e->id);
   if (e->model.set) rc |= cw_set(&w->model, &w->has_model, e, e->model);
@@ -956,9 +1043,8 @@ static int cw_apply(chatwire *w, const cw_event *e) {
       piece.text = sp + op->text.off;
       piece.len = op->text.len;
     } else {
-      size_t idx = w->kind == CHATWIRE_OLLAMA ? next++ : (size_t)op->idx;
+      size_t idx = op->slot;
       chatwire_call *c = &w->calls[idx];
-      c->present = 1;
       if (op->id.set) rc |= cw_set(&c->id, &c->has_id, e, op->id);
       if (op->name.set) {
         c->has_name = 1;
@@ -1033,6 +1119,7 @@ void chatwire_free(chatwire *w) {
     if (e->h) yajl_free(e->h);
     cw_buf_free(&e->scratch);
     free(e->ops);
+    free(e->news);
     free(e);
     w->ev = NULL;
   }
@@ -1125,6 +1212,33 @@ int chatwire_take(chatwire *w, const char *data, size_t len) {
     return cw_fail(w, CHATWIRE_E_SERVER, e->scratch.p + e->err.off, e->err.len);
   }
   if (e->bad.set) return cw_fail(w, CHATWIRE_E_MALFORMED, e->bad.msg, strlen(e->bad.msg));
-  if (!cw_apply(w, e)) return -1;
+  size_t ncalls;
+  if (!cw_place(e, &ncalls)) return -1;
+  if (ncalls > CW_MAX_CALLS) {
+    snprintf(msg, sizeof msg, "more than %d tool calls in one answer", CW_MAX_CALLS);
+    return cw_fail(w, CHATWIRE_E_MALFORMED, msg, strlen(msg));
+  }
+  if (!cw_apply(w, e, ncalls)) return -1;
   return 1;
+}
+
+/* Orders by `order`, then by position (qsort is not stable). */
+static int cw_order_cmp(const void *a, const void *b, const chatwire *w) {
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  long long oi = w->calls[i].order, oj = w->calls[j].order;
+  if (oi != oj) return oi < oj ? -1 : 1;
+  return i < j ? -1 : i > j;
+}
+
+void chatwire_order(const chatwire *w, size_t *at) {
+  /* insertion sort: an answer holds a few calls (at most CW_MAX_CALLS), and qsort takes
+   * no context without file-scope state */
+  for (size_t i = 0; i < w->ncalls; i++) {
+    size_t k = i;
+    while (k > 0 && cw_order_cmp(&i, &at[k - 1], w) < 0) {
+      at[k] = at[k - 1];
+      k--;
+    }
+    at[k] = i;
+  }
 }

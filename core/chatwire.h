@@ -32,7 +32,11 @@ typedef struct chatwire_buf {
 
 typedef struct chatwire_call {
   chatwire_buf id, name, args;
-  int present;           /* the call's index was named (OpenAI indexes may skip some) */
+  int present;           /* always 1: every call kept was named by a piece */
+  int has_index;         /* OpenAI: the call came with an index (any integer) */
+  long long index;       /* ... that index */
+  long long order;       /* where the call stands among the answer's calls: its index, or
+                            the order of the call before it when it came without one */
   int has_id, has_name;  /* has_name: a non-empty name arrived */
   int has_args;          /* arguments arrived */
   int args_json;         /* Ollama: args is a JSON value's text (an object), not a string */
@@ -64,7 +68,7 @@ typedef struct chatwire chatwire;
 struct chatwire {
   chatwire_kind kind;
   chatwire_buf content;
-  chatwire_call *calls;   /* calls[0..ncalls); OpenAI's by index, some maybe not present */
+  chatwire_call *calls;   /* calls[0..ncalls) as they began; chatwire_order sorts them */
   size_t ncalls, callcap;
   chatwire_buf id, model, finish; /* finish: OpenAI finish_reason, Ollama done_reason */
   int has_id, has_model, has_finish;
@@ -84,6 +88,10 @@ struct chatwire {
 
 void chatwire_init(chatwire *w, chatwire_kind kind);
 void chatwire_free(chatwire *w);
+
+/* The calls in the answer's order (by `order`, then as they began): fills at[0..ncalls)
+ * with their positions in calls. */
+void chatwire_order(const chatwire *w, size_t *at);
 
 /* Takes one event (an SSE data payload, one NDJSON line or a whole body). Returns 1 when it
  * was taken; 0 when it failed (see `failed`; then so does every later event); -1 when

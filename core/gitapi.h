@@ -21,7 +21,7 @@
   X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create) X(commit_create_from_ids) \
   X(commit_free) X(commit_id) X(commit_lookup) X(commit_message) X(commit_parent_id)         \
   X(commit_parentcount) X(commit_tree) X(commit_tree_id) X(config_free)                     \
-  X(config_get_string) X(config_parse_bool)                                                  \
+  X(config_get_string) X(config_new) X(config_parse_bool)                                                  \
   X(credential_userpass_plaintext_new) X(diff_free) X(diff_get_delta) X(diff_num_deltas)     \
   X(diff_tree_to_tree) X(error_last) X(fetch_options_init) X(graph_descendant_of)            \
   X(ignore_path_is_ignored) X(index_add) X(index_add_all) X(index_add_bypath)                \
@@ -44,7 +44,7 @@
   X(repository_head_unborn) X(repository_index) X(repository_init_ext)                       \
   X(repository_init_options_init) X(repository_is_bare) X(repository_is_worktree)            \
   X(repository_odb) X(repository_open_ext) X(repository_path) X(repository_set_head)         \
-  X(repository_set_index) X(repository_set_workdir) X(repository_workdir) X(revwalk_free)    \
+  X(repository_new) X(repository_set_config) X(repository_set_index) X(repository_set_workdir) X(repository_workdir) X(revwalk_free)    \
   X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push) X(revwalk_push_ref)      \
   X(revwalk_sorting)                                                                         \
   X(signature_free) X(signature_now) X(status_byindex) X(status_list_entrycount)             \

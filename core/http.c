@@ -1057,6 +1057,8 @@ void http_events_clear(http_req *r) {
 
 int http_finished(const http_req *r) { return r->finished || r->fr.done; }
 
+int http_stream_done(const http_req *r) { return r->fr.done; }
+
 int http_body_sent(http_req *r) {
   if (r->easy && r->c) return !r->starting && http_upload_done(r);
   return r->body_sent;

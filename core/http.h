@@ -95,6 +95,8 @@ void http_events_clear(http_req *r);
 
 /* 1 when no more events will come: the body ended, [DONE] was seen, or an error. */
 int http_finished(const http_req *r);
+/* 1 when an SSE stream ended with its [DONE] event: the server said it was whole. */
+int http_stream_done(const http_req *r);
 /* NULL when it finished cleanly; else the code (HTTP_E_*), message and, for timeouts, the
  * phase ("connect", "first_byte", "headers", "idle", "total"). */
 const char *http_error(const http_req *r, const char **msg, const char **phase);

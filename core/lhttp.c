@@ -196,16 +196,18 @@ static void lh_set_count(lua_State *L, const chatwire_int *c, const char *field)
 /* The decoded state as a table: {content=, calls={{id=, name=, arguments=, arguments_json=},
  * ...}, finish=, usage={prompt=, completion=} | nil, id=, model=, done=, deltas=,
  * first_delta_ms=, failed=, why=, why_string=} (absent fields are nil; see chatwire.h for
- * what each means). calls stop at the first index no piece named. */
+ * what each means). calls are in the answer's order (chatwire_order: by index). */
 static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delta_ns) {
   lua_createtable(L, 0, 10);
   lh_push_buf(L, &w->content);
   lua_setfield(L, -2, "content");
-  size_t ncalls = 0;
-  while (ncalls < w->ncalls && w->calls[ncalls].present) ncalls++;
+  size_t ncalls = w->ncalls;
+  /* a userdata, so that a Lua error (out of memory) below cannot leak it */
+  size_t *order = ncalls ? lua_newuserdatauv(L, ncalls * sizeof *order, 0) : NULL;
+  if (order) chatwire_order(w, order);
   lua_createtable(L, (int)ncalls, 0);
   for (size_t i = 0; i < ncalls; i++) {
-    const chatwire_call *c = &w->calls[i];
+    const chatwire_call *c = &w->calls[order[i]];
     lua_createtable(L, 0, 4);
     if (c->has_id) {
       lh_push_buf(L, &c->id);
@@ -225,6 +227,7 @@ static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delt
     }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
+  if (order) lua_remove(L, -2); /* the order's userdata, below the list */
   lua_setfield(L, -2, "calls");
   if (w->has_finish) {
     lh_push_buf(L, &w->finish);
@@ -328,6 +331,13 @@ static int lh_received(lua_State *L) {
 }
 
 /* req:sent() -> true when the whole request body went out (also after an abort) */
+/* req:stream_done() -> whether the SSE stream ended with [DONE] (a stream known whole) */
+static int lh_stream_done(lua_State *L) {
+  lh_req *q = lh_check(L);
+  lua_pushboolean(L, http_stream_done(q->r));
+  return 1;
+}
+
 static int lh_sent(lua_State *L) {
   lh_req *q = lh_check(L);
   lua_pushboolean(L, http_body_sent(q->r));
@@ -618,6 +628,7 @@ static const luaL_Reg lh_methods[] = {
     {"framing", lh_framing},
     {"received", lh_received},
     {"sent", lh_sent},
+    {"stream_done", lh_stream_done},
     {"decoded", lh_decoded},
     {"close", lh_close},
     {NULL, NULL},

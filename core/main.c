@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,30 @@ static uint64_t main_inherited_fds(void) {
   return mask;
 }
 
+static void main_on_xfsz(int sig) { (void)sig; }
+
+/* A write past the file-size limit (ulimit -f, systemd LimitFSIZE=) raises SIGXFSZ, whose
+ * default action killed orket run, serve or backup with 153 and no word. Caught, the write
+ * fails with EFBIG instead, which the store's and the workspace's error paths say as they
+ * say a full disk (the run stops, resumable). A handler rather than SIG_IGN: exec resets a
+ * handler, so the tools and sandboxes orket starts (through any spawn, a shell's too) get
+ * the default action, as they would have; an ignored one would stay ignored in them. A
+ * disposition orket was started with (ignored) is left alone, and so passed on as given. */
+static void main_catch_xfsz(void) {
+  struct sigaction old;
+  if (sigaction(SIGXFSZ, NULL, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = main_on_xfsz;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  (void)sigaction(SIGXFSZ, &sa, NULL);
+}
+
 int main(int argc, char **argv) {
   /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
   if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
+  main_catch_xfsz();
   if (main_std_fds() != 0) return 1;
   uint64_t inherited = main_inherited_fds();
   store_process_init();

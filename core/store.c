@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,12 +102,46 @@ static int store_is_file_error(int rc) {
   }
 }
 
+/* A write past the process's file-size limit (ulimit -f, systemd LimitFSIZE=) fails with
+ * EFBIG (main.c catches SIGXFSZ), which SQLite says as "disk I/O error"; one cut short at
+ * the limit, as "database or disk is full". SQLite's system errno is often gone by then (it
+ * reads errno after the rollback's calls), so a file of path's (the store, its -wal or
+ * -journal) within a WAL frame of the limit tells too. Said with the limit named, into note
+ * (empty otherwise) -> 1 when the failure is the limit's (then coded as a full disk: the
+ * same stop, and a resume carries on once it is raised), 0 otherwise. */
+static int store_fsize_note(sqlite3 *db, const char *path, int rc, char *note, size_t len) {
+  note[0] = '\0';
+  if ((rc & 0xff) != SQLITE_IOERR && (rc & 0xff) != SQLITE_FULL) return 0;
+  int efbig = db && sqlite3_system_errno(db) == EFBIG;
+  struct rlimit lim;
+  int limited = getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY;
+  int reached = 0;
+  for (int i = 0; limited && !reached && path && i < 3; i++) {
+    char p[4096];
+    struct stat st;
+    /* the largest page (64 KiB) and a WAL frame's header: the next write that failed */
+    if (snprintf(p, sizeof p, "%s%s", path, i == 0 ? "" : i == 1 ? "-wal" : "-journal") < (int)sizeof p &&
+        stat(p, &st) == 0 && (unsigned long long)st.st_size + 65536 + 24 >= (unsigned long long)lim.rlim_cur)
+      reached = 1;
+  }
+  if (limited && (efbig || reached))
+    snprintf(note, len, " (%s: a file reached the process's file-size limit of %llu bytes, ulimit -f or systemd "
+             "LimitFSIZE=; raise it)", strerror(EFBIG), (unsigned long long)lim.rlim_cur);
+  else if (efbig)
+    snprintf(note, len, " (%s: a file reached the largest size its file system allows)", strerror(EFBIG));
+  else
+    return 0;
+  return 1;
+}
+
 /* The message names the database file ("DIR/.orket/orket.db: database disk image is
  * malformed"), so whoever reads it knows which file to look at. */
 static int store_fail(store *s, int rc) {
   const char *path = s->path && s->path[0] && strcmp(s->path, ":memory:") != 0 ? s->path : "store";
-  snprintf(s->err, sizeof s->err, "%s: %s", path, sqlite3_errmsg(s->db));
-  s->code = store_code_of(rc);
+  char note[192];
+  int fsize = store_fsize_note(s->db, s->path, rc, note, sizeof note);
+  snprintf(s->err, sizeof s->err, "%s: %s%s", path, sqlite3_errmsg(s->db), note);
+  s->code = fsize ? "ENOSPC" : store_code_of(rc);
   s->file_error = store_is_file_error(rc);
   return -1;
 }
@@ -280,12 +316,16 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
     /* SQLite says "disk I/O error" for a full disk met while it sets up the WAL's index
      * (-shm): the system's own error says which, and a full disk is ENOSPC, as a write's */
     int sys = s->db ? sqlite3_system_errno(s->db) : 0;
-    if ((rc & 0xff) == SQLITE_IOERR && sys != 0)
+    char note[192];
+    int fsize = store_fsize_note(s->db, path, rc, note, sizeof note);
+    if (fsize)
+      snprintf(err, errlen, "store: cannot open %s: %s%s", path, sqlite3_errmsg(s->db), note);
+    else if ((rc & 0xff) == SQLITE_IOERR && sys != 0)
       snprintf(err, errlen, "store: cannot open %s: %s (%s)", path, sqlite3_errmsg(s->db), strerror(sys));
     else
       snprintf(err, errlen, "store: cannot open %s: %s", path,
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    *code = sys == ENOSPC ? "ENOSPC" : store_code_of(rc);
+    *code = sys == ENOSPC || fsize ? "ENOSPC" : store_code_of(rc);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -536,8 +576,10 @@ int64_t store_last_id(store *s) { return sqlite3_last_insert_rowid(s->db); }
 
 /* A failure of the other file of a backup: its message names that file. */
 static int store_fail_other(store *s, sqlite3 *other, const char *path, int rc) {
-  snprintf(s->err, sizeof s->err, "%s: %s", path, other ? sqlite3_errmsg(other) : sqlite3_errstr(rc));
-  s->code = store_code_of(rc);
+  char note[192];
+  int fsize = store_fsize_note(other, path, rc, note, sizeof note);
+  snprintf(s->err, sizeof s->err, "%s: %s%s", path, other ? sqlite3_errmsg(other) : sqlite3_errstr(rc), note);
+  s->code = fsize ? "ENOSPC" : store_code_of(rc);
   s->file_error = store_is_file_error(rc);
   return -1;
 }

@@ -56,6 +56,11 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
   /* a spent quota is a full disk to the caller, as the git layer says it (gr_fail) */
   case EDQUOT: return ws_fail(e, "ENOSPC", "%s: disk quota exceeded: %s", op, what);
 #endif
+  /* past the process's file-size limit (SIGXFSZ is caught: main.c): a full disk to the
+   * caller too, the run stopped and resumable once the limit is raised */
+  case EFBIG:
+    return ws_fail(e, "ENOSPC", "%s: file too large for the process's file-size limit (ulimit -f, systemd "
+                   "LimitFSIZE=): %s", op, what);
   case ENAMETOOLONG: return ws_fail(e, "EINVAL", "%s: name too long: %s", op, what);
   default: return ws_fail(e, "EIO", "%s: %s: %s", op, strerror(err), what);
   }

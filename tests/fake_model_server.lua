@@ -60,6 +60,21 @@
 --   echo_key_fields             the response's model name and id repeat the request's
 --                               Authorization header
 --   plain_200                   answer 200 with a text/plain page, as a proxy or web server might
+--   wire=CASE                   (OpenAI) an answer of a shape servers are known to send:
+--                               bad_event: a piece, then an event that is no JSON holding
+--                                 raw NUL and bytes that are not UTF-8 (0xff 0xfe);
+--                               no_index: two calls of tool (write_file by default), each
+--                                 begun by a piece with an id and no index, continued by
+--                                 one with neither (Gemini's OpenAI endpoint, mistral.rs);
+--                               index_from_1: one call at index 1 (a relay that numbers a
+--                                 text block first); sparse: calls at indexes 5 and 0;
+--                               no_finish: content, then [DONE] without a finish_reason
+--                                 (no_done too: without [DONE] either);
+--                               length / content_filter: empty content and that finish_reason;
+--                               html: a 200 text/html page; gzip: a 200 whose body says
+--                                 Content-Encoding: gzip (bytes that are no JSON);
+--                               huge_args: one call of tool whose "text" argument is
+--                                 size=BYTES bytes, streamed in 64 KiB pieces
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
 --                               milliseconds between the stamp and the rest of an answer)
@@ -230,7 +245,94 @@ local function count_as(usage, field, v)
   else usage[field] = tostring(v) end
 end
 
+-- wire=CASE (see the top): answers of the shapes hostile or odd servers send.
+local function wire_case(c, req, s)
+  local stream = req.stream == true
+  local id, model = "chatcmpl-wire", req.model
+  local tool = s.tool or "write_file"
+  local usage = { prompt_tokens = 11, completion_tokens = 5, total_tokens = 16 }
+  local w = s.wire
+  if w == "html" then
+    return c:send(200, { ["Content-Type"] = "text/html" }, "<html><body><h1>Welcome to nginx!</h1></body></html>")
+  end
+  if w == "gzip" then
+    return c:send(200, { ["Content-Type"] = stream and "text/event-stream" or "application/json",
+      ["Content-Encoding"] = "gzip" }, "\31\139\8\0\0\0\0\0\0\3\171\86\202\77\45\46\78\76\79\85\178\82\80\170\5\0")
+  end
+  local function chunk_of(d, finish)
+    return { id = id, object = "chat.completion.chunk", model = model,
+      choices = { { index = 0, delta = d, finish_reason = finish or json.null } } }
+  end
+  -- the answer as streamed events (tables, or raw text) and the finish_reason
+  local evs, finish = {}, "tool_calls"
+  local function call(tc) evs[#evs + 1] = chunk_of { tool_calls = { tc } } end
+  local function fn(name, args) return { name = name, arguments = args } end
+  if w == "bad_event" then
+    evs[1] = chunk_of { content = "a" }
+    evs[2] = '{"choices":[{"index":0,"delta":{"content":" raw\0nul \255\254"}}], oops}'
+    finish = "stop"
+  elseif w == "no_index" then
+    call { id = "call_a", type = "function", ["function"] = fn(tool, '{"path": "a.txt",') }
+    call { ["function"] = { arguments = ' "text": "1"}' } }
+    call { id = "call_b", type = "function", ["function"] = fn(tool, '{"path": "b.txt",') }
+    call { ["function"] = { arguments = ' "text": "2"}' } }
+  elseif w == "index_from_1" then
+    evs[1] = chunk_of { content = "I'll write it." }
+    call { index = 1, id = "toolu_1", type = "function", ["function"] = fn(tool, '{"path": "one.txt",') }
+    call { index = 1, ["function"] = { arguments = ' "text": "1"}' } }
+  elseif w == "sparse" then
+    call { index = 5, id = "c5", type = "function", ["function"] = fn(tool, '{"path": "five.txt", "text": "5"}') }
+    call { index = 0, id = "c0", type = "function", ["function"] = fn(tool, '{"path": "zero.txt", "text": "0"}') }
+  elseif w == "no_finish" then
+    evs[1] = chunk_of { content = "whole" }
+    finish = nil
+  elseif w == "length" or w == "content_filter" then
+    evs[1] = chunk_of { content = "" }
+    finish = w
+  elseif w == "huge_args" then
+    local size = s.size or (1 << 20)
+    call { index = 0, id = "call_h", type = "function", ["function"] = fn(tool, '{"path": "huge.txt", "text": "') }
+    local piece = string.rep("x", 65536)
+    for _ = 1, size // 65536 do call { index = 0, ["function"] = { arguments = piece } } end
+    call { index = 0, ["function"] = { arguments = string.rep("x", size % 65536) .. '"}' } }
+  else
+    error("wire: unknown case " .. tostring(w))
+  end
+  if not stream then -- the same answer whole: the calls and content the events carry
+    local msg = { role = "assistant", content = json.null }
+    local calls, by, cur = {}, {}, nil
+    for _, ev in ipairs(evs) do
+      local d = type(ev) == "table" and ev.choices[1].delta or {}
+      if d.content then msg.content = (msg.content ~= json.null and msg.content or "") .. d.content end
+      for _, tc in ipairs(d.tool_calls or {}) do
+        -- by index when there is one, a new call for a new id, else the last call
+        local it = tc.index ~= nil and by[tc.index] or (tc.index == nil and not tc.id and cur) or nil
+        if not it then
+          it = { index = tc.index, id = tc.id, type = "function", ["function"] = { name = tc["function"].name, arguments = "" } }
+          calls[#calls + 1] = it
+          if tc.index ~= nil then by[tc.index] = it end
+        end
+        it["function"].arguments = it["function"].arguments .. (tc["function"].arguments or "")
+        cur = it
+      end
+    end
+    if #calls > 0 then msg.tool_calls = calls end
+    return c:send(200, {}, json.encode { id = id, object = "chat.completion", model = model,
+      choices = { { index = 0, message = msg, finish_reason = finish or json.null } }, usage = usage })
+  end
+  c:head(200, { ["Content-Type"] = "text/event-stream" })
+  for _, ev in ipairs(evs) do
+    if c.closed then return end
+    c:chunk("data: " .. (type(ev) == "string" and ev or json.encode(ev)) .. "\n\n")
+  end
+  if finish then c:chunk("data: " .. json.encode(chunk_of({}, finish)) .. "\n\n") end
+  c:chunk("data: " .. json.encode { id = id, object = "chat.completion.chunk", model = model, choices = {}, usage = usage } .. "\n\n")
+  if not s.no_done then c:chunk("data: [DONE]\n\n") end
+  c:finish()
+end
+
 local function openai_chat(c, req, s)
+  if s.wire then return wire_case(c, req, s) end
   local stream = req.stream == true and not s.whole
   local model = s.field_echo or req.model
   local id = s.field_echo or ("chatcmpl-fake" .. #log)

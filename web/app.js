@@ -16,7 +16,6 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
-    asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map(), gen: 0, after: null, store: null, streamStore: null, wantEvents: false, said: new Map(),
     allKeys: new Map() }; // allKeys: the people whose every key the people page shows -> those keys as read (null: not yet)
@@ -33,7 +32,7 @@
   // The journal's kinds (docs/store.md): EventSource delivers named events only to listeners
   // for that name, so each is listened for; any of them may change what the page shows.
   const KINDS = ["transition", "create", "import", "comment", "approval_requested", "approval_decided",
-    "approval_used", "retry", "run_start", "run_end", "turn", "turn_begin", "turn_end", "tool_call",
+    "approval_used", "retry", "run_start", "run_end", "run_resumed", "turn", "turn_begin", "turn_end", "tool_call",
     "gate_decision", "violation", "escalated", "requirements_review", "verification", "api_write",
     "merge", "merge_conflict", "work_lost", "merge_remote", "commit", "reload", "reload_error", "model_failure", "memory", "message",
     "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit",
@@ -46,10 +45,44 @@
     "user_add", "user_role", "user_password", "user_disable", "user_enable", "user_unlock", "member_grant", "member_revoke",
     "secret_set", "secret_rm", "restore"];
 
+  // Bidirectional controls (U+202A-202E embeddings and overrides, U+2066-2069 isolates, the
+  // marks U+200E, U+200F, U+061C) in stored text would be obeyed: a file an agent named
+  // "docs/invoice\u202efdp.sh" read "docs/invoicehs.pdf", and an override in a comment turned
+  // the rest of it around ("Trojan Source"). Isolating the text does not stop the reversal
+  // inside it, so they are shown, never obeyed.
+  const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+  const BIDI_NAMES = { "061C": "ARABIC LETTER MARK", "200E": "LEFT-TO-RIGHT MARK", "200F": "RIGHT-TO-LEFT MARK",
+    "202A": "LEFT-TO-RIGHT EMBEDDING", "202B": "RIGHT-TO-LEFT EMBEDDING", "202C": "POP DIRECTIONAL FORMATTING",
+    "202D": "LEFT-TO-RIGHT OVERRIDE", "202E": "RIGHT-TO-LEFT OVERRIDE", "2066": "LEFT-TO-RIGHT ISOLATE",
+    "2067": "RIGHT-TO-LEFT ISOLATE", "2068": "FIRST STRONG ISOLATE", "2069": "POP DIRECTIONAL ISOLATE" };
+  // shown(text) -> a node for text as the page shows stored text (what models and people
+  // wrote: titles, file names, comments, history, a held call's arguments, transcripts):
+  // each bidi control a mark, "⟨U+202E⟩" (its name in its title), every place through here
+  function shown(text) {
+    text = String(text ?? "");
+    if (!BIDI.test(text)) return document.createTextNode(text);
+    const out = document.createDocumentFragment();
+    for (const part of text.split(/([\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069])/)) {
+      if (part.length === 1 && BIDI.test(part)) {
+        const hex = part.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+        const m = document.createElement("span");
+        m.className = "bidi-mark";
+        m.title = "U+" + hex + " " + BIDI_NAMES[hex] + ": a control that reorders text, shown here, not obeyed";
+        m.textContent = "⟨U+" + hex + "⟩";
+        out.append(m);
+      } else if (part) out.append(part);
+    }
+    return out;
+  }
+  // hasBidi(text) -> whether shown(text) marks something (a file name is then said to hold it)
+  const hasBidi = (text) => BIDI.test(String(text ?? ""));
+  // showIn(e, text): e's content, stored text shown (replaces e.textContent = text)
+  const showIn = (e, text) => { e.replaceChildren(shown(text)); };
+
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "text") e.textContent = v;
+      if (k === "text") e.append(shown(v));
       else if (k === "class") e.className = v;
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v);
@@ -106,8 +139,16 @@
       else if (method === "GET" && path === "/v1/status") stats.view++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
       else if (method === "GET" && /^\/v1\/users\/[^/]+\/keys/.test(path)) stats.keys++;
-      r = await fetch(scoped(path), { method, headers, credentials: "same-origin",
-        body: body === undefined ? undefined : JSON.stringify(body) });
+      try {
+        r = await fetch(scoped(path), { method, headers, credentials: "same-origin",
+          body: body === undefined ? undefined : JSON.stringify(body) });
+      } catch (e) {
+        // no answer at all (the server stopped, the network down): the browser says only
+        // "Failed to fetch", which tells a person neither what happened nor what became of
+        // what they sent
+        if (gen !== null && gen !== state.gen) return gone();
+        throw new ApiError(0, "unreachable", unreachable(method, path));
+      }
       if (r.status !== 429) break;
       stats.limited++;
       const after = Number(r.headers.get("Retry-After"));
@@ -122,6 +163,15 @@
       throw new ApiError(r.status, err.code || "error", err.message || ("the server answered " + r.status), err.remedy);
     }
     return doc;
+  }
+
+  // unreachable(method, path) -> what a request that got no answer says: the server cannot be
+  // reached, and, for a write, that nothing was saved (a sign-in: that it did not sign in)
+  function unreachable(method, path) {
+    const why = "The server cannot be reached (is orket serve running?)";
+    if (method === "GET") return why + ". Try again once it is back.";
+    if (path === "/v1/session") return why + ": you are not signed in. Try again once it is back.";
+    return why + ": nothing was saved. Try again once it is back.";
   }
 
   const isOperator = () => state.role === "operator" || state.role === "developer" || state.role === "admin";
@@ -181,7 +231,7 @@
     state.allKeys.clear();
     state.violationCounts = new Map();
     for (const id of ["tree", "columns", "create-parent", "fields", "approvals", "comments", "history", "change-commits",
-      "change-files", "violation-list", "violation-rules", "sandbox-list", "view-list", "runs", "people-list"]) $(id).replaceChildren();
+      "change-files", "violation-list", "violation-rules", "sandbox-list", "view-notes", "view-list", "runs", "people-list"]) $(id).replaceChildren();
     for (const id of ["transcript", "change-diff", "change-summary", "detail-error", "move-error", "bug-status", "phase",
       "create-status", "run-status", "people-status", "announce"]) $(id).textContent = "";
     $("detail-title").textContent = "Card";
@@ -229,7 +279,6 @@
     $("answer-form").hidden = true;
     $("budget-form").hidden = true;
     state.streams = 0;
-    state.asked = new Map();
     // the stream is opened once the board is read, after the board's journal id (loadBoard)
     state.wantEvents = true;
     refresh();
@@ -270,7 +319,7 @@
     let first = true;
     es.onopen = () => {
       setLive("live", true);
-      if (anew && first) { state.asked.clear(); state.needBoard = true; schedule(); }
+      if (anew && first) { state.needBoard = true; schedule(); }
       first = false;
     };
     es.onerror = () => {
@@ -289,7 +338,6 @@
     es.addEventListener("reset", (ev) => {
       stats.resets++;
       noteId(ev);
-      state.asked.clear();
       state.needBoard = true;
       schedule();
     });
@@ -321,7 +369,7 @@
     noteId(ev);
     let e;
     try { e = JSON.parse(ev.data); } catch (x) { return; }
-    if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
+    if (e.kind === "run_start" || e.kind === "run_end" || e.kind === "run_resumed") loadRuns();
     if (e.kind.startsWith("sandbox_")) loadSandboxes();
     if (VIEW_KINDS.has(e.kind)) loadView();
     if (e.kind.startsWith("bugfix_") || e.kind.startsWith("bug_")) loadBugfix();
@@ -395,10 +443,9 @@
     if (!state.busy) flush();
   }
 
-  // loadBoard(): the tree; then which waiting cards wait on a held tool call (each such card
-  // once for each wait, state.asked: the board does not say why a card waits, and the live
-  // stream's events keep it right after; asked at every board, a board of many waiting cards
-  // cost a request per waiting card for each new card)
+  // loadBoard(): the tree, with the cards that wait on a held tool call as the board says
+  // them (held: fetched a card at a time, 400 waiting cards took 5.7 s at each sign-in,
+  // with live events held back behind them); the stream's events keep it right after
   async function loadBoard() {
     const board = await api("GET", "/v1/board");
     if (Number.isSafeInteger(board.journal_id)) state.after = board.journal_id;
@@ -410,19 +457,14 @@
     else if (state.events && state.streamStore !== state.store) startEvents();
     const cards = board.cards || [];
     state.cards = new Map(cards.map((c) => [c.id, c]));
-    for (const id of [...state.held]) if ((state.cards.get(id) || {}).status !== "waiting_for_developer") state.held.delete(id);
+    state.held = new Set((Array.isArray(board.held) ? board.held : [])
+      .filter((id) => (state.cards.get(id) || {}).status === "waiting_for_developer"));
     renderBoard(cards);
     // the sandboxes once the board is shown (one request after another, not a burst at sign-in)
     if (!state.sandboxesShown) loadSandboxes();
     if (!state.viewShown) loadView();
     if (!state.bugfixShown) loadBugfix();
     if (!state.violationsShown) loadViolations();
-    for (const c of cards) {
-      if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected
-        && state.asked.get(c.id) !== waitSig(c)) {
-        await refreshCard(c.id);
-      }
-    }
   }
 
   // refreshCard(id): one card fetched again: its place in the tree, and the detail if open
@@ -450,20 +492,16 @@
       const badge = li.querySelector(":scope > .status");
       if (badge) badge.replaceWith(statusBadge(c));
       const title = li.querySelector(":scope > .card-link > .card-title");
-      if (title) title.textContent = c.summary || c.name || "";
+      if (title) showIn(title, c.summary || c.name || "");
       state.boardSig = null;
     } else state.needBoard = true;
     if (state.view === "columns") renderColumns();
     if (id === state.selected) renderCard(doc, true);
   }
 
-  // which wait of a card its document was fetched in: another wait (or an update) is asked again
-  const waitSig = (c) => c.status + " " + (c.wait_reason || "") + " " + (c.updated_at || "");
-
   // noteHeld(doc): whether a card doc shows a tool call held for approval
   function noteHeld(doc) {
     const id = doc.card.id;
-    state.asked.set(id, waitSig(doc.card));
     if (pendingOf(doc).length > 0 && doc.card.status === "waiting_for_developer") state.held.add(id);
     else state.held.delete(id);
   }
@@ -492,7 +530,8 @@
 
   function renderBoard(cards) {
     // drawn again only when it changed: focus and what is pressed stay put between events
-    const sig = JSON.stringify(cards);
+    // (and which of them wait on a held call: the board read again may say so of another)
+    const sig = JSON.stringify(cards) + [...state.held].sort().join(" ");
     if (sig === state.boardSig) return;
     state.boardSig = sig;
     const kids = new Map(), ids = new Set(cards.map((c) => c.id));
@@ -660,9 +699,9 @@
       // with no card shown yet the card's own error line is hidden with its body: said
       // where "Choose a card" stands
       if (!quiet && $("detail-body").hidden) {
-        $("detail-none").textContent = "Card " + id + " could not be shown: " + e.message;
+        showIn($("detail-none"), "Card " + id + " could not be shown: " + e.message);
         $("detail-none").classList.add("error");
-      } else if (!quiet) $("detail-error").textContent = e.message;
+      } else if (!quiet) showIn($("detail-error"), e.message);
       return;
     }
     noteHeld(doc);
@@ -716,7 +755,7 @@
     $("detail-none").hidden = true;
     $("detail-body").hidden = false;
     $("detail").dataset.card = c.id;
-    $("detail-title").textContent = c.id + (c.summary || c.name ? ": " + (c.summary || c.name) : "");
+    showIn($("detail-title"), c.id + (c.summary || c.name ? ": " + (c.summary || c.name) : ""));
     const rows = [["Status", statusBadge(c)], ["Type", c.type], ["Parent", c.parent], ["Seat", c.seat],
       ["Worked by", c.worked_by], ["Model use", usageText(doc.usage)], ["By seat", seatsNode(doc.usage_by_seat)],
       ["Priority", c.priority], ["Description", c.description],
@@ -724,12 +763,12 @@
     const dl = [];
     for (const [k, v] of rows) {
       if (v === null || v === undefined || v === "") continue;
-      dl.push(el("dt", { text: k }), el("dd", {}, typeof v === "object" ? v : document.createTextNode(String(v))));
+      dl.push(el("dt", { text: k }), el("dd", {}, typeof v === "object" ? v : shown(String(v))));
     }
     $("fields").replaceChildren(...dl);
     $("rock-bugs").hidden = c.type !== "rock";
     $("bug-form").hidden = !(c.type === "rock" && isOperator());
-    if (c.type === "rock") $("phase").textContent = phaseText(state.phases.get(c.id));
+    if (c.type === "rock") showIn($("phase"), phaseText(state.phases.get(c.id)));
     const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"] > .status');
     if (li) li.replaceWith(statusBadge(c));
     renderApprovals(c, doc.approvals || []);
@@ -763,7 +802,7 @@
       const d = h.data || {};
       const what = h.kind === "transition" ? (d.from + " → " + d.to) : h.kind;
       return el("li", {}, el("span", { class: "meta", text: (h.at || "") + " · " + (h.actor || "") }),
-        document.createTextNode(" " + what + (d.note ? ": " + d.note : "")));
+        shown(" " + what + (d.note ? ": " + d.note : "")));
     }));
     const tr = [...runs].map((r) => el("button", { type: "button", class: "small", onclick: () => transcript(r),
       text: "Transcript of run " + r }));
@@ -777,7 +816,7 @@
     box.replaceChildren(el("h3", { text: "Waiting for approval" }), ...pending.map((a) => {
       const reasonId = "deny-reason-" + a.id;
       const div = el("div", { class: "approval", "data-approval": String(a.id) },
-        el("p", {}, el("strong", { text: a.tool }), document.createTextNode(" " + JSON.stringify(a.arguments))));
+        el("p", {}, el("strong", { text: a.tool }), shown(" " + JSON.stringify(a.arguments))));
       if (a.reason) div.append(el("p", { class: "meta", text: a.reason }));
       if (isOperator()) {
         div.append(
@@ -800,16 +839,16 @@
   // A refusal shows next to what was pressed (where: the form's own error line, else the
   // pane's), scrolled into view: a phone shows little of the pane at once.
   async function act(id, action, body, where) {
-    const shown = where || $("detail-error");
-    shown.textContent = "";
+    const line = where || $("detail-error");
+    line.textContent = "";
     try {
       await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action, body);
       state.dirty.add(id);
       schedule();
       return true;
     } catch (e) {
-      shown.textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
-      shown.scrollIntoView({ block: "nearest" });
+      showIn(line, e.status === 429 ? "Too many requests; try again in a moment." : e.message);
+      line.scrollIntoView({ block: "nearest" });
       return false;
     }
   }
@@ -838,19 +877,22 @@
       " changed against main (since " + short(doc.base) + ") · +" + adds + " −" + dels +
       (doc.merged ? " · merged into main" : "") + (doc.truncated ? " · cut short: not every file or diff is shown" : "");
     $("change-commits").replaceChildren(...(doc.commits || []).map((c) => el("li", { class: "meta", "data-commit": c.id },
-      el("code", { text: short(c.id) }), document.createTextNode(" turn " + c.turn + (c.run ? " · run " + c.run : "") +
+      el("code", { text: short(c.id) }), shown(" turn " + c.turn + (c.run ? " · run " + c.run : "") +
         (c.seat ? " · " + c.seat : "")))));
     $("change-files").replaceChildren(...files.map((f) => {
       const li = el("li", { "data-path": f.path, "data-status": f.status },
         el("span", { class: "file-status", text: STATUS_WORD[f.status] || f.status }),
         el("code", { text: (f.old_path ? f.old_path + " → " : "") + f.path }));
+      // a name that holds bidi controls is not what it would look like: said, beside the marks
+      if (hasBidi(f.path) || hasBidi(f.old_path)) li.append(el("span", { class: "bidi-warning",
+        text: "its name holds characters that reorder text (marked ⟨U+…⟩): it is not what it would look like" }));
       if (f.binary) li.append(el("span", { class: "meta", text: "binary: not shown" }));
       else if (f.omitted) li.append(el("span", { class: "meta", text: "+" + f.additions + " −" + f.deletions + " · too large to show" }));
       else li.append(el("span", { class: "meta", text: "+" + f.additions + " −" + f.deletions }));
       return li;
     }));
     const text = files.filter((f) => f.patch).map((f) => f.patch).join("");
-    $("change-diff").textContent = text;
+    showIn($("change-diff"), text);
     $("change-diff").hidden = text === "";
     $("change-box").hidden = false;
   }
@@ -913,7 +955,7 @@
   // Only a merge moves main, so only a merge changes what the view diverges in
   const VIEW_KINDS = new Set(["merge", "merge_remote"]);
   // a project whose workspace is not a repository (404) has no view: the hint stays
-  const loadView = panelLoader("/v1/status", "viewShown", (doc) => renderView(doc.diverged || []),
+  const loadView = panelLoader("/v1/status", "viewShown", (doc) => renderView(doc),
     (e) => e.status >= 500 || e.status === 429);
 
   // shellWord(w): one argument as a person's shell reads it
@@ -950,16 +992,47 @@
   // A name the JSON could not carry as it is (bytes that are not UTF-8 come as U+FFFD) has no
   // commands here: pasted, they would name another file.
   const NOT_UTF8 = "its name is not valid UTF-8 here: 'orket status' in a terminal prints its commands";
-  function renderView(list) {
+  // viewNotes(doc): what `orket status` says above the paths (lua/orket/cmd/status.lua):
+  // the view behind main or waiting on a person's branch, a git merge of theirs under way,
+  // a move of main by someone else. Without them the hint said nothing differs while it did.
+  function viewNotes(doc) {
+    const notes = [], b = doc.behind;
+    if (b && b.waits) notes.push(b.reason + "; " + b.catch_up);
+    else if (b && b.unfollowed) notes.push("workspace/ is behind main: " + b.reason + "; " + b.catch_up);
+    else if (b) notes.push("workspace/ is behind main: its refresh failed (" + b.reason + "); " + b.catch_up);
+    if (b && !b.waits && !(doc.diverged || []).length) notes.push("Nothing of yours is recorded where main changed before that.");
+    if (doc.merging) notes.push(doc.merging);
+    const out = notes.map((t) => el("p", { class: "view-note", text: t }));
+    const m = doc.moved;
+    if (m) out.push(el("div", { class: "view-note view-moved" },
+      el("p", { text: "main was moved by someone other than Orket (a reset, amend, rebase or commit on another base) from "
+        + (m.from || "").slice(0, 12) + " to " + (m.to || "").slice(0, 12) + ": where Orket's merges since changed what that "
+        + "move changed, workspace/ keeps what it had; those paths are among the ones listed below" }),
+      commandsBlock("Take main's for every listed path:", "take-main", m.take_main),
+      commandsBlock("Keep yours for every listed path:", "keep-view", m.keep_view)));
+    return out;
+  }
+
+  // yoursText(d): the person's side, and where it sits when that is on the way to the path
+  function yoursText(d) {
+    const at = d.view && d.view.at;
+    return "yours: " + sideText(d.view) + (at ? " at " + (UNSHOWN.test(at) ? shellWord(at) : at) + ", in the way" : "");
+  }
+
+  function renderView(doc) {
+    const list = doc.diverged || [];
+    $("view-notes").replaceChildren(...viewNotes(doc));
     $("view-list").replaceChildren(...list.map((d) => el("li", { class: "view-path", "data-path": d.path },
       el("div", { class: "view-name", text: "workspace/" + (UNSHOWN.test(d.path) ? shellWord(d.path) : d.path) }),
       el("div", { class: "view-side view-main", text: "main has: " + sideText(d.main) }),
-      el("div", { class: "view-side view-yours", text: "yours: " + sideText(d.view) }),
+      el("div", { class: "view-side view-yours", text: yoursText(d) }),
       ...(d.path.includes("\ufffd") ? [el("div", { class: "view-cmds meta", text: NOT_UTF8 })] : [
         commandsBlock("Take main's version:", "take-main", d.take_main),
         commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view,
-          "none: git commits no FIFO, socket or device")]))));
-    $("view-empty").hidden = list.length > 0;
+          "none: git commits no FIFO, socket or device"),
+        ...(d.keep_warning ? [el("div", { class: "view-warning", text: "Keeping yours: " + d.keep_warning })] : [])]))));
+    // "nothing differs" only when that is so: not while the view is behind or waits
+    $("view-empty").hidden = list.length > 0 || !!doc.behind;
   }
 
   // ---- bug-fix phases ----------------------------------------------------------------
@@ -997,7 +1070,7 @@
       if (old) old.replaceWith(phaseBadge(li.dataset.card));
     }
     const open = state.cards.get(state.selected);
-    if (open && open.type === "rock") $("phase").textContent = phaseText(state.phases.get(open.id));
+    if (open && open.type === "rock") showIn($("phase"), phaseText(state.phases.get(open.id)));
   }
 
   // ---- runs ---------------------------------------------------------------------------
@@ -1015,7 +1088,7 @@
   // runSaid(text, error): the runs' status line, its text and its look set together, so
   // that no refusal's red outlives it ("starting…" after a refused start)
   function runSaid(text, error) {
-    $("run-status").textContent = text;
+    showIn($("run-status"), text);
     $("run-status").className = error ? "error" : "";
   }
 
@@ -1085,9 +1158,9 @@
     $("transcript").textContent = "loading…";
     try {
       const doc = await api("GET", "/v1/runs/" + encodeURIComponent(run) + "/transcript");
-      $("transcript").textContent = transcriptText(doc);
+      showIn($("transcript"), transcriptText(doc));
     } catch (e) {
-      $("transcript").textContent = e.message;
+      showIn($("transcript"), e.message);
     }
   }
 
@@ -1106,7 +1179,7 @@
       signedIn(doc);
     } catch (e) {
       // what happened, then what to do (a refused sign-in's remedy is written for the person)
-      $("signin-error").textContent = e.message + (e.remedy ? ". " + e.remedy : "");
+      showIn($("signin-error"), e.message + (e.remedy ? ". " + e.remedy : ""));
     }
   });
 
@@ -1134,7 +1207,7 @@
   // peopleSaid(text, error): the people panel's status line, its text and its look set
   // together, as the other panels show a refusal (red, the error style) and no red outlives it
   function peopleSaid(text, error) {
-    $("people-status").textContent = text;
+    showIn($("people-status"), text);
     $("people-status").className = error ? "error" : "hint";
   }
 
@@ -1328,7 +1401,7 @@
       $("bug-status").dataset.card = id;
       $("bug-title").value = $("bug-body").value = "";
     } catch (e) {
-      $("bug-status").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      showIn($("bug-status"), e.status === 429 ? "Too many requests; try again in a moment." : e.message);
       $("bug-status").className = "error";
       delete $("bug-status").dataset.card;
     }
@@ -1381,7 +1454,7 @@
       schedule();
       if (id) select(id);
     } catch (e) {
-      $("create-status").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      showIn($("create-status"), e.status === 429 ? "Too many requests; try again in a moment." : e.message);
       $("create-status").className = "error";
       $("create-status").scrollIntoView({ block: "nearest" });
     }

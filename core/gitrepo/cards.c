@@ -288,7 +288,7 @@ out:
 
 int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_err *e) {
   gr_scan scan;
-  if (gr_scan_run(g, wd->repo, &scan, e) != 0) return -1;
+  if (gr_scan_run(g, wd->repo, &scan, 1, e) != 0) return -1;
   git_status_options so;
   git_tree *tip = NULL;
   (void)g->status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
@@ -310,6 +310,13 @@ int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_err *e) {
     return gr_git(g, e, rc, "status");
   }
   size_t n = g->status_list_entrycount(sl);
+  /* libgit2's status does not see what only a person's exclude matches (scan.c) */
+  if (gr_scan_untracked(g, wd->repo, &scan, out, e) < 0) {
+    g->status_list_free(sl);
+    gr_scan_free(&scan);
+    gr_paths_free(out);
+    return -1;
+  }
   for (size_t i = 0; i < n; i++) {
     const char *p = gr_status_change(g, sl, i, &scan.skip);
     if (p && gr_paths_add(out, p) != 0) {
@@ -718,7 +725,7 @@ static void gr_prune_above(const char *root, const char *rel) {
  * FIFO, a file over the cap, a nested repository). */
 static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card, gr_err *e) {
   gr_scan scan;
-  if (gr_scan_run(g, wd->repo, &scan, e) != 0) return -1;
+  if (gr_scan_run(g, wd->repo, &scan, 1, e) != 0) return -1;
   git_status_options so;
   git_tree *tip = NULL;
   git_status_list *sl = NULL;
@@ -741,8 +748,12 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
     const char *p = gr_status_change(g, sl, i, &scan.skip);
     if (p && dirty++ == 0) first = p;
   }
-  int ret = 0;
-  if (dirty)
+  /* a file only a person's exclude matches is the card's, not ignored: never removed here */
+  gr_paths hid = {0};
+  int nh = gr_scan_untracked(g, wd->repo, &scan, &hid, e);
+  if (nh > 0 && dirty++ == 0) first = hid.v[0];
+  int ret = nh < 0 ? -1 : 0;
+  if (ret == 0 && dirty)
     ret = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, first,
                   dirty > 1 ? ", ..." : "");
   for (size_t i = 0; ret == 0 && i < n; i++) {
@@ -766,6 +777,7 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
   g->index_free(idx);
   g->status_list_free(sl);
   gr_scan_free(&scan);
+  gr_paths_free(&hid);
   int rfd = ret == 0 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (rfd >= 0) {
     gr_prune_empty(rfd, 0);

@@ -269,7 +269,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     goto out;
   }
   if (!whole && (whole = gr_stage_paths(g, w, idx, only, &scan, e)) < 0) goto out;
-  if (whole && (gr_scan_run(g, w, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0)) goto out;
+  if (whole && (gr_scan_run(g, w, &scan, 1, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0)) goto out;
   if (gr_note_ignored(g, w, idx, only, &scan, e) != 0) goto out;
   if ((rc = g->index_write_tree(&tid, idx)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
   if (g->oid_equal(&tid, g->commit_tree_id(parent))) {

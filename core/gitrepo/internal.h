@@ -220,10 +220,12 @@ typedef struct gr_view_tmp {
 } gr_view_tmp;
 /* Writes blob id (link: as a symlink; exec: executable) at leaf in dfd: a temporary file
  * made in t's directory (beside leaf where that is on another file system or cannot be
- * made there), then a rename. 0, or -1 with errno: a step's at leaf's directory, or EIO
- * when main's blob cannot be read (nothing of anyone's replaced but leaf). */
+ * made there), then a rename. 0, or -1 with errno: a step's at leaf's directory, EIO
+ * when main's blob cannot be read (nothing of anyone's replaced but leaf), EBUSY when leaf
+ * is no longer what was there when the caller checked it (was: its lstat then, st_mode 0
+ * for nothing; NULL: not checked). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
-                int exec);
+                int exec, const struct stat *was);
 /* Removes the temporary files gr_view_put's refreshes left in the gitdir when their process
  * was killed (its pid gone); gr_view_refresh calls it once a handle. */
 void gr_view_put_sweep(const gitapi *g, git_repository *repo);
@@ -244,7 +246,12 @@ void gr_view_tmp_sweep(int dfd, int beside);
 #define GR_KEY_MAX 200
 
 typedef struct gr_scan {
-  git_repository *repo; /* asked which directories are ignored (not walked) */
+  git_repository *repo; /* the working tree's handle */
+  /* a card's: the ignore rules (gr_rules_open), owned (freed through g); NULL when they are
+   * repo's own */
+  git_repository *rules;
+  const gitapi *g;
+  gr_paths hidden;      /* files a person's excludes hide from repo's walk that the rules keep */
   gr_paths skip;        /* paths ("dir/" for a whole directory) staging leaves out */
   gr_paths notes;       /* "path (why)" for the journal */
   size_t unnoted;       /* skipped paths beyond GR_NOTES_MAX */
@@ -373,11 +380,15 @@ int gr_scan_controls(int dfd, const char *rel, gr_err *e);
 /* repo's working tree opened for a walk of our own (no-follow, never blocking): a
  * descriptor, -2 when repo has none, -1 with e set. */
 int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e);
-/* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it. */
-int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, gr_err *e);
+/* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it.
+ * card: repo is a card's, whose files only the tree's .gitignore rules exclude (scan.c). */
+int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_err *e);
 /* Status entry i's path when it is a change a commit would record (not current, not
  * ignored, not beneath a path the scan left out, which is never committed); else NULL. */
 const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, const gr_paths *skip);
+/* Adds to out each of s->hidden that repo's index does not hold (untracked, so a change
+ * libgit2's status does not list): how many, or -1 with e set. */
+int gr_scan_untracked(const gitapi *g, git_repository *repo, const gr_scan *s, gr_paths *out, gr_err *e);
 /* git_index_add_all / update_all's filter: > 0 leaves the path out. */
 int gr_stage_filter(const char *path, const char *matched, void *payload);
 /* Checks card's worktree (registered, its metadata whole) against what the engine made:

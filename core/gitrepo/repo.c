@@ -30,6 +30,13 @@ int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
   if ((strcmp(code, "EIO") == 0 || strcmp(code, "EGIT") == 0) &&
       (strstr(e->msg, strerror(ENOSPC)) || strstr(e->msg, strerror(EDQUOT))))
     e->code = "ENOSPC";
+  /* so is a write past the process's file-size limit (EFBIG, SIGXFSZ being caught: main.c),
+   * named, as libgit2 says only "File too large" */
+  if (strstr(e->msg, strerror(EFBIG)) && !strstr(e->msg, "LimitFSIZE")) {
+    if (strcmp(code, "EIO") == 0 || strcmp(code, "EGIT") == 0) e->code = "ENOSPC";
+    size_t used = strlen(e->msg);
+    snprintf(e->msg + used, sizeof e->msg - used, " (the process's file-size limit: ulimit -f, systemd LimitFSIZE=)");
+  }
   return -1;
 }
 
@@ -336,6 +343,10 @@ int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e
   void *skip = (void *)&scan->skip;
   int rc = g->index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);
   if (rc == 0) rc = g->index_update_all(idx, NULL, gr_stage_filter, skip);
+  /* what libgit2's walk left out for a person's exclude alone (scan.c): added by name */
+  for (size_t i = 0; rc == 0 && i < scan->hidden.n; i++)
+    if (g->index_get_bypath(idx, scan->hidden.v[i], 0) == NULL && !gr_stage_filter(scan->hidden.v[i], NULL, skip))
+      rc = g->index_add_bypath(idx, scan->hidden.v[i]);
   return rc < 0 ? gr_git(g, e, rc, "staging the working tree") : 0;
 }
 
@@ -349,7 +360,7 @@ static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig
   if (gr_make_sig(g, who, &sig, e) != 0) return -1;
   if ((rc = g->repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(g, e, rc, "HEAD"); goto out; }
   if ((rc = g->repository_index(&idx, repo)) < 0) { gr_git(g, e, rc, "index"); goto out; }
-  if (gr_scan_run(g, repo, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
+  if (gr_scan_run(g, repo, &scan, 0, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
   if ((rc = g->index_write_tree(tid, idx)) < 0 || (rc = g->tree_lookup(&tree, repo, tid)) < 0) {
     gr_git(g, e, rc, "tree");
     goto out;

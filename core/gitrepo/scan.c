@@ -33,7 +33,84 @@
 #define GR_SCAN_DEPTH 128
 #define GR_NOTES_MAX 50 /* notes kept per scan (the skip list itself is whole) */
 
+/* ---- the rules a card's files are excluded by -----------------------------------------------
+
+ * A card's handle is main's repository opened on the card's directory, so libgit2 applies
+ * main's .git/info/exclude and a core.excludesFile of main's config to it: a person's own
+ * ignores for workspace/, which kept an agent's files out of the card's commits unsaid (and a
+ * detach then deleted them as ignored). A card's change is its directory's, excluded by the
+ * tree's .gitignore files alone. libgit2 cannot be told to skip those sources, so where the
+ * person has any, the rules are asked of a repository of no gitdir (no info/exclude) and an
+ * empty config (no excludesFile: the global and XDG search paths are emptied at set-up)
+ * whose working tree is the card's directory; what the handle's own walks (staging, status)
+ * then miss is added back by name from the scan (gr_scan.hidden). Without any, the handle's
+ * rules are the tree's and nothing changes. */
+#define GR_EXCLUDE_READ 65536
+
+/* 1 when repo's ignores hold a person's on top of the tree's: info/exclude with a rule (a
+ * line neither blank nor a comment; one too long to read counts) or core.excludesFile set. */
+static int gr_has_excludes(const gitapi *g, git_repository *repo) {
+  git_config *cfg = NULL;
+  const char *v = NULL;
+  int has = 0;
+  if (g->repository_config_snapshot(&cfg, repo) == 0) {
+    has = g->config_get_string(&v, cfg, "core.excludesFile") == 0 && v && *v;
+    g->config_free(cfg);
+  }
+  char path[PATH_MAX];
+  if (has || (size_t)snprintf(path, sizeof path, "%sinfo/exclude", g->repository_commondir(repo)) >= sizeof path)
+    return 1;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC); /* libgit2 follows a symlink there too */
+  if (fd < 0) return 0;
+  struct stat st;
+  char *buf = NULL;
+  ssize_t n = -1;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (st.st_size >= GR_EXCLUDE_READ) has = 1;
+    else if ((buf = malloc(GR_EXCLUDE_READ)) != NULL) n = read(fd, buf, GR_EXCLUDE_READ - 1);
+    else has = 1;
+  }
+  close(fd);
+  for (ssize_t i = 0; i < n && !has; i++) {
+    while (i < n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r')) i++;
+    if (i < n && buf[i] != '\n' && buf[i] != '#') has = 1;
+    while (i < n && buf[i] != '\n') i++;
+  }
+  free(buf);
+  return has;
+}
+
+/* *out: the repository a card's ignore rules are asked of (above), or NULL when they are
+ * repo's own. */
+static int gr_rules_open(const gitapi *g, git_repository *repo, git_repository **out, gr_err *e) {
+  *out = NULL;
+  const char *wd = g->repository_workdir(repo);
+  if (wd == NULL || !gr_has_excludes(g, repo)) return 0;
+  git_repository *rr = NULL;
+  git_config *cfg = NULL;
+  int rc = g->repository_new(&rr);
+  if (rc == 0) rc = g->config_new(&cfg);
+  if (rc == 0) rc = g->repository_set_config(rr, cfg);
+  if (rc == 0) rc = g->repository_set_workdir(rr, wd, 0);
+  g->config_free(cfg); /* the repository holds its own reference */
+  if (rc < 0) {
+    if (rr) g->repository_free(rr);
+    return gr_git(g, e, rc, "the working tree's ignore rules");
+  }
+  *out = rr;
+  return 0;
+}
+
+/* 1 when path (a directory's ending in '/') is ignored by the working tree's rules */
+static int gr_rule_ignored(const gitapi *g, const gr_scan *s, const char *path) {
+  int ignored = 0;
+  return g->ignore_path_is_ignored(&ignored, s->rules ? s->rules : s->repo, path) == 0 && ignored;
+}
+
 void gr_scan_free(gr_scan *s) {
+  if (s->rules) s->g->repository_free(s->rules);
+  s->rules = NULL;
+  gr_paths_free(&s->hidden);
   gr_paths_free(&s->skip);
   gr_paths_free(&s->notes);
   s->unnoted = 0;
@@ -70,18 +147,21 @@ int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
   return 0;
 }
 
-/* Walks directory dfd (closed here, whatever happens), whose path is rel. */
-static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t rlen, int depth, gr_err *e) {
+/* Walks directory dfd (closed here, whatever happens), whose path is rel. hidden: the
+ * handle's own rules ignore it (a person's excludes; with s->rules only). */
+static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t rlen, int depth, int hidden,
+                       gr_err *e) {
   if (gr_scan_controls(dfd, rel, e) != 0) {
     close(dfd);
     return -1;
   }
   if (rlen > 0) { /* an ignored directory is not walked by libgit2 either */
-    int ignored = 0;
-    if (g->ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) {
+    if (gr_rule_ignored(g, s, rel)) {
       close(dfd);
       return 0;
     }
+    int ig = 0;
+    if (s->rules && !hidden) hidden = g->ignore_path_is_ignored(&ig, s->repo, rel) == 0 && ig;
   }
   DIR *d = fdopendir(dfd);
   if (d == NULL) {
@@ -127,9 +207,15 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
         if (cfd >= 0) {
           rel[rlen + nl] = '/';
           rel[rlen + nl + 1] = '\0';
-          ret = gr_scan_dir(g, s, cfd, rel, rlen + nl + 1, depth + 1, e); /* closes cfd */
+          ret = gr_scan_dir(g, s, cfd, rel, rlen + nl + 1, depth + 1, hidden, e); /* closes cfd */
         }
       }
+    } else if (s->rules && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
+      /* what staging stages; the handle's walk misses it where a person's rule matches */
+      int ig = 0;
+      if ((hidden || (g->ignore_path_is_ignored(&ig, s->repo, rel) == 0 && ig)) && !gr_rule_ignored(g, s, rel) &&
+          gr_paths_push(&s->hidden, rel) != 0)
+        ret = gr_fail(e, "ENOMEM", "out of memory");
     }
     rel[rlen] = '\0';
   }
@@ -144,13 +230,18 @@ int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e) {
   return fd >= 0 ? fd : gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
 }
 
-int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, gr_err *e) {
+int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_err *e) {
   memset(s, 0, sizeof *s);
   s->repo = repo;
+  s->g = g;
+  if (card && gr_rules_open(g, repo, &s->rules, e) != 0) return -1;
   int fd = gr_workdir_fd(g, repo, e);
-  if (fd < 0) return fd == -2 ? 0 : -1;
+  if (fd < 0) {
+    gr_scan_free(s);
+    return fd == -2 ? 0 : -1;
+  }
   char rel[PATH_MAX] = "";
-  if (gr_scan_dir(g, s, fd, rel, 0, 0, e) != 0) {
+  if (gr_scan_dir(g, s, fd, rel, 0, 0, 0, e) != 0) {
     gr_scan_free(s);
     return -1;
   }
@@ -179,6 +270,24 @@ static int gr_scan_skips(const gr_paths *skip, const char *path) {
     }
   }
   return 0;
+}
+
+int gr_scan_untracked(const gitapi *g, git_repository *repo, const gr_scan *s, gr_paths *out, gr_err *e) {
+  if (s->hidden.n == 0) return 0;
+  git_index *idx = NULL;
+  int rc = g->repository_index(&idx, repo), n = 0;
+  if (rc < 0) return gr_git(g, e, rc, "index");
+  for (size_t i = 0; i < s->hidden.n; i++) {
+    const char *p = s->hidden.v[i];
+    if (g->index_get_bypath(idx, p, 0) != NULL || gr_scan_skips(&s->skip, p)) continue;
+    if (gr_paths_add(out, p) != 0) {
+      g->index_free(idx);
+      return gr_fail(e, "ENOMEM", "out of memory");
+    }
+    n++;
+  }
+  g->index_free(idx);
+  return n;
 }
 
 const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, const gr_paths *skip) {
@@ -461,7 +570,7 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
     int ignored = 0; /* as index_add_all: an ignored file is added only when already tracked */
     const git_index_entry *en = g->index_get_bypath(idx, path, 0);
     /* so a tracked path's rules are not read (libgit2 reads the exclude files per call) */
-    if (en == NULL) rc = g->ignore_path_is_ignored(&ignored, repo, path);
+    if (en == NULL) rc = g->ignore_path_is_ignored(&ignored, s->rules ? s->rules : repo, path);
     if (rc == 0 && !ignored && !gr_entry_holds(g, repo, en, path, &st)) rc = g->index_add_bypath(idx, path);
   }
   return rc < 0 ? gr_git(g, e, rc, path) : 0;
@@ -479,7 +588,8 @@ int gr_note_ignored(const gitapi *g, git_repository *repo, git_index *idx, const
     int ignored = 0;
     /* staged (tracked, or added just now) or gone: nothing of the turn's was left out */
     if (g->index_get_bypath(idx, p, 0) != NULL || fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (!S_ISREG(st.st_mode) || g->ignore_path_is_ignored(&ignored, repo, p) < 0 || !ignored) continue;
+    if (!S_ISREG(st.st_mode) || g->ignore_path_is_ignored(&ignored, s->rules ? s->rules : repo, p) < 0 || !ignored)
+      continue;
     ret = gr_scan_skip(s, p, "matched by a .gitignore rule: not committed", e);
   }
   close(root);
@@ -490,8 +600,13 @@ int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const 
                           gr_err *e) {
   memset(s, 0, sizeof *s);
   s->repo = repo;
+  s->g = g;
+  if (gr_rules_open(g, repo, &s->rules, e) != 0) return -1;
   int root = gr_workdir_fd(g, repo, e);
-  if (root < 0) return root == -2 ? 1 : -1;
+  if (root < 0) {
+    gr_scan_free(s);
+    return root == -2 ? 1 : -1;
+  }
   int ret = 0;
   for (size_t i = 0; ret == 0 && i < only->n; i++) ret = gr_stage_one(g, repo, idx, root, only->v[i], s, e);
   close(root);

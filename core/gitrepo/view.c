@@ -35,14 +35,16 @@
  * 5. Files are written under a temporary name, in a directory of the refresh's own in the
  *    gitdir (viewput.c: no name a tree can hold, none taken from anyone), or beside the
  *    path as `.orket-view-PID.N.tmp` (O_EXCL) where that directory is on another file
- *    system or cannot be used, and renamed into place (a gone process's left beside is
+ *    system or cannot be used, and renamed into place only while the path's lstat is still
+ *    the one taken before its check (a save since is the person's; one in the last
+ *    microseconds before the rename is not seen) (a gone process's left beside is
  *    removed from the folders a refresh writes into: vw_sweep_beside); a directory on the
  *    way is opened with O_NOFOLLOW (a symlink of someone's is never followed); a directory
  *    is removed only when empty.
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
  *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
- *    (no space, a quota, an I/O error: vw_blocked), or a read of the disk that fails for
+ *    (no space, a quota, an I/O error: gr_vw_blocked), or a read of the disk that fails for
  *    such a reason (vw_read_err: never taken for nothing there): that path keeps B's file
  *    and index entry (the directories its write made on the way go again, vw_unmake_dirs;
  *    one a kill left may stay, empty: git tracks none), the other paths are written, and
@@ -85,6 +87,7 @@
  *    still listed: the move is why it is, and later merges do not settle it. */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "viewside.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,173 +98,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* what a view with a person's branch (or a detached commit, %s) checked out waits for */
-#define GR_VIEW_WAITS_TAIL \
-  " checked out, not main: it follows main again once main is checked out there (git -C workspace checkout main)"
-#define GR_VIEW_WAITS "workspace/ has %s" GR_VIEW_WAITS_TAIL
-/* what a view a stopped process left behind main's last merge says (gitrepo_view_status) */
-#define GR_VIEW_UNFOLLOWED \
-  "main's last merge is not followed in workspace/ yet: its refresh is under way, or the process was stopped before it"
-#define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is hashed in pieces (vw_disk) */
-
-enum { VW_NONE, VW_FILE, VW_EXEC, VW_LINK, VW_DIR, VW_OTHER };
-static const char *const vw_kinds[] = {"none", "file", "executable", "symlink", "directory", "other"};
-
-/* One side of a path: what a tree or the disk holds there. */
-typedef struct vw_side {
-  int kind;
-  int hashed; /* id is known (a blob, or the disk's content hashed) */
-  git_oid id;
-  int64_t size;
-} vw_side;
-
-/* ---- the disk ---- */
-
-/* Opens the directory that holds path's last component, below root (a directory fd): each
- * component opened with O_NOFOLLOW, made when missing and mk is set. *leaf points into
- * path at the last component. -1 with errno: ENOENT (missing), ENOTDIR or ELOOP (a file or
- * symlink in the way). */
-static int vw_parent(int root, const char *path, int mk, const char **leaf) {
-  const char *p = path, *slash;
-  int fd = dup(root);
-  while (fd >= 0 && (slash = strchr(p, '/')) != NULL) {
-    char comp[NAME_MAX + 1];
-    size_t len = (size_t)(slash - p);
-    if (len == 0 || len > NAME_MAX) {
-      close(fd);
-      errno = EINVAL;
-      return -1;
-    }
-    memcpy(comp, p, len);
-    comp[len] = '\0';
-    int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0 && errno == ENOENT && mk && mkdirat(fd, comp, 0777) == 0)
-      next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int err = errno;
-    close(fd);
-    errno = err;
-    fd = next;
-    p = slash + 1;
-  }
-  *leaf = p;
-  return fd;
-}
-
-/* 1 when side s (NULL: none) could be a regular file of size bytes: a file or executable
- * whose size is unknown (0 from a tree diff or an index entry) or equal. */
-static int vw_may_be(const vw_side *s, int64_t size) {
-  return s && (s->kind == VW_FILE || s->kind == VW_EXEC) && (s->size <= 0 || s->size == size);
-}
-
-static int vw_blocked(int err);
-
-/* 0 when a failed read's err means what it says of the path (missing, or something of the
- * person's in the way: vw_blocked), else err: the machine's for the moment (no descriptors,
- * no memory, an I/O error), and the disk is not known. */
-static int vw_read_err(int err) {
-  return err == ENOENT || vw_blocked(err) ? 0 : err ? err : EIO;
-}
-
-/* What the disk holds at leaf in dfd (dfd < 0: the way there is missing or blocked, so
- * nothing is there as far as this path goes; errno is vw_parent's, so called right after
- * it). s1 and s2 (either NULL) are the sides it is compared with: a huge file is hashed
- * only when it could be one. Returns 0, or the errno of a read that failed for a reason
- * not the path's (vw_read_err): d is then not what the disk holds, and a refresh must not
- * take it for nothing there (a person's deletion, a removal done). */
-static int vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d, const vw_side *s1,
-                   const vw_side *s2) {
-  struct stat st;
-  int err = errno;
-  *d = (vw_side){.kind = VW_NONE, .size = -1};
-  if (dfd < 0) return vw_read_err(err);
-  if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) return vw_read_err(errno);
-  d->size = st.st_size;
-  if (S_ISDIR(st.st_mode)) {
-    d->kind = VW_DIR;
-  } else if (S_ISLNK(st.st_mode)) {
-    char t[PATH_MAX];
-    ssize_t n = readlinkat(dfd, leaf, t, sizeof t);
-    d->kind = VW_LINK;
-    if (n < 0) return vw_read_err(errno);
-    d->hashed = g->odb_hash(&d->id, t, (size_t)n, GIT_OBJECT_BLOB) == 0;
-  } else if (S_ISREG(st.st_mode)) {
-    d->kind = (st.st_mode & 0100) ? VW_EXEC : VW_FILE;
-    /* A huge file of another size than both sides cannot hold either: hashing it took
-     * seconds at every status and web panel load, for nothing. */
-    if ((size_t)st.st_size > GR_VIEW_FILE_MAX && !vw_may_be(s1, st.st_size) && !vw_may_be(s2, st.st_size)) return 0;
-    int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return vw_read_err(errno);
-    if ((size_t)st.st_size > GR_VIEW_FILE_MAX) {
-      /* Hashed in pieces by libgit2, which takes a path: /proc/self/fd/N reopens this very
-       * file, not a second lookup of leaf (without /proc it stays unhashed). Unhashed, a
-       * person's huge file committed to main stayed listed as theirs for good (invariant 7
-       * never held). */
-      struct stat fst;
-      char via[48];
-      if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && snprintf(via, sizeof via, "/proc/self/fd/%d", fd) > 0)
-        d->hashed = g->odb_hashfile(&d->id, via, GIT_OBJECT_BLOB) == 0;
-      close(fd);
-      return 0;
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t n = 0;
-    ssize_t k = 0;
-    while (buf && n < (size_t)st.st_size && (k = read(fd, buf + n, (size_t)st.st_size - n)) > 0) n += (size_t)k;
-    err = buf == NULL ? ENOMEM : k < 0 ? vw_read_err(errno) : 0;
-    close(fd);
-    if (buf && k >= 0 && n == (size_t)st.st_size) d->hashed = g->odb_hash(&d->id, buf, n, GIT_OBJECT_BLOB) == 0;
-    free(buf);
-    return err;
-  } else {
-    d->kind = VW_OTHER;
-  }
-  return 0;
-}
-
-static int vw_kind_of_mode(uint32_t mode) {
-  switch (mode) {
-  case 0: return VW_NONE;
-  case GIT_FILEMODE_BLOB: return VW_FILE;
-  case GIT_FILEMODE_BLOB_EXECUTABLE: return VW_EXEC;
-  case GIT_FILEMODE_LINK: return VW_LINK;
-  case GIT_FILEMODE_TREE: return VW_DIR;
-  default: return VW_OTHER;
-  }
-}
-
-/* 1 when the disk's d is what side s stands for: both nothing, or the same content of the
- * same kind (exec: the executable bit too; otherwise a file is a file either way). */
-static int vw_holds(const gitapi *g, const vw_side *d, const vw_side *s, int exec) {
-  if (s->kind == VW_NONE) return d->kind == VW_NONE;
-  if (!s->hashed || !d->hashed) return 0;
-  int sf = s->kind == VW_FILE || s->kind == VW_EXEC, df = d->kind == VW_FILE || d->kind == VW_EXEC;
-  if (sf != df || (!sf && s->kind != d->kind)) return 0;
-  if (exec && sf && s->kind != d->kind) return 0;
-  return g->oid_equal(&d->id, &s->id);
-}
-
-/* Whether the view's file system keeps the executable bit: core.fileMode, as git's init
- * probed it (true when unset). Where it does, a file's mode that is not B's is the person's
- * (a chmod +x is never undone); where it does not, every file reads alike, and the mode says
- * nothing of anyone. */
-static int vw_filemode(const gitapi *g, git_repository *repo) {
-  git_config *cfg = NULL;
-  const char *v = NULL;
-  int on = 1;
-  if (g->repository_config_snapshot(&cfg, repo) == 0 && g->config_get_string(&v, cfg, "core.filemode") == 0 && v) {
-    int b;
-    if (g->config_parse_bool(&b, v) == 0) on = b;
-  }
-  if (cfg) g->config_free(cfg);
-  return on;
-}
-
-/* 1 when the index entry ie (NULL: none) is side s's. */
-static int vw_index_is(const gitapi *g, const git_index_entry *ie, const vw_side *s) {
-  if (s->kind == VW_NONE) return ie == NULL;
-  return ie && s->hashed && g->oid_equal(&ie->id, &s->id) && vw_kind_of_mode(ie->mode) == s->kind;
-}
-
 /* ---- one refresh ---- */
 
 /* A path of diff(B, M): its two sides, the index's entry at the start, and what happened. */
@@ -271,11 +107,11 @@ typedef struct vw_item {
   int index_ok; /* main's index held B's or M's entry */
   int diverged;
   int done;   /* the disk holds M's */
-  int failed; /* errno of a write of the refresh's own that failed (vw_blocked): B's kept */
+  int failed; /* errno of a write of the refresh's own that failed (gr_vw_blocked): B's kept */
 } vw_item;
 
 static void vw_side_of(const git_diff_file *f, vw_side *s) {
-  s->kind = vw_kind_of_mode(f->mode);
+  s->kind = gr_vw_kind_of_mode(f->mode);
   s->hashed = s->kind == VW_FILE || s->kind == VW_EXEC || s->kind == VW_LINK;
   s->id = f->id;
   s->size = (int64_t)f->size;
@@ -294,11 +130,11 @@ static void vw_prune_dirs(int root, const char *path) {
 /* 1 when the disk at it's path still holds M's side. */
 static int vw_still(const gitapi *g, int root, const vw_item *it) {
   const char *leaf;
-  int dfd = vw_parent(root, it->path, 0, &leaf);
+  int dfd = gr_vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  vw_disk(g, dfd, leaf, &d, &it->m, NULL);
+  gr_vw_disk(g, dfd, leaf, &d, &it->m, NULL);
   if (dfd >= 0) close(dfd);
-  return vw_holds(g, &d, &it->m, 1);
+  return gr_vw_holds(g, &d, &it->m, 1);
 }
 
 /* main's entry at a written path (a file, an executable or a link), its stat fields zero */
@@ -337,6 +173,14 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
   if (cur && g->oid_equal(&cur->id, &en.id) && cur->mode == en.mode && cur->file_size == en.file_size &&
       cur->mtime.seconds == en.mtime.seconds && cur->mtime.nanoseconds == en.mtime.nanoseconds)
     return 0;
+  /* the person's skip-worktree and assume-unchanged stay on main's entry: they keep a local
+   * version of theirs out of `git status` and `commit -a`, and without them the next commit -a
+   * reverted main's change with it. intent-to-add is not kept: it marks an entry with no
+   * content, and main's has its blob. */
+  if (cur) {
+    en.flags |= cur->flags & GIT_INDEX_ENTRY_VALID;
+    en.flags_extended |= cur->flags_extended & GIT_INDEX_ENTRY_SKIP_WORKTREE;
+  }
   return g->index_add(idx, &en) < 0 ? -1 : 1;
 }
 
@@ -344,41 +188,15 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
  * (a submodule's commit); *was gets ie as a side, *d the disk's. */
 static int vw_disk_is(const gitapi *g, int root, const char *path, const git_index_entry *ie, vw_side *was,
                       vw_side *d) {
-  *was = (vw_side){.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id};
+  *was = (vw_side){.kind = gr_vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id};
   if (was->kind != VW_FILE && was->kind != VW_EXEC && was->kind != VW_LINK) return -1;
   const char *leaf;
-  int dfd = vw_parent(root, path, 0, &leaf);
-  vw_disk(g, dfd, leaf, d, was, NULL);
+  int dfd = gr_vw_parent(root, path, 0, &leaf);
+  gr_vw_disk(g, dfd, leaf, d, was, NULL);
   if (dfd >= 0) close(dfd);
-  return vw_holds(g, d, was, 1);
+  return gr_vw_holds(g, d, was, 1);
 }
 
-/* 1 when err, a failed write's at a path in workspace/, is the person's: a lasting property
- * of what is on the path, which a retry would meet again (invariant 4: recorded as diverged,
- * listed, the base moves on). Something in the way: a file or symlink where a directory
- * goes, a directory where a file goes (ENOTDIR, ELOOP, EISDIR, ENOTEMPTY, EEXIST). A name
- * or symlink target this file system cannot hold (EINVAL, ENAMETOOLONG, EILSEQ, EOPNOTSUPP).
- * A person's mode, owner, immutable flag, read-only mount or mount point (EACCES, EPERM,
- * EROFS, EBUSY), a directory full of subdirectories or a file too large for the file
- * system (EMLINK, EFBIG; one over the process's own size limit is retried: vw_over_fsize).
- * Anything else is the machine's for the moment (no space, a quota, an I/O error, no
- * memory or descriptors, a directory removed meanwhile, a network file system's hiccup,
- * an errno not known here): the path keeps B's and the refresh fails,
- * said, to be retried (invariant 6). A closed list, so that what is not known is retried,
- * never taken for the person's: a full disk's paths, taken for theirs, stayed missing for
- * good. Orket's own places never reach here with their errno: the blob lookup fails EIO,
- * and a failure in the gitdir's temporary directory falls back beside the path
- * (gr_view_put). */
-static int vw_blocked(int err) {
-  switch (err) {
-  case ENOTDIR: case ELOOP: case EISDIR: case ENOTEMPTY: case EEXIST:
-  case EINVAL: case ENAMETOOLONG: case EILSEQ: case EOPNOTSUPP:
-  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK: case EFBIG:
-    return 1;
-  default:
-    return 0;
-  }
-}
 
 /* 1 when blob id is larger than the process may write (RLIMIT_FSIZE, finite): an EFBIG
  * then is that limit's, which a later run without it does not meet, so the path is retried
@@ -402,18 +220,18 @@ static int vw_over_fsize(const gitapi *g, git_repository *repo, const git_oid *i
  * deletion.) The directories it leaves empty go too, so that a file can take their place. */
 static void vw_clear(const gitapi *g, int root, vw_item *it, int filemode) {
   const char *leaf;
-  int dfd = vw_parent(root, it->path, 0, &leaf);
+  int dfd = gr_vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  int rerr = vw_disk(g, dfd, leaf, &d, &it->b, NULL);
+  int rerr = gr_vw_disk(g, dfd, leaf, &d, &it->b, NULL);
   if (rerr) {
     it->failed = rerr; /* not known to be gone: kept, retried (invariant 6) */
   } else if (d.kind == VW_NONE) {
     vw_prune_dirs(root, it->path);
-  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, filemode)) {
+  } else if (!it->index_ok || !gr_vw_holds(g, &d, &it->b, filemode)) {
     it->diverged = 1;
   } else if (unlinkat(dfd, leaf, 0) == 0) {
     vw_prune_dirs(root, it->path);
-  } else if (vw_blocked(errno)) {
+  } else if (gr_vw_blocked(errno)) {
     it->diverged = 1;
   } else {
     it->failed = errno ? errno : EIO;
@@ -423,7 +241,7 @@ static void vw_clear(const gitapi *g, int root, vw_item *it, int filemode) {
 
 /* The length of path's first leading directory missing from the disk (0: none is), so that
  * a write that fails can take away the directories it made on the way (vw_unmake_dirs).
- * Each looked up from its parent, opened without following a symlink (vw_parent). */
+ * Each looked up from its parent, opened without following a symlink (gr_vw_parent). */
 static size_t vw_missing(int root, const char *path) {
   char p[PATH_MAX];
   const char *leaf;
@@ -431,7 +249,7 @@ static size_t vw_missing(int root, const char *path) {
   snprintf(p, sizeof p, "%s", path);
   for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
     *slash = '\0';
-    int dfd = vw_parent(root, p, 0, &leaf);
+    int dfd = gr_vw_parent(root, p, 0, &leaf);
     int there = dfd >= 0 && fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0;
     int err = errno;
     if (dfd >= 0) close(dfd);
@@ -453,7 +271,7 @@ static void vw_unmake_dirs(int root, const char *path, size_t top) {
   snprintf(p, sizeof p, "%s", path);
   for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) >= top; slash = strrchr(p, '/')) {
     *slash = '\0';
-    int dfd = vw_parent(root, p, 0, &leaf);
+    int dfd = gr_vw_parent(root, p, 0, &leaf);
     int gone = dfd >= 0 && unlinkat(dfd, leaf, AT_REMOVEDIR) == 0;
     int err = errno;
     if (dfd >= 0) close(dfd);
@@ -507,27 +325,32 @@ static void vw_sweep_beside(const gr_view_tmp *t, vw_sweep *sw, int dfd, const c
 static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, vw_sweep *sw, int root, vw_item *it,
                        int filemode) {
   const char *leaf;
-  int dfd = vw_parent(root, it->path, 0, &leaf);
+  int dfd = gr_vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  int rerr = vw_disk(g, dfd, leaf, &d, &it->m, &it->b);
+  /* the path's identity before its content is read: gr_view_put renames over it only while
+   * it is still this, so a save after the read is not overwritten (st_mode 0: nothing) */
+  struct stat was = {0};
+  if (dfd < 0 || fstatat(dfd, leaf, &was, AT_SYMLINK_NOFOLLOW) != 0) memset(&was, 0, sizeof was);
+  int rerr = gr_vw_disk(g, dfd, leaf, &d, &it->m, &it->b);
   if (rerr) {
     it->failed = rerr; /* not read: never taken for the person's deletion (invariant 6) */
-  } else if (vw_holds(g, &d, &it->m, 1)) {
+  } else if (gr_vw_holds(g, &d, &it->m, 1)) {
     it->done = 1;
   } else if (it->m.kind == VW_OTHER) {
     it->done = 1; /* a submodule's commit: nothing to write */
-  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, filemode)) {
+  } else if (!it->index_ok || !gr_vw_holds(g, &d, &it->b, filemode)) {
     it->diverged = 1;
   } else {
     size_t made = dfd < 0 ? vw_missing(root, it->path) : 0;
-    if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
-    int put = dfd >= 0 ? gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) : -1;
+    if (dfd < 0) dfd = gr_vw_parent(root, it->path, 1, &leaf); /* directories M brings */
+    int put = dfd >= 0 ? gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC, &was)
+                       : -1;
     int err = errno;
     if (dfd >= 0) vw_sweep_beside(t, sw, dfd, it->path);
     if (put == 0) {
       it->done = 1;
     } else {
-      if (vw_blocked(err) && !(err == EFBIG && vw_over_fsize(g, repo, &it->m.id))) it->diverged = 1; /* someone's on the way */
+      if (gr_vw_blocked(err) && !(err == EFBIG && vw_over_fsize(g, repo, &it->m.id))) it->diverged = 1; /* someone's on the way */
       else it->failed = err ? err : EIO; /* a full disk: B's stays, the next refresh writes it */
     }
     if (it->failed && made) vw_unmake_dirs(root, it->path, made);
@@ -591,24 +414,23 @@ static int vw_smudge_racy(const gitapi *g, git_index *idx, int root, int64_t rea
 
 /* A split or sparse index of a person's git, which libgit2 cannot read, stops every refresh
  * until they act: the reason names what makes it readable. */
-static void vw_index_fix(gr_err *e) {
+static void vw_index_fix(const gitapi *g, gr_err *e) {
   const char *fix = strstr(e->msg, "extension: 'link'") ? "git -C workspace update-index --no-split-index"
                     : strstr(e->msg, "extension: 'sdir'") ? "git -C workspace sparse-checkout reapply --no-sparse-index"
                                                           : NULL;
   size_t n = strlen(e->msg);
-  if (fix) snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
+  const git_error *le = g->error_last();
+  if (fix) {
+    snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
+  } else if (le && le->klass == GIT_ERROR_INDEX) {
+    /* damaged: git itself then fails on it too ("index file corrupt"), and nothing else says
+     * what settles it; reset rewrites it from main, leaving the files on disk alone */
+    snprintf(e->msg + n, sizeof e->msg - n,
+             " (the index is damaged: 'rm workspace/.git/index && git -C workspace reset' writes it again from main, "
+             "keeping your files; what you had staged is then unstaged)");
+  }
 }
 
-/* The side tree holds at path (nothing when it holds none). */
-static void vw_side_at(const gitapi *g, git_tree *tree, const char *path, vw_side *s) {
-  git_tree_entry *te = NULL;
-  *s = (vw_side){.kind = VW_NONE, .size = -1};
-  if (g->tree_entry_bypath(&te, tree, path) != 0) return;
-  s->kind = vw_kind_of_mode((uint32_t)g->tree_entry_filemode(te));
-  s->hashed = s->kind == VW_FILE || s->kind == VW_EXEC || s->kind == VW_LINK;
-  s->id = *g->tree_entry_id(te);
-  g->tree_entry_free(te);
-}
 
 static int vw_same(const gitapi *g, const vw_side *x, const vw_side *y) {
   return x->kind == y->kind && (x->kind == VW_NONE || g->oid_equal(&x->id, &y->id));
@@ -638,8 +460,8 @@ static int vw_person_guard(const gitapi *g, git_repository *repo, const git_oid 
     /* both read from the trees: the diff's side of a file added where a directory was is
      * nothing, the trees' a directory (and a directory on both sides is no path of theirs) */
     vw_side bs, ps;
-    vw_side_at(g, base, items[i].path, &bs);
-    vw_side_at(g, pt, items[i].path, &ps);
+    gr_vw_side_at(g, base, items[i].path, &bs);
+    gr_vw_side_at(g, pt, items[i].path, &ps);
     if (!(bs.kind == VW_DIR && ps.kind == VW_DIR) && !vw_same(g, &ps, &bs)) items[i].index_ok = 0;
   }
   if (g->diff_tree_to_tree(&d, repo, base, pt, NULL) == 0) {
@@ -647,13 +469,13 @@ static int vw_person_guard(const gitapi *g, git_repository *repo, const git_oid 
       const git_diff_delta *dd = g->diff_get_delta(d, i);
       const char *path = dd->new_file.path ? dd->new_file.path : dd->old_file.path, *leaf;
       vw_side b, m, disk;
-      vw_side_at(g, base, path, &b);
-      vw_side_at(g, target, path, &m);
+      gr_vw_side_at(g, base, path, &b);
+      gr_vw_side_at(g, target, path, &m);
       if (!vw_same(g, &b, &m)) continue; /* an item: decided above */
-      int dfd = vw_parent(root, path, 0, &leaf);
-      vw_disk(g, dfd, leaf, &disk, &m, NULL);
+      int dfd = gr_vw_parent(root, path, 0, &leaf);
+      gr_vw_disk(g, dfd, leaf, &disk, &m, NULL);
       if (dfd >= 0) close(dfd);
-      if (!vw_holds(g, &disk, &m, 1) && !(m.kind == VW_DIR && disk.kind == VW_DIR)) ret = gr_paths_add(extra, path);
+      if (!gr_vw_holds(g, &disk, &m, 1) && !(m.kind == VW_DIR && disk.kind == VW_DIR)) ret = gr_paths_add(extra, path);
     }
   } else {
     ret = -1;
@@ -667,7 +489,7 @@ static int vw_person_guard(const gitapi *g, git_repository *repo, const git_oid 
 /* 1 with P when Orket's merge to tip is one the view has not followed yet: its intent names
  * tip, and the view's base commit is P (the usual case: no walk) or was never at tip or past
  * it (a person's move back to a tip the view followed once is theirs, not a merge again). */
-static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *tip, git_oid *p) {
+int gr_vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *tip, git_oid *p) {
   const gitapi *g = &r->git;
   if (!gr_view_read_intent(r, tip, p)) return 0;
   if (!s->has_commit || g->oid_equal(&s->commit, p)) return 1;
@@ -675,7 +497,7 @@ static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *ti
 }
 
 /* P for the intent of Orket's merge from main's commit mid: the previous intent's P while
- * the view has not followed that merge to mid (vw_merged: its refresh failed), else mid.
+ * the view has not followed that merge to mid (gr_vw_merged: its refresh failed), else mid.
  * Returns whether the view's last refresh did not follow Orket's own merge to mid (it
  * failed: a full disk), so that the merge runs that refresh again before it moves main; a
  * person's move of main is not this (the merge's own refresh tells it, as before). */
@@ -687,7 +509,7 @@ int gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
    * intent names mid), or part-way, its base then short of mid (the state's partial) */
   int behind = s.has_base && s.has_commit &&
                (r->git.oid_equal(&s.commit, mid) ? s.partial : gr_view_read_intent(r, mid, &p));
-  if (!s.has_base || !vw_merged(r, &s, mid, from)) *from = *mid;
+  if (!s.has_base || !gr_vw_merged(r, &s, mid, from)) *from = *mid;
   gr_view_state_free(&s);
   return behind;
 }
@@ -784,7 +606,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   if (gr_plain_file(ip, "main's index", "remove it; 'git -C workspace reset' writes it again", e) != 0) goto out;
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
-    vw_index_fix(e);
+    vw_index_fix(g, e);
     goto out;
   }
   /* a base guessed (the state unreadable, or its tree gone) may be older than what the view
@@ -858,13 +680,13 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
-    items[i].index_ok = vw_index_is(g, ie, &items[i].b) || (!guessed && vw_index_is(g, ie, &items[i].m));
+    items[i].index_ok = gr_vw_index_is(g, ie, &items[i].b) || (!guessed && gr_vw_index_is(g, ie, &items[i].m));
   }
   /* invariant 10: P, main's commit Orket's merge to tip went from (tip itself when none did);
    * main was moved by Orket alone when the view's base B is P or an ancestor of it (as a
    * refresh that failed, or a person's commit on top, leaves it), or holds P's tree */
   git_oid p;
-  int merged = vw_merged(r, &s, &tip, &p);
+  int merged = gr_vw_merged(r, &s, &tip, &p);
   if (!merged) p = tip;
   int ours = 0;
   git_commit *pcm = NULL;
@@ -878,7 +700,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
 
   size_t cleared_failed = 0; /* removals of pass 1 that failed (vw_below_failed) */
-  int filemode = vw_filemode(g, repo);
+  int filemode = gr_vw_filemode(g, repo);
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE) {
       vw_clear(g, root, &items[i], filemode);
@@ -901,7 +723,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     }
     const git_index_entry *ie = g->index_get_bypath(idx, it->path, 0);
     /* the person's staging is theirs (invariant 4): only B's or M's entry is replaced */
-    if (vw_index_is(g, ie, &it->b) || (it->done && vw_index_is(g, ie, &it->m))) {
+    if (gr_vw_index_is(g, ie, &it->b) || (it->done && gr_vw_index_is(g, ie, &it->m))) {
       int k = vw_index_set(g, idx, root, it);
       if (k < 0) {
         gr_git(g, e, -1, "main's index");
@@ -972,7 +794,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
      * device", and a long one cut the errno's text off */
     const char *code = "EIO";
     for (size_t i = 0; i < n; i++)
-      if (items[i].failed == ENOSPC || items[i].failed == EDQUOT) code = "ENOSPC";
+      if (items[i].failed == ENOSPC || items[i].failed == EDQUOT || items[i].failed == EFBIG) code = "ENOSPC";
     gr_fail(e, code, "cannot write workspace/%.*s%s: %s", 400, first->path, more, strerror(err));
     e->code = code;
     /* the base becomes what the view holds now, the state otherwise as it was read (what this
@@ -1077,228 +899,4 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     int rc = vw_refresh(r, diverged, i < TRIES ? &raced : NULL, e);
     if (!raced) return rc;
   }
-}
-
-/* ---- what the view shows a person ---- */
-
-void gr_view_paths_free(gr_view_path *v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) {
-    free(v[i].path);
-    free(v[i].view_at);
-  }
-  free(v);
-}
-
-/* What blocks the way to path when a leading component is not a directory (a person's file
- * or symlink where main has a directory): that component's length, and what it holds in
- * *d; 0 when nothing does. */
-static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d, const vw_side *s) {
-  char p[PATH_MAX];
-  snprintf(p, sizeof p, "%s", path);
-  for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
-    struct stat st;
-    *slash = '\0';
-    int there = fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (there && !S_ISDIR(st.st_mode)) {
-      const char *leaf;
-      int dfd = vw_parent(root, p, 0, &leaf);
-      vw_disk(g, dfd, leaf, d, s, NULL);
-      if (dfd >= 0) close(dfd);
-      return strlen(p);
-    }
-    if (!there) return 0;
-    *slash = '/';
-  }
-  return 0;
-}
-
-static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
-  if (s->hashed) g->oid_tostr(out, GR_OID_HEX + 1, &s->id);
-  else out[0] = '\0';
-}
-
-/* 1 when recorded path is still listed: the disk does not hold what main's tree holds there
- * (invariant 7); *m and *d its two sides, *way what blocks the way to it (vw_in_way). main's
- * size is read from the object's header in odb (NULL: left unknown), not from the blob: a
- * lookup inflated every listed path's whole content to learn its size. */
-static int vw_listed(gitrepo *r, git_odb *odb, git_tree *tree, int root, const char *path, vw_side *m, vw_side *d,
-                     size_t *way) {
-  const gitapi *g = &r->git;
-  vw_side_at(g, tree, path, m);
-  size_t len;
-  git_object_t type;
-  if (m->hashed && odb && g->odb_read_header(&len, &type, odb, &m->id) == 0 && type == GIT_OBJECT_BLOB)
-    m->size = (int64_t)len;
-  const char *leaf;
-  int dfd = vw_parent(root, path, 0, &leaf);
-  vw_disk(g, dfd, leaf, d, m, NULL);
-  *way = dfd < 0 ? vw_in_way(g, root, path, d, m) : 0; /* else nothing, as far as path goes */
-  if (dfd >= 0) close(dfd);
-  if (*way && m->kind == VW_NONE && *way < PATH_MAX) {
-    /* what is in the way is main's own there (the person committed their file at that
-     * shorter path: main has nothing below it): the disk holds main's, as far as path goes */
-    char pre[PATH_MAX];
-    vw_side mp;
-    memcpy(pre, path, *way);
-    pre[*way] = '\0';
-    vw_side_at(g, tree, pre, &mp);
-    if (vw_holds(g, d, &mp, 1)) return 0;
-  }
-  return !(vw_holds(g, d, m, 1) || (m->kind == VW_DIR && d->kind == VW_DIR));
-}
-
-int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) { return gr_view_refresh(r, diverged, e); }
-
-size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
-
-const gr_paths *gitrepo_view_last_paths(const gitrepo *r) { return &r->view_named; }
-
-int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *behind, size_t cap, int forget, gr_err *e) {
-  const gitapi *g = &r->git;
-  gr_view_state s;
-  git_commit *tc = NULL;
-  git_tree *tree = NULL;
-  git_odb *odb = NULL;
-  git_oid tip;
-  int rc, root = -1, ret = -1, dropped = 0;
-  *out = NULL;
-  *count = 0;
-  if (cap) behind[0] = '\0';
-  gr_view_state_read(r, &s);
-  if ((rc = g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN)) < 0 ||
-      (rc = g->commit_lookup(&tc, r->repo, &tip)) < 0 || (rc = g->commit_tree(&tree, tc)) < 0) {
-    gr_git(g, e, rc, "main");
-    goto out;
-  }
-  /* a person's branch checked out: the disk is that branch's, so no recorded path is
-   * compared with main's (nor forgotten), and none listed (its commands would stage and
-   * commit on that branch) */
-  char on[256];
-  int head = gr_head_on_main(g, r->repo, on, sizeof on, e);
-  if (head < 0) goto out;
-  if (head == 0) {
-    if (cap) snprintf(behind, cap, GR_VIEW_WAITS, on);
-    ret = 1;
-    goto out;
-  }
-  /* the last refresh failed (its why kept) and none has reached main's tree since (a base
-   * other than main's tree alone says nothing: a person's commit in the view moves main).
-   * A refresh that failed because another branch was checked out no longer holds now that
-   * main is: git's checkout of main brought main's files, and the next refresh finds them
-   * done (invariant 9), so the view is not said to be behind for it. */
-  size_t wl = strlen(s.why), tl = strlen(GR_VIEW_WAITS_TAIL);
-  int waited = wl > tl && strcmp(s.why + wl - tl, GR_VIEW_WAITS_TAIL) == 0;
-  if (cap && s.has_base && s.why[0] && !waited && !g->oid_equal(&s.base, g->tree_id(tree)))
-    snprintf(behind, cap, "%s", s.why);
-  /* no refresh failed, yet Orket's merge to main's tip (its intent, gr_view_intent) is not
-   * the view's base: its refresh is under way, or the process was stopped between the ref
-   * move and the refresh, and `git status` shows the merge as staged reverts until a refresh
-   * runs (invariant 6). Nothing here tells the two apart: the words hold for both. */
-  git_oid p;
-  int unfollowed = !s.why[0] && s.has_base && !g->oid_equal(&s.base, g->tree_id(tree)) &&
-                   ((s.partial && s.has_commit && g->oid_equal(&s.commit, &tip)) || vw_merged(r, &s, &tip, &p));
-  if (unfollowed && cap) snprintf(behind, cap, GR_VIEW_UNFOLLOWED);
-  const char *wd = g->repository_workdir(r->repo);
-  if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-    gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));
-    goto out;
-  }
-  /* one object database for every path's size (vw_listed); none: sizes left unknown */
-  if (s.diverged.n && g->repository_odb(&odb, r->repo) < 0) odb = NULL;
-  gr_view_path *v = calloc(s.diverged.n ? s.diverged.n : 1, sizeof *v);
-  if (v == NULL) {
-    gr_fail(e, "ENOMEM", "out of memory");
-    goto out;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < s.diverged.n; i++) {
-    const char *path = s.diverged.v[i];
-    vw_side m, d;
-    size_t way;
-    if (!vw_listed(r, odb, tree, root, path, &m, &d, &way)) { /* invariant 7 */
-      dropped = 1;
-      continue;
-    }
-    if ((v[k].path = strdup(path)) == NULL || (way && (v[k].view_at = strndup(path, way)) == NULL)) {
-      free(v[k].path);
-      gr_view_paths_free(v, k);
-      gr_fail(e, "ENOMEM", "out of memory");
-      goto out;
-    }
-    v[k].main_kind = vw_kinds[m.kind];
-    vw_hex(g, &m, v[k].main_id);
-    v[k].main_size = m.size;
-    v[k].view_kind = vw_kinds[d.kind];
-    vw_hex(g, &d, v[k].view_id);
-    v[k].view_size = d.kind == VW_NONE ? -1 : d.size;
-    int ig = 0; /* unknown (an error) is said as not ignored: only a warning rides on it */
-    v[k].ignored = m.kind == VW_NONE && g->ignore_path_is_ignored(&ig, r->repo, path) == 0 && ig;
-    k++;
-  }
-  if (k > 1) qsort(v, k, sizeof *v, gr_cmp_str); /* path is the first field */
-  *out = v;
-  *count = k;
-  ret = unfollowed ? 2 : 0;
-  /* only under the git lock (forget): a merge's refresh writes the state too, and this
-   * read-modify-write would put its base back */
-  if (forget && dropped && s.has_base) {
-    /* v is sorted and its paths unique (the state's reader deduplicates them): each is
-     * pushed as it is, not looked for in what is kept so far (a scan per path, quadratic in
-     * the listed paths) */
-    gr_paths keep = {0};
-    if (k && (keep.v = malloc(k * sizeof *keep.v)) == NULL) goto out;
-    for (; keep.n < k && (keep.v[keep.n] = strdup(v[keep.n].path)) != NULL; keep.n++) continue;
-    if (keep.n < k) { /* out of memory: nothing forgotten rather than a listed path lost */
-      gr_paths_free(&keep);
-      goto out;
-    }
-    gr_paths_free(&s.diverged);
-    s.diverged = keep; /* the move's record goes with its last listed path (vw_state_body) */
-    gr_err ignored;
-    (void)gr_view_state_write(r, &s, &ignored); /* best effort: the next status drops them again */
-  }
-out:
-  if (root >= 0) close(root);
-  g->odb_free(odb);
-  gr_view_state_free(&s);
-  g->tree_free(tree);
-  g->commit_free(tc);
-  return ret;
-}
-
-int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX + 1]) {
-  const gitapi *g = &r->git;
-  gr_view_state s;
-  gr_view_state_read(r, &s);
-  /* named while a path the move's refresh listed is still listed, as gitrepo_view_status
-   * lists it (a state no lock let status forget from may still record a settled one); a
-   * record an older orket wrote, without its paths: while any path is recorded */
-  int moved = s.moved && s.diverged.n && !s.moved_paths.n;
-  git_oid tip;
-  git_commit *tc = NULL;
-  git_tree *tree = NULL;
-  const char *wd = g->repository_workdir(r->repo);
-  int root = -1;
-  git_odb *odb = NULL;
-  if (s.moved && s.moved_paths.n && wd && g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN) == 0 &&
-      g->commit_lookup(&tc, r->repo, &tip) == 0 && g->commit_tree(&tree, tc) == 0 &&
-      (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-    if (g->repository_odb(&odb, r->repo) < 0) odb = NULL;
-    for (size_t i = 0; !moved && i < s.moved_paths.n; i++) {
-      vw_side m, d;
-      size_t way;
-      moved = gr_paths_sorted_has(&s.diverged, s.moved_paths.v[i]) &&
-              vw_listed(r, odb, tree, root, s.moved_paths.v[i], &m, &d, &way);
-    }
-  }
-  if (root >= 0) close(root);
-  g->odb_free(odb);
-  g->tree_free(tree);
-  g->commit_free(tc);
-  if (moved) {
-    g->oid_tostr(from, GR_OID_HEX + 1, &s.moved_from);
-    g->oid_tostr(to, GR_OID_HEX + 1, &s.moved_to);
-  }
-  gr_view_state_free(&s);
-  return moved;
 }

@@ -109,6 +109,17 @@ static int vw_tmp_make(int at, const char *name, int link, int exec, const char 
   return -1;
 }
 
+/* 1 when leaf in dfd is still what was (an lstat; st_mode 0: nothing there): the same
+ * inode, type, size, mtime and ctime. A person's save since the check replaced or changed it. */
+static int vw_still_was(int dfd, const char *leaf, const struct stat *was) {
+  struct stat now;
+  if (fstatat(dfd, leaf, &now, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT && was->st_mode == 0;
+  return was->st_mode != 0 && now.st_dev == was->st_dev && now.st_ino == was->st_ino && now.st_mode == was->st_mode &&
+         now.st_size == was->st_size && now.st_mtim.tv_sec == was->st_mtim.tv_sec &&
+         now.st_mtim.tv_nsec == was->st_mtim.tv_nsec && now.st_ctim.tv_sec == was->st_ctim.tv_sec &&
+         now.st_ctim.tv_nsec == was->st_ctim.tv_nsec;
+}
+
 /* Writes side m's blob at leaf in dfd: a temporary file, then a rename (invariant 5). Made
  * in the refresh's own directory in the gitdir; where that is not on leaf's file system
  * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
@@ -116,9 +127,9 @@ static int vw_tmp_make(int at, const char *name, int link, int exec, const char 
  * refresh removes a gone process's from the folders it writes into: gr_view_tmp_sweep,
  * called by view.c's vw_sweep_beside). 0, or
  * -1 with the errno of the step that failed (the refresh tells a full disk from something
- * of someone's on the way by it: view.c's vw_blocked). */
+ * of someone's on the way by it: viewdisk.c's gr_vw_blocked). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
-                int exec) {
+                int exec, const struct stat *was) {
   git_blob *blob = NULL;
   if (g->blob_lookup(&blob, repo, id) < 0) {
     errno = EIO; /* main's own object unreadable: no one's on the way */
@@ -137,10 +148,18 @@ int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, 
       if ((made = vw_tmp_make(at, name, link, exec, data, len)) != 0 && (err = errno) != EEXIST) break;
     }
     /* the gitdir's directory not usable (made read-only by a run under sudo, full on
-     * another file system): beside, whose errno is one at the path (view.c's vw_blocked);
+     * another file system): beside, whose errno is one at the path (viewdisk.c's gr_vw_blocked);
      * the gitdir's would blame the path for Orket's own directory */
     if (made != 0 && !beside) continue;
     if (made != 0) break;
+    /* checked again right before the rename, after the temporary file's write (the slow
+     * part): a person's save since the caller's check is kept (invariant 4). What is left is
+     * a save between this lstat and the rename, which no rename(2) can exclude */
+    if (was && !vw_still_was(dfd, leaf, was)) {
+      err = EBUSY;
+      (void)unlinkat(at, name, 0); /* made above, O_EXCL, not renamed: ours */
+      break;
+    }
     if (renameat(at, name, dfd, leaf) == 0) {
       ret = 0;
     } else {

@@ -97,7 +97,10 @@ static int vw_state_open(const gitrepo *r, gr_view_state *s) {
 /* Reads the state (a missing or unreadable file: no base, nothing recorded). */
 void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
   int fd = vw_state_open(r, s);
-  if (fd < 0) return;
+  if (fd < 0) {
+    vw_read_why(r, s); /* said at no base (gr_view_behind_why) */
+    return;
+  }
   struct stat st;
   char *buf = NULL;
   size_t n = 0;
@@ -157,7 +160,8 @@ void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
   gr_paths_uniq(&s->diverged);
   gr_paths_uniq(&s->moved_paths);
   s->unreadable = !s->has_base;
-  if (s->has_base) vw_read_why(r, s);
+  if (!s->has_base) memset(&s->base, 0, sizeof s->base);
+  vw_read_why(r, s); /* at s's base, the zero id where it has none */
 }
 
 void gr_view_state_free(gr_view_state *s) {
@@ -322,18 +326,18 @@ int gr_view_state_write(const gitrepo *r, const gr_view_state *s, gr_err *e) {
   return vw_replace(r, "", vw_state_body, s, e);
 }
 
-/* Keeps why a refresh failed beside the state, said at its base, so that
- * gitrepo_view_status can say why the view is behind main until a refresh succeeds (a
- * successful one removes it). Best effort: a reason that cannot be written leaves the view
- * behind, said without the reason. */
+/* Keeps why a refresh failed beside the state, said at its base (the zero id where the
+ * state is missing or unreadable: a state that cannot be written was otherwise said nowhere,
+ * and orket status reported nothing of the person's), so that gitrepo_view_status can say
+ * why the view is behind main until a refresh succeeds (a successful one removes it). Best
+ * effort: a reason that cannot be written either leaves the view behind, said without it. */
 void gr_view_behind_why(gitrepo *r, const gr_err *why) {
   gr_view_state s;
   gr_err ignored;
   gr_view_state_read(r, &s);
-  if (s.has_base) {
-    snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
-    (void)vw_replace(r, GR_VIEW_WHY_SUFFIX, vw_why_body, &s, &ignored);
-  }
+  if (!s.has_base) memset(&s.base, 0, sizeof s.base);
+  snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
+  (void)vw_replace(r, GR_VIEW_WHY_SUFFIX, vw_why_body, &s, &ignored);
   gr_view_state_free(&s);
 }
 

@@ -111,14 +111,21 @@ function M.usage(out)
   out:write("\n'orket help COMMAND' shows a command's usage.\n")
 end
 
---- open_store(dir, create [, reading]) -> db | nil: a project's store for a command; on failure the
---- message is printed and the command returns 1 (orket.project.open_store says why).
-function M.open_store(dir, create, reading)
+--- open_store(dir, create [, reading [, broken_ok]]) -> db | nil: a project's store for a
+--- command; on failure the message is printed and the command returns 1
+--- (orket.project.open_store says why). broken_ok: the command only reads or copies the
+--- store (board, card, log, runs, audit verify, backup): an orket.lua that does not load but
+--- sets no store leaves the SQLite file, read with a warning naming orket.lua's error.
+function M.open_store(dir, create, reading, broken_ok)
   -- lazy: the store, the settings and the engine load when a command opens them, so
   -- `orket version`, `orket help` and usage errors start without them (make bench: cold start)
-  local db, err = require("orket.project").open_store(dir, create, reading)
+  local db, err, _, broken = require("orket.project").open_store(dir, create, reading, nil, broken_ok)
   -- (a broken orket.lua under -C DIR is DIR/orket.lua, not the one where the command ran)
   if not db then M.err("%s", M.in_dir(dir, err)) end
+  if broken then
+    M.err("warning: %s (the commands that need orket.lua refuse until it is fixed; it sets no store, so %s is read)",
+      M.in_dir(dir, broken), require("orket.project").db_path(dir)) -- lazy: as above
+  end
   return db
 end
 
@@ -341,6 +348,7 @@ end
 -- {message, errno}. The errno tells a reader gone away, not strerror's words (a locale's).
 local stdout_failed
 local EPIPE = 32 -- the same number on every Linux architecture
+local EFBIG = 27 -- (so is this)
 local function watch_stdout()
   local methods = getmetatable(io.stdout).__index
   if methods.orket_watched then return end
@@ -373,7 +381,9 @@ local function output_checked(ok, status)
   local wok, werr, wn = io.stdout:flush()
   local failed = stdout_failed or (not wok and { werr, wn })
   if failed and failed[2] ~= EPIPE then
-    M.err("cannot write the output: %s", failed[1])
+    -- (EFBIG: past the process's file-size limit, SIGXFSZ being caught, core/main.c)
+    M.err("cannot write the output: %s%s", failed[1], failed[2] == EFBIG
+      and " (the process's file-size limit: ulimit -f, systemd LimitFSIZE=)" or "")
     -- a run stops as on SIGINT when its output cannot be written (orket.cmd.run): the
     -- failure is the output's, not a person's interrupt
     if ok and ((status or 0) == 0 or status == M.EXIT.interrupted) then status = M.EXIT.failed end

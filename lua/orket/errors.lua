@@ -155,7 +155,8 @@ CODES.E2BIG = {
   means = "too large (a file, an output, a request body)",
   remedy = "caps are in docs/workspace.md and docs/tools.md",
 }
-CODES.ENOSPC = { means = "the disk is full", remedy = "free space" }
+CODES.ENOSPC = { means = "the disk is full, or a file reached the process's file-size limit",
+  remedy = "free space (or raise the file-size limit: ulimit -f, systemd LimitFSIZE=)" }
 CODES.EIO = { means = "an I/O error", remedy = "check the disk" }
 CODES.EAGAIN = { means = "a directory changed during a lookup", remedy = "retried by the model; harmless" }
 CODES.ENOMEM = { means = "out of memory (a tool's or a script's memory cap)", remedy = "" }

@@ -7,6 +7,8 @@ local M = {}
 -- The start and end of anchor's match in text: anchor is a pattern or {pattern, nth}, nth a
 -- count or "last" (the value in force: a later `x = {` replaces an earlier one). -> s, e | nil
 local function find(text, anchor)
+  -- an element's place (M.element): where it is, not a pattern
+  if type(anchor) == "table" and anchor.pos then return anchor.pos, anchor.pos end
   local pat, nth = anchor, 1
   if type(anchor) == "table" then pat, nth = anchor[1], anchor[2] or 1 end
   local s, e, at, n = nil, nil, 0, 0
@@ -32,8 +34,12 @@ end
 --- or the last one when nth is "last".
 function M.of(text, key, anchor)
   if not text or not key then return nil end
-  local skip = 0
-  if anchor then
+  local skip, last = 0, math.huge
+  if type(anchor) == "table" and anchor.pos then
+    -- an element's place (M.element): its own lines only, so a field it lacks is never
+    -- found in the element after it
+    skip, last = line_at(text, anchor.pos) - 1, line_at(text, anchor.stop)
+  elseif anchor then
     local _, stop = find(text, anchor)
     -- the last '{' up to the end of the match: a card's fields come in any order (sorted
     -- keys put depends_on before id), a seat's `name = {` ends with its brace
@@ -45,9 +51,63 @@ function M.of(text, key, anchor)
   local jpat = '"' .. key:gsub("%p", "%%%0") .. '"%s*:'
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
+    if n > last then return nil end
     if n > skip and (line:find(kpat) or line:find(jpat)) then return n end
   end
   return nil
+end
+
+-- Where the value that starts at i ends (its last byte), in an array's code: at the ',' (or
+-- Lua's ';') or the bracket that closes the array, outside any bracket, parenthesis or string
+-- of its own. lua: Lua's quotes and long brackets, else JSON's. -> the byte | nil (no end)
+local function value_end(text, i, lua)
+  local depth, n, last = 0, #text, i
+  while i <= n do
+    local c = text:sub(i, i)
+    local long = lua and c == "[" and text:match("^%[(=*)%[", i)
+    if long then
+      i = select(2, text:find("]" .. long .. "]", i, true))
+      if not i then return nil end
+      last = i
+    elseif c == '"' or (lua and c == "'") then
+      i = M.quoted_end(text, i)
+      last = i
+    elseif c == "{" or c == "[" or c == "(" then
+      depth, last = depth + 1, i
+    elseif c == "}" or c == "]" or c == ")" then
+      if depth == 0 then return last end
+      depth, last = depth - 1, i
+    elseif depth == 0 and (c == "," or (lua and c == ";")) then
+      return last
+    elseif not c:find("%s") then
+      last = i
+    end
+    i = i + 1
+  end
+  return nil
+end
+
+--- element(text, key, n, lua) -> {pos=, stop=} | nil: the place of the nth element (from 1)
+--- of the array set as key (JSON `"issues": [`, Lua `issues = {`; the text's first), its
+--- first and last byte: an anchor (of, at, place) for an object that has no id or summary to
+--- be found by. nil when the array is not written out so (a Lua file that builds it). lua:
+--- the text is Lua's (its comments are left out).
+function M.element(text, key, n, lua)
+  if not text then return nil end
+  local src = lua and M.code_only(text) or text
+  local k = key:gsub("%p", "%%%0")
+  local _, e = src:find(lua and ("%f[%w_]" .. k .. "%s*=%s*{") or ('"' .. k .. '"%s*:%s*%['))
+  if not e then return nil end
+  local i, count = e + 1, 0
+  while true do
+    i = src:find("[^%s,;]", i)
+    if not i or src:find("^[%]}]", i) then return nil end -- the array ends first
+    local stop = value_end(src, i, lua)
+    if not stop then return nil end
+    count = count + 1
+    if count == n then return { pos = i, stop = stop } end
+    i = stop + 1
+  end
 end
 
 --- at(text, anchor) -> the line where anchor (a pattern or {pattern, nth}) matches, or nil
@@ -310,7 +370,8 @@ function M.place(msg, read, default_file, anchor)
     local src = file and read(file)
     if src and lua then src = code_only(src) end
     line = M.of(src, key, anchor)
-    if not line and anchor then line = M.of(src, key) end
+    -- (an element's place is the card's for certain: a field it lacks is not sought elsewhere)
+    if not line and anchor and not anchor.pos then line = M.of(src, key) end
     local last = src and lua and not quoted and last_statement(src, key, parent)
     if last and (not line or last > line) then line = last end
     -- a field that is missing has no line of its own: the nearest enclosing field that is
@@ -324,6 +385,8 @@ function M.place(msg, read, default_file, anchor)
       end
     end
   end
+  -- nothing of it written in the card: the card's own line
+  if not line and type(anchor) == "table" and anchor.pos then line = M.at(file and read(file), anchor) end
   return file, line, text
 end
 

@@ -56,6 +56,28 @@ local function list_files(dir)
     return nil, string.format("import: %s: no epics/ folder here (%s)", config.shown(root), hint), "ENOENT"
   end
   local files = { skipped = {} }
+  -- the epic files under a folder deeper than a department's, said as not read (a few
+  -- levels down: a copied tree of something else is not walked whole)
+  local function too_deep(path, rel, depth)
+    local h = depth <= 4 and uv.fs_scandir(path)
+    if not h then return end
+    while true do
+      local name, ty = uv.fs_scandir_next(h)
+      if not name then break end
+      if name:sub(1, 1) ~= "." then
+        if ty == "link" then
+          local st = uv.fs_stat(path .. "/" .. name)
+          ty = st and st.type == "directory" and "directory" or "file"
+        end
+        if ty == "directory" then
+          too_deep(path .. "/" .. name, rel .. "/" .. name, depth + 1)
+        elseif name:match("%.json$") or name:match("%.lua$") then
+          files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: epic files are in epics/ or in one "
+            .. "department folder under it (epics/DEPARTMENT/)", config.shown(rel), config.shown(name))
+        end
+      end
+    end
+  end
   local function scan(path, rel, department)
     local h = uv.fs_scandir(path)
     if not h then return end
@@ -72,6 +94,10 @@ local function list_files(dir)
       if name:sub(1, 1) ~= "." then
         if ty == "directory" and department == nil then
           scan(path .. "/" .. name, rel .. "/" .. name, name)
+        elseif ty == "directory" then
+          -- a folder in a department is read no more than one in a folder would be; an epic
+          -- put there would be missing from the board without a word
+          too_deep(path .. "/" .. name, rel .. "/" .. name, 1)
         elseif ty == "file" and (name:match("%.json$") or name:match("%.lua$")) then
           files[#files + 1] = { path = path .. "/" .. name, rel = rel .. "/" .. name, department = department,
             stem = name:gsub("%.%w+$", "") }
@@ -534,6 +560,11 @@ end
 local function issue_of(ctx, t, i, key, epic, cards)
   local p = ctx:idx(key, i)
   ctx.anchor = ctx:anchor_of(t)
+  -- one without an id is found by its place in the list: its summary may be missing, or
+  -- give no line (the id it lacks would be sought from the top of the file)
+  if not (type(t) == "table" and type(t.id) == "string") then
+    ctx.anchor = fieldline.element(ctx.source, key, i, ctx.base == 1) or ctx.anchor
+  end
   if type(t) ~= "table" then ctx:fail(p, "must be an object") end
   local known = #ctx.unknowns
   ctx:try(ctx.unknown, ctx, t, p, "issue")
@@ -1055,6 +1086,30 @@ local function late_dependency(set, row, had)
       end
     end
   end
+  -- An issue under way or done moved into an epic that waits for a card not done gets that
+  -- dependency as surely as one of its own: it would not hold it back either, and the epic,
+  -- which may not start while it waits (Guards 3), could not follow its started child (a
+  -- `ready` epic with its work under way).
+  for _, c in ipairs(set.cards) do
+    local cur = row[c.id]
+    local epic = c.type == "issue" and cur and cur.parent ~= c.parent and UNDER_WAY[cur.status]
+      and set.by_id[c.parent]
+    for _, d in ipairs(epic and epic.deps or {}) do
+      local dst = row[d.id] and row[d.id].status or "ready"
+      if dst ~= "done" then
+        local at = string.format("%s: %s: ", c.shown, c.path ~= "" and c.path or "id")
+        if cur.status == "done" then
+          return string.format("%s%s is done, so moved into epic %s it would be done work under an epic that waits "
+            .. "for %s (%s): leave it in its epic, or drop %s from %s's depends_on", at, c.id, c.parent, d.id, dst,
+            d.id, c.parent), c.anchor
+        end
+        return string.format("%s%s is %s, so moved into epic %s it would not wait for %s's dependency %s (%s) as "
+          .. "its issues do (dependencies hold back only a start): leave %s in its epic until %s is done, or drop %s "
+          .. "from %s's depends_on", at, c.id, cur.status, c.parent, c.parent, d.id, dst, c.id, d.id, d.id, c.parent),
+          c.anchor
+      end
+    end
+  end
   for _, c in ipairs(set.cards) do
     local cur = row[c.id]
     for _, d in ipairs(cur and c.type == "issue" and c.deps or {}) do
@@ -1078,6 +1133,14 @@ local function late_dependency(set, row, had)
     end
   end
   return nil
+end
+
+-- Whether any of the statuses (a set) is one of work under way: neither ready nor finished
+local function under_way(statuses)
+  for st in pairs(statuses) do
+    if st ~= "ready" and not board_mod.FINAL[st] then return true end
+  end
+  return false
 end
 
 --- late_dependency(set, row, had) -> message, anchor | nil: as above, for validate too
@@ -1191,7 +1254,12 @@ function M.import(db, dir, set)
       local deps = graph[c.id]
       if cur and cur.parent ~= c.parent then
         if cur.parent then moved[cur.parent], left[cur.parent] = true, true end
-        if c.parent then moved[c.parent], joined[c.parent] = true, true end
+        if c.parent then
+          -- what moved in, by status: said when the parent follows (under way, or finished)
+          moved[c.parent] = true
+          joined[c.parent] = joined[c.parent] or {}
+          joined[c.parent][cur.status] = true
+        end
       end
       -- A card made on the board (by a run, the API, orket bug: it has no source) that a
       -- file's card shares an id with: a run's START-3 and a new issue the operator
@@ -1299,8 +1367,8 @@ function M.import(db, dir, set)
           -- said from what the moves did to it: a parent that took finished work lost none
           local all = now.status == "done" and "finished" or "canceled"
           local why = not moved[id] and "its children followed the moves"
-            or now.status == "in_progress" and (joined[id] and "one of its children under way moved in"
-              or "its children moved")
+            or now.status == "in_progress" and (joined[id] and (under_way(joined[id])
+              and "one of its children under way moved in" or "a finished child moved in") or "its children moved")
             or not board_mod.FINAL[now.status] and "its children moved"
             or not joined[id] and (now.status == "done" and "its unfinished children moved away, and the rest is finished"
               or "its unfinished children moved away, and the rest was canceled")

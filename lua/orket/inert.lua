@@ -99,6 +99,17 @@ function M.clip(s, n, show)
   return string.format("%s... (%d bytes)", show(M.cut(s, n)), #s)
 end
 
+--- quote(v[, n]) -> tostring(v) made safe to quote in a message that is stored, logged and
+--- shown: at most n bytes of it (default 200; cut and marked as clip does), every control
+--- (NUL, newline and tab too), DEL, C1 control, invisible character and byte that is not
+--- UTF-8 written as line() writes it. For text a server or a model sent (an event that did
+--- not parse, an error body, a header): a message is kept by both stores, and PostgreSQL
+--- refuses NUL and bytes that are not UTF-8, which rolled back the record of the failure.
+--- Text already quoted comes back as it is (when not longer than n).
+function M.quote(v, n)
+  return M.clip(tostring(v), n or 200, M.line)
+end
+
 --- indented(v, pad) -> text(v) with every line after the first led by pad (empty lines
 --- left empty), so a multi-line value printed after a label reads as one item.
 function M.indented(v, pad)

@@ -5,6 +5,7 @@ local pgurl = require "orket.store.pgurl"
 local config = require "orket.config"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -15,17 +16,32 @@ function M.db_path(dir)
   return dir .. "/.orket/orket.db"
 end
 
---- database_url(dir[, getenv]) -> the project's PostgreSQL URL | false (its SQLite file)
---- | nil, msg, CODE: ORKET_DATABASE_URL, else orket.lua's store.url (orket.store.pgurl).
---- Without an orket.lua, the SQLite file. An orket.lua that does not load is its error:
---- it may name a PostgreSQL database, and a command that took the SQLite file instead
---- would read, or import into, a board beside the project's.
-function M.database_url(dir, getenv)
+-- Whether orket.lua's text (read, not run) could set the store: the word `store` anywhere
+-- in it, a comment's too, or a text that cannot be read. Without it the project's store is
+-- its SQLite file whatever the rest of the file says.
+local function may_name_store(dir)
+  local src = scriptfile.read((dir or ".") .. "/orket.lua")
+  return not src or src:find("%f[%w_]store%f[^%w_]") ~= nil
+end
+
+--- database_url(dir[, getenv[, broken_ok]]) -> the project's PostgreSQL URL | false (its
+--- SQLite file) | nil, msg, CODE: ORKET_DATABASE_URL, else orket.lua's store.url
+--- (orket.store.pgurl). Without an orket.lua, the SQLite file. An orket.lua that does not
+--- load is its error: it may name a PostgreSQL database, and a command that took the SQLite
+--- file instead would read, or import into, a board beside the project's. broken_ok (a
+--- command that only reads or copies the store): such an orket.lua whose text names no
+--- store at all is the SQLite file -> false, nil, nil, its error (to warn with).
+function M.database_url(dir, getenv, broken_ok)
   getenv = getenv or os.getenv
   local env = getenv(pgurl.ENV)
   if env and env ~= "" then return pgurl.resolve(nil, getenv) end
   local data, err, code = config.read(dir)
-  if not data and code ~= "ENOENT" then return nil, err, code or "EINVAL" end
+  if not data and code ~= "ENOENT" then
+    if not broken_ok then return nil, err, code or "EINVAL" end
+    if not may_name_store(dir) then return false, nil, nil, err end
+    return nil, string.format("%s; it may set the store (store.url), so which store to read cannot be told until it "
+      .. "loads: fix it, or give the store as %s (nothing was read)", err, pgurl.ENV), code or "EINVAL"
+  end
   return pgurl.resolve(data and data.store, getenv)
 end
 
@@ -36,6 +52,9 @@ end
 --- reading: the command only reads, so a store it cannot open for writing (a read-only
 --- file system, a file it may not write) is opened read-only instead. getenv: as
 --- database_url's (orket serve opens its other projects without ORKET_DATABASE_URL).
+--- broken_ok: as database_url's, for a command that only reads or copies the store; an
+--- orket.lua that does not load, and names no store, leaves the SQLite file, opened if it
+--- is there -> db, nil, nil, orket.lua's error (the caller warns with it).
 -- .orket/ holds the store, the keys' pepper and the lock files (0600), whose shared locks
 -- would let anyone who may open one hold off runs and workers: an older or hand-made one
 -- that others may enter is made its owner's alone. Only its owner may change it; only
@@ -46,9 +65,16 @@ local function private_home(home, st)
   end
 end
 
-function M.open_store(dir, create, reading, getenv)
-  local url, uerr, ucode = M.database_url(dir, getenv)
+function M.open_store(dir, create, reading, getenv, broken_ok)
+  local url, uerr, ucode, broken = M.database_url(dir, getenv, broken_ok)
   if url == nil then return nil, uerr, ucode end
+  if broken then
+    -- the store it would read is there; else orket.lua's error is the one to fix first
+    local path = M.db_path(dir)
+    if not uv.fs_stat(path) then
+      return nil, string.format("%s (and no store at %s to read meanwhile)", broken, path), "EINVAL"
+    end
+  end
   if url then
     -- the project's machine-local files (the run lock, worktrees, the keys' pepper) stay
     -- in its .orket/, which no SQLite file made here
@@ -120,6 +146,7 @@ function M.open_store(dir, create, reading, getenv)
         .. config.no_project(dir, "a project"))
     return nil, string.format("no board in %s (%s not found); %s", dir or ".", path, advice), code
   end
+  if db and broken then return db, nil, nil, broken end
   return db, err, code
 end
 

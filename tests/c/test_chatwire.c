@@ -59,11 +59,40 @@ TEST(test_chatwire_openai_tool_calls) {
   CHECK(t, tc_eq(&w.calls[0].args, "{\"path\":\"a\"}"));
   CHECK(t, w.calls[1].has_name && tc_eq(&w.calls[1].name, "read") && w.calls[1].args.len == 0);
   CHECK(t, w.deltas == 3);
-  /* a gap in the indexes: kept by index, the calls between are not present */
-  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":5,\"function\":{\"name\":\"x\"}}]}}]}") == 1);
-  CHECK(t, w.ncalls == 6 && w.calls[1].present && !w.calls[2].present && !w.calls[4].present && w.calls[5].present);
-  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1024,\"function\":{\"name\":\"x\"}}]}}]}") == 0);
-  CHECK(t, w.failed == CHATWIRE_E_MALFORMED && tc_eq(&w.why, "tool_calls[1].index is out of range"));
+  /* indexes with gaps, negative or past 1023, in any order: each index a call, the calls
+   * ordered by index */
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":5000,\"function\":{\"name\":\"x\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-1,\"function\":{\"name\":\"y\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":5000,\"function\":{\"arguments\":\"{}\"}}]}}]}") == 1);
+  CHECK(t, w.ncalls == 4 && tc_eq(&w.calls[2].name, "x") && tc_eq(&w.calls[2].args, "{}") && tc_eq(&w.calls[3].name, "y"));
+  size_t at[4];
+  chatwire_order(&w, at);
+  CHECK(t, at[0] == 3 && at[1] == 0 && at[2] == 1 && at[3] == 2);
+  chatwire_free(&w);
+
+  /* no index (Gemini's endpoint, mistral.rs, SGLang): a new id is a new call, a piece with
+   * neither continues the last one; the same index with a new id (0 for every call) too */
+  chatwire_init(&w, CHATWIRE_OPENAI);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"p\\\"\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\":1}\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"b\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"h\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"d\",\"function\":{\"name\":\"i\"}}]}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}") == 1);
+  CHECK(t, w.ncalls == 4 && tc_eq(&w.calls[0].name, "f") && tc_eq(&w.calls[0].args, "{\"p\":1}"));
+  CHECK(t, tc_eq(&w.calls[1].name, "g") && tc_eq(&w.calls[2].name, "h") && w.calls[2].args.len == 0);
+  CHECK(t, tc_eq(&w.calls[3].name, "i") && tc_eq(&w.calls[3].args, "{}"));
+  chatwire_free(&w);
+
+  /* more calls than any answer holds: refused, not kept */
+  chatwire_init(&w, CHATWIRE_OPENAI);
+  char ev[128];
+  for (int i = 0; i < 1024; i++) {
+    snprintf(ev, sizeof ev, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":%d,\"function\":{\"name\":\"x\"}}]}}]}", i * 7);
+    CHECK(t, tc_take(&w, ev) == 1);
+  }
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"name\":\"x\"}}]}}]}") == 0);
+  CHECK(t, w.failed == CHATWIRE_E_MALFORMED && tc_eq(&w.why, "more than 1024 tool calls in one answer") && w.ncalls == 1024);
   chatwire_free(&w);
 }
 
@@ -137,8 +166,13 @@ TEST(test_chatwire_pieces) {
   w.piece_ud = &seen;
   CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{}\"}},{\"index\":0,\"function\":{\"name\":\"f\"}}],\"content\":\"hi\"}}]}") == 1);
   CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":{\"a\":1}}}]}}]}") == 1);
-  CHECK(t, strcmp(seen.log, "text0:hi;call1:{};call0:;call0:;") == 0);
-  CHECK(t, tc_eq(&w.calls[0].args, "{\"a\":1}") && w.deltas == 2);
+  /* a piece's index is its call's place as the calls began (index 1 came first), the
+   * answer's order is by index */
+  CHECK(t, strcmp(seen.log, "text0:hi;call0:{};call1:;call1:;") == 0);
+  CHECK(t, tc_eq(&w.calls[1].args, "{\"a\":1}") && w.deltas == 2);
+  size_t at[2];
+  chatwire_order(&w, at);
+  CHECK(t, at[0] == 1 && at[1] == 0);
   chatwire_free(&w);
 }
 

@@ -100,6 +100,7 @@
   X(test_gitrepo_view_waits_cleared)       \
   X(test_gitrepo_view_write_fails)         \
   X(test_gitrepo_view_write_eio_code)      \
+  X(test_gitrepo_view_put_race)            \
   X(test_gitrepo_view_write_efbig)         \
   X(test_gitrepo_view_write_efbig_fs)      \
   X(test_gitrepo_view_partial_base)        \

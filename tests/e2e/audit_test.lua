@@ -480,6 +480,40 @@ db:close()]])
     assert.equal("1", H.orket("lua t.lua", { cwd = dir }).stdout)
   end)
 
+  -- the pages are copied in one transaction, the restore's entry and checkpoint written in
+  -- later ones: a kill between left the backup restored with no record of it, and verify
+  -- named removed entries or a replaced chain, never a restore cut short
+  for _, point in ipairs { "after_restore_copy", "after_restore_entry" } do
+    it("names a restore killed " .. point:gsub("_", " "):gsub("^after restore ", "after its ") .. " in verify, "
+      .. "and a restore again records it", function()
+      local dir = project(5)
+      script(dir, [[assert(chain.checkpoint(db, ".", { force = true }))]]) -- 6
+      local tmp = H.tmpdir()
+      local old = tmp .. "/old.backup"
+      ok(H.orket("backup " .. H.quote(old), { cwd = dir }), "backup")
+      script(dir, [[
+assert(db:tx(function() chain.record(db, { actor = "later", action = "comment", card = "API-2" }) return true end))
+assert(chain.checkpoint(db, ".", { force = true }))]]) -- 7, checkpoint 8
+      local r = H.orket("restore --accept-older-audit " .. H.quote(old), { cwd = dir, env = { ORKET_FAULT = point .. ":1" } })
+      assert.equal(137, r.status, r.stderr)
+      r = verify(dir)
+      assert.equal(1, r.status)
+      local first = r.stdout:match("^([^\n]*)\n")
+      assert.equal("audit: a restore from " .. old .. ", begun at " .. first:match("begun at (%S+),") .. ", did not "
+        .. "finish (.orket/restore.pending): the store may hold the backup with no audit entry of the restore, and the "
+        .. "problems below may be its doing; run 'orket restore " .. old .. " --accept-older-audit' again, then orket "
+        .. "audit verify", first)
+      -- a restore refused before the copy leaves the marker as it was
+      r = H.orket("restore " .. H.quote(tmp .. "/none.backup"), { cwd = dir })
+      assert.equal(1, r.status)
+      assert.matches("did not finish", verify(dir).stdout, 1, true)
+      ok(H.orket("restore --accept-older-audit " .. H.quote(old), { cwd = dir }), "restore again")
+      assert.is_nil(io.open(dir .. "/.orket/restore.pending"))
+      r = ok(verify(dir), "verify")
+      assert.matches("verified", r.stdout, 1, true)
+    end)
+  end
+
   it("restores a current backup as it is: verified, recorded, signed", function()
     local dir = project(25)
     local tmp = H.tmpdir()

@@ -273,6 +273,46 @@ db:close()
     assert.equal("garbage again", H.read(path):sub(1, 13))
   end)
 
+  -- FILE was checked only after the damaged store was moved aside, and the move said at
+  -- once: a wrong FILE printed "kept as .orket/orket.db.damaged-TIME", a file put back a
+  -- moment later, and a kill in a long check left it moved with an empty store in its place
+  it("checks FILE before it moves a damaged store aside, and says the move only once restored", function()
+    if backends.name() ~= "sqlite" then return pending("a SQLite store's file: PostgreSQL keeps none in the project") end
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local path = dir .. "/.orket/orket.db"
+    H.write(path, "garbage, not a database")
+    os.remove(path .. "-wal")
+    os.remove(path .. "-shm")
+    H.write(tmp .. "/wrong.db", "hello\n")
+    local r = H.orket("restore " .. H.quote(tmp .. "/wrong.db"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("not an orket backup", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("kept as", 1, true), r.stderr)
+    local _, listing = H.sh("ls " .. H.quote(dir .. "/.orket"))
+    assert.is_nil(listing:find("damaged", 1, true), listing)
+    assert.equal("garbage, not a database", H.read(path))
+  end)
+
+  -- a clone on a new machine has orket.lua and its epics but no .orket/: the restore took
+  -- the run lock in .orket/ before anything made it ("cannot open lock file")
+  it("restores into a project's files that have no .orket/ yet (a fresh clone)", function()
+    if backends.name() ~= "sqlite" then return pending("a SQLite store's file: PostgreSQL keeps none in the project") end
+    local dir = H.example("webapp")
+    local file = H.tmpdir() .. "/board.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local clone = H.tmpdir()
+    assert.equal(0, (H.sh(string.format("cp -R %s/. %s/ && rm -rf %s/.orket", H.quote(dir), H.quote(clone),
+      H.quote(clone)))))
+    ok(H.orket("restore --check " .. H.quote(file), { cwd = clone }), "restore --check")
+    local r = H.orket("restore " .. H.quote(file), { cwd = clone })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("restored %d+ cards", r.stdout)
+    assert.equal("ready", status_of(clone, "API-2"))
+    assert.equal(tonumber("700", 8), require("luv").fs_stat(clone .. "/.orket").mode & tonumber("777", 8))
+    ok(H.orket("audit verify", { cwd = clone }), "audit verify")
+  end)
+
   it("refuses a FILE that is a link, no regular file, the store, a key or in .orket/, replacing nothing", function()
     local dir = H.example("webapp")
     local tmp = H.tmpdir()

@@ -444,7 +444,7 @@ budgets = { max_output_tokens = 100 }
     local evs = run_target(dir, "M-1")
     assert.equal(1, requests())
     assert.is_nil(evs.model)
-    assert.matches("The model failed %(bad_request%): openai: the answer's usage is refused: prompt_tokens is %-5000000000, "
+    assert.matches("The model failed %(bad_request%): provider fake %(openai, [^)]*%), model [^:]*: openai: the answer's usage is refused: prompt_tokens is %-5000000000, "
       .. "not a token count %(a whole number from 0 to 2147483647%)", evs.card_blocked[1].detail)
     assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find(" %-%d"))
     -- the same day, a model that answers as it should: the day's budget stops its first call

@@ -93,7 +93,7 @@ describe("a model call's cost", function()
     } do
       local evs = run(project(case[1], case[2]))
       assert.is_nil(evs.model, case[2])
-      assert.matches("The model failed %(bad_request%): " .. case[1] .. ": the answer's usage is refused: " .. case[3],
+      assert.matches("The model failed %(bad_request%): provider [%w_]+ %(" .. case[1] .. ", [^)]*%), model [^:]*: " .. case[1] .. ": the answer's usage is refused: " .. case[3],
         evs.card_blocked[1].detail)
     end
   end)

@@ -405,7 +405,8 @@ describe("retry policy", function()
     local r, msg, class, failure = client():chat { model = "oa:fail=500", messages = USER }
     assert.is_nil(r)
     assert.equal("transient", class)
-    assert.matches("^http://127%.0%.0%.1:%d+: HTTP 500: .* %(gave up after 4 attempts over [%d%.]+ m?s%)$", msg)
+    -- the provider, its kind and URL, and the model: which one of several failed
+    assert.matches("^provider oa %(openai, http://127%.0%.0%.1:%d+/v1%), model fail=500: HTTP 500: .* %(gave up after 4 attempts over [%d%.]+ m?s%)$", msg)
     assert.equal(4, failure.attempts)
     assert.is_true(failure.final)
     assert.is_nil(failure.error:find("gave up", 1, true))
@@ -420,7 +421,7 @@ describe("retry policy", function()
     local f = io.tmpfile()
     assert(client():chat { model = "oa:fail=503,times=1", messages = USER, on_delta = llm.printer(f) })
     f:seek("set")
-    assert.matches("^\n%[attempt 1 failed %(transient%) [%d%.]+ m?s into the call: http://127%.0%.0%.1:%d+: HTTP 503: "
+    assert.matches("^\n%[attempt 1 failed %(transient%) [%d%.]+ m?s into the call: provider oa %(openai, http://127%.0%.0%.1:%d+/v1%), model fail=503,times=1: HTTP 503: "
       .. ".*; retrying in [%d%.]+ m?s%]\ntok1 ", f:read("a"))
     f:close()
     -- a first-byte timeout is not the client's to retry either
@@ -690,5 +691,104 @@ describe("concurrency and cancellation", function()
     -- the slot came back: another call gets through
     local r = assert(c:chat { model = "oa:ok", messages = USER })
     assert.equal("stop", r.finish_reason)
+  end)
+end)
+
+-- Answers of the shapes servers are known to send (the fake server's wire=CASE), each
+-- streamed (decoded in C, and piece by piece with on_delta) and whole: the same result.
+describe("answers of the shapes servers send", function()
+  before_each(function() fake.reset() end)
+  local TOOLS = { { name = "write_file", description = "write", parameters = { type = "object" } } }
+
+  -- the result of model's answer, three ways: streamed (with and without on_delta) and whole
+  local function three(model)
+    local out = {}
+    for _, way in ipairs { "stream", "on_delta", "whole" } do
+      local r, msg, class, failure = client():chat { model = "oa:" .. model, messages = USER, tools = TOOLS,
+        stream = way ~= "whole", on_delta = way == "on_delta" and function() end or nil }
+      out[way] = { r = r, msg = msg, class = class, failure = failure }
+    end
+    return out
+  end
+  local function calls(r)
+    local out = {}
+    for i, c in ipairs(r.tool_calls) do out[i] = { c.id, c.name, c.arguments.path, c.arguments.text } end
+    return out
+  end
+
+  it("takes streamed calls without an index apart by their ids", function()
+    for way, got in pairs(three("wire=no_index")) do
+      assert.is_table(got.r, way .. ": " .. tostring(got.msg))
+      assert.same({ { "call_a", "write_file", "a.txt", "1" }, { "call_b", "write_file", "b.txt", "2" } }, calls(got.r), way)
+    end
+  end)
+
+  it("takes streamed calls whose indexes do not start at 0 or have gaps, by index", function()
+    for way, got in pairs(three("wire=index_from_1")) do
+      assert.is_table(got.r, way .. ": " .. tostring(got.msg))
+      assert.same({ { "toolu_1", "write_file", "one.txt", "1" } }, calls(got.r), way)
+      assert.equal("tool_calls", got.r.finish_reason)
+    end
+    for way, got in pairs(three("wire=sparse")) do
+      assert.is_table(got.r, way .. ": " .. tostring(got.msg))
+      assert.same({ { "c0", "write_file", "zero.txt", "0" }, { "c5", "write_file", "five.txt", "5" } }, calls(got.r), way)
+    end
+  end)
+
+  it("takes a stream that ended with [DONE] but no finish_reason as whole, once", function()
+    for way, got in pairs(three("wire=no_finish")) do
+      assert.is_table(got.r, way .. ": " .. tostring(got.msg))
+      assert.same({ "whole", "stop", 1 }, { got.r.content, got.r.finish_reason, got.r.attempts }, way)
+    end
+    assert.equal(3, attempts("wire=no_finish"))
+    -- without [DONE] either, the stream was cut
+    local r, msg, class = client():chat { model = "oa:wire=no_finish,no_done", messages = USER }
+    assert.is_nil(r)
+    assert.equal("transient", class)
+    assert.matches("the stream ended before a finish_reason", msg, 1, true)
+  end)
+
+  it("refuses a call whose arguments pass MAX_ARGUMENTS, keeping only their start", function()
+    local size = 5 << 20
+    for way, got in pairs(three("wire=huge_args,size=" .. size)) do
+      assert.is_table(got.r, way .. ": " .. tostring(got.msg))
+      local c = got.r.tool_calls[1]
+      assert.same({ "call_h", "write_file" }, { c.id, c.name }, way)
+      assert.same({}, c.arguments, way)
+      assert.equal(string.format("arguments are %d bytes, more than the 4194304 (4 MiB) a tool call may send; "
+        .. "send less in one call (a large file in parts)", size + 32), c.arguments_error, way)
+      assert.is_true(#c.raw_arguments < 1100, way .. ": " .. #c.raw_arguments)
+      assert.matches('^{"path": "huge.txt", "text": "xxx+%.%.%. %(' .. (size + 32) .. ' bytes%)$', c.raw_arguments)
+      -- sent back as history, it is that start, not the whole
+      fake.reset()
+      assert(client():chat { model = "oa:ok", messages = { USER[1],
+        { role = "assistant", tool_calls = { c } }, { role = "tool", tool_call_id = c.id, content = "refused" } } })
+      local sent = fake.log()[1].request.messages[2].tool_calls[1]["function"].arguments
+      assert.equal(c.raw_arguments, sent)
+    end
+  end)
+
+  it("says what a 200 body that is no JSON was: a page, a compressed body, streamed or not", function()
+    for way, got in pairs(three("wire=html")) do
+      assert.is_nil(got.r, way)
+      assert.matches("Content-Type text/html, not", got.msg, 1, true)
+    end
+    for way, got in pairs(three("wire=gzip")) do
+      assert.is_nil(got.r, way)
+      assert.matches("Content-Encoding gzip, which Orket does not ask for nor decode", got.msg, 1, true)
+    end
+  end)
+
+  it("quotes an event it could not read with its NUL and bytes that are not UTF-8 escaped", function()
+    for _, way in ipairs { "stream", "on_delta" } do
+      local r, msg, class, failure = client():chat { model = "oa:wire=bad_event", messages = USER,
+        on_delta = way == "on_delta" and function() end or nil }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.matches('raw\\x00nul \\xff\\xfe"}}], oops}', msg, 1, true)
+      assert.is_nil(msg:find("[%z\128-\255]"), msg)
+      assert.truthy(utf8.len(msg))
+      assert.equal(msg, failure.error)
+    end
   end)
 end)

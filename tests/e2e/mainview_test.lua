@@ -113,14 +113,23 @@ describe("workspace/ as a view of main", function()
     local again = H.orket("run START-1", { cwd = dir })
     assert.equal(0, again.status, again.stderr)
     assert.is_nil(again.stdout:find("history_lost", 1, true))
-    -- a person moves main back past the merge: said, as main moved back
+    -- a person amends the merged commit: main was rewritten, not moved back; the work may
+    -- well be in it, and restoring .git would throw the amend away
     local ws = H.quote(dir .. "/workspace")
+    assert(os.execute("git -C " .. ws .. " -c user.name=me -c user.email=me@x commit -q --amend -m reworded"))
+    local amended = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, amended.status, amended.stderr)
+    assert.matches("main's history no longer holds the commits Orket merged for 1 card (START-1): main was rewritten "
+      .. "since (an amend, a rebase, or a reset onto another line), so their changes may well still be in it", amended.stdout,
+      1, true)
+    assert.is_nil(amended.stdout:find("restore workspace/.git", 1, true))
+    -- a person moves main back past the merge: said, as main moved back
     local first = io.popen("git -C " .. ws .. " rev-list --max-parents=0 main"):read("l")
     assert(os.execute("git -C " .. ws .. " reset -q --hard " .. first))
     local back = H.orket("run START-1", { cwd = dir })
     assert.equal(0, back.status, back.stderr)
-    assert.matches("main no longer holds the merged work of 1 card (START-1): main was moved back past their merges",
-      back.stdout, 1, true)
+    assert.matches("main no longer holds the merged work of 1 card (START-1): main was moved back past their merges; "
+      .. "the cards keep their status. To bring the work back, move main forward again", back.stdout, 1, true)
     assert.is_nil(back.stdout:find('"aside"', 1, true))
     -- the repository, inside the view, removed: the next run makes a new one of the folder
     assert(os.execute("rm -rf " .. H.quote(dir .. "/workspace")))

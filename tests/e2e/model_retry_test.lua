@@ -63,7 +63,7 @@ describe("orket run when the model fails", function()
     assert.same({ "M-1", "senior_developer", 1, 1, "transient" }, { f.card, f.seat, f.turn, f.step, f.class })
     assert.is_true(math.tointeger(f.latency_ms) ~= nil and f.latency_ms >= 0)
     assert.is_nil(f.prompt_tokens or f.completion_tokens or f.cost)
-    assert.matches("^The model failed %(transient%): http://127%.0%.0%.1:%d+: HTTP 503: .* %(gave up after 3 attempts over [%d%.]+ m?s%)$",
+    assert.matches("^The model failed %(transient%): provider fake %(openai, http://127%.0%.0%.1:%d+/v1%), model fail=503: HTTP 503: .* %(gave up after 3 attempts over [%d%.]+ m?s%)$",
       of("card_blocked")[1].detail)
   end)
 

@@ -35,4 +35,27 @@ describe("orket resume without a run", function()
     assert.is_nil(r.stdout:find('"run_id":2', 1, true))
     assert.matches("START%-1%s+done", H.orket("board", { cwd = dir }).stdout)
   end)
+
+  -- the journal kept no trace of the kill or the resume: the transcript of a run killed
+  -- and carried on read as one uninterrupted run
+  it("is shown in the run's transcript, with what the run was", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = backends.project(root .. "/p")
+    if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
+    assert.are_not.equal(0, H.orket("run START", { cwd = dir, env = { ORKET_FAULT = "before_model:1" } }).status)
+    assert.equal(0, H.orket("resume 1", { cwd = dir }).status)
+    local r = H.orket("log 1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local resumed = r.stdout:find("\n%*%* %S+ run resumed %(it was killed%)\n")
+    assert(resumed, r.stdout)
+    -- where it was carried on: killed as its first turn asked the model, before that turn's
+    -- record, which the resume wrote
+    assert(resumed < r.stdout:find("== START-1 turn 1", 1, true), r.stdout)
+    assert(resumed < r.stdout:find("\nrun done", 1, true), r.stdout)
+    local doc = require("cjson").decode(H.orket("log 1 --json", { cwd = dir }).stdout)
+    local kinds = {}
+    for _, ev in ipairs(doc.events) do if ev.kind == "run_resumed" then kinds[#kinds + 1] = ev.data.was end end
+    assert.same({ "killed" }, kinds)
+  end)
 end)

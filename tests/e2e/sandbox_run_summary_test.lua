@@ -13,13 +13,14 @@ http.createServer((req, res) => res.end(req.url === '/notes' ? 'notes' : 'ok'))
   .listen(Number(process.env.PORT), '127.0.0.1');
 ]]
 
-local function project()
+local function project(o)
+  o = o or {}
   local dir = H.tmpdir() .. "/p"
   local r = H.orket("init " .. H.quote(dir))
   assert.equal(0, r.status, r.stderr)
   os.remove(dir .. "/epics/start.json")
   H.write(dir .. "/epics/e.json", cjson.encode { id = "E", name = "Serve notes", issues = { { id = "E-1",
-    summary = "Serve the notes", seat = "senior_developer", sandbox_checks = {
+    summary = "Serve the notes", seat = "senior_developer", sandbox_checks = o.checks or {
       { http = { path = "/notes", name = "the notes" } },
       { browser = { path = "/", selector = "body", name = "the page" } } } } } })
   H.write(dir .. "/script.lua", F.HAND_IN_SCRIPT)
@@ -29,7 +30,7 @@ local function project()
 
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 budgets = { backoff_ms = 1 }
-sandbox = { deploy = "merge", command = { "node", "server.js" },
+sandbox = { deploy = "]] .. (o.deploy or "merge") .. [[", command = { "node", "server.js" },
   health = { http = "/", interval_ms = 200, timeout_ms = 1000, start_timeout_ms = 15000 } }
 ]])
   backends.project(dir)
@@ -83,6 +84,31 @@ describe("a run's end summary", function()
     end
     assert.is_true(check.data.passed)
     assert.is_true(check.data.results[1].ok)
+    local sb = H.healthy_sandbox(dir, {})
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(sb.id), { cwd = dir }).status)
+  end)
+
+  -- with deploy = "epic" the checks run once the epic is done: a failure then sends nothing
+  -- back within the run, and the run ended "done" without a word of it
+  it("says the deploy's acceptance checks that failed after the epic was done, and what was filed", function()
+    if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is missing") end
+    local dir = project { deploy = "epic", checks = { { http = { path = "/notes", name = "the notes",
+      contains = "a word the app never says" } } } }
+    local r = H.orket("run E --json", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local evs = events(r.stdout)
+    local ended, said = evs[#evs], nil
+    for _, ev in ipairs(evs) do
+      if ev.type == "sandbox_check_failed" then said = ev end
+    end
+    assert.equal("run_end", ended.type)
+    assert.is_table(said, r.stdout)
+    assert.same({ "E-1", "followup", { "the notes" } }, { said.card, said.outcome, said.failed })
+    assert.is_string(said.followup)
+    assert.same({ { card = "E-1", sandbox = said.sandbox, outcome = "followup", followup = said.followup,
+      failed = { "the notes" } } }, ended.failed_checks)
+    -- the follow-up is a card the next run works
+    assert.equal("ready", H.card_json(dir, said.followup).card.status)
     local sb = H.healthy_sandbox(dir, {})
     assert.equal(0, H.orket("sandbox stop " .. math.tointeger(sb.id), { cwd = dir }).status)
   end)

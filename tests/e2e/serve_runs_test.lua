@@ -336,6 +336,35 @@ describe("orket serve runs", function()
     assert.equal(0, s.stop())
   end)
 
+  -- with --workers each worker's stderr, the server's, carries its runs' events; the
+  -- server's own runs (no --workers) wrote nothing there, a run that failed none the less
+  it("logs its own runs' start, end and blocked cards, as its workers' are", function()
+    local dir = project()
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. [[
+models.providers.openai = { kind = "openai", retry = { max_attempts = 1 } }
+models.default = "openai:gpt-x"
+]])
+    local op = key(dir, "ops", "operator")
+    local s = start(dir, { env = { ORKET_SERVE_LIMITS = LIMITS.ORKET_SERVE_LIMITS, OPENAI_BASE_URL = "http://127.0.0.1:9",
+      OPENAI_API_KEY = "x" } })
+    local st, run = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st, cjson.encode(run))
+    local id = run.run.id
+    wait_for(function() return s.log():find('"event":"run_end"', 1, true) end, "the run's end in the log", 3000)
+    local lines = {}
+    for line in s.log():gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      if ev.run == id then lines[#lines + 1] = ev end
+    end
+    assert.equal("run_start", lines[1].event)
+    assert.equal("A", lines[1].target)
+    local blocked = lines[#lines - 1]
+    assert.same({ "card_blocked", "A-1", "system" }, { blocked.event, blocked.card, blocked.reason })
+    assert.matches("nothing is listening at http://127.0.0.1:9", blocked.detail, 1, true)
+    assert.same({ "run_end", "failed" }, { lines[#lines].event, lines[#lines].status })
+    assert.equal(0, s.stop())
+  end)
+
   it("stops its runs on SIGTERM and exits 0; orket resume finishes them", function()
     local dir = project { "A-1" }
     local op = key(dir, "ops", "operator")

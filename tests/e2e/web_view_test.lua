@@ -66,4 +66,32 @@ describe("the web board's view of workspace/ in Chromium", function()
     end)
     assert.equal(0, s.stop())
   end)
+
+  -- the panel drew the paths alone: with the view waiting on a person's branch it showed
+  -- "Nothing of yours ... differs from main", and no keep warning, no "in the way"
+  it("says what orket status says: the view waiting on a person's branch, never that nothing differs", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = root .. "/p"
+    assert(os.execute("git -C " .. H.quote(dir .. "/workspace") .. " checkout -q -b mine"))
+    local r = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local key = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    local _, doc = H.api(s, "GET", "/v1/status", key)
+    assert.is_true(doc.behind and doc.behind.waits)
+    WD.with({ width = 1280, height = 1000 }, function(wd)
+      wd:sign_in(s.url, key)
+      local notes = H.wait_for(function()
+        local t = wd:js("return document.getElementById('view-notes').textContent")
+        return t ~= "" and t
+      end, "the view's notes", 3000)
+      assert.equal(doc.behind.reason .. "; " .. doc.behind.catch_up, notes)
+      assert.is_true(wd:js("return document.getElementById('view-empty').hidden"))
+      assert.equal(0, #rows(wd))
+    end)
+    assert.equal(0, s.stop())
+  end)
 end)

@@ -13,6 +13,9 @@ local key = require "orket.audit.key"
 local verify = require "orket.audit.verify"
 local chain = require "orket.audit.chain"
 local inert = require "orket.inert"
+local fieldline = require "orket.fieldline"
+local cjson = require "cjson.safe"
+local uv = require "luv"
 
 local M = {}
 
@@ -267,6 +270,62 @@ function M.summary(v)
   return s
 end
 
+-- A restore's pages are copied in a transaction of their own (SQLite's backup API; a
+-- PostgreSQL import's), and its entry and checkpoint follow in later ones: killed between,
+-- the store held the backup with no record of the restore, and verify named removed
+-- entries or a replaced chain, never a restore cut short. So a marker is written (synced)
+-- into .orket/ before the copy and removed once the restore is recorded; verify names it.
+M.PENDING = "restore.pending"
+
+local function pending_path(dir) return (dir or ".") .. "/.orket/" .. M.PENDING end
+
+--- mark(dir, file, accept) -> the marker it replaced ({file=, at=, accept=} | false) | nil,
+--- msg, CODE: a restore of file (its real path) about to change the store
+function M.mark(dir, file, accept)
+  local before = M.pending(dir) or false
+  local flags = {}
+  for _, class in ipairs { "older", "unverified", "undone" } do
+    if accept[class] then flags[#flags + 1] = M.ACCEPT[class] end
+  end
+  local text = cjson.encode { file = file, at = os.date("!%Y-%m-%dT%H:%M:%SZ"), accept = table.concat(flags, " "),
+    pid = uv.os_getpid() }
+  local ok, err, code = fieldline.write_whole(pending_path(dir), text .. "\n", 384)
+  if not ok then return nil, err, code end
+  return before
+end
+
+--- unmark(dir[, before]) -> the marker removed (the restore recorded, or refused before
+--- the copy), or put back as it was before this restore's mark (an earlier restore's)
+function M.unmark(dir, before)
+  if before then
+    fieldline.write_whole(pending_path(dir), cjson.encode(before) .. "\n", 384)
+  else
+    os.remove(pending_path(dir))
+  end
+end
+
+--- pending(dir) -> {file=, at=, accept=} of a restore begun and not recorded | nil
+function M.pending(dir)
+  local f = io.open(pending_path(dir), "r")
+  if not f then return nil end
+  local text = f:read("a") or ""
+  f:close()
+  local m = cjson.decode(text)
+  if type(m) ~= "table" then return { file = "?", at = "?", accept = "" } end
+  return { file = tostring(m.file or "?"), at = tostring(m.at or "?"), accept = tostring(m.accept or "") }
+end
+
+--- pending_problem(dir) -> verify's words for a restore begun and not recorded | nil
+function M.pending_problem(dir)
+  local m = M.pending(dir)
+  if not m then return nil end
+  local again = "orket restore " .. inert.shell_word(m.file)
+    .. (m.accept ~= "" and (" " .. m.accept) or "")
+  return inert.line(string.format("a restore from %s, begun at %s, did not finish (.orket/%s): the store may hold "
+    .. "the backup with no audit entry of the restore, and the problems below may be its doing; run '%s' again, "
+    .. "then orket audit verify", m.file, m.at, M.PENDING, again))
+end
+
 --- can_record(dir, v, accept) -> true | nil, msg, CODE: whether the restore's checkpoint
 --- can be signed here once the store holds the backup's chain (asked before replacing it)
 function M.can_record(dir, v, accept)
@@ -333,6 +392,7 @@ function M.record(db, dir, v, o)
       subject = subject })
   end)
   if not row then return nil, err, code end
+  if o.after_entry then o.after_entry() end -- (the tests' kill point between the entry and its checkpoint)
   -- read back: the entry and its checkpoint must be in the store, not only in this process
   local again = "run orket restore again; verify with orket audit verify"
   if not stored(db, row) then

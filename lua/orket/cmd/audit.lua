@@ -111,6 +111,9 @@ local function verify(cli, dir, db)
   local rep = vmod.verify(db, pk or string.rep("0", 64), head)
   db:close()
   if herr then rep.problems[#rep.problems + 1] = herr end
+  -- a restore killed between its copy and its record: said first, the rest may be its doing
+  local cut = require("orket.audit.restore").pending_problem(dir) -- lazy: as the store
+  if cut then table.insert(rep.problems, 1, cut) end
   -- a head names a checkpoint the chain must hold (checked above); without one, a chain
   -- none signs is asked whether it should have been signed
   local unsigned = pk and not head and not herr and vmod.unsigned(rep, key.pub_made(dir), checkpoint_every(dir))
@@ -190,7 +193,7 @@ function cmd.run(args, cli)
     if not cfg then return 1 end
     settings = s.audit
   end
-  local db = cli.open_store(dir, false, sub ~= "checkpoint")
+  local db = cli.open_store(dir, false, sub ~= "checkpoint", sub ~= "checkpoint")
   if not db then return 1 end
   if sub == "verify" then return verify(cli, dir, db) end
   if sub == "export" then return export(db, since_at) end

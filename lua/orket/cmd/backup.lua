@@ -142,7 +142,7 @@ function cmd.run(args, cli)
     return 1
   end
   backup.sweep_parts(pos[1])
-  local db = cli.open_store(dir, false, true)
+  local db = cli.open_store(dir, false, true, true)
   if not db then return 1 end
   local function say(signal)
     cli.err("backup: %s: stopping; %s will not be changed (send it again to end at once)", signal, config.shown(pos[1]))

@@ -88,7 +88,7 @@ end
 function cmd.run(args, cli)
   local o, status = cli.parse(cmd, args)
   if not o then return status end
-  local db = cli.open_store(o.dir, false, true)
+  local db = cli.open_store(o.dir, false, true, true)
   if not db then return 1 end
   local b = board_mod.open(db)
   if o.json then

@@ -246,6 +246,9 @@ local EVENT = {
   end,
   watch_error = function(_, d, _, st) add(st, "\n** hot reload: " .. clip(d.error)) end,
   run_end = function(_, d, _, st) add(st, "\nrun " .. one(d.status) .. (d.reason and (": " .. clip(d.reason)) or "")) end,
+  run_resumed = function(ev, d, _, st)
+    add(st, string.format("\n** %s run resumed (it was %s)", one(ev.at), one(d.was)))
+  end,
 }
 
 -- A turn's header: at its turn_begin, and again before a step of a card other than the
@@ -290,7 +293,7 @@ end
 --- document(dir, id) -> doc | nil: run id (nil: the latest) of dir's journal as
 --- orket.log/1; the failure said
 local function document(dir, id, cli)
-  local db = cli.open_store(dir, false, true)
+  local db = cli.open_store(dir, false, true, true)
   if not db then return nil end
   if not id then
     -- the newest run; a store that cannot be read says so, not "no runs yet"

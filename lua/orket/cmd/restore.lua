@@ -13,12 +13,14 @@ local project = require "orket.project"
 local setup = require "orket.engine.setup"
 local leases = require "orket.store.leases"
 local runlease = require "orket.engine.runlease"
+local fault = require "orket.engine.fault"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [--accept-undone-revocations] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
 cmd.help = [[
-Restores into a project whose store is missing, or is no database any more (damaged): a
+Restores into a project whose store is missing (a clone with no .orket/ yet too: it is
+made), or is no database any more (damaged): a
 damaged file is kept beside it (.orket/orket.db.damaged-TIME), never removed. Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
 of a PostgreSQL export), that it is an orket store, and that its schema version is one this
 orket knows. Only then it replaces the store's whole content, in one transaction: anyone
@@ -49,7 +51,9 @@ is not exactly orket's (a trigger, view or table added or changed) is refused. A
 checks that the store holds what was judged, appends an entry that records it (the file,
 the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
 could not verify) and signs a checkpoint, which .orket/audit.head then names; it exits 1,
-signing nothing, when the store holds something else or the entry did not land.
+signing nothing, when the store holds something else or the entry did not land. A restore
+killed after the copy, before it is recorded, leaves .orket/restore.pending, which 'orket
+audit verify' names: run the restore again.
 
 An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
 passphrase (from the environment variable --passphrase-env names, else asked on the
@@ -236,8 +240,9 @@ end
 
 -- Before the store is replaced: no sandbox runs, FILE is whole, its audit passes, and the
 -- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)
-local function ready(dir, db, file, name, accept, cli)
-  local info, err, code = backup.check(file)
+local function ready(dir, db, file, name, accept, cli, checked)
+  local info, err, code = checked, nil, nil
+  if not info then info, err, code = backup.check(file) end
   if info then
     local fits
     fits, err, code = backup.fits(db, name, info)
@@ -271,7 +276,8 @@ local function recorded(dir, v, name, info, accept, cli)
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local file = uv.fs_realpath(name) or name
-  local row, cp, code = audit_restore.record(db, dir, v, { actor = cli.operator().seat, file = file, accept = accept })
+  local row, cp, code = audit_restore.record(db, dir, v, { actor = cli.operator().seat, file = file, accept = accept,
+    after_entry = function() fault.hit("after_restore_entry") end })
   db:close()
   io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version,
     config.shown(name)))
@@ -323,17 +329,57 @@ end
 -- too), never removed, and a new empty store made for the backup to fill; undo() (with db
 -- closed) takes the new store away and puts the damaged one back, for a restore refused.
 -- Any other failure to open (a PostgreSQL store's, no project here) is said as it is.
--- -> db, lock, undo | nil
-local function recovered(dir, name, cli)
+-- FILE (file) is checked whole before the damaged store is moved (a kill in a long check
+-- left it moved, an empty store in its place), and the move is said only once the restore
+-- is done (kept(): a refused one puts the damaged store back).
+-- -> db, lock, undo, FILE's check, kept | nil
+-- A project's files without its .orket/ (a clone on a new machine): the folder the run lock
+-- and the store live in, made first, private as open_store makes it -> true | nil (said)
+local function made_home(dir, say, cli)
+  local home = (dir or ".") .. "/.orket"
+  if uv.fs_lstat(home) then return true end
+  local ok, merr = uv.fs_mkdir(home, 448)
+  if not ok and not uv.fs_lstat(home) then
+    cli.fail("EIO", "%s", say(string.format("%s could not be made: %s", config.shown(home), tostring(merr))))
+    return nil
+  end
+  return true
+end
+
+-- what takes the new store at path away and puts the damaged one (kept, when one was) back
+local function undoer(path, kept)
+  return function()
+    for _, ext in ipairs { "", "-wal", "-shm" } do
+      uv.fs_unlink(path .. ext)
+      if kept and uv.fs_lstat(kept .. ext) then os.rename(kept .. ext, path .. ext) end
+    end
+  end
+end
+
+-- what is said of a damaged store moved aside, once the restore is done
+local function kept_line(path, err, kept)
+  return string.format("restore: %s could not be opened (%s): kept as %s, and a new store made for the backup",
+    config.shown(path), (tostring(err):gsub("^store: cannot open [^:]*: ", "")), config.shown(kept))
+end
+
+local function recovered(dir, file, name, cli)
   local say = function(m) return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m) end
   local err, code = lost(dir)
   if not err then return cli.open_store_locked(dir, say) end
+  if code == "ENOENT" and not made_home(dir, say, cli) then return nil end
   local lock, lerr, lcode = setup.lock(dir)
   if not lock then
     cli.fail(lcode, "%s", say(lerr))
     return nil
   end
   local path, kept, merr = project.db_path(dir), nil, nil
+  local checked, cerr, ccode = backup.check(file)
+  if not checked then
+    lock:release()
+    cli.fail(ccode, "restore: %s (the store was not changed)", as_given(cerr, file, name))
+    return nil
+  end
+  local said
   if code == "ECORRUPT" then
     kept, merr = set_aside(path)
     if not kept then
@@ -341,15 +387,9 @@ local function recovered(dir, name, cli)
       cli.fail("EIO", "%s", say("the damaged store could not be moved aside: " .. tostring(merr)))
       return nil
     end
-    cli.err("restore: %s could not be opened (%s): kept as %s, and a new store made for the backup", config.shown(path),
-      tostring(err):gsub("^store: cannot open [^:]*: ", ""), config.shown(kept))
+    said = kept_line(path, err, kept)
   end
-  local function undo()
-    for _, ext in ipairs { "", "-wal", "-shm" } do
-      uv.fs_unlink(path .. ext)
-      if kept and uv.fs_lstat(kept .. ext) then os.rename(kept .. ext, path .. ext) end
-    end
-  end
+  local undo = undoer(path, kept)
   local fresh, ferr, fcode = project.open_store(dir, true)
   if not fresh then
     undo()
@@ -357,16 +397,29 @@ local function recovered(dir, name, cli)
     cli.fail(fcode, "restore: %s", ferr)
     return nil
   end
-  return fresh, lock, undo
+  return fresh, lock, undo, checked, said
 end
 
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
-  local db, lock, undo = recovered(dir, name, cli)
+  local db, lock, undo, precheck, kept = recovered(dir, file, name, cli)
   if not db then return 1 end
-  local v, checked = ready(dir, db, file, name, accept, cli)
-  local info, err, code
-  if v then info, err, code = backup.restore(db, file, checked, settle_queued) end
+  local v, checked = ready(dir, db, file, name, accept, cli, precheck)
+  local info, err, code, before
+  if v then
+    -- marked before the copy, unmarked once recorded: a kill between leaves the marker,
+    -- which audit verify names (orket.audit.restore)
+    before, err, code = audit_restore.mark(dir, uv.fs_realpath(name) or name, accept)
+    if before == nil then
+      cli.fail(code, "restore: %s: %s (the store was not changed)", config.shown(name), err)
+      v = nil
+    end
+  end
+  if v then
+    info, err, code = backup.restore(db, file, checked, settle_queued)
+    if not info then audit_restore.unmark(dir, before) end
+    if info then fault.hit("after_restore_copy") end
+  end
   db:close()
   if not info then
     if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
@@ -374,7 +427,10 @@ local function replace(dir, file, name, accept, cli)
     lock:release()
     return 1
   end
+  if kept then cli.err("%s", kept) end
   local status = recorded(dir, v, name, info, accept, cli)
+  -- (a restore that failed after the copy keeps it: its message says to restore again)
+  if status == 0 and not info.unrenewed then audit_restore.unmark(dir) end
   lock:release()
   if info.unrenewed then
     -- the content is restored; only the new id, which tells event streams to start over, is not

@@ -140,12 +140,16 @@ end
 -- deploys' checks) listed again in run_end as skipped_checks, the end summary of JSON Lines
 -- (the live view keeps its own list).
 local function with_skipped(emit)
-  local skipped = {}
+  local skipped, failed = {}, {}
   return function(ev)
     if ev.type == "sandbox_check_skipped" then
       skipped[#skipped + 1] = { card = ev.card, name = ev.name, why = ev.why, sandbox = ev.sandbox }
-    elseif ev.type == "run_end" and #skipped > 0 then
-      ev.skipped_checks = skipped
+    elseif ev.type == "sandbox_check_failed" then
+      failed[#failed + 1] = { card = ev.card, sandbox = ev.sandbox, outcome = ev.outcome, followup = ev.followup,
+        failed = ev.failed }
+    elseif ev.type == "run_end" then
+      if #skipped > 0 then ev.skipped_checks = skipped end
+      if #failed > 0 then ev.failed_checks = failed end
     end
     emit(ev)
   end

@@ -202,7 +202,7 @@ function cmd.run(args, cli)
   if o.sub == "stop" then return stop(o, cli) end
   if o.words and #o.words > 0 then return cli.usage_error(cmd, "runs takes no RUN unless it is runs stop RUN") end
   local dir, json = o.dir, o.json
-  local db = cli.open_store(dir, false, true)
+  local db = cli.open_store(dir, false, true, true)
   if not db then return 1 end
   local rows = summaries(dir, db)
   db:close()

@@ -33,6 +33,23 @@ function M.registry(db)
   return r
 end
 
+-- The events of a run this process executes that its log (reg.log, orket serve's stderr)
+-- gets, as a worker's stderr carries its runs' events under orket serve --workers: without
+-- them a run started through the API that failed, or a reload refused, was in no log.
+local LOGGED = { run_start = true, run_end = true, card_blocked = true, reload_error = true, journal_error = true }
+
+local function logged(reg)
+  return function(ev)
+    if not (reg.log and LOGGED[ev.type]) then return end
+    local f = { event = ev.type, run = ev.run_id }
+    -- (plain fields: a file list or a usage table is the journal's to keep)
+    for k, v in pairs(ev) do
+      if k ~= "type" and k ~= "run_id" and type(v) ~= "table" and type(v) ~= "function" then f[k] = v end
+    end
+    reg.log(f)
+  end
+end
+
 -- An engine for one run over the process's store: e | nil, kind ("bad_request",
 -- "project_error"), msg.
 local function engine(dir, db, model, concurrency)
@@ -42,7 +59,7 @@ local function engine(dir, db, model, concurrency)
   local function pass() pacer:pass() end
   -- and each turn's worktree (orket.engine.run)
   local e, msg, code = setup.open(dir, { db = db, keep_db = true, model = model, concurrency = concurrency,
-    yield = pass, pace = pass })
+    yield = pass, pace = pass, emit = logged(M.registry(db)) })
   if e then return e end
   if code == "EUSAGE" then return nil, "bad_request", (tostring(msg):gsub("^%-%-model", "body.model")) end
   return nil, "project_error", tostring(msg)

@@ -424,6 +424,13 @@ function M.deploys_end(run)
   for _, k in ipairs(deploy.skipped_of(run.db, cards, run.run_id)) do
     run:emit { type = "sandbox_check_skipped", card = k.card, name = k.name, why = k.why, sandbox = k.sandbox }
   end
+  -- a failure after the card was done (deploy = "epic", an epic's last merge) sends nothing
+  -- back within the run: its follow-up or bug is filed, and said here, or the run ended
+  -- "done" without a word of it
+  for _, f in ipairs(deploy.failed_of(run.db, cards, run.run_id)) do
+    run:emit { type = "sandbox_check_failed", card = f.card, sandbox = f.sandbox, outcome = f.outcome,
+      followup = f.followup, failed = f.failed }
+  end
 end
 
 --- after_merge(run, card, merge): what follows a card's merge into main, in a task outside
@@ -607,10 +614,13 @@ function M.recover(run)
   return true
 end
 
---- lost_merges(db, repo, made) -> cards, count | nil: the cards whose last merge the
+--- lost_merges(db, repo, made) -> cards, count, how | nil: the cards whose last merge the
 --- journal records and main's history here no longer holds, newest first, at most 20 named
 --- of count; nil when main holds the journal's newest merge (one read and one lookup: the
---- common case). Said only where that is this folder's loss: the repository was made again
+--- common case). how (not made): "back" when main's tip is in the newest lost merge's
+--- history (main moved back past it: a reset), else "rewritten" (an amend, a rebase, a reset
+--- onto another line: the merged changes may well still be in main, only not those commits).
+--- Said only where that is this folder's loss: the repository was made again
 --- now (made), or the commit is here and main was moved back past it (a person's reset). A
 --- commit this repository never had is another folder's merge (several servers on one
 --- store, docs/store.md), a shallow clone's or a restore's, and is not said. Their cards
@@ -628,7 +638,7 @@ function M.lost_merges(db, repo, made)
     if repo:contains("refs/heads/main", id) ~= false then return false end
     return made or objects:resolve(id) ~= nil
   end
-  local cards, seen, n = {}, {}, 0
+  local cards, seen, n, how = {}, {}, 0, nil
   for _, r in ipairs(sj.merges(db, M.LOST_MERGES_READ)) do
     local id = r.data.id
     if type(id) == "string" and r.card_id and not seen[r.card_id] then
@@ -636,22 +646,38 @@ function M.lost_merges(db, repo, made)
       if lost(id) then
         n = n + 1
         if #cards < 20 then cards[#cards + 1] = r.card_id end
+        if objects and not how then
+          local tip = repo:head("main")
+          how = tip and objects:merge_base("refs/heads/main", id) == tip and "back" or "rewritten"
+        end
       end
     end
   end
   if objects then objects:close() end
   if n == 0 then return nil end
-  return cards, n
+  return cards, n, how
 end
 
---- history_note(cards, count, made [, aside]) -> the line that says so (made: workspace/'s
---- repository was made again now; aside: where the removed one's card directories went)
-function M.history_note(cards, count, made, aside)
-  return string.format("main no longer holds the merged work of %d card%s (%s%s): %s; the cards keep their status. "
-    .. "To bring the work back, restore workspace/.git (a copy of it, or main fetched from the forge's remote)%s",
-    count, count == 1 and "" or "s", table.concat(cards, ", "), count > #cards and ", ..." or "",
+--- history_note(cards, count, made [, aside [, how]]) -> the line that says so (made:
+--- workspace/'s repository was made again now; aside: where the removed one's card
+--- directories went; how: lost_merges')
+function M.history_note(cards, count, made, aside, how)
+  local named = table.concat(cards, ", ") .. (count > #cards and ", ..." or "")
+  if not made and how == "rewritten" then
+    -- an amend or rebase of a merged commit: the work is most likely in main still, and
+    -- restoring .git would throw the person's rewrite away
+    return string.format("main's history no longer holds the commits Orket merged for %d card%s (%s): main was "
+      .. "rewritten since (an amend, a rebase, or a reset onto another line), so their changes may well still be in it; "
+      .. "the cards keep their status. If that was your doing, nothing needs restoring ('git -C workspace log main' "
+      .. "shows what main holds); if not, 'git -C workspace reflog main' shows where main was",
+      count, count == 1 and "" or "s", named)
+  end
+  return string.format("main no longer holds the merged work of %d card%s (%s): %s; the cards keep their status. "
+    .. "To bring the work back, %srestore workspace/.git (a copy of it, or main fetched from the forge's remote)%s",
+    count, count == 1 and "" or "s", named,
     made and "workspace/ had no git repository, and a new one was made of what the folder held"
       or "main was moved back past their merges",
+    made and "" or "move main forward again ('git -C workspace reflog main' shows where it was) or ",
     aside and ("; the removed repository's card directories are in " .. aside) or "")
 end
 

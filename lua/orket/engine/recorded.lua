@@ -171,7 +171,8 @@ function M.resume(dir, db, board, id, o)
       kind = "conflict"
       return nil, lerr
     end
-    M.reopen(db, row)
+    -- (held: a server's carry-on after its store came back, the run never killed)
+    M.reopen(db, row, o.held and "stopped by the store's loss" or nil)
     return lid
   end)
   if rid then return rid end
@@ -182,8 +183,14 @@ end
 --- die) until it ends, never as the end it had before (orket.store.runs.reopen). One begun for
 --- the workers keeps its end: running, it would be left to the workers again (orket resume
 --- hands those to them: cmd.resume). Inside the resume's write transaction.
-function M.reopen(db, row)
-  if not M.left_to_workers { status = "running", data = row.data } then runs.reopen(db, row.id) end
+--- The resume is journaled (run_resumed, with the status it had: killed when still running,
+--- its process gone), so that `orket log` shows where the run stopped and was carried on:
+--- its transcript read as one uninterrupted run.
+function M.reopen(db, row, was)
+  local to_workers = M.left_to_workers { status = "running", data = row.data }
+  if not to_workers then runs.reopen(db, row.id) end
+  db:event { kind = "run_resumed", run = row.id,
+    data = { was = was or (row.status == "running" and not to_workers and "killed" or row.status) } }
 end
 
 --- left_to_workers(row) -> whether a runs row is a run left to the workers and not finished

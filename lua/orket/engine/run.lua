@@ -25,6 +25,7 @@ local roles_mod = require "orket.engine.roles"
 local spend = require "orket.engine.spend"
 local experiments = require "orket.engine.experiments"
 local store_experiments = require "orket.store.experiments"
+local sourcepos = require "orket.sourcepos"
 
 local M = {}
 local Run = {}
@@ -53,7 +54,7 @@ for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skip
   "journal_failed", "journal_base", "git_failed", "git_moved_away", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed",
-  "threads", "began_finished" } do
+  "threads", "began_finished", "cut_answers" } do
   FIELDS[k] = true
 end
 
@@ -280,6 +281,9 @@ function Run:turns_spent(card, turns, phase)
       .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give the seat "
       .. "another model, then 'orket retry %s' puts it back to ready.", used, phase == "review" and "review"
       or "work", card.id)
+    -- the provider cut the last answer: that, not tool calling, is what to look at
+    local cut = self.cut_answers and self.cut_answers[card.id]
+    if cut then why = why .. " The model's last answer: " .. cut .. "." end
   elseif phase == "review" then
     why = string.format("Stopped after %d review turns without a decision (budgets.turns_per_card); raise "
       .. "the budget, then 'orket retry %s' puts it back to ready.", used, card.id)
@@ -474,6 +478,11 @@ end
 --- its turn_begin): nothing reads commit events by their place among a turn's.
 function Run:end_turn_records(job, out)
   local reason, why, to
+  -- an answer the provider cut, kept for the block that more such turns bring (turns_spent)
+  if out.cut then
+    self.cut_answers = self.cut_answers or {}
+    self.cut_answers[job.card_id] = out.cut
+  end
   if out.ended == "budget" and out.money then
     -- a money budget waits for a person: `orket answer --approve` approves going on, a
     -- raised budget lets it go on at the next run (docs/cost.md); the amounts are journaled with it
@@ -484,7 +493,8 @@ function Run:end_turn_records(job, out)
   elseif out.ended == "model_error" then
     reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
   elseif out.ended == "role_error" or out.ended == "engine_error" then
-    reason, why = "system", "The turn failed: " .. tostring(out.detail)
+    -- a card's comment is read by people and models: no place in Orket's own source
+    reason, why = "system", "The turn failed: " .. sourcepos.plain(tostring(out.detail))
   end
   if reason and self.stopping then return left_open(out) end
   -- the turn's files are committed before its end is recorded (gitwork.commit)
@@ -649,7 +659,9 @@ function Run:finish_turn(job, out)
     fault.hit("after_transition")
   end
   self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-    turn = job.turn, outcome = out.ended, status = out.status }
+    turn = job.turn, outcome = out.ended, status = out.status,
+    -- (a turn that found its card could no longer start says why: nothing else does)
+    detail = out.ended == "not_started" and out.detail or nil }
   fault.hit("turn_end")
 end
 
@@ -928,11 +940,11 @@ function Run:open_execution()
   -- after run_start and with its id, as the run's own events are
   if self.engine.on_run_start then self.engine.on_run_start(run_id) end
   -- done cards whose merges main lost (its repository made again): said, not a stop
-  local lost, nlost
-  if self.git then lost, nlost = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
+  local lost, nlost, how
+  if self.git then lost, nlost, how = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
   if lost then
     self:emit { type = "git", action = "history_lost", cards = lost, count = nlost, aside = self.git.aside,
-      message = gitwork.history_note(lost, nlost, self.git.made, self.git.aside) }
+      message = gitwork.history_note(lost, nlost, self.git.made, self.git.aside, how) }
   end
   -- The run's wall clock (restarted by a resume): model calls get what is left of it as
   -- their timeout (turn.lua), and this timer stops the run when it runs out, cancelling
@@ -1193,7 +1205,8 @@ function Run:conclude(target, view)
     -- (a database server's remedy is not a file's)
     reason = string.format("the journal could not be written (%s); once the store can be written (%s), "
       .. "'orket resume %d' carries on", self.journal_failed, self.db.dialect.name == "pg"
-      and "its database server reached again, a primary that takes writes" or "free space, fix its permissions",
+      and "its database server reached again, a primary that takes writes"
+      or "free space or raise a file-size limit, fix its permissions",
       self.run_id)
   elseif self.internal_failed then
     status = "failed"
@@ -1216,7 +1229,11 @@ function Run:conclude(target, view)
     if #stuck > 0 then
       status = "stalled"
       for _, s in ipairs(stuck) do
-        if s.status == "blocked" and (s.wait_reason == "resource" or s.wait_reason == "system") then status = "failed" end
+        -- a budget or an error failed the run; an agent's block for a resource it waits for did not
+        if s.status == "blocked" and (s.wait_reason == "system" or (s.wait_reason == "resource"
+            and scheduler.blocked_for_budget(self.board, s.card))) then
+          status = "failed"
+        end
       end
       if self.halted then
         reason = self.halted .. "; raise it in orket.lua, then 'orket resume' carries on"

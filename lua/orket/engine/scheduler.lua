@@ -9,6 +9,7 @@ local approvals = require "orket.actions.approvals"
 local review = require "orket.engine.review"
 local ready = require "orket.ready"
 local comments = require "orket.store.comments"
+local sj = require "orket.store.journal_reads"
 
 local M = {}
 
@@ -197,6 +198,33 @@ local function called_no_tool(board, id)
   return last ~= nil and last.author == "orket" and last.body:find(M.NO_TOOL, 1, true) ~= nil
 end
 
+-- The card's move to blocked, when it is its last transition: {by=, note=} (the data)
+local function block_move(board, id)
+  local m = sj.last_transition(board.db, id)
+  return m and m.to == "blocked" and m.data or {}
+end
+
+--- blocked_for_budget(board, id) -> whether a card blocked with reason resource was
+--- blocked by the engine for a budget (its turns, steps, tool calls, tokens or wall clock:
+--- the engine blocks for nothing else with that reason), not by an agent or a person
+--- waiting for something. An agent's move is journaled without `by`, the engine's with
+--- "engine"; its words say it too (a board from before `by` was journaled).
+function M.blocked_for_budget(board, id)
+  local d = block_move(board, id)
+  if d.by then return d.by == "engine" end
+  local note = type(d.note) == "string" and d.note or ""
+  return note:find("^Turn stopped: ") ~= nil or note:find("^Stopped after %d") ~= nil
+end
+
+-- The note of an agent's or a person's block, its first line cut to 200 bytes | nil
+local function resource_note(board, id)
+  local note = block_move(board, id).note
+  if type(note) ~= "string" or not note:find("%S") then return nil end
+  note = note:match("^%s*([^\n]*)"):gsub("%s+$", "")
+  if #note > 200 then note = note:sub(1, 200):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
+  return note
+end
+
 -- The card's last comment of orket's ("" when none): what says why a system block came,
 -- the turn's own failure ("The turn failed: ...": a role's, a tool's, a script's) or the
 -- model's ("The model failed (CLASS): ...")
@@ -252,8 +280,13 @@ local function unstick(board, c)
     elseif c.wait_reason == "resource" and called_no_tool(board, id) then
       return "blocked: the model called no tool",
         string.format("orket retry %s once the model calls tools (see the card's last comment)", id)
-    elseif c.wait_reason == "resource" then
+    elseif c.wait_reason == "resource" and M.blocked_for_budget(board, id) then
       return "blocked: a budget ran out", string.format("raise the budget in orket.lua, then orket retry %s", id)
+    elseif c.wait_reason == "resource" then
+      -- an agent's (or a person's) block: what it waits for is in its note
+      local note = resource_note(board, id)
+      return "blocked: waits for a resource" .. (note and (": " .. note) or ""),
+        string.format("orket retry %s once the resource is there", id)
     end
     return "blocked (" .. tostring(c.wait_reason) .. ")", "orket retry " .. id
   elseif c.status == "ready_for_testing" then
@@ -312,7 +345,11 @@ function M.stuck(board, cards, why_run)
         if waits_for == "budget" then why = words end
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"
-        _, next_step = unstick(board, c)
+        local words
+        words, next_step = unstick(board, c)
+        -- an agent's resource block says what it waits for in its note, not in a comment
+        local note = c.wait_reason == "resource" and words:match("^blocked: waits for a resource: (.*)$")
+        if note then why = why .. ": " .. note end
       else
         -- its own dependencies, then its epic's
         local waits, deps = {}, {}

@@ -634,6 +634,13 @@ local function before_step(run, job, n)
   return nil, card, nil
 end
 
+-- An answer with no tool call that the provider ended, by its finish_reason: what to say
+local CUT_SHORT = {
+  length = "the answer was cut at the output limit (finish_reason length): raise budgets.max_output_tokens, "
+    .. "or give the seat a model with more room",
+  content_filter = "the provider's content filter stopped the answer (finish_reason content_filter)",
+}
+
 -- The tool calls of a response; for the json dialect, read from its text. nil plus a note
 -- for the model when the text held a call that could not be read.
 local function calls_of(run, job, response)
@@ -692,7 +699,16 @@ end
 -- the history told.
 local function step_response(sp)
   local run, job, st, model = sp.run, sp.job, sp.st, sp.model
-  assert(run:begin_records(job))
+  local claimed, refused = run:begin_records(job)
+  if not claimed then
+    -- the card may no longer start (prepare checked the move, but the board changed while
+    -- the model was asked: an import added a dependency that is not done). The state
+    -- machine has the last word: the turn begins without the claim, its call is recorded
+    -- and charged below, none of its tool calls runs, and it ends with no block, the card
+    -- left as the board has it (a ready card then waits for its dependency).
+    job.claim = false
+    assert(run:begin_records(job))
+  end
   local response
   if sp.rec then
     response, sp.turn_id = sp.rec.response, sp.rec.id
@@ -716,6 +732,14 @@ local function step_response(sp)
       cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency,
       latency_ms = model.latency_ms, response_model = res.model }
   end
+  if not claimed then
+    local n = #(response.tool_calls or {})
+    sp.calls = {}
+    sp.out = { ended = "not_started", detail = string.format("the card could not start: %s (%s)", tostring(refused),
+      n > 0 and string.format("the reply's %d tool call%s not run", n, n == 1 and " was" or "s were")
+      or "the reply was not acted on") }
+    return
+  end
   -- a replayed step (a resumed turn) follows the one before without building messages
   flush_results(job, st)
   local calls, perr = calls_of(run, job, response)
@@ -729,7 +753,12 @@ local function step_response(sp)
   sp.calls = calls
   st.history[#st.history + 1] = { role = "assistant", content = response.content,
     tool_calls = (#calls > 0 and job.role.dialect == "native") and calls or nil }
-  if #calls == 0 then sp.out = { ended = "stopped", detail = "the model ended its turn" } end
+  if #calls == 0 then
+    -- an answer the provider cut (its output limit, its content filter) is no choice of the
+    -- model's to end the turn: said, and kept for a block of the card (Run:turns_spent)
+    local cut = CUT_SHORT[response.finish_reason]
+    sp.out = { ended = "stopped", detail = cut or "the model ended its turn", cut = cut }
+  end
 end
 
 -- A call that stopped the run (call_stop: a full disk met inside it) is the run's, as when

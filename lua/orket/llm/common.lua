@@ -218,13 +218,14 @@ end
 --- error_text(body) -> the message a server put in an error body (OpenAI or Ollama shape)
 function M.error_text(body)
   local t = json.decode(body or "")
+  -- the server's text, quoted safe (inert.quote): it goes into the failure's message
   if type(t) == "table" then
-    if type(t.error) == "table" and t.error.message then return tostring(t.error.message), t.error end
-    if type(t.error) == "string" then return t.error, { message = t.error } end
-    if t.message then return tostring(t.message), t end
+    if type(t.error) == "table" and t.error.message then return inert.quote(t.error.message, 300), t.error end
+    if type(t.error) == "string" then return inert.quote(t.error, 300), { message = t.error } end
+    if t.message then return inert.quote(t.message, 300), t end
   end
   body = tostring(body or ""):gsub("%s+", " ")
-  return body:sub(1, 200), nil
+  return inert.quote(body, 200), nil
 end
 
 --- classify_status(status, body) -> class, retryable
@@ -279,7 +280,8 @@ end
 --- wire format's shape (a tool call that is a number, a name that is an object): a model
 --- failure like a malformed body, classified and retried as one, never a Lua error.
 function M.malformed(wire, what)
-  return M.err("transient", wire .. ": malformed response: " .. what, { malformed = true })
+  -- what may quote the server (a repeated key's name, a part's type)
+  return M.err("transient", wire .. ": malformed response: " .. inert.quote(what, 400), { malformed = true })
 end
 
 --- decoding(w) -> the decoding half of a wire format, on the one decoder of the streamed
@@ -294,8 +296,10 @@ function M.decoding(w)
   -- A failure as the decoder reported it, as the wire format's classified failure.
   local function failure(data, body, failed, why, why_string)
     if failed == "json" then
-      if body then return M.err("transient", w.name .. ": malformed response body (" .. why .. ")") end
-      return M.err("transient", w.name .. ": malformed " .. w.piece .. " (" .. why .. "): " .. data:sub(1, 80))
+      -- the event's own bytes, quoted safe: it may hold NUL or bytes that are not UTF-8,
+      -- and the message is stored (PostgreSQL refused it, and with it the failure's record)
+      if body then return M.err("transient", w.name .. ": malformed response body (" .. inert.quote(why) .. ")") end
+      return M.err("transient", w.name .. ": malformed " .. w.piece .. " (" .. inert.quote(why) .. "): " .. inert.quote(data, 80))
     elseif failed == "not_object" then
       return M.err("transient", w.not_object)
     elseif failed == "error" then
@@ -472,19 +476,44 @@ function M.messages_chars(messages)
   return n
 end
 
+--- MAX_ARGUMENTS: the most bytes of one call's arguments (their JSON text) a model may send,
+--- as the engine's own reading of calls allows (orket.toolcalls). A call past it is the
+--- model's error: its arguments are not decoded nor kept whole, only their first
+--- ARGUMENTS_SHOWN bytes (the journal stores each call and later requests send it again)
+M.MAX_ARGUMENTS = require("orket.toolcalls").MAX_ARGUMENTS
+M.ARGUMENTS_SHOWN = 1024
+
+--- capped(call) -> call, refused (arguments_error) and its raw_arguments clipped when they
+--- are longer than MAX_ARGUMENTS
+function M.capped(call)
+  local raw = call.raw_arguments
+  if #raw <= M.MAX_ARGUMENTS then return call end
+  call.arguments = {}
+  call.raw_arguments = inert.clip(raw, M.ARGUMENTS_SHOWN)
+  call.arguments_error = string.format("arguments are %d bytes, more than the %d (%d MiB) a tool call may send; "
+    .. "send less in one call (a large file in parts)", #raw, M.MAX_ARGUMENTS, M.MAX_ARGUMENTS >> 20)
+  return call
+end
+
 --- tool_call(id, name, raw_arguments | arguments) -> normalized call
 --- arguments is always a table; when the model's JSON does not parse, it is {} and
 --- arguments_error says why (the gate refuses such a call with that reason).
 function M.tool_call(id, name, raw, args)
   local call = { id = id, name = name }
   if args ~= nil then
-    call.arguments = type(args) == "table" and args or {}
-    call.raw_arguments = json.encode(call.arguments) or "{}"
-    if type(args) ~= "table" then call.arguments_error = "arguments are a " .. type(args) .. ", not an object" end
-    return call
+    -- (Ollama's arguments come decoded: a JSON null is cjson.null, a list a table)
+    local object = type(args) == "table" and not (next(args) ~= nil and args[1] ~= nil)
+    call.arguments = object and args or {}
+    call.raw_arguments = json.encode(args) or "{}"
+    if not object then
+      call.arguments_error = "arguments are a " .. (args == json.null and "JSON null" or type(args) == "table"
+        and "JSON array" or type(args)) .. ", not an object"
+    end
+    return M.capped(call)
   end
   raw = raw or ""
   call.raw_arguments = raw
+  if #raw > M.MAX_ARGUMENTS then return M.capped(call) end
   if raw:match("^%s*$") then
     call.arguments = {}
     return call
@@ -516,6 +545,8 @@ local function storable(s, escaped, where, field)
   return out, escaped
 end
 
+local NAME_FIELDS = { "model", "request_id" }
+
 --- utf8_result(result) -> result with the model's text made storable: both stores keep text
 --- as UTF-8 (PostgreSQL refuses other bytes), and the model's output is hostile. Content,
 --- call ids and names with bytes that are not UTF-8 keep them as \xNN (result.escaped
@@ -525,6 +556,16 @@ end
 function M.utf8_result(r)
   local escaped
   r.content, escaped = storable(r.content, escaped, "content")
+  -- the names the server gives go into the journal's columns too: a NUL or a control there
+  -- is no name (PostgreSQL refuses NUL in text), shown as line() shows it
+  for _, k in ipairs(NAME_FIELDS) do
+    local v = r[k]
+    if type(v) == "string" and inert.line(v) ~= v then
+      r[k] = inert.line(v)
+      escaped = escaped or {}
+      escaped[#escaped + 1] = k
+    end
+  end
   -- walked as ipairs walks (to the first nil), by index
   local calls, i = r.tool_calls, 1
   local c = calls and calls[1] or nil

@@ -231,7 +231,12 @@ function Client:chat(req)
   if p.kind == "scripted" then r, msg, class, failure = scripted.chat(p.script, p.name, model, req)
   elseif p.kind == "replay" then r, msg, class, failure = replay.chat(p.replay, p.name, model, req)
   else r, msg, class, failure = transport.chat(p, model, req) end
-  if not r then return nil, msg, class, failure end
+  if not r then
+    -- a scripted or replayed failure's text is made as safe to store as a server's
+    -- (transport.chat's are already)
+    if p.kind == "scripted" or p.kind == "replay" then msg = inert.quote(msg, 2000) end
+    return nil, msg, class, failure
+  end
   return common.utf8_result(r)
 end
 

@@ -3,6 +3,7 @@
 -- reported as finish_reason "tool_calls"), prompt_eval_count/eval_count as usage.
 local json = require "cjson.safe"
 local common = require "orket.llm.common"
+local inert = require "orket.inert"
 
 local M = { framing = "ndjson" }
 
@@ -51,7 +52,7 @@ local D = common.decoding { name = "ollama", kind = "ollama", piece = "stream li
   not_object = "ollama: a line is not a JSON object",
   server_error = function(v)
     local msg = type(v) == "table" and tostring(v.message) or tostring(v)
-    return common.err("transient", "ollama: error from the server: " .. msg)
+    return common.err("transient", "ollama: error from the server: " .. inert.quote(msg, 300))
   end,
   -- a call arrives whole: on_delta sees it normalized, and finish reuses it
   to_delta = function(st, p)

@@ -5,6 +5,7 @@
 -- normalized result.
 local json = require "cjson.safe"
 local common = require "orket.llm.common"
+local inert = require "orket.inert"
 
 local M = { framing = "sse" }
 
@@ -89,7 +90,7 @@ local D = common.decoding { name = "openai", kind = "openai", piece = "stream ev
   not_object = "openai: an event is not a JSON object",
   server_error = function(v)
     local e = type(v) == "table" and v or { message = tostring(v) }
-    return common.err(common.classify_error_object(e), "openai: error from the server: " .. tostring(e.message or "(no message)"))
+    return common.err(common.classify_error_object(e), "openai: error from the server: " .. inert.quote(e.message or "(no message)", 300))
   end }
 
 --- new_state(), from_decoded(d), on_event(st, data, emit), parse(st, body, emit): see
@@ -100,7 +101,9 @@ M.new_state, M.from_decoded, M.on_event, M.parse = D.new_state, D.from_decoded, 
 --- finish(state, streamed) -> content, calls, finish_reason, usage (raw), model, id
 function M.finish(st, streamed)
   local d = D.decoded(st)
-  if streamed and d.finish == nil then
+  -- a stream that ended with [DONE] is whole: a finish_reason missing from it, or not a
+  -- string, is ignored as in a whole answer (docs/llm.md); without [DONE] it was cut
+  if streamed and d.finish == nil and not st.stream_done then
     return nil, common.err("transient", "openai: the stream ended before a finish_reason")
   end
   local calls, dcalls = {}, d.calls

@@ -11,6 +11,8 @@ local inert = require "orket.inert"
 
 local M = {}
 
+local body_hint -- (below)
+
 M.WIRES = { openai = require "orket.llm.openai", ollama = require "orket.llm.ollama" }
 
 M.DEFAULT_TIMEOUTS = { connect_ms = 10000, first_byte_ms = 120000, idle_ms = 60000, total_ms = 600000 }
@@ -163,6 +165,9 @@ local function request_text(p, body, tools_text, req, model, stream)
   return '{"messages":' .. text .. tail
 end
 
+-- the most bytes of a failure's message (its sources quote a server's text shorter)
+local MESSAGE_MAX = 2000
+
 -- the most bytes of a name a server gives (its model, a call's id and name, the request's id)
 M.NAME_MAX = 256
 
@@ -170,6 +175,31 @@ M.NAME_MAX = 256
 local function clipped(s)
   if type(s) ~= "string" or #s <= M.NAME_MAX then return s end
   return inert.clip(s, M.NAME_MAX)
+end
+
+-- The Content-Encoding of a body that is compressed (gzip, br, deflate...) | nil: Orket
+-- asks for none and decodes none, so such a body reads as no JSON at all.
+local function encoded_body(h)
+  local enc = h["content-encoding"]
+  if enc and enc:find("%S") and not enc:lower():match("^%s*identity%s*$") then return inert.quote(enc, 60) end
+  return nil
+end
+
+-- What a 200 body that could not be read was, by its headers: " (the server ...)" | "".
+body_hint = function(h, stream)
+  local enc = encoded_body(h)
+  if enc then
+    return string.format(" (the server sent the body compressed, Content-Encoding %s, which Orket does not ask for "
+      .. "nor decode: a proxy before the model server compresses it)", enc)
+  end
+  local ctype = h["content-type"] and inert.quote(h["content-type"], 100)
+  if not stream and ctype and not ctype:find("json") then
+    local what = ctype:find("event%-stream") and "a stream of events, not a whole JSON answer (does the server stream "
+      .. "whatever it is asked?)" or ctype:find("ndjson") and "lines of JSON, not one JSON answer"
+      or "not JSON: is base_url a model server's API?"
+    return string.format(" (the server answered 200 with Content-Type %s, %s)", ctype, what)
+  end
+  return ""
 end
 
 -- Closes with an attempt however it ends: a task cancelled while it waits (its run stopped)
@@ -224,9 +254,9 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     local msg, obj = common.error_text(text)
     local class, retryable = common.classify_status(status, obj)
     if status >= 300 and status < 400 then
-      msg = "redirect to " .. tostring(h.location) .. " not followed (fix base_url)"
+      msg = "redirect to " .. inert.quote(h.location, 300) .. " not followed (fix base_url)"
     end
-    return nil, common.err(class, string.format("%s: HTTP %d: %s", url:match("^https?://[^/]+") or url, status, msg),
+    return nil, common.err(class, string.format("HTTP %d: %s", status, msg),
       { retryable = retryable, retry_after_ms = retry_after_ms(h), status = status })
   end
   local st
@@ -253,6 +283,7 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
       end
     end
     st = st or stream_state(hr, wire, started, emit_deltas, emit)
+    st.stream_done = hr:stream_done() -- [DONE] came: the stream is whole
   else
     st = wire.new_state()
     st.started = started
@@ -267,6 +298,9 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
       -- nor the server's own refusal ({"error": ...}: no answer was made).
       local doc = json.decode(text)
       if type(doc) == "table" and doc.error == nil then e.billed = true end
+      -- a body that is no JSON says what it is when its headers do (a proxy's page, a
+      -- compressed body), as a stream's does below
+      if doc == nil then e.message = e.message .. body_hint(h, false) end
       return nil, e
     end
   end
@@ -274,8 +308,11 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   if content == nil then
     -- a 200 that was no stream at all (a web page, a proxy's text) says so, not just
     -- that the stream ended early
-    local ctype = h["content-type"]
-    if stream and ctype and not ctype:find("event%-stream") and not ctype:find("json") and calls and calls.message then
+    local ctype = h["content-type"] and inert.quote(h["content-type"], 100)
+    local coded = encoded_body(h)
+    if stream and coded and calls and calls.message then
+      calls.message = calls.message .. body_hint(h, true)
+    elseif stream and ctype and not ctype:find("event%-stream") and not ctype:find("json") and calls and calls.message then
       calls.message = string.format("%s (the server answered 200 with Content-Type %s, not a stream of events: is base_url a model server's API?)",
         calls.message, ctype)
     elseif stream and ctype and ctype:find("json") and not ctype:find("ndjson") and p.conf.kind == "openai"
@@ -337,6 +374,14 @@ local function nothing_listening(p)
     p.name, where, start, other), p.secrets)
 end
 
+-- Who a failure's message is about: "provider NAME (KIND, BASE_URL), model MODEL: ". Several
+-- providers of one kind often share a host or a gateway; the URL alone did not say which
+-- one failed, nor for which model.
+local function asked(p, model)
+  return string.format("provider %s (%s, %s), model %s: ", p.name, p.conf.kind,
+    common.without_userinfo(p.conf.base_url), model)
+end
+
 --- chat(p, model, req) -> result | nil, message, CLASS, failure
 --- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=, delivered=}:
 --- delivered is true when the answer had begun (tokens came) before it failed; final is
@@ -391,8 +436,10 @@ function M.chat(p, model, req)
       res.timings = { first_token_ms = first_token, total_ms = rt.now() - t0 }
       return res
     end
-    local msg = common.redact(err.message, p.secrets)
-    if err.refused_local then msg = nothing_listening(p) end
+    -- every message passes here: whatever server text it quotes, it is made safe to store
+    -- (valid UTF-8, no NUL nor control; inert.quote), as the sources quote it already
+    local msg = inert.quote(common.redact(err.message, p.secrets), MESSAGE_MAX)
+    if err.refused_local then msg = nothing_listening(p) else msg = asked(p, model) .. msg end
     local elapsed = rt.now() - t0
     -- delivered: the answer had begun (tokens came) when it failed, or came whole and could
     -- not be read, so the provider billed it
@@ -446,7 +493,7 @@ function M.health(p)
     local text, obj = common.error_text(body)
     local class = common.classify_status(status, obj)
     if status >= 300 and status < 400 then
-      text = "redirect to " .. tostring(h.location) .. " not followed (fix base_url)"
+      text = "redirect to " .. inert.quote(h.location, 300) .. " not followed (fix base_url)"
     end
     return nil, common.redact(string.format("HTTP %d: %s", status, text), p.secrets), class
   end

@@ -231,6 +231,26 @@ function M.await_checks(o)
   return left
 end
 
+--- failed_of(db, cards, run_id) -> the acceptance runs journaled in run_id for the cards
+--- that failed: {{card=, sandbox=, outcome= (acceptance.record's code: sent_back, bug,
+--- followup, commented), followup=, failed = the names of the checks that failed}...}
+function M.failed_of(db, cards, run_id)
+  local out = {}
+  for _, card in ipairs(cards) do
+    for _, data in ipairs(sj.event_data(db, run_id, card, "sandbox_check")) do
+      if data.passed == false then
+        local names = {}
+        for _, r in ipairs(data.results or {}) do
+          if r.ok == false and not r.skipped then names[#names + 1] = tostring(r.name) end
+        end
+        out[#out + 1] = { card = card, sandbox = data.sandbox, outcome = data.outcome, followup = data.followup,
+          failed = names }
+      end
+    end
+  end
+  return out
+end
+
 --- skipped_of(db, cards, run_id) -> the acceptance checks journaled in run_id for the cards
 --- that could not run here (no browser): {{card=, name=, why=, sandbox=}...}, each once
 function M.skipped_of(db, cards, run_id)

@@ -16,6 +16,7 @@ local board_mod = require "orket.board"
 local cards = require "orket.store.cards"
 local ops = require "orket.store.bugfix"
 local sandboxes = require "orket.store.sandboxes"
+local sj = require "orket.store.journal_reads"
 local rule = require "orket.sandboxes.bugfix"
 local service = require "orket.sandboxes.service"
 local database = require "orket.sandboxes.database"
@@ -178,7 +179,7 @@ local function health_report(db, ev, at)
   local what = ev.kind == "sandbox_exit" and "ended" or "failed its health check"
   -- when it happened is the event's time, not the tick's (a minute later with serve's
   -- interval, hours later when the tick is a later `orket run`)
-  local when = ev.at or (db:row("SELECT " .. db.dialect.time("at") .. " FROM events WHERE id = ?", ev.id) or {}).at
+  local when = ev.at or (ev.id and sj.event_at(db, ev.id))
   when = type(when) == "string" and when:gsub("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.%d+Z$", "%1Z") or iso(at)
   local body = string.format("Sandbox %s (%s) %s at %s: %s\n", id and tostring(id) or tostring(d.id), target, what,
     when, detail)

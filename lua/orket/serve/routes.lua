@@ -6,6 +6,7 @@ local events = require "orket.serve.events"
 local jsonout = require "orket.jsonout"
 local store_keys = require "orket.store.keys"
 local store_runs = require "orket.store.runs"
+local store_approvals = require "orket.store.approvals"
 local board_view = require "orket.views.board"
 local card_view = require "orket.views.card"
 local status_view = require "orket.views.status"
@@ -135,6 +136,15 @@ end
 -- with a reset, whatever the id it replays after.
 local store_of = events.store_of
 
+-- held_cards(db) -> the ids of the cards with a tool call held for a decision (at most one
+-- undecided request a card: approvals' partial unique index, which this read walks), so
+-- that a page tells "waiting for approval" from a question without a card's read each
+-- (docs/serve.md, The web board). Read at each request, not kept with the board's text:
+-- a request or a decision does not move the cards' stamp.
+local function held_cards(db)
+  return jsonout.array(store_approvals.held_cards(db))
+end
+
 local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
   -- the store's id, read before the journal's: a restore between the two then leaves the page
@@ -163,7 +173,7 @@ local function board(req, ctx)
   -- is the caller's); one copy of the text per request, against a build of it each time
   local id = events.readable_latest(db, at, reader(ctx))
   return 200, jsonout.encoded(text:sub(1, -3) .. ',"journal_id":' .. string.format("%d", id)
-    .. (sid and ',"store":' .. jsonout.encode(sid) or "") .. "}\n")
+    .. (sid and ',"store":' .. jsonout.encode(sid) or "") .. ',"held":' .. jsonout.encode(held_cards(db)) .. "}\n")
 end
 
 local function card(_, ctx)
@@ -291,13 +301,15 @@ local function view_status(_, ctx)
 end
 
 -- orket.board/1 as the API gives it: with the journal's id it was read at
-local BOARD_AT = { type = "object", additionalProperties = true, required = { "format", "journal_id" },
+local BOARD_AT = { type = "object", additionalProperties = true, required = { "format", "journal_id", "held" },
   properties = { format = oa.BOARD.properties.format, journal_id = { type = "integer", minimum = 0,
     description = "the journal's id the board was read at (the newest event the caller may read): "
       .. "/v1/events?after= it follows the journal from the board, missing nothing" },
     store = { type = "string", description = "the store's own id (made with it, a word added by each "
       .. "`orket restore`, which replaces the journal): journal ids are of this store's journal; "
-      .. "/v1/events?store= it is answered with a reset when the project's store is another by then" } } }
+      .. "/v1/events?store= it is answered with a reset when the project's store is another by then" },
+    held = { type = "array", items = { type = "string" }, description = "the ids of the project's cards that wait on "
+      .. "a tool call held for a decision (POST /v1/cards/{id}/approve or /deny), of the whole project with ?root= too" } } }
 local function json(schema, description) return { schema = schema, description = description } end
 local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }

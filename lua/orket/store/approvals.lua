@@ -16,6 +16,16 @@ function M.pending(db, card)
   return db:row("SELECT " .. cols(db.dialect) .. " FROM approvals WHERE card_id = ? AND decision IS NULL", card)
 end
 
+--- held_cards(db) -> the ids of the cards with an undecided request, sorted (at most one a
+--- card: the partial unique index this read walks); raises on a store error
+function M.held_cards(db)
+  local ids = {}
+  for _, r in ipairs(assert(db:rows("SELECT card_id AS card FROM approvals WHERE decision IS NULL ORDER BY card_id"))) do
+    ids[#ids + 1] = r.card
+  end
+  return ids
+end
+
 --- list(db, card) -> every request of the card, oldest first (raises on a store error)
 function M.list(db, card)
   return assert(db:rows("SELECT " .. cols(db.dialect) .. " FROM approvals WHERE card_id = ? ORDER BY id", card))

@@ -133,6 +133,13 @@ function M.event_data(db, run, card, kind)
   return out
 end
 
+--- event_at(db, id) -> the time event id was journaled (ISO text, as the SQLite store keeps
+--- times) | nil
+function M.event_at(db, id)
+  local r = one(db, "SELECT " .. db.dialect.time("at") .. " FROM events WHERE id = ?", id)
+  return r and r.at
+end
+
 --- last_transition(db, card) -> {id=, from=, to=, data=} of the card's last transition
 --- event (data decoded, {} when unreadable) | nil
 local LAST_TRANSITION = sql(function(d)

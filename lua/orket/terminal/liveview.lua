@@ -141,6 +141,7 @@ function View:event(ev)
     self.jobs[ev.card] = nil
     self.turns = self.turns + 1
     self:set_status(ev.card, ev.status)
+    if ev.outcome == "not_started" then self:note(string.format("%s not started: %s", ev.card, tostring(ev.detail))) end
     -- agents may file cards during a turn: look at the board again, at most once a second
     if not self.scoped_at or self.now() - self.scoped_at >= 1000 then self:refresh_scope() end
   elseif t == "model_retry" then
@@ -168,6 +169,15 @@ function View:event(ev)
     self.pending_checks[#self.pending_checks + 1] = tostring(ev.card)
     self:note(string.format("sandbox checks after %s still running: orket card %s shows them", tostring(ev.card),
       tostring(ev.card)))
+  elseif t == "sandbox_check_failed" then
+    -- a deployed card's acceptance checks failed after it was done: what was filed for it
+    self.failed_checks = self.failed_checks or {}
+    local names = type(ev.failed) == "table" and #ev.failed > 0 and (" (" .. table.concat(ev.failed, ", ") .. ")") or ""
+    local line = string.format("%s in sandbox %s%s: %s", tostring(ev.card), tostring(ev.sandbox), names,
+      ev.followup and ((ev.outcome == "bug" and "bug " or "follow-up ") .. tostring(ev.followup) .. " filed")
+        or ev.outcome == "sent_back" and "sent back to the card" or "a comment on the card")
+    self.failed_checks[#self.failed_checks + 1] = line
+    self:note("sandbox checks failed: " .. line)
   elseif t == "sandbox_check_skipped" then
     -- an acceptance check that could not run here (no browser): kept for the summary
     self.skipped_checks = self.skipped_checks or {}
@@ -384,6 +394,10 @@ function View:finish()
   if self.canceled and #self.canceled > 0 then
     lines[#lines + 1] = string.format("not done: %d card%s canceled:", #self.canceled, #self.canceled == 1 and "" or "s")
     for _, s in ipairs(self.canceled) do lines[#lines + 1] = "  " .. s end
+  end
+  if self.failed_checks and #self.failed_checks > 0 then
+    lines[#lines + 1] = "sandbox checks failed after the merge (the next run works what was filed):"
+    for _, s in ipairs(self.failed_checks) do lines[#lines + 1] = "  " .. s end
   end
   if self.skipped_checks and #self.skipped_checks > 0 then
     lines[#lines + 1] = "sandbox checks skipped (they could not run here; no bug filed):"

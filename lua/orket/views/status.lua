@@ -72,10 +72,11 @@ local function keep_view(path, main, view)
   }
 end
 
--- What a -f keep command does to a file .gitignore matches (a person's own .env, say): it
--- is committed into main, from where every card's folder, and so the model provider, gets it.
-M.IGNORED_WARNING = "ignored by .gitignore: keeping yours commits it into main, where every card "
-  .. "and the model provider see it"
+-- What a -f keep command does to a file git ignores in workspace/ (a person's own .env, say):
+-- it is committed into main, from where every card's folder, and so the model provider, gets
+-- it. The view's question is the person's git's, so their own excludes count too.
+M.IGNORED_WARNING = "ignored by git here (a .gitignore rule, .git/info/exclude or core.excludesFile): keeping yours "
+  .. "commits it into main, where every card and the model provider see it"
 
 local function commands(list)
   local out = {}

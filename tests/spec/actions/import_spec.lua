@@ -354,6 +354,45 @@ describe("import", function()
     db2:close()
   end)
 
+  -- An issue under way moved into an epic that waits for a card not done: the epic may not
+  -- start (Guards 3), so it could not follow its started child and stayed `ready` unsaid, and
+  -- the issue came under a dependency the file could not give it directly. Refused as that
+  -- is. A finished issue that starts a ready epic is said as finished, not "under way".
+  it("refuses a started issue moved under an epic dependency not done, and says a finished one moved in as such", function()
+    local dir = project { ["m1.json"] = [[{"id":"M1","issues":[{"id":"M1-1","summary":"started one"},
+      {"id":"M1-2","summary":"finished one"}]}]],
+      ["m2.json"] = [[{"id":"M2","depends_on":["M3"],"issues":[{"id":"M2-1","summary":"m2 one"}]}]],
+      ["m3.json"] = [[{"id":"M3","issues":[{"id":"M3-1","summary":"m3 one"}]}]],
+      ["m4.json"] = [[{"id":"M4","issues":[{"id":"M4-1","summary":"m4 one"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("M1-1", "in_progress", { actor = coder }))
+    assert(b:transition("M1-2", "in_progress", { actor = coder }))
+    assert(b:transition("M1-2", "code_review", { actor = coder }))
+    assert(b:transition("M1-2", "done", { actor = guard }))
+    H.write(dir .. "/epics/m1.json", [[{"id":"M1","issues":[{"id":"M1-2","summary":"finished one"}]}]])
+    H.write(dir .. "/epics/m2.json", [[{"id":"M2","depends_on":["M3"],"issues":[{"id":"M2-1","summary":"m2 one"},
+      {"id":"M1-1","summary":"started one"}]}]])
+    assert.same({ nil, "epics/m2.json:2: issues[1]: M1-1 is in_progress, so moved into epic M2 it would not wait for "
+      .. "M2's dependency M3 (ready) as its issues do (dependencies hold back only a start): leave M1-1 in its epic "
+      .. "until M3 is done, or drop M3 from M2's depends_on", "EINVAL" }, { import.import(db, dir) })
+    assert.same({ "M1", "ready" }, { b:get("M1-1").parent, b:get("M2").status })
+    -- a finished one likewise: done work under an epic that waits
+    H.write(dir .. "/epics/m1.json", [[{"id":"M1","issues":[{"id":"M1-1","summary":"started one"}]}]])
+    H.write(dir .. "/epics/m2.json", [[{"id":"M2","depends_on":["M3"],"issues":[{"id":"M2-1","summary":"m2 one"},
+      {"id":"M1-2","summary":"finished one"}]}]])
+    assert.matches("^epics/m2.json:2: issues%[1%]: M1%-2 is done, so moved into epic M2 it would be done work under an "
+      .. "epic that waits for M3 %(ready%)", select(2, import.import(db, dir)))
+    -- into an epic that waits for nothing: it follows, said with what moved in
+    H.write(dir .. "/epics/m2.json", [[{"id":"M2","depends_on":["M3"],"issues":[{"id":"M2-1","summary":"m2 one"}]}]])
+    H.write(dir .. "/epics/m4.json", [[{"id":"M4","issues":[{"id":"M4-1","summary":"m4 one"},
+      {"id":"M1-2","summary":"finished one"}]}]])
+    local r = assert(import.import(db, dir))
+    assert.same({ "epic M4: ready -> in_progress (a finished child moved in)" }, r.followed)
+    db:close()
+  end)
+
   -- Windows editors save UTF-8 with a byte order mark; cjson refused it as "invalid token
   -- at character 1", and Lua's load as an unexpected symbol
   -- an epic file's name was printed as it is: a newline in it split the message into lines
@@ -422,6 +461,22 @@ describe("import", function()
     assert.same({ 1, 1 }, { r.files, r.cards })
     assert.same({ "epics/core/API.JSON: not read: epic files are named *.json or *.lua (lower case), and YAML is not read",
       "epics/web.yaml: not read: epic files are named *.json or *.lua (lower case), and YAML is not read" }, r.warnings)
+    db:close()
+  end)
+
+  -- a folder two levels under epics/ is read no more than a third would be: its epics were
+  -- missing from the board without a word, a card depending on one of them "unknown"
+  it("says the epic files in a folder deeper than a department's as not read", function()
+    local dir = project { ["a.json"] = '{"id":"A","issues":[]}' }
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics/web/deep/deeper"))
+    H.write(dir .. "/epics/web/deep/x.json", '{"id":"DEEP","issues":[{"id":"DEEP-1","summary":"deep"}]}')
+    H.write(dir .. "/epics/web/deep/deeper/y.lua", "return {}")
+    H.write(dir .. "/epics/web/deep/notes.txt", "x")
+    local db = open(dir)
+    local r = assert(import.import(db, dir))
+    assert.same({ 1, 1 }, { r.files, r.cards })
+    local why = "not read: epic files are in epics/ or in one department folder under it (epics/DEPARTMENT/)"
+    assert.same({ "epics/web/deep/deeper/y.lua: " .. why, "epics/web/deep/x.json: " .. why }, r.warnings)
     db:close()
   end)
 
@@ -724,6 +779,20 @@ describe("import", function()
     { "an id derived from a summary with no ASCII letter or digit (\"A-\" before)",
       { ["a.json"] = '{"id":"A","issues":[{"summary":"\230\151\165\230\156\172"}]}' },
       [[epics/a.json:1: issues[0].id: cannot derive an id (no ASCII letter or digit to make one of); give one]] },
+    -- an issue without an id is said at its own line, found by its place in the list: it has
+    -- no id to find it by, and was said at the epic's id (or the issues key)
+    { "an issue with neither id nor summary, at its line", { ["d.json"] = '{ "id": "D", "name": "Derived",\n'
+        .. '  "issues": [\n  { "id": "D-1", "summary": "ok" },\n  { "summary": "ok too" },\n  { "priority": 1 },\n'
+        .. '  { "id": "D-9", "summary": "later" }\n] }' },
+      "epics/d.json:5: issues[2]: needs a summary or a name" },
+    { "an id that cannot be derived, at its issue's line", { ["d.json"] = '{ "id": "D", "name": "Derived",\n'
+        .. '  "issues": [\n  { "id": "D-1", "summary": "ok" },\n  { "summary": "ok too" },\n'
+        .. '  { "summary": "\230\151\165" },\n  { "id": "D-9", "summary": "later" }\n] }' },
+      "epics/d.json:5: issues[2].id: cannot derive an id (no ASCII letter or digit to make one of); give one" },
+    { "an id-less issue of a Lua file, at its line", { ["d.lua"] = '-- an epic: { "id": "no" }\nreturn { id = "DL",\n'
+        .. '  issues = {\n    { id = "DL-1", summary = "ok, {" }, -- a comment, }\n    [[x]] and { summary = "ok too" },\n'
+        .. '    { priority = 1 },\n  } }' },
+      "epics/d.lua:6: issues[3]: needs a summary or a name" },
     { "an id derived from a file name git cannot name", { ["v1..2.json"] = [[{"issues":[]}]] },
       [[epics/v1..2.json: id: the id derived, "v1..2", is no usable id (an id is a letter or digit]] },
     { "two issue keys", { ["a.json"] = [[{"id":"A","issues":[],"stories":[]}]] },

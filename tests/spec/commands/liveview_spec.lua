@@ -235,6 +235,29 @@ describe("live view", function()
     }, "\n") .. "\n", last(t))
   end)
 
+  it("notes a turn whose card could no longer start, and why", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 8, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "turn_end", card = "N-2", turn = 1, outcome = "not_started", status = "ready",
+      detail = "the card could not start: N-1 is not done (the reply's 1 tool call was not run)" }
+    assert.matches("^N%-2 not started: the card could not start: N%-1 is not done", last(t))
+  end)
+
+  it("notes a deploy's checks that failed after the card was done, and what was filed, in the summary", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 7, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "sandbox_check_failed", card = "N-3", sandbox = 2, outcome = "followup", followup = "N-4",
+      failed = { "the notes", "the page" } }
+    assert.matches("^sandbox checks failed: N%-3 in sandbox 2 %(the notes, the page%): follow%-up N%-4 filed\n", last(t))
+    v:event { type = "run_end", run_id = 7, status = "done", tokens = 0 }
+    assert.matches("sandbox checks failed after the merge (the next run works what was filed):\n"
+      .. "  N-3 in sandbox 2 (the notes, the page): follow-up N-4 filed\n", last(t), 1, true)
+  end)
+
   it("says in the summary whose deploy's checks were still running when the run ended", function()
     local t = fake()
     local v = t.view

@@ -397,6 +397,58 @@ describe("orket.c.gitrepo", function()
       assert.same({}, skipped or {})
     end)
 
+    it("excludes a card's files by the tree's .gitignore alone, never a person's info/exclude or excludesFile", function()
+      -- a person's own ignores for workspace/: main's .git/info/exclude and a core.excludesFile in
+      -- main's config reach every card's handle (the same gitdir); they kept an agent's files out
+      -- of its commits unsaid, and a detach then deleted them as ignored
+      H.write(ws .. "/.git/info/exclude", "# mine\n*.log\nhid/\n")
+      H.write(base .. "/mine.ignore", "*.tmp\n")
+      sh("git -C " .. H.quote(ws) .. " config core.excludesFile " .. H.quote(base .. "/mine.ignore"))
+      local function tree(ref)
+        local f = assert(io.popen("git -C " .. H.quote(ws) .. " ls-tree -r --name-only " .. ref))
+        local t = f:read("a")
+        f:close()
+        return t
+      end
+      local a = assert(att("E1"))
+      local function commit(paths)
+        return repo:commit("E1", { name = WHO.name, email = WHO.email, message = "E1", paths = paths })
+      end
+      local NOTE = " (matched by a .gitignore rule: not committed)"
+      -- named paths, staged one by one
+      H.write(a .. "/ign.log", "card\n")
+      sh("mkdir -p " .. a .. "/build")
+      H.write(a .. "/build/out.o", "o\n")
+      local _, kind, skipped = assert(commit({ "ign.log", "build/out.o" }))
+      assert.equal("committed", kind)
+      assert.same({ "build/out.o" .. NOTE }, skipped) -- the committed .gitignore's rule, named as such
+      assert.equal(".gitignore\nREADME\nign.log\n", tree("orket/E1"))
+      -- the whole walk: a directory and a file only the person's rules match are committed
+      sh("mkdir -p " .. a .. "/hid/deep")
+      H.write(a .. "/hid/deep/f.txt", "f\n")
+      H.write(a .. "/x.o", "x\n")
+      H.write(a .. "/t.tmp", "t\n")
+      H.write(a .. "/.gitignore", "build/\n*.o\n")
+      _, kind = assert(commit(nil))
+      assert.equal("committed", kind)
+      assert.equal(".gitignore\nREADME\nhid/deep/f.txt\nign.log\nt.tmp\n", tree("orket/E1"))
+      assert.same({}, repo:status("E1"))
+      -- an uncommitted one is a change: listed, and a detach keeps it (never deleted as ignored)
+      H.write(a .. "/new.log", "n\n")
+      H.write(a .. "/hid/new.txt", "n\n")
+      assert.same({ "hid/new.txt", "new.log" }, repo:status("E1"))
+      local _, _, code = repo:detach("E1")
+      assert.equal("EDIRTY", code)
+      _, _, code = repo:detach("E1", { paths = { "new.log" } })
+      assert.equal("EDIRTY", code)
+      assert.equal("n\n", H.read(a .. "/new.log"))
+      assert(commit(nil))
+      assert.is_true(repo:detach("E1"))
+      assert.equal("n\n", H.read(a .. "/hid/new.txt"))
+      assert.is_nil(H.read(a .. "/build/out.o")) -- what .gitignore kept out goes, as before
+      assert.is_nil(H.read(a .. "/x.o"))
+    end)
+
     it("sees another handle's commit and merge in a directory it attached", function()
       local a = assert(att("M1"))
       local function commit(h, msg, paths)
@@ -736,6 +788,58 @@ describe("orket.c.gitrepo", function()
     assert.has_error(function() closed:view_status() end)
   end)
 
+  -- a state that could not be written (here a directory at its name) failed the refresh, but
+  -- its reason was kept only beside a state with a base: view_status said nothing was behind
+  it("says the view is behind, and why, when its state cannot be written", function()
+    H.write(ws .. "/edit.txt", "mine\n")
+    os.remove(ws .. "/.git/orket-view")
+    sh("mkdir " .. H.quote(ws .. "/.git/orket-view"))
+    local p = wt("U1")
+    H.write(p .. "/edit.txt", "card\n")
+    assert(repo:commit("U1", { name = WHO.name, email = WHO.email, message = "edit" }))
+    local m = assert(repo:merge_to_main("U1", GUARD))
+    assert.matches("orket%-view", m.stale)
+    assert.equal("mine\n", H.read(ws .. "/edit.txt"))
+    local _, why = assert(repo:view_status())
+    assert.matches("cannot write .*orket%-view", why)
+    -- once it can be written, a refresh catches up and nothing is behind any more
+    sh("rmdir " .. H.quote(ws .. "/.git/orket-view"))
+    assert(repo:view_refresh())
+    local _, still = assert(repo:view_status())
+    assert.is_nil(still)
+    assert.equal("mine\n", H.read(ws .. "/edit.txt"))
+  end)
+
+  -- a refresh built main's entries afresh: a person's skip-worktree and assume-unchanged were
+  -- cleared, and their next `git commit -a` put their local version into main over the card's
+  it("keeps a person's skip-worktree and assume-unchanged flags on the paths a merge writes", function()
+    local p0 = wt("F0")
+    H.write(p0 .. "/local.cfg", "base\n")
+    H.write(p0 .. "/plain.txt", "base\n")
+    assert(repo:commit("F0", { name = WHO.name, email = WHO.email, message = "base" }))
+    assert.equal(0, assert(repo:merge_to_main("F0", GUARD)).diverged)
+    sh("git -C " .. H.quote(ws) .. " update-index --skip-worktree local.cfg")
+    sh("git -C " .. H.quote(ws) .. " update-index --assume-unchanged plain.txt")
+    H.write(ws .. "/local.cfg", "my local setting\n")
+    local p = wt("F1")
+    H.write(p .. "/local.cfg", "card v2\n")
+    H.write(p .. "/plain.txt", "card v2\n")
+    assert(repo:commit("F1", { name = WHO.name, email = WHO.email, message = "both" }))
+    local m = assert(repo:merge_to_main("F1", GUARD))
+    assert.equal(1, m.diverged) -- local.cfg is the person's
+    assert.equal("card v2\n", H.read(ws .. "/plain.txt")) -- followed
+    assert.equal("my local setting\n", H.read(ws .. "/local.cfg"))
+    local f = assert(io.popen("git -C " .. H.quote(ws) .. " ls-files -v local.cfg plain.txt"))
+    local flags = f:read("a")
+    f:close()
+    assert.equal("S local.cfg\nh plain.txt\n", flags)
+    -- the person's routine commit -a leaves main's version where they hid their own
+    sh("git -C " .. H.quote(ws) .. " -c user.name=me -c user.email=me@x commit -q -a -m other --allow-empty")
+    local g = assert(io.popen("git -C " .. H.quote(ws) .. " show main:local.cfg"))
+    assert.equal("card v2\n", g:read("a"))
+    g:close()
+  end)
+
   -- a chmod +x of the person's, not staged, was taken for the view's own file and undone by
   -- the next merge that changed the file, with not a word
   it("keeps a person's executable bit on a file a card's merge changes, and names it", function()
@@ -938,7 +1042,7 @@ describe("orket.c.gitrepo", function()
     -- keeping it with -f commits an ignored file (a secret .env, say) into main: said so
     local sv = require "orket.views.status"
     assert.equal(sv.IGNORED_WARNING, d.keep_warning)
-    assert.matches("ignored by .gitignore: keeping yours commits it into main", sv.IGNORED_WARNING, 1, true)
+    assert.matches("ignored by git here (a .gitignore rule, .git/info/exclude or core.excludesFile): keeping yours commits it into main", sv.IGNORED_WARNING, 1, true)
     local txt = H.orket("status -C " .. H.quote(proj))
     assert.equal(0, txt.status, txt.stderr)
     assert.matches("(" .. sv.IGNORED_WARNING .. ")", txt.stdout, 1, true)
@@ -1422,6 +1526,9 @@ describe("orket.c.gitrepo", function()
     { what = "split", make = "update-index --split-index", fix = "git -C workspace update-index --no-split-index" },
     { what = "sparse", make = "sparse-checkout set --cone --sparse-index sub",
       fix = "git -C workspace sparse-checkout reapply --no-sparse-index" },
+    -- damaged: git fails on it too ("index file corrupt"), and the reason named no remedy
+    { what = "damaged", make = "status >/dev/null && head -c 100 /dev/zero >> .git/index",
+      fix = "rm workspace/.git/index && git -C workspace reset" },
   } do
     it("names what makes a " .. case.what .. " index in workspace/ readable when the view cannot follow", function()
       local _, pws, r0, p = project("S" .. case.what)
@@ -1430,10 +1537,10 @@ describe("orket.c.gitrepo", function()
       assert(r:commit("S" .. case.what, { name = WHO.name, email = WHO.email, message = "work" }))
       sh("mkdir -p " .. pws .. "/sub " .. pws .. "/out && echo 1 > " .. pws .. "/sub/a && echo 2 > " .. pws .. "/out/b && git -C "
         .. H.quote(pws) .. " add -A && git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@p commit -qm p")
-      sh("git -C " .. H.quote(pws) .. " " .. case.make)
+      sh("cd " .. H.quote(pws) .. " && git " .. case.make) -- in pws: a path in make is pws's
       local m = assert(r:merge_to_main("S" .. case.what, GUARD))
       assert.matches(case.fix, m.stale, 1, true)
-      sh("cd " .. H.quote(pws) .. "/.. && " .. case.fix .. " 2>/dev/null")
+      sh("cd " .. H.quote(pws) .. "/.. && " .. case.fix .. " >/dev/null 2>&1")
       assert.equal(0, assert(r:view_refresh()))
       assert.equal("the card's\n", H.read(pws .. "/new.txt"))
     end)

@@ -120,6 +120,45 @@ describe("engine", function()
     assert.equal('orket answer E-1 "your answer"', next_step["E-2"])
   end)
 
+  -- The engine blocks with reason resource only for a budget (its comment and move say so);
+  -- an agent that blocks its card for a resource it lacks is waiting for that, said with its
+  -- note, and its run has not failed.
+  it("tells an agent's block for a resource from a budget that ran out", function()
+    local client
+    local function agent_blocks(b)
+      client = F.llm(b)
+      local chat = client.chat
+      function client:chat(req)
+        if req.meta.card == "E-1" then
+          self.requests[#self.requests + 1] = req
+          return { content = "", finish_reason = "tool_calls", model = "fake:model", usage = { prompt_tokens = 1, completion_tokens = 1 },
+            tool_calls = { { id = "b1", name = "update_issue_status", raw_arguments = "{}", arguments = {
+              status = "blocked", wait_reason = "resource", note = "needs the vendor's sandbox account\nand more" } } } }
+        end
+        return chat(self, req)
+      end
+      return client
+    end
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", {
+      { id = "E-1", summary = "vendor" }, { id = "E-2", summary = "after", depends_on = { "E-1" } } })
+    local e = F.engine(db, b, { llm = agent_blocks(b) })
+    local status, report = e:execute(assert(e:start("E")))
+    assert.equal("stalled", status)
+    local why, next_step = {}, {}
+    for _, st in ipairs(report.stuck) do why[st.card], next_step[st.card] = st.reason, st.next end
+    assert.equal("blocked (resource): needs the vendor's sandbox account", why["E-1"])
+    assert.equal("waits for E-1 (blocked, blocked: waits for a resource: needs the vendor's sandbox account)", why["E-2"])
+    assert.equal("orket retry E-1 once the resource is there", next_step["E-1"])
+    assert.equal("orket retry E-1 once the resource is there", next_step["E-2"])
+    db:close()
+    -- the engine's own block for a budget (no model step allowed) is still one
+    local status2, report2, b2 = run({ { id = "E-1", summary = "a" } }, { config = { budgets = { steps_per_turn = 0 } } })
+    assert.equal("failed", status2)
+    assert.equal("resource", b2:get("E-1").wait_reason)
+    assert.matches("^blocked %(resource%): Turn stopped: ", report2.stuck[1].reason)
+    assert.equal("raise the budget in orket.lua, then orket retry E-1", report2.stuck[1].next)
+  end)
+
   it("retries transient model errors and blocks a card the model refuses, without stopping others", function()
     local status, report, b, _, events = run({
       { id = "E-1", summary = "bad [fail]" },

@@ -1052,6 +1052,85 @@ describe("a turn whose block meets its run's stop", function()
   end)
 end)
 
+-- An import may add a dependency to a card that is still `ready` on the board while its
+-- turn's first model call is in flight (the claim is written with the first step). The
+-- state machine refuses the claim then: the turn must end without running the reply's calls
+-- or blocking the card (system), its call charged, and the card wait for its dependency.
+describe("a turn whose card may no longer start when its reply comes", function()
+  after_each(H.cleanup)
+
+  it("runs none of the reply's calls, charges the call, blocks nothing, and the card waits", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", {
+      { id = "E-1", summary = "design", priority = 3 }, { id = "E-2", summary = "build" } })
+    local client = F.llm(b, {})
+    local chat, added = client.chat, false
+    function client:chat(req)
+      local m = req.meta
+      if m.card == "E-1" and not added then
+        -- as `orket import` adding "depends_on": ["E-2"] to E-1 does, from another process
+        added = true
+        assert(db:tx(function()
+          require("orket.store.imports").add_dependency(db, "E-1", "E-2", 1)
+          -- another process's write empties the board's cache; this connection's must say so
+          assert(db:run("UPDATE cards SET priority = priority WHERE id = 'E-1'"))
+          db:event { kind = "import", card = "E-1", data = { source = "epics/e.json", changed = { "depends_on" } } }
+          return true
+        end))
+      end
+      return chat(self, req)
+    end
+    local e, events = F.engine(db, b, { llm = client, concurrency = 1 })
+    local id = assert(e:start("E"))
+    assert.equal("done", (e:execute(id)))
+    for _, ev in ipairs(events) do assert.are_not.equal("card_blocked", ev.type) end
+    local first
+    for _, ev in ipairs(events) do
+      if ev.type == "turn_end" and ev.card == "E-1" and not first then first = ev end
+    end
+    assert.equal("not_started", first.outcome)
+    assert.equal("ready", first.status)
+    -- E-2 was worked (and done) before E-1's next turn
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "turn_end" and ev.outcome == "handed_in" then order[#order + 1] = ev.card .. ":" .. ev.status end
+    end
+    assert.same({ "E-2:code_review", "E-2:done", "E-1:code_review", "E-1:done" }, order)
+    -- the call of the turn that did not start is journaled and counted
+    local r = db:row("SELECT count(*) AS n, sum(prompt_tokens + completion_tokens) AS t FROM turns "
+      .. "WHERE card_id = 'E-1' AND turn = 1")
+    assert.equal(1, tonumber(r.n))
+    assert.equal(110, tonumber(r.t))
+    -- none of its tool calls ran: E-1's one comment is its second turn's
+    local bodies = {}
+    for _, c in ipairs(b:comments("E-1")) do bodies[#bodies + 1] = c.body end
+    assert.same({ "work on E-1 turn 2" }, bodies)
+    local ended = db:row("SELECT data FROM events WHERE kind = 'turn_end' AND card_id = 'E-1' ORDER BY id LIMIT 1")
+    local d = require("cjson").decode(ended.data)
+    assert.equal("not_started", d.outcome)
+    assert.matches("the card could not start: .*E%-1: the issue cannot start while a card it depends on is not done", d.detail)
+    assert.matches("the reply's 2 tool calls were not run", d.detail, 1, true)
+    assert.is_nil(d.detail:find(".lua:", 1, true))
+    db:close()
+  end)
+
+  it("says a turn's own failure on the card without the place in Orket's source", function()
+    local run_turn = turn.run
+    finally(function() turn.run = run_turn end)
+    function turn.run()
+      error(package.orket_home .. "/lua/orket/engine/turn.lua:695: board: E-1: it broke", 0)
+    end
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local e = F.engine(db, b)
+    local id = assert(e:start("E"))
+    e:execute(id)
+    assert.equal("system", b:get("E-1").wait_reason)
+    local bodies = {}
+    for _, c in ipairs(b:comments("E-1")) do bodies[#bodies + 1] = c.body end
+    assert.same({ "The turn failed: board: E-1: it broke" }, bodies)
+    db:close()
+  end)
+end)
+
 -- A project's process tool that takes its program from another argument than argv (or
 -- makes one up): the gate's program check reads argv, so any program ran unasked
 describe("a project's process tool's steps", function()

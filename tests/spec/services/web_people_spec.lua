@@ -22,6 +22,8 @@ const said = () => els["people-status"].textContent + "|" + els["people-status"]
 let answer;
 const api = () => answer;
 const loadPeople = () => {};
+// (the page's showIn marks bidi controls, tests/e2e/web_hostile_test.lua: here, the text)
+const showIn = (e, text) => { e.textContent = String(text ?? ""); };
 const refusal = (status, message) => { const e = new Error(message); e.status = status; return Promise.reject(e); };
 ]] .. table.concat(fns, "\n") .. [[
 
