@@ -971,6 +971,12 @@ static int cw_place(cw_event *e, size_t *out) {
   const chatwire *w = e->w;
   size_t n = w->ncalls, ncall = 0;
   for (size_t i = 0; i < e->nops; i++) ncall += e->ops[i].is_call;
+  /* each piece scans the calls placed so far: past the cap the answer is refused before
+   * any placing, so one hostile event (a MiB of pieces) costs at most the cap squared */
+  if (ncall > CW_MAX_CALLS || n > CW_MAX_CALLS) {
+    *out = (size_t)CW_MAX_CALLS + 1;
+    return 1;
+  }
   if (ncall > e->newcap) {
     cw_newcall *nw = realloc(e->news, ncall * sizeof *nw);
     if (nw == NULL) return 0;
@@ -1001,6 +1007,10 @@ static int cw_place(cw_event *e, size_t *out) {
       if (c->id != NULL && (c->idlen != op->id.len || memcmp(c->id, id, op->id.len) != 0)) at = SIZE_MAX;
     }
     if (at == SIZE_MAX) {
+      if (n >= CW_MAX_CALLS) { /* one more is past the cap: refused by the caller */
+        *out = n + 1;
+        return 1;
+      }
       at = n++;
       cw_newcall *c = &e->news[at - w->ncalls];
       c->has_index = op->has_idx;

@@ -259,6 +259,8 @@ static size_t pp_clean_rest(const char *rest, size_t len, char *out) {
   return o + len - path;
 }
 
+#define PP_NAMES 3 /* the names this server was reached by that a request tells (pp_ctx) */
+
 /* What a URL of the app's is judged against, for one answer: the kept part's starts and
  * loc_to, the path and query the app was asked for (the base its relative references resolve
  * against, RFC 3986 5.2.1), and this server's names as the client gave them. */
@@ -266,8 +268,9 @@ typedef struct pp_ctx {
   const httpproxy_kept *k;
   const char *base; /* the app's request's "/path?query" */
   size_t blen;
-  const char *names[2]; /* the request's Host and X-Forwarded-Host (its first); NULL: none */
-  size_t nlen[2];
+  const char *names[PP_NAMES]; /* the request's Host, X-Forwarded-Host's first and Forwarded's
+                                  first host= (RFC 7239); NULL: none */
+  size_t nlen[PP_NAMES];
 } pp_ctx;
 
 /* pp_url's outcomes */
@@ -283,7 +286,9 @@ static int pp_hex(char c) {
  * *port as a browser compares them (WHATWG URL): percent-escapes read, lower-case, a trailing
  * dot dropped, an IPv4 address in any form inet_aton reads ("2130706433", "0x7f.1") dotted;
  * the port a number, 0 for none or a default one (80 or 443: which one the client's scheme
- * makes is not known here, so either counts). -1 when it is no host a browser goes to. */
+ * makes is not known here, so either counts); an IPv6 address in inet_ntop's spelling.
+ * -1 when it is no host a browser goes to; 1 when it holds bytes beyond ASCII, which a
+ * client maps (IDNA) to a host that cannot be told here. */
 static int pp_host_norm(const char *s, size_t n, char *host, size_t cap, unsigned long *port) {
   size_t hl = n;
   if (n > 0 && s[0] == '[') {
@@ -318,6 +323,23 @@ static int pp_host_norm(const char *s, size_t n, char *host, size_t cap, unsigne
   if (o > 0 && host[o - 1] == '.') o--;
   host[o] = '\0';
   if (o == 0) return -1;
+  /* a name beyond ASCII is mapped by a client before it connects (IDNA: fullwidth letters,
+   * the ideographic full stop): which host it is cannot be told here, so it may be this one */
+  for (size_t i = 0; i < o; i++)
+    if ((unsigned char)host[i] >= 0x80) return 1;
+  if (host[0] == '[') { /* an IPv6 address in its one spelling ([0:0:0:0:0:0:0:1] is [::1]) */
+    struct in6_addr a6;
+    char in[INET6_ADDRSTRLEN + 1];
+    if (o < 3 || o - 2 > INET6_ADDRSTRLEN || host[o - 1] != ']') return -1;
+    memcpy(in, host + 1, o - 2);
+    in[o - 2] = '\0';
+    if (inet_pton(AF_INET6, in, &a6) != 1) return 0; /* (a zone, a future form: compared as written) */
+    if (cap < INET6_ADDRSTRLEN + 2 || inet_ntop(AF_INET6, &a6, host + 1, (socklen_t)(cap - 2)) == NULL) return -1;
+    size_t l = strlen(host);
+    host[l] = ']';
+    host[l + 1] = '\0';
+    return 0;
+  }
   struct in_addr a4;
   if (host[0] != '[' && cap >= INET_ADDRSTRLEN && inet_aton(host, &a4) == 1) inet_ntop(AF_INET, &a4, host, (socklen_t)cap);
   return 0;
@@ -334,8 +356,10 @@ static int pp_names_server(const pp_ctx *c, const char *a, size_t n) {
     }
   char host[256], mine[256];
   unsigned long port, mport;
-  if (pp_host_norm(a, n, host, sizeof host, &port) != 0) return 0;
-  for (size_t i = 0; i < 2; i++)
+  int r = pp_host_norm(a, n, host, sizeof host, &port);
+  if (r == 1) return 1; /* beyond ASCII: taken for this server's, as it may be */
+  if (r != 0) return 0;
+  for (size_t i = 0; i < PP_NAMES; i++)
     if (c->names[i] && pp_host_norm(c->names[i], c->nlen[i], mine, sizeof mine, &mport) == 0 &&
         strcmp(host, mine) == 0 && port == mport)
       return 1;
@@ -608,8 +632,25 @@ static void pp_ctx_of(const httpproxy *p, pp_ctx *c) {
   c->blen = strlen(c->base);
   const char *name, *value;
   for (size_t i = 0; httpd_header_at(p->req, i, &name, &value) == 0; i++) {
-    int at = pp_named(name, "host") ? 0 : pp_named(name, "x-forwarded-host") ? 1 : -1;
+    int at = pp_named(name, "host") ? 0 : pp_named(name, "x-forwarded-host") ? 1 : pp_named(name, "forwarded") ? 2 : -1;
     if (at < 0 || c->names[at]) continue;
+    if (at == 2) { /* its first element's host=, a token or a quoted string (RFC 7239) */
+      size_t end = strcspn(value, ","), j = 0;
+      while (j < end && !(strncasecmp(value + j, "host=", 5) == 0 && (j == 0 || value[j - 1] == ';' ||
+                                                                       value[j - 1] == ' ' || value[j - 1] == '\t')))
+        j++;
+      if (j >= end) continue;
+      value += j + 5;
+      if (*value == '"') {
+        value++;
+        c->names[2] = value;
+        c->nlen[2] = strcspn(value, "\"");
+      } else {
+        c->names[2] = value;
+        c->nlen[2] = strcspn(value, ";, \t");
+      }
+      continue;
+    }
     value += strspn(value, " \t");
     c->names[at] = value;
     c->nlen[at] = strcspn(value, ", \t");

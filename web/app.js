@@ -258,7 +258,7 @@
     $("project-box").hidden = $("no-project").hidden = true;
     $("people").hidden = true;
     $("signin").hidden = false;
-    $("signin-error").textContent = message || "";
+    showIn($("signin-error"), message || "");
     $("key").focus();
     // the provider's link, when the server has one (sign_in.oidc: docs/teams.md)
     api("GET", "/v1/sign-in").then((doc) => { $("signin-provider").hidden = !doc.oidc; }, () => {});
@@ -271,7 +271,7 @@
     $("signin").hidden = true;
     $("app").hidden = !state.role;
     $("who").hidden = false;
-    $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role;
+    showIn($("who"), (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role);
     $("signout").hidden = !doc.csrf;
     loadPeople();
     if (!state.role) return;
@@ -352,7 +352,7 @@
     later("announce", () => {
       const lines = [...state.said.values()];
       state.said.clear();
-      $("announce").textContent = lines.length === 1 ? lines[0] : lines.length + " cards moved";
+      showIn($("announce"), lines.length === 1 ? lines[0] : lines.length + " cards moved");
     }, 1000);
   }
 
@@ -1396,8 +1396,8 @@
     try {
       const doc = await api("POST", "/v1/rocks/" + encodeURIComponent(rock) + "/bugs", body);
       const id = ((doc.card || {}).card || {}).id || "?";
-      $("bug-status").textContent = doc.duplicate ? "Seen again: " + id + " is open with the same fingerprint; the report is a comment on it."
-        : id + " filed.";
+      showIn($("bug-status"), doc.duplicate ? "Seen again: " + id + " is open with the same fingerprint; the report is a comment on it."
+        : id + " filed.");
       $("bug-status").dataset.card = id;
       $("bug-title").value = $("bug-body").value = "";
     } catch (e) {
@@ -1448,7 +1448,7 @@
     try {
       const doc = await api("POST", "/v1/cards", body);
       const id = ((doc || {}).card || {}).id;
-      $("create-status").textContent = (id || "The card") + " created.";
+      showIn($("create-status"), (id || "The card") + " created.");
       $("create-summary").value = $("create-description").value = "";
       state.needBoard = true;
       schedule();
@@ -1486,8 +1486,8 @@
     let b;
     try { b = await api("GET", "/v1/branding"); } catch (e) { return; }
     document.title = b.name + " board";
-    $("brand-name").textContent = b.name + " board";
-    $("signin-title").textContent = "Sign in to " + b.name;
+    showIn($("brand-name"), b.name + " board");
+    showIn($("signin-title"), "Sign in to " + b.name);
     if (b.logo) $("brand-logo").src = b.logo;
     const vars = { accent: "--accent", background: "--bg", text: "--fg" };
     for (const [k, v] of Object.entries(b.colors || {})) {

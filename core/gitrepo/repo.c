@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,8 +32,11 @@ int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
       (strstr(e->msg, strerror(ENOSPC)) || strstr(e->msg, strerror(EDQUOT))))
     e->code = "ENOSPC";
   /* so is a write past the process's file-size limit (EFBIG, SIGXFSZ being caught: main.c),
-   * named, as libgit2 says only "File too large" */
-  if (strstr(e->msg, strerror(EFBIG)) && !strstr(e->msg, "LimitFSIZE")) {
+   * named, as libgit2 says only "File too large"; without a limit set, EFBIG is the file
+   * system's own largest file, which no resume gets past: left as it is */
+  struct rlimit fl;
+  if (strstr(e->msg, strerror(EFBIG)) && !strstr(e->msg, "LimitFSIZE") && getrlimit(RLIMIT_FSIZE, &fl) == 0 &&
+      fl.rlim_cur != RLIM_INFINITY) {
     if (strcmp(code, "EIO") == 0 || strcmp(code, "EGIT") == 0) e->code = "ENOSPC";
     size_t used = strlen(e->msg);
     snprintf(e->msg + used, sizeof e->msg - used, " (the process's file-size limit: ulimit -f, systemd LimitFSIZE=)");

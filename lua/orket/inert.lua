@@ -99,15 +99,20 @@ function M.clip(s, n, show)
   return string.format("%s... (%d bytes)", show(M.cut(s, n)), #s)
 end
 
---- quote(v[, n]) -> tostring(v) made safe to quote in a message that is stored, logged and
---- shown: at most n bytes of it (default 200; cut and marked as clip does), every control
---- (NUL, newline and tab too), DEL, C1 control, invisible character and byte that is not
---- UTF-8 written as line() writes it. For text a server or a model sent (an event that did
---- not parse, an error body, a header): a message is kept by both stores, and PostgreSQL
---- refuses NUL and bytes that are not UTF-8, which rolled back the record of the failure.
---- Text already quoted comes back as it is (when not longer than n).
+-- s with NUL and every byte that is not part of valid UTF-8 written as \xNN (bytes())
+local function storable(s)
+  return (M.bytes(s):gsub("%z", "\\x00"))
+end
+
+--- quote(v[, n]) -> tostring(v) made safe to keep in a message that is stored: at most n
+--- bytes of it (default 200; cut and marked as clip does), NUL and every byte that is not
+--- UTF-8 written as \xNN. For text a server or a model sent (an event that did not parse,
+--- an error body, a header): a message is kept by both stores, and PostgreSQL refuses NUL
+--- and bytes that are not UTF-8, which rolled back the record of the failure. Other
+--- controls are kept as sent, as the journal keeps model text: what shows a message makes
+--- it inert there (line() on a terminal), and --json gives it exact.
 function M.quote(v, n)
-  return M.clip(tostring(v), n or 200, M.line)
+  return M.clip(tostring(v), n or 200, storable)
 end
 
 --- indented(v, pad) -> text(v) with every line after the first led by pad (empty lines

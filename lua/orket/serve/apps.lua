@@ -7,6 +7,7 @@
 -- tickets and app sessions live in the store (orket.store.app_grants), so any `orket
 -- serve` on one database redeems and honours them. Uses orket.serve.sandboxes.forward.
 local crypto = require "orket.c.crypto"
+local cjson = require "cjson.safe"
 local cookie = require "orket.serve.cookie"
 local keys = require "orket.serve.keys"
 local localuse = require "orket.serve.localuse"
@@ -51,9 +52,26 @@ local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = tr
 -- it a page of another origin reads only what the app answers with no credentials
 local PASS_IN = { origin = true, referer = true, ["x-requested-with"] = true, ["x-csrf-token"] = true,
   ["x-csrftoken"] = true, ["x-xsrf-token"] = true, ["last-event-id"] = true, authorization = true }
--- an Authorization carrying one of Orket's credentials (orket.serve.keys' ork_, the local
--- token's ort_), in any case and spacing of its scheme
-local function orkets(v) return v:find("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+or[kt]_") ~= nil end
+-- The issuer a JWT-shaped token names (its claims read, not verified) | nil
+local function jwt_issuer(token)
+  local mid = token:match("^[%w_-]+%.([%w_-]+)%.[%w_-]*$")
+  if not mid or #mid > 16384 then return nil end
+  mid = mid:gsub("-", "+"):gsub("_", "/")
+  local text = crypto.base64_decode(mid .. string.rep("=", (4 - #mid % 4) % 4))
+  local claims = text and cjson.decode(text)
+  return type(claims) == "table" and type(claims.iss) == "string" and claims.iss or nil
+end
+
+-- An Authorization carrying one of Orket's credentials, in any case and spacing of its
+-- scheme: orket.serve.keys' ork_, the local token's ort_, and with OpenID Connect sign-in a
+-- token of its provider (Orket takes one as the person: orket.serve.auth). An app's own
+-- token, a JWT of another issuer among them, is the app's.
+local function orkets(v, oidc)
+  local token = v:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)")
+  if not token then return false end
+  if token:find("^or[kt]_") then return true end
+  return oidc ~= nil and jwt_issuer(token) == oidc.cfg.issuer
+end
 local PASS_OUT = { "vary", "content-security-policy", "x-frame-options", "referrer-policy", "allow", "retry-after",
   "www-authenticate", "access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers",
   "access-control-expose-headers", "access-control-max-age" }
@@ -290,10 +308,11 @@ function Apps:_person(req, db, a, id)
 end
 
 -- The request's cookies but Orket's own, for the app
-local function pass_in(req)
+local function pass_in(req, ctx)
   local out = {}
+  local oidc = ctx and ctx.server and ctx.server.oidc
   for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k] and not tostring(v):find("[\r\n]") and not (k == "authorization" and orkets(tostring(v))) then
+    if PASS_IN[k] and not tostring(v):find("[\r\n]") and not (k == "authorization" and orkets(tostring(v), oidc)) then
       out[#out + 1] = k .. ": " .. v
     end
   end

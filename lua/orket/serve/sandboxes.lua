@@ -532,7 +532,7 @@ function M.forward(req, ctx, row, url, own)
     if text ~= "" or not BODILESS[method] or rh["content-length"] or rh["transfer-encoding"] then body = text end
     typeless = body ~= nil and rh["content-type"] == nil
   end
-  local headers = own and own.headers(req)
+  local headers = own and own.headers(req, ctx)
   -- libcurl labels a body it sends as a form unless told otherwise: the app is told no type
   -- the client did not send (an empty line keeps libcurl's default out)
   if typeless then

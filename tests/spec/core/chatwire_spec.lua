@@ -388,6 +388,26 @@ describe("the stream decoder", function()
     assert.is_nil(f.malformed)
   end)
 
+  -- each call piece is placed by a scan of the calls so far: an event of tens of thousands
+  -- of pieces (a MiB) took seconds of the process's one thread before the cap was checked
+  it("refuses an event of more call pieces than the cap before placing them, and calls past it", function()
+    local parts = {}
+    for i = 1, 40000 do parts[i] = string.format('{"index":%d,"id":"c%d","function":{"name":"f","arguments":""}}', i, i) end
+    local event = '{"choices":[{"delta":{"tool_calls":[' .. table.concat(parts, ",") .. ']}}]}'
+    local t0 = os.clock()
+    assert.same({ nil, "malformed", "more than 1024 tool calls in one answer", false },
+      { http.decoder("openai"):take(event) })
+    assert.is_true(os.clock() - t0 < 0.5, tostring(os.clock() - t0))
+    -- 1,024 across events pass; the 1,025th is refused
+    local dec = http.decoder("openai")
+    for i = 1, 1024 do
+      assert.equal(1, dec:take(string.format('{"choices":[{"delta":{"tool_calls":[{"index":%d,"id":"c%d",'
+        .. '"function":{"name":"f","arguments":"{}"}}]}}]}', i, i)))
+    end
+    assert.same({ nil, "malformed", "more than 1024 tool calls in one answer", false },
+      { dec:take('{"choices":[{"delta":{"tool_calls":[{"index":5000,"id":"x","function":{"name":"f"}}]}}]}') })
+  end)
+
   it("keeps a failure: later events are not taken", function()
     local dec = http.decoder("openai")
     assert.equal(1, dec:take(OPENAI.plain[2]))

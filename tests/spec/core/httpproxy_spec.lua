@@ -284,7 +284,7 @@ describe("req:proxy", function()
   it("resolves a relative Location against the app's request and refuses one onto the server's routes", function()
     local opts = { pass = { "location", "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
       location_links = true }
-    local function via(given, host)
+    local function via(given, host, also)
       local app, sock = raw_upstream("HTTP/1.1 307 Temporary Redirect\r\nLocation: " .. given
         .. "\r\nContent-Length: 0\r\n\r\n")
       -- the app is asked for the path and query the client gave (as orket.serve.sandboxes asks it)
@@ -292,7 +292,7 @@ describe("req:proxy", function()
       for k, v in pairs(opts) do o[k] = v end
       local srv, base, outcomes = front(sock, o)
       local r <close> = assert(http.request { url = base .. "/a/b?x=1", method = "POST", body = "{}",
-        headers = { "Host: " .. (host or "orket.example:8443"), "X-Forwarded-Host: board.example, other" },
+        headers = { "Host: " .. (host or "orket.example:8443"), also or "X-Forwarded-Host: board.example, other" },
         total_timeout_ms = 30000 })
       local status, headers = r:headers()
       local parts = {}
@@ -344,6 +344,21 @@ describe("req:proxy", function()
     assert.equal(502, status)
     status = via("http://0x7f.1:8443/v1/keys", "127.0.0.1:8443")
     assert.equal(502, status)
+    -- an IPv6 address in another spelling, and a name beyond ASCII (a client maps fullwidth
+    -- letters and the ideographic full stop to ASCII before it connects: it may be this
+    -- server), are taken for this server's: they passed unchanged, and a client followed them
+    status = via("http://[0:0:0:0:0:0:0:1]:8443/v1/keys", "[::1]:8443")
+    assert.equal(502, status)
+    for _, given in ipairs { "http://\xef\xbd\x8frket.example:8443/v1/keys", "http://orket\xe3\x80\x82example:8443/v1/keys",
+      "http://%EF%BD%8Frket.example:8443/v1/keys" } do
+      assert.equal(502, (via(given)), given)
+    end
+    -- the name a front proxy says it was reached by in RFC 7239's Forwarded, as a token or quoted
+    assert.equal(502, (via("http://front.example/v1/keys", "10.0.0.5:8443", 'Forwarded: for=192.0.2.1;host="front.example";proto=http')))
+    assert.equal(502, (via("https://front.example/v1/keys", "10.0.0.5:8443", "Forwarded: host=front.example, host=other.example")))
+    -- another host's, in those spellings too, as it is
+    local st2, h2 = via("http://[::2]:8443/x", "[::1]:8443")
+    assert.same({ 307, "http://[::2]:8443/x" }, { st2, h2.location })
     -- a Link's URLs are judged the same; one onto this server's routes leaves the Link out
     local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: <../../x.css>; rel=preload, <http://orket.example:8443/v1/keys>; "
       .. "rel=next\r\nContent-Length: 0\r\n\r\n")
