@@ -399,6 +399,17 @@ static int lp_close(lua_State *L) {
   return 0;
 }
 
+/* conn:give_up(message): broken from now on without a word to the server (a stop's
+ * deadline passed while the server does not answer); a task waiting on a query gets nil,
+ * message, "ETIMEDOUT" on the loop's next turn, and later statements nil, message,
+ * "ENOTCONN" (not an error raised, as on a closed connection). Close it as usual. */
+static int lp_give_up(lua_State *L) {
+  lp_conn *lp = luaL_checkudata(L, 1, LP_CONN);
+  const char *why = luaL_checkstring(L, 2);
+  if (lp->c) pg_give_up(lp->c, why);
+  return 0;
+}
+
 static int lp_tostring(lua_State *L) {
   lp_conn *lp = luaL_checkudata(L, 1, LP_CONN);
   lua_pushfstring(L, "pg connection (%s)", lp->c ? lp_states[pg_get_state(lp->c)] : "closed");
@@ -467,6 +478,7 @@ static const luaL_Reg lp_methods[] = {
     {"check", lp_check_state},
     {"pid", lp_pid},
     {"close", lp_close},
+    {"give_up", lp_give_up},
     {NULL, NULL},
 };
 

@@ -5,6 +5,8 @@
 #include "pg.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -341,41 +343,57 @@ static void pg_emit(pg_conn *c) {
 /* ---- cancelling on the server --------------------------------------------------------- */
 
 /* The job may outlive its connection (closed while the cancel is on its way), so it holds
- * libpq through a table of its own. */
+ * libpq through a table of its own. PQcancel blocks until the server answers, and a server
+ * that stopped answering (frozen, a dropped network) never does: the cancel runs on a
+ * detached thread of its own, not the loop's threadpool, so that it holds neither the loop
+ * (the process's exit waited for it: `orket serve` stopped with a query out never ended)
+ * nor a threadpool thread (four such cancels held every file operation and DNS lookup).
+ * There is one for each query abandoned, and a connection draining an abandoned query is
+ * closed, never reused (orket.store.pgpool): against a server that stopped answering, a
+ * new connection's connect times out and sends no query, so the threads stay as few as
+ * the queries that were out when it stopped. */
+
 typedef struct pg_cancel_job {
-  uv_work_t work;
   pgapi api;
   PGcancel *cancel;
 } pg_cancel_job;
 
-static void pg_cancel_work(uv_work_t *w) {
-  pg_cancel_job *j = w->data;
-  char buf[256];
-  (void)j->api.cancel(j->cancel, buf, sizeof buf); /* best effort: the result is discarded anyway */
-}
-
-static void pg_cancel_done(uv_work_t *w, int status) {
-  pg_cancel_job *j = w->data;
-  j->api.freeCancel(j->cancel);
+static void pg_cancel_free(pg_cancel_job *j) {
+  if (j->cancel) j->api.freeCancel(j->cancel);
   pgapi_close(&j->api);
   free(j);
 }
 
+static void *pg_cancel_thread(void *arg) {
+  pg_cancel_job *j = arg;
+  char buf[256];
+  (void)j->api.cancel(j->cancel, buf, sizeof buf); /* best effort: the result is discarded anyway */
+  pg_cancel_free(j);
+  return NULL;
+}
+
 static void pg_cancel_on_server(pg_conn *c) {
-  pg_cancel_job *j = malloc(sizeof *j);
-  if (j == NULL) return;
+  pg_cancel_job *j = calloc(1, sizeof *j);
   char err[256];
-  if (pgapi_open(&j->api, err, sizeof err) != 0) { /* libpq is loaded already: cannot fail */
+  if (j == NULL || pgapi_open(&j->api, err, sizeof err) != 0) { /* libpq is loaded already: cannot fail */
     free(j);
     return;
   }
   j->cancel = c->api.getCancel(c->pq);
-  j->work.data = j;
-  if (j->cancel == NULL || uv_queue_work(c->loop, &j->work, pg_cancel_work, pg_cancel_done) != 0) {
-    if (j->cancel) j->api.freeCancel(j->cancel);
-    pgapi_close(&j->api);
-    free(j);
+  pthread_attr_t attr;
+  pthread_t th;
+  int made = -1;
+  if (j->cancel && pthread_attr_init(&attr) == 0) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* the stop signals stay the main thread's (as for the loop's threadpool) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    made = pthread_create(&th, &attr, pg_cancel_thread, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
   }
+  if (made != 0) pg_cancel_free(j);
 }
 
 /* ---- results -------------------------------------------------------------------------- */
@@ -956,6 +974,31 @@ void pg_abandon(pg_conn *c) {
   c->draining = 1;
   pg_clear_result(c);
   pg_cancel_on_server(c);
+}
+
+static void pg_on_given_up(uv_timer_t *t) {
+  pg_conn *c = t->data;
+  if (c != NULL) pg_emit(c);
+}
+
+void pg_give_up(pg_conn *c, const char *why) {
+  if (c->state == PG_BROKEN || c->state == PG_CONNECTING) return; /* (a connect has its own timeout) */
+  int waited = c->state == PG_BUSY && !c->draining;
+  snprintf(c->broken, sizeof c->broken, "%s", why);
+  c->state = PG_BROKEN;
+  c->draining = 0;
+  pg_unwatch(c);
+  uv_timer_stop(c->timer);
+  pg_clear_result(c);
+  if (waited) {
+    c->code = PG_E_TIMEOUT;
+    snprintf(c->msg, sizeof c->msg, "%s", why);
+    c->sqlstate[0] = '\0';
+    c->pending |= PG_EV_QUERY;
+  }
+  if (c->notes_waiting) c->pending |= PG_EV_NOTES, c->notes_waiting = 0, c->notes_timed_out = 1;
+  /* the waiter is resumed from the loop, not from inside its caller */
+  if (c->pending) uv_timer_start(c->timer, pg_on_given_up, 0, 0);
 }
 
 size_t pg_note_count(const pg_conn *c) { return c->nnotes; }

@@ -90,9 +90,15 @@ int pg_send_script(pg_conn *c, const char *sql, uint64_t timeout_ms, const char 
 PGresult *pg_take(pg_conn *c, const char **code, const char **msg, const char **sqlstate);
 
 /* The waiter of the query in flight is gone (cancelled task): the query is cancelled on
- * the server (from the threadpool: PQcancel blocks) and its result discarded when it
+ * the server (from a detached thread: PQcancel blocks) and its result discarded when it
  * comes; the connection is idle again after that. */
 void pg_abandon(pg_conn *c);
+
+/* Gives the connection up without waiting for the server (a stop's deadline, the server
+ * not answering): it is broken from now on, with why as its message; the waiter of a
+ * query in flight gets why (PG_E_TIMEOUT) on the loop's next turn. Nothing is sent: a
+ * server that does not answer would not take a cancel either. Close it as usual. */
+void pg_give_up(pg_conn *c, const char *why);
 
 /* Notifications (LISTEN) received and not yet taken, oldest first; the queue keeps at most
  * PG_MAX_NOTES and counts the ones it dropped. */

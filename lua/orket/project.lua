@@ -65,6 +65,16 @@ local function private_home(home, st)
   end
 end
 
+--- not_entered(home, path, st) -> nil, message, "EACCES": the store inside home (its
+--- fs_stat st), a folder this process may not enter, said with its owner and what to do
+function M.not_entered(home, path, st)
+  local me = uv.getuid()
+  return nil, string.format("store: %s: permission denied: %s is uid %d's (mode %04o) and this process runs as uid %d, "
+    .. "which may not enter it; run the command as the project's owner (docker or podman run --user %d:%d, a pod's "
+    .. "securityContext runAsUser: %d); %s", path, home, st.uid, st.mode & 0xfff, me, st.uid, st.gid, st.uid,
+    "only its owner's commands use .orket/, which they keep 0700 (docs/store.md)"), "EACCES"
+end
+
 function M.open_store(dir, create, reading, getenv, broken_ok)
   local url, uerr, ucode, broken = M.database_url(dir, getenv, broken_ok)
   if url == nil then return nil, uerr, ucode end
@@ -106,6 +116,9 @@ function M.open_store(dir, create, reading, getenv, broken_ok)
   end
   if create and not st then uv.fs_mkdir(home, 448) end
   private_home(home, st)
+  -- another uid's .orket/ (0700: a container run as another user than the project's
+  -- owner) cannot be entered: its store looked missing, and the advice was to import
+  if st and not uv.fs_access(home, "X") then return M.not_entered(home, path, st) end
   local function writable() return uv.fs_access(home, "W") and uv.fs_access(path, "W") end
   local function unwritable()
     return nil, string.format("store: %s cannot be written (a read-only file system, or no write permission "

@@ -59,6 +59,19 @@ function Sem:release()
   self.active = self.active - 1
 end
 
+--- wake_all(): every waiter gets false now, as if its deadline had passed (a pool whose
+--- stop's deadline passed: orket.store.pgpool)
+function Sem:wake_all()
+  local queue = self.queue
+  self.queue = {}
+  for _, w in ipairs(queue) do
+    if not w.done and coroutine.status(w.co) == "suspended" then
+      w.done, w.late = true, true
+      task.resume(w.co)
+    end
+  end
+end
+
 -- hold(deadline) -> a to-be-closed slot, or nil when deadline passed first: released when
 -- the holder's block ends, including when its task is cancelled (coroutine.close closes
 -- pending to-be-closed variables). The slot is the semaphore itself (a to-be-closed

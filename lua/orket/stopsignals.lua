@@ -9,6 +9,20 @@ local rt = require "orket.c.runtime"
 
 local M = {}
 
+-- How long a stopping `orket serve` or `orket worker` waits for its store, from its signal:
+-- its statements still unanswered then (the audit's checkpoint, a run's last writes, a
+-- lease's release) are given up (orket.store.pgpool's stop_within), so a PostgreSQL that
+-- stopped answering (frozen, a dropped network) cannot hold the stop past its 9 s
+-- (otel.STOP_BUDGET_MS): what is left is for the workers' stop and the telemetry's drain.
+-- A store that answers is done long before.
+M.STORE_MS = 6000
+
+--- bound_store(db[, ms]): db's statements end within ms (M.STORE_MS) from now, answered or
+--- not; nothing to do on SQLite, whose statements wait for no server
+function M.bound_store(db, ms)
+  if db and db.stop_within then db:stop_within(ms or M.STORE_MS) end
+end
+
 -- ignored_at_start() -> function(signum) -> whether the signal was ignored when this
 -- process started (`nohup`, a script's `&`): the kernel's SigIgn mask (/proc/self/status),
 -- bit N-1 for signal N. Such a signal stays ignored.

@@ -81,6 +81,92 @@ describe("deploy/k8s/", function()
     end
   end)
 
+  -- serve's start copied a ConfigMap's orket.lua over the project's before it checked it:
+  -- a bad one stopped serve and took the good file from every worker that restarted; and
+  -- the workers waited only for a marker that stayed on the volume from the first start.
+  -- The containers' own scripts, run here as they are but for their folders (the volume's
+  -- /work, the ConfigMaps' /etc/orket, the binary) and their last exec (echoed).
+  it("serve's start checks the ConfigMaps' files before they replace the project's; workers wait for that check", function()
+    if H.sh("command -v sha256sum mktemp >/dev/null") ~= 0 then return pending("no sha256sum or mktemp here") end
+    local root = H.tmpdir()
+    local function script(file)
+      local text = H.read(K8S .. "/" .. file)
+      local lines, indent = {}, nil
+      for line in (text:match("\n%s*%- |\n(.-)\n%s*env:\n") .. "\n"):gmatch("([^\n]*)\n") do
+        indent = indent or #line:match("^ *")
+        lines[#lines + 1] = line:sub(indent + 1)
+      end
+      local sh = table.concat(lines, "\n")
+      sh = sh:gsub("exec /usr/local/bin/orket (%w+)", "exec echo %1")
+      sh = sh:gsub("/work", root .. "/work"):gsub("/etc/orket", root .. "/etc/orket")
+      sh = sh:gsub("/usr/local/bin/orket", (q(H.BIN):gsub("%%", "%%%%")))
+      H.write(root .. "/" .. file .. ".sh", sh)
+      return root .. "/" .. file .. ".sh"
+    end
+    local serve_sh, worker_sh = script("serve.yaml"), script("workers.yaml")
+    assert(os.execute("mkdir -p " .. q(root .. "/work") .. " " .. q(root .. "/etc/orket/config") .. " "
+      .. q(root .. "/etc/orket/roles") .. " " .. q(root .. "/etc/orket/policies")))
+    -- the ConfigMaps' files, from config.yaml
+    local config = H.read(K8S .. "/config.yaml")
+    local function block(key)
+      local body = assert(config:match("\n  " .. key:gsub("%p", "%%%0") .. ": |\n(.-)\n%-%-%-"), key)
+      return (body:gsub("\n    ", "\n"):gsub("^    ", "")) .. "\n"
+    end
+    local good = block("orket.lua")
+    H.write(root .. "/etc/orket/config/orket.lua", good)
+    H.write(root .. "/etc/orket/roles/tester.lua", block("tester.lua"))
+    H.write(root .. "/etc/orket/policies/deployment.lua", config:match("\n  deployment%.lua: |\n(.*)$"):gsub("\n    ", "\n")
+      :gsub("^    ", ""))
+    local function run(sh, secs)
+      local rc, out = H.sh(string.format("timeout %d sh -ec \"$(cat %s)\" 2>&1", secs or 60, q(sh)))
+      return rc, out
+    end
+    -- the first start: the project made, the files checked and in place, the marker written
+    local rc, out = run(serve_sh)
+    assert.equal(0, rc, out)
+    assert.matches("ok: orket.lua, 1 epic %(2 issues%), 4 roles, %d+ tools, 2 policies", out)
+    assert.matches("exec echo serve", H.read(serve_sh), 1, true)
+    assert.matches("serve " .. root .. "/work/project --listen", out, 1, true)
+    local project = root .. "/work/project"
+    assert.equal(good, H.read(project .. "/orket.lua"))
+    assert.is_truthy(H.read(project .. "/roles/tester.lua"))
+    assert.is_truthy(H.read(project .. "/policies/deployment.lua"))
+    local marker = H.read(root .. "/work/project.ready")
+    assert.matches("^%x+  %-\n$", marker)
+    local _, left = H.sh("ls -A " .. q(root .. "/work"))
+    assert.equal("project\nproject.ready\n", left) -- no copy left behind
+    -- a worker that sees the same ConfigMaps starts
+    rc, out = run(worker_sh, 10)
+    assert.equal(0, rc, out)
+    assert.matches("worker " .. project .. " --name", out, 1, true)
+    -- a bad orket.lua: serve stops, the project's file stays the good one, the marker is gone
+    H.write(root .. "/etc/orket/config/orket.lua", (good:gsub("concurrency = 3", 'concurrency = "three"')))
+    rc, out = run(serve_sh)
+    assert.equal(1, rc, out)
+    assert.matches('concurrency: must be an integer, not string', out, 1, true)
+    assert.matches("the project's files are left as they were", out, 1, true)
+    assert.equal(good, H.read(project .. "/orket.lua"))
+    assert.is_nil(H.read(root .. "/work/project.ready"))
+    _, left = H.sh("ls -A " .. q(root .. "/work"))
+    assert.equal("project\n", left)
+    -- a worker (re)starting meanwhile waits for a check of the files it sees, whichever
+    rc, out = run(worker_sh, 3)
+    assert.equal(124, rc, out)
+    assert.matches("waiting for serve to check the project with these ConfigMaps", out, 1, true)
+    -- a marker left from an earlier start, of other files, is not that check either
+    H.write(root .. "/work/project.ready", marker)
+    rc = run(worker_sh, 3)
+    assert.equal(124, rc)
+    -- fixed (another good edit) and serve started again: the worker goes on
+    H.write(root .. "/etc/orket/config/orket.lua", (good:gsub("concurrency = 3", "concurrency = 2")))
+    rc, out = run(serve_sh)
+    assert.equal(0, rc, out)
+    assert.matches("concurrency = 2", H.read(project .. "/orket.lua"), 1, true)
+    assert.is_not.equal(marker, H.read(root .. "/work/project.ready"))
+    rc, out = run(worker_sh, 10)
+    assert.equal(0, rc, out)
+  end)
+
   -- The guide's command made the Secret from the key's file, its line end included
   -- (--from-file keeps every byte): ORKET_KEY then held 86 bytes, and serve refused to
   -- start ("ORKET_KEY: a key is ork_..."). The kube play test below makes its Secret apart.

@@ -143,6 +143,9 @@ local function on_signals(server, db)
     uv.update_time()
     state.stop_at = uv.now() -- (the stop's budget counts from here: drain_telemetry)
     otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say
+    -- the stop's statements (runs' last writes, the audit's checkpoint) wait for the store
+    -- STORE_MS at most: a PostgreSQL that stopped answering held the stop for good
+    for _, p in pairs(server.projects) do stopsignals.bound_store(p.db) end
     for _, p in pairs(server.projects) do executor.stop_all(p.db) end
     task.spawn(server.stop, server)
   end)

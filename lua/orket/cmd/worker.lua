@@ -260,6 +260,11 @@ local function stoppers(e, o, parent, state, set, broken)
     uv.update_time()
     state.stop_at = uv.now() -- (the stop's budget counts from here: drain_within)
     otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say (as serve's)
+    -- its statements (the loop's question, its runs' last writes, the leases' release) wait
+    -- for the store STORE_MS at most, and no longer than the server that started it waits
+    local ms = stopsignals.STORE_MS
+    if state.stop_by then ms = math.max(0, math.min(ms, state.stop_by - state.stop_at)) end
+    stopsignals.bound_store(e.db, ms)
     e:stop()
     set:stop_all()
   end

@@ -360,17 +360,27 @@ end
 
 function Server:port() return self.srv:port() end
 
---- server:checkpoint(force): the audit's checkpoint and retention (orket.audit.chain),
---- after a request's audited write has committed, and at the stop (force: the tail
---- signed, whatever its length). A failure is logged; the write it follows stands.
-function Server:checkpoint(force, db, dir)
+--- server:checkpoint(force, db, dir[, at_stop]): the audit's checkpoint and retention
+--- (orket.audit.chain), after a request's audited write has committed, and at the stop
+--- (force: the tail signed, whatever its length). A failure is logged; the write it follows
+--- stands. At the stop a store that did not answer in time (orket.stopsignals.STORE_MS) is
+--- said as the checkpoint skipped: the tail stays chained, and the next one signs it.
+function Server:checkpoint(force, db, dir, at_stop)
   local a = self.audit or {}
+  local function failed(err)
+    local msg = "audit checkpoint: " .. tostring(err)
+    if at_stop then
+      msg = "audit checkpoint: skipped at the stop: " .. tostring(err) .. "; the entries since the last checkpoint "
+        .. "stay chained, and the next checkpoint (a write's, or the next stop's) signs them"
+    end
+    self:_log { event = "error", message = msg }
+  end
   local ok, perr = pcall(function()
     local res, err = audit_chain.checkpoint(db or self.db, dir or self.dir, { force = force, every = a.checkpoint_every,
       retention_days = a.retention_days })
-    if not res then self:_log { event = "error", message = "audit checkpoint: " .. tostring(err) } end
+    if not res then failed(err) end
   end)
-  if not ok then self:_log { event = "error", message = "audit checkpoint: " .. tostring(perr) } end
+  if not ok then failed(perr) end
 end
 
 -- the log lines' stamp, its text made once a second (every request has one)
@@ -769,7 +779,8 @@ function Server:stop()
   for _, p in pairs(self.projects) do p.hub:close() end
   local deadline = uv.now() + self.limits.drain_ms
   while (self.inflight > 0 or self:_proxied()) and uv.now() < deadline do rt.sleep(10) end
-  for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir) end -- each audit's tail signed before the server goes
+  -- each audit's tail signed before the server goes (bounded: the signal bounded the store's wait)
+  for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir, true) end
   self.srv:close()
   local idle = self.idle
   self.idle = {}

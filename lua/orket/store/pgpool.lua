@@ -8,6 +8,7 @@
 local cpg = require "orket.c.pg"
 local rt = require "orket.c.runtime"
 local semaphore = require("orket.semaphore").new
+local task = require "orket.task"
 
 local M = {}
 
@@ -23,7 +24,7 @@ function M.new(o)
     error("bad argument #1 to 'new' (a table with url = \"postgresql://...\" expected)", 2)
   end
   local self = setmetatable({ url = o.url, idle = {}, busy = 0, closed = false,
-    in_tx = setmetatable({}, { __mode = "k" }) }, Pool)
+    in_tx = setmetatable({}, { __mode = "k" }), out = {} }, Pool)
   for k, v in pairs(M.DEFAULTS) do
     local given = o[k]
     if given ~= nil and (math.type(given) ~= "integer" or given < 0) then
@@ -80,9 +81,13 @@ end
 --- Hand it back with pool:release(lease), or hold it in a to-be-closed variable.
 function Pool:acquire()
   if self.closed then return nil, "pg pool: closed", "ENOTCONN" end
+  if self.expired then return nil, self.expired, "ETIMEDOUT" end
   local wait = self.acquire_timeout_ms
   local deadline = wait > 0 and rt.now() + wait or nil
+  if self.stop_at and (not deadline or deadline > self.stop_at) then deadline = self.stop_at end
   if not self.slots:acquire(deadline) then
+    -- (at a stop, no probe: it would wait for its own connect)
+    if self.stop_at then return nil, self.expired or "pg pool: no connection free before the stop's deadline", "ETIMEDOUT" end
     local msg = string.format("pg pool: no connection free within %d ms (size %d)", wait, self.size)
     if not self:answers() then return nil, msg .. " and the server answers no new one", "ETIMEDOUT", M.UNREACHED end
     -- (a server back from a pause frees the connections its statements held: waited for)
@@ -93,6 +98,7 @@ function Pool:acquire()
   end
   self.busy = self.busy + 1
   local lease = setmetatable({ pool = self }, Lease)
+  self.out[lease] = true
   while #self.idle > 0 do
     local c = table.remove(self.idle)
     if c:check() == "idle" then -- reads a termination the loop has not seen yet
@@ -101,8 +107,11 @@ function Pool:acquire()
     end
     c:close()
   end
-  local c, err, code = cpg.connect(self.url, { connect_timeout_ms = self.connect_timeout_ms,
+  local cto = self.connect_timeout_ms
+  if self.stop_at then cto = math.max(1, math.min(cto > 0 and cto or math.huge, math.ceil(self.stop_at - rt.now()))) end
+  local c, err, code = cpg.connect(self.url, { connect_timeout_ms = math.tointeger(cto),
     query_timeout_ms = self.query_timeout_ms })
+  if c and self.expired then c:give_up(self.expired) end -- (its statements answered as the others')
   if not c then
     self:release(lease)
     return nil, err, code, code == "ETIMEDOUT" and M.UNREACHED or nil
@@ -116,6 +125,7 @@ end
 function Pool:release(lease)
   if lease.released then return end
   lease.released = true
+  self.out[lease] = nil
   local c = lease.conn
   lease.conn = nil
   if c then
@@ -250,8 +260,37 @@ end
 --- pool:stats() -> {size=, idle=, busy=}
 function Pool:stats() return { size = self.size, idle = #self.idle, busy = self.busy } end
 
+--- pool:stop_within(ms): a process's stop (SIGTERM) bounds its statements: from ms from
+--- now, every statement waiting for an answer gets nil, message, "ETIMEDOUT" (its connection
+--- given up, closed when handed back), and every later one the same at once. A server that
+--- stopped answering with the connections open (frozen, a dropped network) held the stop's
+--- own statements (the audit's checkpoint, a lease's release) for as long as it stayed so,
+--- and the process was killed at the end of its grace period. Nothing is sent to the server
+--- then: one that does not answer would not take a cancel either. A later, longer bound
+--- changes nothing.
+function Pool:stop_within(ms)
+  local at = rt.now() + math.max(0, ms)
+  if self.closed or (self.stop_at and self.stop_at <= at) then return end
+  self.stop_at = at
+  if self.stopper then self.stopper:cancel() end
+  self.stopper = task.spawn(function()
+    rt.sleep(math.max(0, math.ceil(at - rt.now())))
+    self.stopper = nil
+    self.expired = string.format("pg pool: the server did not answer within the stop's %d ms for the store "
+      .. "(given up; nothing more is asked of it before the exit)", math.tointeger(ms) or ms)
+    for lease in pairs(self.out) do
+      if lease.conn then lease.conn:give_up(self.expired) end
+    end
+    self.slots:wake_all()
+  end)
+end
+
 --- pool:close(): closes the idle connections; those in use close when handed back.
 function Pool:close()
+  if self.stopper then
+    self.stopper:cancel()
+    self.stopper = nil
+  end
   self.closed = true
   for _, c in ipairs(self.idle) do c:close() end
   self.idle = {}
