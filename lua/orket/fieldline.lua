@@ -420,20 +420,29 @@ function M.read(path)
 end
 
 --- write_whole(path, text, mode) -> true | nil, msg, "EIO": path replaced whole, with mode:
---- a part file beside it (path.part-PID), flushed to the disk, then renamed onto it, so a
---- reader or a crash sees the old text or the new, never half of one
+--- a part file beside it (path.part-PID), flushed to the disk, then renamed onto it, and
+--- the folder flushed too, so a reader or a crash (a power cut as well as a kill) sees the
+--- old text or the new, never half of one, nor the old once this returned
 function M.write_whole(path, text, mode)
   local uv = require "luv" -- lazy: only writers need the loop's file calls
   local part = string.format("%s.part-%d", path, uv.os_getpid())
   local fd, err = uv.fs_open(part, "w", mode)
   if not fd then return nil, string.format("cannot write %s: %s", part, tostring(err)), "EIO" end
   local ok, werr = uv.fs_write(fd, text, 0)
+  if ok and ok ~= #text then ok, werr = nil, string.format("wrote %d of %d bytes", ok, #text) end
   if ok then ok, werr = uv.fs_fsync(fd) end
   uv.fs_close(fd)
   if ok then ok, werr = os.rename(part, path) end
   if not ok then
     os.remove(part)
     return nil, string.format("cannot write %s: %s", path, tostring(werr)), "EIO"
+  end
+  -- the rename is the folder's: flushed with it (best effort: a folder that cannot be opened
+  -- for reading keeps what the kernel orders)
+  local dfd = uv.fs_open(path:match("^(.*)/[^/]*$") or ".", "r", 0)
+  if dfd then
+    uv.fs_fsync(dfd)
+    uv.fs_close(dfd)
   end
   return true
 end

@@ -699,7 +699,10 @@ end
 -- the history told.
 local function step_response(sp)
   local run, job, st, model = sp.run, sp.job, sp.st, sp.model
-  local claimed, refused = run:begin_records(job)
+  local claimed, refused, rcode = run:begin_records(job)
+  -- (any other refusal is no change of the board's that the card waits out: the turn fails
+  -- with it, as before, and never pays a call a turn for a card that cannot start)
+  if not claimed and rcode ~= "EDEPENDENCY" then error(refused, 0) end
   if not claimed then
     -- the card may no longer start (prepare checked the move, but the board changed while
     -- the model was asked: an import added a dependency that is not done). The state
