@@ -1,6 +1,6 @@
 /* pg.c: a PostgreSQL connection on a libuv loop (see pg.h). libpq's asynchronous calls are
- * driven from one uv_poll on PQsocket; cancelling a query uses PQcancel on the threadpool,
- * since libpq 15 has no non-blocking cancel. libpq is reached through the connection's
+ * driven from one uv_poll on PQsocket; cancelling a query uses PQcancel on a detached
+ * thread of its own, since libpq 15 has no non-blocking cancel. libpq is reached through the connection's
  * table (pgapi.h), loaded when it opens. */
 #include "pg.h"
 

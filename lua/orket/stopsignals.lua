@@ -9,16 +9,17 @@ local rt = require "orket.c.runtime"
 
 local M = {}
 
--- How long a stopping `orket serve` or `orket worker` waits for its store, from its signal:
--- its statements still unanswered then (the audit's checkpoint, a run's last writes, a
--- lease's release) are given up (orket.store.pgpool's stop_within), so a PostgreSQL that
--- stopped answering (frozen, a dropped network) cannot hold the stop past its 9 s
--- (otel.STOP_BUDGET_MS): what is left is for the workers' stop and the telemetry's drain.
--- A store that answers is done long before.
+-- How long a statement of a stopping `orket serve` or `orket worker` may wait for its
+-- store's answer: one that waits longer (the audit's checkpoint, a run's last writes, a
+-- lease's release) takes the server for gone, and the stop's statements are given up
+-- (orket.store.pgpool's stop_within), so a PostgreSQL that stopped answering (frozen, a
+-- dropped network) cannot hold the stop past its 9 s (otel.STOP_BUDGET_MS); a store that
+-- answers is never given up, however long the stop's own work takes.
 M.STORE_MS = 6000
 
---- bound_store(db[, ms]): db's statements end within ms (M.STORE_MS) from now, answered or
---- not; nothing to do on SQLite, whose statements wait for no server
+--- bound_store(db[, ms]): from now, db's statements wait at most ms (M.STORE_MS) each for
+--- an answer (then the server is taken for gone); nothing to do on SQLite, whose statements
+--- wait for no server
 function M.bound_store(db, ms)
   if db and db.stop_within then db:stop_within(ms or M.STORE_MS) end
 end

@@ -157,12 +157,23 @@ describe("deploy/k8s/", function()
     H.write(root .. "/work/project.ready", marker)
     rc = run(worker_sh, 3)
     assert.equal(124, rc)
-    -- fixed (another good edit) and serve started again: the worker goes on
+    -- fixed (another good edit) and serve started again: a worker already waiting since the
+    -- bad ConfigMap goes on (it hashed the files once, and waited for good: the kubelet
+    -- updates a mounted ConfigMap in place), and so does one started now
+    local bg = root .. "/waiting"
+    -- (the subshell's own output away from H.sh's pipe, which would wait for its end)
+    H.sh(string.format("(timeout 30 sh -ec \"$(cat %s)\" >%s.out 2>&1; echo $? >%s.rc) >/dev/null 2>&1 &", q(worker_sh),
+      q(bg), q(bg)))
+    H.wait_for(function() return (H.read(bg .. ".out") or ""):find("waiting for serve", 1, true) end,
+      "the worker to wait")
     H.write(root .. "/etc/orket/config/orket.lua", (good:gsub("concurrency = 3", "concurrency = 2")))
     rc, out = run(serve_sh)
     assert.equal(0, rc, out)
     assert.matches("concurrency = 2", H.read(project .. "/orket.lua"), 1, true)
     assert.is_not.equal(marker, H.read(root .. "/work/project.ready"))
+    H.wait_for(function() return H.read(bg .. ".rc") end, "the waiting worker to go on", 3000)
+    assert.equal("0\n", H.read(bg .. ".rc"), H.read(bg .. ".out"))
+    assert.matches("worker " .. project .. " --name", H.read(bg .. ".out"), 1, true)
     rc, out = run(worker_sh, 10)
     assert.equal(0, rc, out)
   end)

@@ -437,7 +437,7 @@ function M.chat(p, model, req)
       return res
     end
     -- every message passes here: whatever server text it quotes, it is made safe to store
-    -- (valid UTF-8, no NUL nor control; inert.quote), as the sources quote it already
+    -- (valid UTF-8, no NUL; inert.quote), as the sources quote it already
     local msg = inert.quote(common.redact(err.message, p.secrets), MESSAGE_MAX)
     if err.refused_local then msg = nothing_listening(p) else msg = asked(p, model) .. msg end
     local elapsed = rt.now() - t0

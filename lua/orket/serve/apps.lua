@@ -67,10 +67,14 @@ end
 -- token of its provider (Orket takes one as the person: orket.serve.auth). An app's own
 -- token, a JWT of another issuer among them, is the app's.
 local function orkets(v, oidc)
-  local token = v:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)")
-  if not token then return false end
-  if token:find("^or[kt]_") then return true end
-  return oidc ~= nil and jwt_issuer(token) == oidc.cfg.issuer
+  -- (each of a repeated header's values, which the server joins with commas)
+  for part in v:gmatch("[^,]+") do
+    local token = part:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+([^%s,]+)")
+    if token and (token:find("^or[kt]_") or (oidc ~= nil and jwt_issuer(token) == oidc.cfg.issuer)) then
+      return true
+    end
+  end
+  return false
 end
 local PASS_OUT = { "vary", "content-security-policy", "x-frame-options", "referrer-policy", "allow", "retry-after",
   "www-authenticate", "access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers",

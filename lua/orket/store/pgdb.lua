@@ -436,8 +436,9 @@ function DB:in_tx(mode)
   return t ~= nil
 end
 
---- db:stop_within(ms): the process stops: its statements end within ms from now, answered
---- or not (orket.store.pgpool's stop_within; SQLite's store has no server to wait for)
+--- db:stop_within(ms): the process stops: a statement that waits longer than ms for its
+--- answer takes the server for gone, and the rest are given up (orket.store.pgpool's
+--- stop_within; SQLite's store has no server to wait for)
 function DB:stop_within(ms)
   if self.pool then self.pool:stop_within(ms) end
 end

@@ -84,10 +84,13 @@ function Pool:acquire()
   if self.expired then return nil, self.expired, "ETIMEDOUT" end
   local wait = self.acquire_timeout_ms
   local deadline = wait > 0 and rt.now() + wait or nil
-  if self.stop_at and (not deadline or deadline > self.stop_at) then deadline = self.stop_at end
+  local stop = self.stop_each
+  if stop and (not deadline or deadline > rt.now() + stop) then deadline = rt.now() + stop end
   if not self.slots:acquire(deadline) then
     -- (at a stop, no probe: it would wait for its own connect)
-    if self.stop_at then return nil, self.expired or "pg pool: no connection free before the stop's deadline", "ETIMEDOUT" end
+    if stop then
+      return nil, self.expired or string.format("pg pool: no connection free within the stop's %d ms", stop), "ETIMEDOUT"
+    end
     local msg = string.format("pg pool: no connection free within %d ms (size %d)", wait, self.size)
     if not self:answers() then return nil, msg .. " and the server answers no new one", "ETIMEDOUT", M.UNREACHED end
     -- (a server back from a pause frees the connections its statements held: waited for)
@@ -99,6 +102,7 @@ function Pool:acquire()
   self.busy = self.busy + 1
   local lease = setmetatable({ pool = self }, Lease)
   self.out[lease] = true
+  if stop then self:watch() end
   while #self.idle > 0 do
     local c = table.remove(self.idle)
     if c:check() == "idle" then -- reads a termination the loop has not seen yet
@@ -108,7 +112,7 @@ function Pool:acquire()
     c:close()
   end
   local cto = self.connect_timeout_ms
-  if self.stop_at then cto = math.max(1, math.min(cto > 0 and cto or math.huge, math.ceil(self.stop_at - rt.now()))) end
+  if stop then cto = math.max(1, math.min(cto > 0 and cto or math.huge, stop)) end
   local c, err, code = cpg.connect(self.url, { connect_timeout_ms = math.tointeger(cto),
     query_timeout_ms = self.query_timeout_ms })
   if c and self.expired then c:give_up(self.expired) end -- (its statements answered as the others')
@@ -228,10 +232,10 @@ function Pool:tx(fn, ...)
   local mark <close> = setmetatable({}, { __close = function() self.in_tx[co] = nil end })
   local lease <close>, err, code, state = self:acquire()
   if not lease then return nil, err, code, state end
-  local c = lease.conn
   -- until COMMIT or ROLLBACK has answered, the connection is not clean: if this task is
   -- cancelled, release() closes it and the server rolls the transaction back
   lease.in_tx = true
+  local c = lease.conn
   local ok, berr, bcode, bstate = c:query("BEGIN")
   if not ok then return nil, berr, bcode, bstate end
   local tx = setmetatable({ lease = lease }, Tx)
@@ -260,29 +264,62 @@ end
 --- pool:stats() -> {size=, idle=, busy=}
 function Pool:stats() return { size = self.size, idle = #self.idle, busy = self.busy } end
 
---- pool:stop_within(ms): a process's stop (SIGTERM) bounds its statements: from ms from
---- now, every statement waiting for an answer gets nil, message, "ETIMEDOUT" (its connection
---- given up, closed when handed back), and every later one the same at once. A server that
---- stopped answering with the connections open (frozen, a dropped network) held the stop's
---- own statements (the audit's checkpoint, a lease's release) for as long as it stayed so,
---- and the process was killed at the end of its grace period. Nothing is sent to the server
---- then: one that does not answer would not take a cancel either. A later, longer bound
---- changes nothing.
+--- pool:stop_within(ms): a process's stop (SIGTERM) bounds its statements: one that waits
+--- longer than ms for its answer takes the server for gone, and it and every other one in
+--- flight get nil, message, "ETIMEDOUT" (their connections given up, closed when handed
+--- back), later ones the same at once. A server that answers is never given up, however
+--- long the stop's own work takes. One that stopped answering with the connections open
+--- (frozen, a dropped network) held the stop's statements (the audit's checkpoint, a
+--- lease's release) for as long as it stayed so, and the process was killed at the end of
+--- its grace period. Nothing is asked of it then: one that does not answer would not take
+--- a cancel either. A wait for a free connection and a connect are bounded by ms too. A
+--- later, longer bound changes nothing.
 function Pool:stop_within(ms)
-  local at = rt.now() + math.max(0, ms)
-  if self.closed or (self.stop_at and self.stop_at <= at) then return end
-  self.stop_at = at
-  if self.stopper then self.stopper:cancel() end
+  ms = math.max(1, math.tointeger(ms) or math.ceil(ms))
+  if self.closed or (self.stop_each and self.stop_each <= ms) then return end
+  self.stop_each = ms
+  self:watch()
+end
+
+-- The stop's watch: while connections are out, every quarter of the bound (20-250 ms), it
+-- looks at each: one found waiting for an answer (busy) at every look for longer than the
+-- bound gives the server up. (A look sees the connection, not which statement: a run of
+-- statements each slower than a look, for the whole bound, counts as one, which a stop's
+-- bound is meant to cut as well.) It ends when none is out (no timer keeps the process),
+-- and the next acquire starts it again.
+function Pool:watch()
+  if self.stopper or self.closed or self.expired or not next(self.out) then return end
   self.stopper = task.spawn(function()
-    rt.sleep(math.max(0, math.ceil(at - rt.now())))
-    self.stopper = nil
-    self.expired = string.format("pg pool: the server did not answer within the stop's %d ms for the store "
-      .. "(given up; nothing more is asked of it before the exit)", math.tointeger(ms) or ms)
-    for lease in pairs(self.out) do
-      if lease.conn then lease.conn:give_up(self.expired) end
+    while not self.closed and not self.expired and next(self.out) do
+      rt.sleep(math.max(20, math.min(250, self.stop_each // 4)))
+      local now = rt.now()
+      for lease in pairs(self.out) do
+        local c = lease.conn
+        if c and c:state() == "busy" then
+          lease.busy_since = lease.busy_since or now
+          if now - lease.busy_since >= self.stop_each then
+            self:give_up()
+            break
+          end
+        else
+          lease.busy_since = nil
+        end
+      end
     end
-    self.slots:wake_all()
+    self.stopper = nil
   end)
+end
+
+-- Every connection given up: the server did not answer a statement within the stop's bound
+function Pool:give_up()
+  self.expired = string.format("pg pool: a statement had no answer within the stop's %d ms: the server is taken "
+    .. "for gone (given up; nothing more is asked of it before the exit)", self.stop_each)
+  for lease in pairs(self.out) do
+    if lease.conn then lease.conn:give_up(self.expired) end
+  end
+  for _, c in ipairs(self.idle) do c:close() end
+  self.idle = {}
+  self.slots:wake_all()
 end
 
 --- pool:close(): closes the idle connections; those in use close when handed back.

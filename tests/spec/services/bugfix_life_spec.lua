@@ -192,7 +192,9 @@ describe("the bug-fix phase", function()
       end)
     end
     unhealthy("HTTP 500")
-    local at = db:row("SELECT at FROM events WHERE kind = 'sandbox_unhealthy' ORDER BY id DESC LIMIT 1").at
+    -- (as the store gives times on both backends: ISO 8601 UTC with milliseconds)
+    local at = db:row("SELECT " .. db.dialect.time("at") .. " FROM events WHERE kind = 'sandbox_unhealthy' "
+      .. "ORDER BY id DESC LIMIT 1").at
     -- the tick an hour after the failure: the bug says when the app failed, with its id
     -- as written (a float from JSON was "Sandbox 3.0")
     c:advance(3600)

@@ -16,6 +16,7 @@ end
 local pgpool = require "orket.store.pgpool"
 local task = require "orket.task"
 local store = require "orket.store"
+local uv = require "luv"
 
 describe("a PostgreSQL store that stops answering", function()
   local server, db
@@ -111,5 +112,32 @@ describe("a PostgreSQL store that stops answering", function()
     assert.equal("ETIMEDOUT", code)
     assert.equal("pg: query timed out after 100 ms (cancelled)", msg)
     assert.is_nil(db:journal_error())
+  end)
+  -- A stop's bound is each statement's: one that had no answer in time gives the server up.
+  -- It was a deadline from the signal, after which every statement failed: a stop whose own
+  -- work took longer (a sandbox's stop, a run's end) lost its last writes on a server that
+  -- answered all along.
+  it("keeps a stop's statements going on a server that answers, and gives it up on one unanswered", function()
+    local pool = pgpool.new { url = server.url, size = 2 }
+    pool:stop_within(200)
+    for _ = 1, 4 do
+      orket.sleep(150)
+      local rows, msg = pool:rows("SELECT pg_sleep(0.05), 1 AS v")
+      assert.is_table(rows, msg)
+    end
+    local ok, msg = pool:tx(function(tx) return tx:row("SELECT 2 AS v") end)
+    assert.is_table(ok, msg)
+    -- a statement that waits past the bound: the server is taken for gone
+    local t0 = uv.now()
+    local rows, err, code = pool:rows("SELECT pg_sleep(2)")
+    assert.is_nil(rows)
+    assert.equal("ETIMEDOUT", code)
+    assert.matches("had no answer within the stop's 200 ms", err, 1, true)
+    assert.is_true(uv.now() - t0 < 1500, tostring(uv.now() - t0))
+    -- later ones at once
+    t0 = uv.now()
+    rows, err, code = pool:rows("SELECT 1 AS v")
+    assert.same({ "ETIMEDOUT", true }, { code, uv.now() - t0 < 100 })
+    pool:close()
   end)
 end)
