@@ -63,6 +63,10 @@ function M.reap_stale(wrap)
     -- namespace of ".0", never ours, so no stale server was ever stopped)
     local owner, ns = (H.read(dir .. "/owner") or ""):match("^(%d+)%.?0*%s*(%S*)")
     if owner and (ns == "" or ns == ours) and not sh("kill -0 " .. owner .. " 2>/dev/null") then
+      -- one left frozen (freeze(): SIGSTOP) takes no stop signal until it goes on, and
+      -- pg_ctl waited its 60 s for it
+      local pm = tonumber((H.read(dir .. "/data/postmaster.pid") or ""):match("^(%d+)"))
+      if pm then os.execute(string.format("kill -CONT %d 2>/dev/null; pkill -CONT -P %d 2>/dev/null", pm, pm)) end
       sh(string.format("cd / && %s%s/pg_ctl -D %s -m immediate -w stop", wrap, M.BIN, q(dir .. "/data")))
       os.execute("rm -rf " .. q(dir))
     end
