@@ -48,7 +48,7 @@ PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_board_
   tests/spec/board/worker_identity_spec.lua tests/spec/board/finish_run_spec.lua tests/e2e/workers_names_test.lua tests/e2e/odd_rows_test.lua
   tests/spec/services/journal_notify_spec.lua tests/spec/services/rate_buckets_clock_spec.lua tests/spec/actions/import_spec.lua
   tests/e2e/backup_private_test.lua tests/e2e/backup_passphrase_test.lua tests/e2e/backup_leftovers_test.lua
-  tests/e2e/runs_lease_end_test.lua tests/e2e/worker_start_refused_test.lua tests/e2e/team_admin_test.lua tests/e2e/worker_stop_test.lua
+  tests/e2e/runs_lease_end_test.lua tests/e2e/worker_stall_test.lua tests/e2e/worker_start_refused_test.lua tests/e2e/team_admin_test.lua tests/e2e/worker_stop_test.lua
   tests/spec/board/users_signs_in_spec.lua tests/spec/services/run_lease_end_spec.lua tests/spec/services/serve_board_held_spec.lua"
 
 # A file (or layer) that hangs (a test leaving a handle open keeps the loop alive) is stopped

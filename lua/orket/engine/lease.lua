@@ -5,13 +5,15 @@
 -- a worker whose lease expired writes nothing more for the card, and the worker that took
 -- it over resumes it from the journal. A timer renews the leases every third of their
 -- time; what a renewal no longer finds is lost, and an effect outside the store (a file
--- write) is not started on a card whose lease is not known fresh. Contract: docs/workers.md.
+-- write) is not started on a card whose lease is not known fresh, and runs under the card's
+-- fence (a lock file the worker that takes the card over waits on). Contract: docs/workers.md.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local crypto = require "orket.c.crypto"
 local task = require "orket.task"
 local leases = require "orket.store.leases"
 local pglisten = require "orket.store.pglisten"
+local lockfile = require "orket.c.lockfile"
 
 local M = {}
 local Lease = {}
@@ -41,10 +43,13 @@ end
 
 -- A local deadline a little before the lease's: the clocks of this process and the
 -- database's agree to within the renewal's round trip, so a fifth of the lease is kept
--- as a margin before an effect is started. Each mark is numbered (marked[card]), so that
+-- as a margin before an effect is started. It is dated from `from`, the time just before
+-- the statement that set the lease (the store dates the lease from that statement): dated
+-- from its answer, a statement that waited (the store's write lock, a loaded server) moved
+-- the worker's deadline past the store's. Each mark is numbered (marked[card]), so that
 -- a renewal judges only the cards marked before it began (renew).
-function Lease:mark(card)
-  self.held[card] = rt.now() + self.ttl_ms * 4 // 5
+function Lease:mark(card, from)
+  self.held[card] = from + self.ttl_ms * 4 // 5
   self.marks = self.marks + 1
   self.marked[card] = self.marks
 end
@@ -52,6 +57,7 @@ end
 --- claim(run_id, ids, limit) -> array of card ids held (inside the caller's transaction):
 --- see orket.store.leases.claim. A card taken over from another worker is announced.
 function Lease:claim(run_id, ids, limit)
+  local from = rt.now()
   local got = self.ops.claim(self.db, { worker = self.worker, run = run_id, ids = ids, limit = limit,
     ttl_ms = self.ttl_ms })
   local out = {}
@@ -60,7 +66,7 @@ function Lease:claim(run_id, ids, limit)
   self.round[run_id] = round
   for i, c in ipairs(got) do
     out[i] = c.card
-    self:mark(c.card)
+    self:mark(c.card, from)
     round[c.card] = true
     self.run_of[c.card] = run_id
     if c.taken_from then
@@ -170,6 +176,39 @@ function Lease:fresh(card)
   return until_ ~= nil and rt.now() < until_
 end
 
+--- fence(card, dir) -> a held lock (release it when the effect is over) | error(LOST): an
+--- effect outside the store starts only under a lock on a file of the card's in the
+--- project's home (dir/.orket/effects/CARD.lock), taken before the lease is judged fresh
+--- and held until the effect ends. The lease fences the store's writes only: a worker
+--- stalled (a loaded machine, SIGSTOP) between judging its lease fresh and its effect, past
+--- the lease, ran the effect after the worker that took the card over had recovered the
+--- call, so it ran twice. Under the lock the taker's recovery waits for an effect begun (the
+--- kernel drops the lock of a killed worker), and a worker that gets the lock after a
+--- takeover finds its deadline gone by: its deadline comes before the store's lease end,
+--- which comes before the taker's claim. Workers of one folder share its card directories;
+--- another folder's effects are in its own.
+function Lease:fence(card, dir)
+  local home = (dir or ".") .. "/.orket/effects"
+  local path = home .. "/" .. card .. ".lock" -- (a card id is a file name: orket.board.id_ok)
+  if not self.fences then
+    local ok, merr, mcode = uv.fs_mkdir(home, tonumber("700", 8))
+    if not ok and mcode ~= "EEXIST" then error("lease: cannot make " .. home .. ": " .. tostring(merr), 0) end
+    self.fences = true
+  end
+  while true do
+    local lk, err, code = lockfile.acquire(path)
+    if lk then
+      if self:fresh(card) then return lk end
+      lk:release()
+      error(M.LOST, 0)
+    elseif code == "EBUSY" then
+      rt.sleep(self.poll_ms // 2) -- another process of this folder is in an effect on the card
+    else
+      error("lease: cannot lock " .. path .. ": " .. tostring(err), 0)
+    end
+  end
+end
+
 --- release(card | nil): drops card's lease (all of this worker's when nil), in a
 --- transaction of its own unless inside the caller's
 function Lease:release(card)
@@ -217,16 +256,19 @@ end
 --- marked before the renewal began are judged by it (else a card just claimed was said
 --- lost, and its turn stopped at its first effect while the worker still held the lease).
 function Lease:renew()
-  local from = self.marks
+  local from, began = self.marks, nil
   local ok, now = pcall(function()
-    return assert(self.db:tx(function() return self.ops.renew(self.db, self.worker, self.ttl_ms) end))
+    return assert(self.db:tx(function()
+      began = rt.now() -- (inside: after the wait for the store's write lock)
+      return self.ops.renew(self.db, self.worker, self.ttl_ms)
+    end))
   end)
   local lost = {}
   if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
   self:warn_namesakes()
   for card in pairs(self.held) do
     if now[card] then
-      self:mark(card)
+      self:mark(card, began)
     elseif not self.releasing[card] and (self.marked[card] or 0) <= from then
       self.held[card], self.marked[card] = nil, nil
       lost[card] = true

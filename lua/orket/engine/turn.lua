@@ -533,11 +533,18 @@ local function run_effect(run, job, p, counters)
     return proctool.run(run, job.card_id, call.name, req.result, left)
   end
   -- a worker starts no effect on a card it may have lost (the worker that takes the card
-  -- over finds the intent without a result and recovers it)
-  if run.lease and not run.lease:fresh(job.card_id) then
-    job.lease_lost = true
-    error(lease.LOST, 0)
+  -- over finds the intent without a result and recovers it), and holds the card's fence
+  -- until the effect ends (orket.engine.lease: fence)
+  local fence
+  if run.lease then
+    local ok, lk = pcall(run.lease.fence, run.lease, job.card_id, run.dir)
+    if not ok then
+      if lk == lease.LOST then job.lease_lost = true end
+      error(lk, 0)
+    end
+    fence = lk
   end
+  local _ <close> = fence
   local res
   if p.recovering then
     local verdict, r = tools:recover(call.name, call.arguments, ctx)

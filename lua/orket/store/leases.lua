@@ -15,6 +15,13 @@ M.WORKABLE = { ready = true, in_progress = true, code_review = true, ready_for_t
 
 -- now + ms in the store's time format (orket_now(): the transaction's time)
 local EXPIRES = "strftime('%Y-%m-%dT%H:%M:%fZ', orket_now(), printf('%+.3f seconds', ?/1000.0))"
+-- A card's lease ends ms from the statement that claims or renews it ('now': the clock as
+-- the statement runs), not from the transaction's time: that can be taken long before (a
+-- scheduling round's claims come after its earlier cards' preparation), and the worker
+-- dates its own deadline (orket.engine.lease) from just before the statement. Dated from
+-- the transaction, the store's end came before the worker's, which started an effect on a
+-- card another worker had already taken over and recovered: the effect ran twice.
+local LEASE_END = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('%+.3f seconds', ?/1000.0))"
 
 --- name_of(holder) -> the worker's name in a lease's holder: orket.engine.lease writes
 --- "NAME#TOKEN" (16 hex digits, the keeper's own), so that two processes of one name are
@@ -49,7 +56,7 @@ function M.claim(db, o)
       FROM cards c LEFT JOIN leases l ON l.card_id = c.id WHERE c.id = ?]], id)
     if r and M.WORKABLE[r.status] and (r.worker == nil or r.live == 0 or r.worker == o.worker) then
       assert(db:run([[INSERT INTO leases (card_id, worker, run_id, acquired_at, expires_at)
-        VALUES (?1, ?2, ?3, orket_now(), ]] .. EXPIRES:gsub("%?", "?4") .. [[)
+        VALUES (?1, ?2, ?3, orket_now(), ]] .. LEASE_END:gsub("%?", "?4") .. [[)
         ON CONFLICT (card_id) DO UPDATE SET worker = excluded.worker, run_id = excluded.run_id,
           acquired_at = CASE WHEN leases.worker = excluded.worker THEN leases.acquired_at
                              ELSE excluded.acquired_at END,
@@ -66,8 +73,8 @@ end
 function M.renew(db, worker, ttl_ms)
   check_ttl(ttl_ms, "renew")
   local held = {}
-  for _, r in ipairs(assert(db:rows("UPDATE leases SET expires_at = " .. EXPIRES
-      .. " WHERE worker = ? AND expires_at > orket_now() RETURNING card_id", ttl_ms, worker))) do
+  for _, r in ipairs(assert(db:rows("UPDATE leases SET expires_at = " .. LEASE_END
+      .. " WHERE worker = ? AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') RETURNING card_id", ttl_ms, worker))) do
     held[r.card_id] = true
   end
   return held

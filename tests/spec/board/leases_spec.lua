@@ -28,6 +28,11 @@ local function sqlite_backend()
   return {
     name = "SQLite", mod = leases, path = path, db = db,
     tx = function(fn) return db:tx(function() return fn(db) end) end,
+    -- the transaction's time taken (its first use), then ms spent in the transaction
+    linger = function(q, ms)
+      assert(q:row("SELECT orket_now() AS t"))
+      os.execute(string.format("sleep %.3f", ms / 1000))
+    end,
     close = function() db:close() end,
   }
 end
@@ -48,6 +53,7 @@ local function pg_backend()
   return {
     name = "PostgreSQL", mod = pgleases, pool = pool,
     tx = function(fn) return pool:tx(fn) end,
+    linger = function(q, ms) assert(q:query(string.format("SELECT pg_sleep(%.3f)", ms / 1000))) end, -- (now(): BEGIN's time)
     close = function() pool:close() end,
   }
 end
@@ -106,6 +112,29 @@ local function cases(make)
     assert.same({ { card = "C-1", taken_from = "w1" } }, got)
     assert.is_true(b.tx(function(q) return b.mod.holds(q, "C-1", "w2") end))
     assert.same({ ["C-1"] = true }, b.tx(function(q) return b.mod.renew(q, "w2", 60000) end))
+  end)
+
+  -- A scheduling round claims late in its transaction (after its earlier cards were
+  -- prepared; on PostgreSQL after the wait for the journal's lock), and a renewal may wait
+  -- as long for that lock. Dated from the transaction's time, the store's lease ended before
+  -- the worker's own deadline (orket.engine.lease), which started an effect on a card
+  -- another worker had already taken over and recovered: the effect ran twice.
+  it("dates a lease from the statement that claims or renews it, not from its transaction's start", function()
+    local function late(fn)
+      return assert(b.tx(function(q)
+        b.linger(q, 1500)
+        return fn(q)
+      end))
+    end
+    -- claimed 1.5 s into its transaction: it ends 2.5 s after the claim, not 1 s after it
+    assert.same({ "C-1" }, cards_of(late(function(q)
+      return b.mod.claim(q, { worker = "w1", run = 1, ids = { "C-1" }, ttl_ms = 2500 })
+    end)))
+    -- renewed 1.5 s into its transaction (1.5 s after the claim): it ends 2.5 s after that
+    assert.same({ ["C-1"] = true }, late(function(q) return b.mod.renew(q, "w1", 2500) end))
+    orket.sleep(1700)
+    assert.is_true(b.tx(function(q) return b.mod.holds(q, "C-1", "w1") end))
+    assert.same({}, cards_of(claim("w2", { "C-1" }, 1)))
   end)
 
   it("releases one card or every card of a worker", function()

@@ -48,6 +48,28 @@ describe("orket.engine.lease's renewal", function()
     assert.is_false(l:fresh("C"))
   end)
 
+  -- The store dates a lease from the statement that sets it; the keeper's deadline was
+  -- dated from the statement's answer, so a statement that waited (the store's write lock,
+  -- a loaded server) put the worker's deadline for effects past the store's lease.
+  it("dates its deadline from before the statement that claimed or renewed the lease", function()
+    local rt = require "orket.c.runtime"
+    local function slow(result)
+      return function()
+        local t = rt.now()
+        while rt.now() - t < 50 do end -- (the statement's wait)
+        return result
+      end
+    end
+    local l = keeper { claim = slow { { card = "A" } }, renew = slow { A = true }, namesakes = function() return 0 end }
+    local before = rt.now()
+    l:claim(7, { "A" }, 1)
+    assert.is_true(l.held.A - before < 48025, "claim: " .. (l.held.A - before)) -- (not after the 50 ms wait)
+    before = rt.now()
+    assert.same({}, l:renew())
+    assert.is_true(l.held.A - before < 48025, "renewal: " .. (l.held.A - before))
+    assert.is_true(l:fresh("A"))
+  end)
+
   -- check cleared only the card's deadline when it found the lease gone: its mark and run
   -- stayed, one entry per such card for the worker's life, and the run's end released it
   -- again in the store

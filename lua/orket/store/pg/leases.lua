@@ -40,9 +40,9 @@ function M.claim(q, o)
       ORDER BY u.ord
       LIMIT $4
       FOR UPDATE OF c SKIP LOCKED),
-    put AS (
+    put AS ( -- (clock_timestamp(): dated from this statement, as orket.store.leases' LEASE_END says why)
       INSERT INTO leases (card_id, worker, run_id, acquired_at, expires_at)
-      SELECT id, $2, $3, now(), now() + $5 * interval '1 millisecond' FROM want
+      SELECT id, $2, $3, now(), clock_timestamp() + $5 * interval '1 millisecond' FROM want
       ON CONFLICT (card_id) DO UPDATE SET worker = EXCLUDED.worker, run_id = EXCLUDED.run_id,
         acquired_at = CASE WHEN leases.worker = EXCLUDED.worker THEN leases.acquired_at
                            ELSE EXCLUDED.acquired_at END,
@@ -62,8 +62,8 @@ end
 function M.renew(q, worker, ttl_ms)
   check_ttl(ttl_ms, "renew")
   local held = {}
-  for _, r in ipairs(assert(q:query([[UPDATE leases SET expires_at = now() + $2 * interval '1 millisecond'
-      WHERE worker = $1 AND expires_at > now() RETURNING card_id]], worker, ttl_ms))) do
+  for _, r in ipairs(assert(q:query([[UPDATE leases SET expires_at = clock_timestamp() + $2 * interval '1 millisecond'
+      WHERE worker = $1 AND expires_at > clock_timestamp() RETURNING card_id]], worker, ttl_ms))) do
     held[r.card_id] = true
   end
   return held

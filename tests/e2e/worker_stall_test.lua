@@ -1,0 +1,72 @@
+-- A worker stalled in a tool's effect past its lease (SIGSTOP, as a loaded machine stalls
+-- a process), while another worker of the folder takes the card over. The lease fences the
+-- store's writes only: the worker that took over recovered the call (the effect not there
+-- yet, so run again), and the stalled one, woken, ran its effect too: the card's file had
+-- its line twice (the chaos soak met this once). The effect's fence (orket.engine.lease:
+-- fence) makes the taker wait for the effect begun. On PostgreSQL (tests/with_pg.lua) the
+-- project names a fresh database of the test server.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+local WP = require "tests.worker_project"
+
+local LEASE_MS = 1000
+
+-- `orket worker --drain` in dir in the background, with env (a "K=V ..." prefix) -> pid
+local function worker(dir, k, env, start)
+  local p = io.popen(string.format("cd %s && %s exec %s worker %s--drain --lease-ms %d >>w%d.out 2>>w%d.err & echo $!",
+    H.quote(dir), env, H.quote(H.BIN), start and "--start W " or "", LEASE_MS, k, k))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
+local function stopped(pid)
+  local st = H.read("/proc/" .. pid .. "/stat") or ""
+  return st:match("^%d+ %b() (%a)") == "T"
+end
+
+local function events(dir, k, kind)
+  local out = {}
+  for line in (H.read(dir .. "/w" .. k .. ".out") or ""):gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    if ok and type(ev) == "table" and ev.type == kind then out[#out + 1] = ev end
+  end
+  return out
+end
+
+describe("orket worker stalled in a tool's effect past its lease", function()
+  local fake
+  setup(function() fake = require("tests.fake_server").start() end)
+  teardown(function()
+    if fake then fake.stop() end
+    H.cleanup()
+  end)
+
+  it("is waited for by the worker that takes the card over: the effect runs once", function()
+    -- every model answer takes 3 s: the worker that takes over asks the model again only
+    -- well after the stalled one is woken, so a second effect lands in the card's change
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 1 } }, slow = 3000,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local w1 = worker(dir, 1, "ORKET_FAULT=before_effect:1:stop", true)
+    local w2
+    finally(function()
+      os.execute("kill -KILL " .. w1 .. (w2 and (" " .. w2) or "") .. " 2>/dev/null")
+    end)
+    -- the first worker stops itself between its lease's check and the append
+    H.wait_for(function() return stopped(w1) or not H.alive(w1) end, "the first worker to stall", 3000)
+    assert.is_true(stopped(w1), H.read(dir .. "/w1.err"))
+    w2 = worker(dir, 2, "", false)
+    H.wait_for(function() return #events(dir, 2, "lease_taken_over") > 0 end, "the second worker to take W-1 over", 3000)
+    -- long enough for the taker to recover the call and run it again, were it not fenced
+    orket.sleep(1500)
+    os.execute("kill -CONT " .. w1)
+    H.wait_for(function() return not H.alive(w1) and not H.alive(w2) end, "both workers to end", 6000)
+    local state = WP.board_state(dir)
+    assert.equal("done", state["W-1"].status, table.concat(getmetatable(state["W-1"]).lines, "\n"))
+    assert.equal(1, state["W-1"].done)
+    assert.equal("W-1\n", H.read(dir .. "/workspace/W-1.line"))
+    -- the stalled worker learnt it lost the card and wrote nothing more for it
+    assert.equal(1, #events(dir, 1, "lease_lost"), H.read(dir .. "/w1.out"))
+  end)
+end)
