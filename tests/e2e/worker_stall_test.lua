@@ -69,4 +69,39 @@ describe("orket worker stalled in a tool's effect past its lease", function()
     -- the stalled worker learnt it lost the card and wrote nothing more for it
     assert.equal(1, #events(dir, 1, "lease_lost"), H.read(dir .. "/w1.out"))
   end)
+
+  -- A worker stalled while its model call was in flight, past its lease: the answer came,
+  -- the step's transaction found the lease another's, and the call the provider billed was
+  -- dropped unrecorded, so no budget counted it.
+  it("charges a call answered after its worker lost the card, which the budgets count", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 1 } }, slow = 3000,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local w1 = worker(dir, 1, "", true)
+    local w2
+    finally(function()
+      os.execute("kill -KILL " .. w1 .. (w2 and (" " .. w2) or "") .. " 2>/dev/null")
+    end)
+    H.wait_for(function() return #events(dir, 1, "turn_start") > 0 end, "the first worker's turn", 3000)
+    orket.sleep(500)
+    os.execute("kill -STOP " .. w1) -- its call in flight: the answer comes 3 s after it began
+    w2 = worker(dir, 2, "", false)
+    H.wait_for(function() return #events(dir, 2, "lease_taken_over") > 0 end, "the second worker to take W-1 over", 3000)
+    orket.sleep(2500)
+    os.execute("kill -CONT " .. w1)
+    H.wait_for(function() return not H.alive(w1) and not H.alive(w2) end, "both workers to end", 6000)
+    local failed = events(dir, 1, "model_failure")
+    assert.equal(1, #failed, H.read(dir .. "/w1.out"))
+    assert.equal("lease_lost", failed[1].class)
+    assert.is_true(failed[1].prompt_tokens > 0)
+    -- journaled as a charged failure: the card's usage counts it beside its turns
+    local db = assert(require("orket.project").open_store(dir, false))
+    local n = require("orket.store.journal_reads").card_tokens_since(db, 1, "W-1", 0)
+    local turns = 0
+    for _, ev in ipairs(events(dir, 2, "model")) do turns = turns + ev.prompt_tokens + ev.completion_tokens end
+    db:close()
+    assert.equal(turns + failed[1].prompt_tokens + failed[1].completion_tokens, n)
+    local state = WP.board_state(dir)
+    assert.equal("done", state["W-1"].status)
+    assert.equal("W-1\n", H.read(dir .. "/workspace/W-1.line"))
+  end)
 end)

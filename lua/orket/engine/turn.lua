@@ -195,6 +195,39 @@ function M.record_aborted(run)
   end
 end
 
+-- A call answered after the worker lost the card's lease (a stall past it: the step's
+-- transaction found the lease another's) was billed, and its answer is dropped: the
+-- worker that took the card over asks again. It is journaled as a charged model_failure
+-- of class lease_lost, outside the card's story (no lease check, no turn begun: the card
+-- is another worker's now), so every budget and `usage` count it. Before, it was left out.
+local function record_lost_call(run, job, model)
+  local res, req = model.res, model.req
+  local usage = res.usage or {}
+  local money = spend.record(run, job, usage, req)
+  local prompt, out = math.tointeger(usage.prompt_tokens) or 0, math.tointeger(usage.completion_tokens) or 0
+  local provider, name = settings_mod.split_model(res.model or job.model)
+  local ok, err = run.db:tx(function()
+    run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
+      data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = "lease_lost",
+        error = "the worker lost the card's lease before it recorded the answer: charged, the answer dropped "
+          .. "(the worker that took the card over asks again)",
+        request = { model = req.model, messages = req.messages },
+        model = name or res.model or job.model, provider = name and provider or nil,
+        prompt_tokens = prompt, completion_tokens = out, cached_tokens = money.cached_tokens, cost = money.cost,
+        currency = money.currency } }
+    return true
+  end)
+  if ok then
+    spend.committed(run, job)
+    run:add_tokens(prompt + out, job.card_id)
+    run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
+      class = "lease_lost", prompt_tokens = prompt, completion_tokens = out, cost = money.cost,
+      currency = money.currency, response_model = res.model }
+  elseif not (run.journal_broken and run:journal_broken(job.card_id)) then
+    run:emit { type = "journal_error", card = job.card_id, error = err }
+  end
+end
+
 -- The wall-clock budgets a turn runs under: what ends it, or nil plus the ms left of the
 -- card's and the run's (nil: no limit). The run's ends the run, as a stop does (the turn is
 -- cancelled, its card keeps its status: run.halted says why); the card's blocks the card.
@@ -882,6 +915,7 @@ local function commit_step(run, job, st, n, model, rec)
       if not first_done then
         job.begun = begun
         if sp.tokens > 0 then run:add_tokens(-sp.tokens, job.card_id) end
+        if job.lease_lost and not rec then record_lost_call(run, job, model) end
       end
       error(err, 0)
     end
