@@ -52,6 +52,7 @@ typedef struct lhd_srv {
    * libmicrohttpd's dispatch, the requests whose pump failed to start (fast_failed) */
   uv_timer_t *memo_timer;
   struct lhd_fast *fast_failed;
+  struct lhd_fast *fast_running; /* its requests proxied from the memory whose pump runs */
 } lhd_srv;
 
 enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY, LHD_ENDS_IN_C };
@@ -68,6 +69,7 @@ typedef struct lhd_req {
   lhd_tally *tally;
   int self_ref, opts_ref;
   uint64_t t0;
+  int cut; /* req:cut ended it: its log line says so */
 } lhd_req;
 
 static void lhd_tally_drop(lua_State *L, lhd_req *q);
@@ -524,9 +526,8 @@ static const char *lhd_end_note(char *out, size_t n, unsigned st, const char *ms
 /* The pump is over (freed by the caller, its status st and note taken first): the 502 when
  * nothing came to pass on (504 when nothing came in time), as the caller would answer it, then the counts, the log line (to
  * the log function, protected) and the request released (r NULL: already closed). */
-static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, const char *note,
+static void lhd_tally_end(lua_State *L, lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, const char *note,
                           const lhd_end *e) {
-  lua_State *L = t->L;
   /* the log function below may close the server, whose shutdown would reach the freed pump
    * through the request's notify */
   if (r) httpd_set_notify(r, NULL, NULL);
@@ -577,12 +578,13 @@ static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, 
   }
 }
 
+/* The note of a pump cut by req:cut or srv:proxy_cut (its caller may read no more) */
+#define LHD_CUT_NOTE "cut: the caller may no longer read it (a key revoked, a person disabled or taken out)"
+
 /* req:proxy's pump with a tally is done: its end, from the request's and the options'
- * tables. */
-static void lhd_proxy_ended(httpproxy *px, void *ud) {
-  lhd_req *q = ud;
+ * tables, on L (the loop's: the tally's main thread; req:cut's: its caller's). */
+static void lhd_proxy_end_on(lua_State *L, httpproxy *px, lhd_req *q) {
   lhd_tally *t = q->tally;
-  lua_State *L = t->L;
   /* called from the loop, not by Lua: the 11 slots below and lhd_tally_end's 2 are made
    * sure of, not assumed; refused only out of memory, when the request is let go unlogged */
   if (!lua_checkstack(L, 16)) {
@@ -605,7 +607,7 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   lua_getiuservalue(L, -1, 1);                    /* top + 3: the request's fields */
   char buf[1024];
   lua_getfield(L, top + 1, "fail_note");          /* top + 4, a string (checked by req:proxy) */
-  const char *note = lhd_end_note(buf, sizeof buf, st, msg, lua_tostring(L, top + 4));
+  const char *note = q->cut ? LHD_CUT_NOTE : lhd_end_note(buf, sizeof buf, st, msg, lua_tostring(L, top + 4));
   lhd_end e = {0};
   e.timed_out = httpproxy_timed_out(px);
   e.phase = httpproxy_timeout_phase(px); /* a literal: outlives the pump */
@@ -634,9 +636,28 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   httpd_req *r = q->r;
   e.via = r ? httpd_via(r) : NULL; /* the request's, alive until lhd_tally_end releases it */
   q->r = NULL;
-  lhd_tally_end(t, r, q->t0, st, note, &e); /* the stack keeps e's strings */
+  lhd_tally_end(L, t, r, q->t0, st, note, &e); /* the stack keeps e's strings */
   lhd_tally_drop(L, q);
   lua_settop(L, top);
+}
+
+static void lhd_proxy_ended(httpproxy *px, void *ud) {
+  lhd_req *q = ud;
+  lhd_proxy_end_on(q->tally->L, px, q);
+}
+
+/* req:cut() -> whether it cut one: a request whose pump ends in C (req:proxy with tally)
+ * and still runs is ended now, its answer cut as a cancelled pump's (httpproxy_free), and
+ * counted and logged as its end would be, noted as cut (a caller who may read no more) */
+static int lhd_cut(lua_State *L) {
+  lhd_req *q = luaL_checkudata(L, 1, LHD_REQ);
+  int running = q->r != NULL && q->px != NULL && q->tally != NULL;
+  if (running) {
+    q->cut = 1;
+    lhd_proxy_end_on(L, q->px, q);
+  }
+  lua_pushboolean(L, running);
+  return 1;
 }
 /* httpd.proxy_tally{route=, buckets={rising seconds}, log=fn(line), fail_headers={"Name:
  * value", ...}} -> tally: given to req:proxy{..., tally=, t0=, key=, fail_body=, fail_more=,
@@ -1242,7 +1263,21 @@ typedef struct lhd_fast {
   uint64_t t0;
   struct lhd_fast *next; /* in fast_failed */
   char err[256];         /* why its pump did not start */
+  httpproxy *px;         /* while its pump runs */
+  /* while its pump runs and its server is open: the server, in whose fast_running it is
+   * (srv:proxy_cut ends them; a closed server lets go of the pumps that outlive it) */
+  lhd_srv *srv;
+  struct lhd_fast *run_prev, *run_next;
 } lhd_fast;
+
+static void lhd_fast_unlink(lhd_fast *f) {
+  if (f->srv == NULL) return;
+  if (f->run_prev) f->run_prev->run_next = f->run_next;
+  else f->srv->fast_running = f->run_next;
+  if (f->run_next) f->run_next->run_prev = f->run_prev;
+  f->srv = NULL;
+  f->run_prev = f->run_next = NULL;
+}
 
 /* How often the memory drops what no longer holds while no request comes (a key revoked,
  * a decision expired: their credentials are not kept past this) */
@@ -1250,12 +1285,12 @@ typedef struct lhd_fast {
 
 /* Its end, as the remembered request's: lhd_tally_end with what was remembered (note: the
  * log line's, made by lhd_end_note, or NULL) */
-static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note, int timed_out, const char *phase) {
+static void lhd_fast_end(lua_State *L, lhd_fast *f, unsigned st, const char *note, int timed_out, const char *phase) {
   lhd_memo_val *v = f->v;
   lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
                v->fail_body, v->fail_len, v->timeout_body, v->timeout_len, timed_out,
                v->headers_body, v->headers_len, phase, httpd_via(f->r)};
-  lhd_tally_end(v->tally, f->r, f->t0, st, note, &e);
+  lhd_tally_end(L, v->tally, f->r, f->t0, st, note, &e);
   v->tally->active--;
   free(f);
   lhd_memo_unref(v);
@@ -1269,14 +1304,15 @@ static void lhd_fast_ended(httpproxy *px, void *ud) {
   const char *note = lhd_end_note(buf, sizeof buf, st, msg, f->v->fail_note);
   int timed_out = httpproxy_timed_out(px);
   const char *phase = httpproxy_timeout_phase(px); /* a literal: outlives the pump */
+  lhd_fast_unlink(f);
   httpproxy_free(px);
-  lhd_fast_end(f, st, note, timed_out, phase);
+  lhd_fast_end(f->v->tally->L, f, st, note, timed_out, phase);
 }
 
 /* The requests whose pump failed to start, ended as the remembered request's (a 502) */
 static void lhd_fast_fail(lhd_fast *f) {
   char buf[1024];
-  lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note), 0, NULL);
+  lhd_fast_end(f->v->tally->L, f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note), 0, NULL);
 }
 
 static void lhd_memo_tick(uv_timer_t *tm) {
@@ -1324,8 +1360,15 @@ static int lhd_memo_take(lhd_srv *s) {
   memset(&each, 0, sizeof each);
   each.url = v->url;
   each.method = "GET"; /* a HEAD too: the pump answers it without the body */
-  if (httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, f->err, sizeof f->err) ==
-      NULL) {
+  httpproxy *px = httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, f->err,
+                                       sizeof f->err);
+  if (px != NULL) {
+    f->px = px;
+    f->srv = s;
+    f->run_next = s->fast_running;
+    if (s->fast_running) s->fast_running->run_prev = f;
+    s->fast_running = f;
+  } else {
     /* ended on the timer: its log function may close the server, not to be done from
      * libmicrohttpd's dispatch, where this runs */
     f->next = s->fast_failed;
@@ -1618,6 +1661,26 @@ static int lhd_proxy_forget(lua_State *L) {
   return 1;
 }
 
+/* srv:proxy_cut() -> how many: ends every request of this server proxied from the memory
+ * whose pump runs (its answer cut, counted and logged as cut): their callers are not known
+ * here, and a request of a caller who may read no more must not go on (one proxied the Lua
+ * way is cut with req:cut). Their clients come again the Lua way, the stamp having moved. */
+static int lhd_proxy_cut(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  lua_Integer n = 0;
+  lhd_fast *f;
+  while ((f = s->fast_running) != NULL) { /* from the start each time: a log line's function may end others */
+    httpproxy *px = f->px;
+    unsigned st = httpproxy_status(px, NULL);
+    lhd_fast_unlink(f);
+    httpproxy_free(px);
+    lhd_fast_end(L, f, st, LHD_CUT_NOTE, 0, NULL);
+    n++;
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 /* srv:proxy_memo_count() -> how many requests the memory holds */
 static int lhd_proxy_memo_count(lua_State *L) {
   lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
@@ -1652,6 +1715,7 @@ static int lhd_srv_close(lua_State *L) {
   s->h = NULL;
   lhd_memo_off(L, s);
   httpd_free(h);
+  while (s->fast_running) lhd_fast_unlink(s->fast_running); /* pumps that outlive it end alone */
   luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref);
   s->quick_ref = LUA_NOREF;
   if (s->waiting && s->w.co_ref != LUA_NOREF) {
@@ -1786,6 +1850,7 @@ static int lhd_is_loopback(lua_State *L) {
 static const luaL_Reg lhd_req_methods[] = {
     {"body", lhd_body},
     {"proxy", lhd_proxy},
+    {"cut", lhd_cut},
     {"respond", lhd_respond},
     {"sse", lhd_sse},
     {"stream", lhd_stream},
@@ -1810,6 +1875,7 @@ static const luaL_Reg lhd_srv_methods[] = {
     {"quick", lhd_quick},
     {"proxy_memo", lhd_proxy_memo},
     {"proxy_forget", lhd_proxy_forget},
+    {"proxy_cut", lhd_proxy_cut},
     {"proxy_memo_count", lhd_proxy_memo_count},
     {"port", lhd_port},
     {"live", lhd_live},

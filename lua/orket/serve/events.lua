@@ -119,7 +119,8 @@ function M.new(db, o)
   local self = setmetatable({ db = db, subs = {}, sid = M.store_of(db), restores = 0, last = M.latest(db),
     on_error = o.on_error or function() end,
     reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 }, carried = 0,
-    gather_ms = o.gather_ms or M.GATHER_MS, gather_max = o.gather_max or M.GATHER_MAX }, Hub)
+    gather_ms = o.gather_ms or M.GATHER_MS, gather_max = o.gather_max or M.GATHER_MAX,
+    watched = {}, nwatched = 0, sweep_at = 64 }, Hub)
   self.sid_unread = self.sid == nil
   self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
@@ -277,7 +278,7 @@ M.REVOKING = { key_revoke = true, user_disable = true, user_role = true, user_pa
 -- cursor), and moves the hub's cursor to it
 function Hub:_deliver(r)
   if M.REVOKING[r.kind] then
-    local ok, err = pcall(self.on_revoke or self.recheck, self)
+    local ok, err = pcall(self.on_revoke or self.recheck, self, r)
     if not ok then self.on_error(tostring(err)) end
   end
   -- encoded once for each kind of reader, one shared copy queued on every subscriber's stream
@@ -487,11 +488,46 @@ function Hub:recheck()
   for stream, sub in pairs(self.subs) do
     if sub.still then list[#list + 1] = { stream, sub.still } end
   end
+  local watched = {}
+  for w in pairs(self.watched) do watched[#watched + 1] = w end
   for _, x in ipairs(list) do
     local ok, allowed = pcall(x[2])
     if ok and not allowed and not self.closed then self:_drop(x[1]) end
   end
+  for _, w in ipairs(watched) do
+    if self.watched[w] then
+      if w.over() then
+        self:unwatch(w)
+      else
+        local ok, allowed = pcall(w.still)
+        if ok and not allowed and not self.closed then
+          self:unwatch(w)
+          pcall(w.stop)
+        end
+      end
+    end
+  end
   self.checking = false
+end
+
+--- hub:watch{still=fn, stop=fn, over=fn} -> w: another kind of stream than the journal's
+--- (a log followed, an app's answer proxied) checked as the hub's own are, at a revoking
+--- row and at each heartbeat (hub:recheck): once still() is false, stop() ends it. over():
+--- whether it ended by itself (then it is forgotten, unasked; cheap, no store read).
+--- Forgotten with hub:unwatch(w).
+function Hub:watch(w)
+  if self.nwatched >= self.sweep_at then -- those over (ended) left by their ways go first
+    for x in pairs(self.watched) do
+      if x.over() then self.watched[x], self.nwatched = nil, self.nwatched - 1 end
+    end
+    self.sweep_at = math.max(64, self.nwatched * 2)
+  end
+  self.watched[w], self.nwatched = true, self.nwatched + 1
+  return w
+end
+
+function Hub:unwatch(w)
+  if self.watched[w] then self.watched[w], self.nwatched = nil, self.nwatched - 1 end
 end
 
 --- hub:broadcast(text): to every subscriber (heartbeats)
@@ -738,6 +774,7 @@ function Hub:close()
   self.beat_timer:close()
   for stream in pairs(self.subs) do stream:close() end
   self.subs = {}
+  self.watched, self.nwatched = {}, 0 -- (each ends with the server's stop its own way)
 end
 
 return M

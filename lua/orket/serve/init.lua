@@ -169,7 +169,12 @@ end
 -- the methods that write, and the most a write that takes no body may send ({} and such)
 local WRITES = { POST = true, PUT = true, PATCH = true, DELETE = true }
 local NO_BODY_MAX = 4096
-local no_body -- (below)
+local no_body, grant -- (below)
+
+-- The journal's kinds that may take an API key's right away (the proxy's memory holds
+-- only a key's requests: orket.serve.sandboxes' memo_of)
+local KEY_REVOKING = { key_revoke = true, user_disable = true, user_role = true, member_revoke = true,
+  member_grant = true, project_remove = true }
 
 -- seconds a client waits before trying a write the store's lock turned away (EBUSY) again
 local BUSY_RETRY_S = 2
@@ -316,8 +321,14 @@ function M.new(o)
   table.sort(self.project_names, function(a, b) return a == projects.DEFAULT or (b ~= projects.DEFAULT and a < b) end)
   -- people and keys live in the default project's store: a revocation journaled there has
   -- every project's streams checked before anything more is delivered (orket.serve.events)
-  self.hub.on_revoke = function()
+  self.hub.on_revoke = function(_, r)
     for _, p in pairs(self.projects) do p.hub:recheck() end
+    -- the proxy's memory's requests (started in C, their callers unknown there) may be a
+    -- revoked key's streams: cut, their clients come again the Lua way (docs/serve.md)
+    if r and KEY_REVOKING[r.kind] and not self.stopping then
+      self.srv:proxy_cut()
+      if self.usrv then self.usrv:proxy_cut() end
+    end
   end
   -- a group map for a project this server does not host would grant nothing: a mistake;
   -- one whose store did not open is hosted, left out as everywhere else (logged, a 503).
@@ -437,6 +448,60 @@ local function member(proj, who, role)
   return m
 end
 
+-- The caller's role for the request's route (ctx.granted), ctx.who made the member of its
+-- project -> nil | status, code, message[, remedy]: refused. changed: the project's
+-- changed (Server:changed), for a scoped route
+function grant(self, ctx, who, changed)
+  local g = ctx.granted
+  local route, proj, role = g.route, g.proj, nil
+  if route.server then
+    role = projects.server_role(self.db, who)
+  else
+    -- a project's route: the caller's role in it; one they are not a member of is
+    -- answered as one that does not exist
+    role = proj and projects.role_in(self.db, who, proj.name)
+    if not role then return 404, "not_found", "no such project, or not yours" end
+    if proj.unavailable then return 503, "project_unavailable", proj.unavailable end
+    if changed then return 409, "project_changed", changed end
+    ctx.who = member(proj, who, role)
+  end
+  if not keys.allows(role, g.need) then
+    local msg, remedy = projects.refusal(self.db, who, role, g.need, not route.server and proj.name or nil,
+      self.signin)
+    return 403, "forbidden", msg, remedy
+  end
+end
+
+--- server:recheck(req, ctx) -> true | nil, status, code, message[, remedy]: whether the
+--- caller checked when the headers came may still make the request, asked again once its
+--- body is read (up to body_timeout_ms later): a key revoked, a person disabled, demoted
+--- or taken out of the project meanwhile must not have a write already sent go through.
+--- Nothing is read while the store's stamp is the one the check was made under (no
+--- connection wrote since); on PostgreSQL (no stamp) the check is made again. Routes that
+--- read their own body (body = "raw": /mcp, the proxy's writes) call it after reading it.
+function Server:recheck(req, ctx)
+  local g, was = ctx.granted, ctx.who
+  if not g or not was or was.local_use then return true end
+  local own, dv
+  if self.stamped then
+    own, dv = self.stamped(self.db.conn)
+    if own == ctx.own and dv == ctx.dv then return true end
+  end
+  local who, st, code, msg, why, remedy = self.auth:check(req, own, dv)
+  if not who then
+    ctx.auth = why
+    return nil, st, code, msg, remedy
+  end
+  local rst, rcode, rmsg, rremedy = grant(self, ctx, who, g.scoped and g.proj and self:changed(g.proj.name))
+  if rst then
+    ctx.who = was
+    return nil, rst, rcode, rmsg, rremedy
+  end
+  if g.route.server then ctx.who = who end
+  ctx.own, ctx.dv = own, dv
+  return true
+end
+
 -- A forge's webhook routes (orket.serve.webhooks) -> the forge
 local HOOKS = { webhook_gitea = "gitea", webhook_github = "github" }
 
@@ -519,23 +584,9 @@ function Server:_dispatch(req, ctx)
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil, remedy)
     end
     ctx.key, ctx.who = who.key_id or who.id, who
-    local role
-    if route.server then
-      role = projects.server_role(self.db, who)
-    else
-      -- a project's route: the caller's role in it; one they are not a member of is
-      -- answered as one that does not exist
-      role = proj and projects.role_in(self.db, who, proj.name)
-      if not role then return fail(req, ctx, 404, "not_found", "no such project, or not yours") end
-      if proj.unavailable then return fail(req, ctx, 503, "project_unavailable", proj.unavailable) end
-      if changed then return fail(req, ctx, 409, "project_changed", changed) end
-      ctx.who = member(proj, who, role)
-    end
-    if not keys.allows(role, need) then
-      local msg, remedy = projects.refusal(self.db, who, role, need, not route.server and proj.name or nil,
-        self.signin)
-      return fail(req, ctx, 403, "forbidden", msg, nil, remedy)
-    end
+    ctx.granted = { route = route, proj = proj, need = need, scoped = scoped } -- for Server:recheck
+    local rst, rcode, rmsg, rremedy = grant(self, ctx, who, changed)
+    if rst then return fail(req, ctx, rst, rcode, rmsg, nil, rremedy) end
     if who.id then
       local kok, kretry = self.by_key:take(who.id, now_ms())
       if not kok then return too_many(req, ctx, kretry, "requests with this key") end
@@ -575,6 +626,14 @@ function Server:_dispatch(req, ctx)
       or (headers["content-length"] and headers["content-length"] ~= "0")) then
     local bst, bcode, bmsg = no_body(req)
     if bst then return fail(req, ctx, bst, bcode, bmsg) end
+    ctx.body_read = true
+  end
+  -- the credential and role asked again when a body was read meanwhile (Server:recheck)
+  if route.body == "json" or ctx.body_read then
+    local rok, rst, rcode, rmsg, rremedy = self:recheck(req, ctx)
+    if not rok then
+      return fail(req, ctx, rst, rcode, rmsg, rst == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil, rremedy)
+    end
   end
   -- no handler without its project's database (every path to here answered an unavailable one)
   assert(not (proj and proj.unavailable), "a route of an unavailable project reached its handler")

@@ -173,7 +173,7 @@ local function session_of(ctx, sid)
   entry.used = now()
   -- the role this request was checked with (its person's now: demoted, or their
   -- directory's groups changed), not the one of initialize
-  if ctx.who then entry.s.who.role = ctx.who.role end
+  if ctx.who then entry.s.who.role, entry.s.who.key_id = ctx.who.role, ctx.who.key_id end
   return entry
 end
 
@@ -205,6 +205,23 @@ local function batch(req, ctx, text)
   return reply(req, ctx, 200, out)
 end
 
+-- The tools' caller: the request's person and the key they came with (the audit names the
+-- key, so that a leaked key's acts are told apart: orket.serve.writes.audited)
+local function identity(ctx)
+  local w = ctx.who
+  if not w then return { role = "operator" } end
+  return { id = w.id, role = w.role, user = w.user, key_id = w.key_id }
+end
+
+-- whether /mcp was reached under a project's prefix: its tools' writes are audited with
+-- the project's routes, as the same writes over HTTP are
+local function scoped(ctx) return type(ctx.route) == "string" and ctx.route:find("^/v1/projects/") ~= nil end
+
+local function recheck(req, ctx)
+  if not ctx.server then return true end
+  return ctx.server:recheck(req, ctx)
+end
+
 local function post(req, ctx)
   -- Accept and the version header before the body is read: they refuse the request
   -- whatever it holds, so its body is not waited for
@@ -221,6 +238,9 @@ local function post(req, ctx)
   end
   local text, berr, bcode = req:body()
   if not text then return err(body_answer.failure(bcode, tostring(berr))) end
+  -- the key may have been revoked while the body came (orket.serve.init, Server:recheck)
+  local rok, rst, rcode, rmsg, rremedy = recheck(req, ctx)
+  if not rok then return err(rst, rcode, rmsg, rremedy) end
   if #text > rpc.MAX_MESSAGE then return err(413, "too_large", "the message is too large") end
   if rpc.is_batch(text) then return batch(req, ctx, text) end
   local msg, kind = server.decode(text)
@@ -233,8 +253,7 @@ local function post(req, ctx)
     -- at the server's cap, the caller's own oldest would make room for it: counted as gone
     local mine = (reg.of_key[key] or 0) >= M.MAX_PER_KEY and 1 or 0
     if reg.n - mine >= M.MAX_SESSIONS then return err(503, "busy", "too many MCP sessions; end some (DELETE /mcp)") end
-    local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
-    local s = server.new { db = ctx.db, dir = ctx.dir, who = who,
+    local s = server.new { db = ctx.db, dir = ctx.dir, who = identity(ctx), scoped = scoped(ctx),
       log = function(f) if ctx.server then ctx.server:_log(f) end end }
     local res = s:handle(msg, kind)
     if not res.result then return rpc_reply(req, ctx, 400, res) end
@@ -258,8 +277,7 @@ local function post(req, ctx)
         .. quoted(pv, 32) .. ", the body's _meta io.modelcontextprotocol/protocolVersion "
         .. (type(meta_version) == "string" and quoted(meta_version, 32) or "is not a string")))
     end
-    local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
-    entry = { s = server.new { db = ctx.db, dir = ctx.dir, who = who } }
+    entry = { s = server.new { db = ctx.db, dir = ctx.dir, who = identity(ctx), scoped = scoped(ctx) } }
   else
     return rpc_reply(req, ctx, 400, rpc.error(msg.id, rpc.INVALID_REQUEST, "Mcp-Session-Id is required (initialize first)"))
   end

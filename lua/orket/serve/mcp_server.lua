@@ -137,12 +137,15 @@ local function tool_defs()
   return out
 end
 
---- new{db=, dir=, who=, send=fn(msg), log=fn(fields), read_only=} -> session. who: {id=,
---- role=} (an API key, or the local user: nil id, role admin); send: writes one message to
+--- new{db=, dir=, who=, send=fn(msg), log=fn(fields), read_only=, scoped=} -> session. who: {id=,
+--- role=[, user=, key_id=]} (an API key, a person and the key they came with, or the local
+--- user: nil id, role admin); send: writes one message to
 --- the peer (notifications); without send, resources cannot be subscribed to; read_only:
---- the server was started read-only (who a viewer), which its refusals say.
+--- the server was started read-only (who a viewer), which its refusals say; scoped: reached
+--- under /v1/projects/{p}/ (its writes are audited with the project's routes).
 function M.new(o)
   local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send, read_only = o.read_only,
+    scoped = o.scoped,
     state = "new", subs = {}, nsubs = 0, tools = tool_defs(), log = o.log or function() end }, { __index = M })
   return self
 end
@@ -232,7 +235,8 @@ function M:call_tool(def, args)
       end
     end
   end
-  local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = route.pattern,
+  local pattern = self.scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
+  local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = pattern,
     params = {}, query = {}, body = nil, mcp = true }
   local body = route.body == "json" and {} or nil
   for k, v in pairs(args) do

@@ -7,6 +7,7 @@ local counts = require "orket.store.metrics"
 local sandboxes = require "orket.store.sandboxes"
 local serve_runs = require "orket.serve.runs"
 local errors = require "orket.errors"
+local DEFAULT = require("orket.settings.team").DEFAULT_PROJECT -- the default project (orket.serve.projects)
 
 local M = {}
 
@@ -118,9 +119,18 @@ local function merged(counters)
   return requests, durations
 end
 
---- counters:refused(code): an API write the state machine refused (other codes are not counted)
-function Counters:refused(code)
-  if M.SM_RULES[code] then self.refusals[code] = (self.refusals[code] or 0) + 1 end
+--- counters:refused(code[, project]): an API write the state machine refused in project
+--- (default: the default one; other codes are not counted). Counted per project: a
+--- project's /metrics must not tell its members of another's activity (docs/teams.md)
+function Counters:refused(code, project)
+  if not M.SM_RULES[code] then return end
+  project = project or DEFAULT
+  local by = self.refusals[project]
+  if not by then
+    by = {}
+    self.refusals[project] = by
+  end
+  by[code] = (by[code] or 0) + 1
 end
 
 function Counters:request(route, status, seconds)
@@ -158,8 +168,9 @@ local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_develope
 --- render(db, counters, sse_clients[, shown[, reads[, notified]]]) -> text; shown: {[stored status] = {[state
 --- now] = n}} for runs whose state now differs from the stored one (orket.serve.runs:
 --- live, or killed), counted by the state now; reads: hub:journal_reads(); notified:
---- hub:notified() (PostgreSQL only)
-function M.render(db, counters, sse_clients, shown, reads, notified)
+--- hub:notified() (PostgreSQL only); project: whose API refusals are counted (default: the
+--- default project)
+function M.render(db, counters, sse_clients, shown, reads, notified, project)
   local b = builder()
   local lim = M.MAX_SERIES
 
@@ -284,9 +295,10 @@ function M.render(db, counters, sse_clients, shown, reads, notified)
   for _, r in ipairs(vs) do
     if M.SM_RULES[r.rule] then by_rule[r.rule] = r.n end
   end
+  local api = counters.refusals[project or DEFAULT] or {}
   for _, rule in ipairs(sorted_keys(M.SM_RULES)) do
     b.sample("orket_state_machine_refusals_total", { "rule", rule, "source", "agent" }, by_rule[rule] or 0)
-    b.sample("orket_state_machine_refusals_total", { "rule", rule, "source", "api" }, counters.refusals[rule] or 0)
+    b.sample("orket_state_machine_refusals_total", { "rule", rule, "source", "api" }, api[rule] or 0)
   end
 
   b.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
@@ -335,7 +347,7 @@ end
 local function handler(req, ctx)
   local shown = serve_runs.shown_states(ctx.db, ctx.dir)
   local text, rerr = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads(),
-    ctx.db.backend == "pg" and ctx.hub:notified() or nil)
+    ctx.db.backend == "pg" and ctx.hub:notified() or nil, ctx.project)
   -- an empty 200 would be a good scrape with no samples: every series would go stale unseen
   if not text then
     ctx.note = "store: " .. tostring(rerr)

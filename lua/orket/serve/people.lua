@@ -125,9 +125,21 @@ local function user_key_create(_, ctx)
   return key_create(ctx, user)
 end
 
+-- a key (or a session opened with one) revokes itself or keys of its role or lower, as it
+-- makes them: else a leaked viewer key could revoke its person's CI and admin keys
+local function revoke_refused(ctx, user)
+  local cap, row = ctx.who.cap, their_key(ctx.db, user, ctx.params.id)
+  if not cap or not row or row.id == ctx.who.key_id or keys.allows(cap, row.role) then return nil end
+  return err(403, "forbidden", (cap == "viewer" and "a " or "an ") .. cap .. " key revokes itself or keys of its "
+    .. "role or lower; this key is " .. row.role, "revoke it with a key of that role or higher, or with the "
+    .. "session of a sign-in (docs/teams.md#keys)")
+end
+
 local function my_key_revoke(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
+  local rst, rdoc = revoke_refused(ctx, user)
+  if rst then return rst, rdoc end
   return key_revoke(ctx, user, ctx.params.id, "/v1/me/keys")
 end
 

@@ -127,11 +127,27 @@ end
 M.LINE_MAX = 4096
 M.BATCH = 65536
 M.FOLLOW_POLL_MS = 250
+-- watcher(req, ctx, stop, over) -> the hub's watch of a stream of req's caller | nil
+-- (local use, or no server): stop() once the caller may no longer read it
+local function watcher(req, ctx, stop, over)
+  local srv = ctx.server
+  if not (srv and ctx.hub and ctx.who) or ctx.who.local_use then return nil end
+  return ctx.hub:watch { still = function() return srv:still_allowed(req, ctx) end, stop = stop, over = over }
+end
+
 local function follow(req, ctx, row, path)
   if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local s, serr = req:sse { "X-Accel-Buffering: no" }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
+  -- ended as an event stream is once its caller may read no more (a key revoked, a person
+  -- disabled or taken out of the project): checked by the hub at such a row and at each
+  -- heartbeat (orket.serve.events, hub:watch)
+  local cut = false
+  local watch = watcher(req, ctx, function()
+    cut = true
+    s:close()
+  end, function() return cut or not pcall(req.gone, req) end) -- (a request closed: over, however it ended)
   local log, pending = service.log_reader(path, M.LOG_TAIL), ""
   -- A chunk's lines found by position, never by copying what follows each one: the app
   -- decides its log, and 64 KiB of newlines split by copying the rest at every line held
@@ -166,7 +182,7 @@ local function follow(req, ctx, row, path)
     end
     return flush()
   end
-  while not req:gone() and not (ctx.server and ctx.server.stopping) do
+  while not cut and not req:gone() and not (ctx.server and ctx.server.stopping) do
     local chunk = log.read()
     if chunk then
       if not send_lines(chunk) then break end
@@ -182,6 +198,7 @@ local function follow(req, ctx, row, path)
     end
   end
   log.close()
+  if watch then ctx.hub:unwatch(watch) end
   s:close()
 end
 
@@ -527,6 +544,12 @@ function M.forward(req, ctx, row, url, own)
   if method ~= "GET" and method ~= "HEAD" then
     local text, berr, bcode = req:body()
     if not text then return err(body_answer.failure(bcode, tostring(berr))) end
+    -- the caller asked again: a key revoked while the body came sends nothing on
+    -- (orket.serve.init, Server:recheck; an app's own origin checks its session itself)
+    if ctx.server and not own then
+      local rok, rst, rcode, rmsg, rremedy = ctx.server:recheck(req, ctx)
+      if not rok then return err(rst, rcode, rmsg, rremedy) end
+    end
     local rh = req.headers
     -- a DELETE or OPTIONS sent without a body goes on without one, not with a length of 0
     if text ~= "" or not BODILESS[method] or rh["content-length"] or rh["transfer-encoding"] then body = text end
@@ -562,6 +585,9 @@ function M.forward(req, ctx, row, url, own)
       memo = memo_of(req, ctx, method, body, own) }
     if started then
       ctx.ended = true
+      -- a long answer (a stream) is cut once its caller may read no more, as a log
+      -- followed is; the memory's own (started in C) are cut at such a row (init.lua)
+      if not own then watcher(req, ctx, function() req:cut() end, function() return not pcall(req.gone, req) end) end
       return
     end
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)

@@ -138,7 +138,7 @@ local function do_write(ctx, action, card_id, fn, locked)
   -- answers 500, never a 409 as though the card's state refused the write
   if not res and code == "ETX" then error(msg, 0) end
   if not res then
-    if ctx.metrics then ctx.metrics:refused(code) end -- orket_state_machine_refusals_total
+    if ctx.metrics then ctx.metrics:refused(code, ctx.project) end -- orket_state_machine_refusals_total
     return refused(msg, code)
   end
   return 200, res
