@@ -75,6 +75,7 @@ if [ "${1:-}" = "--one-of" ]; then
   IFS=$ifs
   # as the layers set them, for a file run by hand
   export ORKET_BIN="${ORKET_BIN:-$PWD/build/orket}" ORKET_HISTORY="" NO_COLOR=1
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
   # only the pg layer's files see the tests' PostgreSQL server: the others run on SQLite
   [ "$kind" = pg ] || unset ORKET_TEST_DATABASE_URL
   case $kind in

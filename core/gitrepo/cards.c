@@ -317,8 +317,9 @@ int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_err *e) {
     gr_paths_free(out);
     return -1;
   }
-  for (size_t i = 0; i < n; i++) {
-    const char *p = gr_status_change(g, sl, i, &scan.skip);
+  /* a tracked file over the cap that changed: left out of staging, a change all the same */
+  for (size_t i = 0; i < scan.grown.n + n; i++) {
+    const char *p = i < scan.grown.n ? scan.grown.v[i] : gr_status_change(g, sl, i - scan.grown.n, &scan.skip);
     if (p && gr_paths_add(out, p) != 0) {
       g->status_list_free(sl);
       gr_scan_free(&scan);
@@ -748,6 +749,9 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
     const char *p = gr_status_change(g, sl, i, &scan.skip);
     if (p && dirty++ == 0) first = p;
   }
+  /* a tracked file over the cap that changed: uncommitted, never removed */
+  for (size_t i = 0; i < scan.grown.n; i++)
+    if (dirty++ == 0) first = scan.grown.v[i];
   /* a file only a person's exclude matches is the card's, not ignored: never removed here */
   gr_paths hid = {0};
   int nh = gr_scan_untracked(g, wd->repo, &scan, &hid, e);
@@ -762,12 +766,14 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
       ret = gr_remove_rel(root, s->index_to_workdir->old_file.path, e);
   }
   /* a directory left out whole (a nested repository) over files the branch tracks cannot go
-   * without them: the directory is then kept, not handed on */
+   * without them: the directory is then kept, not handed on; a file the branch tracks (one
+   * over the cap, left to its entry) is the branch's, never removed */
   git_index *idx = NULL;
   if (ret == 0 && scan.skip.n && (rc = g->repository_index(&idx, wd->repo)) < 0) ret = gr_git(g, e, rc, "index");
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) {
     const char *p = scan.skip.v[i];
     size_t pl = strlen(p), at;
+    if (g->index_get_bypath(idx, p, 0) != NULL) continue;
     if (pl > 0 && p[pl - 1] == '/' && g->index_find_prefix(&at, idx, p) == 0)
       ret = gr_fail(e, "EDIRTY", "card %s: %s holds a nested repository over tracked files; remove its .git by hand",
                     card, p);
@@ -828,6 +834,10 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   if (same && (before = calloc(only->n ? only->n : 1, sizeof *before)) == NULL) same = 0;
   for (size_t i = 0; same && i < only->n; i++) gr_entry_get(g, idx, only->v[i], &before[i]);
   if ((ret = gr_stage_paths(g, wd->repo, idx, only, &scan, e)) != 0) goto out;
+  if (scan.grown.n) { /* a tracked file over the cap that changed: uncommitted, never removed */
+    ret = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s); commit them first", card, scan.grown.v[0]);
+    goto out;
+  }
   for (size_t i = 0; same && i < only->n; i++) {
     gr_entry_at now;
     gr_entry_get(g, idx, only->v[i], &now);
@@ -850,7 +860,8 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   for (size_t i = 0; ret == 0 && i < only->n; i++)
     if (g->index_get_bypath(idx, only->v[i], 0) == NULL && (ret = gr_remove_rel(root, only->v[i], e)) == 0)
       gr_prune_above(root, only->v[i]);
-  for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
+  for (size_t i = 0; ret == 0 && i < scan.skip.n; i++)
+    if (g->index_get_bypath(idx, scan.skip.v[i], 0) == NULL) ret = gr_remove_rel(root, scan.skip.v[i], e);
 out:
   /* what was staged here stays in memory no longer; after a clean pass there is nothing to
    * undo but fresher file stamps (the files' real ones), which stay in the index kept with

@@ -271,6 +271,9 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   if (!whole && (whole = gr_stage_paths(g, w, idx, only, &scan, e)) < 0) goto out;
   if (whole && (gr_scan_run(g, w, &scan, 1, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0)) goto out;
   if (gr_note_ignored(g, w, idx, only, &scan, e) != 0) goto out;
+  /* a tracked file over the cap that the card changed: neither that change nor a deletion is
+   * committed, and the rest is not committed without it (scan.c) */
+  if (gr_scan_grown(&scan, e) != 0) goto out;
   if ((rc = g->index_write_tree(&tid, idx)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
   if (g->oid_equal(&tid, g->commit_tree_id(parent))) {
     *kind = GR_CLEAN;

@@ -158,6 +158,11 @@ int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t 
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
 /* Records tree as what the view holds now (a new repository's first commit). */
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e);
+/* A repository opened with no view state and no branch of Orket's (a person's, adopted):
+ * the state is written from main's tip (its tree, its commit), never from main's index, which
+ * holds the person's staging (view.c, invariant 2). Best effort, once: a state there (or
+ * unreadable) is left alone. */
+void gr_view_adopt(gitrepo *r);
 /* Records, before Orket's merge moves main from commit from to commit to, that it does
  * (beside the view's state, replaced whole): the refresh after it, or one after a crash in
  * between, tells Orket's move from a person's by it (view.c, invariant 10). */
@@ -255,6 +260,14 @@ typedef struct gr_scan {
   gr_paths skip;        /* paths ("dir/" for a whole directory) staging leaves out */
   gr_paths notes;       /* "path (why)" for the journal */
   size_t unnoted;       /* skipped paths beyond GR_NOTES_MAX */
+  /* the handle's index (a reference of the scan's own): what the branch tracks, which a
+   * skip must never turn into a deletion (a tracked file over the cap, a submodule) */
+  git_index *idx;
+  /* tracked files over the cap whose content changed: on skip too (libgit2 never reads
+   * them), never committed, neither as that change nor as a deletion: the commit is refused
+   * (gr_scan_grown) and they count as uncommitted changes */
+  gr_paths grown;
+  long long grown_size; /* the first one's size, for the refusal */
 } gr_scan;
 
 /* The marker holds the checkout's stage and the commit it is about, one line of 49 bytes:
@@ -380,6 +393,12 @@ int gr_scan_controls(int dfd, const char *rel, gr_err *e);
 /* repo's working tree opened for a walk of our own (no-follow, never blocking): a
  * descriptor, -2 when repo has none, -1 with e set. */
 int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e);
+/* The length of the directory of path (a prefix ending before a '/') that idx tracks as a
+ * submodule (a gitlink entry), 0 when none is. */
+size_t gr_in_gitlink(const gitapi *g, git_index *idx, const char *path);
+/* EUNSAFE naming the first of s->grown (a tracked file over the cap that changed) and the
+ * cap, when there is one; else 0. */
+int gr_scan_grown(const gr_scan *s, gr_err *e);
 /* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it.
  * card: repo is a card's, whose files only the tree's .gitignore rules exclude (scan.c). */
 int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_err *e);

@@ -340,7 +340,9 @@ int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
     gr_lib_release(&api);
     return -1;
   }
-  return gr_new(&api, repo, abs, out, e);
+  if (gr_new(&api, repo, abs, out, e) != 0) return -1;
+  gr_view_adopt(*out); /* a person's repository, opened the first time */
+  return 0;
 }
 
 int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e) {
@@ -447,6 +449,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
     *out = NULL;
     return -1;
   }
+  if (!*created) gr_view_adopt(*out); /* a person's repository with commits of its own */
   return 0;
 }
 

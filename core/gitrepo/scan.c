@@ -110,6 +110,9 @@ static int gr_rule_ignored(const gitapi *g, const gr_scan *s, const char *path) 
 void gr_scan_free(gr_scan *s) {
   if (s->rules) s->g->repository_free(s->rules);
   s->rules = NULL;
+  if (s->idx) s->g->index_free(s->idx);
+  s->idx = NULL;
+  gr_paths_free(&s->grown);
   gr_paths_free(&s->hidden);
   gr_paths_free(&s->skip);
   gr_paths_free(&s->notes);
@@ -130,6 +133,108 @@ static int gr_scan_skip(gr_scan *s, const char *path, const char *why, gr_err *e
   }
   snprintf(note, sizeof note, "%s (%s)", path, why);
   return gr_paths_add(&s->notes, note) != 0 ? gr_fail(e, "ENOMEM", "out of memory") : 0;
+}
+
+/* ---- what the branch tracks is never turned into a deletion ----------------------------------
+
+ * A path the scan leaves out is one libgit2's staging never sees: where the index tracks it,
+ * its entry stays as it is (a commit keeps what the card did not change), and a detach must
+ * not remove it from the directory either, or the next card's commit would record it gone.
+ * - A tracked file over GR_FILE_MAX (a model, a data set: real repositories track them) is
+ *   left to its entry while it holds the entry's content (git would commit it unchanged;
+ *   its stat as the index recorded it says so, else it is hashed); one whose content
+ *   changed (a card's edit, a truncation) cannot be committed and must not be lost:
+ *   gr_scan.grown, refused at the commit (EUNSAFE, naming it and the cap) and an
+ *   uncommitted change to a detach.
+ * - A submodule (a gitlink entry, mode 160000) is a folder in a card's directory (its
+ *   repository is never checked out there): what a card writes in it is not the branch's
+ *   (git refuses `git add lib/x`, and `git add -A` stages nothing there), so it is left out
+ *   with a note, and the gitlink itself is never staged from a card's directory (libgit2
+ *   dropped it for a tree of the card's files, which main's view then wrote into the
+ *   person's submodule checkout). */
+
+/* 1 when idx tracks path as a submodule (a gitlink entry) */
+static int gr_gitlink_at(const gitapi *g, git_index *idx, const char *path) {
+  const git_index_entry *en = idx ? g->index_get_bypath(idx, path, 0) : NULL;
+  return en != NULL && en->mode == GIT_FILEMODE_COMMIT;
+}
+
+size_t gr_in_gitlink(const gitapi *g, git_index *idx, const char *path) {
+  char pre[PATH_MAX];
+  for (const char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof pre) return 0;
+    memcpy(pre, path, n);
+    pre[n] = '\0';
+    if (gr_gitlink_at(g, idx, pre)) return n;
+  }
+  return 0;
+}
+
+static int gr_entry_holds(const gitapi *g, git_repository *repo, const git_index_entry *en, const char *path,
+                          const struct stat *st);
+
+/* What a regular file over the cap at path (st: its lstat) is to idx: 0 untracked (left out,
+ * noted), 1 tracked and holding its entry's content (nothing to stage: the entry stays), 2
+ * tracked and changed (gr_scan.grown). */
+static int gr_big_tracked(const gitapi *g, git_repository *repo, git_index *idx, const char *path,
+                          const struct stat *st) {
+  const git_index_entry *en = idx ? g->index_get_bypath(idx, path, 0) : NULL;
+  if (en == NULL) return 0;
+  if (en->mode != GIT_FILEMODE_BLOB && en->mode != GIT_FILEMODE_BLOB_EXECUTABLE) return 2;
+  if (en->file_size && en->file_size != (uint32_t)st->st_size) return 2;
+  /* its stat as the index recorded it (a checkout or a staging of it): unchanged, without
+   * reading 64 MiB or more */
+  if (en->file_size && en->ino == (uint32_t)st->st_ino && en->mtime.seconds == (int32_t)st->st_mtim.tv_sec &&
+      en->mtime.nanoseconds == (uint32_t)st->st_mtim.tv_nsec && en->ctime.seconds == (int32_t)st->st_ctim.tv_sec &&
+      en->ctime.nanoseconds == (uint32_t)st->st_ctim.tv_nsec &&
+      (en->mode == GIT_FILEMODE_BLOB_EXECUTABLE) == ((st->st_mode & S_IXUSR) != 0))
+    return 1;
+  return gr_entry_holds(g, repo, en, path, st) ? 1 : 2;
+}
+
+/* Puts a file over the cap (rel, st) on s's lists by gr_big_tracked's answer; walk: a whole
+ * walk's, whose skip list keeps a tracked one from libgit2's staging too. */
+static int gr_scan_big(const gitapi *g, gr_scan *s, git_index *idx, const char *rel, const struct stat *st, int walk,
+                       gr_err *e) {
+  int k = gr_big_tracked(g, s->repo, idx, rel, st);
+  if (k == 0) {
+    char why[96];
+    snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st->st_size,
+             (long long)(GR_FILE_MAX >> 20));
+    return gr_scan_skip(s, rel, why, e);
+  }
+  if (walk && gr_paths_add(&s->skip, rel) != 0) return gr_fail(e, "ENOMEM", "out of memory");
+  if (k == 2) {
+    if (s->grown.n == 0) s->grown_size = (long long)st->st_size;
+    if (gr_paths_add(&s->grown, rel) != 0) return gr_fail(e, "ENOMEM", "out of memory");
+  }
+  return 0;
+}
+
+int gr_scan_grown(const gr_scan *s, gr_err *e) {
+  if (s->grown.n == 0) return 0;
+  return gr_fail(e, "EUNSAFE",
+                 "%s changed and is %lld bytes, over the %lld MiB cap on a file git work commits%s: the change is not "
+                 "committed, and neither is a deletion of the file; bring it back to its committed version, make it "
+                 "at most %lld MiB, or delete it",
+                 s->grown.v[0], s->grown_size, (long long)(GR_FILE_MAX >> 20),
+                 s->grown.n > 1 ? " (and more such files)" : "", (long long)(GR_FILE_MAX >> 20));
+}
+
+/* 1 when the directory open as dfd holds anything */
+static int gr_dir_holds(int dfd) {
+  int fd = dup(dfd);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    if (fd >= 0) close(fd);
+    return 0;
+  }
+  struct dirent *de;
+  int any = 0;
+  while (!any && (de = readdir(d)) != NULL) any = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+  closedir(d);
+  return any;
 }
 
 int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
@@ -193,10 +298,20 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
       snprintf(why, sizeof why, "%s: never opened, not committed", gr_kind(st.st_mode));
       ret = gr_scan_skip(s, rel, why, e);
     } else if (S_ISREG(st.st_mode) && st.st_size > GR_FILE_MAX) {
-      char why[96];
-      snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st.st_size,
-               (long long)(GR_FILE_MAX >> 20));
-      ret = gr_scan_skip(s, rel, why, e);
+      ret = gr_scan_big(g, s, s->idx, rel, &st, 1, e);
+    } else if (S_ISDIR(st.st_mode) && gr_gitlink_at(g, s->idx, rel)) {
+      /* a submodule: never walked; what a card wrote in it is noted (gr_scan_run adds the
+       * empty ones) */
+      int cfd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      int holds = cfd >= 0 && gr_dir_holds(cfd);
+      if (cfd >= 0) close(cfd);
+      if (holds) {
+        char why[PATH_MAX + 64];
+        snprintf(why, sizeof why, "inside the submodule %s: not committed", rel);
+        rel[rlen + nl] = '/';
+        rel[rlen + nl + 1] = '\0';
+        ret = gr_scan_skip(s, rel, why, e);
+      }
     } else if (S_ISDIR(st.st_mode)) {
       if (depth >= GR_SCAN_DEPTH) {
         rel[rlen + nl] = '/';
@@ -235,6 +350,12 @@ int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_
   s->repo = repo;
   s->g = g;
   if (card && gr_rules_open(g, repo, &s->rules, e) != 0) return -1;
+  int rc = g->repository_index(&s->idx, repo);
+  if (rc < 0) {
+    s->idx = NULL;
+    gr_scan_free(s);
+    return gr_git(g, e, rc, "index");
+  }
   int fd = gr_workdir_fd(g, repo, e);
   if (fd < 0) {
     gr_scan_free(s);
@@ -244,6 +365,22 @@ int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_
   if (gr_scan_dir(g, s, fd, rel, 0, 0, 0, e) != 0) {
     gr_scan_free(s);
     return -1;
+  }
+  /* every submodule is left to its gitlink, its folder empty or missing too (a card's
+   * directory never holds its repository, so nothing there says the gitlink changed) */
+  size_t ne = g->index_entrycount(s->idx);
+  for (size_t i = 0; i < ne; i++) {
+    const git_index_entry *en = g->index_get_byindex(s->idx, i);
+    if (en == NULL || en->mode != GIT_FILEMODE_COMMIT) continue;
+    size_t pl = strlen(en->path);
+    if (pl + 2 > sizeof rel) continue;
+    memcpy(rel, en->path, pl);
+    rel[pl] = '/';
+    rel[pl + 1] = '\0';
+    if (gr_paths_add(&s->skip, rel) != 0) {
+      gr_scan_free(s);
+      return gr_fail(e, "ENOMEM", "out of memory");
+    }
   }
   if (s->unnoted) {
     char more[64];
@@ -555,6 +692,15 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
     gone = 1; /* a directory on its way is gone */
   }
   if (dfd >= 0) close(dfd);
+  /* in a submodule, or one itself: never staged from a card's directory (above) */
+  if (gr_gitlink_at(g, idx, path)) return gone ? 0 : 1; /* its folder: the whole walk leaves it */
+  size_t sub = gr_in_gitlink(g, idx, path);
+  if (sub) {
+    if (gone) return 0;
+    char why[PATH_MAX + 64];
+    snprintf(why, sizeof why, "inside the submodule %.*s: not committed", (int)sub, path);
+    return gr_scan_skip(s, path, why, e);
+  }
   if (full || gr_control_name(base) || gr_index_has_under(g, idx, path)) return 1;
   int rc = 0;
   if (gone) {
@@ -562,10 +708,7 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
   } else if (!S_ISREG(st.st_mode)) {
     return 1;
   } else if (st.st_size > GR_FILE_MAX) {
-    char why[96];
-    snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st.st_size,
-             (long long)(GR_FILE_MAX >> 20));
-    return gr_scan_skip(s, path, why, e);
+    return gr_scan_big(g, s, idx, path, &st, 0, e);
   } else {
     int ignored = 0; /* as index_add_all: an ignored file is added only when already tracked */
     const git_index_entry *en = g->index_get_bypath(idx, path, 0);

@@ -8,7 +8,9 @@
  *    reported, never raised: the merge stands.
  * 2. The view's state is one small file in the gitdir (viewstate.c): the tree the view last
  *    held (its base) and the paths recorded as diverged, in the format every orket reads
- *    (one that reads none takes main's index, a person's staging in it, for the base); why
+ *    (one that reads none takes main's index, a person's staging in it, for the base: so a
+ *    repository adopted, one with no state and no branch of Orket's, gets its state from
+ *    main's commit at its first open, gr_view_adopt); why
  *    the last refresh failed is in a file beside it. Each is replaced whole by a rename and
  *    never synced: losing it to a power cut only makes the next refresh start from an older
  *    base, and 3 and 4 then err on the person's side. A rename, not a write in place: on
@@ -27,7 +29,9 @@
  *    changed, not what main holds.
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
- *    so that `git status` shows the person's file as a change against main. A version the
+ *    so that `git status` shows the person's file as a change against main. A path beneath a
+ *    submodule main's index holds (a gitlink) is the person's checkout of another repository:
+ *    never written, its entry never set (vw_item.in_sub). A version the
  *    person committed in the view is theirs too where a later merge changes the path:
  *    telling their commit from a restore of an older version needs the refreshes' own
  *    history, which is not kept (a rule by main's history since the base counted merges
@@ -108,6 +112,7 @@ typedef struct vw_item {
   int diverged;
   int done;   /* the disk holds M's */
   int failed; /* errno of a write of the refresh's own that failed (gr_vw_blocked): B's kept */
+  int in_sub; /* beneath a submodule of main's index: the person's checkout, never written */
 } vw_item;
 
 static void vw_side_of(const git_diff_file *f, vw_side *s) {
@@ -336,6 +341,8 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, vw
     it->failed = rerr; /* not read: never taken for the person's deletion (invariant 6) */
   } else if (gr_vw_holds(g, &d, &it->m, 1)) {
     it->done = 1;
+  } else if (it->in_sub) {
+    it->diverged = 1;
   } else if (it->m.kind == VW_OTHER) {
     it->done = 1; /* a submodule's commit: nothing to write */
   } else if (!it->index_ok || !gr_vw_holds(g, &d, &it->b, filemode)) {
@@ -681,6 +688,9 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = gr_vw_index_is(g, ie, &items[i].b) || (!guessed && gr_vw_index_is(g, ie, &items[i].m));
+    /* a path in a submodule main's index holds (a tree of main's over the gitlink): that folder
+     * is the person's checkout of another repository, never written into (invariant 4) */
+    if ((items[i].in_sub = gr_in_gitlink(g, idx, items[i].path) != 0)) items[i].index_ok = 0;
   }
   /* invariant 10: P, main's commit Orket's merge to tip went from (tip itself when none did);
    * main was moved by Orket alone when the view's base B is P or an ancestor of it (as a
@@ -723,7 +733,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     }
     const git_index_entry *ie = g->index_get_bypath(idx, it->path, 0);
     /* the person's staging is theirs (invariant 4): only B's or M's entry is replaced */
-    if (gr_vw_index_is(g, ie, &it->b) || (it->done && gr_vw_index_is(g, ie, &it->m))) {
+    if (!it->in_sub && (gr_vw_index_is(g, ie, &it->b) || (it->done && gr_vw_index_is(g, ie, &it->m)))) {
       int k = vw_index_set(g, idx, root, it);
       if (k < 0) {
         gr_git(g, e, -1, "main's index");

@@ -358,6 +358,32 @@ int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
   return gr_view_state_write(r, &s, e);
 }
 
+void gr_view_adopt(gitrepo *r) {
+  const gitapi *g = &r->git;
+  char p[PATH_MAX];
+  struct stat st;
+  if (vw_state_path(r, p, sizeof p, "") != 0 || lstat(p, &st) == 0 || errno != ENOENT) return;
+  /* a branch of Orket's: a repository an older orket worked in, whose main its merges may
+   * have moved past the files the index was last checked out as (view.c keeps its rule) */
+  git_branch_iterator *it = NULL;
+  git_reference *ref = NULL;
+  git_branch_t bt;
+  int ours = 0, rc;
+  if (g->branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL) < 0) return;
+  while (!ours && (rc = g->branch_next(&ref, &bt, it)) == 0) {
+    ours = strncmp(g->reference_name(ref), "refs/heads/orket/", 17) == 0;
+    g->reference_free(ref);
+  }
+  g->branch_iterator_free(it);
+  if (ours || rc != GIT_ITEROVER) return;
+  git_oid tip;
+  git_commit *c = NULL;
+  gr_err ignored;
+  if (g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN) == 0 && g->commit_lookup(&c, r->repo, &tip) == 0)
+    (void)gr_view_reset(r, g->commit_tree_id(c), &ignored);
+  g->commit_free(c);
+}
+
 static void vw_intent_body(const gitrepo *r, FILE *f, const void *arg) {
   const git_oid *pm = arg;
   char p[GIT_OID_HEXSZ + 1], m[GIT_OID_HEXSZ + 1];
