@@ -122,12 +122,14 @@ static int sea_buffer(lua_State *L, int opening) {
 static int sea_seal_string(lua_State *L) { return sea_buffer(L, 0); }
 static int sea_open_string(lua_State *L) { return sea_buffer(L, 1); }
 
-/* read_tty(prompt) -> line | nil, msg, CODE (ENOTTY: no terminal) */
+/* read_tty(prompt) -> line | nil, msg, CODE (ENOTTY: no terminal; EINTR: a stop signal came and
+ * a handler of the command's own took it: by default it ends the process, echo restored) */
 static int sea_read_tty(lua_State *L) {
   const char *prompt = luaL_checkstring(L, 1);
   char buf[SEA_PASSMAX];
   if (seal_read_tty(prompt, buf, sizeof buf) != 0) {
     int e = errno;
+    if (e == EINTR) return sea_fail(L, "interrupted at the prompt", "EINTR");
     return sea_fail(L, e == E2BIG ? "the passphrase is longer than 1023 bytes" : "there is no terminal to ask on",
                     e == E2BIG ? "EINVAL" : "ENOTTY");
   }

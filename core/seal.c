@@ -7,10 +7,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -382,16 +386,32 @@ const char *seal_code(seal_result r) {
   }
 }
 
+/* A person's Ctrl-C (or a SIGTERM, or the terminal closing) at the prompt must not leave
+ * echo off in their shell: the default action killed the process inside read(), before the
+ * old mode was put back. The stop signals are blocked in this thread while the prompt waits
+ * (the runtime blocks them in every other thread, so they stay pending for the process) and
+ * read from a signalfd beside the terminal: no handler, so nothing is shared with one. One
+ * that comes ends the prompt; once the mode is restored and the mask put back it is raised
+ * again, for what handled it before: by default that ends the process as the signal would
+ * have (130 for Ctrl-C); a handler of the command's own (libuv's) sees it later, and the
+ * prompt says it was interrupted (EINTR). */
 int seal_read_tty(const char *prompt, char *buf, size_t cap) {
   int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     errno = ENXIO;
     return -1;
   }
-  struct termios old, quiet;
-  int have = tcgetattr(fd, &old) == 0;
+  sigset_t stops, old;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGHUP);
+  int masked = pthread_sigmask(SIG_BLOCK, &stops, &old) == 0;
+  int sfd = masked ? signalfd(-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
+  struct termios was, quiet;
+  int have = tcgetattr(fd, &was) == 0;
   if (have) {
-    quiet = old;
+    quiet = was;
     quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     quiet.c_lflag |= ICANON;
     tcsetattr(fd, TCSAFLUSH, &quiet);
@@ -399,23 +419,43 @@ int seal_read_tty(const char *prompt, char *buf, size_t cap) {
   if (write(fd, prompt, strlen(prompt)) < 0) { /* the prompt is a courtesy */
   }
   size_t n = 0;
-  int rc = 0;
+  int rc = 0, sig = 0;
   for (;;) {
+    struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+    int pr = poll(pf, sfd >= 0 ? 2 : 1, -1);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr < 0) break;
+    if (sfd >= 0 && (pf[1].revents & POLLIN)) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        sig = (int)si.ssi_signo;
+        break;
+      }
+    }
+    if (!(pf[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     char c;
     ssize_t r = read(fd, &c, 1);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0 || c == '\n') break;
     if (n + 1 >= cap) {
       rc = -1;
-      continue; /* read to the end of the line, so it is not left for the shell */
+      break;
     }
     buf[n++] = c;
   }
   buf[n] = '\0';
-  if (have) tcsetattr(fd, TCSAFLUSH, &old);
+  if (have) tcsetattr(fd, TCSAFLUSH, &was);
   if (write(fd, "\n", 1) < 0) {
   }
+  if (sfd >= 0) close(sfd);
+  if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(fd);
+  if (sig) {
+    sodium_memzero(buf, cap);
+    raise(sig);
+    errno = EINTR;
+    return -1;
+  }
   if (rc != 0) {
     sodium_memzero(buf, cap);
     errno = E2BIG;

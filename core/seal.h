@@ -80,7 +80,8 @@ const char *seal_code(seal_result r);
 
 /* Reads one line (without its newline) from /dev/tty into buf (cap bytes, NUL-terminated)
  * after writing prompt there, with echo off. 0, or -1 with errno (ENXIO: no terminal;
- * E2BIG: a longer line). */
+ * E2BIG: a longer line; EINTR: SIGINT, SIGTERM or SIGHUP came, the mode was restored and the
+ * signal raised again, which by default ends the process). */
 int seal_read_tty(const char *prompt, char *buf, size_t cap);
 
 #endif

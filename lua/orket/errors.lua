@@ -29,7 +29,7 @@ M.GROUPS = {
   } },
   { name = "store", title = "The store (the board's database)", codes = {
     "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "EFOREIGNDB", "ENOTSTORE",
-    "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY",
+    "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY", "EINTR",
   } },
   { name = "commands", title = "Commands (`orket ...`)", codes = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT", "EUNRESOLVED",
@@ -274,6 +274,11 @@ CODES.EPARAMS = {
 CODES.ENOTTY = {
   means = "a passphrase was to be asked on the terminal, and there is none",
   remedy = "give --key-file FILE or --passphrase-env NAME",
+}
+CODES.EINTR = {
+  means = "a password or passphrase prompt was interrupted (SIGINT, SIGTERM or SIGHUP) and the command "
+    .. "handles that signal itself; the terminal's echo was turned back on (by default the signal ends the command)",
+  remedy = "run the command again and answer the prompt",
 }
 -- Commands (`orket ...`)
 CODES.EUSAGE = {

@@ -1096,7 +1096,8 @@ local function late_dependency(set, row, had)
       and set.by_id[c.parent]
     for _, d in ipairs(epic and epic.deps or {}) do
       local dst = row[d.id] and row[d.id].status or "ready"
-      if dst ~= "done" then
+      -- (an id nothing holds or makes is an unknown card, said as such, not a card to wait for)
+      if dst ~= "done" and (row[d.id] or set.by_id[d.id]) then
         local at = string.format("%s: %s: ", c.shown, c.path ~= "" and c.path or "id")
         if cur.status == "done" then
           return string.format("%s%s is done, so moved into epic %s it would be done work under an epic that waits "
@@ -1114,7 +1115,8 @@ local function late_dependency(set, row, had)
     local cur = row[c.id]
     for _, d in ipairs(cur and c.type == "issue" and c.deps or {}) do
       local dst = row[d.id] and row[d.id].status or "ready" -- a card this import creates is ready
-      if dst ~= "done" and not had[c.id .. "\0" .. d.id] then
+      -- (an id nothing holds or makes is an unknown card, said as such, not a new ready one)
+      if dst ~= "done" and (row[d.id] or set.by_id[d.id]) and not had[c.id .. "\0" .. d.id] then
         local started = UNDER_WAY[cur.status] and c.id
         if started then
           local st, who = row[started].status, started

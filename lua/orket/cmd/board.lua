@@ -3,7 +3,7 @@
 local board_mod = require "orket.board"
 local view = require "orket.views.board"
 local inert = require "orket.inert"
-local uv = require "luv"
+local liveview = require "orket.terminal.liveview" -- (its colour rules: a terminal, TERM, NO_COLOR)
 local cmdline = require "orket.cmdline"
 local config = require "orket.config"
 
@@ -16,18 +16,14 @@ local cmd = { name = "board", summary = "show the board as a tree", args = {
 cmd.help = [[
 Shows rocks, their epics and the epics' issues with status, priority and seat. EPIC (or a
 rock id) limits the tree to it. --json prints every card as data instead (docs/store.md).
-Colour is used only on a terminal and never when NO_COLOR is set.]]
+Colour is used only on a terminal that is not dumb (TERM=dumb) and never when NO_COLOR is set.]]
 
 local COLORS = {
   done = "32", in_progress = "33", code_review = "36", ready_for_testing = "36",
   blocked = "31", waiting_for_developer = "35", canceled = "90", archived = "90",
 }
 
-local function color_on()
-  local nc = os.getenv("NO_COLOR")
-  if nc ~= nil and nc ~= "" then return false end
-  return uv.guess_handle(1) == "tty"
-end
+local function color_on() return liveview.color_on(1) end
 
 local function pname(p)
   if p >= 3 then return "high" elseif p >= 2 then return "medium" elseif p >= 1 then return "low" end
@@ -66,6 +62,10 @@ local function cells(ordered)
   return rows, w
 end
 
+-- s left-aligned in a column w bytes wide: by hand, since string.format takes widths of at
+-- most 99 and ids (up to 100) plus their indent, or seat names, can be wider.
+local function pad(s, w) return s .. string.rep(" ", w - #s) end
+
 -- The tree's lines, coloured on a terminal.
 local function tree_lines(ordered)
   local color = color_on()
@@ -76,9 +76,8 @@ local function tree_lines(ordered)
     local c, r = e.card, rows[e]
     local title = c.summary or c.name or ""
     if c.type ~= "issue" and c.name and c.name ~= "" then title = c.name end
-    local line = string.format("%-" .. w.label .. "s %s %-8s %-" .. w.seat .. "s %s", r.label,
-      paint(COLORS[c.status], string.format("%-" .. w.status .. "s", r.status)), pname(c.priority), r.seat,
-      inert.line(title))
+    local line = table.concat({ pad(r.label, w.label), paint(COLORS[c.status], pad(r.status, w.status)),
+      pad(pname(c.priority), 8), pad(r.seat, w.seat), inert.line(title) }, " ")
     if c.type ~= "issue" and color then line = "\27[1m" .. line .. "\27[0m" end
     out[#out + 1] = line:gsub("%s+$", "")
   end

@@ -16,10 +16,12 @@ local cmd = {
   help = "Expressions print their values; statements run. Incomplete input continues on\n" ..
       "the next line (>>). Ctrl-C interrupts a running chunk, Ctrl-D exits.\n" ..
       "`help` lists what is at hand, help(x) says more about x; Tab completes names.\n" ..
-      "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables).\n" ..
-      "In a project (DIR, default the current folder, has orket.lua) `project` holds its\n" ..
-      "board, db, llm, gate, tools, roles, engine and the helpers project:messages(CARD),\n" ..
-      "project:turn(CARD), project:replay(RUN), project:reload() (docs/engine.md);\n" ..
+      "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables; a\n" ..
+      "path that cannot be used is said at the start).\n" ..
+      "In a project (the folder -C DIR names, default the current one, has orket.lua)\n" ..
+      "`project` holds its board, db, llm, gate, tools, roles, engine and the helpers\n" ..
+      "project:messages(CARD), project:turn(CARD), project:replay(RUN), project:reload()\n" ..
+      "(docs/engine.md); " ..
       "llm.chat{messages = {...}} streams a reply from that folder's models.",
 }
 

@@ -162,7 +162,7 @@ function cmd.run(args, cli)
   if recorded.left_to_workers { status = "running", data = row.data } and row.status ~= "running" then
     return to_workers(o, cli, row.id)
   end
-  return run_cmd.execute(o, cli, row.id)
+  return run_cmd.execute(o, cli, row.id, cmd)
 end
 
 return cmd

@@ -106,7 +106,7 @@ function cmd.live(get_engine, resume)
   local view = liveview.new {
     write = function(s) io.stdout:write(s); io.stdout:flush() end,
     now = function() return uv.hrtime() // 1000000 end,
-    color = liveview.color_on(1), width = w, height = h,
+    color = liveview.color_on(1), plain = liveview.dumb(), width = w, height = h,
     scope = function(id)
       local e = get_engine()
       local target = e and e.board:get(id)
@@ -345,12 +345,13 @@ local function unserved_model(e, o)
   return why, o.model and ("--model " .. o.model) or ("ORKET_MODEL=" .. model)
 end
 
--- The run's engine, its --model checked -> e | nil, the exit status (said)
-local function open_engine(o, cli, emit, stop_view, resume_id)
+-- The run's engine, its --model checked -> e | nil, the exit status (said; a usage error
+-- shows the usage of caller, the command the person typed: run or resume)
+local function open_engine(o, cli, emit, stop_view, resume_id, caller)
   local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
   if not e then
     if stop_view then stop_view() end
-    if code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", err) end -- a bad --model
+    if code == "EUSAGE" then return nil, cli.usage_error(caller, "%s", err) end -- a bad --model
     cli.fail(code, "%s", cli.in_dir(o.dir, err))
     return nil, 1
   end
@@ -359,17 +360,17 @@ local function open_engine(o, cli, emit, stop_view, resume_id)
   if unserved then
     if stop_view then stop_view() end
     e.close_all()
-    if o.model then return nil, cli.usage_error(cmd, "%s: %s", named, unserved) end
+    if o.model then return nil, cli.usage_error(caller, "%s: %s", named, unserved) end
     cli.fail("EINVAL", "%s: %s", named, unserved) -- (a variable's value: no usage to show)
     return nil, 1
   end
   return e
 end
 
-local function execute(o, cli, resume_id)
+local function execute(o, cli, resume_id, caller)
   local held = {}
   local emit, view, stop_view = output(o, cli, held)
-  local e, exit = open_engine(o, cli, emit, stop_view, resume_id)
+  local e, exit = open_engine(o, cli, emit, stop_view, resume_id, caller)
   held.e = e
   if not e then return exit end
   local lock, claim, lcode = take_lock(e, o, resume_id)
@@ -404,14 +405,15 @@ end
 
 -- A workspace/ that is a file stops the run before anything is opened, said as `orket status`
 -- says it, with the command that clears the way (the workspace's own message named no fix).
--- One that is missing is made anew by the run (docs/git.md).
-function cmd.execute(o, cli, resume_id)
+-- One that is missing is made anew by the run (docs/git.md). caller: the command whose usage
+-- a usage error shows (resume passes its own), run's when not given.
+function cmd.execute(o, cli, resume_id, caller)
   local gone, code = config.workspace_gone(o.dir)
   if gone and code == "ENOTDIR" then
     cli.fail(code, "%s", gone)
     return 1
   end
-  return execute(o, cli, resume_id)
+  return execute(o, cli, resume_id, caller or cmd)
 end
 
 function cmd.run(args, cli)

@@ -292,14 +292,15 @@ end
 -- float, so 1e300, math.huge or 2^63 are refused by name instead of overflowing.
 M.MAX = 1000000000000
 
-local function int(v, path, min)
-  min = min or 0
+-- max: a setting's own bound (M.MAX when none), so that a value below min names it too
+local function int(v, path, min, max)
+  min, max = min or 0, max or M.MAX
   if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
     fail(path, "must be an integer, not %s", type(v) == "number" and tostring(v) or type(v))
   end
   local n = math.tointeger(v)
-  if not n or n < min or n > M.MAX then
-    fail(path, "must be an integer from %d to %d (got %s)", min, M.MAX,
+  if not n or n < min or n > max then
+    fail(path, "must be an integer from %d to %d (got %s)", min, max,
       math.type(v) == "float" and string.format("%.14g", v) or tostring(v))
   end
   return n
@@ -781,12 +782,8 @@ local SCHEMA = {
   { "team", team },
   { "concurrency", function(d)
     if d.concurrency == nil then return M.DEFAULTS.concurrency end
-    local n = int(d.concurrency, "concurrency", 1)
     -- the same bound as --concurrency and the API's (a run uses orket.lua's when not told)
-    if n > M.CONCURRENCY_MAX then
-      fail("concurrency", "must be an integer from 1 to %d (got %d)", M.CONCURRENCY_MAX, n)
-    end
-    return n
+    return int(d.concurrency, "concurrency", 1, M.CONCURRENCY_MAX)
   end },
   { "budgets", budgets },
   { "limits", function(d) return section(d, "limits", M.DEFAULTS.limits) end },

@@ -207,16 +207,28 @@ function Project:turn(card_id, opts)
       return e.db:finish_run(run, status)
     end)
   end
-  -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
-  local finished = false
+  -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running".
+  -- The turn goes in a task of the run's own (r.tasks), which the run's stop cancels as
+  -- `orket run`'s does: a call the server already had is then charged and journaled
+  -- (spend.aborted, turn.record_aborted; docs/cost.md), not dropped and sent again uncounted.
+  local finished, turn_task = false, nil
   local guard <close> = setmetatable({}, { __close = function()
+    if turn_task and not finished then
+      r:stop()
+      if not lost then turn.record_aborted(r) end
+    end
     e:use_run(nil)
     if not finished and not lost then finish("interrupted") end
   end })
   local job = r:prepare(card)
   local out
   if job then
-    out = r:take_turn(job)
+    turn_task = task.spawn(function() return r:take_turn(job) end)
+    r.tasks[turn_task] = true
+    local ok, res = turn_task:join()
+    r.tasks[turn_task] = nil
+    if not ok then error(res, 0) end
+    out = res
   end
   local now = assert(e.board:get(card.id))
   -- a turn its run's stop left open (a full disk met by the turn) is resume's to go on

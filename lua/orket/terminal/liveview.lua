@@ -25,16 +25,21 @@ local COLORS = {
   interrupted = "33", stalled = "35", failed = "31", bold = "1", dim = "2",
 }
 
---- color_on(fd) -> true when fd is a terminal and NO_COLOR is unset or empty
+--- dumb() -> true when TERM is "dumb" (Emacs' shell and compile buffers, some CI log
+--- viewers): a terminal that shows escapes as text, so neither colour nor cursor moves
+function M.dumb() return os.getenv("TERM") == "dumb" end
+
+--- color_on(fd) -> true when fd is a terminal that is not dumb and NO_COLOR is unset or empty
 function M.color_on(fd)
   local nc = os.getenv("NO_COLOR")
   if nc ~= nil and nc ~= "" then return false end
-  return uv.guess_handle(fd or 1) == "tty"
+  return uv.guess_handle(fd or 1) == "tty" and not M.dumb()
 end
 
---- new{write=fn(s), now=fn() -> ms, color=bool, width=n, height=n|nil, interval_ms=100,
+--- new{write=fn(s), now=fn() -> ms, color=bool, plain=bool, width=n, height=n|nil, interval_ms=100,
 ---   scope=fn(target) -> cards, resume=fn(run_id) -> command}
---- -> view. write receives whole frames (cursor moves included); scope, optional, returns
+--- -> view. write receives whole frames (cursor moves included); plain (a dumb terminal):
+--- no frame is redrawn, only the notes as they come and the final summary; scope, optional, returns
 --- the target's issues ({id=, status=}) so counts include cards no event has named yet;
 --- resume, optional, the command line that continues run_id, which the summary of an
 --- interrupted run gives (default "orket resume ID").
@@ -43,7 +48,8 @@ function M.new(o)
     error("bad argument #1 to 'new' (table with write and now functions expected)", 2)
   end
   local v = setmetatable({
-    write = o.write, now = o.now, color = o.color and true or false, width = o.width or 80, height = o.height,
+    write = o.write, now = o.now, color = o.color and true or false, plain = o.plain and true or false,
+    width = o.width or 80, height = o.height,
     interval = o.interval_ms or 100, scope = o.scope,
     resume = o.resume or function(id) return "orket resume " .. id end,
     started = o.now(), last_draw = nil, lines = 0, dirty = true, frames = 0,
@@ -130,6 +136,10 @@ function View:event(ev)
     self.tokens = self.tokens + (ev.prompt_tokens or 0) + (ev.completion_tokens or 0)
     local j = self.jobs[ev.card]
     if j then j.step, j.tool = ev.step or j.step, nil end
+  elseif t == "model_failure" then
+    -- a charged failure (a stream cut after it began, a refused usage, a call the run's stop
+    -- aborted after it was sent) was billed: run_end and `orket log` count its tokens too
+    self.tokens = self.tokens + (tonumber(ev.prompt_tokens) or 0) + (tonumber(ev.completion_tokens) or 0)
   elseif t == "tool" then
     local j = self.jobs[ev.card]
     -- a call the run's stop left open (a full disk met inside it) did not fail, nor succeed,
@@ -347,8 +357,14 @@ function View:draw(lines, whole)
   if self.lines > 0 then out[#out + 1] = string.format("\r\27[%dA\27[J", self.lines) end
   for _, s in ipairs(self.notes) do out[#out + 1] = s .. "\n" end
   self.notes = {}
-  for _, s in ipairs(lines) do out[#out + 1] = (whole and s or self:fit(s)) .. "\27[K\n" end
-  self.lines = #lines
+  -- plain: no cursor moves, so no live frame (it could not be taken back): the run's first
+  -- line once, then only the notes and the summary
+  if self.plain and not whole then
+    lines = self.frames == 0 and { string.format("orket run %s %s", self.run_id or "", self.target or "") } or {}
+  end
+  local erase = self.plain and "" or "\27[K"
+  for _, s in ipairs(lines) do out[#out + 1] = (whole and s or self:fit(s)) .. erase .. "\n" end
+  self.lines = self.plain and 0 or #lines
   self.write(table.concat(out))
   self.last_draw = self.now()
   self.dirty = false

@@ -9,6 +9,7 @@ local pretty = require "orket.pretty"
 local help = require "orket.terminal.help"
 local complete = require "orket.terminal.complete"
 local nearest = require "orket.nearest"
+local uv = require "luv"
 
 local M = {}
 
@@ -79,9 +80,21 @@ end
 
 local function history_path()
   local p = os.getenv("ORKET_HISTORY")
-  if p then return p ~= "" and p or nil end
+  if p then return p ~= "" and p or nil, "ORKET_HISTORY=" .. p end
   local home = os.getenv("HOME")
-  return home and (home .. "/.orket_history") or nil
+  return home and (home .. "/.orket_history") or nil, "the history file " .. tostring(home) .. "/.orket_history"
+end
+
+-- Why the history cannot be kept at path (a folder, a missing folder) | nil: said when the
+-- prompt opens, so a person learns it before a session's lines are lost, not never.
+local function history_problem(path)
+  local st = uv.fs_stat(path)
+  if st then return st.type == "directory" and "it is a folder, not a file" or nil end
+  local parent = path:match("^(.*)/[^/]*$") or "."
+  if parent == "" then parent = "/" end
+  local pst = uv.fs_stat(parent)
+  if not (pst and pst.type == "directory") then return string.format("the folder %s does not exist", parent) end
+  return nil
 end
 
 --- run{input=fn(prompt)->line|nil, output=file, env=table} -> exit status
@@ -92,8 +105,13 @@ function M.run(opts)
   -- Tab completes the path of names before the cursor against env (on a terminal)
   local function completer(word) return complete.complete(env, word) end
   local readline = opts.input or function(prompt) return le.readline(prompt, completer) end
-  local hist = history_path()
-  if hist and not opts.input then le.load_history(hist) end
+  local hist, named = history_path()
+  if opts.input then hist = nil end
+  local why = hist and (history_problem(hist) or select(2, le.load_history(hist)))
+  if why then
+    io.stderr:write(string.format("orket: warning: no history is kept: %s: %s\n", named, why))
+    hist = nil
+  end
   local watch <close> = le.interrupts()
   -- On a terminal the Ctrl-C that stops a chunk is echoed as "^C" where the cursor is: the
   -- line is ended before the REPL says the chunk was interrupted.
@@ -166,7 +184,9 @@ function M.run(opts)
       end
     end
   end
-  if hist and not opts.input then le.save_history(hist, 1000) end
+  local saved, serr = true, nil
+  if hist then saved, serr = le.save_history(hist, 1000) end
+  if not saved then io.stderr:write(string.format("orket: warning: %s: %s\n", named, serr)) end
   return 0
 end
 

@@ -181,7 +181,7 @@ describe("engine settings", function()
       "orket.lua: teams: unknown setting (settings: " .. settings.list() .. ")",
       "orket.lua: name: is not valid UTF-8 (byte 4)",
       "orket.lua: models.providers.x.kind must be one of openai, ollama, scripted, replay (got nope)",
-      "orket.lua: concurrency: must be an integer from 1 to 1000000000000 (got 0)",
+      "orket.lua: concurrency: must be an integer from 1 to 64 (got 0)",
       "orket.lua: budgets.turns: unknown setting (known: backoff_ms, cost_per_card, cost_per_day, cost_per_epic, "
         .. "cost_per_rock, cost_per_run, max_output_tokens, model_retries, steps_per_turn, tokens_per_card, "
         .. "tokens_per_run, tool_calls_per_turn, turns_per_card, wall_ms_per_card, wall_ms_per_run)",
