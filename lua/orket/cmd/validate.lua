@@ -3,6 +3,7 @@
 local validate = require "orket.validate"
 local uv = require "luv"
 local config = require "orket.config"
+local inert = require "orket.inert"
 
 local cmd = { name = "validate", summary = "check a project's config, epics, roles, tools and policies",
   args = require("orket.cmdline").dir_args("validate") }
@@ -35,14 +36,16 @@ function cmd.run(args, cli)
     return 1
   end
   local problems, s, warnings = validate.check(dir)
-  for _, p in ipairs(problems) do io.stdout:write(validate.format(p), "\n") end
+  -- a problem's text holds a script's own error (a cloned project's file): made inert, as
+  -- every printed error is (docs/store.md, text on a terminal)
+  for _, p in ipairs(problems) do io.stdout:write(inert.text(validate.format(p)), "\n") end
   for _, m in ipairs(s.mcp) do
-    io.stdout:write(string.format("mcp: %s started to list its tools: %d tool%s (stopped again)\n", m.name, m.tools,
+    io.stdout:write(string.format("mcp: %s started to list its tools: %d tool%s (stopped again)\n", inert.line(m.name), m.tools,
       m.tools == 1 and "" or "s"))
   end
-  for _, w in ipairs(warnings) do io.stdout:write("warning: ", validate.format(w), "\n") end
+  for _, w in ipairs(warnings) do io.stdout:write("warning: ", inert.text(validate.format(w)), "\n") end
   for _, o in ipairs(s.overrides or {}) do
-    io.stdout:write(string.format("%s replaces the built-in %s %s\n", o.file, o.kind, o.name))
+    io.stdout:write(string.format("%s replaces the built-in %s %s\n", inert.line(o.file), o.kind, inert.line(o.name)))
   end
   if #problems > 0 then
     io.stdout:write(string.format("%d problem%s\n", #problems, #problems == 1 and "" or "s"))
