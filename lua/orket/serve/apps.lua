@@ -399,7 +399,14 @@ function Apps:handle(req, ctx, id)
   -- the Host the browser sent (it named this app, so it is digits and the base): the app
   -- builds its absolute links and redirects from it, as it would deployed
   local url = "http://" .. req.headers.host:lower() .. req.path .. (req.raw_query and ("?" .. query) or "")
-  return sandboxes.forward(req, ctx, row, url, OWN_ORIGIN)
+  -- asked again once a write's body is read, and while a long answer streams: a session
+  -- signed out or revoked, a person disabled or made a viewer meanwhile goes no further
+  -- (as the API's requests: orket.serve.init, Server:recheck; orket.serve.events, hub:watch)
+  local function still(write)
+    local w, r = self:_person(req, ctx.db, ctx.server.auth, id)
+    return w ~= nil and (not write or keys.allows(r, "operator"))
+  end
+  return sandboxes.forward(req, ctx, row, url, OWN_ORIGIN, still)
 end
 
 --- add(router): GET /v1/sandboxes/{id}/open

@@ -529,13 +529,13 @@ local function kept_of(row, own, prefix, limits)
   return kept
 end
 
---- forward(req, ctx, row, url [, own]) -> as a handler: req passed to the app of sandbox
+--- forward(req, ctx, row, url [, own, still]) -> as a handler: req passed to the app of sandbox
 --- row at url, its answer streamed back by the pump (req:proxy, in C: no Lua per chunk).
 --- own: the app is on an origin of its own (orket.serve.apps): {headers = fn(req) -> more
 --- request headers, pass = more answer header names, cookies = the cookie names the app
 --- may not set (its other Set-Cookie pass, host-only)}; without it the answer carries the
 --- CSP sandbox policy instead.
-function M.forward(req, ctx, row, url, own)
+function M.forward(req, ctx, row, url, own, still)
   local method = req.method -- each field of a request is a call into C: read once
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
@@ -549,6 +549,9 @@ function M.forward(req, ctx, row, url, own)
     if ctx.server and not own then
       local rok, rst, rcode, rmsg, rremedy = ctx.server:recheck(req, ctx)
       if not rok then return err(rst, rcode, rmsg, rremedy) end
+    elseif still and not still(true) then
+      ctx.auth = "app_ended"
+      return err(403, "forbidden", "the app's session ended or may no longer write: open the app again from Orket's board")
     end
     local rh = req.headers
     -- a DELETE or OPTIONS sent without a body goes on without one, not with a length of 0
@@ -587,7 +590,12 @@ function M.forward(req, ctx, row, url, own)
       ctx.ended = true
       -- a long answer (a stream) is cut once its caller may read no more, as a log
       -- followed is; the memory's own (started in C) are cut at such a row (init.lua)
-      if not own then watcher(req, ctx, function() req:cut() end, function() return not pcall(req.gone, req) end) end
+      local over = function() return not pcall(req.gone, req) end
+      if not own then
+        watcher(req, ctx, function() req:cut() end, over)
+      elseif still and ctx.hub then -- (the app's session, asked as its requests ask it)
+        ctx.hub:watch { still = function() return still(false) end, stop = function() req:cut() end, over = over }
+      end
       return
     end
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)
