@@ -4,6 +4,7 @@
 -- conflict sends the card back to in_progress; its next turn starts with main merged in).
 -- Contract: docs/git.md.
 local G = require "orket.c.gitrepo"
+local FINAL = require("orket.card").FINAL
 local finish = require "orket.actions.finish"
 local pull_request = require "orket.actions.pull_request"
 local forge = require "orket.forge"
@@ -604,11 +605,21 @@ function M.recover(run)
   -- run is going, and each directory is one process's at a time
   M.clear_index_locks(run.git.state)
   -- every card's directory is settled too (a checkout a kill interrupted); a directory whose
-  -- state is missing (killed while it changed hands) is emptied and written again
+  -- state is missing (killed while it changed hands) is emptied and written again. A
+  -- finished card's is parked, as retire parks a card done by its turn: one canceled, or
+  -- done on the forge (a person's review, a webhook), kept its whole checkout for good.
   for _, name in ipairs(names(run.git.dir)) do
     if G.card_valid(name) and uv.fs_stat(run.git.state .. "/" .. name) then
       local ok, aerr = run.git.repo:attach(name, paths(run.git, name))
       if not ok then return nil, aerr end
+      local c = run.board and run.board:get(name)
+      if c and FINAL[c.status] then
+        local dok, derr, dcode = run.git.repo:detach(name)
+        if dok then park(run.git, name)
+        elseif dok == nil and dcode ~= "EDIRTY" then -- (uncommitted changes keep it, as retire's)
+          run:emit { type = "git", card = name, action = "worktree_kept", detail = derr }
+        end
+      end
     end
   end
   return true
