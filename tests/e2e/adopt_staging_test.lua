@@ -3,13 +3,8 @@
 -- staged, and none of it is reported as a path where main has another.
 local H = require "tests.helpers"
 
-local function sh(cmd) assert(os.execute(cmd), cmd) end
-local function git(dir, cmd)
-  local f = assert(io.popen("git -C " .. H.quote(dir) .. " " .. cmd .. " 2>&1"))
-  local out = f:read("a")
-  f:close()
-  return out
-end
+local GC = require "tests.gitcards"
+local sh, git = GC.sh, GC.git
 
 describe("adopting a repository with a person's staging", function()
   after_each(function() H.cleanup() end)

@@ -5,16 +5,9 @@
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
 
-local WHO = { name = "senior_developer (coder)", email = "senior_developer@orket.invalid" }
-local GUARD = { name = "integrity_guard", email = "integrity_guard@orket.invalid" }
+local GC = require "tests.gitcards"
+local WHO, GUARD, sh, git = GC.WHO, GC.GUARD, GC.sh, GC.git
 
-local function sh(cmd) assert(os.execute(cmd), cmd) end
-local function git(dir, cmd)
-  local f = assert(io.popen("git -C " .. H.quote(dir) .. " " .. cmd .. " 2>&1"))
-  local out = f:read("a")
-  f:close()
-  return out
-end
 
 describe("orket.c.gitrepo adopting a repository with a person's staging", function()
   local base, ws

@@ -7,17 +7,10 @@ local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
 local uv = require "luv"
 
-local WHO = { name = "senior_developer (coder)", email = "senior_developer@orket.invalid" }
-local GUARD = { name = "integrity_guard", email = "integrity_guard@orket.invalid" }
+local GC = require "tests.gitcards"
+local WHO, GUARD, sh, git = GC.WHO, GC.GUARD, GC.sh, GC.git
 local BIG = 65 * 1024 * 1024 -- sparse: over the cap
 
-local function sh(cmd) assert(os.execute(cmd), cmd) end
-local function git(dir, cmd)
-  local f = assert(io.popen("git -C " .. H.quote(dir) .. " " .. cmd .. " 2>&1"))
-  local out = f:read("a")
-  f:close()
-  return out
-end
 local function size(path)
   local st = uv.fs_stat(path)
   return st and st.size
@@ -39,17 +32,9 @@ describe("orket.c.gitrepo with a tracked file over the cap", function()
     H.cleanup()
   end)
 
-  local function att(card, dir)
-    return repo:attach(card, base .. "/cards/" .. (dir or card), base .. "/state/" .. (dir or card))
-  end
-  local function hand_over(from, to)
-    sh(string.format("mv %s/cards/%s %s/cards/%s && mv %s/state/%s %s/state/%s", base, from, base, to, base, from,
-      base, to))
-  end
-  local function commit(card, turn, paths)
-    return repo:commit(card, { name = WHO.name, email = WHO.email, message = card .. ": turn " .. turn,
-      turn = "1/" .. card .. "/" .. turn, paths = paths })
-  end
+  local function att(...) return GC.cards(repo, base).att(...) end
+  local function hand_over(...) return GC.cards(repo, base).hand_over(...) end
+  local function commit(...) return GC.cards(repo, base).commit(...) end
 
   it("keeps it through a whole walk's detach, the next card's commits, the merge and workspace/", function()
     local a = assert(att("B1"))
