@@ -27,7 +27,7 @@
   X(ignore_path_is_ignored) X(index_add) X(index_add_all) X(index_add_bypath)                \
   X(index_conflict_get) X(index_conflict_iterator_free) X(index_conflict_iterator_new)       \
   X(index_conflict_next) X(index_conflict_remove) X(index_entrycount) X(index_find_prefix) X(index_free) X(index_get_byindex)         \
-  X(index_get_bypath) X(index_has_conflicts) X(index_new) X(index_open) X(index_read) X(index_read_tree)  \
+  X(index_get_bypath) X(index_has_conflicts) X(index_new) X(index_open) X(index_path) X(index_read) X(index_read_tree)  \
   X(index_remove_bypath) X(index_update_all) X(index_write) X(index_write_tree)              \
   X(index_write_tree_to) X(libgit2_init) X(libgit2_opts) X(libgit2_shutdown)                 \
   X(merge_bases) X(merge_commits) X(merge_file_from_index)                                  \

@@ -184,8 +184,15 @@ static int gr_big_tracked(const gitapi *g, git_repository *repo, git_index *idx,
   if (en->mode != GIT_FILEMODE_BLOB && en->mode != GIT_FILEMODE_BLOB_EXECUTABLE) return 2;
   if (en->file_size && en->file_size != (uint32_t)st->st_size) return 2;
   /* its stat as the index recorded it (a checkout or a staging of it): unchanged, without
-   * reading 64 MiB or more */
-  if (en->file_size && en->ino == (uint32_t)st->st_ino && en->mtime.seconds == (int32_t)st->st_mtim.tv_sec &&
+   * reading 64 MiB or more; only where the index was written after the file's time, as git
+   * rules: an edit within the same tick as the checkout (a filesystem of coarse times)
+   * keeps the stat it had, and is hashed */
+  const char *ip = g->index_path(idx);
+  struct stat ist;
+  int settled = ip != NULL && stat(ip, &ist) == 0 &&
+                (ist.st_mtim.tv_sec > st->st_mtim.tv_sec ||
+                 (ist.st_mtim.tv_sec == st->st_mtim.tv_sec && ist.st_mtim.tv_nsec > st->st_mtim.tv_nsec));
+  if (settled && en->file_size && en->ino == (uint32_t)st->st_ino && en->mtime.seconds == (int32_t)st->st_mtim.tv_sec &&
       en->mtime.nanoseconds == (uint32_t)st->st_mtim.tv_nsec && en->ctime.seconds == (int32_t)st->st_ctim.tv_sec &&
       en->ctime.nanoseconds == (uint32_t)st->st_ctim.tv_nsec &&
       (en->mode == GIT_FILEMODE_BLOB_EXECUTABLE) == ((st->st_mode & S_IXUSR) != 0))

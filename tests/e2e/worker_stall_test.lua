@@ -96,6 +96,11 @@ describe("orket worker stalled in a tool's effect past its lease", function()
     -- journaled as a charged failure: the card's usage counts it beside its turns
     local db = assert(require("orket.project").open_store(dir, false))
     local n = require("orket.store.journal_reads").card_tokens_since(db, 1, "W-1", 0)
+    -- named by the answer's model, as an answered call's row is (the sums by model)
+    assert.is_string(failed[1].response_model)
+    for _, e in ipairs(db:events { after = 0, limit = 5000 }) do
+      if e.kind == "model_failure" then assert.equal(failed[1].response_model, e.data.model) end
+    end
     local turns = 0
     for _, ev in ipairs(events(dir, 2, "model")) do turns = turns + ev.prompt_tokens + ev.completion_tokens end
     db:close()

@@ -190,13 +190,16 @@ end
 function Lease:fence(card, dir)
   local home = (dir or ".") .. "/.orket/effects"
   local path = home .. "/" .. card .. ".lock" -- (a card id is a file name: orket.board.id_ok)
-  if not self.fences then
-    local ok, merr, mcode = uv.fs_mkdir(home, tonumber("700", 8))
-    if not ok and mcode ~= "EEXIST" then error("lease: cannot make " .. home .. ": " .. tostring(merr), 0) end
-    self.fences = true
-  end
+  local made = false
   while true do
     local lk, err, code = lockfile.acquire(path)
+    if not lk and code ~= "EBUSY" and not made then
+      -- the folder is made at the first effect, and again if someone removed it meanwhile
+      local ok, merr, mcode = uv.fs_mkdir(home, tonumber("700", 8))
+      if not ok and mcode ~= "EEXIST" then error("lease: cannot make " .. home .. ": " .. tostring(merr), 0) end
+      made = true
+      lk, err, code = lockfile.acquire(path)
+    end
     if lk then
       if self:fresh(card) then return lk end
       lk:release()

@@ -205,14 +205,14 @@ local function record_lost_call(run, job, model)
   local usage = res.usage or {}
   local money = spend.record(run, job, usage, req)
   local prompt, out = math.tointeger(usage.prompt_tokens) or 0, math.tointeger(usage.completion_tokens) or 0
-  local provider, name = settings_mod.split_model(res.model or job.model)
   local ok, err = run.db:tx(function()
     run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
       data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = "lease_lost",
         error = "the worker lost the card's lease before it recorded the answer: charged, the answer dropped "
           .. "(the worker that took the card over asks again)",
         request = { model = req.model, messages = req.messages },
-        model = name or res.model or job.model, provider = name and provider or nil,
+        -- (named as the turns row of an answer recorded names it: the sums by model count both alike)
+        model = res.model or job.model, provider = res.provider,
         prompt_tokens = prompt, completion_tokens = out, cached_tokens = money.cached_tokens, cost = money.cost,
         currency = money.currency } }
     return true

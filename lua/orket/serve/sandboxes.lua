@@ -149,6 +149,12 @@ local function follow(req, ctx, row, path)
     s:close()
   end, function() return cut or not pcall(req.gone, req) end) -- (a request closed: over, however it ended)
   local log, pending = service.log_reader(path, M.LOG_TAIL), ""
+  -- however it ends (a cut while a send waited on a slow client raises there)
+  local _ <close> = setmetatable({}, { __close = function()
+    log.close()
+    if watch then ctx.hub:unwatch(watch) end
+    s:close()
+  end })
   -- A chunk's lines found by position, never by copying what follows each one: the app
   -- decides its log, and 64 KiB of newlines split by copying the rest at every line held
   -- the server's one loop for seconds. Sent in batches of at most M.BATCH bytes, each
@@ -158,10 +164,11 @@ local function follow(req, ctx, row, path)
     pending = ""
     local out, size, pos, n = {}, 0, 1, #text
     local function flush()
+      if cut then return false end -- (its stream is closed: a send would raise)
       if size == 0 then return true end
       local ok = s:send(table.concat(out))
       out, size = {}, 0
-      return ok and not s:drain()
+      return ok and not s:drain() and not cut
     end
     while pos <= n do
       local nl = text:find("\n", pos, true)
@@ -191,15 +198,12 @@ local function follow(req, ctx, row, path)
       local now = ops.get(ctx.db, row.id)
       if not now or not ops.LIVE[now.status] then
         if pending ~= "" then send_lines("\n") end -- its last line, unended
-        s:send("event: end\ndata: " .. cjson.encode { id = row.id, status = now and now.status } .. "\n\n")
+        if not cut then s:send("event: end\ndata: " .. cjson.encode { id = row.id, status = now and now.status } .. "\n\n") end
         break
       end
       rt.sleep(M.FOLLOW_POLL_MS)
     end
   end
-  log.close()
-  if watch then ctx.hub:unwatch(watch) end
-  s:close()
 end
 
 local function logs(req, ctx)
