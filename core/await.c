@@ -45,6 +45,9 @@ void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel) {
   memcap *m = &rt->mem;
   w->mem_headroom = memcap_headroom(m);
   m->limit = SIZE_MAX;
+  /* what other tasks make while this one waits is not its script's */
+  w->mem_owner = m->owner;
+  m->owner = NULL;
   rt->pending_waits++;
 }
 
@@ -73,6 +76,7 @@ void rt_wait_finish(rt_wait *w, rt_wait_push_fn push, void *ud) {
   int n = push ? push(L, ud) : 0;                   /* waker co results... */
   /* Give the coroutine back its memory ceiling, measured from what is in use now. */
   if (w->mem_headroom != SIZE_MAX) memcap_push(&rt->mem, w->mem_headroom);
+  rt->mem.owner = w->mem_owner;
   if (rt_pcall(L, 1 + n, 0) != LUA_OK) rt_report(rt, L);
   lua_settop(L, top);
 }

@@ -26,6 +26,7 @@ struct rt_wait {
   int co_ref;              /* registry reference to the coroutine; LUA_NOREF when over */
   rt_wait_cancel_fn cancel;
   size_t mem_headroom;     /* the script memory ceiling, lifted while suspended */
+  struct memcap_owner *mem_owner; /* the script the blocks were charged to, none while suspended */
 };
 
 /* Raises unless L is a coroutine that can yield (the same error rt_wait_begin raises);

@@ -22,6 +22,7 @@ void budget_start(budget *b, uint64_t max_instructions, uint64_t timeout_ms) {
   b->timeout_ms = timeout_ms;
   b->deadline_ns = timeout_ms ? budget_now_ns() + timeout_ms * 1000000u : 0;
   b->refused = 0;
+  b->memory = 0;
   b->tripped = BUDGET_OK;
 }
 
@@ -63,6 +64,12 @@ const char *budget_describe(const budget *b, char *buf, unsigned long len) {
   case BUDGET_CALL:
     snprintf(buf, len, "call budget exceeded (one call asked for %llu units of work; the limit is %llu)",
              (unsigned long long)b->refused, (unsigned long long)BUDGET_CALL_CAP);
+    break;
+  case BUDGET_MEMORY:
+    if (b->memory)
+      snprintf(buf, len, "memory limit exceeded (%llu MiB)", (unsigned long long)((b->memory + (1 << 20) - 1) >> 20));
+    else
+      snprintf(buf, len, "memory limit exceeded");
     break;
   default:
     snprintf(buf, len, "within budget");

@@ -14,7 +14,8 @@ typedef enum budget_verdict {
   BUDGET_OK = 0,
   BUDGET_INSTRUCTIONS, /* the instruction allowance is spent */
   BUDGET_DEADLINE,     /* the wall-clock deadline has passed */
-  BUDGET_CALL          /* one call asked for more work than BUDGET_CALL_CAP */
+  BUDGET_CALL,         /* one call asked for more work than BUDGET_CALL_CAP */
+  BUDGET_MEMORY        /* the memory ceiling was passed (scriptenv.c sets it; memcap.h) */
 } budget_verdict;
 
 typedef struct budget {
@@ -23,6 +24,7 @@ typedef struct budget {
   uint64_t deadline_ns;      /* absolute, CLOCK_MONOTONIC; 0 = none */
   uint64_t timeout_ms;       /* as configured, for messages */
   uint64_t refused;          /* the work a refused call asked for, for messages */
+  uint64_t memory;           /* the memory budget in bytes, for messages (0: none given) */
   budget_verdict tripped;    /* sticky: once tripped a budget never recovers */
 } budget;
 

@@ -13,6 +13,7 @@
 #include "scriptenv.h"
 
 #define SENVL_CALL "orket.scriptenv.call"
+#define SENVL_OWNER "orket.scriptenv.owner"
 
 /* Turns the outcome into `true, ...` or `false, message, CODE`.
  * Stack on entry: [1..3] limits, [4] call userdata, then results or the error. */
@@ -47,10 +48,46 @@ static int senvl_finish(lua_State *L, int status, lua_KContext ctx) {
   return 3;
 }
 
-/* pcall(instructions, timeout_ms, memory_bytes, fn, ...) -> true, ... | false, msg, CODE
- * Runs fn under a fresh budget. 0 means unlimited for each limit. CODE is EBUDGET,
- * ETIMEOUT, ENOMEM or ERUNTIME. fn may wait (yield to the loop) when called from a task. */
-static int senvl_pcall(lua_State *L) {
+/* ---- owners: what a script's calls made that is still allocated (memcap.h) ----------- */
+
+static memcap_owner **senvl_owner_slot(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, SENVL_OWNER);
+}
+
+/* owner() -> a new owner: the blocks a call made under it (pcall_as) are counted as its
+ * until they are freed. The runtime frees it once it is collected and owns no block. */
+static int senvl_owner(lua_State *L) {
+  memcap_owner **slot = lua_newuserdatauv(L, sizeof *slot, 0);
+  *slot = NULL;
+  luaL_setmetatable(L, SENVL_OWNER);
+  *slot = memcap_owner_new();
+  if (*slot == NULL) return luaL_error(L, "scriptenv.owner: out of memory");
+  return 1;
+}
+
+static int senvl_owner_gc(lua_State *L) {
+  memcap_owner **slot = senvl_owner_slot(L, 1);
+  memcap_owner_release(*slot);
+  *slot = NULL;
+  return 0;
+}
+
+/* held(owner[, collect]) -> bytes the owner's blocks take now, bytes every owner's take;
+ * with collect, after a full collection (then the heap's settled size, which senv_begin
+ * measures from). */
+static int senvl_held(lua_State *L) {
+  memcap_owner **slot = senvl_owner_slot(L, 1);
+  if (lua_toboolean(L, 2)) {
+    lua_gc(L, LUA_GCCOLLECT);
+    rt_get(L)->mem.settled = rt_get(L)->mem.used;
+  }
+  lua_pushinteger(L, *slot ? (lua_Integer)(*slot)->held : 0);
+  lua_pushinteger(L, (lua_Integer)rt_get(L)->mem.owned);
+  return 2;
+}
+
+/* The budgeted call of pcall and pcall_as: stack [1..3] limits, [4] fn, [5..] args. */
+static int senvl_run(lua_State *L, memcap_owner *owner) {
   lua_Integer ins = luaL_checkinteger(L, 1);
   lua_Integer ms = luaL_checkinteger(L, 2);
   lua_Integer mem = luaL_checkinteger(L, 3);
@@ -62,6 +99,7 @@ static int senvl_pcall(lua_State *L) {
   luaL_checkstack(L, 4, "scriptenv.pcall");
   senv_call *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
+  c->owner = owner;
   luaL_setmetatable(L, SENVL_CALL);
   lua_insert(L, 4); /* [4] call, [5] fn, [6..] args */
   lua_pushcfunction(L, rt_traceback);
@@ -70,6 +108,19 @@ static int senvl_pcall(lua_State *L) {
   int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 1, senvl_finish);
   lua_remove(L, 5);
   return senvl_finish(L, status, 0);
+}
+
+/* pcall(instructions, timeout_ms, memory_bytes, fn, ...) -> true, ... | false, msg, CODE
+ * Runs fn under a fresh budget. 0 means unlimited for each limit. CODE is EBUDGET,
+ * ETIMEOUT, ENOMEM or ERUNTIME. fn may wait (yield to the loop) when called from a task. */
+static int senvl_pcall(lua_State *L) { return senvl_run(L, NULL); }
+
+/* pcall_as(owner, instructions, timeout_ms, memory_bytes, fn, ...): pcall, the blocks the
+ * call makes (or grows) being owner's (held tells how much of it is still allocated). */
+static int senvl_pcall_as(lua_State *L) {
+  memcap_owner *owner = *senvl_owner_slot(L, 1);
+  lua_remove(L, 1);
+  return senvl_run(L, owner);
 }
 
 /* cocreate(fn) -> co: coroutine.create for scripts; co runs under the creator's budget. */
@@ -177,8 +228,17 @@ static int senvl_rep(lua_State *L) {
     return 1;
   }
   if (n > 0 && senv_thread_budgeted(L)) {
-    size_t left = memcap_headroom(&rt_get(L)->mem);
-    if ((uint64_t)n <= left / (l + lsep)) senv_charge_call(L, (uint64_t)n / 8, "rep");
+    memcap *mem = &rt_get(L)->mem;
+    size_t left = memcap_headroom(mem);
+    if ((uint64_t)n > left / (l + lsep) && left != SIZE_MAX) {
+      /* Lua's buffer would be refused without the collection and retry its own objects get,
+       * and raise before any handler could name the script's line: collected here, and if
+       * it still cannot fit, the memory budget is spent at this call */
+      lua_gc(L, LUA_GCCOLLECT);
+      left = memcap_headroom(mem);
+      if ((uint64_t)n > left / (l + lsep)) senv_memory_spent(L);
+    }
+    senv_charge_call(L, (uint64_t)n / 8, "rep");
   }
   return senvl_stock(L);
 }
@@ -212,6 +272,9 @@ static int senvl_guards(lua_State *L) {
 
 static const luaL_Reg senvl_funcs[] = {
     {"pcall", senvl_pcall},
+    {"pcall_as", senvl_pcall_as},
+    {"owner", senvl_owner},
+    {"held", senvl_held},
     {"tripped", senvl_tripped},
     {"is_script_thread", senvl_is_script_thread},
     {"cocreate", senvl_cocreate},
@@ -221,6 +284,12 @@ static const luaL_Reg senvl_funcs[] = {
 
 int luaopen_orket_scriptenv(lua_State *L) {
   luaL_newmetatable(L, SENVL_CALL);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, SENVL_OWNER);
+  lua_pushcfunction(L, senvl_owner_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, "owner");
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   luaL_newlib(L, senvl_funcs);
   return 1;

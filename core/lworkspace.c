@@ -105,6 +105,26 @@ static int lws_copy_span(lua_State *L) {
   return 1;
 }
 
+/* The integer field of the options table at arg, def when absent. A wrong value is the
+ * argument's error, naming the field ("bad argument #2 to 'read' (field 'limit': number
+ * expected, got string)"): read from the stack's top, luaL_optinteger counted the argument
+ * from there ("#-2"). */
+static lua_Integer lws_opt_field(lua_State *L, int arg, const char *field, lua_Integer def) {
+  lua_Integer v = def;
+  if (lua_getfield(L, arg, field) != LUA_TNIL) {
+    int isnum;
+    v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum) {
+      const char *why = lua_isnumber(L, -1)
+                            ? "number has no integer representation"
+                            : lua_pushfstring(L, "number expected, got %s", luaL_typename(L, -1));
+      return luaL_argerror(L, arg, lua_pushfstring(L, "field '%s': %s", field, why));
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 /* ws:read(path [, {offset=, limit=}]) -> data, {size=, truncated=} | nil, msg, CODE */
 static int lws_read(lua_State *L) {
   lws *o = lws_check(L);
@@ -113,11 +133,8 @@ static int lws_read(lua_State *L) {
   lua_Integer offset = 0, limit = WS_READ_DEFAULT;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getfield(L, 3, "offset");
-    offset = luaL_optinteger(L, -1, 0);
-    lua_getfield(L, 3, "limit");
-    limit = luaL_optinteger(L, -1, WS_READ_DEFAULT);
-    lua_pop(L, 2);
+    offset = lws_opt_field(L, 3, "offset", 0);
+    limit = lws_opt_field(L, 3, "limit", WS_READ_DEFAULT);
     luaL_argcheck(L, offset >= 0, 3, "offset must be >= 0");
     luaL_argcheck(L, limit >= 0 && limit <= WS_READ_HARD_MAX, 3, "limit must be between 0 and 16 MiB");
   }

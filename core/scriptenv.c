@@ -21,17 +21,26 @@ static void senv_hook_chained(lua_State *L, lua_Debug *ar);
  * error handler inside the script cannot carry on (Redis's kill path does the same). */
 static void senv_rearm(lua_State *L) { lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, 1); }
 
+/* Pushes where the script was, "file:line: ", or "": in a hook, level 0 is the function
+ * that was running (a Lua function's line), which luaL_error's level 1 passes over (its
+ * caller, often a C function with no line: the message named no line of the script). Under
+ * C functions (a library function and its guard, a hook on a C call) the innermost
+ * function with a line, a few levels up at most. */
+static void senv_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 0; level < 4 && lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
 static int senv_raise(lua_State *L, senv_call *c) {
   char buf[160];
   senv_rearm(L);
-  /* where the script was: in a hook, level 0 is the function that was running (a Lua
-   * function's line), which luaL_error's level 1 passes over (its caller, often a C
-   * function with no line: the message named no line of the script) */
-  luaL_where(L, 0);
-  if (lua_rawlen(L, -1) == 0) {
-    lua_pop(L, 1);
-    luaL_where(L, 1);
-  }
+  senv_where(L);
   lua_pushfstring(L, "script: %s", budget_describe(&c->b, buf, sizeof buf));
   lua_concat(L, 2);
   return lua_error(L);
@@ -58,9 +67,17 @@ static int senv_in_handler(lua_State *L, lua_Debug *ar) {
 /* The count hook charges instructions on the precise clock. The call hook runs before
  * every function call, C functions included: a script whose every instruction is a long
  * C call still meets its deadline, at the cost of a coarse clock read per call. */
+/* Whether the call's ceiling was passed (memcap.over): its budget is spent then. */
+static int senv_over(senv_call *c) {
+  if (c->mem == NULL || c->mem->over == 0 || c->b.tripped != BUDGET_OK) return 0;
+  c->b.tripped = BUDGET_MEMORY;
+  return 1;
+}
+
 static void senv_hook(lua_State *L, lua_Debug *ar) {
   senv_call *c = *senv_slot(L);
   if (c == NULL) return;
+  if (senv_over(c)) senv_raise(L, c);
   budget_verdict v = ar->event == LUA_HOOKCOUNT
                          ? budget_charge(&c->b, SENV_HOOK_EVERY, budget_now_ns())
                          : budget_check_deadline(&c->b, budget_coarse_ns());
@@ -110,6 +127,9 @@ static void senv_hook_chained(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
     senv_hook(L, ar);
     return;
+  }
+  if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL) {
+    if (senv_over(c)) senv_raise(L, c);
   }
   if (ar->event == LUA_HOOKCOUNT) {
     if (c->b.tripped != BUDGET_OK) senv_raise(L, c); /* spent on another thread of the call */
@@ -222,6 +242,21 @@ void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint
     lua_gc(L, LUA_GCCOLLECT);
     mem->settled = mem->used;
   }
+  c->mem = mem;
+  c->b.memory = memory;
+  c->prev_owner = mem->owner;
+  c->prev_grace = mem->grace;
+  c->prev_over = mem->over;
+  if (c->owner) mem->owner = c->owner;
+  /* the retry after an emergency collection may pass the ceiling by an eighth of the
+   * budget, and at least 16 MiB (the budget when it is smaller): room to raise the error
+   * at the script's line, and for the last doubling of a Lua stack (8 MiB to its 16 MiB
+   * most), which a recursion without end meets */
+  if (memory) {
+    size_t floor = memory < ((size_t)16 << 20) ? memory : (size_t)16 << 20;
+    mem->grace = memory / 8 > floor ? memory / 8 : floor;
+  }
+  mem->over = 0;
   c->prev_limit = memory ? memcap_push(mem, memory) : mem->limit;
   c->active = 1;
   *senv_slot(L) = c;
@@ -240,12 +275,17 @@ void senv_end(lua_State *L, senv_call *c) {
   lua_pop(L, 1);
   lua_sethook(L, c->prev_hook, c->prev_mask, c->prev_count);
   *senv_slot(L) = c->prev_call;
-  memcap_restore(&rt_get(L)->mem, c->prev_limit);
+  memcap *mem = &rt_get(L)->mem;
+  memcap_restore(mem, c->prev_limit);
+  mem->owner = c->prev_owner;
+  mem->grace = c->prev_grace;
+  mem->over = c->prev_over;
 }
 
 const char *senv_code(const senv_call *c, int status) {
   if (status == LUA_ERRMEM) return "ENOMEM";
   switch (c->b.tripped) {
+  case BUDGET_MEMORY: return "ENOMEM";
   case BUDGET_INSTRUCTIONS:
   case BUDGET_CALL: return "EBUDGET";
   case BUDGET_DEADLINE: return "ETIMEOUT";
@@ -316,4 +356,15 @@ void senv_charge_call(lua_State *L, uint64_t units, const char *what) {
   char buf[160];
   senv_rearm(L);
   luaL_error(L, "%s: script: %s", what, budget_describe(&c->b, buf, sizeof buf));
+}
+
+void senv_memory_spent(lua_State *L) {
+  senv_call *c = *senv_slot(L);
+  if (c == NULL) {
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
+    return;
+  }
+  if (c->b.tripped == BUDGET_OK) c->b.tripped = BUDGET_MEMORY;
+  senv_raise(L, c);
 }

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "budget.h"
+#include "memcap.h"
 
 #define SENV_HOOK_EVERY 1000 /* instructions between count-hook calls while within budget */
 
@@ -30,10 +31,17 @@ typedef struct senv_call {
   int mask;                    /* this call's hook mask: ours plus the chained hook's */
   int charge_left, chain_left; /* instructions to the next charge, the next chained count */
   int active;
+  memcap *mem;                 /* the runtime's allocator */
+  memcap_owner *owner;         /* whose the blocks this call makes are (set before senv_begin; NULL: kept) */
+  memcap_owner *prev_owner;    /* the allocator's owner, grace and over before this call */
+  size_t prev_grace, prev_over;
 } senv_call;
 
 /* Starts budget c (a zeroed full userdata at stack index idx) on L's running thread: 0
- * means unlimited for each limit. Nothing raises from here to senv_end but the budget (and
+ * means unlimited for each limit. The blocks made during the call are c->owner's when it is
+ * set (memcap.h). An allocation the ceiling refused, which Lua's retry after its emergency
+ * collection takes a little above it (memcap.grace), stops the script at its next
+ * instruction or call, as the other budgets do, naming its line (BUDGET_MEMORY). Nothing raises from here to senv_end but the budget (and
  * a host hook that was already on, which keeps running: see chain_hook). */
 void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
               size_t memory);
@@ -67,6 +75,12 @@ int senv_tripped(lua_State *L);
  * thread has none). Once spent: re-arms the hook so the script stops at its next
  * instruction, writes what was exceeded into why, and returns 1. */
 int senv_charge(lua_State *L, uint64_t n, char *why, size_t whylen);
+
+/* The running thread's memory budget is spent (a C function knows its result cannot fit
+ * under the ceiling): raises "where: script: memory limit exceeded (N MiB)" at the script's
+ * line, as the hook does for the other budgets. Without a budget on the thread, Lua's
+ * memory error. */
+void senv_memory_spent(lua_State *L);
 
 /* Before a C function does `units` of work (elements, repetitions) for a script: charges
  * them, or raises "<what>: script: ..." when the budget is spent or the call asks for more

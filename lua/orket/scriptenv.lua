@@ -37,6 +37,10 @@ M.DEFAULTS = {
   memory = 64 * 1024 * 1024, -- bytes the call may add to the heap
 }
 
+-- What every script together may keep between calls: the blocks their calls made that are
+-- still allocated after a full collection (each script's own cap is its memory budget).
+M.HELD_ALL = 1024 * 1024 * 1024
+
 local frozen = setmetatable({}, { __mode = "k" }) -- proxy -> true
 
 -- Strings reach the real string table through their shared metatable, so a script could
@@ -333,7 +337,8 @@ Box.__index = Box
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected)", 2) end
-  local box = setmetatable({ name = opts.name or "script" }, Box)
+  -- owner: the blocks the box's calls make are counted as its own (orket.c.scriptenv)
+  local box = setmetatable({ name = opts.name or "script", owner = cenv.owner() }, Box)
   for k, v in pairs(M.DEFAULTS) do
     local o = opts[k]
     if o ~= nil and (math.type(o) ~= "integer" or o < 0) then
@@ -381,13 +386,40 @@ function Box:load(source, chunkname)
   return fn
 end
 
+local held = cenv.held
+local MiB = 1024 * 1024
+
+-- After each call: what the script holds (the blocks its calls made, in any call, that are
+-- still allocated: its upvalues, globals, coroutines and what they reach) may not pass its
+-- memory budget, nor all scripts' together HELD_ALL. The counts are kept by the allocator,
+-- so the check is two numbers; only a count over its cap pays for a full collection (it
+-- counts garbage not yet collected), and only one still over it after that fails the call.
+-- The box is then refused: its state lives in closures the host holds (a tool's handler, a
+-- role's functions), which only a reload of its file lets go.
+local function checked(box, ...)
+  local cap = box.memory
+  if cap == 0 then return ... end
+  local mine, all = held(box.owner)
+  if mine <= cap and all <= M.HELD_ALL then return ... end
+  mine, all = held(box.owner, true)
+  if mine <= cap and all <= M.HELD_ALL then return ... end
+  box.refused = string.format("script: memory limit exceeded: the script holds %d MiB between its calls, %s; "
+    .. "it is refused until its file is loaded again", (mine + MiB - 1) // MiB,
+    mine > cap and string.format("more than its %d MiB budget", (cap + MiB - 1) // MiB)
+      or string.format("and all scripts together %d MiB, more than %d MiB", (all + MiB - 1) // MiB, M.HELD_ALL // MiB))
+  return false, box.refused, "ENOMEM"
+end
+
 --- box:pcall(fn, ...) -> true, ... | false, message, CODE
 --- CODE: EBUDGET (instructions), ETIMEOUT (deadline), ENOMEM (memory), ERUNTIME.
+--- A box whose script holds more than its memory budget between calls (checked) fails the
+--- call and every later one, ENOMEM.
 function Box:pcall(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'pcall' (function expected, got " .. type(fn) .. ")", 2)
   end
-  return cenv.pcall(self.instructions, self.timeout_ms, self.memory, fn, ...)
+  if self.refused then return false, self.refused, "ENOMEM" end
+  return checked(self, cenv.pcall_as(self.owner, self.instructions, self.timeout_ms, self.memory, fn, ...))
 end
 
 --- first_line(message) -> "file:line: message" without the traceback box:pcall appends:

@@ -13,6 +13,7 @@ local cschema = require "orket.c.schema"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local inert = require "orket.inert"
+local sourcepos = require "orket.sourcepos"
 local json = require "cjson.safe"
 local sm = require "orket.c.statemachine"
 
@@ -111,6 +112,14 @@ local function validate(def, file)
   return true
 end
 
+-- A tool whose effect does not write gets a workspace view that only reads (tool_fs): the
+-- words of its refusal, {name, effect}; nil for one whose effect writes.
+local function fs_denial(d)
+  local e = EFFECTS[d.effect]
+  if e and e.writes then return nil end
+  return d.fs_denial or { tostring(d.name), tostring(d.effect) }
+end
+
 --- load(files[, base]) -> registry | nil, "file: message", CODE, {every problem of that file...}
 --- base: the project's directory, its tools then named from it (scriptfile.name: tool.chunk)
 function M.load(files, base)
@@ -140,6 +149,7 @@ function M.load(files, base)
     -- keeps its encoded JSON (orket.llm's fixed_tools) instead of encoding it per request
     copy.spec = { name = copy.name, description = copy.description, parameters = copy.parameters }
     copy.box, copy.file, copy.chunk = box, path, chunk
+    copy.fs_denial = fs_denial(copy) -- made once, not per call
     if not reg.by_name[copy.name] then reg.names[#reg.names + 1] = copy.name end
     reg.by_name[copy.name] = copy
     reg.files[#reg.files + 1] = path
@@ -203,13 +213,31 @@ end
 -- What a tool handler may do with the workspace: the operations (FS_FN below: read, write,
 -- append, list, stat, mkdir, delete, move), not close. Reads go through ctx.may_read when
 -- the host gives one, so a tool that reads many files (search_files) cannot reach what the
--- policies deny to read_file.
+-- policies deny to read_file. Only a tool whose effect writes (effect = "write") may change
+-- the workspace: the gate counts and confines that effect's paths and content, and the
+-- engine journals its intent before it runs, outside the step's transaction. Any other
+-- tool's view refuses write, append, mkdir, delete and move, raising at the script's line
+-- (denial_of), so no change to the card's branch passes beside the limits and the crash
+-- protocol.
 
 -- A view is a table of the shared functions below; the workspace and may_read it stands for
 -- are kept here, out of the script's reach. Eight closures and a growing table per call
 -- were a tenth of the tool call's Lua time.
 local fs_of = setmetatable({}, { __mode = "k" })
 local may_read_of = setmetatable({}, { __mode = "k" })
+local denial_of = setmetatable({}, { __mode = "k" }) -- a read-only view -> its tool's {name, effect}
+
+local CHANGES = { write = true, append = true, mkdir = true, delete = true, move = true }
+
+-- An error a host operation raised, raised again at the script's call (level 3: this, the
+-- view's function, the script) with Orket's own source positions taken off: a script that
+-- catches it (pcall) reads the message it would have been shown, never a file of Orket's
+-- or a directory of the machine. A value that is no message (a host's own error object,
+-- which the engine may unwind with) passes through as it is.
+local function host_error(e)
+  if type(e) ~= "string" then error(e, 0) end
+  error(sourcepos.plain(e), 3)
+end
 
 -- The workspace a view stands for, its arguments checked (raised at the script's call):
 -- a path that is no string is a mistake of the script's, not a denial (the policy check
@@ -220,6 +248,14 @@ local function fs_for(view, op, path, to)
     if fs == false then error(op .. ": this workspace view was given to a tool call that has ended", 3) end
     error("bad argument #1 to '" .. op .. "' (workspace view expected; call it as ctx.fs:" .. op .. "(...))", 3)
   end
+  if CHANGES[op] then
+    local d = denial_of[view]
+    if d then
+      error(string.format("%s: ctx.fs:%s is refused: the tool is declared effect = %q, whose workspace view only "
+        .. "reads (read, list, stat); a tool that changes the workspace declares effect = \"write\", so that the "
+        .. "gate counts its writes and the engine journals them", d[1], op, d[2]), 3)
+    end
+  end
   if type(path) ~= "string" and not (path == nil and op == "list") then
     error("bad argument #1 to '" .. op .. "' (string expected, got " .. type(path) .. ")", 3)
   end
@@ -229,9 +265,20 @@ local function fs_for(view, op, path, to)
   return fs
 end
 
--- Each calls the workspace as a method, and not as a tail call: an argument error the
--- workspace raises then names the method and the script's argument ("bad argument #2 to
--- 'read'"), where a tail call through a table said '?' and counted the workspace itself.
+-- Each calls the workspace as a method (OPS below), and not as a tail call: an argument
+-- error the workspace raises then names the method and the script's argument ("bad argument
+-- #2 to 'read'"), where a tail call through a table said '?' and counted the workspace
+-- itself. It is called protected, its error raised again at the script's call (host_error).
+local OPS = {}
+function OPS.read(fs, path, opts) local a, b, c = fs:read(path, opts) return a, b, c end
+function OPS.write(fs, path, data) local a, b, c = fs:write(path, data) return a, b, c end
+function OPS.append(fs, path, data) local a, b, c = fs:append(path, data) return a, b, c end
+function OPS.list(fs, path) local a, b, c = fs:list(path) return a, b, c end
+function OPS.stat(fs, path) local a, b, c = fs:stat(path) return a, b, c end
+function OPS.mkdir(fs, path) local a, b, c = fs:mkdir(path) return a, b, c end
+function OPS.delete(fs, path) local a, b, c = fs:delete(path) return a, b, c end
+function OPS.move(fs, from, to) local a, b, c = fs:move(from, to) return a, b, c end
+
 local FS_FN = {}
 function FS_FN.read(view, path, opts)
   local fs = fs_for(view, "read", path)
@@ -239,42 +286,51 @@ function FS_FN.read(view, path, opts)
   if may_read and not may_read(path) then
     return nil, "workspace: reading " .. path .. " is denied by policy", "EPERM"
   end
-  local a, b, c = fs:read(path, opts)
+  local ok, a, b, c = pcall(OPS.read, fs, path, opts)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.write(view, path, data)
-  local a, b, c = fs_for(view, "write", path):write(path, data)
+  local ok, a, b, c = pcall(OPS.write, fs_for(view, "write", path), path, data)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.append(view, path, data)
-  local a, b, c = fs_for(view, "append", path):append(path, data)
+  local ok, a, b, c = pcall(OPS.append, fs_for(view, "append", path), path, data)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.list(view, path)
-  local a, b, c = fs_for(view, "list", path):list(path)
+  local ok, a, b, c = pcall(OPS.list, fs_for(view, "list", path), path)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.stat(view, path)
-  local a, b, c = fs_for(view, "stat", path):stat(path)
+  local ok, a, b, c = pcall(OPS.stat, fs_for(view, "stat", path), path)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.mkdir(view, path)
-  local a, b, c = fs_for(view, "mkdir", path):mkdir(path)
+  local ok, a, b, c = pcall(OPS.mkdir, fs_for(view, "mkdir", path), path)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.delete(view, path)
-  local a, b, c = fs_for(view, "delete", path):delete(path)
+  local ok, a, b, c = pcall(OPS.delete, fs_for(view, "delete", path), path)
+  if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.move(view, from, to)
-  local a, b, c = fs_for(view, "move", from, to):move(from, to)
+  local ok, a, b, c = pcall(OPS.move, fs_for(view, "move", from, to), from, to)
+  if not ok then host_error(a) end
   return a, b, c
 end
 
-local function tool_fs(fs, may_read)
+-- denial: nil for a tool whose effect writes, else {name, effect} (the refusal's words)
+local function tool_fs(fs, may_read, denial)
   local view = { read = FS_FN.read, write = FS_FN.write, append = FS_FN.append, list = FS_FN.list,
     stat = FS_FN.stat, mkdir = FS_FN.mkdir, delete = FS_FN.delete, move = FS_FN.move }
-  fs_of[view], may_read_of[view] = fs, may_read
+  fs_of[view], may_read_of[view], denial_of[view] = fs, may_read, denial
   return view
 end
 
@@ -343,35 +399,69 @@ local function visible(b, id)
   return false
 end
 
+-- The host's side of each view operation, called protected (host_error) and as methods,
+-- so that an error it raises reads at the script's call, as the workspace's do.
+local HOST = {}
+function HOST.get(b, id)
+  if not visible(b, id) then
+    return nil, string.format("board: card %q is not visible to tools (your card, its epic and the cards it "
+      .. "depends on are)", id), "EPERM"
+  end
+  local v, m, c = b.board:get(id)
+  return v, m, c
+end
+function HOST.history(b) local v, m, c = b.board:history(b.card_id) return v, m, c end
+function HOST.comments(b) local v, m, c = b.board:comments(b.card_id) return v, m, c end
+function HOST.comment(b, body)
+  local v, m, c = b.board:comment(b.card_id, { author = b.actor.seat, body = body })
+  return v, m, c
+end
+function HOST.transition(b, to, how)
+  -- the host's way of moving a card when it has one (the engine's: done merges the card's branch)
+  if b.move then
+    local v, m, c = b.move(b.card_id, to, how)
+    return v, m, c
+  end
+  local v, m, c = b.board:transition(b.card_id, to, how)
+  return v, m, c
+end
+function HOST.create(b, o) local v, m, c = b.board:create(o) return v, m, c end
+function HOST.remember(b, e) local v, m, c = b.memory:remember(e) return v, m, c end
+function HOST.recall(b, query, opts) local v, m, c = b.memory:recall(query, opts) return v, m, c end
+
 --- view:get([id]) -> card: the card being worked (default), its epic or a card it depends on
 function BOARD_FN.get(view, id)
   local b = bound(view, "board", "get")
   if id == nil then id = b.card_id end
   if type(id) ~= "string" then error("bad argument #1 to 'get' (card id string expected)", 2) end
-  if not visible(b, id) then
-    return nil, string.format("board: card %q is not visible to tools (your card, its epic and the cards it "
-      .. "depends on are)", id), "EPERM"
-  end
-  return own(b.board:get(id))
+  local ok, v, m, c = pcall(HOST.get, b, id)
+  if not ok then host_error(v) end
+  return own(v, m, c)
 end
 
 --- view:history() -> the events of the card being worked, oldest first
 function BOARD_FN.history(view)
   local b = bound(view, "board", "history")
-  return out(b.board:history(b.card_id))
+  local ok, v, m, c = pcall(HOST.history, b)
+  if not ok then host_error(v) end
+  return out(v, m, c)
 end
 
 --- view:comments() -> the comments on the card being worked, oldest first
 function BOARD_FN.comments(view)
   local b = bound(view, "board", "comments")
-  return out(b.board:comments(b.card_id))
+  local ok, v, m, c = pcall(HOST.comments, b)
+  if not ok then host_error(v) end
+  return out(v, m, c)
 end
 
 --- view:comment(body) -> comment: on the card being worked, signed by the acting seat
 function BOARD_FN.comment(view, body)
   local b = bound(view, "board", "comment")
   if type(body) ~= "string" then error("bad argument #1 to 'comment' (string expected)", 2) end
-  return out(b.board:comment(b.card_id, { author = b.actor.seat, body = body }))
+  local ok, v, m, c = pcall(HOST.comment, b, body)
+  if not ok then host_error(v) end
+  return out(v, m, c)
 end
 
 --- view:transition(to, {reason=, note=}) -> card: moves the card being worked through the
@@ -380,10 +470,9 @@ function BOARD_FN.transition(view, to, opts)
   local b = bound(view, "board", "transition")
   if type(to) ~= "string" then error("bad argument #1 to 'transition' (status string expected)", 2) end
   local o = plain_opts(opts, "transition", { reason = true, note = true })
-  local how = { actor = b.actor, reason = o.reason, note = o.note }
-  -- the host's way of moving a card when it has one (the engine's: done merges the card's branch)
-  if b.move then return own(b.move(b.card_id, to, how)) end
-  return own(b.board:transition(b.card_id, to, how))
+  local ok, v, m, c = pcall(HOST.transition, b, to, { actor = b.actor, reason = o.reason, note = o.note })
+  if not ok then host_error(v) end
+  return own(v, m, c)
 end
 
 local CREATE_FIELDS = { summary = true, description = true, seat = true, priority = true, depends_on = true,
@@ -398,7 +487,9 @@ function BOARD_FN.create(view, spec)
   local o = plain_opts(spec, "create", CREATE_FIELDS)
   if not b.epic then return nil, "board: the card being worked has no epic to add an issue to", "EINVAL" end
   o.parent, o.actor, o.seats = b.epic, b.actor, b.seats
-  return out(b.board:create(o))
+  local ok, v, m, c = pcall(HOST.create, b, o)
+  if not ok then host_error(v) end
+  return out(v, m, c)
 end
 
 local MEMORY_FN = {}
@@ -409,7 +500,9 @@ function MEMORY_FN.remember(view, e)
   if type(e) ~= "table" then error("bad argument #1 to 'remember' ({text=string, tags=} expected)", 2) end
   local o = plain_opts(e, "remember", { text = true, tags = true })
   if type(o.text) ~= "string" then error("bad argument #1 to 'remember' (text must be a string)", 2) end
-  return out(b.memory:remember { card = b.card_id, text = o.text, tags = o.tags, actor = b.actor })
+  local ok, v, m, c = pcall(HOST.remember, b, { card = b.card_id, text = o.text, tags = o.tags, actor = b.actor })
+  if not ok then host_error(v) end
+  return out(v, m, c)
 end
 
 --- view:recall(query, {limit=}) -> entries, best first
@@ -417,7 +510,9 @@ function MEMORY_FN.recall(view, query, opts)
   local b = bound(view, "memory", "recall")
   if type(query) ~= "string" then error("bad argument #1 to 'recall' (string expected)", 2) end
   local o = plain_opts(opts, "recall", { limit = true })
-  return out(b.memory:recall(query, { limit = o.limit or 10 }))
+  local ok, v, m, c = pcall(HOST.recall, b, query, { limit = o.limit or 10 })
+  if not ok then host_error(v) end
+  return out(v, m, c)
 end
 
 local BOARD_MT = { __index = BOARD_FN, __newindex = readonly, __metatable = false }
@@ -447,7 +542,7 @@ local REVOKING = { __close = revoke }
 -- engine's: orket.engine.gitwork.mover), answering as board:transition does; else the
 -- board's transition. ctx.own_card: ctx.card is the host's copy for this call, which it
 -- keeps nothing of, so the handler gets it as it is.
-local function tool_ctx(ctx)
+local function tool_ctx(ctx, denial)
   if ctx == nil then return {}, setmetatable({}, REVOKING) end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
@@ -462,7 +557,7 @@ local function tool_ctx(ctx)
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })
   end
-  local fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read) or nil
+  local fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read, denial) or nil
   -- the views as given, kept by the host for revoke: the script may change its ctx
   return {
     fs = fs, board = board, memory = memory,
@@ -492,7 +587,7 @@ function Registry:run(name, args, ctx)
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
   local a, aerr = call_args(name, args)
   if not a then return { ok = false, error = aerr, code = "ETOOL" } end
-  local tctx, views = tool_ctx(ctx)
+  local tctx, views = tool_ctx(ctx, fs_denial(d))
   -- revoked however the call ends: a task cancelled while the handler waits (a stop) is
   -- closed, and its to-be-closed values run
   local _ <close> = views
@@ -531,7 +626,7 @@ function Registry:recover(name, args, ctx)
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
   local a, aerr = call_args(name, args)
   if not a then return "unknown", aerr end
-  local tctx, views = tool_ctx(ctx)
+  local tctx, views = tool_ctx(ctx, fs_denial(d))
   local _ <close> = views
   local ok, res = d.box:pcall(d.recover, a, tctx)
   revoke(views)

@@ -19,6 +19,8 @@
   X(test_memcap_ceiling)                 \
   X(test_memcap_nested)                  \
   X(test_memcap_headroom)                \
+  X(test_memcap_owners)                  \
+  X(test_memcap_grace)                   \
   X(test_budget_instructions)            \
   X(test_budget_deadline)                \
   X(test_budget_sticky)                  \
