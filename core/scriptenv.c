@@ -74,9 +74,20 @@ static int senv_over(senv_call *c) {
   return 1;
 }
 
+/* Whether this event is a call of a C function while the call's budget is spent (or its
+ * memory ceiling passed): such a call runs. The error already raised is unwinding, and a
+ * to-be-closed value's close is such a call (a store's read reset by it: refused, the read
+ * kept its statement open and the write lock); the script's next instruction raises again. */
+static int senv_spent_c_call(lua_State *L, senv_call *c, lua_Debug *ar) {
+  if (ar->event != LUA_HOOKCALL && ar->event != LUA_HOOKTAILCALL) return 0;
+  if (c->b.tripped == BUDGET_OK && (c->mem == NULL || c->mem->over == 0)) return 0;
+  return lua_getinfo(L, "S", ar) && ar->what[0] == 'C';
+}
+
 static void senv_hook(lua_State *L, lua_Debug *ar) {
   senv_call *c = *senv_slot(L);
   if (c == NULL) return;
+  if (senv_spent_c_call(L, c, ar)) return;
   if (senv_over(c)) senv_raise(L, c);
   budget_verdict v = ar->event == LUA_HOOKCOUNT
                          ? budget_charge(&c->b, SENV_HOOK_EVERY, budget_now_ns())
@@ -128,6 +139,7 @@ static void senv_hook_chained(lua_State *L, lua_Debug *ar) {
     senv_hook(L, ar);
     return;
   }
+  if (senv_spent_c_call(L, c, ar)) return;
   if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL) {
     if (senv_over(c)) senv_raise(L, c);
   }
