@@ -143,6 +143,26 @@ M.context = make_context
 -- answers (scripted sequences) counts this one too. A canceled call is not: the run was
 -- stopped, and the resumed run asks again, as an uninterrupted one asked once. -> true
 -- when it was journaled
+-- The journal's model_failure event of a call; charged: what a billed call is charged
+-- ({model=, provider=, prompt_tokens=, completion_tokens=, cached_tokens=, cost=,
+-- currency=, refused_usage=, cut=, aborted=}), what the sums count; nil when not charged.
+local function failure_event(run, job, req, class, msg, charged)
+  local c = charged or {}
+  run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
+    data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
+      error = msg, request = { model = req.model, messages = req.messages },
+      model = c.model, provider = c.provider, prompt_tokens = c.prompt_tokens, completion_tokens = c.completion_tokens,
+      cached_tokens = c.cached_tokens, cost = c.cost, currency = c.currency, refused_usage = c.refused_usage,
+      cut = c.cut, aborted = c.aborted } }
+end
+
+-- The model_failure a charged call says on the run's output, once journaled
+local function emit_charged(run, job, req, class, charged, response_model)
+  run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
+    class = class, prompt_tokens = charged.prompt_tokens, completion_tokens = charged.completion_tokens,
+    cost = charged.cost, currency = charged.currency, response_model = response_model }
+end
+
 local function record_failure(run, job, req, class, msg, charged)
   -- a charged call (its answer's usage refused, cut after it began, or sent whole before
   -- the run's own stop aborted it) was billed, stopping or not
@@ -154,15 +174,7 @@ local function record_failure(run, job, req, class, msg, charged)
     -- journal then tells the turn's story in order. A card that cannot move is left to
     -- end_turn_records, as after a response.
     run:begin_records(job)
-    run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
-      data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
-        error = msg, request = { model = req.model, messages = req.messages },
-        -- an answer whose usage was refused, charged (spend.refused): what the sums count
-        model = charged and charged.model, provider = charged and charged.provider,
-        prompt_tokens = charged and charged.prompt_tokens,
-        completion_tokens = charged and charged.completion_tokens, cost = charged and charged.cost,
-        currency = charged and charged.currency, refused_usage = charged and charged.refused_usage,
-        cut = charged and charged.cut, aborted = charged and charged.aborted } }
+    failure_event(run, job, req, class, msg, charged)
     return true
   end)
   if not ok and job.lease_lost then error(err, 0) end
@@ -187,11 +199,7 @@ function M.record_aborted(run)
       .. " after the request was sent: charged at its estimate"
     -- (a lost lease raises: nothing more to write); said only once journaled, as charged
     local pok, written = pcall(record_failure, run, job, req, "canceled", msg, charged)
-    if pok and written then
-      run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
-        class = "canceled", prompt_tokens = charged.prompt_tokens, completion_tokens = charged.completion_tokens,
-        cost = charged.cost, currency = charged.currency, response_model = charged.model }
-    end
+    if pok and written then emit_charged(run, job, req, "canceled", charged, charged.model) end
   end
 end
 
@@ -204,25 +212,19 @@ local function record_lost_call(run, job, model)
   local res, req = model.res, model.req
   local usage = res.usage or {}
   local money = spend.record(run, job, usage, req)
-  local prompt, out = math.tointeger(usage.prompt_tokens) or 0, math.tointeger(usage.completion_tokens) or 0
+  -- (named as the turns row of an answer recorded names it: the sums by model count both alike)
+  local charged = { model = res.model or job.model, provider = res.provider,
+    prompt_tokens = math.tointeger(usage.prompt_tokens) or 0, completion_tokens = math.tointeger(usage.completion_tokens) or 0,
+    cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency }
   local ok, err = run.db:tx(function()
-    run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
-      data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = "lease_lost",
-        error = "the worker lost the card's lease before it recorded the answer: charged, the answer dropped "
-          .. "(the worker that took the card over asks again)",
-        request = { model = req.model, messages = req.messages },
-        -- (named as the turns row of an answer recorded names it: the sums by model count both alike)
-        model = res.model or job.model, provider = res.provider,
-        prompt_tokens = prompt, completion_tokens = out, cached_tokens = money.cached_tokens, cost = money.cost,
-        currency = money.currency } }
+    failure_event(run, job, req, "lease_lost", "the worker lost the card's lease before it recorded the answer: "
+      .. "charged, the answer dropped (the worker that took the card over asks again)", charged)
     return true
   end)
   if ok then
     spend.committed(run, job)
-    run:add_tokens(prompt + out, job.card_id)
-    run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
-      class = "lease_lost", prompt_tokens = prompt, completion_tokens = out, cost = money.cost,
-      currency = money.currency, response_model = res.model }
+    run:add_tokens(charged.prompt_tokens + charged.completion_tokens, job.card_id)
+    emit_charged(run, job, req, "lease_lost", charged, res.model)
   elseif not (run.journal_broken and run:journal_broken(job.card_id)) then
     run:emit { type = "journal_error", card = job.card_id, error = err }
   end

@@ -11,7 +11,7 @@ local WHO, GUARD, sh, git = GC.WHO, GC.GUARD, GC.sh, GC.git
 
 
 describe("orket.c.gitrepo with a submodule", function()
-  local base, ws, repo
+  local base, ws, repo, card -- card: its directories (tests.gitcards)
   before_each(function()
     base = H.tmpdir()
     ws = base .. "/ws"
@@ -24,15 +24,16 @@ describe("orket.c.gitrepo with a submodule", function()
       .. " && git -c protocol.file.allow=always submodule add -q " .. H.quote(sub) .. " lib >/dev/null 2>&1"
       .. " && git commit -qm 'add submodule'")
     repo = assert(G.open(ws))
+    card = GC.cards(repo, base)
   end)
   after_each(function()
     repo:close()
     H.cleanup()
   end)
 
-  local function att(...) return GC.cards(repo, base).att(...) end
-  local function hand_over(...) return GC.cards(repo, base).hand_over(...) end
-  local function commit(...) return GC.cards(repo, base).commit(...) end
+  local function att(...) return card.att(...) end
+  local function hand_over(...) return card.hand_over(...) end
+  local function commit(...) return card.commit(...) end
   local function gitlink(ref)
     return git(ws, "ls-tree " .. ref .. " lib"):match("^160000 commit ") ~= nil
   end

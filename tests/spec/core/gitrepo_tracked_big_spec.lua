@@ -17,7 +17,7 @@ local function size(path)
 end
 
 describe("orket.c.gitrepo with a tracked file over the cap", function()
-  local base, ws, repo
+  local base, ws, repo, card -- card: its directories (tests.gitcards)
   before_each(function()
     base = H.tmpdir()
     ws = base .. "/ws"
@@ -26,15 +26,16 @@ describe("orket.c.gitrepo with a tracked file over the cap", function()
       .. " && git config user.name A && echo hi > notes.txt && truncate -s " .. BIG .. " model.bin"
       .. " && git add -A && git commit -qm 'with a big asset'")
     repo = assert(G.open(ws))
+    card = GC.cards(repo, base)
   end)
   after_each(function()
     repo:close()
     H.cleanup()
   end)
 
-  local function att(...) return GC.cards(repo, base).att(...) end
-  local function hand_over(...) return GC.cards(repo, base).hand_over(...) end
-  local function commit(...) return GC.cards(repo, base).commit(...) end
+  local function att(...) return card.att(...) end
+  local function hand_over(...) return card.hand_over(...) end
+  local function commit(...) return card.commit(...) end
 
   it("keeps it through a whole walk's detach, the next card's commits, the merge and workspace/", function()
     local a = assert(att("B1"))
