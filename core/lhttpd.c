@@ -53,6 +53,7 @@ typedef struct lhd_srv {
   uv_timer_t *memo_timer;
   struct lhd_fast *fast_failed;
   struct lhd_fast *fast_running; /* its requests proxied from the memory whose pump runs */
+  lua_Integer fast_serial;       /* the last number given one of them (srv:proxy_running) */
 } lhd_srv;
 
 enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY, LHD_ENDS_IN_C };
@@ -1268,6 +1269,7 @@ typedef struct lhd_fast {
    * (srv:proxy_cut ends them; a closed server lets go of the pumps that outlive it) */
   lhd_srv *srv;
   struct lhd_fast *run_prev, *run_next;
+  lua_Integer serial; /* its number among its server's (srv:proxy_running, srv:proxy_cut) */
 } lhd_fast;
 
 static void lhd_fast_unlink(lhd_fast *f) {
@@ -1365,6 +1367,7 @@ static int lhd_memo_take(lhd_srv *s) {
   if (px != NULL) {
     f->px = px;
     f->srv = s;
+    f->serial = ++s->fast_serial;
     f->run_next = s->fast_running;
     if (s->fast_running) s->fast_running->run_prev = f;
     s->fast_running = f;
@@ -1661,15 +1664,49 @@ static int lhd_proxy_forget(lua_State *L) {
   return 1;
 }
 
-/* srv:proxy_cut() -> how many: ends every request of this server proxied from the memory
- * whose pump runs (its answer cut, counted and logged as cut): their callers are not known
- * here, and a request of a caller who may read no more must not go on (one proxied the Lua
- * way is cut with req:cut). Their clients come again the Lua way, the stamp having moved. */
+/* srv:proxy_running() -> {{id=, authorization=}, ...}: the requests of this server proxied
+ * from the memory whose pump runs, each with its number and its Authorization header (nil:
+ * none, local use). Their callers are not known here: the Lua side checks each credential
+ * again at a revoking row and cuts those refused (srv:proxy_cut), as it does the streams
+ * it started itself. */
+static int lhd_proxy_running(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (lhd_fast *f = s->fast_running; f != NULL; f = f->run_next) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, f->serial);
+    lua_setfield(L, -2, "id");
+    const char *name, *value;
+    for (size_t i = 0; httpd_header_at(f->r, i, &name, &value) == 0; i++)
+      if (strcasecmp(name, "Authorization") == 0) {
+        lua_pushstring(L, value);
+        lua_setfield(L, -2, "authorization");
+        break;
+      }
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* srv:proxy_cut(ids) -> how many: ends the requests of this server proxied from the memory
+ * whose numbers are listed (srv:proxy_running) and whose pump still runs, their answer cut,
+ * counted and logged as cut: their callers may read no more. Those callers' clients come
+ * again the Lua way, the store's stamp having moved. */
 static int lhd_proxy_cut(lua_State *L) {
   lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
-  lua_Integer n = 0;
-  lhd_fast *f;
-  while ((f = s->fast_running) != NULL) { /* from the start each time: a log line's function may end others */
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = 0, len = (lua_Integer)lua_rawlen(L, 2);
+  for (lua_Integer i = 1; i <= len; i++) {
+    lua_rawgeti(L, 2, i);
+    int isnum;
+    lua_Integer id = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum) return luaL_error(L, "bad argument #1 to 'proxy_cut' (item %d is not an integer)", (int)i);
+    /* looked up from the start each time: a log line's function may end others */
+    lhd_fast *f = s->fast_running;
+    while (f != NULL && f->serial != id) f = f->run_next;
+    if (f == NULL) continue; /* ended meanwhile */
     httpproxy *px = f->px;
     unsigned st = httpproxy_status(px, NULL);
     lhd_fast_unlink(f);
@@ -1876,6 +1913,7 @@ static const luaL_Reg lhd_srv_methods[] = {
     {"proxy_memo", lhd_proxy_memo},
     {"proxy_forget", lhd_proxy_forget},
     {"proxy_cut", lhd_proxy_cut},
+    {"proxy_running", lhd_proxy_running},
     {"proxy_memo_count", lhd_proxy_memo_count},
     {"port", lhd_port},
     {"live", lhd_live},

@@ -2,7 +2,7 @@
 -- caller may no longer read them (a key revoked, a person disabled or taken out of the
 -- project), as an event stream does: the hub checks them at such a journal row and at each
 -- heartbeat (orket.serve.events, hub:watch). The proxy's memory's own requests (started in
--- C) are cut at such a row too. A node app in a sandbox (skipped where none can run).
+-- C) are cut at such a row too, those of callers still allowed left to run. A node app in a sandbox (skipped where none can run).
 local H = require "tests.helpers"
 local proc = require "orket.c.proc"
 
@@ -77,6 +77,12 @@ describe("a stream whose caller may read no more", function()
     H.wait_for(function() return bapp.text():find("first", 1, true) end, "the app's first bytes")
     local bapp2 = follow(s, app, bk)
     H.wait_for(function() return bapp2.text():find("first", 1, true) end, "the app's first bytes again")
+    -- alice's key: the app's stream twice too, the second from the memory, which a revoke
+    -- of another's key leaves alone
+    local aapp = follow(s, app, op)
+    H.wait_for(function() return aapp.text():find("first", 1, true) end, "alice's first bytes")
+    local aapp2 = follow(s, app, op)
+    H.wait_for(function() return aapp2.text():find("first", 1, true) end, "alice's first bytes again")
     -- carl's: a log followed; he is taken out of the project
     local clog = follow(s, logs, ck)
     H.wait_for(function() return blog.text():find("listening", 1, true) and clog.text():find("listening", 1, true) end,
@@ -100,6 +106,10 @@ describe("a stream whose caller may read no more", function()
     H.wait_for(function() return alog.text():find("SECRET-AFTER-REVOKE", 1, true) end, "alice's log")
     assert.is_false(alog.done())
     alog.close()
+    for _, x in ipairs { { aapp, "alice's app stream" }, { aapp2, "alice's app stream (memory)" } } do
+      assert.is_false(x[1].done(), x[2] .. " was cut with the revoked callers'")
+      x[1].close()
+    end
     H.wait_for(function() local _, n = s.log():gsub('"note":"cut: ', "") return n >= 2 end, "the cut lines", 500)
   end)
 end)

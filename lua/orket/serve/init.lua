@@ -324,10 +324,10 @@ function M.new(o)
   self.hub.on_revoke = function(_, r)
     for _, p in pairs(self.projects) do p.hub:recheck() end
     -- the proxy's memory's requests (started in C, their callers unknown there) may be a
-    -- revoked key's streams: cut, their clients come again the Lua way (docs/serve.md)
+    -- revoked key's streams: each one's key asked again, those refused cut (docs/serve.md)
     if r and KEY_REVOKING[r.kind] and not self.stopping then
-      self.srv:proxy_cut()
-      if self.usrv then self.usrv:proxy_cut() end
+      self:_cut_memo_refused(self.srv)
+      if self.usrv then self:_cut_memo_refused(self.usrv) end
     end
   end
   -- a group map for a project this server does not host would grant nothing: a mistake;
@@ -715,6 +715,22 @@ function Server:still_allowed(req, ctx)
   local who = self.auth:check(req)
   return who ~= nil and projects.role_in(self.db, who, ctx.project or projects.DEFAULT) ~= nil
     and not self:changed(ctx.project or projects.DEFAULT)
+end
+
+-- Cuts srv's requests proxied from the memory whose caller may no longer read them. The
+-- memory holds the default project's app routes only, for an API key or local use
+-- (orket.serve.sandboxes, memo_of): a key is checked as a request's is, local use never
+-- refused; a check that fails (the store unreadable) cuts, as it refuses a request.
+function Server:_cut_memo_refused(srv)
+  local cut = {}
+  for _, p in ipairs(srv:proxy_running()) do
+    if p.authorization then
+      local ok, allowed = pcall(self.still_allowed, self,
+        { method = "GET", headers = { authorization = p.authorization } }, { who = {} })
+      if not (ok and allowed) then cut[#cut + 1] = p.id end
+    end
+  end
+  if cut[1] then srv:proxy_cut(cut) end
 end
 
 -- The route of a request's segments -> route, params | nil, 404/405, allowed; then whether
