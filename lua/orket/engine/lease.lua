@@ -25,7 +25,14 @@ M.LOST = "lease lost: another worker may work this card now"
 --- PostgreSQL twin by db's backend)
 function M.ops() return leases end
 
---- new{db=, worker=, ttl_ms=, on_event=} -> keeper. worker: this worker's name, shown in
+-- How long a wait for a card's fence goes unsaid, then again between sayings: the holder
+-- is in an effect (a build, a test run) or stalled (SIGSTOP, a debugger), and the wait
+-- has no end of its own, so the operator is told which process holds it
+M.FENCE_SAY_MS = 10000
+M.FENCE_SAY_AGAIN_MS = 60000
+
+--- new{db=, worker=, ttl_ms=, on_event=[, say=, fence_say_ms=]} -> keeper. say(msg): where a
+--- long wait for a fence is told (stderr). worker: this worker's name, shown in
 --- events and listings; ttl_ms: how long a lease lives unrenewed. keeper.worker, the
 --- leases' holder, is the name with a token of this keeper's own ("NAME#16 hex digits"):
 --- two processes given one name (or HOST:PID alike in two containers) are two holders, and
@@ -38,7 +45,9 @@ function M.new(o)
   if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
   local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
   return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
-    marks = 0, marked = {}, releasing = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
+    marks = 0, marked = {}, releasing = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end,
+    say = o.say or function(msg) io.stderr:write("orket: ", msg, "\n") end,
+    fence_say_ms = o.fence_say_ms or M.FENCE_SAY_MS }, Lease)
 end
 
 -- A local deadline a little before the lease's: the clocks of this process and the
@@ -190,9 +199,9 @@ end
 function Lease:fence(card, dir)
   local home = (dir or ".") .. "/.orket/effects"
   local path = home .. "/" .. card .. ".lock" -- (a card id is a file name: orket.board.id_ok)
-  local made = false
+  local made, since, said_at = false, nil, nil
   while true do
-    local lk, err, code = lockfile.acquire(path)
+    local lk, err, code, holder = lockfile.acquire(path)
     if not lk and code ~= "EBUSY" and not made then
       -- the folder is made at the first effect, and again if someone removed it meanwhile
       local ok, merr, mcode = uv.fs_mkdir(home, tonumber("700", 8))
@@ -205,7 +214,17 @@ function Lease:fence(card, dir)
       lk:release()
       error(M.LOST, 0)
     elseif code == "EBUSY" then
-      rt.sleep(self.poll_ms // 2) -- another process of this folder is in an effect on the card
+      -- another process of this folder is in an effect on the card: waited for, however
+      -- long (its effect must be seen before the card's call is recovered), and said
+      local now = rt.now()
+      since = since or now
+      if now - since >= self.fence_say_ms and (not said_at or now - said_at >= M.FENCE_SAY_AGAIN_MS) then
+        said_at = now
+        self.say(string.format("card %s waits for its effect's fence (%s), held by %s for %d s: its effect "
+          .. "runs there, or that process is stalled (stopped, a debugger); the kernel frees the fence when "
+          .. "it exits", card, path, holder and ("process " .. holder) or "another process", (now - since) // 1000))
+      end
+      rt.sleep(self.poll_ms // 2)
     else
       error("lease: cannot lock " .. path .. ": " .. tostring(err), 0)
     end

@@ -132,3 +132,35 @@ describe("orket.engine.lease's renewal", function()
     assert.same({ { type = "lease_lost", card = "B", run_id = 7 } }, events)
   end)
 end)
+
+-- A fence held by another process (an effect under way, or a worker stalled in it) is
+-- waited for without end: the wait is said, naming the card, the fence and its holder.
+describe("orket.engine.lease's fence", function()
+  it("says a long wait for a card's fence, and takes it once freed", function()
+    local rt = require "orket.c.runtime"
+    local lockfile = require "orket.c.lockfile"
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "/.orket'"))
+    local l = keeper({})
+    l.fence_say_ms, l.poll_ms = 60, 20
+    l:mark("C", rt.now())
+    -- the first take makes the folder; the fence is then held by "another" holder
+    l:fence("C", dir):release()
+    local other = assert(lockfile.acquire(dir .. "/.orket/effects/C.lock"))
+    local said = {}
+    l.say = function(msg)
+      said[#said + 1] = msg
+      other:release() -- the holder's effect ends
+    end
+    local t0 = rt.now()
+    local lk = l:fence("C", dir)
+    assert.truthy(lk)
+    lk:release()
+    assert.is_true(rt.now() - t0 >= 60)
+    assert.equal(1, #said)
+    assert.matches("card C waits for its effect's fence (" .. dir .. "/.orket/effects/C.lock), held by", said[1], 1, true)
+    assert.matches("stalled", said[1], 1, true)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
