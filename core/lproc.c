@@ -3,6 +3,8 @@
  * await.h pattern) until it is over; the loop goes on meanwhile. The runner's context is
  * made on first use and freed with the Lua state. */
 #include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@
 
 #include "await.h"
 #include "confine.h"
+#include "jsonout.h"
 #include "modules.h"
 #include "proc.h"
 #include "runtime.h"
@@ -235,6 +238,32 @@ static int lp_env(lua_State *L, int t, const char **out) {
   return n;
 }
 
+/* Raises that field[i], the value on the stack's top, is not an extra path the view takes:
+ * the rule (confine_path_ok's), and the value as given, quoted and escaped as JSON (a
+ * newline or a terminal's control in it would act where the message is shown), its first
+ * LP_SHOWN_MAX bytes cut on a character's start when longer; or its type. */
+#define LP_SHOWN_MAX 128
+static void lp_bad_path(lua_State *L, const char *field, lua_Integer i) {
+  char shown[6 * LP_SHOWN_MAX + 64]; /* an escaped byte takes 6 at most (\u00XX, \ufffd) */
+  if (lua_type(L, -1) != LUA_TSTRING) { /* asked first: lua_tolstring would turn a number into a string */
+    snprintf(shown, sizeof shown, "a %s", luaL_typename(L, -1));
+  } else {
+    size_t n, cut;
+    const char *p = lua_tolstring(L, -1, &n);
+    for (cut = n > LP_SHOWN_MAX ? LP_SHOWN_MAX : n; cut < n && cut > 0 && ((unsigned char)p[cut] & 0xC0) == 0x80;)
+      cut--;
+    jsonout_buf b = {0};
+    jsonout_string(&b, p, cut);
+    int w = cut < n ? snprintf(shown, sizeof shown, "%zu bytes: ", n) : 0;
+    if (b.oom) snprintf(shown, sizeof shown, "a string of %zu bytes", n);
+    else snprintf(shown + w, sizeof shown - (size_t)w, "%.*s%s", (int)b.len, b.p, cut < n ? "..." : "");
+    jsonout_free(&b);
+  }
+  lua_pushfstring(L, "%s[%I] must be an absolute path of at most %d bytes without '.', '..', '//' or a trailing "
+                  "'/', and not \"/\" (got %s)", field, i, PATH_MAX / 2 - 1, shown);
+  luaL_argerror(L, 1, lua_tostring(L, -1));
+}
+
 /* The extra paths of run's field (an array of absolute paths) as "<tag><path>" strings,
  * kept alive on the stack, appended to out from n; returns the new count. */
 static size_t lp_paths(lua_State *L, const char *field, char tag, const char **out, size_t n) {
@@ -247,10 +276,7 @@ static size_t lp_paths(lua_State *L, const char *field, char tag, const char **o
     lua_rawgeti(L, idx, i);
     size_t sl;
     const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &sl) : NULL;
-    if (p == NULL || strlen(p) != sl || !confine_path_ok(p)) {
-      lua_pushfstring(L, "%s[%I] must be an absolute path without '.', '..', '//' or a trailing '/', not '/'", field, i);
-      luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (p == NULL || strlen(p) != sl || !confine_path_ok(p)) lp_bad_path(L, field, i);
     if (n >= CONFINE_MAX_BINDS) luaL_argerror(L, 1, "more than 64 extra paths");
     luaL_checkstack(L, 2, "paths");
     out[n++] = lua_pushfstring(L, "%c%s", tag, p); /* stays on the stack until the run starts */

@@ -68,12 +68,35 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
 
 /* ---- lexical checks --------------------------------------------------------------------- */
 
-int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws_err *e) {
-  if (len == 0) return ws_fail(e, "EINVAL", "empty path");
-  if (memchr(path, '\0', len) != NULL) return ws_fail(e, "EINVAL", "path contains a NUL byte");
+/* Up to WS_SHOWN_MAX bytes of path into buf (2 * WS_SHOWN_MAX + 4 bytes), each NUL shown
+ * as \0, with "..." when cut: a refused path shown whatever it holds, and not 4 KB of it. */
+#define WS_SHOWN_MAX 64
+static const char *ws_shown(const char *path, size_t len, char *buf) {
+  size_t o = 0;
+  for (size_t i = 0; i < len && i < WS_SHOWN_MAX; i++) {
+    if (path[i] == '\0') buf[o++] = '\\', buf[o++] = '0';
+    else buf[o++] = path[i];
+  }
+  if (len > WS_SHOWN_MAX) memcpy(buf + o, "...", 3), o += 3;
+  buf[o] = '\0';
+  return buf;
+}
+
+/* The lexical checks, with the operation (op, or NULL for the gate, which names the tool and
+ * argument itself) ahead of the reason, as in every other workspace message. */
+static int ws_normalize_op(const char *op, const char *path, size_t len, char *out, size_t outlen, ws_err *e) {
+  const char *sep = op ? ": " : "";
+  char shown[2 * WS_SHOWN_MAX + 4];
+  if (op == NULL) op = "";
+  if (len == 0) return ws_fail(e, "EINVAL", "%s%sempty path", op, sep);
+  if (memchr(path, '\0', len) != NULL)
+    return ws_fail(e, "EINVAL", "%s%spath contains a NUL byte: %s", op, sep, ws_shown(path, len, shown));
   if (len >= WS_PATH_MAX || len >= outlen)
-    return ws_fail(e, "EINVAL", "path longer than %d bytes", WS_PATH_MAX - 1);
-  if (path[0] == '/') return ws_fail(e, "EPERM", "path escapes root: %.*s (absolute paths are not allowed; use a path relative to the workspace)", (int)len, path);
+    return ws_fail(e, "EINVAL", "%s%spath longer than %d bytes (%zu given): %s", op, sep, WS_PATH_MAX - 1, len,
+                   ws_shown(path, len, shown));
+  if (path[0] == '/')
+    return ws_fail(e, "EPERM", "%s%spath escapes root: %.*s (absolute paths are not allowed; use a path relative "
+                   "to the workspace)", op, sep, (int)len, path);
   size_t o = 0, i = 0;
   while (i < len) {
     size_t j = i;
@@ -82,9 +105,11 @@ int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws
     if (clen == 0 || (clen == 1 && path[i] == '.')) {
       /* empty or "." component: nothing to add */
     } else if (clen == 2 && path[i] == '.' && path[i + 1] == '.') {
-      return ws_fail(e, "EPERM", "path escapes root: %.*s ('..' is not allowed; name the path from the workspace root)", (int)len, path);
+      return ws_fail(e, "EPERM", "%s%spath escapes root: %.*s ('..' is not allowed; name the path from the workspace "
+                     "root)", op, sep, (int)len, path);
     } else if (clen > WS_NAME_MAX) {
-      return ws_fail(e, "EINVAL", "path component longer than %d bytes in %.*s", WS_NAME_MAX, (int)len, path);
+      return ws_fail(e, "EINVAL", "%s%spath component longer than %d bytes in %.*s", op, sep, WS_NAME_MAX, (int)len,
+                     path);
     } else {
       if (o > 0) out[o++] = '/';
       memcpy(out + o, path + i, clen);
@@ -95,6 +120,10 @@ int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws
   if (o == 0) out[o++] = '.';
   out[o] = '\0';
   return 0;
+}
+
+int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws_err *e) {
+  return ws_normalize_op(NULL, path, len, out, outlen, e);
 }
 
 static int ws_first_is(const char *norm, const char *name) {
@@ -380,7 +409,7 @@ static size_t ws_root_len(int rootfd) {
 static int ws_parent(ws *w, const char *op, const char *path, size_t len, int for_write,
                      int allow_root, char *norm, const char **leaf, int dirflags, ws_err *e) {
   if (w->rootfd < 0) return ws_fail(e, "EINVAL", "%s: workspace is closed", op);
-  if (ws_path_normalize(path, len, norm, WS_PATH_MAX, e) != 0) return -1;
+  if (ws_normalize_op(op, path, len, norm, WS_PATH_MAX, e) != 0) return -1;
   if (for_write && ws_path_protected(norm))
     return ws_fail(e, "EPERM", "%s: protected path is read-only to agents: %s", op, norm);
   /* git opens a file by its whole path (the root's, then this one): longer than the system
@@ -612,7 +641,7 @@ static int ws_check_target(const ws *w, int dfd, const char *leaf, const char *o
  * gets their reason. */
 static int ws_refuse_dir_form(const char *op, const char *path, size_t len, ws_err *e) {
   char norm[WS_PATH_MAX];
-  if (ws_path_normalize(path, len, norm, sizeof norm, e) != 0) return -1;
+  if (ws_normalize_op(op, path, len, norm, sizeof norm, e) != 0) return -1;
   if (len >= 2 && (path[len - 1] == '/' || (path[len - 1] == '.' && path[len - 2] == '/')))
     return ws_fail(e, "EINVAL", "%s: a file's path cannot end in '/' or '/.' (that names a directory): %.*s",
                    op, (int)len, path);
@@ -734,7 +763,7 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
   *n = 0;
   *truncated = 0;
   if (w->rootfd < 0) return ws_fail(e, "EINVAL", "list: workspace is closed");
-  if (ws_path_normalize(path, len, norm, sizeof norm, e) != 0) return -1;
+  if (ws_normalize_op("list", path, len, norm, sizeof norm, e) != 0) return -1;
   int fd = ws_opendir(w, norm, O_RDONLY);
   if (fd < 0) return ws_errno(e, errno, "list", norm);
   DIR *d = fdopendir(fd);
@@ -789,7 +818,7 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
 int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
   char norm[WS_PATH_MAX];
   if (w->rootfd < 0) return ws_fail(e, "EINVAL", "mkdir: workspace is closed");
-  if (ws_path_normalize(path, len, norm, sizeof norm, e) != 0) return -1;
+  if (ws_normalize_op("mkdir", path, len, norm, sizeof norm, e) != 0) return -1;
   if (ws_path_protected(norm))
     return ws_fail(e, "EPERM", "mkdir: protected path is read-only to agents: %s", norm);
   if (strcmp(norm, ".") == 0) return 0;
@@ -844,8 +873,8 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
   /* the kernel's EINVAL for this says neither what is wrong nor the target; asked before the
    * destination's folder is looked for, so that a caller that makes the folder only when the
    * move needs it (move_file) makes none for a move that cannot be */
-  if (ws_path_normalize(from, flen, nfrom, WS_PATH_MAX, e) != 0) return -1;
-  if (ws_path_normalize(to, tlen, nto, WS_PATH_MAX, e) != 0) return -1;
+  if (ws_normalize_op("move", from, flen, nfrom, WS_PATH_MAX, e) != 0) return -1;
+  if (ws_normalize_op("move", to, tlen, nto, WS_PATH_MAX, e) != 0) return -1;
   size_t fl = strlen(nfrom);
   if (strncmp(nto, nfrom, fl) == 0 && nto[fl] == '/')
     return ws_fail(e, "EINVAL", "move: cannot move a directory into itself: %s -> %s", nfrom, nto);

@@ -735,4 +735,15 @@ function M.answer(status, code, message, remedy)
   return status, { error = { code = code, message = message, remedy = remedy or M.remedy(code, message) } }
 end
 
+--- exec_failure(errno, prog) -> "cannot run PROG: no such file or directory (ENOENT)": a
+--- confinement helper's failed exec (its "E errno program" report) in the system's words,
+--- as proc.run says them; "(errno N)" when the system has none
+function M.exec_failure(errno, prog)
+  local words, name = require("luv").translate_sys_error(tonumber(errno))
+  if not words or not name or name:find("^Unknown") then
+    return string.format("cannot run %s (errno %s)", prog, errno)
+  end
+  return string.format("cannot run %s: %s (%s)", prog, words:match("^%u+: (.*)$") or words, name)
+end
+
 return M

@@ -19,6 +19,7 @@ local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
 local inert = require "orket.inert"
+local errors = require "orket.errors"
 
 local cut, clip = inert.cut, inert.clip
 
@@ -546,13 +547,10 @@ local function scratch_dir()
   return uv.fs_mkdtemp(string.format("/tmp/orket-mcp-%d-%d-XXXXXX", uv.os_getpid(), ns and ns.ino or 0))
 end
 
--- The helper's "E errno program" line as words: "cannot run PROG: no such file or directory"
+-- The helper's "E errno program" line as words: "cannot run PROG: no such file or directory (ENOENT)"
 local function exec_failure(data)
   local errno, prog = data:match("E (%d+) ([^\n]*)")
-  if not errno then return nil end
-  local name, msg = uv.translate_sys_error(tonumber(errno))
-  local words = name and msg and not name:find("^Unknown") and name:match("^%u+: (.*)$")
-  return string.format("cannot run %s: %s", prog, words or ("errno " .. errno))
+  return errno and errors.exec_failure(errno, prog) or nil
 end
 
 -- How long, once the server exited, the end of its stderr and the helper's report are

@@ -11,6 +11,7 @@ local rt = require "orket.c.runtime"
 local cjson = require "cjson.safe"
 local proc = require "orket.c.proc"
 local http = require "orket.c.http"
+local errors = require "orket.errors"
 local task = require "orket.task"
 local plan_mod = require "orket.sandboxes.plan"
 local source = require "orket.sandboxes.source"
@@ -959,8 +960,8 @@ end
 
 --- read_report(pipe, st, refused, prefix): reads the confinement helper's report
 --- (confine.h) from pipe, line by line: an F line (a layer it could not apply) sets
---- st.failure to "REFUSED (LAYER): MESSAGE", an E line (the exec failed) to "PREFIXcannot run
---- PROGRAM (errno N)", and an R line (its relays listen) st.relay_ready
+--- st.failure to "REFUSED (LAYER): MESSAGE", an E line (the exec failed) to "PREFIX" ..
+--- errors.exec_failure(...), and an R line (its relays listen) st.relay_ready
 function M.read_report(pipe, st, refused, prefix)
   local buf = ""
   pipe:read_start(function(_, data)
@@ -973,7 +974,7 @@ function M.read_report(pipe, st, refused, prefix)
       local layer, msg = line:match("^F (%S+) (.*)$")
       if layer then st.failure = refused .. " (" .. layer .. "): " .. msg end
       local errno, prog = line:match("^E (%d+) (.*)$")
-      if errno then st.failure = prefix .. "cannot run " .. prog .. " (errno " .. errno .. ")" end
+      if errno then st.failure = prefix .. errors.exec_failure(errno, prog) end
       if line:match("^R ") then st.relay_ready = true end
     end
     if #buf > 4096 then buf = "" end

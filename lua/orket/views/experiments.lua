@@ -34,8 +34,9 @@ local function arm_of(db, rows)
   local models = {}
   for m in pairs(a.models) do models[#models + 1] = m end
   table.sort(models)
-  local cost_per = {}
-  for c, m in pairs(a.cost) do cost_per[c] = math.floor(m / n + 0.5) end
+  -- absent with no cards, like the other figures per card (docs/cost.md)
+  local cost_per = n > 0 and {} or nil
+  for c, m in pairs(cost_per and a.cost or {}) do cost_per[c] = math.floor(m / n + 0.5) end
   return {
     cards = n, done = a.done, done_rate = per(a.done, n),
     rejections = a.rejections, rejections_per_card = per(a.rejections, n),
@@ -43,7 +44,7 @@ local function arm_of(db, rows)
     tokens = { calls = a.calls, input = a.input, cached = a.cached, output = a.output },
     tokens_per_card = per(a.input + a.output, n),
     -- calls of unknown cost (no price, no usage) are counted apart, never as 0
-    cost = a.cost, cost_per_card = n > 0 and cost_per or {}, unpriced_calls = a.calls - a.priced,
+    cost = a.cost, cost_per_card = cost_per, unpriced_calls = a.calls - a.priced,
     wall = { done_cards = a.wall.cards, ms = a.wall.ms, ms_per_card = per(a.wall.ms, a.wall.cards) },
     models = jsonout.array(models),
   }

@@ -199,6 +199,20 @@ describe("the arms in the store (" .. B.name() .. ")", function()
     assert.same({ "no experiment named \"zzz\" (experiments: a)", "ENOENT" }, { err, code })
   end)
 
+  it("leave out every figure per card of an arm with no cards, cost_per_card too (docs/cost.md)", function()
+    local doc = assert(view.doc(db, "empty", { empty = { share = 0.5, model = "ollama:a" } }))
+    for _, k in ipairs(view.ARMS) do
+      local a = doc.arms[k]
+      assert.same({ 0, {} }, { a.cards, a.cost }, k)
+      for _, f in ipairs { "done_rate", "rejections_per_card", "turns_per_card", "tokens_per_card", "cost_per_card" } do
+        assert.is_nil(a[f], k .. "." .. f)
+      end
+      assert.is_nil(a.wall.ms_per_card, k .. ".wall.ms_per_card")
+    end
+    assert.is_nil(require("orket.jsonout").encode(doc):find("per_card", 1, true))
+    assert.matches("\ncost per card%s+%-%s+%-\n", view.text(doc))
+  end)
+
   it("say in the report's text the calls of unknown cost beside the cost per card", function()
     -- a variant on an unpriced model: its cost per card counts only its priced reviews, so
     -- it looked half the control's with nothing said of its 4 unpriced calls

@@ -230,6 +230,29 @@ for _, mode in ipairs { "openat2", "walk" } do
       assert.equal("EINVAL", code)
     end)
 
+    it("names the operation and the path in its lexical refusals too (docs/workspace.md, Errors)", function()
+      local long = string.rep("a/", 2048)
+      local cases = {
+        { "workspace: write: path escapes root: x/../b (", "EPERM", ws:write("x/../b", "1") },
+        { "workspace: read: path escapes root: /etc/passwd (", "EPERM", ws:read("/etc/passwd") },
+        { "workspace: read: empty path", "EINVAL", ws:read("") },
+        { "workspace: read: path contains a NUL byte: a\\0b", "EINVAL", ws:read("a\0b") },
+        { "workspace: write: path longer than 4095 bytes (4096 given): " .. long:sub(1, 64) .. "...", "EINVAL",
+          ws:write(long, "1") },
+        { "workspace: mkdir: path component longer than 255 bytes in ", "EINVAL", ws:mkdir(string.rep("m", 256)) },
+        { "workspace: list: path escapes root: ../x (", "EPERM", ws:list("../x") },
+        { "workspace: move: path escapes root: ../y (", "EPERM", ws:move("src", "../y") },
+        { "workspace: stat: empty path", "EINVAL", ws:stat("") },
+        { "workspace: delete: path escapes root: ../z (", "EPERM", ws:delete("../z") },
+        { "workspace: append: path contains a NUL byte: \\0", "EINVAL", ws:append("\0", "1") },
+      }
+      for _, c in ipairs(cases) do
+        assert.is_nil(c[3], c[1])
+        assert.equal(c[2], c[5], c[1])
+        assert.equal(c[1], c[4]:sub(1, #c[1]), c[1])
+      end
+    end)
+
     it("refuses to write a file at a path of a directory's form, making nothing", function()
       for _, p in ipairs { "dir/", "dir/.", "src/", "a//" } do
         local ok, msg, code = ws:write(p, "x")

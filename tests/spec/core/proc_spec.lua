@@ -100,6 +100,28 @@ describe("orket.c.proc.run", function()
       "bad argument #1 to 'run' (memory must be a whole number between 0 and 9223372036854775807)")
   end)
 
+  it("shows a bad read_only or read_write path as given, escaped and cut, beside the rule", function()
+    local _, ws = project()
+    local RULE = "must be an absolute path of at most 2047 bytes without '.', '..', '//' or a trailing '/', and not \"/\""
+    local function refused(field, v)
+      local ok, err = pcall(function() proc.run { argv = { "true" }, cwd = ws, [field] = { "/usr", v } } end)
+      assert.is_false(ok)
+      return (err:gsub("^[^\n]-:%d+: ", "", 1))
+    end
+    assert.equal("bad argument #1 to 'run' (read_only[2] " .. RULE .. ' (got "/opt/x/"))', refused("read_only", "/opt/x/"))
+    assert.equal("bad argument #1 to 'run' (read_write[2] " .. RULE .. ' (got "/"))', refused("read_write", "/"))
+    assert.equal("bad argument #1 to 'run' (read_only[2] " .. RULE .. ' (got "a\\u0000\\n\\u001b[2Jb"))',
+      refused("read_only", "a\0\n\27[2Jb"))
+    assert.equal("bad argument #1 to 'run' (read_only[2] " .. RULE .. " (got a number))", refused("read_only", 7))
+    -- a long one: its length and its first 128 bytes, cut on a character's start
+    local long = "/" .. string.rep("d", 3000)
+    assert.equal("bad argument #1 to 'run' (read_only[2] " .. RULE .. ' (got 3001 bytes: "' .. long:sub(1, 128)
+      .. '"...))', refused("read_only", long))
+    local wide = "/" .. string.rep("d", 126) .. "\u{e9}" .. "x/"
+    assert.equal("bad argument #1 to 'run' (read_only[2] " .. RULE .. ' (got 131 bytes: "' .. wide:sub(1, 127)
+      .. '"...))', refused("read_only", wide))
+  end)
+
   it("runs through the small helper installed next to the orket binary", function()
     -- the build puts orket-confine beside orket (make install too); a binary without one
     -- would re-execute itself

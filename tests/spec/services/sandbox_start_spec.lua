@@ -138,6 +138,27 @@ describe("a starting sandbox of several services", function()
     assert.equal(30000, supervise.check_timeout_ms(nil, 60000))
   end)
 
+  it("says in the system's words why its command could not run, as proc.run does", function()
+    local uv = require "luv"
+    local fds = assert(uv.pipe({ nonblock = true }, { nonblock = true }))
+    local pipe = uv.new_pipe(false)
+    assert(pipe:open(fds.read))
+    local st = {}
+    service.read_report(pipe, st, "sandbox: the runner refused", "sandbox: ")
+    -- the confinement helper's report: its exec failed with ENOENT, then EACCES
+    assert(uv.fs_write(fds.write, "E 2 nosuchprog\n"))
+    H.wait_for(function() return st.failure end, "the report's E line")
+    assert.equal("sandbox: cannot run nosuchprog: no such file or directory (ENOENT)", st.failure)
+    st.failure = nil
+    assert(uv.fs_write(fds.write, "E 13 ./app.sh\nE 99999 x\n"))
+    H.wait_for(function() return st.failure and st.failure:find("99999", 1, true) end, "the report's last E line")
+    -- an errno the system has no words for is said as its number
+    assert.equal("sandbox: cannot run x (errno 99999)", st.failure)
+    pipe:close()
+    uv.fs_close(fds.write)
+    assert.equal("cannot run ./app.sh: permission denied (EACCES)", require("orket.errors").exec_failure(13, "./app.sh"))
+  end)
+
   it("is refused with what to do when its script would pass the kernel's cap on one argument", function()
     local supervise = require "orket.sandboxes.supervise"
     local p = { port_env = "PORT", services = {
