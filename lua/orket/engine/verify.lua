@@ -65,6 +65,17 @@ end
 -- a is b or lies under it
 local function under(a, b) return a == b or a:sub(1, #b + 1) == b .. "/" end
 
+-- p with its symbolic links resolved: its deepest existing ancestor's real path and the
+-- rest as given (p is absolute and clean: orket.lua's check), so a path not made yet and
+-- one reached through a link compare with the real paths they would reach
+local function real(p)
+  local r = uv.fs_realpath(p)
+  if r then return r end
+  local parent, base = p:match("^(.*)/([^/]+)$")
+  if not parent or parent == "" then return p end
+  return (real(parent):gsub("/$", "")) .. "/" .. base
+end
+
 --- run_opts(run, v, cwd, tool) -> the confinement fields of a proc.run request for the
 --- project's verify settings v (layers, require, the view's extra paths, unix sockets, and
 --- the limits: verify.limits, with tool's own from verify.tool_limits over them; tool nil
@@ -77,13 +88,16 @@ function M.run_opts(run, v, cwd, tool)
   local o = { require = v.require and #v.require > 0 and v.require or nil, layers = v.layers,
     read_only = v.read_only, read_write = v.read_write, unix_sockets = v.unix_sockets or nil,
     limits = runlimits.limits(v, tool) }
-  local dot = run.dir and (run.dir .. "/.orket")
+  -- real paths on both sides: run.dir is as the command was given it ("." from `cd proj &&
+  -- orket run`, a relative -C, a link), which no absolute path of orket.lua's would match
+  local dot = run.dir and ((uv.fs_realpath(run.dir) or run.dir) .. "/.orket")
   for _, k in ipairs { "read_only", "read_write" } do
     for i, p in ipairs(v[k] or {}) do
-      if dot and (under(p, dot) or under(dot, p)) then
+      local rp = real(p)
+      if dot and (under(rp, dot) or under(dot, rp)) then
         return nil, string.format("orket.lua: verify.%s[%d]: %s would show the project's .orket to agent code", k, i, p)
       end
-      if under(cwd, p) and k == "read_write" then
+      if under(cwd, rp) and k == "read_write" then
         -- a writable parent of the workspace would let agent code replace its .git
         return nil, string.format("orket.lua: verify.%s[%d]: %s holds the workspace; extra writable paths lie beside it", k, i, p)
       end

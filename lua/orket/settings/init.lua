@@ -335,6 +335,22 @@ local function keys_of(t)
   return out
 end
 
+-- "got key K": the key that makes t no plain array (a name, or an index past a hole, where
+-- ipairs stops and the rest would be dropped without a word) | nil when t is one
+local function not_array(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  for _, k in ipairs(keys_of(t)) do
+    if math.type(k) ~= "integer" or k < 1 then return "got key " .. inert.line(tostring(k)) end
+    if k > n then
+      for i = 1, k do
+        if t[i] == nil then return string.format("got key %d, but [%d] is nil", k, i) end
+      end
+    end
+  end
+  return nil
+end
+
 -- also: more names the section knows, checked by its caller (budgets' money ones), for
 -- the list an unknown setting's message gives
 local function section(cfg, name, defaults, also)
@@ -397,14 +413,25 @@ local function priced_currencies(cfg)
   return seen, out
 end
 
-local function budgets(cfg)
+-- The budgets whose 0 would allow nothing, with what it would not allow; the token and wall
+-- budgets' 0 is no limit.
+M.AT_LEAST_ONE = { turns_per_card = "a card no work turn", steps_per_turn = "a turn no model call",
+  tool_calls_per_turn = "a turn no tool call" }
+
+-- validating: orket validate's check, which refuses those 0s. A run (resolve) still takes
+-- one, and blocks each card at its first turn: the engine's tests use that block.
+local function budgets(cfg, validating)
   local src, plain = cfg.budgets, {}
   if type(src) ~= "table" then return section(cfg, "budgets", M.DEFAULTS.budgets, M.MONEY_BUDGETS) end
   local spent, problems = {}, {}
   local priced, currencies = priced_currencies(cfg)
   for _, k in ipairs(keys_of(src)) do
     local v = src[k]
-    if M.MONEY_BUDGETS[k] then spent[k] = gather(problems, money, v, "budgets." .. k) else plain[k] = v end
+    if M.MONEY_BUDGETS[k] then spent[k] = gather(problems, money, v, "budgets." .. k)
+    elseif validating and M.AT_LEAST_ONE[k] and v == 0 then
+      gather(problems, fail, "budgets." .. k, "must be at least 1: 0 would allow %s (0 is no limit only for "
+        .. "tokens_per_card, tokens_per_run, wall_ms_per_card and wall_ms_per_run)", M.AT_LEAST_ONE[k])
+    else plain[k] = v end
     -- a budget counts only the calls priced in its currency: in another, it never stops one
     if spent[k] and priced and not priced[spent[k].currency] then
       gather(problems, fail, "budgets." .. k, "is in %s, but %s, so no call would ever count against it",
@@ -441,6 +468,9 @@ local function team(cfg)
     end
     local roles = s.roles
     if type(roles) == "string" then roles = { roles } end
+    if type(roles) == "table" and not_array(roles) then
+      fail(p .. ".roles", "must be an array of role names, e.g. {\"coder\"}; %s", not_array(roles))
+    end
     if type(roles) ~= "table" or #roles == 0 then fail(p .. ".roles", "must list at least one role") end
     local rs = {}
     for i, r in ipairs(roles) do
@@ -456,18 +486,19 @@ end
 
 local function argv(v, path)
   if type(v) ~= "table" or #v == 0 then fail(path, "must be an argv array of strings, e.g. {\"make\", \"test\"}") end
+  if not_array(v) then fail(path, "must be an argv array of strings, e.g. {\"make\", \"test\"}; %s", not_array(v)) end
   local out = {}
-  for k in pairs(v) do
-    if math.type(k) ~= "integer" or k < 1 or k > #v then fail(path, "must be an array (no named fields)") end
-  end
   for i, a in ipairs(v) do
     out[i] = text(a, path .. "[" .. i .. "]")
   end
   return out
 end
 
-local function names(v, path)
-  if type(v) ~= "table" then fail(path, "must be an array of strings") end
+-- what: "layer names, e.g. {...}", as the message says it. A set ({landlock = true}) or a
+-- hole would otherwise load as fewer names: for verify.require, layers not required.
+local function names(v, path, what)
+  if type(v) ~= "table" then fail(path, "must be an array of %s", what) end
+  if not_array(v) then fail(path, "must be an array of %s; %s", what, not_array(v)) end
   local out = {}
   for i, a in ipairs(v) do out[i] = text(a, path .. "[" .. i .. "]") end
   return out
@@ -478,7 +509,7 @@ local VERIFY_KEYS = "command, commands, layers, limits, output_cap, read_only, r
 
 -- verify.read_only / read_write: absolute, clean paths (the runner's own rule), never "/".
 local function view_paths(v, p)
-  local out = names(v, p)
+  local out = names(v, p, "absolute paths, e.g. {\"/opt/jdk\"}")
   for i, path in ipairs(out) do
     if not proc.path_ok(path) then
       fail(p .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', and not \"/\" (got %q)", path)
@@ -487,7 +518,10 @@ local function view_paths(v, p)
   return out
 end
 
-local function verify(d)
+-- validating: orket validate's check, which also refuses a layer both required and switched
+-- off. A run still takes the pair and fails each check closed, naming the layer (the way
+-- the tests stand in for a kernel without it).
+local function verify(d, validating)
   local src, D = d.verify, M.DEFAULTS.verify
   local out = { require = {}, layers = {}, commands = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap,
     read_only = {}, read_write = {}, unix_sockets = false, limits = {}, tool_limits = {} }
@@ -496,10 +530,10 @@ local function verify(d)
   for k, v in pairs(src) do
     local p = "verify." .. tostring(k)
     if k == "command" then out[k] = argv(v, p)
-    elseif k == "require" then out[k] = names(v, p)
+    elseif k == "require" then out[k] = names(v, p, "layer names, e.g. {\"netns\", \"landlock\"}")
     elseif k == "commands" then
       -- program names compared with run_command's argv[1] as given (no PATH lookup)
-      out[k] = names(v, p)
+      out[k] = names(v, p, "program names, e.g. {\"make\", \"lua\"}")
       for i, n in ipairs(out[k]) do
         if n == "" or n:find("%z") then fail(p .. "[" .. i .. "]", "must be a program name, e.g. \"make\"") end
       end
@@ -531,6 +565,10 @@ local function verify(d)
   end
   for i, n in ipairs(out.require) do
     if not known[n] then fail("verify.require[" .. i .. "]", "%q is not a layer (docs/verify.md lists them)", n) end
+    if validating and out.layers[n] == false then
+      fail("verify.require[" .. i .. "]", "%q is required, but verify.layers.%s = false switches it off, so every "
+        .. "run would fail closed; drop it from one of the two", n, n)
+    end
   end
   return out
 end
@@ -560,9 +598,7 @@ M.MAX_TRUSTED_PROXIES = 256
 local function array_of(v, p, noun, example, max)
   if type(v) ~= "table" then fail(p, "must be an array of %s, e.g. %s", noun, example) end
   if #v > max then fail(p, "lists %d %s; at most %d", #v, noun, max) end
-  for i in pairs(v) do
-    if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
-  end
+  if not_array(v) then fail(p, "must be an array (no named fields)") end
   return v
 end
 
@@ -765,7 +801,8 @@ end
 -- ---- the schema ------------------------------------------------------------------------
 
 -- Every top-level setting, in the order they are checked, with the check of its section:
--- fn(data) raises fail(...) or returns the resolved section. Anything else is refused: a
+-- fn(data, validating) raises fail(...) or returns the resolved section (validating: asked
+-- by orket validate, M.check). Anything else is refused: a
 -- typo such as `teams` or `concurrency` misspelt would otherwise run on the defaults.
 local SCHEMA = {
   { "name", function(d) return d.name ~= nil and text(d.name, "name") or nil end },
@@ -896,8 +933,9 @@ function M.unknown_text(k, v)
 end
 
 -- Runs one section's check: value | nil, message, every message (a section may say more than one).
-local function run(entry, data)
-  local ok, res = pcall(entry[2], data)
+-- validating: orket validate's check (M.check), stricter than a run's where said.
+local function run(entry, data, validating)
+  local ok, res = pcall(entry[2], data, validating)
   if ok then return res end
   if type(res) == "table" and res.settings_error then return nil, res.settings_error, res.settings_errors end
   error(res, 0)
@@ -924,7 +962,7 @@ function M.check(data, line)
   local out = {}
   for _, k in ipairs(M.unknown(data)) do out[#out + 1] = M.unknown_text(k, data[k]) end
   for _, entry in ipairs(SCHEMA) do
-    local _, err, all = run(entry, data)
+    local _, err, all = run(entry, data, true)
     for _, m in ipairs(M.in_file_order(all or { err }, line)) do out[#out + 1] = m end
   end
   return out

@@ -54,7 +54,7 @@ describe("engine settings", function()
     assert.same({ "make", "lua" }, s.verify.commands)
     assert.same({}, assert(settings.resolve {}).verify.commands)
     local _, err = settings.resolve { verify = { commands = "make" } }
-    assert.equal("orket.lua: verify.commands: must be an array of strings", err)
+    assert.equal('orket.lua: verify.commands: must be an array of program names, e.g. {"make", "lua"}', err)
     _, err = settings.resolve { verify = { commands = { "make", 3 } } }
     assert.equal("orket.lua: verify.commands[2]: must be a string", err)
     _, err = settings.resolve { verify = { commands = { "" } } }
@@ -75,7 +75,7 @@ describe("engine settings", function()
       assert.matches("^orket.lua: verify.read_only%[2%]: must be an absolute path", err)
     end
     local _, err = settings.resolve { verify = { read_write = "/x" } }
-    assert.equal("orket.lua: verify.read_write: must be an array of strings", err)
+    assert.equal('orket.lua: verify.read_write: must be an array of absolute paths, e.g. {"/opt/jdk"}', err)
     _, err = settings.resolve { verify = { unix_sockets = "yes" } }
     assert.equal("orket.lua: verify.unix_sockets: must be true or false", err)
     local many = {}

@@ -153,4 +153,28 @@ describe("orket.engine.proctool.run", function()
     assert.is_false(r.ok)
     assert.equal(0, drained())
   end)
+
+  it("refuses a path showing .orket when the project's dir is relative (run from inside it) or a link", function()
+    local uv = require "luv"
+    local e, dir = engine { timeout_ms = 20000 }
+    local real = uv.fs_realpath(dir)
+    assert(uv.fs_mkdir(dir .. "/.orket", 448))
+    local link = H.tmpdir() .. "/proj"
+    assert(uv.fs_symlink(real, link))
+    local here = uv.cwd()
+    -- `cd proj && orket run`: the engine's dir is "."; -C through a link: the link
+    for _, d in ipairs { ".", link } do
+      e.dir = d
+      for _, p in ipairs { real, real .. "/.orket", link .. "/.orket", real .. "/.orket/not-made-yet" } do
+        e.settings.verify = { read_only = { p } }
+        assert(uv.chdir(real))
+        local ok, r = pcall(proctool.run, e, "C-1", "run_command", { steps = { { command = { "true" } } } })
+        assert(uv.chdir(here))
+        assert(ok, r)
+        assert.is_false(r.ok, d .. " " .. p)
+        assert.matches("verify.read_only%[1%]: .* would show the project's .orket", r.error)
+      end
+    end
+    assert.equal(0, drained())
+  end)
 end)
