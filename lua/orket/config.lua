@@ -242,9 +242,43 @@ function M.placed(dir, err)
   return string.format("%s:%d: %s", file, line, text)
 end
 
+-- ":LINE" for a message's file, or "" when the line is not known.
+local function at_line(line) return line and (":" .. line) or "" end
+
+-- The globals orket.lua set (env's names not in before): its settings, in the order the
+-- text sets them, and apart the functions (helpers, never a setting), sorted by name.
+local function set_globals(env, before, src)
+  local set, helpers, line = {}, {}, {}
+  for k, v in next, env do
+    if not before[k] then
+      if type(v) == "function" and type(k) == "string" then helpers[#helpers + 1] = k
+      else set[#set + 1] = k; line[k] = type(k) == "string" and fieldline.of(src, k) or math.huge end
+    end
+  end
+  table.sort(set, function(a, b)
+    if line[a] ~= line[b] then return line[a] < line[b] end
+    return tostring(a) < tostring(b)
+  end)
+  table.sort(helpers)
+  return set, helpers
+end
+
+-- The line of the chunk's `return` (the last line that starts with one: a chunk's return
+-- ends it), or nil.
+local function return_line(src)
+  local n, found = 0, nil
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find("^%s*return%f[^%w_]") then found = n end
+  end
+  return found
+end
+
 --- read(dir) -> plain data of orket.lua before defaults and checks | nil, msg, code
 --- load(dir[, getenv]) -> cfg | nil, "orket.lua:LINE: ...", code
---- orket.lua may set globals (models = {...}) or return a table. Missing file: ENOENT.
+--- orket.lua may set globals (models = {...}) or return a table, not both (the table would
+--- replace the globals: refused, naming them); a global function is refused as no setting
+--- (a helper in a file that returns a table is let be). Missing file: ENOENT.
 function M.load(dir, getenv)
   local copy, err, code = M.read(dir)
   if not copy then return nil, err, code end
@@ -282,16 +316,30 @@ function M.read(dir)
   if not fn then return nil, err, code end
   local ok, data, pcode = box:pcall(fn)
   if not ok then return nil, scriptfile.message(data, "orket.lua"), pcode end
+  local set, helpers = set_globals(box.env, before, src)
   if data == nil then
-    data = {}
-    for k, v in next, box.env do
-      if not before[k] then data[k] = v end
+    if helpers[1] then
+      local name = helpers[1]
+      local pat = name:gsub("%p", "%%%0")
+      local line = fieldline.at(src, "%f[%w_]function%s+" .. pat .. "%s*%(")
+        or fieldline.at(src, "%f[%w_.:]" .. pat .. "%s*=%s*function%f[^%w_]")
+      return nil, string.format("orket.lua%s: %s: a global function is not a setting; make it local",
+        at_line(line), inert.line(name)), "EINVAL"
     end
+    data = {}
+    for _, k in ipairs(set) do data[k] = box.env[k] end
   elseif type(data) ~= "table" then
     return nil, "orket.lua: returns a " .. type(data) .. "; return a table or set globals", "EINVAL"
+  elseif set[1] then
+    local names = {}
+    for i, k in ipairs(set) do names[i] = tostring(k) end
+    -- the globals would be dropped without a word (the run on the default team and model)
+    return nil, string.format("orket.lua%s: returns a table and also sets the global%s %s: a returned table "
+      .. "replaces %s; use one or the other", at_line(return_line(src)), set[2] and "s" or "",
+      inert.line(table.concat(names, ", ")), set[2] and "them" or "it"), "EINVAL"
   end
   local copy, cerr = scriptenv.copy(data)
-  if not copy then return nil, "orket.lua: " .. cerr, "EINVAL" end
+  if not copy then return nil, M.placed(dir, "orket.lua: " .. scriptfile.plain_error(cerr)), "EINVAL" end
   return copy
 end
 

@@ -7,6 +7,7 @@
 -- a spec checks they are current). The state machine's remedies are its own
 -- (core/statemachine.c): the agents read them in the gate's denials, so they live there.
 local sm = require "orket.c.statemachine"
+local uv = require "luv"
 
 local M = {}
 
@@ -739,7 +740,7 @@ end
 --- confinement helper's failed exec (its "E errno program" report) in the system's words,
 --- as proc.run says them; "(errno N)" when the system has none
 function M.exec_failure(errno, prog)
-  local words, name = require("luv").translate_sys_error(tonumber(errno))
+  local words, name = uv.translate_sys_error(tonumber(errno))
   if not words or not name or name:find("^Unknown") then
     return string.format("cannot run %s (errno %s)", prog, errno)
   end

@@ -142,18 +142,11 @@ local function parse_file(f)
   -- it cannot split a message or reach the terminal); f.rel stays the name a card records
   f.shown = f.shown or config.shown(f.rel)
   if not utf8.len(f.rel) then return nil, string.format("%s: the file's name is not valid UTF-8; rename it", f.shown) end
+  -- (a UTF-8 byte order mark skipped, UTF-16 or UTF-32 refused: scriptfile.text, as for
+  -- every script; JSON allows a reader to skip the mark)
   local text, rerr = read_file(f.path)
   if not text then return nil, f.shown .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
-  -- A UTF-8 byte order mark, as Windows editors save a file, is no text of the file: JSON
-  -- allows a reader to skip it, and cjson and Lua's load would refuse its first byte.
-  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
-  -- Saved as UTF-16 (Windows editors' "Unicode") or UTF-32, with or without its byte order
-  -- mark: cjson said "invalid token at character 1", Lua "unexpected symbol near '<\255>'"
-  if text:find("^\255\254") or text:find("^\254\255") or text:find("^%z%z\254\255")
-      or text:find("^[^%z]%z") or text:find("^%z[^%z]") then
-    return nil, f.shown .. ": is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
-  end
   f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
     -- cjson would say "Expected value but found T_END", of a file just created or emptied
@@ -185,7 +178,12 @@ local function parse_file(f)
   if not ok then return nil, scriptfile.message(v, f.shown) end
   if v == nil then return nil, f.shown .. ": returns nothing; return a table (a rock or an epic)" end
   local copy, cerr = scriptenv.copy(v)
-  if copy == nil then return nil, string.format("%s: %s", f.shown, tostring(cerr)) end
+  if copy == nil then
+    -- (issues[2].acceptance: said in that issue, the second of the list as written)
+    local why = scriptfile.plain_error(tostring(cerr))
+    local key, n = why:match("^([%a_][%w_]*)%[(%d+)%]")
+    return nil, string.format("%s: %s", f.shown, why), key and fieldline.element(text, key, tonumber(n), true)
+  end
   return copy
 end
 
@@ -684,8 +682,8 @@ end
 -- object).
 M.list_files = list_files
 function M.check_file(f)
-  local v, perr = parse_file(f)
-  if v == nil then return nil, perr end
+  local v, perr, panchor = parse_file(f)
+  if v == nil then return nil, perr, panchor end
   local ok, cards, problems, notes = pcall(shape, f, v)
   if ok then return cards, problems, notes end
   if type(cards) == "table" and cards.import_error then return nil, cards.import_error, cards.anchor end
@@ -844,8 +842,8 @@ local function load_files(dir)
   if not files then return nil, err, code end
   local parsed, digests, texts, warnings = {}, {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
   for _, f in ipairs(files) do
-    local v, perr = parse_file(f)
-    if v == nil then return nil, perr, "EINVAL" end
+    local v, perr, panchor = parse_file(f)
+    if v == nil then return nil, perr, "EINVAL", panchor end
     digests[#digests + 1] = { rel = f.rel, digest = f.digest }
     texts[dir .. "/" .. f.rel] = f.text
     -- a message names the file as shown, and is placed by that name (another file's own
@@ -898,18 +896,64 @@ function M.load(dir)
   return nil, placed(dir, msg, anchor), code, anchor
 end
 
---- unseated(dir, set, seats) -> the warnings of set's cards (M.load's) seated at a seat that
---- seats (the team's, sorted) lacks: another seat would work the card, unseen. A warning,
---- not a refusal: the team may be changed in orket.lua after the files (validate counts it).
-function M.unseated(dir, set, seats)
-  local has, out = {}, {}
-  for _, s in ipairs(seats) do has[s] = true end
-  for _, c in ipairs(set.cards) do
-    if c.seat and not has[c.seat] then
-      out[#out + 1] = placed(dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work "
-        .. "the card (seats: %s)", c.shown, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
-        table.concat(seats, ", ")), c.anchor, set.texts)
+-- Whether list (a seat's roles, names of seats) holds x.
+local function has(list, x)
+  for _, v in ipairs(list) do if v == x then return true end end
+  return false
+end
+
+--- seat_problems(cards, team) -> {{card=, message="file: path.seat: why"}...}: the cards
+--- (M.load's, M.link's) whose seat could not work them, in the words validate refuses them
+--- with and import warns of them (M.unseated). team: {SEAT = {roles = {...}}} (orket.settings'),
+--- a seat's roles nil when not known (only the seat's existence is checked). A seat the team
+--- lacks: another seat would work the card, unseen. For an issue, the only seat holding
+--- integrity_guard (no seat reviews its own work, so it could never be done), or a seat
+--- holding integrity_guard alone (the reviewer's role would be given the work, with no tool
+--- to do it, its every turn spent until the budget ends).
+function M.seat_problems(cards, team)
+  local seats, reviewers, working = {}, {}, {}
+  for seat, t in pairs(team) do
+    seats[#seats + 1] = seat
+    if t.roles and has(t.roles, "integrity_guard") then reviewers[#reviewers + 1] = seat end
+    for _, r in ipairs(t.roles or {}) do
+      if r ~= "integrity_guard" then working[#working + 1] = seat break end
     end
+  end
+  table.sort(seats)
+  table.sort(working)
+  local out = {}
+  for _, c in ipairs(cards) do
+    local field, msg = c.path == "" and "seat" or (c.path .. ".seat"), nil
+    local roles = c.seat and team[c.seat] and team[c.seat].roles
+    if c.seat and not team[c.seat] then
+      msg = string.format("no seat %q in orket.lua's team, so another seat would work the card (seats: %s)", c.seat,
+        table.concat(seats, ", "))
+    elseif roles and c.type == "issue" and #reviewers == 1 and reviewers[1] == c.seat then
+      msg = string.format("%q is the only seat holding integrity_guard, and no seat reviews its own work: the card "
+        .. "could never be done; seat it elsewhere or add a reviewer seat", c.seat)
+    elseif roles and c.type == "issue" and not has(working, c.seat) then
+      msg = string.format("%q holds only integrity_guard, so no working role could do the card (the reviewer's "
+        .. "role would be given the work, and could never hand it in); seat it at a seat with a working role (%s)",
+        c.seat, #working > 0 and table.concat(working, ", ") or "none: add one to orket.lua's team")
+    end
+    if msg then out[#out + 1] = { card = c, message = string.format("%s: %s: %s", c.shown, field, msg) } end
+  end
+  return out
+end
+
+--- unseated(dir, set, seats[, team]) -> the warnings of set's cards (M.load's) whose seat
+--- could not work them (M.seat_problems; seats: the team's names, sorted, when team, the
+--- resolved team with its roles, is not given: then only a seat the team lacks is said),
+--- each with its line. A warning, not a refusal: the team may be changed in orket.lua after
+--- the files (validate counts it).
+function M.unseated(dir, set, seats, team)
+  if not team then
+    team = {}
+    for _, s in ipairs(seats) do team[s] = {} end
+  end
+  local out = {}
+  for _, p in ipairs(M.seat_problems(set.cards, team)) do
+    out[#out + 1] = placed(dir, p.message, p.card.anchor, set.texts)
   end
   return out
 end

@@ -13,12 +13,39 @@ local M = {}
 
 M.MAX_BYTES = 1024 * 1024 -- a role, tool, policy or orket.lua larger than this is a mistake
 
+--- text(src) -> src as a loader takes it | nil, "is saved as UTF-16 ...": what an editor
+--- saved that is no part of the text taken off, for every script and epic alike (read's).
+--- A UTF-8 byte order mark (Windows editors save one) is skipped: Lua's load said
+--- "unexpected symbol near '<\239>'" and cjson "invalid token". Old Mac line ends (a CR
+--- alone) become LF: Lua counts them as lines, and so must every line a message gives
+--- (orket.fieldline, a JSON error's), which count LF; CRLF stays. A file saved as UTF-16
+--- (Windows editors' "Unicode") or UTF-32, with or without its byte order mark, is said as
+--- such, where Lua said "unexpected symbol near '<\255>'" (no script or JSON text has a NUL
+--- in its first two bytes).
+function M.text(src)
+  if src:find("^\255\254") or src:find("^\254\255") or src:find("^%z%z\254\255")
+      or src:find("^[^%z]%z") or src:find("^%z[^%z]") then
+    return nil, "is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
+  end
+  if src:sub(1, 3) == "\239\187\191" then src = src:sub(4) end
+  if src:find("\r[^\n]") or src:sub(-1) == "\r" then -- (a CRLF file is left as it is)
+    src = src:gsub("\r(\n?)", function(lf) if lf == "" then return "\n" end end)
+  end
+  return src
+end
+
 --- read(path[, max]) -> text | nil, "path: message", CODE. Only a regular file (links
 --- followed) of at most max bytes (MAX_BYTES): a FIFO, a device, a directory or a larger
 --- file is refused by name (EINVAL, EISDIR, EFBIG) without blocking; ENOENT when missing.
+--- The text is M.text's (EINVAL: saved as UTF-16 or UTF-32), so that every reader of a
+--- script, its loader's and a message's line alike, reads the same lines.
 function M.read(path, max)
   if type(path) ~= "string" then error("bad argument #1 to 'read' (string expected, got " .. type(path) .. ")", 2) end
-  return rt.read_script(path, max or M.MAX_BYTES)
+  local src, err, code = rt.read_script(path, max or M.MAX_BYTES)
+  if not src then return nil, err, code end
+  local text, terr = M.text(src)
+  if not text then return nil, path .. ": " .. terr, "EINVAL" end
+  return text
 end
 
 --- is_name(name) -> whether a file name is a script's: NAME.lua, NAME of letters, digits,
@@ -119,6 +146,23 @@ function M.said(err, chunk)
   return msg
 end
 
+--- plain_error(err) -> orket.c.plain's refusal of a value ("value.issues.2.acceptance:
+--- function is not plain data") with the value's path written as every other message
+--- names a field ("issues[2].acceptance: function is not plain data"); the value itself
+--- ("value: cycle"): the reason alone. Other messages are left as they are.
+function M.plain_error(err)
+  local path, why = tostring(err):match("^value(.-): (.*)$")
+  if not path then return err end
+  local out = {}
+  for key in path:gmatch("%.([^.]*)") do
+    if key:match("^%d+$") then out[#out + 1] = "[" .. key .. "]"
+    elseif key:match("^[%a_][%w_]*$") then out[#out + 1] = (#out > 0 and "." or "") .. key
+    else out[#out + 1] = "[\"" .. inert.line(key) .. "\"]" end
+  end
+  if #out == 0 then return why end
+  return table.concat(out) .. ": " .. why
+end
+
 --- run(box, path[, {chunk=, result=}]) -> true, value | false, "file[:line]: message", CODE
 --- Reads path (read), compiles it in box and runs it under box's budget. value is the
 --- script's first result, detached (a copy with raw access, no metatables, functions
@@ -141,7 +185,7 @@ function M.run(box, path, opts)
   if v == nil then return true, nil end
   if opts.result == false then return true, opts.any_result and type(v) or nil end
   local copy, derr = plain.detach(v)
-  if derr then return false, chunk .. ": " .. derr, "EINVAL" end
+  if derr then return false, chunk .. ": " .. M.plain_error(derr), "EINVAL" end
   return true, copy
 end
 

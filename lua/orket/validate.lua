@@ -14,6 +14,7 @@ local settings = require "orket.settings"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local fieldline = require "orket.fieldline"
+local nearest = require "orket.nearest"
 local scriptcheck = require "orket.engine.scriptcheck"
 local sm = require "orket.c.statemachine"
 local spend = require "orket.engine.spend"
@@ -191,6 +192,20 @@ end
 
 -- The links between orket.lua and the scripts: seats' and roles' models, the team's roles,
 -- a reviewer seat, the roles' tools, and the tools, roles and seats policy rules name.
+-- verify.tool_limits is keyed by tool: a name of no tool (run_test for run_tests) would
+-- never apply, its limits silently not in force
+local function check_tool_limits(dir, out, cfg, tool_names, broken, unlisted_tool)
+  local names = {}
+  for name in pairs(cfg and cfg.verify and cfg.verify.tool_limits or {}) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if not tool_names[name] and not broken[name] and not unlisted_tool(name) then
+      add(out, dir, nearest.hint(string.format("orket.lua: verify.tool_limits.%s: no tool named %q (tools: %s)",
+        name, name, table.concat(names_of(tool_names), ", "))), "orket.lua")
+    end
+  end
+end
+
 local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)
   if cfg then
     for _, m in ipairs(llm.check_models(cfg.models, team or {}, by_name)) do
@@ -248,6 +263,7 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
       end
     end
   end
+  check_tool_limits(dir, out, cfg, tool_names, broken, unlisted_tool)
   -- A broken file's stem stands in for the name it would have had: no second problem.
   local known = { tool = names_of(tool_names), role = names_of(by_name), seat = s and settings.seats(s),
     tool_prefixes = unlisted, status = sm.statuses(), arguments = tool_names }
@@ -359,21 +375,10 @@ local function check_epics(dir, out, warnings, summary, team)
   end
   if old_cycle then add(warnings, dir, import.old_cycle_warning(old_cycle), "epics") end
   -- Seats: one the team lacks is worked by another seat unseen; the only reviewer seat
-  -- can never review its own work, so its cards would stall.
+  -- can never review its own work, and a seat holding only the reviewer's role cannot do
+  -- it, so their cards would stall (import.seat_problems, import's warnings too).
   if not team then return end
-  local seats = settings.seats { team = team }
-  local reviewers = settings.seats_with({ team = team }, "integrity_guard")
-  for _, c in ipairs(set.cards) do
-    local field = c.path == "" and "seat" or (c.path .. ".seat")
-    if c.seat and not team[c.seat] then
-      add(out, dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work the card "
-        .. "(seats: %s)", config.shown(c.file), field, c.seat, table.concat(seats, ", ")), c.file, c.anchor)
-    elseif c.seat and c.type == "issue" and #reviewers == 1 and reviewers[1] == c.seat then
-      add(out, dir, string.format("%s: %s: %q is the only seat holding integrity_guard, and no seat reviews "
-        .. "its own work: the card could never be done; seat it elsewhere or add a reviewer seat",
-        config.shown(c.file), field, c.seat), c.file, c.anchor)
-    end
-  end
+  for _, p in ipairs(import.seat_problems(set.cards, team)) do add(out, dir, p.message, p.card.file, p.card.anchor) end
 end
 
 --- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=,

@@ -401,7 +401,7 @@ describe("epics that validate and import must refuse", function()
         "epics/x.lua:1: issues[2]: is nil: a hole in the array of issues" },
       { "x.lua", "local a\nreturn a.b\n", "epics/x.lua:2: attempt to index a nil value (local 'a')" },
       { "x.lua", "", "epics/x.lua: returns nothing; return a table" },
-      { "x.lua", "local t = {} t.self = t return t", "epics/x.lua:1: value.self: cycle" },
+      { "x.lua", "local t = {} t.self = t return t", "epics/x.lua:1: self: cycle" },
     }
     for _, c in ipairs(cases) do
       local p = project()

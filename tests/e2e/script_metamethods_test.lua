@@ -14,19 +14,19 @@ local WIDE = "local function wide() local t = {} for i = 1, 30 do t = { t, t } e
 local CASES = {
   { "roles/coder.lua", LOOP .. [[return { intent = "x", system = "s",
   tools = setmetatable({}, { __index = loop, __len = loop, __pairs = loop, __eq = loop }) }
-]], "value.tools: a table with a metatable" },
+]], "tools: a table with a metatable" },
   { "roles/tester.lua", LOOP .. [[return { intent = "x", system = "s", tools = {},
   [setmetatable({}, { __tostring = loop, __eq = loop })] = 1 }
-]], "value: key of type table" },
+]], "key of type table" },
   { "tools/extra.lua", LOOP .. [[return setmetatable({ name = "extra", description = "d", effect = "read",
   handler = function() return {} end }, { __index = loop, __pairs = loop, __len = loop })
-]], "value: a table with a metatable" },
+]], "a table with a metatable" },
   { "tools/params.lua", LOOP .. [[return { name = "params", description = "d", effect = "read",
   handler = function() return {} end,
   parameters = { type = "object", properties = setmetatable({}, { __index = loop, __pairs = loop }) } }
-]], "value.parameters.properties: a table with a metatable" },
+]], "parameters.properties: a table with a metatable" },
   { "routing.lua", LOOP .. [[return setmetatable({}, { __pairs = loop, __index = loop, __tostring = loop })
-]], "value: a table with a metatable" },
+]], "a table with a metatable" },
   { "policies/extra.lua", LOOP .. [[deny(setmetatable({ tool = "write_file" }, { __pairs = loop, __index = loop }))
 ]], "deny: value: a table with a metatable" },
 }
@@ -61,14 +61,14 @@ describe("a script whose tables run forever through metamethods", function()
     for _, cmd in ipairs { "validate", "run START" } do
       local r = H.orket(cmd, { cwd = p, wrap = "timeout 60" })
       assert.equal(1, r.status, cmd)
-      assert.matches("orket%.lua: value%.limits[%.%d]*: more than 1000000 values", r.stdout .. r.stderr)
+      assert.matches("orket%.lua:%d+: limits[%[%]%d]*: more than 1000000 values", r.stdout .. r.stderr)
     end
     H.write(p .. "/orket.lua", orig)
     H.write(p .. "/epics/wide.lua", WIDE .. "return { id = 'W', summary = 's', issues = wide() }\n")
     for _, cmd in ipairs { "validate", "import" } do
       local r = H.orket(cmd, { cwd = p, wrap = "timeout 60" })
       assert.equal(1, r.status, cmd)
-      assert.matches("epics/wide%.lua: value%.issues[%.%d]*: more than 1000000 values", r.stdout .. r.stderr)
+      assert.matches("epics/wide%.lua[:%d]*: issues[%[%]%d]*: more than 1000000 values", r.stdout .. r.stderr)
     end
   end)
 

@@ -36,6 +36,18 @@ describe("orket validate", function()
     assert.matches("\n3 problems\n$", v.stdout)
   end)
 
+  -- a tool's limits under a name of no tool never applied, its limits silently not in force
+  it("reports verify.tool_limits naming no tool, with the line and the nearest tool", function()
+    local p = project()
+    H.write(p .. "/orket.lua", H.read(p .. "/orket.lua")
+      .. "\nverify = { tool_limits = { run_test = { processes = 10 }, run_tests = { processes = 20 } } }\n")
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('orket.lua:%d+: verify%.tool_limits%.run_test: no tool named "run_test" %(tools: [^\n]*%); did you '
+      .. "mean 'run_tests'%?", v.stdout)
+    assert.matches("\n1 problem\n$", v.stdout)
+  end)
+
   -- a misspelt status or argument passed: a deny on args.contnet let every key through
   it("reports policy rules naming a card status, or an argument no tool they apply to takes", function()
     local p = project()
@@ -180,11 +192,20 @@ describe("orket validate", function()
       .. "work the card (seats: integrity_guard, lead_architect, senior_developer)", v.stdout, 1, true)
     assert.matches('epics/start.json:9: issues[1].seat: "integrity_guard" is the only seat holding integrity_guard, '
       .. "and no seat reviews its own work", v.stdout, 1, true)
-    -- with a second reviewer seat, integrity_guard may work a card
+    -- with a second reviewer seat, integrity_guard is no longer the only one, but it holds
+    -- no working role: the reviewer's role would be given the work, and could not do it
     local cfg = H.read(p .. "/orket.lua"):gsub("team = {", 'team = {\n  second_guard = { roles = { "integrity_guard" } },', 1)
     H.write(p .. "/orket.lua", cfg)
     v = H.orket("validate", { cwd = p })
     assert.is_nil(v.stdout:find("only seat holding", 1, true), v.stdout)
+    assert.matches('epics/start.json:9: issues[1].seat: "integrity_guard" holds only integrity_guard, so no working '
+      .. "role could do the card", v.stdout, 1, true)
+    assert.matches("\n2 problems\n$", v.stdout)
+    -- given a working role too, it may work a card
+    H.write(p .. "/orket.lua", (cfg:gsub('integrity_guard = { roles = { "integrity_guard" }',
+      'integrity_guard = { roles = { "integrity_guard", "coder" }', 1)))
+    v = H.orket("validate", { cwd = p })
+    assert.is_nil(v.stdout:find("integrity_guard, so no working role", 1, true), v.stdout)
     assert.matches("\n1 problem\n$", v.stdout)
   end)
 

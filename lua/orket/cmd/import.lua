@@ -172,7 +172,7 @@ function cmd.run(args, cli)
   local data = config.read(dir)
   local ok, s = pcall(settings.resolve, data and { team = data.team })
   if data and ok and s and s.team then
-    for _, w in ipairs(import.unseated(dir, set, settings.seats(s))) do cli.err("warning: %s", w) end
+    for _, w in ipairs(import.unseated(dir, set, settings.seats(s), s.team)) do cli.err("warning: %s", w) end
   end
   io.stdout:write(string.format("imported %d card%s from %d file%s: %d new, %d updated, %d unchanged\n",
     r.cards, r.cards == 1 and "" or "s", r.files, r.files == 1 and "" or "s", r.created, r.updated, r.unchanged))

@@ -172,7 +172,7 @@ describe("scriptfile.run", function()
     local ok2, err, code = scriptfile.run(scriptenv.new {}, dir .. "/m.lua")
     assert.is_false(ok2)
     assert.equal("EINVAL", code)
-    assert.equal(dir .. "/m.lua: value.t: a table with a metatable; return plain tables", err)
+    assert.equal(dir .. "/m.lua: t: a table with a metatable; return plain tables", err)
   end)
 
   -- A project's script is loaded under its name in the project: an error it raises when
