@@ -9,7 +9,10 @@
 
 #include "joseapi.h"
 
-#define JOSE_MAX_TOKEN (16 * 1024) /* a compact JWS longer than this is refused unread */
+/* a compact JWS longer than this is refused unread: an ID token's cap (the token endpoint's
+ * answer is read up to 256 KiB; a person in hundreds of groups makes a long token); a bearer
+ * token's own, smaller, is the caller's (orket.auth.jwt) */
+#define JOSE_MAX_TOKEN (256 * 1024)
 #define JOSE_MAX_KEY (16 * 1024)   /* a JWK's JSON */
 
 enum { JOSE_OK = 0, JOSE_MALFORMED = -1, JOSE_REFUSED = -2 };

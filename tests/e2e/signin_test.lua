@@ -43,7 +43,7 @@ local function begin(s, jar)
   jar = jar or oidc.jar()
   local st, body, h = oidc.get(jar, s.url .. "/v1/sign-in/oidc")
   assert.equal(303, st, body)
-  assert.matches("orket_oidc=%x+; Path=/v1/sign%-in/oidc; HttpOnly; SameSite=Lax", h["set-cookie"])
+  assert.matches("orket_oidc_%x+=%x+; Path=/v1/sign%-in/oidc; HttpOnly; SameSite=Lax", h["set-cookie"])
   return jar, h.location
 end
 
@@ -92,7 +92,7 @@ describe("sign-in through an OpenID Connect provider", function()
       assert.matches(want, auth_url)
     end
     local back = oidc.through(jar, auth_url, callback, "alice")
-    -- the callback in another browser (no orket_oidc cookie) is refused, and spends the state
+    -- the callback in another browser (no cookie of this sign-in's) is refused, and spends the state
     local st, doc = req(s, "GET", back:sub(#s.url + 1))
     assert.same({ 401, "unauthorized" }, { st, doc.error.code })
     assert.matches("another browser", doc.error.message)

@@ -11,15 +11,32 @@ local M = {}
 
 M.MAX_SKEW_S = 300     -- clock skew tolerated at most (settings check it too)
 M.DEFAULT_SKEW_S = 60
+-- The longest token read, in bytes: a bearer in a request's header (which the server caps
+-- too), and an ID token from the token endpoint (whose answer is capped at 256 KiB), where
+-- a person in many groups makes a long one. Each is at most what orket.c.jose reads
+-- (core/jose.h JOSE_MAX_TOKEN, 256 KiB).
+M.MAX_BEARER_BYTES = 16384
+M.MAX_ID_TOKEN_BYTES = 256 * 1024
 
 local function refuse(msg) return nil, msg, "EAUTH" end
 
 local function when(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
 
 --- looks_like(s) -> whether s has a JWS's compact shape (three base64url parts), as a
---- bearer token must to be taken for a JWT rather than an API key
+--- bearer token must to be taken for a JWT rather than an API key; whatever its length, so
+--- that one too long is told so (verify), not taken for a mistyped key
 function M.looks_like(s)
-  return type(s) == "string" and #s <= 16384 and s:match("^[%w_-]+%.[%w_-]+%.[%w_-]*$") ~= nil
+  return type(s) == "string" and s:match("^[%w_-]+%.[%w_-]+%.[%w_-]*$") ~= nil
+end
+
+-- the protected header's JSON object | nil (not base64url of a JSON object: orket.c.jose's
+-- peek says why)
+local function header_of(token)
+  local part = token:match("^([%w_-]+)%.")
+  part = part:gsub("-", "+"):gsub("_", "/")
+  local text = crypto.base64_decode(part .. string.rep("=", (4 - #part % 4) % 4))
+  local h = text and cjson.decode(text)
+  return type(h) == "table" and h or nil
 end
 
 --- key_for(keys, header) -> the JWK (a table) that signed a token of header {alg, kid} |
@@ -63,14 +80,26 @@ local function check_times(c, now, skew)
 end
 
 --- verify(token, keys, want) -> claims | nil, msg, code. keys: the JWKS's keys (array of
---- tables); want = {issuer=, audience=, nonce=, skew_s=, now=}. Codes: EINVAL (not a
+--- tables); want = {issuer=, audience=, nonce=, skew_s=, now=, max_bytes= (default
+--- MAX_BEARER_BYTES), what= (the token's name in messages, default "the token")}. Codes: EINVAL (not a
 --- token), EAUTH (refused: signature, algorithm, key, issuer, audience, time, nonce). A
 --- kid missing from the set also returns a fourth value, "unknown_kid": the provider may
 --- have rotated its keys, and the caller may fetch the JWKS again once.
 function M.verify(token, keys, want)
   if not M.looks_like(token) then return nil, "not a JSON Web Token", "EINVAL" end
+  local cap = want.max_bytes or M.MAX_BEARER_BYTES
+  if #token > cap then
+    return nil, string.format("%s is %d bytes, longer than the %d accepted (a long groups claim makes it so: have "
+      .. "the provider list fewer groups in it, a groups filter)", want.what or "the token", #token, cap), "EINVAL"
+  end
   local header, herr, hcode = jose.peek(token)
   if not header then return nil, herr, hcode end
+  -- RFC 7515 4.1.11: a token with extensions its reader must understand is refused by one
+  -- that understands none, as here, lest it be read without them
+  local full = header_of(token)
+  if full and full.crit ~= nil then
+    return refuse("the token's header names extensions it must be read with (crit), and this server knows none")
+  end
   local key, kerr = M.key_for(keys, header)
   if not key then return nil, kerr, "EAUTH", "unknown_kid" end
   local payload, verr, vcode = jose.verify(assert(cjson.encode(key)), token, header.alg)

@@ -220,11 +220,12 @@ function Provider:keys(again)
   return keys, err, code
 end
 
--- check(token, audience, nonce) -> claims | nil, msg, code: against the kept keys, then
--- once more against keys fetched anew when the token's kid is not among them
-function Provider:check(token, audience, nonce)
+-- check(token, audience, nonce[, max_bytes, what]) -> claims | nil, msg, code: against the
+-- kept keys, then once more against keys fetched anew when the token's kid is not among
+-- them; max_bytes and what as orket.auth.jwt's verify takes them
+function Provider:check(token, audience, nonce, max_bytes, what)
   local want = { issuer = self.cfg.issuer, audience = audience, nonce = nonce, skew_s = self.cfg.clock_skew_s,
-    now = self.now() }
+    now = self.now(), max_bytes = max_bytes, what = what }
   local keys, kerr, kcode = self:keys(false)
   if not keys then return nil, kerr, kcode end
   local claims, err, code, why = jwt.verify(token, keys, want)
@@ -236,7 +237,14 @@ function Provider:check(token, audience, nonce)
   return claims, err, code
 end
 
---- provider:begin([address]) -> authorization URL, browser secret: a sign-in started
+--- provider:pending_until(state) -> when the sign-in begun with state expires | nil (none
+--- such in flight: finished, expired or never begun)
+function Provider:pending_until(state)
+  local p = type(state) == "string" and self.pending[state] or nil
+  if p and p.expires > self.now() then return p.expires end
+end
+
+--- provider:begin([address]) -> authorization URL, browser secret, state: a sign-in started
 --- (from the client address, when given). The secret goes into the browser's cookie;
 --- finish() wants it back with the state, so that only the browser that began a sign-in
 --- can finish it (no sign-in CSRF).
@@ -258,7 +266,7 @@ function Provider:begin(address)
     scope = table.concat(cfg.scopes or { "openid", "profile", "email" }, " "), state = state, nonce = nonce,
     code_challenge = jose.pkce_challenge(verifier), code_challenge_method = "S256" }
   local ep = doc.authorization_endpoint
-  return ep .. (ep:find("?", 1, true) and "&" or "?") .. q, browser
+  return ep .. (ep:find("?", 1, true) and "&" or "?") .. q, browser, state
 end
 
 --- provider:finish(query, browser) -> claims | nil, msg, code: the callback's query {code,
@@ -269,7 +277,8 @@ function Provider:finish(query, browser)
   if not p then return nil, "the sign-in's state is unknown or was used already; sign in again", "EAUTH" end
   if p.expires <= self.now() then return nil, "the sign-in took too long; sign in again", "EAUTH" end
   if type(browser) ~= "string" or not crypto.equal(crypto.hash(browser, 32), p.browser) then
-    return nil, "the sign-in was begun by another browser", "EAUTH"
+    return nil, "this sign-in's browser cookie is missing or belongs to another sign-in (was it begun in another "
+      .. "browser?)", "EAUTH"
   end
   if query.error then return nil, "the provider refused the sign-in (" .. tostring(query.error):sub(1, 100) .. ")", "EAUTH" end
   if type(query.code) ~= "string" or query.code == "" or #query.code > 2048 then
@@ -288,7 +297,7 @@ function Provider:finish(query, browser)
     headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" } })
   if not tokens then return nil, terr, tcode end
   if type(tokens.id_token) ~= "string" then return nil, "the provider's answer has no ID token", "EPROTO" end
-  return self:check(tokens.id_token, cfg.client_id, p.nonce)
+  return self:check(tokens.id_token, cfg.client_id, p.nonce, jwt.MAX_ID_TOKEN_BYTES, "the ID token")
 end
 
 --- provider:bearer(token) -> claims | nil, msg, code: an API token of this provider, for
@@ -297,17 +306,33 @@ function Provider:bearer(token)
   return self:check(token, self.cfg.api_audience or self.cfg.client_id, nil)
 end
 
---- provider:person(claims) -> {name, role, groups} | nil, msg, "EAUTH": who the claims
---- name (name_claim, default preferred_username, else sub) and the role their groups give
+-- whether a groups claim is a list (a JSON array, empty included, or one group as a string)
+local function listed(groups)
+  if type(groups) == "string" then return true end
+  if type(groups) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(groups) do n = n + 1 end
+  return n == #groups
+end
+
+--- provider:person(claims) -> {name, role, groups} | nil, msg, "EAUTH", unroled: who the
+--- claims name (name_claim, default preferred_username, else sub) and the role their
+--- groups give. None: unroled = {name, listed}, listed whether the claims list their groups
+--- (a leaver's, taken out of every group that gives a role) rather than leave the claim out
+--- (a token that does not carry groups, which says nothing of the person)
 function Provider:person(claims)
   local name = claims[self.cfg.name_claim or "preferred_username"]
   if type(name) ~= "string" then name = claims.sub end
-  local groups = claims[self.cfg.groups_claim or "groups"]
+  name = type(name) == "string" and name:lower() or nil
+  local raw = claims[self.cfg.groups_claim or "groups"]
+  local groups = raw
   if type(groups) == "string" then groups = { groups } end
   if type(groups) ~= "table" then groups = {} end
   local role = signin.role_of(groups, self.roles, self.cfg.default_role)
-  if not role then return nil, "none of this person's groups has a role on this server", "EAUTH" end
-  return { name = type(name) == "string" and name:lower() or nil, role = role, groups = groups }
+  if not role then
+    return nil, "none of this person's groups has a role on this server", "EAUTH", { name = name, listed = listed(raw) }
+  end
+  return { name = name, role = role, groups = groups }
 end
 
 return M

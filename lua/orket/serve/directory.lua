@@ -14,7 +14,6 @@
 -- start for someone it has not looked at yet), then the person is refused (fail closed)
 -- until it answers again. What was last seen is this process's memory: each server looks
 -- for itself.
-local accounts = require "orket.serve.accounts"
 local identity = require "orket.serve.identity"
 local ldap = require "orket.auth.ldap"
 local signin_settings = require "orket.settings.signin"
@@ -68,24 +67,11 @@ function Directory:seen(name) self:_of(name).at = uv.now() end
 -- server's log, with what brings an admin back, since no person is left to manage people
 -- over the API (docs/teams.md, "Offboarding")
 function Directory:_gone(db, name, reason, why)
-  local none_left
-  local ok, err = db:tx(function()
-    none_left = nil -- a transaction run again says only what its last run found
-    local r, rerr = accounts.set_disabled(db, name, true, "ldap")
-    if not r then return nil, rerr end
-    if r.changed then
-      local subject = accounts.subject(r)
-      if r.no_admin_left then
-        subject.why, subject.lastadmin = reason, "yes"
-        none_left = accounts.none_left(db, name, "the server's machine")
-      end
-      identity.audited(db, "ldap", "user_disable", "directory", subject)
-    end
-    return true
-  end)
-  if not ok then
+  local res, err = identity.gone(db, name, { source = "ldap", route = "directory", reason = reason })
+  if not res then
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
   end
+  local none_left = res.none_left
   if none_left and self.log then
     self.log { event = "directory", user = name, message = string.format("%s, the last enabled server admin, was "
       .. "disabled: %s (a leaver is never kept); %s", name, tostring(why), none_left) }

@@ -157,6 +157,67 @@ function M.federated(db, person, source, subject, project_roles, route)
   end)
 end
 
+--- gone(db, name, o) -> {changed, none_left} | nil, msg: the provider or the directory
+--- (o.source "oidc", "ldap") says the person name is no longer theirs to give a role (o.reason:
+--- no-entry, no-role, refused): disabled as `orket users disable` does (sessions ended, keys
+--- refused, the subject's other names too), journaled and audited with the actor o.source
+--- and the route o.route. o.keep_admin: the last enabled server admin is not disabled
+--- (changed false, kept: why, in words); else they are (a leaver is never kept), the
+--- audit entry says why (lastadmin=yes) and none_left what to do. o.say_why: the entry
+--- names the reason however it went (why=).
+function M.gone(db, name, o)
+  local res
+  local ok, err = db:tx(function()
+    res = { changed = false } -- a transaction run again says only what its last run found
+    local r, rerr, rcode = accounts.set_disabled(db, name, true, o.source, o.keep_admin)
+    if not r and rcode == "ELASTADMIN" then
+      res.kept = rerr
+      return true
+    end
+    if not r then return nil, rerr end
+    if r.changed then
+      res.changed = true
+      local subject = accounts.subject(r)
+      if o.say_why then subject.why = o.reason end
+      if r.no_admin_left then
+        subject.why, subject.lastadmin = o.reason, "yes"
+        res.none_left = accounts.none_left(db, name, "the server's machine")
+      end
+      M.audited(db, o.source, "user_disable", o.route, subject)
+    end
+    return true
+  end)
+  if not ok then return nil, err end
+  return res
+end
+
+--- unvouched(db, source, subject, name) -> {name, changed, kept} | nil (nobody here is that
+--- subject, or all its names are disabled already) | nil, msg: a provider's valid word
+--- (source "oidc") that its subject, here under name or another name, has no role here any
+--- more, its groups listed and none mapped (docs/teams.md, Offboarding): the person is
+--- disabled (gone's no-role, route sign_in), never the last enabled server admin (kept).
+--- Someone not kept here yet is only refused, by the caller.
+function M.unvouched(db, source, subject, name)
+  local mark = M.mark(source, subject)
+  local row = name and users.get(db, name)
+  local who = row and crypto.equal(row.hash, mark) and row.name or nil
+  if not who then
+    -- a name this subject no longer brings (a changed preferred_username): its enabled one
+    for _, other in ipairs(users.with_hash(db, mark)) do
+      if not other.disabled_at then
+        who = other.name
+        break
+      end
+    end
+  end
+  if not who then return nil end
+  local res, err = M.gone(db, who, { source = source, route = "sign_in", reason = "no-role", keep_admin = true,
+    say_why = true })
+  if not res then return nil, err end
+  res.name = who
+  return res
+end
+
 --- unhosted(project_roles, hosted) -> array of messages, by project name: each project
 --- sign_in.project_roles names that a server does not host (hosted: the set of its
 --- project names, those whose store did not open included). Its group map would grant

@@ -20,8 +20,9 @@ local err = routes.err
 
 local M = {}
 
-M.COOKIE = "orket_oidc"
+M.COOKIE = "orket_oidc" -- each sign-in's cookie is this, "_" and its state
 M.PATH = "/v1/sign-in/oidc"
+M.MAX_COOKIES = 4 -- sign-ins in flight in one browser (tabs): past it, its oldest cookie goes
 
 --- load(dir) -> the sign_in section of dir's orket.lua | nil, msg (its path and field)
 function M.load(dir)
@@ -31,10 +32,33 @@ function M.load(dir)
   return s.sign_in
 end
 
+-- whether url's host is this machine (or none: ldap:/// is libldap's default, the local one)
+local function local_host(url)
+  local host = url:match("^%a+://%[([^%]]*)%]") or url:match("^%a+://([^/:?]*)") or ""
+  return host == "" or host:lower() == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "::1"
+end
+
+--- cleartext(signin) -> array of warnings: a provider or directory of sign_in reached in
+--- clear on another host, where anyone on the path reads (ldap://: every password) or
+--- changes (http://: the provider's keys, and so anyone's sign-in) what passes
+function M.cleartext(s)
+  local out = {}
+  if s.oidc and s.oidc.issuer:match("^http://") and not local_host(s.oidc.issuer) then
+    out[#out + 1] = "orket.lua: sign_in.oidc.issuer: " .. s.oidc.issuer .. " is plain http:// to another host: its "
+      .. "keys and the token exchange pass in clear, and whoever is on the path can sign anyone in; use https://"
+  end
+  if s.ldap and s.ldap.url:match("^ldap://") and not local_host(s.ldap.url) then
+    out[#out + 1] = "orket.lua: sign_in.ldap.url: " .. s.ldap.url .. " is plain ldap:// to another host: every "
+      .. "password passes in clear; use ldaps://, or ldapi:// on this machine"
+  end
+  return out
+end
+
 --- attach(server, dir) -> true | nil, msg: the server's sign-in section and provider
 function M.attach(server, dir)
   local s, serr = M.load(dir)
   if not s then return nil, serr end
+  for _, line in ipairs(M.cleartext(s)) do server:_log { event = "warning", message = line } end
   server.signin = s
   server.oidc = s.oidc and oidc.new(s.oidc, s.roles) or nil
   server.auth.oidc = server.oidc
@@ -57,9 +81,39 @@ local function provider_failed(ctx, msg, code)
     .. "has it (docs/teams.md#openid-connect)")
 end
 
-local function browser_cookie(req, value, max_age)
-  return string.format("Set-Cookie: %s=%s; Path=%s; HttpOnly; SameSite=Lax; Max-Age=%d%s", M.COOKIE, value, M.PATH,
-    max_age, session.secure(req) and "; Secure" or "")
+-- the cookie of the sign-in begun with state: one each, so that sign-ins begun in two tabs
+-- of a browser each finish, and a callback's answer ends its own sign-in's cookie alone
+local function cookie_name(state) return M.COOKIE .. "_" .. state end
+
+-- a state this server could have made (hex), fit to name a cookie
+local function state_of(query)
+  local st = query and query.state
+  return type(st) == "string" and #st <= 128 and st:match("^%x+$") and st or nil
+end
+
+local function browser_cookie(req, state, value, max_age)
+  return string.format("Set-Cookie: %s=%s; Path=%s; HttpOnly; SameSite=Lax; Max-Age=%d%s", cookie_name(state), value,
+    M.PATH, max_age, session.secure(req) and "; Secure" or "")
+end
+
+-- the Set-Cookie lines that end the browser's sign-in cookies no sign-in in flight here
+-- holds any more, and its oldest past MAX_COOKIES - 1 (room for the one begun now): anyone's
+-- page can send a browser to begin sign-ins, which must not grow its cookies without end
+local function stale_cookies(req, p)
+  local live, out = {}, {}
+  for name in tostring(req.headers.cookie or ""):gmatch("([^=;%s]+)=") do
+    local state = name:match("^" .. M.COOKIE .. "_(%x+)$")
+    state = state and #state <= 128 and state or nil
+    local until_s = state and p:pending_until(state)
+    if until_s then
+      live[#live + 1] = { state = state, until_s = until_s }
+    elseif state then
+      out[#out + 1] = browser_cookie(req, state, "", 0)
+    end
+  end
+  table.sort(live, function(a, b) return a.until_s < b.until_s end)
+  for i = 1, #live - (M.MAX_COOKIES - 1) do out[#out + 1] = browser_cookie(req, live[i].state, "", 0) end
+  return out
 end
 
 -- GET /v1/sign-in/oidc: to the provider. The cookie is SameSite=Lax, not Strict: the
@@ -74,11 +128,12 @@ local function begin(req, ctx)
   -- proxy of serve.trusted_proxies the address is the client's it forwards for (core/httpd.c)
   local remote = req.remote
   local own = not (remote:find("^unix") or httpd.is_loopback(remote)) and remote or nil
-  local url, browser, code = p:begin(own)
-  if not url then return provider_failed(ctx, browser, code) end
+  local url, browser, state = p:begin(own) -- (failed: nil, msg, code)
+  if not url then return provider_failed(ctx, browser, state) end
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Location: " .. url)
-  table.insert(ctx.headers, browser_cookie(req, browser, oidc.PENDING_S))
+  for _, line in ipairs(stale_cookies(req, p)) do table.insert(ctx.headers, line) end
+  table.insert(ctx.headers, browser_cookie(req, state, browser, oidc.PENDING_S))
   table.insert(ctx.headers, "Referrer-Policy: no-referrer")
   return 303, { location = url }
 end
@@ -88,27 +143,34 @@ local function callback(req, ctx)
   local p = ctx.server.oidc
   if not p then return err(404, "not_found", "sign-in through a provider is not set up") end
   ctx.headers = ctx.headers or {}
-  table.insert(ctx.headers, browser_cookie(req, "", 0)) -- used once, whatever follows
   local fails, now = ctx.server.auth_fails, uv.now()
-  -- an address that failed too often is held off as for any sign-in (the state stays unused)
+  -- an address that failed too often is held off as for any sign-in (the state stays
+  -- unused, and its cookie kept: the remedy is to retry)
   local wait = fails:empty(req.remote, now)
   if wait then
     table.insert(ctx.headers, "Retry-After: " .. wait)
     return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
   end
-  local claims, msg, code = p:finish(ctx.query, cookie.get(req, M.COOKIE))
+  local state = state_of(ctx.query)
+  -- this sign-in's cookie, used once whatever follows (another sign-in's is left alone)
+  if state then table.insert(ctx.headers, browser_cookie(req, state, "", 0)) end
+  local claims, msg, code = p:finish(ctx.query, state and cookie.get(req, cookie_name(state)))
   if not claims then
     if code == "EAUTH" then fails:take(req.remote, now) end
     return provider_failed(ctx, msg, code)
   end
-  local person, perr = p:person(claims)
-  local who, ferr
+  local person, perr, _, unroled = p:person(claims)
+  local who, ferr, note
   if person then
     who, ferr = identity.federated(ctx.db, person, "oidc", p.cfg.issuer .. " " .. claims.sub, ctx.server.signin.project_roles)
+  else
+    perr, note = M.no_role(ctx.db, p, claims, perr, unroled)
   end
   if not who then
     fails:take(req.remote, now)
-    return provider_failed(ctx, perr or ferr, "EAUTH")
+    local status, body = provider_failed(ctx, perr or ferr, "EAUTH")
+    if note then ctx.auth = ctx.auth .. "; " .. note end
+    return status, body
   end
   ctx.key = who.id
   -- disabled after the look above (an admin's disable committed meanwhile): no session
@@ -119,6 +181,21 @@ local function callback(req, ctx)
   table.insert(ctx.headers, "Location: /")
   table.insert(ctx.headers, "Referrer-Policy: no-referrer")
   return 303, { signed_in = true, user = { name = who.name }, role = who.role }
+end
+
+--- no_role(db, provider, claims, msg, unroled) -> message, note (for the log) | nil: the
+--- provider's valid word that the person its claims name has no role here (msg, unroled:
+--- orket.auth.oidc's person). Their groups listed and none mapped, a person kept here as that
+--- subject is disabled, as the directory's look disables its leavers (docs/teams.md,
+--- Offboarding): their sessions end and their keys stop, not only this sign-in or token;
+--- never the last enabled server admin (note says so). A claim left out tells nothing.
+function M.no_role(db, provider, claims, msg, unroled)
+  if not (unroled and unroled.listed) then return msg end
+  local r, err = identity.unvouched(db, "oidc", provider.cfg.issuer .. " " .. claims.sub, unroled.name)
+  if err then return msg, "store: " .. tostring(err) end
+  if not r then return msg end
+  if r.kept then return msg, r.kept end
+  return msg .. "; " .. r.name .. " was disabled here", r.changed and ("oidc: disabled " .. r.name .. ", no-role") or nil
 end
 
 -- What a valid token's person refused about themselves is told (their name is a local
@@ -144,14 +221,21 @@ function M.bearer(db, provider, token, project_roles)
       "ask the provider for a new token (its tokens last minutes) and send it as Authorization: Bearer; or sign in "
         .. "from the board's link to the provider (docs/teams.md#openid-connect)"
   end
-  local person, perr = provider:person(claims)
+  local person, perr, _, unroled = provider:person(claims)
   if not person or not person.name then
+    local note
+    if not person then perr, note = M.no_role(db, provider, claims, perr, unroled) end
     -- the fix is the provider's (or orket.lua's), not a key or another page: said so
     local remedy = perr and "the provider must put the person in a group sign_in.roles maps to a role, or "
         .. "sign_in.oidc.default_role give one (docs/teams.md)"
       or "the provider's token must name the person: the claim sign_in.oidc.name_claim names (default "
         .. "preferred_username) or sub (docs/teams.md)"
-    return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role", remedy
+    if perr and perr:find("was disabled here", 1, true) then
+      remedy = remedy .. "; then a server admin enables them again (orket users enable NAME, or POST "
+        .. "/v1/users/NAME/enable: docs/teams.md#offboarding)"
+    end
+    return nil, 403, "forbidden", tostring(perr or "the token names no person"),
+      "jwt: no role" .. (note and "; " .. note or ""), remedy
   end
   local who, ferr, fcode = identity.federated(db, person, "oidc", provider.cfg.issuer .. " " .. claims.sub, project_roles)
   if not who then

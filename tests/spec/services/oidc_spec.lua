@@ -181,7 +181,13 @@ describe("orket.auth.oidc", function()
     assert.is_nil(p:bearer(token("nobody")))
     assert.equal(3, asked["/jwks"])
     assert.same({ name = "a", role = "operator", groups = { "devs" } }, p:person { sub = "A", groups = { "devs" } })
-    assert.same({ nil, "none of this person's groups has a role on this server", "EAUTH" }, { p:person { sub = "b" } })
+    -- no role: who they are, and whether the claims listed their groups (a leaver's) or left them out
+    assert.same({ nil, "none of this person's groups has a role on this server", "EAUTH", { name = "b", listed = false } },
+      { p:person { sub = "b" } })
+    assert.same({ name = "c", listed = true }, select(4, p:person { sub = "C", groups = setmetatable({}, cjson.array_mt) }))
+    assert.same({ name = "d", listed = true }, select(4, p:person { sub = "d", groups = { "leavers" } }))
+    assert.same({ name = "e", listed = true }, select(4, p:person { sub = "e", groups = "leavers" }))
+    assert.same({ name = "f", listed = false }, select(4, p:person { sub = "f", groups = { team = "x" } }))
     srv:close()
   end)
 
