@@ -138,8 +138,8 @@ void health_stats_count(health_stats *s, const double *buckets, size_t nbuckets,
 }
 
 static const char *const health_line_names[HEALTH_LINE_FIELDS] = {
-    "\"addr\":", "\"auth\":", "\"key\":", "\"method\":", "\"note\":", "\"route\":", "\"status\":", "\"t\":",
-    "\"us\":", "\"via\":"};
+    "\"addr\":", "\"auth\":", "\"key\":", "\"method\":", "\"note\":", "\"project\":", "\"route\":", "\"status\":",
+    "\"t\":", "\"us\":", "\"via\":"};
 
 int health_line_write(jsonout_buf *b, const health_value *v) {
   int first = 1;

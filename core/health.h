@@ -56,7 +56,7 @@ int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line);
  * here and the Lua server's: an object of these fields in this (sorted) order, absent ones
  * left out. */
 enum { HEALTH_LINE_ADDR, HEALTH_LINE_AUTH, HEALTH_LINE_KEY, HEALTH_LINE_METHOD, HEALTH_LINE_NOTE,
-       HEALTH_LINE_ROUTE, HEALTH_LINE_STATUS, HEALTH_LINE_T, HEALTH_LINE_US, HEALTH_LINE_VIA,
+       HEALTH_LINE_PROJECT, HEALTH_LINE_ROUTE, HEALTH_LINE_STATUS, HEALTH_LINE_T, HEALTH_LINE_US, HEALTH_LINE_VIA,
        HEALTH_LINE_FIELDS };
 typedef struct health_value {
   enum { HEALTH_ABSENT, HEALTH_NULL, HEALTH_STRING, HEALTH_NUMBER, HEALTH_TRUE, HEALTH_FALSE } kind;

@@ -496,6 +496,7 @@ typedef struct lhd_end {
   size_t headers_len;
   const char *phase;             /* which deadline passed (httpproxy_timeout_phase) */
   const char *via;               /* the log line's via (httpd_via); NULL: none */
+  const char *project;           /* the log line's project (a project's route); NULL: none */
 } lhd_end;
 
 /* The 504's body for the deadline that passed: timeout_body when nothing came (no
@@ -558,6 +559,7 @@ static void lhd_tally_end(lua_State *L, lhd_tally *t, httpd_req *r, uint64_t t0,
   if (e->key) v[HEALTH_LINE_KEY] = (health_value){HEALTH_STRING, e->key, strlen(e->key), 0};
   if (e->method) v[HEALTH_LINE_METHOD] = (health_value){HEALTH_STRING, e->method, strlen(e->method), 0};
   if (note) v[HEALTH_LINE_NOTE] = (health_value){HEALTH_STRING, note, strlen(note), 0};
+  if (e->project) v[HEALTH_LINE_PROJECT] = (health_value){HEALTH_STRING, e->project, strlen(e->project), 0};
   v[HEALTH_LINE_ROUTE] = (health_value){HEALTH_STRING, t->route, strlen(t->route), 0};
   v[HEALTH_LINE_STATUS] = (health_value){HEALTH_NUMBER, NULL, 0, (double)st};
   const char *stamp = health_stamp_of(&t->stamp);
@@ -586,7 +588,7 @@ static void lhd_tally_end(lua_State *L, lhd_tally *t, httpd_req *r, uint64_t t0,
  * tables, on L (the loop's: the tally's main thread; req:cut's: its caller's). */
 static void lhd_proxy_end_on(lua_State *L, httpproxy *px, lhd_req *q) {
   lhd_tally *t = q->tally;
-  /* called from the loop, not by Lua: the 11 slots below and lhd_tally_end's 2 are made
+  /* called from the loop, not by Lua: the 12 slots below and lhd_tally_end's 2 are made
    * sure of, not assumed; refused only out of memory, when the request is let go unlogged */
   if (!lua_checkstack(L, 16)) {
     httpproxy_free(px);
@@ -634,6 +636,8 @@ static void lhd_proxy_end_on(lua_State *L, httpproxy *px, lhd_req *q) {
   e.timeout_body = lua_tolstring(L, top + 10, &e.timeout_len);
   lua_getfield(L, top + 1, "headers_timeout_body"); /* top + 11, a string or nil (checked) */
   e.headers_body = lua_tolstring(L, top + 11, &e.headers_len);
+  lua_getfield(L, top + 1, "project"); /* top + 12, a string or nil (checked by req:proxy) */
+  e.project = lua_tostring(L, top + 12);
   httpd_req *r = q->r;
   e.via = r ? httpd_via(r) : NULL; /* the request's, alive until lhd_tally_end releases it */
   q->r = NULL;
@@ -810,12 +814,14 @@ static int lhd_proxy(lua_State *L) {
       luaL_error(L, "bad argument #1 to 'proxy' (fail_body and fail_note must be strings with tally)");
     int kt = lua_getfield(L, 2, "key");
     if (kt != LUA_TNIL && kt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (key must be a string)");
+    kt = lua_getfield(L, 2, "project");
+    if (kt != LUA_TNIL && kt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (project must be a string)");
     int tt = lua_getfield(L, 2, "timeout_body");
     if (tt != LUA_TNIL && tt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (timeout_body must be a string)");
     tt = lua_getfield(L, 2, "headers_timeout_body");
     if (tt != LUA_TNIL && tt != LUA_TSTRING)
       luaL_error(L, "bad argument #1 to 'proxy' (headers_timeout_body must be a string)");
-    lua_pop(L, 5);
+    lua_pop(L, 6);
   }
   lua_pop(L, 1);
   /* memo={own=, dv=, until_ms=, rate_key=}: the request may be remembered (lhd_memo_put) */
@@ -1215,7 +1221,7 @@ typedef struct lhd_memo_val {
   int tally_ref, kept_ref;
   lhd_tally *tally;
   httpproxy_kept **kept; /* the httpd.proxy_kept's: *kept is NULL once it was closed */
-  char *url, *key, *rate_key, *fail_body, *fail_note, *timeout_body, *headers_body;
+  char *url, *key, *project, *rate_key, *fail_body, *fail_note, *timeout_body, *headers_body;
   size_t fail_len, timeout_len, headers_len;
   char *more[LHD_MAX_HEADERS];
   size_t nmore;
@@ -1227,6 +1233,7 @@ static void lhd_memo_unref(lhd_memo_val *v) {
   luaL_unref(v->L, LUA_REGISTRYINDEX, v->kept_ref);
   free(v->url);
   free(v->key);
+  free(v->project);
   free(v->rate_key);
   free(v->fail_body);
   free(v->fail_note);
@@ -1291,7 +1298,7 @@ static void lhd_fast_end(lua_State *L, lhd_fast *f, unsigned st, const char *not
   lhd_memo_val *v = f->v;
   lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
                v->fail_body, v->fail_len, v->timeout_body, v->timeout_len, timed_out,
-               v->headers_body, v->headers_len, phase, httpd_via(f->r)};
+               v->headers_body, v->headers_len, phase, httpd_via(f->r), v->project};
   lhd_tally_end(L, v->tally, f->r, f->t0, st, note, &e);
   v->tally->active--;
   free(f);
@@ -1404,6 +1411,8 @@ static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t d
   v->url = url ? strdup(url) : NULL;
   const char *key = (lua_getfield(L, t, "key"), lua_tostring(L, -1));
   v->key = key ? strdup(key) : NULL;
+  const char *proj = (lua_getfield(L, t, "project"), lua_tostring(L, -1));
+  v->project = proj ? strdup(proj) : NULL;
   const char *body = (lua_getfield(L, t, "fail_body"), lua_tolstring(L, -1, &len));
   if (body && (v->fail_body = malloc(len + 1)) != NULL) {
     memcpy(v->fail_body, body, len + 1);
@@ -1421,9 +1430,10 @@ static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t d
     memcpy(v->headers_body, hbody, len + 1);
     v->headers_len = len;
   }
-  lua_pop(L, 6);
+  lua_pop(L, 7);
   v->rate_key = rate_key ? strdup(rate_key) : NULL;
-  int ok = v->url && (key == NULL || v->key) && v->fail_body && v->fail_note && (tbody == NULL || v->timeout_body) &&
+  int ok = v->url && (key == NULL || v->key) && (proj == NULL || v->project) && v->fail_body && v->fail_note &&
+           (tbody == NULL || v->timeout_body) &&
            (hbody == NULL || v->headers_body) &&
            (rate_key == NULL || v->rate_key);
   if (lua_getfield(L, t, "fail_more") == LUA_TTABLE)

@@ -56,6 +56,12 @@ describe("an MCP write through a person's key", function()
     assert.equal(1, #doc.entries, cjson.encode(doc))
     assert.same({ "comment", kid, "/v1/cards/{id}/comments" },
       { doc.entries[1].action, doc.entries[1].key, doc.entries[1].route })
+    -- the server's log line names the project a project's route was asked of, and only then
+    H.wait_for(function() return s.log():find('"project":"notes","route":"/v1/projects/{p}/mcp"', 1, true) end,
+      "the scoped request's log line")
+    for line in s.log():gmatch("[^\n]+") do
+      if line:find('"route":"/mcp"', 1, true) then assert.no_match('"project":', line, 1, true) end
+    end
     -- the chain holds the project's route too
     assert.matches('"route":"/v1/projects/{p}/cards/{id}/comments"',
       ok(H.orket("audit export", { cwd = other }), "audit export").stdout, 1, true)

@@ -543,6 +543,8 @@ function Server:_dispatch(req, ctx)
     return fail(req, ctx, 404, "not_found", "no such route")
   end
   ctx.route = scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
+  -- the log line names the project a project's route was asked of (one that exists here)
+  if scoped and proj then ctx.log_project = proj.name end
   -- the role the route needs: under a project's prefix, a probe (/ready, /health) says how
   -- that project is, which is its members' to ask, as any other of its routes
   local need = route.role or (scoped and route.scoped_role) or nil
@@ -781,7 +783,7 @@ function Server:_serve(req)
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   -- the request's line, made in C from its fields (core/health.c: /health's is the same)
-  self.log(chealth.line(req.remote, ctx.auth, ctx.key or cjson.null, req.method, ctx.note, ctx.route,
+  self.log(chealth.line(req.remote, ctx.auth, ctx.key or cjson.null, req.method, ctx.note, ctx.log_project, ctx.route,
     ctx.status or 500, self:_stamp(), us, req.trusted_peer and req.peer or nil))
   req:close()
 end

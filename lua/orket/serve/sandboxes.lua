@@ -209,6 +209,9 @@ end
 local function logs(req, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
+  -- its folder removed by retention (sandbox.keep_ended): said so, not an empty log
+  local removed = service.log_removed(row, ctx.dir)
+  if removed then return err(404, "not_found", removed) end
   local path = ctx.dir .. "/.orket/sandboxes/" .. row.id .. "/app.log"
   local on, fst, fdoc = flag(ctx, "follow")
   if on == nil then return fst, fdoc end
@@ -587,8 +590,9 @@ function M.forward(req, ctx, row, url, own, still)
   if tally then
     local failed = failed_of[kept]
     local started, serr, _, _, full = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
-      body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
-      fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3], headers_timeout_body = failed[4],
+      body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, project = ctx.log_project,
+      fail_body = failed[1], fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3],
+      headers_timeout_body = failed[4],
       memo = memo_of(req, ctx, method, body, own) }
     if started then
       ctx.ended = true

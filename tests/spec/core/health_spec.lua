@@ -67,7 +67,7 @@ end)
 describe("orket.c.health.line", function()
   local jsonout = require "orket.jsonout"
   local cjson = require "cjson"
-  local SHAPE = jsonout.shape { "method", "route", "status", "us", "key", "addr", "auth", "note", "t", "via" }
+  local SHAPE = jsonout.shape { "method", "route", "status", "us", "key", "addr", "auth", "note", "project", "t", "via" }
   -- a request's log line is made in C (every route's, /health's too): its bytes must be
   -- those jsonout.encode gives the same fields
   it("writes the bytes jsonout.encode writes for the same fields", function()
@@ -76,28 +76,31 @@ describe("orket.c.health.line", function()
       cjson.null }
     local function one(f)
       local want = jsonout.encode(setmetatable({ addr = f[1], auth = f[2], key = f[3], method = f[4], note = f[5],
-        route = f[6], status = f[7], t = f[8], us = f[9], via = f[10] }, SHAPE))
-      assert.equal(want, ch.line(f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10]))
+        project = f[6], route = f[7], status = f[8], t = f[9], us = f[10], via = f[11] }, SHAPE))
+      assert.equal(want, ch.line(f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]))
     end
     for i, v in ipairs(values) do
-      for field = 1, 10 do
-        local f = { "127.0.0.1", nil, cjson.null, "GET", nil, "/x", 200, "2026-01-01T00:00:00Z", 12, "10.0.0.1" }
+      for field = 1, 11 do
+        local f = { "127.0.0.1", nil, cjson.null, "GET", nil, "alpha", "/x", 200, "2026-01-01T00:00:00Z", 12, "10.0.0.1" }
         f[field] = v
         one(f)
         f[field] = values[#values - i + 1]
-        f[(field % 10) + 1] = nil
+        f[(field % 11) + 1] = nil
         one(f)
       end
     end
     one({})
     assert.equal('{"addr":"unix","key":null,"method":"GET","route":"/health","status":200,"t":"T","us":3}',
-      ch.line("unix", nil, cjson.null, "GET", nil, "/health", 200, "T", 3))
+      ch.line("unix", nil, cjson.null, "GET", nil, nil, "/health", 200, "T", 3))
+    assert.equal('{"addr":"::1","key":"k1","method":"GET","project":"alpha","route":"/v1/projects/{p}/board",'
+      .. '"status":200,"t":"T","us":3}', ch.line("::1", nil, "k1", "GET", nil, "alpha", "/v1/projects/{p}/board", 200,
+      "T", 3))
   end)
 
   it("refuses what a log line cannot hold", function()
     assert.has_error(function() ch.line({}) end)
     assert.has_error(function() ch.line(nil, print) end)
-    assert.has_error(function() ch.line(nil, nil, nil, nil, nil, nil, 0 / 0) end)
-    assert.has_error(function() ch.line(nil, nil, nil, nil, nil, nil, math.huge) end)
+    assert.has_error(function() ch.line(nil, nil, nil, nil, nil, nil, nil, 0 / 0) end)
+    assert.has_error(function() ch.line(nil, nil, nil, nil, nil, nil, nil, math.huge) end)
   end)
 end)
