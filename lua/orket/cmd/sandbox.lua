@@ -1,7 +1,7 @@
--- orket sandbox plan|compose|up|list|logs|check|stop: what a sandbox of the project runs and why
+-- orket sandbox plan|compose|up|list|logs|check|stop|prune: what a sandbox of the project runs and why
 -- (orket.sandboxes.plan), the compose file (plus a Dockerfile when the tree has none) for
 -- deploying the same service elsewhere (orket.sandboxes.compose), and sandboxes started,
--- listed, read and stopped (orket.sandboxes.service), and the cards' acceptance checks run
+-- listed, read, stopped and pruned (orket.sandboxes.service), and the cards' acceptance checks run
 -- against one (orket.sandboxes.deploy, .accept). docs/sandbox.md.
 local cjson = require "cjson"
 local rt = require "orket.c.runtime"
@@ -23,16 +23,18 @@ local cmdline = require "orket.cmdline"
 local pidstart = require "orket.sandboxes.pidstart"
 local tree = require "orket.tree"
 
-local cmd = { name = "sandbox", summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose" }
-local SUBCOMMANDS = { "plan", "up", "list", "logs", "check", "stop", "compose" }
+local cmd = { name = "sandbox", summary = "main's tree run as a service: plan, up, list, logs, check, stop, prune, compose" }
+local SUBCOMMANDS = { "plan", "up", "list", "logs", "check", "stop", "prune", "compose" }
 -- the subcommand, then its own words, read against its declaration (DECL below)
 cmd.args = {
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] "
-    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID [--force] | compose [--out DIR] [--force] [--commit ID]   "
+    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID [--force] | prune "
+    .. "| compose [--out DIR] [--force] [--commit ID]   "
     .. "(each takes -C DIR)",
-  { "plan|up|list|logs|check|stop|compose", key = "sub", last = true,
-    missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose",
-    check = cmdline.one_of(SUBCOMMANDS, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)") },
+  { "plan|up|list|logs|check|stop|prune|compose", key = "sub", last = true,
+    missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop, prune or compose",
+    check = cmdline.one_of(SUBCOMMANDS,
+      "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, prune, compose)") },
   { "ARGS", key = "words", many = true, rest = true },
   -- -C DIR before the subcommand too (`orket sandbox -C DIR list`), handed on to its words
   { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
@@ -61,7 +63,8 @@ list      the live sandboxes (--all: the ended ones too): id, status, port, comm
           machine: HOST"; another container of this host, "live in another container or
           pid namespace on this host: HOST"), ended only by its own commands.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
-          --follow keeps printing until the sandbox ends or Ctrl-C.
+          --follow keeps printing until the sandbox ends or Ctrl-C. The log of an ended
+          sandbox whose folder retention removed (prune) is said removed (exit 1).
 check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP requests
           through the sandbox's socket, pages in a headless Chromium) against the live
           sandbox ID (default: the newest healthy one of main), for --card CARD or every
@@ -70,6 +73,11 @@ stop      stops a live sandbox: its whole process tree ends, and the stop is jou
           --force ends the row of one whose owner cannot be asked from here (another
           machine's, that machine gone for good): marked exited, naming who forced it;
           no file is touched. A sandbox whose owner can be asked is stopped as without it.
+prune     retention, as each up does: of this folder's ended sandboxes, the folders
+          (.orket/sandboxes/ID: the log, its rotations, the owner's files) of all but the
+          newest sandbox.keep_ended (default 20) are removed; never a live sandbox's, one
+          whose owner's lock is held, one still holding databases, or another machine's.
+          Says what it removed and what it kept past the setting, and why.
 compose   writes compose.yaml (and a Dockerfile when the tree has none) for the same service
           into --out DIR (default: the project's deploy/), its build context src/ beside it:
           main's tree at main's head (or --commit ID), written out of the repository, never
@@ -619,9 +627,12 @@ local function logs(o, cli)
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
   local id = o.id
-  if not service.get(db, id) then
+  local row = service.get(db, id)
+  -- a log retention removed is said so, not printed as nothing
+  local removed = row and service.log_removed(row, o.dir)
+  if not row or removed then
     db:close()
-    cli.err("sandbox %d: no such sandbox (orket sandbox list --all)", id)
+    cli.err("%s", removed or string.format("sandbox %d: no such sandbox (orket sandbox list --all)", id))
     return 1
   end
   local reader = service.log_reader((uv.fs_realpath(o.dir) or o.dir) .. "/.orket/sandboxes/" .. id .. "/app.log")
@@ -658,6 +669,38 @@ local function stop(o, cli)
     return 1
   end
   io.stdout:write("sandbox ", o.id, " stopped\n")
+  return 0
+end
+
+-- What a prune did, in a line each: what it removed, and what it kept past the setting.
+local function say_pruned(res, keep)
+  if res.busy then
+    io.stdout:write("another prune is running in this folder (.orket/sandboxes/", service.PRUNE_LOCK, "); nothing done here\n")
+    return
+  end
+  local ids = {}
+  for i, id in ipairs(res.removed) do ids[i] = tostring(id) end
+  io.stdout:write(#ids == 0 and "removed no folder" or ("removed the folders of sandboxes " .. table.concat(ids, ", ")),
+    string.format(" (%d ended in this folder; sandbox.keep_ended = %d keeps the newest %d)\n", res.ended, keep, keep))
+  for _, k in ipairs(res.kept) do
+    io.stdout:write(string.format("kept sandbox %d's folder: %s\n", k.id, k.why))
+  end
+end
+
+local function prune(o, cli)
+  local _, s = cli.project_settings(o.dir, true)
+  if not s then return 1 end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
+  -- a live row whose owner is gone ends first: its folder is then an ended sandbox's
+  service.reconcile(db)
+  local res, err = service.prune(db, o.dir, s.sandbox.keep_ended)
+  db:close()
+  if not res then
+    cli.err("%s", err)
+    return 1
+  end
+  say_pruned(res, s.sandbox.keep_ended)
   return 0
 end
 
@@ -795,8 +838,10 @@ local DECL = {
   logs = takes("logs", id_entry("logs"), { "--follow", alias = "-f" }),
   check = takes("check", id_entry("check", true), { "--json" }, { "--card", value = "CARD", what = "a card id" }),
   stop = takes("stop", id_entry("stop"), { "--force" }),
+  prune = takes("prune"),
 }
-local SUBS = { check = check, plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
+local SUBS = { check = check, plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop,
+  prune = prune }
 
 function cmd.run(args, cli)
   local top, st = cli.parse(cmd, args)

@@ -23,6 +23,7 @@ local bugfix_rows = require "orket.store.bugfix"
 local tree = require "orket.tree"
 local inert = require "orket.inert"
 local lockfile = require "orket.c.lockfile"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 
@@ -429,6 +430,137 @@ function M.reconcile(db)
   return out
 end
 
+-- ---- retention ---------------------------------------------------------------------------
+
+--- PRUNED: the file in DIR/.orket/sandboxes holding the highest id whose directory retention
+--- removed (sandbox.keep_ended): no start gives an id at or below it again (highest_dir), and
+--- a removed sandbox's log is said removed, not missing (log_removed)
+M.PRUNED = "pruned"
+--- PRUNE_LOCK: held while a prune runs there; a prune meanwhile does nothing (the one
+--- running removes the same)
+M.PRUNE_LOCK = "prune.lock"
+
+-- the ids that name an entry of base (DIR/.orket/sandboxes: the sandboxes' directories), newest first
+local function folder_ids(base)
+  local ids = {}
+  local it = uv.fs_scandir(base)
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local n = name:match("^%d+$") and math.tointeger(tonumber(name))
+    if n then ids[#ids + 1] = n end
+  end
+  table.sort(ids, function(a, b) return a > b end)
+  return ids
+end
+
+-- the states a sandbox ended in: only these are pruned (any other, or one added later, is not)
+local ENDED = { stopped = true, exited = true }
+
+--- pruned_upto(dir) -> the highest sandbox id whose directory retention removed from dir's
+--- .orket/sandboxes, 0 for none
+function M.pruned_upto(dir)
+  local f = io.open(dir .. "/.orket/sandboxes/" .. M.PRUNED, "r")
+  if not f then return 0 end
+  local n = math.tointeger(tonumber((f:read(32) or ""):match("^(%d+)%s*$") or ""))
+  f:close()
+  return n or 0
+end
+
+-- why an ended sandbox's directory (home) past keep_ended stays | nil (it may go): its
+-- owner's lock is held (or cannot be read: taken as held, as owner_lock does), databases are
+-- still in its temp folder (an end that did not hand them on: they may be a bug-fix phase's
+-- data), or its owner ran where neither its end nor its lock can be judged from here
+local function prune_guard(row, home)
+  local lock = home .. "/" .. M.OWNER_LOCK
+  local seen = uv.fs_stat(lock) ~= nil
+  if seen and lockfile.probe(lock) ~= false then return "its owner's lock is held" end
+  if uv.fs_lstat(database.folder(home)) then return "its databases are still in its folder" end
+  -- another pid namespace of this kernel (a container restarted) is judged by its lock, seen
+  -- free; another machine's folder is that machine's to prune
+  if M.where(row) == "elsewhere" and not (seen and same_kernel(row)) then
+    return string.format("its owner ran %s (%s), which prunes it", M.runs_on(row), tostring(M.machine_of(row) or "?"))
+  end
+  return nil
+end
+
+-- removes the directory home of sandbox id past keep_ended, the highest id removed written
+-- first (upto: the one written so far): a folder removed is never one whose log is said
+-- missing -> the new upto, and why it stays when it could not be removed whole | nil,
+-- message (PRUNED not written: nothing removed)
+local function prune_one(base, home, id, upto)
+  if id > upto then
+    local ok, werr = fieldline.write_whole(base .. "/" .. M.PRUNED, id .. "\n", 384)
+    if not ok then return nil, werr end
+  end
+  tree.remove(home)
+  -- (best effort: what could not be removed stays, and is tried again at the next prune)
+  if uv.fs_lstat(home) then return math.max(id, upto), "it could not be removed whole" end
+  return math.max(id, upto)
+end
+
+--- prune(db, dir, keep) -> {removed = {id...}, kept = {{id=, why=}...}, ended = N, busy = true
+--- when another prune ran} | nil, message, CODE: retention (orket.lua's sandbox.keep_ended).
+--- Of the folder dir's ended sandboxes (stopped or exited) whose directory is there, the
+--- newest keep stay; each older one's directory (its log and rotations, its owner's files)
+--- is removed, but for one prune_guard keeps (kept, with why). A directory is only removed
+--- when its row names it (its socket): one whose row is gone, unknown, another folder's or
+--- live is left, and not said. Reads a row per directory: the store's rows stay.
+function M.prune(db, dir, keep)
+  dir = uv.fs_realpath(dir) or dir
+  local base = dir .. "/.orket/sandboxes"
+  local out = { removed = {}, kept = {}, ended = 0 }
+  if not uv.fs_stat(base) then return out end
+  local lk, lerr, lcode = lockfile.acquire(base .. "/" .. M.PRUNE_LOCK)
+  if not lk and lcode == "EBUSY" then
+    out.busy = true
+    return out
+  end
+  if not lk then return nil, "sandbox retention: " .. tostring(lerr), lcode end
+  local _ <close> = setmetatable({}, { __close = function() lk:release() end })
+  local upto = M.pruned_upto(dir)
+  for _, id in ipairs(folder_ids(base)) do
+    local home = base .. "/" .. id
+    local st, row = uv.fs_lstat(home), nil
+    if st and st.type == "directory" then row = ops.get(db, id) end
+    if row and ENDED[row.status] and home_of(row) == home then
+      out.ended = out.ended + 1
+      local why = out.ended > keep and prune_guard(row, home)
+      if why then out.kept[#out.kept + 1] = { id = id, why = why }
+      elseif out.ended > keep then
+        local stays
+        upto, stays = prune_one(base, home, id, upto)
+        if not upto then return nil, "sandbox retention: " .. tostring(stays), "EIO" end
+        if stays then out.kept[#out.kept + 1] = { id = id, why = stays }
+        else out.removed[#out.removed + 1] = id end
+      end
+    end
+  end
+  return out
+end
+
+--- log_removed(row, dir) -> why sandbox row's log is not there | nil (not removed by
+--- retention): an ended sandbox of the folder dir (its socket says) whose directory is gone
+--- and whose id retention reached (pruned_upto)
+function M.log_removed(row, dir)
+  dir = uv.fs_realpath(dir) or dir
+  if not row or not ENDED[row.status] or M.folder_of(row) ~= dir then return nil end
+  local home = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id)
+  if uv.fs_lstat(home) or row.id > M.pruned_upto(dir) then return nil end
+  return string.format("sandbox %d's log was removed by retention: orket.lua's sandbox.keep_ended keeps the folders "
+    .. "(and logs) of the newest ended sandboxes only, and this one's, %s, was removed", row.id, home)
+end
+
+-- at a start: retention as the settings say (a settings table without keep_ended, made by
+-- hand, prunes nothing); a failure is said on stderr, never the start's
+local function prune_at_start(db, dir, s)
+  if not s.keep_ended then return end
+  local ok, res, err = pcall(M.prune, db, dir, s.keep_ended)
+  if not ok or not res then
+    io.stderr:write("sandbox: retention (sandbox.keep_ended) failed: ", inert.text(tostring(ok and err or res)), "\n")
+  end
+end
+
 -- ---- the log ---------------------------------------------------------------------------
 
 -- app.log, rotated at max bytes into app.log.1 ... app.log.KEEP (the oldest dropped)
@@ -585,17 +717,10 @@ end
 --- offered() -> what the kernel offers this user (orket.c.proc's probe, asked once a process)
 M.offered = kernel
 
---- highest_dir(dir) -> the highest sandbox id with a directory in dir's .orket/sandboxes (0 for none)
+--- highest_dir(dir) -> the highest sandbox id with a directory in dir's .orket/sandboxes, or
+--- whose directory retention removed (pruned_upto), 0 for none
 function M.highest_dir(dir)
-  local top = 0
-  local it = uv.fs_scandir(dir .. "/.orket/sandboxes")
-  while it do
-    local name = uv.fs_scandir_next(it)
-    if not name then break end
-    local n = name:match("^%d+$") and math.tointeger(tonumber(name))
-    if n and n > top then top = n end
-  end
-  return top
+  return math.max(folder_ids(dir .. "/.orket/sandboxes")[1] or 0, M.pruned_upto(dir))
 end
 
 --- running(db) -> the sandboxes of the store whose owner still runs them (rows, newest
@@ -766,6 +891,8 @@ function M.up(o)
     return nil, ierr, icode
   end
   local home = dir .. "/.orket/sandboxes/" .. id
+  -- the row is there (live): retention never takes this sandbox's directory
+  prune_at_start(db, dir, s)
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
     owner_lock = owner_lk,
