@@ -431,8 +431,13 @@ end
 -- What a detached `up` says of the sandbox its owner started -> exit status.
 local function say_detached(o, cli, row, pid, exited, out_path, from)
   if not row or row.status == "starting" then
-    -- this owner's own output: the log holds every earlier owner's before it
+    -- this owner's own output: the log holds every earlier owner's before it (moved to
+    -- .1 meanwhile by another owner's start, when it is now shorter than where ours began)
     local f = io.open(out_path, "r")
+    if f and f:seek("end") < (from or 0) then
+      f:close()
+      f = io.open(out_path .. ".1", "r")
+    end
     local tail = f and f:seek("set", from or 0) and f:read("a") or ""
     if f then f:close() end
     cli.err("the sandbox's owner (pid %d) %s", pid, exited ~= nil and ("ended (status " .. exited .. ") without a sandbox")

@@ -1403,6 +1403,20 @@ function M.force_stop(db, id, who, stopping)
   return true
 end
 
+-- owner.log's size past which the next owner's start moves it to owner.log.1 (the one
+-- before dropped): every detached owner appends to it, for as long as the folder lives
+M.OWNER_LOG_MAX = 1 << 20
+
+--- owner_output(home) -> path, descriptor open to append (nil: it could not be opened),
+--- its stat: home's owner.log, moved to owner.log.1 first once it holds OWNER_LOG_MAX
+function M.owner_output(home)
+  local path = home .. "/owner.log"
+  local st = uv.fs_stat(path)
+  if st and st.size >= M.OWNER_LOG_MAX then os.rename(path, path .. ".1") end
+  local fd = uv.fs_open(path, "a", 384)
+  return path, fd, fd and uv.fs_fstat(fd)
+end
+
 --- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output,
 --- where its output begins in that file (every owner appends to it) | nil, message:
 --- `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
@@ -1414,10 +1428,8 @@ function M.start_owner(dir, o)
   o = o or {}
   local home = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes"
   uv.fs_mkdir(home, 448)
-  local out_path = home .. "/owner.log"
+  local out_path, out, ost = M.owner_output(home)
   local null = uv.fs_open("/dev/null", "r", 0)
-  local out = uv.fs_open(out_path, "a", 384)
-  local ost = out and uv.fs_fstat(out)
   local handle, pid
   local args = { "sandbox", "up", "-C", dir }
   if o.replace then args[#args + 1] = "--replace" end

@@ -218,3 +218,31 @@ describe("sandbox retention (" .. B.name() .. ")", function()
     if not ok then error(err, 0) end
   end)
 end)
+
+-- Every detached owner appends its own output to .orket/sandboxes/owner.log: past
+-- OWNER_LOG_MAX the next start moves it to owner.log.1 (the one before dropped).
+describe("the detached owners' output", function()
+  after_each(H.cleanup)
+
+  it("is moved to owner.log.1 once it holds OWNER_LOG_MAX, the older .1 dropped", function()
+    local dir = H.tmpdir()
+    local function write(name, text)
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(text)
+      f:close()
+    end
+    local function size(name) local st = uv.fs_stat(dir .. "/" .. name) return st and st.size end
+    write("owner.log.1", "oldest\n")
+    write("owner.log", string.rep("x", service.OWNER_LOG_MAX - 1))
+    local path, fd, st = service.owner_output(dir)
+    assert.equal(dir .. "/owner.log", path)
+    uv.fs_close(fd)
+    assert.equal(service.OWNER_LOG_MAX - 1, st.size) -- not yet full: appended to
+    write("owner.log", string.rep("x", service.OWNER_LOG_MAX))
+    local _, fd2, st2 = service.owner_output(dir)
+    uv.fs_close(fd2)
+    assert.equal(0, st2.size)
+    assert.equal(0, size("owner.log"))
+    assert.equal(service.OWNER_LOG_MAX, size("owner.log.1"))
+  end)
+end)
