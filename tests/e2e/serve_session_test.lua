@@ -171,6 +171,10 @@ describe("orket serve: sessions", function()
     st, doc = req(s, "POST", "/v1/cards/API-1/comments", { jar, "Content-Type: application/json" }, body)
     assert.equal(403, st)
     assert.matches("X%-CSRF%-Token", json(doc).error.message)
+    -- its log line says whose valid session the refused write rode (the key's id)
+    local kid = op:match("^ork_(%x+)_")
+    H.wait_for(function() return s.log():find('"auth":"csrf","key":"' .. kid .. '"', 1, true) end,
+      "the CSRF refusal's log line with the session's key")
     st = req(s, "POST", "/v1/cards/API-1/comments", { jar, "Content-Type: application/json",
       "X-CSRF-Token: " .. csrf:sub(1, -2) .. (csrf:sub(-1) == "0" and "1" or "0") }, body)
     assert.equal(403, st)

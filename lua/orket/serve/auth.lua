@@ -66,9 +66,10 @@ local function loopback_known(self, h)
 end
 
 --- auth:check(req[, own, dv]) -> identity {id=, name=, role=} | nil, status, code, message, why
---- [, remedy] (why: for the server's log only: malformed, unknown, wrong, revoked, missing,
+--- [, remedy[, as]] (why: for the server's log only: malformed, unknown, wrong, revoked, missing,
 --- store: ...; 503 when the store cannot be read; remedy: where the code's own text fits the
---- refusal loosely). A directory's person is looked up again when it is
+--- refusal loosely; as: the id a valid credential refused for its request would act as, a
+--- session's refused for its CSRF token, for the log line's key). A directory's person is looked up again when it is
 --- time (orket.serve.directory: the call may wait for the directory); a provider's
 --- person's key is refused past its lifetime.
 function Auth:check(req, own, dv)
@@ -103,8 +104,8 @@ function Auth:check(req, own, dv)
     end
     return M.LOCAL
   end
-  local who, st, code, msg, why, remedy = self:_person(req, own, dv)
-  if not who then return nil, st, code, msg, why, remedy end
+  local who, st, code, msg, why, remedy, as = self:_person(req, own, dv)
+  if not who then return nil, st, code, msg, why, remedy, as end
   local fine
   fine, st, code, msg, why, remedy = self:vouch(who)
   if not fine then return nil, st, code, msg, why, remedy end

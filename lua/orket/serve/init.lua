@@ -578,9 +578,9 @@ function Server:_dispatch(req, ctx)
     -- (refused_credential): behind a reverse proxy not in serve.trusted_proxies every client
     -- has the proxy's address, and one guesser must not hold off everyone's valid keys and
     -- sessions
-    local who, st, code, msg, why, remedy = self.auth:check(req, own, dv)
+    local who, st, code, msg, why, remedy, as = self.auth:check(req, own, dv)
     if not who then
-      ctx.auth = why
+      ctx.auth, ctx.key = why, as -- (as: whose valid session a refused write rode)
       local wait = st == 401 and refused_credential(self, remote)
       if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil, remedy)

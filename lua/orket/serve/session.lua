@@ -99,6 +99,15 @@ function M.unavailable(err)
   return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
 end
 
+-- A write of a valid session without its CSRF token (a page of another site riding the
+-- cookie, or a client's mistake): refused, with the id the session acts as (the key's, or
+-- user:NAME), for the log line alone: whose session was aimed at
+local function csrf_refused(as)
+  return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
+    .. "signing in returned", "csrf", "send the csrf of POST /v1/session's answer (or of GET /v1/session, which gives it "
+    .. "again) as X-CSRF-Token with each write (docs/serve.md#sessions-csrf-and-cors)", as
+end
+
 function M.check(db, req)
   local token = M.token_of(req)
   if not well_formed(token) then
@@ -117,11 +126,7 @@ function M.check(db, req)
     sessions.delete(db, h)
     return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired", M.SIGN_IN_AGAIN
   end
-  if not csrf_ok(req, token) then
-    return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
-      .. "signing in returned", "csrf", "send the csrf of POST /v1/session's answer (or of GET /v1/session, which gives it "
-      .. "again) as X-CSRF-Token with each write (docs/serve.md#sessions-csrf-and-cors)"
-  end
+  if not csrf_ok(req, token) then return csrf_refused(row.key_id) end
   local who = accounts.of_key(db, { id = row.key_id, name = row.name, role = row.role, user = row.user_name })
   if not who then
     sessions.delete_for_key(db, row.key_id)
@@ -150,11 +155,7 @@ function M.check_person(db, req, token, h)
     db:tx(function() users.session_delete(db, h) return true end)
     return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired", M.SIGN_IN_AGAIN
   end
-  if not csrf_ok(req, token) then
-    return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
-      .. "signing in returned", "csrf", "send the csrf of POST /v1/session's answer (or of GET /v1/session, which gives it "
-      .. "again) as X-CSRF-Token with each write (docs/serve.md#sessions-csrf-and-cors)"
-  end
+  if not csrf_ok(req, token) then return csrf_refused(accounts.PREFIX .. row.name) end
   local who = accounts.identity(row.name, row.role, row.hash)
   who.session, who.csrf, who.expires = h, M.csrf_of(token), row.expires
   return who
