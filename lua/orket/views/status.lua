@@ -3,6 +3,7 @@
 -- holds a person's version rather than main's, what main has there, and the commands that
 -- take main's version or keep the person's (docs/git.md). Uses orket.c.gitrepo.
 local jsonout = require "orket.jsonout"
+local inert = require "orket.inert"
 local gitrepo = require "orket.c.gitrepo"
 local lockfile = require "orket.c.lockfile"
 
@@ -182,12 +183,14 @@ M.MERGING = "a git merge of yours is under way in workspace/: git keeps yours on
 
 --- note(doc) -> one line naming the diverged paths, or nil when there are none: what a
 --- run's output says after its merges (a view behind main is said at the merge, by its
---- git view_stale event)
+--- git view_stale event). Each path as a shell word, as orket status writes it: a name an
+--- agent made can hold a newline, which would start a line of the terminal's Orket never
+--- wrote
 function M.note(doc)
   local n = doc and #doc.diverged or 0
   if n == 0 then return nil end
   local names = {}
-  for i = 1, math.min(n, 5) do names[i] = doc.diverged[i].path end
+  for i = 1, math.min(n, 5) do names[i] = inert.shell_word(doc.diverged[i].path) end
   return string.format("workspace/ keeps your version of %s where main has another (%d path%s); "
     .. "'orket status' shows both and how to take main's or keep yours",
     table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s")

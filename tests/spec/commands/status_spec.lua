@@ -74,3 +74,18 @@ describe("orket status", function()
     assert.equal("$'new\\x0aline.txt'", cli.shell_quote("new\nline.txt"))
   end)
 end)
+
+-- The note a run prints after its merges names the diverged paths as orket status writes
+-- them: a name an agent made with a newline would otherwise start a terminal line of its own
+describe("the run's note of diverged paths", function()
+  local view = require "orket.views.status"
+
+  it("writes each path as a shell word, a newline never raw", function()
+    local doc = { diverged = { { path = "plain.txt" }, { path = "new\nline.txt" }, { path = "my file" } } }
+    local note = view.note(doc)
+    assert.is_nil(note:find("\n", 1, true), note)
+    assert.matches("your version of plain.txt, $'new\\x0aline.txt', 'my file' where main has another (3 paths)",
+      note, 1, true)
+    assert.is_nil(view.note({ diverged = {} }))
+  end)
+end)
