@@ -756,6 +756,31 @@ static int ws_entry_cmp(const void *a, const void *b) {
   return strcmp(((const ws_entry *)a)->name, ((const ws_entry *)b)->name);
 }
 
+/* A max-heap of entries by name (ws_list's first names): i's parent is (i - 1) / 2. */
+static void ws_entry_swap(ws_entry *v, size_t a, size_t b) {
+  ws_entry t = v[a];
+  v[a] = v[b];
+  v[b] = t;
+}
+
+static void ws_heap_up(ws_entry *v, size_t i) {
+  while (i > 0 && strcmp(v[(i - 1) / 2].name, v[i].name) < 0) {
+    ws_entry_swap(v, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+}
+
+static void ws_heap_down(ws_entry *v, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, top = i;
+    if (l < n && strcmp(v[l].name, v[top].name) > 0) top = l;
+    if (r < n && strcmp(v[r].name, v[top].name) > 0) top = r;
+    if (top == i) return;
+    ws_entry_swap(v, i, top);
+    i = top;
+  }
+}
+
 int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int *truncated,
             ws_err *e) {
   char norm[WS_PATH_MAX];
@@ -772,6 +797,9 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
     close(fd);
     return ws_errno(e, err, "list", norm);
   }
+  /* the first WS_LIST_MAX names in order, whatever order readdir gives them in: a max-heap
+   * of the smallest seen so far, each later name replacing its top when smaller (a list in
+   * readdir's order, cut and then sorted, was a sample with no way to the rest) */
   size_t cap = 64, count = 0;
   ws_entry *v = malloc(cap * sizeof *v);
   struct dirent *de;
@@ -779,7 +807,10 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     if (count == WS_LIST_MAX) {
       *truncated = 1;
-      break;
+      if (strcmp(de->d_name, v[0].name) >= 0) continue;
+      snprintf(v[0].name, sizeof v[0].name, "%s", de->d_name);
+      ws_heap_down(v, count, 0);
+      continue;
     }
     if (count == cap) {
       ws_entry *nv = realloc(v, cap * 2 * sizeof *v);
@@ -791,8 +822,19 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
       v = nv;
       cap *= 2;
     }
+    snprintf(v[count].name, sizeof v[count].name, "%s", de->d_name);
+    memset(&v[count].st, 0, sizeof v[count].st); /* filled once the names are known */
+    ws_heap_up(v, count++);
+  }
+  if (v == NULL) {
+    closedir(d);
+    return ws_fail(e, "ENOMEM", "list: out of memory: %s", norm);
+  }
+  /* then the kept names' stats, those removed meanwhile left out */
+  size_t kept = 0;
+  for (size_t i = 0; i < count; i++) {
     struct stat s;
-    if (ws_leaf_stat(w, dirfd(d), de->d_name, &s) != 0) {
+    if (ws_leaf_stat(w, dirfd(d), v[i].name, &s) != 0) {
       if (errno != EXDEV) {
         if (errno == ENOENT) continue; /* raced: removed since readdir */
         int err = errno;
@@ -803,15 +845,14 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
       /* a mount point: list the name, but nothing from beyond it (type "other") */
       memset(&s, 0, sizeof s);
     }
-    snprintf(v[count].name, sizeof v[count].name, "%s", de->d_name);
-    ws_fill(&v[count].st, &s);
-    count++;
+    if (kept != i) v[kept] = v[i];
+    ws_fill(&v[kept].st, &s);
+    kept++;
   }
   closedir(d);
-  if (v == NULL) return ws_fail(e, "ENOMEM", "list: out of memory: %s", norm);
-  qsort(v, count, sizeof *v, ws_entry_cmp);
+  qsort(v, kept, sizeof *v, ws_entry_cmp);
   *out = v;
-  *n = count;
+  *n = kept;
   return 0;
 }
 

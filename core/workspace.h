@@ -114,7 +114,8 @@ int ws_append(ws *w, const char *path, size_t len, const char *data, size_t data
 /* Fills *st for path without following a final symlink. */
 int ws_stat_path(ws *w, const char *path, size_t len, ws_stat *st, ws_err *e);
 
-/* Lists a directory, sorted by name, at most WS_LIST_MAX entries (*truncated set when more).
+/* Lists a directory, sorted by name: its first WS_LIST_MAX names in that order (*truncated set
+ * when it holds more; every name is read to find them).
  * *out is malloc'd (free it). */
 int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int *truncated,
             ws_err *e);

@@ -83,6 +83,19 @@ for _, mode in ipairs { "openat2", "walk" } do
       assert.equal("two", (ws:read("f")))
     end)
 
+    -- a folder of more than the cap: the first names in order, not readdir's first ones
+    -- sorted (a sample, with no way to the rest)
+    it("lists the first 10,000 names of a larger folder in order, truncated", function()
+      sh("mkdir " .. root .. "/many && cd " .. root .. "/many && seq -f 'f%05g' 0 10049 | xargs touch")
+      local entries, truncated = assert(ws:list("many"))
+      assert.is_true(truncated)
+      assert.equal(10000, #entries)
+      assert.equal("f00000", entries[1].name)
+      assert.equal("f09999", entries[10000].name)
+      assert.equal("file", entries[1].type)
+      for i = 2, #entries do assert(entries[i - 1].name < entries[i].name, entries[i].name) end
+    end)
+
     it("refuses ../ and absolute paths", function()
       denied("escapes root", ws:read("../canary"))
       denied(nil, ws:write("../canary", "x"))
