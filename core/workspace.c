@@ -68,16 +68,21 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
 
 /* ---- lexical checks --------------------------------------------------------------------- */
 
-/* Up to WS_SHOWN_MAX bytes of path into buf (2 * WS_SHOWN_MAX + 4 bytes), each NUL shown
- * as \0, with "..." when cut: a refused path shown whatever it holds, and not 4 KB of it. */
+/* Up to WS_SHOWN_MAX bytes of path into buf (4 * WS_SHOWN_MAX + 4 bytes), a NUL shown as \0
+ * and other control bytes as \xHH (a message may reach a terminal or a log line whole), cut
+ * at the start of a character with "..." when longer: a refused path shown whatever it
+ * holds, and not 4 KB of it. */
 #define WS_SHOWN_MAX 64
 static const char *ws_shown(const char *path, size_t len, char *buf) {
-  size_t o = 0;
-  for (size_t i = 0; i < len && i < WS_SHOWN_MAX; i++) {
-    if (path[i] == '\0') buf[o++] = '\\', buf[o++] = '0';
-    else buf[o++] = path[i];
+  size_t cut = len > WS_SHOWN_MAX ? WS_SHOWN_MAX : len, o = 0;
+  while (cut < len && cut > 0 && ((unsigned char)path[cut] & 0xC0) == 0x80) cut--;
+  for (size_t i = 0; i < cut; i++) {
+    unsigned char c = (unsigned char)path[i];
+    if (c == 0) buf[o++] = '\\', buf[o++] = '0';
+    else if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
+    else buf[o++] = (char)c;
   }
-  if (len > WS_SHOWN_MAX) memcpy(buf + o, "...", 3), o += 3;
+  if (cut < len) memcpy(buf + o, "...", 3), o += 3;
   buf[o] = '\0';
   return buf;
 }
@@ -86,7 +91,7 @@ static const char *ws_shown(const char *path, size_t len, char *buf) {
  * argument itself) ahead of the reason, as in every other workspace message. */
 static int ws_normalize_op(const char *op, const char *path, size_t len, char *out, size_t outlen, ws_err *e) {
   const char *sep = op ? ": " : "";
-  char shown[2 * WS_SHOWN_MAX + 4];
+  char shown[4 * WS_SHOWN_MAX + 4];
   if (op == NULL) op = "";
   if (len == 0) return ws_fail(e, "EINVAL", "%s%sempty path", op, sep);
   if (memchr(path, '\0', len) != NULL)

@@ -195,8 +195,14 @@ end
 -- verify.tool_limits is keyed by tool: a name of no tool (run_test for run_tests) would
 -- never apply, its limits silently not in force
 local function check_tool_limits(dir, out, cfg, tool_names, broken, unlisted_tool)
+  -- (a verify or tool_limits of the wrong shape is orket.lua's own check's to say)
+  local v = type(cfg) == "table" and cfg.verify
+  local limits = type(v) == "table" and v.tool_limits
+  if type(limits) ~= "table" then return end
   local names = {}
-  for name in pairs(cfg and cfg.verify and cfg.verify.tool_limits or {}) do names[#names + 1] = name end
+  for name in pairs(limits) do
+    if type(name) == "string" then names[#names + 1] = name end
+  end
   table.sort(names)
   for _, name in ipairs(names) do
     if not tool_names[name] and not broken[name] and not unlisted_tool(name) then

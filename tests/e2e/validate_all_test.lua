@@ -46,6 +46,16 @@ describe("orket validate", function()
     assert.matches('orket.lua:%d+: verify%.tool_limits%.run_test: no tool named "run_test" %(tools: [^\n]*%); did you '
       .. "mean 'run_tests'%?", v.stdout)
     assert.matches("\n1 problem\n$", v.stdout)
+    -- a verify or tool_limits of the wrong shape is said by orket.lua's own check, once
+    local base = H.read(p .. "/orket.lua")
+    for _, bad in ipairs { "verify = 5", "verify = { tool_limits = 5 }",
+        "verify = { tool_limits = { [1] = {}, run_tests = { processes = 2 } } }" } do
+      H.write(p .. "/orket.lua", base .. "\n" .. bad .. "\n")
+      v = H.orket("validate", { cwd = p })
+      assert.equal(1, v.status, v.stdout .. v.stderr)
+      assert.no_match("internal", v.stdout .. v.stderr, 1, true)
+      assert.matches("\n1 problem\n$", v.stdout)
+    end
   end)
 
   -- a misspelt status or argument passed: a deny on args.contnet let every key through

@@ -97,7 +97,8 @@ function M.verify(token, keys, want)
   -- RFC 7515 4.1.11: a token with extensions its reader must understand is refused by one
   -- that understands none, as here, lest it be read without them
   local full = header_of(token)
-  if full and full.crit ~= nil then
+  if not full then return nil, "the token's header is not a JSON object", "EINVAL" end
+  if full.crit ~= nil then
     return refuse("the token's header names extensions it must be read with (crit), and this server knows none")
   end
   local key, kerr = M.key_for(keys, header)

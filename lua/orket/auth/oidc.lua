@@ -329,6 +329,9 @@ function Provider:person(claims)
   if type(groups) == "string" then groups = { groups } end
   if type(groups) ~= "table" then groups = {} end
   local role = signin.role_of(groups, self.roles, self.cfg.default_role)
+  -- someone's groups gave a role: the map is known to match (orket.serve.signin's no_role
+  -- disables a leaver only then, not everyone after a typo in sign_in.roles)
+  if role then self.matched = true end
   if not role then
     return nil, "none of this person's groups has a role on this server", "EAUTH", { name = name, listed = listed(raw) }
   end

@@ -429,15 +429,11 @@ local function again(o, cli, words)
 end
 
 -- What a detached `up` says of the sandbox its owner started -> exit status.
-local function say_detached(o, cli, row, pid, exited, out_path, from)
+local function say_detached(o, cli, row, pid, exited, out_path, from, ino)
   if not row or row.status == "starting" then
     -- this owner's own output: the log holds every earlier owner's before it (moved to
-    -- .1 meanwhile by another owner's start, when it is now shorter than where ours began)
-    local f = io.open(out_path, "r")
-    if f and f:seek("end") < (from or 0) then
-      f:close()
-      f = io.open(out_path .. ".1", "r")
-    end
+    -- .1 meanwhile by another owner's start: the file of our inode, or none)
+    local f = service.owner_file(out_path, ino)
     local tail = f and f:seek("set", from or 0) and f:read("a") or ""
     if f then f:close() end
     cli.err("the sandbox's owner (pid %d) %s", pid, exited ~= nil and ("ended (status " .. exited .. ") without a sandbox")
@@ -470,7 +466,7 @@ local function detach(o, cli)
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
   local exited
-  local pid, out_path, from = service.start_owner(o.dir, { replace = o.replace, commit = commit, card = o.card,
+  local pid, out_path, from, ino = service.start_owner(o.dir, { replace = o.replace, commit = commit, card = o.card,
     run = o.run, on_exit = function(code) exited = code end })
   if not pid then
     db:close()
@@ -479,7 +475,7 @@ local function detach(o, cli)
   end
   local row = owner_row(db, pid, function() return exited end)
   db:close()
-  return say_detached(o, cli, row, pid, exited, out_path, from)
+  return say_detached(o, cli, row, pid, exited, out_path, from, ino)
 end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.

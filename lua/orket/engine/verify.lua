@@ -89,8 +89,9 @@ function M.run_opts(run, v, cwd, tool)
     read_only = v.read_only, read_write = v.read_write, unix_sockets = v.unix_sockets or nil,
     limits = runlimits.limits(v, tool) }
   -- real paths on both sides: run.dir is as the command was given it ("." from `cd proj &&
-  -- orket run`, a relative -C, a link), which no absolute path of orket.lua's would match
-  local dot = run.dir and ((uv.fs_realpath(run.dir) or run.dir) .. "/.orket")
+  -- orket run`, a relative -C, a link), which no absolute path of orket.lua's would match;
+  -- and .orket itself a link (to another disk) is its target
+  local dot = run.dir and real((uv.fs_realpath(run.dir) or run.dir) .. "/.orket")
   for _, k in ipairs { "read_only", "read_write" } do
     for i, p in ipairs(v[k] or {}) do
       local rp = real(p)

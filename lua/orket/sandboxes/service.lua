@@ -1417,8 +1417,20 @@ function M.owner_output(home)
   return path, fd, fd and uv.fs_fstat(fd)
 end
 
+--- owner_file(path, ino) -> the owner's output file of inode ino open to read, at path or
+--- moved to PATH.1 since | nil (moved on twice, or ino unknown and path gone)
+function M.owner_file(path, ino)
+  for _, p in ipairs { path, path .. ".1" } do
+    local st = uv.fs_stat(p)
+    if st and (ino == nil or st.ino == ino) then return io.open(p, "r") end
+    if ino == nil then return nil end
+  end
+  return nil
+end
+
 --- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output,
---- where its output begins in that file (every owner appends to it) | nil, message:
+--- where its output begins in that file (every owner appends to it), the file's inode (it
+--- may be moved to PATH.1 meanwhile: owner_output) | nil, message:
 --- `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
 --- background, in its own session, its own output (not the app's: that is the sandbox's log)
 --- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
@@ -1454,7 +1466,7 @@ function M.start_owner(dir, o)
   if out then uv.fs_close(out) end
   if not handle then return nil, tostring(pid) end
   handle:unref()
-  return pid, out_path, ost and ost.size or 0
+  return pid, out_path, ost and ost.size or 0, ost and ost.ino
 end
 
 --- list(db, all) -> the sandboxes (live ones unless all), after reconcile (other machines'

@@ -200,7 +200,8 @@ end
 function M.unvouched(db, source, subject, name)
   local mark = M.mark(source, subject)
   local row = name and users.get(db, name)
-  local who = row and crypto.equal(row.hash, mark) and row.name or nil
+  -- (one disabled already is left: no write transaction for each of a leaver's tokens)
+  local who = row and crypto.equal(row.hash, mark) and not row.disabled_at and row.name or nil
   if not who then
     -- a name this subject no longer brings (a changed preferred_username): its enabled one
     for _, other in ipairs(users.with_hash(db, mark)) do

@@ -721,8 +721,9 @@ end
 
 -- Cuts srv's requests proxied from the memory whose caller may no longer read them. The
 -- memory holds the default project's app routes only, for an API key or local use
--- (orket.serve.sandboxes, memo_of): a key is checked as a request's is, local use never
--- refused; a check that fails (the store unreadable) cuts, as it refuses a request.
+-- (orket.serve.sandboxes, memo_of): each is checked as a request's is (local use's token
+-- is refused once a key exists; one without a header, the unix socket's, never); a check
+-- that fails (the store unreadable) cuts, as it refuses a request.
 function Server:_cut_memo_refused(srv)
   local cut = {}
   for _, p in ipairs(srv:proxy_running()) do

@@ -191,6 +191,12 @@ end
 --- never the last enabled server admin (note says so). A claim left out tells nothing.
 function M.no_role(db, provider, claims, msg, unroled)
   if not (unroled and unroled.listed) then return msg end
+  -- a map that has matched nobody since the server started (a group renamed or misspelt in
+  -- sign_in.roles, the provider sending ids for names) is taken for a mistake: refused, not
+  -- disabled, or one typo would disable everyone who signs in
+  if not provider.matched then
+    return msg, "not disabled: no one's groups have matched sign_in.roles since the server started"
+  end
   local r, err = identity.unvouched(db, "oidc", provider.cfg.issuer .. " " .. claims.sub, unroled.name)
   if err then return msg, "store: " .. tostring(err) end
   if not r then return msg end

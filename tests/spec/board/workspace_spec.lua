@@ -250,6 +250,10 @@ for _, mode in ipairs { "openat2", "walk" } do
         { "workspace: read: path escapes root: /etc/passwd (", "EPERM", ws:read("/etc/passwd") },
         { "workspace: read: empty path", "EINVAL", ws:read("") },
         { "workspace: read: path contains a NUL byte: a\\0b", "EINVAL", ws:read("a\0b") },
+        -- a control byte escaped, a long path cut where a character starts
+        { "workspace: read: path contains a NUL byte: a\\x0a\\x1b\\0b", "EINVAL", ws:read("a\n\27\0b") },
+        { "workspace: read: path contains a NUL byte: " .. string.rep("a", 63) .. "...", "EINVAL",
+          ws:read(string.rep("a", 63) .. "é\0") },
         { "workspace: write: path longer than 4095 bytes (4096 given): " .. long:sub(1, 64) .. "...", "EINVAL",
           ws:write(long, "1") },
         { "workspace: mkdir: path component longer than 255 bytes in ", "EINVAL", ws:mkdir(string.rep("m", 256)) },

@@ -14,10 +14,12 @@ local users = require "orket.store.users"
 
 local ISS = "https://id.example"
 
--- a provider whose every token is valid and says claims (its person() is the real one's)
-local function provider(claims)
+-- a provider whose every token is valid and says claims (its person() is the real one's);
+-- its group map has matched someone already (fresh: not yet, as at a server's start)
+local function provider(claims, fresh)
   local p = oidc.new({ issuer = ISS, client_id = "orket" }, { devs = "operator", admins = "admin" })
   function p.bearer() return claims end
+  p.matched = not fresh or nil
   return p
 end
 
@@ -48,6 +50,23 @@ describe("a provider's token that gives a kept person no role", function()
     local st
     no, st, code, msg = signin.bearer(db, p, "t")
     assert.same({ nil, 401, "this person was disabled" }, { no, st, msg })
+  end)
+
+  -- one typo in sign_in.roles would otherwise disable everyone who signs in after it
+  it("disables nobody while the group map has matched no one since the start, and says so", function()
+    assert(identity.federated(db, { name = "boss", role = "admin" }, "oidc", ISS .. " sub-boss"))
+    assert(identity.federated(db, { name = "root", role = "admin" }, "oidc", ISS .. " sub-root"))
+    local p = provider({ sub = "sub-boss", preferred_username = "boss", groups = { "admnis" } }, true)
+    local no, status, _, msg, why = signin.bearer(db, p, "t")
+    assert.same({ nil, 403 }, { no, status })
+    assert.equal("none of this person's groups has a role on this server", msg)
+    assert.matches("not disabled: no one's groups have matched sign_in.roles", why)
+    assert.is_false(disabled(db, "boss"))
+    -- once the map matched someone, a leaver is disabled
+    assert(p:person { sub = "sub-root", preferred_username = "root", groups = { "admins" } })
+    assert.is_true(p.matched)
+    signin.bearer(db, p, "t")
+    assert.is_true(disabled(db, "boss"))
   end)
 
   it("finds the subject under the name it held before, when the token brings another", function()

@@ -177,4 +177,22 @@ describe("orket.engine.proctool.run", function()
     end
     assert.equal(0, drained())
   end)
+
+  it("refuses a path showing .orket when .orket itself is a link, by the link and by its target", function()
+    local uv = require "luv"
+    local e, dir = engine { timeout_ms = 20000 }
+    local real = uv.fs_realpath(dir)
+    local target = H.tmpdir() .. "/store-disk"
+    assert(uv.fs_mkdir(target, 448))
+    assert(uv.fs_symlink(target, real .. "/.orket"))
+    e.dir = real
+    for _, p in ipairs { real .. "/.orket", target, target .. "/orket.db" } do
+      e.settings.verify = { read_only = { p } }
+      local ok, r = pcall(proctool.run, e, "C-1", "run_command", { steps = { { command = { "true" } } } })
+      assert(ok, r)
+      assert.is_false(r.ok, p)
+      assert.matches("verify.read_only%[1%]: .* would show the project's .orket", r.error)
+    end
+    assert.equal(0, drained())
+  end)
 end)

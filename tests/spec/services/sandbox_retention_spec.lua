@@ -245,4 +245,20 @@ describe("the detached owners' output", function()
     assert.equal(0, size("owner.log"))
     assert.equal(service.OWNER_LOG_MAX, size("owner.log.1"))
   end)
+
+  it("is found again by its inode, at its path or moved to .1, and not taken for another's", function()
+    local dir = H.tmpdir()
+    local path, fd, st = service.owner_output(dir)
+    uv.fs_write(fd, "mine\n")
+    uv.fs_close(fd)
+    local function text(f) if not f then return nil end local t = f:read("a") f:close() return t end
+    assert.equal("mine\n", text(service.owner_file(path, st.ino)))
+    assert(os.rename(path, path .. ".1")) -- another owner's start moved it
+    local f2 = assert(io.open(path, "w"))
+    f2:write("theirs\n")
+    f2:close()
+    assert.equal("mine\n", text(service.owner_file(path, st.ino)))
+    assert(os.remove(path .. ".1"))
+    assert.is_nil(service.owner_file(path, st.ino)) -- moved on twice: none, not theirs
+  end)
 end)
