@@ -189,7 +189,7 @@ static int lhl_buf_gc(lua_State *L) {
   return 0;
 }
 
-/* line(addr, auth, key, method, note, route, status, t, us, via) -> a request's log line (see
+/* line(addr, auth, key, method, note, project, route, status, t, us, via) -> a request's log line (see
  * health.h), the fields in their sorted order: nil leaves one out, cjson.null writes null;
  * each a string, a number, a boolean or cjson.null (another value raises). Its bytes are
  * jsonout.encode's of the same fields. */
