@@ -24,6 +24,9 @@ M.PRIORITY = { high = 3, medium = 2, low = 1 }
 -- answer), as orket serve's writes and orket comment take it
 M.TEXT_MAX = 65536
 M.NOTE_MAX = 4096 -- bytes of a reason or a note (a cancel's, a refusal's, a retry's, an approval's)
+-- the most cards one card may depend on, as a new card's POST /v1/cards and an epic file's
+-- card take it (orket.import): each is in the card's every view and model request
+M.DEPENDS_MAX = 100
 M.PRIORITY_MIN, M.PRIORITY_MAX = 0, 10
 
 --- ID_RULE: what a card id may be, said by every refusal of one. The work of card ID lives

@@ -18,6 +18,7 @@ local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
 local nearest = require "orket.nearest"
 local config = require "orket.config"
+local project = require "orket.project"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -113,6 +114,23 @@ local function list_files(dir)
   scan(root, "epics", nil)
   table.sort(files, function(a, b) return a.rel < b.rel end)
   table.sort(files.skipped)
+  -- the digests the last import recorded, for check_file (validate has no store to give it):
+  -- read once for the listing, when first asked, from a SQLite store alone, read only (a
+  -- project on PostgreSQL is not asked: validate opens no connection)
+  local known
+  local function recorded()
+    if known then return known end
+    known = {}
+    if project.database_url(dir) == false and uv.fs_stat(project.db_path(dir)) then
+      local db = project.open_store(dir, false, true)
+      if db then
+        known = imports.files(db)
+        db:close()
+      end
+    end
+    return known
+  end
+  for _, f in ipairs(files) do f.recorded = recorded end
   return files
 end
 
@@ -529,6 +547,43 @@ end
 
 local STRINGS = { "name", "summary", "description", "note", "seat" }
 
+-- The most bytes of a card's text, as the API's POST /v1/cards takes a new card (its schema
+-- reads the same constants, orket.serve.writes): a file's card is held to them too, as its
+-- text is in every model request for the card and every view of the board. No text may hold
+-- a NUL byte, which the API refuses in any text (and PostgreSQL's text cannot keep); a
+-- seat's length is left to the team's check.
+local TEXT_LIMITS = { { "name", board_mod.NOTE_MAX }, { "summary", board_mod.NOTE_MAX },
+  { "note", board_mod.NOTE_MAX }, { "description", board_mod.TEXT_MAX }, { "requirements", board_mod.TEXT_MAX },
+  { "acceptance", board_mod.TEXT_MAX }, { "seat", math.huge } }
+
+-- Records in self.held each of card's fields past the API's limits (TEXT_LIMITS, a NUL
+-- byte, board.DEPENDS_MAX), as {message=, anchor=}: refused unless the file is as the last
+-- import read it (M.held_split), so a board imported before these limits still imports.
+function Ctx:limits(card, path)
+  for i = 1, #TEXT_LIMITS do
+    local k, max = TEXT_LIMITS[i][1], TEXT_LIMITS[i][2]
+    local v = card[k]
+    if v and #v > max then
+      self:held_at(path, k, "%d bytes, more than the %d a card's %s may have (as POST /v1/cards takes it): shorten it",
+        #v, max, k)
+    end
+    local at = v and v:find("\0", 1, true)
+    if at then
+      self:held_at(path, k, "holds a NUL byte (byte %d), which a card's text may not (as POST /v1/cards refuses it): "
+        .. "remove it", at)
+    end
+  end
+  if card.deps and #card.deps > board_mod.DEPENDS_MAX then
+    self:held_at(path, "depends_on", "%d card ids, more than the %d a card may depend on (as POST /v1/cards takes "
+      .. "it): depend on an epic, which waits for all its issues, or split the card", #card.deps, board_mod.DEPENDS_MAX)
+  end
+end
+
+function Ctx:held_at(path, k, fmt, ...)
+  self.held[#self.held + 1] = { message = string.format("%s: %s: " .. fmt, self.shown, self:field(path, k), ...),
+    anchor = self.anchor }
+end
+
 -- The fields every card has, all at once: raises at the first wrong one.
 local function common_fields(ctx, t, path, card)
   for _, k in ipairs(STRINGS) do card[k] = ctx:str(t, path, k) end
@@ -549,6 +604,7 @@ local function common(ctx, t, path, card)
     card.priority = ctx:try(ctx.priority, ctx, t, path) or 2
     card.deps = ctx:try(ctx.deps, ctx, t, path) or {}
   end
+  ctx:limits(card, path)
   card.file, card.shown = ctx.file, ctx.shown
   card.path = path
   return card
@@ -604,18 +660,19 @@ end
 
 -- One file's value -> list of card definitions (rock or epic first, then issues), its
 -- problems (unknown fields and the errors of its fields, in order), notes, the errors of its
--- fields (Ctx:try; import refuses the first), and the unknown fields. A value
+-- fields (Ctx:try; import refuses the first), the unknown fields, and the fields past the
+-- API's limits (Ctx:limits, decided by M.held_split). A value
 -- that is not an object raises. Every field is checked, so that validate reports them all;
 -- a card whose id could not be had is left out, and an epic's issues with it.
 local function shape(f, v)
   local ctx = setmetatable({ file = f.rel, shown = f.shown, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {},
-    seen = {}, source = f.text, ignored_seen = {}, errors = {}, problems = {} }, Ctx)
+    seen = {}, source = f.text, ignored_seen = {}, errors = {}, problems = {}, held = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
   local kind = v.type
   if kind ~= nil and kind ~= "rock" and kind ~= "epic" then ctx:fail("type", "must be \"rock\" or \"epic\"") end
-  local function done() return cards, ctx.problems, ctx:notes(), ctx.errors, ctx.unknowns end
+  local function done() return cards, ctx.problems, ctx:notes(), ctx.errors, ctx.unknowns, ctx.held end
   if kind == "rock" or (kind == nil and v.epics ~= nil) then
     ctx:try(ctx.unknown, ctx, v, "", "rock")
     -- a rock's depends_on was taken and followed nowhere: its epics' issues ran before it
@@ -681,10 +738,35 @@ end
 -- read and ignored, as text) | nil, msg, anchor (a file that cannot be read, parsed or is no
 -- object).
 M.list_files = list_files
+
+-- Why a field past the API's limits (Ctx:limits) is imported all the same from a file that
+-- is as the last import read it: its card came in before the limits, and refusing it would
+-- block every import of the project for a file nobody touched.
+M.KEPT = "imported as it is, as the file is unchanged since the last import; a change to the file must bring it " ..
+  "within the limit"
+
+--- held_split(held, known, rel, digest) -> refused, kept: a file's fields past the API's
+--- limits (Ctx:limits' {message=, anchor=}) refused when the file (rel, its text's digest)
+--- is new or changed since the last import (known: store.imports.files'), else kept, to be
+--- warned of (M.KEPT). Import and validate decide with this one function.
+function M.held_split(held, known, rel, digest)
+  if known[rel] == nil or known[rel] ~= digest then return held, {} end
+  return {}, held
+end
+
 function M.check_file(f)
   local v, perr, panchor = parse_file(f)
   if v == nil then return nil, perr, panchor end
-  local ok, cards, problems, notes = pcall(shape, f, v)
+  local ok, cards, problems, notes, _, _, held = pcall(shape, f, v)
+  if ok and held[1] then
+    -- (the store is read only when a field is past a limit: list_files' recorded)
+    local refused, kept = M.held_split(held, f.recorded and f.recorded() or {}, f.rel, f.digest)
+    table.move(refused, 1, #refused, #problems + 1, problems)
+    for _, k in ipairs(kept) do
+      local file, line, text = fieldline.place(k.message, function() return f.text end, nil, k.anchor)
+      notes[#notes + 1] = string.format("%s%s: %s; %s", file or f.shown, line and (":" .. line) or "", text, M.KEPT)
+    end
+  end
   if ok then return cards, problems, notes end
   if type(cards) == "table" and cards.import_error then return nil, cards.import_error, cards.anchor end
   error(cards, 0)
@@ -813,7 +895,9 @@ end
 --- load(dir) -> {files=n, cards={def...}, warnings={...}} | nil, msg, CODE, anchor. warnings:
 --- the original Orket's fields read and ignored (an unknown field is an error). Validates
 --- everything that does not need the board (ids, duplicates,
---- rock links, dependencies within the files, no card depending on its own epic or rock).
+--- rock links, dependencies within the files, no card depending on its own epic or rock);
+--- a field past the API's limits (held, by file) is left to import, which reads the record
+--- of the last import (M.held_split).
 --- anchor ({pattern, nth}, orket.fieldline) locates the card the message is about in its file,
 --- and the message says its line, as `orket validate` does (orket.fieldline.place).
 --- case_pairs(problems, on_board) -> refused, warned: link's problems of two ids differing
@@ -841,6 +925,7 @@ local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
   local parsed, digests, texts, warnings = {}, {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
+  local held = {} -- fields past the API's limits, by file: import decides them (M.held_split)
   for _, f in ipairs(files) do
     local v, perr, panchor = parse_file(f)
     if v == nil then return nil, perr, "EINVAL", panchor end
@@ -849,7 +934,7 @@ local function load_files(dir)
     -- a message names the file as shown, and is placed by that name (another file's own
     -- name kept, should it read the same)
     if texts[dir .. "/" .. f.shown] == nil then texts[dir .. "/" .. f.shown] = f.text end
-    local ok, cards, _, notes, errs, fw = pcall(shape, f, v)
+    local ok, cards, _, notes, errs, fw, over = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
       error(cards, 0)
@@ -859,6 +944,7 @@ local function load_files(dir)
     if fw[1] then return nil, said(fw, 1), "EINVAL", fw[1].anchor end
     parsed[#parsed + 1] = { file = f, cards = cards }
     table.move(notes, 1, #notes, #warnings + 1, warnings)
+    if over[1] then held[#held + 1] = { rel = f.rel, digest = f.digest, held = over } end
   end
   local set, problems = M.link(parsed)
   -- two ids differing only in case are refused by import when it would create one of them:
@@ -869,7 +955,7 @@ local function load_files(dir)
     cases[#cases + 1] = p
   end
   return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests, cases = cases,
-    texts = texts }
+    texts = texts, held = held }
 end
 
 -- msg ("file: path: text") with the line of path in the card anchor points at, when found;
@@ -1206,7 +1292,8 @@ local COMPARED = { "type", "parent", "name", "summary", "description", "note", "
 --- be said (nil when none). emptied: {id=, type=, status=} of each epic or rock of the files
 --- in progress (or review) that the moves left with no children (nil when none): it stays
 --- so, to be said with the command that ends it.
---- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
+--- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle, or
+--- a file new or changed since the last import has a field past the API's limits.
 --- With the cards, the files' digests as read are recorded (imported_files, see changed).
 --- set: what M.load(dir) gave, when the caller checked the files already: imported as it was
 --- checked (a file edited since is not read again: what is written, the digests recorded and
@@ -1232,6 +1319,14 @@ function M.import(db, dir, set)
     local refused, warned = M.case_pairs(set.cases or {}, function(id) return existing[id] ~= nil end)
     if refused[1] then return nil, at(refused[1].message, refused[1].anchor), "EINVAL" end
     for _, w in ipairs(warned) do warnings[#warnings + 1] = at(w.message, w.anchor) end
+    -- a field past the API's limits: refused in a file new or changed since the last import
+    -- (its record as this transaction reads it), else imported as it is, warned of
+    local known = set.held and set.held[1] and imports.files(db)
+    for _, h in ipairs(set.held or {}) do
+      local over, kept = M.held_split(h.held, known, h.rel, h.digest)
+      if over[1] then return nil, at(over[1].message, over[1].anchor), "EINVAL" end
+      for _, k in ipairs(kept) do warnings[#warnings + 1] = at(k.message, k.anchor) .. "; " .. M.KEPT end
+    end
     local new = {}
     for _, c in ipairs(set.cards) do
       if not existing[c.id] then new[#new + 1] = c.id end

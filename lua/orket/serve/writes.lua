@@ -28,6 +28,7 @@ local err = routes.err
 
 local TEXT = board_mod.NOTE_MAX -- a reason, a note, a summary
 local LONG = board_mod.TEXT_MAX -- a description, a comment, an answer
+-- (an epic file's card is held to the same limits: orket.import)
 
 local function str(max) return { type = "string", minLength = 1, maxLength = max } end
 local function obj(props, required)
@@ -38,7 +39,7 @@ end
 -- document reads them too).
 M.SCHEMAS = {
   create = obj({ parent = str(128), summary = str(TEXT), description = str(LONG), seat = str(128),
-    priority = {}, depends_on = { type = "array", items = str(128), maxItems = 100 },
+    priority = {}, depends_on = { type = "array", items = str(128), maxItems = board_mod.DEPENDS_MAX },
     requirements = str(LONG), acceptance = str(LONG), note = str(TEXT), name = str(TEXT), id = str(128) },
     { "parent", "summary" }),
   move = obj({ to = str(64), reason = str(64), note = str(TEXT) }, { "to" }),
