@@ -1155,6 +1155,20 @@ function Run:execute()
   return self:conclude(st.target, st.view)
 end
 
+-- The stall report's pause (scheduler.stuck): a report of tens of thousands of cards holds
+-- the thread for a second or more, so every 50 ms the loop gets a pass (as wait_round gives
+-- it), where a signal stops the run and a server answers; true once a stop was asked.
+function Run:report_pause()
+  local last = rt.now()
+  return function()
+    if rt.now() - last >= 50 and task.current() then
+      rt.sleep(1)
+      last = rt.now()
+    end
+    return self.stopping and not self.halted
+  end
+end
+
 -- "an import moved E-1, E-2 out of E during the run (now under F: 'orket run F' works them)":
 -- the cards an import took out of the run's target while it went (view:left()), which the
 -- run left alone from then on. nil when none did.
@@ -1192,7 +1206,7 @@ local function canceled_note(run, c)
 end
 
 function Run:conclude(target, view)
-  local status, stuck, reason = "done", {}, nil
+  local status, stuck, reason, cards = "done", {}, nil, nil
   -- the store lost while the run went: whatever it made raise (an internal error's report
   -- included) was the loss
   self:journal_broken()
@@ -1224,8 +1238,14 @@ function Run:conclude(target, view)
   elseif self.stopping and not self.halted then
     status = "interrupted"
   else
-    local cards = scheduler.scope(self.board, target)
-    stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted, run = self.run_id })
+    cards = scheduler.scope(self.board, target)
+    stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted, run = self.run_id,
+      pause = self:report_pause() })
+  end
+  if not stuck then
+    -- a stop asked while the report was made ends the run as one asked before it
+    status, stuck = "interrupted", {}
+  elseif cards then
     if #stuck > 0 then
       status = "stalled"
       for _, s in ipairs(stuck) do

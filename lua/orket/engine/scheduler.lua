@@ -299,25 +299,65 @@ local function unstick(board, c)
   return c.status, nil
 end
 
+-- A card's dependencies, its own then its epic's (an issue waits for those too). epics:
+-- the report's epic id -> its depends_on, so each epic is read once however many cards it has.
+local function deps_of(board, c, epics)
+  local deps = { table.unpack(c.depends_on or {}) }
+  if c.parent then
+    local eds = epics[c.parent]
+    if eds == nil then
+      local epic = board:get(c.parent)
+      eds = epic and epic.depends_on or false
+      epics[c.parent] = eds
+    end
+    for _, d in ipairs(eds or {}) do deps[#deps + 1] = d end
+  end
+  return deps
+end
+
 -- The command that gets a card moving, following a ready card's unfinished dependencies
--- (and its epic's) to the first one a command moves.
-local function first_move(board, c, seen)
-  if c.status == "ready" then
-    local deps = { table.unpack(c.depends_on or {}) }
-    local epic = c.parent and board:get(c.parent)
-    for _, d in ipairs(epic and epic.depends_on or {}) do deps[#deps + 1] = d end
-    for _, d in ipairs(deps) do
-      local dc = not seen[d] and board:get(d)
-      if dc and dc.status ~= "done" then
+-- (and its epic's) to the first one a command moves. Depth first without recursion (a
+-- chain of 100,000 cards is one path), each card's answer kept in r.moves (false: none)
+-- for the whole report: dependencies are acyclic (import and create refuse a cycle), so a
+-- card's answer is the same from every dependent, and a chain of n cards is walked once,
+-- not n times (seen only guards against a cycle the board should never hold).
+local function first_move(board, c, seen, r)
+  local moves = r.moves
+  if moves[c.id] ~= nil then return moves[c.id] or nil end
+  local stack = { { card = c, deps = c.status == "ready" and deps_of(board, c, r.epics) or {}, i = 0 } }
+  local found
+  while true do
+    local f, down = stack[#stack], nil
+    while not found and f.i < #f.deps do
+      f.i = f.i + 1
+      local d = f.deps[f.i]
+      if not seen[d] then
         seen[d] = true
-        local cmd = first_move(board, dc, seen)
-        if cmd then return cmd end
+        if moves[d] ~= nil then
+          found = moves[d] or nil
+        else
+          local dc = board:get(d)
+          if dc and dc.status ~= "done" then
+            down = dc
+            break
+          end
+        end
       end
     end
+    if down then
+      stack[#stack + 1] = { card = down, deps = down.status == "ready" and deps_of(board, down, r.epics) or {}, i = 0 }
+    else
+      if not found then _, found = unstick(board, f.card) end
+      moves[f.card.id] = found or false
+      stack[#stack] = nil
+      if #stack == 0 then return found end
+    end
   end
-  local _, cmd = unstick(board, c)
-  return cmd
 end
+
+-- At most this many unfinished dependencies are named in a card's reason, then "and N more"
+-- (a card may depend on a thousand: its reason is one line of the live view and the stall)
+local WAITS_SHOWN = 10
 
 --- stuck(board, cards [, why]) -> array of {card=, status=, wait_reason=, reason=, next=,
 --- waits_for=, approval=} for every unfinished card; next: the command that gets it moving
@@ -325,13 +365,19 @@ end
 --- waits_for "approval" and approval = the request's id, one stopped by a money budget
 --- waits_for "budget" (docs/cost.md), else waits_for "input" when it waits. why: what the run knows, {skipped = {id = the reason the card was skipped},
 --- halted = the run budget that ended the run, run = the run's id}, so a card that could
---- have taken a turn says why it did not.
+--- have taken a turn says why it did not; and pause = a function called before each card
+--- (the report of tens of thousands of cards takes a second or more: the caller lets its
+--- loop run meanwhile), whose true ends the report: stuck then returns nil.
 function M.stuck(board, cards, why_run)
   why_run = why_run or {}
   local skipped = why_run.skipped or {}
   local resume = why_run.run and ("orket resume " .. why_run.run) or "orket resume"
   local out = {}
+  -- what the report has learnt of the board: epics' depends_on, cards' first moves
+  local r = { epics = {}, moves = {} }
+  local pause = why_run.pause
   for _, c in ipairs(cards) do
+    if pause and pause() then return nil end
     if not FINAL[c.status] then
       local why, waits_for, pending, next_step
       if c.status == "waiting_for_developer" then
@@ -351,28 +397,29 @@ function M.stuck(board, cards, why_run)
         local note = c.wait_reason == "resource" and words:match("^blocked: waits for a resource: (.*)$")
         if note then why = why .. ": " .. note end
       else
-        -- its own dependencies, then its epic's
-        local waits, deps = {}, {}
-        for _, d in ipairs(c.depends_on or {}) do deps[#deps + 1] = d end
-        local epic = c.parent and board:get(c.parent)
-        for _, d in ipairs(epic and epic.depends_on or {}) do deps[#deps + 1] = d end
-        for _, d in ipairs(deps) do
+        -- its own dependencies, then its epic's; the first WAITS_SHOWN named, the others counted
+        local waits, unfinished = {}, 0
+        for _, d in ipairs(deps_of(board, c, r.epics)) do
           local dc = board:get(d)
           if dc and dc.status ~= "done" then
-            local what = unstick(board, dc)
-            waits[#waits + 1] = d .. " (" .. dc.status .. (what ~= dc.status and (", " .. what) or "") .. ")"
+            unfinished = unfinished + 1
+            if unfinished <= WAITS_SHOWN then
+              local what = unstick(board, dc)
+              waits[#waits + 1] = d .. " (" .. dc.status .. (what ~= dc.status and (", " .. what) or "") .. ")"
+            end
             if dc.status == "canceled" or dc.status == "archived" then
               -- a card made on the board (the API, a tool) has no depends_on in a file to drop
               next_step = next_step or (c.source and string.format("orket cancel %s \"reason\", or drop %s from its "
                 .. "depends_on in %s and orket import", c.id, d, c.source) or string.format("orket cancel %s \"reason\" "
                 .. "(it was made on the board: its dependencies are kept), and file its work again without %s", c.id, d))
             else
-              next_step = next_step or first_move(board, dc, { [c.id] = true, [d] = true })
+              next_step = next_step or first_move(board, dc, { [c.id] = true, [d] = true }, r)
             end
           end
         end
         if #waits > 0 then
           why = "waits for " .. table.concat(waits, ", ")
+            .. (unfinished > #waits and string.format(" and %d more", unfinished - #waits) or "")
         elseif skipped[c.id] then
           why = "skipped in " .. c.status .. ": " .. skipped[c.id]
           next_step = "fix that, then " .. resume
@@ -388,13 +435,14 @@ function M.stuck(board, cards, why_run)
         end
       end
       next_step = next_step or resume
-      local cs = board:comments(c.id)
-      local last = cs[#cs]
       -- (not for a card waiting for review on the forge: its last comment is of an earlier
-      -- cycle, a request for changes or a closed pull request, which it no longer waits on)
-      if last and not pending and (c.status == "blocked" or c.status == "waiting_for_developer")
+      -- cycle, a request for changes or a closed pull request, which it no longer waits on;
+      -- read only for the cards it is added to: a chain of ready cards makes no query each)
+      if not pending and (c.status == "blocked" or c.status == "waiting_for_developer")
           and not (c.status == "waiting_for_developer" and c.wait_reason == "review") then
-        why = why .. ": " .. last.body
+        local cs = board:comments(c.id)
+        local last = cs[#cs]
+        if last then why = why .. ": " .. last.body end
       end
       out[#out + 1] = { card = c.id, status = c.status, wait_reason = c.wait_reason, reason = why, next = next_step,
         waits_for = waits_for, approval = pending and pending.id or nil }
