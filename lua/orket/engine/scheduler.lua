@@ -347,7 +347,7 @@ local function first_move(board, c, seen, r)
     if down then
       stack[#stack + 1] = { card = down, deps = down.status == "ready" and deps_of(board, down, r.epics) or {}, i = 0 }
     else
-      if not found then _, found = unstick(board, f.card) end
+      if not found then found = select(2, unstick(board, f.card)) end
       moves[f.card.id] = found or false
       stack[#stack] = nil
       if #stack == 0 then return found end
