@@ -1152,13 +1152,25 @@
     return out.join("\n") || "(no events)";
   }
 
+  const TRANSCRIPT_PAGES = 8;
+
   async function transcript(run) {
     $("transcript-box").hidden = false;
     $("transcript-title").textContent = "Transcript of run " + run;
     $("transcript").textContent = "loading…";
     try {
-      const doc = await api("GET", "/v1/runs/" + encodeURIComponent(run) + "/transcript");
-      showIn($("transcript"), transcriptText(doc));
+      // a page of the run's events at a time (each text cut past the server's field_max):
+      // the pages followed up to TRANSCRIPT_PAGES, the rest said to be there
+      const base = "/v1/runs/" + encodeURIComponent(run) + "/transcript";
+      let doc = await api("GET", base);
+      const events = Array.isArray(doc && doc.events) ? [...doc.events] : null;
+      for (let pages = 1; events && doc.next != null && pages < TRANSCRIPT_PAGES; pages++) {
+        doc = await api("GET", base + "?after=" + encodeURIComponent(doc.next));
+        if (Array.isArray(doc.events)) events.push(...doc.events);
+      }
+      let text = transcriptText(events ? { ...doc, events } : doc);
+      if (events && doc.next != null) text += "\n… more events after #" + doc.next + ": orket log " + run + " on the server shows them";
+      showIn($("transcript"), text);
     } catch (e) {
       showIn($("transcript"), e.message);
     }

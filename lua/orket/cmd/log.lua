@@ -14,7 +14,8 @@ cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journa
   .. "'... (N bytes)' with the whole length; --full prints every message in full), tool calls\n"
   .. "with results, token usage and the board\n"
   .. "moves the run made (transitions). --json prints the same as one JSON document\n"
-  .. "(orket.log/1), as GET /v1/runs/RUN/transcript answers. --cache prints, per model call,\n"
+  .. "(orket.log/1), as GET /v1/runs/RUN/transcript answers, each text cut at 64 KiB (an\n"
+  .. "event's cut lists them; --json --full: every text whole). --cache prints, per model call,\n"
   .. "how much of its prompt repeated the start of the call before on the same card and seat\n"
   .. "(what a prompt cache reuses), and where the history's summary moved."
 
@@ -87,7 +88,7 @@ end
 
 cmd.args = { extra = "give one run number, not '%s' as well",
   { "RUN", optional = true, check = run_number },
-  { "--full", help = "every message in full, not clipped to 400 bytes" },
+  { "--full", help = "every message in full, not clipped to 400 bytes (with --json: not cut at 64 KiB)" },
   { "--json", help = "the transcript as one JSON document (orket.log/1)" },
   { "--cache", help = "per model call, how much of its prompt a prompt cache could reuse" }, cmdline.DIR,
 }
@@ -290,9 +291,9 @@ local function transcript(doc, full)
   return table.concat(st.out, "\n")
 end
 
---- document(dir, id) -> doc | nil: run id (nil: the latest) of dir's journal as
---- orket.log/1; the failure said
-local function document(dir, id, cli)
+--- document(dir, id, cli, cap) -> doc | nil: run id (nil: the latest) of dir's journal as
+--- orket.log/1, each text cut at cap bytes (nil: whole); the failure said
+local function document(dir, id, cli, cap)
   local db = cli.open_store(dir, false, true, true)
   if not db then return nil end
   if not id then
@@ -305,7 +306,7 @@ local function document(dir, id, cli)
       return nil
     end
   end
-  local doc, derr = view.json_doc(db, dir, id)
+  local doc, derr = view.json_doc(db, dir, id, { cap = cap })
   db:close()
   if not doc then cli.err("%s", derr) end
   return doc
@@ -314,7 +315,9 @@ end
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
-  local doc = document(o.dir, o.run, cli)
+  -- --json's texts are cut as the API's are; the text and --cache read the whole (a clip
+  -- says a message's whole length; a prompt's prefix is counted on all of it)
+  local doc = document(o.dir, o.run, cli, o.json and not o.full and not o.cache and view.FIELD_MAX or nil)
   if not doc then return 1 end
   if o.cache then return cache_report(doc, o.json) end
   if o.json then

@@ -41,8 +41,11 @@ end
 
 local function list(_, ctx)
   local q = ctx.query
-  local opts, bad = counts(q, { "before", "limit" }, { card = q.card, rule = q.rule })
+  local opts, bad = counts(q, { "before" }, { card = q.card, rule = q.rule })
   if not opts then return err(400, "bad_query", bad) end
+  local lst, ldoc
+  opts.limit, lst, ldoc = routes.limit(q.limit, 50, violations.MAX)
+  if not opts.limit then return lst, ldoc end
   local rows, e = violations.list(ctx.db, opts)
   if not rows then return err(500, "internal", e) end
   local out = {}
@@ -55,7 +58,7 @@ local function list(_, ctx)
   for i, r in ipairs(violations.by_rule(ctx.db) or {}) do counts[i] = { rule = r.rule, n = r.n } end
   local cards = {}
   for i, r in ipairs(violations.by_card(ctx.db) or {}) do cards[i] = { card = r.card_id, n = r.n } end
-  local limit = math.min(opts.limit or 50, violations.MAX)
+  local limit = opts.limit
   return 200, { format = "orket.violations/1", violations = jsonout.array(out), by_rule = jsonout.array(counts),
     by_card = jsonout.array(cards), next_before = #out == limit and out[#out].id or cjson.null }
 end

@@ -62,8 +62,11 @@ local TOOLS = {
   tool("list_runs", "runs", "Runs, newest first.", nil, { state = { type = "string", enum = runs.STATES, description = "only runs in this state" },
     limit = { type = "integer", minimum = 1, maximum = 200, description = "at most this many (50)" } }, true),
   tool("get_run", "run", "One run.", { id = { type = "integer", minimum = 1, description = "the run id" } }, nil, true),
-  tool("run_transcript", "run_transcript", "A run's transcript: its events and transitions (orket.log/1).",
-    { id = { type = "integer", minimum = 1, description = "the run id" } }, nil, true),
+  tool("run_transcript", "run_transcript", "A run's transcript: its events and transitions (orket.log/1), a page "
+    .. "at a time (next: the after of the next page), each text cut at " .. log_view.FIELD_MAX .. " bytes "
+    .. "(an event's cut lists its texts cut).",
+    { id = { type = "integer", minimum = 1, description = "the run id" } },
+    { after = { type = "integer", minimum = 0, description = "the events after this event id (0: from the first)" } }, true),
   tool("create_issue", "create", "File a new issue under an epic."),
   tool("comment", "comment", "Comment on a card.", { id = str(128, "the card id") }),
   tool("answer", "answer", "Answer a card waiting for input; it goes back to ready. (A card a money budget "
@@ -297,7 +300,7 @@ function M:resource_text(uri)
     local doc = card_view.json_doc(self.db, id, self.dir)
     if doc then return jsonout.encode(doc) end
   elseif kind == "run" and id and store_runs.get(self.db, id) then
-    local doc = log_view.json_doc(self.db, self.dir, id)
+    local doc = log_view.served(self.db, self.dir, id) -- (its first page: the tool gives the others)
     if doc then return jsonout.encode(doc) end
   end
   return nil

@@ -34,17 +34,34 @@ local function whole_or_most(s)
   return n
 end
 
+--- after(s) -> n | nil, status, doc: a listing's ?after=ID (0 when absent: from the first;
+--- digits past an integer read as the largest one: after every entry), else 400
+function M.after(s)
+  local n = whole_or_most(s or "0")
+  if not n then return nil, err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
+  return n
+end
+
+--- limit(s, default, max) -> n | nil, status, doc: a listing's ?limit=N (default when absent;
+--- a larger one than max, digits past an integer too, taken as max), else 400 naming the
+--- bounds: the one reading of every listing's ?limit=
+function M.limit(s, default, max)
+  local n = whole_or_most(s or tostring(default))
+  if not n or n < 1 then
+    return nil, err(400, "bad_query", "?limit= takes a whole number from 1 to " .. max .. " (" .. default .. " when absent)")
+  end
+  return math.min(n, max)
+end
+
 --- page(after, limit, max) -> after, limit | nil, status, doc: a listing's ?after=ID (0:
 --- from the first) and ?limit=N (100 when absent, at most max) as the request gave them,
 --- each checked (the route reads them: it declares them)
 function M.page(after, limit, max)
-  after = whole_or_most(after or "0")
-  limit = whole_or_most(limit or "100")
-  if not after then return nil, err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
-  if not limit or limit < 1 then
-    return nil, err(400, "bad_query", "?limit= takes a whole number from 1 to " .. max .. " (100 when absent)")
-  end
-  return after, math.min(limit, max)
+  local from, st, doc = M.after(after)
+  if not from then return nil, st, doc end
+  local n, lst, ldoc = M.limit(limit, 100, max)
+  if not n then return nil, lst, ldoc end
+  return from, n
 end
 
 --- NAMED_MAX: the most entries one page of a listing paged by name or id holds (the

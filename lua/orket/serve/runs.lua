@@ -161,10 +161,14 @@ local function get(_, ctx)
   return 200, { run = with_usage(ctx.db, M.doc(ctx.db, ctx.dir, row)) }
 end
 
+-- GET /v1/runs/{id}/transcript[?after=EVENT]: a page of the run's transcript, its texts cut
+-- (orket.views.log.served: one run's whole document was 236 MB, built in memory per request)
 local function transcript(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  return 200, assert(log_view.json_doc(ctx.db, ctx.dir, row.id))
+  local after, ast, adoc = routes.after(ctx.query.after)
+  if not after then return ast, adoc end
+  return 200, assert(log_view.served(ctx.db, ctx.dir, row.id, after))
 end
 
 -- the states a run is shown in (M.doc; orket.project.run_state), in the order the docs give them:
@@ -178,9 +182,8 @@ for _, s in ipairs(M.STATES) do M.SHOWN[s] = true end
 
 -- GET /v1/runs[?state=][&limit=]: newest first
 local function list(_, ctx)
-  local limit = whole(ctx.query.limit or "50")
-  if not limit or limit < 1 then return err(400, "bad_query", "?limit= takes a whole number from 1") end
-  if limit > M.LIST_MAX then limit = M.LIST_MAX end
+  local limit, lst, ldoc = routes.limit(ctx.query.limit, 50, M.LIST_MAX)
+  if not limit then return lst, ldoc end
   local want = ctx.query.state
   -- a state no run can be in is refused, not answered with an empty list: a typo
   -- (?state=runing) would read as "no run is going"
@@ -247,7 +250,9 @@ local MANY = { type = "object", additionalProperties = false, required = { "runs
   properties = { runs = { type = "array", items = M.RUN } } }
 local LOG = { type = "object", additionalProperties = true, required = { "format", "run", "events", "transitions" },
   properties = { format = { type = "string", enum = { "orket.log/1" } }, run = { type = "object" },
-    events = { type = "array" }, transitions = { type = "array" } } }
+    events = { type = "array" }, transitions = { type = "array" },
+    field_max = { type = "integer", description = "the bytes each text was cut at (an event's cut lists its texts cut)" },
+    next = { type = "integer", description = "the ?after= of the next page (absent on the last)" } } }
 
 --- add(router): the run routes
 function M.add(router)
@@ -264,7 +269,11 @@ function M.add(router)
   router:add("GET", "/v1/runs/{id}", { handler = get, role = "viewer", name = "run", summary = "One run",
     responses = { [200] = { schema = ONE } } })
   router:add("GET", "/v1/runs/{id}/transcript", { handler = transcript, role = "viewer", name = "run_transcript",
-    summary = "A run's transcript (orket log RUN --json)", responses = { [200] = { schema = LOG } } })
+    summary = "A run's transcript (orket log RUN --json), a page at a time, each text cut at "
+      .. log_view.FIELD_MAX .. " bytes",
+    query = { { name = "after", type = "integer", description = "the events after this event id (a page's next; "
+      .. "0: from the first)" } },
+    responses = { [200] = { schema = LOG } } })
   router:add("POST", "/v1/runs/{id}/stop", { handler = stop, role = "operator", name = "run_stop",
     summary = "Stop a run this server executes, or end one left to the workers that no worker works now (resumable)",
     responses = { [202] = { schema = ONE, description = "the run, stopping (or, left to the workers, ended)" },
