@@ -127,6 +127,19 @@ describe("orket serve /metrics after a run", function()
     local st2, doc = H.api(s, "GET", "/metrics", op)
     assert.equal(503, st2, cjson.encode(doc))
     assert.equal("unavailable", doc.error.code)
+    -- the log's note is the store's own message (SQLite's "no such table: violations",
+    -- PostgreSQL's relation "violations" does not exist), without Orket's source positions
+    local note
+    H.wait_for(function()
+      for line in s.log():gmatch("[^\n]+") do
+        local e = require("cjson.safe").decode(line)
+        if type(e) == "table" and e.route == "/metrics" and e.status == 503 then note = e.note end
+      end
+      return note
+    end, "the 503's log line", 3000)
+    assert.matches("^store: .*violations", note)
+    assert.is_nil(note:find("attempt to", 1, true), note)
+    assert.is_nil(note:find("%.lua:%d+:"), note)
     assert.equal(0, s.stop())
   end)
 

@@ -165,11 +165,45 @@ end
 local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
   "code_review", "done", "canceled", "archived" }
 
+-- orket_http_requests_total and orket_http_request_duration_seconds from the counters
+local function http_families(b, counters)
+  b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
+  local requests, durations = merged(counters)
+  local rk = sorted_keys(requests)
+  if #rk == 0 then b.sample("orket_http_requests_total", { "route", "/metrics", "status", "200" }, 0) end
+  for _, k in ipairs(rk) do
+    local route, status = k:match("^(.-)%z(.*)$")
+    b.sample("orket_http_requests_total", { "route", route, "status", status }, requests[k])
+  end
+  b.family("orket_http_request_duration_seconds", "histogram", "HTTP request handling time, by route pattern.")
+  local dk = sorted_keys(durations)
+  if #dk == 0 then b.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
+  for _, route in ipairs(dk) do b.histogram("orket_http_request_duration_seconds", { "route", route }, durations[route]) end
+end
+
+-- the event streams' families: sse_clients, and the journal's reads and notifications
+local function sse_families(b, sse_clients, reads, notified)
+  b.family("orket_sse_clients", "gauge", "Clients following an event stream.")
+  b.sample("orket_sse_clients", nil, sse_clients)
+  if reads then
+    b.family("orket_sse_journal_reads_total", "counter",
+      "Journal reads for the event stream, by what caused them (timer; on PostgreSQL notify, reconnect, fallback).")
+    for _, why in ipairs { "timer", "notify", "reconnect", "fallback" } do
+      b.sample("orket_sse_journal_reads_total", { "reason", why }, reads[why] or 0)
+    end
+  end
+  if notified then
+    b.family("orket_sse_notifications_carried_total", "counter",
+      "On PostgreSQL, notifications whose events reached the event stream from their payload, with no journal read.")
+    b.sample("orket_sse_notifications_carried_total", nil, notified)
+  end
+end
+
 --- render(db, counters, sse_clients[, shown[, reads[, notified]]]) -> text; shown: {[stored status] = {[state
 --- now] = n}} for runs whose state now differs from the stored one (orket.serve.runs:
 --- live, or killed), counted by the state now; reads: hub:journal_reads(); notified:
 --- hub:notified() (PostgreSQL only); project: whose API refusals are counted (default: the
---- default project)
+--- default project); only the default project's text has the server's HTTP families
 function M.render(db, counters, sse_clients, shown, reads, notified, project)
   local b = builder()
   local lim = M.MAX_SERIES
@@ -221,18 +255,15 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   end
 
   -- latency as the engine records it in a turn's data (latency_ms); calls without it are
-  -- left out of the histogram
+  -- left out of the histogram. Its models are the other model families' (at most lim): the
+  -- label is the name a provider answers with, which it may make new at every call
   b.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
   local lat = {}
+  for _, r in ipairs(models) do lat[r.model] = new_hist(M.MODEL_BUCKETS) end
   for _, r in ipairs(counts.model_latencies(db)) do
     local h = lat[r.model]
-    if not h then
-      h = new_hist(M.MODEL_BUCKETS)
-      lat[r.model] = h
-    end
-    observe(h, r.ms / 1000)
+    if h then observe(h, r.ms / 1000) end
   end
-  for _, r in ipairs(models) do lat[r.model] = lat[r.model] or new_hist(M.MODEL_BUCKETS) end
   if next(lat) == nil then lat[""] = new_hist(M.MODEL_BUCKETS) end
   for _, m in ipairs(sorted_keys(lat)) do b.histogram("orket_model_call_duration_seconds", { "model", m }, lat[m]) end
 
@@ -314,33 +345,10 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
     b.sample("orket_sandbox_uptime_seconds", { "id", tostring(math.tointeger(r.id) or r.id) }, math.max(0, r.uptime_s or 0))
   end
 
-  b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
-  local requests, durations = merged(counters)
-  local rk = sorted_keys(requests)
-  if #rk == 0 then b.sample("orket_http_requests_total", { "route", "/metrics", "status", "200" }, 0) end
-  for _, k in ipairs(rk) do
-    local route, status = k:match("^(.-)%z(.*)$")
-    b.sample("orket_http_requests_total", { "route", route, "status", status }, requests[k])
-  end
-  b.family("orket_http_request_duration_seconds", "histogram", "HTTP request handling time, by route pattern.")
-  local dk = sorted_keys(durations)
-  if #dk == 0 then b.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
-  for _, route in ipairs(dk) do b.histogram("orket_http_request_duration_seconds", { "route", route }, durations[route]) end
-
-  b.family("orket_sse_clients", "gauge", "Clients following an event stream.")
-  b.sample("orket_sse_clients", nil, sse_clients)
-  if reads then
-    b.family("orket_sse_journal_reads_total", "counter",
-      "Journal reads for the event stream, by what caused them (timer; on PostgreSQL notify, reconnect, fallback).")
-    for _, why in ipairs { "timer", "notify", "reconnect", "fallback" } do
-      b.sample("orket_sse_journal_reads_total", { "reason", why }, reads[why] or 0)
-    end
-  end
-  if notified then
-    b.family("orket_sse_notifications_carried_total", "counter",
-      "On PostgreSQL, notifications whose events reached the event stream from their payload, with no journal read.")
-    b.sample("orket_sse_notifications_carried_total", nil, notified)
-  end
+  -- the server's requests, of every project: on the default project's page alone (a
+  -- project's /metrics tells its members nothing of another's traffic: docs/teams.md)
+  if (project or DEFAULT) == DEFAULT then http_families(b, counters) end
+  sse_families(b, sse_clients, reads, notified)
   return b.text()
 end
 

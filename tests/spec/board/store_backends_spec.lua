@@ -588,6 +588,82 @@ describe("store on " .. B.name(), function()
     assert.matches('\norket_cards_done_total{day="' .. day .. '",type="issue"} 0\n', text, 1, true)
   end)
 
+  -- A retried card's next run numbers its turns from 1 again: keyed by card and number
+  -- alone, turn 1 of two runs was one turn from the first run's begin to the second's end,
+  -- and the histogram's low buckets went down
+  it("/metrics' turn durations: each run's turn on its own, a resumed one from its first begin", function()
+    local db = open()
+    local smx = require "orket.store.metrics"
+    local r1, r2 = db:record_run { target = "E-1", kind = "issue" }, db:record_run { target = "E-1", kind = "issue" }
+    -- (the journal is append-only and dated by the store's clock: rows written as dated)
+    local function at(kind, run, turn, when)
+      assert(db:exec(string.format([[INSERT INTO events (at, kind, card_id, run_id, data)
+        VALUES ('2026-03-01T10:%s.000Z', '%s', 'E-1', %d, '{"turn": %d}')]], when, kind, run, turn)))
+    end
+    at("turn_begin", r1, 1, "00:00")
+    at("turn_end", r1, 1, "00:01")
+    at("turn_begin", r1, 2, "00:02") -- killed in run 1, resumed (same run) and ended later
+    at("turn_end", r1, 2, "01:02")
+    at("turn_begin", r2, 1, "30:00")
+    at("turn_end", r2, 1, "30:02")
+    at("turn_begin", r2, 2, "30:03") -- not ended: no observation
+    local got = {}
+    for _, r in ipairs(smx.turn_durations(db)) do got[#got + 1] = math.floor(tonumber(r.s) + 0.5) end
+    table.sort(got)
+    assert.same({ 1, 2, 60 }, got)
+    db:close()
+  end)
+
+  it("/metrics' latency histogram: the same models (at most MAX_SERIES) as the other model families", function()
+    local db = open()
+    local serve_metrics = require "orket.serve.metrics"
+    local run = db:record_run { target = "E", kind = "epic" }
+    for i, m in ipairs { "m3", "m1", "m2", "m4" } do
+      db:record_turn { run = run, card = "E-1", seat = "dev", turn = i, model = m, data = { latency_ms = 50 } }
+    end
+    local max = serve_metrics.MAX_SERIES
+    serve_metrics.MAX_SERIES = 2
+    local ok, text = pcall(serve_metrics.render, db, serve_metrics.new(), 0)
+    serve_metrics.MAX_SERIES = max
+    assert(ok, text)
+    local function models(family)
+      local out = {}
+      for m in text:gmatch("\n" .. family .. '{model="([^"]*)"') do out[#out + 1] = m end
+      table.sort(out)
+      return out
+    end
+    assert.same({ "m1", "m2" }, models("orket_model_calls_total"))
+    assert.same({ "m1", "m2" }, models("orket_model_call_duration_seconds_count"))
+    assert.matches('\norket_model_call_duration_seconds_count{model="m1"} 1\n', text, 1, true)
+    db:close()
+  end)
+
+  -- the 503's log note is the store's message, not a Lua error about a nil its dropped
+  -- error left, with Orket's source positions
+  it("/metrics' reads raise the store's own message when a table cannot be read", function()
+    local smx, serve_metrics = require "orket.store.metrics", require "orket.serve.metrics"
+    for _, t in ipairs { "cards", "turns", "approvals", "events" } do
+      local db = open()
+      assert(db:exec("ALTER TABLE " .. t .. " RENAME TO " .. t .. "_gone"))
+      local ok, err = pcall(serve_metrics.render, db, serve_metrics.new(), 0)
+      assert.is_false(ok, t)
+      err = tostring(err)
+      assert.matches(t, err, 1, true)
+      assert.is_nil(err:find("attempt to", 1, true), err)
+      assert.is_nil(err:find("%.lua:%d+:"), err)
+      db:close()
+    end
+    -- each operation alone too (what the scrape's render calls)
+    local db = open()
+    assert(db:exec("ALTER TABLE tool_calls RENAME TO tool_calls_gone"))
+    for _, op in ipairs { "allowed_calls", "tool_outcomes" } do
+      local ok, err = pcall(smx[op], db, 10)
+      assert.is_false(ok, op)
+      assert.matches("tool_calls", tostring(err), 1, true)
+    end
+    db:close()
+  end)
+
   it("verifications, forge, keys, sessions, metrics and imports: the same shapes", function()
     local db = open()
     local sv, sf, sk, ss, smx, si = require "orket.store.verifications", require "orket.store.forge",
