@@ -95,6 +95,8 @@ struct httpd {
   uint64_t quick_until;
   char quick_mark; /* its address marks a request offered as quick, between MHD's calls */
   int quick_waiting; /* a quick request was left for the next run */
+  httpd_refused_fn refused; /* told of a request refused at its headers (httpd_set_refused) */
+  void *refused_ud;
   httpd_net *trusted; /* the proxies trusted to name their clients (httpd_remote) */
   size_t ntrusted;
 };
@@ -1107,6 +1109,21 @@ static httpd_req *hd_req_new(httpd *h, struct MHD_Connection *conn, const char *
 }
 
 
+/* hd_refuse_early for a request refused at its headers, then its owner told (to count and
+ * log it: no request is made of it); not told when no answer could be queued. */
+static enum MHD_Result hd_refuse_head(httpd *h, struct MHD_Connection *conn, uint64_t t0, const char *method,
+                                      unsigned status, const char *code, const char *message) {
+  enum MHD_Result ok = hd_refuse_early(&h->mhd, conn, status, code, message);
+  if (ok != MHD_YES || h->refused == NULL) return ok;
+  char peer[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 1];
+  hd_remote(&h->mhd, conn, peer, sizeof peer);
+  int via = hd_client(h, conn, peer, addr, sizeof addr);
+  /* a method that is no token may hold a CR, or run long: the refusal may be of it */
+  httpd_refusal rf = {status, message, hd_name_is_token(method) ? method : NULL, addr, via ? peer : NULL, t0};
+  h->refused(&rf, h->refused_ud);
+  return ok;
+}
+
 /* Whether a request whose headers are in may be offered as quick: a GET on one of the quick
  * paths, with no query and no body, and at most one Host and one Origin (the owner is given
  * one of each: two would be read as the first alone, where the Lua way joins them). */
@@ -1160,17 +1177,19 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
+    uint64_t t0 = h->refused ? uv_hrtime() : 0; /* a refusal's handling, for its log line */
     if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes)
-      return hd_refuse_early(&h->mhd, conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
-                             "the request line and headers are larger than the server accepts");
+      return hd_refuse_head(h, conn, t0, method, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
+                            "the request line and headers are larger than the server accepts");
     char why[200];
     const char *terr = hd_target_error(&h->mhd, conn, method, url, version, why, sizeof why);
-    if (terr) return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
+    if (terr) return hd_refuse_head(h, conn, t0, method, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
     unsigned fstatus;
     const char *ferr = hd_framing_error(&h->mhd, conn, version, &fstatus, why, sizeof why);
-    if (ferr) return hd_refuse_early(&h->mhd, conn, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
+    if (ferr)
+      return hd_refuse_head(h, conn, t0, method, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
     const char *herr = hd_host_error(&h->mhd, conn, version, why, sizeof why);
-    if (herr) return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", herr);
+    if (herr) return hd_refuse_head(h, conn, t0, method, MHD_HTTP_BAD_REQUEST, "bad_request", herr);
     if (h->quick && hd_quick_fits(h, conn, method, url)) {
       /* offered at MHD's next call, when it is whole; no request made of it until declined */
       hd_conn *qc = hd_conn_of(&h->mhd, conn);
@@ -1947,6 +1966,11 @@ int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn
   h->quick = n ? fn : NULL;
   h->quick_ud = ud;
   return 0;
+}
+
+void httpd_set_refused(httpd *h, httpd_refused_fn fn, void *ud) {
+  h->refused = fn;
+  h->refused_ud = fn ? ud : NULL;
 }
 
 int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,

@@ -190,6 +190,23 @@ typedef struct httpd_kept httpd_kept;
 int httpd_quick_respond_kept(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,
                              httpd_blob *blob, httpd_kept **kept);
 void httpd_kept_free(httpd_kept *k);
+/* A request refused at its headers, before any request is made of it or fn offered it:
+ * request line and headers over max_header_bytes (431), framing that could be read two
+ * ways (400; a transfer coding not served, 501), a target or Host that is not valid (400).
+ * Answered with JSON and closed by the server; then, the answer queued, fn is told, inside
+ * libmicrohttpd's callback as a quick one is (it must not wait), so that the owner counts
+ * and logs it: no request reaches the owner otherwise. */
+typedef struct httpd_refusal {
+  unsigned status;
+  const char *note;   /* the answer's message */
+  const char *method; /* as sent; NULL when it is not a token (the refusal may be of it) */
+  const char *remote; /* as httpd_remote's */
+  const char *via;    /* as httpd_via's */
+  uint64_t t0;        /* uv_hrtime() when its headers were in */
+} httpd_refusal;
+typedef void (*httpd_refused_fn)(const httpd_refusal *rf, void *ud);
+/* Sets fn (NULL: none, the refusals then told to no one). */
+void httpd_set_refused(httpd *h, httpd_refused_fn fn, void *ud);
 /* Starts a streamed (chunked) response with this status (200 for an event stream) and
  * these header lines. 0 or as above. */
 int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders);

@@ -37,9 +37,14 @@ typedef struct lhd_srv {
   /* {fn, the server} while quick paths are set (LUA_NOREF: none): the server is kept from
    * collection as long as libmicrohttpd may call into it with its address */
   int quick_ref;
-  int in_quick;  /* inside it: the server may not be closed (libmicrohttpd is running) */
+  int in_quick;  /* inside it, or a refusal's log function (srv:refusals): the server may not
+                    be closed (libmicrohttpd is running) */
   httpd_quick_fn c_quick; /* an answer in C set instead of fn (orket.c.health), and its ud */
   void *c_quick_ud;
+  /* {tally, the server} while the requests refused at their headers are counted and logged
+   * by the tally (srv:refusals; LUA_NOREF: none), the server kept as quick_ref keeps it */
+  int refused_ref;
+  struct lhd_tally *refused;
   /* the proxy's memory (srv:proxy_memo): NULL while off; the store whose stamp it reads
    * and the limiters it takes from, referenced (conn_ref, ...) while it is on */
   proxymemo *memo;
@@ -452,7 +457,8 @@ static void lhd_proxy_cancel(rt_wait *w) {
 
 /* What a proxied request's end records, for every request to one route (httpd.proxy_tally):
  * the route's counts and the log line, made here, so that the request's task is not resumed
- * for them. */
+ * for them. A server's requests refused at their headers are recorded by one too
+ * (srv:refusals). */
 struct lhd_tally {
   lua_State *L; /* the main thread, where the log function runs */
   int log_ref;  /* LUA_NOREF once collected */
@@ -527,7 +533,8 @@ static const char *lhd_end_note(char *out, size_t n, unsigned st, const char *ms
 
 /* The pump is over (freed by the caller, its status st and note taken first): the 502 when
  * nothing came to pass on (504 when nothing came in time), as the caller would answer it, then the counts, the log line (to
- * the log function, protected) and the request released (r NULL: already closed). */
+ * the log function, protected) and the request released (r NULL: already closed, or none:
+ * a refusal's, srv:refusals, st its status). */
 static void lhd_tally_end(lua_State *L, lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, const char *note,
                           const lhd_end *e) {
   /* the log function below may close the server, whose shutdown would reach the freed pump
@@ -674,7 +681,7 @@ static int lhd_cut(lua_State *L) {
  * headers_timeout_body (optional): the 504's instead when it began its answer but did not
  * complete its headers in time (their deadline, or its silence, passed). tally:stats() -> count, sum (seconds),
  * {count per bucket, not cumulative}, {status -> count}; tally:active() -> the requests
- * still to end here. */
+ * still to end here. srv:refusals(tally) has it count and log a server's refusals too. */
 static int lhd_tally_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -1619,6 +1626,51 @@ static int lhd_quick(lua_State *L) {
   return 0;
 }
 
+/* ---- requests refused at their headers --------------------------------------------------- */
+
+/* From inside libmicrohttpd (httpd_set_refused): counted and logged as a proxied request's
+ * end is (lhd_tally_end, no request to answer or release), guarded as a quick answer is:
+ * the log function may not close the server. The stack's room made sure of, not assumed
+ * (called from the loop): out of memory, the refusal goes uncounted and unlogged. */
+static void lhd_on_refused(const httpd_refusal *rf, void *ud) {
+  lhd_srv *s = ud;
+  if (s->refused == NULL || !lua_checkstack(s->L, 8)) return;
+  lhd_end e = {0};
+  e.remote = rf->remote;
+  e.method = rf->method;
+  e.via = rf->via;
+  int was = s->in_quick;
+  s->in_quick = 1;
+  lhd_tally_end(s->L, s->refused, NULL, rf->t0, rf->status, rf->note, &e);
+  s->in_quick = was;
+}
+
+/* srv:refusals(tally | nil): the requests refused at their headers, before any is made of
+ * them (httpd_refusal: a 431, framing that could be read two ways, a target or Host that is
+ * not valid), counted by tally (httpd.proxy_tally: tally:stats()'s statuses) and logged
+ * through its log function, their line's route the tally's, note the answer's message and
+ * key null; no Lua call but that. nil: neither. While a tally is set the server is not
+ * collected: close it, or set nil. */
+static int lhd_refusals(lua_State *L) {
+  lhd_srv *s = lhd_check_srv(L);
+  lhd_tally *t = lua_isnoneornil(L, 2) ? NULL : luaL_checkudata(L, 2, LHD_TALLY);
+  luaL_argcheck(L, t == NULL || t->route != NULL, 2, "the tally is finalized");
+  int ref = LUA_NOREF;
+  if (t) {
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 2);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  httpd_set_refused(s->h, t ? lhd_on_refused : NULL, s);
+  luaL_unref(L, LUA_REGISTRYINDEX, s->refused_ref); /* the old tally, its server unpinned */
+  s->refused_ref = ref;
+  s->refused = t;
+  return 0;
+}
+
 /* srv:proxy_memo{conn=, by_addr=, by_key=} | srv:proxy_memo(nil): turns the proxy's
  * memory on (conn: the store connection whose stamp decisions are made under; by_addr,
  * by_key: the orket.c.ratelimit limiters the Lua way takes from) or off. On, a request
@@ -1753,7 +1805,8 @@ static int lhd_stop_accepting(lua_State *L) {
 
 /* srv:close(): ends streams, answers 503 to what is unanswered, stops. Idempotent. A task
  * waiting in accept() gets nil. Also __close; __gc never runs inside the quick function
- * (quick_ref keeps the server while paths are set), so only these calls are refused there. */
+ * (quick_ref keeps the server while paths are set) nor a refusal's log function
+ * (refused_ref), so only these calls are refused there. */
 static int lhd_srv_close(lua_State *L) {
   lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
   if (s->h == NULL) return 0;
@@ -1765,6 +1818,9 @@ static int lhd_srv_close(lua_State *L) {
   while (s->fast_running) lhd_fast_unlink(s->fast_running); /* pumps that outlive it end alone */
   luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref);
   s->quick_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->refused_ref);
+  s->refused_ref = LUA_NOREF;
+  s->refused = NULL;
   if (s->waiting && s->w.co_ref != LUA_NOREF) {
     s->waiting = 0;
     rt_wait_finish(&s->w, lhd_push_next, s);
@@ -1843,7 +1899,7 @@ static int lhd_listen(lua_State *L) {
   lhd_srv *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s); /* created closed, then the resource */
   s->w.co_ref = LUA_NOREF;
-  s->quick_ref = LUA_NOREF;
+  s->quick_ref = s->refused_ref = LUA_NOREF;
   s->conn_ref = s->addr_ref = s->key_ref = LUA_NOREF;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   s->L = lua_tothread(L, -1);
@@ -1920,6 +1976,7 @@ static const luaL_Reg lhd_req_meta[] = {
 static const luaL_Reg lhd_srv_methods[] = {
     {"accept", lhd_accept},
     {"quick", lhd_quick},
+    {"refusals", lhd_refusals},
     {"proxy_memo", lhd_proxy_memo},
     {"proxy_forget", lhd_proxy_forget},
     {"proxy_cut", lhd_proxy_cut},

@@ -277,6 +277,12 @@ function M.new(o)
       fail_headers = JSON_HEADERS }
     self.metrics:count_elsewhere(route, nil, self.tallies[route])
   end
+  -- requests refused at their headers in C, before any route (a 431, framing read two ways,
+  -- a duplicate Host): logged and counted as route "-" by a tally of their own (core/httpd.c)
+  self.refused = httpd.proxy_tally { route = "-", buckets = metrics.BUCKETS, log = log_of(self) }
+  self.metrics:count_elsewhere("-", nil, self.refused)
+  srv:refusals(self.refused)
+  if usrv then usrv:refusals(self.refused) end
   self.audit = audit_s -- checkpoint_every, retention_days (orket.settings.audit)
   self.cors = {}
   for _, origin in ipairs(ss.cors) do self.cors[origin] = true end
