@@ -1639,9 +1639,13 @@ static void lhd_on_refused(const httpd_refusal *rf, void *ud) {
   e.remote = rf->remote;
   e.method = rf->method;
   e.via = rf->via;
-  int was = s->in_quick;
+  int was = s->in_quick, top = lua_gettop(s->L);
   s->in_quick = 1;
+  /* the tally held on the stack while it ends the request: the log function may set
+   * another (srv:refusals), which lets this one be collected */
+  lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refused_ref);
   lhd_tally_end(s->L, s->refused, NULL, rf->t0, rf->status, rf->note, &e);
+  lua_settop(s->L, top);
   s->in_quick = was;
 }
 

@@ -129,7 +129,7 @@ end
 --- carries turn {step, model, provider, prompt_tokens, completion_tokens, cached_tokens,
 --- cost (micro-units), currency, messages, response}, a "tool_call" event result: the
 --- result as the JSON text the journal holds), transitions (the board moves the run made:
---- at, card, actor, from, to) and usage (the run's tokens by kind and cost by currency,
+--- at, card, actor, from, to; on the first page only, empty after) and usage (the run's tokens by kind and cost by currency,
 --- docs/cost.md: {calls, priced, input, cached, output, cost = {CURRENCY = micro-units}}).
 --- opts: cap (bytes: each text longer is cut, as fit says, the event's `cut` listing them
 --- and the document's field_max saying cap; nil: every text whole), page (bytes: a page of
@@ -146,8 +146,10 @@ function M.json_doc(db, dir, id, opts)
   -- The board's moves made by the run carry its id. A run started before they did
   -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
   -- time window before the upgrade: never those of later runs, commands or other runs.
+  -- (on the first page alone: the same moves are in the events too, and a run of thousands
+  -- of cards would put them whole on every page)
   local moves = {}
-  for _, m in ipairs(sj.run_moves(db, run)) do
+  for _, m in ipairs((opts.after or 0) == 0 and sj.run_moves(db, run) or {}) do
     local d = type(m.data) == "table" and m.data or {} -- (hand-edited: JSON null, a string)
     moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
   end
