@@ -214,6 +214,23 @@ describe("orket serve runs", function()
 
   -- a resume was checked in the CLI alone: the server resumed a run whose team lost its
   -- reviewer seat into a block no retry lifts
+  -- an archived epic's issues are not worked: a new run of it is refused at once, saying
+  -- how to end them, as orket run refuses it (rather than start, work nothing and stall)
+  it("refuses a run of an epic a person archived, naming it and how to end its issues", function()
+    local dir = project()
+    local op = key(dir, "ops", "operator")
+    local s = start(dir, { env = LIMITS })
+    local st, doc = call(s, "POST", "/v1/cards/B/move", op, { to = "archived" })
+    assert.equal(200, st, cjson.encode(doc))
+    st, doc = call(s, "POST", "/v1/runs", op, { target = "B" })
+    assert.equal(409, st, cjson.encode(doc))
+    assert.matches("B is archived", doc.error.message, 1, true)
+    assert.matches("orket cancel", doc.error.message, 1, true)
+    st = call(s, "POST", "/v1/runs", op, { target = "A" }) -- another epic's run is not
+    assert.equal(201, st)
+    assert.equal(0, s.stop())
+  end)
+
   it("refuses to resume a run whose team has no reviewer now, naming orket.lua's line, as the CLI does", function()
     local dir = project { "A-1" }
     local op = key(dir, "ops", "operator")
@@ -362,6 +379,11 @@ models.default = "openai:gpt-x"
     assert.same({ "card_blocked", "A-1", "system" }, { blocked.event, blocked.card, blocked.reason })
     assert.matches("nothing is listening at http://127.0.0.1:9", blocked.detail, 1, true)
     assert.same({ "run_end", "failed" }, { lines[#lines].event, lines[#lines].status })
+    -- and the run's record says why, as its end journaled it
+    local gst, got = call(s, "GET", "/v1/runs/" .. math.tointeger(id), op)
+    assert.equal(200, gst)
+    assert.is_string(got.run.reason, cjson.encode(got))
+    assert.matches("A-1", got.run.reason, 1, true)
     assert.equal(0, s.stop())
   end)
 

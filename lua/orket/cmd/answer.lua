@@ -5,11 +5,11 @@
 -- goes back to ready in the same transaction, so the next 'orket run' or 'orket resume'
 -- picks it up.
 local board_mod = require "orket.board"
-local config = require "orket.config"
 local approvals = require "orket.actions.approvals"
 local answer = require "orket.actions.answer"
 
 local cmdline = require "orket.cmdline"
+local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "answer", summary = "answer a card that waits for input or approval" }
 cmd.args = {
@@ -28,7 +28,9 @@ for an approval holds a tool call a policy asked about ('orket card CARD' shows 
 lets exactly that call run once on the card's next turn (the note is passed on to the model);
 --deny tells the model the call is refused and why. A card a money budget stopped goes on
 with --approve, one budget's worth more (or raise the budget in orket.lua); text does not
-approve it. Continue with 'orket resume' or 'orket run CARD'.
+approve it. It then says what continues the card: a run going on it takes it up itself; one
+killed or interrupted with a turn half done is continued with 'orket resume RUN'; else
+'orket resume' or 'orket run CARD'.
 Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
 -- The words beyond the card, checked -> decision ("approve", "deny" or nil for an answer),
@@ -83,6 +85,8 @@ function cmd.run(args, cli)
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
   local ok, aerr, acode = apply(db, o.card, decision, text, cli)
+  -- (asked before the store is closed: which run, if any, goes on with the card)
+  local hint = ok and run_cmd.continue_hint(o.dir, db, board_mod.open(db), o.card, cli)
   db:close()
   if acode == "EUSAGE" then return cli.usage_error(cmd, "%s", aerr) end
   if not ok then
@@ -96,10 +100,7 @@ function cmd.run(args, cli)
     what = ok.id and string.format("%s request #%d of", what, ok.id)
       or string.format("%s one budget more (the %s's money budget) for", what, tostring(ok.scope))
   end
-  -- the commands as typed from here (as orket retry says them)
-  local where = config.at(o.dir)
-  io.stdout:write(string.format("%s %s; continue with 'orket resume%s' or 'orket run %s%s'\n", what, o.card, where,
-    cli.shell_quote(o.card), where))
+  io.stdout:write(string.format("%s %s; %s\n", what, o.card, hint))
   return 0
 end
 

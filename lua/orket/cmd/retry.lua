@@ -4,11 +4,11 @@
 -- was raised, an issue that was split). The move goes through the state machine as a
 -- person's; board:retry resets the card's rework count and budgets and journals it.
 local board_mod = require "orket.board"
-local config = require "orket.config"
 local approvals = require "orket.actions.approvals"
 local retry = require "orket.actions.retry"
 
 local cmdline = require "orket.cmdline"
+local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "retry", summary = "get a blocked, waiting or handed-in card moving again" }
 cmd.args = {
@@ -26,7 +26,9 @@ it to ready and starts its turn and token budgets and its count of review reject
 still open is archived: the retry answers it. The note, if given, is added to
 the card's comments by the developer, where the next turn's model reads it. A card waiting
 for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
-while a run works on the project. Continue with 'orket resume' or 'orket run CARD'.]]
+while a run works on the project. It then says what continues the card: 'orket resume RUN'
+for a killed or interrupted run that left a turn half done on its cards, else 'orket resume'
+or 'orket run CARD'.]]
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
@@ -46,6 +48,8 @@ function cmd.run(args, cli)
       .. "[\"note\"]' or --deny \"reason\"", detail.card, approvals.describe(p), p.id, detail.card)
   end
   local usage = code == "EUSAGE" and err or nil
+  -- (asked under the run lock this command holds: which run, if any, goes on with the card)
+  local hint = card and run_cmd.continue_hint(o.dir, db, b, card.id, cli, true)
   db:close()
   lock:release()
   if usage then return cli.usage_error(cmd, "%s", usage) end
@@ -54,11 +58,7 @@ function cmd.run(args, cli)
     return 1
   end
   cli.say_operator()
-  -- the commands as typed from here: `orket run` alone is a usage error, and without -C DIR
-  -- either would look for a project in the folder the person is in
-  local where = config.at(o.dir)
-  io.stdout:write(string.format("%s is %s; continue with 'orket resume%s' or 'orket run %s%s'\n", card.id,
-    card.status, where, cli.shell_quote(card.id), where))
+  io.stdout:write(string.format("%s is %s; %s\n", card.id, card.status, hint))
   return 0
 end
 

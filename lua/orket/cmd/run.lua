@@ -280,9 +280,14 @@ end
 local function record(e, o, resume_id)
   if not resume_id then
     -- said as the command's own words (the board's named the board: "board: no card")
-    if not e.board:get(o.target) then
+    local target = e.board:get(o.target)
+    if not target then
       return nil, string.format("no card %q (see 'orket board')", o.target), "ENOENT"
     end
+    -- every card left under an epic or rock a person archived or canceled: a run would
+    -- work none of it (Run:prepare skips them), so it is refused, saying how to end them
+    local ended = scheduler.ended_target(e.board, target)
+    if ended then return nil, ended end
     return recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model, own_run_lock = true })
   end
   local ok, cerr, ccode = setup.resumable(o.dir, e)
@@ -414,6 +419,36 @@ function cmd.execute(o, cli, resume_id, caller)
     return 1
   end
   return execute(o, cli, resume_id, caller or cmd)
+end
+
+--- continue_hint(dir, db, board, id, cli[, own_run_lock]) -> "continue with ...": what gets card id going
+--- again once a person put it back to ready (orket answer, orket retry), decided as a run's
+--- start is refused (recorded.in_the_way): a live run of it takes it up on its next pass; a
+--- killed or interrupted one that left a turn half done is resumed, as a new run is refused
+--- then; a card under an archived or canceled parent is worked by neither.
+function cmd.continue_hint(dir, db, board, id, cli, own_run_lock)
+  local where = config.at(dir)
+  local card = board:get(id)
+  local over = card and scheduler.ended_parent(board, card)
+  if over then
+    local why, how = scheduler.ended_why(over, id)
+    return string.format("no run works it: %s; end it with %s", why, how)
+  end
+  -- (a store that cannot be read: the plain hint, the answer itself is made)
+  local ok, other, _, kind = pcall(recorded.in_the_way, dir, db, board, id, { own_run_lock = own_run_lock, prune = false })
+  if ok and other and other.id then
+    if kind == "unfinished" then
+      return string.format("continue with 'orket resume %d%s' (run %d of %s left a turn half done: a new run "
+        .. "would redo it, so 'orket run' is refused)", other.id, where, other.id, tostring(other.target))
+    end
+    local who = other.worker and ("worker " .. other.worker) or other.pid and ("process " .. tostring(other.pid))
+    if who then
+      return string.format("run %d (%s, %s) is going and takes it up on its next pass", other.id,
+        tostring(other.target), who)
+    end
+    return string.format("run %d (%s) is left to the workers, which take it up", other.id, tostring(other.target))
+  end
+  return string.format("continue with 'orket resume%s' or 'orket run %s%s'", where, cli.shell_quote(id), where)
 end
 
 function cmd.run(args, cli)

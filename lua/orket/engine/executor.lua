@@ -15,6 +15,7 @@ local runlease = require "orket.engine.runlease"
 local store_runs = require "orket.store.runs"
 local recorded = require "orket.engine.recorded"
 local leases = require "orket.store.leases"
+local scheduler = require "orket.engine.scheduler"
 
 local M = {}
 
@@ -243,6 +244,11 @@ local function decide(dir, db, e, target, resuming, make, no_hold, held)
   -- (a resume too is refused beside a run left to the workers: recorded.in_the_way)
   local other, why = recorded.in_the_way(dir, db, e.board, target, { resuming = resuming })
   if other then return nil, "conflict", why end
+  -- every card left under an epic or rock a person archived or canceled: a new run would
+  -- work none of it (as orket run refuses it)
+  local card = not resuming and e.board:get(target)
+  local ended = card and scheduler.ended_target(e.board, card)
+  if ended then return nil, "conflict", ended end
   -- another run's git work may be in flight: a crash's leftovers are not taken now
   if claims.live(dir)[1] then e.no_git_recover = true end
   local id, merr, mcode = make()

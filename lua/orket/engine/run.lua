@@ -26,6 +26,7 @@ local spend = require "orket.engine.spend"
 local experiments = require "orket.engine.experiments"
 local store_experiments = require "orket.store.experiments"
 local sourcepos = require "orket.sourcepos"
+local inert = require "orket.inert"
 
 local M = {}
 local Run = {}
@@ -394,6 +395,10 @@ end
 -- Decides the next turn for a card: job, or nil plus whether the board changed. An open
 -- turn (a killed run's) goes on as it was; a new one passes the steps above in order.
 function Run:prepare(card)
+  -- a card whose epic or rock a person archived (or canceled) gets no turn, not even the
+  -- rest of a half-done one: its work would be merged under a parent that says it is over
+  local over = scheduler.ended_parent(self.board, card)
+  if over then return self:skip(card, (scheduler.ended_why(over, card.id))) end
   local turns, merge_mark = recorded.turns(self.db, self.run_id, card.id)
   if #turns == 0 then
     -- no turn of this run on the card: it has spent none of the run's tokens on it (a
@@ -1205,6 +1210,28 @@ local function canceled_note(run, c)
   return string.format("%s (canceled by %s%s)", c.id, tostring(h.actor), h.note and (": " .. h.note) or "")
 end
 
+-- At most this many cards of the stall report are journaled with the run's end, each line
+-- cut at STUCK_CUT bytes: a run of 50,000 stuck cards must not write megabytes into one event
+local STUCK_SHOWN, STUCK_CUT = 20, 300
+
+-- "2 cards did not finish:\nE-1 (blocked): REASON; next: COMMAND\n...": the stall report
+-- (scheduler.stuck) as lines, bounded | nil when it is empty
+local function stuck_note(stuck)
+  if #stuck == 0 then return nil end
+  local lines = { string.format("%d card%s did not finish:", #stuck, #stuck == 1 and "" or "s") }
+  for i = 1, math.min(#stuck, STUCK_SHOWN) do
+    local s = stuck[i]
+    -- (one line each: a reason ends with the card's last comment, which may have many)
+    local line = string.format("%s (%s): %s%s", s.card, s.status, tostring(s.reason),
+      s.next and ("; next: " .. s.next) or ""):gsub("%s*\n%s*", " ")
+    lines[#lines + 1] = inert.clip(line, STUCK_CUT)
+  end
+  if #stuck > STUCK_SHOWN then
+    lines[#lines + 1] = string.format("and %d more ('orket board' shows them)", #stuck - STUCK_SHOWN)
+  end
+  return table.concat(lines, "\n")
+end
+
 function Run:conclude(target, view)
   local status, stuck, reason, cards = "done", {}, nil, nil
   -- the store lost while the run went: whatever it made raise (an internal error's report
@@ -1258,6 +1285,9 @@ function Run:conclude(target, view)
       if self.halted then
         reason = self.halted .. "; raise it in orket.lua, then 'orket resume' carries on"
       end
+      -- every card left is under an epic or rock a person ended: said once for the run
+      local ended = scheduler.ended_target(self.board, target, cards)
+      if ended then reason = reason and (reason .. "; " .. ended) or ended end
     end
     -- cards an import moved away: said, so a run that ends with less done than its epic
     -- had, or with nothing, is not a mystery
@@ -1288,6 +1318,10 @@ function Run:conclude(target, view)
   -- past its lease, the run resumed elsewhere meanwhile, wrote interrupted over the live run
   -- (and its run_end), and the holder then took the run for stopped by another.
   local fok, ferr, ended_by_other, elsewhere = true, nil, nil, false
+  -- the stall report is this process's event only: its cards are journaled with the end too,
+  -- so a run a server or a worker executed says why it stopped (orket log, its stream)
+  local note = stuck_note(stuck)
+  local journaled = note and (reason and (reason .. "\n" .. note) or note) or reason
   if not (self.lease and (status == "interrupted" or self.journal_failed)) then
     local fence = self.engine.run_fence
     fok, ferr = self.db:tx(function()
@@ -1295,7 +1329,7 @@ function Run:conclude(target, view)
         elsewhere = true
         return true
       end
-      return self.db:finish_run(self.run_id, status, { running = self.lease and true or nil, reason = reason })
+      return self.db:finish_run(self.run_id, status, { running = self.lease and true or nil, reason = journaled })
     end)
     if fok == false then fok, ended_by_other, ferr = true, ferr, nil end
   end
@@ -1327,7 +1361,7 @@ function Run:conclude(target, view)
   end
   self:emit { type = "run_end", status = status, reason = reason, tokens = tokens,
     canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil,
-    ended_by_other = ended_by_other }
+    ended_by_other = ended_by_other, stuck_note = note }
   -- store_lost: why the store failed under the run (a server waits for it and carries on)
   return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting,
     store_lost = self.journal_failed, elsewhere = elsewhere or nil }

@@ -22,6 +22,71 @@ function M.scope(board, target)
   return board:list(q)
 end
 
+-- A parent whose work a person ended: canceling takes its unfinished children along, archiving
+-- does not (the state machine archives from any status), so what is left under an archived
+-- epic or rock would be worked and merged under a parent that says it is over.
+local OVER = { archived = true, canceled = true }
+
+--- ended_parent(board, card [, seen]) -> the epic or rock above card that is archived or
+--- canceled | nil. seen: parent id -> its card (or false), kept by a caller asking of many cards
+function M.ended_parent(board, card, seen)
+  local id, guard = card.parent, 0
+  while id and guard < 8 do -- (the board is three levels deep)
+    local p = seen and seen[id]
+    if p == nil then
+      p = board:get(id) or false
+      if seen then seen[id] = p end
+    end
+    if not p then return nil end
+    if OVER[p.status] then return p end
+    id, guard = p.parent, guard + 1
+  end
+  return nil
+end
+
+-- The way to end an issue left under an ended parent: `orket cancel EPIC` is refused for an
+-- archived one (only archiving is left), so each issue is canceled, or archived as its parent was
+local function end_each(id)
+  return string.format("orket cancel %s \"reason\" (or archive it: POST /v1/cards/%s/move {\"to\":\"archived\"})", id, id)
+end
+
+--- ended_why(parent, id) -> why issue id, under parent (ended_parent's), gets no turn, and
+--- the command that ends it
+function M.ended_why(parent, id)
+  return string.format("%s is %s: its issues are not worked", parent.id, parent.status), end_each(id)
+end
+
+--- ended_target(board, target [, cards]) -> message | nil: a run of target has nothing it may
+--- work because its unfinished issues (at least one) are all under an archived or canceled
+--- epic or rock (the target itself, say); the message names the parent and how to end them.
+--- cards: the target's scope, read already.
+function M.ended_target(board, target, cards)
+  if target.type == "issue" then
+    if FINAL[target.status] then return nil end
+    local p = M.ended_parent(board, target)
+    if not p then return nil end
+    return string.format("%s is %s: its issues are not worked; end %s with %s", p.id, p.status, target.id,
+      end_each(target.id))
+  end
+  local parents, names, ids, left, seen = {}, {}, {}, 0, {}
+  for _, c in ipairs(cards or M.scope(board, target)) do
+    if not FINAL[c.status] then
+      local p = OVER[target.status] and target or M.ended_parent(board, c, seen)
+      if not p then return nil end
+      left = left + 1
+      if left <= 5 then ids[left] = c.id end
+      if not parents[p.id] then
+        parents[p.id] = true
+        names[#names + 1] = p.id .. " is " .. p.status
+      end
+    end
+  end
+  if left == 0 then return nil end
+  return string.format("%s: the %d unfinished issue%s under %s not worked; end each (%s%s) with %s",
+    table.concat(names, ", "), left, left == 1 and "" or "s", (#names == 1 and "it" or "them") .. (left == 1 and " is"
+    or " are"), table.concat(ids, ", "), left > #ids and string.format(" and %d more", left - #ids) or "", end_each("ID"))
+end
+
 local function by_priority(a, b)
   if a.priority ~= b.priority then return a.priority > b.priority end
   if a.created_at ~= b.created_at then return a.created_at < b.created_at end
@@ -374,13 +439,18 @@ function M.stuck(board, cards, why_run)
   local resume = why_run.run and ("orket resume " .. why_run.run) or "orket resume"
   local out = {}
   -- what the report has learnt of the board: epics' depends_on, cards' first moves
-  local r = { epics = {}, moves = {} }
+  local r = { epics = {}, moves = {}, parents = {} }
   local pause = why_run.pause
   for _, c in ipairs(cards) do
     if pause and pause() then return nil end
     if not FINAL[c.status] then
       local why, waits_for, pending, next_step
-      if c.status == "waiting_for_developer" then
+      -- under a parent a person archived (or canceled) a card gets no turn whatever it
+      -- waits for: an answer or a retry would not move it (Run:prepare)
+      local over = M.ended_parent(board, c, r.parents)
+      if over then
+        why, next_step = M.ended_why(over, c.id)
+      elseif c.status == "waiting_for_developer" then
         pending = approvals.pending(board.db, c.id)
         waits_for = pending and "approval" or (c.wait_reason == "review" or c.wait_reason == "budget") and c.wait_reason or "input"
         why = (not pending and c.wait_reason == "review") and "waiting for review on the forge" or pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
@@ -438,7 +508,7 @@ function M.stuck(board, cards, why_run)
       -- (not for a card waiting for review on the forge: its last comment is of an earlier
       -- cycle, a request for changes or a closed pull request, which it no longer waits on;
       -- read only for the cards it is added to: a chain of ready cards makes no query each)
-      if not pending and (c.status == "blocked" or c.status == "waiting_for_developer")
+      if not pending and not over and (c.status == "blocked" or c.status == "waiting_for_developer")
           and not (c.status == "waiting_for_developer" and c.wait_reason == "review") then
         local cs = board:comments(c.id)
         local last = cs[#cs]

@@ -158,7 +158,10 @@ end
 local function get(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  return 200, { run = with_usage(ctx.db, M.doc(ctx.db, ctx.dir, row)) }
+  local d = with_usage(ctx.db, M.doc(ctx.db, ctx.dir, row))
+  -- why it ended so (failed, stalled: the stuck cards' lines), as its run_end journaled it
+  if d.state ~= "running" then d.reason = runs_store.end_reason(ctx.db, row.id) or null end
+  return 200, { run = d }
 end
 
 -- GET /v1/runs/{id}/transcript[?after=EVENT]: a page of the run's transcript, its texts cut
@@ -244,7 +247,9 @@ M.RUN = { type = "object", additionalProperties = false,
     concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
     live = { type = "boolean", description = "this server executes it now" },
     usage = { type = "object", description = "its model calls (GET only): calls, priced (with a cost), input, cached and "
-      .. "output tokens, cost {CURRENCY = micro-units} (docs/cost.md)" } } }
+      .. "output tokens, cost {CURRENCY = micro-units} (docs/cost.md)" },
+    reason = { description = "why it ended so, as its end journaled it (GET of an ended run only; null: none said): "
+      .. "a failure's cause, a stall's stuck cards with each one's reason and next command" } } }
 local ONE = { type = "object", additionalProperties = false, required = { "run" }, properties = { run = M.RUN } }
 local MANY = { type = "object", additionalProperties = false, required = { "runs" },
   properties = { runs = { type = "array", items = M.RUN } } }

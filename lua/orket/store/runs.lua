@@ -4,6 +4,8 @@
 -- Written once for both backends (orket.store.dialect).
 local one = require("orket.store.backend").row
 local costs = require "orket.store.costs"
+local cjson = require "cjson.safe"
+local statement = require("orket.store.dialect").statement
 
 local M = {}
 
@@ -38,6 +40,17 @@ local STATUS_AND_END = "SELECT (SELECT status FROM runs WHERE id = ?) AS status,
 function M.status_and_end(db, id)
   local r = one(db, STATUS_AND_END, id)
   return r.status, math.tointeger(tonumber(r.last))
+end
+
+--- end_reason(db, run) -> the reason its last run_end journaled (text: why it failed or
+--- stalled, the stuck cards' lines) | nil
+local END_REASON = statement(function(d)
+  return "SELECT " .. d.json("data") .. " FROM events WHERE run_id = ? AND kind = 'run_end' ORDER BY id DESC LIMIT 1"
+end)
+function M.end_reason(db, run)
+  local r = one(db, END_REASON(db), run)
+  local data = r and cjson.decode(r.data)
+  return type(data) == "table" and type(data.reason) == "string" and data.reason or nil
 end
 
 --- stops_between(db, from, to) -> {{id=, run=}} the run_end events with id in (from, to]
