@@ -230,7 +230,7 @@ mcp = { servers = {
     assert.is_nil(l.stdout:find("refused t300", 1, true), l.stdout)
     assert.matches("\n  tools/list stopped after 1 page: more than 512 tools; the listing is the 512 tools read before that, "
       .. "any later ones are left out\n", l.stdout, 1, true)
-    assert.matches("typo             stdio  down: cannot run orket-mcp-no-such-server: no such file or directory\n", l.stdout, 1, true)
+    assert.matches("typo             stdio  down: cannot run orket-mcp-no-such-server: no such file or directory (ENOENT)\n", l.stdout, 1, true)
     local j = cjson.decode(H.orket("mcp list --json", { cwd = dir }).stdout)
     local many = j.servers[1].name == "many" and j.servers[1] or j.servers[2]
     assert.equal(256, #many.refused)
