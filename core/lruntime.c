@@ -2,6 +2,7 @@
  * (`sleep`, the first operation that suspends a coroutine: the pattern in await.h), the
  * clock and memory figures, read_script for operator files, and cloexec.
  * lua/orket/task.lua builds tasks on top. */
+#define _GNU_SOURCE /* strerrorname_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -196,6 +197,18 @@ static int rtl_cloexec(lua_State *L) {
   return 1;
 }
 
+/* rt.errno_text(n) -> NAME, words ("ENOENT", "No such file or directory") | nil for a number
+ * the C library has no name for. Asked of glibc, not libuv: libuv's names of a number it
+ * does not know are allocated and never freed. */
+static int rtl_errno_text(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  const char *name = n > 0 && n < 4096 ? strerrorname_np((int)n) : NULL;
+  if (name == NULL) return 0;
+  lua_pushstring(L, name);
+  lua_pushstring(L, strerror((int)n));
+  return 2;
+}
+
 /* inherited_fd(n) -> whether descriptor n was open when orket started (the caller's);
  * nil past 66, which the start did not look at */
 static int rtl_inherited_fd(lua_State *L) {
@@ -208,6 +221,7 @@ static int rtl_inherited_fd(lua_State *L) {
 static const luaL_Reg rtl_funcs[] = {
     {"inherited_fd", rtl_inherited_fd},
     {"cloexec", rtl_cloexec},
+    {"errno_text", rtl_errno_text},
     {"version", rtl_version},
     {"now", rtl_now},
     {"sleep", rtl_sleep_fn},

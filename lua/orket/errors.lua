@@ -7,7 +7,7 @@
 -- a spec checks they are current). The state machine's remedies are its own
 -- (core/statemachine.c): the agents read them in the gate's denials, so they live there.
 local sm = require "orket.c.statemachine"
-local uv = require "luv"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -740,11 +740,9 @@ end
 --- confinement helper's failed exec (its "E errno program" report) in the system's words,
 --- as proc.run says them; "(errno N)" when the system has none
 function M.exec_failure(errno, prog)
-  local words, name = uv.translate_sys_error(tonumber(errno))
-  if not words or not name or name:find("^Unknown") then
-    return string.format("cannot run %s (errno %s)", prog, errno)
-  end
-  return string.format("cannot run %s: %s (%s)", prog, words:match("^%u+: (.*)$") or words, name)
+  local name, words = rt.errno_text(math.tointeger(tonumber(errno)) or 0)
+  if not name then return string.format("cannot run %s (errno %s)", prog, errno) end
+  return string.format("cannot run %s: %s (%s)", prog, (words:gsub("^%u%l", string.lower)), name)
 end
 
 return M
