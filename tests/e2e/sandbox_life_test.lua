@@ -557,7 +557,13 @@ os.exit(require("orket.cli").main({ "sandbox", "up", "-C", %q }))
     assert.equal("healthy", doc.sandbox.status)
     os.execute("kill -9 " .. math.tointeger(doc.sandbox.owner_pid))
     H.wait_for(function() return #procs(m) == 0 end, "the second sandbox to end with its owner")
-    st, doc = H.api(s2, "GET", "/v1/sandboxes/" .. (id + 1), op)
+    -- (its app can be gone a moment before the killed owner's last thread lets go of its
+    -- lock: the kernel signals the helper when the forking thread exits; a look after that
+    -- reads it ended)
+    H.wait_for(function()
+      st, doc = H.api(s2, "GET", "/v1/sandboxes/" .. (id + 1), op)
+      return doc.sandbox.status ~= "healthy"
+    end, "the second sandbox read ended", 3000)
     assert.equal("exited", doc.sandbox.status)
     assert.equal(0, s2.stop())
   end)
