@@ -1585,6 +1585,17 @@ static void lhd_on_quick_c(httpd_quick *q, void *ud) {
   s->in_quick = 0;
 }
 
+/* A registry reference to {the value at idx, the server at 1}: what C calls back into is
+ * kept, and its server with it, for as long as libmicrohttpd may call with their address. */
+static int lhd_pin(lua_State *L, int idx) {
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 2);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* srv:quick({path, ...}, fn): fn(method, path, remote, host, origin, via) -> status, {"Name:
  * value", ...}, body (a string or a blob) | nil, for a GET on one of the paths with no query
  * and no body, called inside the server's run: it must not wait. nil hands the request
@@ -1607,14 +1618,7 @@ static int lhd_quick(lua_State *L) {
     lua_pop(L, 1); /* a string: the table keeps it */
   }
   int ref = LUA_NOREF;
-  if (n > 0) { /* made before anything changes: a raise here leaves the old paths and function */
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 3);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 2);
-    ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
+  if (n > 0) ref = lhd_pin(L, 3); /* made before anything changes: a raise here leaves the old ones */
   if (httpd_set_quick(s->h, paths, (size_t)n, c_fn ? lhd_on_quick_c : lhd_on_quick, s) != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return luaL_error(L, "httpd: out of memory");
@@ -1660,14 +1664,7 @@ static int lhd_refusals(lua_State *L) {
   lhd_tally *t = lua_isnoneornil(L, 2) ? NULL : luaL_checkudata(L, 2, LHD_TALLY);
   luaL_argcheck(L, t == NULL || t->route != NULL, 2, "the tally is finalized");
   int ref = LUA_NOREF;
-  if (t) {
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 2);
-    ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
+  if (t) ref = lhd_pin(L, 2);
   httpd_set_refused(s->h, t ? lhd_on_refused : NULL, s);
   luaL_unref(L, LUA_REGISTRYINDEX, s->refused_ref); /* the old tally, its server unpinned */
   s->refused_ref = ref;
