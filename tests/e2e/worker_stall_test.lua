@@ -35,6 +35,17 @@ local function events(dir, k, kind)
   return out
 end
 
+-- waits for the second worker to take W-1 over; on a timeout, says what both workers printed
+-- (the wait has timed out once under a loaded CI, and their logs are the only witnesses)
+local function taken_over(dir)
+  local ok, err = pcall(H.wait_for, function() return #events(dir, 2, "lease_taken_over") > 0 end,
+    "the second worker to take W-1 over", 3000)
+  if ok then return end
+  local function tail(f) return (H.read(dir .. "/" .. f) or ""):sub(-3000) end
+  error(string.format("%s\n-- w2.out:\n%s\n-- w2.err:\n%s\n-- w1.out:\n%s\n-- w1.err:\n%s", tostring(err),
+    tail("w2.out"), tail("w2.err"), tail("w1.out"), tail("w1.err")), 0)
+end
+
 describe("orket worker stalled in a tool's effect past its lease", function()
   local fake
   setup(function() fake = require("tests.fake_server").start() end)
@@ -57,7 +68,7 @@ describe("orket worker stalled in a tool's effect past its lease", function()
     H.wait_for(function() return stopped(w1) or not H.alive(w1) end, "the first worker to stall", 3000)
     assert.is_true(stopped(w1), H.read(dir .. "/w1.err"))
     w2 = worker(dir, 2, "", false)
-    H.wait_for(function() return #events(dir, 2, "lease_taken_over") > 0 end, "the second worker to take W-1 over", 3000)
+    taken_over(dir)
     -- long enough for the taker to recover the call and run it again, were it not fenced
     orket.sleep(1500)
     os.execute("kill -CONT " .. w1)
@@ -88,7 +99,7 @@ describe("orket worker stalled in a tool's effect past its lease", function()
     orket.sleep(500)
     os.execute("kill -STOP " .. w1) -- its call in flight: the answer comes 3 s after it began
     w2 = worker(dir, 2, "", false)
-    H.wait_for(function() return #events(dir, 2, "lease_taken_over") > 0 end, "the second worker to take W-1 over", 3000)
+    taken_over(dir)
     orket.sleep(2500)
     os.execute("kill -CONT " .. w1)
     H.wait_for(function() return not H.alive(w1) and not H.alive(w2) end, "both workers to end", 6000)
