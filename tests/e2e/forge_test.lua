@@ -406,6 +406,39 @@ describe("reviews on a forge", function()
     assert.equal(0, s.stop())
   end)
 
+  it("keeps a delivery's row while its event may come again, then deletes it", function()
+    local dir = project("github", forge.url)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, ORKET_SERVE_LIMITS = "webhook_max_age_s=86400" } })
+    local sf = require "orket.store.forge"
+    local now, DAY = os.time(), 86400
+    local db = assert(require("orket.project").open_store(dir, false))
+    sf.record_delivery(db, "github", "old", "pull_request_review", nil, "ignored: before", nil, now - 31 * DAY)
+    sf.record_delivery(db, "github", "recent", "pull_request_review", nil, "ignored: before", nil, now - 29 * DAY)
+    sf.record_delivery(db, "github", "timeless", "push", nil, "ignored: before")
+    db:close()
+    -- a review of another repository: ignored, and its id kept with its time
+    local function review(at)
+      return (fixture("github_review_submitted.json"):gsub("2026%-01%-01T00:00:00Z", os.date("!%Y-%m-%dT%H:%M:%SZ", at))
+        :gsub("acme/notes", "acme/other"))
+    end
+    local fresh = review(now)
+    local code, doc = github(s, "pull_request_review", "fresh", fresh)
+    assert.same({ 200, "ignored" }, { code, doc.outcome })
+    -- older than the window (a day), newer than the 30 days a row is kept: refused as stale
+    code, doc = github(s, "pull_request_review", "late", review(now - 2 * DAY))
+    assert.same({ 422, "stale" }, { code, doc.error.code })
+    db = assert(require("orket.project").open_store(dir, false))
+    local rows = assert(db:rows("SELECT delivery, event_at FROM webhook_deliveries ORDER BY delivery"))
+    db:close()
+    local kept = {}
+    for _, r in ipairs(rows) do kept[#kept + 1] = r.delivery .. "=" .. tostring(r.event_at and r.event_at - now) end
+    -- the 31-day-old event's row is gone; the 29-day-old one's and the one with no time stay
+    assert.same({ "fresh=0", "recent=" .. (-29 * DAY), "timeless=nil" }, kept)
+    code, doc = github(s, "pull_request_review", "fresh", fresh)
+    assert.same({ 200, "duplicate" }, { code, doc.outcome })
+    assert.equal(0, s.stop())
+  end)
+
   -- A stranger's fork opens a pull request from its own orket/F-1 first: the hand-in opens
   -- the card's own, and the stranger's merged on the forge finishes nothing (its merge would
   -- have merged the card's unreviewed work into main and pushed it)

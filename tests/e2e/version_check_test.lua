@@ -47,7 +47,7 @@ for _, kind in ipairs { "gitea", "github" } do
       local dir = project(string.format('updates = { forge = %q, api_url = %q, repo = "orket/orket" }', kind, f.url))
       local r = check(dir)
       assert.equal(0, r.status, r.stderr)
-      assert.equal("orket 0.1.0 (Lua 5.4; store schema 30, PostgreSQL schema 21)\nno release of orket/orket yet\n", r.stdout)
+      assert.equal("orket 0.1.0 (Lua 5.4; store schema 31, PostgreSQL schema 22)\nno release of orket/orket yet\n", r.stdout)
       -- the same version, older ones, and what is not a release: up to date
       for _, q in ipairs { "tag=v0.0.9", "tag=v0.1.0", "tag=v3.0.0&prerelease=1", "tag=v5.0.0&draft=1",
         "tag=v9.0.0-rc1", "tag=nightly" } do
@@ -56,12 +56,12 @@ for _, kind in ipairs { "gitea", "github" } do
       f.control("/__release?repo=someone/else&tag=v7.0.0")
       r = check(dir)
       assert.equal(0, r.status, r.stderr)
-      assert.equal("orket 0.1.0 (Lua 5.4; store schema 30, PostgreSQL schema 21)\nup to date: the newest release of orket/orket is v0.1.0\n", r.stdout)
+      assert.equal("orket 0.1.0 (Lua 5.4; store schema 31, PostgreSQL schema 22)\nup to date: the newest release of orket/orket is v0.1.0\n", r.stdout)
       f.control("/__release?repo=orket/orket&tag=v0.10.0") -- 10 > 2: compared as numbers
       f.control("/__release?repo=orket/orket&tag=0.2.0")
       r = check(dir)
       assert.equal(0, r.status, r.stderr)
-      assert.equal("orket 0.1.0 (Lua 5.4; store schema 30, PostgreSQL schema 21)\na newer release is out: v0.10.0 http://forge.invalid/orket/orket/releases/tag/v0.10.0\n",
+      assert.equal("orket 0.1.0 (Lua 5.4; store schema 31, PostgreSQL schema 22)\na newer release is out: v0.10.0 http://forge.invalid/orket/orket/releases/tag/v0.10.0\n",
         r.stdout)
       local log = f.log()
       assert.equal(3, #log)
@@ -73,7 +73,7 @@ for _, kind in ipairs { "gitea", "github" } do
       -- a release page that is no plain URL is not printed
       f.control("/__release?repo=orket/orket&tag=v1.0.0&url=" .. "javascript:alert(1)")
       r = check(dir)
-      assert.equal("orket 0.1.0 (Lua 5.4; store schema 30, PostgreSQL schema 21)\na newer release is out: v1.0.0\n", r.stdout)
+      assert.equal("orket 0.1.0 (Lua 5.4; store schema 31, PostgreSQL schema 22)\na newer release is out: v1.0.0\n", r.stdout)
     end)
 
     it("asks only when told to: not `orket version`, not a run", function()
@@ -81,7 +81,7 @@ for _, kind in ipairs { "gitea", "github" } do
       f.control("/__release?repo=orket/orket&tag=v0.2.0")
       local r = H.orket("version", { cwd = dir })
       assert.equal(0, r.status, r.stderr)
-      assert.equal("orket 0.1.0 (Lua 5.4; store schema 30, PostgreSQL schema 21)\n", r.stdout)
+      assert.equal("orket 0.1.0 (Lua 5.4; store schema 31, PostgreSQL schema 22)\n", r.stdout)
       r = H.orket("run START", { cwd = dir })
       assert.equal(0, r.status, r.stderr)
       assert.same({}, f.log())
@@ -102,7 +102,7 @@ for _, kind in ipairs { "gitea", "github" } do
       f.control("/__fail?status=503&times=3")
       r = check(dir, { ORKET_UPDATES_TOKEN = TOKEN })
       assert.equal(1, r.status)
-      assert.equal("orket 0.1.0 (Lua 5.4; store schema 30, PostgreSQL schema 21)\n", r.stdout)
+      assert.equal("orket 0.1.0 (Lua 5.4; store schema 31, PostgreSQL schema 22)\n", r.stdout)
       assert.matches("forge: GET " .. f.url .. (kind == "gitea" and "/api/v1" or "") .. "/repos/orket/orket/releases: HTTP 503",
         r.stderr, 1, true)
       assert.is_nil(r.stderr:find(TOKEN, 1, true))

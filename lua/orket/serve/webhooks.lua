@@ -56,7 +56,9 @@ end
 -- later (the card now in review) is read afresh.
 local function record(db, name, d, card, outcome)
   local ignored = outcome:find("^ignored") ~= nil
-  sf.record_delivery(db, name, d.id, tostring(d.event), card, outcome, not ignored and d.identity or nil)
+  sf.record_delivery(db, name, d.id, tostring(d.event), card, outcome, not ignored and d.identity or nil, d.event_at)
+  -- the rows no longer needed go as each delivery is kept (a range of an index, most often empty)
+  if d.prune_before then sf.prune_deliveries(db, d.prune_before) end
 end
 
 -- A look-alike's identity (orket.forge.identity's scoped: a body naming nothing of the
@@ -74,6 +76,10 @@ end
 -- ORKET_SERVE_LIMITS' webhook_max_age_s says otherwise: three days, as long as GitHub
 -- keeps a delivery for redelivery. An event without a timestamp is taken.
 M.MAX_AGE_S = 3 * 86400
+-- A delivery's row is what refuses the same event again until the event is stale by its own
+-- time; it is deleted once the event is older than this or webhook_max_age_s, the larger:
+-- a window widened later than the row's deletion still finds the rows of the last 30 days.
+M.KEEP_S = 30 * 86400
 
 -- A card the forge's person moved, in the audit's hash chain as every write through the
 -- server is (docs/audit.md): the actor is the forge's login under the forge's name
@@ -107,12 +113,6 @@ local function refusal(ctx, name, d, card, oerr, ocode, also, answered)
     return true
   end)
   return 200, { delivery = d.id, outcome = "refused", reason = msg, card = answered }
-end
-
-local function stale(doc, max_age)
-  local t = forge.event_time(doc)
-  if t and os.time() - t > max_age then return t end
-  return nil
 end
 
 -- What follows a merge (orket.engine.aftermerge, in a task of its own so the forge's delivery
@@ -438,8 +438,10 @@ local function handle(name)
     -- (a look-alike's identity is known with its card's review cycle: below)
     if sf.delivery_seen(db, name, d.id, not d.scoped and d.identity or nil) then return duplicate() end
     local max_age = ctx.server and ctx.server.limits.webhook_max_age_s or M.MAX_AGE_S
-    local at = stale(doc, max_age)
-    if at then
+    d.event_at = forge.event_time(doc)
+    d.prune_before = os.time() - math.max(max_age, M.KEEP_S)
+    local at = d.event_at
+    if at and os.time() - at > max_age then
       ctx.note = "stale"
       return err(422, "stale", string.format("the event is from %s, older than this server takes (%d s: "
         .. "webhook_max_age_s); nothing changed", os.date("!%Y-%m-%dT%H:%M:%SZ", at), max_age))

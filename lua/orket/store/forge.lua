@@ -211,10 +211,18 @@ function M.delivery_seen(db, forge, delivery, identity)
   return row ~= nil
 end
 
---- record_delivery(db, forge, delivery, event, card, outcome[, identity]): received now
-function M.record_delivery(db, forge, delivery, event, card, outcome, identity)
-  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at, identity)
-    VALUES (?, ?, ?, ?, ?, ]] .. db.dialect.now .. ", ?)", forge, delivery, event, card, outcome, identity))
+--- record_delivery(db, forge, delivery, event, card, outcome[, identity, event_at]): received
+--- now; event_at: the event's own time (Unix seconds), when its body has one
+function M.record_delivery(db, forge, delivery, event, card, outcome, identity, event_at)
+  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at, identity, event_at)
+    VALUES (?, ?, ?, ?, ?, ]] .. db.dialect.now .. ", ?, ?)", forge, delivery, event, card, outcome, identity,
+    event_at))
+end
+
+--- prune_deliveries(db, before) -> how many: deletes the deliveries whose event's own time is
+--- before `before` (Unix seconds); those without one are kept
+function M.prune_deliveries(db, before)
+  return (assert(db:run("DELETE FROM webhook_deliveries WHERE event_at < ?", before)))
 end
 
 return M

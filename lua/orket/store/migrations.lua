@@ -762,4 +762,17 @@ CREATE INDEX events_signs ON events(actor, id)
 ALTER TABLE sandboxes ADD COLUMN owner_machine TEXT;
 ]],
   },
+  {
+    version = 31,
+    name = "webhook deliveries kept while they can come again",
+    -- A delivery's row was kept for ever, one per delivery. event_at is the event's own time
+    -- (orket.forge.event_time, Unix seconds; NULL: the body has none): once the event is
+    -- older than the server takes (webhook_max_age_s) it is refused as stale whatever its
+    -- id, so its row is no longer what refuses it, and it is deleted (orket.serve.webhooks).
+    -- A row without one stays: it is such a body's only protection.
+    sql = [[
+ALTER TABLE webhook_deliveries ADD COLUMN event_at INTEGER;
+CREATE INDEX webhook_deliveries_event_at ON webhook_deliveries(event_at) WHERE event_at IS NOT NULL;
+]],
+  },
 }

@@ -608,6 +608,15 @@ CREATE INDEX events_signs ON events(actor, id)
 ALTER TABLE sandboxes ADD COLUMN owner_machine text;
 ]],
   },
+  {
+    version = 22,
+    sqlite = 31,
+    name = "webhook deliveries kept while they can come again (SQLite 31)",
+    sql = [[
+ALTER TABLE webhook_deliveries ADD COLUMN event_at bigint;
+CREATE INDEX webhook_deliveries_event_at ON webhook_deliveries(event_at) WHERE event_at IS NOT NULL;
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -695,6 +695,12 @@ describe("store on " .. B.name(), function()
     assert.is_false(sf.delivery_seen(db, "github", "d1"))
     sf.record_delivery(db, "github", "d1", "pull_request_review", "E-1", "approved")
     assert.is_true(sf.delivery_seen(db, "github", "d1"))
+    -- kept by the event's own time: those before the given time go, those without one stay
+    sf.record_delivery(db, "github", "d2", "pull_request_review", "E-1", "approved", "id:2", 1000)
+    sf.record_delivery(db, "github", "d3", "pull_request_review", "E-1", "approved", "id:3", 3000)
+    assert.equal(1, sf.prune_deliveries(db, 2000))
+    assert.same({ false, true, true }, { sf.delivery_seen(db, "github", "d2", "id:2"),
+      sf.delivery_seen(db, "github", "d3"), sf.delivery_seen(db, "github", "d1") })
     sf.forget_pull_request(db, "E-1")
     assert.is_nil(sf.pull_request_link(db, "E-1").number)
 
