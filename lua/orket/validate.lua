@@ -24,6 +24,7 @@ local board = require "orket.board"
 local project = require "orket.project"
 local imports_store = require "orket.store.imports"
 local identity = require "orket.serve.identity"
+local signin = require "orket.serve.signin"
 local serve_projects = require "orket.serve.projects"
 local manager = require "orket.mcp.manager"
 local mcp_client = require "orket.mcp.client"
@@ -73,6 +74,14 @@ local function check_signin_projects(dir, out, data)
     for name in pairs(s.serve.projects or {}) do hosted[name] = true end
   end
   for _, msg in ipairs(identity.unhosted(roles, hosted)) do add(out, dir, msg) end
+end
+
+-- a provider or directory of sign_in reached in clear on another host: `orket serve` warns
+-- of it at its start, in the same words (orket.serve.signin's cleartext)
+local function check_signin_clear(dir, warnings, data)
+  local ok, s = pcall(settings.resolve, { sign_in = data.sign_in })
+  if not (ok and s and s.sign_in) then return end -- none, or a bad section: said by settings.check
+  for _, w in ipairs(signin.cleartext(s.sign_in)) do add(warnings, dir, w) end
 end
 
 -- orket.lua: every problem of its settings (orket.settings.check), then the scripted
@@ -496,7 +505,10 @@ function M.check(dir)
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)
   -- a price that looks written per 1,000 tokens, 1000 times too small (docs/cost.md)
   for _, w in ipairs(cost.price_warnings(cfg and cfg.models.prices)) do add(warnings, dir, w, "orket.lua") end
-  if data then check_unpriced(dir, warnings, data, cfg, team, by_name) end
+  if data then
+    check_unpriced(dir, warnings, data, cfg, team, by_name)
+    check_signin_clear(dir, warnings, data)
+  end
   check_epics(dir, out, warnings, summary, team)
   check_compose(dir, out, warnings)
   return out, summary, warnings

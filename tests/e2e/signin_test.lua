@@ -590,6 +590,22 @@ describe("group claims giving project roles: a map for a project not hosted", fu
     assert.matches("sign_in.project_roles.nope: this server hosts no project named 'nope'", r.stderr, 1, true)
   end)
 
+  it("a provider in clear on another host: orket validate warns as the server does, with its line", function()
+    local dir = team_of_projects("http://id.example.com", H.free_port())
+    local r = H.orket("validate", { cwd = dir, env = { OIDC_SECRET = oidc.CLIENT_SECRET } })
+    local line = 0
+    for l in H.read(dir .. "/orket.lua"):gmatch("[^\n]*\n") do
+      line = line + 1
+      if l:find("issuer =", 1, true) then break end
+    end
+    assert.matches(string.format("warning: orket.lua:%d: sign_in.oidc.issuer: http://id.example.com is plain http:// "
+      .. "to another host", line), r.stdout, 1, true)
+    -- on this machine it is not said
+    dir = team_of_projects("http://127.0.0.1:1", H.free_port())
+    r = H.orket("validate", { cwd = dir, env = { OIDC_SECRET = oidc.CLIENT_SECRET } })
+    assert.is_nil(r.stdout:find("plain http://", 1, true))
+  end)
+
   it("is reported by orket validate as the server refuses it, with its line; a project added to the store is "
     .. "hosted", function()
     local dir = team_of_projects("http://127.0.0.1:1", H.free_port())
