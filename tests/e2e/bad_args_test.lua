@@ -93,6 +93,10 @@ describe("a tool's empty list", function()
     assert.equal("tool", result.role)
     assert.matches('"results":[]', result.content, 1, true)
     assert.is_nil(result.content:find("{}", 1, true))
+    -- and orket log shows it as the model read it, not as the journal's JSON writes it
+    local line = H.orket("log", { cwd = dir }).stdout:match("%[result%] search_files ok [^\n]*")
+    assert.matches('"results":[]', line, 1, true)
+    assert.is_nil(line:find("{}", 1, true))
   end)
 
   it("and a path's slashes read plainly in orket log", function()

@@ -7,6 +7,7 @@ local runs = require "orket.store.runs"
 local view = require "orket.views.log"
 local cost = require "orket.cost"
 local cmdline = require "orket.cmdline"
+local turn = require "orket.engine.turn"
 
 local cmd = { name = "log", summary = "print the transcript of a run" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
@@ -35,6 +36,15 @@ local function one(v) return inert.line(tostring(v)) end
 -- JSON for reading: lua-cjson writes "/" as "\/", which makes paths hard to read
 local function plain(json_text)
   return json_text and jsonout.plain(tostring(json_text)) or json_text
+end
+
+-- A tool call's result as the model read it (orket.engine.turn's encode_result: keys sorted,
+-- an empty table an empty list, which the journal's JSON writes {}); text that does not
+-- decode (a cut one) as it is
+local function result_text(json_text)
+  local v = json_text and cjson.decode(tostring(json_text))
+  if type(v) ~= "table" then return plain(json_text) end
+  return turn.encode_result(v)
 end
 
 -- ids read back from JSON are floats: print 1, not 1.0
@@ -194,7 +204,7 @@ local EVENT = {
     add(st, string.format("   [approved] %s runs as approved in #%s", one(d.tool), num(d.id)))
   end,
   tool_call = function(ev, d, n, st)
-    add(st, string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed", clip(plain(ev.result), n)))
+    add(st, string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed", clip(result_text(ev.result), n)))
   end,
   model_failure = function(_, d, n, st)
     -- a call billed though it failed (its usage refused, or cut after it began) says what
