@@ -65,6 +65,19 @@ local function private_home(home, st)
   end
 end
 
+--- ensure_home(home, st) -> true | nil, message: a project's .orket/ (st: its fs_stat, nil
+--- when there is none) made, private, when absent (another process making it meanwhile is
+--- as good); one already there taken to its owner alone (private_home)
+function M.ensure_home(home, st)
+  if st then
+    private_home(home, st)
+    return true
+  end
+  local ok, err = uv.fs_mkdir(home, 448)
+  if not ok and not uv.fs_lstat(home) then return nil, err end
+  return true
+end
+
 --- not_entered(home, path, st) -> nil, message, "EACCES": the store inside home (its
 --- fs_stat st), a folder this process may not enter, said with its owner and what to do
 function M.not_entered(home, path, st)
@@ -90,8 +103,7 @@ function M.open_store(dir, create, reading, getenv, broken_ok)
     -- in its .orket/, which no SQLite file made here
     local home = (dir or ".") .. "/.orket"
     local hst = uv.fs_stat(home)
-    if not hst and uv.fs_stat(dir or ".") then uv.fs_mkdir(home, 448) end
-    private_home(home, hst)
+    if hst or uv.fs_stat(dir or ".") then M.ensure_home(home, hst) end
     local db, err, code = store.open_url(url)
     if db then return db end
     -- which setting named the database: the operator fixes that one
@@ -114,8 +126,7 @@ function M.open_store(dir, create, reading, getenv, broken_ok)
     return nil, string.format("store: %s is a folder, not the store; move it away (or 'orket restore' a backup)",
       path), "EISDIR"
   end
-  if create and not st then uv.fs_mkdir(home, 448) end
-  private_home(home, st)
+  if st or create then M.ensure_home(home, st) end
   -- another uid's .orket/ (0700: a container run as another user than the project's
   -- owner) cannot be entered: its store looked missing, and the advice was to import
   if st and not uv.fs_access(home, "X") then return M.not_entered(home, path, st) end

@@ -337,9 +337,8 @@ end
 -- and the store live in, made first, private as open_store makes it -> true | nil (said)
 local function made_home(dir, say, cli)
   local home = (dir or ".") .. "/.orket"
-  if uv.fs_lstat(home) then return true end
-  local ok, merr = uv.fs_mkdir(home, 448)
-  if not ok and not uv.fs_lstat(home) then
+  local ok, merr = project.ensure_home(home, uv.fs_lstat(home))
+  if not ok then
     cli.fail("EIO", "%s", say(string.format("%s could not be made: %s", config.shown(home), tostring(merr))))
     return nil
   end
