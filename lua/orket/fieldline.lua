@@ -302,6 +302,20 @@ local function entry_line(text, entry_pat, key)
   return key and open and key_in_table(text, open, key) or line_at(text, s)
 end
 
+-- A file's name with a space at msg's start ("epics/b c.json: ...", "epics/b c.json:3: ...",
+-- a misnamed "roles/a b.lua"), which place's patterns stop at: taken when it is default_file
+-- or a file read finds, so that no sentence with a colon is taken for a file's name.
+-- -> file, line | nil, text | nil
+local function spaced_file(msg, read, default_file)
+  local file, rest = msg:match("^([^:\n]-%.[%w]+)(:.*)$")
+  if not file or not file:find("%s") or not (file == default_file or read(file)) then return nil end
+  local line, text = rest:match("^:(%d+): ?(.*)$")
+  if line then return file, tonumber(line), text end
+  text = rest:match("^: (.*)$")
+  if text then return file, nil, text end
+  return nil
+end
+
 --- place(msg, read [, default_file, anchor]) -> file, line | nil, text: where a message
 --- "file:line: text" or "file: field.path: text" points. Without a line, the field's last
 --- name locates it in read(file)'s text, searched from the object where anchor matches or,
@@ -312,6 +326,10 @@ function M.place(msg, read, default_file, anchor)
   local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
   if file then return file, tonumber(line), text end
   file, text = msg:match("^([^:%s]+%.[%w]+): (.*)$")
+  if not file then
+    file, line, text = spaced_file(msg, read, default_file)
+    if line then return file, line, text end
+  end
   if not file then file, text = default_file, msg end
   local path = text:match("^([%w_%.%[%]]+)[: ]")
   local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
@@ -324,7 +342,14 @@ function M.place(msg, read, default_file, anchor)
   -- left out), else the entry's line (a field missing); nothing outside the entry is taken.
   -- An entry whose key is no literal (`[M] = {...}`, M a variable) is not found: the line of
   -- its table (`prices = {`, the one set last), rather than none
-  local holder, tbl, entry, field = text:match('^([%w_%.]-)([%a_][%w_]*)%["([^"]*)"%]%.?([%a_]*[%w_]*)[: ]')
+  -- (the key as the message writes it, escapes kept: `team["a \"b\""]` is sought as written)
+  local holder, tbl, q = text:match('^([%w_%.]-)([%a_][%w_]*)%[()"')
+  local entry, field
+  if q then
+    local qe = M.quoted_end(text, q)
+    field = text:sub(qe, qe) == '"' and text:match("^%]%.?([%a_]*[%w_]*)[: ]", qe + 1)
+    entry = field and text:sub(q + 1, qe - 1)
+  end
   if entry and not anchor then
     local src = file and file:match("%.lua$") and read(file)
     if not src then return file, nil, text end

@@ -295,8 +295,8 @@ describe("one server, many projects", function()
     local dir = H.example("webapp")
     local r = H.orket("keys create '' --role viewer", { cwd = dir })
     assert.equal(2, r.status)
-    assert.matches("orket: keys create: the key's name is empty; a key's name is 1 to 64 letters, digits, "
-      .. "'.', '_' or '-', starting with a letter or digit\n", r.stderr, 1, true)
+    assert.matches("orket: keys create: the key's name is empty; a key's name is 1 to 64 ASCII characters: "
+      .. "letters, digits, '.', '_' or '-', starting with a letter or digit\n", r.stderr, 1, true)
     r = H.orket("keys revoke ''", { cwd = dir })
     assert.equal(2, r.status)
     assert.matches("orket: keys revoke: the key's id or name is empty\n", r.stderr, 1, true)
@@ -1956,8 +1956,8 @@ db:close()
     assert.equal(404, (req(s, "GET", "/v1/users/dan/keys", root)))
     -- a person's bad name or short password is named by its field
     st, doc = req(s, "POST", "/v1/users", root, { name = "Dan Smith", role = "viewer", password = PASS })
-    assert.same({ 400, "body.name: a person's name is 1 to 64 lowercase letters, digits, '.', '_' or '-', starting "
-      .. "with a letter" }, { st, doc.error.message })
+    assert.same({ 400, "body.name: a person's name is 1 to 64 ASCII characters: lowercase letters, digits, '.', '_' or "
+      .. "'-', starting with a letter" }, { st, doc.error.message })
     st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = "short" })
     assert.same({ 400, "body.password: a password must be 8 to 1024 bytes" }, { st, doc.error.message })
     st, doc = req(s, "PUT", "/v1/users/alice/password", root, { password = "short" })

@@ -13,11 +13,21 @@ local review = require "orket.engine.review"
 local routing = require "orket.engine.routing"
 local G = require "orket.c.gitrepo"
 local prbranch = require "orket.actions.prbranch"
+local board_mod = require "orket.board"
+local inert = require "orket.inert"
 
 local M = {}
 
--- the most of a review's text kept (a comment, the cycle's note)
-M.COMMENT_MAX = 65536
+-- the most of a review's text kept (the cycle's note; the card's comment, its heading
+-- included): a comment's limit
+M.COMMENT_MAX = board_mod.TEXT_MAX
+local CHANGES = "Changes requested on the forge:\n\n"
+
+-- The first n bytes of a review's text, cut on a character's start: half a character is
+-- invalid UTF-8, which a model's request and PostgreSQL refuse.
+local function cut(body, n)
+  return body and inert.cut(body, n) or nil
+end
 
 -- The card's id, with ev.card_head set to its branch's head in the project's repository:
 -- the commit an approval would merge (orket.actions.move merges the card's branch), which
@@ -65,7 +75,7 @@ end
 -- as well, or the forge acted before Orket handed it in) a decided cycle is added.
 local function decide_cycle(db, card, ev, delivery)
   local open = sf.undecided_cycle(db, card)
-  local body = ev.body and ev.body:sub(1, M.COMMENT_MAX) or nil
+  local body = cut(ev.body, M.COMMENT_MAX)
   if open then
     sf.decide_cycle(db, open, ev.kind, ev.reviewer, body, delivery)
   else
@@ -119,8 +129,8 @@ local function changes(o)
   local board, c, ev, actor, s = o.board, o.card, o.ev, o.actor, o.settings
   local ok, terr, tcode = to_review(board, c, actor, "changes requested on the forge")
   if not ok then return nil, terr, tcode end
-  local text = ev.body and ev.body:find("%S") and ev.body:sub(1, M.COMMENT_MAX) or "(no text)"
-  assert(board:comment(c.id, { author = actor.seat, body = "Changes requested on the forge:\n\n" .. text }))
+  local text = ev.body and ev.body:find("%S") and cut(ev.body, M.COMMENT_MAX - #CHANGES) or "(no text)"
+  assert(board:comment(c.id, { author = actor.seat, body = CHANGES .. text }))
   ok, terr, tcode = board:transition(c.id, "in_progress", { actor = actor, note = "changes requested on the forge" })
   if not ok then return nil, terr, tcode end
   decide_cycle(o.db, c.id, ev, o.delivery)

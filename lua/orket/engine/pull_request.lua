@@ -13,6 +13,7 @@ local board_mod = require "orket.board"
 local prbranch = require "orket.actions.prbranch"
 local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -48,10 +49,12 @@ function M.prepare(run, card)
   return nil
 end
 
+-- (the description cut on a character's start: half a character is invalid UTF-8 in the
+-- JSON request, which a strict forge refuses)
 local function pr_text(card)
   local title = string.format("%s: %s", card.id, card.summary or card.name or "")
   local body = string.format("Orket card %s.\n\n%s\n\nOrket-Card: %s", card.id,
-    (card.description or ""):sub(1, M.PR_BODY_MAX), card.id)
+    inert.cut(card.description or "", M.PR_BODY_MAX), card.id)
   return title, body
 end
 

@@ -21,10 +21,11 @@ local M = {}
 --- file's text is read, scriptfile.read by default).
 function M.add(out, dir, msg, default_file, anchor, read)
   msg = nearest.hint(tostring(msg):match("^[^\n]*"))
-  -- a file's name with a space (a misnamed "roles/a b.lua", orket.scriptfile.misnamed) is
-  -- no name fieldline reads in a message: taken off, so that it is said once, as default_file
+  -- a file's name with a space (a misnamed "roles/a b.lua", orket.scriptfile.misnamed;
+  -- "epics/b c.json") is read in a message as default_file's name only (orket.fieldline):
+  -- given as the message says it, so that it is said once, with its line
   local shown = default_file and scriptfile.name(default_file, dir):gsub("^%./", "")
-  if shown and shown:find("%s") and msg:sub(1, #shown + 2) == shown .. ": " then msg = msg:sub(#shown + 3) end
+  if shown and msg:sub(1, #shown + 1) == shown .. ":" then default_file = shown end
   local file, line, text = fieldline.in_project(msg, dir, read or function(path) return (scriptfile.read(path)) end,
     default_file, anchor)
   out[#out + 1] = { file = file, line = tonumber(line), message = text }

@@ -24,7 +24,8 @@ M.MIN_PASSWORD = 8
 --- check_name(name) -> true | nil, msg
 function M.check_name(name)
   if type(name) ~= "string" or not name:match("^[a-z][a-z0-9._-]*$") or #name > 64 then
-    return nil, "a person's name is 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter"
+    return nil, "a person's name is 1 to 64 ASCII characters: lowercase letters, digits, '.', '_' or '-', starting "
+      .. "with a letter"
   end
   return true
 end

@@ -86,8 +86,8 @@ local function digest(secret, pepper) return crypto.hash(secret, 32, pepper) end
 --- NAME_MAX: a key's name is at most this many bytes (the API's schemas say so too)
 M.NAME_MAX = 64
 --- NAME_RULE: what a key's name may be, in the words every surface (the CLI, the API) says
-M.NAME_RULE = "a key's name is 1 to " .. M.NAME_MAX .. " letters, digits, '.', '_' or '-', starting with a letter "
-  .. "or digit"
+M.NAME_RULE = "a key's name is 1 to " .. M.NAME_MAX .. " ASCII characters: letters, digits, '.', '_' or '-', "
+  .. "starting with a letter or digit"
 
 --- NAME_SCHEMA: a key's name in a request's JSON schema (POST /v1/keys, /v1/me/keys,
 --- /v1/users/{name}/keys): its length; create says the rest in NAME_RULE's words

@@ -457,9 +457,10 @@ local function team(cfg)
   for _, seat in ipairs(keys_of(src)) do gather(problems, function()
     local s, p = src[seat], "team." .. tostring(seat)
     if type(seat) ~= "string" or not seat:match("^[%w_%-]+$") then
-      -- named as written, team["a b"] (which also finds its line), not team.a b
-      fail(type(seat) == "string" and ('team["' .. inert.line(seat) .. '"]') or ("team[" .. tostring(seat) .. "]"),
-        "a seat's name is a word: letters, digits, _ and -")
+      -- named as written, team["a b"] (which also finds its line), not team.a b; its quotes
+      -- and backslashes escaped as in Lua, so that team["a \"b\""] reads as one key
+      fail(type(seat) == "string" and ('team["' .. inert.line((seat:gsub('[\\"]', "\\%0"))) .. '"]')
+        or ("team[" .. tostring(seat) .. "]"), "a seat's name is a word: ASCII letters, digits, _ and -")
     end
     if type(s) == "string" then s = { roles = { s } } end
     if type(s) ~= "table" then fail(p, "must be {roles = {...}, model = ...}") end

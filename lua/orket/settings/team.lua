@@ -20,7 +20,8 @@ local function shown(v) return type(v) == "string" and string.format("%q", v) or
 --- project_name(name) -> true | nil, msg: a project's name as routes carry it
 function M.project_name(name)
   if type(name) ~= "string" or #name > 40 or not name:match("^[a-z][a-z0-9_-]*$") then
-    return nil, "a project's name is 1 to 40 lowercase letters, digits, '_' or '-', starting with a letter"
+    return nil, "a project's name is 1 to 40 ASCII characters: lowercase letters, digits, '_' or '-', starting with a "
+      .. "letter"
   end
   return true
 end

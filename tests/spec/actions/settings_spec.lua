@@ -120,7 +120,7 @@ describe("engine settings", function()
   -- said as team.bad seat, with no line: neither where it is nor which seat was meant
   it("name a seat whose name is no word as written, team[\"a b\"], which finds its line", function()
     local _, err = settings.resolve { team = { ["bad seat"] = { roles = { "coder" } } } }
-    assert.equal('orket.lua: team["bad seat"]: a seat\'s name is a word: letters, digits, _ and -', err)
+    assert.equal('orket.lua: team["bad seat"]: a seat\'s name is a word: ASCII letters, digits, _ and -', err)
     local H = require "tests.helpers"
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", 'team = {\n  coder = { roles = { "coder" } },\n  ["bad seat"] = { roles = { "coder" } },\n}\n')

@@ -10,7 +10,7 @@ describe("serve.projects and serve.branding", function()
     local s = assert(serve { projects = { web = "../web", infra = "/srv/infra" } })
     assert.same({ web = "../web", infra = "/srv/infra" }, s.serve.projects)
     for src, msg in pairs {
-      [{ projects = { Web = "x" } }] = "serve.projects.Web: a project's name is 1 to 40 lowercase",
+      [{ projects = { Web = "x" } }] = "serve.projects.Web: a project's name is 1 to 40 ASCII characters: lowercase",
       [{ projects = { default = "x" } }] = "serve.projects.default: \"default\" is the project orket serve runs in",
       [{ projects = { web = 3 } }] = "serve.projects.web: must be a project's directory (got number)",
       [{ projects = { web = "a\nb" } }] = "serve.projects.web: must be a project's directory",
