@@ -1,8 +1,9 @@
 /* schema.h: plain JSON-like values (jv, allocated from an arena) and the validator for the
  * JSON-schema subset tool parameters use: type, properties, required, additionalProperties,
- * enum, minLength/maxLength, minimum/maximum, items, minItems/maxItems, format, plus caps on
- * nesting depth, string and array length. Pure C: the Lua binding and the fuzz target build
- * jv trees their own way. */
+ * enum, minLength/maxLength (in characters: Unicode code points, as JSON Schema counts
+ * them), minimum/maximum, items, minItems/maxItems, format, plus caps on nesting depth,
+ * string and array length. Pure C: the Lua binding and the fuzz target build jv trees their
+ * own way. */
 #ifndef ORKET_SCHEMA_H
 #define ORKET_SCHEMA_H
 
@@ -53,7 +54,8 @@ const char *jv_type_name(const jv *v);
 
 typedef struct schema_limits {
   int max_depth;          /* nesting of the value (default 8) */
-  size_t max_string;      /* bytes in any string without its own maxLength (default 1 MiB) */
+  size_t max_string;      /* bytes in any string without its own maxLength (default 1 MiB);
+                           * one with it has at most 4 bytes a character */
   size_t max_items;       /* items in any array/object without maxItems (default 256) */
 } schema_limits;
 

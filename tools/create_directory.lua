@@ -6,7 +6,7 @@ return {
   idempotent = true, -- mkdir -p of an existing directory succeeds
   parameters = {
     type = "object",
-    properties = { path = { type = "string", format = "path", maxLength = 4096 } },
+    properties = { path = { type = "string", format = "path", maxLength = 1023 } },
     required = { "path" },
   },
   handler = function(args, ctx)

@@ -5,7 +5,7 @@ return {
   effect = "write",
   parameters = {
     type = "object",
-    properties = { path = { type = "string", format = "path", maxLength = 4096 } },
+    properties = { path = { type = "string", format = "path", maxLength = 1023 } },
     required = { "path" },
   },
   handler = function(args, ctx)

@@ -11,8 +11,9 @@ return {
     type = "object",
     properties = {
       method = { type = "string", enum = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" } },
-      path = { type = "string", minLength = 1, maxLength = 2048 },
-      body = { type = "string", maxLength = 65536 },
+      -- in characters (up to 4 bytes each), a quarter of an HTTP check's 2048 and 65536 bytes
+      path = { type = "string", minLength = 1, maxLength = 512 },
+      body = { type = "string", maxLength = 16384 },
       headers = { type = "object", description = "header names and their string values" },
     },
     required = { "path" },

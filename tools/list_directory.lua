@@ -5,7 +5,7 @@ return {
   effect = "read",
   parameters = {
     type = "object",
-    properties = { path = { type = "string", format = "path", maxLength = 4096, description = "default: the workspace root" } },
+    properties = { path = { type = "string", format = "path", maxLength = 1023, description = "default: the workspace root" } },
   },
   handler = function(args, ctx)
     local entries, truncated, code = ctx.fs:list(args.path or ".")

@@ -6,8 +6,8 @@ return {
   parameters = {
     type = "object",
     properties = {
-      from = { type = "string", format = "path", maxLength = 4096 },
-      to = { type = "string", format = "path", maxLength = 4096 },
+      from = { type = "string", format = "path", maxLength = 1023 },
+      to = { type = "string", format = "path", maxLength = 1023 },
     },
     required = { "from", "to" },
   },

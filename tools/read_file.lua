@@ -6,7 +6,7 @@ return {
   parameters = {
     type = "object",
     properties = {
-      path = { type = "string", format = "path", maxLength = 4096, description = "path relative to the workspace root" },
+      path = { type = "string", format = "path", maxLength = 1023, description = "path relative to the workspace root" },
       offset = { type = "integer", minimum = 0, description = "byte offset to start at (default 0)" },
       limit = { type = "integer", minimum = 1, maximum = 1048576, description = "bytes to read at most (default 65536)" },
     },

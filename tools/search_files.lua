@@ -10,8 +10,9 @@ return {
     type = "object",
     properties = {
       query = { type = "string", minLength = 1, maxLength = 200, description = "literal text (not a pattern)" },
-      path = { type = "string", format = "path", maxLength = 4096, description = "directory to search (default: the root)" },
-      glob = { type = "string", maxLength = 200, description = "only files whose workspace path matches this glob" },
+      path = { type = "string", format = "path", maxLength = 1023, description = "directory to search (default: the root)" },
+      -- maxLength counts characters (up to 4 bytes each): 128 fit the glob's 512-byte patterns
+      glob = { type = "string", maxLength = 128, description = "only files whose workspace path matches this glob" },
       max_results = { type = "integer", minimum = 1, maximum = 200, description = "default 50" },
     },
     required = { "query" },

@@ -7,7 +7,8 @@ return {
   parameters = {
     type = "object",
     properties = {
-      path = { type = "string", format = "path", maxLength = 4096 },
+      -- a path's maxLength (every tool's): 1023 characters of up to 4 bytes fit 4095 bytes
+      path = { type = "string", format = "path", maxLength = 1023 },
       content = { type = "string", format = "content", maxLength = 4194304 },
     },
     required = { "path", "content" },

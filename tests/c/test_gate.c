@@ -165,7 +165,7 @@ TEST(test_schema_validate) {
   CHECK(t, schema_validate(&schema, &args, NULL, &e) == 0);
   av[0] = jstr("toolong");
   CHECK(t, schema_validate(&schema, &args, NULL, &e) == -1);
-  CHECK_STR(t, e.msg, "args.path: string of 7 bytes is longer than the limit of 5");
+  CHECK_STR(t, e.msg, "args.path: string of 7 characters is longer than the limit of 5 characters");
   const char *bk[] = {"other"};
   size_t bl[1];
   jv bv[] = {jstr("x")};
@@ -200,6 +200,67 @@ TEST(test_schema_validate) {
   ns = jobj(nk, nl, nv, 2);
   CHECK(t, schema_validate(&ns, &val, NULL, &e) == -1);
   CHECK_STR(t, e.msg, "args: must be at most 0.5");
+}
+
+/* A string schema with one count keyword (maxLength or minLength) of n. */
+static jv len_schema(const char **k, size_t *kl, jv *v, const char *kw, long long n) {
+  k[0] = "type";
+  k[1] = kw;
+  v[0] = jstr("string");
+  memset(&v[1], 0, sizeof v[1]);
+  v[1].type = JV_INT;
+  v[1].u.i = n;
+  return jobj(k, kl, v, 2);
+}
+
+/* maxLength and minLength count characters (code points), as the models, MCP clients and
+ * the OpenAPI document that read the same schemas do; bytes that are not UTF-8 still count
+ * at most 4 to a character, so a string within maxLength stays within 4 * maxLength bytes. */
+TEST(test_schema_length_chars) {
+  const char *k[2];
+  size_t kl[2];
+  jv v[2];
+  jv max5 = len_schema(k, kl, v, "maxLength", 5);
+  schema_err e;
+  CHECK(t, schema_check(&max5, "parameters", &e) == 0);
+  jv s = jstr("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xf0\x9f\x94\x90\xc3\xa9"); /* 日本語🔐é: 5 characters, 15 bytes */
+  CHECK(t, schema_validate(&max5, &s, NULL, &e) == 0);
+  s = jstr("\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5"); /* 6 characters */
+  CHECK(t, schema_validate(&max5, &s, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args: string of 6 characters is longer than the limit of 5 characters");
+  char stray[32]; /* continuation bytes alone: 20 of them are 5 characters, 21 are 6 */
+  memset(stray, 0x80, sizeof stray);
+  stray[20] = '\0';
+  s = jstr(stray);
+  CHECK(t, schema_validate(&max5, &s, NULL, &e) == 0);
+  stray[20] = (char)0x80;
+  stray[21] = '\0';
+  s = jstr(stray);
+  CHECK(t, schema_validate(&max5, &s, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args: string of 6 characters is longer than the limit of 5 characters");
+  s = jstr("\xe6\x97\xa5\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80");
+  CHECK(t, schema_validate(&max5, &s, NULL, &e) == -1); /* 21 bytes, so at least 6 characters */
+  jv max1 = len_schema(k, kl, v, "maxLength", 1);
+  s = jstr("ab");
+  CHECK(t, schema_validate(&max1, &s, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args: string of 2 characters is longer than the limit of 1 character");
+  jv min2 = len_schema(k, kl, v, "minLength", 2);
+  s = jstr("\xf0\x9f\x94\x90"); /* one character of 4 bytes */
+  CHECK(t, schema_validate(&min2, &s, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args: string of 1 character is shorter than the minimum of 2 characters");
+  s = jstr("\xf0\x9f\x94\x90\xc3\xa9");
+  CHECK(t, schema_validate(&min2, &s, NULL, &e) == 0);
+  /* without maxLength, the caller's byte cap */
+  jv plain = jstr("string");
+  const char *pk[] = {"type"};
+  size_t pl[1];
+  jv pv[] = {plain};
+  jv ps = jobj(pk, pl, pv, 1);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  lim.max_string = 4;
+  s = jstr("\xc3\xa9\xc3\xa9\xc3\xa9");
+  CHECK(t, schema_validate(&ps, &s, &lim, &e) == -1);
+  CHECK_STR(t, e.msg, "args: string of 6 bytes is longer than the limit of 4 bytes");
 }
 
 /* The input of a check of a known tool by seat dev: its effect, schema and arguments, the

@@ -44,6 +44,7 @@
   X(test_gate_glob)                      \
   X(test_gate_glob_shortcuts)            \
   X(test_schema_validate)                \
+  X(test_schema_length_chars)            \
   X(test_gate_order)                     \
   X(test_gate_nested_paths)              \
   X(test_gate_texts_cut)                 \

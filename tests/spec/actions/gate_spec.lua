@@ -70,7 +70,6 @@ describe("gate.check", function()
     local cases = {
       { "write_file", string.rep("M", 252) .. "xxxx.txt", "path component longer than 255 bytes in MMM", "at most 255 bytes each" },
       { "write_file", "a\0b.txt", "path contains a NUL byte", "Remove the NUL byte" },
-      { "write_file", string.rep("a/", 2048), "path longer than 4095 bytes", "at most 4095 bytes" },
       { "list_directory", "", "argument 'path' empty path", '"." is the workspace root), or leave out an optional path' },
     }
     for _, c in ipairs(cases) do
@@ -81,6 +80,21 @@ describe("gate.check", function()
       assert.matches(c[4], d.remedy, 1, true)
       assert.is_nil(d.remedy:find("..", 1, true), d.remedy)
     end
+    -- a path past 4095 bytes: a built-in tool's maxLength (1023 characters of up to 4 bytes)
+    -- refuses it first, in characters; a tool without one meets the gate's own byte limit
+    local long = string.rep("a/", 2048)
+    local d = check { tool = "write_file", args = { path = long, content = "x" } }
+    assert.equal("ARGS_INVALID", d.code)
+    assert.matches("args.path: string of 4096 characters is longer than the limit of 1023 characters", d.reason, 1, true)
+    local dir = H.tmpdir()
+    H.write(dir .. "/put.lua", [[
+      return { name = "put", description = "a path without maxLength", effect = "write",
+        parameters = { type = "object", properties = { path = { type = "string", format = "path" } } },
+        handler = function() return {} end }]])
+    d = check { tool = "put", tools = assert(tools.load { dir .. "/put.lua" }), args = { path = long } }
+    assert.equal("ARGS_INVALID", d.code)
+    assert.matches("path longer than 4095 bytes", d.reason, 1, true)
+    assert.matches("at most 4095 bytes", d.remedy, 1, true)
     -- an escape stays one, with its own remedy
     for _, p in ipairs { "../x", "/etc/passwd", "a/../../b" } do
       local d = check { tool = "write_file", args = { path = p, content = "x" } }

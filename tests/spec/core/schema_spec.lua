@@ -13,12 +13,33 @@ describe("orket.c.schema.validate", function()
   it("refuses one it does not with nil, msg, ESCHEMA", function()
     local ok, msg, code = cschema.validate(SCHEMA, { path = "abcd" })
     assert.is_nil(ok)
-    assert.equal("args.path: string of 4 bytes is longer than the limit of 3", msg)
+    assert.equal("args.path: string of 4 characters is longer than the limit of 3 characters", msg)
     assert.equal("ESCHEMA", code)
     ok, msg, code = cschema.validate(SCHEMA, { path = "a", x = 1 })
     assert.is_nil(ok)
     assert.matches("^args%.x: unknown argument", msg)
     assert.equal("ESCHEMA", code)
+  end)
+
+  -- JSON Schema counts characters (code points), and so do the models, MCP clients and the
+  -- OpenAPI document that read these schemas: a Japanese summary of 72 characters (216
+  -- bytes) is within create_issue's maxLength of 200
+  it("counts maxLength and minLength in characters, not bytes", function()
+    local params = dofile("tools/create_issue.lua").parameters
+    assert.is_true(cschema.validate(params, { summary = string.rep("ログイン画面", 12) }))
+    assert.same({ nil, "args.summary: string of 201 characters is longer than the limit of 200 characters", "ESCHEMA" },
+      { cschema.validate(params, { summary = string.rep("日", 201) }) })
+    assert.is_true(cschema.validate(SCHEMA, { path = "🔐é日" }))
+    assert.same({ nil, "args: string of 1 character is shorter than the minimum of 2 characters", "ESCHEMA" },
+      { cschema.validate({ type = "string", minLength = 2 }, "🔐") })
+    -- bytes that are not UTF-8 count at most 4 to a character: within maxLength is within
+    -- 4 * maxLength bytes
+    assert.is_true(cschema.validate(SCHEMA, { path = string.rep("\x80", 12) }))
+    assert.same({ nil, "args.path: string of 4 characters is longer than the limit of 3 characters", "ESCHEMA" },
+      { cschema.validate(SCHEMA, { path = string.rep("\x80", 13) }) })
+    -- a string without maxLength is held to the caller's cap in bytes
+    assert.same({ nil, "args: string of 6 bytes is longer than the limit of 4 bytes", "ESCHEMA" },
+      { cschema.validate({ type = "string" }, "ééé", { max_string = 4 }) })
   end)
 
   it("refuses a value that is not plain data, and one past the caller's limits", function()
