@@ -20,10 +20,11 @@ local Board = {}
 Board.__index = Board
 
 M.PRIORITY = { high = 3, medium = 2, low = 1 }
--- the most bytes a person's long text on a card may have (a description, a comment, an
--- answer), as orket serve's writes and orket comment take it
+-- the most characters a person's long text on a card may have (a description, a comment, an
+-- answer), as orket serve's writes (their schemas count code points, at most 4 bytes each),
+-- orket comment and an epic file take it
 M.TEXT_MAX = 65536
-M.NOTE_MAX = 4096 -- bytes of a reason or a note (a cancel's, a refusal's, a retry's, an approval's)
+M.NOTE_MAX = 4096 -- characters of a reason or a note (a cancel's, a refusal's, a retry's, an approval's)
 -- the most cards one card may depend on, as a new card's POST /v1/cards and an epic file's
 -- card take it (orket.import): each is in the card's every view and model request
 M.DEPENDS_MAX = 100

@@ -197,13 +197,14 @@ end
 --- bad_text(cmd, text, what, max) -> nil | exit status (a usage error printed): a person's
 --- text for a card (a comment, an answer, a reason, a note) as the API takes it: valid UTF-8
 --- (the models read it, in a JSON request that a byte which is not would break, and the
---- PostgreSQL store refuses it) and at most max bytes. what names it: "the comment".
+--- PostgreSQL store refuses it) and at most max characters, as the API's schemas count them
+--- (code points). what names it: "the comment".
 function M.bad_text(cmd, text, what, max)
   local ok, at = utf8.len(text)
   if not ok then
     return M.usage_error(cmd, "%s is not valid UTF-8 text (byte %d of %d is not): give it as UTF-8", what, at, #text)
   end
-  if #text > max then return M.usage_error(cmd, "%s is %d bytes, over the %d it may have", what, #text, max) end
+  if ok > max then return M.usage_error(cmd, "%s is %d characters, over the %d it may have", what, ok, max) end
   return nil
 end
 

@@ -547,7 +547,8 @@ end
 
 local STRINGS = { "name", "summary", "description", "note", "seat" }
 
--- The most bytes of a card's text, as the API's POST /v1/cards takes a new card (its schema
+-- The most characters of a card's text (code points, as the API's schemas count them; a byte
+-- that is not UTF-8 counts as one), as the API's POST /v1/cards takes a new card (its schema
 -- reads the same constants, orket.serve.writes): a file's card is held to them too, as its
 -- text is in every model request for the card and every view of the board. No text may hold
 -- a NUL byte, which the API refuses in any text (and PostgreSQL's text cannot keep); a
@@ -563,9 +564,10 @@ function Ctx:limits(card, path)
   for i = 1, #TEXT_LIMITS do
     local k, max = TEXT_LIMITS[i][1], TEXT_LIMITS[i][2]
     local v = card[k]
-    if v and #v > max then
-      self:held_at(path, k, "%d bytes, more than the %d a card's %s may have (as POST /v1/cards takes it): shorten it",
-        #v, max, k)
+    local n = v and (utf8.len(v) or #v)
+    if n and n > max then
+      self:held_at(path, k, "%d characters, more than the %d a card's %s may have (as POST /v1/cards takes it): "
+        .. "shorten it", n, max, k)
     end
     local at = v and v:find("\0", 1, true)
     if at then

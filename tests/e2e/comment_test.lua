@@ -70,7 +70,7 @@ describe("orket comment", function()
     assert.matches('no card "NOPE-1"', r.stderr, 1, true)
     r = H.orket("comment HINT-1 " .. ("x"):rep(65537), { cwd = dir })
     assert.equal(2, r.status)
-    assert.matches("the comment is 65537 bytes, over the 65536 it may have", r.stderr, 1, true)
+    assert.matches("the comment is 65537 characters, over the 65536 it may have", r.stderr, 1, true)
     assert.equal(0, #H.card_json(dir, "HINT-1").comments)
   end)
 
@@ -87,9 +87,9 @@ describe("orket comment", function()
       { "answer HINT-1 --deny " .. bad, "the reason is not valid UTF-8 text (byte 5 of 10 is not)" },
       { "answer HINT-1 --approve " .. bad, "the note is not valid UTF-8 text (byte 5 of 10 is not)" },
       { "cancel HINT-1 " .. bad, "the reason is not valid UTF-8 text (byte 5 of 10 is not)" },
-      { "cancel HINT-1 " .. long, "the reason is 4097 bytes, over the 4096 it may have" },
+      { "cancel HINT-1 " .. long, "the reason is 4097 characters, over the 4096 it may have" },
       { "retry HINT-1 " .. bad, "the note is not valid UTF-8 text (byte 5 of 10 is not)" },
-      { "retry HINT-1 " .. long, "the note is 4097 bytes, over the 4096 it may have" },
+      { "retry HINT-1 " .. long, "the note is 4097 characters, over the 4096 it may have" },
       { "bug R " .. bad, "the text is not valid UTF-8 text (byte 5 of 10 is not)" },
       { "bug R ok --body " .. bad, "--body is not valid UTF-8 text (byte 5 of 10 is not)" },
     } do

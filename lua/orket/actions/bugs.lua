@@ -10,8 +10,8 @@ local ops = require "orket.store.bugfix"
 
 local M = {}
 
-M.TITLE_MAX = 500        -- bytes of a bug's title (its card's summary)
-M.BODY_MAX = 65536       -- bytes of its body (the card's description)
+M.TITLE_MAX = 500        -- characters of a bug's title (its card's summary)
+M.BODY_MAX = 65536       -- characters of its body (the card's description)
 M.FINGERPRINT_MAX = 256
 
 local FINAL = board_mod.FINAL
@@ -103,17 +103,20 @@ function M.file_bug(db, o)
   end
   local title = trim(o.title)
   if title == "" then return nil, "bug: a bug needs a title (what goes wrong)", "EINVAL" end
-  if #title > M.TITLE_MAX then
-    return nil, string.format("bug: the title is %d bytes, more than %d; put the details in the body", #title,
-      M.TITLE_MAX), "EINVAL"
+  -- (in characters, as POST /v1/bugs' schema counts them; a byte that is not UTF-8 as one)
+  local function chars(s) return utf8.len(s) or #s end
+  if chars(title) > M.TITLE_MAX then
+    return nil, string.format("bug: the title is %d characters, more than %d; put the details in the body",
+      chars(title), M.TITLE_MAX), "EINVAL"
   end
   local body = o.body and o.body:find("%S") and o.body or nil
-  if body and #body > M.BODY_MAX then
-    return nil, string.format("bug: the body is %d bytes, more than %d", #body, M.BODY_MAX), "EINVAL"
+  if body and chars(body) > M.BODY_MAX then
+    return nil, string.format("bug: the body is %d characters, more than %d", chars(body), M.BODY_MAX), "EINVAL"
   end
   local fp = o.fingerprint and o.fingerprint:find("%S") and o.fingerprint or nil
-  if fp and #fp > M.FINGERPRINT_MAX then
-    return nil, string.format("bug: the fingerprint is %d bytes, more than %d", #fp, M.FINGERPRINT_MAX), "EINVAL"
+  if fp and chars(fp) > M.FINGERPRINT_MAX then
+    return nil, string.format("bug: the fingerprint is %d characters, more than %d", chars(fp), M.FINGERPRINT_MAX),
+      "EINVAL"
   end
   local at = (o.clock or clock_mod.system()):now()
   local author = o.author or "orket"

@@ -77,20 +77,20 @@ describe("epic files held to the API's limits", function()
 
   local CASES = {
     { "a summary past the limit", '"summary": "' .. ("s"):rep(4097) .. '"',
-      "issues[1].summary: 4097 bytes, more than the 4096 a card's summary may have (as POST /v1/cards takes it): "
+      "issues[1].summary: 4097 characters, more than the 4096 a card's summary may have (as POST /v1/cards takes it): "
       .. "shorten it" },
     { "a name past the limit", '"summary": "s", "name": "' .. ("n"):rep(4097) .. '"',
-      "issues[1].name: 4097 bytes, more than the 4096" },
+      "issues[1].name: 4097 characters, more than the 4096" },
     { "a note past the limit", '"summary": "s", "note": "' .. ("n"):rep(4097) .. '"',
-      "issues[1].note: 4097 bytes, more than the 4096" },
+      "issues[1].note: 4097 characters, more than the 4096" },
     { "a description past the limit", '"summary": "s", "description": "' .. ("d"):rep(65537) .. '"',
-      "issues[1].description: 65537 bytes, more than the 65536 a card's description may have" },
+      "issues[1].description: 65537 characters, more than the 65536 a card's description may have" },
     { "requirements past the limit", '"summary": "s", "requirements": "' .. ("r"):rep(65537) .. '"',
-      "issues[1].requirements: 65537 bytes, more than the 65536" },
+      "issues[1].requirements: 65537 characters, more than the 65536" },
     -- an array is stored one per line: its joined text is what is held
     { "acceptance past the limit",
       '"summary": "s", "acceptance": ["' .. ("a"):rep(32768) .. '", "' .. ("a"):rep(32768) .. '"]',
-      "issues[1].acceptance: 65537 bytes, more than the 65536 a card's acceptance may have" },
+      "issues[1].acceptance: 65537 characters, more than the 65536 a card's acceptance may have" },
     { "depends_on past the limit", '"summary": "s", "depends_on": ' .. ids(101),
       "issues[1].depends_on: 101 card ids, more than the 100 a card may depend on (as POST /v1/cards takes it)" },
     { "a NUL", '"summary": "a\\u0000b"',
@@ -122,13 +122,23 @@ describe("epic files held to the API's limits", function()
     assert.equal(3, r.created)
   end)
 
+  -- counted in characters, as the API's schemas count them: 4096 of 3 bytes each are taken
+  it("takes each field at its limit in characters of several bytes", function()
+    local dir = project { ["e.json"] = epic('"summary": "' .. ("日"):rep(4096) .. '", "description": "'
+      .. ("é"):rep(65536) .. '"') }
+    assert.same({}, (check(dir)))
+    assert(import_refusal(dir))
+    dir = project { ["e.json"] = epic('"summary": "' .. ("日"):rep(4097) .. '"') }
+    assert.matches("issues[1].summary: 4097 characters, more than the 4096", check(dir)[1], 1, true)
+  end)
+
   it("holds an epic's own fields and a Lua file's to them too", function()
     local dir = project { ["e.lua"] = 'return { id = "E", summary = "a\\0b",\n  issues = {\n'
       .. '    { id = "E-1", summary = "one",\n      note = string.rep("n", 5000) },\n  },\n}\n' }
     local problems = check(dir)
     assert.same({ "epics/e.lua:1: summary: holds a NUL byte (byte 2), which a card's text may not (as POST /v1/cards "
       .. "refuses it): remove it",
-      "epics/e.lua:4: issues[1].note: 5000 bytes, more than the 4096 a card's note may have (as POST /v1/cards takes "
+      "epics/e.lua:4: issues[1].note: 5000 characters, more than the 4096 a card's note may have (as POST /v1/cards takes "
       .. "it): shorten it" }, problems)
     local r, msg = import_refusal(dir)
     assert.is_nil(r)
@@ -147,7 +157,7 @@ describe("epic files held to the API's limits", function()
     local db = open(dir)
     assert(import.import(db, dir, set))
     db:close()
-    local warn = "epics/e.json:4: issues[1].summary: 5000 bytes, more than the 4096 a card's summary may have (as "
+    local warn = "epics/e.json:4: issues[1].summary: 5000 characters, more than the 4096 a card's summary may have (as "
       .. "POST /v1/cards takes it): shorten it; " .. import.KEPT
     local problems, warnings = check(dir)
     assert.same({}, problems)
@@ -159,12 +169,12 @@ describe("epic files held to the API's limits", function()
     -- another file, new, is held to the limits; the unchanged one still is not
     H.write(dir .. "/epics/f.json", '{"id": "F", "issues": [{"id": "F-1", "summary": "' .. ("f"):rep(4097) .. '"}]}')
     local _, msg = import.import(db, dir)
-    assert.equal("epics/f.json:1: issues[0].summary: 4097 bytes", msg:sub(1, 45))
+    assert.equal("epics/f.json:1: issues[0].summary: 4097 characters", msg:sub(1, 50))
     os.remove(dir .. "/epics/f.json")
     -- the file changed (elsewhere than the long summary): refused, by both
     H.write(dir .. "/epics/e.json", text:gsub('"one"', '"one, edited"'))
     local _, msg2 = import.import(db, dir)
-    assert.equal("epics/e.json:4: issues[1].summary: 5000 bytes", msg2:sub(1, 45))
+    assert.equal("epics/e.json:4: issues[1].summary: 5000 characters", msg2:sub(1, 50))
     assert.equal("one", db:row("SELECT summary FROM cards WHERE id = 'E-1'").summary)
     db:close()
     problems = check(dir)
