@@ -1,6 +1,8 @@
 -- orket.memory: what agents learn, kept in the store (orket.store.memory) and searched
--- by full text (SQLite FTS5, BM25 ranking). Queries are treated as words, never as FTS
--- syntax, because they come from model output: any word may match, as a prefix, best first.
+-- by full text (SQLite FTS5, BM25 ranking) and, for scripts written without spaces
+-- (Japanese, Chinese, Thai), by two-character pieces found as substrings
+-- (orket.store.memory's terms). Queries are treated as words, never as FTS syntax, because
+-- they come from model output: any word may match, as a prefix, best first.
 local sm = require "orket.store.memory"
 local cards = require "orket.store.cards"
 local json = require "cjson.safe"
