@@ -484,13 +484,22 @@ end
 
 
 --- event_time(doc) -> when the event happened by its own body (seconds) | nil: a review's
---- submitted_at, a pull request's updated_at, a push's head commit's timestamp
+--- submitted_at, a pull request's updated_at, a push's repository.pushed_at (GitHub's push
+--- payload gives it in Unix seconds, its other events as ISO 8601: both read). A push
+--- without one (Gitea/Forgejo send none) has no time: never its head commit's timestamp,
+--- which is when the commit was made, not pushed. A card's branch that waited in review
+--- for days and was then fast-forwarded into main was refused as stale, for good.
 function M.event_time(doc)
   if type(doc) ~= "table" then return nil end
-  local review, pr, head = doc.review, doc.pull_request, doc.head_commit
+  local review, pr = doc.review, doc.pull_request
   if type(review) == "table" and review.submitted_at then return clock.parse_time(review.submitted_at) end
   if type(pr) == "table" and pr.updated_at then return clock.parse_time(pr.updated_at) end
-  if type(head) == "table" and head.timestamp then return clock.parse_time(head.timestamp) end
+  local repo = doc.repository
+  if sha_of(doc.after) and type(doc.ref) == "string" and type(repo) == "table" then
+    local at = repo.pushed_at
+    if type(at) == "number" then return at > 0 and math.tointeger(at) or nil end -- (a fraction: not a time)
+    return clock.parse_time(at)
+  end
   return nil
 end
 

@@ -11,7 +11,8 @@ checkpoints are signed with the project's Ed25519 key (.orket/audit.key, mode 60
 verify reads the whole chain and names every entry changed, removed or reordered, every
 checkpoint whose signature fails, and a tail cut past the newest checkpoint; exit 1 when
 it finds one. export writes the entries as JSON Lines (--format jsonl, the only format),
-those at or after --since TIME (2026-11-01, 2026-11-01T12:00:00Z, or 7d / 12h ago).
+those at or after --since TIME: a date (2026-11-01, from its midnight UTC, not local
+time), a UTC time (2026-11-01T12:00:00Z; no offset such as +05:30), or 7d / 12h ago.
 checkpoint signs the entries written since the last checkpoint and applies audit.
 retention_days of orket.lua (entries older are removed whole, with a signed record of the
 removal); 'orket serve' does this as it goes and when it stops. See docs/audit.md.]]
@@ -163,7 +164,7 @@ end
 local function words(args, cli)
   local since, format
   local dir, pos = cli.words(cmd, args, {}, "an audit command", {
-    ["--since"] = { what = "a time (2026-11-01, 2026-11-01T12:00:00Z, 7d)", set = function(v) since = v end },
+    ["--since"] = { what = "a time (2026-11-01, UTC; 2026-11-01T12:00:00Z; 7d)", set = function(v) since = v end },
     ["--format"] = { what = "jsonl", set = function(v) format = v end },
   })
   if not dir then return nil, pos end
@@ -177,8 +178,8 @@ local function words(args, cli)
   if not since then return dir, sub, "0" end
   local at = since_time(since, require("orket.clock").system()) -- lazy: as the store
   if not at then
-    return nil, cli.usage_error(cmd, "--since %s: give a date that exists (2026-11-01), a UTC time "
-      .. "(2026-11-01T12:00:00Z) or 7d / 12h", since)
+    return nil, cli.usage_error(cmd, "--since %s: give a date that exists (2026-11-01, from its midnight UTC), "
+      .. "a UTC time ending in Z (2026-11-01T12:00:00Z; an offset such as +05:30 is not taken) or 7d / 12h", since)
   end
   return dir, sub, at
 end

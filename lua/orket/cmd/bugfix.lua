@@ -32,9 +32,13 @@ ROCK-2.
 local function show(p)
   local line = string.format("%s: %s", p.rock, p.status)
   if p.status == "open" then
-    line = line .. string.format(", day %d, %d bug(s) (%d open), %d in the last 24 h, %.2f a day; ends %s%s",
-      p.day, p.bugs, p.open_bugs, p.rate, p.bugs_per_day, p.ends_at,
+    line = line .. string.format(", day %d, %d bug(s) (%d open), %d in the last 24 h, %.2f a day; %s %s%s",
+      p.day, p.bugs, p.open_bugs, p.rate, p.bugs_per_day, p.end_passed and "ended" or "ends", p.ends_at,
       p.extended > 0 and string.format(" (extended %d day(s))", p.extended) or "")
+    -- an end passed is said so (it was shown as to come): the phase waits for a tick
+    if p.end_passed then
+      line = line .. string.format(": %s; the next tick closes the phase ('orket bugfix tick' does now)", p.end_reason)
+    end
   else
     line = line .. string.format(" %s (%s), %d bug(s), %.2f a day%s", p.ended_at, p.reason, p.bugs, p.bugs_per_day,
       p.next_rock and ("; open bugs moved to " .. p.next_rock) or "")

@@ -4,6 +4,7 @@
 -- that answer it, so a call is never separated from its result. Recall brings relevant
 -- project memory (FTS5) with its source card and age. Settings: orket.lua `context`.
 local inert = require "orket.inert"
+local clock = require "orket.clock"
 
 local M = {}
 
@@ -107,13 +108,13 @@ function M.window(history, opts)
   return out, cut - 1
 end
 
+-- whole days from the store's UTC time created_at to now (seconds since the epoch), 0 for
+-- a time not read. Read by clock.parse_time, not os.time: os.time takes the fields as local
+-- time, and in a zone's summer time that put every age an hour over (23.5 h: "1 day old").
 local function age_days(created_at, now)
-  local y, mo, d, h, mi, s = (created_at or ""):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
-  if not y then return 0 end
-  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
-    min = tonumber(mi), sec = tonumber(s) }
-  local utc_now = os.time(os.date("!*t", now))
-  return math.max(0, (utc_now - t) // 86400)
+  local t = clock.parse_time(created_at)
+  if not t then return 0 end
+  return math.max(0, (now - t) // 86400)
 end
 M.age_days = age_days
 

@@ -2,11 +2,12 @@
 -- store's named operations (orket.store.leases, or its PostgreSQL twin). A run with a lease
 -- keeper works only the cards the keeper claimed (Run:execute asks it for candidates, in
 -- the engine's order); every step's transaction checks the card's lease first (check), so
--- a worker whose lease expired writes nothing more for the card, and the worker that took
--- it over resumes it from the journal. A timer renews the leases every third of their
--- time; what a renewal no longer finds is lost, and an effect outside the store (a file
--- write) is not started on a card whose lease is not known fresh, and runs under the card's
--- fence (a lock file the worker that takes the card over waits on). Contract: docs/workers.md.
+-- a worker whose lapsed lease another worker took over writes nothing more for the card,
+-- and the taker resumes it from the journal. A timer renews the leases every third of their
+-- time (a lapsed one nobody took too); what a renewal no longer finds is lost, and an
+-- effect outside the store (a file write) is not started on a card whose lease is not known
+-- fresh, and runs under the card's fence (a lock file the worker that takes the card over
+-- waits on). Contract: docs/workers.md.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local crypto = require "orket.c.crypto"
@@ -161,8 +162,9 @@ function Lease:others_busy(run_id)
   return self.ops.others(self.db, run_id, self.worker) > 0
 end
 
---- check(card): raises M.LOST unless this worker's lease on card is live (inside a step's
---- transaction, so the check and the step's writes are one)
+--- check(card): raises M.LOST unless card's lease row still names this worker, live or
+--- lapsed with nobody having taken it (inside a step's transaction, so the check and the
+--- step's writes are one)
 function Lease:check(card)
   if not self.ops.holds(self.db, card, self.worker) then
     self:forget(card)
@@ -279,10 +281,14 @@ end
 --- lost, and its turn stopped at its first effect while the worker still held the lease).
 function Lease:renew()
   local from, began = self.marks, nil
+  -- only the cards this keeper holds: a lapsed row still naming it is renewed (nobody took
+  -- it: a wall clock stepped past the lease), and one it forgot must lapse
+  local mine = {}
+  for card in pairs(self.held) do mine[#mine + 1] = card end
   local ok, now = pcall(function()
     return assert(self.db:tx(function()
       began = rt.now() -- (inside: after the wait for the store's write lock)
-      return self.ops.renew(self.db, self.worker, self.ttl_ms)
+      return self.ops.renew(self.db, self.worker, self.ttl_ms, mine)
     end))
   end)
   local lost = {}

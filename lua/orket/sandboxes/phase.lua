@@ -293,13 +293,18 @@ local function describe(db, p, bf, now)
     local st = rule.status(p.started_at, times, now, bf)
     out.day, out.rate, out.bugs_per_day, out.ends_at, out.extended = st.day, st.rate, st.overall, iso(st.ends_at),
       st.extended
+    -- its end passed and no tick has ended it yet (bug_fix.check_interval_ms, a run's or a
+    -- worker's start): said, where an end in the past was shown as to come
+    if st.ended then out.end_passed, out.end_reason = true, st.reason end
   end
   return out, times
 end
 
 --- status(db, {settings=, dir=, clock=}) -> the phases, oldest first: {rock, phase, status
 --- ("open"|"ended"), started_at, day, rate (bugs in the last 24 hours), bugs_per_day, ends_at,
---- extended, bugs, open_bugs, epic; once ended: ended_at, reason, next_rock}
+--- extended, bugs, open_bugs, epic; once ended: ended_at, reason, next_rock}. An open phase
+--- whose end has passed (the next tick ends it) has end_passed = true and end_reason (why
+--- it ends: the tick's reason).
 function M.status(db, o)
   check_store(db, "status")
   o = o or {}

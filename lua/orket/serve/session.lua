@@ -114,7 +114,8 @@ function M.check(db, req)
     return nil, 401, "unauthorized", "the session cookie is not valid; sign in again", "session_malformed", M.SIGN_IN_AGAIN
   end
   local h = digest(token)
-  local row, rerr = sessions.lookup(db, h)
+  -- (judged by the store's clock: on PostgreSQL the database's, which every server shares)
+  local row, rerr = sessions.lookup(db, h, os.time())
   if not row and rerr then return M.unavailable(rerr) end
   if not row then return M.check_person(db, req, token, h) end
   if row.revoked_at then
@@ -122,7 +123,7 @@ function M.check(db, req)
     return nil, 401, "unauthorized", "the session's key was revoked; sign in again", "revoked",
       "sign in again with your name and password, or with a key not revoked (docs/serve.md#sessions-csrf-and-cors)"
   end
-  if row.expires <= os.time() then
+  if row.expires <= row.now then
     sessions.delete(db, h)
     return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired", M.SIGN_IN_AGAIN
   end
@@ -140,7 +141,7 @@ end
 --- session of a local account (orket.serve.accounts), checked as a key's is; a person
 --- disabled meanwhile is refused at once, and their sessions end.
 function M.check_person(db, req, token, h)
-  local row = users.session_lookup(db, h)
+  local row = users.session_lookup(db, h, os.time())
   -- signed out, expired and trimmed, ended by a new password or by a server admin: the
   -- store keeps no trace of which
   if not row then
@@ -151,7 +152,7 @@ function M.check_person(db, req, token, h)
     db:tx(function() users.sessions_end(db, row.name) return true end)
     return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled", M.DISABLED_REMEDY
   end
-  if row.expires <= os.time() then
+  if row.expires <= row.now then
     db:tx(function() users.session_delete(db, h) return true end)
     return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired", M.SIGN_IN_AGAIN
   end
@@ -225,18 +226,22 @@ end
 -- IMMEDIATE, the journal's lock), so a disable that commits later ends this session too.
 local function start(req, ctx, who, insert, via)
   local token, db = "ors_" .. crypto.random_id(32), ctx.db
-  local expires = os.time() + M.TTL_S
+  local expires
   local refused = false
   local ok, terr = db:tx(function()
+    -- dated by the clock its expiry is judged by (orket.store.sessions: the database's on
+    -- PostgreSQL, so that a server whose clock is ahead or behind neither cuts it nor stretches it)
+    local now = sessions.now(db, os.time())
+    expires = now + M.TTL_S
     if who.user then
-      local now = users.get(db, who.user)
-      if not now or now.disabled_at then
+      local person = users.get(db, who.user)
+      if not person or person.disabled_at then
         refused = true
         return nil, "disabled"
       end
     end
     local h = digest(token)
-    insert(db, h, expires)
+    insert(db, h, expires, now)
     -- who signed in: its id and name, never the key, the password or the token
     db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires),
       kept_admin = who.kept } }
@@ -256,8 +261,8 @@ end
 --- end), audited as a sign-in the way their account says (M.via: a password, the provider,
 --- the directory)
 function M.start_person(req, ctx, who)
-  return start(req, ctx, who, function(db, h, exp)
-    users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, os.time())
+  return start(req, ctx, who, function(db, h, exp, now)
+    users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, now)
     users.session_insert(db, h, who.name, exp)
   end, M.via(who))
 end
@@ -267,8 +272,8 @@ end
 --- as accounts.of_key gave it), made now (its oldest beyond MAX_PER_KEY end), audited as a
 --- sign-in with a key
 function M.start_key(req, ctx, who)
-  return start(req, ctx, who, function(db, h, exp)
-    assert(sessions.delete_expired(db, os.time()))
+  return start(req, ctx, who, function(db, h, exp, now)
+    assert(sessions.delete_expired(db, now))
     assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
     assert(sessions.insert(db, h, who.key_id or who.id, exp))
   end, M.via(who, true))

@@ -631,7 +631,9 @@ local USER = { type = "object", properties = { login = { type = "string" } } }
 local STAMP = { type = "string", description = "ISO 8601; older than webhook_max_age_s: refused (422)" }
 local BODY = { type = "object", description = "the forge's event; the fields Orket reads", properties = {
   action = { type = "string", description = "submitted (a review), closed (a pull request), ..." },
-  repository = { type = "object", properties = { full_name = { type = "string" } } },
+  repository = { type = "object", properties = { full_name = { type = "string" },
+    pushed_at = { type = { "integer", "string" }, description = "a push's time: Unix seconds (GitHub's push) or "
+      .. "ISO 8601; older than webhook_max_age_s: refused (422)" } } },
   sender = USER,
   pull_request = { type = "object", properties = { number = { type = "integer" }, merged = { type = "boolean" },
     updated_at = STAMP, user = USER, merged_by = USER,
@@ -639,7 +641,6 @@ local BODY = { type = "object", description = "the forge's event; the fields Ork
   review = { type = "object", properties = { id = { type = "integer" }, state = { type = "string" },
     body = { type = "string" }, content = { type = "string" }, submitted_at = STAMP, user = USER } },
   ref = { type = "string" }, after = { type = "string" },
-  head_commit = { type = "object", properties = { timestamp = STAMP } },
 } }
 
 --- add(router): the two webhook routes (no role: the signature is their authentication)

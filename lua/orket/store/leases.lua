@@ -1,8 +1,11 @@
 -- orket.store.leases: which worker (`orket worker`) works which card, as named operations
 -- op(db, ...) on the SQLite store (the leases table, migration 14). A lease is live until
 -- its expires_at; the worker renews it while it works and checks it in each step's
--- transaction, so a worker that missed its renewals writes nothing more for the card, and
--- another worker may take the card over. Operations never open a transaction of their own:
+-- transaction. Once it lapses another worker may take the card over (its claim writes its
+-- own name in the row), and from then on the first worker writes nothing more for the card.
+-- A lapsed row that still names the worker was taken by nobody: renewal and the check keep
+-- it the worker's (a wall clock stepped forward past the lease, NTP or a VM resumed, lapses
+-- every lease at once). Operations never open a transaction of their own:
 -- claim() must run inside the caller's (BEGIN IMMEDIATE serializes claimers on SQLite, as
 -- FOR UPDATE SKIP LOCKED does in the PostgreSQL twin, store/pg/leases.lua).
 -- Contract: docs/workers.md.
@@ -67,23 +70,38 @@ function M.claim(db, o)
   return out
 end
 
---- renew(db, worker, ttl_ms) -> set {card_id = true} of the cards worker still holds, each
---- now leased until ttl_ms from now. A lease that expired is not renewed, even when nobody
---- took it over: the worker has lost that card (it may already be worked elsewhere).
-function M.renew(db, worker, ttl_ms)
+-- cards (an array of card ids, or nil: every card) as a JSON array for json_each
+local function check_cards(cards, fname)
+  if cards ~= nil and type(cards) ~= "table" then
+    error("bad argument #4 to '" .. fname .. "' (array of card ids or nil expected)", 3)
+  end
+  return cards and cjson.encode(cards) or nil
+end
+
+--- renew(db, worker, ttl_ms[, cards]) -> set {card_id = true} of the cards worker still
+--- holds (of cards, an array of ids, when given), each now leased until ttl_ms from now. A
+--- lapsed lease whose row still names worker is renewed too: nobody took it over (a taker's
+--- claim writes its own name), as run leases are (run_renew); a wall clock stepped past the
+--- lease lost every card of a lone worker, whose model calls were charged and asked again.
+--- cards: the keeper's own, so that a row it forgot (a release whose DELETE failed) lapses.
+function M.renew(db, worker, ttl_ms, cards)
   check_ttl(ttl_ms, "renew")
+  local list = check_cards(cards, "renew")
   local held = {}
-  for _, r in ipairs(assert(db:rows("UPDATE leases SET expires_at = " .. LEASE_END
-      .. " WHERE worker = ? AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') RETURNING card_id", ttl_ms, worker))) do
+  if cards and #cards == 0 then return held end
+  for _, r in ipairs(assert(db:rows("UPDATE leases SET expires_at = " .. LEASE_END:gsub("%?", "?1")
+      .. " WHERE worker = ?2 AND (?3 IS NULL OR card_id IN (SELECT value FROM json_each(?3))) RETURNING card_id",
+      ttl_ms, worker, list))) do
     held[r.card_id] = true
   end
   return held
 end
 
---- holds(db, card, worker) -> true when worker's lease on card is live
+--- holds(db, card, worker) -> true when card's lease row names worker, live or lapsed:
+--- nobody took a lapsed one over (renew says why), so a step written now is still the
+--- worker's alone; a taker's claim, serialized with the step, renames the row first or after
 function M.holds(db, card, worker)
-  return db:row("SELECT 1 AS y FROM leases WHERE card_id = ? AND worker = ? AND expires_at > orket_now()",
-    card, worker) ~= nil
+  return db:row("SELECT 1 AS y FROM leases WHERE card_id = ? AND worker = ?", card, worker) ~= nil
 end
 
 --- release(db, worker[, card]) -> number of leases dropped (card's, or all of worker's)

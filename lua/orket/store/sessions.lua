@@ -1,13 +1,40 @@
 -- orket.store.sessions: the web board's sign-ins (a BLAKE2b of each session token, never
 -- the token; expiry in Unix seconds) as named operations. The deletes return what the
 -- store's run does (changes | nil, msg, CODE) for the caller to check or not. Written once
--- for both backends (orket.store.dialect).
+-- for both backends (orket.store.dialect). Expiry is judged by one clock for every server
+-- of a store: on PostgreSQL the database's, since the servers' clocks may disagree (one
+-- ahead of the others ended, and deleted, every session with less than its lead left, as
+-- rate_buckets says); on SQLite one machine's, the caller's now.
 local M = {}
 
---- lookup(db, hash) -> {key_id, expires, name, role, user_name, revoked_at} of the session and its key | nil
-function M.lookup(db, hash)
-  return db:row("SELECT s.key_id, s.expires, k.name, k.role, k.user_name, " .. db.dialect.time("k.revoked_at", "revoked_at")
+-- the database's clock in Unix seconds (PostgreSQL)
+local PG_NOW = "floor(extract(epoch FROM statement_timestamp()))::int8"
+
+--- clock(db) -> the SQL of the store's clock in Unix seconds | nil (SQLite: the caller's)
+function M.clock(db)
+  return db.backend == "pg" and PG_NOW or nil
+end
+
+--- now(db, local_now) -> Unix seconds to date and judge sessions by: the database's clock
+--- on PostgreSQL, local_now (the caller's os.time()) on SQLite
+function M.now(db, local_now)
+  local c = M.clock(db)
+  if not c then return local_now end
+  local r, err = db:row("SELECT " .. c .. " AS now")
+  if not r then error(err or "store: reading the database's clock failed", 0) end
+  return r.now
+end
+
+--- lookup(db, hash[, now]) -> {key_id, expires, name, role, user_name, revoked_at, now} of
+--- the session and its key | nil, msg (a store error): now is the time to judge expires by
+--- (M.now's, read in the same statement on PostgreSQL; now, else os.time(), on SQLite)
+function M.lookup(db, hash, now)
+  local c = M.clock(db)
+  local row, err = db:row("SELECT s.key_id, s.expires, k.name, k.role, k.user_name, "
+    .. db.dialect.time("k.revoked_at", "revoked_at") .. (c and (", " .. c .. " AS now") or "")
     .. " FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?", hash)
+  if row and not c then row.now = now or os.time() end
+  return row, err
 end
 
 --- delete(db, hash) -> changes | nil, msg, CODE: one session ends
@@ -20,8 +47,11 @@ function M.delete_for_key(db, key_id)
   return db:run("DELETE FROM sessions WHERE key_id = ?", key_id)
 end
 
---- delete_expired(db, now) -> changes | nil, msg, CODE: sessions expired at Unix time now end
+--- delete_expired(db, now) -> changes | nil, msg, CODE: sessions expired at Unix time now
+--- (on PostgreSQL: by the database's clock) end
 function M.delete_expired(db, now)
+  local c = M.clock(db)
+  if c then return db:run("DELETE FROM sessions WHERE expires <= " .. c) end
   return db:run("DELETE FROM sessions WHERE expires <= ?", now)
 end
 

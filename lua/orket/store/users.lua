@@ -99,10 +99,15 @@ function M.session_insert(db, hash, name, expires)
     .. ", ?)", hash, name, expires))
 end
 
---- session_lookup(db, hash) -> {name, expires, role, hash (the person's), disabled_at} | nil
-function M.session_lookup(db, hash)
-  return db:row("SELECT s.user_name AS name, s.expires, u.role, u.hash, " .. db.dialect.time("u.disabled_at", "disabled_at")
+--- session_lookup(db, hash[, now]) -> {name, expires, role, hash (the person's),
+--- disabled_at, now} | nil: now is the time to judge expires by, as sessions.lookup's
+function M.session_lookup(db, hash, now)
+  local c = sessions.clock(db)
+  local row, err = db:row("SELECT s.user_name AS name, s.expires, u.role, u.hash, "
+    .. db.dialect.time("u.disabled_at", "disabled_at") .. (c and (", " .. c .. " AS now") or "")
     .. " FROM user_sessions s JOIN users u ON u.name = s.user_name WHERE s.hash = ?", hash)
+  if row and not c then row.now = now or os.time() end
+  return row, err
 end
 
 --- session_delete(db, hash): one session ends
@@ -123,10 +128,13 @@ function M.password_sessions_end(db, name, keep)
   return (assert(db:run("DELETE FROM user_sessions WHERE user_name = ? AND hash <> ?", name, keep or "")))
 end
 
---- sessions_trim(db, name, keep, now): expired sessions end, and all but the person's keep
---- sessions that expire last (the later made first, as sessions.keep_newest)
+--- sessions_trim(db, name, keep, now): expired sessions end (at now; on PostgreSQL by the
+--- database's clock, as sessions.delete_expired), and all but the person's keep sessions
+--- that expire last (the later made first, as sessions.keep_newest)
 function M.sessions_trim(db, name, keep, now)
-  assert(db:run("DELETE FROM user_sessions WHERE expires <= ?", now))
+  local c = sessions.clock(db)
+  if c then assert(db:run("DELETE FROM user_sessions WHERE expires <= " .. c))
+  else assert(db:run("DELETE FROM user_sessions WHERE expires <= ?", now)) end
   assert(db:run("DELETE FROM user_sessions WHERE user_name = ?1 AND hash NOT IN (SELECT hash FROM user_sessions "
     .. "WHERE user_name = ?1 ORDER BY expires DESC, " .. sessions.newest_first(db) .. " LIMIT ?2)", name, keep))
 end

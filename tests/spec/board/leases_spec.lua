@@ -1,6 +1,7 @@
 -- orket.store.leases and its PostgreSQL twin orket.store.pg.leases, the same cases on both
 -- backends: claims in the order given, live leases of others skipped, expired ones taken
--- over, renewals that do not revive a lost lease, release, and claimers contending at once
+-- over, renewals that do not revive a lease taken over but keep a lapsed one nobody took,
+-- release, and claimers contending at once
 -- (separate processes on one SQLite file; tasks on separate connections to PostgreSQL)
 -- never holding the same card.
 local H = require "tests.helpers"
@@ -33,6 +34,11 @@ local function sqlite_backend()
       assert(q:row("SELECT orket_now() AS t"))
       os.execute(string.format("sleep %.3f", ms / 1000))
     end,
+    -- worker's leases ended a minute ago (as a step of the clock leaves them)
+    lapse = function(q, worker)
+      return q:run("UPDATE leases SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds') WHERE worker = ?",
+        worker)
+    end,
     close = function() db:close() end,
   }
 end
@@ -54,6 +60,9 @@ local function pg_backend()
     name = "PostgreSQL", mod = pgleases, pool = pool,
     tx = function(fn) return pool:tx(fn) end,
     linger = function(q, ms) assert(q:query(string.format("SELECT pg_sleep(%.3f)", ms / 1000))) end, -- (now(): BEGIN's time)
+    lapse = function(q, worker)
+      return q:query("UPDATE leases SET expires_at = now() - interval '60 seconds' WHERE worker = $1", worker)
+    end,
     close = function() pool:close() end,
   }
 end
@@ -105,13 +114,35 @@ local function cases(make)
   it("lets another worker take over an expired lease, which the old holder can neither renew nor use", function()
     assert.same({ "C-1", "C-2" }, cards_of(claim("w1", ids(1, 2), 2, 1)))
     orket.sleep(20)
-    assert.is_false(b.tx(function(q) return b.mod.holds(q, "C-1", "w1") end))
-    -- expired and not taken over yet: still lost to w1
-    assert.same({}, b.tx(function(q) return b.mod.renew(q, "w1", 60000) end))
     local got = claim("w2", ids(1, 1), 5)
     assert.same({ { card = "C-1", taken_from = "w1" } }, got)
+    assert.is_false(b.tx(function(q) return b.mod.holds(q, "C-1", "w1") end))
+    -- C-2 lapsed too but nobody took it: still w1's
+    assert.same({ ["C-2"] = true }, b.tx(function(q) return b.mod.renew(q, "w1", 60000, ids(1, 2)) end))
     assert.is_true(b.tx(function(q) return b.mod.holds(q, "C-1", "w2") end))
     assert.same({ ["C-1"] = true }, b.tx(function(q) return b.mod.renew(q, "w2", 60000) end))
+  end)
+
+  -- A wall clock stepped forward past the lease (NTP, a VM resumed) lapses every lease at
+  -- once: a lone worker's renewal then found none and lost every card, and the model call
+  -- of each turn in flight was charged, dropped and asked again.
+  it("keeps a lapsed lease nobody took over its holder's: renewed and checked as live", function()
+    assert.same({ "C-1", "C-2", "C-3" }, cards_of(claim("w1", ids(1, 3), 3, 60000)))
+    -- the leases' end passed, as after a step of the clock
+    assert(b.tx(function(q) return b.lapse(q, "w1") end))
+    assert.same({}, b.tx(function(q) return b.mod.live(q, 1) end))
+    assert.is_true(b.tx(function(q) return b.mod.holds(q, "C-1", "w1") end))
+    -- only the cards asked for (the keeper's own): C-3, which it forgot, is not renewed
+    assert.same({ ["C-1"] = true, ["C-2"] = true },
+      b.tx(function(q) return b.mod.renew(q, "w1", 60000, { "C-1", "C-2", "C-9" }) end))
+    assert.same({}, b.tx(function(q) return b.mod.renew(q, "w1", 60000, {}) end))
+    local live = {}
+    for _, l in ipairs(b.tx(function(q) return b.mod.live(q, 1) end)) do live[#live + 1] = l.card end
+    assert.same({ "C-1", "C-2" }, live)
+    -- another worker sees C-1 live again, and takes the lapsed C-3
+    assert.same({ { card = "C-3", taken_from = "w1" } }, claim("w2", ids(1, 3), 3))
+    assert.is_false(b.tx(function(q) return b.mod.holds(q, "C-3", "w1") end))
+    assert.same({ ["C-1"] = true, ["C-2"] = true }, b.tx(function(q) return b.mod.renew(q, "w1", 60000) end))
   end)
 
   -- A scheduling round claims late in its transaction (after its earlier cards were

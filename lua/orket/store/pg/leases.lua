@@ -58,22 +58,31 @@ function M.claim(q, o)
   return out
 end
 
---- renew(q, worker, ttl_ms) -> set {card_id = true} of the cards worker still holds
-function M.renew(q, worker, ttl_ms)
+--- renew(q, worker, ttl_ms[, cards]) -> set {card_id = true} of the cards worker still
+--- holds (of cards when given), lapsed leases whose row still names worker too (see
+--- orket.store.leases.renew). A taker's upsert that committed first renamed the row, which
+--- this UPDATE re-reads after its wait, so it is not renewed.
+function M.renew(q, worker, ttl_ms, cards)
   check_ttl(ttl_ms, "renew")
+  if cards ~= nil and type(cards) ~= "table" then
+    error("bad argument #4 to 'renew' (array of card ids or nil expected)", 2)
+  end
   local held = {}
+  if cards and #cards == 0 then return held end
   for _, r in ipairs(assert(q:query([[UPDATE leases SET expires_at = clock_timestamp() + $2 * interval '1 millisecond'
-      WHERE worker = $1 AND expires_at > clock_timestamp() RETURNING card_id]], worker, ttl_ms))) do
+      WHERE worker = $1 AND ($3::jsonb IS NULL OR card_id IN (SELECT jsonb_array_elements_text($3::jsonb)))
+      RETURNING card_id]], worker, ttl_ms, cards and json.encode(cards) or nil))) do
     held[r.card_id] = true
   end
   return held
 end
 
---- holds(q, card, worker) -> true when worker's lease on card is live. Inside a step's
---- transaction it locks the lease row (FOR SHARE), so a takeover waits for the step.
+--- holds(q, card, worker) -> true when card's lease row names worker, live or lapsed (see
+--- orket.store.leases.holds). Inside a step's transaction it locks the lease row (FOR
+--- SHARE), so a takeover waits for the step.
 function M.holds(q, card, worker)
-  local rows = assert(q:query([[SELECT 1 AS y FROM leases WHERE card_id = $1 AND worker = $2
-    AND expires_at > now() FOR SHARE]], card, worker))
+  local rows = assert(q:query([[SELECT 1 AS y FROM leases WHERE card_id = $1 AND worker = $2 FOR SHARE]],
+    card, worker))
   return rows[1] ~= nil
 end
 
