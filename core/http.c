@@ -397,6 +397,33 @@ static int http_event_stream(const http_req *r) {
   return 0;
 }
 
+/* A line of a folded header (obs-fold: it starts with SP or HTAB) joined to the value before it
+ * with one SP, as RFC 9112 5.2 asks of a proxy that passes it on: never a header of its own,
+ * so a continuation's "Name: v" is only more of the value. One before any header continues
+ * nothing and is ignored (5.2 allows it). 0 (the error set) past the headers' cap. */
+static int http_unfold(http_req *r, const char *p, size_t end) {
+  size_t s = 0;
+  while (s < end && (p[s] == ' ' || p[s] == '\t')) s++;
+  if (r->hcount == 0 || s == end) return 1;
+  size_t at = r->hlen - 1; /* the last value's NUL, where the line goes */
+  while (r->hbuf[at - 1] == ' ' || r->hbuf[at - 1] == '\t') at--;
+  /* no SP after an empty value: its leading whitespace is not kept either */
+  size_t sep = r->hbuf[at - 1] != '\0', need = at + sep + (end - s) + 1;
+  if (need > HTTP_MAX_HEADER_BYTES) {
+    http_set_error(r, HTTP_E_PROTOCOL, NULL, "response headers exceed 64 KiB");
+    return 0;
+  }
+  if (http_grow((void **)&r->hbuf, &r->hcap, need, 1) != 0) {
+    http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory");
+    return 0;
+  }
+  if (sep) r->hbuf[at] = ' ';
+  memcpy(r->hbuf + at + sep, p + s, end - s);
+  r->hbuf[need - 1] = '\0';
+  r->hlen = need;
+  return 1;
+}
+
 static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
   http_req *r = ud;
   size_t len = size * n;
@@ -418,6 +445,7 @@ static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
     }
     return len;
   }
+  if (p[0] == ' ' || p[0] == '\t') return http_unfold(r, p, end) ? len : 0;
   const char *colon = memchr(p, ':', end);
   if (colon == NULL) return len;
   size_t nlen = (size_t)(colon - p);

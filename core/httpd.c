@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "httpcheck.h"
@@ -616,6 +617,7 @@ static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection 
   if (resp == NULL) return MHD_NO;
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  mhd->add_response_header(resp, "X-Content-Type-Options", "nosniff");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ok = mhd->queue_response(conn, status, resp);
   mhd->destroy_response(resp);
@@ -879,6 +881,20 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
   return 0;
 }
 
+/* now as an HTTP date (RFC 9110 5.6.7's IMF-fixdate), with English names whatever the locale:
+ * the Date every answer carries (6.6.1), where MHD does not add it; n: 30 or more. */
+static void hd_http_date(char *out, size_t n) {
+  static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t t = time(NULL);
+  struct tm tm;
+  if (gmtime_r(&t, &tm) == NULL) memset(&tm, 0, sizeof tm);
+  int w = snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[(unsigned)tm.tm_wday % 7], tm.tm_mday,
+                   months[(unsigned)tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (w < 0 || (size_t)w >= n) snprintf(out, n, "Thu, 01 Jan 1970 00:00:00 GMT"); /* a year past 9999 */
+}
+
 /* Answers a request MHD is still receiving, which MHD cannot answer itself (a response
  * may only be queued before the body or after its end): the lines go straight to the
  * socket, where MHD has written nothing yet, and the write side is shut. cap: the body
@@ -901,11 +917,13 @@ static void hd_refuse_raw(int fd, unsigned status, size_t cap) {
              "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server "
              "accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
              cap);
-  char msg[512];
-  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n%s"
+  char msg[768], date[32];
+  hd_http_date(date, sizeof date);
+  /* the headers MHD's own answers and the handlers' carry */
+  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\nDate: %s\r\n%s"
                    "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
-                   "Content-Length: %zu\r\n\r\n%s", status, reason, status == 503 ? "Retry-After: 1\r\n" : "",
-                   strlen(body), body);
+                   "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n\r\n%s", status, reason, date,
+                   status == 503 ? "Retry-After: 1\r\n" : "", strlen(body), body);
   if (n > 0 && (size_t)n < sizeof msg) {
     ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT); /* best effort */
     (void)rc;

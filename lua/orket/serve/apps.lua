@@ -144,17 +144,20 @@ end
 local function open(req, ctx)
   local site = req.headers["sec-fetch-site"]
   if site and site ~= "same-origin" and site ~= "none" then
-    return err(403, "forbidden", "an app is opened from the board's own page")
+    return err(403, "forbidden", "an app is opened from the board's own page",
+      "open it from the board's Sandboxes list (Open the app), in this browser")
   end
   local apps = ctx.server.apps
+  -- a sandbox that does not exist is 404, as on the other sandbox routes
+  local row, st, doc = sandboxes.recent_row(ctx)
+  if not row then return st, doc end
   if ctx.project and ctx.project ~= "default" then
     -- an app's origin names a sandbox by its id, which only the default project's store
     -- settles (docs/teams.md); another project's app goes through its proxy route
-    return err(409, "conflict", "apps on their own origin are the default project's; open this one at "
-      .. "/v1/projects/" .. ctx.project .. "/sandboxes/" .. tostring(ctx.params.id) .. "/app/")
+    local at = "/v1/projects/" .. ctx.project .. "/sandboxes/" .. math.tointeger(row.id) .. "/app/"
+    return err(409, "conflict", "apps on their own origin are the default project's; open this one at " .. at,
+      "open " .. at .. " (the board's Open the app does)")
   end
-  local row, st, doc = sandboxes.recent_row(ctx)
-  if not row then return st, doc end
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
   end
@@ -267,16 +270,100 @@ local function current_role(db, a, e)
   return e.role
 end
 
--- GET /__orket/ticket?t=...: the ticket (used up whatever follows) for the app's cookie
+-- ---- a ticket another site may have sent: confirmed on the app's origin -------------------
+
+-- The origin of a URL or of an Origin header (scheme://host[:port], lower-case, without
+-- its scheme's default port) | nil ("null", or no URL)
+local function origin_of(url)
+  local scheme, host = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  scheme, host = scheme:lower(), host:lower()
+  local default = ({ http = ":80", https = ":443" })[scheme]
+  if default and host:sub(-#default) == default then host = host:sub(1, -#default - 1) end
+  return scheme .. "://" .. host
+end
+
+-- Whether something other than the person or the app's own page may have sent the browser
+-- to a ticket (docs/serve.md, "Apps on their own origins"): a ticket is a bearer URL any
+-- holder of a key can make, so a page of another site (or another app's, same-site with
+-- this one) could sign the person's browser in to the app as someone else. The browser's
+-- Sec-Fetch-Site: anything but same-origin (the app's own page) and none (typed, a
+-- bookmark). Without it (a browser sends it to https and localhost origins only; a client
+-- that is no browser, never) an Origin or Referer of another origin, the page's own word.
+function Apps:_foreign(req, id)
+  local h = req.headers
+  local site = h["sec-fetch-site"]
+  if site then return site ~= "same-origin" and site ~= "none" end
+  local own = origin_of(self:origin(id, req))
+  for _, name in ipairs { "origin", "referer" } do
+    local v = h[name]
+    if type(v) == "string" and v ~= "" and origin_of(v) ~= own then return true end
+  end
+  return false
+end
+
+-- Whether a POST comes from the app's own origin: its Origin, or the browser's Sec-Fetch-Site
+function Apps:_same_origin(req, id)
+  local h = req.headers
+  return (type(h.origin) == "string" and origin_of(h.origin) == origin_of(self:origin(id, req)))
+    or h["sec-fetch-site"] == "same-origin"
+end
+
+local function html(s)
+  return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+    ["'"] = "&#39;" }))
+end
+
+-- Whose session a ticket opens, in a person's words
+local function holder(db, e)
+  if e.local_use then return "this machine's local use (no sign-in)" end
+  local key = tostring(e.key or "")
+  if key:sub(1, #accounts.PREFIX) == accounts.PREFIX then return key:sub(#accounts.PREFIX + 1) end
+  local k = keys_store.get(db, key)
+  if not k then return "key " .. key end
+  return k.user_name and (k.user_name .. " (key " .. k.name .. ")") or ("key " .. k.name)
+end
+
+-- no script, no style, no frame: a form posting to this origin alone; same-origin, so that
+-- the form's POST carries its Origin (no-referrer would make it "null")
+local CONFIRM_HEADERS = { "Content-Type: text/html; charset=utf-8", "Cache-Control: no-store",
+  "X-Content-Type-Options: nosniff", "Referrer-Policy: same-origin", "X-Frame-Options: DENY",
+  "Content-Security-Policy: default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'" }
+
+-- The page that asks the person before a ticket from another site signs them in: whose
+-- session and which sandbox, and a button posting the ticket back (taken only from here)
+local function confirm(req, ctx, id, e, t)
+  local who, role = html(holder(ctx.db, e)), html(e.role)
+  ctx.status, ctx.note = 200, "app ticket for sandbox " .. id .. " to confirm: another site sent it"
+  req:respond(200, CONFIRM_HEADERS, table.concat {
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">',
+    "<title>Open sandbox ", id, "'s app?</title></head><body>\n<h1>Open sandbox ", id, "'s app as ", who, "?</h1>\n",
+    "<p>This link signs this browser in to sandbox ", id, "'s app as <b>", who, "</b> (", role, ").</p>\n",
+    "<p>Go on only if you just opened the app from Orket's board yourself. A link another page sent you to ",
+    "would let whoever made it see what you do in the app: then close this page.</p>\n",
+    '<form method="post" action="', M.TICKET_PATH, "?t=", t, '"><button type="submit">Open the app as ', who,
+    "</button></form>\n</body></html>\n" })
+end
+
+-- GET /__orket/ticket?t=...: the ticket (used up whatever follows) for the app's cookie; from
+-- another site, a page that asks first, whose POST (from this origin only) is the same
 function Apps:_redeem(req, ctx, id)
   local t = type(req.query) == "table" and req.query.t
   local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
-  local e = d and grants.take(ctx.db, d, "ticket")
+  if req.method == "POST" and not self:_same_origin(req, id) then
+    ctx.auth = "app_ticket"
+    return text(req, ctx, 403, "This page confirms an app's link on the app's own page only: open the app again from "
+      .. "Orket's board.")
+  end
+  local ask = req.method ~= "POST" and self:_foreign(req, id)
+  local e -- read only while the page asks: its POST takes it
+  if d and ask then e = grants.get(ctx.db, d, "ticket") elseif d then e = grants.take(ctx.db, d, "ticket") end
   -- and its person may still act (a ticket of local use ends when the first key is made)
   if not e or dead(e) or e.sandbox ~= id or not current_role(ctx.db, ctx.server.auth, e) then
     ctx.auth = "app_ticket"
     return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
   end
+  if ask then return confirm(req, ctx, id, e, t) end
   if grants.live(ctx.db, "session", os.time()) >= M.MAX_SESSIONS then
     return text(req, ctx, 503, "Too many people have this server's apps open; retry later.")
   end
@@ -357,7 +444,7 @@ M.ROUTE = "(app)"
 --- apps:handle(req, ctx, id) -> as a handler: a request to sandbox id's origin
 function Apps:handle(req, ctx, id)
   ctx.route = M.ROUTE
-  if req.path == M.TICKET_PATH and req.method == "GET" then return self:_redeem(req, ctx, id) end
+  if req.path == M.TICKET_PATH and (req.method == "GET" or req.method == "POST") then return self:_redeem(req, ctx, id) end
   if not PROXIED[req.method] then
     return text(req, ctx, 405, "The app's origin passes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.", { ALLOW })
   end

@@ -67,6 +67,8 @@ describe("orket.c.httpd srv:refusals", function()
     for i, c in ipairs(cases) do
       local got = once(srv:port(), c[1])
       assert.matches("^HTTP/1.1 " .. c[2], got)
+      -- as every other answer's: its type is the one it says
+      assert.matches("\r\nX-Content-Type-Options: nosniff\r\n", got:match("^.-\r\n\r\n"), 1, true)
       assert.equal(i, #lines, "a log line for case " .. i)
       local l = cjson.decode(lines[i])
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", l.t)

@@ -56,6 +56,17 @@ local function wait_for(pred, what)
   error("timed out waiting for " .. what)
 end
 
+-- The headers every answer carries, as libmicrohttpd adds them to its own: a Date
+-- (RFC 9110 6.6.1, IMF-fixdate) and nosniff. text: an answer's bytes.
+local function assert_dated(text)
+  local head = text:match("^(.-\r\n)\r\n") or text
+  local date = head:match("\r\nDate: ([^\r]*)\r\n")
+  assert.is_string(date, head)
+  assert.matches("^%u%l%l, %d%d %u%l%l %d%d%d%d %d%d:%d%d:%d%d GMT$", date)
+  assert(math.abs(require("orket.c.http").parse_date(date) - os.time()) < 5, date)
+  assert.matches("\r\nX-Content-Type-Options: nosniff\r\n", head, 1, true)
+end
+
 describe("orket.c.httpd", function()
   it("hands over a request after its headers, and answers it", function()
     local seen
@@ -508,6 +519,7 @@ describe("orket.c.httpd", function()
     t:close()
     c:close()
     assert.matches("^HTTP/1.1 413", (got()))
+    assert_dated((got()))
     srv:close()
   end)
 
@@ -528,6 +540,7 @@ describe("orket.c.httpd", function()
     assert.matches("^HTTP/1.1 503 Service Unavailable\r\n", (got2()))
     assert.matches("Retry%-After: 1\r\n", (got2()))
     assert.matches("ORKET_SERVE_LIMITS max_bodies_bytes", (got2()), 1, true)
+    assert_dated((got2()))
     c2:close()
     c1:write(string.rep("a", 890))
     wait_for(function() return (got1()):find("got 900", 1, true) end, "the first body")
@@ -1171,6 +1184,7 @@ describe("orket.c.httpd", function()
     assert.matches("\r\nContent-Type: application/json; charset=utf-8\r\n", text, 1, true)
     assert.matches("\r\nCache-Control: no-store\r\n", text, 1, true)
     assert.matches('{"error":{"code":"timeout",', text, 1, true)
+    assert_dated(text)
     c:close()
     srv:close()
   end)

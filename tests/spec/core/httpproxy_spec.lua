@@ -212,6 +212,46 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- obs-fold (RFC 9112 5.2): a proxy replaces each fold with a space or refuses the answer;
+  -- cut at the fold, an app's cookie would lose its HttpOnly, Secure and SameSite
+  it("joins a folded header's lines with one space, never making a continuation a header", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+      .. "Set-Cookie: sid=abc; Path=/;\r\n HttpOnly; Secure;\r\n\t SameSite=Strict\r\n"
+      .. "Content-Security-Policy: default-src 'self';  \r\n   frame-ancestors 'none'\r\n"
+      .. "Vary: a\r\n X-Injected: yes\r\nETag:\r\n \"e\"\r\nX-Blank: b\r\n \t \r\n"
+      .. "Content-Type: text/plain\r\n x\1y\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { cookies = {}, pass = { "content-security-policy", "vary", "etag",
+      "x-blank", "content-type", "x-injected" } })
+    local status, headers, body = fetch(base .. "/")
+    assert.equal(200, status)
+    assert.equal("ok", body)
+    assert.equal("sid=abc; Path=/; HttpOnly; Secure; SameSite=Strict", headers["set-cookie"])
+    assert.equal("default-src 'self'; frame-ancestors 'none'", headers["content-security-policy"])
+    assert.equal("a X-Injected: yes", headers.vary) -- a continuation's "Name:" is more of the value
+    assert.is_nil(headers["x-injected"])
+    assert.equal('"e"', headers.etag) -- the fold of an empty value: no space before it
+    assert.equal("b", headers["x-blank"])
+    assert.is_nil(headers["content-type"]) -- the control byte of its continuation
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = 2 }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  it("counts a folded header's lines toward the 64 KiB of an answer's headers", function()
+    local lines = {}
+    for i = 1, 20 do lines[i] = " " .. string.rep("v", 4000) end
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVary: a\r\n"
+      .. table.concat(lines, "\r\n") .. "\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { pass = { "vary" } })
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("response headers exceed 64 KiB", body)
+    assert.is_nil(outcomes[1].status)
+    srv:close()
+    app:close()
+  end)
+
   -- a passed name is matched whole: an app's header longer than a pass name with the same
   -- first letters is not that name (and is compared without reading past the shorter one:
   -- the sanitizer build reads out of bounds otherwise)

@@ -39,7 +39,7 @@ describe("an app on its own origin", function()
 
   -- A local-use server of a store with one healthy sandbox at sock, and a person's app
   -- session for it. -> a function request(path) -> status, body, headers; the log's lines;
-  -- the stop
+  -- the stop; the sandbox's id; the server; its store; its directory
   local function server(sock, port)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
@@ -60,7 +60,7 @@ describe("an app on its own origin", function()
       local hs = { host, "Cookie: orket_app=" .. token }
       for _, h in ipairs(more or {}) do hs[#hs + 1] = h end
       return H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, total_timeout_ms = 20000, headers = hs }
-    end, lines, stop, math.tointeger(id), srv
+    end, lines, stop, math.tointeger(id), srv, db, dir
   end
 
   local ECHO = function(line)
@@ -293,5 +293,154 @@ describe("an app on its own origin", function()
     for _, c in ipairs(held) do c:close() end
     app:close()
     assert(ok, e)
+  end)
+  -- RFC 9112 5.2: a folded header reaches the browser whole, its lines joined by a space
+  -- (cut at the fold, the app's cookie lost HttpOnly, Secure and SameSite)
+  it("passes back an app's folded header whole, as one line", function()
+    local app, sock = raw_app(function()
+      return "HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/;\r\n HttpOnly; Secure; SameSite=Strict\r\n"
+        .. "Content-Security-Policy: default-src 'self';\r\n\tframe-ancestors 'none'\r\n"
+        .. "Vary: Accept\r\n Access-Control-Allow-Credentials: true\r\nContent-Length: 2\r\n\r\nhi"
+    end)
+    local request, _, stop = server(sock)
+    local st, body, h = request("/")
+    assert.equal(200, st, body)
+    assert.equal("sid=abc; Path=/; HttpOnly; Secure; SameSite=Strict", h["set-cookie"] or h["Set-Cookie"])
+    assert.equal("default-src 'self'; frame-ancestors 'none'", h["content-security-policy"])
+    -- a continuation is never a header of its own
+    assert.equal("Accept Access-Control-Allow-Credentials: true", h.vary)
+    assert.is_nil(h["access-control-allow-credentials"])
+    stop()
+    app:close()
+  end)
+
+  -- pentest: a ticket is a bearer URL any key can make; a page of another site (or another
+  -- app's, same-site with this one) sending the browser to one would sign it in to the app
+  -- as the ticket's maker. Such a redemption asks on a page of the app's origin first, and
+  -- only that page's POST (same-origin) takes the ticket.
+  describe("a ticket another page sent", function()
+    local function lower(h)
+      local out = {}
+      for k, v in pairs(h or {}) do out[tostring(k):lower()] = v end
+      return out
+    end
+
+    -- a server, and ticket(g) -> a new ticket of sandbox id (g: the grant's fields)
+    local function with_tickets(sock)
+      local request, lines, stop, id, srv, db, dir = server(sock)
+      local function ticket(g)
+        local t = crypto.random_id(32)
+        local e = { sandbox = id, local_use = true, role = "operator", start = "/landed", expires_s = os.time() + 60 }
+        for k, v in pairs(g or {}) do e[k] = v end
+        grants.insert(db, crypto.hash(t, 32), "ticket", e)
+        return t, crypto.hash(t, 32)
+      end
+      -- redeem(t, method, headers) -> status, body, headers (lower-case names), no app cookie sent
+      local function redeem(t, method, headers)
+        local hs = { "Host: " .. id .. ".sandbox.localhost:" .. srv:port() }
+        for _, x in ipairs(headers or {}) do hs[#hs + 1] = x end
+        local st, body, h = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/__orket/ticket?t=" .. t,
+          method = method, body = method == "POST" and "" or nil, headers = hs, total_timeout_ms = 20000 }
+        return st, body, lower(h)
+      end
+      return ticket, redeem, stop, id, srv, db, dir, lines, request
+    end
+
+    it("answers a page that asks, and signs in only through its same-origin POST", function()
+      local app, sock = raw_app(ECHO)
+      local ticket, redeem, stop, id, srv, db = with_tickets(sock)
+      local own = "http://" .. id .. ".sandbox.localhost:" .. srv:port()
+      local t, hash = ticket()
+      for _, hs in ipairs { { "Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: navigate" }, { "Sec-Fetch-Site: same-site" },
+        { "Referer: http://evil.example/page" }, { "Origin: null" }, { "Referer: http://" .. id + 1 .. ".sandbox.localhost:"
+          .. srv:port() .. "/" } } do
+        local st, body, h = redeem(t, "GET", hs)
+        assert.equal(200, st, hs[1] .. ": " .. body)
+        assert.is_nil(h["set-cookie"], hs[1])
+        assert.equal("text/html; charset=utf-8", h["content-type"])
+        assert.matches("default-src 'none'", h["content-security-policy"], 1, true)
+        assert.matches("frame-ancestors 'none'", h["content-security-policy"], 1, true)
+        assert.equal("DENY", h["x-frame-options"])
+        assert.equal("same-origin", h["referrer-policy"]) -- the POST then carries its Origin
+        assert.equal("no-store", h["cache-control"])
+        assert.matches("<title>Open sandbox " .. id .. "'s app?</title>", body, 1, true)
+        assert.matches("local use", body, 1, true) -- whose session it opens
+        assert.matches('<form method="post" action="/__orket/ticket?t=' .. t .. '">', body, 1, true)
+        assert.is_nil(body:find("<script", 1, true))
+        assert.is_not_nil(grants.get(db, hash, "ticket"), "the page leaves the ticket for its POST")
+      end
+      -- a POST not from the app's own page is refused, the ticket kept
+      for _, hs in ipairs { { "Origin: http://evil.example", "Sec-Fetch-Site: cross-site" }, { "Origin: null" },
+        { "Sec-Fetch-Site: same-site" }, {}, { "Origin: http://" .. id + 1 .. ".sandbox.localhost:" .. srv:port() } } do
+        local st, body, h = redeem(t, "POST", hs)
+        assert.equal(403, st, (hs[1] or "none") .. ": " .. body)
+        assert.is_nil(h["set-cookie"])
+        assert.is_not_nil(grants.get(db, hash, "ticket"))
+      end
+      -- the page's POST: the ticket taken for the app's cookie, then to the start path
+      local st, body, h = redeem(t, "POST", { "Origin: " .. own, "Sec-Fetch-Site: same-origin" })
+      assert.equal(303, st, body)
+      assert.equal("/landed", h.location)
+      assert.matches("^orket_app=%x+; Path=/; HttpOnly; SameSite=Lax", h["set-cookie"])
+      assert.is_nil(grants.get(db, hash, "ticket"))
+      assert.equal(403, (redeem(t, "POST", { "Origin: " .. own })))
+      -- by its Sec-Fetch-Site alone (Origin left out), and the app's origin with its default port
+      t = ticket()
+      assert.equal(303, (redeem(t, "POST", { "Sec-Fetch-Site: same-origin" })))
+      stop()
+      app:close()
+    end)
+
+    it("signs in at once when the person typed it, or the app's own page or no browser sent it", function()
+      local app, sock = raw_app(ECHO)
+      local ticket, redeem, stop, id, srv = with_tickets(sock)
+      local own = "http://" .. id .. ".sandbox.localhost:" .. srv:port()
+      for _, hs in ipairs { { "Sec-Fetch-Site: none", "Sec-Fetch-Mode: navigate" }, { "Sec-Fetch-Site: same-origin" }, {},
+        { "Referer: " .. own .. "/page" }, { "Origin: " .. own:upper():gsub("^HTTP", "http") } } do
+        local st, body, h = redeem(ticket(), "GET", hs)
+        assert.equal(303, st, (hs[1] or "none") .. ": " .. body)
+        assert.equal("/landed", h.location)
+        assert.matches("^orket_app=%x+;", h["set-cookie"])
+      end
+      -- an expired or used one is refused either way, with no page
+      local t = ticket { expires_s = os.time() - 1 }
+      assert.equal(403, (redeem(t, "GET", { "Sec-Fetch-Site: cross-site" })))
+      assert.equal(403, (redeem(string.rep("a", 64), "GET", { "Sec-Fetch-Site: cross-site" })))
+      stop()
+      app:close()
+    end)
+
+    it("names the key whose session it opens", function()
+      local app, sock = raw_app(ECHO)
+      local ticket, redeem, stop, _, _, db, dir = with_tickets(sock)
+      local _, k = assert(require("orket.serve.keys").create(db, dir, "ci", "viewer"))
+      local st, body = redeem(ticket { local_use = false, key = k.id, role = "viewer" }, "GET",
+        { "Sec-Fetch-Site: cross-site" })
+      assert.equal(200, st, body)
+      assert.matches("as <b>key ci</b> (viewer)", body, 1, true)
+      assert.matches(">Open the app as key ci</button>", body, 1, true)
+      stop()
+      app:close()
+    end)
+
+    it("refuses opening an app from another site with a remedy of its own", function()
+      local app, sock = raw_app(ECHO)
+      local _, _, stop, id, srv, db, dir = with_tickets(sock)
+      local key = assert(require("orket.serve.keys").create(db, dir, "ci", "viewer"))
+      local auth = "Authorization: Bearer " .. key
+      -- (a key's request: local use's own guard refuses another site's before any route)
+      local st, body = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/v1/sandboxes/" .. id .. "/open",
+        headers = { auth, "Sec-Fetch-Site: same-site" }, total_timeout_ms = 20000 }
+      assert.equal(403, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("an app is opened from the board's own page", doc.error.message)
+      assert.equal("open it from the board's Sandboxes list (Open the app), in this browser", doc.error.remedy)
+      -- a sandbox that does not exist: 404, as on the other sandbox routes
+      st, body = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/v1/sandboxes/999/open", headers = { auth },
+        total_timeout_ms = 20000 }
+      assert.equal(404, st, body)
+      stop()
+      app:close()
+    end)
   end)
 end)
