@@ -242,7 +242,7 @@ static int cry_pw_wait(lua_State *L, int op, const char *pass, size_t len, const
 static int cry_password_hash(lua_State *L) {
   size_t len;
   const char *pass = luaL_checklstring(L, 1, &len);
-  luaL_argcheck(L, len > 0 && len <= PASSWORD_MAXLEN, 1, "a password must be 1 to 1024 bytes");
+  luaL_argcheck(L, len > 0 && len <= PASSWORD_MAXLEN, 1, "a password must be 1 to 4096 bytes");
   return cry_pw_wait(L, PWJOB_HASH, pass, len, NULL, 0);
 }
 

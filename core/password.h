@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 #define PASSWORD_HASHMAX 128 /* crypto_pwhash_STRBYTES */
-#define PASSWORD_MAXLEN 1024 /* longer passwords are refused: the hash's cost is not theirs to set */
+#define PASSWORD_MAXLEN 4096 /* bytes: 1024 characters of up to 4 bytes (orket.serve.accounts counts
+                              * characters); longer ones are refused, the hash's cost not theirs to set */
 
 /* out (PASSWORD_HASHMAX) = the encoded Argon2id hash of pass, NUL-terminated, with the
  * interactive limits. 0, or -1 when Argon2id could not get its memory. */

@@ -605,12 +605,14 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local viewer = H.api_key(dir, "look", "viewer")
     local s = H.serve(dir)
     for _, a in ipairs { false, "", "application/json", "text/html", "text/event-stream", "*/*" } do
-      local st, _, hdrs = H.fetch { url = s.url .. "/mcp", method = "GET", total_timeout_ms = 20000,
+      local st, text, hdrs = H.fetch { url = s.url .. "/mcp", method = "GET", total_timeout_ms = 20000,
         headers = { "Authorization: Bearer " .. viewer, accept_line(a) } }
       assert.equal(405, st, tostring(a))
       local allow
       for k, v in pairs(hdrs or {}) do if tostring(k):lower() == "allow" then allow = v end end
-      assert.equal("POST, DELETE", allow)
+      -- as any other method's 405 and OPTIONS say it, with the API's error body
+      assert.equal("POST, DELETE, OPTIONS", allow)
+      assert.equal("method_not_allowed", cjson.decode(text).error.code)
     end
     assert.equal(0, s.stop())
   end)

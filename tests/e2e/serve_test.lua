@@ -718,7 +718,8 @@ describe("orket serve", function()
     assert.same({ timer = 0, fallback = 0 }, { timer = ra.timer, fallback = ra.fallback }) -- no 20 ms poll
     -- a comment written through server B reaches A's stream; its NOTIFY carries it, so
     -- neither server reads the journal for it (a second server costs no second read)
-    local st, body = get(b.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
+    local st, body = get(b.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { bearer(admin)[1],
+      "Content-Type: application/json" },
       body = '{"body":"Written through B."}' })
     assert.equal(200, st, body)
     wait_for(function() return live.text():find("event: comment\n", 1, true) end, "B's comment on A's stream")
@@ -797,13 +798,15 @@ describe("orket serve", function()
     on_a.close()
     local last = seen_a[#seen_a]
     -- written while the client is away, through A
-    assert.equal(200, (get(a.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
+    assert.equal(200, (get(a.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { bearer(admin)[1],
+      "Content-Type: application/json" },
       body = '{"body":"While the client moved."}' })))
     local on_b = H.stream { url = b.url .. "/v1/events", headers = { "Authorization: Bearer " .. admin,
       "Last-Event-ID: " .. last }, total_timeout_ms = 60000 }
     wait_for(function() return select(2, on_b.text():gsub("event: comment\n", "")) >= 1 end, "the missed event on B")
     -- and live: written through A, seen on B
-    assert.equal(200, (get(a.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
+    assert.equal(200, (get(a.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { bearer(admin)[1],
+      "Content-Type: application/json" },
       body = '{"body":"Live through A."}' })))
     wait_for(function() return select(2, on_b.text():gsub("event: comment\n", "")) >= 2 end, "A's live event on B")
     orket.sleep(100)

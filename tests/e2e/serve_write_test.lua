@@ -429,6 +429,7 @@ describe("orket serve writes", function()
     holder:close()
     assert.equal(503, st)
     assert.equal("EBUSY", doc.error.code)
+    conforms(fetch_api(s, op), "POST", "/v1/cards/{id}/comments", 503, doc) -- as the document declares it
     local retry
     for k, v in pairs(hs) do if tostring(k):lower() == "retry-after" then retry = v end end
     assert.equal("2", retry)

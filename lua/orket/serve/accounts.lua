@@ -38,12 +38,17 @@ local function check_person(name, role)
   return true
 end
 
-local function check_password(password)
-  if type(password) ~= "string" or #password < M.MIN_PASSWORD or #password > M.MAX_PASSWORD then
-    return nil, string.format("a password must be %d to %d bytes", M.MIN_PASSWORD, M.MAX_PASSWORD)
+--- check_password(password) -> true | nil, msg: MIN_PASSWORD to MAX_PASSWORD characters
+--- (code points, as the API's schema counts them; a byte that is not UTF-8 as one), so at
+--- most 4 x MAX_PASSWORD bytes reach Argon2id
+function M.check_password(password)
+  local n = type(password) == "string" and (utf8.len(password) or #password)
+  if not n or n < M.MIN_PASSWORD or n > M.MAX_PASSWORD then
+    return nil, string.format("a password must be %d to %d characters", M.MIN_PASSWORD, M.MAX_PASSWORD)
   end
   return true
 end
+local check_password = M.check_password
 
 --- check(name, role, password) -> true | nil, msg: a new person's fields
 function M.check(name, role, password)

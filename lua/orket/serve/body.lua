@@ -1,6 +1,6 @@
 -- orket.serve.body: a request body read as JSON, for routes that take one: capped by the
--- server (413), valid UTF-8, decoded by cjson nesting at most MAX_DEPTH deep, no key twice
--- in one object.
+-- server (413), valid UTF-8, decoded by cjson nesting at most MAX_DEPTH deep, numbers as
+-- RFC 8259 spells them, no key twice in one object, an object.
 local cjson = require "cjson.safe"
 local jsondup = require "orket.c.jsondup"
 
@@ -13,6 +13,10 @@ M.MAX_DEPTH = 32
 -- strings, took the server's loop half a second, with no key needed)
 local dec = cjson.new()
 dec.decode_max_depth(M.MAX_DEPTH)
+-- cjson's own reading of numbers takes 0x2, 010, +5, NaN and Infinity, which no JSON parser
+-- in front (a gateway's, an audit's) reads the same: refused, as MCP's door refuses them
+-- (orket.mcp.jsonrpc)
+dec.decode_invalid_numbers(false)
 
 -- cjson's names for what it found, in words: its "found T_END at character 12" told a
 -- client nothing it could act on
@@ -48,6 +52,15 @@ local function has_nul(v)
   return false
 end
 
+--- is_object(text) -> whether the JSON text, which decoded, is an object: cjson decodes []
+--- and {} alike (an empty table), so its first byte tells them apart
+function M.is_object(text)
+  return text:match("^[ \t\r\n]*{") ~= nil
+end
+
+-- what a body that is JSON but no object is told, on every route that reads one as JSON
+M.NOT_OBJECT = "the body must be a JSON object ({} when no field is given)"
+
 --- failure(code, message) -> status, code, message: req:body()'s failure as the answer (its
 --- refusal was sent already when the body was refused while it came: this is the log's)
 function M.failure(code, message)
@@ -57,8 +70,8 @@ function M.failure(code, message)
   return 400, "bad_request", message
 end
 
---- json(req[, max]) -> value | nil, status, code, message: waits for the body (req:body()),
---- at most max bytes when given (413 past it). A
+--- json(req[, max]) -> object | nil, status, code, message: waits for the body (req:body()),
+--- at most max bytes when given (413 past it); an array or a scalar is refused. A
 --- text holding a NUL byte ("\u0000") is refused here, the same on both backends:
 --- PostgreSQL's text cannot keep one, and its refusal in a write's transaction read as the
 --- server's failure.
@@ -72,6 +85,7 @@ function M.json(req, max)
   if v == nil then return nil, 400, "bad_json", derr end
   local code, why = M.refusal(text, v)
   if code then return nil, 400, code, why end
+  if type(v) ~= "table" or not M.is_object(text) then return nil, 400, "bad_request", M.NOT_OBJECT end
   return v
 end
 

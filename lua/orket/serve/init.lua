@@ -167,7 +167,7 @@ local function send(req, ctx, status, doc, extra)
 end
 
 -- the methods that write, and the most a write that takes no body may send ({} and such)
-local WRITES = { POST = true, PUT = true, PATCH = true, DELETE = true }
+local WRITES = router_mod.WRITES
 local NO_BODY_MAX = 4096
 local no_body, grant -- (below)
 
@@ -539,11 +539,7 @@ function Server:_dispatch(req, ctx)
     if status == 405 then
       -- what the route is answered to: its methods, HEAD with a GET (served as one) and
       -- OPTIONS (every path's, orket.serve.web), as OPTIONS itself says
-      local takes, has = {}, {}
-      for _, m in ipairs(allowed) do takes[#takes + 1], has[m] = m, true end
-      if has.GET and not has.HEAD then takes[#takes + 1] = "HEAD" end
-      if not has.OPTIONS then takes[#takes + 1] = "OPTIONS" end
-      local list = table.concat(takes, ", ")
+      local list = web.allow(allowed)
       return fail(req, ctx, 405, "method_not_allowed", "this route takes " .. list, { "Allow: " .. list })
     end
     return fail(req, ctx, 404, "not_found", "no such route")
@@ -567,7 +563,12 @@ function Server:_dispatch(req, ctx)
   -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
   -- without a key answers only for a project that exists and opened (with one: after the
   -- key, below): one whose store did not open is, to a stranger, one that does not exist
-  if scoped and (route.server or ((not proj or proj.unavailable or changed) and not need and not hook)) then
+  -- (a server's route says so, whatever the project: "not yours" was false to a member, and
+  -- the answer is the same for every name, so it tells no project's existence)
+  if scoped and route.server then
+    return fail(req, ctx, 404, "not_found", web.not_scoped(route))
+  end
+  if scoped and (not proj or proj.unavailable or changed) and not need and not hook then
     return fail(req, ctx, 404, "not_found", "no such project, or not yours")
   end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
@@ -618,9 +619,14 @@ function Server:_dispatch(req, ctx)
   if unknown then return fail(req, ctx, 400, "bad_query", unknown, nil, QUERY_REMEDY) end
   ctx.query, ctx.params = query, status_or_params
   if proj then ctx.db, ctx.dir, ctx.hub, ctx.project = proj.db, proj.dir, proj.hub, proj.name end
-  -- the media type itself, its parameters (charset) aside: "application/jsonx" is another
-  if route.media and (headers["content-type"] or ""):lower():match("^%s*([^;%s]*)") ~= route.media then
-    -- before the body: a form's body is not JSON either, and 415 says what to send
+  -- a body read as JSON (a route's, or the {} a write that takes none allows: the route's
+  -- media, orket.serve.router) is sent as JSON: a form's or a text's body read as JSON anyway
+  -- was a second reading of it. The media type itself, its parameters (charset) aside:
+  -- "application/jsonx" is another. Checked before the body, and only when one comes: a
+  -- POST with none is not mislabelled (a route that takes none takes it; one that needs a
+  -- body says it is empty)
+  local sent = headers["transfer-encoding"] or (headers["content-length"] and headers["content-length"] ~= "0")
+  if route.media and sent and (headers["content-type"] or ""):lower():match("^%s*([^;%s]*)") ~= route.media then
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
   end
   if route.body == "json" then -- read only now: refusals above come before any of it
@@ -630,8 +636,7 @@ function Server:_dispatch(req, ctx)
     ctx.body = value
     local sok, serr = writes.check(route, value)
     if not sok then return fail(req, ctx, 400, "bad_request", serr) end
-  elseif route.body == nil and WRITES[req.method] and (headers["transfer-encoding"]
-      or (headers["content-length"] and headers["content-length"] ~= "0")) then
+  elseif route.body == nil and WRITES[req.method] and sent then
     local bst, bcode, bmsg = no_body(req)
     if bst then return fail(req, ctx, bst, bcode, bmsg) end
     ctx.body_read = true
@@ -664,8 +669,13 @@ end
 -- without a word. -> nil | status, code, message
 function no_body(req)
   local value, bst, bcode, bmsg = body_mod.json(req, NO_BODY_MAX)
-  if value == nil then return bst, bcode, bmsg end
-  if type(value) ~= "table" then return 400, "bad_request", "this route takes no body: send none (or {})" end
+  if value == nil then
+    -- (an array too: cjson reads [] as {}, the text tells it: orket.serve.body)
+    if bmsg == body_mod.NOT_OBJECT then
+      bmsg = "the body must be a JSON object, and this route takes no body: send none (or {})"
+    end
+    return bst, bcode, bmsg
+  end
   local keys = {}
   for k in pairs(value) do keys[#keys + 1] = tostring(k) end
   if #keys == 0 then return nil end

@@ -2,7 +2,8 @@
 -- one JSON-RPC message (or, in a 2025-03-26 session, a batch) and answers a request with
 -- JSON (a notification or a response: 202);
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
--- ends it; GET is refused (405: server-to-client messages go only in answers here). The
+-- ends it; GET is no route of it (the router's 405, whose Allow is OPTIONS's: server-to-
+-- client messages go only in answers here). The
 -- key's role decides what the tools may do (orket.serve.mcp_server: a viewer cannot write);
 -- Accept must allow application/json, the only type answered in (406), MCP-Protocol-Version
 -- a version this server speaks (400; another than the session's is answered in the
@@ -298,20 +299,37 @@ local function delete(req, ctx)
   reply(req, ctx, 204)
 end
 
--- Whatever its Accept says: the transport lets a GET be a stream or 405, nothing else
-local function get(req, ctx)
-  reply(req, ctx, 405, nil, { "Allow: POST, DELETE" })
-end
+-- What POST /mcp answers, for the API's document: JSON-RPC 2.0 messages, whose error has an
+-- integer code (and jsonrpc and id beside it), not the API's error
+local ID = { type = { "string", "number", "null" } }
+local RPC_ERROR = { type = "object", additionalProperties = false, required = { "jsonrpc", "id", "error" }, properties = {
+  jsonrpc = { enum = { "2.0" } }, id = ID, error = { type = "object", additionalProperties = false,
+    required = { "code", "message" }, properties = { code = { type = "integer" }, message = { type = "string" },
+      data = { description = "the error's details (an unsupported version's supported and requested)" } } } } }
+-- a 400 is a JSON-RPC error, but for a body that could not be read: the API's error then
+local RPC_OR_API = { type = "object", additionalProperties = false, required = { "error" }, properties = {
+  jsonrpc = { enum = { "2.0" } }, id = ID, error = { type = "object", additionalProperties = false,
+    required = { "code", "message" }, properties = { code = { type = { "integer", "string" } },
+      message = { type = "string" }, data = RPC_ERROR.properties.error.properties.data, remedy = { type = "string" } } } } }
+local ANSWER = { type = { "object", "array" }, description = "a JSON-RPC response (result or error); to a batch, "
+  .. "the array of its responses" }
 
---- add(router): POST, GET and DELETE /mcp (any key; the tools check the key's role)
+--- add(router): POST and DELETE /mcp (any key; the tools check the key's role). GET is left
+--- to the router's 405: the transport lets a GET be a stream or 405, and one Allow then
+--- names what the path takes, as OPTIONS says (orket.serve.web)
 function M.add(router)
   router:add("POST", "/mcp", { handler = post, guard = M.guard, role = "viewer", name = "mcp", body = "raw",
-    summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = { [200] = { schema = { type = "object" } },
-      [406] = { description = "Accept does not allow application/json, the only type /mcp answers in (a JSON-RPC error)",
-        schema = { type = "object" } } } })
-  router:add("DELETE", "/mcp", { handler = delete, guard = M.guard, role = "viewer", name = "mcp_end", summary = "End an MCP session" })
-  router:add("GET", "/mcp", { handler = get, guard = M.guard, role = "viewer", name = "mcp_stream",
-    summary = "Not offered: this server sends messages only in answers (405)" })
+    summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = {
+      [200] = { schema = ANSWER, description = "the answer to a request" },
+      [202] = { description = "a notification or a response: nothing to answer (no body)" },
+      [400] = { schema = RPC_OR_API, description = "a JSON-RPC error (error.code an integer: -32700 not JSON, "
+        .. "-32600 not a valid request or no session, -32020 and -32022 the stateless revision's version refusals, "
+        .. "an initialize's own), or the API's error (error.code a string) for a body that could not be read" },
+      [404] = { schema = RPC_ERROR, description = "no such MCP session (a JSON-RPC error, -32001): initialize again" },
+      [406] = { schema = RPC_ERROR, description = "Accept does not allow application/json, the only type /mcp "
+        .. "answers in (a JSON-RPC error, -32600)" } } })
+  router:add("DELETE", "/mcp", { handler = delete, guard = M.guard, role = "viewer", name = "mcp_end", summary = "End an MCP session",
+    responses = { [204] = { description = "the session ended (no body)" } } })
 end
 
 --- close_all(db): every MCP session of the server using db ends

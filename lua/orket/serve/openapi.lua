@@ -37,27 +37,47 @@ local ERRORS = {
   [400] = "bad path, query (a parameter the route does not list, too) or body", [401] = "no valid API key", [403] = "the key's role may not",
   [404] = "no such route or card", [405] = "another method", [408] = "the body came too slowly",
   [409] = "the card is not in a state for that (the state machine's code)", [413] = "the body is too large",
-  [429] = "rate limited (Retry-After)", [500] = "the server failed",
+  [429] = "rate limited, by the caller's address (every route) or key (Retry-After)", [500] = "the server failed",
   [415] = "the body is not sent as the route's media type", [431] = "the request line and headers are too large",
   [422] = "the request is well-formed but cannot be done (the error's code says why)",
-  [502] = "a server this one depends on failed (the forge, a sandbox)", [503] = "busy or unavailable; try again later",
+  [502] = "a server this one depends on failed (the forge, a sandbox)", [503] = "busy or unavailable; try again later: "
+    .. "EBUSY (the store's lock, Retry-After), busy (the bodies in flight are at the server's cap), unavailable (the "
+    .. "store cannot be read), project_unavailable (its store did not open)",
 }
 
--- The error statuses a route may answer, from what the router knows about it.
+-- The error statuses a route may answer, from what the router knows about it: 429 on
+-- every route (the address's limit comes before the route), 503 where a key is read (the
+-- store unreadable, a project that did not open) or a body taken (the server's cap on the
+-- bodies in flight; a card write's EBUSY).
 local function error_statuses(r)
-  local s = { 400, 404, 405, 431, 500 }
+  local s = { 400, 404, 405, 429, 431, 500 }
   if r.media then s[#s + 1] = 415 end
   if r.role then
-    for _, x in ipairs { 401, 403, 429 } do s[#s + 1] = x end
+    for _, x in ipairs { 401, 403 } do s[#s + 1] = x end
   end
   if r.body then
     for _, x in ipairs { 408, 413 } do s[#s + 1] = x end
   end
+  if r.role or r.body then s[#s + 1] = 503 end
   if r.role == "operator" and r.body then s[#s + 1] = 409 end
   for _, x in ipairs(r.errors or {}) do s[#s + 1] = x end -- others the route names itself
   table.sort(s)
   return s
 end
+
+-- The first two segments of the server's own routes (route.server: not a project's, so
+-- not served under /v1/projects/{p}/), each once, sorted: the document's description
+-- names them from the routes themselves, so that a route added is named too
+local function server_prefixes(router)
+  local seen, out = {}, {}
+  for _, r in ipairs(router.routes) do
+    local prefix = r.server and r.pattern:match("^/[^/]+/[^/]+")
+    if prefix and not seen[prefix] then seen[prefix], out[#out + 1] = true, prefix end
+  end
+  table.sort(out)
+  return out
+end
+M.server_prefixes = server_prefixes
 
 local function content(media, schema) return { [media] = { schema = schema } } end
 
@@ -115,9 +135,10 @@ function M.document(router)
     -- whose query is someone else's (an app's, an identity provider's, a monitor's)
     if r.any_query then op["x-orket-any-query"] = true end
     local responses = {}
+    -- a status, or "default" (what the route passes on from elsewhere); no schema: no body
     for status, resp in pairs(r.responses or {}) do
       responses[tostring(status)] = { description = resp.description or "ok",
-        content = content(resp.media or "application/json", resp.schema) }
+        content = resp.schema ~= nil and content(resp.media or "application/json", resp.schema) or nil }
     end
     for _, st in ipairs(error_statuses(r)) do
       -- OpenAPI requires a description: a status a route names that the table lacks still has one
@@ -127,11 +148,14 @@ function M.document(router)
     op.responses = responses
     p[r.method:lower()] = op
   end
+  local own = server_prefixes(router)
+  local n = #own
+  own = n > 1 and table.concat(own, ", ", 1, n - 1) .. " and " .. own[n] or own[1] or "none"
   return {
     openapi = "3.1.0",
     info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket server (docs/serve.md). Each route of a project "
-      .. "(all but /v1/session, /v1/projects, /v1/keys, /v1/users, /v1/me and /v1/branding) is also served as "
-      .. "/v1/projects/{p}/... for project p, to its members only (docs/teams.md). A query parameter a route does "
+      .. "(all but the server's own: " .. own .. ", and the routes under them) is "
+      .. "also served as /v1/projects/{p}/... for project p, to its members only (docs/teams.md). A query parameter a route does "
       .. "not list is refused (400 bad_query), but on the routes marked x-orket-any-query, whose query is "
       .. "someone else's." },
     paths = paths,

@@ -214,10 +214,8 @@ local function add(_, ctx)
   -- the field named, as the schema's own refusals name theirs
   local nok, nerr = accounts.check_name(b.name)
   if not nok then return err(400, "bad_request", "body.name: " .. nerr) end
-  if #b.password < accounts.MIN_PASSWORD then
-    return err(400, "bad_request", string.format("body.password: a password must be %d to %d bytes",
-      accounts.MIN_PASSWORD, accounts.MAX_PASSWORD))
-  end
+  local pok, perr = accounts.check_password(b.password)
+  if not pok then return err(400, "bad_request", "body.password: " .. perr) end
   -- hashed before the transaction, which cannot wait on the thread pool
   local hash, herr, hcode = accounts.hash(b.name, b.role, b.password)
   if not hash then return refused(herr, hcode) end
@@ -313,9 +311,12 @@ local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }
 local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operator", "admin" } }
 local KEY_BODY = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
   name = keys.NAME_SCHEMA, role = ROLE } }
-local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "created_at",
-  "disabled_at", "projects", "first_keys", "key_count", "live_key_count" }, properties = { name = { type = "string" },
-  role = ROLE, admin = { type = "boolean" }, created_at = { type = "string" },
+local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "signs_in",
+  "created_at", "disabled_at", "projects", "first_keys", "key_count", "live_key_count" }, properties = {
+  name = { type = "string" }, role = ROLE, admin = { type = "boolean" },
+  signs_in = { type = "string", enum = { "password", "oidc", "ldap" }, description = "how they sign in: a password "
+    .. "of theirs, or the identity provider (oidc) or directory (ldap) vouching for them (docs/teams.md)" },
+  created_at = { type = "string" },
   disabled_at = { type = { "string", "null" } },
   projects = { type = "array", items = { type = "object", additionalProperties = false, required = { "name", "role" },
     properties = { name = { type = "string" }, role = PROJECT_ROLE } } },
@@ -346,6 +347,12 @@ local MEMBER = { type = "object", additionalProperties = false, required = { "pr
   properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" },
     unchanged = { type = "boolean", description = "a grant: the person held that role there already (nothing "
       .. "journaled or audited)" } } }
+
+-- a password as the server takes one, so that a client checking against the document is
+-- told: the schema's bounds count characters, orket.serve.accounts' bytes (add and
+-- set_password check those too: up to 4 bytes a character)
+local PASSWORD = { type = "string", minLength = accounts.MIN_PASSWORD, maxLength = accounts.MAX_PASSWORD,
+  description = string.format("%d to %d characters", accounts.MIN_PASSWORD, accounts.MAX_PASSWORD) }
 
 local function ok(schema, description) return { [200] = { schema = schema, description = description } } end
 local function made(schema) return { [201] = { schema = schema, description = "the new key, shown once" } } end
@@ -378,7 +385,7 @@ function M.add(router)
   r("POST", "/v1/users", { handler = add, body = "json", name = "users_create", errors = { 409 },
     schema = { type = "object", additionalProperties = false, required = { "name", "role", "password" }, properties = {
       name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE,
-      password = { type = "string", minLength = 1, maxLength = 1024 }, project = { type = "string", maxLength = 40 } } },
+      password = PASSWORD, project = { type = "string", maxLength = 40 } } },
     summary = "Add a person (a member of project, default \"default\", with role)",
     responses = { [201] = { schema = ADDED, description = "the person added" } } })
   -- 409: the last enabled server admin is kept
@@ -391,7 +398,7 @@ function M.add(router)
     responses = ok(UNLOCKED) })
   r("PUT", "/v1/users/{name}/password", { handler = set_password, body = "json", name = "users_password",
     errors = { 409 }, schema = { type = "object", additionalProperties = false, required = { "password" },
-      properties = { password = { type = "string", minLength = 1, maxLength = 1024 } } },
+      properties = { password = PASSWORD } },
     summary = "Set a person's password: the sessions they signed in to with it end",
     responses = ok(PASSWORD_SET) })
   r("PUT", "/v1/users/{name}/role", { handler = set_role, body = "json", name = "users_role", errors = { 409 },

@@ -66,6 +66,10 @@ function M.query(raw)
   return out
 end
 
+--- WRITES: the methods that write; JSON_MEDIA: the media type of a body read as JSON
+M.WRITES = { POST = true, PUT = true, PATCH = true, DELETE = true }
+M.JSON_MEDIA = "application/json"
+
 --- new() -> router; router:add(method, pattern, spec) with pattern "/v1/cards/{id}" and
 --- spec a table (handler, role, ...) kept as the route
 local Router = {}
@@ -108,6 +112,12 @@ function Router:add(method, pattern, spec)
     at.ends[#at.ends + 1] = spec
   end
   spec.method, spec.pattern, spec.parts = method, pattern:gsub("%*}", "}"), parts
+  -- a body the server reads as JSON (a route's own, or the {} a write that takes none
+  -- allows) comes as JSON: its media type, which orket.serve checks (415) and the OpenAPI
+  -- document declares; a route that reads its own body (body = "raw") checks its own
+  if spec.media == nil and (spec.body == "json" or (spec.body == nil and M.WRITES[method])) then
+    spec.media = M.JSON_MEDIA
+  end
   -- the query parameters the route takes: those its query names, but for the headers
   -- described there (in = "header"); any other is refused (unknown_query)
   local names, known = {}, {}

@@ -33,12 +33,17 @@ local function whole_or_most(s)
   if n == nil and s:match("^%d+$") then return math.maxinteger end
   return n
 end
+M.whole_or_most = whole_or_most -- (a route's own bound reads its digits so too)
 
 --- after(s) -> n | nil, status, doc: a listing's ?after=ID (0 when absent: from the first;
 --- digits past an integer read as the largest one: after every entry), else 400
 function M.after(s)
   local n = whole_or_most(s or "0")
-  if not n then return nil, err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
+  -- (an audit's entry's id, a transcript's event's: the id the page starts after)
+  if not n then
+    return nil, err(400, "bad_query", "?after= takes the id the page starts after (the last page's next), a whole "
+      .. "number (0: from the first)")
+  end
   return n
 end
 
@@ -211,13 +216,14 @@ end
 -- which a cross-origin client with a key needs, add to the URL on each reconnect beside
 -- the header), else ?after=; nil: live only.
 -- The header's value is read without the blanks around it (RFC 9110 5.5: not part of it).
--- -> id | nil | false, what gave it ("header" or "query")
+-- Digits past an integer read as the largest one, as a listing's ?after= reads them: past
+-- the journal's end, so the stream is reset (below). -> id | nil | false
 local function after_of(req, ctx)
   local h = req.headers["last-event-id"]
   local v = h and h:match("^[ \t]*(.-)[ \t]*$") or ctx.query.lastEventId or ctx.query.after
   if v == nil then return nil end
-  local n = whole(v)
-  if not n then return false, h and "header" or "query" end
+  local n = whole_or_most(v)
+  if not n then return false end
   return n
 end
 
@@ -231,11 +237,11 @@ end
 M.people_reader = people_reader
 
 local function stream(req, ctx, filter)
-  local after, from = after_of(req, ctx)
+  local after = after_of(req, ctx)
   if after == false then
-    -- a query's value is bad_query, as on every route; the header's is the request's
-    return err(400, from == "query" and "bad_query" or "bad_request",
-      "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)")
+    -- the header's value is the same id as the query's, refused alike (bad_query): a client
+    -- tells the one case by its code
+    return err(400, "bad_query", "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)")
   end
   local want = ctx.query.store
   if want ~= nil and not (#want <= 128 and want:match("^[%w%-]+$")) then

@@ -16,6 +16,7 @@ local rt = require "orket.c.runtime"
 local httpd = require "orket.c.httpd"
 local uv = require "luv"
 local config = require "orket.config"
+local openapi = require "orket.serve.openapi"
 
 local M = {}
 
@@ -715,6 +716,20 @@ function M.app_routes(router)
   return out
 end
 
+-- The proxy's answers in the API's document: the app's own, whatever their status and type
+-- (default), and this server's refusals, each with its code (an app's answer of the same
+-- status is passed on as the app gave it)
+local function refusal(text) return { schema = openapi.ERROR, description = text .. "; or the app's own answer" } end
+local PROXIED = {
+  default = { description = "the app's answer, passed on: its status, Content-Type and body as the app gave them "
+    .. "(docs/serve.md, The sandbox's app)", media = "*/*", schema = {} },
+  [409] = refusal("not_running: the sandbox is not running (the message says its status)"),
+  [502] = refusal("bad_gateway: the app gave no answer that could be passed on"),
+  [503] = refusal("app_busy: the app has as many requests in progress as it may have, from all or from this address "
+    .. "(Retry-After); or busy or unavailable, as on every route"),
+  [504] = refusal("gateway_timeout: the app gave no answer, or no complete headers, in time"),
+}
+
 --- add(router): the sandbox routes
 function M.add(router)
   router:add("GET", "/v1/sandboxes", { handler = list, role = "viewer", name = "sandboxes",
@@ -740,7 +755,7 @@ function M.add(router)
   -- app's, passed on whole (any_query: none is refused here)
   for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
     router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
-      name = "sandbox_app_" .. m:lower(), errors = { 409, 502, 504 }, any_query = true, body = "raw",
+      name = "sandbox_app_" .. m:lower(), any_query = true, body = "raw", responses = PROXIED,
       summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
   end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",

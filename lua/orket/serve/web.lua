@@ -1,11 +1,15 @@
 -- orket.serve.web: what orket serve answers before its API routes: the web board's files
 -- (a fixed allow-list read from web/ beside lua/ in the install, never a path the client
--- names), and CORS for the origins orket.lua's serve.cors lists (preflights included).
+-- names), OPTIONS (the Allow of the path's route, from the router), and CORS for the
+-- origins orket.lua's serve.cors lists (preflights included).
 local uv = require "luv"
 local crypto = require "orket.c.crypto"
 local localuse = require "orket.serve.localuse"
 local config = require "orket.config"
 local settings = require "orket.settings"
+local router = require "orket.serve.router"
+local errors = require "orket.errors"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -78,6 +82,21 @@ function M.cors(dir)
   return set
 end
 
+--- none_match(header, etag) -> whether If-None-Match's value matches etag (a strong tag,
+--- quoted), so that the answer is a 304: "*", or a list of tags one of which is etag by
+--- weak comparison (RFC 9110 13.1.2, 8.8.3.2: a W/ form is the same tag), as caches and
+--- proxies send it
+function M.none_match(header, etag)
+  if type(header) ~= "string" then return false end
+  if header:match("^%s*%*%s*$") then return true end
+  -- an entity-tag's opaque part is quoted and holds no '"' (RFC 9110 8.8.3): each is found
+  -- whole, a comma inside it included, and compared without the W/ before it
+  for tag in header:gmatch('"[^"]*"') do
+    if tag == etag then return true end
+  end
+  return false
+end
+
 local function static(req, ctx, name)
   ctx.route = "/" .. (name == "index.html" and "" or name)
   local body, rerr = M.read(M.dir(), name)
@@ -89,7 +108,7 @@ local function static(req, ctx, name)
   local etag = '"' .. crypto.hash(body, 16) .. '"'
   local headers = { "Content-Type: " .. TYPES[name:match("%.(%w+)$")], "ETag: " .. etag, table.unpack(M.HEADERS) }
   headers[3] = M.csp(ctx.server.branding) -- the logo's origin, when branding names one
-  if req.headers["if-none-match"] == etag then
+  if M.none_match(req.headers["if-none-match"], etag) then
     ctx.status = 304
     -- the body is not sent with a 304; given, its length is the Content-Length, which must
     -- be the page's (RFC 9110 8.6), as a HEAD's is
@@ -112,6 +131,70 @@ M.EXPOSE = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate, Mcp-Se
 M.ALLOW_HEADERS = "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, "
   .. "MCP-Protocol-Version"
 
+--- allow(methods) -> the Allow list of a route's methods (the router's, in its order): HEAD
+--- with a GET (served as one) and OPTIONS (answered here) added. OPTIONS and a 405 say it.
+function M.allow(methods)
+  local takes, has = {}, {}
+  for _, m in ipairs(methods) do takes[#takes + 1], has[m] = m, true end
+  if has.GET and not has.HEAD then takes[#takes + 1] = "HEAD" end
+  if not has.OPTIONS then takes[#takes + 1] = "OPTIONS" end
+  return table.concat(takes, ", ")
+end
+
+local FILE_ALLOW = M.allow { "GET" }
+
+--- not_scoped(route) -> the 404's message of a server's own route (route.server: keys,
+--- people, sign-in, this API's document) asked under a project's prefix, where it is not
+--- served; the same for every project name, so that it tells none's existence
+function M.not_scoped(route)
+  return "this route is the server's, not a project's: it is served at " .. route.pattern
+    .. " only (without /v1/projects/{p})"
+end
+
+-- The Allow of OPTIONS on path: the methods of its route (RFC 9110 9.3.7, 10.2.1), and for
+-- "*" the server's (every method a route takes) | nil: no route (the router answers 404,
+-- or 400 for a bad path) | nil, route: a server's own route under a project's prefix
+local function allow_of(server, path)
+  if path == "*" then return METHODS .. ", OPTIONS" end
+  if M.FILES[path] then return FILE_ALLOW end
+  local segs = router.segments(path)
+  if not segs then return nil end
+  -- no route takes OPTIONS: the router's 405 names the methods of the path's routes
+  local _, st, allowed = server:_route({ method = "OPTIONS" }, segs)
+  if st ~= 405 then return nil end
+  local route, _, _, scoped = server:_route({ method = allowed[1] }, segs)
+  if scoped and route.server then return nil, route end
+  return M.allow(allowed)
+end
+
+-- OPTIONS: its Allow, and a listed origin's preflight its CORS answer (cookies are
+-- SameSite=Strict: other origins send keys, never cookies). A path no route takes is left
+-- to the router (false), whose 404 or 400 it gets as any method would.
+local function options(server, req, ctx, path, origin, listed)
+  local allow, own = allow_of(server, path)
+  if own then
+    ctx.route, ctx.status = "OPTIONS", 404
+    local h = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
+      "X-Content-Type-Options: nosniff", table.unpack(ctx.headers) }
+    local _, doc = errors.answer(404, "not_found", M.not_scoped(own))
+    req:respond(404, h, jsonout.encode(doc) .. "\n")
+    return true
+  end
+  if not allow then return false end
+  ctx.route, ctx.status = "OPTIONS", 204
+  local h = { "Allow: " .. allow, M.VARY }
+  if listed then
+    -- every method a route takes, whichever this path's: the page then reads the route's
+    -- own 405, where a method left out here would be a CORS failure it cannot read
+    for _, x in ipairs { "Access-Control-Allow-Origin: " .. origin, "Access-Control-Allow-Methods: " .. METHODS,
+      M.ALLOW_HEADERS, "Access-Control-Max-Age: 600" } do
+      h[#h + 1] = x
+    end
+  end
+  req:respond(204, h, "")
+  return true
+end
+
 --- front(server, req, ctx[, headers, method, path]) -> true when answered here (a file, a
 --- preflight); else it has put the request's CORS headers in ctx.headers for the answer to
 --- come. headers, method, path: the request's, read already (each read is a call into C)
@@ -124,18 +207,7 @@ function M.front(server, req, ctx, headers, method, path)
     ctx.headers[#ctx.headers + 1] = "Access-Control-Allow-Origin: " .. origin
     ctx.headers[#ctx.headers + 1] = M.EXPOSE
   end
-  if method == "OPTIONS" then
-    ctx.route, ctx.status = "OPTIONS", 204
-    local h = { "Allow: " .. METHODS .. ", OPTIONS", M.VARY }
-    if listed then -- cookies are SameSite=Strict: other origins send keys, never cookies
-      for _, x in ipairs { "Access-Control-Allow-Origin: " .. origin, "Access-Control-Allow-Methods: " .. METHODS,
-        M.ALLOW_HEADERS, "Access-Control-Max-Age: 600" } do
-        h[#h + 1] = x
-      end
-    end
-    req:respond(204, h, "")
-    return true
-  end
+  if method == "OPTIONS" then return options(server, req, ctx, path, origin, listed) end
   local name = M.FILES[path]
   if name and (method == "GET" or method == "HEAD") then
     -- the URL orket serve prints before any key exists: its token becomes the page's cookie

@@ -285,6 +285,22 @@ local function audit(_, ctx)
   -- time) are the server's admins' and that person's or key's alone, else any viewer could
   -- tell who uses the server and when, members of other projects too; the directory's and
   -- the provider's changes are left out with them (sj.api_writes)
+  -- and ?key= is the same knowledge as the field: asked by anyone else, each id tried told
+  -- whose entries went through it. Their own entries' keys a person reads (?key= keeps
+  -- their own entries alone); of anyone else's, and to a caller who is no person, refused
+  if key and not people then
+    local whose = "which key a person's writes were made through is the server's admins' to read, and the "
+      .. "person's on their own entries"
+    if not me then
+      return err(403, "forbidden", "?key=: " .. whose, "a server admin reads it (GET /v1/audit?key=ID); the writes "
+        .. "of a key of no person are listed by its id as the actor (?actor=ID)")
+    end
+    if actor and actor ~= me then
+      return err(403, "forbidden", "?key= with another's ?actor=: " .. whose, "leave ?actor= out, or give your own ("
+        .. "?actor=" .. me .. "), to list your own writes through one of your keys; a server admin reads anyone's")
+    end
+    actor = me
+  end
   local signs_of = not people and (ctx.who and ctx.who.id or "") or nil
   for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key, signs_of)) do
     local d = r.data
@@ -335,7 +351,8 @@ function M.add(router)
       { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" },
       { name = "actor", type = "string", description = "only the writes of this actor, as entries spell it: " .. ACTORS },
       { name = "key", type = "string", description = "only the writes made through this person's key (its id, "
-        .. "an entry's key)" } },
+        .. "an entry's key): any person's for the server's admins; for another person, their own writes alone (with "
+        .. "another's ?actor=, 403), and for a key of no person 403" } },
     responses = { [200] = { schema = AUDIT } } })
 end
 

@@ -51,11 +51,32 @@ describe("orket.serve.mcp_http Accept", function()
 end)
 
 describe("orket.serve.mcp_http in the API document", function()
-  it("names the 406 of POST /mcp, and none for GET (always 405)", function()
+  it("names the 406 of POST /mcp, and has no GET (the router's 405, as for any method a path does not take)", function()
     local r = require("orket.serve.router").new()
     mcp_http.add(r)
     local doc = require("orket.serve.openapi").document(r)
     assert.matches("application/json", doc.paths["/mcp"].post.responses["406"].description)
-    assert.is_nil(doc.paths["/mcp"].get.responses["406"])
+    assert.is_nil(doc.paths["/mcp"].get)
+    local _, st, allowed = r:match("GET", { "mcp" })
+    assert.same({ 405, { "POST", "DELETE" } }, { st, allowed })
+  end)
+
+  it("declares POST /mcp's refusals as the JSON-RPC errors they are, which the API's error schema is not", function()
+    local r = require("orket.serve.router").new()
+    mcp_http.add(r)
+    local doc = require("orket.serve.openapi").document(r)
+    local schema = require "orket.c.schema"
+    local function of(st) return doc.paths["/mcp"].post.responses[st].content["application/json"].schema end
+    local rpc_err = { jsonrpc = "2.0", id = 1, error = { code = -32600, message = "Mcp-Session-Id is required" } }
+    for _, st in ipairs { "400", "404", "406" } do
+      assert.is_true(schema.validate(of(st), rpc_err), st)
+    end
+    -- a body that could not be read is the API's error, also a 400's
+    assert.is_true(schema.validate(of("400"), { error = { code = "bad_request", message = "x" } }))
+    assert.is_nil((schema.validate(of("406"), { error = { code = "bad_request", message = "x" } })))
+    -- a batch's answer is an array; a notification's 202 has no body
+    assert.is_true(schema.validate(of("200"), { { jsonrpc = "2.0", id = 1, result = { ok = true } } }))
+    assert.is_nil(doc.paths["/mcp"].post.responses["202"].content)
+    assert.is_nil(doc.paths["/mcp"].delete.responses["204"].content)
   end)
 end)

@@ -176,7 +176,7 @@ describe("orket.serve.body", function()
   it("decodes JSON and refuses deep nesting, invalid UTF-8 and junk", function()
     assert.same({ a = { 1, 2 } }, body.json(req('{"a":[1,2]}')))
     -- 32 levels pass, 33 do not; brackets inside strings are no nesting
-    local at32 = string.rep("[", 31) .. '{"s":"[[[[\\"]]"}' .. string.rep("]", 31)
+    local at32 = '{"a":' .. string.rep("[", 30) .. '{"s":"[[[[\\"]]"}' .. string.rep("]", 30) .. "}"
     assert.is_table((body.json(req(at32))))
     local deep = string.rep("[", 100000) .. string.rep("]", 100000)
     assert.same({ nil, 400, "bad_json", "the body nests deeper than 32 levels" }, { body.json(req(deep)) })
@@ -189,6 +189,28 @@ describe("orket.serve.body", function()
     assert.equal("bad_json", code)
     assert.equal(413, select(2, body.json(req(nil, "E2BIG"))))
     assert.equal(408, select(2, body.json(req(nil, "ETIMEDOUT"))))
+  end)
+
+  it("refuses the numbers JSON does not have, as MCP's door does", function()
+    for _, n in ipairs { "0x2", "0X2", "010", "-01", "+5", "NaN", "nan", "Infinity", "-Infinity", "inf" } do
+      local v, st, code, why = body.json(req('{"n":' .. n .. "}"))
+      assert.same({ nil, 400, "bad_json" }, { v, st, code }, n)
+      assert.matches("^the body is not JSON: expected value but found invalid ", why)
+      assert.is_nil(body.decode(n), n)
+    end
+    for _, n in ipairs { "0", "-0", "10", "1.5", "-2e3", "1E+2", "0.5e-1" } do
+      assert.is_number(body.json(req('{"n":' .. n .. "}")).n, n)
+    end
+  end)
+
+  it("refuses a body that is no object, an empty array too (cjson reads [] as {})", function()
+    local no = { nil, 400, "bad_request", "the body must be a JSON object ({} when no field is given)" }
+    for _, text in ipairs { "[]", " \r\n\t[ ]", "[5]", '[{"to":"done"}]', '"x"', "5", "true", "false", "null" } do
+      assert.same(no, { body.json(req(text)) }, text)
+    end
+    assert.same({}, body.json(req(" \n{ }")))
+    assert.is_true(body.is_object('\t{"a":[]}'))
+    assert.is_false(body.is_object(" [{}]"))
   end)
 
   it("says what is wrong with a body that is not JSON in words, and an empty one as empty", function()
