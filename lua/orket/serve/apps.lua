@@ -252,11 +252,12 @@ local function current_role(db, a, e)
   if e.board then
     local row = sessions.lookup(db, e.board) -- a key's session, else a person's
     if row then
-      if row.revoked_at or row.expires <= os.time() then return nil, "app_board_ended" end
+      -- (row.now: the store's clock, as the board's own session is judged: orket.serve.session)
+      if row.revoked_at or row.expires <= (row.now or os.time()) then return nil, "app_board_ended" end
       return key_role(db, a, row)
     end
     local p = users.session_lookup(db, e.board)
-    if not p or p.expires <= os.time() then return nil, "app_board_ended" end
+    if not p or p.expires <= (p.now or os.time()) then return nil, "app_board_ended" end
     return person_role(db, a, p.name)
   elseif e.key then
     local k = keys_store.get(db, e.key)
