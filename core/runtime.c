@@ -6,12 +6,15 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -276,21 +279,123 @@ static void rt_pool_started(uv_work_t *w, int status) {
   (void)status;
 }
 
+/* The pool libuv makes at the first queued work: UV_THREADPOOL_SIZE threads (4 unset, 1 for
+ * 0, at most 1024), read as libuv reads it (atoi into an unsigned). */
+static unsigned rt_pool_threads(void) {
+  const char *v = getenv("UV_THREADPOOL_SIZE");
+  unsigned n = v ? (unsigned)atoi(v) : 4;
+  if (n == 0) n = 1;
+  return n > 1024 ? 1024 : n;
+}
+
+/* Each pool thread's stack as libuv sizes it: 8 MiB from 1.45; before, the soft stack limit
+ * (ulimit -s) when it is finite and at least 8 KiB and PTHREAD_STACK_MIN, else glibc's 2 MiB. */
+static int rt_pool_stack_is_limit(void) { return uv_version() < ((1u << 16) | (45u << 8)); }
+
+static size_t rt_pool_stack(void) {
+  if (!rt_pool_stack_is_limit()) return (size_t)8 << 20;
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_STACK, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    rlim_t s = lim.rlim_cur - lim.rlim_cur % (rlim_t)getpagesize();
+    if (s >= 8192 && s >= (rlim_t)PTHREAD_STACK_MIN) return (size_t)s;
+  }
+  return (size_t)2 << 20;
+}
+
+/* Whether the address space holds libuv's n stacks of this size, each with its guard page:
+ * one mapping made and given back, as glibc maps a stack (writable, so a strict overcommit
+ * counts it too). Making the threads themselves to see cost about a millisecond a command. */
+static int rt_stacks_fit(unsigned n, size_t stack) {
+  size_t each = stack + (size_t)getpagesize();
+  if (n == 0 || each > SIZE_MAX / n) return 0;
+  void *m = mmap(NULL, each * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 0;
+  munmap(m, each * n);
+  return 1;
+}
+
+/* s to standard error, in a signal handler (no stdio) */
+static void rt_say(const char *s) {
+  size_t left = strlen(s);
+  while (left > 0) {
+    ssize_t w = write(STDERR_FILENO, s, left);
+    if (w <= 0) return;
+    s += w;
+    left -= (size_t)w;
+  }
+}
+
+/* SIGABRT while libuv makes its pool: its stacks fit (rt_stacks_fit), so it is a thread the
+ * kernel would not make, for the user's count of tasks, the control group's or the system's.
+ * Said, and exit 1, where libuv's abort() ended the process with 134 and no word. Only what
+ * a signal handler may call: the number is written by hand. */
+static void rt_pool_abort(int sig) {
+  (void)sig;
+  struct rlimit lim;
+  rt_say("orket: cannot start libuv's thread pool: a thread of it could not be made (Resource temporarily "
+         "unavailable); ");
+  if (getrlimit(RLIMIT_NPROC, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
+    char num[24], *p = num + sizeof num;
+    unsigned long long v = (unsigned long long)lim.rlim_cur;
+    *--p = '\0';
+    do *--p = (char)('0' + v % 10); while ((v /= 10) > 0 && p > num);
+    rt_say("the user may have at most ");
+    rt_say(p);
+    rt_say(" processes and threads (ulimit -u, systemd LimitNPROC=), or its control group or the system no "
+           "more (systemd TasksMax=, pids.max, kernel.threads-max)");
+  } else {
+    rt_say("the service's control group or the system allows no more threads (systemd TasksMax=, pids.max, "
+           "kernel.threads-max)");
+  }
+  rt_say(": raise it, or set UV_THREADPOOL_SIZE=1 for a pool of one thread\n");
+  _exit(1);
+}
+
+/* For a pool whose stacks do not fit: the limit, and the way round it, after ": strerror". */
+static void rt_pool_why(char *out, size_t outlen) {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    snprintf(out, outlen, "; the address space is limited to %llu KiB (ulimit -v, systemd LimitAS=): "
+             "raise it%s", (unsigned long long)(lim.rlim_cur / 1024),
+             rt_pool_stack_is_limit() ? ", lower the stack limit (ulimit -s 1024)" : "");
+  else
+    snprintf(out, outlen, "; the memory for their stacks is not there (the system's overcommit limit)");
+}
+
 /* libuv makes its thread pool's threads at the process's first queued work, and each thread
  * inherits the signal mask of the one that queued it. Made here, with SIGINT, SIGTERM and
  * SIGHUP blocked, no pool thread ever takes them: a process-directed one goes to the loop's
  * thread, whose handler libuv installed, or stays pending while rt_close holds it blocked
  * (a pool thread taking it in rt_close's window, its default action back, ended a cleanly
- * stopping server with 143). The pool is the process's: later runtimes find it made. */
-static void rt_start_pool(orket_rt *rt) {
+ * stopping server with 143). The pool is the process's: later runtimes find it made.
+ * libuv calls abort() when it cannot make a pool thread (a low ulimit -v or -u), which ended
+ * every command with 134 and no word: the stacks are looked for first, and an abort while
+ * the pool is made is said (rt_pool_abort; docs/runtime.md, "Host limits"). Not a smaller
+ * pool instead: the pool runs file and git work, and one thread held by a slow push would
+ * stall the rest, without a word of why. */
+static int rt_start_pool(orket_rt *rt, char *err, size_t errlen) {
+  unsigned n = rt_pool_threads();
+  size_t stack = rt_pool_stack();
+  if (!rt_stacks_fit(n, stack)) {
+    char why[200];
+    rt_pool_why(why, sizeof why);
+    snprintf(err, errlen, "cannot start libuv's thread pool (%u threads of %zu KiB of stack): %s%s, "
+             "or set UV_THREADPOOL_SIZE=1 for a pool of one thread", n, stack / 1024, strerror(ENOMEM), why);
+    return -1;
+  }
   sigset_t stop, old;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop, &old);
+  struct sigaction said = {.sa_handler = rt_pool_abort}, was;
+  sigemptyset(&said.sa_mask);
+  sigaction(SIGABRT, &said, &was);
   (void)uv_queue_work(&rt->loop, &rt->pool_start, rt_pool_noop, rt_pool_started);
+  sigaction(SIGABRT, &was, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return 0;
 }
 
 orket_rt *rt_open(const char *home, char *err, size_t errlen) {
@@ -338,7 +443,10 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
     rt_close(rt);
     return NULL;
   }
-  rt_start_pool(rt);
+  if (rt_start_pool(rt, err, errlen) != 0) {
+    rt_close(rt);
+    return NULL;
+  }
   return rt;
 }
 

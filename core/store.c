@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,39 @@ static int store_fsize_note(sqlite3 *db, const char *path, int rc, char *note, s
     snprintf(note, len, " (%s: a file reached the largest size its file system allows)", strerror(EFBIG));
   else
     return 0;
+  return 1;
+}
+
+/* The length of path made absolute, its folder's links resolved as SQLite resolves them
+ * (0 when it cannot be told). */
+static size_t store_full_length(const char *path) {
+  char dir[PATH_MAX], real[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t dlen = slash ? (size_t)(slash - path) : 0;
+  if (dlen >= sizeof dir) return 0;
+  if (slash && dlen == 0) strcpy(dir, "/");
+  else if (slash) {
+    memcpy(dir, path, dlen);
+    dir[dlen] = '\0';
+  } else strcpy(dir, ".");
+  if (realpath(dir, real) == NULL) return 0;
+  return strlen(real) + (strcmp(real, "/") == 0 ? 0 : 1) + strlen(base);
+}
+
+/* SQLite refuses a database whose full path leaves no room for its longest companion's
+ * ending ("-journal", 8 bytes) within its VFS's mxPathname (512 bytes on Unix), and says
+ * only "unable to open database file": a project under a deep enough folder could not be
+ * used, and nothing said why. */
+static int store_path_note(int rc, const char *path, char *note, size_t len) {
+  note[0] = '\0';
+  sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+  if ((rc & 0xff) != SQLITE_CANTOPEN || vfs == NULL || path == NULL) return 0;
+  size_t n = store_full_length(path);
+  if (n == 0 || n + 8 <= (size_t)vfs->mxPathname) return 0;
+  snprintf(note, len, ": its full path is %zu bytes, and SQLite opens a database whose path is at most %d (%d with "
+           "the 8 of its \"-journal\" ending); move the project to a shorter path", n, vfs->mxPathname - 8,
+           vfs->mxPathname);
   return 1;
 }
 
@@ -316,16 +350,23 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
     /* SQLite says "disk I/O error" for a full disk met while it sets up the WAL's index
      * (-shm): the system's own error says which, and a full disk is ENOSPC, as a write's */
     int sys = s->db ? sqlite3_system_errno(s->db) : 0;
-    char note[192];
+    char note[256];
     int fsize = store_fsize_note(s->db, path, rc, note, sizeof note);
-    if (fsize)
+    int toolong = !fsize && store_path_note(rc, path, note, sizeof note);
+    if (toolong) {
+      /* a path that long with the note may not fit: its end, which names the file, is shown */
+      size_t plen = strlen(path), fixed = strlen(note) + 32;
+      size_t room = errlen > fixed ? errlen - fixed : 0;
+      const char *shown = plen > room ? path + plen - room : path;
+      snprintf(err, errlen, "store: cannot open %s%s%s", shown == path ? "" : "...", shown, note);
+    } else if (fsize)
       snprintf(err, errlen, "store: cannot open %s: %s%s", path, sqlite3_errmsg(s->db), note);
     else if ((rc & 0xff) == SQLITE_IOERR && sys != 0)
       snprintf(err, errlen, "store: cannot open %s: %s (%s)", path, sqlite3_errmsg(s->db), strerror(sys));
     else
       snprintf(err, errlen, "store: cannot open %s: %s", path,
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    *code = sys == ENOSPC || fsize ? "ENOSPC" : store_code_of(rc);
+    *code = sys == ENOSPC || fsize ? "ENOSPC" : toolong ? "ENAMETOOLONG" : store_code_of(rc);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);

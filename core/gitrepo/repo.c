@@ -52,7 +52,7 @@ int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
                      : rc == GIT_EMODIFIED ? "EAGAIN"
                      : rc == GIT_ECONFLICT ? "EDIRTY"
                      : rc == GIT_EEXISTS   ? "EEXIST"
-                     : rc == GIT_EOWNER    ? "EPERM" /* owned by another user: libgit2 refuses */
+                     : rc == GIT_EOWNER    ? "EACCES" /* owned by another user: libgit2 refuses (gr_check_owner) */
                                            : "EGIT";
   return gr_fail(e, code, "%s: %s", what, le && le->message ? le->message : "unknown libgit2 error");
 }
@@ -321,17 +321,56 @@ int gr_sync(const gitapi *g, git_repository *repo, gr_err *e) {
   return 0;
 }
 
+/* A repository of another user's (its working tree or its .git) is refused before libgit2
+ * or anything here looks at it, with EACCES. libgit2 refuses it too, but 1.5 said so as
+ * "config value 'safe.directory' was not found" (GIT_ENOTFOUND: Orket reads no user config,
+ * gr_lib_acquire), which read as no repository at all: a run then moved the cards'
+ * directories aside and made a repository over it. And under sudo (SUDO_UID the owner)
+ * libgit2 lets root in, whose objects, refs and files the owner could no longer write. */
+static int gr_check_owner(const char *abs, gr_err *e) {
+  static const char *const parts[] = {"", "/.git"};
+  unsigned long me = (unsigned long)geteuid();
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    char p[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(p, sizeof p, "%s%s", abs, parts[i]) >= sizeof p) return gr_fail(e, "EINVAL", "path too long");
+    if (stat(p, &st) != 0) continue; /* absent (or unreachable): the open says which */
+    unsigned long owner = (unsigned long)st.st_uid;
+    if (owner != me)
+      return gr_fail(e, "EACCES", "%s belongs to uid %lu and this process runs as uid %lu: the repository is "
+                     "another user's, and git refuses it (what this process wrote there would not be the "
+                     "owner's); nothing was changed: run the command as the project's owner (sudo -u '#%lu' ...)",
+                     p, owner, me, owner);
+  }
+  return 0;
+}
+
+/* libgit2 finds no repository at abs where a .git is there that this process may not read
+ * (it says GIT_ENOTFOUND of it too): that is no missing repository, to be made again over
+ * the one there, but a refusal (EACCES, -1); 0 when there is no such .git. */
+static int gr_unreadable_git(const char *abs, gr_err *e) {
+  char p[PATH_MAX];
+  struct stat st;
+  if ((size_t)snprintf(p, sizeof p, "%s/.git", abs) >= sizeof p || stat(p, &st) != 0 ||
+      access(p, S_ISDIR(st.st_mode) ? R_OK | X_OK : R_OK) == 0)
+    return 0;
+  int err = errno;
+  return gr_fail(e, "EACCES", "%s cannot be read (%s; mode %04o, uid %lu's, and this process runs as uid %lu); "
+                 "nothing was changed: give it modes its owner may use (chmod -R u+rwX)", p, strerror(err),
+                 (unsigned)(st.st_mode & 07777), (unsigned long)st.st_uid, (unsigned long)geteuid());
+}
+
 int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   char abs[PATH_MAX];
-  if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  if (gr_abspath(path, abs, sizeof abs, e) != 0 || gr_check_owner(abs, e) != 0) return -1;
   gitapi api;
   if (gr_lib_acquire(&api, e) != 0) return -1;
   const gitapi *g = &api;
   git_repository *repo = NULL;
   int rc = g->repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
   if (rc < 0) {
-    if (rc == GIT_ENOTFOUND) gr_fail(e, "ENOENT", "no git repository at %s (run orket init)", abs);
-    else gr_git(g, e, rc, abs);
+    if (rc != GIT_ENOTFOUND) gr_git(g, e, rc, abs);
+    else if (gr_unreadable_git(abs, e) == 0) gr_fail(e, "ENOENT", "no git repository at %s (run orket init)", abs);
     gr_lib_release(&api);
     return -1;
   }
@@ -413,7 +452,11 @@ static int gr_clear_unborn_locks(const char *abs, gr_err *e) {
 int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *created, gr_err *e) {
   char abs[PATH_MAX];
   *created = 0;
-  if (gr_abspath(path, abs, sizeof abs, e) != 0 || gr_clear_unborn_locks(abs, e) != 0) return -1;
+  /* first, the owner and the modes: nothing, not even a stale lock, is touched in a
+   * repository of another user's or one this process may not read */
+  if (gr_abspath(path, abs, sizeof abs, e) != 0 || gr_check_owner(abs, e) != 0 || gr_unreadable_git(abs, e) != 0 ||
+      gr_clear_unborn_locks(abs, e) != 0)
+    return -1;
   gitapi api;
   if (gr_lib_acquire(&api, e) != 0) return -1;
   const gitapi *g = &api;

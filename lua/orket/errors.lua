@@ -26,7 +26,7 @@ M.GROUPS = {
     "ENOENT", "EEXIST", "EISDIR", "ENOTDIR", "ENOTEMPTY", "EPERM", "EACCES", "EINVAL", "E2BIG", "ENOSPC",
     "EIO", "EAGAIN", "ENOMEM", "ENOSYS", "ESCHEMA", "EINTERRUPTED", "ETOOL", "ESPAWN", "ENOEXEC", "EEXEC", "ELAYER",
     "ENOSANDBOX", "EUNAVAILABLE",
-    "ELOOP", "ENAMETOOLONG", "EFBIG", "EBUDGET", "ETIMEOUT", "ETOOLARGE", "EMCP_TOOL",
+    "ELOOP", "ENAMETOOLONG", "EFBIG", "EBUDGET", "ETIMEOUT", "ETOOLARGE", "EMCP_TOOL", "EMFILE", "ENFILE", "EROFS",
   } },
   { name = "store", title = "The store (the board's database)", codes = {
     "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "EFOREIGNDB", "ENOTSTORE",
@@ -159,6 +159,14 @@ CODES.E2BIG = {
 CODES.ENOSPC = { means = "the disk is full, or a file reached the process's file-size limit",
   remedy = "free space (or raise the file-size limit: ulimit -f, systemd LimitFSIZE=)" }
 CODES.EIO = { means = "an I/O error", remedy = "check the disk" }
+-- the host's faults a project tool may name (orket.engine.gitwork.host_fault: they stop the
+-- run, as ENOSPC does, rather than reach the model)
+CODES.EMFILE = { means = "this process may open no more files",
+  remedy = "raise its limit: ulimit -n, systemd LimitNOFILE=; the run stops, and orket resume carries on" }
+CODES.ENFILE = { means = "the system may open no more files",
+  remedy = "raise sysctl fs.file-max, or end what holds them; the run stops, and orket resume carries on" }
+CODES.EROFS = { means = "the file system is mounted read-only",
+  remedy = "remount it read-write; the run stops, and orket resume carries on" }
 CODES.EAGAIN = { means = "a directory changed during a lookup", remedy = "retried by the model; harmless" }
 CODES.ENOMEM = { means = "out of memory (a tool's or a script's memory cap)", remedy = "" }
 CODES.ENOSYS = {

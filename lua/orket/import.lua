@@ -35,6 +35,10 @@ end
 -- text | nil, "path: message"
 local function read_file(path) return scriptfile.read(path, M.MAX_FILE) end
 
+-- read_file's refusals of what a file now is (a larger one, a FIFO or a folder so named, not
+-- text): a file the last import read that is one of these has changed (changed)
+local CHANGED_UNREAD = { EFBIG = true, EINVAL = true, EISDIR = true }
+
 -- The endings of files meant as epics that are not read: said (list_files' skipped).
 local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true }
 
@@ -80,8 +84,13 @@ local function list_files(dir)
     end
   end
   local function scan(path, rel, department)
-    local h = uv.fs_scandir(path)
-    if not h then return end
+    local h, serr, scode = uv.fs_scandir(path)
+    -- a folder that cannot be listed (too many open files, a refused access) is said: taken
+    -- for an empty one, its epics were "removed" since the last import
+    if not h then
+      files.unlisted = files.unlisted or { rel = rel, err = serr, code = scode }
+      return
+    end
     while true do
       local name, ty = uv.fs_scandir_next(h)
       if not name then break end
@@ -112,6 +121,11 @@ local function list_files(dir)
     end
   end
   scan(root, "epics", nil)
+  local un = files.unlisted
+  if un then
+    return nil, string.format("import: %s: cannot list the folder: %s", config.shown(un.rel), tostring(un.err)),
+      un.code or "EIO"
+  end
   table.sort(files, function(a, b) return a.rel < b.rel end)
   table.sort(files.skipped)
   -- the digests the last import recorded, for check_file (validate has no store to give it):
@@ -1534,23 +1548,34 @@ end
 --- from what the last import read, in path order, then those it read that are gone
 --- ("epics/x.json (removed)"); {} when none, when there is no epics/
 --- folder, or when no import has been recorded (a board imported by an orket before store
---- version 9, or never imported). Reads the files; changes nothing.
+--- version 9, or never imported). Reads the files; changes nothing. A file or folder that
+--- cannot be read (too many open files, a refused access) is neither changed nor removed:
+--- the second result says which and why, "epics/x.json: ...; ..." (nil when all were read).
+--- A file that is no longer one the import takes (too large, not a regular file, not text)
+--- did change.
 function M.changed(db, dir)
   local known, any = imports.files(db)
   if not any then return {} end
-  local files = list_files(dir)
-  local out = {}
-  for _, f in ipairs(files or {}) do
-    local text = read_file(f.path)
-    if not text or known[f.rel] ~= digest(text) then out[#out + 1] = f.rel end
-    known[f.rel] = nil
+  local files, lerr, lcode = list_files(dir)
+  if not files then return {}, lcode ~= "ENOENT" and lerr or nil end
+  local out, unread = {}, {}
+  for _, f in ipairs(files) do
+    local text, rerr, rcode = read_file(f.path)
+    if text then
+      if known[f.rel] ~= digest(text) then out[#out + 1] = f.rel end
+    elseif CHANGED_UNREAD[rcode] then
+      out[#out + 1] = f.rel
+    elseif rcode ~= "ENOENT" then -- (gone since the listing: removed, below)
+      unread[#unread + 1] = tostring(rerr)
+    end
+    if rcode ~= "ENOENT" then known[f.rel] = nil end
   end
   -- what the last import read and is gone now (its cards stay on the board until then)
   local gone = {}
   for rel in pairs(known) do gone[#gone + 1] = rel end
   table.sort(gone)
   for _, rel in ipairs(gone) do out[#out + 1] = rel .. " (removed)" end
-  return out
+  return out, unread[1] and table.concat(unread, "; ") or nil
 end
 
 return M

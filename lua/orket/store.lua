@@ -4,6 +4,7 @@
 -- uses for runs, turns, tool calls, gate decisions and policy violations: each record and
 -- its journal event are written in one transaction.
 local cstore = require "orket.c.store"
+local lockfile = require "orket.c.lockfile"
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local task = require "orket.task"
@@ -106,6 +107,58 @@ local function emptied(path)
     .. "backup, or remove the file to start a new board", path)
 end
 
+-- A new store is 0 bytes too, from SQLite's creating it to its first write (the header,
+-- within cstore.open): the process making it holds this lock meanwhile, so an empty file is
+-- judged only once no one holds it (two first commands at once on a new project, a serve
+-- and a worker unit started together, called the other's new store damaged). Its file is
+-- there only while a store is being made: its holder removes it.
+local function creation_lock(path) return path .. ".lock" end
+
+-- How long a process waits for another that is making the store (ms)
+M.CREATE_WAIT_MS = 5000
+
+local function creator_stuck(path, pid)
+  return string.format("store: cannot open %s: another process%s is making it (it holds %s) and has not "
+    .. "finished in %d ms; try again", path, pid and (" (pid " .. pid .. ")") or "", creation_lock(path),
+    M.CREATE_WAIT_MS)
+end
+
+-- emptied(path) once no process is making the store: a reader waits, without taking the
+-- lock (a read-only folder, and no lock file left behind)
+local function emptied_settled(path)
+  if not emptied(path) then return nil end
+  local deadline = uv.hrtime() + M.CREATE_WAIT_MS * 1000000
+  local held, pid = lockfile.probe(creation_lock(path))
+  while held and uv.hrtime() < deadline do
+    uv.sleep(2)
+    held, pid = lockfile.probe(creation_lock(path))
+  end
+  local empty = emptied(path)
+  if empty and held then return creator_stuck(path, pid), "EBUSY" end
+  return empty, "ECORRUPT"
+end
+
+-- cstore.open(path, true) of a file not there or empty, under the creation lock: one
+-- another process made meanwhile is opened as it is, and one still empty is damaged. Where
+-- the lock cannot be made (a folder this process may not write) nothing can be created
+-- either: SQLite's open says why, as before.
+local function create_file(path)
+  local lock = creation_lock(path)
+  local lk, _, lcode = lockfile.wait(lock, "exclusive", M.CREATE_WAIT_MS)
+  if not lk and lcode == "EBUSY" then
+    local _, pid = lockfile.probe(lock)
+    return nil, creator_stuck(path, pid), "EBUSY"
+  end
+  local conn, err, code
+  local empty = emptied(path)
+  if empty then err, code = empty, "ECORRUPT" else conn, err, code = cstore.open(path, true) end
+  if lk then
+    uv.fs_unlink(lock)
+    lk:release()
+  end
+  return conn, err, code
+end
+
 --- open(path, opts) -> db | nil, msg, CODE
 --- opts.create (default true): create the file and its directory when missing (else ENOENT).
 --- opts.readonly: only read (nothing is created, migrated or written; the file must be at
@@ -118,8 +171,10 @@ function M.open(path, opts)
   if not create and not uv.fs_stat(path) then
     return nil, "store: no database at " .. path, "ENOENT"
   end
-  local empty = emptied(path)
-  if empty then return nil, empty, "ECORRUPT" end
+  if not create then
+    local empty, ecode = emptied_settled(path)
+    if empty then return nil, empty, ecode end
+  end
   if opts.readonly then
     local conn, err, code = cstore.open(path, false, true)
     if not conn then return nil, err, code end
@@ -135,7 +190,10 @@ function M.open(path, opts)
     local ok, err = mkdir_p(dir)
     if not ok then return nil, "store: cannot create " .. dir .. ": " .. tostring(err), "ECANTOPEN" end
   end
-  local conn, err, code = cstore.open(path, create)
+  local st = uv.fs_stat(path)
+  local conn, err, code
+  if not create or (st and st.size > 0) then conn, err, code = cstore.open(path, create)
+  else conn, err, code = create_file(path) end
   if not conn then return nil, err, code end
   local ok, merr, mcode = migrate(conn, path, M.migrations, opts.upto)
   if not ok then

@@ -233,8 +233,13 @@ end
 -- when the run cannot start: an epic added and not imported yet is the likeliest reason
 -- for "no card".
 local function epics_warning(e, o, emit, cli)
-  local changed = import.changed(e.db, o.dir)
+  local changed, unread = import.changed(e.db, o.dir)
   return function(run_id)
+    if unread then
+      -- (a file it could not read is neither changed nor removed: said as what it is)
+      local msg = "could not tell whether epics/ changed since the last import: " .. unread
+      if o.json then emit { type = "epics_unread", run_id = run_id, message = msg } else cli.err("warning: %s", msg) end
+    end
     if #changed == 0 then return end
     local msg = string.format("%s changed since the last import; this run works the board as imported: "
       .. "run %s to apply them", table.concat(changed, ", "), config.command("import", o.dir))

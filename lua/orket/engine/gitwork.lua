@@ -16,6 +16,7 @@ local gitdiff = require "orket.c.gitdiff"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local workspace = require "orket.workspace"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -174,7 +175,11 @@ function M.open(ws_dir, worktrees)
     repo:close()
     repo, code = nil, "ENOENT"
   end
-  if made then
+  -- only where there is no .git at all: one libgit2 found no repository in is a first run's
+  -- init that was killed (its cards' directories went aside before it), never a repository
+  -- to part the cards' directories from (another user's, one this process may not read:
+  -- refused, EACCES, by G.open)
+  if made and not uv.fs_lstat(ws_dir .. "/.git") then
     local aerr
     aside, aerr = set_aside(worktrees, state)
     if aerr then return nil, aerr, "EIO" end
@@ -242,6 +247,74 @@ local function names(dir)
     out[#out + 1] = name
   end
   return out
+end
+
+-- Host faults: a failure of the machine's, not of the card's work, which no turn of the model
+-- can put right (it was handed the error as a tool's, turns burned, and the card blocked with
+-- "raise the budget"): the run stops as for a full disk, and `orket resume` carries on once it
+-- is fixed. By the C library's words for it in the workspace's or git's message (neither gives
+-- it a code of its own: EIO, EGIT), or a project tool's own code; the most specific first
+-- (ENFILE's words begin with EMFILE's).
+local HOST = {
+  { "ENFILE", "the system may open no more files: raise sysctl fs.file-max, or end what holds them" },
+  { "EMFILE", "this process may open no more files: raise its limit, ulimit -n or systemd LimitNOFILE=" },
+  { "EROFS", "the file system is mounted read-only: remount it read-write" },
+  { "EIO", "the disk reported an I/O error: check it, dmesg and fsck, before going on" },
+}
+local HOST_WORDS = {}
+for n = 1, 200 do
+  local name, words = rt.errno_text(n)
+  if name then HOST_WORDS[name] = words end
+end
+
+-- A refused access is the host's only where one of the places Orket itself writes for the
+-- card (main's working tree and its .git, the card's directory and its state) may not be
+-- written by this process (an owner or modes changed under the project); inside the card's
+-- directory it is the agent's own work (a program it ran made a file read-only), which the
+-- model is told as before -> the place's description | nil
+local function unwritable(run, card)
+  local git = run.git
+  if not git then return nil end
+  local ws = git.repo:path()
+  local dir, state = paths(git, card)
+  for _, p in ipairs { ws, ws .. "/.git", ws .. "/.git/objects", ws .. "/.git/refs/heads", dir, state } do
+    local st = uv.fs_stat(p)
+    local refused = st and not uv.fs_access(p, "WX")
+    if refused and st.uid == uv.getuid() then
+      return string.format("%s (mode %04o) may not be written by this process, its owner's: give the project "
+        .. "back its modes, chmod -R u+rwX", p, st.mode & 4095)
+    elseif refused then
+      return string.format("%s belongs to uid %d and this process runs as uid %d, which may not write it: run "
+        .. "orket as the project's owner, or give the project to the user orket runs as, chown -R", p, st.uid, uv.getuid())
+    end
+  end
+  return nil
+end
+
+--- host_fault(run, card, code, msg) -> msg with the cause's remedy | nil: whether a failure
+--- (a tool's result, a git operation of the card's) is the host's (HOST, or a refused access
+--- to what Orket writes: unwritable), which stops the run rather than reach the model.
+function M.host_fault(run, card, code, msg)
+  msg = tostring(msg)
+  for _, h in ipairs(HOST) do
+    local words = HOST_WORDS[h[1]]
+    -- (EIO the code is the layers' word for any error of the system's: only its words count)
+    if (code == h[1] and code ~= "EIO") or ((code == "EIO" or code == "EGIT") and words and msg:find(words, 1, true)) then
+      return string.format("%s; %s", msg, h[2])
+    end
+  end
+  local denied = code == "EACCES" or ((code == "EIO" or code == "EGIT") and msg:find(HOST_WORDS.EACCES, 1, true))
+  local where = denied and unwritable(run, card)
+  return where and string.format("%s; %s", msg, where) or nil
+end
+
+-- STOPS: the code under which a failure stops the run (Run:git_broken stops for ENOSPC alone):
+-- a host fault goes on under it, its message naming the real cause -> msg, code
+local STOPS = "ENOSPC"
+local function as_stop(run, card, msg, code)
+  local host = code ~= STOPS and M.host_fault(run, card, code, msg)
+  if host then return host, STOPS end
+  return msg, code
 end
 
 local function take_parked(git, card_id)
@@ -324,10 +397,8 @@ function M.worktree(run, card_id)
   return git.repo:attach(card_id, dir, state)
 end
 
---- enter(run, job) -> true | nil, msg, CODE: makes (or finds) the card's worktree, merges main into
---- it when the card's last merge conflicted, and opens the turn's workspace view on it
---- (job.fs, closed by leave).
-function M.enter(run, job)
+-- M.enter's work, its failures as they came
+local function enter(run, job)
   local git = run.git
   if not git then return true end
   local repo = git.repo
@@ -372,10 +443,20 @@ function M.enter(run, job)
   -- merged on the forge is then the card's, sent back as any conflict)
   local g = remote_settings(run)
   if g and job.phase == "review" then job.remote_main = aftermerge.fetch_main { g = g, repo = repo } and true or false end
-  local fs, ferr = workspace.open(path)
-  if not fs then return nil, ferr end
+  local fs, ferr, fcode = workspace.open(path)
+  if not fs then return nil, ferr, fcode end
   job.fs = fs
   return true
+end
+
+--- enter(run, job) -> true | nil, msg, CODE: makes (or finds) the card's worktree, merges main into
+--- it when the card's last merge conflicted, and opens the turn's workspace view on it
+--- (job.fs, closed by leave). A host fault met (host_fault) comes as ENOSPC: the run stops.
+function M.enter(run, job)
+  local ok, err, code = enter(run, job)
+  if ok then return ok end
+  err, code = as_stop(run, job.card_id, err, code)
+  return nil, err, code
 end
 
 --- said(run, card, out): a run's events for what followed a card's merge
@@ -504,6 +585,7 @@ end
 --- ("exists") and never commits twice. skipped: what was left out ({"path (why)"...}: FIFOs,
 --- sockets, devices, files over the cap, nested repositories), nil when nothing was.
 --- EUNSAFE: the worktree is not one git may read (a special .gitignore, a rewritten .git).
+--- ENOSPC: a full disk, or another host fault (host_fault), named: the run stops.
 function M.commit(run, job)
   local git = run.git
   if not git or not job.fs then return true end
@@ -529,7 +611,7 @@ function M.commit(run, job)
   end
   local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
     message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only })
-  if not id then return nil, kind, skipped end
+  if not id then return nil, as_stop(run, job.card_id, kind, skipped) end
   if kind ~= "exists" then
     known(run, job.card_id, { run = job.run, turn = job.turn, paths = {}, all = k and k.all })
   elseif k then -- this turn was committed before (a resumed turn): what it touched since waits for the next
@@ -565,9 +647,9 @@ function M.mover(run, job)
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
     local cok, cerr, ccode = M.commit(run, job)
-    -- a full disk stops the run (Run:git_broken, once the call's step is committed): the
-    -- call that moved is left open whatever its tool then answers (job.call_stop,
-    -- orket.engine.turn), so resume redoes the move
+    -- a full disk, or another host fault (host_fault), stops the run (Run:git_broken, once
+    -- the call's step is committed): the call that moved is left open whatever its tool
+    -- then answers (job.call_stop, orket.engine.turn), so resume redoes the move
     if not cok and ccode == "ENOSPC" then job.call_stop = tostring(cerr) end
     if not cok then
       return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
@@ -576,6 +658,7 @@ function M.mover(run, job)
       remote = job.remote_main, run_id = run.run_id, hit = fault.hit,
       conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
     if not res then
+      ferr, fcode = as_stop(run, id, ferr, fcode)
       if fcode == "ENOSPC" then job.call_stop = tostring(ferr) end
       if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
       return nil, ferr, fcode

@@ -52,7 +52,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "git_moved_away", "tokens_used", "card_tokens_used", "spend", "money_checking",
+  "journal_failed", "journal_base", "git_failed", "git_moved_away", "git_unready", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed",
   "threads", "began_finished", "cut_answers" } do
@@ -81,6 +81,7 @@ function M.new(engine, id)
     journal_base = nil, -- a carried-on run's mark of the store's failures at its start (db:journal_mark)
     git_failed = nil, -- the repository's disk full, which ended the run (git_broken), or gone (git_moved)
     git_moved_away = nil, -- true when git_failed says the project moved (git_moved)
+    git_unready = nil, -- true when git_failed is what settling the repository met (unready)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
     tokens_used = nil, -- the run's tokens, a tally (run_tokens)
     card_tokens_used = nil, -- card id -> its tokens since its last retry, a tally (card_tokens)
@@ -566,14 +567,16 @@ function Run:journal_broken(card)
 end
 
 --- git_broken(card, msg, code) -> true when a git operation failed for want of space
---- (code ENOSPC): like the journal's failure (journal_broken), that ends the run the first
---- time, failed, with the reason, no card blocked or charged for it, and `orket resume`
---- carries on once there is room.
+--- (code ENOSPC), or for a host's fault passed on under it (gitwork.host_fault: no more
+--- files, a read-only or failing disk, a place Orket writes it may not): like the journal's
+--- failure (journal_broken), that ends the run the first time, failed, with the reason, no
+--- card blocked or charged for it, and `orket resume` carries on once it is put right.
 function Run:git_broken(card, msg, code)
   if code ~= "ENOSPC" then return false end
   if not self.git_failed then
     self.git_failed = tostring(msg)
-    self:emit { type = "git", card = card, action = "disk_full", error = self.git_failed }
+    local host = gitwork.host_fault(self, card, "EGIT", self.git_failed)
+    self:emit { type = "git", card = card, action = host and "host_fault" or "disk_full", error = self.git_failed }
     self:stop()
   end
   return true
@@ -593,6 +596,18 @@ function Run:git_moved(card, out)
   self:emit { type = "git", card = card, action = "project_moved", error = why }
   self:stop()
   return true
+end
+
+--- unready(msg): what git met settling the repository at the run's start (gitwork.recover:
+--- a low ulimit -n, a read-only disk, a repository it cannot read) ends the run there, failed,
+--- as a full disk does (git_broken), said with its cause and, for the host's faults, their
+--- remedy (gitwork.host_fault); it was raised, a traceback, and left the run killed with no step.
+function Run:unready(msg)
+  -- (no card: the places of every card are looked at for a refused access)
+  local host = gitwork.host_fault(self, "", "EGIT", msg)
+  self.git_failed, self.git_unready = host or tostring(msg), true
+  self:emit { type = "git", action = "unready", error = self.git_failed }
+  self:stop()
 end
 
 --- check_lease(job): in a worker (engine.lease set), raises unless the worker's lease on
@@ -923,10 +938,12 @@ function Run:open_execution()
   -- under the run lock: what a killed process left in the repository is settled first
   if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
-  if not gok then error(gerr, 0) end
+  if not gok then self:unready(gerr) end
   -- what an earlier merge left undone (the remote or the forge was down) is done now
-  gitwork.catch_up(self)
-  self:settle(st.target)
+  if not self.git_unready then
+    gitwork.catch_up(self)
+    self:settle(st.target)
+  end
   -- a new run of a target with nothing left to work says so at its end (conclude); it is
   -- not refused, as such a run still settles what main owes (the git steps above)
   if not st.lease and self.started_runs and self.started_runs[run_id] then
@@ -946,7 +963,7 @@ function Run:open_execution()
   if self.engine.on_run_start then self.engine.on_run_start(run_id) end
   -- done cards whose merges main lost (its repository made again): said, not a stop
   local lost, nlost, how
-  if self.git then lost, nlost, how = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
+  if self.git and not self.git_unready then lost, nlost, how = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
   if lost then
     self:emit { type = "git", action = "history_lost", cards = lost, count = nlost, aside = self.git.aside,
       message = gitwork.history_note(lost, nlost, self.git.made, self.git.aside, how) }
@@ -1253,6 +1270,10 @@ function Run:conclude(target, view)
     status = "failed"
     reason = string.format("an internal error ended the run (%s; its traceback is on stderr): please report it; "
       .. "'orket resume %d' carries on", self.internal_failed, self.run_id)
+  elseif self.git_unready then
+    status = "failed"
+    reason = string.format("the repository could not be made ready for the run (%s); once that is fixed, "
+      .. "'orket resume %d' carries on", self.git_failed, self.run_id)
   elseif self.git_moved_away then
     status = "failed"
     reason = string.format("%s; 'orket resume %d' in its new place carries on", self.git_failed, self.run_id)
@@ -1260,8 +1281,10 @@ function Run:conclude(target, view)
     status = "failed"
     -- a file a tool wrote into a card's directory (the workspace layer's error) or git's
     local what = self.git_failed:find("^workspace: ") and "the workspace" or "the repository"
-    reason = string.format("%s could not be written (%s); once there is room on its disk, "
-      .. "'orket resume %d' carries on", what, self.git_failed, self.run_id)
+    -- a host fault's message names its own remedy (gitwork.host_fault), a full disk's does not
+    local host = gitwork.host_fault(self, "", "EGIT", self.git_failed)
+    reason = string.format("%s could not be written (%s); %s, 'orket resume %d' carries on", what, self.git_failed,
+      host and "once that is fixed" or "once there is room on its disk", self.run_id)
   elseif self.stopping and not self.halted then
     status = "interrupted"
   else

@@ -389,7 +389,8 @@ end
 
 -- The codes of a call's failure that say its disk is full (a file written into the card's
 -- directory, a commit a tool makes: the workspace's and the git layer's ENOSPC, EDQUOT
--- from a project tool's script)
+-- from a project tool's script). The host's other faults (too many open files, a read-only
+-- or failing disk, Orket's own places made unwritable) are gitwork.host_fault's.
 local DISK_FULL = { ENOSPC = true, EDQUOT = true }
 
 -- The store's failure noted so far (db:journal_error) | nil. A busy store (SQLite's
@@ -401,8 +402,9 @@ local function store_failed(run)
   return nil
 end
 
--- What of a call stops the run -> its error and "disk" or "journal" | nil. A full disk:
--- its failure's code says so (DISK_FULL), or the mover's commit or merge met one whatever
+-- What of a call stops the run -> its error and "disk" or "journal" | nil. A full disk or
+-- another fault of the host's: its failure's code says so (DISK_FULL), or its message
+-- (gitwork.host_fault, which adds the remedy), or the mover's commit or merge met one whatever
 -- the tool then answered (job.call_stop: a project tool may pass the move's failure on with
 -- a code of its own, none, or as a success). The store: the call failed and the store's
 -- file (or server) failed while it ran (journaled: was_broken, store_failed before the
@@ -419,6 +421,8 @@ local function call_stop(run, job, res, was_broken)
   if stop then return stop, "disk" end
   if res.ok then return nil end
   if DISK_FULL[res.code] then return tostring(res.error), "disk" end
+  local host = gitwork.host_fault(run, job.card_id, res.code, res.error)
+  if host then return host, "disk" end
   if was_broken == false then
     local jerr = store_failed(run)
     if jerr then return tostring(jerr), "journal" end
