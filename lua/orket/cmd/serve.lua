@@ -22,6 +22,8 @@ local store_projects = require "orket.store.projects"
 local web = require "orket.serve.web"
 local config = require "orket.config"
 local otel = require "orket.otel"
+local logwriter = require "orket.serve.logwriter"
+local jsonout = require "orket.jsonout"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
@@ -269,19 +271,20 @@ local function open_projects(dir, db)
   return out, down
 end
 
--- The server, on its projects -> server, the other projects | nil (the error said, the
--- default project's store closed)
+-- The server, on its projects, where = {host=, port=, limits=, log=} (log: its writer,
+-- open_log) -> server, the other projects | nil (the error said, the default project's
+-- store closed)
 local function new_server(dir, db, token, where, cli)
   local others, err = open_projects(dir, db)
   local down = others and err or {}
   local server
   if others then
-    -- stderr is unbuffered: the line and its newline in one write, one system call a request
     server, err = serve.new { dir = dir, db = db, host = where.host, port = where.port, limits = where.limits,
       unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others, unavailable = down,
-      log = function(line) io.stderr:write(line .. "\n") end }
+      log = function(line) where.log:line(line) end }
   end
   if server then
+    server.metrics:log_drops(where.log)
     for _, p in ipairs(down) do server:_log { event = "error", project = p.name, message = p.unavailable } end
     for _, p in ipairs(others) do
       if p.rebound then server:_log { event = "project_rebound", project = p.name, message = projects.rebound_text(p.rebound) } end
@@ -293,6 +296,35 @@ local function new_server(dir, db, token, where, cli)
   db:close()
   cli.err("%s", err)
   return nil
+end
+
+-- The server's log on stderr (orket.serve.logwriter): written by a thread, so a reader that
+-- stops reading (a full pipe) never holds the loop, /health included. io.stderr's other
+-- writers in this process (the sandboxes', the webhooks', the leases' warnings) go the same
+-- way, in order -> writer, warning | nil
+local function open_log()
+  local w, werr = logwriter.open { dropped_line = function(n)
+    return jsonout.encode { event = "log_dropped", dropped = n, t = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+      message = string.format("stderr's reader fell behind: %d log lines were dropped (%d MiB were waiting); "
+        .. "orket_log_lines_dropped_total counts them", n, logwriter.MAX_BYTES >> 20) }
+  end }
+  if not w.plain then io.stderr = w:stderr() end
+  return w, werr
+end
+
+-- what the log queued written (logwriter.FLUSH_MS at most), io.stderr the real one again
+local function close_log(w) task.spawn(w.close, w):join() end
+
+-- What the start says in the log, one JSON object a line: the telemetry's warnings (a
+-- protocol sent as http/json anyway), now and when its runs make their tracers; a pepper
+-- there but unusable, which refuses every key (said now, not at the first 401); a log
+-- written in the loop after all (open_log)
+local function say_at_start(server, dir, env, lwarn)
+  otel.warn = function(text) server:_log { event = "warning", message = text } end
+  otel.say(env.telemetry)
+  local perr = keys.pepper_problem(dir)
+  if perr then server:_log { event = "warning", message = perr } end
+  if lwarn then server:_log { event = "warning", message = lwarn } end
 end
 
 -- What the environment sets, checked before anything opens (the server's limits, its
@@ -327,21 +359,20 @@ function cmd.run(args, cli)
   if not env then return 1 end
   local db, token = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
-  local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = env.limits }, cli)
-  if not server then return 1 end
-  -- the telemetry's warnings (a protocol sent as http/json anyway) in the server's log, one
-  -- JSON object a line, now and when its runs make their tracers
-  otel.warn = function(text) server:_log { event = "warning", message = text } end
-  otel.say(env.telemetry)
-  -- a pepper there but unusable refuses every key: said at the start, not at the first 401
-  local perr = keys.pepper_problem(dir)
-  if perr then server:_log { event = "warning", message = perr } end
+  local log <close>, lwarn = open_log()
+  local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = env.limits, log = log }, cli)
+  if not server then
+    close_log(log)
+    return 1
+  end
+  say_at_start(server, dir, env, lwarn)
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   drain_telemetry(server, signals)
   if token then localuse.remove_token(dir, token) end
   close_all(others)
   db:close()
+  close_log(log)
   cli.flush_unhandled()
   if not ok then
     cli.err("%s", terr)

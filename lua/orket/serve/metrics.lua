@@ -119,6 +119,10 @@ local function merged(counters)
   return requests, durations
 end
 
+--- counters:log_drops(source): the server's log lines dropped, source:dropped() -> their
+--- count since the start (orket.serve.logwriter: a reader of stderr that fell behind)
+function Counters:log_drops(source) self.log_source = source end
+
 --- counters:refused(code[, project]): an API write the state machine refused in project
 --- (default: the default one; other codes are not counted). Counted per project: a
 --- project's /metrics must not tell its members of another's activity (docs/teams.md)
@@ -165,7 +169,8 @@ end
 local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
   "code_review", "done", "canceled", "archived" }
 
--- orket_http_requests_total and orket_http_request_duration_seconds from the counters
+-- orket_http_requests_total and orket_http_request_duration_seconds from the counters, and
+-- orket_log_lines_dropped_total (the server's own too: its log is every project's)
 local function http_families(b, counters)
   b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
   local requests, durations = merged(counters)
@@ -179,6 +184,8 @@ local function http_families(b, counters)
   local dk = sorted_keys(durations)
   if #dk == 0 then b.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
   for _, route in ipairs(dk) do b.histogram("orket_http_request_duration_seconds", { "route", route }, durations[route]) end
+  b.family("orket_log_lines_dropped_total", "counter", "Log lines dropped because stderr's reader fell behind.")
+  b.sample("orket_log_lines_dropped_total", nil, counters.log_source and counters.log_source:dropped() or 0)
 end
 
 -- the event streams' families: sse_clients, and the journal's reads and notifications

@@ -1,0 +1,252 @@
+-- orket.serve.logwriter: a long-running command's log lines to stderr without the loop ever
+-- waiting on its reader. A blocking write there held the whole server, /health included,
+-- once a pipe nobody read was full (`orket serve 2>&1 | tee` stopped, a stalled collector).
+-- The lines go through a pipe of our own to a thread whose blocking writes wait instead.
+-- Not libuv on fd 2 itself: uv_pipe_open sets O_NONBLOCK on fd 2's file description, which
+-- the workers, sandboxes and the shell share (a dup shares it too), and their writes would
+-- then fail with EAGAIN. Past MAX_BYTES queued, whole lines are dropped and counted; once
+-- the queue is down to half, one line says how many. A regular file (or one that is not a
+-- pipe, socket or terminal) keeps plain writes: no reader can hold those.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+
+local M = {}
+
+M.MAX_BYTES = 4 * 1024 * 1024
+M.CHUNK = 64 * 1024 -- the most handed to the thread's pipe in one write
+M.FLUSH_MS = 500 -- what the close waits for the queue, at most (inside docker stop's 10 s)
+
+-- The thread's body, in a Lua state of its own (luv dumps it: no upvalues): reads the pipe
+-- until its end, writes it to fd out. Whole lines in writes of at most 4096 bytes (PIPE_BUF:
+-- the workers' lines, written to the same pipe, never land inside one), a longer line
+-- alone. A reader gone (EPIPE) makes the rest read and dropped; closing ack says it ended.
+local function drain(rfd, ack, out)
+  local tuv = require "luv" -- lazy: the thread's own Lua state, whose luv is its own
+  local broken = false
+  local function put(s)
+    local at = 0
+    while not broken and at < #s do
+      local n, err = tuv.fs_write(out, at == 0 and s or s:sub(at + 1))
+      if n then at = at + n
+      elseif err:find("^EAGAIN") or err:find("^EINTR") then tuv.sleep(5) -- another made fd 2 non-blocking
+      else broken = true end
+    end
+  end
+  local function whole_lines(text)
+    local first, last, pos = 1, nil, 1
+    while true do
+      local nl = text:find("\n", pos, true)
+      if not nl then break end
+      if last and nl - first + 1 > 4096 then
+        put(text:sub(first, last))
+        first = last + 1
+      end
+      last, pos = nl, nl + 1
+    end
+    if not last then return text end
+    put(text:sub(first, last))
+    return text:sub(last + 1)
+  end
+  local ok = pcall(function() -- an error here would end the process (luv's thread call)
+    local rest = ""
+    while true do
+      local data, err = tuv.fs_read(rfd, 65536)
+      if data and data ~= "" then rest = whole_lines(rest .. data)
+      elseif not (err and err:find("^EINTR")) then break end
+    end
+    put(rest)
+  end)
+  tuv.fs_close(rfd)
+  tuv.fs_close(ack)
+  return ok
+end
+
+local Writer = {}
+Writer.__index = Writer
+
+-- the thread and the two pipes: the lines' (our end non-blocking, its own description) and
+-- the ack, whose end says the thread wrote all -> true | nil, message (nothing left open)
+local function start_thread(self, fd)
+  local lines, lerr = uv.pipe()
+  if not lines then return nil, lerr end
+  local ack, aerr = uv.pipe()
+  if not ack then
+    uv.fs_close(lines.read)
+    uv.fs_close(lines.write)
+    return nil, aerr
+  end
+  -- a small stack: the body is shallow, and 8 MiB more counts against ulimit -v. Integers
+  -- only as arguments: a thread still blocked when the Lua state goes only reads its luv
+  -- object at its end, it frees nothing there
+  local thread, terr = uv.new_thread({ stack_size = 256 * 1024 }, drain, lines.read, ack.write, fd)
+  if not thread then
+    for _, f in ipairs { lines.read, lines.write, ack.read, ack.write } do uv.fs_close(f) end
+    return nil, terr
+  end
+  self.thread = thread
+  self.pipe = uv.new_pipe(false)
+  self.pipe:open(lines.write)
+  self.ack = uv.new_pipe(false)
+  self.ack:open(ack.read)
+  self.ack:read_start(function(_, data) if not data then self.ended = true end end)
+  return true
+end
+
+--- open{[fd=2], [max_bytes=M.MAX_BYTES], dropped_line=fn(n) -> text} -> writer, nil |
+--- writer, message: the thread could not start, and the writes are plain ones (the caller
+--- says so). dropped_line makes the line (without its "\n") said after n lines dropped.
+function M.open(o)
+  local fd = o.fd or 2
+  local self = setmetatable({ fd = fd, max = o.max_bytes or M.MAX_BYTES, dropped_line = o.dropped_line,
+    queue = {}, head = 1, queued = 0, writing = false, drops = 0, total = 0, partial = "", plain = true }, Writer)
+  if uv.guess_handle(fd) == "file" then return self end
+  local ok, err = start_thread(self, fd)
+  if not ok then return self, "the log's writer thread: " .. tostring(err) .. "; its lines are written in the loop" end
+  self.plain = false
+  return self
+end
+
+-- the plain write: one system call a line (fd 2 is unbuffered)
+local function write_fd(self, text)
+  if self.fd == 2 then
+    (self.real or io.stderr):write(text)
+  else
+    uv.fs_write(self.fd, text)
+  end
+end
+
+function Writer:_pump()
+  if self.writing or self.head > #self.queue or self.pipe:is_closing() then return end
+  local parts, n = {}, 0
+  while self.head <= #self.queue and n < M.CHUNK do
+    local s = self.queue[self.head]
+    self.queue[self.head] = nil
+    self.head = self.head + 1
+    parts[#parts + 1] = s
+    n = n + #s
+  end
+  if self.head > #self.queue then self.queue, self.head = {}, 1 end
+  self.writing = true
+  self.pipe:write(parts, function(err)
+    self.writing = false
+    self.queued = self.queued - n
+    if err and not self.closed then return self:_fall_back(parts) end
+    -- dropping stops at half the bound, not at the first free byte: a run of drops, said once
+    if self.drops > 0 and self.queued <= self.max // 2 then self:_said() end
+    self:_pump()
+  end)
+end
+
+-- The thread gone (its pipe refused the chunk lost): the lines are written in the loop
+-- from now on, as before there was a thread, lost's counted as dropped
+function Writer:_fall_back(lost)
+  for _, text in ipairs(lost) do
+    local _, lines = text:gsub("\n", "")
+    self.drops, self.total = self.drops + lines, self.total + lines
+  end
+  self:__close()
+  self.plain = true
+  for i = self.head, #self.queue do write_fd(self, self.queue[i]) end
+  self.queue, self.head, self.queued = {}, 1, 0
+  write_fd(self, self.dropped_line(self.drops) .. "\n")
+  self.drops = 0
+end
+
+-- the line saying how many were dropped, past the bound (it is one line)
+function Writer:_said()
+  local n = self.drops
+  self.drops = 0
+  local text = self.dropped_line(n) .. "\n"
+  self.queue[#self.queue + 1] = text
+  self.queued = self.queued + #text
+end
+
+-- text: whole lines, each ending in "\n"
+function Writer:_put(text)
+  if self.plain then return write_fd(self, text) end
+  if self.closed then return end
+  if self.drops > 0 or self.queued + #text > self.max then
+    local _, lines = text:gsub("\n", "")
+    self.drops, self.total = self.drops + lines, self.total + lines
+    return
+  end
+  self.queue[#self.queue + 1] = text
+  self.queued = self.queued + #text
+  self:_pump()
+end
+
+--- writer:line(text): one log line (text without its "\n")
+function Writer:line(text) self:_put(text .. "\n") end
+
+--- writer:write(...): as a file's write; whole lines go out, a line's start waits for its end
+function Writer:write(...)
+  local text = self.partial .. table.concat({ ... })
+  local cut = text:match(".*()\n")
+  if cut then
+    self.partial = text:sub(cut + 1)
+    self:_put(text:sub(1, cut))
+  else
+    self.partial = text
+  end
+  return self
+end
+
+--- writer:dropped() -> the lines dropped since open
+function Writer:dropped() return self.total end
+
+--- writer:stderr() -> a stand-in for io.stderr whose writes are this writer's (the other
+--- methods are the real file's); install it as io.stderr, close() puts the real one back
+function Writer:stderr()
+  self.real = self.real or io.stderr
+  local real, w = self.real, self
+  local proxy = {}
+  function proxy.write(_, ...)
+    w:write(...)
+    return proxy
+  end
+  function proxy.flush() return proxy end
+  return setmetatable(proxy, { __index = function(_, k)
+    local f = real[k]
+    if type(f) == "function" then return function(_, ...) return f(real, ...) end end
+  end })
+end
+
+-- as a to-be-closed variable: a command that raised gets the real io.stderr back for its
+-- last words, and the loop is not held by the pipes (the thread writes what reached it;
+-- the rest is lost: close() is the way that writes it)
+function Writer:__close()
+  if self.real and io.stderr ~= self.real then io.stderr = self.real end
+  self.closed = true
+  for _, h in ipairs { self.pipe or false, self.ack or false } do
+    if h and not h:is_closing() then h:close() end
+  end
+end
+
+-- waits (a task) until cond() or the deadline (uv.now() ms) -> cond()
+local function wait_until(cond, deadline)
+  while not cond() and uv.now() < deadline do rt.sleep(5) end
+  return cond()
+end
+
+--- writer:close([within_ms]) (in a task): what is queued written, within within_ms
+--- (M.FLUSH_MS) at most; a reader that does not take it in time loses it, the process ends
+--- all the same. io.stderr is the real one again.
+function Writer:close(within_ms)
+  if self.closed then return end
+  if self.real then io.stderr = self.real end
+  if self.partial ~= "" then self:write("\n") end
+  self.closed = true
+  if self.plain then return end
+  if self.drops > 0 then self:_said() end
+  self:_pump()
+  uv.update_time()
+  local deadline = uv.now() + (within_ms or M.FLUSH_MS)
+  wait_until(function() return not self.writing and self.head > #self.queue end, deadline)
+  self.pipe:close() -- the thread reads the end, writes the rest, and closes the ack
+  local ended = wait_until(function() return self.ended end, deadline)
+  self.ack:close()
+  -- a thread still held by its reader is left: the process's exit ends it
+  if ended then self.thread:join() end
+end
+
+return M

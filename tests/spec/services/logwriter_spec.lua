@@ -1,0 +1,129 @@
+-- orket.serve.logwriter: log lines to a pipe whose reader stopped never wait, keep their order
+-- and stay whole; past the bound they are dropped and counted, and one line says how many
+-- once the queue is down to half; the pipe's flags stay as they were (no O_NONBLOCK for the
+-- other writers that share it); a regular file keeps plain writes.
+local H = require "tests.helpers"
+local uv = require "luv"
+local logwriter = require "orket.serve.logwriter"
+
+local O_NONBLOCK = 2048 -- (Linux's, octal 04000, as /proc/self/fdinfo shows the flags)
+
+local function said(n) return "DROPPED " .. n end
+
+-- a pipe nobody reads yet -> its fds, and reading() -> finish(): reads it from now on;
+-- finish() closes the write end and returns what the pipe held until its end
+local function stalled_pipe()
+  local p = assert(uv.pipe())
+  function p.reading()
+    local data, done = {}, false
+    local r = uv.new_pipe(false)
+    r:open(p.read)
+    r:read_start(function(_, d) if d then data[#data + 1] = d else done = true end end)
+    return function()
+      uv.fs_close(p.write)
+      H.wait_for(function() return done end, "the pipe's end")
+      r:close()
+      return table.concat(data)
+    end
+  end
+  return p
+end
+
+local function flags(fd)
+  local text = assert(H.read("/proc/self/fdinfo/" .. fd))
+  return tonumber(text:match("flags:%s*(%d+)"), 8)
+end
+
+describe("orket.serve.logwriter", function()
+  after_each(H.cleanup)
+
+  it("never waits on a reader that stopped: drops past the bound, says how many, keeps the order", function()
+    local p = stalled_pipe()
+    local before = flags(p.write)
+    local w = logwriter.open { fd = p.write, max_bytes = 100000, dropped_line = said }
+    assert.is_false(w.plain)
+    assert.equal(before, flags(p.write)) -- the writers that share it are left as they were
+    assert.equal(0, before & O_NONBLOCK)
+    local t0 = uv.hrtime()
+    for i = 1, 20000 do w:line(string.format("line %06d %s", i, ("x"):rep(40))) end
+    assert((uv.hrtime() - t0) / 1e6 < 2000, "the lines waited")
+    local dropped = w:dropped()
+    assert(dropped > 10000, "dropped: " .. dropped)
+    local finish = p.reading()
+    orket.sleep(50)
+    w:line("line 020001 after")
+    w:close(5000)
+    local text = finish()
+    local last, n, notice = 0, 0, nil
+    for l in text:gmatch("[^\n]*\n") do
+      n = n + 1
+      local k = tonumber(l:match("^line (%d+)"))
+      if k then
+        assert(k > last, "out of order: " .. l)
+        last = k
+      else
+        assert.is_nil(notice, "a second notice: " .. l)
+        notice = l
+      end
+    end
+    assert.equal(said(dropped) .. "\n", notice)
+    assert.equal(20001, last)
+    assert.equal(20001 - dropped + 1, n)
+    assert.equal("\n", text:sub(-1))
+  end)
+
+  it("writes whole lines of a file's write: a line's start waits for its end, the close ends the last", function()
+    local p = stalled_pipe()
+    local w = logwriter.open { fd = p.write, dropped_line = said }
+    local f = w:stderr()
+    assert.equal(f, f:write("one ", 2, "\ntwo"))
+    f:write(" more\nthree\nfou")
+    f:write("r")
+    local finish = p.reading()
+    w:close()
+    assert.equal("one 2\ntwo more\nthree\nfour\n", finish())
+  end)
+
+  it("gives io.stderr back at the close", function()
+    local real = io.stderr
+    local p = stalled_pipe()
+    local w = logwriter.open { fd = p.write, dropped_line = said }
+    io.stderr = w:stderr()
+    assert.are_not.equal(real, io.stderr)
+    io.stderr:write("through it\n")
+    local finish = p.reading()
+    w:close()
+    assert.equal(real, io.stderr)
+    assert.equal("through it\n", finish())
+  end)
+
+  it("keeps a regular file's writes plain, at once", function()
+    local path = H.tmpdir() .. "/log"
+    local fd = assert(uv.fs_open(path, "w", 420))
+    local w = logwriter.open { fd = fd, dropped_line = said }
+    assert.is_true(w.plain)
+    w:line("at once")
+    assert.equal("at once\n", H.read(path))
+    w:close()
+    uv.fs_close(fd)
+  end)
+
+  it("closes within its bound when the reader never reads", function()
+    local p = stalled_pipe()
+    local sigpipe = uv.new_signal() -- the thread's write, once the read end closes: EPIPE, not the signal
+    sigpipe:start("sigpipe", function() end)
+    local w = logwriter.open { fd = p.write, dropped_line = said }
+    for i = 1, 5000 do w:line(string.format("line %06d %s", i, ("x"):rep(100))) end
+    uv.update_time()
+    local t0 = uv.now()
+    w:close(200)
+    uv.update_time()
+    assert(uv.now() - t0 < 1000, "the close waited " .. (uv.now() - t0) .. " ms")
+    -- the thread, held by the full pipe, ends once the read end is gone (EPIPE: it writes no
+    -- more), before the write end's number is given back
+    uv.fs_close(p.read)
+    orket.sleep(50)
+    uv.fs_close(p.write)
+    sigpipe:close()
+  end)
+end)
