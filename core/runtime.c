@@ -302,13 +302,17 @@ static size_t rt_pool_stack(void) {
   return (size_t)2 << 20;
 }
 
-/* Whether the address space holds libuv's n stacks of this size, each with its guard page:
- * one mapping made and given back, as glibc maps a stack (writable, so a strict overcommit
- * counts it too). Making the threads themselves to see cost about a millisecond a command. */
+/* Whether the address space (ulimit -v) holds libuv's n stacks of this size, each with its
+ * guard page: one mapping made and given back. PROT_NONE, which no overcommit accounting
+ * counts: a writable one of all n stacks at once was refused under the default heuristic
+ * once it passed RAM and swap, where libuv's stacks, mapped one at a time, are not (a big
+ * UV_THREADPOOL_SIZE on a small host). A strict overcommit that refuses a stack is libuv's
+ * abort, said by rt_pool_abort. Making the threads themselves to see cost about a
+ * millisecond a command. */
 static int rt_stacks_fit(unsigned n, size_t stack) {
   size_t each = stack + (size_t)getpagesize();
   if (n == 0 || each > SIZE_MAX / n) return 0;
-  void *m = mmap(NULL, each * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *m = mmap(NULL, each * n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) return 0;
   munmap(m, each * n);
   return 1;
@@ -333,7 +337,7 @@ static void rt_pool_abort(int sig) {
   (void)sig;
   struct rlimit lim;
   rt_say("orket: cannot start libuv's thread pool: a thread of it could not be made (Resource temporarily "
-         "unavailable); ");
+         "unavailable: too many tasks, or, under a strict overcommit, no memory for its stack); ");
   if (getrlimit(RLIMIT_NPROC, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
     char num[24], *p = num + sizeof num;
     unsigned long long v = (unsigned long long)lim.rlim_cur;

@@ -61,7 +61,7 @@ describe("a host's limits", function()
       H.quote(H.ROOT)))
     assert.equal(1, st, out)
     assert.equal("orket: cannot start libuv's thread pool: a thread of it could not be made (Resource temporarily "
-      .. "unavailable); the user may have at most 32 processes and threads (ulimit -u, systemd LimitNPROC=), or its "
+      .. "unavailable: too many tasks, or, under a strict overcommit, no memory for its stack); the user may have at most 32 processes and threads (ulimit -u, systemd LimitNPROC=), or its "
       .. "control group or the system no more (systemd TasksMax=, pids.max, kernel.threads-max): raise it, or set "
       .. "UV_THREADPOOL_SIZE=1 for a pool of one thread\n", out)
   end)

@@ -125,7 +125,8 @@ function Apps:origin(id, req)
   return self.scheme .. "://" .. id .. "." .. self.base .. port
 end
 
-local function dead(e) return e.expires_s <= os.time() end
+-- (e.now: the store's clock as the grant was read, orket.store.app_grants)
+local function dead(e) return e.expires_s <= (e.now or os.time()) end
 
 -- ---- the board's side: the ticket ---------------------------------------------------------
 
@@ -173,7 +174,8 @@ local function open(req, ctx)
       ctx.server.auth.token) then
     role = "viewer"
   end
-  local db, key, now = ctx.db, who.key_id or who.id, os.time()
+  local db, key = ctx.db, who.key_id or who.id
+  local now = grants.now(db)
   -- a key's share of the tickets waiting (each is used up as it is redeemed): one key
   -- cannot fill the server's and keep everyone else from opening apps
   if grants.of_key(db, "ticket", key, now) >= M.TICKETS_PER_KEY then
@@ -187,7 +189,7 @@ local function open(req, ctx)
   local token = crypto.random_id(32)
   grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = key,
     local_use = who.local_use,
-    board = who.session, board_expires = who.expires, role = role, start = start, expires_s = os.time() + M.TICKET_TTL_S })
+    board = who.session, board_expires = who.expires, role = role, start = start, expires_s = now + M.TICKET_TTL_S })
   local url = apps:origin(math.tointeger(row.id), req) .. M.TICKET_PATH .. "?t=" .. token
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Location: " .. url)
@@ -365,11 +367,12 @@ function Apps:_redeem(req, ctx, id)
     return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
   end
   if ask then return confirm(req, ctx, id, e, t) end
-  if grants.live(ctx.db, "session", os.time()) >= M.MAX_SESSIONS then
+  local now = e.now or grants.now(ctx.db)
+  if grants.live(ctx.db, "session", now) >= M.MAX_SESSIONS then
     return text(req, ctx, 503, "Too many people have this server's apps open; retry later.")
   end
   local token = crypto.random_id(32)
-  local expires_s = os.time() + M.TTL_S
+  local expires_s = now + M.TTL_S
   if e.board_expires then expires_s = math.min(expires_s, e.board_expires) end
   grants.insert(ctx.db, digest(token), "session", { sandbox = id, key = e.key, local_use = e.local_use, board = e.board,
     role = e.role, expires_s = expires_s })
@@ -377,7 +380,7 @@ function Apps:_redeem(req, ctx, id)
   -- host-only (no Domain): the cookie goes to this app's host and nowhere else; Lax, so
   -- that the redirect chain begun on the board's site carries it
   local c = string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", M.COOKIE, token,
-    math.max(0, expires_s - os.time()), session.secure(req) and "; Secure" or "")
+    math.max(0, expires_s - now), session.secure(req) and "; Secure" or "")
   return text(req, ctx, 303, "", { "Location: " .. e.start, c })
 end
 
