@@ -268,6 +268,7 @@ typedef struct gr_scan {
    * (gr_scan_grown) and they count as uncommitted changes */
   gr_paths grown;
   long long grown_size; /* the first one's size, for the refusal */
+  size_t files_max; /* a card's walk: the files it may meet (what idx tracks + GR_TREE_FILES_MAX) */
 } gr_scan;
 
 /* The marker holds the checkout's stage and the commit it is about, one line of 49 bytes:

@@ -32,6 +32,13 @@
 #define GR_CONTROL_MAX ((off_t)1 << 20) /* a larger .gitignore/.gitattributes is refused */
 #define GR_SCAN_DEPTH 128
 #define GR_NOTES_MAX 50 /* notes kept per scan (the skip list itself is whole) */
+/* The files (and symlinks) a card's directory may hold outside its ignored directories
+ * beyond those its index tracks already (a big project's own files never count against
+ * it). Staging, the commit's tree, the merge into main and main's view's checkout all grow
+ * with the tree and run on the loop thread (docs/git.md, *Threads and the loop*): agent
+ * code made 300,000 files and stalled `orket serve` for 52 s. Past this the walk stops and
+ * the card's commit is refused (EUNSAFE: the card is blocked with the count and the limit). */
+#define GR_TREE_FILES_MAX 50000
 
 /* ---- the rules a card's files are excluded by -----------------------------------------------
 
@@ -262,7 +269,7 @@ int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
 /* Walks directory dfd (closed here, whatever happens), whose path is rel. hidden: the
  * handle's own rules ignore it (a person's excludes; with s->rules only). */
 static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t rlen, int depth, int hidden,
-                       gr_err *e) {
+                       size_t *files, gr_err *e) {
   if (gr_scan_controls(dfd, rel, e) != 0) {
     close(dfd);
     return -1;
@@ -329,9 +336,16 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
         if (cfd >= 0) {
           rel[rlen + nl] = '/';
           rel[rlen + nl + 1] = '\0';
-          ret = gr_scan_dir(g, s, cfd, rel, rlen + nl + 1, depth + 1, hidden, e); /* closes cfd */
+          ret = gr_scan_dir(g, s, cfd, rel, rlen + nl + 1, depth + 1, hidden, files, e); /* closes cfd */
         }
       }
+    } else if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && files && ++*files > s->files_max) {
+      const char *wd = g->repository_workdir(s->repo);
+      ret = gr_fail(e, "EUNSAFE",
+                    "%s holds more than %zu files, %d more than its index tracks (the limit of a card's directory, "
+                    "GR_TREE_FILES_MAX in core/gitrepo/scan.c; an ignored directory does not count): not committed; "
+                    "delete files, or list generated ones in .gitignore",
+                    wd ? wd : "the card's directory", s->files_max, GR_TREE_FILES_MAX);
     } else if (s->rules && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
       /* what staging stages; the handle's walk misses it where a person's rule matches */
       int ig = 0;
@@ -369,7 +383,9 @@ int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_
     return fd == -2 ? 0 : -1;
   }
   char rel[PATH_MAX] = "";
-  if (gr_scan_dir(g, s, fd, rel, 0, 0, 0, e) != 0) {
+  size_t files = 0;
+  s->files_max = g->index_entrycount(s->idx) + GR_TREE_FILES_MAX;
+  if (gr_scan_dir(g, s, fd, rel, 0, 0, 0, card ? &files : NULL, e) != 0) {
     gr_scan_free(s);
     return -1;
   }

@@ -417,7 +417,25 @@ function HOST.comment(b, body)
   return v, m, c
 end
 function HOST.transition(b, to, how)
-  -- the host's way of moving a card when it has one (the engine's: done merges the card's branch)
+  if b.done then
+    return nil, string.format("board: %s: its move to done is made when this tool call returns; the call cannot "
+      .. "move the card again", b.card_id), "EINVAL"
+  end
+  -- The host's move to done (the engine's) commits the card's directory and merges its branch
+  -- into main, which grows with the card's tree. Run under the handler's budget, a time limit
+  -- that ran out after the merge and before the move was written left main holding a card that
+  -- was not done. So here it is only checked; the call's end makes it, outside the budget
+  -- (finish_move), and its failure is then the call's answer.
+  if b.move and to == "done" then
+    local ok, m, c = b.board:check_transition(b.card_id, to, how)
+    if not ok then return nil, m, c end
+    local card, gm, gc = b.board:get(b.card_id)
+    if not card then return nil, gm, gc end
+    card.status, card.wait_reason = "done", nil
+    b.done = how
+    return card
+  end
+  -- the host's way of moving a card when it has one (any other move: the board's)
   if b.move then
     local v, m, c = b.move(b.card_id, to, how)
     return v, m, c
@@ -540,7 +558,8 @@ local REVOKING = { __close = revoke }
 -- workspace, the board and the memory. The actor the views act as is the engine's. The
 -- host's ctx.move(id, to, opts), when given, is how the board view moves the card (the
 -- engine's: orket.engine.gitwork.mover), answering as board:transition does; else the
--- board's transition. ctx.own_card: ctx.card is the host's copy for this call, which it
+-- board's transition. Through it a move to done is checked in the handler and made once the
+-- handler has returned, outside its budget (HOST.transition). ctx.own_card: ctx.card is the host's copy for this call, which it
 -- keeps nothing of, so the handler gets it as it is.
 local function tool_ctx(ctx, denial)
   if ctx == nil then return {}, setmetatable({}, REVOKING) end
@@ -565,6 +584,17 @@ local function tool_ctx(ctx, denial)
     seats = ctx.seats and scriptenv.copy(ctx.seats),
     tests = ctx.tests and scriptenv.copy(ctx.tests),
   }, setmetatable({ fs = fs, board = board, memory = memory }, REVOKING)
+end
+
+-- The move to done a handler asked for (HOST.transition), made once it has returned, with no
+-- script budget running: nil when there was none or it was made, else the call's failure.
+-- views: the call's, already revoked (the bound state is read before: bound_of forgets it).
+local function finish_move(b)
+  if not (b and b.done) then return nil end
+  local card, msg, code = b.move(b.card_id, "done", b.done)
+  if card then return nil end
+  return { ok = false, error = type(msg) == "string" and msg or ("board: " .. b.card_id .. ": the move to done failed"),
+    code = type(code) == "string" and code or "EFAIL" }
 end
 
 -- args -> the handler's own copy | nil, message: what the gate judged or nothing. A value
@@ -592,7 +622,11 @@ function Registry:run(name, args, ctx)
   -- closed, and its to-be-closed values run
   local _ <close> = views
   local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
+  local held = views.board and bound_of[views.board]
   revoke(views)
+  -- a handler that raised (its budget spent) moved nothing: its move to done is dropped
+  local failed = ok and finish_move(held)
+  if failed then return failed end
   if not ok then
     -- the script's line, also for a helper it misused (ctx.fs) or a C stack overflow:
     -- scriptfile.said, which leaves out Orket's files and the machine's directories
@@ -629,7 +663,10 @@ function Registry:recover(name, args, ctx)
   local tctx, views = tool_ctx(ctx, fs_denial(d))
   local _ <close> = views
   local ok, res = d.box:pcall(d.recover, a, tctx)
+  local held = views.board and bound_of[views.board]
   revoke(views)
+  local failed = ok and finish_move(held)
+  if failed then return "unknown", failed.error end
   if not ok then return "unknown", name .. ": recover failed: " .. scriptfile.said(res, d.chunk or d.file or name) end
   if res == nil then return "rerun" end
   local plain, perr = scriptenv.copy(res)
