@@ -269,7 +269,8 @@ CODES.EKEY = {
 }
 CODES.ETAMPERED = {
   means = "an encrypted backup or a secret was changed after it was written: a chunk does not authenticate, "
-    .. "bytes follow its end, or a secret's value was moved to another name",
+    .. "bytes follow its end, or a secret's value was moved to another name; or the audit's chain no longer holds "
+    .. "the checkpoint .orket/audit.head names (the store rolled back), so nothing is signed over it",
   remedy = "restore another copy of the backup, or set the secret again; this one cannot be trusted",
 }
 CODES.ETRUNCATED = {
@@ -467,8 +468,9 @@ CODES.EAUDITUNVERIFIED = {
   remedy = "restore another copy, or restore this one as it is with --accept-unverified-audit",
 }
 CODES.EAUDITOLDER = {
-  means = "a backup given to `orket restore` is older than a checkpoint this project signed: restoring it drops "
-    .. "the audit's entries after it",
+  means = "a backup given to `orket restore` is older than this project's audit (a checkpoint it signed, or "
+    .. "entries of the store's, signed or not, that it lacks): restoring it drops the audit's entries after it, and "
+    .. "counts them",
   remedy = "restore it all the same with --accept-older-audit",
 }
 CODES.EAUDITUNDONE = {

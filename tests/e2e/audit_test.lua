@@ -186,8 +186,10 @@ f = assert(io.open(".orket/audit.pub", "w")); f:write(ach.public_key(seed), "\n"
     assert.equal(1, r.status)
     assert.matches("this host's is ", r.stderr, 1, true)
     refused(two, "checkpoint 11 is signed with another key (" .. pk .. ") than .orket/audit.pub")
-    -- the store's key given to the second host: it signs, and both verify
-    assert(H.sh(string.format("cp -p '%s/.orket/audit.key' '%s/.orket/audit.pub' '%s/.orket/'", dir, dir, two)))
+    -- the store's key given to the second host (and the head, which its checkpoints must
+    -- follow from): it signs, and both verify
+    assert(H.sh(string.format("cp -p '%s/.orket/audit.key' '%s/.orket/audit.pub' '%s/.orket/audit.head' '%s/.orket/'",
+      dir, dir, dir, two)))
     ok(H.orket("audit checkpoint", { cwd = two }), "checkpoint with the store's key")
     r = ok(verify(two), "verify")
     assert.matches("verified", r.stdout, 1, true)
@@ -466,7 +468,8 @@ io.write(row.seq)]])
     assert.same({ "write", "restore", "cli: restore " .. old }, { e[7].kind, e[7].action, e[7].route })
     assert.matches("^local:", e[7].actor)
     -- the backup's last entry is its checkpoint 6
-    assert.equal(string.format("accept=older-audit checkpoint=6 checkpointhash=%s hash=%s last=6 previous=14 "
+    -- (and counts the store's entries it dropped, 7 to 14)
+    assert.equal(string.format("accept=older-audit checkpoint=6 checkpointhash=%s dropped=8 hash=%s last=6 previous=14 "
       .. "previoushash=%s", e[6].hash, e[6].hash, e[7].detail:match("previoushash=(%x+)")), e[7].detail)
     assert.equal("checkpoint", e[8].kind)
     assert.equal(8, require("cjson").decode(H.read(dir .. "/.orket/audit.head")).seq)
@@ -586,8 +589,8 @@ assert(chain.checkpoint(db, ".", { force = true }))]])
     script(dir, [[unguard(); assert(db:run("DELETE FROM audit_log WHERE seq = 6"))]])
     refused(dir, "entries 1 to 5 are signed by no checkpoint, though this project signs its audit (.orket/audit.pub): "
       .. "entry 1 (")
-    -- a store begun after the key was copied in: its young chain passes, until orket serve
-    -- would have signed it
+    -- a store begun after the key was copied in, no head with it: named, however young,
+    -- since without a head a cut is not seen; and not signed until told
     local fresh = H.example("webapp")
     H.write(fresh .. "/orket.lua", (H.read(fresh .. "/orket.lua") or "") .. "\naudit = { checkpoint_every = 4 }\n")
     assert(H.sh(string.format("cp %s/.orket/audit.key %s/.orket/audit.pub %s/.orket/", H.quote(dir), H.quote(dir),
@@ -596,13 +599,20 @@ assert(chain.checkpoint(db, ".", { force = true }))]])
   assert(db:tx(function() chain.record(db, { actor = "k", action = "comment", card = "API-2" }) return true end))
 end]]
     script(fresh, add)
-    local r = ok(verify(fresh), "verify a young chain")
-    assert.matches("3 entries (1 to 3), 0 signed checkpoints; entries 1 to 3 are not signed yet: verified", r.stdout, 1, true)
+    local out = refused(fresh, ".orket/audit.head is missing, though .orket/audit.pub says this project signs its audit")
+    assert.matches("3 entries (1 to 3), 0 signed checkpoints; entries 1 to 3 are not signed yet: 1 problem", out, 1, true)
     script(fresh, add)
     refused(fresh, "entries 1 to 6 are signed by no checkpoint, though this project signs its audit (.orket/audit.pub): "
       .. "orket serve signs one once 4 entries follow the last")
-    ok(H.orket("audit checkpoint", { cwd = fresh }), "checkpoint")
-    ok(verify(fresh), "verify once signed")
+    local r = H.orket("audit checkpoint", { cwd = fresh })
+    assert.equal(1, r.status)
+    assert.matches("orket audit checkpoint --reset-head signs it as it is", r.stderr, 1, true)
+    r = ok(H.orket("audit checkpoint --reset-head", { cwd = fresh }), "checkpoint --reset-head")
+    assert.matches("audit: entry 7 records the reset (.orket/audit.head named checkpoint none; the chain ended at "
+      .. "entry 6); checkpoint 8 signed", r.stdout, 1, true)
+    r = ok(verify(fresh), "verify once signed")
+    assert.matches("audit: note: entry 7, cli: audit checkpoint --reset-head, signed the chain as it was (its last "
+      .. "entry 6) over .orket/audit.head's checkpoint none", r.stdout, 1, true)
   end)
 end)
 

@@ -57,7 +57,11 @@ db:close()
     -- changed after the backup: restoring takes the change back, and only the change
     ok(H.orket('cancel API-2 "not needed"', { cwd = dir }), "cancel")
     assert.equal("canceled", status_of(dir, "API-2"))
-    ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
+    -- the cancel's audit entry is the store's alone: the restore drops it, and says so
+    local told = H.orket("restore --check " .. H.quote(file), { cwd = dir })
+    assert.equal(1, told.status)
+    assert.matches("(cancel) are not in it: restoring it removes it from the audit", told.stderr, 1, true)
+    ok(H.orket("restore --check --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore --check")
     assert.equal("canceled", status_of(dir, "API-2"))
     -- the store's id as the board gives it (a stream's ?store=), and as its identity
     H.write(tmp .. "/id.lua", [[
@@ -73,7 +77,7 @@ db:close()
     local own_before, lasting = store_id()
     assert.equal(board.store, own_before)
     assert.equal(board.store, lasting)
-    local r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    local r = ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore")
     assert.matches("restored %d+ cards", r.stdout)
     assert.equal("ready", status_of(dir, "API-2"))
     -- another journal now, so another id: a stream asked with the old one starts over
@@ -88,7 +92,7 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-3"))
     -- and a backup of the restored store restores again
     ok(H.orket("backup " .. H.quote(file .. "2"), { cwd = dir }), "second backup")
-    ok(H.orket("restore " .. H.quote(file .. "2"), { cwd = dir }), "restore the second backup")
+    ok(H.orket("restore --accept-older-audit " .. H.quote(file .. "2"), { cwd = dir }), "restore the second backup")
     assert.equal("canceled", status_of(dir, "API-3"))
     -- the first backup is older than the checkpoint the first restore signed: restoring it
     -- drops the audit's entries since, which only --accept-older-audit allows
@@ -125,7 +129,7 @@ db:close()
       headers = { "Authorization: Bearer " .. admin } }
     assert.equal(200, ev.status)
     H.wait_for(function() return ev.text():find("retry: 2000", 1, true) end, "the stream", 5000)
-    ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore")
     local RESET = '\nid: (%d+)\nevent: reset\ndata: {"id":(%d+)}\n\n'
     H.wait_for(function() return ev.text():match(RESET) end, "the reset on the open stream", 5000)
     local id, data = ev.text():match(RESET)
@@ -408,7 +412,7 @@ db:close()
       ok(H.orket('cancel API-3 "after the backup"', { cwd = dir }), "cancel")
       assert.equal("canceled", status_of(dir, "API-3"))
       assert.equal(1, uv.fs_stat(dir .. "/.orket/orket.db").nlink)
-      ok(H.orket("restore --check " .. H.quote(tmp .. "/hard"), { cwd = dir }), "the backup")
+      ok(H.orket("restore --check --accept-older-audit " .. H.quote(tmp .. "/hard"), { cwd = dir }), "the backup")
     end
   end)
 
@@ -595,7 +599,8 @@ db:close()
     -- and nothing opened is left behind
     assert.is_nil(io.popen("ls " .. H.quote(dir .. "/.orket") .. " | grep sealed-"):read("l"))
     -- the good file restores
-    r = ok(H.orket("restore " .. H.quote(file) .. " --key-file " .. H.quote(key), { cwd = dir }), "restore")
+    r = ok(H.orket("restore --accept-older-audit " .. H.quote(file) .. " --key-file " .. H.quote(key), { cwd = dir }),
+      "restore")
     assert.not_equal("canceled", status_of(dir, "API-2"))
   end)
 
@@ -613,8 +618,10 @@ db:close()
     r = H.orket("restore " .. H.quote(file) .. " --passphrase-env UNSET_VAR_X", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("UNSET_VAR_X: that environment variable is unset", r.stderr, 1, true)
-    ok(H.orket("restore --check " .. H.quote(file) .. " --passphrase-env BACKUP_PASS", { cwd = dir, env = env }), "check")
-    ok(H.orket("restore " .. H.quote(file) .. " --passphrase-env BACKUP_PASS", { cwd = dir, env = env }), "restore")
+    ok(H.orket("restore --check --accept-older-audit " .. H.quote(file) .. " --passphrase-env BACKUP_PASS",
+      { cwd = dir, env = env }), "check")
+    ok(H.orket("restore --accept-older-audit " .. H.quote(file) .. " --passphrase-env BACKUP_PASS",
+      { cwd = dir, env = env }), "restore")
     assert.not_equal("canceled", status_of(dir, "API-2"))
   end)
 
@@ -641,7 +648,7 @@ db:close()
     assert.matches("the two passphrases differ", out, 1, true)
     assert.is_nil(io.open(tmp .. "/c.enc"))
     ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
-    out = drive("expect passphrase: \nsend " .. pass .. "\nexpect restored\n", "restore " .. H.quote(tmp .. "/b.enc"))
+    out = drive("expect passphrase: \nsend " .. pass .. "\nexpect restored\n", "restore --accept-older-audit " .. H.quote(tmp .. "/b.enc"))
     assert.matches("restored", out, 1, true)
     assert.is_nil(out:find(pass, 1, true))
     assert.not_equal("canceled", status_of(dir, "API-2"))
@@ -760,11 +767,12 @@ db:close()
     -- --check says it as the restore would
     assert.equal(1, H.orket("restore " .. H.quote(file) .. " --check", { cwd = dir }).status)
     -- told: restored, the flag in the restore's entry
-    r = ok(H.orket("restore " .. H.quote(file) .. " --accept-undone-revocations", { cwd = dir }), "restore")
+    r = ok(H.orket("restore " .. H.quote(file) .. " --accept-undone-revocations --accept-older-audit", { cwd = dir }),
+      "restore")
     assert.matches("accepted (--accept-undone-revocations)", r.stderr, 1, true)
     assert.is_false(revoked())
     local e = H.orket("audit export --format jsonl", { cwd = dir }).stdout
-    assert.matches("accept=undone%-revocations", e)
+    assert.matches("accept=older%-audit:undone%-revocations", e)
   end)
 
   -- SQLite only: a write lock another connection holds is the file's; PostgreSQL's are rows'
@@ -786,9 +794,10 @@ db:close()
       p:close()
     end)
     assert.equal("held", tonumber(first) and second or first)
-    local r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    local r = H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir })
     assert.equal(1, r.status, r.stderr)
-    assert.equal("orket: restore: .orket/orket.db: database is locked (the store was not changed)\n", r.stderr)
+    assert.equal("orket: restore: .orket/orket.db: database is locked (the store was not changed)\n",
+      (r.stderr:gsub("^orket: restore: [^\n]*: accepted %(%-%-accept%-older%-audit%)[^\n]*\n", "")))
     assert.equal("canceled", status_of(dir, "API-2"))
   end)
 
@@ -810,7 +819,7 @@ db:close()
     local before = store_id()
     H.write(tmp .. "/restore.lua", string.format([[
 require("orket.store.projects").renew = function() error("no new id here", 0) end
-os.exit(require("orket.cli").main { "restore", %q })
+os.exit(require("orket.cli").main { "restore", "--accept-older-audit", %q })
 ]], file))
     local r = H.orket("lua " .. H.quote(tmp .. "/restore.lua"), { cwd = dir })
     assert.equal(1, r.status, r.stderr)

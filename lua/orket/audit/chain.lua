@@ -45,6 +45,19 @@ local function append(db, row, clock)
   return row
 end
 
+--- holds(src, last, mark) -> nil | "cut" | "replaced" | "missing": whether a chain that
+--- ends at entry last (nil: empty) holds the entry mark {seq=, hash=} names, a checkpoint
+--- signed before: "cut" when it ends before it, "replaced" when its entry at that seq is
+--- another, "missing" when it has none there (a gap, named as such on its own). src.get(seq)
+--- -> row | nil reads the chain (orket.audit.verify's sources).
+function M.holds(src, last, mark)
+  if not last or last < mark.seq then return "cut" end
+  local r = src.get(mark.seq)
+  if not r then return "missing" end
+  if r.hash ~= mark.hash then return "replaced" end
+  return nil
+end
+
 -- a subject's value as one word: bytes other than letters, digits and . _ - : @ as %XX
 local function word(v)
   return (tostring(v):gsub("[^%w._:@-]", function(c) return string.format("%%%02X", c:byte()) end))
@@ -97,14 +110,68 @@ local function signed(db, signer, kind, detail, clock)
   return row
 end
 
+-- the key the chain is signed with so far (its newest signed entry's) | nil: this host
+-- signs with it, or not at all
+local function signed_key(db)
+  local seq = ops.last_signed(db)
+  return seq > 0 and M.detail(ops.get(db, seq) or {}).key or nil, seq
+end
+
+-- what orket audit checkpoint is told to say when a checkpoint is refused over the head
+local RESET = "; nothing was signed (orket audit verify names it). If this chain is the one to keep (the head file "
+  .. "lost; a copy of the store put back on purpose, which orket restore records itself), orket audit checkpoint "
+  .. "--reset-head signs it as it is, and records that in the chain (docs/audit.md)"
+
+-- The checkpoint this host signed last (.orket/audit.head) against the chain, asked before
+-- another is signed on it -> nil | why not: a chain rolled back to an older copy, its tail
+-- cut or replaced, or the head gone while the chain was signed, would be signed as it is,
+-- and the new head would hide from verify what it saw (holds, as verify asks it; a head's
+-- checkpoint that retention removed, "missing", is not this)
+local function head_problem(db, dir, last)
+  local head, herr = keyfile.read_head(dir)
+  if herr then return herr end
+  local pk = keyfile.public_key(dir)
+  if not head then
+    local signed = ops.last_signed(db)
+    if not pk and signed == 0 then return nil end -- nothing signed here yet: the first checkpoint
+    return string.format(".orket/audit.head is missing, though %s: without it a cut of the chain's tail is not seen",
+      pk and ".orket/audit.pub says this project signs its audit"
+        or string.format("the chain holds signed entries (the newest, %d)", signed))
+  end
+  if pk and not ach.verify(pk, head.hash, head.sig) then
+    return ".orket/audit.head does not verify under .orket/audit.pub: it was changed"
+  end
+  local held = M.holds({ get = function(seq) return ops.get(db, seq) end }, last, head)
+  if held == "cut" then
+    return string.format("the audit ends at entry %d, but checkpoint %d was signed (.orket/audit.head): the store "
+      .. "holds an older copy of the chain, or its tail was cut", last, head.seq)
+  elseif held == "replaced" then
+    return string.format("entry %d is not the checkpoint .orket/audit.head signed: the chain up to it was replaced "
+      .. "(an older copy of the store, or a rewrite)", head.seq)
+  end
+end
+
+-- the key's options for a checkpoint's opts (orket.audit.key's signer)
+local function key_opts(db, opts)
+  return { new_key = opts.any_key or opts.new_key, rotate = opts.new_key, made_before = function()
+    local e = ops.key_event(db)
+    return e and string.format("the journal records that key %s was made for this chain (event %d, %s)",
+      tostring(e.key), e.id, tostring(e.at))
+  end }
+end
+
 --- checkpoint(db, dir, opts) -> {checkpoint=row|nil, removed=n|nil} | nil, msg, CODE.
 --- Run after the writes commit, never inside their transaction. Appends a signed
 --- checkpoint when opts.force, or when opts.every (16) entries or more follow the last
 --- signed one; with opts.retention_days, first removes the entries older than that, whole,
 --- and appends a signed record of the removal. The newest checkpoint goes to .orket/audit.head
---- (opts.replace_head: over a newer one, after a restore). opts.any_key: signed with this
---- host's key even when the chain's newest checkpoint names another (a restore that
---- accepted a backup's audit signed so: orket.audit.restore).
+--- (opts.replace_head: over a newer one, after a restore). Nothing is signed (ETAMPERED)
+--- while the chain does not hold the checkpoint .orket/audit.head names, or the head is
+--- gone though the project signs (head_problem), unless opts.replace_head (a restore, a
+--- reanchor: they record why). opts.any_key: signed with this host's key even when the
+--- chain's newest checkpoint names another (a restore that accepted a backup's audit signed
+--- so: orket.audit.restore), and a key made though one was before; opts.new_key: the key
+--- replaced with a new one (reanchor). A key made is recorded in the journal (audit_key).
 function M.checkpoint(db, dir, opts)
   opts = opts or {}
   local every = opts.every or M.DEFAULT_CHECKPOINT_EVERY
@@ -112,9 +179,7 @@ function M.checkpoint(db, dir, opts)
     local out = {}
     local head = ops.head(db)
     if not head then return out end -- nothing to sign: no key is made yet
-    -- the key the chain is signed with so far: this host signs with it, or not at all
-    local signed_seq = ops.last_signed(db)
-    local signed_by = signed_seq > 0 and M.detail(ops.get(db, signed_seq) or {}).key or nil
+    local signed_by, signed_seq = signed_key(db)
     local cutoff, through
     if opts.retention_days then
       cutoff = now_iso(clock_mod.new { offset = -opts.retention_days * clock_mod.DAY,
@@ -126,8 +191,15 @@ function M.checkpoint(db, dir, opts)
     -- the key is made only with something to sign: audit.pub then dates the first
     -- checkpoint, which signs every entry before it (orket.audit.verify.unsigned)
     if not through and not (since > 0 and (opts.force or since >= every)) then return out end
-    local signer, serr, scode = keyfile.signer(dir, not opts.any_key and signed_by or nil)
+    local kopts = key_opts(db, opts)
+    local by = not kopts.new_key and signed_by or nil
+    local ok, kerr, kcode = keyfile.can_sign(dir, by, kopts)
+    if not ok then return nil, kerr, kcode end
+    local hp = not opts.replace_head and head_problem(db, dir, math.tointeger(tonumber(head.seq)))
+    if hp then return nil, hp .. RESET, "ETAMPERED" end
+    local signer, serr, scode = keyfile.signer(dir, by, kopts)
     if not signer then return nil, serr, scode end
+    if signer.made then db:event { kind = "audit_key", data = { key = signer.pk } } end
     if through then
       local last = ops.get(db, through)
       local n = ops.delete_through(db, through)
@@ -149,6 +221,35 @@ function M.checkpoint(db, dir, opts)
     if not ok then return nil, herr, hcode end
   end
   return res
+end
+
+--- reanchor(db, dir, o) -> {entry=, checkpoint=} | nil, msg, CODE: orket audit checkpoint
+--- --reset-head (o.new_key: --new-key). The chain signed as it is, though it does not hold
+--- the checkpoint .orket/audit.head names, or the head is gone (with o.new_key: the key is
+--- lost, or is to be replaced). First an entry records it (action audit_reset_head or
+--- audit_new_key, actor o.actor), its subject the head it
+--- replaces (head, headhash; head=none), the chain's last entry before (last) and the key
+--- before (key; key=none); --new-key's says accept=unverified-audit: its checkpoint, under
+--- the new key, vouches for the signatures before it (orket.audit.verify's anchors). Then a
+--- checkpoint is signed and written to .orket/audit.head over the one before.
+function M.reanchor(db, dir, o)
+  local kopts = key_opts(db, { new_key = o.new_key })
+  local ok, err, code = keyfile.can_sign(dir, not o.new_key and db:read(function() return signed_key(db) end) or nil,
+    kopts)
+  if not ok then return nil, err, code end
+  local head = keyfile.read_head(dir) -- (unreadable: named as none, as it cannot be trusted)
+  local old = keyfile.public_key(dir)
+  local row, rerr, rcode = db:tx(function()
+    local last = ops.head(db)
+    local subject = { head = head and head.seq or "none", headhash = head and head.hash, key = old or "none",
+      last = last and math.tointeger(tonumber(last.seq)) or 0, accept = o.new_key and "unverified-audit" or nil }
+    return M.record(db, { actor = o.actor, action = o.new_key and "audit_new_key" or "audit_reset_head",
+      route = "cli: audit checkpoint " .. (o.new_key and "--new-key" or "--reset-head"), subject = subject })
+  end)
+  if not row then return nil, rerr, rcode end
+  local res, cerr, ccode = M.checkpoint(db, dir, { force = true, replace_head = true, new_key = o.new_key })
+  if not res then return nil, cerr, ccode end
+  return { entry = row, checkpoint = res.checkpoint }
 end
 
 --- detail(row) -> table of the key=value words of a signed entry's detail

@@ -41,53 +41,94 @@ local function seed_of(path, st)
   return seed
 end
 
---- signer(dir[, signed_by]) -> {seed=, pk=} | nil, msg, CODE: the project's signing key,
---- made on first use (with its audit.pub). A key file that is not 32 bytes, or that other
---- users may read, is refused (EINVAL, EPERM). signed_by: the public key (hex) of the
---- store's newest checkpoint, when it has one: a key of this host that is not it is
---- refused, and none is made (EAUDITKEY), so that a second server of one store does not
---- sign with a key of its own.
-function M.signer(dir, signed_by)
+-- nil, msg, "EAUDITKEY": no audit.key here, but this project made one before (why: its
+-- audit.pub, or the journal's record of it): a key made now would sign whatever the chain
+-- holds, a rewritten one too, and verify would trust it
+local function lost_key(path, why)
+  return nil, string.format("%s is missing, but %s: a new key is not made over a chain that was signed. Copy "
+    .. "audit.key back; if it is lost for good, orket audit checkpoint --new-key makes one, recorded in the chain "
+    .. "(docs/audit.md)", path, why), "EAUDITKEY"
+end
+
+-- whether a key may be made at path (none there): o.new_key says so; else none was made
+-- before (audit.pub, o.made_before(): the journal's words of it | nil) -> true | nil, msg, CODE
+local function may_make(dir, path, o)
+  if o.new_key then return true end
+  local pk = M.public_key(dir)
+  if pk then return lost_key(path, string.format("%s/%s names key %s", home(dir), M.PUB, pk)) end
+  local before = o.made_before and o.made_before()
+  if before then return lost_key(path, before) end
+  return true
+end
+
+-- a new seed written to path (none there) -> seed | nil, msg, "EIO"
+local function made(dir, path)
+  uv.fs_mkdir(home(dir), 448)
+  local seed = ach.new_seed()
+  -- O_EXCL: two processes making the first key at once keep one of them
+  local fd = uv.fs_open(path, "wx", 384)
+  if fd then
+    local ok = uv.fs_write(fd, seed, 0)
+    if ok then ok = uv.fs_fsync(fd) end
+    uv.fs_close(fd)
+    if not ok then return nil, "cannot write " .. path, "EIO" end
+    return seed
+  end
+  seed = read(path)
+  if not seed or #seed ~= 32 then return nil, "cannot create " .. path, "EIO" end
+  return seed
+end
+
+--- signer(dir[, signed_by[, o]]) -> {seed=, pk=, made=} | nil, msg, CODE: the project's
+--- signing key, made on first use (with its audit.pub; made=true then). A key file that is
+--- not 32 bytes, or that other users may read, is refused (EINVAL, EPERM). signed_by: the
+--- public key (hex) of the store's newest checkpoint, when it has one: a key of this host
+--- that is not it is refused, and none is made (EAUDITKEY), so that a second server of one
+--- store does not sign with a key of its own. Nor is one made when this project had one
+--- (audit.pub, or o.made_before() says so: EAUDITKEY), unless o.new_key (a restore that
+--- accepted an audit it could not verify, orket audit checkpoint --new-key); o.rotate (the
+--- latter) keeps a key already here aside, as audit.key.replaced-TIME, and makes a new one.
+function M.signer(dir, signed_by, o)
+  o = o or {}
   local path = home(dir) .. "/" .. M.KEY
   local st = uv.fs_stat(path)
   local seed, serr, scode
-  if not st and signed_by then return another_key(path, signed_by) end
+  if st and o.new_key and o.rotate then
+    -- (kept, never removed: what it signed may still be checked with it)
+    local ok, rerr = os.rename(path, path .. ".replaced-" .. os.date("!%Y%m%dT%H%M%SZ"))
+    if not ok then return nil, "cannot keep the old key aside: " .. tostring(rerr), "EIO" end
+    st = nil
+  end
+  if not st and signed_by and not o.new_key then return another_key(path, signed_by) end
   if st then
     seed, serr, scode = seed_of(path, st)
     if not seed then return nil, serr, scode end
   else
-    uv.fs_mkdir(home(dir), 448)
-    seed = ach.new_seed()
-    -- O_EXCL: two processes making the first key at once keep one of them
-    local fd = uv.fs_open(path, "wx", 384)
-    if fd then
-      local ok = uv.fs_write(fd, seed, 0)
-      if ok then ok = uv.fs_fsync(fd) end
-      uv.fs_close(fd)
-      if not ok then return nil, "cannot write " .. path, "EIO" end
-    else
-      seed = read(path)
-      if not seed or #seed ~= 32 then return nil, "cannot create " .. path, "EIO" end
-    end
+    local ok, merr, mcode = may_make(dir, path, o)
+    if not ok then return nil, merr, mcode end
+    seed, serr, scode = made(dir, path)
+    if not seed then return nil, serr, scode end
   end
   local pk = ach.public_key(seed)
-  if signed_by and signed_by ~= pk then return another_key(path, signed_by, pk) end
+  if signed_by and signed_by ~= pk and not o.new_key then return another_key(path, signed_by, pk) end
   local pub_path = home(dir) .. "/" .. M.PUB
   if read(pub_path) ~= pk .. "\n" then
     local ok, err, code = write(pub_path, pk .. "\n", 420)
     if not ok then return nil, err, code end
   end
-  return { seed = seed, pk = pk }
+  return { seed = seed, pk = pk, made = not st }
 end
 
---- can_sign(dir[, signed_by]) -> true | nil, msg, CODE: whether signer(dir, signed_by) would
---- give a key, asked before a change that a checkpoint must follow; nothing is made
-function M.can_sign(dir, signed_by)
+--- can_sign(dir[, signed_by[, o]]) -> true | nil, msg, CODE: whether signer(dir, signed_by,
+--- o) would give a key, asked before a change that a checkpoint must follow; nothing is made
+function M.can_sign(dir, signed_by, o)
+  o = o or {}
   local path = home(dir) .. "/" .. M.KEY
   local st = uv.fs_stat(path)
+  if o.new_key and (o.rotate or not st) then return true end
   if not st then
     if signed_by then return another_key(path, signed_by) end
-    return true
+    return may_make(dir, path, o)
   end
   local seed, err, code = seed_of(path, st)
   if not seed then return nil, err, code end
@@ -96,15 +137,17 @@ function M.can_sign(dir, signed_by)
   return true
 end
 
---- public_key(dir) -> hex | nil, msg, CODE: the key verify trusts (audit.pub)
-function M.public_key(dir)
-  local path = home(dir) .. "/" .. M.PUB
+--- public_key_at(path) -> hex | nil, msg, CODE: the audit public key in the file at path
+function M.public_key_at(path)
   local text = read(path)
   if not text then return nil, path .. ": no audit public key (no checkpoint was ever made here)", "ENOENT" end
   local pk = text:match("^(%x+)\n?$")
   if not pk or #pk ~= 64 then return nil, path .. ": not an audit public key (64 hex digits)", "EINVAL" end
   return pk:lower()
 end
+
+--- public_key(dir) -> hex | nil, msg, CODE: the key verify trusts (audit.pub)
+function M.public_key(dir) return M.public_key_at(home(dir) .. "/" .. M.PUB) end
 
 --- pub_made(dir) -> the time audit.pub was last written (ISO text, UTC, as the chain's
 --- `at`) | nil when there is none
@@ -114,17 +157,20 @@ function M.pub_made(dir)
   return os.date("!%Y-%m-%dT%H:%M:%S", st.mtime.sec) .. string.format(".%03dZ", st.mtime.nsec // 1000000)
 end
 
---- read_head(dir) -> {seq=, hash=, sig=} | nil (none) | nil, msg, CODE (unreadable)
-function M.read_head(dir)
-  local path = home(dir) .. "/" .. M.HEAD
+--- read_head_at(path) -> {seq=, hash=, sig=} | nil (none) | nil, msg, CODE (unreadable)
+function M.read_head_at(path)
   local text = read(path)
   if not text then return nil end
   local h = json.decode(text)
   if type(h) ~= "table" or not math.tointeger(h.seq) or type(h.hash) ~= "string" or type(h.sig) ~= "string" then
     return nil, path .. ": not an audit head (seq, hash, sig)", "EINVAL"
   end
+  h.seq = math.tointeger(h.seq) -- (JSON's numbers may come back as floats: 22.0 in a message)
   return h
 end
+
+--- read_head(dir) -> the project's .orket/audit.head, as read_head_at
+function M.read_head(dir) return M.read_head_at(home(dir) .. "/" .. M.HEAD) end
 
 --- write_head(dir, row[, replace]) -> true | nil, msg, CODE: row (a checkpoint) as the
 --- newest signed; a head already newer (another process's) is kept, unless replace (a

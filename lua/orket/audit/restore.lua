@@ -172,19 +172,35 @@ local function tail(v, rep, c)
   if rep.last > through then v.unverified_range = { from = through + 1, to = rep.last } end
 end
 
+-- the store's dropped entries' actions, counted, as words: "secret_set, 2 comment"
+local function actions_of(counts)
+  local names, out = {}, {}
+  for k in pairs(counts) do names[#names + 1] = k end
+  table.sort(names)
+  for i, k in ipairs(names) do out[i] = (counts[k] > 1 and (counts[k] .. " ") or "") .. inert.line(k) end
+  return table.concat(out, ", ")
+end
+
 -- The store's entries the backup lacks (from where the two chains part, or past the
--- backup's last) that took a power away: each named in v.undone, which refuses the restore
--- unless accepted.
+-- backup's last): each that took a power away named in v.undone, which refuses the restore
+-- unless accepted; all of them counted in v.lost {from=, to=, n=, actions= (words),
+-- outside= (secret acts among them)}, which the older class names: signed or not, the
+-- restore removes them from the audit (the command line's acts sign no checkpoint).
 local function undone(v, rep, live, c)
   v.undone = {}
   if not c then return end
   local from, llast = math.max(c.parted or (rep.last or 0) + 1, c.first), c.last
+  if from > llast then return end
+  local counts, outside = {}, false
   local ok = pcall(function()
     local after, seen = from - 1, 0
     while after < llast and seen < M.UNDONE_SCAN do
       local rows = live:read(function() return ops.page(live, after, 500) end)
       if #rows == 0 then break end
       for _, r in ipairs(rows) do
+        local act = tostring(r.action or r.kind)
+        counts[act] = (counts[act] or 0) + 1
+        outside = outside or act:find("^secret_") ~= nil
         local what = M.REVOKING[r.action]
         if what then
           v.undone[#v.undone + 1] = string.format("the store's entry %d, %s (%s%s, by %s at %s), is not in the "
@@ -196,11 +212,26 @@ local function undone(v, rep, live, c)
       seen = seen + #rows
     end
     if seen >= M.UNDONE_SCAN and after < llast then
+      counts["others past the " .. M.UNDONE_SCAN .. " read"] = 1
       v.undone[#v.undone + 1] = string.format("the store's entries %d to %d, past the %d read, are not in the backup "
         .. "either: restoring it undoes whatever they did to people and keys", after + 1, llast, M.UNDONE_SCAN)
     end
   end)
   if not ok then v.undone = {} end
+  v.lost = { from = from, to = llast, n = llast - from + 1, actions = actions_of(counts), outside = outside }
+end
+
+-- The store's entries the backup lacks, as the older class's finding (v.lost): a restore
+-- dropped them unasked when no checkpoint signed them, and an act whose effect lives
+-- outside the store (a secret) stayed in force with no record left
+local function lost(v)
+  local l = v.lost
+  if not l then return end
+  v.older[#v.older + 1] = string.format("the store's entries %d to %d%s are not in it: restoring it removes "
+    .. "%s from the audit, the restore's entry counting %s (dropped=%d)%s", l.from, l.to,
+    l.actions ~= "" and (" (" .. l.actions .. ")") or "",
+    l.n == 1 and "it" or "them", l.n == 1 and "it" or "them", l.n, l.outside and "; a secret's change among them "
+    .. "stays in force (secrets live outside the store), its record gone" or "")
 end
 
 --- judge(dir, path, live) -> verdict | nil, msg, CODE: the audit of the backup at path (a
@@ -208,7 +239,8 @@ end
 --- (nil when it cannot be read). verdict: {entries=, first=, last=, hash= (the last
 --- entry's), checkpoint= (its newest signed seq, 0 when none), checkpoint_hash=, sig_key=,
 --- pub= (whether audit.pub verified it), unverified = {problem, ...}, older = {...},
---- undone = {...} (acts on people and keys the restore would undo, M.REVOKING),
+--- undone = {...} (acts on people and keys the restore would undo, M.REVOKING), lost =
+--- {from=, to=, n=, actions=} (the store's entries the restore removes, named in older),
 --- previous = {seq=, hash=} (the store's newest entry) | nil, dropped = whether the
 --- backup lacks it}.
 function M.judge(dir, path, live)
@@ -230,6 +262,7 @@ function M.judge(dir, path, live)
   tail(v, rep, c)
   undone(v, rep, live, c)
   older(v, src, rep, marks, out)
+  lost(v)
   v.problems = table.concat(rep.problems, "\n")
   if last then
     v.previous = { seq = int(last.seq), hash = last.hash }
@@ -326,10 +359,17 @@ function M.pending_problem(dir)
     .. "then orket audit verify", m.file, m.at, M.PENDING, again))
 end
 
---- can_record(dir, v, accept) -> true | nil, msg, CODE: whether the restore's checkpoint
---- can be signed here once the store holds the backup's chain (asked before replacing it)
-function M.can_record(dir, v, accept)
-  return key.can_sign(dir, not accept.unverified and v.sig_key or nil)
+--- can_record(dir, v, accept[, live]) -> true | nil, msg, CODE: whether the restore's
+--- checkpoint can be signed here once the store holds the backup's chain (asked before
+--- replacing it): a key made only where none was (the live store's journal, when given,
+--- says whether one was), or when its audit is accepted unverified
+function M.can_record(dir, v, accept, live)
+  return key.can_sign(dir, not accept.unverified and v.sig_key or nil, { new_key = accept.unverified,
+    made_before = live and function()
+      local ok, e = pcall(function() return live:read(function() return ops.key_event(live) end) end)
+      return ok and e and string.format("the journal records that key %s was made for this chain (event %d)",
+        tostring(e.key), e.id) or nil
+    end })
 end
 
 -- the accepted flags as one word of the entry's subject
@@ -382,12 +422,12 @@ function M.record(db, dir, v, o)
   end
   local subject = { last = v.last or 0, hash = v.hash, checkpoint = v.checkpoint, checkpointhash = v.checkpoint_hash,
     previous = v.previous and v.previous.seq, previoushash = v.previous and v.previous.hash,
-    accept = accepted(o.accept),
+    dropped = v.lost and v.lost.n, accept = accepted(o.accept),
     unverified = v.unverified_range and string.format("%d-%d", v.unverified_range.from, v.unverified_range.to) }
   local row, err, code = db:tx(function()
     db:event { kind = "restore", actor = o.actor, data = { file = o.file, last = subject.last, hash = v.hash,
       checkpoint = v.checkpoint, checkpoint_hash = v.checkpoint_hash, previous = subject.previous,
-      accept = subject.accept, unverified = subject.unverified } }
+      dropped = subject.dropped, accept = subject.accept, unverified = subject.unverified } }
     return chain.record(db, { actor = o.actor, action = "restore", route = "cli: restore " .. o.file,
       subject = subject })
   end)

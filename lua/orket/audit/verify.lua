@@ -23,17 +23,9 @@ function M.store_source(db)
   }
 end
 
---- holds(src, last, mark) -> nil | "cut" | "replaced" | "missing": whether a chain that
---- ends at entry last (nil: empty) holds the entry mark {seq=, hash=} names, a checkpoint
---- signed before: "cut" when it ends before it, "replaced" when its entry at that seq is
---- another, "missing" when it has none there (a gap, named as such on its own)
-function M.holds(src, last, mark)
-  if not last or last < mark.seq then return "cut" end
-  local r = src.get(mark.seq)
-  if not r then return "missing" end
-  if r.hash ~= mark.hash then return "replaced" end
-  return nil
-end
+--- holds(src, last, mark): orket.audit.chain's, the one test of whether a chain holds a
+--- checkpoint signed before (the tail here, a backup's age in orket.audit.restore)
+M.holds = chain.holds
 
 -- A signed entry r (checkpoint or retention) whose content hashes to h, checked under pk:
 -- counted in rep when it vouches for the entries from `from` to it, else its problem named.
@@ -42,8 +34,8 @@ local function signed_entry(rep, problem, r, h, pk, from)
   local seq0 = int(r.seq)
   -- a signature that fails is set apart: a restore that accepted the backup's audit as it
   -- was, signed under pk after, vouches for it (anchor, in chain())
-  local function sig_problem(fmt, ...)
-    rep.sig_problems[#rep.sig_problems + 1] = { seq = seq0, text = string.format(fmt, ...) }
+  local function sig_problem(fails, fmt, ...)
+    rep.sig_problems[#rep.sig_problems + 1] = { seq = seq0, from = from, fails = fails, text = string.format(fmt, ...) }
   end
   local seq = int(r.seq)
   local d = chain.detail(r)
@@ -56,13 +48,13 @@ local function signed_entry(rep, problem, r, h, pk, from)
   if other and ach.verify(d.key, h, r.sig) then
     -- whole and signed, but not under the key this host trusts: another server's key,
     -- or a forger's; either way its entries are not vouched for
-    sig_problem("%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
+    sig_problem(false, "%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
       .. "verified. If another server of this store signed it, give every server the same .orket/audit.key "
       .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key, pk,
       from, seq)
     return nil
   elseif not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
-    sig_problem("%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
+    sig_problem(true, "%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
       .. "or reordered after it was signed", r.kind, seq, from, seq)
     return nil
   end
@@ -97,22 +89,39 @@ local function check_start(problem, first, retention)
   end
 end
 
--- the tail: the newest checkpoint signed, kept outside the store
-local function check_tail(src, problem, pk, head, last)
+-- where the chain parts from what was signed, said after a head it does not hold: the
+-- entries after the newest checkpoint that verifies are vouched for by nothing
+local function parted(rep, last)
+  local from = rep.last_signed + 1
+  if not last or last < from then return "" end
+  return string.format("; and no checkpoint that verifies signs entries %d to %d: the chain parts from the one that "
+    .. "was signed after entry %d (rewritten from there, not only cut)", from, last, rep.last_signed)
+end
+
+-- the tail: the newest checkpoint signed, kept outside the store (head.file: where it was
+-- read, .orket/audit.head or the file verify --head names)
+local function check_tail(src, problem, pk, head, rep, last)
+  local file = head.file or ".orket/audit.head"
   if not ach.verify(pk, head.hash, head.sig) then
-    problem(".orket/audit.head does not verify under the audit's public key: it was changed")
+    problem("%s does not verify under the audit's public key: it was changed", file)
     return
   end
   local held = M.holds(src, last, head)
   if held == "cut" then
-    problem("the audit ends at entry %d, but checkpoint %d was signed (.orket/audit.head): entries %d to %d were "
-      .. "removed", last or 0, head.seq, (last or 0) + 1, head.seq)
+    problem("the audit ends at entry %d, but checkpoint %d was signed (%s): entries %d to %d were removed%s",
+      last or 0, head.seq, file, (last or 0) + 1, head.seq, parted(rep, last))
   elseif held == "replaced" then
-    problem("entry %d is not the checkpoint .orket/audit.head signed: the chain up to it was replaced", head.seq)
+    problem("entry %d is not the checkpoint %s signed: the chain up to it was replaced%s", head.seq, file,
+      parted(rep, math.min(last, head.seq)))
   end
 end
 
--- one entry r after `last` (nil for the first) checked into rep; -> whether it is signed
+--- RESETS: the entries orket audit checkpoint writes when told to sign over what this host
+--- signed before (orket.audit.chain's reanchor): verify names each as a note
+M.RESETS = { audit_reset_head = "--reset-head", audit_new_key = "--new-key" }
+
+-- one entry r after `last` (nil for the first) checked into rep; -> whether it is a signed
+-- entry that vouches for the entries before it (its signature verified, or not checked)
 local function check_entry(rep, problem, r, last, pk, from, retention)
   local seq = int(r.seq)
   if last and seq ~= int(last.seq) + 1 then
@@ -129,14 +138,16 @@ local function check_entry(rep, problem, r, last, pk, from, retention)
   if r.kind == "checkpoint" or r.kind == "retention" then
     local d = signed_entry(rep, problem, r, h, pk, from)
     if d and r.kind == "retention" and int(d.through) then retention[int(d.through)] = { hash = d.hash, seq = seq } end
-    return true
+    return d ~= nil
   elseif r.sig then
     problem("entry %d is a %s but carries a signature: it was changed", seq, tostring(r.kind))
     rep.sig_key = chain.detail(r).key
   end
-  if r.action == "restore" then
+  if r.action == "restore" or M.RESETS[r.action] then
     local d = chain.detail(r)
-    if d.accept or d.unverified then
+    if M.RESETS[r.action] then
+      rep.resets[#rep.resets + 1] = { seq = seq, action = r.action, route = r.route, detail = d }
+    elseif d.accept or d.unverified then
       rep.overrides[#rep.overrides + 1] = { seq = seq, accept = d.accept, unverified = d.unverified, route = r.route }
     end
     if d.accept and d.accept:find("unverified-audit", 1, true) then
@@ -144,6 +155,30 @@ local function check_entry(rep, problem, r, last, pk, from, retention)
     end
   end
   return false
+end
+
+-- The failed signatures into rep.problems, once per place the chain parts from them: each
+-- checkpoint after the first that fails since the last that verified signed the chain as
+-- it was before that change, so they share its `from`, and are named with it, not each
+-- blaming entries no one touched. rep.unvouched: the first entry after the newest signed
+-- one that verified, when a signature after it failed (verify's summary).
+local function sig_problems(rep)
+  local group -- {from=, first= its text, at= its index in rep.problems, later= seqs}
+  for _, p in ipairs(rep.sig_problems) do
+    if p.fails and group and group.from == p.from then
+      local later = group.later
+      later[#later + 1] = p.seq
+      local where = group.from == 1 and "at its start: no checkpoint of it verifies"
+        or string.format("after entry %d, the last one a checkpoint that verifies signs", group.from - 1)
+      rep.problems[group.at] = string.format("%s; checkpoint%s %s after it fail%s with it, signed over the chain as "
+        .. "it was: the chain parts from its checkpoints %s", group.first, #later == 1 and "" or "s",
+        table.concat(later, ", "), #later == 1 and "s" or "", where)
+    else
+      rep.problems[#rep.problems + 1] = p.text
+      group = p.fails and { from = p.from, first = p.text, at = #rep.problems, later = {} } or nil
+    end
+    if p.seq > rep.last_signed then rep.unvouched = rep.unvouched or rep.last_signed + 1 end
+  end
 end
 
 --- chain(src, pk, head) -> report {entries=, first=, first_at=, last=, last_hash=, signed=,
@@ -156,10 +191,14 @@ end
 --- could not verify ({seq=, accept=, unverified="FROM-TO", route=}); anchors: the restores
 --- with --accept-unverified-audit that a checkpoint under pk signs, each with the failed
 --- signatures before it it vouches for ({seq=, route=, by= checkpoint seq, vouched={text}}),
---- which are then not problems (hashes and links before it still are).
+--- which are then not problems (hashes and links before it still are); resets: the entries
+--- of orket audit checkpoint --reset-head or --new-key ({seq=, action=, route=, detail=});
+--- unvouched: when a signature failed after the newest signed entry that verified, the
+--- first entry after that one. head.file: where head was read, to name it (default
+--- .orket/audit.head).
 function M.chain(src, pk, head)
   local rep = { entries = 0, signed = 0, last_signed = 0, unchecked = 0, overrides = {}, problems = {},
-    sig_problems = {}, anchors = {} }
+    sig_problems = {}, anchors = {}, resets = {} }
   local function problem(fmt, ...) rep.problems[#rep.problems + 1] = string.format(fmt, ...) end
   local retention = {} -- through -> {hash=, seq=}: the removals signed records vouch for
   local first, last, last_cp = nil, nil, 0
@@ -188,8 +227,8 @@ function M.chain(src, pk, head)
     check_start(problem, first, retention)
     rep.first, rep.first_at, rep.last, rep.last_hash = int(first.seq), first.at, int(last.seq), last.hash
   end
-  if head and pk then check_tail(src, problem, pk, head, rep.last) end
-  for _, p in ipairs(rep.sig_problems) do rep.problems[#rep.problems + 1] = p.text end
+  if head and pk then check_tail(src, problem, pk, head, rep, rep.last) end
+  sig_problems(rep)
   return rep
 end
 
@@ -213,7 +252,7 @@ function M.unsigned(rep, made, every)
   end
   return string.format("entries %d to %d are signed by no checkpoint, though this project signs its audit "
     .. "(.orket/audit.pub): %s. The chain was replaced or its checkpoints removed; if it is the one you trust "
-    .. "(a new store, a key copied ahead), sign it with orket audit checkpoint", rep.first, rep.last, why)
+    .. "(a new store, a key copied ahead), sign it with orket audit checkpoint --reset-head", rep.first, rep.last, why)
 end
 
 --- verify(db, pk, head) -> chain()'s report of the store's chain

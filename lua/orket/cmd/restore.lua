@@ -41,7 +41,9 @@ while this project signs its audit; --accept-unverified-audit restores it as it 
 refused too when it is older than a checkpoint this project signed (.orket/audit.head, or
 the store's newest): restoring it would drop the entries after it; --accept-older-audit
 restores it all the same, but not a backup whose entries after its newest checkpoint
-differ from this store's at the same seqs (refused as unverified). Such entries the store
+differ from this store's at the same seqs (refused as unverified). The same flag is asked
+when the store holds entries the backup lacks that no checkpoint signed yet (a command's
+act, a secret set): the restore removes them from the audit, and its entry counts them. Such entries the store
 does not hold cannot be checked: they are restored and named. It is refused too when the
 store's entries it lacks hold an act that took a power away (a key revoked, a person
 disabled, a password, role or membership changed): restoring it would undo that, a leaked
@@ -262,7 +264,7 @@ local function ready(dir, db, file, name, accept, cli, checked)
   end
   local v = judged(dir, file, name, db, accept, cli)
   if not v then return nil end
-  local ok, kerr, kcode = audit_restore.can_record(dir, v, accept)
+  local ok, kerr, kcode = audit_restore.can_record(dir, v, accept, db)
   if not ok then
     cli.fail(kcode, "restore: %s: the restore's audit checkpoint could not be signed (the store was not changed)", kerr)
     return nil
@@ -295,7 +297,8 @@ local function recorded(dir, v, name, info, accept, cli)
   cli.say_operator()
   if v.dropped then
     io.stdout:write(string.format("audit: the store's entries up to %d were replaced by the backup's; entry %d "
-      .. "records it\n", v.previous.seq, row.seq))
+      .. "records it%s\n", v.previous.seq, row.seq, v.lost and string.format(", and the %d entries dropped (dropped=%d)",
+      v.lost.n, v.lost.n) or ""))
   end
   return 0
 end

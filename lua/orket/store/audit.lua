@@ -52,4 +52,13 @@ function M.delete_through(db, seq)
   return (assert(db:run("DELETE FROM audit_log WHERE seq <= ?", seq)))
 end
 
+--- key_event(db) -> {id=, at=, key=} of the journal's newest audit_key event (a signing
+--- key made for this project's chain) | nil when it has none
+function M.key_event(db)
+  local r = db:row("SELECT id, at, data FROM events WHERE kind = 'audit_key' ORDER BY id DESC LIMIT 1")
+  if not r then return nil end
+  local d = require("cjson.safe").decode(r.data or "") -- lazy: only here
+  return { id = math.tointeger(tonumber(r.id)), at = r.at, key = type(d) == "table" and d.key or nil }
+end
+
 return M

@@ -57,32 +57,102 @@ local function schema_of(conn)
   return out
 end
 
---- schema_differs(conn, v) -> nil | msg, "ENOTSTORE": whether the SQLite store on conn
---- (at schema version v) holds another schema than orket's migrations make at v: a
---- trigger, view, table or index more or less, or one defined otherwise. A backup's schema
---- becomes the store's, and a trigger planted in it would act on every later write (drop
---- audit entries, grant a role), so it must be orket's own. Only sqlite_master's text is
---- read, nothing in it runs; the reference is a store migrated to v in memory.
-function M.schema_differs(conn, v)
+--- schema_diff(conn, v[, only]) -> {{what=, why=}, ...} | nil, msg: each object (its type
+--- and name, "trigger zz") where the SQLite store on conn (at schema version v) differs
+--- from the schema orket's migrations make at v, in name order: why is "which orket's
+--- schema does not have", "is missing" or "is defined otherwise than orket's". only: a set
+--- of such names, the others not compared (verify's look at the append-only triggers).
+--- Only sqlite_master's text is read, nothing in it runs; the reference is a store
+--- migrated to v in memory.
+function M.schema_diff(conn, v, only)
   local ref, err = store.open(":memory:", { upto = v })
-  if not ref then return "its schema cannot be compared with orket's: " .. tostring(err), "ENOTSTORE" end
+  if not ref then return nil, "its schema cannot be compared with orket's: " .. tostring(err) end
   local want = schema_of(ref.conn)
   ref.conn:close()
   local have, names = schema_of(conn), {}
   for k in pairs(have) do names[#names + 1] = k end
   for k in pairs(want) do if not have[k] then names[#names + 1] = k end end
   table.sort(names)
+  local out = {}
   for _, k in ipairs(names) do
     local h, w = have[k], want[k]
     local why = not w and "which orket's schema does not have" or not h and "is missing"
       or (h.sql ~= w.sql or h.tbl_name ~= w.tbl_name) and "is defined otherwise than orket's"
-    if why then
-      return string.format("its schema is not orket's (version %d): %s %s; a backup holds only the schema "
-        .. "orket's migrations make, and a planted trigger or view would act on the restored store", v, k, why),
-        "ENOTSTORE"
-    end
+    if why and (not only or only[k]) then out[#out + 1] = { what = k, why = why } end
   end
-  return nil
+  return out
+end
+
+--- schema_differs(conn, v) -> nil | msg, "ENOTSTORE": whether the SQLite store on conn
+--- (at schema version v) holds another schema than orket's migrations make at v: a
+--- trigger, view, table or index more or less, or one defined otherwise (schema_diff). A
+--- backup's schema becomes the store's, and a trigger planted in it would act on every
+--- later write (drop audit entries, grant a role), so it must be orket's own.
+function M.schema_differs(conn, v)
+  local diff, err = M.schema_diff(conn, v)
+  if not diff then return err, "ENOTSTORE" end
+  local d = diff[1]
+  if not d then return nil end
+  return string.format("its schema is not orket's (version %d): %s %s; a backup holds only the schema "
+    .. "orket's migrations make, and a planted trigger or view would act on the restored store", v, d.what, d.why),
+    "ENOTSTORE"
+end
+
+-- the append-only guards: each trigger, its table, and (PostgreSQL) the function it runs
+local GUARDS = {
+  { name = "audit_log_append_only", table = "audit_log", fn = "audit_log_append_only",
+    lets = "the chain's entries can be changed in place" },
+  { name = "events_append_only_update", table = "events", fn = "events_append_only",
+    lets = "the journal's rows (GET /v1/audit, a card's history) can be changed or reattributed, which no hash shows" },
+  { name = "events_append_only_delete", table = "events", fn = "events_append_only",
+    lets = "the journal's rows (GET /v1/audit, a card's history) can be deleted, which no hash shows" },
+  { name = "events_append_only_truncate", table = "events", fn = "events_append_only",
+    lets = "the journal can be emptied at once, which no hash shows", pg = true },
+}
+
+local PG_GUARDS = [[SELECT t.tgname AS name, t.tgenabled::text AS enabled, p.proname AS fn, p.prosrc AS src
+  FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+  WHERE NOT t.tgisinternal AND t.tgrelid IN ('events'::regclass, 'audit_log'::regclass)]]
+
+-- each guard's problem on PostgreSQL: missing, disabled, or running a function that no
+-- longer refuses -> {{guard=, why=}}
+local function pg_guards(db)
+  local have, out = {}, {}
+  for _, r in ipairs(assert(db:rows(PG_GUARDS))) do have[r.name] = r end
+  for _, g in ipairs(GUARDS) do
+    local h = have[g.name]
+    local why = not h and "is missing" or h.enabled == "D" and "is disabled"
+      or (h.fn ~= g.fn or not tostring(h.src):find("RAISE EXCEPTION", 1, true)) and "no longer refuses the change"
+    if why then out[#out + 1] = { guard = g, why = why } end
+  end
+  return out
+end
+
+--- guard_problems(db) -> {text, ...}: the triggers that keep the audit's and the journal's
+--- rows from being changed (and the journal's from being deleted) that are missing, disabled
+--- or defined otherwise than orket's, each named with what that lets through (orket audit
+--- verify). SQLite's are compared with the schema orket's migrations make (schema_diff),
+--- as a backup's schema is; PostgreSQL's are read from pg_trigger.
+function M.guard_problems(db)
+  local found = {}
+  if db.backend == "pg" then
+    found = pg_guards(db)
+  else
+    local only, by = {}, {}
+    for _, g in ipairs(GUARDS) do
+      if not g.pg then only["trigger " .. g.name], by["trigger " .. g.name] = true, g end
+    end
+    local diff, err = M.schema_diff(db.conn, db.conn:version(), only)
+    if not diff then return { "the store's append-only triggers cannot be checked: " .. tostring(err) } end
+    for _, d in ipairs(diff) do found[#found + 1] = { guard = by[d.what], why = d.why } end
+  end
+  local out = {}
+  for _, f in ipairs(found) do
+    local g = f.guard
+    out[#out + 1] = string.format("the store's trigger %s (on %s) %s: %s; someone with the database removed "
+      .. "or changed it", g.name, g.table, f.why, g.lets)
+  end
+  return out
 end
 
 -- check of a SQLite file: integrity, schema version, the board's tables; read-only.
@@ -197,7 +267,8 @@ local AUDIT_VERSION = (function()
   error("no migration makes audit_log")
 end)()
 
--- rows (each with an integer seq), in seq order, as a chain orket.audit.verify reads
+--- rows_source(rows) -> rows (each with an integer seq), in seq order, as a chain
+--- orket.audit.verify reads (an export's: orket audit verify --file)
 local function rows_source(rows)
   table.sort(rows, function(a, b) return a.seq < b.seq end)
   local at = {}
@@ -215,7 +286,10 @@ local function rows_source(rows)
   }
 end
 
--- an export's audit_log row as the chain's: JSON nulls absent, card_id as card
+M.rows_source = rows_source
+
+--- chain_row(x) -> an export's audit_log row (decoded JSON) as the chain's: JSON nulls
+--- absent, card_id as card, seq an integer (nil when it is none)
 local function chain_row(x)
   local r = {}
   for k, v in pairs(x) do
@@ -224,6 +298,7 @@ local function chain_row(x)
   r.seq = math.tointeger(r.seq)
   return r
 end
+M.chain_row = chain_row
 
 --- audit_source(path) -> src, close | nil, msg, CODE: the audit chain a backup holds,
 --- read only, as orket.audit.verify's chain() reads one (src.page(after, limit),
