@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "proc.h"
 #include "confine_pids.h"
+#include "workspace.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -163,28 +164,102 @@ size_t proc_ctx_live(const proc_ctx *c) { return c->nlive; }
 
 const char *proc_ctx_helper(const proc_ctx *c) { return c->helper; }
 
-/* Removes what the open directory fd holds, then closes fd. Each directory below is opened
- * from its parent's descriptor with O_NOFOLLOW, never by path: a link swapped in for a
- * directory meanwhile (a run's program may still be writing there) is removed as a link,
- * and its target is never entered. Deeper than PROC_RM_DEPTH is left. */
-#define PROC_RM_DEPTH 64
-static void proc_rm_fd(int fd, int depth) {
+/* Removing a run's temp dir, however deep its program made it: no recursion and no
+ * descriptor per level (either runs out: a tree 30,000 levels deep takes a few seconds to
+ * make). Each directory in the root is emptied of what is not a directory; a directory in it
+ * that is not empty is renamed up into the root, under a fresh name, to be emptied in its
+ * turn; the root is read again until a pass changes nothing. Two descriptors at a time,
+ * whatever the depth. Every directory is opened from its parent's descriptor with
+ * O_NOFOLLOW, never by path: a link (or one swapped in for a directory meanwhile) is
+ * removed as a link and its target never entered. A directory on another mount than the
+ * root's (a bind mount inside, of the same file system or not) is neither entered nor
+ * moved, and stays, with the directories above it. */
+typedef struct proc_rm {
+  int root;            /* the directory being emptied */
+  ws_mnt_source src;   /* how its mount is told from another (ws_mount_best) */
+  uint64_t mnt;
+  unsigned long fresh; /* the next name a directory moved up may take */
+} proc_rm;
+
+/* Opens the directory name of parent to empty it, never through a link. A directory its
+ * program took the modes away from is given them back first (the owner may: this user). */
+static int proc_rm_open(int parent, const char *name) {
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0 || errno != EACCES) return fd;
+  if (fchmodat(parent, name, 0700, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  return openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Moves the directory name (in dir) up into the root under a name not taken. 1 when moved. */
+static int proc_rm_hoist(proc_rm *rm, int dir, const char *name) {
+  char to[64];
+  int chmodded = 0;
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    snprintf(to, sizeof to, ".orket-rm-%lu", rm->fresh);
+    if (renameat2(dir, name, rm->root, to, RENAME_NOREPLACE) == 0) return 1;
+    if (errno == EEXIST) rm->fresh++;
+    else if (errno == EACCES && !chmodded++) (void)fchmodat(dir, name, 0700, AT_SYMLINK_NOFOLLOW); /* its ".." */
+    else return 0; /* EBUSY: a mount point, left */
+  }
+  return 0;
+}
+
+/* Removes the entry name of dir. Returns 1 when it is gone, 0 when it is left (refused, or
+ * gone already), -1 when it is a directory that is not empty. */
+static int proc_rm_entry(int dir, const char *name) {
+  if (unlinkat(dir, name, 0) == 0) return 1;
+  if (errno != EISDIR) return 0;
+  if (unlinkat(dir, name, AT_REMOVEDIR) == 0) return 1;
+  return errno == ENOTEMPTY || errno == EEXIST ? -1 : 0; /* EBUSY: a mount point, left */
+}
+
+/* Empties the root's directory name by one level (its directories that are not empty moved
+ * up into the root) and removes it when that leaves it empty. Returns how many changed. */
+static size_t proc_rm_dir(proc_rm *rm, const char *name) {
+  int fd = proc_rm_open(rm->root, name);
+  if (fd < 0) return 0;
+  struct stat st;
+  uint64_t mnt;
+  if (ws_mount_id(fd, rm->src, &mnt) != 0 || mnt != rm->mnt || fstat(fd, &st) != 0) {
+    close(fd); /* another mount (or it cannot be told): not entered */
+    return 0;
+  }
+  if ((st.st_mode & 0700) != 0700) (void)fchmod(fd, 0700); /* to remove from it */
   DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    close(fd);
+    return 0;
+  }
+  size_t changed = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    int r = proc_rm_entry(dirfd(d), e->d_name);
+    changed += r > 0 || (r < 0 && proc_rm_hoist(rm, dirfd(d), e->d_name));
+  }
+  closedir(d);
+  return changed + (unlinkat(rm->root, name, AT_REMOVEDIR) == 0);
+}
+
+/* Removes what the open directory fd holds, then closes fd. */
+static void proc_rm_fd(int fd) {
+  proc_rm rm = {.root = fd};
+  DIR *d = ws_mount_best(fd, &rm.src, &rm.mnt) == 0 ? fdopendir(fd) : NULL;
   if (d == NULL) {
     close(fd);
     return;
   }
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    int sub = depth < PROC_RM_DEPTH ? openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (sub >= 0) {
-      proc_rm_fd(sub, depth + 1);
-      (void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
-    } else {
-      (void)unlinkat(dirfd(d), e->d_name, 0); /* a file, a link, or gone */
+  size_t changed;
+  do { /* finite: each change removes an entry or moves one nearer the root */
+    changed = 0;
+    rewinddir(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      int r = proc_rm_entry(fd, e->d_name);
+      changed += r > 0 ? 1 : r < 0 ? proc_rm_dir(&rm, e->d_name) : 0;
     }
-  }
+  } while (changed > 0);
   closedir(d);
 }
 
@@ -200,9 +275,9 @@ static void proc_rm_tree(const char *path) {
   parent[n] = '\0';
   int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (pfd < 0) return;
-  int fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = proc_rm_open(pfd, slash + 1);
   if (fd >= 0) {
-    proc_rm_fd(fd, 0);
+    proc_rm_fd(fd);
     (void)unlinkat(pfd, slash + 1, AT_REMOVEDIR);
   }
   close(pfd);
@@ -232,14 +307,14 @@ void proc_sweep_tmp(const char *base) {
     if (strncmp(rest, ns, (size_t)nslen) != 0 || !confine_pids_stale(e->d_name, 1)) continue;
     /* only a real directory of this user, checked on the descriptor that is removed from: a
      * link named like one is left, never followed */
-    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = proc_rm_open(dirfd(d), e->d_name);
     if (fd < 0) continue;
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_uid != me) {
       close(fd);
       continue;
     }
-    proc_rm_fd(fd, 0);
+    proc_rm_fd(fd);
     (void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
   }
   closedir(d);

@@ -155,6 +155,77 @@ int ws_path_protected(const char *norm) {
   return strcmp(norm, "orket.lua") == 0;
 }
 
+/* ---- what git refuses -------------------------------------------------------------------
+ * A name the card's commit would refuse (libgit2's rules, which core/gitrepo applies to the
+ * whole tree): written, it failed every commit of the card, its work never reached main, and
+ * the card ended blocked on a budget. Refused at the write instead, naming the rule. */
+
+/* ".git" or its short name "git~1", in any case, then ':' or '\\' (a stream of it, a folder in
+ * it) or nothing but spaces and dots, which Windows drops: core.protectNTFS, which libgit2 and
+ * git apply on every system by default. */
+static int ws_ntfs_dotgit(const char *c, size_t n) {
+  static const char *const names[] = {".git", "git~1"};
+  for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+    size_t len = strlen(names[k]);
+    if (n < len || strncasecmp(c, names[k], len) != 0) continue;
+    if (n > len && (c[len] == ':' || c[len] == '\\')) return 1;
+    while (len < n && (c[len] == ' ' || c[len] == '.')) len++;
+    return len == n;
+  }
+  return 0;
+}
+
+/* ".git" in any case with code points HFS+ ignores (zero-width joiners, direction marks, a
+ * byte-order mark) anywhere in it: core.protectHFS, git's default on macOS, and git's fsck
+ * (which a forge may run on a push) refuses such a tree on any system. */
+static int ws_hfs_dotgit(const char *c, size_t n) {
+  char folded[4];
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    const unsigned char *b = (const unsigned char *)c + i;
+    if (i + 3 <= n && ((b[0] == 0xE2 && b[1] == 0x80 && ((b[2] >= 0x8C && b[2] <= 0x8F) || (b[2] >= 0xAA && b[2] <= 0xAE))) ||
+                       (b[0] == 0xE2 && b[1] == 0x81 && b[2] >= 0xAA && b[2] <= 0xAF) ||
+                       (b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF))) {
+      i += 3; /* U+200C-200F, U+202A-202E, U+206A-206F, U+FEFF */
+      continue;
+    }
+    if (k == 4 || b[0] >= 0x80) return 0;
+    folded[k++] = (char)(b[0] >= 'A' && b[0] <= 'Z' ? b[0] + 32 : b[0]);
+    i++;
+  }
+  return k == 4 && memcmp(folded, ".git", 4) == 0;
+}
+
+const char *ws_git_name_refused(const char *c, size_t n) {
+  if (ws_ntfs_dotgit(c, n))
+    return "Windows reads it as .git (the repository's own folder), so git refuses it (core.protectNTFS)";
+  if (ws_hfs_dotgit(c, n))
+    return "macOS reads it as .git (the repository's own folder), so git refuses it (core.protectHFS, fsck)";
+  return NULL;
+}
+
+/* Refuses a path to create (a file, or a folder when dir) that git cannot commit: a name of
+ * ws_git_name_refused, or more than WS_GIT_DIRS_MAX levels of folders. 0, or -1 with e filled. */
+static int ws_git_refuses(const char *op, const char *norm, int dir, ws_err *e) {
+  char name[4 * WS_SHOWN_MAX + 4], path[4 * WS_SHOWN_MAX + 4];
+  size_t dirs = dir ? 1 : 0;
+  for (const char *c = norm;; dirs++) {
+    const char *end = strchr(c, '/');
+    size_t n = end ? (size_t)(end - c) : strlen(c);
+    const char *why = ws_git_name_refused(c, n);
+    if (why)
+      return ws_fail(e, "EINVAL", "%s: the name '%s' in %s cannot be committed: %s; choose another name", op,
+                     ws_shown(c, n, name), ws_shown(norm, strlen(norm), path), why);
+    if (end == NULL) break;
+    c = end + 1;
+  }
+  if (dirs > WS_GIT_DIRS_MAX)
+    return ws_fail(e, "EINVAL", "%s: %zu levels of folders, and git commits at most %d (deeper, no commit of the "
+                   "card succeeds); use a shallower path: %s", op, dirs, WS_GIT_DIRS_MAX,
+                   ws_shown(norm, strlen(norm), path));
+  return 0;
+}
+
 /* ---- resolution ------------------------------------------------------------------------- */
 
 static long ws_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
@@ -244,6 +315,18 @@ int ws_mount_id(int fd, ws_mnt_source src, uint64_t *id) {
   }
   }
   errno = EINVAL;
+  return -1;
+}
+
+int ws_mount_best(int fd, ws_mnt_source *src, uint64_t *id) {
+  static const ws_mnt_source sources[] = {WS_MNT_STATX, WS_MNT_FDINFO, WS_MNT_DEV};
+  for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
+    if (ws_mount_id(fd, sources[i], id) == 0) {
+      *src = sources[i];
+      return 0;
+    }
+    if (errno != ENOSYS) return -1; /* the source exists but failed: never settle for a weaker one */
+  }
   return -1;
 }
 
@@ -409,14 +492,19 @@ static size_t ws_root_len(int rootfd) {
   return n > 0 && (size_t)n < sizeof path ? (size_t)n : SIZE_MAX;
 }
 
-/* Normalizes path, optionally refuses protected paths and the root itself, and opens the
- * parent directory. On success *leaf points into norm. */
+/* What an operation does to a path: reads it, changes or removes what is there, or gives
+ * it a file or a folder (a name git must be able to commit: ws_git_refuses). */
+enum { WS_READS = 0, WS_CHANGES, WS_CREATES };
+
+/* Normalizes path, optionally refuses protected paths, names git refuses (WS_CREATES) and
+ * the root itself, and opens the parent directory. On success *leaf points into norm. */
 static int ws_parent(ws *w, const char *op, const char *path, size_t len, int for_write,
                      int allow_root, char *norm, const char **leaf, int dirflags, ws_err *e) {
   if (w->rootfd < 0) return ws_fail(e, "EINVAL", "%s: workspace is closed", op);
   if (ws_normalize_op(op, path, len, norm, WS_PATH_MAX, e) != 0) return -1;
   if (for_write && ws_path_protected(norm))
     return ws_fail(e, "EPERM", "%s: protected path is read-only to agents: %s", op, norm);
+  if (for_write == WS_CREATES && strcmp(norm, ".") != 0 && ws_git_refuses(op, norm, 0, e) != 0) return -1;
   /* git opens a file by its whole path (the root's, then this one): longer than the system
    * allows, the write would succeed and the commit leave the file out */
   size_t nlen = strlen(norm);
@@ -514,21 +602,10 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
     }
   }
   /* The best mount-id source that answers for the root is the one every later check uses. */
-  static const ws_mnt_source sources[] = {WS_MNT_STATX, WS_MNT_FDINFO, WS_MNT_DEV};
-  w->mnt_src = WS_MNT_DEV;
-  w->mnt_id = (uint64_t)st.st_dev;
-  for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
-    uint64_t id;
-    if (ws_mount_id(fd, sources[i], &id) == 0) {
-      w->mnt_src = sources[i];
-      w->mnt_id = id;
-      break;
-    }
-    if (errno != ENOSYS) { /* the source exists but failed: never settle for a weaker one */
-      int err = errno;
-      close(fd);
-      return ws_fail(e, "EIO", "cannot read the root's mount id: %s: %s", strerror(err), root);
-    }
+  if (ws_mount_best(fd, &w->mnt_src, &w->mnt_id) != 0) {
+    int err = errno;
+    close(fd);
+    return ws_fail(e, "EIO", "cannot read the root's mount id: %s: %s", strerror(err), root);
   }
   w->rootfd = fd;
   w->dev = st.st_dev;
@@ -562,7 +639,7 @@ int ws_read(ws *w, const char *path, size_t len, uint64_t offset, size_t maxlen,
   const char *leaf;
   *out = NULL;
   *outlen = 0;
-  int dfd = ws_parent(w, "read", path, len, 0, 0, norm, &leaf, O_PATH, e);
+  int dfd = ws_parent(w, "read", path, len, WS_READS, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   struct stat st;
   if (ws_leaf_stat(w, dfd, leaf, &st) != 0) {
@@ -657,7 +734,7 @@ int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datal
   char norm[WS_PATH_MAX];
   const char *leaf;
   if (ws_refuse_dir_form("write", path, len, e) != 0) return -1;
-  int dfd = ws_parent(w, "write", path, len, 1, 0, norm, &leaf, O_RDONLY, e);
+  int dfd = ws_parent(w, "write", path, len, WS_CREATES, 0, norm, &leaf, O_RDONLY, e);
   if (dfd < 0) return -1;
   mode_t mode;
   if (ws_check_target(w, dfd, leaf, "write", norm, &mode, e) != 0) {
@@ -721,7 +798,7 @@ int ws_append(ws *w, const char *path, size_t len, const char *data, size_t data
   char norm[WS_PATH_MAX];
   const char *leaf;
   if (ws_refuse_dir_form("append", path, len, e) != 0) return -1;
-  int dfd = ws_parent(w, "append", path, len, 1, 0, norm, &leaf, O_PATH, e);
+  int dfd = ws_parent(w, "append", path, len, WS_CREATES, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   mode_t mode;
   if (ws_check_target(w, dfd, leaf, "append", norm, &mode, e) != 0) {
@@ -746,7 +823,7 @@ int ws_append(ws *w, const char *path, size_t len, const char *data, size_t data
 int ws_stat_path(ws *w, const char *path, size_t len, ws_stat *st, ws_err *e) {
   char norm[WS_PATH_MAX];
   const char *leaf;
-  int dfd = ws_parent(w, "stat", path, len, 0, 1, norm, &leaf, O_PATH, e);
+  int dfd = ws_parent(w, "stat", path, len, WS_READS, 1, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   struct stat s;
   int r = strcmp(norm, ".") == 0 ? fstat(dfd, &s) : ws_leaf_stat(w, dfd, leaf, &s);
@@ -868,6 +945,7 @@ int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
   if (ws_path_protected(norm))
     return ws_fail(e, "EPERM", "mkdir: protected path is read-only to agents: %s", norm);
   if (strcmp(norm, ".") == 0) return 0;
+  if (ws_git_refuses("mkdir", norm, 1, e) != 0) return -1; /* before any folder is made */
   /* Create each missing prefix in turn; each is resolved beneath the root afresh. */
   char prefix[WS_PATH_MAX];
   for (size_t i = 0;; i++) {
@@ -902,7 +980,7 @@ int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
 int ws_delete(ws *w, const char *path, size_t len, ws_err *e) {
   char norm[WS_PATH_MAX];
   const char *leaf;
-  int dfd = ws_parent(w, "delete", path, len, 1, 0, norm, &leaf, O_PATH, e);
+  int dfd = ws_parent(w, "delete", path, len, WS_CHANGES, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   struct stat st;
   int r = ws_leaf_stat(w, dfd, leaf, &st);
@@ -911,6 +989,51 @@ int ws_delete(ws *w, const char *path, size_t len, ws_err *e) {
   int err = errno;
   close(dfd);
   return r == 0 ? 0 : ws_errno(e, err, "delete", norm);
+}
+
+/* How many levels of folders the directory fd holds below it (0: none), counted no further
+ * than limit + 1; closes fd. Recursive, a descriptor a level: bounded by limit, at most
+ * WS_GIT_DIRS_MAX. Links are not followed; a mount point is not entered. */
+static size_t ws_dirs_below(const ws *w, int fd, size_t limit) {
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    close(fd);
+    return 0;
+  }
+  size_t most = 0;
+  struct dirent *de;
+  while (most <= limit && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
+    int sub = ws_openleaf(w, dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY, 0);
+    if (sub < 0) continue;
+    size_t below = 1;
+    if (limit > 0) below += ws_dirs_below(w, sub, limit - 1);
+    else close(sub);
+    if (below > most) most = below;
+  }
+  closedir(d);
+  return most;
+}
+
+/* 1 (e filled) when moving the directory nfrom (lfrom in dfd) to nto, deeper, would put a
+ * folder in it past WS_GIT_DIRS_MAX levels (ws_git_refuses). */
+static int ws_move_too_deep(const ws *w, int dfd, const char *lfrom, const char *nfrom, const char *nto, ws_err *e) {
+  size_t from_dirs = 1, to_dirs = 1;
+  for (const char *c = nfrom; (c = strchr(c, '/')) != NULL; c++) from_dirs++;
+  for (const char *c = nto; (c = strchr(c, '/')) != NULL; c++) to_dirs++;
+  if (to_dirs <= from_dirs) return 0; /* no deeper than it is */
+  size_t below = 0;
+  if (to_dirs <= WS_GIT_DIRS_MAX) {
+    int fd = ws_openleaf(w, dfd, lfrom, O_RDONLY | O_DIRECTORY, 0);
+    if (fd >= 0) below = ws_dirs_below(w, fd, WS_GIT_DIRS_MAX - to_dirs);
+  }
+  if (to_dirs + below <= WS_GIT_DIRS_MAX) return 0;
+  char a[4 * WS_SHOWN_MAX + 4], b[4 * WS_SHOWN_MAX + 4];
+  ws_fail(e, "EINVAL", "move: %s would hold %zu levels of folders at %s, and git commits at most %d (deeper, no "
+          "commit of the card succeeds); move it less deep", ws_shown(nfrom, strlen(nfrom), a), to_dirs + below,
+          ws_shown(nto, strlen(nto), b), WS_GIT_DIRS_MAX);
+  return 1;
 }
 
 int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, ws_err *e) {
@@ -924,9 +1047,9 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
   size_t fl = strlen(nfrom);
   if (strncmp(nto, nfrom, fl) == 0 && nto[fl] == '/')
     return ws_fail(e, "EINVAL", "move: cannot move a directory into itself: %s -> %s", nfrom, nto);
-  int ffd = ws_parent(w, "move", from, flen, 1, 0, nfrom, &lfrom, O_PATH, e);
+  int ffd = ws_parent(w, "move", from, flen, WS_CHANGES, 0, nfrom, &lfrom, O_PATH, e);
   if (ffd < 0) return -1;
-  int tfd = ws_parent(w, "move", to, tlen, 1, 0, nto, &lto, O_PATH, e);
+  int tfd = ws_parent(w, "move", to, tlen, WS_CREATES, 0, nto, &lto, O_PATH, e);
   if (tfd < 0) {
     close(ffd);
     return -1;
@@ -937,6 +1060,11 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
     close(ffd);
     close(tfd);
     return ws_fail(e, "EPERM", "move: file has %lu hard links: %s", (unsigned long)st.st_nlink, nfrom);
+  }
+  if (r == 0 && S_ISDIR(st.st_mode) && ws_move_too_deep(w, ffd, lfrom, nfrom, nto, e)) {
+    close(ffd);
+    close(tfd);
+    return -1;
   }
   /* a mount point as the target exists, so RENAME_NOREPLACE refuses it (EEXIST) anyway */
   if (r == 0) {

@@ -75,6 +75,17 @@ int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws
  * repository, a linked worktree's .git file, a nested repository). */
 int ws_path_protected(const char *norm);
 
+/* Git cannot commit a tree with a folder nested deeper than this (libgit2's walk of the
+ * working tree stops at 100 levels, the root's included): a write, a mkdir or a move that
+ * would make one is refused (EINVAL), as is a name of ws_git_name_refused. */
+#define WS_GIT_DIRS_MAX 99
+
+/* Why git refuses one path component (c, n bytes) as a name, or NULL: what Windows or macOS
+ * reads as ".git" ("git~1", ".git ", ".git.", ".git::$INDEX_ALLOCATION", ".g\u200cit", ...;
+ * libgit2's core.protectNTFS and git's core.protectHFS). ".git" itself is
+ * ws_path_protected's. */
+const char *ws_git_name_refused(const char *c, size_t n);
+
 /* Hands over the paths changed through w (normalized, each once, in order), and forgets them:
  * *out (free each and the array: ws_changes_free) and *n. Returns 1 instead, with nothing
  * handed over, when more than WS_CHANGES_MAX changed: the caller must assume anything did.
@@ -91,6 +102,11 @@ void ws_close(ws *w);
  * the "mnt_id:" line of /proc/self/fdinfo/<fd>, or st_dev. Returns 0, or -1 with errno
  * (ENOSYS when that source does not exist here). */
 int ws_mount_id(int fd, ws_mnt_source src, uint64_t *id);
+
+/* The best source that answers for fd (statx, else fdinfo, else st_dev; a source that exists
+ * but fails is an error, never passed over for a weaker one): *src and *id. Returns 0, or -1
+ * with errno. What ws_open and the process runner's removal of a temp dir (proc.c) use. */
+int ws_mount_best(int fd, ws_mnt_source *src, uint64_t *id);
 
 /* Makes an open workspace take mount ids from src instead of the one ws_open chose (tests
  * use it to exercise each fallback). Returns 0, or -1 with e filled (ENOSYS) when src does

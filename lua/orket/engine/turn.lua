@@ -445,7 +445,80 @@ local function program_request(run, job, call, card)
   return req
 end
 
--- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out (x.open:
+-- What a call's result reads as to the model. A failure or a denial is written like a
+-- result (keys sorted), so it too reads the same when a resumed run hands it to the model again.
+local function result_content(res)
+  if res.ok then return encode_result(res.result) end
+  -- the failure's own remedy, else its code's (orket.errors)
+  return encode_result { error = res.error, code = res.code,
+    remedy = errors.plain(res.remedy or errors.remedy(res.code)) } -- (its links as words: the model has no docs/guide/)
+end
+
+-- What tool results may hand the model, encoded as it reads them (result_content): one
+-- call's, one step's (a response's calls) and one turn's. Nothing else held them: a
+-- response of 32 reads of a binary file wrote 179 MB to the store, and a turn's history
+-- past the role's 64 MiB failed the card. Checked before a result is journaled; past a
+-- cap the call's result is a failure (E2BIG) that says how much to ask for instead, and
+-- neither the store nor the model's context holds what it left out. A read of 1 MiB of text
+-- (read_file's largest) fits a call's.
+M.RESULT_MAX = 2 * 1024 * 1024
+M.STEP_RESULTS_MAX = 8 * 1024 * 1024
+M.TURN_RESULTS_MAX = 16 * 1024 * 1024
+
+-- A cheap bound of v's encoding's size (a string's byte is at most 6 characters: \u00XX)
+local function size_bound(v, depth)
+  local t = type(v)
+  if t == "string" then return 6 * #v + 2 end
+  if t ~= "table" then return 32 end
+  if depth > 16 then return math.huge end
+  local n = 2
+  for k, x in pairs(v) do n = n + size_bound(k, depth + 1) + size_bound(x, depth + 1) + 2 end
+  return n
+end
+
+-- A result this small is counted by its bound, not encoded twice: a result is written for the
+-- model only when a next step asks for it (flush_results), not at every turn's last call.
+local SMALL_RESULT = 16 * 1024
+
+-- res as the model may have it: itself (its encoding counted, and kept for flush_results),
+-- or the failure that takes its place past a cap.
+local function capped(run, job, st, call, res)
+  if res.held then return res end
+  local n = size_bound(res.ok and res.result or { res.error, res.code, res.remedy }, 0) + (res.ok and 0 or 1024)
+  local text
+  if n > SMALL_RESULT then
+    text = result_content(res)
+    n = #text
+  end
+  local over, ask
+  if n > M.RESULT_MAX then
+    over = string.format("its result of %d bytes is over the %d one call may return", n, M.RESULT_MAX)
+  elseif st.step_bytes + n > M.STEP_RESULTS_MAX then
+    over = string.format("its result of %d bytes would take this response's results past the %d bytes one step "
+      .. "may return (%d so far)", n, M.STEP_RESULTS_MAX, st.step_bytes)
+    ask = "make fewer such calls in one response"
+  elseif st.turn_bytes + n > M.TURN_RESULTS_MAX then
+    over = string.format("its result of %d bytes would take this turn's results past the %d bytes one turn may "
+      .. "return (%d so far)", n, M.TURN_RESULTS_MAX, st.turn_bytes)
+    ask = "keep what you need from what you read and ask for less"
+  end
+  if not over then
+    st.step_bytes, st.turn_bytes = st.step_bytes + n, st.turn_bytes + n
+    st.encoded[res] = text
+    return res
+  end
+  local def = (job.tools or run.tools):get(call.name)
+  local props = def and type(def.parameters) == "table" and type(def.parameters.properties) == "table"
+    and def.parameters.properties or {}
+  local less = props.limit and "ask for less: a smaller `limit`, then the rest with `offset`"
+    or "ask for less at once (a narrower path, pattern or range)"
+  local ran = res.ok and def and def.effect ~= "read"
+    and "the call ran, and what it changed stays; only its result is left out. " or ""
+  local remedy = ask and (ask .. ", or " .. less) or (less:sub(1, 1):upper() .. less:sub(2))
+  return { ok = false, code = "E2BIG", error = call.name .. ": " .. over, remedy = ran .. remedy .. "." }
+end
+
+-- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=, st=} in, x.res out (x.open:
 -- the call stopped the run, call_stop's error; nothing of it kept).
 local function execute_tx(run, job, x)
   local call, turn_id, key, card = x.call, x.turn_id, x.key, x.card
@@ -513,6 +586,7 @@ local function execute_tx(run, job, x)
     res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
       error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
   end
+  res = capped(run, job, x.st, call, res)
   x.res = res
   assert(run.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
     result = res, ok = res.ok, error_code = res.code, gate_code = x.allowed_by, run = job.run, card = job.card_id,
@@ -528,8 +602,8 @@ end
 -- A move to done the call made (the mover: job.merged, job.conflict) is the turn's end's to
 -- follow (after_merge: the pull request ended, main pushed, a deploy) only when the store
 -- kept it: a call left open or failed is rolled back with the move, so they are as before it.
-local function execute(run, job, turn_id, key, call, counters, card)
-  local x = { turn_id = turn_id, key = key, call = call, counters = counters, card = card }
+local function execute(run, job, turn_id, key, call, st, card)
+  local x = { turn_id = turn_id, key = key, call = call, counters = st.counters, card = card, st = st }
   local merged, conflict = job.merged, job.conflict
   local ok, err = run.db:tx(execute_tx, run, job, x)
   if x.open or not ok then job.merged, job.conflict = merged, conflict end
@@ -606,17 +680,9 @@ local function run_effect(run, job, p, counters)
   return res
 end
 
--- A failure or a denial is written like a result (keys sorted), so it too reads the same
--- when a resumed run hands it to the model again.
-local function result_message(job, call, res)
-  local content
-  if res.ok then
-    content = encode_result(res.result)
-  else
-    -- the failure's own remedy, else its code's (orket.errors)
-    content = encode_result { error = res.error, code = res.code,
-      remedy = errors.plain(res.remedy or errors.remedy(res.code)) } -- (its links as words: the model has no docs/guide/)
-  end
+-- A call's message to the model; content: result_content(res) when known already (capped)
+local function result_message(job, call, res, content)
+  content = content or result_content(res)
   if job.role.dialect == "json" then
     return { role = "user", content = "Result of " .. call.name .. ": " .. content }
   end
@@ -638,9 +704,11 @@ local function flush_results(job, st)
   local due, history = st.due, st.history
   local n = #due
   if n == 0 then return end
-  for i = 1, n, 2 do history[#history + 1] = result_message(job, due[i], due[i + 1]) end
+  for i = 1, n, 2 do history[#history + 1] = result_message(job, due[i], due[i + 1], st.encoded[due[i + 1]]) end
   st.due = {}
+  st.encoded = setmetatable({}, { __mode = "k" })
 end
+
 
 -- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
 -- sees the card as that commit will leave it. card: the board's copy, the caller's own.
@@ -828,6 +896,7 @@ local function step_pending_result(sp)
   local p, job = sp.pending, sp.job
   sp.pending = nil
   if p.stop then return step_open(sp, p.call, p.res, p.t0, p.stop, p.stop_kind) end
+  p.res = capped(sp.run, job, sp.st, p.call, p.res)
   assert(sp.run.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
   after_call(sp, p.call, p.res, p.t0)
@@ -867,7 +936,7 @@ local function step_calls(sp)
       local card = assert(run.board:get(job.card_id))
       local t0 = rt.now()
       local open, kind
-      res, open, kind = execute(run, job, sp.turn_id, key, call, st.counters, card)
+      res, open, kind = execute(run, job, sp.turn_id, key, call, st, card)
       if open then
         step_open(sp, call, res, t0, open, kind)
         break
@@ -906,6 +975,7 @@ end
 -- step's card and record.
 local function commit_step(run, job, st, n, model, rec)
   local sp = { run = run, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
+  st.step_bytes = 0 -- (capped)
   local begun, first_done = job.begun, false
   while true do
     local merged, conflict = job.merged, job.conflict
@@ -966,7 +1036,8 @@ end
 function M.run(run, job)
   -- a call in flight's hold on the money budgets ends with the turn, however it ends
   local _ <close> = spend.guard(run, job)
-  local st = { history = {}, due = {}, calls_in_turn = 0, counters = { turn = {}, run = run.run_counters } }
+  local st = { history = {}, due = {}, calls_in_turn = 0, counters = { turn = {}, run = run.run_counters },
+    step_bytes = 0, turn_bytes = 0, encoded = setmetatable({}, { __mode = "k" }) }
   local step = 1
   -- The first step's checks and its messages share one read transaction (the later steps'
   -- checks run in the step before's commit): one snapshot, and one BEGIN and COMMIT fewer.

@@ -1,0 +1,109 @@
+-- End-to-end: a run's temp dir ($TMPDIR, /tmp/orket-run-PID-NS-XXXXXX on the host) is removed
+-- whole however deep its program made it, at the run's end and by the next process's sweep,
+-- and the removal follows no link and enters no mount point inside it (core/proc.c).
+local H = require "tests.helpers"
+
+local DEPTH = 3000 -- far past any fixed depth, and past PATH_MAX as a path
+
+-- python3 code that makes DEPTH nested folders under the directory it is given (the last
+-- holding a file) and a link to outside at depths 2 and 2000; chdir by name, as a path
+-- that long cannot be opened whole
+local function deep_tree_py(outside)
+  return string.format([[
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(%d):
+    os.mkdir("d"); os.chdir("d")
+    if i in (2, 2000): os.symlink(%q, "out")
+open("f", "w").write("x" * 4096)
+]], DEPTH, outside)
+end
+
+-- A folder outside the tree with a file in it: what a removal that follows a link would empty.
+local function outside_dir()
+  local dir = H.tmpdir()
+  H.write(dir .. "/keep", "kept\n")
+  return dir
+end
+
+-- Runs `orket lua` on a script that runs argv once under the process runner (the first run of
+-- the process sweeps /tmp first) in a fresh workspace; -> the run's stdout
+local function run_once(argv, wrap)
+  local root = H.tmpdir()
+  assert(os.execute("mkdir -p " .. H.quote(root .. "/workspace") .. " " .. H.quote(root .. "/.orket")))
+  H.write(root .. "/orket.lua", "return {}\n")
+  local script = root .. "/run.lua"
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = string.format("%q", a) end
+  H.write(script, string.format([[
+local proc = require "orket.c.proc"
+local r = assert(proc.run { argv = { %s }, cwd = %q, timeout_ms = 60000 })
+io.write(r.stdout, r.stderr)
+os.exit(r.code == 0 and 0 or 3)
+]], table.concat(words, ", "), root .. "/workspace"))
+  local r = H.orket("lua " .. H.quote(script), { wrap = wrap })
+  assert.equal(0, r.status, (r.stdout or "") .. (r.stderr or ""))
+  return r.stdout
+end
+
+local function exists(path)
+  return os.execute("test -e " .. H.quote(path)) == true
+end
+
+local function pid_ns()
+  local p = io.popen("readlink /proc/self/ns/pid")
+  local ns = p:read("a"):match("%[(%d+)%]")
+  p:close()
+  return ns
+end
+
+describe("a run's temp dir", function()
+  after_each(H.cleanup)
+
+  it("is removed at the run's end however deep its program made it, and no link in it is followed", function()
+    local outside = outside_dir()
+    local out = run_once { "sh", "-c", 'python3 -c "$1" "$TMPDIR" && echo "tmp=$TMPDIR"', "sh", deep_tree_py(outside) }
+    local tmp = out:match("tmp=(/tmp/orket%-run%-[^\n]+)")
+    assert.is_string(tmp, out)
+    assert.is_false(exists(tmp), tmp .. " is left")
+    assert.equal("kept\n", H.read(outside .. "/keep"))
+  end)
+
+  it("left by a killed process is removed whole by the next process's sweep", function()
+    local ns = pid_ns()
+    if not ns then return pending("no /proc/self/ns/pid here") end
+    local outside = outside_dir()
+    -- a pid no process can have (above any pid_max): the run that made it is gone
+    local stale = string.format("/tmp/orket-run-2147483000-%s-e2e%d", ns, math.random(100000, 999999))
+    assert(os.execute("mkdir -m 700 " .. H.quote(stale)))
+    local made = H.sh("python3 -c " .. H.quote(deep_tree_py(outside)) .. " " .. H.quote(stale))
+    assert.equal(0, made)
+    run_once { "true" }
+    local left = exists(stale)
+    if left then os.execute("rm -rf " .. H.quote(stale)) end
+    assert.is_false(left, stale .. " is left")
+    assert.equal("kept\n", H.read(outside .. "/keep"))
+  end)
+
+  it("is removed around a mount point inside it, which it does not enter", function()
+    local ns = pid_ns()
+    local rc = H.sh("unshare -m true")
+    if not ns or rc ~= 0 then return pending("cannot make a mount namespace here (unshare -m needs root)") end
+    local outside = outside_dir()
+    local stale = string.format("/tmp/orket-run-2147483000-%s-e2e%d", ns, math.random(100000, 999999))
+    assert(os.execute("mkdir -p " .. H.quote(stale .. "/a/b/mnt") .. " " .. H.quote(stale .. "/a/c/d")))
+    H.write(stale .. "/a/c/d/f", "x")
+    -- the bind mount lives only in the namespace of the process that sweeps
+    local ok, err = pcall(run_once, { "true" }, "unshare -m --propagation private sh -c " .. H.quote(
+      "mount --bind " .. H.quote(outside) .. " " .. H.quote(stale .. "/a/b/mnt") .. ' && exec "$0" "$@"'))
+    local kept = H.read(outside .. "/keep")
+    local rest = exists(stale .. "/a/c")
+    -- (its parent may have been moved up the tree on the way: looked for by name)
+    local _, mountpoint = H.sh("find " .. H.quote(stale) .. " -name mnt -type d")
+    os.execute("rm -rf " .. H.quote(stale))
+    assert(ok, err)
+    assert.equal("kept\n", kept)
+    assert.is_false(rest, "what is beside the mount point is left")
+    assert.matches("/mnt\n$", mountpoint, nil, false, "the mount point was removed")
+  end)
+end)
