@@ -43,7 +43,7 @@
     "pull_request", "pull_request_end", "take_in", "take_in_failed", "webhook", "forge_comment", "sandbox_check",
     "bugfix_recheck",
     "user_add", "user_role", "user_password", "user_disable", "user_enable", "user_unlock", "member_grant", "member_revoke",
-    "secret_set", "secret_rm", "restore"];
+    "secret_set", "secret_rm", "restore", "audit_key"];
 
   // Bidirectional controls (U+202A-202E embeddings and overrides, U+2066-2069 isolates, the
   // marks U+200E, U+200F, U+061C) in stored text would be obeyed: a file an agent named
@@ -89,6 +89,73 @@
     }
     for (const k of kids) if (k) e.append(k);
     return e;
+  }
+
+  // keyOf(e) -> a selector that finds e again once its part of the page is drawn anew: its
+  // id, else its data-key (a card's button, an approval's, a run's) | null
+  function keyOf(e) {
+    if (e.id) return "#" + CSS.escape(e.id);
+    if (e.dataset && e.dataset.key) return '[data-key="' + CSS.escape(e.dataset.key) + '"]';
+    return null;
+  }
+
+  // rebuild(box, draw[, fallback]): box's content drawn anew by draw() (an event's redraw)
+  // keeping what a person is doing in it: the text typed in each of its fields and their
+  // error marks (by id), and the focused control with its selection, found again by its id
+  // or data-key; when that control is gone, focus goes to fallback (a heading), not <body>.
+  // (A redraw that dropped them wiped a deny reason being typed and left a keyboard or
+  // screen-reader user at the top of the page: WCAG 2.4.3, 3.2.2.)
+  function rebuild(box, draw, fallback) {
+    const kept = [];
+    for (const f of box.querySelectorAll("input[id], textarea[id], .error[id]")) {
+      kept.push([f.id, f.matches(".error") ? f.textContent : f.value,
+        f.getAttribute("aria-invalid"), f.getAttribute("aria-describedby")]);
+    }
+    const a = document.activeElement;
+    const was = a && a !== box && box.contains(a) ? a : null;
+    const key = was && keyOf(was);
+    const sel = was && typeof was.selectionStart === "number" ? [was.selectionStart, was.selectionEnd, was.selectionDirection] : null;
+    draw();
+    for (const [id, v, invalid, by] of kept) {
+      const f = document.getElementById(id);
+      if (!f || !box.contains(f)) continue;
+      if (f.matches(".error")) { if (!f.textContent) f.textContent = v; continue; }
+      f.value = v;
+      if (invalid) f.setAttribute("aria-invalid", invalid);
+      if (by) f.setAttribute("aria-describedby", by);
+    }
+    if (!was || (was.isConnected && box.contains(was))) return;
+    const again = key && box.querySelector(key);
+    if (again) {
+      again.focus({ preventScroll: true });
+      if (sel) try { again.setSelectionRange(...sel); } catch (e) { /* a field with no selection */ }
+    } else if (fallback) fallback.focus();
+  }
+
+  // settle(had, fallback): focus was on had before a redraw; had is gone or hidden now (a
+  // form hidden once its action was done: Retry, Cancel, Send answer) and nothing else took
+  // focus: it goes to fallback rather than to <body>
+  function settle(had, fallback) {
+    if (!had) return;
+    const now = document.activeElement;
+    if (now && now !== document.body && now !== had) return;
+    if (had.isConnected && had.getClientRects().length > 0) return;
+    fallback.focus();
+  }
+
+  // invalid(fields, line) / valid(fields): fields marked as the ones the error in line is
+  // about (aria-invalid, aria-describedby), so a screen reader going back to them hears it
+  function invalid(fields, line) {
+    for (const f of fields) {
+      f.setAttribute("aria-invalid", "true");
+      f.setAttribute("aria-describedby", line.id);
+    }
+  }
+  function valid(fields) {
+    for (const f of fields) {
+      f.removeAttribute("aria-invalid");
+      f.removeAttribute("aria-describedby");
+    }
   }
 
   class ApiError extends Error {
@@ -221,6 +288,7 @@
     state.after = state.store = null;
     // what was typed (a comment, an answer, a note) is not the next person's or project's to post
     for (const f of document.querySelectorAll("#app form, #people form")) f.reset();
+    valid(document.querySelectorAll("#app [aria-invalid], #people [aria-invalid]"));
     $("grant-user").replaceChildren();
     $("grant-project").replaceChildren();
     state.selected = state.boardSig = state.cardSig = state.changeFor = null;
@@ -242,7 +310,7 @@
     $("detail-none").classList.remove("error");
   }
 
-  function showSignin(message) {
+  function showSignin(message, ok) {
     stopEvents();
     clearBoard();
     state.account = null;
@@ -258,13 +326,21 @@
     $("project-box").hidden = $("no-project").hidden = true;
     $("people").hidden = true;
     $("signin").hidden = false;
-    showIn($("signin-error"), message || "");
-    $("key").focus();
+    // an error (the session ended) is said as one; signing out is no error: said politely
+    showIn($("signin-error"), ok ? "" : message || "");
+    showIn($("signin-status"), ok ? message : "");
+    valid([$("user"), $("password"), $("key")]);
+    // the form's first field, as it reads: name, password, then a key
+    $("user").focus();
     // the provider's link, when the server has one (sign_in.oidc: docs/teams.md)
     api("GET", "/v1/sign-in").then((doc) => { $("signin-provider").hidden = !doc.oidc; }, () => {});
   }
 
   async function signedIn(doc) {
+    // focus in the sign-in form (or nowhere, on load) goes to the board's heading once that
+    // form is hidden: left there it fell to <body>; a switch of project keeps it where it is
+    const from = document.activeElement;
+    const arriving = !from || from === document.body || $("signin").contains(from);
     state.csrf = doc.csrf || null;
     state.account = doc;
     await loadProjects(doc);
@@ -274,6 +350,7 @@
     showIn($("who"), (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role);
     $("signout").hidden = !doc.csrf;
     loadPeople();
+    if (arriving) (state.role ? $("board-title") : $("no-project")).focus();
     if (!state.role) return;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
@@ -546,20 +623,21 @@
     roots.sort((a, b) => (ROOT_RANK[a.type] ?? 3) - (ROOT_RANK[b.type] ?? 3));
     function item(c) {
       const open = el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
-        onclick: () => select(c.id) },
+        "data-key": "card:" + c.id, onclick: () => select(c.id) },
         el("span", { class: "card-type", text: c.type }), el("span", { class: "card-id", text: c.id }),
         el("span", { class: "card-title", text: c.summary || c.name || "" }));
       const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c), violationLabel(c.id));
       if (c.type === "rock") {
         li.append(phaseBadge(c.id));
-        if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug",
+        if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug", "data-key": "bug:" + c.id,
           onclick: () => Promise.resolve(state.selected !== c.id && select(c.id)).then(() => $("bug-title").focus()) }));
       }
       const sub = kids.get(c.id);
       if (sub) li.append(el("ul", {}, ...sub.map(item)));
       return li;
     }
-    $("tree").replaceChildren(...roots.map(item));
+    // (a focused card's button is focused again in the new tree: a new card elsewhere threw it away)
+    rebuild($("tree"), () => $("tree").replaceChildren(...roots.map(item)), $("board-title"));
     $("board-empty").hidden = cards.length > 0;
     renderColumns();
     fillParents(cards);
@@ -578,15 +656,17 @@
   function renderColumns() {
     if (state.view !== "columns") return;
     const issues = [...state.cards.values()].filter((c) => c.type === "issue");
-    $("columns").replaceChildren(...COLUMNS.map(([key, title, statuses]) => {
+    // (drawn again on every card's change: the focused card's button is focused again, in
+    // its new column if it moved; a card that left the columns leaves focus on the heading)
+    rebuild($("columns"), () => $("columns").replaceChildren(...COLUMNS.map(([key, title, statuses]) => {
       const mine = issues.filter((c) => statuses.includes(c.status));
       const list = el("ul", { class: "column-cards" }, ...mine.map((c) => el("li", { "data-card": c.id, class: "card issue" },
         el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
-          onclick: () => select(c.id) }, el("span", { class: "card-id", text: c.id }),
+          "data-key": "card:" + c.id, onclick: () => select(c.id) }, el("span", { class: "card-id", text: c.id }),
           el("span", { class: "card-title", text: c.summary || c.name || "" })), statusBadge(c), violationLabel(c.id))));
       return el("section", { class: "column", "data-column": key, "aria-label": title },
         el("h3", {}, document.createTextNode(title + " "), el("span", { class: "count", text: String(mine.length) })), list);
-    }));
+    })), $("board-title"));
   }
 
   function setView(view) {
@@ -660,18 +740,18 @@
     }
     $("violation-rules").replaceChildren(...(doc.by_rule || []).map((r) =>
       el("span", { class: "status rule", "data-rule": r.rule, text: r.rule + " · " + r.n })));
-    $("violation-list").replaceChildren(...list.map((v) => {
+    rebuild($("violation-list"), () => $("violation-list").replaceChildren(...list.map((v) => {
       const li = el("li", { "data-violation": String(v.id), class: "violation" },
         el("span", { class: "status rule", text: v.rule }));
       if (v.card) li.append(el("button", { type: "button", class: "small violation-card", text: v.card,
-        onclick: () => select(v.card) }));
+        "data-key": "violation:" + v.id, onclick: () => select(v.card) }));
       li.append(el("span", { class: "meta", text: [v.seat, v.run ? "run " + v.run : null, v.turn ? "turn " + v.turn : null,
         v.created_at].filter(Boolean).join(" · ") }));
       if (v.reason) li.append(el("p", { class: "violation-reason", text: v.reason }));
       if (v.attempt) li.append(el("p", { class: "meta violation-attempt", text: "tried: " + clip(v.attempt, 300) }));
       if (v.remedy) li.append(el("p", { class: "meta", text: "fix: " + v.remedy }));
       return li;
-    }));
+    })), $("violations-title"));
     $("violations-empty").hidden = list.length > 0;
   }
 
@@ -751,6 +831,8 @@
     const sig = JSON.stringify(doc);
     if (quiet && sig === state.cardSig) return; // unchanged: keep what is being typed
     state.cardSig = sig;
+    // the control in use in the pane, which this redraw may hide (settle, at the end)
+    const had = $("detail").contains(document.activeElement) ? document.activeElement : null;
     const c = doc.card;
     $("detail-none").hidden = true;
     $("detail-body").hidden = false;
@@ -797,50 +879,62 @@
       el("li", {}, el("span", { class: "meta", text: (m.author || "?") + " · " + (m.created_at || "") }),
         el("p", { text: m.body || "" }))));
     const runs = new Set();
-    $("history").replaceChildren(...(doc.history || []).map((h) => {
+    const items = (doc.history || []).map((h) => {
       if (h.run) runs.add(h.run);
       const d = h.data || {};
       const what = h.kind === "transition" ? (d.from + " → " + d.to) : h.kind;
       return el("li", {}, el("span", { class: "meta", text: (h.at || "") + " · " + (h.actor || "") }),
         shown(" " + what + (d.note ? ": " + d.note : "")));
-    }));
+    });
     const tr = [...runs].map((r) => el("button", { type: "button", class: "small", onclick: () => transcript(r),
-      text: "Transcript of run " + r }));
-    $("history").append(...tr.map((b) => el("li", { class: "runs" }, b)));
+      "data-key": "transcript:" + r, text: "Transcript of run " + r }));
+    rebuild($("history"), () => $("history").replaceChildren(...items, ...tr.map((b) => el("li", { class: "runs" }, b))));
+    settle(had, $("detail-title"));
   }
 
+  // renderApprovals(card, list): the held calls, drawn again keeping a deny reason being
+  // typed, its error and the focused button (rebuild); a refusal is said under its reason
   function renderApprovals(card, list) {
     const box = $("approvals");
     const pending = list.filter((a) => a.decision === null || a.decision === undefined);
-    if (pending.length === 0) { box.replaceChildren(); return; }
-    box.replaceChildren(el("h3", { text: "Waiting for approval" }), ...pending.map((a) => {
-      const reasonId = "deny-reason-" + a.id;
-      const div = el("div", { class: "approval", "data-approval": String(a.id) },
-        el("p", {}, el("strong", { text: a.tool }), shown(" " + JSON.stringify(a.arguments))));
-      if (a.reason) div.append(el("p", { class: "meta", text: a.reason }));
-      if (isOperator()) {
-        div.append(
-          el("button", { type: "button", class: "approve", text: "Approve",
-            onclick: () => act(card.id, "approve", {}) }),
-          el("label", { for: reasonId, text: "Reason to deny" }),
-          el("input", { id: reasonId, type: "text" }),
-          el("button", { type: "button", class: "deny", text: "Deny", onclick: () => {
-            const reason = $(reasonId).value.trim();
-            if (!reason) { $("detail-error").textContent = "Say why to deny it."; return; }
-            act(card.id, "deny", { reason });
-          } }));
-      }
-      return div;
-    }));
+    rebuild(box, () => box.replaceChildren(...(pending.length === 0 ? [] : [el("h3", { text: "Waiting for approval" }),
+      ...pending.map((a) => approvalBox(card, a))])));
+  }
+
+  function approvalBox(card, a) {
+    const reasonId = "deny-reason-" + a.id, errorId = "deny-error-" + a.id;
+    const div = el("div", { class: "approval", "data-approval": String(a.id) },
+      el("p", {}, el("strong", { text: a.tool }), shown(" " + JSON.stringify(a.arguments))));
+    if (a.reason) div.append(el("p", { class: "meta", text: a.reason }));
+    if (!isOperator()) return div;
+    div.append(
+      el("button", { type: "button", class: "approve", text: "Approve", "data-key": "approve:" + a.id,
+        onclick: () => act(card.id, "approve", {}, $(errorId)) }),
+      el("label", { for: reasonId, text: "Reason to deny" }),
+      el("input", { id: reasonId, type: "text" }),
+      el("button", { type: "button", class: "deny", text: "Deny", "data-key": "deny:" + a.id, onclick: () => {
+        const input = $(reasonId), line = $(errorId);
+        const reason = input.value.trim();
+        if (!reason) {
+          line.textContent = "Say why to deny it.";
+          invalid([input], line);
+          return;
+        }
+        act(card.id, "deny", { reason }, line, [input]);
+      } }),
+      el("p", { id: errorId, class: "error", role: "alert" }));
+    return div;
   }
 
   // act(id, action, body) -> whether it was done: a write to a card; the answer is the card
   // now, shown at once (the journal's events update the rest)
   // A refusal shows next to what was pressed (where: the form's own error line, else the
   // pane's), scrolled into view: a phone shows little of the pane at once.
-  async function act(id, action, body, where) {
+  // fields: the ones a refusal is about, marked so (invalid) until the next try
+  async function act(id, action, body, where, fields) {
     const line = where || $("detail-error");
     line.textContent = "";
+    valid(fields || []);
     try {
       await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action, body);
       state.dirty.add(id);
@@ -848,6 +942,7 @@
       return true;
     } catch (e) {
       showIn(line, e.status === 429 ? "Too many requests; try again in a moment." : e.message);
+      invalid(fields || [], line);
       line.scrollIntoView({ block: "nearest" });
       return false;
     }
@@ -930,7 +1025,7 @@
   function renderSandboxes(list) {
     const live = list.filter((x) => LIVE_SANDBOX.has(x.status));
     const ended = list.filter((x) => !LIVE_SANDBOX.has(x.status)).slice(0, ENDED_SHOWN);
-    $("sandbox-list").replaceChildren(...live.concat(ended).map((x) => {
+    rebuild($("sandbox-list"), () => $("sandbox-list").replaceChildren(...live.concat(ended).map((x) => {
       const id = String(x.id);
       const since = x.status === "healthy" || x.status === "unhealthy" ? x.healthy_at || x.started_at
         : LIVE_SANDBOX.has(x.status) ? x.started_at : x.ended_at;
@@ -942,11 +1037,11 @@
         // an app on its own origin is the default project's; another project's goes through its proxy
         const app = state.project === "default" ? "/open" : "/app/";
         li.append(el("a", { class: "sandbox-app", href: scoped("/v1/sandboxes/" + encodeURIComponent(id) + app),
-          target: "_blank", rel: "noopener noreferrer", text: "Open the app" }));
+          target: "_blank", rel: "noopener noreferrer", text: "Open the app", "data-key": "app:" + id }));
       }
       if (x.detail) li.append(el("span", { class: "sandbox-detail meta", text: x.detail }));
       return li;
-    }));
+    })), $("sandboxes-title"));
     $("sandboxes-empty").hidden = list.length > 0;
   }
 
@@ -1111,7 +1206,7 @@
   }
 
   function renderRuns(runs) {
-    $("runs").replaceChildren(...runs.map((r) => {
+    rebuild($("runs"), () => $("runs").replaceChildren(...runs.map((r) => {
       const li = el("li", { "data-run": String(r.id) },
         el("span", { text: "Run " + r.id + (r.target ? " · " + r.target : "") + " · " }),
         el("span", { class: "run-state", text: r.state }));
@@ -1123,10 +1218,12 @@
         } catch (e) { runSaid(e.message, true); }
         loadRuns();
       };
-      if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop", onclick: runAct("stop") }));
-      if (r.state !== "running" && r.state !== "done") li.append(el("button", { type: "button", class: "small run-resume", text: "Resume", onclick: runAct("resume") }));
+      if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop",
+        "data-key": "stop:" + r.id, onclick: runAct("stop") }));
+      if (r.state !== "running" && r.state !== "done") li.append(el("button", { type: "button", class: "small run-resume",
+        text: "Resume", "data-key": "resume:" + r.id, onclick: runAct("resume") }));
       return li;
-    }));
+    })), $("run-title"));
   }
 
   // The orket.log/1 document (what `orket log RUN --json` prints) as text: one line per
@@ -1180,11 +1277,23 @@
 
   $("signin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    $("signin-error").textContent = "";
+    $("signin-error").textContent = $("signin-status").textContent = "";
+    const fields = [$("user"), $("password"), $("key")];
+    valid(fields);
+    // a person's name and password, else an API key
+    const user = $("user").value.trim();
+    const body = user ? { user, password: $("password").value } : { key: $("key").value.trim() };
+    // what is missing said in people's words before asking (the server's schema check said
+    // "body.key: string of 0 characters is shorter than the minimum of 1 character")
+    const missing = user ? (body.password ? null : [$("password"), "Enter your password."])
+      : body.key ? null : [$("user"), "Enter your name and password, or an API key."];
+    if (missing) {
+      showIn($("signin-error"), missing[1]);
+      invalid([missing[0]], $("signin-error"));
+      missing[0].focus();
+      return;
+    }
     try {
-      // a person's name and password, else an API key
-      const user = $("user").value.trim();
-      const body = user ? { user, password: $("password").value } : { key: $("key").value.trim() };
       const doc = await api("POST", "/v1/session", body);
       $("key").value = "";
       $("password").value = "";
@@ -1192,6 +1301,7 @@
     } catch (e) {
       // what happened, then what to do (a refused sign-in's remedy is written for the person)
       showIn($("signin-error"), e.message + (e.remedy ? ". " + e.remedy : ""));
+      if (e.status === 401 || e.status === 400) invalid(user ? fields.slice(0, 2) : [fields[2]], $("signin-error"));
     }
   });
 
@@ -1211,7 +1321,9 @@
       after = doc.next;
     }
     $("people").hidden = false;
-    $("people-list").replaceChildren(...users.map(personRow));
+    // (drawn again after each change made in it: the button pressed stays focused when it
+    // is still there, Disable become Enable; else the panel's heading)
+    rebuild($("people-list"), () => $("people-list").replaceChildren(...users.map(personRow)), $("people-title"));
     $("grant-user").replaceChildren(...users.map((u) => el("option", { value: u.name, text: u.name })));
     $("grant-project").replaceChildren(...(doc.projects || []).map((p) => el("option", { value: p, text: p })));
   }
@@ -1281,7 +1393,7 @@
     const who = "/v1/users/" + encodeURIComponent(u.name);
     keyList.replaceChildren(...live.map((k) => el("li", { "data-key": k.id },
       el("span", { text: k.name + " · " + k.role + " " }),
-      el("button", { type: "button", class: "small link", text: "Revoke",
+      el("button", { type: "button", class: "small link", text: "Revoke", "data-key": "revoke:" + k.id,
         onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
           "revoked " + k.name, (doc) => revoked(u.name, doc)) }))));
     if (rest <= 0) return;
@@ -1289,7 +1401,7 @@
       ? counted(rest, "key") + " not shown (" + liveRest + " live) "
       : counted(rest, "revoked key") + " not shown" }));
     if (liveRest > 0) {
-      more.append(el("button", { type: "button", class: "small link", text: "Show all keys",
+      more.append(el("button", { type: "button", class: "small link", text: "Show all keys", "data-key": "all-keys:" + u.name,
         onclick: () => { state.allKeys.set(u.name, null); showAllKeys(u, keyList); } }));
     }
     keyList.append(more);
@@ -1310,14 +1422,14 @@
       state.allKeys.set(u.name, keys);
     }
     const live = keys.filter((k) => !k.revoked_at);
-    showKeys(u, keyList, live, keys.length - live.length, 0);
+    rebuild(keyList, () => showKeys(u, keyList, live, keys.length - live.length, 0), $("people-title"));
   }
 
   function personRow(u) {
     const who = "/v1/users/" + encodeURIComponent(u.name);
     const projects = el("ul", { class: "plain" }, ...u.projects.map((p) => el("li", { "data-project": p.name },
       el("span", { text: p.name + " · " + p.role + " " }),
-      el("button", { type: "button", class: "small link", text: "Remove",
+      el("button", { type: "button", class: "small link", text: "Remove", "data-key": "remove:" + u.name + "/" + p.name,
         onclick: () => peopleChange("DELETE", who + "/projects/" + encodeURIComponent(p.name), undefined,
           u.name + " is no longer in " + p.name) }))));
     // GET /v1/users gives a person's first keys (those not revoked first) and how many
@@ -1327,7 +1439,7 @@
     showKeys(u, keyList, live, u.key_count - live.length, u.live_key_count - live.length);
     if (state.allKeys.has(u.name) && u.live_key_count > live.length) showAllKeys(u, keyList);
     const disabled = u.disabled_at !== null && u.disabled_at !== undefined;
-    const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable",
+    const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable", "data-key": "toggle:" + u.name,
       onclick: () => peopleChange("POST", who + (disabled ? "/enable" : "/disable"), undefined,
         (disabled ? "enabled " : "disabled ") + u.name) });
     return el("tr", { "data-person": u.name },
@@ -1361,7 +1473,25 @@
     state.phases = new Map();
     signedIn(state.account);
   }
-  $("project").addEventListener("change", () => switchProject($("project").value));
+  // The switcher changes project on a choice made, not on each keyboard move (WCAG 3.2.2):
+  // Chromium fires "change" for every arrow or letter on a closed <select>, and each
+  // loaded another project. A change that a key on the select made only moves the choice;
+  // Enter on the select, or the Switch button, takes it; a choice from the open list (mouse
+  // or keyboard: its Enter) takes it at once; leaving the select for anything but Switch
+  // puts back the project shown.
+  let keyed = false;
+  const chooseProject = () => { if ($("project").value !== state.project) switchProject($("project").value); };
+  $("project").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); chooseProject(); return; }
+    // (the key's own default action fires the change after this listener; cleared after it)
+    keyed = true;
+    setTimeout(() => { keyed = false; }, 0);
+  });
+  $("project").addEventListener("change", () => { if (!keyed) chooseProject(); });
+  $("project").addEventListener("blur", (ev) => {
+    if (ev.relatedTarget !== $("project-switch")) $("project").value = state.project;
+  });
+  $("project-switch").addEventListener("click", chooseProject);
   // the address names another of the person's projects in this open tab (Back after a
   // switch, a link to #project=NAME followed): that project, or the page showed one project
   // under another's address
@@ -1377,21 +1507,21 @@
 
   $("signout").addEventListener("click", async () => {
     try { await api("DELETE", "/v1/session"); } catch (e) { /* signed out either way */ }
-    showSignin("Signed out.");
+    showSignin("Signed out.", true);
   });
 
   $("budget-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (!state.selected) return;
     const note = $("budget-note").value.trim();
-    act(state.selected, "approve", note ? { note } : {}).then(() => { $("budget-note").value = ""; });
+    act(state.selected, "approve", note ? { note } : {}, null, [$("budget-note")]).then(() => { $("budget-note").value = ""; });
   });
 
   $("answer-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = $("answer-text").value.trim();
     if (!text || !state.selected) return;
-    act(state.selected, "answer", { text }).then(() => { $("answer-text").value = ""; });
+    act(state.selected, "answer", { text }, null, [$("answer-text")]).then(() => { $("answer-text").value = ""; });
   });
 
   // a bug under the rock open in the pane: the answer is the new card's id, or the open bug
@@ -1437,7 +1567,7 @@
     const body = { to: $("move-to").value };
     if ($("move-reason").value && WAITS.has(body.to)) body.reason = $("move-reason").value;
     if ($("move-note").value.trim()) body.note = $("move-note").value.trim();
-    act(state.selected, "move", body, $("move-error")).then((ok) => {
+    act(state.selected, "move", body, $("move-error"), [$("move-to"), $("move-reason")]).then((ok) => {
       if (!ok) return;
       $("move-note").value = "";
       $("move-reason").value = "";
@@ -1447,10 +1577,12 @@
   $("create-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = { parent: $("create-parent").value, summary: $("create-summary").value.trim() };
+    valid([$("create-parent"), $("create-summary")]);
     if (!body.parent || !body.summary) {
       // (blanks pass the field's own required check: said, not a silent nothing)
       $("create-status").textContent = !body.parent ? "Choose the epic the card goes under." : "Give the card a summary.";
       $("create-status").className = "error";
+      invalid([!body.parent ? $("create-parent") : $("create-summary")], $("create-status"));
       return;
     }
     if ($("create-description").value.trim()) body.description = $("create-description").value;
@@ -1480,14 +1612,14 @@
     ev.preventDefault();
     const text = $("comment-text").value.trim();
     if (!text || !state.selected) return;
-    act(state.selected, "comments", { body: text }).then((ok) => { if (ok) $("comment-text").value = ""; });
+    act(state.selected, "comments", { body: text }, null, [$("comment-text")]).then((ok) => { if (ok) $("comment-text").value = ""; });
   });
 
   $("cancel-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const reason = $("cancel-reason").value.trim();
     if (!reason || !state.selected) return;
-    act(state.selected, "cancel", { reason }).then((ok) => { if (ok) $("cancel-reason").value = ""; });
+    act(state.selected, "cancel", { reason }, null, [$("cancel-reason")]).then((ok) => { if (ok) $("cancel-reason").value = ""; });
   });
 
   $("run-form").addEventListener("submit", startRun);

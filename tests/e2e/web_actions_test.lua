@@ -95,14 +95,15 @@ describe("the web board's actions in Chromium", function()
       wd:wait("#approvals .approval button.deny", "the held tool call")
       assert.is_false(visible(wd, "#answer-button"))
       assert.is_false(visible(wd, "#retry-button"))
-      -- a denial without a reason is refused in the page; the message is this card's and
-      -- does not stay when another card is shown
+      -- a denial without a reason is refused in the page, beside the reason's field; the
+      -- message is this card's and does not stay when another card is shown
       wd:press("#approvals .approval button.deny")
-      H.wait_for(function() return wd:text_of("#detail-error") == "Say why to deny it." end, "the missing reason", 3000)
+      H.wait_for(function() return wd:text_of("#approvals .approval .error") == "Say why to deny it." end, "the missing reason", 3000)
       show(X, "the other card's pane")
       assert.equal("", wd:text_of("#detail-error"))
       show("CLEAN-1", "the held card's pane again")
       wd:wait("#approvals .approval button.deny", "the held tool call again")
+      assert.equal("", wd:text_of("#approvals .approval .error"))
       -- deny it, with a reason typed in the page
       wd:type(wd:find("#approvals .approval input"), "keep old.txt")
       wd:press("#approvals .approval button.deny")
