@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -1551,8 +1552,31 @@ static int hd_sockaddr(const char *host, unsigned port, struct sockaddr_storage 
   return -1;
 }
 
+/* Whether a server answers on the unix socket at sa: 0 none (nothing listens there: left by
+ * a server that died, ECONNREFUSED; or gone meanwhile), 1 one does (*pid: the pid that
+ * listens, as the kernel tells it, else 0), -1 cannot tell (errno). Never blocks: a server
+ * whose backlog is full (EAGAIN) is one that answers. */
+static int hd_unix_answers(const struct sockaddr_un *sa, long *pid) {
+  *pid = 0;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int rc = connect(fd, (const struct sockaddr *)sa, sizeof *sa), e = errno;
+  if (rc == 0) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred) *pid = (long)cred.pid;
+  }
+  close(fd);
+  if (rc == 0 || e == EAGAIN) return 1;
+  if (e == ECONNREFUSED || e == ENOENT) return 0;
+  errno = e;
+  return -1;
+}
+
 /* A listening unix socket at path, mode 0600: -1 with a message on failure. A socket
- * file left there (a server that died) is replaced; anything else is not touched. */
+ * file nobody answers on (a server that died) is replaced; one a live server answers on is
+ * refused, as is anything else there: taken over, the live server lost its clients, and
+ * its stop removed the file from under the new one. */
 static int hd_unix_listen(const char *path, char *err, size_t errlen) {
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
@@ -1566,6 +1590,16 @@ static int hd_unix_listen(const char *path, char *err, size_t errlen) {
   if (lstat(path, &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       hd_err(err, errlen, "'%s' exists and is not a socket", path);
+      return -1;
+    }
+    long pid;
+    int live = hd_unix_answers(&sa, &pid);
+    if (live != 0) {
+      char who[40] = "";
+      if (live > 0 && pid > 0) snprintf(who, sizeof who, " (pid %ld)", pid);
+      if (live > 0) hd_err(err, errlen, "%s: a server answers on it%s", path, who);
+      else hd_err(err, errlen, "%s: cannot tell whether a server answers on it (connect: %s); it is left alone", path,
+                  strerror(errno));
       return -1;
     }
     unlink(path);
@@ -1583,6 +1617,22 @@ static int hd_unix_listen(const char *path, char *err, size_t errlen) {
     return -1;
   }
   return fd;
+}
+
+/* The descriptors a server takes beyond its connections' (its listener and epoll, and the
+ * rest of the process: the stores, the workers' pipes, the log, libuv, model calls). */
+#define HD_FD_RESERVE 256u
+
+/* A soft RLIMIT_NOFILE below what max_connections needs raised to the hard limit, as far
+ * as it goes: past it, accept fails with EMFILE and libmicrohttpd stops accepting until a
+ * connection closes, every client held up. The soft limit is low for select(), which
+ * nothing here uses. The owner says whether it is enough (orket serve's start). */
+static void hd_fd_room(unsigned conns) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return;
+  if (r.rlim_cur >= (rlim_t)conns + HD_FD_RESERVE || r.rlim_cur >= r.rlim_max) return;
+  r.rlim_cur = r.rlim_max;
+  (void)setrlimit(RLIMIT_NOFILE, &r); /* refused: the owner's warning says the limit as it is */
 }
 
 httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept, void *ud,
@@ -1629,6 +1679,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   if (!h->o.max_body_bytes) h->o.max_body_bytes = HD_DEF_BODY;
   if (!h->o.max_bodies_bytes) h->o.max_bodies_bytes = HD_DEF_BODIES;
   if (!h->o.max_connections) h->o.max_connections = HD_DEF_CONNS;
+  hd_fd_room(h->o.max_connections);
   if (!h->o.max_per_ip) h->o.max_per_ip = HD_DEF_PER_IP;
   if (!h->o.idle_timeout_s) h->o.idle_timeout_s = HD_DEF_IDLE_S;
   if (!h->o.header_timeout_ms) h->o.header_timeout_ms = HD_DEF_HEADER_MS;

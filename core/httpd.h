@@ -33,8 +33,10 @@ typedef struct httpd_opts {
   const char *host;            /* a numeric IPv4 or IPv6 address (NULL with unix_path) */
   const char *unix_path;       /* instead: a unix socket at this path, mode 0600, that
                                   serves only peers of this process's user (SO_PEERCRED);
-                                  their requests' remote is "unix". A socket file already
-                                  there is replaced; any other file is refused. */
+                                  their requests' remote is "unix". A socket file nobody
+                                  answers on (ECONNREFUSED: a server that died) is
+                                  replaced; one a server answers on, one that cannot be
+                                  told, and any other file are refused. */
   unsigned port;               /* 0: an ephemeral port (httpd_port tells which) */
   size_t max_header_bytes;     /* request line + headers (MHD's per-connection memory);
                                   larger gets 431 from MHD. 0: 16 KiB */

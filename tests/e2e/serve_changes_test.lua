@@ -54,6 +54,13 @@ describe("orket serve: a card's change and the violations", function()
     local bst, bdoc = H.api(s, "GET", "/v1/cards/CHG-1/diff?max_files=0", key)
     assert.same({ 400, "bad_query" }, { bst, bdoc.error.code }) -- as every route's malformed query
     assert.equal(400, (H.api(s, "GET", "/v1/cards/CHG-1/diff?max_bytes=x", key)))
+    -- digits past 64 bits read as the largest number, held to the route's cap, as a
+    -- listing's ?limit= reads them (they were 400)
+    st, doc = H.api(s, "GET", "/v1/cards/CHG-1/diff?max_bytes=99999999999999999999&max_files=18446744073709551616", key)
+    assert.equal(200, st)
+    assert.equal(2, #doc.files)
+    assert.is_falsy(doc.truncated)
+    assert.is_falsy(by_path(doc)["notes.txt"].omitted)
     st, doc = H.api(s, "GET", "/v1/cards/CHG/diff", key)
     assert.equal(404, st)
     assert.matches("CHG has no branch", doc.error.message)

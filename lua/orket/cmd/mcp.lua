@@ -11,6 +11,7 @@ local executor = require "orket.engine.executor"
 local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"
 local cmdline = require "orket.cmdline"
+local logwriter = require "orket.serve.logwriter"
 
 local client = require "orket.mcp.client"
 
@@ -88,6 +89,20 @@ local function stdout_writer(reader, log)
   end, guard
 end
 
+-- The log on stderr, one JSON object a line, written by a thread (orket.serve.logwriter)
+-- with io.stderr's other lines (the runs', the leases'): a stderr reader that stopped held
+-- the loop, the session's answers and the runs it started -> log(fields), writer (to be
+-- closed: the real io.stderr back on a raise)
+local function open_log()
+  local w, werr = logwriter.open { as_stderr = true, dropped_line = logwriter.dropped_event }
+  local function log(fields)
+    fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
+    w:line(jsonout.encode(fields))
+  end
+  if werr then log { event = "warning", message = werr } end
+  return log, w
+end
+
 local function serve(dir, read_only, cli)
   local db = cli.open_store(dir, false, read_only)
   if not db then return 1 end
@@ -97,10 +112,7 @@ local function serve(dir, read_only, cli)
     cli.err("stdin: %s (mcp serve reads a pipe)", tostring(ierr))
     return 1
   end
-  local function log(fields)
-    fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
-    io.stderr:write(jsonout.encode(fields), "\n")
-  end
+  local log, logw <close> = open_log()
   local reader = linestream.reader(input, rpc.MAX_MESSAGE)
   local write_line, pipe_guard = stdout_writer(reader, log)
   local function send(msg) write_line(rpc.encode(msg)) end
@@ -117,6 +129,7 @@ local function serve(dir, read_only, cli)
   executor.stop_all(db)
   executor.wait_all(db)
   db:close()
+  task.spawn(logw.close, logw):join() -- (what it queued written; the real io.stderr back)
   cli.flush_unhandled()
   if not ok then
     cli.err("%s", terr)

@@ -23,7 +23,6 @@ local web = require "orket.serve.web"
 local config = require "orket.config"
 local otel = require "orket.otel"
 local logwriter = require "orket.serve.logwriter"
-local jsonout = require "orket.jsonout"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
@@ -84,17 +83,49 @@ local function given_key()
   if key and key ~= "" then return key:match("^%s*(%S+)%s*$") or key, "ORKET_KEY" end
 end
 
+-- The unix socket's path held before the local token is made, by a listener of our own
+-- (core/httpd.c asks whoever answers there first, and leaves a live server's socket alone).
+-- Held until the server's own listener takes the path (let_go), so that two starting at
+-- once do not both pass -> the hold | false (none made: the server says why it has no
+-- socket, as before) | nil, message: another server answers there (open_keyed)
+local function hold_socket(dir)
+  local path = dir .. "/" .. localuse.SOCKET
+  local srv, err = httpd.listen { unix = path }
+  if srv then return { srv = srv, path = path, st = uv.fs_lstat(path) } end
+  local st = uv.fs_lstat(path)
+  if not (st and st.type == "socket") then return false end -- (a path too long, no .orket yet)
+  return nil, string.format("%s: another orket serve is serving this project on it. Stop that one first (SIGTERM, "
+    .. "or Ctrl-C where it runs), or use it (its address is on its stdout): before any API key, the socket and %s "
+    .. "are the way in, and one server holds them", err, localuse.TOKEN_FILE)
+end
+
+-- The hold let go: its listener closed, so that the server's own takes the path (nothing
+-- answers there now); with gone, the file removed too (no server of ours follows)
+local function let_go(hold, gone)
+  if not hold then return end
+  hold.srv:close()
+  local now, was = uv.fs_lstat(hold.path), hold.st
+  if gone and now and was and now.dev == was.dev and now.ino == was.ino then os.remove(hold.path) end
+end
+
 -- The store, with the given key adopted and, before any key, the local token made
--- (writes then need this user's unix socket or that token: localuse) -> db, local token
--- (false: no key yet, but people sign in, so local use is over) | nil (the error printed).
+-- (writes then need this user's unix socket or that token: localuse), the socket's path
+-- held first (hold_socket) -> db, local token (false: no key yet, but people sign in, so
+-- local use is over), the hold | nil (the error printed). Another server answering on the
+-- socket refuses local use: its socket and token file are the way in, and a second
+-- server took both over, and removed both at its stop, from under the first. With keys
+-- or people, several servers of one folder are served (docs/store.md): this one without
+-- the socket, which the server's log says (orket.serve's "no unix socket").
 local function open_keyed(dir, host, given, source, cli)
+  local hold, herr = hold_socket(dir)
   local db = cli.open_store(dir, false, true)
-  if not db then return nil end
   local function fail(fmt, ...)
-    db:close()
-    cli.err(fmt, ...)
+    if db then db:close() end
+    let_go(hold, true)
+    if fmt then cli.err(fmt, ...) end
     return nil
   end
+  if not db then return fail() end
   if given then
     local info, aerr = keys.adopt(db, dir, given, "given", "operator")
     if not info then return fail("%s: %s", source, aerr) end
@@ -106,15 +137,16 @@ local function open_keyed(dir, host, given, source, cli)
     return fail("refusing to listen on %s without an API key: create one first ('orket keys create NAME --role viewer'), "
       .. "or listen on a loopback address (127.0.0.1)", host)
   end
-  if keys.total_count(db) > 0 then return db end
+  if keys.total_count(db) > 0 then return db, nil, hold end
   -- a person, or a provider set up, ends local use (orket.serve.auth): a token would be refused
   local section = signin.load(dir)
   local made, merr = keys.any_made(db)
   if made == nil then return fail("%s", merr) end
-  if made or (section and section.oidc) then return db, false end
+  if made or (section and section.oidc) then return db, false, hold end
+  if hold == nil then return fail("%s", herr) end
   local token, terr = localuse.create_token(dir)
   if not token then return fail("%s", terr) end
-  return db, token
+  return db, token, hold
 end
 
 local function announce(server, host, token)
@@ -271,13 +303,14 @@ local function open_projects(dir, db)
   return out, down
 end
 
--- The server, on its projects, where = {host=, port=, limits=, log=} (log: its writer,
--- open_log) -> server, the other projects | nil (the error said, the default project's
--- store closed)
+-- The server, on its projects, where = {host=, port=, limits=, log=, hold=} (log: its
+-- writer, open_log; hold: the socket's, hold_socket) -> server, the other projects | nil
+-- (the error said, the default project's store closed)
 local function new_server(dir, db, token, where, cli)
   local others, err = open_projects(dir, db)
   local down = others and err or {}
   local server
+  let_go(where.hold, not others)
   if others then
     server, err = serve.new { dir = dir, db = db, host = where.host, port = where.port, limits = where.limits,
       unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others, unavailable = down,
@@ -303,33 +336,69 @@ end
 -- writers in this process (the sandboxes', the webhooks', the leases' warnings) go the same
 -- way, in order -> writer, warning | nil
 local function open_log()
-  local w, werr = logwriter.open { dropped_line = function(n)
-    return jsonout.encode { event = "log_dropped", dropped = n, t = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-      message = string.format("stderr's reader fell behind: %d log lines were dropped (%d MiB were waiting); "
-        .. "orket_log_lines_dropped_total counts them", n, logwriter.MAX_BYTES >> 20) }
-  end }
-  if not w.plain then io.stderr = w:stderr() end
-  return w, werr
+  return logwriter.open { as_stderr = true,
+    dropped_line = function(n) return logwriter.dropped_event(n, "orket_log_lines_dropped_total") end }
 end
 
 -- what the log queued written (logwriter.FLUSH_MS at most), io.stderr the real one again
 local function close_log(w) task.spawn(w.close, w):join() end
 
+-- RLIMIT_NOFILE's soft and hard limits as /proc/self/limits says them (Linux) -> soft,
+-- hard (nil: unlimited or unknown)
+local function fd_limits()
+  local f = io.open("/proc/self/limits", "r")
+  if not f then return nil end
+  local text = f:read("a") or ""
+  f:close()
+  local soft, hard = text:match("Max open files%s+(%S+)%s+(%S+)")
+  return math.tointeger(tonumber(soft)), math.tointeger(tonumber(hard))
+end
+
+-- The descriptors serve needs beyond a connection each: a project's store (SQLite's file,
+-- its -wal, -shm and journal, or PostgreSQL's connections), a --workers process (its
+-- stdio, the stop budget's socketpair) and the rest (the two listeners and their epoll,
+-- the unix socket's clients, the log's pipes, libuv's, model calls, git, sandbox relays)
+cmd.FDS_PER_STORE, cmd.FDS_PER_WORKER, cmd.FDS_RESERVE = 8, 4, 128
+
+-- A warning when the open-files limit is below what the server needs: past it, accept
+-- fails (EMFILE) and libmicrohttpd accepts nothing until a connection closes, every client
+-- held up, /health too. core/httpd.c has raised a low soft limit to the hard one already
+-- (env.fds: the soft limit before) -> message | nil
+local function fd_warning(server, env)
+  local soft, hard = fd_limits()
+  if not soft then return nil end
+  local nprojects = 0
+  for _ in pairs(server.projects) do nprojects = nprojects + 1 end
+  local conns, nworkers = env.limits.max_connections, env.workers or 0
+  local need = conns + nprojects * cmd.FDS_PER_STORE + nworkers * cmd.FDS_PER_WORKER + cmd.FDS_RESERVE
+  if soft >= need then return nil end
+  return string.format("open files: the limit is %d (RLIMIT_NOFILE%s) and serving needs %d: %d connections "
+    .. "(max_connections), %d a project's store (%d), %d a worker (%d) and %d for the rest; past it "
+    .. "new connections wait until one closes, /health's too. Raise it (ulimit -n %d before orket serve, systemd's "
+    .. "LimitNOFILE=, docker run --ulimit nofile=), or lower max_connections in ORKET_SERVE_LIMITS", soft,
+    env.fds and soft > env.fds and string.format(", raised from %d to the hard limit", env.fds)
+      or (hard and string.format(", its hard limit %d", hard) or ""),
+    need, conns, cmd.FDS_PER_STORE, nprojects, cmd.FDS_PER_WORKER, nworkers, cmd.FDS_RESERVE, need)
+end
+
 -- What the start says in the log, one JSON object a line: the telemetry's warnings (a
 -- protocol sent as http/json anyway), now and when its runs make their tracers; a pepper
 -- there but unusable, which refuses every key (said now, not at the first 401); a log
--- written in the loop after all (open_log)
+-- written in the loop after all (open_log); an open-files limit too low (fd_warning)
 local function say_at_start(server, dir, env, lwarn)
   otel.warn = function(text) server:_log { event = "warning", message = text } end
   otel.say(env.telemetry)
   local perr = keys.pepper_problem(dir)
   if perr then server:_log { event = "warning", message = perr } end
   if lwarn then server:_log { event = "warning", message = lwarn } end
+  local fwarn = fd_warning(server, env)
+  if fwarn then server:_log { event = "warning", message = fwarn } end
 end
 
 -- What the environment sets, checked before anything opens (the server's limits, its
--- telemetry) -> {limits=, telemetry=} | nil, said
-local function from_env(dir, cli)
+-- telemetry), with --workers and the open-files limit before any listener raised it ->
+-- {limits=, telemetry=, workers=, fds=} | nil, said
+local function from_env(dir, cli, nworkers)
   local limits, lerr = serve.limits(os.getenv("ORKET_SERVE_LIMITS"))
   if not limits then
     cli.err("ORKET_SERVE_LIMITS: %s", lerr)
@@ -340,7 +409,7 @@ local function from_env(dir, cli)
     cli.err("%s", terr)
     return nil
   end
-  return { limits = limits, telemetry = tcfg }
+  return { limits = limits, telemetry = tcfg, workers = nworkers, fds = (fd_limits()) }
 end
 
 function cmd.run(args, cli)
@@ -355,12 +424,13 @@ function cmd.run(args, cli)
   -- with a key given it serves every interface (a container's port), never unkeyed
   local host, port = httpd.parse_listen(o.listen or (given and "0.0.0.0:8765" or "127.0.0.1:8765"))
   if not host then return cli.usage_error(cmd, "--listen %s", port) end
-  local env = from_env(dir, cli)
+  local env = from_env(dir, cli, o.workers)
   if not env then return 1 end
-  local db, token = open_keyed(dir, host, given, source, cli)
+  local db, token, hold = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
   local log <close>, lwarn = open_log()
-  local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = env.limits, log = log }, cli)
+  local server, others = new_server(dir, db, token or nil,
+    { host = host, port = port, limits = env.limits, log = log, hold = hold }, cli)
   if not server then
     close_log(log)
     return 1

@@ -18,6 +18,7 @@ local store_runs = require "orket.store.runs"
 local share_mod = require "orket.engine.share"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
+local logwriter = require "orket.serve.logwriter"
 
 local cmdline = require "orket.cmdline"
 local inert = require "orket.inert"
@@ -164,22 +165,57 @@ local function store_back(emit, st)
   st.back_at = rt.now()
 end
 
--- This worker's events: JSON Lines on stdout, each naming the worker. When the reader goes
--- away (`orket worker | head`), the write fails (SIGPIPE is caught: stoppers) and the worker
--- stops as on SIGINT, its leases given back (broken.on), as `orket run` does.
-local function emitter(name, broken)
+-- This worker's events: JSON Lines on stdout (out: its writer, open_output), each naming
+-- the worker. When the reader goes away (`orket worker | head`), the write fails (SIGPIPE
+-- is caught: stoppers) and the worker stops as on SIGINT, its leases given back
+-- (broken.on), as `orket run` does.
+local function emitter(name, broken, out)
   return function(ev)
     ev.worker = name
     local ok, line = pcall(jsonout.encode, ev)
-    if ok and not broken.gone then
-      local w = io.stdout:write(line, "\n")
-      if w then w = io.stdout:flush() end
-      if not w then
-        broken.gone = true
-        if broken.on then broken.on() end
-      end
-    end
+    if ok and not broken.gone then out:line(line) end
   end
+end
+
+-- The worker's output written by threads (orket.serve.logwriter), so that its loop never
+-- waits on a reader: its events on stdout, and io.stderr's lines (the leases', the runs',
+-- the warnings). Under orket serve --workers both are the server's stderr, and a reader
+-- that stopped there held the loop: the leases went unrenewed, another worker took the
+-- cards over. Past 4 MiB waiting, lines are dropped and counted: an event of type
+-- output_dropped says how many on stdout, a warning on stderr -> outputs (to be closed:
+-- close_output), a warning to give | nil
+-- (a raise: the real io.stderr back for its message, the threads' pipes closed)
+local OUTPUTS = { __close = function(w) for _, x in ipairs(w) do x:__close() end end }
+
+local function open_output(name, broken)
+  local out, owarn = logwriter.open { fd = 1, on_gone = function()
+    broken.gone = true
+    if broken.on then broken.on() end
+  end, dropped_line = function(n)
+    return jsonout.encode { type = "output_dropped", worker = name, dropped = n, message = string.format(
+      "stdout's reader fell behind: %d events were dropped (%d MiB were waiting)", n, logwriter.MAX_BYTES >> 20) }
+  end }
+  local err, ewarn = logwriter.open { as_stderr = true, dropped_line = function(n)
+    return string.format("orket: warning: stderr's reader fell behind: %d lines were dropped", n)
+  end }
+  return setmetatable({ out, err }, OUTPUTS), owarn or ewarn
+end
+
+-- what the outputs queued written (logwriter.FLUSH_MS at most each), io.stderr the real one again
+local function close_output(w)
+  task.spawn(function() for _, x in ipairs(w) do x:close() end end):join()
+end
+
+-- The worker's events (emitter), and the outputs that write them (open_output; none for
+-- orket resume's worker, whose events are resume's: inner.emit) -> emit, outputs
+local function events(name, broken, inner, cli)
+  if inner.emit then
+    local to = inner.emit
+    return function(ev) ev.worker = name; to(ev) end, setmetatable({}, OUTPUTS)
+  end
+  local output, owarn = open_output(name, broken)
+  if owarn then cli.err("warning: %s", owarn) end
+  return emitter(name, broken, output[1]), output
 end
 
 local function git_lock(o) return (o.dir == "." and "" or o.dir .. "/") .. ".orket/git.lock" end
@@ -504,12 +540,16 @@ end
 --- --concurrency; emit = fn(ev): the events, instead of JSON Lines}; the
 --- worker sets inner.e (its engine, once open) and inner.state (state.stopping: a signal
 --- stopped it).
--- The worker's words read -> o | nil, exit status. --start with --resume is refused: a
+-- The worker's words read, inner's taken in -> o | nil, exit status. --start with --resume is refused: a
 -- resume refused after the start was recorded left that run to the workers, the command
 -- failed, and the run kept every run of its cards out.
-local function words(args, cli)
+local function words(args, cli, inner)
   local o, st = cli.parse(cmd, args)
   if not o then return nil, st end
+  o.only = inner.only
+  -- (resume's own words, taken as its worker's)
+  o.model = inner.model or o.model
+  o.concurrency = inner.concurrency or o.concurrency
   if o.start and o.resume then
     return nil, cli.usage_error(cmd, "--start and --resume exclude each other: give one (a worker works every "
       .. "run left to the workers anyway)")
@@ -521,22 +561,17 @@ end
 function cmd.run(args, cli, inner)
   -- the parent, read first thing: one that died while this process started is pid 1 already
   local parent = uv.os_getppid()
-  local o, st = words(args, cli)
-  if not o then return st end
   inner = inner or {}
-  o.only = inner.only
-  -- (resume's own words, taken as its worker's)
-  o.model = inner.model or o.model
-  o.concurrency = inner.concurrency or o.concurrency
+  local o, st = words(args, cli, inner)
+  if not o then return st end
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
   local broken = {}
-  local emit = emitter(name, broken)
-  if inner.emit then
-    local to = inner.emit
-    emit = function(ev) ev.worker = name; to(ev) end
-  end
+  local emit, output <close> = events(name, broken, inner, cli)
   local e, est = open_engine(o, name, emit, cli)
-  if not e then return est end
+  if not e then
+    close_output(output) -- (its message written)
+    return est
+  end
   inner.e = e
   local keeper = e.lease
   keeper:start()
@@ -551,6 +586,7 @@ function cmd.run(args, cli, inner)
   if state.started then emit { type = "worker_end" } end -- (none said before its start: begin)
   rt.run("nowait")
   e.close_all()
+  close_output(output)
   cli.flush_unhandled()
   if failure then
     cli.fail(fcode, "%s", cli.in_dir(o.dir, failure)) -- with its remedy on a terminal (ESTARTING's)

@@ -10,14 +10,15 @@ local routes = require "orket.serve.routes"
 
 local M = {}
 
-local err, whole = routes.err, routes.whole
+local err, whole_or_most = routes.err, routes.whole_or_most
 
 -- The query's parameters of these names, each a whole number from 1, set in into -> into |
--- nil, why (a bad_query, as every route's malformed query is)
+-- nil, why (a bad_query, as every route's malformed query is). Digits past an integer
+-- read as the largest one, as a listing's ?limit= reads them: the route's cap then holds.
 local function counts(q, names, into)
   for _, k in ipairs(names) do
     if q[k] ~= nil then
-      into[k] = whole(q[k])
+      into[k] = whole_or_most(q[k])
       if not into[k] or into[k] < 1 then return nil, "?" .. k .. "= takes a whole number from 1" end
     end
   end

@@ -9,6 +9,7 @@
 -- pipe, socket or terminal) keeps plain writes: no reader can hold those.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -19,7 +20,8 @@ M.FLUSH_MS = 500 -- what the close waits for the queue, at most (inside docker s
 -- The thread's body, in a Lua state of its own (luv dumps it: no upvalues): reads the pipe
 -- until its end, writes it to fd out. Whole lines in writes of at most 4096 bytes (PIPE_BUF:
 -- the workers' lines, written to the same pipe, never land inside one), a longer line
--- alone. A reader gone (EPIPE) makes the rest read and dropped; closing ack says it ended.
+-- alone. A reader gone (EPIPE) makes the rest read and dropped; closing ack says it ended,
+-- or, closed at once when the reader is gone, that it is (the writer's on_gone).
 local function drain(rfd, ack, out)
   local tuv = require "luv" -- lazy: the thread's own Lua state, whose luv is its own
   local broken = false
@@ -29,7 +31,11 @@ local function drain(rfd, ack, out)
       local n, err = tuv.fs_write(out, at == 0 and s or s:sub(at + 1))
       if n then at = at + n
       elseif err:find("^EAGAIN") or err:find("^EINTR") then tuv.sleep(5) -- another made fd 2 non-blocking
-      else broken = true end
+      else
+        broken = true
+        tuv.fs_close(ack)
+        ack = nil
+      end
     end
   end
   local function whole_lines(text)
@@ -57,7 +63,7 @@ local function drain(rfd, ack, out)
     put(rest)
   end)
   tuv.fs_close(rfd)
-  tuv.fs_close(ack)
+  if ack then tuv.fs_close(ack) end
   return ok
 end
 
@@ -88,31 +94,59 @@ local function start_thread(self, fd)
   self.pipe:open(lines.write)
   self.ack = uv.new_pipe(false)
   self.ack:open(ack.read)
-  self.ack:read_start(function(_, data) if not data then self.ended = true end end)
+  self.ack:read_start(function(_, data)
+    if data then return end
+    self.ended = true
+    if not self.closed then self:_gone() end -- the thread's write failed: the reader is gone
+  end)
   return true
 end
 
---- open{[fd=2], [max_bytes=M.MAX_BYTES], dropped_line=fn(n) -> text} -> writer, nil |
---- writer, message: the thread could not start, and the writes are plain ones (the caller
---- says so). dropped_line makes the line (without its "\n") said after n lines dropped.
+-- the reader gone (a write failed, EPIPE): on_gone told, once
+function Writer:_gone()
+  if self.gone then return end
+  self.gone = true
+  if self.on_gone then self.on_gone() end
+end
+
+--- open{[fd=2], [max_bytes=M.MAX_BYTES], dropped_line=fn(n) -> text[, on_gone=fn()][,
+--- as_stderr=true]} -> writer, nil | writer, message: the thread could not start, and the
+--- writes are plain ones (the caller says so). dropped_line makes the line (without its
+--- "\n") said after n lines dropped; on_gone is called once when a write to fd fails (its
+--- reader gone: `orket worker | head`), the lines after it dropped; as_stderr installs
+--- the writer's stand-in as io.stderr (writer:stderr()) while a thread writes.
 function M.open(o)
   local fd = o.fd or 2
   local self = setmetatable({ fd = fd, max = o.max_bytes or M.MAX_BYTES, dropped_line = o.dropped_line,
-    queue = {}, head = 1, queued = 0, writing = false, drops = 0, total = 0, partial = "", plain = true }, Writer)
+    on_gone = o.on_gone, queue = {}, head = 1, queued = 0, writing = false, drops = 0, total = 0, partial = "",
+    plain = true }, Writer)
   if uv.guess_handle(fd) == "file" then return self end
   local ok, err = start_thread(self, fd)
   if not ok then return self, "the log's writer thread: " .. tostring(err) .. "; its lines are written in the loop" end
   self.plain = false
+  if o.as_stderr then io.stderr = self:stderr() end
   return self
 end
 
--- the plain write: one system call a line (fd 2 is unbuffered)
+--- dropped_event(n[, counted]) -> the JSON line a log of JSON lines says after n lines
+--- dropped (a dropped_line); counted: the metric that counts them, named in it
+function M.dropped_event(n, counted)
+  return jsonout.encode { event = "log_dropped", dropped = n, t = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    message = string.format("stderr's reader fell behind: %d log lines were dropped (%d MiB were waiting)%s", n,
+      M.MAX_BYTES >> 20, counted and ("; " .. counted .. " counts them") or "") }
+end
+
+-- the plain write: one system call a line (fd 2 is unbuffered); one that fails is the
+-- reader's end (on_gone)
 local function write_fd(self, text)
+  if self.gone then return end
+  local ok
   if self.fd == 2 then
-    (self.real or io.stderr):write(text)
+    ok = (self.real or io.stderr):write(text)
   else
-    uv.fs_write(self.fd, text)
+    ok = uv.fs_write(self.fd, text)
   end
+  if not ok and self.on_gone then self:_gone() end
 end
 
 function Writer:_pump()
@@ -163,6 +197,7 @@ end
 
 -- text: whole lines, each ending in "\n"
 function Writer:_put(text)
+  if self.gone then return end -- (its reader is: on_gone)
   if self.plain then return write_fd(self, text) end
   if self.closed then return end
   if self.drops > 0 or self.queued + #text > self.max then
