@@ -25,6 +25,7 @@
 #define PROC_READ_BUF 32768
 #define PROC_BACKSTOP_MS 2000 /* after SIGTERM to the helper, before SIGKILL to the groups */
 #define PROC_DRAIN_MS 1000    /* after the helper exits: then what the pipes hold is read at once */
+#define PROC_RM_PASSES 100000 /* passes over a temp dir's top before the rest is the next sweep's */
 
 struct proc_ctx {
   uv_loop_t *loop;
@@ -249,8 +250,12 @@ static void proc_rm_fd(int fd) {
     close(fd);
     return;
   }
-  size_t changed;
-  do { /* finite: each change removes an entry or moves one nearer the root */
+  size_t changed, passes = 0;
+  /* finite while nothing writes there: each change removes an entry or moves one nearer the
+   * root. A process left writing into it (one the run's end did not reach) could keep it
+   * going for ever on the loop's thread: past PROC_RM_PASSES what is left stays for the next
+   * process's sweep. */
+  do {
     changed = 0;
     rewinddir(d);
     struct dirent *e;
@@ -259,7 +264,7 @@ static void proc_rm_fd(int fd) {
       int r = proc_rm_entry(fd, e->d_name);
       changed += r > 0 ? 1 : r < 0 ? proc_rm_dir(&rm, e->d_name) : 0;
     }
-  } while (changed > 0);
+  } while (changed > 0 && ++passes < PROC_RM_PASSES);
   closedir(d);
 }
 

@@ -344,7 +344,8 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
       ret = gr_fail(e, "EUNSAFE",
                     "%s holds more than %zu files, %d more than its index tracks (the limit of a card's directory, "
                     "GR_TREE_FILES_MAX in core/gitrepo/scan.c; an ignored directory does not count): not committed; "
-                    "delete files, or list generated ones in .gitignore",
+                    "delete files, or list the directory generated ones go to in .gitignore (a file a pattern ignores "
+                    "still counts)",
                     wd ? wd : "the card's directory", s->files_max, GR_TREE_FILES_MAX);
     } else if (s->rules && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
       /* what staging stages; the handle's walk misses it where a person's rule matches */

@@ -457,8 +457,8 @@ CODES.EFOLLOWS = {
 }
 CODES.EAUDITKEY = {
   means = "the audit in the store is signed with another key than this host's `.orket/audit.key` (or it has none)",
-  remedy = "copy `.orket/audit.key` and `.orket/audit.pub` from the server that signed it, to every server of "
-    .. "the store ([audit.md](../audit.md#several-servers))",
+  remedy = "copy `.orket/audit.key`, `.orket/audit.pub` and `.orket/audit.head` from the server that signed it, "
+    .. "to every server of the store ([audit.md](../audit.md#several-servers))",
 }
 -- `orket restore`'s refusals of a backup's audit (orket.audit.restore); each finding is
 -- named above the refusal. The remedies are the refusals' own words (orket.cmd.restore).

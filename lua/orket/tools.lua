@@ -624,8 +624,9 @@ function Registry:run(name, args, ctx)
   local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
   local held = views.board and bound_of[views.board]
   revoke(views)
-  -- a handler that raised (its budget spent) moved nothing: its move to done is dropped
-  local failed = ok and finish_move(held)
+  -- a handler that raised (its budget spent) or answered a failure (nil, msg) moved
+  -- nothing: its move to done is dropped
+  local failed = ok and res ~= nil and finish_move(held)
   if failed then return failed end
   if not ok then
     -- the script's line, also for a helper it misused (ctx.fs) or a C stack overflow:
@@ -665,7 +666,8 @@ function Registry:recover(name, args, ctx)
   local ok, res = d.box:pcall(d.recover, a, tctx)
   local held = views.board and bound_of[views.board]
   revoke(views)
-  local failed = ok and finish_move(held)
+  -- (nil: the effect did not happen, the call runs again and asks again)
+  local failed = ok and res ~= nil and finish_move(held)
   if failed then return "unknown", failed.error end
   if not ok then return "unknown", name .. ": recover failed: " .. scriptfile.said(res, d.chunk or d.file or name) end
   if res == nil then return "rerun" end

@@ -324,6 +324,20 @@ describe("the store's append-only triggers", function()
     H.cleanup()
   end)
 
+  it("on PostgreSQL, are each checked to fire on every write, as the schema defines them", function()
+    if backends.name() ~= "pg" then return pending("PostgreSQL's triggers: replica mode and WHEN clauses") end
+    local dir = project(5)
+    ok(verify(dir), "verify")
+    script(dir, [[
+assert(db:exec("ALTER TABLE events ENABLE REPLICA TRIGGER events_append_only_truncate"))
+assert(db:exec("DROP TRIGGER events_append_only_delete ON events"))
+assert(db:exec("CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events FOR EACH ROW WHEN (false) "
+  .. "EXECUTE FUNCTION events_append_only()"))]])
+    local out = refused(dir, "the store's trigger events_append_only_truncate (on events) fires for replicas only")
+    assert.matches("the store's trigger events_append_only_delete (on events) is defined otherwise than orket's", out,
+      1, true)
+  end)
+
   it("are checked by verify, each missing one named", function()
     local dir = project(5)
     ok(verify(dir), "verify")
@@ -345,7 +359,8 @@ assert(db:exec("CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log 
     assert.matches("the store's trigger events_append_only_delete (on events) is missing", out, 1, true)
     if backends.name() == "pg" then
       assert.matches("the store's trigger events_append_only_truncate (on events) is disabled", out, 1, true)
-      assert.matches("the store's trigger audit_log_append_only (on audit_log) no longer refuses the change", out, 1, true)
+      assert.matches("the store's trigger audit_log_append_only (on audit_log) runs a function that no longer refuses "
+        .. "the change", out, 1, true)
     else
       assert.matches("the store's trigger audit_log_append_only (on audit_log) is defined otherwise than orket's", out,
         1, true)

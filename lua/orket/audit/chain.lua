@@ -175,7 +175,9 @@ end
 function M.checkpoint(db, dir, opts)
   opts = opts or {}
   local every = opts.every or M.DEFAULT_CHECKPOINT_EVERY
+  local made -- a key this checkpoint made (its files written before the commit)
   local res, err, code = db:tx(function()
+    made = nil
     local out = {}
     local head = ops.head(db)
     if not head then return out end -- nothing to sign: no key is made yet
@@ -199,7 +201,10 @@ function M.checkpoint(db, dir, opts)
     if hp then return nil, hp .. RESET, "ETAMPERED" end
     local signer, serr, scode = keyfile.signer(dir, by, kopts)
     if not signer then return nil, serr, scode end
-    if signer.made then db:event { kind = "audit_key", data = { key = signer.pk } } end
+    if signer.made then
+      made = not opts.new_key
+      db:event { kind = "audit_key", data = { key = signer.pk } }
+    end
     if through then
       local last = ops.get(db, through)
       local n = ops.delete_through(db, through)
@@ -214,7 +219,12 @@ function M.checkpoint(db, dir, opts)
     end
     return out
   end)
-  if not res then return nil, err, code end
+  if not res then
+    -- a first key whose checkpoint did not commit is taken back: its audit.pub without a head
+    -- made every later checkpoint refuse the chain (head_problem) until --reset-head
+    if made then keyfile.unmake(dir) end
+    return nil, err, code
+  end
   local newest = res.checkpoint or res.retention
   if newest then
     local ok, herr, hcode = keyfile.write_head(dir, newest, opts.replace_head)

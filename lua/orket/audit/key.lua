@@ -23,8 +23,8 @@ local write = require("orket.fieldline").write_whole
 -- host, and this one has another key, or none (which it would make)
 local function another_key(path, signed_by, pk)
   return nil, string.format("%s: the audit in the store is signed with key %s (its newest checkpoint), %s: "
-    .. "copy .orket/audit.key and .orket/audit.pub from the server that signed it (every server of one store "
-    .. "signs with the same key), or verify would find every checkpoint of one of them forged", path, signed_by,
+    .. "copy .orket/audit.key, .orket/audit.pub and .orket/audit.head from the server that signed it (every "
+    .. "server of one store signs with the same key), or verify would find every checkpoint of one of them forged", path, signed_by,
     pk and ("this host's is " .. pk) or "and this host has none; a new one is not made"), "EAUDITKEY"
 end
 
@@ -117,6 +117,13 @@ function M.signer(dir, signed_by, o)
     if not ok then return nil, err, code end
   end
   return { seed = seed, pk = pk, made = not st }
+end
+
+--- unmake(dir): the key a checkpoint made (signer's made) taken back, its transaction
+--- having failed: audit.key and audit.pub removed, as if never made
+function M.unmake(dir)
+  os.remove(home(dir) .. "/" .. M.KEY)
+  os.remove(home(dir) .. "/" .. M.PUB)
 end
 
 --- can_sign(dir[, signed_by[, o]]) -> true | nil, msg, CODE: whether signer(dir, signed_by,

@@ -110,19 +110,43 @@ local GUARDS = {
     lets = "the journal can be emptied at once, which no hash shows", pg = true },
 }
 
-local PG_GUARDS = [[SELECT t.tgname AS name, t.tgenabled::text AS enabled, p.proname AS fn, p.prosrc AS src
+local PG_GUARDS = [[SELECT t.tgname AS name, t.tgenabled::text AS enabled, p.proname AS fn, p.prosrc AS src,
+    pg_get_triggerdef(t.oid) AS def
   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
   WHERE NOT t.tgisinternal AND t.tgrelid IN ('events'::regclass, 'audit_log'::regclass)]]
 
--- each guard's problem on PostgreSQL: missing, disabled, or running a function that no
--- longer refuses -> {{guard=, why=}}
+-- what PostgreSQL's schema (orket.store.pg_schema) makes of each guard: its trigger's
+-- definition as pg_get_triggerdef writes it (the table's schema left out), and its
+-- function's body, blanks folded
+local function blanks(t) return (tostring(t):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")) end
+local function pg_made()
+  local defs, bodies = {}, {}
+  for _, m in ipairs(pg_schema.migrations) do
+    local sql = m.sql or ""
+    for fn, body in sql:gmatch("CREATE FUNCTION ([%w_]+)%(%) RETURNS trigger LANGUAGE plpgsql AS %$%$(.-)%$%$") do
+      bodies[fn] = blanks(body)
+    end
+    for name, def in sql:gmatch("CREATE TRIGGER ([%w_]+) (.-);") do defs[name] = blanks(def) end
+  end
+  return defs, bodies
+end
+
+-- each guard's problem on PostgreSQL: missing, not firing on every write (disabled, or
+-- enabled for replicas only), defined otherwise than the schema makes it (other events, a
+-- WHEN clause, another function), or running a function whose body is not the schema's
+-- -> {{guard=, why=}}
 local function pg_guards(db)
   local have, out = {}, {}
+  local defs, bodies = pg_made()
   for _, r in ipairs(assert(db:rows(PG_GUARDS))) do have[r.name] = r end
   for _, g in ipairs(GUARDS) do
     local h = have[g.name]
+    -- pg_get_triggerdef names the table with its schema and says FUNCTION with its own words
+    local def = h and blanks(h.def):gsub("^CREATE TRIGGER [%w_]+ ", ""):gsub(" ON [%w_]+%.", " ON ")
     local why = not h and "is missing" or h.enabled == "D" and "is disabled"
-      or (h.fn ~= g.fn or not tostring(h.src):find("RAISE EXCEPTION", 1, true)) and "no longer refuses the change"
+      or h.enabled == "R" and "fires for replicas only"
+      or (h.fn ~= g.fn or def ~= defs[g.name]) and "is defined otherwise than orket's (" .. tostring(def) .. ")"
+      or blanks(h.src) ~= bodies[g.fn] and "runs a function that no longer refuses the change"
     if why then out[#out + 1] = { guard = g, why = why } end
   end
   return out

@@ -8,6 +8,15 @@ local board_mod = require "orket.board"
 local uv = require "luv"
 local H = require "tests.helpers"
 
+-- a project tool that moves to done, then answers a failure
+local REFUSE = [[
+return { name = "refuse", description = "moves to done, then fails", effect = "board",
+  handler = function(_, ctx)
+    assert(ctx.board:transition("done"))
+    return nil, "changed my mind", "EFAIL"
+  end }
+]]
+
 -- a project tool that moves to done, then spends its budget
 local SPEND = [[
 return { name = "spend", description = "moves to done, then loops", effect = "board",
@@ -32,10 +41,12 @@ describe("a tool's move to done", function()
     assert(b:transition("E-1", "code_review", { actor = coder }))
     os.execute("mkdir -p " .. dir .. "/tools")
     H.write(dir .. "/tools/spend.lua", SPEND)
+    H.write(dir .. "/tools/refuse.lua", REFUSE)
     -- a short time budget, so that a slow mover outlasts it
     real_budget = tools.BUDGET.timeout_ms
     tools.BUDGET.timeout_ms = 200
-    reg = assert(tools.load { H.ROOT .. "/tools/update_issue_status.lua", dir .. "/tools/spend.lua" })
+    reg = assert(tools.load { H.ROOT .. "/tools/update_issue_status.lua", dir .. "/tools/spend.lua",
+      dir .. "/tools/refuse.lua" })
     tools.BUDGET.timeout_ms = real_budget
     -- the host's mover, as the engine's: its git work (here a sleep past the budget) and
     -- "main" merged, then the move recorded
@@ -69,6 +80,13 @@ describe("a tool's move to done", function()
     local r = reg:run("spend", {}, ctx)
     assert.is_false(r.ok)
     assert.equal("ETOOL", r.code)
+    assert.equal(0, mover.calls)
+    assert.equal("code_review", b:get("E-1").status)
+  end)
+
+  it("is not made when the handler then answers a failure", function()
+    local r = reg:run("refuse", {}, ctx)
+    assert.same({ false, "EFAIL", "changed my mind" }, { r.ok, r.code, r.error })
     assert.equal(0, mover.calls)
     assert.equal("code_review", b:get("E-1").status)
   end)
