@@ -135,6 +135,9 @@ db:close()]])
     script(dir, string.format([[unguard(); assert(db:run("DELETE FROM audit_log WHERE seq > %d")); guard()]],
       head.seq - 2))
     s = H.serve(dir)
+    -- said at the start, before any checkpoint comes due
+    H.wait_for(function() return s.log():find('"message":"audit: the next checkpoint will be refused: the audit ends '
+      .. "at entry", 1, true) end, "the start's word of the audit's head")
     for i = 1, 4 do assert.equal(200, (H.api(s, "POST", "/v1/cards/API-2/comments", k, { body = "d" .. i }))) end
     assert.equal(0, s.stop())
     -- (the log's JSON may escape the head file's slash)

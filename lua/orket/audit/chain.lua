@@ -151,6 +151,14 @@ local function head_problem(db, dir, last)
   end
 end
 
+--- head_check(db, dir) -> nil | why: whether the next checkpoint would be refused over
+--- .orket/audit.head (a chain rolled back, cut or replaced, a head gone while the project
+--- signs): orket serve says it at its start, not only once a checkpoint comes due
+function M.head_check(db, dir)
+  local head = ops.head(db)
+  return head_problem(db, dir, head and math.tointeger(tonumber(head.seq)) or 0)
+end
+
 -- the key's options for a checkpoint's opts (orket.audit.key's signer)
 local function key_opts(db, opts)
   return { new_key = opts.any_key or opts.new_key, rotate = opts.new_key, made_before = function()

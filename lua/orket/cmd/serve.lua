@@ -3,6 +3,7 @@
 -- which stop it gracefully (exit 0).
 local serve = require "orket.serve"
 local keys = require "orket.serve.keys"
+local audit_chain = require "orket.audit.chain"
 local localuse = require "orket.serve.localuse"
 local signin = require "orket.serve.signin"
 local executor = require "orket.engine.executor"
@@ -393,6 +394,14 @@ local function say_at_start(server, dir, env, lwarn)
   if lwarn then server:_log { event = "warning", message = lwarn } end
   local fwarn = fd_warning(server, env)
   if fwarn then server:_log { event = "warning", message = fwarn } end
+  -- each project's audit head: a checkpoint that will be refused is said now
+  for name, p in pairs(server.projects or {}) do
+    local ok, why = pcall(audit_chain.head_check, p.db, p.dir)
+    if ok and why then
+      server:_log { event = "error", project = name, message = "audit: the next checkpoint will be refused: " .. why
+        .. "; orket audit verify names it (docs/audit.md)" }
+    end
+  end
 end
 
 -- What the environment sets, checked before anything opens (the server's limits, its
