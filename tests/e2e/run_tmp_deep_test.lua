@@ -75,11 +75,16 @@ describe("a run's temp dir", function()
     local outside = outside_dir()
     -- a pid no process can have (above any pid_max): the run that made it is gone
     local stale = string.format("/tmp/orket-run-2147483000-%s-e2e%d", ns, math.random(100000, 999999))
-    assert(os.execute("mkdir -m 700 " .. H.quote(stale)))
-    local made = H.sh("python3 -c " .. H.quote(deep_tree_py(outside)) .. " " .. H.quote(stale))
+    -- made under a name no sweep takes, then given the stale one: any orket process sweeps
+    -- (the other test files' too), and one could start on it while it is being made
+    local building = stale:gsub("orket%-run%-", "orket-test-making-")
+    assert(os.execute("mkdir -m 700 " .. H.quote(building)))
+    local made = H.sh("python3 -c " .. H.quote(deep_tree_py(outside)) .. " " .. H.quote(building))
     assert.equal(0, made)
+    assert(os.rename(building, stale))
     run_once { "true" }
-    local left = exists(stale)
+    -- (another process's sweep at the same time may still be removing it: waited for)
+    local left = not pcall(H.wait_for, function() return not exists(stale) end, "the stale temp dir's removal", 500)
     if left then os.execute("rm -rf " .. H.quote(stale)) end
     assert.is_false(left, stale .. " is left")
     assert.equal("kept\n", H.read(outside .. "/keep"))
@@ -91,8 +96,11 @@ describe("a run's temp dir", function()
     if not ns or rc ~= 0 then return pending("cannot make a mount namespace here (unshare -m needs root)") end
     local outside = outside_dir()
     local stale = string.format("/tmp/orket-run-2147483000-%s-e2e%d", ns, math.random(100000, 999999))
-    assert(os.execute("mkdir -p " .. H.quote(stale .. "/a/b/mnt") .. " " .. H.quote(stale .. "/a/c/d")))
-    H.write(stale .. "/a/c/d/f", "x")
+    -- (made under a name no sweep takes, as above)
+    local building = stale:gsub("orket%-run%-", "orket-test-making-")
+    assert(os.execute("mkdir -p " .. H.quote(building .. "/a/b/mnt") .. " " .. H.quote(building .. "/a/c/d")))
+    H.write(building .. "/a/c/d/f", "x")
+    assert(os.rename(building, stale))
     -- the bind mount lives only in the namespace of the process that sweeps
     local ok, err = pcall(run_once, { "true" }, "unshare -m --propagation private sh -c " .. H.quote(
       "mount --bind " .. H.quote(outside) .. " " .. H.quote(stale .. "/a/b/mnt") .. ' && exec "$0" "$@"'))
