@@ -65,3 +65,18 @@ int inert_invisible(uint32_t cp) {
          (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) ||
          (cp >= 0xe0000 && cp <= 0xe007f);
 }
+
+/* A fourth continuation byte in a row starts a character too: one is never more than 4
+ * bytes, so n characters are at most 4n bytes (what the byte caps behind character limits
+ * rely on). */
+size_t inert_chars(const char *p, size_t n) {
+  size_t chars = 0;
+  int run = 3; /* continuation bytes since a character began: a leading one begins one */
+  for (size_t i = 0; i < n; i++) {
+    if (((unsigned char)p[i] & 0xC0) != 0x80 || ++run > 3) {
+      chars++;
+      run = 0;
+    }
+  }
+  return chars;
+}

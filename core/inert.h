@@ -22,4 +22,10 @@ int inert_valid(const char *p, size_t n);
  * word joiners, the BOM, interlinear annotations, tag characters). ZWJ/ZWNJ stay. */
 int inert_invisible(uint32_t cp);
 
+/* Characters as JSON Schema's length keywords count them (code points), in text that may
+ * hold bytes that are not UTF-8 (a Lua caller's, a tool call's): each byte but a UTF-8
+ * continuation byte starts one. The one count behind every character limit (the schema
+ * checker's, the CLI's, import's, the accounts'). */
+size_t inert_chars(const char *p, size_t n);
+
 #endif

@@ -1,6 +1,7 @@
-/* linert.c: Lua module `orket.c.inert`: decode(s, i), valid(s) and invisible(cp), inert.c's rules for
- * orket.inert, so the terminal's rules and the printed JSON's (jsonout.c) are one
- * implementation. */
+/* linert.c: Lua module `orket.c.inert`: decode(s, i), valid(s), chars(s) and invisible(cp),
+ * inert.c's rules for orket.inert, so the terminal's rules and the printed JSON's
+ * (jsonout.c) are one implementation, and so are the schema checker's character count
+ * and the CLI's. */
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -33,6 +34,15 @@ static int linert_valid(lua_State *L) {
   return 1;
 }
 
+/* chars(s) -> s's length in characters (inert_chars: code points, a byte that is not UTF-8
+ * as one) */
+static int linert_chars(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushinteger(L, (lua_Integer)inert_chars(s, n));
+  return 1;
+}
+
 /* invisible(cp) -> whether code point cp is shown escaped (see inert.h) */
 static int linert_invisible(lua_State *L) {
   lua_Integer cp = luaL_checkinteger(L, 1);
@@ -41,6 +51,7 @@ static int linert_invisible(lua_State *L) {
 }
 
 static const luaL_Reg linert_funcs[] = {
+    {"chars", linert_chars},
     {"decode", linert_decode},
     {"invisible", linert_invisible},
     {"valid", linert_valid},

@@ -2,6 +2,8 @@
  * Recursion is bounded by the value's depth cap and by schema_check's own cap. */
 #include "schema.h"
 
+#include "inert.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -296,22 +298,6 @@ static void sv_describe_types(const jv *t, char *out, size_t outlen) {
   }
 }
 
-/* Characters as JSON Schema counts them (code points): each byte but a UTF-8 continuation
- * byte starts one. Strings may arrive with bytes that are not UTF-8 (a Lua caller's, a
- * tool call's), so a fourth continuation byte in a row starts one too: a character is
- * never more than 4 bytes, and a string within maxLength is within 4 * maxLength bytes. */
-static size_t sv_chars(const char *p, size_t n) {
-  size_t chars = 0;
-  int run = 3; /* continuation bytes since a character began: a leading one begins one */
-  for (size_t i = 0; i < n; i++) {
-    if (((unsigned char)p[i] & 0xC0) != 0x80 || ++run > 3) {
-      chars++;
-      run = 0;
-    }
-  }
-  return chars;
-}
-
 /* maxLength/minLength in characters, as the schema's readers (models, MCP clients, the
  * OpenAPI document) count them; a string without maxLength is held to lim->max_string
  * bytes, the bound on what a hostile caller can send. */
@@ -321,13 +307,13 @@ static int sv_length(const jv *s, const jv *v, const char *where, const schema_l
     if (v->n > lim->max_string)
       return sc_fail(e, where, "string of %zu bytes is longer than the limit of %zu bytes", v->n, lim->max_string);
   } else if (v->n > (size_t)mx->u.i) { /* fewer bytes than the limit are fewer characters too */
-    size_t chars = sv_chars(v->u.s, v->n);
+    size_t chars = inert_chars(v->u.s, v->n);
     if (chars > (size_t)mx->u.i)
       return sc_fail(e, where, "string of %zu character%s is longer than the limit of %lld character%s", chars,
                      chars == 1 ? "" : "s", mx->u.i, mx->u.i == 1 ? "" : "s");
   }
   if (mn && mn->type == JV_INT && v->n / 4 < (size_t)mn->u.i) { /* else chars >= bytes / 4 >= minLength */
-    size_t chars = sv_chars(v->u.s, v->n);
+    size_t chars = inert_chars(v->u.s, v->n);
     if (chars < (size_t)mn->u.i)
       return sc_fail(e, where, "string of %zu character%s is shorter than the minimum of %lld character%s", chars,
                      chars == 1 ? "" : "s", mn->u.i, mn->u.i == 1 ? "" : "s");

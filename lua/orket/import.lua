@@ -16,6 +16,7 @@ local crypto = require "orket.c.crypto"
 local jsondup = require "orket.c.jsondup"
 local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
+local inert = require "orket.inert"
 local nearest = require "orket.nearest"
 local config = require "orket.config"
 local project = require "orket.project"
@@ -578,7 +579,7 @@ function Ctx:limits(card, path)
   for i = 1, #TEXT_LIMITS do
     local k, max = TEXT_LIMITS[i][1], TEXT_LIMITS[i][2]
     local v = card[k]
-    local n = v and (utf8.len(v) or #v)
+    local n = v and inert.chars(v)
     if n and n > max then
       self:held_at(path, k, "%d characters, more than the %d a card's %s may have (as POST /v1/cards takes it): "
         .. "shorten it", n, max, k)

@@ -25,6 +25,10 @@ M.invisible = invisible
 local decode = cinert.decode
 M.decode = decode
 
+--- chars(s) -> s's length in characters as the API's schemas count them (code points, a
+--- byte that is not UTF-8 as one; core/inert.c): the one count behind a character limit
+M.chars = cinert.chars
+
 local byte = string.byte
 
 local NAMED = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }

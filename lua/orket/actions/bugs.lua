@@ -7,6 +7,7 @@ local clock_mod = require "orket.clock"
 local board_mod = require "orket.board"
 local cards = require "orket.store.cards"
 local ops = require "orket.store.bugfix"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -103,8 +104,8 @@ function M.file_bug(db, o)
   end
   local title = trim(o.title)
   if title == "" then return nil, "bug: a bug needs a title (what goes wrong)", "EINVAL" end
-  -- (in characters, as POST /v1/bugs' schema counts them; a byte that is not UTF-8 as one)
-  local function chars(s) return utf8.len(s) or #s end
+  -- (in characters, as POST /v1/bugs' schema counts them)
+  local chars = inert.chars
   if chars(title) > M.TITLE_MAX then
     return nil, string.format("bug: the title is %d characters, more than %d; put the details in the body",
       chars(title), M.TITLE_MAX), "EINVAL"

@@ -11,6 +11,7 @@ local users = require "orket.store.users"
 local buckets = require "orket.store.rate_buckets"
 local projects = require "orket.store.projects"
 local task = require "orket.task"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -42,7 +43,7 @@ end
 --- (code points, as the API's schema counts them; a byte that is not UTF-8 as one), so at
 --- most 4 x MAX_PASSWORD bytes reach Argon2id
 function M.check_password(password)
-  local n = type(password) == "string" and (utf8.len(password) or #password)
+  local n = type(password) == "string" and inert.chars(password)
   if not n or n < M.MIN_PASSWORD or n > M.MAX_PASSWORD then
     return nil, string.format("a password must be %d to %d characters", M.MIN_PASSWORD, M.MAX_PASSWORD)
   end

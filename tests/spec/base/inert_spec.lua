@@ -115,6 +115,24 @@ describe("jsonout and pretty keep hostile text exact but inert", function()
     assert.has_error(function() cinert.decode({}, 1) end)
     assert.has_error(function() cinert.invisible("x") end)
   end)
+  it("chars() counts as the schema checker's maxLength does, bytes that are not UTF-8 included", function()
+    local cschema = require "orket.c.schema"
+    local pieces = { "a", "é", "日", "\u{1F510}", "\255", "\128", "\194", "\237\160\128", "\0" }
+    math.randomseed(7)
+    for _ = 1, 300 do
+      local t = {}
+      for i = 1, math.random(0, 12) do t[i] = pieces[math.random(#pieces)] end
+      local s = table.concat(t)
+      local n = inert.chars(s)
+      assert.is_true(cschema.validate({ type = "string", maxLength = n, minLength = n }, s), s)
+      if n > 0 then assert.is_nil((cschema.validate({ type = "string", maxLength = n - 1 }, s))) end
+    end
+    assert.equal(3, inert.chars("日本語"))
+    assert.equal(3, inert.chars("a\255\254"))
+    assert.equal(2, inert.chars(string.rep("\128", 5)))
+    assert.equal(201, inert.chars(string.rep("日", 200) .. "\255"))
+  end)
+
   it("bytes() escapes only what is not UTF-8, and says where it began", function()
     assert.same({ "plain é \u{202e}" }, { inert.bytes("plain é \u{202e}") })
     assert.same({ "caf\\xff \\xc3( \\xed\\xa0\\x80 é", 4 }, { inert.bytes("caf\255 \195( \237\160\128 é") })
