@@ -7,7 +7,10 @@ return {
     type = "object",
     properties = {
       text = { type = "string", minLength = 1, maxLength = 4000 },
-      tags = { type = "array", maxItems = 10, items = { type = "string", maxLength = 40 } },
+      -- one word each: the store keeps them space-joined (the handler refuses whitespace,
+      -- naming tags[i]; the schema has no pattern keyword to say it first)
+      tags = { type = "array", maxItems = 10,
+        items = { type = "string", minLength = 1, maxLength = 40, description = "one word, no spaces" } },
     },
     required = { "text" },
   },

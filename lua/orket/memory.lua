@@ -6,6 +6,7 @@
 local sm = require "orket.store.memory"
 local cards = require "orket.store.cards"
 local json = require "cjson.safe"
+local inert = require "orket.inert"
 
 local M = {}
 local Memory = {}
@@ -41,6 +42,16 @@ function Memory:remember(e)
   for i, t in ipairs(tags) do
     if type(t) ~= "string" then error(string.format("bad argument #1 to 'remember' (tags[%d] must be a string)", i), 2) end
   end
+  -- the store keeps tags space-joined (orket.store.memory): a tag holding whitespace came
+  -- back as two, an empty one not at all. Refused as the model's data, not raised.
+  for i, t in ipairs(tags) do
+    if t == "" then return nil, string.format("memory: tags[%d] is empty; a tag is one word", i), "EINVAL" end
+    if t:find("%s") then
+      local joined = t:gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", "-")
+      return nil, string.format('memory: tags[%d] "%s" holds whitespace; a tag is one word (as "%s")', i,
+        inert.line(inert.clip(t, 60)), inert.line(inert.cut(joined, 60))), "EINVAL"
+    end
+  end
   if not e.text:find("%S") then return nil, "memory: nothing to remember (empty text)", "EINVAL" end
   if #e.text > M.MAX_TEXT then return nil, "memory: text longer than 64 KiB; summarise it first", "EINVAL" end
   local db = self.db
@@ -57,25 +68,47 @@ function Memory:remember(e)
   end)
 end
 
---- memory:recall(query, {limit=10, card=}) -> array of {id, card, text, tags, created_at, score}
----   best first (score: higher is better).
+-- what a bad argument was, for its message: a number as written ("5.0" says it is a
+-- float), anything else by its type
+local function got(v)
+  if type(v) == "number" then return tostring(v) end
+  if type(v) == "string" then return "a string" end
+  return type(v)
+end
+
+--- memory:recall(query, {limit=10, card=, max_age_days=}) -> array of {id, card, text, tags,
+---   created_at, score} best first (score: higher is better). max_age_days (an integer, 0 or
+---   nil: no limit): only entries at most that many whole days old (as
+---   orket.engine.context.age_days counts them, by this machine's clock), left out by the
+---   store's search itself, so the limit counts entries within the age.
 function Memory:recall(query, opts)
   if type(query) ~= "string" then error("bad argument #1 to 'recall' (string expected, got " .. type(query) .. ")", 2) end
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'recall' (table expected)", 2) end
   local limit = opts.limit or 10
-  if math.type(limit) ~= "integer" or limit < 1 or limit > M.MAX_LIMIT then
+  if math.type(limit) ~= "integer" then
+    error("bad argument #2 to 'recall' (limit must be an integer from 1 to 100, got " .. got(limit) .. ")", 2)
+  end
+  if limit < 1 or limit > M.MAX_LIMIT then
     error("bad argument #2 to 'recall' (limit must be an integer from 1 to 100)", 2)
   end
   if opts.card ~= nil and type(opts.card) ~= "string" then error("bad argument #2 to 'recall' (card must be a string)", 2) end
+  local days = opts.max_age_days or 0
+  if math.type(days) ~= "integer" or days < 0 then
+    error("bad argument #2 to 'recall' (max_age_days must be a non-negative integer, got " .. got(days) .. ")", 2)
+  end
   -- an empty memory answers without the full-text search or building its query (the
-  -- engine asks every step). Entries are never deleted, so once one is seen the question
-  -- is not asked again (were the sight a rolled-back write's, the search finds nothing).
+  -- engine asks at the start of every turn). Entries are never deleted, so once one is seen
+  -- the question is not asked again (were the sight a rolled-back write's, the search finds
+  -- nothing).
   if not self.filled then
     if sm.is_empty(self.db) then return {} end
     self.filled = true
   end
-  return sm.search(self.db, query, opts.card, limit)
+  -- age_days is whole days: an entry is at most `days` old while less than days + 1 have
+  -- passed, so the entries kept are those created after this instant (a stored time)
+  local since = days > 0 and os.date("!%Y-%m-%dT%H:%M:%S.000Z", os.time() - (days + 1) * 86400) or nil
+  return sm.search(self.db, query, opts.card, limit, since)
 end
 
 M.json = json

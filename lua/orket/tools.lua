@@ -597,13 +597,49 @@ local function finish_move(b)
     code = type(code) == "string" and code or "EFAIL" }
 end
 
--- args -> the handler's own copy | nil, message: what the gate judged or nothing. A value
--- the copy refuses (a JSON null decodes to userdata) fails the call: handing the handler
--- {} instead ran it on defaults the gate never saw.
-local function call_args(name, args)
+-- true when a schema's type (a name or a list of names) admits "integer"
+local function wants_integer(t)
+  if t == "integer" then return true end
+  if type(t) ~= "table" then return false end
+  for _, n in ipairs(t) do
+    if n == "integer" then return true end
+  end
+  return false
+end
+
+-- v (the handler's copy) with every integral float where the schema says "integer" made a
+-- Lua integer, at any depth the schema describes (properties, items, additionalProperties):
+-- lua-cjson decodes every JSON number as a float, so `"limit": 5` reached handlers as 5.0,
+-- which the gate accepts as an integer but math.type, string.rep and Lua APIs do not.
+local function integers(schema, v)
+  if type(schema) ~= "table" then return v end
+  if math.type(v) == "float" then
+    return wants_integer(schema.type) and math.tointeger(v) or v
+  end
+  if type(v) ~= "table" then return v end
+  local props, items, extra = schema.properties, schema.items, schema.additionalProperties
+  for k, x in pairs(v) do
+    local s
+    if math.type(k) == "integer" then
+      s = items
+    elseif type(props) == "table" and props[k] ~= nil then
+      s = props[k]
+    elseif type(extra) == "table" then
+      s = extra
+    end
+    if s ~= nil then v[k] = integers(s, x) end -- an existing key: allowed while pairs walks
+  end
+  return v
+end
+
+-- args, schema -> the handler's own copy (integers where the schema says so) | nil,
+-- message: what the gate judged or nothing. A value the copy refuses (a JSON null decodes
+-- to userdata) fails the call: handing the handler {} instead ran it on defaults the gate
+-- never saw.
+local function call_args(name, args, schema)
   if args == nil then return {} end
   local copy, err = scriptenv.copy(args)
-  if copy ~= nil then return copy end
+  if copy ~= nil then return integers(schema, copy) end
   return nil, name .. ": the arguments cannot be handed to the tool: " .. tostring(err)
     .. (tostring(err):find("userdata", 1, true) and " (a JSON null; leave the field out instead)" or "")
 end
@@ -615,7 +651,7 @@ end
 function Registry:run(name, args, ctx)
   local d = self.by_name[name]
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
-  local a, aerr = call_args(name, args)
+  local a, aerr = call_args(name, args, d.parameters)
   if not a then return { ok = false, error = aerr, code = "ETOOL" } end
   local tctx, views = tool_ctx(ctx, fs_denial(d))
   -- revoked however the call ends: a task cancelled while the handler waits (a stop) is
@@ -659,7 +695,7 @@ function Registry:recover(name, args, ctx)
   if not d then return "unknown", "no tool named '" .. tostring(name) .. "' is loaded now" end
   if d.idempotent then return "rerun" end
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
-  local a, aerr = call_args(name, args)
+  local a, aerr = call_args(name, args, d.parameters)
   if not a then return "unknown", aerr end
   local tctx, views = tool_ctx(ctx, fs_denial(d))
   local _ <close> = views

@@ -118,22 +118,43 @@ local function age_days(created_at, now)
 end
 M.age_days = age_days
 
---- recall(memory, card, {recall=, memory_max_age_days=}) -> array of {card, text, age_days}
---- Searches with the card's summary and description; entries older than the limit drop out.
+-- The share of max_chars the brief's recalled memory may take, in percent: the brief is
+-- outside the window max_chars bounds (it is never folded), and a project's tool or the
+-- REPL may store entries of 64 KiB, five of which were 322,000 characters in every step.
+M.MEMORY_PERCENT = 25
+
+--- recall(memory, card, {recall=, memory_max_age_days=, max_chars=}) -> array of {card, text,
+--- age_days}: at most `recall` entries the card's summary and description find, best
+--- first, none older than memory_max_age_days (0: no limit; the store's search leaves them
+--- out, so older entries never crowd out newer ones), each text once (a fact remembered
+--- again and again is one line). With max_chars, each text is cut to MEMORY_PERCENT of it
+--- shared by the `recall` entries (1,600 bytes of the defaults), on a character's start and
+--- marked as inert.clip marks a cut ("... (N bytes)"), so the section stays about a quarter
+--- of max_chars.
 function M.recall(memory, card, opts)
   if not memory or (opts.recall or 0) < 1 then return {} end
-  local q = (card.summary or "") .. " " .. (card.description or "")
-  local rows = memory:recall(q:sub(1, 2000), { limit = math.min(100, opts.recall * 2) }) or {}
-  local out, now = {}, os.time()
-  for i = 1, #rows do -- the store's rows, without holes
-    local r = rows[i]
-    local age = age_days(r.created_at, now)
-    if opts.memory_max_age_days == 0 or age <= opts.memory_max_age_days then
-      out[#out + 1] = { card = r.card, text = r.text, age_days = age }
-      if #out >= opts.recall then break end
+  local q = ((card.summary or "") .. " " .. (card.description or "")):sub(1, 2000)
+  local want, days = opts.recall, opts.memory_max_age_days or 0
+  local each = opts.max_chars and math.max(1, opts.max_chars * M.MEMORY_PERCENT // 100 // want)
+  -- twice the entries wanted, read on (more of the same search) while repeated texts leave
+  -- too few: agents remember one fact again in many turns
+  local limit, out = math.min(100, want * 2), {}
+  while true do
+    local rows = memory:recall(q, { limit = limit, max_age_days = days }) or {}
+    local seen, now = {}, os.time()
+    out = {}
+    for i = 1, #rows do -- the store's rows, without holes
+      local r = rows[i]
+      if not seen[r.text] then
+        seen[r.text] = true
+        out[#out + 1] = { card = r.card, text = each and inert.clip(r.text, each) or r.text,
+          age_days = age_days(r.created_at, now) }
+        if #out >= want then return out end
+      end
     end
+    if #rows < limit or limit >= 100 then return out end
+    limit = math.min(100, limit * 2)
   end
-  return out
 end
 
 return M

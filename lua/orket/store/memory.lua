@@ -11,7 +11,7 @@ local MAX_TERMS = 32
 -- the substring search of grams reads at most this many entries, the newest (of the card
 -- asked about): no index serves it. 1,000 entries of 490 bytes cost a query of 32 grams
 -- 40 to 50 ms (SQLite and PostgreSQL, a loaded 2-CPU machine); the engine's recall asks at
--- every step
+-- the start of every turn, and the recall tool at every call
 local GRAM_SCAN = 1000
 
 local function split(tags)
@@ -131,24 +131,28 @@ end
 
 local ROW = "SELECT m.id, m.card_id AS card, m.text, m.tags, m.created_at, "
 
--- the statement of a search for words alone (no gram: the query's words are ?3): FTS5
--- keeps the best limit of its matches as it ranks them
+-- the statement of a search for words alone (no gram: the query's words are ?4): FTS5
+-- keeps the best limit of its matches, within the age (?3), as it ranks them
 local WORDS = ROW .. [[-bm25(memory_fts) AS score FROM memory_fts JOIN memory m ON m.id = memory_fts.rowid
-  WHERE memory_fts MATCH ?3 AND (?1 IS NULL OR m.card_id = ?1) ORDER BY bm25(memory_fts), m.id DESC LIMIT ?2]]
+  WHERE memory_fts MATCH ?4 AND (?1 IS NULL OR m.card_id = ?1) AND (?3 IS NULL OR m.created_at > ?3)
+  ORDER BY bm25(memory_fts), m.id DESC LIMIT ?2]]
 
---- search(db, query, card, limit) -> array of {id, card, text, tags = {...}, created_at,
---- score} best first (score: higher is better; card nil: every card) | nil, msg, CODE.
+--- search(db, query, card, limit[, since]) -> array of {id, card, text, tags = {...},
+--- created_at, score} best first (score: higher is better; card nil: every card; since, a
+--- stored time as the store writes it, "2026-01-01T00:00:00.000Z": only entries created
+--- after it, left out before the limit counts) | nil, msg, CODE.
 --- The query's terms (terms): any may match, a word as a prefix ("deploy" finds
 --- "deployments"; never FTS syntax: queries come from model output), a gram as a substring
 --- of the text or tags of one of the newest GRAM_SCAN entries. Score: bm25's (negated) of
 --- the words plus the number of the query's grams the entry holds. A query with no terms
 --- finds nothing.
 
-function M.search(db, query, card, limit)
+function M.search(db, query, card, limit, since)
   local words, grams = terms(query)
   if #words + #grams == 0 then return {} end
-  -- ?1 the card (nil: every card), ?2 the limit, then what the query has
-  local found, args, n = {}, { card, limit }, 2
+  -- ?1 the card (nil: every card), ?2 the limit, ?3 the oldest time kept (nil: any), then
+  -- what the query has
+  local found, args, n = {}, { card, limit, since }, 3
   local function arg(v)
     n = n + 1
     args[n] = v
@@ -168,7 +172,8 @@ function M.search(db, query, card, limit)
       .. scan .. ")) WHERE s > 0"
     -- MATERIALIZED: bm25 refuses to run inside the sum, where SQLite would otherwise move it
     sql = "WITH found(id, s) AS MATERIALIZED (" .. table.concat(found, " UNION ALL ") .. ")\n" .. ROW
-      .. [[sum(found.s) AS score FROM found JOIN memory m ON m.id = found.id WHERE ?1 IS NULL OR m.card_id = ?1
+      .. [[sum(found.s) AS score FROM found JOIN memory m ON m.id = found.id
+      WHERE (?1 IS NULL OR m.card_id = ?1) AND (?3 IS NULL OR m.created_at > ?3)
       GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT ?2]]
   end
   local rows, err, code = db:rows(sql, table.unpack(args, 1, n))

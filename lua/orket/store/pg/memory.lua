@@ -33,16 +33,18 @@ end
 
 local ROW = "SELECT m.id, m.card_id AS card, m.text, m.tags, " .. iso("m.created_at") .. ", "
 
--- the statement of a search for words alone (no gram: the tsquery is $3)
-local WORDS = ROW .. [[ts_rank(m.search, q)::float8 AS score FROM memory m, to_tsquery('simple', $3) q
-  WHERE m.search @@ q AND ($1::text IS NULL OR m.card_id = $1) ORDER BY score DESC, m.id DESC LIMIT $2]]
+-- the statement of a search for words alone (no gram: the tsquery is $4; $3 the oldest time kept)
+local WORDS = ROW .. [[ts_rank(m.search, q)::float8 AS score FROM memory m, to_tsquery('simple', $4) q
+  WHERE m.search @@ q AND ($1::text IS NULL OR m.card_id = $1)
+  AND ($3::timestamptz IS NULL OR m.created_at > $3::timestamptz) ORDER BY score DESC, m.id DESC LIMIT $2]]
 
-function M.search(db, query, card, limit)
+function M.search(db, query, card, limit, since)
   local words, grams = sm.terms(query)
   local match = ts_query(words)
   if match == "" and #grams == 0 then return {} end
-  -- $1 the card (nil: every card), $2 the limit, then what the query has
-  local found, args, n = {}, { card, limit }, 2
+  -- $1 the card (nil: every card), $2 the limit, $3 the oldest time kept (nil: any), then
+  -- what the query has
+  local found, args, n = {}, { card, limit, since }, 3
   local function arg(v)
     n = n + 1
     args[n] = v
@@ -61,7 +63,8 @@ function M.search(db, query, card, limit)
       ORDER BY id DESC LIMIT ]] .. scan .. ") c) h WHERE s > 0"
     sql = "WITH found(id, s) AS (" .. table.concat(found, " UNION ALL ") .. ")\n" .. ROW
       .. [[sum(found.s)::float8 AS score FROM found JOIN memory m ON m.id = found.id
-      WHERE $1::text IS NULL OR m.card_id = $1 GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT $2]]
+      WHERE ($1::text IS NULL OR m.card_id = $1) AND ($3::timestamptz IS NULL OR m.created_at > $3::timestamptz)
+      GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT $2]]
   end
   local rows, err, code = db:rows(sql, table.unpack(args, 1, n))
   if not rows then return nil, err, code end
