@@ -86,6 +86,11 @@ local function validate(def, file)
       bad("wait_reason must be \"resource\", \"dependency\", \"review\", \"input\" or \"system\"")
     end
     if def.status == nil then bad("wait_reason needs a fixed status (the status it is the reason for)") end
+  elseif type(def.status) == "string" and STATUS_SET[def.status] and sm.needs_reason(def.status) then
+    -- the reason is the tool's, not an argument: every call was refused (EREASON_REQUIRED)
+    -- telling the model to give one, which the schema would not let it
+    bad(string.format("status \"%s\" needs a wait_reason (\"resource\", \"dependency\", \"review\", \"input\" or "
+      .. "\"system\"): a card moves there only with one, and the model cannot give it", def.status))
   end
   if type(def.handler) ~= "function" then bad("handler must be a function(args, ctx)") end
   if def.idempotent ~= nil and type(def.idempotent) ~= "boolean" then
@@ -644,6 +649,24 @@ local function call_args(name, args, schema)
     .. (tostring(err):find("userdata", 1, true) and " (a JSON null; leave the field out instead)" or "")
 end
 
+-- v (plain data JSON refuses) -> "PATH: ", the deepest value cjson still refuses there
+-- (a NaN, a boolean key, an array of holes), named as scriptenv.copy names a path: a result
+-- of many fields said only "Cannot serialise boolean". Asks cjson itself of each part, so
+-- its rules are not restated; only on a refused result.
+local function json_refused(v, path)
+  if type(v) ~= "table" then return path .. ": " end
+  for k, x in pairs(v) do
+    if type(x) == "table" or type(x) == "number" then
+      local _, err = json.encode({ x })
+      if err then
+        local sub = type(k) == "string" and (path .. "." .. inert.line(inert.clip(k, 40))) or (path .. "[" .. tostring(k) .. "]")
+        return json_refused(x, sub)
+      end
+    end
+  end
+  return path .. ": "
+end
+
 --- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
 --- ctx: {fs=workspace, board=, memory=, card=, actor=, may_read=fn(path) -> bool}.
 --- A tool failure ("file not found") is a normal result for the model, not an error.
@@ -672,8 +695,10 @@ function Registry:run(name, args, ctx)
   end
   if res == nil then
     -- only strings leave: a value made by the script could run its metamethods later,
-    -- outside any budget
-    return { ok = false, error = type(msg) == "string" and msg or (name .. " failed"),
+    -- outside any budget. A bare nil is most often a handler that forgot its return.
+    return { ok = false, error = type(msg) == "string" and msg or msg ~= nil and (name .. " failed")
+      or (name .. ": the handler returned no result and no message (a missing return?); return a result table, "
+        .. "or nil and a message saying what failed"),
       code = type(code) == "string" and code or "EFAIL" }
   end
   local plain, perr = scriptenv.copy(res)
@@ -681,7 +706,9 @@ function Registry:run(name, args, ctx)
   -- plain data JSON cannot hold (a key that is a boolean, an array of holes, NaN or an
   -- infinity) is the tool's failure too: it failed the turn when the store wrote it
   local _, jerr = json.encode(plain)
-  if jerr then return { ok = false, error = name .. ": result is not JSON data: " .. jerr, code = "ETOOL" } end
+  if jerr then
+    return { ok = false, error = name .. ": result is not JSON data: " .. json_refused(plain, "value") .. jerr, code = "ETOOL" }
+  end
   return { ok = true, result = plain }
 end
 

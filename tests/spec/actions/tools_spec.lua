@@ -377,14 +377,38 @@ describe("tools", function()
         if a.k == "bool" then return { [true] = 1 } end
         if a.k == "holes" then return { [1] = 1, [100000] = 2 } end
         if a.k == "nan" then return { x = 0 / 0 } end
+        if a.k == "deep" then return { ok = { 1, 2 }, a = { "fine", { b = { [true] = 1 } } } } end
+        if a.k == "none" then return end
         return { x = math.huge }
       end }]])
     local reg = assert(tools.load { dir .. "/odd.lua" })
-    for _, k in ipairs { "bool", "holes", "nan", "inf" } do
+    -- each refusal names where the value JSON cannot hold is, as a plain-data one does
+    local at = { bool = "value", holes = "value", nan = "value.x", inf = "value.x", deep = "value.a[2].b" }
+    for _, k in ipairs { "bool", "holes", "nan", "inf", "deep" } do
       local r = reg:run("odd", { k = k }, ctx)
       assert.same({ false, "ETOOL" }, { r.ok, r.code }, k)
-      assert.matches("^odd: result is not JSON data: ", r.error)
+      assert.equal("odd: result is not JSON data: " .. at[k] .. ": ",
+        r.error:sub(1, #("odd: result is not JSON data: " .. at[k] .. ": ")), k)
     end
+    -- a handler that forgot its return is told so, not "odd failed"
+    local r = reg:run("odd", { k = "none" }, ctx)
+    assert.same({ false, "EFAIL" }, { r.ok, r.code })
+    assert.matches("^odd: the handler returned no result and no message %(a missing return%?%)", r.error)
+  end)
+
+  it("refuse at load a fixed status that needs a wait reason given without one", function()
+    local dir = H.tmpdir()
+    for _, st in ipairs { "waiting_for_developer", "blocked" } do
+      H.write(dir .. "/ask_dev.lua", string.format([[return { name = "ask_dev", description = "asks", effect = "board",
+        status = %q, parameters = { type = "object", properties = {} }, handler = function() return {} end }]], st))
+      local reg, err = tools.load { dir .. "/ask_dev.lua" }
+      assert.is_nil(reg, st)
+      assert.matches('ask_dev.lua: status "' .. st .. '" needs a wait_reason', err)
+    end
+    H.write(dir .. "/ask_dev.lua", [[return { name = "ask_dev", description = "asks", effect = "board",
+      status = "waiting_for_developer", wait_reason = "input", parameters = { type = "object", properties = {} },
+      handler = function() return {} end }]])
+    assert.is_truthy(tools.load { dir .. "/ask_dev.lua" })
   end)
 
   it("run a handler on the arguments the gate judged, or not at all (a JSON null)", function()
