@@ -284,14 +284,38 @@ function OPS.mkdir(fs, path) local a, b, c = fs:mkdir(path) return a, b, c end
 function OPS.delete(fs, path) local a, b, c = fs:delete(path) return a, b, c end
 function OPS.move(fs, from, to) local a, b, c = fs:move(from, to) return a, b, c end
 
+-- opts (a script's options table) -> its plain copy | raises at the script's call: a field
+-- op does not take is named with those it does (a misspelt `lmit` was read as no limit);
+-- note adds why a field is not one (the card and the actor are the engine's)
+local function plain_opts(opts, op, fields, note)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("bad argument #2 to '" .. op .. "' (options table expected)", 3) end
+  local copy, perr = scriptenv.copy(opts)
+  if not copy then error("bad argument #2 to '" .. op .. "' (" .. tostring(perr) .. ")", 3) end
+  for k in pairs(copy) do
+    if not fields[k] then
+      local names = {}
+      for f in pairs(fields) do names[#names + 1] = f end
+      table.sort(names)
+      error(string.format("bad argument #2 to '%s' (unknown field '%s'; it takes %s%s)", op,
+        inert.line(inert.clip(tostring(k), 40)), table.concat(names, ", "), note or ""), 3)
+    end
+  end
+  return copy
+end
+
 local FS_FN = {}
+local READ_FIELDS = { offset = true, limit = true }
+-- said of the board's and memory's options: a tool names neither the card nor the actor
+local FIXED = "; the card and the actor are fixed by the engine"
 function FS_FN.read(view, path, opts)
   local fs = fs_for(view, "read", path)
   local may_read = may_read_of[view]
   if may_read and not may_read(path) then
     return nil, "workspace: reading " .. path .. " is denied by policy", "EPERM"
   end
-  local ok, a, b, c = pcall(OPS.read, fs, path, opts)
+  local o = plain_opts(opts, "read", READ_FIELDS)
+  local ok, a, b, c = pcall(OPS.read, fs, path, o)
   if not ok then host_error(a) end
   return a, b, c
 end
@@ -378,19 +402,6 @@ local function out(v, msg, code)
   return own(v, msg, code)
 end
 
-local function plain_opts(opts, op, fields)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error("bad argument #2 to '" .. op .. "' (options table expected)", 3) end
-  local copy, perr = scriptenv.copy(opts)
-  if not copy then error("bad argument #2 to '" .. op .. "' (" .. tostring(perr) .. ")", 3) end
-  for k in pairs(copy) do
-    if not fields[k] then
-      error("bad argument #2 to '" .. op .. "' (unknown field '" .. tostring(k) .. "'; the card and the actor are "
-        .. "fixed by the engine)", 3)
-    end
-  end
-  return copy
-end
 
 local BOARD_FN = {}
 
@@ -492,7 +503,7 @@ end
 function BOARD_FN.transition(view, to, opts)
   local b = bound(view, "board", "transition")
   if type(to) ~= "string" then error("bad argument #1 to 'transition' (status string expected)", 2) end
-  local o = plain_opts(opts, "transition", { reason = true, note = true })
+  local o = plain_opts(opts, "transition", { reason = true, note = true }, FIXED)
   local ok, v, m, c = pcall(HOST.transition, b, to, { actor = b.actor, reason = o.reason, note = o.note })
   if not ok then host_error(v) end
   return own(v, m, c)
@@ -507,7 +518,7 @@ local CREATE_FIELDS = { summary = true, description = true, seat = true, priorit
 function BOARD_FN.create(view, spec)
   local b = bound(view, "board", "create")
   if type(spec) ~= "table" then error("bad argument #1 to 'create' (table expected)", 2) end
-  local o = plain_opts(spec, "create", CREATE_FIELDS)
+  local o = plain_opts(spec, "create", CREATE_FIELDS, FIXED)
   if not b.epic then return nil, "board: the card being worked has no epic to add an issue to", "EINVAL" end
   o.parent, o.actor, o.seats = b.epic, b.actor, b.seats
   local ok, v, m, c = pcall(HOST.create, b, o)
@@ -521,7 +532,7 @@ local MEMORY_FN = {}
 function MEMORY_FN.remember(view, e)
   local b = bound(view, "memory", "remember")
   if type(e) ~= "table" then error("bad argument #1 to 'remember' ({text=string, tags=} expected)", 2) end
-  local o = plain_opts(e, "remember", { text = true, tags = true })
+  local o = plain_opts(e, "remember", { text = true, tags = true }, FIXED)
   if type(o.text) ~= "string" then error("bad argument #1 to 'remember' (text must be a string)", 2) end
   local ok, v, m, c = pcall(HOST.remember, b, { card = b.card_id, text = o.text, tags = o.tags, actor = b.actor })
   if not ok then host_error(v) end
@@ -532,7 +543,7 @@ end
 function MEMORY_FN.recall(view, query, opts)
   local b = bound(view, "memory", "recall")
   if type(query) ~= "string" then error("bad argument #1 to 'recall' (string expected)", 2) end
-  local o = plain_opts(opts, "recall", { limit = true })
+  local o = plain_opts(opts, "recall", { limit = true }, FIXED)
   local ok, v, m, c = pcall(HOST.recall, b, query, { limit = o.limit or 10 })
   if not ok then host_error(v) end
   return out(v, m, c)

@@ -107,9 +107,10 @@ return { name = "keep", description = "keeps its views", effect = "board",
 ]]
 
 describe("tool views", function()
-  local db, b, mem, ws, reg, ctx
+  local db, b, mem, ws, reg, ctx, ws_dir, tools_dir
   before_each(function()
     local dir = H.tmpdir()
+    ws_dir, tools_dir = dir .. "/ws", dir .. "/tools"
     db = assert(store.open(dir .. "/o.db"))
     b = board_mod.open(db)
     mem = memory_mod.open(db)
@@ -134,6 +135,23 @@ describe("tool views", function()
     ws:close()
     db:close()
     H.cleanup()
+  end)
+
+  it("refuse an option a read does not take, naming those it does", function()
+    H.write(ws_dir .. "/data.txt", "0123456789abcdefg")
+    H.write(tools_dir .. "/misread.lua", [[return { name = "misread", description = "d", effect = "read",
+      parameters = { type = "object", properties = {} },
+      handler = function(args, ctx)
+        local ok, err = pcall(ctx.fs.read, ctx.fs, "data.txt", { lmit = 5 })
+        local data = ctx.fs:read("data.txt", { limit = 5 })
+        return { ok = ok, err = tostring(err), data = data }
+      end }]])
+    local r2 = assert(tools.load { tools_dir .. "/misread.lua" })
+    local r = r2:run("misread", {}, ctx)
+    assert.is_true(r.ok, r.error)
+    assert.is_false(r.result.ok) -- was read whole, 17 bytes, as if no limit were given
+    assert.matches("bad argument #2 to 'read' (unknown field 'lmit'; it takes limit, offset)", r.result.err, 1, true)
+    assert.equal("01234", r.result.data)
   end)
 
   it("hold no host object, no metatable and no store handle", function()
