@@ -17,27 +17,40 @@
 
 enum { G_LIT, G_ANY1, G_STAR, G_DSTAR, G_DSTAR_SLASH };
 
+/* An ASCII letter in lower case; any other byte as it is (no locale: tolower's could fold
+ * a byte of a UTF-8 character). */
+static unsigned char gate_fold(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c; }
+
+/* n bytes of a and b equal, letters in either case under GATE_GLOB_IGNORE_CASE. */
+static int gate_same(const char *a, const char *b, size_t n, unsigned flags) {
+  if (!(flags & GATE_GLOB_IGNORE_CASE)) return memcmp(a, b, n) == 0;
+  for (size_t i = 0; i < n; i++)
+    if (gate_fold((unsigned char)a[i]) != gate_fold((unsigned char)b[i])) return 0;
+  return 1;
+}
+
 /* A pattern of one star, first or last, and no '?' (a star alone, "*_file", "src/" then a
  * star) -> its match read as it is written: the literal at its end, nothing but the star's
  * part free of '/'; -1 for any other pattern. A policy's rules mostly name tools so, and
  * every check matches them: the table (gate_glob_dp) was about 900 machine instructions a
  * match, and a calloc. */
-static int gate_glob_one_star(const char *p, size_t plen, const char *s, size_t n) {
+static int gate_glob_one_star(const char *p, size_t plen, const char *s, size_t n, unsigned flags) {
   const char *star = memchr(p, '*', plen);
   size_t at = (size_t)(star - p), lit = plen - 1;
   if ((at != 0 && at != lit) || memchr(p, '?', plen) != NULL || memchr(star + 1, '*', lit - at) != NULL) return -1;
   if (n < lit) return 0;
   const char *fixed = at == 0 ? s + n - lit : s; /* where the literal sits in s */
   const char *free_part = at == 0 ? s : s + lit;
-  return memcmp(fixed, at == 0 ? p + 1 : p, lit) == 0 && memchr(free_part, '/', n - lit) == NULL;
+  return gate_same(fixed, at == 0 ? p + 1 : p, lit, flags) && memchr(free_part, '/', n - lit) == NULL;
 }
 
 /* The general matcher: the pattern as tokens, matched against s by a table (pattern x subject
  * cells, so no backtracking). plen and n are within the limits gate_glob checks. */
-static int gate_glob_dp(const char *pattern, size_t plen, const char *s, size_t n) {
+static int gate_glob_dp(const char *pattern, size_t plen, const char *s, size_t n, unsigned flags) {
   /* a trailing slash-double-star also names the directory itself */
-  if (plen >= 3 && strcmp(pattern + plen - 3, "/**") == 0 && n == plen - 3 && memcmp(pattern, s, n) == 0)
+  if (plen >= 3 && strcmp(pattern + plen - 3, "/**") == 0 && n == plen - 3 && gate_same(pattern, s, n, flags))
     return 1;
+  int fold = (flags & GATE_GLOB_IGNORE_CASE) != 0;
   unsigned char kind[512];
   char lit[512];
   size_t nt = 0;
@@ -58,7 +71,8 @@ static int gate_glob_dp(const char *pattern, size_t plen, const char *s, size_t 
       kind[nt++] = G_ANY1;
       i++;
     } else {
-      lit[nt] = pattern[i++];
+      lit[nt] = fold ? (char)gate_fold((unsigned char)pattern[i]) : pattern[i];
+      i++;
       kind[nt++] = G_LIT;
     }
   }
@@ -73,7 +87,9 @@ static int gate_glob_dp(const char *pattern, size_t plen, const char *s, size_t 
       int more = j < n;
       unsigned char r = 0;
       switch (kind[i]) {
-      case G_LIT: r = more && s[j] == lit[i] && m[(i + 1) * w + j + 1]; break;
+      case G_LIT:
+        r = more && (fold ? (char)gate_fold((unsigned char)s[j]) : s[j]) == lit[i] && m[(i + 1) * w + j + 1];
+        break;
       case G_ANY1: r = more && s[j] != '/' && m[(i + 1) * w + j + 1]; break;
       case G_STAR: r = m[(i + 1) * w + j] || (more && s[j] != '/' && m[i * w + j + 1]); break;
       case G_DSTAR: r = m[(i + 1) * w + j] || (more && m[i * w + j + 1]); break;
@@ -90,22 +106,24 @@ static int gate_glob_dp(const char *pattern, size_t plen, const char *s, size_t 
   return res;
 }
 
-int gate_glob(const char *pattern, const char *s, size_t n) {
+int gate_glob_flags(const char *pattern, const char *s, size_t n, unsigned flags) {
   size_t plen = strlen(pattern);
   if (plen > 512 || n > WS_PATH_MAX) return -1;
   const char *wild = strpbrk(pattern, "*?");
-  if (wild == NULL) return plen == n && memcmp(pattern, s, n) == 0;
+  if (wild == NULL) return plen == n && gate_same(pattern, s, n, flags);
   if (*wild == '*') {
-    int m = gate_glob_one_star(pattern, plen, s, n);
+    int m = gate_glob_one_star(pattern, plen, s, n, flags);
     if (m >= 0) return m;
   }
-  return gate_glob_dp(pattern, plen, s, n);
+  return gate_glob_dp(pattern, plen, s, n, flags);
 }
 
-int gate_glob_table(const char *pattern, const char *s, size_t n) {
+int gate_glob(const char *pattern, const char *s, size_t n) { return gate_glob_flags(pattern, s, n, 0); }
+
+int gate_glob_table(const char *pattern, const char *s, size_t n, unsigned flags) {
   size_t plen = strlen(pattern);
   if (plen > 512 || n > WS_PATH_MAX) return -1;
-  return gate_glob_dp(pattern, plen, s, n);
+  return gate_glob_dp(pattern, plen, s, n, flags);
 }
 
 /* ---- effect kinds ----------------------------------------------------------------------- */
@@ -382,28 +400,32 @@ static int gate_limit(const gate_input *in, gate_decision *d, const char *what, 
   return -1;
 }
 
-/* -1: deny/ask rules treat an unmatchable glob as a match (fail closed); allow rules not. */
-static int gate_glob_rule(const gate_rule *r, const char *g, const char *s) {
+/* -1: deny/ask rules treat an unmatchable glob as a match (fail closed); allow rules not.
+ * flags: the rule's for a glob of the call's arguments (paths, args), 0 for a name's. */
+static int gate_glob_rule(const gate_rule *r, const char *g, const char *s, unsigned flags) {
   if (g == NULL || *g == '\0') return 1;
   if (s == NULL) return 0;
-  int m = gate_glob(g, s, strlen(s));
+  int m = gate_glob_flags(g, s, strlen(s), flags);
   return m < 0 ? r->level != GATE_RULE_ALLOW : m;
 }
 
 static int gate_rule_matches(const gate_input *in, const gate_rule *r, const gate_paths *p) {
-  if (!gate_glob_rule(r, r->tool, in->tool)) return 0;
-  if (!gate_glob_rule(r, r->seat, in->seat)) return 0;
-  if (!gate_glob_rule(r, r->card, in->card_id)) return 0;
-  if (!gate_glob_rule(r, r->status, in->card_status)) return 0;
+  /* names (tool, seat, card, status, role) are Orket's own spelling, always matched
+   * exactly; what the model writes, paths and arguments, as the rule asks */
+  unsigned flags = r->ignore_case ? GATE_GLOB_IGNORE_CASE : 0;
+  if (!gate_glob_rule(r, r->tool, in->tool, 0)) return 0;
+  if (!gate_glob_rule(r, r->seat, in->seat, 0)) return 0;
+  if (!gate_glob_rule(r, r->card, in->card_id, 0)) return 0;
+  if (!gate_glob_rule(r, r->status, in->card_status, 0)) return 0;
   if (r->role && *r->role) {
     int any = 0;
-    for (size_t i = 0; i < in->n_roles && !any; i++) any = gate_glob_rule(r, r->role, in->roles[i]);
+    for (size_t i = 0; i < in->n_roles && !any; i++) any = gate_glob_rule(r, r->role, in->roles[i], 0);
     if (!any) return 0;
   }
   if (r->n_paths) {
     int any = 0;
     for (size_t k = 0; k < p->n && !any; k++)
-      for (size_t i = 0; i < r->n_paths && !any; i++) any = gate_glob_rule(r, r->paths[i], p->norm[k]);
+      for (size_t i = 0; i < r->n_paths && !any; i++) any = gate_glob_rule(r, r->paths[i], p->norm[k], flags);
     if (!any) return 0;
   }
   if (r->n_outside) {
@@ -411,7 +433,7 @@ static int gate_rule_matches(const gate_input *in, const gate_rule *r, const gat
     for (size_t k = 0; k < p->n && !any_out; k++) {
       int inside = 0;
       for (size_t i = 0; i < r->n_outside && !inside; i++) {
-        int m = gate_glob(r->outside[i], p->norm[k], strlen(p->norm[k]));
+        int m = gate_glob_flags(r->outside[i], p->norm[k], strlen(p->norm[k]), flags);
         inside = m < 0 ? r->level == GATE_RULE_ALLOW : m;
       }
       any_out = !inside;
@@ -425,7 +447,7 @@ static int gate_rule_matches(const gate_input *in, const gate_rule *r, const gat
     if (tmp == NULL) return r->level != GATE_RULE_ALLOW;
     memcpy(tmp, v->u.s, v->n);
     tmp[v->n] = '\0';
-    int m = v->n > WS_PATH_MAX ? -1 : gate_glob(r->arg_globs[i], tmp, v->n);
+    int m = v->n > WS_PATH_MAX ? -1 : gate_glob_flags(r->arg_globs[i], tmp, v->n, flags);
     free(tmp);
     if (m < 0 ? r->level == GATE_RULE_ALLOW : !m) return 0;
   }

@@ -75,6 +75,8 @@ typedef struct gate_rule {
   const char *const *arg_globs;
   size_t n_args;
   int predicate;                     /* also ask the predicate callback */
+  int ignore_case;                   /* paths, outside and arg_globs match as gate_glob_flags
+                                        with GATE_GLOB_IGNORE_CASE */
   const char *reason, *remedy;       /* the operator's words, shown with the decision */
 } gate_rule;
 
@@ -132,8 +134,16 @@ void gate_measure(const jv *schema, const jv *args, const char *effect, long lon
  * longer than 4096. */
 int gate_glob(const char *pattern, const char *s, size_t slen);
 
+/* gate_glob's options. IGNORE_CASE: an ASCII letter of the pattern matches itself in either
+ * case (a file from Windows or macOS may be named SERVER.PEM, and its filesystem may open it
+ * as server.pem); every other byte, those of UTF-8 characters included, only itself. */
+enum { GATE_GLOB_IGNORE_CASE = 1u << 0 };
+
+/* gate_glob with options (0: gate_glob itself). */
+int gate_glob_flags(const char *pattern, const char *s, size_t slen, unsigned flags);
+
 /* The same match by the general table alone, without gate_glob's shortcuts (a pattern with
- * no wildcard; one star, first or last): the C tests hold gate_glob to it. */
-int gate_glob_table(const char *pattern, const char *s, size_t slen);
+ * no wildcard; one star, first or last): the C tests hold gate_glob_flags to it. */
+int gate_glob_table(const char *pattern, const char *s, size_t slen, unsigned flags);
 
 #endif

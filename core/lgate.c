@@ -1,6 +1,6 @@
 /* lgate.c: Lua module `orket.c.gate`: the gate's pure logic (gate.c) for Lua: check(input)
  * -> decision, measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
- * compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s). Lua
+ * compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s[, opts]). Lua
  * tables become schema.h values through ljv.c, in an arena a userdata owns, so an error
  * half-way leaks nothing. lua/orket/gate.lua and lua/orket/policy.lua build on it. */
 #include <stdarg.h>
@@ -56,20 +56,29 @@ static jv_arena *lg_check_arena(lua_State *L, int *pooled) {
   return &p->a;
 }
 
-/* glob(pattern, s) -> bool  (see gate_glob). A script's call (a tool such as search_files
- * matching a model's glob against every file) is charged its table, pattern x subject
- * cells at 2 instructions each (about the time one takes): 200 by 4096 bytes is 9 ms of
- * C the count hook would not see, so a tool's budget bounds the matching as its Lua. */
+/* glob(pattern, s[, {ignore_case = true}]) -> bool  (see gate_glob_flags). A script's call
+ * (a tool such as search_files matching a model's glob against every file) is charged its
+ * table, pattern x subject cells at 2 instructions each (about the time one takes): 200 by
+ * 4096 bytes is 9 ms of C the count hook would not see, so a tool's budget bounds the
+ * matching as its Lua. */
 static int lg_glob(lua_State *L) {
   size_t plen, n;
   const char *p = luaL_checklstring(L, 1, &plen);
   const char *s = luaL_checklstring(L, 2, &n);
+  unsigned flags = 0;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_argexpected(L, lua_type(L, 3) == LUA_TTABLE, 3, "table of options ({ignore_case = true})");
+    int ty = lua_getfield(L, 3, "ignore_case");
+    luaL_argcheck(L, ty == LUA_TNIL || ty == LUA_TBOOLEAN, 3, "ignore_case must be true or false");
+    if (lua_toboolean(L, -1)) flags |= GATE_GLOB_IGNORE_CASE;
+    lua_pop(L, 1);
+  }
   /* read up to its first NUL byte, "*\0.env" would be "*" and match anything (the subject
    * is matched whole: its length is handed on) */
   luaL_argcheck(L, memchr(p, '\0', plen) == NULL, 1, "pattern holds a NUL byte");
   if (plen <= 512 && n <= WS_PATH_MAX && senv_thread_budgeted(L))
     senv_charge_call(L, (uint64_t)(plen + 1) * (n + 1) * 2, "glob");
-  int m = gate_glob(p, s, n);
+  int m = gate_glob_flags(p, s, n, flags);
   luaL_argcheck(L, m >= 0, 1, "pattern longer than 512 bytes or subject longer than 4096");
   lua_pushboolean(L, m);
   return 1;
@@ -298,6 +307,12 @@ static void lg_rules_of(lua_State *L, int rt, jv_arena *a, const gate_rule **out
     g->outside = lg_strlist(L, r, "outside", at, a, &g->n_outside);
     lua_getfield(L, r, "predicate");
     g->predicate = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    int ic = lua_getfield(L, r, "ignore_case");
+    if (ic != LUA_TNIL && ic != LUA_TBOOLEAN)
+      luaL_error(L, "%s%sbad gate input (rules[%d].ignore_case must be true or false)", g->name ? g->name : "",
+                 g->name ? ": " : "", (int)i + 1);
+    g->ignore_case = lua_toboolean(L, -1);
     lua_pop(L, 1);
     /* args = { {key, glob}, ... } (ordered, so the first listed is checked first) */
     size_t na = 0;

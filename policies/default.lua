@@ -1,9 +1,10 @@
 -- Orket's default policy. A project's policies/default.lua replaces this file; other files
 -- in a project's policies/ add to it. See docs/policies.md.
 
--- Secrets stay out of reach of every agent.
+-- Secrets stay out of reach of every agent. In any letter case: files from Windows or macOS
+-- come as SERVER.PEM or Prod.ENV, and there the filesystem opens .ENV as .env.
 deny {
-  tool = "*_file", path = { "**/*.env", "**/.env.*", "**/*.pem", "**/id_rsa*" },
+  tool = "*_file", path = { "**/*.env", "**/.env.*", "**/*.pem", "**/id_rsa*" }, ignore_case = true,
   reason = "secrets files are off limits",
   remedy = "Do not read or change credentials; ask the developer with request_input if you need a setting.",
 }
@@ -19,7 +20,8 @@ ask {
 -- hold ORKET_API_KEY): an agent that could rewrite it could send them anywhere. Writing,
 -- moving or deleting it needs a developer's approval; reading it does not. The folders
 -- that hold it are named too: moving .github away and a folder of the agent's own in its
--- place would change the workflows without writing any of them.
+-- place would change the workflows without writing any of them. In any letter case, as
+-- the secrets above: on a case-insensitive checkout .GITHUB/workflows is .github/workflows.
 local CI = {
   ".github", ".github/workflows", ".github/actions", ".gitea", ".gitea/workflows", ".gitea/actions", ".forgejo",
   ".forgejo/workflows", ".forgejo/actions", ".gitlab-ci", ".circleci", ".woodpecker", ".buildkite",
@@ -30,7 +32,7 @@ local CI = {
 }
 local READS = { read_file = true, list_directory = true, search_files = true }
 ask {
-  tool = "*", path = CI,
+  tool = "*", path = CI, ignore_case = true,
   when = function(call) return not READS[call.tool] end,
   reason = "CI configuration runs with the forge's secrets: changing it needs a developer's approval",
   remedy = "Wait for approval, or describe the change to the CI configuration in a comment for a developer to make.",

@@ -16,9 +16,9 @@ local M = {}
 local FIELDS = {
   tool = "glob", role = "glob", seat = "glob", card = "glob", status = "glob",
   path = "globs", outside = "globs", args = "args", when = "function",
-  reason = "string", remedy = "string",
+  reason = "string", remedy = "string", ignore_case = "boolean",
 }
-local FIELD_LIST = "tool, role, seat, card, status, path, outside, args, when, reason, remedy"
+local FIELD_LIST = "tool, role, seat, card, status, path, outside, args, ignore_case, when, reason, remedy"
 
 -- The names a tool, role or seat glob is matched against, and what each may hold: a tool's
 -- is letters, digits and _ (a tool file's, and an MCP server's SERVER__TOOL, whose - and .
@@ -128,11 +128,24 @@ local function compile(level, spec, where)
     elseif kind == "function" then
       if type(v) ~= "function" then error(fw .. " must be a function(call) -> boolean", 0) end
       rule.predicate = true
+    elseif kind == "boolean" then
+      if type(v) ~= "boolean" then
+        local shown = type(v) == "string" and ('"' .. inert.line(inert.cut(v, 60)) .. '"')
+          or type(v) == "number" and tostring(v) or ("a " .. type(v))
+        error(string.format("%s must be true or false, not %s", fw, shown), 0)
+      end
+      rule[k] = v
     elseif type(v) ~= "string" then
       error(fw .. " must be a string", 0)
     else
       rule[k] = v
     end
+  end
+  -- it applies to the globs of what the model writes; tool, role, seat, card and status are
+  -- Orket's names, matched as spelt. Alone it would read as if it changed those.
+  if rule.ignore_case and not (rule.paths or rule.outside or rule.args) then
+    error(where .. ": " .. level .. ".ignore_case applies to the rule's path, outside and args globs, and it gives "
+      .. "none (tool, role, seat, card and status always match as written)", 0)
   end
   return rule, spec.when
 end

@@ -105,7 +105,7 @@ TEST(test_gate_glob_shortcuts) {
   size_t differ = 0, matched = 0;
   for (size_t i = 0; i < np; i++)
     for (size_t j = 0; j < ns; j++) {
-      int fast = gate_glob(pats[i], subs[j], slens[j]), table = gate_glob_table(pats[i], subs[j], slens[j]);
+      int fast = gate_glob(pats[i], subs[j], slens[j]), table = gate_glob_table(pats[i], subs[j], slens[j], 0);
       matched += fast == 1;
       if (fast != table && differ++ < 5)
         fprintf(stderr, "    glob \"%s\" on %zu bytes: %d, the table says %d\n", pats[i], slens[j], fast, table);
@@ -118,17 +118,93 @@ TEST(test_gate_glob_shortcuts) {
   memset(pat, 'b', sizeof pat);
   pat[0] = '*';
   pat[512] = '\0';
-  CHECK(t, gate_glob(pat, big, 4096) == 1 && gate_glob_table(pat, big, 4096) == 1);
-  CHECK(t, gate_glob(pat, big, 4097) == -1 && gate_glob_table(pat, big, 4097) == -1);
+  CHECK(t, gate_glob(pat, big, 4096) == 1 && gate_glob_table(pat, big, 4096, 0) == 1);
+  CHECK(t, gate_glob(pat, big, 4097) == -1 && gate_glob_table(pat, big, 4097, 0) == -1);
   pat[512] = 'b';
   pat[513] = '\0';
-  CHECK(t, gate_glob(pat, big, 4096) == -1 && gate_glob_table(pat, big, 4096) == -1);
+  CHECK(t, gate_glob(pat, big, 4096) == -1 && gate_glob_table(pat, big, 4096, 0) == -1);
   pat[0] = 'b';
   pat[511] = '*';
   pat[512] = '\0';
   big[2000] = '/';
-  CHECK(t, gate_glob(pat, big, 4096) == 0 && gate_glob_table(pat, big, 4096) == 0);
-  CHECK(t, gate_glob(pat, big, 1999) == 1 && gate_glob_table(pat, big, 1999) == 1);
+  CHECK(t, gate_glob(pat, big, 4096) == 0 && gate_glob_table(pat, big, 4096, 0) == 0);
+  CHECK(t, gate_glob(pat, big, 1999) == 1 && gate_glob_table(pat, big, 1999, 0) == 1);
+}
+
+/* GATE_GLOB_IGNORE_CASE: the default policy's secrets and CI globs against names from
+ * Windows and macOS; exact matching is unchanged; only ASCII letters fold. */
+TEST(test_gate_glob_ignore_case) {
+  static const struct {
+    const char *pat, *s;
+  } hit[] = {{"**/*.env", ".ENV"},          {"**/*.env", "config/PROD.ENV"},
+             {"**/*.env", "Prod.Env"},      {"**/.env.*", ".ENV.LOCAL"},
+             {"**/*.pem", "KEY.PEM"},       {"**/*.pem", "certs/SERVER.PEM"},
+             {"**/id_rsa*", "ID_RSA"},      {"**/id_rsa*", "certs/Id_Rsa.pub"},
+             {"Jenkinsfile", "JENKINSFILE"}, {".github/workflows/**", ".GITHUB/workflows/ci.yml"},
+             {".github/workflows/**", ".github/Workflows/ci.yml"},
+             {".github/workflows/**", ".GitHub/WORKFLOWS"}, /* the folder itself */
+             {".github", ".GITHUB"},        {"*.PEM", "key.pem"}, /* the pattern folds too */
+             {"SRC/*", "src/a.c"},          {"a?C", "AbC"}};
+  const unsigned ic = GATE_GLOB_IGNORE_CASE;
+  for (size_t i = 0; i < sizeof hit / sizeof hit[0]; i++) {
+    size_t n = strlen(hit[i].s);
+    if (gate_glob_flags(hit[i].pat, hit[i].s, n, ic) != 1 || gate_glob_table(hit[i].pat, hit[i].s, n, ic) != 1)
+      fprintf(stderr, "    glob \"%s\" on \"%s\" ignoring case: no match\n", hit[i].pat, hit[i].s);
+    CHECK(t, gate_glob_flags(hit[i].pat, hit[i].s, n, ic) == 1);
+    CHECK(t, gate_glob_table(hit[i].pat, hit[i].s, n, ic) == 1);
+    /* without the option, as before: these differ in case, so none matches */
+    CHECK(t, gate_glob(hit[i].pat, hit[i].s, n) == 0);
+    CHECK(t, gate_glob_flags(hit[i].pat, hit[i].s, n, 0) == 0);
+  }
+  /* still a glob: '*' stops at '/', other letters differ, the length counts */
+  CHECK(t, gate_glob_flags("*.pem", "CERTS/KEY.PEM", 13, ic) == 0);
+  CHECK(t, gate_glob_flags("**/*.env", "PROD.ENVX", 9, ic) == 0);
+  CHECK(t, gate_glob_flags("Jenkinsfile", "JENKINSFILE2", 12, ic) == 0);
+  CHECK(t, gate_glob_flags("id_rsa", "id_rs", 5, ic) == 0);
+  /* only ASCII letters fold: '_' and '@' (0x5F, 0x40, next to the letters), a UTF-8
+   * letter's bytes ("É" C3 89, "é" C3 A9) and Unicode case folding are left alone */
+  CHECK(t, gate_glob_flags("a_b", "A_B", 3, ic) == 1);
+  CHECK(t, gate_glob_flags("a_b", "a\x7f" "b", 3, ic) == 0);
+  CHECK(t, gate_glob_flags("@", "`", 1, ic) == 0);
+  CHECK(t, gate_glob_flags("[", "{", 1, ic) == 0);
+  CHECK(t, gate_glob_flags("caf\xc3\xa9", "CAF\xc3\x89", 5, ic) == 0);
+  CHECK(t, gate_glob_flags("caf\xc3\xa9", "CAF\xc3\xa9", 5, ic) == 1);
+  /* the limits are the same */
+  char big[4098];
+  memset(big, 'B', sizeof big);
+  CHECK(t, gate_glob_flags("*b", big, 4096, ic) == 1);
+  CHECK(t, gate_glob_flags("*b", big, 4097, ic) == -1);
+}
+
+/* Every pattern and subject up to 4 bytes over letters in both cases, '/', '*', '?' and a
+ * UTF-8 lead byte: ignoring case is matching both folded to lower case, by the shortcuts
+ * and by the table alike. */
+TEST(test_gate_glob_ignore_case_all) {
+  static const char pat_alpha[] = {'a', 'B', '/', '*', '?'};
+  static const char sub_alpha[] = {'A', 'b', '/', (char)0xC3};
+  char pats[781][5], subs[341][5];
+  size_t plens[781], slens[341];
+  size_t np = glob_words(pat_alpha, sizeof pat_alpha, pats, plens);
+  size_t ns = glob_words(sub_alpha, sizeof sub_alpha, subs, slens);
+  CHECK(t, np == 781 && ns == 341);
+  size_t differ = 0, matched = 0;
+  for (size_t i = 0; i < np; i++)
+    for (size_t j = 0; j < ns; j++) {
+      char lp[5], ls[5];
+      for (size_t k = 0; k < 5; k++) {
+        lp[k] = pats[i][k] >= 'A' && pats[i][k] <= 'Z' ? (char)(pats[i][k] + 32) : pats[i][k];
+        ls[k] = subs[j][k] >= 'A' && subs[j][k] <= 'Z' ? (char)(subs[j][k] + 32) : subs[j][k];
+      }
+      int want = gate_glob(lp, ls, slens[j]);
+      int fast = gate_glob_flags(pats[i], subs[j], slens[j], GATE_GLOB_IGNORE_CASE);
+      int table = gate_glob_table(pats[i], subs[j], slens[j], GATE_GLOB_IGNORE_CASE);
+      matched += fast == 1;
+      if ((fast != want || table != want) && differ++ < 5)
+        fprintf(stderr, "    glob \"%s\" on \"%s\" ignoring case: %d, table %d, folded %d\n", pats[i], subs[j], fast,
+                table, want);
+    }
+  CHECK(t, differ == 0);
+  CHECK(t, matched > 0);
 }
 
 TEST(test_schema_validate) {

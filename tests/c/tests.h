@@ -43,6 +43,8 @@
   X(test_statemachine_actors)            \
   X(test_gate_glob)                      \
   X(test_gate_glob_shortcuts)            \
+  X(test_gate_glob_ignore_case)          \
+  X(test_gate_glob_ignore_case_all)      \
   X(test_schema_validate)                \
   X(test_schema_length_chars)            \
   X(test_gate_order)                     \
