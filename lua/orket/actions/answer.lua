@@ -34,8 +34,12 @@ local function waits_on_requirements_review(db, id) return waits_with(db, id, "^
 --- waiting for input (a question, a requirements review) in one transaction. EUSAGE, with
 --- detail {approval = the pending request} or {budget = true}, when it waits for an
 --- approval or on a money budget instead (the caller says how to decide it); ESTATE when
---- it does not wait.
+--- it does not wait; EINVAL for a text that is blank.
 function M.answer(db, b, card_id, text, actor)
+  -- the API's schema takes "   " (it counts characters); the comment it becomes needs some
+  if type(text) ~= "string" or not text:find("%S") then
+    return nil, "an answer needs text: text is only whitespace", "EINVAL"
+  end
   local detail
   local ok, err, code = db:tx(function()
     local c, gerr, gcode = b:get(card_id)
@@ -67,7 +71,8 @@ function M.answer(db, b, card_id, text, actor)
       if not t then return nil, terr, tcode end
       return true
     end
-    assert(b:comment(c.id, { author = actor.seat, body = text }))
+    local m, merr, mcode = b:comment(c.id, { author = actor.seat, body = text })
+    if not m then return nil, merr, mcode end
     local t, terr, tcode = b:transition(c.id, "ready", { actor = actor, note = "answered" })
     if not t then return nil, terr, tcode end
     return true

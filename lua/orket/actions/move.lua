@@ -2,8 +2,12 @@
 -- event (the HTTP API, the web board, MCP clients, webhooks). A move to done finishes the
 -- card as the engine's does (orket.actions.finish: its branch merged into main first when
 -- the workspace's repository has one, a conflict sending the card back); any other move is
--- the board's. Call it inside the caller's transaction. The answer is data. Uses
--- orket.board and orket.c.gitrepo.
+-- the board's. A card waiting for an approval is refused, as orket.actions.retry refuses
+-- it: a move is no decision, and one that left the request undecided stranded the card (no
+-- decision possible once it no longer waits, and every later ask of its model refused
+-- while the request stood). Call it inside the caller's transaction. The answer is data.
+-- Uses orket.board, orket.actions.approvals and orket.c.gitrepo.
+local approvals = require "orket.actions.approvals"
 local finish = require "orket.actions.finish"
 local G = require "orket.c.gitrepo"
 
@@ -13,8 +17,20 @@ local M = {}
 --- note), workspace= (the project's workspace folder: its repository, when it has one),
 --- remote= (merge the fetched remote main first), event_actor=}
 --- -> {code = "moved", card=} | {code = "done", card=, merge=} | {code = "merge_conflict",
----    paths=, why=} (the card is back in in_progress) | nil, msg, CODE (refused)
+---    paths=, why=} (the card is back in in_progress) | nil, msg, CODE (refused), detail:
+---    EUSAGE, with detail {approval = the pending request, card=}, for a card waiting for
+---    an approval, but on a move to canceled (which ends the card, the request unanswered,
+---    as a cancel does)
 function M.move(o)
+  local held = o.to ~= "canceled" and o.board:get(o.card)
+  -- the check orket.actions.retry makes: a waiting card's undecided request
+  local p = held and held.status == "waiting_for_developer" and approvals.pending(o.db, held.id)
+  if p then
+    local id = held.id
+    return nil, string.format("%s waits for approval of %s (request #%d), which is decided, not moved: "
+      .. "approve it (POST /v1/cards/%s/approve) or deny it (POST /v1/cards/%s/deny)", id,
+      approvals.describe(p), p.id, id, id), "EUSAGE", { approval = p, card = id }
+  end
   if o.to ~= "done" then
     local c, err, code = o.board:transition(o.card, o.to, o.opts)
     if not c then return nil, err, code end

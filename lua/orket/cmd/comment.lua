@@ -14,12 +14,14 @@ cmd.args = {
   { "TEXT", key = "text", optional = true, empty = true },
   cmdline.DIR,
 }
-cmd.help = [[
+-- the limit counts characters (code points), as the API's schema does, not bytes: an "é" is
+-- one of them and two bytes
+cmd.help = string.format([[
 Adds the text to the card's comments as the local operator's (local:USER), journaled and in
 the audit chain, as a comment made on orket serve's board is. The agents working the card read
 its comments on their next turn: a hint before 'orket retry CARD', say. A card waiting for
-an answer is answered with 'orket answer', which also moves it back to ready. At most 64 KiB,
-as the API takes.]]
+an answer is answered with 'orket answer', which also moves it back to ready. At most %d
+characters (Unicode code points, however many bytes each takes), as the API takes.]], board_mod.TEXT_MAX)
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)

@@ -11,6 +11,7 @@ local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
 local pull_request = require "orket.engine.pull_request"
 local costs = require "orket.store.costs"
+local safe_json = require "cjson.safe"
 
 local M = {}
 
@@ -62,8 +63,11 @@ function M.doc_of(g)
   end
   local as = {}
   for i, a in ipairs(asks) do
+    -- arguments over 16 KiB are stored cut (orket.actions.approvals), no longer JSON: given
+    -- as the stored text and marked clipped, they do not fail the whole card
+    local args = safe_json.decode(a.arguments)
     as[i] = { id = a.id, run = a.run or cjson.null, seat = a.seat or cjson.null, turn = a.turn or cjson.null,
-      tool = a.tool, arguments = cjson.decode(a.arguments) or a.arguments, digest = a.digest,
+      tool = a.tool, arguments = args == nil and a.arguments or args, clipped = args == nil, digest = a.digest,
       rule = a.rule or cjson.null, reason = a.reason or cjson.null, requested_at = a.requested_at,
       decision = a.decision or cjson.null, decided_at = a.decided_at or cjson.null,
       decided_by = a.decided_by or cjson.null, note = a.note or cjson.null, used_at = a.used_at or cjson.null }
