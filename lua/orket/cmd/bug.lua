@@ -13,7 +13,7 @@ cmd.args = {
   text = "for text that starts with '-'", extra = "give the text as one argument (quote it)",
   { "ROCK", key = "rock", missing = "bug needs a rock id" },
   { "TEXT", key = "text", optional = true, empty = true },
-  { "--body", value = "TEXT", what = "the bug's description", empty = true, help = "its description (at most 64 KiB)" },
+  { "--body", value = "TEXT", what = "the bug's description", empty = true, help = "its description (at most 65536 characters)" },
   { "--fingerprint", value = "KEY", what = "a key", help = "an open bug with the same key gets the report as a comment" },
   { "--json", help = "print {\"card\": ID, \"duplicate\": BOOL, \"rock\": the rock whose run works it}" },
   cmdline.DIR,
@@ -21,11 +21,11 @@ cmd.args = {
 cmd.help = [[
 Files a bug as an issue in the rock's bugs epic (ROCK-bugs, made when needed), ready for the
 team: the next 'orket run ROCK', or a worker, works it like any card. The text is its summary
-(at most 500 bytes), --body its description (at most 64 KiB). While the rock's bug-fix phase
-is open the bug counts in its rate; once the phase ended, bugs go to the phase-2 rock it
-handed its open bugs to, and the command that works them names that rock. With
---fingerprint, an open bug with the same fingerprint gets the report as a comment instead of
-a second card. --json prints {"card": ID, "duplicate": BOOL, "rock": the rock whose run works it}.]]
+(at most 500 characters), --body its description (at most 65536 characters). While the
+rock's bug-fix phase is open the bug counts in its rate; once the phase ended, bugs go to
+the phase-2 rock it handed its open bugs to, and the command that works them names that
+rock. With --fingerprint, an open bug with the same fingerprint gets the report as a
+comment instead of a second card. --json prints {"card": ID, "duplicate": BOOL, "rock": the rock whose run works it}.]]
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
