@@ -10,6 +10,7 @@ local rt = require "orket.c.runtime"
 local detach = require("orket.c.plain").detach
 local nearest = require "orket.nearest"
 local inert = require "orket.inert"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 
@@ -83,7 +84,9 @@ end
 
 -- One rule table from a script -> the plain rule the C gate takes (+ its predicate). The
 -- spec is read from a detached copy: no metamethod of the script runs while compiling.
-local function compile(level, spec, where)
+-- at(k) -> where a field's problem is said ("file:LINE" of the field, else where).
+local function compile(level, spec, where, at)
+  at = at or function() return where end
   if type(spec) ~= "table" then error(where .. ": " .. level .. " expects a table of fields", 0) end
   local copy, derr = detach(spec)
   if not copy then error(where .. ": " .. level .. ": " .. derr, 0) end
@@ -95,12 +98,13 @@ local function compile(level, spec, where)
     if FIELDS[k] == nil then unknown[#unknown + 1] = tostring(k) end
   end
   if unknown[1] then
-    error(where .. ": unknown field '" .. nearest.ordered(unknown, FIELD_LIST)[1] .. "' in " .. level ..
+    local first = nearest.ordered(unknown, FIELD_LIST)[1]
+    error(at(first) .. ": unknown field '" .. first .. "' in " .. level ..
       " rule (fields: " .. FIELD_LIST .. ")", 0)
   end
   for k, v in pairs(spec) do
     local kind = FIELDS[k]
-    local fw = where .. ": " .. level .. "." .. tostring(k)
+    local fw = at(k) .. ": " .. level .. "." .. tostring(k)
     if kind == "glob" then
       rule[k] = check_glob(v, fw, k)
     elseif kind == "globs" then
@@ -148,6 +152,36 @@ local function compile(level, spec, where)
       .. "none (tool, role, seat, card and status always match as written)", 0)
   end
   return rule, spec.when
+end
+
+-- A rule's calls, as a line starts them: where the next rule begins, which a field's line
+-- is not after
+local RULE_CALL = { "^%s*deny%s*[{(]", "^%s*ask%s*[{(]", "^%s*allow%s*[{(]" }
+
+-- path's chunk:LINE of field k of the rule called at line `line` (a rule spread over lines
+-- said its first line for a typo five lines down) | nil: its first `k =` from that line,
+-- before the next rule's call (a field given through a variable has none there). Read only
+-- when a rule is refused.
+local function field_where(path, chunk, line, k)
+  local text = type(k) == "string" and fieldline.read(path)
+  if not text then return nil end
+  local pos, n = 1, 1
+  while n < line do
+    pos = text:find("\n", pos, true)
+    if not pos then return nil end
+    pos, n = pos + 1, n + 1
+  end
+  local stop, next_line = #text, text:find("\n", pos, true)
+  while next_line do
+    local l = text:match("^[^\n]*", next_line + 1)
+    for _, pat in ipairs(RULE_CALL) do
+      if l:find(pat) then stop = next_line break end
+    end
+    if stop ~= #text then break end
+    next_line = text:find("\n", next_line + 1, true)
+  end
+  local at = fieldline.of(text, k, { pos = pos, stop = stop })
+  return at and (chunk .. ":" .. at) or nil
 end
 
 --- shown_name(path) -> how a decision names a policy file to the model: Orket's own as
@@ -201,7 +235,9 @@ function M.load(files, base)
             break
           end
         end
-        local ok, rule, pred = pcall(compile, level, spec, where)
+        local ok, rule, pred = pcall(compile, level, spec, where, line and function(k)
+          return field_where(path, chunk, line, k) or where
+        end)
         if not ok then
           -- kept, and raised: a script's pcall(deny, {...}) must not drop a rule unseen
           refused = refused or rule

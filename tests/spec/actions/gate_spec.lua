@@ -751,6 +751,14 @@ describe("policy.load", function()
     end
     msg = load_err("ask { path = {} }")
     assert.matches("ask.path must be a glob or a list of globs", msg, 1, true)
+    -- a rule over several lines: the field's own line, not the rule's first (within the
+    -- rule: a later rule's field of the same name is not taken for it)
+    msg = load_err("deny {\n  tool = 't',\n\n  path = { 'a', 7 },\n  reason = 'r' }\n")
+    assert.matches("bad.lua:4: deny.path[2] must be a non-empty glob string", msg, 1, true)
+    msg = load_err("deny {\n  tool = 't',\n  reson = 'typo' }\n")
+    assert.matches("bad.lua:3: unknown field 'reson'", msg, 1, true)
+    msg = load_err("local spec = { tool = 7 }\ndeny(spec)\nask {\n  tool = 'x' }\n")
+    assert.matches("bad.lua:2: deny.tool must be a non-empty glob string", msg, 1, true)
     local code
     msg, code = load_err("deny {")
     assert.equal("ESYNTAX", code)
