@@ -39,7 +39,7 @@ M.GROUPS = {
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
     "ELOCKED", "ERUNGOING", "ELEASELOST", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
     "EAUDITUNDONE", "ESANDBOXRUNNING",
-    "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
+    "ENOTURN", "ECLOSED", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
@@ -213,7 +213,10 @@ CODES.EBUSY = {
   -- (orket serve adds Retry-After)
   status = 503,
   means = "the database stayed locked for 5 s (PostgreSQL: 30 s), or the secret store's lock for 10 s",
-  remedy = "another process holds a long transaction (the message says how to find it); retry once it ends",
+  -- SQLite's message is its bare "database is locked": the remedy names the way to the holder
+  remedy = "another process holds a long transaction; retry once it ends. SQLite: `fuser FILE` (FILE the store "
+    .. "the message names, by default .orket/orket.db) lists the processes that have it open, `ps -p PID` which "
+    .. "command each is; PostgreSQL: the view pg_stat_activity shows the holder (the message names it)",
   -- the secret store's lock is a file of its own (.orket/secrets.lock), which its message
   -- names: a store's lock said "changing the secrets", which had nothing to do with it
   remedy_for = function(message)
@@ -663,6 +666,10 @@ CODES.ENOTCONN = {
 CODES.ENOTURN = {
   means = "the REPL's `project:turn` ran, but the card got no turn",
   remedy = "the run's events (`project.events`) say why",
+}
+CODES.ECLOSED = {
+  means = "the REPL's `project` was closed (`project:close()`)",
+  remedy = "`project:reopen()` opens it again",
 }
 CODES.ECANCELED = { means = "a sandbox was stopped before it was healthy", remedy = "start it again when wanted" }
 CODES.ETOOBIG = {

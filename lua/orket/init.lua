@@ -11,7 +11,7 @@ local orket = {
   now = rt.now,
   --- orket.sleep(ms): suspends the calling task (a REPL line is one) for ms
   sleep = rt.sleep,
-  --- orket.spawn(fn, ...) -> task: starts fn(...) as a task (task:join(), task:cancel())
+  --- orket.spawn(fn, ...) -> task (:join, :cancel); in the REPL it runs only during a line
   spawn = task.spawn,
   --- orket.task: tasks (orket.task.spawn, orket.task.new)
   task = task,

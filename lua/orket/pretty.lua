@@ -30,9 +30,18 @@ local function quoted(s) return inert.line((string.format("%q", s):gsub("\\\n", 
 -- text (its __name or __tostring) are anyone's text, a script's or a server's
 local function escaped(s) return quoted(s):sub(2, -2) end
 
-local function scalar(v)
+-- s cut to max bytes (back to the start of a UTF-8 character), saying how many bytes it has:
+-- a megabyte string printed whole scrolled the REPL for minutes, as a table is cut at its items
+local function cut(s, max)
+  if #s <= max then return quoted(s) end
+  local at = max
+  while at > 0 and (s:byte(at + 1) or 0) & 0xC0 == 0x80 do at = at - 1 end
+  return string.format("%s ... (%d more bytes, %d in all)", quoted(s:sub(1, at)), #s - at, #s)
+end
+
+local function scalar(v, max_bytes)
   local t = type(v)
-  if t == "string" then return quoted(v) end
+  if t == "string" then return cut(v, max_bytes or math.huge) end
   if t == "number" then
     if math.type(v) == "float" and v == math.floor(v) and v > -1e15 and v < 1e15 then
       return string.format("%.1f", v)
@@ -44,9 +53,11 @@ local function scalar(v)
 end
 
 --- render(v, opts) -> string. opts: indent ("  "), depth (8), items (200 per table),
---- width (80: short tables stay on one line).
+--- width (80: short tables stay on one line), bytes (4096 per string: a longer one is cut
+--- there, followed by "... (N more bytes, M in all)").
 function M.render(v, opts)
   opts = opts or {}
+  local max_bytes = opts.bytes or 4096
   local indent = opts.indent or "  "
   local max_depth = opts.depth or 8
   local max_items = opts.items or 200
@@ -54,7 +65,7 @@ function M.render(v, opts)
   local seen = {}
 
   local function walk(x, depth)
-    if type(x) ~= "table" then return scalar(x) end
+    if type(x) ~= "table" then return scalar(x, max_bytes) end
     if seen[x] then return "<cycle>" end
     if depth >= max_depth then return "{...}" end
     seen[x] = true

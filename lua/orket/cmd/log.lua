@@ -89,11 +89,16 @@ local function cache_report(doc, json)
   return 0
 end
 
--- A run number: an integer, else the usage error RUN's.
+-- A run number: an integer, else the usage error RUN's, pointing to where run numbers are
+-- listed, and for a card's id to the command that shows a card's history.
 local function run_number(v)
   local id = cmdline.integer(v)
-  if not id then return nil, "RUN must be a run number" end
-  return id
+  if id then return id end
+  if type(v) == "string" and v:match("^%u[%w_]*%-%d+$") then
+    return nil, string.format("RUN must be a run number (see 'orket runs'), not the card %s: 'orket card %s' shows "
+      .. "its history", v, v)
+  end
+  return nil, "RUN must be a run number (see 'orket runs')"
 end
 
 cmd.args = { extra = "give one run number, not '%s' as well",

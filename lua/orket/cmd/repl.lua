@@ -22,31 +22,47 @@ local cmd = {
       "`project` holds its board, db, llm, gate, tools, roles, engine and the helpers\n" ..
       "project:messages(CARD), project:turn(CARD), project:replay(RUN), project:reload()\n" ..
       "(docs/engine.md); " ..
-      "llm.chat{messages = {...}} streams a reply from that folder's models.",
+      "llm.chat{messages = {...}} streams a reply from that folder's models.\n" ..
+      "A task orket.spawn starts runs only while a line runs, not while the prompt waits;\n" ..
+      "the prompt's end stops those still running, as Ctrl-C stops a line's.",
 }
+
+-- The project the prompt opens -> project | nil, why it is not (said at start, and again in
+-- the hint when `project` is used) | nil, nil, exit status (a -C DIR without orket.lua).
+-- Inside a project's workspace/ (or .orket/, epics/...) it is named with its -C, as every
+-- command names it (config.no_project), not opened silently without it.
+local function open_project(dir, cli)
+  if uv.fs_stat((dir or ".") .. "/orket.lua") then
+    local p, err = console.open(dir or ".")
+    if p then return p end
+    local why = cli.in_dir(dir, err)
+    cli.err("project not opened (the prompt works without it): %s", why)
+    return nil, why
+  elseif dir then
+    cli.err("%s has no orket.lua", config.shown(dir))
+    return nil, nil, 1
+  end
+  if config.holding(".") then
+    local why = config.no_project(".")
+    cli.err("no project opened (the prompt works without it): %s", why)
+    return nil, why
+  end
+  return nil, "this folder has no orket.lua (`orket repl -C DIR` opens the project in DIR)"
+end
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   local dir = o.dir
-  _G.orket = orket_api
+  local spawned
+  _G.orket, spawned = repl.runtime(orket_api)
   _G.help = help.new(_G) -- what is at hand, from the contract comments of its modules
   -- llm.chat{messages = {...}} streams to the prompt, with DIR's models as `project` has them
   _G.llm = chat.global(dir)
-  local p
-  if uv.fs_stat((dir or ".") .. "/orket.lua") then
-    local err
-    p, err = console.open(dir or ".")
-    if p then
-      _G.project = p
-    else
-      cli.err("project not opened (the prompt works without it): %s", cli.in_dir(dir, err))
-    end
-  elseif dir then
-    cli.err("%s has no orket.lua", config.shown(dir))
-    return 1
-  end
-  local status = repl.run()
+  local p, why, status = open_project(dir, cli)
+  if status then return status end
+  _G.project = p
+  status = repl.run { spawned = spawned, no_project = why }
   if p then p:close() end
   return status
 end

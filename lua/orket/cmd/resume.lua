@@ -3,6 +3,7 @@
 local run_cmd = require "orket.cmd.run"
 local config = require "orket.config"
 local runs = require "orket.store.runs"
+local turns = require "orket.store.turns"
 local cmdline = require "orket.cmdline"
 local recorded = require "orket.engine.recorded"
 local claims = require "orket.engine.claims"
@@ -14,7 +15,8 @@ local cmd = { name = "resume", summary = "continue an interrupted or stalled run
     "give one run") }
 cmd.help = [[
 Continues RUN (default: the latest run that is not done and that no process executes now, such
-as a server's run going beside one killed here) where it stopped. Model responses
+as a server's run going beside one killed here, passing over a stopped run that recorded no
+model response, such as a REPL turn the card did not get) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.
 A run left to the workers (orket worker --start, orket serve --workers) is left to them
 again, as when it started: this process works it, that run alone, as a worker does
@@ -33,13 +35,20 @@ local function find_run(dir, db, target)
     local going = {}
     for _, r in ipairs((claims.going(dir, db))) do going[r.id] = true end
     local candidates = runs.not_done(db, 20)
+    -- a stopped run that recorded no model response (a REPL turn the card did not get) has
+    -- nothing to carry on: a killed or interrupted run before it is the one meant
+    local empty_stop
     for _, r in ipairs(candidates) do
       if not going[r.id] then
-        row = r
-        break
+        if r.status == "stopped" and turns.count(db, r.id) == 0 then
+          empty_stop = empty_stop or r
+        else
+          row = r
+          break
+        end
       end
     end
-    row = row or candidates[1]
+    row = row or empty_stop or candidates[1]
   end
   if row or err then return row, err end
   if target then return nil, "no run " .. target .. " (see 'orket runs')" end

@@ -19,6 +19,7 @@ local llm = require "orket.llm"
 local runs = require "orket.store.runs"
 local store = require "orket.store"
 local import = require "orket.import"
+local localuse = require "orket.serve.localuse"
 
 local M = {}
 
@@ -29,6 +30,16 @@ local LIVE = { roles = true, tools = true, policies = true, routing = true, sett
 Project.__index = function(p, k)
   if LIVE[k] then return p.engine[k] end
   return Project[k]
+end
+
+-- engine_of(p) -> p's engine, opened from p.dir as p._opts says | nil, msg, CODE
+local function engine_of(p)
+  local opts = p._opts
+  return setup.open(p.dir, { model = opts.model, emit = function(ev)
+    p.events[#p.events + 1] = ev
+    if #p.events > 200 then table.remove(p.events, 1) end
+    if opts.emit then opts.emit(ev) end
+  end })
 end
 
 --- open(dir[, {emit=, model=}]) -> project | nil, msg, CODE: the fields below, and the helpers.
@@ -48,12 +59,8 @@ end
 --- project.events: the engine's last 200 events, oldest first
 function M.open(dir, opts)
   opts = opts or {}
-  local p = { dir = dir, events = {} }
-  local e, err, code = setup.open(dir, { model = opts.model, emit = function(ev)
-    p.events[#p.events + 1] = ev
-    if #p.events > 200 then table.remove(p.events, 1) end
-    if opts.emit then opts.emit(ev) end
-  end })
+  local p = { dir = dir, events = {}, _opts = opts }
+  local e, err, code = engine_of(p)
   if not e then return nil, err, code end
   p.engine = e
   return setmetatable(p, Project)
@@ -114,12 +121,17 @@ end
 function Project:messages(card_id, opts)
   opts = opts or {}
   if type(opts) ~= "table" then return bad_arg(2, "messages", "{phase=, seat=, turn=}", opts) end
+  local t = opts.turn
+  if t ~= nil and not (type(t) == "number" and math.tointeger(t) and t >= 1) then
+    return nil, string.format("bad argument #2 to 'messages' (turn must be a whole number from 1, got %s)",
+      type(t) == "string" and string.format("%q", t) or tostring(t)), "EUSAGE"
+  end
   local card, err, code = card_of(self, card_id, "messages")
   if not card then return nil, err, code end
   local pl, perr, pcode = plan(self, card, opts)
   if not pl then return nil, perr, pcode end
   local e = self.engine
-  local job = { seat = pl.seat, role = pl.role, phase = pl.phase, turn = opts.turn or 1,
+  local job = { seat = pl.seat, role = pl.role, phase = pl.phase, turn = math.tointeger(t) or 1,
     tool_specs = e.tools:specs(pl.role.tools) }
   local msgs, merr, mcode = roles.messages(pl.role, turn.context(e, job, card, {}))
   if not msgs then return nil, merr, mcode end
@@ -266,9 +278,16 @@ end
 --- report: {status=, calls= (model calls made), recorded= (responses in the run),
 ---   missing={"CARD turn T step S (SEAT)"...} (calls the recording had no answer for: the
 ---   replay took another path), cards={id={replay=, now=}}, differs={ids whose status now
----   differs from the replay's}, tokens=, dir= (with keep)}
+---   differs from the replay's}, tokens=, dir= (with keep: a folder `orket log -C DIR`,
+---   runs, board and card read)}
 function Project:replay(run_id, opts)
   opts = opts or {}
+  -- (a float such as 1.0 is the number it says; 1.5 names no run: "an integer", not "number
+  -- expected, got number")
+  if math.type(run_id) == "float" and math.tointeger(run_id) then run_id = math.tointeger(run_id) end
+  if math.type(run_id) == "float" then
+    return nil, string.format("bad argument #1 to 'replay' (run number expected: an integer, got %s)", run_id), "EUSAGE"
+  end
   if math.type(run_id) ~= "integer" then return bad_arg(1, "replay", "run number", run_id) end
   if type(opts) ~= "table" then return bad_arg(2, "replay", "{keep=, emit=}", opts) end
   local e = self.engine
@@ -283,13 +302,25 @@ function Project:replay(run_id, opts)
     if not opts.keep then tree.remove(scratch) end
   end })
   local report, err, code = self:_replay_in(scratch, row, opts)
-  if opts.keep and report then report.dir = scratch end
+  if opts.keep then
+    -- a folder the read commands open (-C DIR): its store where a project's is, and an
+    -- orket.lua of its own that names no store (the project's may name PostgreSQL's)
+    local f = io.open(scratch .. "/orket.lua", "w")
+    if f then
+      f:write("-- the replay of run ", run_id, " that project:replay kept: its store (.orket/orket.db) and ",
+        "workspace,\n-- for orket log, runs, board and card -C THIS_FOLDER; not a project to run\n",
+        "name = \"replay-", run_id, "\"\n")
+      f:close()
+    end
+    if report then report.dir = scratch end
+  end
   return report, err, code
 end
 
 function Project:_replay_in(scratch, row, opts)
   local e = self.engine
-  local db, derr, dcode = store.open(scratch .. "/orket.db")
+  uv.fs_mkdir(scratch .. "/.orket", tonumber("700", 8))
+  local db, derr, dcode = store.open(scratch .. "/.orket/orket.db")
   if not db then return nil, derr, dcode end
   local r -- the replay's engine, once opened
   -- On every way out: turns still in flight (an error or a cancel mid-run) are cancelled
@@ -306,8 +337,16 @@ function Project:_replay_in(scratch, row, opts)
   if not ok then return nil, "replay: " .. tostring(ierr), icode end
   local calls, missing = 0, {}
   local source = recorded(e.db, row.id)
-  local client = llm.new({ default = "replay:recorded",
-    providers = { replay = { kind = "replay" } } }, { replay = function(key)
+  -- Every provider of orket.lua answers from the recording, so each call goes to the model
+  -- the recorded run's went to (its --model, else the routing's) and models.prices prices it
+  -- as that call was priced: a money budget stops the replay's card at the recorded step.
+  -- (One unpriced "replay:recorded" never stopped it, and the replay asked for steps the
+  -- recording had not, as if a script had changed.)
+  local models = {}
+  for k, v in pairs(e.models or {}) do models[k] = v end
+  models.providers = {}
+  for name in pairs((e.models or {}).providers or {}) do models.providers[name] = { kind = "replay" } end
+  local client = llm.new(models, { replay = function(key)
       calls = calls + 1
       local rec, why = source(key)
       if not rec then
@@ -315,9 +354,10 @@ function Project:_replay_in(scratch, row, opts)
       end
       return rec, why
     end })
+  local data = type(row.data) == "table" and row.data or cjson.decode(row.data or "{}") or {}
   -- The scripts as loaded now (after any reload), not a second copy from disk.
   local re, rerr, rcode = setup.open(self.dir, { db = db, workspace = scratch .. "/workspace", llm = client,
-    model = "replay:recorded", emit = opts.emit,
+    model = data.model, emit = opts.emit,
     scripts = { roles = e.roles, tools = e.tools, policies = e.policies, routing = e.routing } })
   if not re then return nil, rerr, rcode end
   r = re
@@ -347,26 +387,67 @@ end
 --- project:approve(card_id[, note]) / project:deny(card_id, reason) -> request | nil, msg, CODE
 --- What `orket answer CARD --approve|--deny` does: decides the card's pending request (approve
 --- also lets a card a money budget stopped go on: orket.actions.budget_wait).
+-- As `orket answer` decides (cmd/answer.lua): by the local operator, in the audit chain, the
+-- decision and its audit entry in one transaction; the REPL is a person at this machine too.
+local function decide(p, card_id, decision, note)
+  local actor = localuse.as_operator()
+  local db = p.engine.db
+  return localuse.audited(db, decision, card_id, function()
+    return approvals.decide(db, p.engine.board, card_id, { decision = decision, note = note, by = actor.seat })
+  end)
+end
+
 function Project:approve(card_id, note)
   if type(card_id) ~= "string" then return bad_arg(1, "approve", "card id", card_id) end
   if note ~= nil and type(note) ~= "string" then return bad_arg(2, "approve", "note string", note) end
-  return approvals.decide(self.engine.db, self.engine.board, card_id, { decision = "approve", note = note })
+  return decide(self, card_id, "approve", note)
 end
 
 function Project:deny(card_id, reason)
   if type(card_id) ~= "string" then return bad_arg(1, "deny", "card id", card_id) end
   if type(reason) ~= "string" then return bad_arg(2, "deny", "reason string", reason) end
-  return approvals.decide(self.engine.db, self.engine.board, card_id, { decision = "deny", note = reason })
+  return decide(self, card_id, "deny", reason)
 end
 
 --- project:reload() -> true | nil, "file:line: message", CODE: the watcher's reload, now.
 function Project:reload() return reload.apply(self.engine) end
 
---- project:close(): closes the store and workspace (idempotent).
+--- project:close(): closes the store and workspace (idempotent); the helpers then answer
+--- nil, msg, "ECLOSED" until project:reopen().
 function Project:close()
   if self.closed then return end
   rawset(self, "closed", true)
   self.engine.close_all()
+end
+
+--- project:reopen() -> project | nil, msg, CODE: opens the store, workspace and scripts of a
+--- closed project again (from disk, as the REPL's start does); an open one is left as it is.
+function Project:reopen()
+  if not rawget(self, "closed") then return self end
+  local e, err, code = engine_of(self)
+  if not e then return nil, err, code end
+  rawset(self, "engine", e)
+  rawset(self, "closed", nil)
+  return self
+end
+
+-- A helper called on a closed project, or with a dot (`project.messages("X")`: the card id
+-- taken for the project), is answered as a value as a wrong argument is: raised, it came as
+-- "calling 'row' on bad self (store is closed)" from deep in Orket's files, or as a card id
+-- "expected, got no value" that was given.
+for _, name in ipairs { "messages", "turn", "replay", "approvals", "approve", "deny", "reload" } do
+  local helper = Project[name]
+  Project[name] = function(self, ...)
+    if getmetatable(self) ~= Project then
+      return nil, string.format("project.%s was called without the project: call it project:%s(...), with a colon",
+        name, name), "EUSAGE"
+    end
+    if rawget(self, "closed") then
+      return nil, string.format("the project %s is closed (project:close()): project:reopen() opens it again", self.dir),
+        "ECLOSED"
+    end
+    return helper(self, ...)
+  end
 end
 
 return M

@@ -60,12 +60,14 @@ function M.trim_traceback(msg)
   return table.concat(lines, "\n")
 end
 
---- hint(msg, env) -> "(board is project.board here)" | "(did you mean project?)" | nil: for an
---- error about a nil global (`board:list()`, `projet.board`), what the name likely is: a
---- field of the project (the help lists them under project.), else a global spelt near it.
-function M.hint(msg, env)
+--- hint(msg, env[, no_project]) -> "(board is project.board here)" | "(did you mean project?)"
+--- | nil: for an error about a nil global (`board:list()`, `projet.board`), what the name
+--- likely is: a field of the project (the help lists them under project.), else a global
+--- spelt near it. no_project: why `project` is nil here, said when the error is about it.
+function M.hint(msg, env, no_project)
   local name = tostring(msg):match("^[^\n]-%(global '([%a_][%w_]*)'%)")
   if not name or rawget(env, name) ~= nil then return nil end
+  if name == "project" and no_project then return "(no project here: " .. no_project .. ")" end
   local proj = rawget(env, "project")
   local ok, v = pcall(function() return type(proj) == "table" and proj[name] end)
   if ok and v ~= nil and v ~= false then return string.format("(%s is project.%s here)", name, name) end
@@ -97,7 +99,39 @@ local function history_problem(path)
   return nil
 end
 
---- run{input=fn(prompt)->line|nil, output=file, env=table} -> exit status
+--- runtime(api) -> orket, spawned: the `orket` the prompt offers, api with orket.spawn
+--- keeping the tasks it starts in spawned (weak), so that the prompt's end stops those still
+--- running (see run's spawned)
+function M.runtime(api)
+  local spawned = setmetatable({}, { __mode = "k" })
+  local function spawn(fn, ...)
+    if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
+    local t = api.spawn(fn, ...)
+    spawned[t] = true
+    return t
+  end
+  return setmetatable({ spawn = spawn }, { __index = api }), spawned
+end
+
+-- At the prompt's end: the tasks orket.spawn started that still run are cancelled, as Ctrl-C
+-- cancels a line's (a turn's run ends interrupted, the call in flight charged), and said:
+-- left, they were dropped with the process and their run found "killed", silently.
+local function stop_spawned(spawned, out)
+  local n = 0
+  for t in pairs(spawned or {}) do
+    if (t.state == "running" or t.state == "new") and t:cancel() then n = n + 1 end
+  end
+  if n > 0 then
+    out:write(string.format("stopped %d task%s orket.spawn started that %s still running (tasks run only while "
+      .. "a line runs): a project:turn in one ends its run interrupted, which `orket resume RUN` goes on with "
+      .. "(`orket runs` lists it)\n", n, n == 1 and "" or "s", n == 1 and "was" or "were"))
+  end
+  for _, e in ipairs(task.collect()) do out:write(e, "\n") end
+  task.unhandled = {}
+end
+
+--- run{input=fn(prompt)->line|nil, output=file, env=table, spawned=set (M.runtime's),
+--- no_project=why `project` is nil} -> exit status
 function M.run(opts)
   opts = opts or {}
   local out = opts.output or io.stdout
@@ -172,7 +206,7 @@ function M.run(opts)
             out:write("interrupted\n")
           elseif t.state == "failed" then
             out:write(M.trim_traceback(t.error), "\n")
-            local h = M.hint(t.error, env)
+            local h = M.hint(t.error, env, opts.no_project)
             if h then out:write(h, "\n") end
           else
             out:write("chunk stopped waiting on nothing (it yielded outside a wait)\n")
@@ -184,6 +218,7 @@ function M.run(opts)
       end
     end
   end
+  stop_spawned(opts.spawned, out)
   local saved, serr = true, nil
   if hist then saved, serr = le.save_history(hist, 1000) end
   if not saved then io.stderr:write(string.format("orket: warning: %s: %s\n", named, serr)) end
