@@ -901,15 +901,35 @@
       ...pending.map((a) => approvalBox(card, a))])));
   }
 
+  // clippedNote(a) -> the line saying a held call's arguments are cut here, its whole size
+  // and where to read it whole | null. Arguments over 16 KiB are kept cut, as text ending
+  // "...(clipped: N bytes in all; 'orket log RUN --full' shows the call whole)": what is
+  // approved is the whole call, its tail too (docs/store.md).
+  function clippedNote(a) {
+    if (typeof a.arguments !== "string") return null;
+    const m = /\.\.\.\(clipped: (\d+) bytes in all; '([^']+)' shows the call whole\)$/.exec(a.arguments);
+    const size = m ? Number(m[1]).toLocaleString("en") + " bytes" : "over 16 KiB";
+    const where = m ? m[2] : "orket log RUN --full";
+    return el("p", { class: "clipped" }, el("strong", { text: "Only part of this call is shown. " }),
+      shown("Its arguments are " + size + "; read them whole before approving: " + where +
+        " (or the run's transcript)."));
+  }
+
   function approvalBox(card, a) {
     const reasonId = "deny-reason-" + a.id, errorId = "deny-error-" + a.id;
+    // a string is the stored text of arguments cut short: shown as it is, not quoted again
+    const args = typeof a.arguments === "string" ? a.arguments : JSON.stringify(a.arguments);
     const div = el("div", { class: "approval", "data-approval": String(a.id) },
-      el("p", {}, el("strong", { text: a.tool }), shown(" " + JSON.stringify(a.arguments))));
+      el("p", {}, el("strong", { text: "#" + a.id + " " + a.tool }), shown(" " + args)));
+    const cut = clippedNote(a);
+    if (cut) div.append(cut);
     if (a.reason) div.append(el("p", { class: "meta", text: a.reason }));
     if (!isOperator()) return div;
+    // each decision names the request drawn here: one asked for after the page was drawn
+    // (another person decided this one, the model asked again) is never decided by it
     div.append(
       el("button", { type: "button", class: "approve", text: "Approve", "data-key": "approve:" + a.id,
-        onclick: () => act(card.id, "approve", {}, $(errorId)) }),
+        onclick: () => act(card.id, "approve", { approval: a.id }, $(errorId)) }),
       el("label", { for: reasonId, text: "Reason to deny" }),
       el("input", { id: reasonId, type: "text" }),
       el("button", { type: "button", class: "deny", text: "Deny", "data-key": "deny:" + a.id, onclick: () => {
@@ -920,7 +940,7 @@
           invalid([input], line);
           return;
         }
-        act(card.id, "deny", { reason }, line, [input]);
+        act(card.id, "deny", { reason, approval: a.id }, line, [input]);
       } }),
       el("p", { id: errorId, class: "error", role: "alert" }));
     return div;

@@ -77,16 +77,40 @@ function M.digest(tool, args)
   return crypto.hash(tool .. "\0" .. M.canonical(args))
 end
 
--- What is stored and shown: bearer tokens and sk- keys masked, clipped.
-local function stored_args(args)
+-- What is stored and shown: bearer tokens and sk- keys masked, clipped. A clipped copy says
+-- the call's whole size and where to read it whole: a person deciding on 16 KiB of a 20 KiB
+-- file would otherwise approve a tail they never saw.
+local function stored_args(args, run)
   local text = common.redact(M.canonical(args))
-  if #text > M.ARGS_MAX then text = text:sub(1, M.ARGS_MAX) .. "...(clipped)" end
+  if #text > M.ARGS_MAX then
+    text = string.format("%s...(clipped: %d bytes in all; 'orket log %s --full' shows the call whole)",
+      inert.cut(text, M.ARGS_MAX), #text, run and tostring(math.tointeger(run) or run) or "RUN")
+  end
   return text
 end
 
---- describe(row) -> "delete_file {"path":"old.txt"}": the call in one line for people
+--- clipped(row) -> size, where | nil: for a request whose stored arguments were clipped,
+--- the size in bytes of the call's whole arguments and the command that shows them whole
+--- (size nil for a row clipped before the size was kept)
+function M.clipped(row)
+  local a = row.arguments or ""
+  local n, where = a:match("%.%.%.%(clipped: (%d+) bytes in all; '([^']+)' shows the call whole%)$")
+  if n then return math.tointeger(tonumber(n)), where end
+  if a:sub(-12) == "...(clipped)" then
+    return nil, "orket log " .. (row.run and tostring(math.tointeger(row.run) or row.run) or "RUN") .. " --full"
+  end
+  return nil
+end
+
+--- describe(row) -> "delete_file {"path":"old.txt"}": the call in one line for people (a
+--- clipped one with its whole size and where it is whole)
 function M.describe(row)
   local a = row.arguments or ""
+  local size, where = M.clipped(row)
+  if where then
+    return string.format("%s %s... (%s, clipped; '%s' shows the call whole)", row.tool, inert.cut(a, M.SHOW_MAX),
+      size and (size .. " bytes") or "over " .. M.ARGS_MAX .. " bytes", where)
+  end
   return row.tool .. " " .. inert.clip(a, M.SHOW_MAX)
 end
 
@@ -117,7 +141,7 @@ function M.request(db, board, r)
     error("bad argument #3 to 'request' ({card=string, tool=string, ...} expected)", 2)
   end
   local digest = M.digest(r.tool, r.args)
-  local args = stored_args(r.args)
+  local args = stored_args(r.args, r.run)
   return db:tx(function()
     local id, err, code = sa.insert(db, { run = r.run, card = r.card, seat = r.seat, turn = r.turn,
       turn_id = r.turn_id, tool = r.tool, arguments = args, digest = digest, rule = r.rule, reason = r.reason })
@@ -157,59 +181,136 @@ function M.use(db, row, at)
   end)
 end
 
---- decide(db, board, card, {decision="approve"|"deny", note=, by=}) -> request row | {card=,
---- scope=} (a money budget's wait approved: orket.actions.budget_wait) | nil, msg, CODE
+-- "request #2 was already refused by local:root at T (keep tmp.txt)": a decided request, said
+-- to the person whose decision came second
+local function decided(r)
+  return string.format("request #%d was already %s by %s at %s%s", r.id,
+    r.decision == "approve" and (r.used_at and "approved (and used)" or "approved") or "refused",
+    tostring(r.decided_by), tostring(r.decided_at), r.note and (" (" .. inert.clip(r.note, M.SHOW_MAX) .. ")") or "")
+end
+
+-- What the card waits on now, after the request a person named was decided by another.
+local function now_waits(c, p)
+  if p and c.status == "waiting_for_developer" then
+    return string.format("#%d now waits: %s", p.id, M.describe(p))
+  elseif budget_wait.waits_on(c) then
+    return c.id .. " now waits on a money budget"
+  elseif c.status == "waiting_for_developer" then
+    return c.id .. " now waits for an answer to a question"
+  end
+  return string.format("nothing waits on %s now (it is %s)", c.id, c.status)
+end
+
+-- Whether decision d may go to request p (the card's undecided one, or nil) of card c:
+-- nil | msg, CODE, detail. A decision names the request the person was shown (d.approval);
+-- one that does not may decide the pending request only as d.unnamed allows: "none" (never:
+-- the MCP tool), "sole" (when it is the card's only request ever, so that no other could
+-- have been the one shown: the HTTP API, the CLI), nil (the pending one: the REPL).
+local function misnamed(db, c, p, d)
+  local n = d.approval and math.tointeger(d.approval)
+  if n ~= nil then
+    if p and p.id == n and c.status == "waiting_for_developer" then return nil end
+    local r = M.get(db, n)
+    if not r or r.card ~= c.id then
+      return string.format("%s has no approval request #%s", c.id, tostring(n)), "EINVAL"
+    end
+    if r.decision then
+      return string.format("%s; %s", decided(r), now_waits(c, p)), "ESTATE", { approval = p, card = c.id, decided = r }
+    end
+    return nil -- undecided, but the card does not wait for it: the caller's state refusal
+  end
+  if not p or c.status ~= "waiting_for_developer" or d.unnamed == nil then return nil end
+  local count = #M.list(db, c.id)
+  if d.unnamed == "sole" and count == 1 then return nil end
+  return string.format("%s waits for approval of %s (request #%d%s); a decision names the request it decides",
+    c.id, M.describe(p), p.id, count > 1 and string.format("; the card has had %d requests", count) or ""),
+    "EUSAGE", { approval = p, card = c.id, unnamed = true }
+end
+
+-- Why a card that has no request waiting cannot be decided -> msg, CODE, detail.
+local function not_waiting(db, c)
+  local state = c.status .. (c.wait_reason and (" (" .. c.wait_reason .. ")") or "")
+  if c.status == "waiting_for_developer" then
+    return string.format("%s is %s waiting for an answer to a question, not for an approval; "
+      .. "answer it with 'orket answer %s \"text\"'", c.id, state, c.id), "ESTATE",
+      { question = true, card = c.id, state = state }
+  end
+  -- the second of two decisions at once is told the first was made, and by whom
+  local all = M.list(db, c.id)
+  local last = all[#all]
+  return string.format("%s is %s, not waiting for an approval%s", c.id, state,
+    last and last.decision and ("; " .. decided(last)) or ""), "ESTATE", { card = c.id, decided = last }
+end
+
+-- The decision of request p on card c, in the caller's transaction -> the request now.
+local function record_decision(db, board, c, p, decision, note, person)
+  local by = person.seat
+  sa.set_decision(db, p.id, decision, by, note)
+  db:event { kind = "approval_decided", card = c.id, run = p.run, actor = by,
+    data = { id = p.id, tool = p.tool, decision = decision, note = note } }
+  local what = M.describe(p)
+  local body
+  if decision == "approve" then
+    body = string.format("Approved request #%d: %s%s. Make exactly this call again to run it; it is "
+      .. "allowed once.", p.id, what, note and (" (" .. note .. ")") or "")
+  else
+    body = string.format("Refused request #%d: %s. Reason: %s. Do not make this call again; do the "
+      .. "work another way or say in a comment why it cannot be done.", p.id, what, note)
+  end
+  local cm, cerr, ccode = board:comment(c.id, { author = by, body = body })
+  if not cm then return nil, cerr, ccode end
+  local t, terr, tcode = board:transition(c.id, "ready", { actor = person,
+    note = (decision == "approve" and "approved #" or "refused #") .. p.id })
+  if not t then return nil, terr, tcode end
+  return M.get(db, p.id)
+end
+
+--- decide(db, board, card, {decision="approve"|"deny", note=, by=, approval=, unnamed=}) ->
+--- request row | {card=, scope=} (a money budget's wait approved: orket.actions.budget_wait)
+--- | nil, msg, CODE, detail
 --- The card must wait for an approval or on a money budget (ESTATE otherwise, naming the
---- card and its state; a budget's is approved, never denied: EUSAGE). In one transaction:
---- the decision, an "approval_decided" event (in the request's run), a comment telling the
---- model what to do, and the card's move back to ready.
+--- card and its state, and the last decision of its requests; a budget's is approved, never
+--- denied: EUSAGE). approval: the request decided (the one the person was shown); one
+--- decided already is refused (ESTATE, saying by whom and what waits now), as is a decision
+--- naming none where d.unnamed forbids it (EUSAGE: misnamed). detail: {card=, approval= the
+--- pending request, decided= the request decided before, unnamed=true, question=true}. In
+--- one transaction: the decision, an "approval_decided" event (in the request's run), a
+--- comment telling the model what to do, and the card's move back to ready.
 function M.decide(db, board, card_id, d)
   if type(card_id) ~= "string" then error("bad argument #3 to 'decide' (card id expected)", 2) end
   if type(d) ~= "table" or (d.decision ~= "approve" and d.decision ~= "deny") then
     error("bad argument #4 to 'decide' ({decision=\"approve\"|\"deny\"} expected)", 2)
   end
   if d.note ~= nil and type(d.note) ~= "string" then error("bad argument #4 to 'decide' (note must be a string)", 2) end
+  if d.approval ~= nil and not math.tointeger(d.approval) then
+    error("bad argument #4 to 'decide' (approval must be a request's number)", 2)
+  end
   local note = d.note and d.note:find("%S") and d.note or nil
   if d.decision == "deny" and not note then
     return nil, "a refusal needs a reason the model can act on", "EINVAL"
   end
   local by = d.by or "developer"
   local person = { seat = by, roles = {}, by = "person" } -- (the card's move back to ready is theirs)
-  return db:tx(function()
+  local detail
+  local res, rerr, rcode = db:tx(function()
     local c, gerr, gcode = board:get(card_id)
     if not c then return nil, gerr, gcode end
     local p = M.pending(db, c.id)
+    local merr, mcode, mdetail = misnamed(db, c, p, d)
+    if merr then detail = mdetail; return nil, merr, mcode end
     if not p and budget_wait.waits_on(c) then
       if d.decision == "deny" then return nil, budget_wait.no_deny(c), "EUSAGE" end
       return budget_wait.approve(db, board, c, note, person)
     end
     if not p or c.status ~= "waiting_for_developer" then
-      local state = c.status .. (c.wait_reason and (" (" .. c.wait_reason .. ")") or "")
-      if c.status == "waiting_for_developer" then
-        return nil, string.format("%s is %s waiting for an answer to a question, not for an approval; "
-          .. "answer it with 'orket answer %s \"text\"'", c.id, state, c.id), "ESTATE"
-      end
-      return nil, string.format("%s is %s, not waiting for an approval", c.id, state), "ESTATE"
+      local nerr, ncode
+      nerr, ncode, detail = not_waiting(db, c)
+      return nil, nerr, ncode
     end
-    sa.set_decision(db, p.id, d.decision, by, note)
-    db:event { kind = "approval_decided", card = c.id, run = p.run, actor = by,
-      data = { id = p.id, tool = p.tool, decision = d.decision, note = note } }
-    local what = M.describe(p)
-    local body
-    if d.decision == "approve" then
-      body = string.format("Approved request #%d: %s%s. Make exactly this call again to run it; it is "
-        .. "allowed once.", p.id, what, note and (" (" .. note .. ")") or "")
-    else
-      body = string.format("Refused request #%d: %s. Reason: %s. Do not make this call again; do the "
-        .. "work another way or say in a comment why it cannot be done.", p.id, what, note)
-    end
-    local cm, cerr, ccode = board:comment(c.id, { author = by, body = body })
-    if not cm then return nil, cerr, ccode end
-    local t, terr, tcode = board:transition(c.id, "ready", { actor = person,
-      note = (d.decision == "approve" and "approved #" or "refused #") .. p.id })
-    if not t then return nil, terr, tcode end
-    return M.get(db, p.id)
+    return record_decision(db, board, c, p, d.decision, note, person)
   end)
+  if res then return res end
+  return nil, rerr, rcode, detail
 end
 
 --- on_ask(e, job, turn_id, call, card, decision) -> decision [, held result]
@@ -224,6 +325,11 @@ function M.on_ask(e, job, turn_id, call, card, decision)
   local ok_row = M.approved(db, card.id, call.name, digest)
   if ok_row then
     assert(M.use(db, ok_row, { turn_id = turn_id, run = job.run, seat = job.seat }))
+    -- the approval's comment says "make exactly this call again"; every later brief of the
+    -- card carries it, and a model that read it there made the call again (a new request)
+    assert(e.board:comment(card.id, { author = "orket", body = string.format("Request #%d was used: its approved "
+      .. "call ran in turn %s (%s). Do not make it again for that approval; the same call again asks the developer "
+      .. "again.", ok_row.id, tostring(job.turn or "?"), M.describe(ok_row)) }))
     local reason = string.format("approved by %s (request #%d)%s", tostring(ok_row.decided_by), ok_row.id,
       ok_row.note and (": " .. ok_row.note) or "")
     assert(db:record_gate_decision { turn = turn_id, tool = call.name, verdict = "allow", code = "APPROVED",

@@ -71,9 +71,13 @@ local TOOLS = {
   tool("comment", "comment", "Comment on a card.", { id = str(128, "the card id") }),
   tool("answer", "answer", "Answer a card waiting for input; it goes back to ready. (A card a money budget "
     .. "stopped is approved, not answered.)", { id = str(128, "the card id") }),
-  tool("approve", "approve", "Approve the tool call a card waits on (it runs once on the card's next turn), or "
-    .. "let a card a money budget stopped go on, one budget's worth more.", { id = str(128, "the card id") }),
-  tool("deny", "deny", "Refuse the tool call a card waits on, with a reason the model can act on.", { id = str(128, "the card id") }),
+  -- a decision names the request it decides (approval, as get_card shows it): one asked for
+  -- after the card was read is never decided by it (orket.serve.writes refuses one without)
+  tool("approve", "approve", "Approve the tool call a card waits on (it runs once on the card's next turn): "
+    .. "approval is the number of the request (get_card's approvals[].id), the one you were shown; or let a card a "
+    .. "money budget stopped go on, one budget's worth more (no approval).", { id = str(128, "the card id") }),
+  tool("deny", "deny", "Refuse the tool call a card waits on, with a reason the model can act on: approval is "
+    .. "the number of the request (get_card's approvals[].id).", { id = str(128, "the card id") }),
   tool("retry", "retry", "Get a blocked or waiting card moving again.", { id = str(128, "the card id") }),
   tool("start_run", "run_start", "Start a run of an epic, a rock or a card in this process."),
 }

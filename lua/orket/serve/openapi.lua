@@ -10,11 +10,21 @@ M.ERROR = { type = "object", required = { "error" }, additionalProperties = fals
   error = { type = "object", required = { "code", "message" }, additionalProperties = false,
     properties = { code = { type = "string" }, message = { type = "string" }, remedy = { type = "string" } } } } }
 
+-- A card's request for a developer's approval: id is the number POST /v1/cards/{id}/approve
+-- and /deny name ({"approval": N}), so that a decision is of the call the person was shown.
+local APPROVAL = { type = "object", additionalProperties = true, required = { "id", "tool", "arguments" },
+  properties = { id = { type = "integer", description = "the request's number, which a decision names (approval)" },
+    tool = { type = "string" },
+    arguments = { description = "the call's arguments (JSON, keys sorted); over 16 KiB, the text kept, ending "
+      .. "\"...(clipped: N bytes in all; 'orket log RUN --full' shows the call whole)\"" },
+    decision = { description = "null while it waits, then approve or deny" },
+    used_at = { description = "null, or when the approved call ran (it runs once)" } } }
+
 -- Documents the routes hand back, loosely: their own formats are described in store.md.
 M.CARD = { type = "object", additionalProperties = true, required = { "format", "card", "comments", "history" },
   properties = { format = { type = "string", enum = { "orket.card/1" } }, card = { type = "object" },
     comments = { type = "array" }, history = { type = "array" }, children = { type = "array" },
-    approvals = { type = "array" }, violations = { type = "array" } } }
+    approvals = { type = "array", items = APPROVAL }, violations = { type = "array" } } }
 M.STATUS = { type = "object", additionalProperties = true, required = { "format", "main", "diverged" },
   properties = { format = { type = "string", enum = { "orket.status/1" } }, main = { type = "string" },
     diverged = { type = "array", items = { type = "object", required = { "path", "main", "view", "take_main", "keep_view" },

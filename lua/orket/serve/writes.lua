@@ -31,6 +31,11 @@ local LONG = board_mod.TEXT_MAX -- a description, a comment, an answer
 -- (an epic file's card is held to the same limits: orket.import)
 
 local function str(max) return { type = "string", minLength = 1, maxLength = max } end
+-- the request a decision is about: the one the person was shown (GET /v1/cards/{id}'s
+-- approvals[].id), so that a decision never lands on a call asked for after they looked
+local APPROVAL = { type = "integer", minimum = 1, description = "the number of the request decided (approvals[].id "
+  .. "of GET /v1/cards/{id}); a request decided already is refused (409 ESTATE). Without it the decision is refused "
+  .. "when the card has had other requests (409 EUSAGE); over MCP it is refused whenever a request waits" }
 local function obj(props, required)
   return { type = "object", properties = props, required = required, additionalProperties = false }
 end
@@ -45,8 +50,8 @@ M.SCHEMAS = {
   move = obj({ to = str(64), reason = str(64), note = str(TEXT) }, { "to" }),
   comment = obj({ body = str(LONG) }, { "body" }),
   answer = obj({ text = str(LONG) }, { "text" }),
-  approve = obj({ note = str(TEXT) }),
-  deny = obj({ reason = str(TEXT) }, { "reason" }),
+  approve = obj({ note = str(TEXT), approval = APPROVAL }),
+  deny = obj({ reason = str(TEXT), approval = APPROVAL }, { "reason" }),
   retry = obj({ note = str(TEXT) }),
   cancel = obj({ reason = str(TEXT) }, { "reason" }),
 }
@@ -70,14 +75,38 @@ M.PERSON_REMEDY = {
   ESTATE = "GET /v1/cards/{id} shows where it stands",
 }
 
+-- A card action's refusal with detail (orket.actions.approvals, .answer, .retry: the request
+-- that waits, one decided before, a question) -> msg, remedy in the API's words: routes, not
+-- the CLI's commands | nil (the code's remedy).
+local function decision_remedy(msg, detail)
+  if type(detail) ~= "table" or not detail.card then return msg, nil end
+  local route = "POST /v1/cards/" .. detail.card
+  local p = detail.approval
+  if detail.question then
+    return string.format("%s is %s waiting for an answer to a question, not for an approval", detail.card,
+      tostring(detail.state)), route .. '/answer with {"text": "..."} answers it'
+  elseif detail.budget then
+    return msg, route .. "/approve lets it go on, one budget's worth more"
+  elseif p and (detail.unnamed or not detail.decided) then
+    return msg, string.format('decide it by its number: %s/approve with {"approval": %d}, or %s/deny with '
+      .. '{"approval": %d, "reason": "..."} (GET /v1/cards/%s shows the call)', route, p.id, route, p.id, detail.card)
+  elseif p then
+    return msg, string.format('GET /v1/cards/%s shows request #%d; decide it with {"approval": %d} if it is the '
+      .. "one you mean", detail.card, p.id, p.id)
+  end
+  return msg, nil
+end
+
 -- A board refusal as an answer, with the status orket.errors gives its code: unknown card
 -- 404 (the API's not_found), bad input 400, a card not in a state for that 409 with the
--- state machine's (or the board's) code.
-local function refused(msg, code)
+-- state machine's (or the board's) code. detail: a card action's (decision_remedy).
+local function refused(msg, code, detail)
   msg = (tostring(msg):gsub("^board: ", ""))
   if code == "ENOENT" then return err(404, "not_found", msg) end
   if not code then return err(409, "conflict", msg) end
-  return err(errors.status(code), code, msg, M.PERSON_REMEDY[code])
+  local remedy
+  msg, remedy = decision_remedy(msg, detail)
+  return err(errors.status(code), code, msg, remedy or M.PERSON_REMEDY[code])
 end
 
 -- The person a request acts as: its key's id (local use without keys: "local").
@@ -126,9 +155,10 @@ local function do_write(ctx, action, card_id, fn, locked)
   end
   local db, actor = ctx.db, principal(ctx)
   local b = board_mod.open(db)
+  local detail
   local res, msg, code = db:tx(function()
-    local r, m, c = fn(b, actor)
-    if not r then return nil, m, c end
+    local r, m, c, d = fn(b, actor)
+    if not r then detail = d; return nil, m, c end
     M.audited(ctx, { card = (type(r) == "table" and r.id and action == "create") and r.id or card_id,
       actor = actor.seat, action = action })
     return r
@@ -140,7 +170,7 @@ local function do_write(ctx, action, card_id, fn, locked)
   if not res and code == "ETX" then error(msg, 0) end
   if not res then
     if ctx.metrics then ctx.metrics:refused(code, ctx.project) end -- orket_state_machine_refusals_total
-    return refused(msg, code)
+    return refused(msg, code, detail)
   end
   return 200, res
 end
@@ -203,9 +233,14 @@ local answer = card_action("answer", false, function(b, actor, id, body, ctx)
   return answer_action.answer(ctx.db, b, id, body.text, actor)
 end)
 
+-- A decision names its request ({"approval": N}); without it, one is taken only when the
+-- card has had no other request, so that no other could have been the one shown (clients
+-- written before the field keep working), and never over MCP: an agent deciding for a
+-- person reads the card first and names what it read.
 local function decide(decision, field)
   return card_action(decision, false, function(b, actor, id, body, ctx)
-    return approvals.decide(ctx.db, b, id, { decision = decision, note = body[field], by = actor.seat })
+    return approvals.decide(ctx.db, b, id, { decision = decision, note = body[field], by = actor.seat,
+      approval = body.approval, unnamed = ctx.mcp and "none" or "sole" })
   end)
 end
 

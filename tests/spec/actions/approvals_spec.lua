@@ -86,7 +86,7 @@ describe("approvals", function()
       args = { path = "a", content = "key sk-abcdef123456 then " .. long } }))
     assert.is_nil(row.arguments:find("abcdef123456", 1, true))
     assert.matches("sk%-%[redacted%]", row.arguments)
-    assert.matches("%.%.%.%(clipped%)$", row.arguments)
+    assert.matches("%.%.%.%(clipped: %d+ bytes in all; 'orket log RUN %-%-full' shows the call whole%)$", row.arguments)
     assert.equal(approvals.digest("write_file", { path = "a", content = "key sk-abcdef123456 then " .. long }), row.digest)
   end)
 
