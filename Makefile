@@ -183,7 +183,8 @@ fuzz:
 	@sh scripts/deps.sh --fuzz
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) fuzz/fuzz_toolscan.c core/toolscan.c -o build-fuzz/fuzz_toolscan
-	clang $(FUZZ_CFLAGS) fuzz/fuzz_schema.c core/schema.c core/gate.c core/statemachine.c core/workspace.c -lm -o build-fuzz/fuzz_schema
+	clang $(FUZZ_CFLAGS) fuzz/fuzz_schema.c core/schema.c core/gate.c core/statemachine.c core/workspace.c \
+	  core/inert.c core/jsonout.c -lm -o build-fuzz/fuzz_schema
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \

@@ -3,6 +3,7 @@
 #include "schema.h"
 
 #include "inert.h"
+#include "jsonout.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -122,6 +123,19 @@ static void sc_join(char *out, size_t outlen, const char *where, const char *key
   snprintf(out + n, outlen - (size_t)n, "%.*s", klen > 64 ? 64 : (int)klen, key);
 }
 
+static double jv_num(const jv *v) { return v->type == JV_INT ? (double)v->u.i : v->u.d; }
+
+/* Whether the type keyword t (a name or a list of names) allows the type named name. */
+static int sc_type_allows(const jv *t, const char *name) {
+  if (t->type == JV_STR) return jv_is_str(t, name);
+  for (size_t i = 0; t->type == JV_ARR && i < t->n; i++)
+    if (jv_is_str(&t->u.items[i], name)) return 1;
+  return 0;
+}
+
+static void sv_describe_types(const jv *t, char *out, size_t outlen);
+static int sv(const jv *s, const jv *v, const char *where, int depth, const schema_limits *lim, schema_err *e);
+
 /* ---- schema_check ----------------------------------------------------------------------- */
 
 static const char *const sc_types[] = {"string", "number", "integer", "boolean", "object", "array", "null", NULL};
@@ -129,6 +143,8 @@ static const char *const sc_keywords[] = {
     "type", "description", "title", "properties", "required", "additionalProperties", "enum",
     "minLength", "maxLength", "minimum", "maximum", "items", "minItems", "maxItems", "format",
     "default", NULL};
+#define SC_KEYWORDS 16 /* sc_keywords' count: a checked schema has no more keys than these */
+_Static_assert(sizeof sc_keywords / sizeof *sc_keywords == SC_KEYWORDS + 1, "SC_KEYWORDS counts sc_keywords");
 
 static int sc_is_number(const jv *v) { return v->type == JV_INT || v->type == JV_NUM; }
 
@@ -138,8 +154,93 @@ static int sc_type_name_ok(const jv *v) {
   return 0;
 }
 
+/* lo's bound above hi's (minimum and maximum, minLength and maxLength, ...): no value fits
+ * between them. Both already checked to be numbers. */
+static int sc_crossed(const jv *s, const char *where, const char *lo, const char *hi, schema_err *e) {
+  const jv *a = jv_get(s, lo), *b = jv_get(s, hi);
+  if (a == NULL || b == NULL || jv_num(a) <= jv_num(b)) return 0;
+  char x[32], y[32];
+  return sc_fail(e, where, "%s %s is above %s %s, so no value is allowed", lo, sc_num_text(a, x, sizeof x), hi,
+                 sc_num_text(b, y, sizeof y));
+}
+
+/* A format on a type it never applies to would be silently ignored (the gate reads "path"
+ * in strings and lists of strings, "content" and "status" in strings). */
+static int sc_format_type(const jv *s, const char *where, schema_err *e) {
+  const jv *f = jv_get(s, "format"), *t = jv_get(s, "type");
+  if (f == NULL || t == NULL) return 0;
+  int path = jv_is_str(f, "path");
+  if (sc_type_allows(t, "string") || (path && sc_type_allows(t, "array"))) return 0;
+  char sub[256], have[128];
+  snprintf(sub, sizeof sub, "%.200s.format", where);
+  sv_describe_types(t, have, sizeof have);
+  return sc_fail(e, sub, "\"%.*s\" applies to %s, not to %s", (int)f->n, f->u.s,
+                 path ? "strings and lists of strings" : "strings", have);
+}
+
+/* The schema's own value v (at sub: an enum value, the default) checked against the schema
+ * as a call's would be: one it refuses no call can send, or the tool never gets. */
+static int sc_own_value(const jv *s, const jv *v, const char *sub, int depth, const char *why, schema_err *e) {
+  static const schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  schema_err ie;
+  if (sv(s, v, sub, depth, &lim, &ie) == 0) return 0;
+  size_t n = strlen(ie.where); /* said again at the same place, with why it matters */
+  const char *msg = strncmp(ie.msg, ie.where, n) == 0 && ie.msg[n] == ':' ? ie.msg + n + 2 : ie.msg;
+  char at[sizeof ie.where];
+  snprintf(at, sizeof at, "%s", ie.where);
+  return sc_fail(e, at, "%s; %s", msg, why);
+}
+
+/* s without its enum, into out (keys, klens and items of SC_KEYWORDS each): what an enum
+ * value is checked against, as the enum holds it anyway, without a walk of the enum for
+ * each of its values. */
+static const jv *sc_without_enum(const jv *s, jv *out, const char **keys, size_t *klens, jv *items) {
+  if (s->n > SC_KEYWORDS) return s;
+  *out = *s;
+  out->keys = keys;
+  out->klens = klens;
+  out->u.items = items;
+  out->n = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->klens[i] == 4 && memcmp(s->keys[i], "enum", 4) == 0) continue;
+    keys[out->n] = s->keys[i];
+    klens[out->n] = s->klens[i];
+    items[out->n++] = s->u.items[i];
+  }
+  return out;
+}
+
+/* What no call can satisfy, in a schema whose keywords are each well-formed already. */
+static int sc_satisfiable(const jv *s, const char *where, int depth, schema_err *e) {
+  if (sc_crossed(s, where, "minimum", "maximum", e) || sc_crossed(s, where, "minLength", "maxLength", e) ||
+      sc_crossed(s, where, "minItems", "maxItems", e) || sc_format_type(s, where, e))
+    return -1;
+  char sub[256];
+  const jv *en = jv_get(s, "enum");
+  jv bare;
+  const char *keys[SC_KEYWORDS];
+  size_t klens[SC_KEYWORDS];
+  jv items[SC_KEYWORDS];
+  const jv *rest = en ? sc_without_enum(s, &bare, keys, klens, items) : s;
+  for (size_t i = 0; en && i < en->n; i++) {
+    const jv *x = &en->u.items[i];
+    snprintf(sub, sizeof sub, "%.200s.enum[%zu]", where, i + 1);
+    if (x->type == JV_ARR || x->type == JV_OBJ || x->empty_table)
+      return sc_fail(e, sub, "an enum value is a string, a number, a boolean or null; no argument equals a %s",
+                     x->type == JV_ARR ? "list" : "table");
+    if (sc_own_value(rest, x, sub, depth, "the schema refuses this value of its own enum, so no call can send it", e)) return -1;
+  }
+  const jv *def = jv_get(s, "default");
+  snprintf(sub, sizeof sub, "%.200s.default", where);
+  if (def && sc_own_value(s, def, sub, depth, "the schema refuses its own default", e)) return -1;
+  return 0;
+}
+
 static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
-  if (depth > SCHEMA_MAX_NESTING) return sc_fail(e, where, "schema nested deeper than %d levels", SCHEMA_MAX_NESTING);
+  /* a call's value at this level is refused for its depth (sv counts levels as this does) */
+  if (depth > SCHEMA_MAX_ARG_DEPTH)
+    return sc_fail(e, where, "schema nested deeper than %d levels: a call's arguments nest at most %d levels, so none could reach it",
+                   SCHEMA_MAX_ARG_DEPTH, SCHEMA_MAX_ARG_DEPTH);
   if (s->type != JV_OBJ && !s->empty_table) return sc_fail(e, where, "a schema must be a table, got %s", jv_type_name(s));
   char sub[256];
   for (size_t i = 0; i < s->n; i++) {
@@ -223,7 +324,7 @@ static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
     snprintf(sub, sizeof sub, "%s.items", where);
     if (sc_check(items, sub, depth + 1, e) != 0) return -1;
   }
-  return 0;
+  return sc_satisfiable(s, where, depth, e); /* last: it validates against the whole, checked schema */
 }
 
 int schema_check(const jv *schema, const char *name, schema_err *e) {
@@ -282,8 +383,6 @@ static int jv_equal(const jv *a, const jv *b) {
   return a->type == JV_NULL && b->type == JV_NULL;
 }
 
-static double jv_num(const jv *v) { return v->type == JV_INT ? (double)v->u.i : v->u.d; }
-
 static void sv_describe_types(const jv *t, char *out, size_t outlen) {
   if (t->type == JV_STR) {
     snprintf(out, outlen, "%.*s", (int)t->n, t->u.s);
@@ -296,6 +395,47 @@ static void sv_describe_types(const jv *t, char *out, size_t outlen) {
     if (w < 0) break;
     o += (size_t)w;
   }
+}
+
+/* An enum value as JSON writes it: a string quoted and escaped (its first 40 bytes, whole
+ * characters), a number as a bound is written; a list or table, which nothing equals, as
+ * [...] or {...}. */
+static void sv_enum_value(jsonout_buf *b, const jv *x) {
+  char num[32];
+  if (x->type == JV_STR) {
+    size_t n = x->n > 40 ? 40 : x->n;
+    while (n < x->n && n > 0 && ((unsigned char)x->u.s[n] & 0xC0) == 0x80) n--; /* not mid-character */
+    jsonout_string(b, x->u.s, n);
+  } else if (x->type == JV_INT || x->type == JV_NUM) {
+    sc_num_text(x, num, sizeof num);
+    jsonout_raw(b, num, strlen(num));
+  } else if (x->type == JV_BOOL) {
+    jsonout_raw(b, x->u.b ? "true" : "false", x->u.b ? 4 : 5);
+  } else if (x->type == JV_NULL && !x->empty_table) {
+    jsonout_raw(b, "null", 4);
+  } else {
+    jsonout_raw(b, x->type == JV_OBJ ? "{...}" : "[...]", 5);
+  }
+}
+
+/* The allowed values, for the message that says what to send: as many as fit in out, then
+ * ", ..." for the rest. */
+static void sv_enum_list(const jv *en, char *out, size_t outlen) {
+  jsonout_buf b = {0};
+  size_t shown = 0;
+  const size_t room = outlen - 6; /* for ", ..." and the NUL */
+  for (size_t i = 0; i < en->n; i++) {
+    size_t before = b.len;
+    if (i) jsonout_raw(&b, ", ", 2);
+    sv_enum_value(&b, &en->u.items[i]);
+    if (b.oom || b.len > room) {
+      b.len = before;
+      break;
+    }
+    shown++;
+  }
+  snprintf(out, outlen, "%.*s%s", (int)b.len, b.p ? b.p : "", shown < en->n ? (shown ? ", ..." : "...") : "");
+  jsonout_free(&b);
 }
 
 /* maxLength/minLength in characters, as the schema's readers (models, MCP clients, the
@@ -340,15 +480,7 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
     for (size_t i = 0; i < en->n && !ok; i++) ok = jv_equal(v, &en->u.items[i]);
     if (!ok) {
       char list[256];
-      size_t o = 0;
-      list[0] = '\0';
-      for (size_t i = 0; i < en->n && o + 1 < sizeof list; i++) {
-        const jv *x = &en->u.items[i];
-        int w = x->type == JV_STR ? snprintf(list + o, sizeof list - o, "%s\"%.*s\"", i ? ", " : "", (int)(x->n > 40 ? 40 : x->n), x->u.s)
-                                  : snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", jv_type_name(x));
-        if (w < 0) break;
-        o += (size_t)w;
-      }
+      sv_enum_list(en, list, sizeof list);
       return sc_fail(e, where, "must be one of %s", list);
     }
   }

@@ -48,26 +48,33 @@ const jv *jv_get(const jv *obj, const char *key);
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
 const char *jv_type_name(const jv *v);
 
-/* Schemas themselves nest no deeper than this (schema_check refuses deeper ones); walks
- * that follow a schema are bounded by it. */
+/* Schemas from elsewhere (an MCP server's) nest no deeper than this (schema_check_shape
+ * refuses deeper ones); walks that follow a schema are bounded by it. */
 #define SCHEMA_MAX_NESTING 16
 
+/* How deep a call's arguments nest (schema_limits' default): schema_check refuses a schema
+ * nested deeper, as no call's arguments could ever reach its deeper levels. */
+#define SCHEMA_MAX_ARG_DEPTH 8
+
 typedef struct schema_limits {
-  int max_depth;          /* nesting of the value (default 8) */
+  int max_depth;          /* nesting of the value (default SCHEMA_MAX_ARG_DEPTH) */
   size_t max_string;      /* bytes in any string without its own maxLength (default 1 MiB);
                            * one with it has at most 4 bytes a character */
   size_t max_items;       /* items in any array/object without maxItems (default 256) */
 } schema_limits;
 
-#define SCHEMA_DEFAULT_LIMITS {8, 1024 * 1024, 256}
+#define SCHEMA_DEFAULT_LIMITS {SCHEMA_MAX_ARG_DEPTH, 1024 * 1024, 256}
 
 typedef struct schema_err {
   char where[256]; /* dotted path of the offending value, e.g. "args.files[2]" */
   char msg[512];   /* "where: what is wrong; what to send instead" */
 } schema_err;
 
-/* Checks that `schema` is a well-formed schema of the supported subset. Returns 0 or -1
- * with e->msg naming the field ("parameters.properties.path.type: ..."). */
+/* Checks that `schema` is a well-formed schema of the supported subset that some call can
+ * satisfy: no bounds that cross (minimum above maximum, minLength above maxLength, minItems
+ * above maxItems), no format on a type it does not apply to, no enum value or default the
+ * schema itself refuses, no level deeper than SCHEMA_MAX_ARG_DEPTH. Returns 0 or -1 with
+ * e->msg naming the field ("parameters.properties.path.type: ..."). */
 int schema_check(const jv *schema, const char *name, schema_err *e);
 
 /* The looser check of a schema Orket did not write (an MCP server's): only what

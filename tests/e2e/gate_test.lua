@@ -160,7 +160,7 @@ describe("orket gate check", function()
     H.write(dir .. "/roles/broken.lua", [[return { intent = "x", system = "y", tools = { 5 } }]])
     r = H.orket("gate check --role coder --workspace " .. dir .. " " .. write)
     assert.equal(1, r.status)
-    assert.matches("broken.lua: tools[1] must be a tool name", r.stderr, 1, true)
+    assert.matches("roles/broken.lua:1: tools[1] must be a tool name", r.stderr, 1, true) -- at its line, as validate says it
     assert.equal("", r.stdout)
   end)
 

@@ -13,6 +13,8 @@ local config = require "orket.config"
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
 local sm = require "orket.c.statemachine"
+local fieldline = require "orket.fieldline"
+local scriptfile = require "orket.scriptfile"
 
 local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
 cmd.help = [[
@@ -68,8 +70,13 @@ end
 local function load_rules(o, cli)
   local home, dir = rt.home(), o.workspace
   -- a project's file named as other commands name it: relative to the project (the name
-  -- each script is loaded under, given dir), under -C DIR from where the command ran
-  local function named(msg) return cli.in_dir(dir, msg) end
+  -- each script is loaded under, given dir), under -C DIR from where the command ran; a
+  -- mistake in a script (EINVAL: its checks keep field paths, not positions) placed at its
+  -- line as `orket validate` and `orket run` place it
+  local function named(msg, code)
+    if code == "EINVAL" then msg = fieldline.locate(msg, dir, function(path) return (scriptfile.read(path)) end) end
+    return cli.in_dir(dir, msg)
+  end
   -- roles/, tools/ or policies/ that is a file: the built-in scripts alone would decide,
   -- unlike the run, which refuses the project (config.script_folders)
   local ferr = config.script_folders(dir)
@@ -77,9 +84,9 @@ local function load_rules(o, cli)
     cli.err("%s", named(ferr))
     return nil, 1
   end
-  local role_set, rerr = roles_mod.load(roles_mod.dirs(dir), dir)
+  local role_set, rerr, rcode = roles_mod.load(roles_mod.dirs(dir), dir)
   if not role_set then
-    cli.err("%s", named(rerr))
+    cli.err("%s", named(rerr, rcode))
     return nil, 1
   end
   for _, r in ipairs(o.role) do
@@ -87,14 +94,14 @@ local function load_rules(o, cli)
       return nil, cli.usage_error(cmd, "--role %s: no role named %q (roles: %s)", r, r, table.concat(role_set.names, ", "))
     end
   end
-  local reg, terr = tools.load_dirs({ home .. "/tools", dir .. "/tools" }, dir)
+  local reg, terr, tcode = tools.load_dirs({ home .. "/tools", dir .. "/tools" }, dir)
   if not reg then
-    cli.err("%s", named(terr))
+    cli.err("%s", named(terr, tcode))
     return nil, 1
   end
-  local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
+  local set, perr, pcode = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
   if not set then
-    cli.err("%s", named(perr))
+    cli.err("%s", named(perr, pcode))
     return nil, 1
   end
   return { roles = role_set, tools = reg, policies = set }

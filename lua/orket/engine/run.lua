@@ -52,7 +52,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "git_moved_away", "git_unready", "tokens_used", "card_tokens_used", "spend", "money_checking",
+  "journal_failed", "journal_base", "git_failed", "git_failed_tool", "git_moved_away", "git_unready", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed",
   "threads", "began_finished", "cut_answers" } do
@@ -80,6 +80,7 @@ function M.new(engine, id)
     journal_failed = nil, -- the store's file error that ended the run (journal_broken)
     journal_base = nil, -- a carried-on run's mark of the store's failures at its start (db:journal_mark)
     git_failed = nil, -- the repository's disk full, which ended the run (git_broken), or gone (git_moved)
+    git_failed_tool = nil, -- {name=, code=, host=, said=}: the tool whose own words git_failed is (git_broken)
     git_moved_away = nil, -- true when git_failed says the project moved (git_moved)
     git_unready = nil, -- true when git_failed is what settling the repository met (unready)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
@@ -571,12 +572,20 @@ end
 --- files, a read-only or failing disk, a place Orket writes it may not): like the journal's
 --- failure (journal_broken), that ends the run the first time, failed, with the reason, no
 --- card blocked or charged for it, and `orket resume` carries on once it is put right.
-function Run:git_broken(card, msg, code)
+--- tool ({name=, code=, host=, said=}): the stop is what a tool's call answered, named in
+--- the event; said: in the tool's own words (a project tool's code), not ctx.fs's failure
+--- passed on, so said as the tool's, not the repository's: the operator looks at the tool,
+--- and a resume runs its call again.
+function Run:git_broken(card, msg, code, tool)
   if code ~= "ENOSPC" then return false end
   if not self.git_failed then
-    self.git_failed = tostring(msg)
-    local host = gitwork.host_fault(self, card, "EGIT", self.git_failed)
-    self:emit { type = "git", card = card, action = host and "host_fault" or "disk_full", error = self.git_failed }
+    local said = tool and tool.said and tool or nil
+    self.git_failed, self.git_failed_tool = tostring(msg), said
+    local host
+    if tool then host = tool.host else host = gitwork.host_fault(self, card, "EGIT", self.git_failed) end
+    self:emit { type = "git", card = card, action = host and "host_fault" or "disk_full", tool = tool and tool.name,
+      error = said and string.format("tool %s reported %s: %s", said.name, tostring(said.code), self.git_failed)
+        or self.git_failed }
     self:stop()
   end
   return true
@@ -1277,6 +1286,14 @@ function Run:conclude(target, view)
   elseif self.git_moved_away then
     status = "failed"
     reason = string.format("%s; 'orket resume %d' in its new place carries on", self.git_failed, self.run_id)
+  elseif self.git_failed_tool then
+    status = "failed"
+    -- the tool's own answer: the repository was never at fault, and a resume asks the tool again
+    local t = self.git_failed_tool
+    reason = string.format("tool %s reported %s (%s), which stops the run as %s does; %s, 'orket resume %d' runs "
+      .. "that call again (and stops again if the tool reports it again)", t.name, tostring(t.code), self.git_failed,
+      t.host and "a fault of the host's" or "a full disk", t.host and "once that is fixed" or "once there is room",
+      self.run_id)
   elseif self.git_failed then
     status = "failed"
     -- a file a tool wrote into a card's directory (the workspace layer's error) or git's

@@ -402,7 +402,7 @@ local function store_failed(run)
   return nil
 end
 
--- What of a call stops the run -> its error and "disk" or "journal" | nil. A full disk or
+-- What of a call stops the run -> its error and "disk", "tool" or "journal" | nil. A full disk or
 -- another fault of the host's: its failure's code says so (DISK_FULL), or its message
 -- (gitwork.host_fault, which adds the remedy), or the mover's commit or merge met one whatever
 -- the tool then answered (job.call_stop: a project tool may pass the move's failure on with
@@ -410,6 +410,9 @@ end
 -- file (or server) failed while it ran (journaled: was_broken, store_failed before the
 -- call), whatever code the tool gave the failure it met. Such a call is left open for
 -- resume (step_open); only a failure that does not stop the run is the tool's answer.
+-- A stop the tool's own result gave (its code or its message: a project tool's, or what
+-- ctx.fs met passed on) is "tool", so that the stop names the tool (step_open,
+-- Run:git_broken) rather than the repository; the mover's (job.call_stop) is "disk".
 -- The store's rule is for an in-store call only (was_broken nil on the effect path): its
 -- handler runs inside the step's transaction, nothing else runs meanwhile, so a failure
 -- then is its own. An effect runs between transactions, while other runs of the process
@@ -420,9 +423,9 @@ local function call_stop(run, job, res, was_broken)
   job.call_stop = nil
   if stop then return stop, "disk" end
   if res.ok then return nil end
-  if DISK_FULL[res.code] then return tostring(res.error), "disk" end
+  if DISK_FULL[res.code] then return tostring(res.error), "tool" end
   local host = gitwork.host_fault(run, job.card_id, res.code, res.error)
-  if host then return host, "disk" end
+  if host then return host, "tool" end
   if was_broken == false then
     local jerr = store_failed(run)
     if jerr then return tostring(jerr), "journal" end
@@ -556,7 +559,7 @@ local function execute_tx(run, job, x)
       local stop, kind = call_stop(run, job, req, was_broken)
       if stop then
         x.res, x.open, x.kind = req, stop, kind
-        return nil, stop, kind == "disk" and "ENOSPC" or "EIO" -- (x.open is what execute reads)
+        return nil, stop, kind == "journal" and "EIO" or "ENOSPC" -- (x.open is what execute reads)
       end
     end
     if effect.outside and (not req or req.ok) then
@@ -579,7 +582,7 @@ local function execute_tx(run, job, x)
       -- the call stopped the run: it is left unrecorded, all it wrote to the store rolled
       -- back, so a resume runs it again (as after a kill before it: docs/engine.md, crash points)
       x.res, x.open, x.kind = res, stop, kind
-      return nil, stop, kind == "disk" and "ENOSPC" or "EIO" -- (x.open is what execute reads)
+      return nil, stop, kind == "journal" and "EIO" or "ENOSPC" -- (x.open is what execute reads)
     end
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
@@ -784,7 +787,7 @@ end
 --
 -- The step's state, sp, lives across its transactions: {e, job, st, n, model, rec,
 -- turn_id, calls, i (the next call), pending (a call whose effect ran, its result not yet
--- written), stop and stop_kind (a call's error: it stopped the run, step_open), out, next_card,
+-- written), stop, stop_kind and stop_tool (a call's error: it stopped the run, step_open), out, next_card,
 -- next_rec, events, tokens}. Crash points (fault.hit names the
 -- ones the kill -9 suites aim at): before_model, before the response is written, leaves
 -- nothing of the step (the model is asked again); after_model, with the response
@@ -887,6 +890,13 @@ end
 -- safety), never showing the model a write that failed for want of space.
 local function step_open(sp, call, res, t0, stop, kind)
   sp.stop, sp.stop_kind = stop, kind
+  -- the tool whose result stopped it (call_stop's "tool"), and what it reported
+  -- said: the words are the tool's own (a project tool's), not the workspace layer's that
+  -- ctx.fs met and the tool passed on (the workspace's failure, said as before)
+  if kind == "tool" then
+    sp.stop_tool = { name = call.name, code = res.code, host = not DISK_FULL[res.code],
+      said = not tostring(res.error):find("^workspace: ") }
+  end
   after_call(sp, call, res, t0, true)
   sp.out = { ended = "canceled", detail = "the run stopped: " .. stop }
 end
@@ -1011,7 +1021,7 @@ local function commit_step(run, job, st, n, model, rec)
       ev = events[k]
     end
     if stop and stop_kind == "journal" then run:journal_broken(job.card_id)
-    elseif stop then run:git_broken(job.card_id, stop, "ENOSPC") end
+    elseif stop then run:git_broken(job.card_id, stop, "ENOSPC", stop_kind == "tool" and sp.stop_tool or nil) end
     if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
     job.call_stop = nil
     sp.pending.res = run_effect(run, job, sp.pending, st.counters)
