@@ -103,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rule.level = GATE_RULE_ASK;
     rule.paths = globs;
     rule.n_paths = 2;
+    rule.ignore_case = size > 0 && (data[size - 1] & 1); /* both ways of matching paths */
     gate_input in;
     memset(&in, 0, sizeof in);
     in.schema_limits = lim;
@@ -111,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     in.n_roles = 1;
     in.tool = "t";
     in.tool_known = 1;
-    in.tool_writes = 1;
+    in.effect = "write";
     in.schema = &schema;
     in.args = &value;
     in.rules = &rule;
@@ -122,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gate_decision d;
     gate_check(&in, &d);
     long long bytes, files;
-    gate_measure(&schema, &value, 1, &bytes, &files);
+    gate_measure(&schema, &value, "write", &bytes, &files);
     if (bytes < 0 || files < 0) __builtin_trap();
     if (d.verdict != GATE_ALLOW && d.verdict != GATE_DENY && d.verdict != GATE_ASK) __builtin_trap();
   }
