@@ -311,8 +311,13 @@ local FIXED = "; the card and the actor are fixed by the engine"
 function FS_FN.read(view, path, opts)
   local fs = fs_for(view, "read", path)
   local may_read = may_read_of[view]
-  if may_read and not may_read(path) then
-    return nil, "workspace: reading " .. path .. " is denied by policy", "EPERM"
+  local allowed, why, code
+  if may_read then allowed, why, code = may_read(path) end
+  if may_read and not allowed then
+    -- the gate's own words: confinement (PATH_ESCAPE) is no policy, and a policy's reason
+    -- names its rule
+    return nil, string.format("workspace: reading %s is refused by the gate (%s): %s", inert.line(inert.clip(path, 200)),
+      type(code) == "string" and code or "POLICY_DENY", type(why) == "string" and why or "a policy denies it"), "EPERM"
   end
   local o = plain_opts(opts, "read", READ_FIELDS)
   local ok, a, b, c = pcall(OPS.read, fs, path, o)

@@ -347,9 +347,12 @@ local function tool_ctx(run, job, card, own)
   end
   facts.id, facts.status, facts.type, facts.worked_by = card.id, card.status, card.type, card.worked_by
   if not job.may_read then
+    -- -> whether the read is allowed, and the gate's reason and code when not (a path outside
+    -- the workspace is confinement, not a policy: the handler is told which)
     job.may_read = function(path)
-      return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
-        tools = job.tools, policies = job.policies }.verdict == "allow"
+      local d = run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
+        tools = job.tools, policies = job.policies }
+      return d.verdict == "allow", d.reason, d.code
     end
   end
   if job.move == nil then job.move = gitwork.mover(run, job) or false end

@@ -111,6 +111,18 @@ describe("tools", function()
     r = reg:run("read_file", { path = ".env" }, ctx) -- the tool itself refuses too
     assert.is_false(r.ok)
     assert.equal("EPERM", r.code)
+    -- said in the gate's words: which rule, not "denied by policy" for what no policy did
+    ctx.may_read = function(path)
+      local d = gate.check { actor = ctx.actor, tool = "read_file", args = { path = path }, card = ctx.card,
+        tools = reg, policies = set }
+      return d.verdict == "allow", d.reason, d.code
+    end
+    r = reg:run("read_file", { path = ".env" }, ctx)
+    assert.same({ false, "EPERM" }, { r.ok, r.code })
+    assert.matches("^workspace: reading %.env is refused by the gate %(POLICY_DENY%): read_file: secrets files are off limits", r.error)
+    r = reg:run("read_file", { path = "../outside.txt" }, ctx)
+    assert.same({ false, "EPERM" }, { r.ok, r.code })
+    assert.matches("refused by the gate %(PATH_ESCAPE%)", r.error)
   end)
 
   it("hand a handler copies and a workspace it cannot close", function()
