@@ -52,7 +52,11 @@ function M.answer(db, b, card_id, text, actor)
       if not c then return nil, gerr, gcode end
     end
     if c.status ~= "waiting_for_developer" then
-      return nil, string.format("%s is %s, not waiting for input", c.id, c.status), "ESTATE"
+      -- the second of two answers at once is told the first was given, and by whom
+      local m = sj.last_transition(db, c.id)
+      local first = m and m.from == "waiting_for_developer" and m.data.note == "answered"
+        and string.format("; it was answered by %s at %s", tostring(m.actor), tostring(m.at)) or ""
+      return nil, string.format("%s is %s, not waiting for input%s", c.id, c.status, first), "ESTATE"
     end
     local p = approvals.pending(db, c.id)
     if p then

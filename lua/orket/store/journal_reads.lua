@@ -140,18 +140,18 @@ function M.event_at(db, id)
   return r and r.at
 end
 
---- last_transition(db, card) -> {id=, from=, to=, data=} of the card's last transition
---- event (data decoded, {} when unreadable) | nil
+--- last_transition(db, card) -> {id=, from=, to=, data=, actor=, at=} of the card's last
+--- transition event (data decoded, {} when unreadable) | nil
 local LAST_TRANSITION = sql(function(d)
-  return "SELECT id, " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'transition' "
-    .. "ORDER BY id DESC LIMIT 1"
+  return "SELECT id, actor, " .. d.time("at") .. ", " .. d.json("data")
+    .. " FROM events WHERE card_id = ? AND kind = 'transition' ORDER BY id DESC LIMIT 1"
 end)
 function M.last_transition(db, card)
   local r = one(db, LAST_TRANSITION(db), card)
   if not r then return nil end
   local d = cjson.decode(r.data)
   d = type(d) == "table" and d or {}
-  return { id = r.id, from = d.from, to = d.to, data = d }
+  return { id = r.id, from = d.from, to = d.to, data = d, actor = r.actor, at = r.at }
 end
 
 --- last_handin(db, card) -> the id of the card's last transition out of in_progress, 0 when none

@@ -137,6 +137,18 @@ describe("approvals", function()
     assert.matches("waiting for an answer to a question, not for an approval; answer it with 'orket answer E%-1 \"text\"'", err)
   end)
 
+  it("tells the second of two answers who answered first", function()
+    local db, b = working()
+    assert(b:transition("E-1", "waiting_for_developer", { actor = DEV, reason = "input", note = "which db?" }))
+    local answer = require "orket.actions.answer"
+    local bob = { seat = "user:bob", roles = {}, by = "person" }
+    assert(answer.answer(db, b, "E-1", "PostgreSQL", bob))
+    local ok, err, code = answer.answer(db, b, "E-1", "SQLite", { seat = "user:alice", roles = {}, by = "person" })
+    assert.is_nil(ok)
+    assert.equal("ESTATE", code)
+    assert.matches("^E%-1 is ready, not waiting for input; it was answered by user:bob at %d%d%d%d%-", err)
+  end)
+
   it("matches an approval to exactly its call, once", function()
     local db, b = working()
     assert(ask(db, b))
