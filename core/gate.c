@@ -429,11 +429,15 @@ static int gate_rule_matches(const gate_input *in, const gate_rule *r, const gat
     if (!any) return 0;
   }
   if (r->n_outside) {
+    /* folded, "inside" would grow: a deny or ask rule kept to src/ would let SRC/a.txt out,
+     * another directory on Linux. Only an allow rule, which then applies to fewer paths,
+     * folds its outside globs. */
+    unsigned oflags = r->level == GATE_RULE_ALLOW ? flags : 0;
     int any_out = 0;
     for (size_t k = 0; k < p->n && !any_out; k++) {
       int inside = 0;
       for (size_t i = 0; i < r->n_outside && !inside; i++) {
-        int m = gate_glob_flags(r->outside[i], p->norm[k], strlen(p->norm[k]), flags);
+        int m = gate_glob_flags(r->outside[i], p->norm[k], strlen(p->norm[k]), oflags);
         inside = m < 0 ? r->level == GATE_RULE_ALLOW : m;
       }
       any_out = !inside;
