@@ -25,8 +25,9 @@ M.invisible = invisible
 local decode = cinert.decode
 M.decode = decode
 
---- chars(s) -> s's length in characters as the API's schemas count them (code points, a
---- byte that is not UTF-8 as one; core/inert.c): the one count behind a character limit
+--- chars(s) -> s's length in characters as the API's schemas count them (code points: each
+--- byte but a UTF-8 continuation byte starts one, and a fourth continuation byte in a row;
+--- core/inert.c): the one count behind a character limit
 M.chars = cinert.chars
 
 local byte = string.byte

@@ -107,7 +107,10 @@ function Memory:recall(query, opts)
   end
   -- age_days is whole days: an entry is at most `days` old while less than days + 1 have
   -- passed, so the entries kept are those created after this instant (a stored time)
-  local since = days > 0 and os.date("!%Y-%m-%dT%H:%M:%S.000Z", os.time() - (days + 1) * 86400) or nil
+  -- (an age reaching back before 1970 limits nothing: os.date refuses such a time, and a
+  -- year of fewer than four digits would compare wrongly as text)
+  local cut = days > 0 and days < os.time() // 86400 and os.time() - (days + 1) * 86400 or nil
+  local since = cut and cut > 0 and os.date("!%Y-%m-%dT%H:%M:%S.000Z", cut) or nil
   return sm.search(self.db, query, opts.card, limit, since)
 end
 

@@ -40,8 +40,8 @@ local function check_person(name, role)
 end
 
 --- check_password(password) -> true | nil, msg: MIN_PASSWORD to MAX_PASSWORD characters
---- (code points, as the API's schema counts them; a byte that is not UTF-8 as one), so at
---- most 4 x MAX_PASSWORD bytes reach Argon2id
+--- (code points, as the API's schema counts them: inert.chars), so at most 4 x
+--- MAX_PASSWORD bytes reach Argon2id
 function M.check_password(password)
   local n = type(password) == "string" and inert.chars(password)
   if not n or n < M.MIN_PASSWORD or n > M.MAX_PASSWORD then

@@ -121,6 +121,11 @@ describe("memory as agents use it, on " .. B.name(), function()
     fresh = mem:recall("deploy", { limit = 20, max_age_days = 90 })
     assert.equal(1, #fresh)
     assert.equal(new, fresh[1].id)
+    -- an age reaching back before 1970 limits nothing (the settings take up to 1e12 days:
+    -- a cut of a three-digit year dropped every entry, and os.date raised past it)
+    for _, days in ipairs { 400000, 739000, 800000, 1000000000000 } do
+      assert.equal(12, #mem:recall("deploy", { limit = 20, max_age_days = days }), days)
+    end
     db:close()
   end)
 
