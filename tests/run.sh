@@ -36,7 +36,7 @@ PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_board_
   tests/e2e/board_test.lua tests/e2e/serve_test.lua
   tests/e2e/serve_runs_test.lua tests/e2e/serve_write_test.lua tests/e2e/serve_session_test.lua tests/e2e/serve_guard_test.lua
   tests/e2e/serve_metrics_test.lua tests/e2e/serve_keys_test.lua
-  tests/e2e/budget_test.lua tests/spec/services/spend_shared_spec.lua tests/e2e/experiments_test.lua tests/spec/actions/experiments_spec.lua
+  tests/e2e/budget_test.lua tests/spec/services/spend_shared_spec.lua tests/e2e/experiments_test.lua tests/e2e/experiments_arms_test.lua tests/spec/actions/experiments_spec.lua
   tests/e2e/card_cost_by_seat_test.lua
   tests/e2e/run_test.lua tests/e2e/approval_test.lua tests/e2e/question_test.lua tests/e2e/retry_test.lua tests/e2e/model_bytes_test.lua
   tests/e2e/cancel_test.lua tests/e2e/workers_test.lua tests/e2e/workers_budget_test.lua tests/e2e/git_test.lua tests/e2e/verify_test.lua

@@ -44,6 +44,14 @@ local function fields(w, g)
   if g.seats and #g.seats > 1 then
     for _, t in ipairs(g.seats) do line(w, "", t.seat .. ": " .. cost.usage_text(t):gsub("^usage: ", "")) end
   end
+  -- its arms: a variant's model and role are orket.lua's experiment's, not the seat's
+  for _, a in ipairs(g.arms or {}) do
+    local what = {}
+    if a.model then what[#what + 1] = "model " .. a.model end
+    if a.role then what[#what + 1] = "role " .. a.role end
+    line(w, "experiment", a.experiment .. ": " .. a.arm .. (#what > 0 and (" (" .. table.concat(what, ", ")
+      .. " at its first turn; orket.lua's experiments." .. a.experiment .. " decides its work turns)") or ""))
+  end
   line(w, "retries", c.retries > 0 and c.retries or nil)
   line(w, "depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
   if #g.kids > 0 then

@@ -10,6 +10,7 @@ local tools_mod = require "orket.tools"
 local policy = require "orket.policy"
 local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.settings"
+local experiments = require "orket.settings.experiments"
 local llm = require "orket.llm"
 local fieldline = require "orket.fieldline"
 local scriptcheck = require "orket.engine.scriptcheck"
@@ -95,8 +96,9 @@ function M.load(dir)
 end
 
 --- validate(scripts, settings[, models]) -> true | nil, msg, CODE: the set fits the team
---- (every role a seat holds exists) and, given orket.lua's models, every role's model
---- names a configured provider. The engine checks the same before a run starts.
+--- (every role a seat or an experiment's variant plays exists) and, given orket.lua's
+--- models, every role's model names a configured provider. The engine checks the same
+--- before a run starts.
 function M.validate(s, settings, models)
   for _, seat in ipairs(settings_mod.seats(settings)) do
     for i, r in ipairs(settings.team[seat].roles) do
@@ -105,6 +107,12 @@ function M.validate(s, settings, models)
           seat, i, r, table.concat(s.roles.names, ", ")), "EROLE"
       end
     end
+  end
+  -- a variant's role, as the engine's start checks it: taken, the set left every variant
+  -- card that has not started skipped and the run stalled
+  local xerr = experiments.check_roles(settings.experiments, s.roles.by_name)
+  if xerr then
+    return nil, string.format("%s after the reload (roles: %s)", xerr, table.concat(s.roles.names, ", ")), "EROLE"
   end
   if models then
     local bad = llm.check_models(models, nil, s.roles.by_name)

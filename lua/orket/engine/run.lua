@@ -278,12 +278,15 @@ function Run:turns_spent(card, turns, phase)
   local why
   if not recorded.called_tools(self.db, self.run_id, card.id, phase == "review",
       recorded.last_retry(self.db, card.id)) then
-    -- more turns would not help a model that answers in prose
+    -- more turns would not help a model that answers in prose; on a variant's model the
+    -- seat's model is not the one to change
+    local arm = phase ~= "review" and not self.model and experiments.variant(self, card, phase) or nil
+    local variant = arm and arm.model and (" " .. experiments.decides(arm.experiment, arm.model)) or ""
     why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
       .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
-      .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give the seat "
-      .. "another model, then 'orket retry %s' puts it back to ready.", used, phase == "review" and "review"
-      or "work", card.id)
+      .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give %s "
+      .. "another model, then 'orket retry %s' puts it back to ready.%s", used, phase == "review" and "review"
+      or "work", variant ~= "" and "it" or "the seat", card.id, variant)
     -- the provider cut the last answer: that, not tool calling, is what to look at
     local cut = self.cut_answers and self.cut_answers[card.id]
     if cut then why = why .. " The model's last answer: " .. cut .. "." end
@@ -440,7 +443,10 @@ function Run:prepare(card)
   if job then
     job.arms, job.experiment = arms, arm and arm.experiment
     -- a run's own --model is a person's choice for every card and wins
-    if arm and arm.model and not self.model then job.model = arm.model end
+    if arm and arm.model and not self.model then job.model, job.variant_model = arm.model, true end
+    -- the card's first turn starts now, before its first call: the report's wall time
+    -- counts from here (its arms are written only with the turn's first commit)
+    if arms then job.started_at = self.db.conn:now() end
   end
   return job, changed
 end
@@ -460,7 +466,7 @@ function Run:begin_records(job)
   self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
     data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment } }
   -- the card's arms, chosen as its first turn was prepared, are fixed from here on
-  if job.arms then store_experiments.record(self.db, job.card_id, job.arms) end
+  if job.arms then store_experiments.record(self.db, job.card_id, job.arms, job.started_at) end
   job.begun = true -- the caller resets it when its transaction does not commit
   return true
 end
@@ -499,6 +505,10 @@ function Run:end_turn_records(job, out)
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
     reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
+    -- the seat's model is not what failed: the block says what decides this one
+    if job.variant_model then
+      why = why .. (why:match("[.!?]$") and " " or ". ") .. experiments.decides(job.experiment, job.model)
+    end
   elseif out.ended == "role_error" or out.ended == "engine_error" then
     -- a card's comment is read by people and models: no place in Orket's own source
     reason, why = "system", "The turn failed: " .. sourcepos.plain(tostring(out.detail))

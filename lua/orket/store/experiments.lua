@@ -13,15 +13,17 @@ function M.of(db, card)
   return assert(db:rows(OF, card))
 end
 
---- record(db, card, arms): writes the card's arms ({experiment=, arm=, model=, role=}...)
+--- record(db, card, arms[, at]): writes the card's arms ({experiment=, arm=, model=, role=}...)
 --- unless it has some already: an arm is never changed once written. Inside the caller's
---- transaction.
-function M.record(db, card, arms)
+--- transaction. at: when the card's first turn began, as a stored time (db.conn:now() then);
+--- the transaction's time without it. The first turn's first commit comes after its first
+--- model call, so its time would leave that call out of the report's wall time.
+function M.record(db, card, arms, at)
   if #M.of(db, card) > 0 then return end
   for _, a in ipairs(arms) do
     assert(db:run("INSERT INTO experiment_cards (experiment, card_id, arm, model, role, assigned_at) "
-      .. "VALUES (?, ?, ?, ?, ?, " .. db.dialect.now .. ") ON CONFLICT DO NOTHING",
-      a.experiment, card, a.arm, a.model, a.role))
+      .. "VALUES (?, ?, ?, ?, ?, COALESCE(?, " .. db.dialect.now .. ")) ON CONFLICT DO NOTHING",
+      a.experiment, card, a.arm, a.model, a.role, at))
   end
 end
 
@@ -42,7 +44,8 @@ end
 --- cards(db, name) -> array of {card=, arm=, model=, role=, status=, rejections=, turns=,
 --- wall_ms=}, by arm then card: each card of the experiment, with the times a reviewer
 --- sent it back (code_review -> in_progress), its turns (any seat's), and for a done card
---- the milliseconds from its first work turn to done (nil otherwise)
+--- the milliseconds from the start of its first work turn (assigned_at: before its first
+--- model call) to done (nil otherwise)
 function M.cards(db, name)
   local d = db.dialect
   local from, to = d.json_text("e.data", "from"), d.json_text("e.data", "to")

@@ -11,6 +11,7 @@ local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
 local pull_request = require "orket.engine.pull_request"
 local costs = require "orket.store.costs"
+local experiments = require "orket.store.experiments"
 local safe_json = require "cjson.safe"
 
 local M = {}
@@ -33,6 +34,9 @@ function M.gather(db, id, dir)
   return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
     violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
     forge = pull_request.info(db, c.id), usage = usage,
+    -- its arm in each experiment (docs/cost.md), fixed at its first turn: a variant's model
+    -- wins over its seat's, which nothing else on the card says
+    arms = experiments.of(db, c.id),
     -- by the seat that made the calls: what review cost beside the work (none without calls)
     seats = usage.calls > 0 and costs.by_seat(db, scope) or {} }
 end
@@ -86,7 +90,10 @@ function M.doc_of(g)
     forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil,
     -- the model calls of the card (an epic's or a rock's: of the cards under it too), every
     -- run: tokens by kind, cost by currency in micro-units (docs/cost.md); and by seat
-    usage = g.usage, usage_by_seat = jsonout.array(g.seats or {}) }
+    usage = g.usage, usage_by_seat = jsonout.array(g.seats or {}),
+    -- its arm in each experiment ([] before its first turn, or in none); model and role:
+    -- the variant's at the card's first turn
+    experiments = jsonout.array(g.arms or {}) }
 end
 
 --- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg

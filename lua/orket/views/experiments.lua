@@ -87,7 +87,11 @@ function M.text(doc)
   local lines = { head, string.format("%-22s %16s %16s\n", "", "control", "variant") }
   local function row(label, a, b) lines[#lines + 1] = string.format("%-22s %16s %16s\n", label, a, b) end
   local function done(a) return a.cards > 0 and string.format("%d (%.0f%%)", a.done, a.done_rate * 100) or "0" end
-  local function money(a) return a.cards == 0 and "-" or cost.text(a.cost_per_card) or "unknown" end
+  -- nothing charged (no call answered, none billed) is 0; unknown is only a call without a price
+  local function money(a)
+    if a.cards == 0 then return "-" end
+    return cost.text(a.cost_per_card) or (a.unpriced_calls > 0 and "unknown" or "0 (none charged)")
+  end
   local function wall(a) return a.wall.ms_per_card and string.format("%.1fs", a.wall.ms_per_card / 1000) or "-" end
   row("cards", tostring(c.cards), tostring(v.cards))
   row("done", done(c), done(v))

@@ -151,11 +151,18 @@ describe("the arms in the store (" .. B.name() .. ")", function()
       store.record(db, "I-1", fresh)
       return true
     end))
-    -- recorded: the same arm, nothing to write, whatever orket.lua says now
+    -- recorded: the same arm, nothing to write, whatever share orket.lua says now; the
+    -- variant's model as set now (a person's fix for a model that fails)
+    e.settings.experiments = { a = { share = 0.01, model = "ollama:b" } }
+    arm, fresh = engine_x.variant(e, card, "rework")
+    assert.same({ experiment = "a", arm = "variant", model = "ollama:b" }, arm)
+    assert.is_nil(fresh)
+    -- the experiment ended: the card plays its seat again, its arm kept for the report
     e.settings.experiments = {}
     arm, fresh = engine_x.variant(e, card, "rework")
-    assert.same({ "a", "variant" }, { arm.experiment, arm.arm })
+    assert.is_nil(arm)
     assert.is_nil(fresh)
+    assert.same({ { experiment = "a", arm = "variant", model = "ollama:a" } }, store.of(db, "I-1"))
     -- a card that had a turn before the experiment was set keeps out of it
     e.settings.experiments = { a = { share = 1, model = "ollama:a" } }
     db:event { kind = "turn_begin", card = "I-2", data = { turn = 1 } }
@@ -192,11 +199,31 @@ describe("the arms in the store (" .. B.name() .. ")", function()
     assert.same({ 2, 1, 0.5, 0, 2, 1.0 }, { c.cards, c.done, c.done_rate, c.rejections, c.turns, c.turns_per_card })
     assert.same({ 1, 1, 1.0, 1, 1 }, { v.cards, v.done, v.done_rate, v.rejections, v.turns })
     assert.same({ 1, 1 }, { c.wall.done_cards, v.wall.done_cards })
-    -- no model call was made: no cost known, never a made-up 0
-    assert.same({ {}, 0 }, { c.cost, c.tokens.calls })
-    assert.matches("cost per card%s+unknown%s+unknown\n", view.text(doc))
+    -- no model call was made: nothing charged, 0 (unknown is a call without a price)
+    assert.same({ {}, 0, 0 }, { c.cost, c.tokens.calls, c.unpriced_calls })
+    assert.matches("cost per card%s+0 %(none charged%)%s+0 %(none charged%)\n", view.text(doc))
     local _, err, code = view.doc(db, "zzz", { a = {} })
     assert.same({ "no experiment named \"zzz\" (experiments: a)", "ENOENT" }, { err, code })
+  end)
+
+  it("time a done card's wall from its first turn's start, given to record, not from the record's commit", function()
+    -- the first turn's arms are written with its first commit, after its first model call
+    local start = db.conn:now()
+    orket.sleep(300)
+    assert(db:tx(function()
+      store.record(db, "I-1", { { experiment = "a", arm = "variant", model = "ollama:a" } }, start)
+      store.record(db, "I-2", { { experiment = "a", arm = "control" } })
+      return true
+    end))
+    for _, id in ipairs { "I-1", "I-2" } do
+      assert(b:transition(id, "in_progress", { actor = DEV }))
+      assert(b:transition(id, "code_review", { actor = DEV }))
+      assert(b:transition(id, "done", { actor = REVIEWER }))
+    end
+    local by = {}
+    for _, r in ipairs(store.cards(db, "a")) do by[r.card] = r.wall_ms end
+    assert.is_true(by["I-1"] >= 300, tostring(by["I-1"]))
+    assert.is_true(by["I-2"] < 300, tostring(by["I-2"]))
   end)
 
   it("leave out every figure per card of an arm with no cards, cost_per_card too (docs/cost.md)", function()
