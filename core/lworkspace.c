@@ -1,6 +1,7 @@
 /* lworkspace.c: Lua module `orket.c.workspace`: the confined filesystem of workspace.c as a
- * typed userdata (open(root, {resolve=, mount_id=}) -> ws; ws:read/write/append/list/stat/mkdir/
- * delete/move/close). Only translates between Lua and workspace.c. */
+ * typed userdata (open(root, {resolve=, mount_id=, portable_names=}) -> ws; ws:read/write/
+ * append/list/stat/mkdir/delete/move/close), and its name rules (portable_name_refused,
+ * device_name, name_fold, name_twin). Only translates between Lua and workspace.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,16 +62,22 @@ static int lws_opt_enum(lua_State *L, const char *field, const char *const names
 
 static const char *const lws_mnt_names[] = {"auto", "statx", "fdinfo", "dev", NULL};
 
-/* open(root [, {resolve="auto"|"openat2"|"walk", mount_id="auto"|"statx"|"fdinfo"|"dev"}])
- * -> ws | nil, msg, CODE. mount_id forces where mount ids come from (tests use it). */
+/* open(root [, {resolve="auto"|"openat2"|"walk", mount_id="auto"|"statx"|"fdinfo"|"dev",
+ * portable_names=true|false}]) -> ws | nil, msg, CODE. mount_id forces where mount ids come
+ * from (tests use it); portable_names = false (orket.lua's workspace section) lets names a
+ * Windows or macOS clone cannot check out be made. */
 static int lws_open(lua_State *L) {
   static const char *const modes[] = {"auto", "openat2", "walk", NULL};
   const char *root = luaL_checkstring(L, 1);
-  int mode = 0, mnt = 0;
+  int mode = 0, mnt = 0, portable = 1;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     mode = lws_opt_enum(L, "resolve", modes, "resolve must be \"auto\", \"openat2\" or \"walk\"");
     mnt = lws_opt_enum(L, "mount_id", lws_mnt_names, "mount_id must be \"auto\", \"statx\", \"fdinfo\" or \"dev\"");
+    int t = lua_getfield(L, 2, "portable_names");
+    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 2, "portable_names must be true or false");
+    portable = t == LUA_TNIL || lua_toboolean(L, -1);
+    lua_pop(L, 1);
   }
   luaL_argcheck(L, strlen(root) < WS_PATH_MAX, 1, "root path too long");
   lws *o = lua_newuserdatauv(L, sizeof *o, 0); /* created closed: an error leaks nothing */
@@ -79,6 +86,7 @@ static int lws_open(lua_State *L) {
   luaL_setmetatable(L, LWS_META);
   ws_err e;
   if (ws_open(&o->w, root, (ws_resolve_mode)mode, &e) != 0) return lws_fail(L, &e);
+  o->w.portable_names = portable;
   if (mnt != 0 && ws_use_mount_source(&o->w, (ws_mnt_source)mnt, &e) != 0) {
     ws_close(&o->w);
     return lws_fail(L, &e);
@@ -288,7 +296,7 @@ static int lws_tostring(lua_State *L) {
 }
 
 /* Fields: ws.root, ws.resolve ("openat2" | "walk"), ws.mount_id ("statx" | "fdinfo" |
- * "dev"), ws.closed; everything else a method. */
+ * "dev"), ws.portable_names, ws.closed; everything else a method. */
 static int lws_index(lua_State *L) {
   lws *o = luaL_checkudata(L, 1, LWS_META);
   const char *k = luaL_checkstring(L, 2);
@@ -298,6 +306,8 @@ static int lws_index(lua_State *L) {
     lua_pushstring(L, o->w.mode == WS_RESOLVE_OPENAT2 ? "openat2" : "walk");
   } else if (strcmp(k, "mount_id") == 0) {
     lua_pushstring(L, lws_mnt_names[o->w.mnt_src]);
+  } else if (strcmp(k, "portable_names") == 0) {
+    lua_pushboolean(L, o->w.portable_names);
   } else if (strcmp(k, "closed") == 0) {
     lua_pushboolean(L, o->w.rootfd < 0);
   } else {
@@ -321,8 +331,73 @@ static const luaL_Reg lws_meta[] = {
     {"__tostring", lws_tostring}, {NULL, NULL},
 };
 
+/* portable_name_refused(name) -> why a Windows clone cannot check out the one name (a path
+ * component) | nil: ws_portable_name_refused, for callers that check names of their own */
+static int lws_portable_name_refused(lua_State *L) {
+  size_t n;
+  const char *c = luaL_checklstring(L, 1, &n);
+  const char *why = ws_portable_name_refused(c, n);
+  if (why) lua_pushstring(L, why);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* name_fold(name [, {case = false}]) -> the key under which macOS and Windows take two names
+ * of one folder for one (ws_name_fold): twins fold alike. case = false: decomposed only, each
+ * letter kept in its case. */
+static int lws_name_fold(lua_State *L) {
+  size_t n;
+  const char *c = luaL_checklstring(L, 1, &n);
+  int keep_case = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int t = lua_getfield(L, 2, "case");
+    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 2, "case must be true or false");
+    keep_case = t == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, 2 * n + 1);
+  luaL_pushresultsize(&b, ws_name_fold(c, n, out, keep_case));
+  return 1;
+}
+
+/* name_twin(a, b) -> how two names of one folder are one file on macOS or Windows
+ * (ws_name_twin): "case", "Unicode normalization" or "case and Unicode normalization" | nil
+ * when they are not twins (or are one name) */
+static int lws_name_twin(lua_State *L) {
+  static const char *const how[] = {NULL, "case", "Unicode normalization", "case and Unicode normalization"};
+  size_t an, bn;
+  const char *a = luaL_checklstring(L, 1, &an), *b = luaL_checklstring(L, 2, &bn);
+  int kind = ws_name_twin(a, an, b, bn);
+  if (kind) lua_pushstring(L, how[kind]);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* device_name(name) -> the Windows device name is, its stem in upper case ("AUX" for
+ * "aux.tar.gz") | nil (ws_device_name) */
+static int lws_device_name(lua_State *L) {
+  size_t n;
+  const char *c = luaL_checklstring(L, 1, &n);
+  size_t stem = ws_device_name(c, n);
+  if (stem == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, stem);
+  for (size_t i = 0; i < stem; i++) out[i] = (char)(c[i] >= 'a' && c[i] <= 'z' ? c[i] - 32 : c[i]);
+  luaL_pushresultsize(&b, stem);
+  return 1;
+}
+
 static const luaL_Reg lws_funcs[] = {
     {"open", lws_open},
+    {"portable_name_refused", lws_portable_name_refused},
+    {"name_fold", lws_name_fold},
+    {"name_twin", lws_name_twin},
+    {"device_name", lws_device_name},
     {NULL, NULL},
 };
 

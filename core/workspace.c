@@ -73,19 +73,21 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
  * at the start of a character with "..." when longer: a refused path shown whatever it
  * holds, and not 4 KB of it. */
 #define WS_SHOWN_MAX 64
-static const char *ws_shown(const char *path, size_t len, char *buf) {
+static const char *ws_shown_as(const char *path, size_t len, char *buf, int ascii) {
   size_t cut = len > WS_SHOWN_MAX ? WS_SHOWN_MAX : len, o = 0;
   while (cut < len && cut > 0 && ((unsigned char)path[cut] & 0xC0) == 0x80) cut--;
   for (size_t i = 0; i < cut; i++) {
     unsigned char c = (unsigned char)path[i];
     if (c == 0) buf[o++] = '\\', buf[o++] = '0';
-    else if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
+    else if (c < 0x20 || c == 0x7f || (ascii && c >= 0x80)) o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
     else buf[o++] = (char)c;
   }
   if (cut < len) memcpy(buf + o, "...", 3), o += 3;
   buf[o] = '\0';
   return buf;
 }
+
+static const char *ws_shown(const char *path, size_t len, char *buf) { return ws_shown_as(path, len, buf, 0); }
 
 /* The lexical checks, with the operation (op, or NULL for the gate, which names the tool and
  * argument itself) ahead of the reason, as in every other workspace message. */
@@ -204,9 +206,153 @@ const char *ws_git_name_refused(const char *c, size_t n) {
   return NULL;
 }
 
+/* ---- what a Windows or macOS clone cannot check out -------------------------------------
+ * Names libgit2 commits on Linux but a clone elsewhere cannot have: git on Windows refuses
+ * to check them out ("invalid path"), and macOS and Windows keep one file for twins by case
+ * or composition, so one silently overwrites the other. Main is shared by the whole team,
+ * so these are refused at the write too (unless the project turns it off: ws.portable_names). */
+
+size_t ws_device_name(const char *c, size_t n) {
+  static const char *const names[] = {"con", "prn", "aux", "nul", "conin$", "conout$"};
+  size_t base = 0;
+  while (base < n && c[base] != '.') base++;
+  while (base > 0 && c[base - 1] == ' ') base--;
+  for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+    if (base == strlen(names[k]) && strncasecmp(c, names[k], base) == 0) return base;
+  if (base < 4 || (strncasecmp(c, "com", 3) != 0 && strncasecmp(c, "lpt", 3) != 0)) return 0;
+  if (base == 4) return c[3] >= '1' && c[3] <= '9' ? base : 0;
+  /* U+00B9, U+00B2, U+00B3 */
+  return base == 5 && (unsigned char)c[3] == 0xC2 &&
+                 ((unsigned char)c[4] == 0xB9 || (unsigned char)c[4] == 0xB2 || (unsigned char)c[4] == 0xB3)
+             ? base
+             : 0;
+}
+
+const char *ws_portable_name_refused(const char *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char b = (unsigned char)c[i];
+    if (b < 0x20) return "it holds a control character, which Windows does not allow in a name";
+    if (strchr("<>:\"|?*\\", b) != NULL)
+      return "it holds one of < > : \" | ? * \\, which Windows does not allow in a name";
+  }
+  if (n > 0 && (c[n - 1] == '.' || c[n - 1] == ' '))
+    return "it ends in a dot or a space, which Windows drops (it would be another name there)";
+  if (ws_device_name(c, n) > 0)
+    return "Windows reads it as a device (CON, PRN, AUX, NUL, COM1-9, LPT1-9), with an extension or without";
+  return NULL;
+}
+
+/* U+00C0-U+017F decomposed: {the first code point, the combining mark or 0}. A letter with a
+ * mark decomposes (NFD) into an ASCII letter of its case and the mark; a letter without one is
+ * given lower-cased (\u00c6 as \u00e6), as the fold wants it (made from Unicode's data). */
+static const uint16_t ws_latin_fold[192][2] = {
+  {0x041, 0x300}, {0x041, 0x301}, {0x041, 0x302}, {0x041, 0x303}, {0x041, 0x308}, {0x041, 0x30A}, {0x0E6, 0},
+  {0x043, 0x327}, {0x045, 0x300}, {0x045, 0x301}, {0x045, 0x302}, {0x045, 0x308}, {0x049, 0x300}, {0x049, 0x301},
+  {0x049, 0x302}, {0x049, 0x308}, {0x0F0, 0}, {0x04E, 0x303}, {0x04F, 0x300}, {0x04F, 0x301}, {0x04F, 0x302},
+  {0x04F, 0x303}, {0x04F, 0x308}, {0x0D7, 0}, {0x0F8, 0}, {0x055, 0x300}, {0x055, 0x301}, {0x055, 0x302},
+  {0x055, 0x308}, {0x059, 0x301}, {0x0FE, 0}, {0x0DF, 0}, {0x061, 0x300}, {0x061, 0x301}, {0x061, 0x302},
+  {0x061, 0x303}, {0x061, 0x308}, {0x061, 0x30A}, {0x0E6, 0}, {0x063, 0x327}, {0x065, 0x300}, {0x065, 0x301},
+  {0x065, 0x302}, {0x065, 0x308}, {0x069, 0x300}, {0x069, 0x301}, {0x069, 0x302}, {0x069, 0x308}, {0x0F0, 0},
+  {0x06E, 0x303}, {0x06F, 0x300}, {0x06F, 0x301}, {0x06F, 0x302}, {0x06F, 0x303}, {0x06F, 0x308}, {0x0F7, 0},
+  {0x0F8, 0}, {0x075, 0x300}, {0x075, 0x301}, {0x075, 0x302}, {0x075, 0x308}, {0x079, 0x301}, {0x0FE, 0},
+  {0x079, 0x308}, {0x041, 0x304}, {0x061, 0x304}, {0x041, 0x306}, {0x061, 0x306}, {0x041, 0x328}, {0x061, 0x328},
+  {0x043, 0x301}, {0x063, 0x301}, {0x043, 0x302}, {0x063, 0x302}, {0x043, 0x307}, {0x063, 0x307}, {0x043, 0x30C},
+  {0x063, 0x30C}, {0x044, 0x30C}, {0x064, 0x30C}, {0x111, 0}, {0x111, 0}, {0x045, 0x304}, {0x065, 0x304},
+  {0x045, 0x306}, {0x065, 0x306}, {0x045, 0x307}, {0x065, 0x307}, {0x045, 0x328}, {0x065, 0x328}, {0x045, 0x30C},
+  {0x065, 0x30C}, {0x047, 0x302}, {0x067, 0x302}, {0x047, 0x306}, {0x067, 0x306}, {0x047, 0x307}, {0x067, 0x307},
+  {0x047, 0x327}, {0x067, 0x327}, {0x048, 0x302}, {0x068, 0x302}, {0x127, 0}, {0x127, 0}, {0x049, 0x303},
+  {0x069, 0x303}, {0x049, 0x304}, {0x069, 0x304}, {0x049, 0x306}, {0x069, 0x306}, {0x049, 0x328}, {0x069, 0x328},
+  {0x049, 0x307}, {0x131, 0}, {0x133, 0}, {0x133, 0}, {0x04A, 0x302}, {0x06A, 0x302}, {0x04B, 0x327}, {0x06B, 0x327},
+  {0x138, 0}, {0x04C, 0x301}, {0x06C, 0x301}, {0x04C, 0x327}, {0x06C, 0x327}, {0x04C, 0x30C}, {0x06C, 0x30C},
+  {0x140, 0}, {0x140, 0}, {0x142, 0}, {0x142, 0}, {0x04E, 0x301}, {0x06E, 0x301}, {0x04E, 0x327}, {0x06E, 0x327},
+  {0x04E, 0x30C}, {0x06E, 0x30C}, {0x149, 0}, {0x14B, 0}, {0x14B, 0}, {0x04F, 0x304}, {0x06F, 0x304}, {0x04F, 0x306},
+  {0x06F, 0x306}, {0x04F, 0x30B}, {0x06F, 0x30B}, {0x153, 0}, {0x153, 0}, {0x052, 0x301}, {0x072, 0x301},
+  {0x052, 0x327}, {0x072, 0x327}, {0x052, 0x30C}, {0x072, 0x30C}, {0x053, 0x301}, {0x073, 0x301}, {0x053, 0x302},
+  {0x073, 0x302}, {0x053, 0x327}, {0x073, 0x327}, {0x053, 0x30C}, {0x073, 0x30C}, {0x054, 0x327}, {0x074, 0x327},
+  {0x054, 0x30C}, {0x074, 0x30C}, {0x167, 0}, {0x167, 0}, {0x055, 0x303}, {0x075, 0x303}, {0x055, 0x304},
+  {0x075, 0x304}, {0x055, 0x306}, {0x075, 0x306}, {0x055, 0x30A}, {0x075, 0x30A}, {0x055, 0x30B}, {0x075, 0x30B},
+  {0x055, 0x328}, {0x075, 0x328}, {0x057, 0x302}, {0x077, 0x302}, {0x059, 0x302}, {0x079, 0x302}, {0x059, 0x308},
+  {0x05A, 0x301}, {0x07A, 0x301}, {0x05A, 0x307}, {0x07A, 0x307}, {0x05A, 0x30C}, {0x07A, 0x30C}, {0x17F, 0}};
+
+/* cp (below U+0800) as UTF-8 at out; its length */
+static size_t ws_put_cp(unsigned cp, char *out) {
+  if (cp < 0x80) return out[0] = (char)cp, 1;
+  out[0] = (char)(0xC0 | (cp >> 6));
+  out[1] = (char)(0x80 | (cp & 0x3F));
+  return 2;
+}
+
+/* One unit of c (n bytes) at *i, a Latin letter of U+00C0-U+017F (two bytes) or one byte,
+ * folded (ws_name_fold's) into u (at most 3 bytes); *i moves past it. Returns u's length. */
+static size_t ws_fold_unit(const char *c, size_t n, size_t *i, char *u, int keep_case) {
+  unsigned char b = (unsigned char)c[*i];
+  unsigned next = *i + 1 < n ? (unsigned char)c[*i + 1] : 0;
+  if (b >= 0xC3 && b <= 0xC5 && (next & 0xC0) == 0x80) {
+    const uint16_t *f = ws_latin_fold[((b & 0x1Fu) << 6 | (next & 0x3Fu)) - 0xC0];
+    *i += 2;
+    if (f[1] == 0 && keep_case) return u[0] = (char)b, u[1] = (char)next, 2;
+    if (f[1] == 0) return ws_put_cp(f[0], u);
+    u[0] = (char)(!keep_case && f[0] >= 'A' && f[0] <= 'Z' ? f[0] + 32 : f[0]);
+    return 1 + ws_put_cp(f[1], u + 1);
+  }
+  *i += 1;
+  u[0] = (char)(!keep_case && b >= 'A' && b <= 'Z' ? b + 32 : b);
+  return 1;
+}
+
+size_t ws_name_fold(const char *c, size_t n, char *out, int keep_case) {
+  size_t o = 0;
+  for (size_t i = 0; i < n;) o += ws_fold_unit(c, n, &i, out + o, keep_case);
+  out[o] = '\0';
+  return o;
+}
+
+/* A name's fold read a byte at a time, so two folds compare without a buffer of any size. */
+typedef struct {
+  const char *c;
+  size_t n, i, ul, up;
+  char u[4];
+  int keep_case;
+} ws_fold_iter;
+
+static int ws_fold_byte(ws_fold_iter *it) {
+  if (it->up == it->ul) {
+    if (it->i >= it->n) return -1;
+    it->ul = ws_fold_unit(it->c, it->n, &it->i, it->u, it->keep_case);
+    it->up = 0;
+  }
+  return (unsigned char)it->u[it->up++];
+}
+
+static int ws_folds_equal(const char *a, size_t an, const char *b, size_t bn, int keep_case) {
+  ws_fold_iter x = {a, an, 0, 0, 0, {0}, keep_case}, y = {b, bn, 0, 0, 0, {0}, keep_case};
+  for (;;) {
+    int p = ws_fold_byte(&x), q = ws_fold_byte(&y);
+    if (p != q) return 0;
+    if (p < 0) return 1;
+  }
+}
+
+int ws_name_twin(const char *a, size_t an, const char *b, size_t bn) {
+  if ((an == bn && memcmp(a, b, an) == 0) || !ws_folds_equal(a, an, b, bn, 0)) return 0;
+  if (ws_folds_equal(a, an, b, bn, 1)) return WS_TWIN_COMPOSED;
+  /* case alone: letter for letter, each folds alike (an NFC letter against an NFD pair does
+   * not: that is composition too) */
+  size_t i = 0, j = 0;
+  while (i < an && j < bn) {
+    char u[4], v[4];
+    size_t ul = ws_fold_unit(a, an, &i, u, 0), vl = ws_fold_unit(b, bn, &j, v, 0);
+    if (ul != vl || memcmp(u, v, ul) != 0) return WS_TWIN_CASE | WS_TWIN_COMPOSED;
+  }
+  return i == an && j == bn ? WS_TWIN_CASE : WS_TWIN_CASE | WS_TWIN_COMPOSED;
+}
+
+#define WS_PORTABLE_OFF "a team on Linux only may set workspace = { portable_names = false } in orket.lua"
+
 /* Refuses a path to create (a file, or a folder when dir) that git cannot commit: a name of
- * ws_git_name_refused, or more than WS_GIT_DIRS_MAX levels of folders. 0, or -1 with e filled. */
-static int ws_git_refuses(const char *op, const char *norm, int dir, ws_err *e) {
+ * ws_git_name_refused, or more than WS_GIT_DIRS_MAX levels of folders; and, when portable,
+ * a name of ws_portable_name_refused. 0, or -1 with e filled. */
+static int ws_git_refuses(const char *op, const char *norm, int dir, int portable, ws_err *e) {
   char name[4 * WS_SHOWN_MAX + 4], path[4 * WS_SHOWN_MAX + 4];
   size_t dirs = dir ? 1 : 0;
   for (const char *c = norm;; dirs++) {
@@ -216,6 +362,10 @@ static int ws_git_refuses(const char *op, const char *norm, int dir, ws_err *e) 
     if (why)
       return ws_fail(e, "EINVAL", "%s: the name '%s' in %s cannot be committed: %s; choose another name", op,
                      ws_shown(c, n, name), ws_shown(norm, strlen(norm), path), why);
+    why = portable ? ws_portable_name_refused(c, n) : NULL;
+    if (why)
+      return ws_fail(e, "EINVAL", "%s: the name '%s' in %s cannot be checked out on Windows: %s; choose another "
+                     "name (%s)", op, ws_shown(c, n, name), ws_shown(norm, strlen(norm), path), why, WS_PORTABLE_OFF);
     if (end == NULL) break;
     c = end + 1;
   }
@@ -504,7 +654,8 @@ static int ws_parent(ws *w, const char *op, const char *path, size_t len, int fo
   if (ws_normalize_op(op, path, len, norm, WS_PATH_MAX, e) != 0) return -1;
   if (for_write && ws_path_protected(norm))
     return ws_fail(e, "EPERM", "%s: protected path is read-only to agents: %s", op, norm);
-  if (for_write == WS_CREATES && strcmp(norm, ".") != 0 && ws_git_refuses(op, norm, 0, e) != 0) return -1;
+  if (for_write == WS_CREATES && strcmp(norm, ".") != 0 && ws_git_refuses(op, norm, 0, w->portable_names, e) != 0)
+    return -1;
   /* git opens a file by its whole path (the root's, then this one): longer than the system
    * allows, the write would succeed and the commit leave the file out */
   size_t nlen = strlen(norm);
@@ -538,6 +689,45 @@ static int ws_refuse_type(ws_err *e, const char *op, const char *norm, mode_t m)
   if (S_ISDIR(m)) return ws_fail(e, "EISDIR", "%s: is a directory: %s", op, norm);
   if (S_ISLNK(m)) return ws_fail(e, "EPERM", "%s: path goes through a symlink: %s", op, norm);
   return ws_fail(e, "EPERM", "%s: not a regular file (FIFO, device or socket): %s", op, norm);
+}
+
+/* Refuses (-1, e filled) the new name leaf in the folder dfd when a name already there differs
+ * from it only in letter case or in NFC/NFD composition (ws_name_twin): macOS and Windows keep
+ * one file for both. skip: a name not to compare with (a move's source in the same folder,
+ * which a case-only rename leaves no twin of), or NULL. norm: the path, for the message.
+ * Bounded: one read of this one folder, asked only for a name that is not there yet (a write
+ * to a file that exists, and the folders above, read nothing): it costs what listing the
+ * folder the agent writes into costs, once per file or folder a turn makes. */
+static int ws_twin_refuses(int dfd, const char *leaf, const char *skip, const char *op, const char *norm, ws_err *e) {
+  /* Windows does not normalize, so a twin by composition is one file on macOS only */
+  static const char *const how[] = {"", "letter case", "how accented letters are composed (NFC or NFD)",
+                                    "letter case and in how accented letters are composed (NFC or NFD)"};
+  size_t ln = strlen(leaf);
+  int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    return ws_errno(e, err, op, norm);
+  }
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    size_t n = strlen(de->d_name);
+    if (skip && strcmp(de->d_name, skip) == 0) continue;
+    int kind = ws_name_twin(leaf, ln, de->d_name, n);
+    if (kind == 0) continue;
+    char a[4 * WS_SHOWN_MAX + 4], b[4 * WS_SHOWN_MAX + 4], in[4 * WS_SHOWN_MAX + 4];
+    const char *slash = strrchr(norm, '/');
+    ws_fail(e, "EINVAL", "%s: '%s' differs from '%s', already in %s%s, only in %s: a %s clone has one file for "
+            "both, and one would overwrite the other; use the name that is there or another (%s)",
+            op, ws_shown_as(leaf, ln, a, 1), ws_shown_as(de->d_name, n, b, 1),
+            slash ? "the folder " : "the top folder", slash ? ws_shown(norm, (size_t)(slash - norm), in) : "",
+            how[kind], kind == WS_TWIN_CASE ? "macOS or Windows" : "macOS", WS_PORTABLE_OFF);
+    closedir(d);
+    return -1;
+  }
+  closedir(d);
+  return 0;
 }
 
 /* ---- operations ------------------------------------------------------------------------- */
@@ -582,6 +772,7 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
   w->nchanged = 0;
   w->changed_over = 0;
   w->root_len = 0;
+  w->portable_names = 1;
   int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ws_fail(e, errno == ENOENT ? "ENOENT" : "EINVAL", "cannot open root %s: %s", root, strerror(errno));
   struct stat st;
@@ -707,7 +898,7 @@ static int ws_check_target(const ws *w, int dfd, const char *leaf, const char *o
   struct stat st;
   *mode = 0644;
   if (ws_leaf_stat(w, dfd, leaf, &st) != 0) {
-    if (errno == ENOENT) return 0;
+    if (errno == ENOENT) return w->portable_names ? ws_twin_refuses(dfd, leaf, NULL, op, norm, e) : 0;
     return ws_errno(e, errno, op, norm);
   }
   if (!S_ISREG(st.st_mode)) return ws_refuse_type(e, op, norm, st.st_mode);
@@ -945,7 +1136,7 @@ int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
   if (ws_path_protected(norm))
     return ws_fail(e, "EPERM", "mkdir: protected path is read-only to agents: %s", norm);
   if (strcmp(norm, ".") == 0) return 0;
-  if (ws_git_refuses("mkdir", norm, 1, e) != 0) return -1; /* before any folder is made */
+  if (ws_git_refuses("mkdir", norm, 1, w->portable_names, e) != 0) return -1; /* before any folder is made */
   /* Create each missing prefix in turn; each is resolved beneath the root afresh. */
   char prefix[WS_PATH_MAX];
   for (size_t i = 0;; i++) {
@@ -956,9 +1147,14 @@ int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
     const char *leaf = ws_split(prefix, dir);
     int dfd = ws_opendir(w, dir, O_PATH);
     if (dfd < 0) return ws_errno(e, errno, "mkdir", norm);
+    struct stat st;
+    if (w->portable_names && fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT &&
+        ws_twin_refuses(dfd, leaf, NULL, "mkdir", norm, e) != 0) {
+      close(dfd);
+      return -1;
+    }
     int r = mkdirat(dfd, leaf, 0755);
     int err = errno;
-    struct stat st;
     if (r != 0 && err == EEXIST) {
       /* fine if it is a real directory; a symlink or file in the way is refused */
       if (ws_leaf_stat(w, dfd, leaf, &st) != 0) {
@@ -1036,6 +1232,15 @@ static int ws_move_too_deep(const ws *w, int dfd, const char *lfrom, const char 
   return 1;
 }
 
+/* ws_twin_refuses for a move's target lto in tfd (nto) when nothing is there yet: the source
+ * (lfrom in ffd) left out when both are in one folder, so a case-only rename is allowed. */
+static int ws_move_twin(int ffd, const char *lfrom, int tfd, const char *lto, const char *nto, ws_err *e) {
+  struct stat fs, ts;
+  if (fstatat(tfd, lto, &ts, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) return 0; /* renameat2 says why */
+  int same = fstat(ffd, &fs) == 0 && fstat(tfd, &ts) == 0 && fs.st_dev == ts.st_dev && fs.st_ino == ts.st_ino;
+  return ws_twin_refuses(tfd, lto, same ? lfrom : NULL, "move", nto, e);
+}
+
 int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, ws_err *e) {
   char nfrom[WS_PATH_MAX], nto[WS_PATH_MAX];
   const char *lfrom, *lto;
@@ -1061,7 +1266,8 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
     close(tfd);
     return ws_fail(e, "EPERM", "move: file has %lu hard links: %s", (unsigned long)st.st_nlink, nfrom);
   }
-  if (r == 0 && S_ISDIR(st.st_mode) && ws_move_too_deep(w, ffd, lfrom, nfrom, nto, e)) {
+  if ((r == 0 && S_ISDIR(st.st_mode) && ws_move_too_deep(w, ffd, lfrom, nfrom, nto, e)) ||
+      (r == 0 && w->portable_names && ws_move_twin(ffd, lfrom, tfd, lto, nto, e) != 0)) {
     close(ffd);
     close(tfd);
     return -1;

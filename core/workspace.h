@@ -45,6 +45,9 @@ typedef struct ws {
   size_t root_len;     /* the root's absolute path's length, read at the first write (0: not
                           yet; SIZE_MAX: cannot be known): a path written must fit beside it
                           in PATH_MAX, or git cannot commit it from there */
+  int portable_names;  /* 1 (ws_open's default): names a Windows or macOS clone cannot check
+                          out are refused where they would be made (ws_portable_name_refused,
+                          and twins in one folder); 0 for a team on Linux only */
 } ws;
 
 #define WS_CHANGES_MAX 1024
@@ -85,6 +88,37 @@ int ws_path_protected(const char *norm);
  * libgit2's core.protectNTFS and git's core.protectHFS). ".git" itself is
  * ws_path_protected's. */
 const char *ws_git_name_refused(const char *c, size_t n);
+
+/* Why a Windows clone cannot check out one path component (c, n bytes) as a name, or NULL: a
+ * device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, CONIN$, CONOUT$; any case, with or
+ * without an extension), a name ending in a dot or a space, one of < > : " | ? * \ or a
+ * control character in it. Refused where a write, an append, a mkdir or a move's target
+ * would make it, unless w->portable_names is 0; so is a new name that differs from one
+ * already in its folder only in letter case or in NFC/NFD composition (ws_name_twin), which
+ * macOS takes for one file (and Windows, for case). */
+const char *ws_portable_name_refused(const char *c, size_t n);
+
+/* The length of the Windows device name c (n bytes) is, the part before its first dot with
+ * the spaces ending it dropped ("aux" of "Aux .txt"), or 0 when it is none (the list above).
+ * The one rule: ws_portable_name_refused's, and card ids' (orket.board, through Lua). */
+size_t ws_device_name(const char *c, size_t n);
+
+/* The key under which macOS and Windows take two names of one folder for one (c, n bytes,
+ * into out: at least 2 * n + 1 bytes; returns its length): ASCII letters and those of
+ * Latin-1 and Latin Extended-A (U+00C0-U+017F) lower-cased, and those letters decomposed
+ * (NFD: "\u00e9" as "e\u0301"). keep_case: decomposed only, each letter in its case (two
+ * names whose keys so are alike differ only in composition). Other code points are kept as
+ * they are, so twins by case or composition beyond those letters (Greek, Cyrillic,
+ * Vietnamese) are not found. */
+size_t ws_name_fold(const char *c, size_t n, char *out, int keep_case);
+
+/* How two names (a, an and b, bn bytes) are twins by ws_name_fold: 0 when they are not (or
+ * are one name), else WS_TWIN_CASE when they differ only in letter case (letter for letter),
+ * WS_TWIN_COMPOSED when only in NFC/NFD composition, or both bits. The one rule of the
+ * workspace's writes and of orket validate and import's project files (orket.scriptfile). */
+#define WS_TWIN_CASE 1
+#define WS_TWIN_COMPOSED 2
+int ws_name_twin(const char *a, size_t an, const char *b, size_t bn);
 
 /* Hands over the paths changed through w (normalized, each once, in order), and forgets them:
  * *out (free each and the array: ws_changes_free) and *n. Returns 1 instead, with nothing

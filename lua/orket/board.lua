@@ -50,6 +50,16 @@ end
 M.CASE_RULE = "a card's id names its directory and git branch, which on a case-insensitive filesystem "
   .. "(macOS, Windows) would be one"
 
+--- DEVICE_RULE: why an id that is a Windows device name (aux, COM1, nul.txt) cannot be
+--- made: said by every refusal of one (create, import, orket validate).
+M.DEVICE_RULE = "a card's id names its directory and git branch (orket/ID), and Windows can make no file or "
+  .. "folder of a device's name (CON, PRN, AUX, NUL, COM1-9, LPT1-9; in any case, with any extension)"
+
+--- device_name(id) -> the Windows device name id is ("AUX" for "aux" or "Aux.txt") | nil:
+--- Windows takes the name before the first "." for the device, whatever the case. The
+--- workspace's rule, which its writes refuse such names by (core/workspace.c ws_device_name).
+M.device_name = require("orket.workspace").device_name
+
 -- Up to this many ids are looked up one query each (create's one id); more, by one read of
 -- every id (an import's new cards), so neither is quadratic.
 local CASE_QUERIES = 8
@@ -814,6 +824,11 @@ function Board:create(spec)
       end
       if cards.exists(db, id) then
         return nil, string.format("board: card %q already exists", id), "EEXIST"
+      end
+      local device = M.device_name(id)
+      if device then
+        return nil, string.format("board: card id %q is the Windows device name %s: %s; choose another id", id,
+          device, M.DEVICE_RULE), "EINVAL"
       end
       local twin = M.case_twins(db, { id })[id]
       if twin then

@@ -43,8 +43,36 @@ local CHANGED_UNREAD = { EFBIG = true, EINVAL = true, EISDIR = true }
 -- The endings of files meant as epics that are not read: said (list_files' skipped).
 local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true }
 
+-- The twins among the epic files and department folders listed (names: {{rel=folder,
+-- names=}...}): files.twins, {shown=, message=} refusing each name a clone on macOS or
+-- Windows would take for another of its folder (orket.scriptfile.twins, the rule of the
+-- project's every folder); and the files whose names look the same as another's (differing
+-- only in Unicode normalization, here or in their department's name) shown with their
+-- non-ASCII bytes escaped (f.shown), or two messages would name them alike
+local function twins_of(files, names)
+  files.twins = {}
+  for _, folder in ipairs(names) do
+    for _, t in ipairs(scriptfile.twins(folder.names)) do
+      local msg, shown = scriptfile.twin_message(folder.rel .. "/" .. t[1], folder.rel .. "/" .. t[2], t[3])
+      files.twins[#files.twins + 1] = { shown = shown, message = msg }
+    end
+  end
+  local look = {}
+  for _, f in ipairs(files) do
+    local k = scriptfile.decomposed(f.rel)
+    look[k] = look[k] or {}
+    table.insert(look[k], f)
+  end
+  for _, same in pairs(look) do
+    if #same > 1 then
+      for _, f in ipairs(same) do f.shown = scriptfile.apart(f.rel) end
+    end
+  end
+end
+
 -- Files under epics/ (and one level of department folders), sorted: {rel=, path=,
--- department=}, and skipped: a note of each file that looks meant as an epic and is not read
+-- department=}, skipped: a note of each file that looks meant as an epic and is not read,
+-- and twins (twins_of)
 local function list_files(dir)
   local root = dir .. "/epics"
   local st = uv.fs_stat(root)
@@ -61,7 +89,7 @@ local function list_files(dir)
     local hint = config.holding(dir) and config.no_project(dir) or "give the project directory"
     return nil, string.format("import: %s: no epics/ folder here (%s)", config.shown(root), hint), "ENOENT"
   end
-  local files = { skipped = {} }
+  local files, names = { skipped = {} }, {} -- names: the folder's entries read, by folder
   -- the epic files under a folder deeper than a department's, said as not read (a few
   -- levels down: a copied tree of something else is not walked whole)
   local function too_deep(path, rel, depth)
@@ -92,6 +120,8 @@ local function list_files(dir)
       files.unlisted = files.unlisted or { rel = rel, err = serr, code = scode }
       return
     end
+    local here = {}
+    names[#names + 1] = { rel = rel, names = here }
     while true do
       local name, ty = uv.fs_scandir_next(h)
       if not name then break end
@@ -104,12 +134,14 @@ local function list_files(dir)
       if ty ~= "directory" then ty = "file" end -- a FIFO or a device is refused by name when read
       if name:sub(1, 1) ~= "." then
         if ty == "directory" and department == nil then
+          here[#here + 1] = name .. "/" -- (said as a folder)
           scan(path .. "/" .. name, rel .. "/" .. name, name)
         elseif ty == "directory" then
           -- a folder in a department is read no more than one in a folder would be; an epic
           -- put there would be missing from the board without a word
           too_deep(path .. "/" .. name, rel .. "/" .. name, 1)
         elseif ty == "file" and (name:match("%.json$") or name:match("%.lua$")) then
+          here[#here + 1] = name
           files[#files + 1] = { path = path .. "/" .. name, rel = rel .. "/" .. name, department = department,
             stem = name:gsub("%.%w+$", "") }
         elseif ty == "file" and NOT_READ[(name:match("%.(%w+)$") or ""):lower()] then
@@ -129,6 +161,7 @@ local function list_files(dir)
   end
   table.sort(files, function(a, b) return a.rel < b.rel end)
   table.sort(files.skipped)
+  twins_of(files, names)
   -- the digests the last import recorded, for check_file (validate has no store to give it):
   -- read once for the listing, when first asked, from a SQLite store alone, read only (a
   -- project on PostgreSQL is not asked: validate opens no connection)
@@ -155,6 +188,9 @@ local function json_error(text, err)
   if not pos then return err end
   local line = 1
   for _ in text:sub(1, pos - 1):gmatch("\n") do line = line + 1 end
+  -- (cjson's "invalid token" of a mark that does not open the file: scriptfile.text took off
+  -- only those that do)
+  if text:sub(pos, pos + 2) == "\239\187\191" then return string.format("%d: %s", line, scriptfile.STRAY_BOM) end
   return string.format("%d: %s", line, err)
 end
 
@@ -206,7 +242,7 @@ local function parse_file(f)
   end
   local box = scriptenv.new { name = f.shown }
   local fn, err = box:load(text, f.shown) -- box:load adds the "@"
-  if not fn then return nil, err end
+  if not fn then return nil, scriptfile.load_error(err, text) end
   local ok, v = box:pcall(fn)
   if not ok then return nil, scriptfile.message(v, f.shown) end
   if v == nil then return nil, f.shown .. ": returns nothing; return a table (a rock or an epic)" end
@@ -795,14 +831,19 @@ M.CASE_CLASH = board_mod.CASE_RULE .. "; change one of the two ids"
 -- new card and leave the old one with its status and history.
 M.CASE_OLD = board_mod.CASE_RULE .. "; work this project on a case-sensitive filesystem only, or end one of "
   .. "the two (orket cancel ID \"reason\") and give its work a new id"
+-- Of an id that is a Windows device name (the board's rule), a card an older Orket
+-- imported: the way out.
+M.DEVICE_OLD = board_mod.DEVICE_RULE .. "; work this project where no clone is on Windows, or end the card "
+  .. "(orket cancel ID \"reason\") and give its work a new id"
 
 --- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
 --- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
 --- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
---- or rock, ids differing only in case. Each problem is {message=, anchor=} (and case =
---- {id, other id, said = the message without its reason} for the last kind, which
---- case_pairs decides with the board); a card whose id is taken stays out of cards. Every
---- problem is collected (orket validate reports them all; load the first).
+--- or rock, ids differing only in case, an id that is a Windows device name. Each problem
+--- is {message=, anchor=} (and board = {ids = {id[, other id]}, said = the message without
+--- its reason, old = the reason of a warning} for the last two kinds, which case_pairs
+--- decides with the board); a card whose id is taken stays out of cards. Every problem is
+--- collected (orket validate reports them all; load the first).
 function M.link(parsed)
   local defs, by_id, epics, problems, folded = {}, {}, {}, {}, {}
   local function bad(anchor, fmt, ...)
@@ -826,9 +867,18 @@ function M.link(parsed)
           local said = string.format("%s: %s: card id %q differs only in case from %q (%s%s)", c.shown,
             c.path ~= "" and c.path or "id", c.id, other.id, other.shown, other.path ~= "" and (" " .. other.path) or "")
           bad(c.anchor, "%s: %s", said, M.CASE_CLASH)
-          problems[#problems].case = { c.id, other.id, said = said }
+          problems[#problems].board = { ids = { c.id, other.id }, said = said, old = M.CASE_OLD }
         else
           folded[c.id:lower()] = c
+        end
+        -- (the same reason: a name Windows keeps for a device is no branch nor folder there)
+        local device = board_mod.device_name(c.id)
+        if device then
+          local said = string.format("%s: %s: card id %q is the Windows device name %s", c.shown,
+            c.path ~= "" and c.path or "id", c.id, device)
+          bad(c.anchor, "%s: %s; %s", said, board_mod.DEVICE_RULE,
+            c.derived and "give the card an id (this one is derived from the file's name)" or "change the id")
+          problems[#problems].board = { ids = { c.id }, said = said, old = M.DEVICE_OLD }
         end
         by_id[c.id] = c
         defs[#defs + 1] = c
@@ -918,18 +968,21 @@ end
 --- anchor ({pattern, nth}, orket.fieldline) locates the card the message is about in its file,
 --- and the message says its line, as `orket validate` does (orket.fieldline.place).
 --- case_pairs(problems, on_board) -> refused, warned: link's problems of two ids differing
---- only in case (those with .case), split by the board (on_board(id) -> whether a card of
---- that id is on it). A pair both on the board already (an older Orket imported them)
---- creates nothing: a warning naming both, so neither import nor validate is blocked for
---- good by it; any other pair would make a twin: refused. Each a {message=, anchor=}.
+--- only in case and of an id that is a Windows device name (those with .board), split by
+--- the board (on_board(id) -> whether a card of that id is on it). A pair both on the board
+--- already, or such a card (an older Orket imported them), creates nothing: a warning
+--- naming them, so neither import nor validate is blocked for good by it; any other would
+--- make a card a clone on Windows or macOS cannot hold: refused. Each a {message=, anchor=}.
 --- Import and validate decide with this one function.
 function M.case_pairs(problems, on_board)
   local refused, warned = {}, {}
   for _, p in ipairs(problems) do
-    if p.case then
-      if on_board(p.case[1]) and on_board(p.case[2]) then
-        warned[#warned + 1] = { message = string.format("%s, both on the board already: %s", p.case.said, M.CASE_OLD),
-          anchor = p.anchor }
+    if p.board then
+      local all = true
+      for _, id in ipairs(p.board.ids) do all = all and on_board(id) end
+      if all then
+        warned[#warned + 1] = { message = string.format("%s, %son the board already: %s", p.board.said,
+          #p.board.ids > 1 and "both " or "", p.board.old), anchor = p.anchor }
       else
         refused[#refused + 1] = p
       end
@@ -941,6 +994,7 @@ end
 local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
+  if files.twins[1] then return nil, files.twins[1].shown .. ": " .. files.twins[1].message, "EINVAL" end
   local parsed, digests, texts, warnings = {}, {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
   local held = {} -- fields past the API's limits, by file: import decides them (M.held_split)
   for _, f in ipairs(files) do
@@ -968,7 +1022,7 @@ local function load_files(dir)
   -- a pair an older Orket imported stays importable (import.import decides, with the board)
   local cases = {}
   for _, p in ipairs(problems) do
-    if not p.case then return nil, p.message, "EINVAL", p.anchor end
+    if not p.board then return nil, p.message, "EINVAL", p.anchor end
     cases[#cases + 1] = p
   end
   return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests, cases = cases,

@@ -8,6 +8,7 @@ local rt = require "orket.c.runtime"
 local plain = require "orket.c.plain"
 local inert = require "orket.inert"
 local sourcepos = require "orket.sourcepos"
+local wsnames = require "orket.c.workspace" -- its name rules (core/workspace.c): twins by case or composition
 
 local M = {}
 
@@ -15,7 +16,9 @@ M.MAX_BYTES = 1024 * 1024 -- a role, tool, policy or orket.lua larger than this 
 
 --- text(src) -> src as a loader takes it | nil, "is saved as UTF-16 ...": what an editor
 --- saved that is no part of the text taken off, for every script and epic alike (read's).
---- A UTF-8 byte order mark (Windows editors save one) is skipped: Lua's load said
+--- A UTF-8 byte order mark (Windows editors save one) is skipped, every one opening the
+--- text (two, where a tool added one to a file that had one; one elsewhere is load_error's):
+--- Lua's load said
 --- "unexpected symbol near '<\239>'" and cjson "invalid token". Old Mac line ends (a CR
 --- alone) become LF: Lua counts them as lines, and so must every line a message gives
 --- (orket.fieldline, a JSON error's), which count LF; CRLF stays. A file saved as UTF-16
@@ -27,11 +30,36 @@ function M.text(src)
       or src:find("^[^%z]%z") or src:find("^%z[^%z]") then
     return nil, "is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
   end
-  if src:sub(1, 3) == "\239\187\191" then src = src:sub(4) end
+  -- (every mark opening it: two, where a tool added one to a file that had one)
+  while src:sub(1, 3) == "\239\187\191" do src = src:sub(4) end
   if src:find("\r[^\n]") or src:sub(-1) == "\r" then -- (a CRLF file is left as it is)
     src = src:gsub("\r(\n?)", function(lf) if lf == "" then return "\n" end end)
   end
   return src
+end
+
+--- STRAY_BOM: what a byte order mark not opening a file is said as (load_error's, a JSON
+--- epic's: orket.import)
+M.STRAY_BOM = "a byte order mark (U+FEFF) that does not open the file, as where two files were joined; remove it"
+
+--- load_error(err, src) -> err, a loader's message of text src ("chunk:LINE: unexpected
+--- symbol near '<\239>'"), said as the byte order mark it is when that line holds one: a
+--- mark not opening the file (where two files were joined, the second's opens a line) is
+--- text, which Lua cannot read outside a string. Other messages are returned as they are.
+function M.load_error(err, src)
+  local chunk, line = tostring(err):match("^(.-):(%d+): .*near '<\\239>'")
+  if not line then return err end
+  local n = 1
+  for l in (src .. "\n"):gmatch("([^\n]*)\n") do
+    if n == tonumber(line) then
+      if l:find("\239\187\191", 1, true) then
+        return string.format("%s:%s: %s", chunk, line, M.STRAY_BOM)
+      end
+      break
+    end
+    n = n + 1
+  end
+  return err
 end
 
 --- read(path[, max]) -> text | nil, "path: message", CODE. Only a regular file (links
@@ -89,6 +117,61 @@ function M.misnamed(path, chunk)
   return string.format("%s: the file's name is no script's: a script is named NAME.lua, NAME of letters, "
     .. "digits, '_' and '-'; rename it, or move it out of %s", inert.line(chunk),
     folder and (inert.line(folder) .. "/") or "its folder"), "EINVAL"
+end
+
+--- decomposed(name) -> name with each precomposed letter of U+00C0-U+017F written as its
+--- letter and combining mark, as NFD writes it, case kept: two names that differ only in
+--- normalization (caf\u{e9} and cafe\u{301}) decompose alike. The workspace's rule
+--- (core/workspace.c ws_name_fold), and its limit, said in docs/board.md: other precomposed
+--- letters (Vietnamese's two marks, Greek, Hangul) are left as they are, so such twins are
+--- not found.
+function M.decomposed(name)
+  return wsnames.name_fold(name, { case = false })
+end
+
+--- apart(name) -> name as a message shows it (inert.line) with every non-ASCII byte
+--- escaped (\xNN): for a name another one in the same messages would look like
+function M.apart(name)
+  return (inert.line(name):gsub("[\128-\255]", function(c) return string.format("\\x%02x", c:byte()) end))
+end
+
+--- twin_rule(how) -> why two names of one folder that differ only in letter case or
+--- Unicode normalization (twins' how) are refused, as card ids that differ only in case are
+--- (orket.board): macOS's filesystems ignore both, Windows' case only
+function M.twin_rule(how)
+  return string.format("on %s the two are one file, so a clone there holds one of them where this has two (git: "
+    .. "\"the following paths have collided\"); rename or remove one of the two",
+    how == "case" and "macOS and Windows" or "macOS")
+end
+
+--- twins(list) -> {{name, other, how}...}: the names among list (of one folder) that a
+--- case-insensitive or normalizing filesystem (macOS's, Windows') takes for one, each
+--- said against the first, in sorted order, it is one with; how: "case", "Unicode
+--- normalization" or "case and Unicode normalization". The workspace's rule, which its
+--- writes refuse such twins by (core/workspace.c ws_name_fold, ws_name_twin): Latin letters
+--- of U+00C0-U+017F decomposed and lower-cased, \u{c9} and \u{e9} one as E and e are.
+function M.twins(list)
+  local sorted = table.move(list, 1, #list, 1, {})
+  table.sort(sorted)
+  local first, out = {}, {}
+  for _, n in ipairs(sorted) do
+    local key = wsnames.name_fold(n)
+    local other = first[key]
+    if not other then
+      first[key] = n
+    elseif other ~= n then
+      out[#out + 1] = { n, other, wsnames.name_twin(n, other) }
+    end
+  end
+  return out
+end
+
+--- twin_message(path, other, how) -> "differs only in HOW from OTHER: twin_rule's", path as
+--- shown (the message is said of it): the two names apart (escaped) when they would look
+--- the same
+function M.twin_message(path, other, how)
+  local show = how == "case" and inert.line or M.apart
+  return string.format("differs only in %s from %s: %s", how, show(other), M.twin_rule(how)), show(path)
 end
 
 --- name(path[, base]) -> the name a script is loaded under: path relative to the project
@@ -179,7 +262,7 @@ function M.run(box, path, opts)
     return false, err, code
   end
   local fn, lerr, lcode = box:load(src, chunk)
-  if not fn then return false, lerr, lcode end
+  if not fn then return false, M.load_error(lerr, src), lcode end
   local ok, v, pcode = box:pcall(fn)
   if not ok then return false, M.message(v, chunk), pcode or "ERUNTIME" end
   if v == nil then return true, nil end

@@ -313,6 +313,7 @@ local function check_epics(dir, out, warnings, summary, team)
     return
   end
   for _, n in ipairs(files.skipped) do add(warnings, dir, n, "epics") end -- a YAML epic, a WEB.JSON
+  for _, t in ipairs(files.twins) do add(out, dir, t.message, t.shown) end -- epics/Web.json and epics/web.json
   local parsed, all = {}, {}
   for _, f in ipairs(files) do
     local cards, cerr, third = import.check_file(f)
@@ -327,10 +328,11 @@ local function check_epics(dir, out, warnings, summary, team)
   end
   local set, problems = import.link(parsed)
   for _, p in ipairs(problems) do
-    if not p.case then add(out, dir, p.message, "epics", p.anchor) end
+    if not p.board then add(out, dir, p.message, "epics", p.anchor) end
   end
-  -- two ids differing only in case: refused, as import refuses them, unless both cards are
-  -- on the board already (import.case_pairs decides for both): then a warning
+  -- two ids differing only in case, an id that is a device name: refused, as import refuses
+  -- them, unless the cards are on the board already (import.case_pairs decides for both):
+  -- then a warning
   local row, bdb = board_rows(dir)
   local refused, warned = import.case_pairs(problems, function(id) return row[id] ~= nil end)
   for _, p in ipairs(refused) do add(out, dir, p.message, "epics", p.anchor) end
@@ -459,12 +461,27 @@ local function check_folders(dir, out, warnings)
   end
 end
 
+-- roles/, tools/ and policies/: two scripts a clone on macOS or Windows would take for one
+-- file (roles/Coder.lua and roles/coder.lua) give that clone another team or policy than
+-- this one, unseen; refused as epics/' twins are (orket.import) and card ids' (orket.board)
+local function check_twins(dir, out)
+  for _, name in ipairs(config.SCRIPT_FOLDERS) do
+    local names = {}
+    for _, path in ipairs(scriptfile.list(dir .. "/" .. name)) do names[#names + 1] = path:match("[^/]*$") end
+    for _, t in ipairs(scriptfile.twins(names)) do
+      local msg, shown = scriptfile.twin_message(name .. "/" .. t[1], name .. "/" .. t[2], t[3])
+      add(out, dir, msg, shown)
+    end
+  end
+end
+
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local cfg, team, msection, data = check_config(dir, out)
   check_folders(dir, out, warnings)
+  check_twins(dir, out)
   local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}

@@ -1,10 +1,14 @@
 -- orket.workspace: the confined filesystem agents act on (core/workspace.c). Every path is
 -- resolved by the kernel beneath the root; protected project files are read-only.
---   local ws, err, code = require("orket.workspace").open(root [, {resolve="walk"}])
+--   local ws, err, code = require("orket.workspace").open(root [, {resolve="walk",
+--     portable_names=false}])
 --   ws:read(path [, {offset=, limit=}]) -> data, {size=, truncated=}
 --   ws:write / append(path, data) -> bytes;  ws:list([dir]) -> entries, truncated
 --   ws:stat(path) -> {type=, size=, mtime=, mode=, nlink=};  ws:mkdir / delete(path) -> true
 --   ws:move(from, to) -> true;  ws:close()
+-- and the name rules its writes use, for code that checks names of its own (one rule each):
+--   portable_name_refused(name), device_name(name), name_fold(name [, {case=false}]), name_twin(a, b)
 -- Expected failures return nil, "workspace: ...", CODE (EPERM for escapes and protected
--- paths). The contract is in docs/workspace.md.
+-- paths; EINVAL for names git refuses and, unless portable_names is false, names a Windows
+-- or macOS clone cannot check out). The contract is in docs/workspace.md.
 return require "orket.c.workspace"

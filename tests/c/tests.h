@@ -84,6 +84,9 @@
   X(test_workspace_bind_mount)             \
   X(test_workspace_fd_exhaustion)          \
   X(test_workspace_dotgit)                 \
+  X(test_ws_portable_name_rules)           \
+  X(test_ws_name_fold)                     \
+  X(test_ws_portable_ops)                  \
   X(test_lockfile_shared_exclusive)        \
   X(test_lockfile_private)                 \
   X(test_gitrepo_init_worktree)            \

@@ -443,7 +443,7 @@ local function enter(run, job)
   -- merged on the forge is then the card's, sent back as any conflict)
   local g = remote_settings(run)
   if g and job.phase == "review" then job.remote_main = aftermerge.fetch_main { g = g, repo = repo } and true or false end
-  local fs, ferr, fcode = workspace.open(path)
+  local fs, ferr, fcode = workspace.open(path, run.settings and run.settings.workspace)
   if not fs then return nil, ferr, fcode end
   job.fs = fs
   return true

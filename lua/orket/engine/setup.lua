@@ -112,7 +112,7 @@ function M.open(dir, opts)
   pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local _, mkerr = uv.fs_mkdir(ws_dir, 493)
-  local ws, werr, wcode = workspace.open(ws_dir)
+  local ws, werr, wcode = workspace.open(ws_dir, s.workspace)
   if not ws then
     -- the folder could not be made (a read-only project): that is the reason, not its absence
     if wcode == "ENOENT" and mkerr then return nil, string.format("workspace: cannot make %s: %s", ws_dir, mkerr), "EIO" end

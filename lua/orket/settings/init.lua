@@ -836,6 +836,20 @@ local SCHEMA = {
   { "verify", verify },
   { "serve", serve },
   { "git", git },
+  -- names a Windows or macOS clone cannot check out, refused where agents make them
+  -- (docs/workspace.md); a team on Linux only turns that off
+  { "workspace", function(d)
+    local src, out, problems = d.workspace, { portable_names = true }, {}
+    if src == nil then return out end
+    if type(src) ~= "table" then fail("workspace", "must be a table (fields: portable_names)") end
+    for _, k in ipairs(keys_of(src)) do gather(problems, function()
+      if k ~= "portable_names" then fail("workspace." .. tostring(k), "unknown setting (known: portable_names)") end
+      if type(src[k]) ~= "boolean" then fail("workspace.portable_names", "must be true or false") end
+      out[k] = src[k]
+    end) end
+    raise(problems)
+    return out
+  end },
   { "updates", updates },
   -- a sandbox running main's tree, and the bug-fix phase after a rock (docs/sandbox.md)
   { "sandbox", sandboxes.sandbox },

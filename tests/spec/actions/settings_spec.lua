@@ -173,7 +173,7 @@ describe("engine settings", function()
 
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     assert.matches("^audit, budgets, bug_fix, concurrency, context, experiments, git, ", settings.list())
-    assert.matches(", sandbox, serve, sign_in, store, team, telemetry, updates, verify, vision$", settings.list())
+    assert.matches(", sandbox, serve, sign_in, store, team, telemetry, updates, verify, vision, workspace$", settings.list())
     local data = { teams = {}, name = "caf\233", budgets = { turns = 1 }, concurrency = 0,
       review = { escalate_after = 5, requirements_review_after = 1 },
       models = { providers = { x = { kind = "nope" } } } }

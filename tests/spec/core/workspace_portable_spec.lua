@@ -1,0 +1,58 @@
+-- orket.workspace's portable names (docs/workspace.md, *Other refusals*): the open option and
+-- field, and the module's rules for code that checks names of its own (the rules themselves
+-- are tests/c/test_wsnames.c's; a run's tool calls tests/e2e/portable_names_test.lua's).
+local W = require "orket.workspace"
+local H = require "tests.helpers"
+
+describe("workspace portable names", function()
+  after_each(H.cleanup)
+
+  it("are refused by default and allowed with portable_names = false", function()
+    local root = H.tmpdir()
+    local ws = assert(W.open(root))
+    assert.is_true(ws.portable_names)
+    assert.truthy(ws:write("README.md", "x"))
+    local ok, err, code = ws:write("readme.md", "y")
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.matches("workspace: write: 'readme.md' differs from 'README.md', already in the top folder, only in letter "
+      .. "case: a macOS or Windows clone has one file for both", err, 1, true)
+    ok, err, code = ws:mkdir("x/nul")
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.matches("mkdir: the name 'nul' in x/nul cannot be checked out on Windows: Windows reads it as a device", err,
+      1, true)
+    assert.is_nil(H.read(root .. "/readme.md"))
+    ws:close()
+    local linux = assert(W.open(root, { portable_names = false }))
+    assert.is_false(linux.portable_names)
+    assert.truthy(linux:write("readme.md", "y"))
+    assert.is_true(linux:mkdir("x/nul"))
+    assert.equal("y", H.read(root .. "/readme.md"))
+    linux:close()
+    assert.error_matches(function() W.open(root, { portable_names = "no" }) end, "portable_names must be true or false")
+  end)
+
+  it("give their rules to code that checks names of its own", function()
+    assert.matches("Windows reads it as a device", W.portable_name_refused("Aux.txt"), 1, true)
+    assert.matches("ends in a dot or a space", W.portable_name_refused("x."), 1, true)
+    assert.is_nil(W.portable_name_refused("auxiliary.txt"))
+    assert.equal(W.name_fold("CAF\195\137.txt"), W.name_fold("cafe\204\129.TXT"))
+    assert.equal("readme.md", W.name_fold("README.md"))
+    assert.not_equal(W.name_fold("caf\195\169"), W.name_fold("cafe"))
+    -- decomposed only, each letter in its case (orket.scriptfile.decomposed)
+    assert.equal("Cafe\204\129 \195\134", W.name_fold("Caf\195\169 \195\134", { case = false }))
+    assert.equal("cafe\204\129 \195\166", W.name_fold("Caf\195\169 \195\134", { case = true }))
+    assert.error_matches(function() W.name_fold("x", { case = "no" }) end, "case must be true or false")
+    -- how two names are twins (orket.scriptfile.twins' how)
+    assert.equal("case", W.name_twin("\195\134.lua", "\195\166.lua"))
+    assert.equal("Unicode normalization", W.name_twin("\195\169e\204\129", "e\204\129\195\169"))
+    assert.equal("case and Unicode normalization", W.name_twin("Caf\195\169", "cafe\204\129"))
+    assert.is_nil(W.name_twin("a", "a"))
+    assert.is_nil(W.name_twin("cafe", "caf\195\169"))
+    -- the device, as card ids are checked (orket.board.device_name)
+    assert.equal("AUX", W.device_name("aux.tar.gz"))
+    assert.equal("COM\194\185", W.device_name("com\194\185.txt"))
+    assert.is_nil(W.device_name("auxiliary"))
+  end)
+end)
