@@ -64,8 +64,9 @@ describe("orket serve /metrics after a run", function()
     assert.is_true(r.status == 0 or r.status == 3, r.stderr .. r.stdout)
     local op = H.api_key(dir, "ops", "operator")
     local s = H.serve(dir)
-    -- a refused API move: counted by this server under the machine's code
-    local st, doc = H.api(s, "POST", "/v1/cards/MET-1/move", op, { to = "done" })
+    -- a refused API move: counted by this server under the machine's code (MET-2 is done;
+    -- MET-1 waits for an approval, which a move is refused before the machine is asked)
+    local st, doc = H.api(s, "POST", "/v1/cards/MET-2/move", op, { to = "ready" })
     assert.equal(409, st, cjson.encode(doc))
     local api_code = doc.error.code
     local _, _, text = H.api(s, "GET", "/metrics", op)
