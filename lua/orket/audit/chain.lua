@@ -64,7 +64,7 @@ local function word(v)
 end
 
 --- subject(t) -> text | nil: whom or what a write was about ({person=, project=, role=,
---- key=, keyid=}: never a secret) as the entry's detail, "name=value" words in name
+--- key=, keyid=, members=}: never a secret) as the entry's detail, "name=value" words in name
 --- order, so that the entry's hash covers it. An entry written before subjects were
 --- recorded has none, and its hash is what it was.
 function M.subject(t)

@@ -1,7 +1,8 @@
 -- orket projects [list|add|remove|grant|revoke]: the projects one `orket serve` hosts and who is
 -- a member of each (orket.serve.team, docs/teams.md). Run in the server's own project
--- (the default one), whose store holds the people; changes take effect at the next start
--- for projects, at once for members. Writes act as the local operator, and say so.
+-- (the default one), whose store holds the people; a project added is served from the next
+-- start (at once, when a running server served it from the same folder before), one removed
+-- no more at once, members change at once. Writes act as the local operator, and say so.
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
 local localuse = require "orket.serve.localuse"
@@ -23,10 +24,11 @@ cmd.help = [[
 Without a word, or with list, shows the projects this server hosts: "default" (the
 project orket serve runs in), those named in orket.lua's serve.projects, and those added
 with add, each with its members and their roles. add DIR hosts the project in DIR from
-the server's next start; remove NAME stops hosting an added project from the next start
-and drops its memberships (its folder and store are left as they are). grant PROJECT
-PERSON ROLE makes a person (orket users add) a viewer, developer or admin of a project;
-revoke takes that away. See docs/teams.md.]]
+the server's next start (a running server that served it from DIR before it was removed
+serves it again at once); remove NAME stops hosting an added project, a running server's
+routes of it answering 409 from then on, and drops its memberships (its folder and store
+are left as they are). grant PROJECT PERSON ROLE makes a person (orket users add) a
+viewer, developer or admin of a project; revoke takes that away. See docs/teams.md.]]
 
 local WORDS = { list = 0, add = 1, remove = 1, grant = 3, revoke = 2 }
 
@@ -119,12 +121,31 @@ local function followed(dir)
   return (require("orket.serve.signin").load(dir)) -- lazy: as known_projects
 end
 
--- what a change did, on stdout -> exit status 0
+-- remove_project(db, o, actor) -> orket.serve.team.remove_project's result, with dropped:
+-- the memberships it drops, "person:role" each (read in the audited transaction, before it,
+-- so that the audit's entry names whose access the removal took: docs/audit.md)
+local function remove_project(db, o, actor)
+  local team = require "orket.serve.team" -- lazy: as known_projects
+  local web = require "orket.serve.web" -- lazy: as known_projects
+  local dropped = {}
+  for _, m in ipairs(require("orket.store.projects").members(db)) do -- lazy: as known_projects
+    if m.project == o.words[1] then dropped[#dropped + 1] = m.user_name .. ":" .. m.role end
+  end
+  local res, err, code = team.remove_project(db, o.words[1], (web.settings(o.dir) or {}).projects, actor)
+  if res then res.dropped = dropped end
+  return res, err, code
+end
+
+-- what a change did, on stdout -> exit status 0. A running server serves an added project
+-- only from its next start, but one it served from the same folder before its removal again
+-- at once (the same store: orket.serve.projects.changed), and a removed one no more at once
 local function said(sub, res)
-  local lines = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
+  local lines = { add = { "added project %s (%s); served from the server's next start, or at once by a running "
+      .. "server that served it from this folder before it was removed", res.name, res.dir },
     grant = { "%s: %s is %s " .. (res.unchanged and "already (unchanged)" or "now"), res.project, res.user, res.role },
     revoke = { "%s: %s is no longer a member", res.project, res.user },
-    remove = { "removed project %s (%s) and its %d membership(s); not served from the next start", res.name, res.dir,
+    remove = { "removed project %s (%s) and its %d membership(s); served no more (a running server answers its "
+      .. "routes 409 until it is restarted or the project added again from this folder)", res.name, res.dir,
       res.members } }
   local s = lines[sub]
   io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
@@ -148,16 +169,16 @@ local function change(db, o, cli)
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
     grant = function() return team.grant(db, known, w[1], w[2], w[3], actor, followed(o.dir)) end,
     revoke = function() return team.revoke(db, w[1], w[2], actor, followed(o.dir), known) end,
-    remove = function()
-      local web = require "orket.serve.web" -- lazy: as known_projects
-      return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)
-    end,
+    remove = function() return remove_project(db, o, actor) end,
   }
   local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke", remove = "project_remove" }
-  -- whom the change was about, in the audit: the project added or removed, or the person and role
+  -- whom the change was about, in the audit: the project added or removed (with the
+  -- memberships a removal dropped), or the person and role
   local function subject(r)
     if o.sub == "add" then return { project = r.name } end
-    if o.sub == "remove" then return { project = w[1] } end
+    if o.sub == "remove" then
+      return { project = w[1], members = r.dropped[1] and table.concat(r.dropped, ",") or "none" }
+    end
     return accounts.subject(r)
   end
   res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub], subject)

@@ -268,11 +268,14 @@ function M.new(o)
   self.router = M.router()
   self.app_routes = sandboxes.app_routes(self.router)
   self.metrics = metrics.new()
-  -- the sandbox proxy's requests, on the API's route and on an app's origin, end in C when
-  -- their pump does (orket.serve.sandboxes.forward): route -> its tally, whose counts are
-  -- added in to the metrics and which writes their log lines
+  -- the sandbox proxy's requests, on the API's route (the default project's and a hosted
+  -- one's, as ctx.route names them) and on an app's origin, end in C when their pump does
+  -- (orket.serve.sandboxes.forward): route -> its tally, whose counts are added in to the
+  -- metrics and which writes their log lines. A route without one is proxied the blocking
+  -- way, whose stream no revocation cuts.
   self.tallies = {}
-  for _, route in ipairs { self.app_routes.GET.pattern, apps.ROUTE } do
+  local api_route = self.app_routes.GET.pattern
+  for _, route in ipairs { api_route, projects.scoped_pattern(api_route), apps.ROUTE } do
     self.tallies[route] = httpd.proxy_tally { route = route, buckets = metrics.BUCKETS, log = log_of(self),
       fail_headers = JSON_HEADERS }
     self.metrics:count_elsewhere(route, nil, self.tallies[route])
@@ -544,7 +547,7 @@ function Server:_dispatch(req, ctx)
     end
     return fail(req, ctx, 404, "not_found", "no such route")
   end
-  ctx.route = scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
+  ctx.route = scoped and projects.scoped_pattern(route.pattern) or route.pattern
   -- the log line names the project a project's route was asked of (one that exists here)
   if scoped and proj then ctx.log_project = proj.name end
   -- the role the route needs: under a project's prefix, a probe (/ready, /health) says how

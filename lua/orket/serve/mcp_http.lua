@@ -15,6 +15,7 @@
 local crypto = require "orket.c.crypto"
 local rpc = require "orket.mcp.jsonrpc"
 local server = require "orket.serve.mcp_server"
+local projects = require "orket.serve.projects"
 local jsonout = require "orket.jsonout"
 local auth = require "orket.serve.auth"
 local routes = require "orket.serve.routes"
@@ -218,6 +219,16 @@ end
 -- the project's routes, as the same writes over HTTP are
 local function scoped(ctx) return type(ctx.route) == "string" and ctx.route:find("^/v1/projects/") ~= nil end
 
+-- A tool the session's role may not call is refused in the words of the REST route's 403:
+-- the role needed in the request's project, the one held there, who grants it. ctx.who is
+-- the caller as a member of the project (orket.serve.init's grant); the role is the one of
+-- each request (session_of)
+local function refusal(ctx)
+  local srv, w = ctx.server, ctx.who
+  if not (srv and w and w.project) then return nil end
+  return function(role, need) return projects.refusal(srv.db, w, role, need, w.project, srv.signin) end
+end
+
 local function recheck(req, ctx)
   if not ctx.server then return true end
   return ctx.server:recheck(req, ctx)
@@ -254,7 +265,7 @@ local function post(req, ctx)
     -- at the server's cap, the caller's own oldest would make room for it: counted as gone
     local mine = (reg.of_key[key] or 0) >= M.MAX_PER_KEY and 1 or 0
     if reg.n - mine >= M.MAX_SESSIONS then return err(503, "busy", "too many MCP sessions; end some (DELETE /mcp)") end
-    local s = server.new { db = ctx.db, dir = ctx.dir, who = identity(ctx), scoped = scoped(ctx),
+    local s = server.new { db = ctx.db, dir = ctx.dir, who = identity(ctx), scoped = scoped(ctx), refusal = refusal(ctx),
       log = function(f) if ctx.server then ctx.server:_log(f) end end }
     local res = s:handle(msg, kind)
     if not res.result then return rpc_reply(req, ctx, 400, res) end
@@ -278,7 +289,8 @@ local function post(req, ctx)
         .. quoted(pv, 32) .. ", the body's _meta io.modelcontextprotocol/protocolVersion "
         .. (type(meta_version) == "string" and quoted(meta_version, 32) or "is not a string")))
     end
-    entry = { s = server.new { db = ctx.db, dir = ctx.dir, who = identity(ctx), scoped = scoped(ctx) } }
+    entry = { s = server.new { db = ctx.db, dir = ctx.dir, who = identity(ctx), scoped = scoped(ctx),
+      refusal = refusal(ctx) } }
   else
     return rpc_reply(req, ctx, 400, rpc.error(msg.id, rpc.INVALID_REQUEST, "Mcp-Session-Id is required (initialize first)"))
   end

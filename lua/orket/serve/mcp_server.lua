@@ -12,6 +12,7 @@ local rpc = require "orket.mcp.jsonrpc"
 local body = require "orket.serve.body"
 local router_mod = require "orket.serve.router"
 local keys = require "orket.serve.keys"
+local projects = require "orket.serve.projects"
 local sj = require "orket.store.journal_reads"
 local card_view = require "orket.views.card"
 local log_view = require "orket.views.log"
@@ -144,15 +145,17 @@ local function tool_defs()
   return out
 end
 
---- new{db=, dir=, who=, send=fn(msg), log=fn(fields), read_only=, scoped=} -> session. who: {id=,
+--- new{db=, dir=, who=, send=fn(msg), log=fn(fields), read_only=, scoped=, refusal=} -> session. who: {id=,
 --- role=[, user=, key_id=]} (an API key, a person and the key they came with, or the local
 --- user: nil id, role admin); send: writes one message to
 --- the peer (notifications); without send, resources cannot be subscribed to; read_only:
 --- the server was started read-only (who a viewer), which its refusals say; scoped: reached
---- under /v1/projects/{p}/ (its writes are audited with the project's routes).
+--- under /v1/projects/{p}/ (its writes are audited with the project's routes); refusal:
+--- fn(role, need) -> message, remedy: a tool's 403 in the words of the REST route's, naming
+--- the project (orket.serve.projects.refusal), given by the transport that knows it.
 function M.new(o)
   local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send, read_only = o.read_only,
-    scoped = o.scoped,
+    scoped = o.scoped, refusal = o.refusal,
     state = "new", subs = {}, nsubs = 0, tools = tool_defs(), log = o.log or function() end }, { __index = M })
   return self
 end
@@ -210,9 +213,10 @@ end
 -- The largest integer a JSON number (read as a double) holds exactly, with its neighbours
 local MAX_EXACT = 2 ^ 53 - 1
 
-local function tool_error(code, message, status)
-  return { isError = true, content = jsonout.array { { type = "text", text = code .. ": " .. message } },
-    structuredContent = { error = { code = code, message = message, status = status } } }
+local function tool_error(code, message, status, remedy)
+  return { isError = true, content = jsonout.array { { type = "text", text = code .. ": " .. message
+      .. (remedy and ("; " .. remedy) or "") } },
+    structuredContent = { error = { code = code, message = message, status = status, remedy = remedy } } }
 end
 
 -- Calls the tool's route handler as the HTTP API would; the answer as a tool result.
@@ -221,6 +225,11 @@ function M:call_tool(def, args)
   if not self:allowed(def) then
     -- a read-only server's refusal is its mode's, which no role changes
     if self.read_only then return tool_error("forbidden", "this server is read-only (--read-only): " .. t.name .. " writes", 403) end
+    -- over HTTP, the REST route's words: the role in the project, the one held, who grants it
+    if self.refusal then
+      local msg, remedy = self.refusal(self.who.role, route.role)
+      return tool_error("forbidden", msg, 403, remedy)
+    end
     return tool_error("forbidden", "this needs the " .. route.role .. " role", 403)
   end
   local ok, msg = cschema.validate(def.schema, args)
@@ -242,7 +251,7 @@ function M:call_tool(def, args)
       end
     end
   end
-  local pattern = self.scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
+  local pattern = self.scoped and projects.scoped_pattern(route.pattern) or route.pattern
   local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = pattern,
     params = {}, query = {}, body = nil, mcp = true }
   local body = route.body == "json" and {} or nil

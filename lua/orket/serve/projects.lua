@@ -137,6 +137,13 @@ function M.scope(segs)
   return segs[3], rest, bare
 end
 
+--- scoped_pattern(pattern) -> a route's pattern as a project's request names it (the log
+--- line's route, a proxy tally's, an MCP tool's audit): "/v1/x" -> "/v1/projects/{p}/x",
+--- "/mcp" -> "/v1/projects/{p}/mcp", as scope reads such a path
+function M.scoped_pattern(pattern)
+  return "/v1/projects/{p}" .. (pattern:gsub("^/v1", ""))
+end
+
 --- server_admin(db, who) -> whether the identity may act on every project and on people
 function M.server_admin(db, who)
   -- local use (before any key or person) keeps the operator's role, as before projects:
