@@ -378,7 +378,9 @@ static int gate_transition(const gate_input *in, const jv *to, int fixed, gate_d
 /* The "status"-format argument, if the tool has one and the call gives it. */
 static const jv *gate_status_arg(const gate_input *in) {
   const jv *props = jv_get(in->schema, "properties");
-  for (size_t i = 0; props && in->args && in->args->type == JV_OBJ && i < props->n; i++) {
+  /* (an array's items have no keys: a schema no check has seen may hold one here) */
+  if (props == NULL || props->type != JV_OBJ) return NULL;
+  for (size_t i = 0; in->args && in->args->type == JV_OBJ && i < props->n; i++) {
     if (!jv_fmt_is(&props->u.items[i], "status")) continue;
     for (size_t j = 0; j < in->args->n; j++)
       if (in->args->klens[j] == props->klens[i] && memcmp(in->args->keys[j], props->keys[i], props->klens[i]) == 0 && in->args->u.items[j].type == JV_STR)

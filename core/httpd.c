@@ -681,8 +681,9 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
     size_t digits = strspn(p, "0123456789");
     const char *q = p + digits;
     while (*q == ' ' || *q == '\t') q++;
-    /* a list ("5, 5") among them; a number past 64 bits libmicrohttpd refuses itself, and
-     * one past 63 (hd_req_new) is read as too large, as it is */
+    /* a list ("5, 5"), "+2", "0x2": libmicrohttpd answers these itself (400, and 413 for
+     * a number past 64 bits) before any handler runs, so this is a second line should a
+     * version let one through; one past 63 bits (hd_req_new) is read as too large */
     if (digits == 0 || *q != '\0') f->cl_bad = 1;
   } else if (strcasecmp(k, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
     f->te++;

@@ -384,8 +384,10 @@ static int lg_compiled_tostring(lua_State *L) {
   return 1;
 }
 
-/* compile_schema(schema) -> compiled schema for check's `schema` field; raises when an
- * additionalProperties is neither a boolean nor a schema (schema_check_shape) */
+/* compile_schema(schema) -> compiled schema for check's `schema` field; raises, naming the
+ * field, when schema_check_shape refuses it (an additionalProperties neither a boolean nor a
+ * schema, properties not an object, required not a list of names, a count keyword not a
+ * non-negative whole number) */
 static int lg_compile_schema(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lg_compiled *c = lg_newcompiled(L, 1);
@@ -436,8 +438,13 @@ static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
   int st = lua_type(L, idx);
   const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, idx, 0) : NULL;
   if (cs) return cs->schema;
-  if (st == LUA_TTABLE) return ljv_check(L, idx, a, "schema");
-  return &empty_schema;
+  if (st != LUA_TTABLE) return &empty_schema;
+  /* held to what compile_schema holds a schema to: the gate's walks read properties as an
+   * object and required as names, which schema_check_shape makes sure they are */
+  const jv *s = ljv_check(L, idx, a, "schema");
+  schema_err e;
+  if (schema_check_shape(s, "schema", &e) != 0) luaL_error(L, "bad gate input (%s)", e.msg);
+  return s;
 }
 
 /* check(input) -> {verdict=, code=, reason=, remedy=, rule=}

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,41 @@ static void sc_join(char *out, size_t outlen, const char *where, const char *key
 }
 
 static double jv_num(const jv *v) { return v->type == JV_INT ? (double)v->u.i : v->u.d; }
+
+/* A count keyword's value (minLength, maxLength, minItems, maxItems) into *out: a
+ * non-negative whole number, an integer or the float a JSON decoder makes of one (an MCP
+ * server's 5 arrives as 5.0). 0 for anything else, which schema_check and
+ * schema_check_shape refuse: a negative count cast to size_t would lift the default caps. */
+static int jv_count(const jv *v, long long *out) {
+  if (v->type == JV_INT && v->u.i >= 0) {
+    *out = v->u.i;
+    return 1;
+  }
+  if (v->type != JV_NUM || !isfinite(v->u.d) || v->u.d < 0 || floor(v->u.d) != v->u.d) return 0;
+  *out = v->u.d >= 0x1p63 ? LLONG_MAX : (long long)v->u.d; /* past any length there is */
+  return 1;
+}
+
+/* The count keyword kw of s into *out, or 0 when s has none (or one jv_count refuses). */
+static int sc_count_of(const jv *s, const char *kw, long long *out) {
+  const jv *v = jv_get(s, kw);
+  return v != NULL && jv_count(v, out);
+}
+
+/* Each count keyword s has is one jv_count takes; named (where.maxLength) when not. */
+static int sc_counts(const jv *s, const char *where, schema_err *e) {
+  static const char *const counts[] = {"minLength", "maxLength", "minItems", "maxItems", NULL};
+  char sub[256], num[32];
+  long long n;
+  for (const char *const *c = counts; *c; c++) {
+    const jv *v = jv_get(s, *c);
+    if (v == NULL || v->type == JV_NULL || jv_count(v, &n)) continue; /* null: not sent, as sv reads it */
+    snprintf(sub, sizeof sub, "%.200s.%s", where, *c);
+    return sc_fail(e, sub, "must be a non-negative integer, got %s",
+                   v->type == JV_INT || v->type == JV_NUM ? sc_num_text(v, num, sizeof num) : jv_type_name(v));
+  }
+  return 0;
+}
 
 /* Whether the type keyword t (a name or a list of names) allows the type named name. */
 static int sc_type_allows(const jv *t, const char *name) {
@@ -274,12 +310,7 @@ static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
       return sc_fail(e, sub, "must be a type name or a list of them");
     }
   }
-  static const char *const counts[] = {"minLength", "maxLength", "minItems", "maxItems", NULL};
-  for (const char *const *c = counts; *c; c++) {
-    const jv *v = jv_get(s, *c);
-    snprintf(sub, sizeof sub, "%s.%s", where, *c);
-    if (v && (v->type != JV_INT || v->u.i < 0)) return sc_fail(e, sub, "must be a non-negative integer");
-  }
+  if (sc_counts(s, where, e) != 0) return -1;
   static const char *const bounds[] = {"minimum", "maximum", NULL};
   for (const char *const *c = bounds; *c; c++) {
     const jv *v = jv_get(s, *c);
@@ -337,6 +368,23 @@ static int sc_shape(const jv *s, const char *where, int depth, schema_err *e) {
   if (depth > SCHEMA_MAX_NESTING) return sc_fail(e, where, "schema nested deeper than %d levels", SCHEMA_MAX_NESTING);
   if (s->type != JV_OBJ) return 0;
   char sub[256];
+  if (sc_counts(s, where, e) != 0) return -1;
+  /* properties and required are read as the object and the list of names they must be:
+   * a list or a string in properties has no keys to read, a number in required no name
+   * (null is a keyword not sent, as a Go server's nil map or slice is) */
+  const jv *props = jv_get(s, "properties");
+  char pw[256];
+  snprintf(pw, sizeof pw, "%.200s.properties", where);
+  if (props && props->type != JV_OBJ && props->type != JV_NULL && !props->empty_table)
+    return sc_fail(e, pw, "must be an object of schemas, got %s", jv_type_name(props));
+  const jv *req = jv_get(s, "required");
+  snprintf(sub, sizeof sub, "%.200s.required", where);
+  if (req && req->type != JV_ARR && req->type != JV_NULL) return sc_fail(e, sub, "must be a list of property names, got %s", jv_type_name(req));
+  for (size_t i = 0; req && req->type == JV_ARR && i < req->n; i++) {
+    snprintf(sub, sizeof sub, "%.200s.required[%zu]", where, i + 1);
+    if (req->u.items[i].type != JV_STR)
+      return sc_fail(e, sub, "must be a property name (a string), got %s", jv_type_name(&req->u.items[i]));
+  }
   const jv *ap = jv_get(s, "additionalProperties");
   snprintf(sub, sizeof sub, "%.200s.additionalProperties", where);
   if (ap && ap->type != JV_BOOL && ap->type != JV_OBJ && !ap->empty_table)
@@ -345,9 +393,6 @@ static int sc_shape(const jv *s, const char *where, int depth, schema_err *e) {
   const jv *items = jv_get(s, "items");
   snprintf(sub, sizeof sub, "%.200s.items", where);
   if (items && sc_shape(items, sub, depth + 1, e) != 0) return -1;
-  const jv *props = jv_get(s, "properties");
-  char pw[256];
-  snprintf(pw, sizeof pw, "%.200s.properties", where);
   for (size_t i = 0; props && props->type == JV_OBJ && i < props->n; i++) {
     sc_join(sub, sizeof sub, pw, props->keys[i], props->klens[i]);
     if (sc_shape(&props->u.items[i], sub, depth + 1, e) != 0) return -1;
@@ -442,21 +487,21 @@ static void sv_enum_list(const jv *en, char *out, size_t outlen) {
  * OpenAPI document) count them; a string without maxLength is held to lim->max_string
  * bytes, the bound on what a hostile caller can send. */
 static int sv_length(const jv *s, const jv *v, const char *where, const schema_limits *lim, schema_err *e) {
-  const jv *mx = jv_get(s, "maxLength"), *mn = jv_get(s, "minLength");
-  if (!(mx && mx->type == JV_INT)) {
+  long long mx, mn;
+  if (!sc_count_of(s, "maxLength", &mx)) {
     if (v->n > lim->max_string)
       return sc_fail(e, where, "string of %zu bytes is longer than the limit of %zu bytes", v->n, lim->max_string);
-  } else if (v->n > (size_t)mx->u.i) { /* fewer bytes than the limit are fewer characters too */
+  } else if (v->n > (size_t)mx) { /* fewer bytes than the limit are fewer characters too */
     size_t chars = inert_chars(v->u.s, v->n);
-    if (chars > (size_t)mx->u.i)
+    if (chars > (size_t)mx)
       return sc_fail(e, where, "string of %zu character%s is longer than the limit of %lld character%s", chars,
-                     chars == 1 ? "" : "s", mx->u.i, mx->u.i == 1 ? "" : "s");
+                     chars == 1 ? "" : "s", mx, mx == 1 ? "" : "s");
   }
-  if (mn && mn->type == JV_INT && v->n / 4 < (size_t)mn->u.i) { /* else chars >= bytes / 4 >= minLength */
+  if (sc_count_of(s, "minLength", &mn) && v->n / 4 < (size_t)mn) { /* else chars >= bytes / 4 >= minLength */
     size_t chars = inert_chars(v->u.s, v->n);
-    if (chars < (size_t)mn->u.i)
+    if (chars < (size_t)mn)
       return sc_fail(e, where, "string of %zu character%s is shorter than the minimum of %lld character%s", chars,
-                     chars == 1 ? "" : "s", mn->u.i, mn->u.i == 1 ? "" : "s");
+                     chars == 1 ? "" : "s", mn, mn == 1 ? "" : "s");
   }
   return 0;
 }
@@ -495,10 +540,10 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
       return sc_fail(e, where, "must be at least %s", sc_num_text(mn, bound, sizeof bound));
   }
   if (v->type == JV_ARR || v->type == JV_OBJ) {
-    const jv *mx = jv_get(s, "maxItems"), *mn = jv_get(s, "minItems");
-    size_t cap = mx && mx->type == JV_INT ? (size_t)mx->u.i : lim->max_items;
+    long long mx, mn;
+    size_t cap = sc_count_of(s, "maxItems", &mx) ? (size_t)mx : lim->max_items;
     if (v->n > cap) return sc_fail(e, where, "%zu items, more than the limit of %zu", v->n, cap);
-    if (mn && mn->type == JV_INT && v->n < (size_t)mn->u.i) return sc_fail(e, where, "fewer than %lld items", mn->u.i);
+    if (sc_count_of(s, "minItems", &mn) && v->n < (size_t)mn) return sc_fail(e, where, "fewer than %lld items", mn);
   }
   char sub[256];
   if (v->type == JV_ARR) {
@@ -511,6 +556,9 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
   if (v->type == JV_OBJ) {
     const jv *props = jv_get(s, "properties");
     const jv *ap = jv_get(s, "additionalProperties");
+    /* a schema schema_check_shape would refuse (properties a list or a string: no keys) */
+    if (props && props->type != JV_OBJ && props->type != JV_NULL && !props->empty_table)
+      return sc_fail(e, where, "the schema's properties is not an object of schemas, so no argument is taken");
     /* JSON Schema's reading: a boolean allows or refuses the properties not listed, a
      * schema ({} too) allows them and checks each against it. Absent, Orket is stricter
      * than JSON Schema: listed properties mean only those. Anything else (schema_check and
@@ -534,6 +582,7 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
     const jv *req = jv_get(s, "required");
     for (size_t i = 0; req && req->type == JV_ARR && i < req->n; i++) {
       const jv *r = &req->u.items[i];
+      if (r->type != JV_STR) return sc_fail(e, where, "the schema's required[%zu] is not a property name", i + 1);
       int found = 0;
       for (size_t j = 0; j < v->n && !found; j++)
         found = v->klens[j] == r->n && memcmp(v->keys[j], r->u.s, r->n) == 0;

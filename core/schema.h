@@ -79,8 +79,10 @@ int schema_check(const jv *schema, const char *name, schema_err *e);
 
 /* The looser check of a schema Orket did not write (an MCP server's): only what
  * schema_validate follows must be readable, each additionalProperties a boolean or an
- * object (at properties, items and additionalProperties, any depth), so that no schema is
- * read looser than it says. Returns 0 or -1 with e filled (e.msg names the field). */
+ * object, properties an object, required a list of names, each count (minLength,
+ * maxLength, minItems, maxItems) a non-negative whole number, 5.0 as 5 (at properties, items
+ * and additionalProperties, any depth), so that no schema is read looser than it says.
+ * Returns 0 or -1 with e filled (e.msg names the field). */
 int schema_check_shape(const jv *schema, const char *name, schema_err *e);
 
 /* Validates value against a schema that passed schema_check. Returns 0 or -1 with e filled.

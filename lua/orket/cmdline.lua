@@ -19,7 +19,10 @@
 -- person gave it, the alias or its own, for that message), and `what` (the missing-value
 -- error: "-C needs a directory"), and once = fn(earlier, value) -> true | message: a second
 -- value for its field (given twice, or by two entries of one key) is refused unless fn
--- takes it, where the later one would silently win. Positionals are required unless optional or many (missing
+-- takes it, where the later one would silently win. An option with a value and no once,
+-- given twice with two values, is refused naming it (one_value's), unless it is many.
+-- A negative number ("-1") where a positional whose check takes numbers is next (log's RUN)
+-- is refused as that positional's bad value, not as an unknown option. Positionals are required unless optional or many (missing
 -- = the error when one is not given); an option is when required = true. An empty word
 -- ("") is refused for an option's value and for a positional (never a directory, an id or
 -- a number: `orket init ""` would make "/" the project), unless the entry has empty = true
@@ -112,6 +115,20 @@ end
 
 local function is_option(e) return e[1]:sub(1, 1) == "-" end
 
+-- What a numeric positional names, for the error a negative number gets, by its name.
+local NUMBERS = { RUN = "a run number as 'orket runs' lists them" }
+
+-- "-1" where the next positional p takes numbers (its check takes the word and gives the
+-- number back): an error naming p, where "unknown option '-1'" would name no argument.
+-- nil when p takes no numbers (free text, where "-1" still needs -- before it).
+local function negative_positional(p, a)
+  if not (p and p.check and not p.rest) then return nil end
+  local got, msg = p.check(a)
+  if not got then return msg end
+  if M.integer(tostring(got)) ~= M.integer(a) then return nil end
+  return string.format("%s must be %s, not %s", p[1], p.what or NUMBERS[p[1]] or "a number of 0 or more", a)
+end
+
 -- The field an entry's value is kept under: "--lease-ms" -> lease_ms, "RUN" -> run.
 function M.key(e)
   return e.key or e[1]:gsub("^%-+", ""):gsub("[-|]", "_"):lower()
@@ -143,8 +160,10 @@ local function store(o, e, v, name)
     v = got
   end
   local k = M.key(e)
-  if e.once and o[k] ~= nil then
-    local same, msg = e.once(o[k], v)
+  -- an option's second value would silently win over the first (--tool a --tool b)
+  local once = e.once or (not e.many and e.value and is_option(e) and M.one_value(name or e[1]))
+  if once and o[k] ~= nil then
+    local same, msg = once(o[k], v)
     if not same then return nil, msg end
   end
   if e.many then
@@ -221,7 +240,8 @@ function M.parse(decl, args)
       local ok, msg = store(o, e, true)
       if not ok then return nil, msg end
     elseif options and a:match("^%-.") then
-      return nil, unknown_option(decl, a)
+      local bad = a:match("^%-%d+$") and negative_positional((next_positional(pos, filled)), a)
+      return nil, bad or unknown_option(decl, a)
     else
       local p
       p, filled = next_positional(pos, filled)

@@ -47,6 +47,9 @@
   X(test_gate_glob_ignore_case_all)      \
   X(test_schema_validate)                \
   X(test_schema_length_chars)            \
+  X(test_schema_shape_properties)        \
+  X(test_schema_shape_required)          \
+  X(test_schema_counts_as_floats)        \
   X(test_gate_order)                     \
   X(test_gate_nested_paths)              \
   X(test_gate_texts_cut)                 \
