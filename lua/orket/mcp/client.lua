@@ -150,7 +150,11 @@ local function check_schema(s)
   local kok, kerr = check_keywords(s, "inputSchema")
   if not kok then return nil, kerr end
   local cok, compiled = pcall(gate.compile_schema, s)
-  if not cok then return nil, "inputSchema: " .. tostring(compiled) end
+  -- (the checker names its fields from inputSchema already)
+  if not cok then
+    local m = tostring(compiled)
+    return nil, m:find("^inputSchema") and m or ("inputSchema: " .. m)
+  end
   return compiled
 end
 
