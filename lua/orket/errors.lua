@@ -30,7 +30,7 @@ M.GROUPS = {
   } },
   { name = "store", title = "The store (the board's database)", codes = {
     "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "EFOREIGNDB", "ENOTSTORE",
-    "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY", "EINTR",
+    "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY", "EINTR", "ESECRET",
   } },
   { name = "commands", title = "Commands (`orket ...`)", codes = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT", "EUNRESOLVED",
@@ -269,6 +269,12 @@ CODES.EKEY = {
   means = "an encrypted backup or a secret does not open: a wrong key file or passphrase, the other kind of key, or a changed start",
   remedy = "give the key file or passphrase it was made with ([deploying.md](deploying.md#encrypted-backups)); "
     .. "for a secret, the key file it was sealed under ([secrets.md](../secrets.md))",
+}
+CODES.ESECRET = {
+  means = "a secret a setting names cannot be opened: the secret store's key file is missing, wrong or damaged "
+    .. "(`orket serve` answers the caller 503 and logs this)",
+  remedy = "the message names the setting, the secret and what to do: restore the key file from where it was kept "
+    .. "([secrets.md](../secrets.md))",
 }
 CODES.ETAMPERED = {
   means = "an encrypted backup or a secret was changed after it was written: a chunk does not authenticate, "

@@ -290,8 +290,14 @@ function Provider:finish(query, browser)
   local form = { grant_type = "authorization_code", code = query.code, redirect_uri = cfg.redirect_uri,
     client_id = cfg.client_id, code_verifier = p.verifier }
   -- the environment variable client_secret_env, else secret "NAME" (orket.settings.secret)
-  local client_secret, serr, scode = secret.value(cfg.client_secret, cfg.client_secret_env)
-  if serr then return nil, serr, scode end
+  local client_secret, serr = secret.value(cfg.client_secret, cfg.client_secret_env)
+  if serr then
+    -- the server's fault, not the person's: ESECRET, said whole only in the server's log
+    -- (orket.serve.signin), as the store's words name its files
+    local name = secret.name_of(cfg.client_secret)
+    return nil, name and secret.unopened("sign_in.oidc.client_secret", name, serr)
+      or ("orket.lua: sign_in.oidc.client_secret: " .. serr), "ESECRET"
+  end
   if client_secret and client_secret ~= "" then form.client_secret = client_secret end
   local tokens, terr, tcode = self:json(doc.token_endpoint, { method = "POST", body = urlencode.form(form),
     headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" } })

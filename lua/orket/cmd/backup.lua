@@ -5,6 +5,7 @@ local sealed = require "orket.store.sealed"
 local secrets = require "orket.store.secrets"
 local project = require "orket.project"
 local config = require "orket.config"
+local uv = require "luv"
 
 local MIN_PASSPHRASE = 8
 
@@ -24,7 +25,8 @@ ORKET_SECRETS_KEY_FILE, ORKET_KEY_FILE). See docs/guide/deploying.md.
 
 --encrypt writes FILE as an authenticated encrypted stream (XChaCha20-Poly1305), so a
 changed or cut file is refused by 'orket restore'. Its key is a key file's 32 bytes
-(--key-file KEYFILE, mode 600: head -c 32 /dev/urandom > KEYFILE), or a passphrase through
+(--key-file KEYFILE, mode 600: head -c 32 /dev/urandom > KEYFILE; outside .orket/ and never
+the secret store's key, which Orket replaces), or a passphrase through
 Argon2id, read from the environment variable --passphrase-env names or asked on the
 terminal (twice); it has at least 8 bytes. A passphrase is never taken from the command
 line. Without the key or passphrase the backup cannot be restored.]]
@@ -82,6 +84,37 @@ local function key_files(dir, opts)
   return keys
 end
 
+-- --key-file KEYFILE judged -> true | nil, msg: never a key Orket replaces, which would
+-- leave the backup sealed under a key nobody has: the secret store's (`orket secrets
+-- rotate` writes a new one over it), or any file in the project's .orket/ (rotations and
+-- `audit checkpoint --new-key` replace theirs)
+local function own_key(dir, key_file)
+  local real = uv.fs_realpath(key_file)
+  if not real then return true end -- sealed.secret says it is missing
+  local store_key = select(2, secrets.paths(dir))
+  if real == uv.fs_realpath(store_key) then
+    return nil, string.format("--key-file %s: is the secret store's key file (%s): 'orket secrets rotate' replaces "
+      .. "it with a new key, and this backup could never be restored; make a key of the backup's own, kept apart: "
+      .. "head -c 32 /dev/urandom > KEYFILE; chmod 600 KEYFILE", config.shown(key_file), config.shown(store_key)), "EINVAL"
+  end
+  local home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket")
+  local hreal = uv.fs_realpath(home)
+  if hreal and real:sub(1, #hreal + 1) == hreal .. "/" then
+    return nil, string.format("--key-file %s: is in the project's %s, whose keys Orket replaces (secrets rotate, "
+      .. "audit checkpoint --new-key) and which no backup holds; keep the backup's key file elsewhere: "
+      .. "head -c 32 /dev/urandom > KEYFILE; chmod 600 KEYFILE", config.shown(key_file), config.shown(home)), "EINVAL"
+  end
+  return true
+end
+
+-- FILE and --key-file judged -> true | nil, msg, CODE
+local function judged(dir, file, opts)
+  local fits, err, code = backup.target(nil, file, { store = project.db_path(dir),
+    home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket"), keys = key_files(dir, opts) })
+  if fits and opts.key_file then return own_key(dir, opts.key_file) end
+  return fits, err, code
+end
+
 -- err with the copy's private name (FILE.part-PID, removed, a name the user never gave)
 -- said as the copy for FILE; a copy found damaged is the store's damage, copied. FILE is
 -- printed inert (config.shown), as orket.store.backup's messages name it; another
@@ -128,10 +161,9 @@ function cmd.run(args, cli)
   if not encrypt and (opts.key_file or opts.passphrase_env) then
     return cli.usage_error(cmd, "--key-file and --passphrase-env go with --encrypt")
   end
-  -- FILE judged before a passphrase is asked for and anything is copied (backup.backup
-  -- judges its own path, the plain copy's when encrypted)
-  local fits, err, code = backup.target(nil, pos[1], { store = project.db_path(dir),
-    home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket"), keys = key_files(dir, opts) })
+  -- FILE and KEYFILE judged before a passphrase is asked for and anything is copied
+  -- (backup.backup judges its own path, the plain copy's when encrypted)
+  local fits, err, code = judged(dir, pos[1], opts)
   local secret
   if fits and encrypt then
     secret, err, code = new_secret(opts)

@@ -9,12 +9,13 @@ local config = require "orket.config"
 
 local cmd = { name = "secrets", summary = "keep forge tokens, model keys and passwords encrypted, by name" }
 cmd.args = {
-  usage = "orket secrets set NAME < FILE | secrets list [--json] | secrets rotate | secrets rm NAME  [-C DIR]",
+  usage = "orket secrets set NAME < FILE | secrets list [--json] | secrets rotate [--not-shared] | secrets rm NAME  [-C DIR]",
   text = "a secret's name",
   { "set|list|rotate|rm", key = "sub", missing = "secrets needs set, list, rotate or rm",
     check = cmdline.one_of({ "set", "list", "rotate", "rm" }, "unknown secrets command '%s'") },
   { "NAME", key = "words", many = true },
   { "--json", help = "list the secrets' names and times as JSON" },
+  { "--not-shared", help = "rotate: the key file ORKET_SECRETS_KEY_FILE names seals no other project's store" },
   cmdline.DIR,
 }
 cmd.help = [[
@@ -22,7 +23,8 @@ set reads the value from stdin (to its end, one final line break dropped; on a t
 is asked with echo off) and seals it under the project's key file, made (mode 600) on the
 first set; a value is never an argument, which other users could read in the process list.
 list shows names and when each was set and rotated, never a value. rotate seals every value
-under a new key and replaces the key file. rm removes one. orket.lua names a secret as
+under a new key and replaces the key file; a key file ORKET_SECRETS_KEY_FILE names may seal
+other projects' stores too, and is rotated only with --not-shared. rm removes one. orket.lua names a secret as
 secret "NAME" (git.token, git.webhook_secret, updates.token, a provider's api_key, an MCP
 server's env and headers). Each change is in the journal and the audit, with its name and
 who made it. See docs/secrets.md.]]
@@ -41,9 +43,18 @@ local function misused(o, cli)
     return cli.usage_error(cmd, want == 1 and "secrets %s needs one NAME" or "secrets %s takes no other word", o.sub)
   end
   if o.json and o.sub ~= "list" then return cli.usage_error(cmd, "--json goes with secrets list") end
+  if o.not_shared and o.sub ~= "rotate" then return cli.usage_error(cmd, "--not-shared goes with secrets rotate") end
   local store = require "orket.store.secrets" -- lazy: as the store
   local ok, err = store.check_name(o.words and o.words[1])
-  if want == 1 and not ok then return cli.usage_error(cmd, "%s", err) end
+  if want == 1 and not ok then
+    -- the word is not repeated (check_name's message never does): NAME=VALUE, or a value
+    -- given where the name goes, would be copied into the terminal or a CI log
+    local given = o.words[1]:find("=", 1, true) and "NAME=VALUE" or "the word given as NAME"
+    return cli.usage_error(cmd, "secrets %s: %s is refused, and not repeated here (it may hold a value): %s. A value is read "
+      .. "from stdin, never from the words: printf '%%s' \"$VALUE\" | orket secrets set NAME. If a value was typed "
+      .. "on the command line, it is in the shell's history and was in the process list: replace it where it was "
+      .. "issued", o.sub, given, err)
+  end
   return nil
 end
 
@@ -108,7 +119,7 @@ local function change(o, cli, value)
   local res, err, code = audited(db, o.sub, name, function()
     if o.sub == "set" then return store.set(o.dir, name, value) end
     if o.sub == "rm" then return store.remove(o.dir, name) end
-    return store.rotate(o.dir)
+    return store.rotate(o.dir, nil, { not_shared = o.not_shared })
   end)
   db:close()
   if not res then return nil, err, code end

@@ -26,6 +26,37 @@ local function merged(defaults, over)
   return t
 end
 
+-- p.key read -> true | nil, msg (orket.lua's error at the setting: orket.config.placed):
+-- api_key_env's variable when set, else api_key's secret (orket.settings.secret). The key
+-- lives in the provider's private table: not in conf, not in results or errors; each key
+-- it has held stays among the values its errors are masked of (p.secrets).
+local function read_key(p)
+  local conf, at = p.conf, "models.providers." .. p.name .. ".api_key"
+  local stamp = secret.stamp(conf.api_key)
+  local key, kerr = secret.value(conf.api_key, conf.api_key_env, p.getenv)
+  if kerr then
+    local name = secret.name_of(conf.api_key)
+    local msg = name and secret.unopened(at, name, kerr) or (at .. ": " .. kerr)
+    -- with its line, when the client has its project (a loaded config: cfg.dir)
+    return nil, p.dir and config.placed(p.dir, msg) or msg
+  end
+  if key ~= p.key then transport.rekeyed(p) end
+  p.key, p.stamp = key, stamp
+  for _, s in ipairs(p.secrets) do
+    if s == key then return true end
+  end
+  p.secrets[#p.secrets + 1] = key
+  return true
+end
+
+-- p.key as the secret store has it now -> true | nil, msg: read again when the store was
+-- written since (`orket secrets set` during a run: docs/secrets.md), so a long run or a
+-- server takes a replaced key at its next request, not the one it started with
+local function fresh_key(p)
+  if not (p.conf.api_key and secret.stamp(p.conf.api_key) ~= p.stamp) then return true end
+  return read_key(p)
+end
+
 --- open(config[, opts]) -> client | nil, message, "EINVAL". config: a loaded config (with
 --- .models) or its models section. opts.replay = function(key) -> recorded | nil, msg (the
 --- replay provider's source); opts.getenv replaces os.getenv (tests). A mistake in the
@@ -39,14 +70,11 @@ function M.open(cfg, opts)
   local getenv = opts.getenv or os.getenv
   local self = setmetatable({ default = models.default, providers = {}, names = {}, resolved = {}, nresolved = 0 }, Client)
   for name, conf in pairs(models.providers) do
-    local p = { name = name, conf = conf, kind = conf.kind }
+    local p = { name = name, conf = conf, kind = conf.kind, getenv = getenv, dir = cfg.models and cfg.dir or nil }
     if conf.kind == "openai" or conf.kind == "ollama" then
-      -- api_key_env's variable when set, else api_key's secret (orket.settings.secret)
-      local key, kerr = secret.value(conf.api_key, conf.api_key_env, getenv)
-      if kerr then return nil, "models.providers." .. name .. ".api_key: " .. kerr, "EINVAL" end
-      -- the key lives in a closure-private table: not in conf, not in results or errors
-      p.key = key
-      p.secrets = { key }
+      p.secrets = {}
+      local kok, kerr = read_key(p)
+      if not kok then return nil, kerr, "EINVAL" end
       -- a password in base_url (http://user:pw@host) is a secret as the key is
       for _, s in ipairs(common.userinfo(conf.base_url)) do p.secrets[#p.secrets + 1] = s end
       p.timeouts = merged(transport.DEFAULT_TIMEOUTS, conf.timeouts)
@@ -228,6 +256,10 @@ function Client:chat(req)
   local p, model = self:resolve(req.model)
   if not p then return nil, model, "bad_request" end
   local r, msg, class, failure
+  if p.kind == "openai" or p.kind == "ollama" then
+    local kok, kerr = fresh_key(p)
+    if not kok then return nil, kerr, "auth" end
+  end
   if p.kind == "scripted" then r, msg, class, failure = scripted.chat(p.script, p.name, model, req)
   elseif p.kind == "replay" then r, msg, class, failure = replay.chat(p.replay, p.name, model, req)
   else r, msg, class, failure = transport.chat(p, model, req) end
@@ -255,6 +287,8 @@ function Client:health(name)
   if not p then return nil, "llm: unknown provider '" .. tostring(name) .. "'", "bad_request" end
   if p.kind == "scripted" then return { ms = 0, models = {}, offline = true } end
   if p.kind == "replay" then return { ms = 0, models = {}, offline = true } end
+  local kok, kerr = fresh_key(p)
+  if not kok then return nil, kerr, "auth" end
   if p.conf.api_key_env and not p.key and p.conf.base_url:match("^https://api%.openai%.com") then
     return nil, p.conf.api_key_env .. " is not set", "auth"
   end

@@ -111,6 +111,10 @@ local function request_headers(p, wire, stream)
   return headers
 end
 
+--- rekeyed(p): p.key was replaced (orket.llm reads a secret again when its store changes):
+--- the header lines made with the old one are made again at the next request
+function M.rekeyed(p) p.request_headers = nil end
+
 -- Kept texts of a request body's members other than its messages, per provider; past this
 -- many the provider's are dropped and made again (a caller varying max_tokens, say).
 local TAILS_MAX = 32

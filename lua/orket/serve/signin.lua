@@ -69,9 +69,15 @@ function M.attach(server, dir)
 end
 
 -- the provider's failure as an answer: its being down or unusable is not the person's
--- fault (502), a refusal is (401)
+-- fault (502), a refusal is (401). A client secret the server cannot read (ESECRET: its key
+-- file missing or wrong) is the server's own fault: 503 with no detail, as the store's
+-- words name its files; the cause and its remedy go to the server's log only.
 local function provider_failed(ctx, msg, code)
   ctx.auth = "oidc: " .. tostring(msg)
+  if code == "ESECRET" then
+    return err(503, "unavailable", "the server cannot finish sign-ins through the provider just now",
+      "try again later; the server's operator finds the cause in its log")
+  end
   if code == "EUNAVAILABLE" or code == "EPROTO" then
     return err(502, "provider_unavailable", "the identity provider cannot be used just now: " .. tostring(msg))
   end
@@ -281,7 +287,8 @@ function M.add(router)
     summary = "Where the provider sends the browser back: checks state and ID token, sets the session cookie",
     responses = { [303] = { schema = { type = "object" }, description = "signed in (Set-Cookie: orket_session=...)" },
       [401] = { schema = openapi.ERROR, description = "the state, the browser, the code or the ID token is refused" },
-      [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" } } })
+      [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" },
+      [503] = { schema = openapi.ERROR, description = "the server cannot read its client secret (the log says why)" } } })
 end
 
 return M

@@ -397,7 +397,14 @@ local function handle(name)
       if not g then return err(500, "internal", gerr) end
       -- git.webhook_secret_env's variable, else git.webhook_secret's (orket.settings.secret)
       secret, serr = secret_setting.value(g.webhook_secret, g.webhook_secret_env)
-      if serr then return err(500, "internal", "webhooks: the webhook secret cannot be read: " .. serr) end
+      if serr then
+        -- the server's fault, said whole in its log only: the store's words name its files
+        local name = secret_setting.name_of(g.webhook_secret)
+        ctx.note = name and secret_setting.unopened("git.webhook_secret", name, serr)
+          or ("orket.lua: git.webhook_secret: " .. serr)
+        return err(503, "unavailable", "the server cannot check deliveries just now",
+          "deliver again later; the server's operator finds the cause in its log")
+      end
       if (secret == nil or secret == "") and not ctx.scoped_hook then
         ctx.note = "NO_SECRET"
         return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret or git.webhook_secret_env in orket.lua)")
@@ -659,7 +666,8 @@ function M.add(router)
         [401] = { schema = ERROR, description = "no secret set, or a bad signature" },
         [413] = { schema = ERROR, description = "the body is too large" },
         [422] = { schema = ERROR, description = "stale: the event is older than webhook_max_age_s by its own timestamp" },
-        [503] = { schema = ERROR, description = "the repository is busy: deliver again" } } })
+        [503] = { schema = ERROR, description = "the repository is busy, or the webhook secret cannot be read (the "
+          .. "server's log says why): deliver again" } } })
   end
 end
 

@@ -6,6 +6,8 @@
 -- at the moment a request needs it: from the environment, else the secret store
 -- (orket.store.secrets).
 local store = require "orket.store.secrets"
+local nearest = require "orket.nearest"
+local uv = require "luv"
 
 local M = {}
 
@@ -73,6 +75,27 @@ function M.bind_all(data, dir)
   return found
 end
 
+--- unopened(path, name, err) -> "orket.lua: PATH: secret "NAME" cannot be opened: ERR": a
+--- value the store holds but did not give, said as orket.lua's error at the setting (a
+--- command adds its line: orket.config.placed)
+function M.unopened(path, name, err)
+  return string.format("orket.lua: %s: secret %q cannot be opened: %s", path, name, err)
+end
+
+-- the remedy for a name the store lacks: the nearest name it has (a typo would otherwise be
+-- set again as a second copy), else both ways to give it
+local function absent(f, dir)
+  local names = {}
+  for _, r in ipairs(store.list(dir) or {}) do names[#names + 1] = r.name end
+  local near = nearest.nearest(f.name, names)
+  if near then
+    return string.format("orket.lua: %s: secret %q is not in the project's secret store, which has %s: did you "
+      .. "mean secret %q?", f.path, f.name, near, near)
+  end
+  return string.format("orket.lua: %s: secret %q is not in the project's secret store "
+    .. "(set it with 'orket secrets set %s', or set %s%s)", f.path, f.name, f.name, M.ENV_PREFIX, f.name)
+end
+
 --- problems(found, dir[, getenv]) -> { "orket.lua: PATH: ...", ... }: each reference whose
 --- name neither the environment (ORKET_SECRET_NAME) nor the store knows
 function M.problems(found, dir, getenv)
@@ -85,20 +108,30 @@ function M.problems(found, dir, getenv)
       if has == nil then
         out[#out + 1] = string.format("orket.lua: %s: secret %q: %s", f.path, f.name, err)
       elseif not has then
-        out[#out + 1] = string.format("orket.lua: %s: secret %q is not in the project's secret store "
-          .. "(set it with 'orket secrets set %s', or set %s%s)", f.path, f.name, f.name, M.ENV_PREFIX, f.name)
+        out[#out + 1] = absent(f, dir)
       else
         -- opened as a run opens it (the value dropped at once): one sealed under another name
         -- (copied in the file) or changed is said here, not at the run's first model call.
-        -- Without the key file (a checkout that holds none) the store's values are not judged.
+        -- Without the key file (a checkout that holds none) the store's values are not judged;
+        -- but a key file ORKET_SECRETS_KEY_FILE names and that is not there is a mistyped path.
         local _, rerr, rcode = store.reveal(dir, f.name, getenv)
-        if rerr and rcode ~= "ENOENT" then
-          out[#out + 1] = string.format("orket.lua: %s: secret %q cannot be opened: %s", f.path, f.name, rerr)
+        local named = getenv(store.KEY_ENV)
+        if rerr and (rcode ~= "ENOENT" or (named and named ~= "" and not uv.fs_stat(named))) then
+          out[#out + 1] = M.unopened(f.path, f.name, rerr)
         end
       end
     end
   end
   return out
+end
+
+--- stamp(ref) -> a string that changes whenever ref's store is written (its file is replaced
+--- whole: orket.store.secrets), "" when it has none: a reader holding a value reads it again
+--- only when this changes (orket.llm's model keys)
+function M.stamp(ref)
+  local st = ref and uv.fs_stat((store.paths(ref.dir or ".")))
+  if not st then return "" end
+  return string.format("%d:%d:%d.%d", st.ino, st.size, st.mtime.sec, st.mtime.nsec)
 end
 
 --- value(ref, var[, getenv]) -> the credential | nil when neither is given | nil, msg, CODE.

@@ -10,6 +10,7 @@ local jsonout = require "orket.jsonout"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local sealed = require "orket.store.sealed"
+local nearest = require "orket.nearest"
 local read = require("orket.fieldline").read
 local write_whole = require("orket.fieldline").write_whole
 
@@ -22,13 +23,20 @@ local MAX_FILE = 16 * 1024 * 1024
 local VERSION = 1
 
 --- check_name(name) -> true | nil, msg: a name is a word of letters, digits and _ that
---- does not start with a digit, at most 64 bytes (so it is also a variable's name)
+--- does not start with a digit, at most 64 bytes (so it is also a variable's name). The
+--- message says what is wrong without repeating the word: a refused name is often the
+--- value itself (`secrets set NAME=VALUE`, or the name left out).
 function M.check_name(name)
-  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or #name > M.MAX_NAME then
-    return nil, string.format("a secret's name is letters, digits and _, not starting with a digit, at most %d "
-      .. "(got %s)", M.MAX_NAME, type(name) == "string" and string.format("%q", name) or type(name))
-  end
-  return true
+  if type(name) == "string" and name:match("^[%a_][%w_]*$") and #name <= M.MAX_NAME then return true end
+  local why
+  if type(name) ~= "string" then why = "got " .. type(name)
+  elseif name == "" then why = "this one is empty"
+  elseif name:find("=", 1, true) then why = "this one holds '=': a value is never part of the name"
+  elseif #name > M.MAX_NAME then why = string.format("this one has %d bytes", #name)
+  elseif name:match("^%d") then why = "this one starts with a digit"
+  else why = "this one holds another character" end
+  return nil, string.format("a secret's name is letters, digits and _, not starting with a digit, at most %d bytes "
+    .. "(%s)", M.MAX_NAME, why)
 end
 
 --- paths(dir[, getenv]) -> store file, key file
@@ -85,22 +93,40 @@ local function make_key(path)
   return key
 end
 
+-- whether doc holds a value: only then is it bound to the key its key_id names. An empty
+-- store (every value removed after the key was lost) takes a new key.
+local function holds(doc) return next(doc.secrets) ~= nil end
+
+-- the way out of a store whose key is lost, said with each refusal of its key
+local function lost_key(path)
+  return string.format("restore %s from where it was kept; a new key never opens the values sealed already. "
+    .. "If the key is lost for good, remove each secret ('orket secrets rm NAME') and set them again: "
+    .. "an empty store takes a new key", path)
+end
+
 -- the key that opens doc: the key file's (refused when others may read it or it is not 32
 -- bytes), made when create and none exists. A rotation cut short left the new key beside
 -- the old one: when the store is already sealed under it, it is moved into place.
 local function key_for(dir, doc, getenv, create)
   local _, path = M.paths(dir, getenv)
+  local bound = doc.key_id and holds(doc)
   if not uv.fs_stat(path) then
-    if create and not doc.key_id then return make_key(path) end
+    if create and not bound then return make_key(path) end
     return nil, string.format("no secret key file at %s (the store's values cannot be opened without it; "
-      .. "%s names another)", path, M.KEY_ENV), "ENOENT"
+      .. "%s names another); %s", path, M.KEY_ENV, lost_key(path)), "ENOENT"
   end
   local key, err, code = sealed.read_key_file(path, "the secret key file")
+  if not key and code == "EINVAL" and bound and uv.fs_stat(path).type == "file" then
+    -- a cut or damaged key: the advice to make a new random one would never open the store
+    return nil, string.format("the secret key file %s is damaged: it must hold 32 bytes, or 64 hex digits (it has "
+      .. "%d bytes); %s", path, uv.fs_stat(path).size, lost_key(path)), "EINVAL"
+  end
   if not key then return nil, err, code end
-  if doc.key_id and key_id(key) ~= doc.key_id then
+  if bound and key_id(key) ~= doc.key_id then
     local nkey = uv.fs_stat(path .. ".next") and sealed.read_key_file(path .. ".next", "the secret key file")
     if nkey and key_id(nkey) == doc.key_id and os.rename(path .. ".next", path) then return nkey end
-    return nil, string.format("the secret key file %s is not the key the store's values were sealed under", path), "EKEY"
+    return nil, string.format("the secret key file %s is not the key the store's values were sealed under; %s", path,
+      lost_key(path)), "EKEY"
   end
   return key
 end
@@ -149,6 +175,19 @@ local function locked(fn)
   end
 end
 
+--- bad_value(value) -> why | nil: a value refused at set. A credential is one line: a line
+--- break or a NUL would end the HTTP header it goes into (a pasted CRLF), and a blank one is
+--- no credential (a blank environment variable is unset: orket.settings.secret.given).
+function M.bad_value(value)
+  local at = value:find("[\r\n\0]")
+  if at then
+    return string.format("holds a %s at byte %d (a credential is one line; was it pasted with a line break?)",
+      value:byte(at) == 0 and "NUL" or "line break", at)
+  end
+  if not value:find("%S") then return "is only spaces" end
+  return nil
+end
+
 --- set(dir, name, value[, getenv]) -> {name=, set_at=, replaced=bool} | nil, msg, CODE. The
 --- key file is made (0600) when the store has none yet.
 M.set = locked(function(dir, name, value, getenv)
@@ -157,6 +196,8 @@ M.set = locked(function(dir, name, value, getenv)
   if type(value) ~= "string" or value == "" or #value > M.MAX_VALUE then
     return nil, string.format("secret %s: a value is 1 to %d bytes", name, M.MAX_VALUE), "EINVAL"
   end
+  local why = M.bad_value(value)
+  if why then return nil, string.format("secret %s: the value %s; nothing was changed", name, why), "EINVAL" end
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
   local key, kerr, kcode = key_for(dir, doc, getenv, true)
@@ -173,7 +214,13 @@ end)
 M.remove = locked(function(dir, name)
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
-  if not doc.secrets[name] then return nil, string.format("no secret named %s", name), "ENOENT" end
+  if not doc.secrets[name] then
+    local names = {}
+    for n in pairs(doc.secrets) do names[#names + 1] = n end
+    table.sort(names)
+    local near = nearest.nearest(name, names)
+    return nil, string.format("no secret named %s%s", name, near and ("; did you mean " .. near .. "?") or ""), "ENOENT"
+  end
   doc.secrets[name] = nil
   return save(dir, doc)
 end)
@@ -190,17 +237,37 @@ function M.reveal(dir, name, getenv)
   return open_value(key, name, s.value)
 end
 
---- rotate(dir[, getenv]) -> number of values re-sealed | nil, msg, CODE. Every value is
+-- A key file ORKET_SECRETS_KEY_FILE names, other than the project's own -> nil | msg:
+-- one variable of the process or the service, so other projects' stores are likely sealed
+-- under the same file, and a rotation here would replace the only key that opens them.
+-- Only the caller can say no other store uses it (opts.not_shared).
+local function shared_key(dir, path, opts)
+  if opts and opts.not_shared then return nil end
+  local own = (dir or ".") .. "/.orket/secrets.key"
+  if path == own or (uv.fs_realpath(path) and uv.fs_realpath(path) == uv.fs_realpath(own)) then return nil end
+  return string.format("the key file %s comes from %s, which other projects' stores may use too: a new key there "
+    .. "would leave their values unopenable for good, so it is not rotated. When no other store is sealed under it, "
+    .. "say so: orket secrets rotate --not-shared. Otherwise give this project a key of its own first: copy %s to %s "
+    .. "(mode 600), run this project's commands without %s, then rotate", path, M.KEY_ENV, path, own, M.KEY_ENV)
+end
+
+--- rotate(dir[, getenv[, opts]]) -> number of values re-sealed | nil, msg, CODE. Every value is
 --- opened under the old key and sealed under a new one. Crash points: the new key is
 --- written beside the old (KEY.next), then the store sealed under it replaces the old
 --- store, then the new key replaces the old; a rotation cut after the store's rename is
 --- finished by the next use (key_for), one cut before leaves the old store and key whole.
-M.rotate = locked(function(dir, getenv)
+--- A key file named by ORKET_SECRETS_KEY_FILE is refused (EINVAL) unless opts.not_shared:
+--- the caller's word that this store alone is sealed under it.
+M.rotate = locked(function(dir, getenv, opts)
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
-  local key, kerr, kcode = key_for(dir, doc, getenv, false)
-  if not key then return nil, kerr, kcode end
   local _, path = M.paths(dir, getenv)
+  local shared = shared_key(dir, path, opts)
+  if shared then return nil, shared, "EINVAL" end
+  -- an empty store needs no old key (a lost one is replaced): there is nothing to open
+  local key, kerr, kcode = true, nil, nil
+  if holds(doc) then key, kerr, kcode = key_for(dir, doc, getenv, false) end
+  if not key then return nil, kerr, kcode end
   os.remove(path .. ".next")
   local nkey, nerr, ncode = make_key(path .. ".next")
   if not nkey then return nil, nerr, ncode end

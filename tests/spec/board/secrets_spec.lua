@@ -226,7 +226,7 @@ git = { remote = "/r", forge = "gitea", repo = "a/b", api_url = "http://h", toke
     os.remove(select(2, store.paths(dir)))
     local c2, err, code = llm.open(cfg, { getenv = no_env })
     assert.same({ nil, "EINVAL" }, { c2, code })
-    assert.matches("^models%.providers%.x%.api_key: no secret key file at", err)
+    assert.matches("^orket%.lua:2: models%.providers%.x%.api_key: secret \"MODEL_KEY\" cannot be opened: no secret key file at", err)
     local t, terr = forge.token(s.git, no_env)
     assert.is_nil(t)
     assert.matches("^forge: git.token: no secret key file", terr)
