@@ -9,6 +9,7 @@ local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
+local config = require "orket.config"
 local rt = require "orket.c.runtime"
 local clock = require "orket.clock"
 
@@ -205,7 +206,14 @@ end
 function M.token(g, getenv)
   local v, err = secret.value(g.token, g.token_env, getenv)
   if v then return v end
-  if err then return nil, "forge: git.token: " .. err end
+  if err then
+    -- a secret the store holds but did not give: named, at its orket.lua line (as a model
+    -- key's is: orket.llm)
+    local name = secret.name_of(g.token)
+    if not name then return nil, "forge: git.token: " .. err end
+    local msg = secret.unopened("git.token", name, err)
+    return nil, g.token.dir and config.placed(g.token.dir, msg) or msg
+  end
   if not g.token_env then return nil, "forge: no token: set git.token = secret \"NAME\" or git.token_env" end
   return nil, "forge: the environment variable " .. g.token_env .. " (git.token_env) is not set"
 end

@@ -229,6 +229,6 @@ git = { remote = "/r", forge = "gitea", repo = "a/b", api_url = "http://h", toke
     assert.matches("^orket%.lua:2: models%.providers%.x%.api_key: secret \"MODEL_KEY\" cannot be opened: no secret key file at", err)
     local t, terr = forge.token(s.git, no_env)
     assert.is_nil(t)
-    assert.matches("^forge: git.token: no secret key file", terr)
+    assert.matches("^orket%.lua:3: git%.token: secret \"FORGE_TOKEN\" cannot be opened: no secret key file", terr)
   end)
 end)
