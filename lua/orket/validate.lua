@@ -122,21 +122,6 @@ local function check_config(dir, out)
   return cfg, ts and ts.team, mok and msection or nil, data
 end
 
--- The models a run of the project may call ("provider:model"): the default, each seat's,
--- each role's, each experiment's variant's (orket.lua's experiments), sorted
-local function models_named(cfg, team, by_name, experiments)
-  local seen, out = {}, {}
-  local function use(m) if type(m) == "string" and not seen[m] then seen[m] = true; out[#out + 1] = m end end
-  use(cfg.models.default)
-  for _, seat in pairs(team or {}) do use(seat.model) end
-  for _, r in pairs(by_name or {}) do use(r.model) end
-  if type(experiments) == "table" then
-    for _, x in pairs(experiments) do if type(x) == "table" then use(x.model) end end
-  end
-  table.sort(out)
-  return out
-end
-
 -- With a money budget set, a model of the project without a price in a budget's currency
 -- has calls that count against no money budget: said now, as a run says it at the model's
 -- first call (budget_unpriced). Offline models (scripted, replay) cost nothing.
@@ -154,7 +139,7 @@ local function check_unpriced(dir, warnings, data, cfg, team, by_name)
   if not first then return end
   local prices = cost.prices(cfg.models.prices) or {}
   local online = false
-  for _, m in ipairs(models_named(cfg, team, by_name, data.experiments)) do
+  for _, m in ipairs(llm.models_named(cfg.models, team, by_name, data.experiments)) do
     local prov = m:match("^([^:]+):")
     local kind = prov and cfg.models.providers[prov] and cfg.models.providers[prov].kind
     if kind ~= "scripted" and kind ~= "replay" then

@@ -1,32 +1,33 @@
 -- orket models: lists the configured providers and the default model, and checks each
 -- HTTP endpoint's health (its model list) concurrently. Exit 1 when an endpoint the
--- project uses (the default model's, a seat's) fails; a built-in provider nothing uses
--- may be down or keyless without failing the check.
+-- project uses (the default model's, a seat's, a role's, an experiment's) fails; a built-in
+-- provider nothing uses may be down or keyless without failing the check.
 local uv = require "luv"
 local llm = require "orket.llm"
 local task = require "orket.task"
 local inert = require "orket.inert"
 local config = require "orket.config"
 local cmdline = require "orket.cmdline"
+local roles = require "orket.engine.roles"
 
 local cmd = { name = "models", args = {
   { "--no-check", help = "list the providers without asking them for their models" },
   cmdline.DIR,
 } }
 
--- The providers' model names the project asks for: provider -> { model = true }.
-local function used_models(cfg, s)
+-- The providers' model names the project asks for: provider -> { model = true }. Every
+-- place a model is named (llm.models_named); roles that do not load name none here (orket
+-- validate says why).
+local function used_models(cfg, s, dir)
+  local set = roles.load(roles.dirs(dir), dir)
   local used = {}
-  local function use(model)
-    if type(model) ~= "string" then return end
+  for _, model in ipairs(llm.models_named(cfg.models, s.team, set and set.by_name, s.experiments)) do
     local p, m = model:match("^([^:]+):(.+)$")
     if p then
       used[p] = used[p] or {}
       used[p][m] = true
     end
   end
-  use(cfg.models.default)
-  for _, seat in pairs(s.team or {}) do use(seat.model) end
   return used
 end
 
@@ -91,7 +92,7 @@ function cmd.run(args, cli)
     cli.err("%s", lerr)
     return 1
   end
-  local names, used = client:provider_names(), used_models(cfg, s)
+  local names, used = client:provider_names(), used_models(cfg, s, o.dir)
   local results = o.no_check and {} or check_all(client, names)
   io.stdout:write("default: ", tostring(cfg.models.default), "\n")
   local failed = 0
@@ -108,7 +109,8 @@ cmd.summary = "list configured models and check each endpoint"
 cmd.help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
   "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
   "every HTTP provider for its model list. Keys are taken from the environment.\n" ..
-  "Exits 1 when a provider the project uses (the default model's, a seat's) fails,\n" ..
+  "Exits 1 when a provider the project uses (the default model's, a seat's, a role's,\n" ..
+  "an experiment's; not one only routing.lua chooses, known at a turn) fails,\n" ..
   "or does not list a model the project asks it for;\n" ..
   "a provider nothing uses is shown as unavailable without failing the check."
 

@@ -7,6 +7,7 @@ local scriptfile = require "orket.scriptfile"
 local settings = require "orket.settings"
 local uv = require "luv"
 local nearest = require "orket.nearest"
+local llm = require "orket.llm"
 
 local M = {}
 
@@ -56,7 +57,8 @@ function M.builtin.escalation(card, team)
 end
 
 --- model{seat=, role=, card=, phase=, team=, role_model=, default=} -> "provider:model" | nil
---- The seat's model, else the role's preference, else the project's default.
+--- The seat's model, else the role's preference, else the project's default. Also what a
+--- project's model function's nil (no choice) falls back to (docs/roles.md).
 function M.builtin.model(t)
   local s = t.team and t.team[t.seat]
   return (s and s.model) or t.role_model or t.default
@@ -69,7 +71,7 @@ local ROUTING_FIELDS = "worker, reviewer, escalation, model"
 --- built-in routing. The file returns a table of some of worker/reviewer/escalation/model.
 --- base: the project's directory, the file then named from it in errors (scriptfile.name).
 function M.load(path, base)
-  local r = { file = nil, fns = {} }
+  local r = { file = nil, fns = {}, lines = {} }
   for k, f in pairs(M.builtin) do r.fns[k] = f end
   -- lstat: a link that leads nowhere is a mistake to report, not a missing file
   if not path or not uv.fs_lstat(path) then return setmetatable(r, { __index = M }) end
@@ -89,6 +91,8 @@ function M.load(path, base)
   end
   for k, f in next, def do
     if type(f) ~= "function" then return nil, chunk .. ": " .. k .. " must be a function", "EINVAL" end
+    -- where the function is, for a message about what it chose (unusable_model)
+    r.lines[k] = debug.getinfo(f, "S").linedefined
     r.fns[k] = function(...)
       local cok, v = box:pcall(f, ...)
       if not cok then error(v, 0) end
@@ -117,6 +121,19 @@ function M:choose(kind, ...)
   local ok, v = pcall(self.fns[kind], table.unpack(args, 1, args.n))
   if not ok then return nil, "routing " .. kind .. ": " .. tostring(v) end
   return v
+end
+
+--- routing:unusable_model(model, client) -> nil | why: a project's model function chose a
+--- model whose provider the client does not have (a turn would only fail on it). nil with the
+--- built-in routing (its choices are checked before a run), or a client without a provider
+--- table (a test's fake).
+function M:unusable_model(model, client)
+  if not self.file or model == nil or type(client) ~= "table" or type(client.providers) ~= "table" then return nil end
+  local ok, why = llm.check_model(client, model)
+  if ok then return nil end
+  local line = self.lines and self.lines.model
+  return string.format("routing.lua's model%s chose %q: it %s", line and (" (routing.lua:" .. line .. ")") or "",
+    model, why)
 end
 
 --- override_model(run_model) -> the model every turn uses when given (--model, ORKET_MODEL)

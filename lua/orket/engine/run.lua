@@ -370,10 +370,16 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   local tools, order = job.tools, roles_mod.kept_tool_order(self.roles, role.tools)
   job.tool_specs = tools.kept_specs and tools:kept_specs(order) or tools:specs(order)
   if not self.model then
+    local t = { seat = seat, role = role.name, card = card, phase = phase, team = self.settings.team,
+      role_model = role.model, default = self.settings.models and self.settings.models.default }
     local merr
-    job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
-      team = self.settings.team, role_model = role.model, default = self.settings.models and self.settings.models.default })
+    job.model, merr = route(self, "model", t)
     if merr then return self:skip(card, merr) end
+    -- a choice of a provider not configured would spend a turn to fail: the card waits, saying why
+    merr = self.routing:unusable_model(job.model, self.llm)
+    if merr then return self:skip(card, merr) end
+    -- routing.lua's nil is no choice: the built-in rule decides (the seat's, the role's, the default)
+    if job.model == nil then job.model = self.routing.builtin.model(t) end
     -- no choice: the client's own default answers, so the turn names that model
     if job.model == nil and type(self.llm) == "table" then job.model = rawget(self.llm, "default") end
   else

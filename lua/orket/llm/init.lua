@@ -155,6 +155,23 @@ function M.check_models(models, team, roles)
   return out
 end
 
+--- models_named(models, team, roles, experiments) -> every "provider:model" the project
+--- names, sorted, each once: models.default, each seat's (settings.team), each role's
+--- (roles.by_name) and each experiment variant's. A project's routing.lua choice is known
+--- only when it is made, at a turn.
+function M.models_named(models, team, roles, experiments)
+  local seen, out = {}, {}
+  local function use(m) if type(m) == "string" and not seen[m] then seen[m] = true; out[#out + 1] = m end end
+  use(type(models) == "table" and models.default or nil)
+  for _, seat in pairs(team or {}) do use(seat.model) end
+  for _, r in pairs(roles or {}) do use(r.model) end
+  if type(experiments) == "table" then
+    for _, x in pairs(experiments) do if type(x) == "table" then use(x.model) end end
+  end
+  table.sort(out)
+  return out
+end
+
 local CHOICES = { auto = true, none = true, required = true }
 
 -- Fixed tool entries (fixed_tools: the caller's word that they do not change) found well

@@ -325,7 +325,9 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
       -- again, it answers whole again
       calls.message = string.format("%s (the server answered 200 with Content-Type %s, a whole answer, not a stream "
         .. "of events: set models.providers.%s.stream = false)", calls.message, ctype, p.name)
-      calls.retryable = false
+      -- final: the engine's model_retries would get the same whole answer again. Not
+      -- charged: the body was not read as an answer (it may be an error object)
+      calls.retryable, calls.final = false, true
     end
     return nil, calls
   end
@@ -390,7 +392,8 @@ end
 --- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=, delivered=}:
 --- delivered is true when the answer had begun (tokens came) before it failed; final is
 --- true when the provider's retry policy already ran its course on this failure (retried
---- up to retry.max_attempts, or out of time), so a
+--- up to retry.max_attempts, or out of time) or asking again would get the same failure
+--- (a whole answer to a streamed request), so a
 --- caller asking again would only multiply the wait; false when the client left a retry to
 --- the caller (tokens had arrived, a timeout other than connect, a class never retried).
 --- p: the client's provider state {name, conf, key, sem, timeouts, retry, max_bytes}.
@@ -452,7 +455,7 @@ function M.chat(p, model, req)
       delivered = billed or nil }
     -- Retry what may pass next time, unless tokens were already shown to the caller or billed.
     if not err.retryable or billed or n >= p.retry.max_attempts then
-      failure.final = err.retryable and not billed
+      failure.final = err.final or (err.retryable and not billed)
       if n > 1 then msg = msg .. " (gave up after " .. common.attempts_text(n, elapsed) .. ")" end
       return nil, msg, err.class, failure
     end
