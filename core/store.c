@@ -339,11 +339,15 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
     /* user_version first: it reads the header, so a file that is not a database fails
      * here with a clear code rather than on the first real query. synchronous=NORMAL in
      * WAL survives a process crash (what the crash test checks); only an OS crash or
-     * power cut can lose the last commits, never corrupt the file. */
+     * power cut can lose the last commits, never corrupt the file. journal_size_limit:
+     * SQLite reuses a -wal file without shrinking it, so one large transaction (a restore,
+     * an import) left a -wal of its size for as long as any connection (a server) stayed
+     * open; with it, the file is cut back to 64 MiB each time the WAL starts over. */
     rc = sqlite3_exec(s->db,
                       readonly ? "PRAGMA user_version; PRAGMA temp_store=MEMORY;"
                                : "PRAGMA user_version; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-                                 "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
+                                 "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
+                                 "PRAGMA journal_size_limit=" STORE_WAL_LIMIT ";",
                       NULL, NULL, NULL);
   }
   if (rc != SQLITE_OK) {
@@ -675,6 +679,11 @@ int store_restore_from(store *s, const char *path) {
   s->cards_gen++; /* every card may have changed */
   s->own_gen++;   /* every row: the backup's pages are no statement's changes */
   if (rc != SQLITE_OK) return store_fail(s, rc);
+  /* every page went through the -wal: copied into the file and the -wal cut to nothing,
+   * not left the store's size beside it. Best effort: a reader of another connection
+   * that holds the WAL makes it BUSY, and then the next checkpoint cuts it to
+   * journal_size_limit. */
+  sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
   return 0;
 }
 

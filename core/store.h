@@ -18,6 +18,7 @@ enum { STORE_DONE = 0, STORE_ROW = 1, STORE_ERROR = -1 };
 enum { STORE_NULL, STORE_INT, STORE_FLOAT, STORE_TEXT, STORE_BLOB };
 
 #define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_WAL_LIMIT "67108864" /* journal_size_limit: a -wal file is cut back to 64 MiB */
 #define STORE_CACHE_SIZE 128 /* prepared statements kept per connection */
 
 /* How store_open opens: read and write (the default, 0), creating the file when missing,

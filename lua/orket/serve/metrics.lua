@@ -1,7 +1,9 @@
 -- orket.serve.metrics: GET /metrics in the Prometheus text format 0.0.4. The board's,
 -- runs' and model's figures are counted from the store at scrape time (aggregate queries,
--- at most MAX_SERIES label values each); the HTTP ones come from the server's own counters
--- (orket.serve.metrics.new, fed by each request's log line). Queries: orket.store.metrics.
+-- at most MAX_SERIES label values each); the sums over the journal, turns and tool calls
+-- are kept between scrapes, each scrape adding the rows written since the last (store_sums);
+-- the HTTP ones come from the server's own counters (orket.serve.metrics.new, fed by each
+-- request's log line). Queries: orket.store.metrics.
 local cost = require "orket.cost"
 local counts = require "orket.store.metrics"
 local sandboxes = require "orket.store.sandboxes"
@@ -87,7 +89,11 @@ local Counters = {}
 Counters.__index = Counters
 
 --- new() -> counters; counters:request(route, status, seconds)
-function M.new() return setmetatable({ requests = {}, durations = {}, refusals = {}, elsewhere = {}, keys = {} }, Counters) end
+--- sums: the store's counted figures kept between scrapes, per store (store_sums)
+function M.new()
+  return setmetatable({ requests = {}, durations = {}, refusals = {}, elsewhere = {}, keys = {},
+    sums = setmetatable({}, { __mode = "k" }) }, Counters)
+end
 
 --- counters:count_elsewhere(route, status, source): requests answered with status on route
 --- are also counted by source (source:stats() -> count, sum seconds, {count per bucket of
@@ -165,6 +171,142 @@ local function sorted_keys(t)
   return ks
 end
 
+-- a + b for the sums of store_sums: an integer sum stops at the largest integer, never
+-- wraps to a negative (as orket.store.costs' totals)
+local function plus(a, b)
+  a, b = a or 0, b or 0
+  if math.type(a) == "integer" and math.type(b) == "integer" then
+    if b > 0 and a > math.maxinteger - b then return math.maxinteger end
+    if b < 0 and a < math.mininteger - b then return math.mininteger end
+  end
+  return a + b
+end
+
+-- A family's rows kept by key (key(r)): rows of a later span add their fields `add` to the
+-- kept row of their key. Only the first `lim` keys in `before` order are kept, as the
+-- store's query keeps them: those are the first `lim` of the whole table too, each whole,
+-- since a span's first `lim` holds every one of them it has.
+local function fold(kept, rows, key, add, lim, before)
+  for _, r in ipairs(rows) do
+    local k = key(r)
+    local t = kept[k]
+    if t then
+      for _, f in ipairs(add) do t[f] = plus(t[f], r[f]) end
+    else
+      t = {}
+      for f, v in pairs(r) do t[f] = v end
+      kept[k] = t
+    end
+  end
+  local ks = {}
+  for k in pairs(kept) do ks[#ks + 1] = k end
+  table.sort(ks, before)
+  for i = lim + 1, #ks do kept[ks[i]] = nil end
+  local out = {}
+  for i = 1, math.min(lim, #ks) do out[i] = kept[ks[i]] end
+  return out
+end
+
+local function joined(...) local t = table.pack(...) return function(r)
+  local out = {}
+  for i = 1, t.n do out[i] = tostring(r[t[i]]) end
+  return table.concat(out, "\0")
+end end
+
+local function asc(a, b) return a < b end
+-- done_by_day's: the latest days first, then the type
+local function latest(a, b)
+  local da, db_ = a:sub(1, 10), b:sub(1, 10)
+  if da ~= db_ then return da > db_ end
+  return a < b
+end
+
+-- The counters' reads, each a family: its key, its summed fields, its order
+local SUMS = {
+  { "models", joined("model"), { "n", "tin", "tout", "tcached" }, asc },
+  { "costs", joined("model", "currency"), { "micros" }, asc },
+  { "allowed_calls", joined("tool"), { "n" }, asc },
+  { "gate_decisions", joined("tool", "verdict"), { "n" }, asc },
+  { "violations", joined("rule"), { "n" }, asc },
+  { "done_by_day", joined("day", "type"), { "n" }, latest },
+  { "tool_outcomes", joined("tool", "verdict", "outcome"), { "n" }, asc },
+}
+
+-- A new state of store_sums: st's copy (its kept rows copied: a scrape on PostgreSQL waits
+-- on the loop, and another may start from st meanwhile), or an empty one (nil) for cap lim
+local function sums_state(st, lim)
+  local new = { at = {}, stamp = {}, card_turns = st and st.card_turns or 0, open = {}, lim = lim }
+  for _, t in ipairs(counts.TABLES) do
+    new.at[t[1]], new.stamp[t[1]] = st and st.at[t[1]] or 0, st and st.stamp[t[1]]
+  end
+  for id in pairs(st and st.open or {}) do new.open[id] = true end
+  for _, f in ipairs(SUMS) do
+    new[f[1]] = {}
+    for k, r in pairs(st and st[f[1]] or {}) do
+      local c = {}
+      for name, v in pairs(r) do c[name] = v end
+      new[f[1]][k] = c
+    end
+  end
+  return new
+end
+
+-- The tool calls without a result yet (the span's, and those open at st's last scrape):
+-- into st's kept sums once they have one (a call's result is written once), else counted
+-- as they are now. -> the tool_outcomes rows of this scrape
+local function open_outcomes(st, db, span, lim)
+  local ids = {}
+  for id in pairs(st.open) do ids[#ids + 1] = string.format("%d", id) end
+  local closed, open, still = {}, {}, {}
+  for _, r in ipairs(counts.open_calls(db, span, "[" .. table.concat(ids, ",") .. "]")) do
+    r.n = 1
+    if r.closed == 1 or r.closed == true then
+      closed[#closed + 1] = r
+    else
+      open[#open + 1] = r
+      still[r.id] = true
+    end
+    r.id, r.closed = nil, nil
+  end
+  st.open = still
+  local o = SUMS[#SUMS]
+  local shown = {}
+  fold(shown, fold(st.tool_outcomes, closed, o[2], o[3], lim, o[4]), o[2], o[3], lim, o[4]) -- copies
+  return fold(shown, open, o[2], o[3], lim, o[4])
+end
+
+-- The store's sums for this scrape: {models=, costs=, ..., card_turns=}, each family's rows
+-- as orket.store.metrics' whole-table reads give them. Kept in counters.sums per store,
+-- with each table's newest id read (at) and that row's time (stamp): a scrape reads only
+-- the rows written since (ids become visible in order on both backends: docs/store.md). A
+-- store whose rows at those ids differ (restored under the server) is counted again from
+-- its start.
+local function store_sums(counters, db, lim)
+  local base = counters.sums[db]
+  local st = base
+  if st and st.lim ~= lim then st = nil end -- kept to another cap: what it left out is not kept
+  local h = counts.heads(db, st and st.at)
+  for _, t in ipairs(st and counts.TABLES or {}) do
+    if st.at[t[1]] > 0 and h[t[1] .. "_at"] ~= st.stamp[t[1]] then st = nil break end
+  end
+  st = sums_state(st, lim)
+  local span = { final = true }
+  for _, t in ipairs(counts.TABLES) do span[t[1] .. "0"], span[t[1] .. "1"] = st.at[t[1]], h[t[1]] end
+  local out = { card_turns = st.card_turns + counts.card_turns(db, span) }
+  for _, f in ipairs(SUMS) do out[f[1]] = fold(st[f[1]], counts[f[1]](db, lim, span), f[2], f[3], lim, f[4]) end
+  out.tool_outcomes = open_outcomes(st, db, span, lim)
+  -- the latest days kept, written oldest first (as the store's read gives them)
+  table.sort(out.done_by_day, function(a, b)
+    if a.day ~= b.day then return a.day < b.day end
+    return a.type < b.type
+  end)
+  st.card_turns = out.card_turns
+  for _, t in ipairs(counts.TABLES) do st.at[t[1]], st.stamp[t[1]] = h[t[1]], h[t[1] .. "_last"] end
+  -- kept unless another scrape kept its own since this one began (its sums are as right)
+  if counters.sums[db] == base then counters.sums[db] = st end
+  return out
+end
+
 -- Every status a card or a run may have, so each family has samples from the start.
 local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
   "code_review", "done", "canceled", "archived" }
@@ -238,9 +380,10 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   for _, s in ipairs(sorted_keys(runs)) do b.sample("orket_runs", { "status", s }, runs[s]) end
 
   b.family("orket_turns_total", "counter", "Turns worked (distinct card turns).")
-  b.sample("orket_turns_total", nil, counts.card_turns(db))
+  local sums = store_sums(counters, db, lim)
+  b.sample("orket_turns_total", nil, sums.card_turns)
 
-  local models = counts.models(db, lim)
+  local models = sums.models
   local calls, tokens = {}, {}
   for _, r in ipairs(models) do
     calls[#calls + 1] = { { "model", r.model }, r.n }
@@ -257,7 +400,7 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   -- the exact sum of micro-units, written as a decimal (docs/cost.md), the charges of
   -- refused usages with it; calls of a model without a price have no cost and are not in it
   b.family("orket_cost_total", "counter", "What model calls cost, by model and currency (units of the currency).")
-  for _, r in ipairs(counts.costs(db, lim)) do
+  for _, r in ipairs(sums.costs) do
     b.sample("orket_cost_total", { "model", r.model, "currency", r.currency }, cost.format(r.micros))
   end
 
@@ -278,8 +421,8 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   -- verdict is a gate_decisions row (store.lua): the two never count the same call
   b.family("orket_tool_calls_total", "counter", "Tool calls by tool and the gate's verdict.")
   local tc = {}
-  for _, r in ipairs(counts.allowed_calls(db, lim)) do tc[r.tool .. "\0" .. r.verdict] = r.n end
-  for _, r in ipairs(counts.gate_decisions(db, lim)) do
+  for _, r in ipairs(sums.allowed_calls) do tc[r.tool .. "\0" .. r.verdict] = r.n end
+  for _, r in ipairs(sums.gate_decisions) do
     local k = r.tool .. "\0" .. r.verdict
     tc[k] = (tc[k] or 0) + r.n
   end
@@ -290,14 +433,14 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   end
 
   b.family("orket_gate_violations_total", "counter", "Gate violations by rule.")
-  local vs = counts.violations(db, lim)
+  local vs = sums.violations
   if #vs == 0 then b.sample("orket_gate_violations_total", { "rule", "" }, 0) end
   for _, r in ipairs(vs) do b.sample("orket_gate_violations_total", { "rule", r.rule }, r.n) end
 
   -- what a team asks of its board: cards done per day, how long a card and a turn take,
   -- how tool calls end, which state-machine rules refuse moves
   b.family("orket_cards_done_total", "counter", "Moves of cards to done, by UTC day (the latest days) and card type.")
-  local done = counts.done_by_day(db, lim)
+  local done = sums.done_by_day
   -- an empty family is today's, by the store's day as the budgets count it
   if #done == 0 then b.sample("orket_cards_done_total", { "day", counts.today(db), "type", "issue" }, 0) end
   for _, r in ipairs(done) do b.sample("orket_cards_done_total", { "day", r.day, "type", r.type }, r.n) end
@@ -317,7 +460,7 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
 
   b.family("orket_tool_call_outcomes_total", "counter",
     "Tool calls by tool, the gate's verdict (allow, approved, ask, deny) and outcome (ok, error, refused, held, pending).")
-  local outcomes = counts.tool_outcomes(db, lim)
+  local outcomes = sums.tool_outcomes
   if #outcomes == 0 then
     b.sample("orket_tool_call_outcomes_total", { "tool", "", "verdict", "allow", "outcome", "ok" }, 0)
   end

@@ -233,17 +233,24 @@ function M.order_events_after(db, after)
     OR kind = 'create' OR kind = 'import' OR id = (SELECT max(id) FROM events)) ORDER BY id]], after))
 end
 
--- the casts: PostgreSQL cannot tell a parameter's type from "? IS NULL"
+-- the casts: PostgreSQL cannot tell a parameter's type from "? IS NULL". A card's entries
+-- by their own statement: "? IS NULL OR card_id = ?" kept SQLite off events_card, and a
+-- stream of one card walked the journal from `after` ("+run_id": no index to choose). Both
+-- take the same arguments.
 local ENTRIES_AFTER = sql(function(d)
   return "SELECT id, " .. d.time("at") .. ", kind, card_id, run_id, actor, " .. d.json("data") .. [[ FROM events
-  WHERE id > ?1 AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR card_id = ?3)
-  ORDER BY id LIMIT ?4]]
+  WHERE id > ?1 AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND CAST(?3 AS TEXT) IS NULL ORDER BY id LIMIT ?4]]
+end)
+local CARD_ENTRIES_AFTER = sql(function(d)
+  return "SELECT id, " .. d.time("at") .. ", kind, card_id, run_id, actor, " .. d.json("data") .. [[ FROM events
+  WHERE card_id = ?3 AND id > ?1 AND (CAST(?2 AS BIGINT) IS NULL OR +run_id = ?2) ORDER BY id LIMIT ?4]]
 end)
 
 --- entries_after(db, after, run, card, limit) -> up to limit events after id `after`,
 --- oldest first, of run `run` and card `card` (nil: any): {id, at, kind, card_id, run_id,
 --- actor, data (the JSON text as stored)}
 function M.entries_after(db, after, run, card, limit)
+  if card ~= nil then return assert(db:rows(CARD_ENTRIES_AFTER(db), after, run, card, limit)) end
   return assert(db:rows(ENTRIES_AFTER(db), after, run, card, limit))
 end
 

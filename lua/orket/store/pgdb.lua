@@ -480,12 +480,23 @@ end
 
 local EVENT_COLS = "id, " .. pgevents.AT .. [[ AS at, kind, card_id AS card, run_id AS run, actor, data::text AS data]]
 
+-- One statement per case, as orket.store's: a generic plan of "$1 IS NULL OR card_id = $1"
+-- cannot use events_card, and one card's rows would cost a walk of the journal.
+local EVENTS_OF_CARD = "SELECT " .. EVENT_COLS .. [[ FROM events
+    WHERE card_id = $1 AND ($2::int8 IS NULL OR run_id = $2) AND id > $3 ORDER BY id LIMIT $4]]
+local EVENTS_AFTER = "SELECT " .. EVENT_COLS .. [[ FROM events
+    WHERE id > $2 AND ($1::int8 IS NULL OR run_id = $1) ORDER BY id LIMIT $3]]
+
 --- db:events{card=, run=, after=, limit=} -> array of {id, at, kind, card, run, actor, data}
 function DB:events(q)
   q = q or {}
-  local rows = assert(self:rows("SELECT " .. EVENT_COLS .. [[ FROM events
-    WHERE ($1::text IS NULL OR card_id = $1) AND ($2::int8 IS NULL OR run_id = $2) AND id > $3
-    ORDER BY id LIMIT $4]], q.card, q.run, q.after or 0, (q.limit and q.limit >= 0) and q.limit or nil))
+  local limit = (q.limit and q.limit >= 0) and q.limit or nil
+  local rows
+  if q.card ~= nil then
+    rows = assert(self:rows(EVENTS_OF_CARD, q.card, q.run, q.after or 0, limit))
+  else
+    rows = assert(self:rows(EVENTS_AFTER, q.run, q.after or 0, limit))
+  end
   for _, r in ipairs(rows) do r.data = json.decode(r.data) or {} end
   return rows
 end
