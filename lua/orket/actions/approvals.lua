@@ -327,12 +327,14 @@ function M.on_ask(e, job, turn_id, call, card, decision)
     assert(M.use(db, ok_row, { turn_id = turn_id, run = job.run, seat = job.seat }))
     -- the approval's comment says "make exactly this call again"; every later brief of the
     -- card carries it, and a model that read it there made the call again (a new request).
-    -- Said when the turn ends (Run:end_turn_records): made now, the comment came into this
-    -- turn's history right after the call's result, between the model and what it asked for.
-    job.approvals_used = job.approvals_used or {}
-    job.approvals_used[#job.approvals_used + 1] = string.format("Request #%d was used: its approved call ran in "
-      .. "turn %s (%s). Do not make it again for that approval; the same call again asks the developer again.",
-      ok_row.id, tostring(job.turn or "?"), M.describe(ok_row))
+    -- Written with the use, in its transaction, so neither a stop nor a crash loses it; kept
+    -- out of this turn's history (orket.engine.turn), where it came right after the call's
+    -- result, between the model and what it asked for.
+    local note = assert(e.board:comment(card.id, { author = "orket", body = string.format("Request #%d was used: its "
+      .. "approved call ran in turn %s (%s). Do not make it again for that approval; the same call again asks the "
+      .. "developer again.", ok_row.id, tostring(job.turn or "?"), M.describe(ok_row)) }))
+    job.quiet_comments = job.quiet_comments or {}
+    job.quiet_comments[note.id] = true
     local reason = string.format("approved by %s (request #%d)%s", tostring(ok_row.decided_by), ok_row.id,
       ok_row.note and (": " .. ok_row.note) or "")
     assert(db:record_gate_decision { turn = turn_id, tool = call.name, verdict = "allow", code = "APPROVED",

@@ -540,11 +540,6 @@ function Run:end_turn_records(job, out)
   -- the card as the turn left it, for an escalation's mark (read only then: the other
   -- writes below name the card by its id)
   local card = job.phase == "escalation" and assert(self.board:get(job.card_id))
-  -- each approval the turn used, said once it is over (orket.actions.approvals.on_ask)
-  for _, body in ipairs(job.approvals_used or {}) do
-    assert(self.board:comment(job.card_id, { author = "orket", body = body }))
-  end
-  job.approvals_used = nil
   if to then self.db:event { kind = "budget_reached", card = job.card_id, run = self.run_id, data = out.money } end
   if reason then
     local ok, err = block_records(self, job.card_id, job.actor, reason, why, to)

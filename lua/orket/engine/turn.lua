@@ -113,8 +113,9 @@ local function make_context(run, job, card, history)
   else
     for _, c in ipairs(run.board:comments(card.id)) do
       if (c.id or 0) > (job.comments_seen or 0) then
-        -- the seat's own comments are in the history already, as its tool calls
-        if c.author ~= job.seat then
+        -- the seat's own comments are in the history already, as its tool calls; a quiet
+        -- one (an approval's use, noted for later turns) is the turn's own doing too
+        if c.author ~= job.seat and not (job.quiet_comments and job.quiet_comments[c.id]) then
           history[#history + 1] = { role = "user", content = string.format("A new comment on %s from %s:\n%s",
             card.id, tostring(c.author), tostring(c.body)) }
         end
