@@ -8,6 +8,7 @@ local settings = require "orket.settings"
 local uv = require "luv"
 local nearest = require "orket.nearest"
 local llm = require "orket.llm"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -66,6 +67,18 @@ end
 
 local NAMES = { worker = true, reviewer = true, escalation = true, model = true }
 local ROUTING_FIELDS = "worker, reviewer, escalation, model"
+-- what each function must return besides nil (said when it returns something else)
+local RETURNS = { worker = "a seat's name", reviewer = "a seat's name", escalation = "a seat's name",
+  model = '"provider:model"' }
+
+-- a value a routing function returned that is neither a string nor nil, for its message: a
+-- number or a boolean as written, anything else by its type only (tostring on a table could
+-- run the script's __tostring outside its box)
+local function returned(v)
+  local t = type(v)
+  if t == "number" or t == "boolean" then return string.format("%s (a %s)", inert.quote(v, 40), t) end
+  return "a " .. t
+end
 
 --- load(path[, base]) -> routing | nil, "file:line: message", CODE. A missing file gives the
 --- built-in routing. The file returns a table of some of worker/reviewer/escalation/model.
@@ -91,12 +104,20 @@ function M.load(path, base)
   end
   for k, f in next, def do
     if type(f) ~= "function" then return nil, chunk .. ": " .. k .. " must be a function", "EINVAL" end
-    -- where the function is, for a message about what it chose (unusable_model)
-    r.lines[k] = debug.getinfo(f, "S").linedefined
+    -- where the function is, for a message about what it chose (unusable_model) or
+    -- returned; the line of its return would need a debug hook, which the box's instruction
+    -- budget already holds
+    local line = debug.getinfo(f, "S").linedefined
+    if line < 1 then line = nil end -- a built-in function given as one: no line of the file
+    r.lines[k] = line
+    local at = line and string.format("%s:%d: %s, the function that starts at this line,", chunk, line, k)
+      or string.format("%s: %s", chunk, k)
     r.fns[k] = function(...)
       local cok, v = box:pcall(f, ...)
       if not cok then error(v, 0) end
-      if v ~= nil and type(v) ~= "string" then error(chunk .. ": " .. k .. " must return a string or nil", 0) end
+      if v ~= nil and type(v) ~= "string" then
+        error(string.format("%s returned %s: it must return %s or nil", at, returned(v), RETURNS[k]), 0)
+      end
       return v
     end
   end
@@ -124,11 +145,13 @@ function M:choose(kind, ...)
 end
 
 --- routing:unusable_model(model, client) -> nil | why: a project's model function chose a
---- model whose provider the client does not have (a turn would only fail on it). nil with the
---- built-in routing (its choices are checked before a run), or a client without a provider
---- table (a test's fake).
+--- model whose provider the client does not have (a turn would only fail on it). nil when
+--- routing.lua has no model function, even when it has others: the built-in rule's choices
+--- (a seat's, a role's model, models.default) are checked before a run and a role's at each
+--- reload. nil too for a client without a provider table (a test's fake).
 function M:unusable_model(model, client)
-  if not self.file or model == nil or type(client) ~= "table" or type(client.providers) ~= "table" then return nil end
+  if not self.fns or self.fns.model == M.builtin.model then return nil end
+  if model == nil or type(client) ~= "table" or type(client.providers) ~= "table" then return nil end
   local ok, why = llm.check_model(client, model)
   if ok then return nil end
   local line = self.lines and self.lines.model

@@ -352,9 +352,32 @@ function Run:turn_role(card, open, phase, seat, chooser)
   return false, role
 end
 
+-- The model a turn uses (docs/roles.md) -> model, variant | nil, nil, why the card waits.
+-- Only routing.lua's choice is checked here: --model, the variant's model, the seat's, the
+-- role's and models.default are checked before the run (a role's at each reload too).
+local function turn_model(run, card, phase, seat, role, arm)
+  -- a run's own --model is a person's choice for every card and wins
+  if run.model then return run.model end
+  -- a variant card's work turn runs on the variant's model: routing's choice would go unused
+  if arm and arm.model then return arm.model, true end
+  local t = { seat = seat, role = role.name, card = card, phase = phase, team = run.settings.team,
+    role_model = role.model, default = run.settings.models and run.settings.models.default }
+  local model, merr = route(run, "model", t)
+  if merr then return nil, nil, merr end
+  -- a choice of a provider not configured would spend a turn to fail: the card waits, saying why
+  merr = run.routing:unusable_model(model, run.llm)
+  if merr then return nil, nil, merr end
+  -- routing.lua's nil is no choice: the built-in rule decides (the seat's, the role's, the default)
+  if model == nil then model = run.routing.builtin.model(t) end
+  -- no choice: the client's own default answers, so the turn names that model
+  if model == nil and type(run.llm) == "table" then model = rawget(run.llm, "default") end
+  return model
+end
+
 -- The job of a turn: its scripts (kept through a hot reload), tools, model, and whether a
--- new turn claims the card. -> job | nil, changed (skipped)
-function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
+-- new turn claims the card. arm: the card's experiment variant (experiments.variant).
+-- -> job | nil, changed (skipped)
+function Run:turn_job(card, open, turns, merge_mark, phase, seat, role, arm)
   local actor = seat_actor(self, seat)
   local job = {
     run = self.run_id, card_id = card.id, seat = seat, actor = actor, role = role, phase = phase,
@@ -369,22 +392,9 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   -- an MCP proxy's tools come and go: made anew)
   local tools, order = job.tools, roles_mod.kept_tool_order(self.roles, role.tools)
   job.tool_specs = tools.kept_specs and tools:kept_specs(order) or tools:specs(order)
-  if not self.model then
-    local t = { seat = seat, role = role.name, card = card, phase = phase, team = self.settings.team,
-      role_model = role.model, default = self.settings.models and self.settings.models.default }
-    local merr
-    job.model, merr = route(self, "model", t)
-    if merr then return self:skip(card, merr) end
-    -- a choice of a provider not configured would spend a turn to fail: the card waits, saying why
-    merr = self.routing:unusable_model(job.model, self.llm)
-    if merr then return self:skip(card, merr) end
-    -- routing.lua's nil is no choice: the built-in rule decides (the seat's, the role's, the default)
-    if job.model == nil then job.model = self.routing.builtin.model(t) end
-    -- no choice: the client's own default answers, so the turn names that model
-    if job.model == nil and type(self.llm) == "table" then job.model = rawget(self.llm, "default") end
-  else
-    job.model = self.model
-  end
+  local merr
+  job.model, job.variant_model, merr = turn_model(self, card, phase, seat, role, arm)
+  if merr then return self:skip(card, merr) end
   local status_now = assert(self.board:status(card.id))
   job.start_status = status_now
   if not open then
@@ -445,11 +455,9 @@ function Run:prepare(card)
   local arm, arms, xerr = experiments.variant(self, card, phase)
   if xerr then return self:skip(card, xerr) end
   if arm and arm.role then role = self.roles.by_name[arm.role] end
-  local job, changed = self:turn_job(card, open, turns, merge_mark, phase, seat, role)
+  local job, changed = self:turn_job(card, open, turns, merge_mark, phase, seat, role, arm)
   if job then
     job.arms, job.experiment = arms, arm and arm.experiment
-    -- a run's own --model is a person's choice for every card and wins
-    if arm and arm.model and not self.model then job.model, job.variant_model = arm.model, true end
     -- the card's first turn starts now, before its first call: the report's wall time
     -- counts from here (its arms are written only with the turn's first commit)
     if arms then job.started_at = self.db.conn:now() end

@@ -13,7 +13,7 @@ local TEAM = {
 
 -- runs E with src as routing.lua -> status, report, board, events, the model of each
 -- request by role ("coder" -> {model = true})
-local function routed(src, roles)
+local function routed(src, roles, config)
   local dir = H.tmpdir()
   H.write(dir .. "/routing.lua", src)
   if roles then assert(uv.fs_mkdir(dir .. "/roles", 493)) end
@@ -31,7 +31,7 @@ local function routed(src, roles)
     return inner(self, req)
   end
   local e, events = F.engine(db, b, { dir = dir, routing = dir .. "/routing.lua", llm = llm,
-    config = { team = TEAM, models = { default = "a:default" } } })
+    config = config or { team = TEAM, models = { default = "a:default" } } })
   local status, report = e:execute(assert(e:start("E")))
   return status, report, b, events, by_role
 end
@@ -67,5 +67,58 @@ describe("routing.lua's model function", function()
     assert.equal("routing.lua's model (routing.lua:2) chose \"nope:x\": it names provider 'nope', which is not "
       .. "configured (configured: a, b)", skipped)
     assert.equal("skipped in ready: " .. skipped, report.stuck[1].reason)
+  end)
+
+  -- the card_skipped reasons of a run's events
+  local function skips(events)
+    local out = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "card_skipped" then out[#out + 1] = ev.reason end
+    end
+    return out
+  end
+
+  it("returning neither a string nor nil names the function's line and the value returned", function()
+    local status, _, b, events, by_role = routed("-- routing\nreturn { model = function(t)\n  return 42\nend }\n")
+    assert.equal("stalled", status)
+    assert.equal("ready", b:get("E-1").status)
+    assert.is_nil(by_role.coder)
+    assert.same({ "routing error in routing.lua's model: routing.lua:2: model, the function that starts at this "
+      .. "line, returned 42 (a number): it must return \"provider:model\" or nil" }, skips(events))
+    -- a table by its type only: its __tostring is the script's code, not to be run outside its box
+    local _, _, _, events2 = routed("return { model = function(t) return setmetatable({}, { __tostring = "
+      .. "function() error('ran') end }) end }\n")
+    assert.same({ "routing error in routing.lua's model: routing.lua:1: model, the function that starts at this "
+      .. "line, returned a table: it must return \"provider:model\" or nil" }, skips(events2))
+    -- a worker function's wrong value says what a worker function returns
+    local _, _, _, events3 = routed("return { worker = function(c, team) return true end }\n")
+    assert.same({ "routing error in routing.lua's worker: routing.lua:1: worker, the function that starts at this "
+      .. "line, returned true (a boolean): it must return a seat's name or nil" }, skips(events3))
+  end)
+
+  it("without a model function, the built-in rule's choice is not blamed on routing.lua", function()
+    -- a seat's model of a provider the client lacks is refused before a real run starts; the
+    -- fake engine skips that check, so the turn shows which model the built-in rule chose
+    local team = { senior_developer = { roles = { "coder" }, model = "nope:seat" },
+      integrity_guard = { roles = { "integrity_guard" }, model = "b:guard" } }
+    local status, _, _, events, by_role = routed(
+      "return { worker = function(card, team) return 'senior_developer' end }\n", nil,
+      { team = team, models = { default = "a:default" } })
+    assert.equal("done", status)
+    assert.same({}, skips(events))
+    assert.same({ ["nope:seat"] = true }, by_role.coder)
+  end)
+
+  it("on an experiment's variant card, the work turn's model is the variant's, whatever routing would choose", function()
+    -- routing.lua's choice for work turns is unusable, and would never be used on this card
+    local status, _, b, events, by_role = routed(
+      "return { model = function(t) if t.phase == 'work' then return 'nope:x' end end }\n", nil,
+      { team = TEAM, models = { default = "a:default" },
+        experiments = { small = { share = 1, model = "ollama:var" } } })
+    assert.equal("done", status)
+    assert.equal("done", b:get("E-1").status)
+    assert.same({}, skips(events))
+    assert.same({ ["ollama:var"] = true }, by_role.coder)
+    assert.same({ ["b:guard"] = true }, by_role.integrity_guard)
   end)
 end)
