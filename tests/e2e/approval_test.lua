@@ -82,7 +82,7 @@ describe("approvals end to end", function()
     -- plain text is for questions; the card names its state when the flag does not fit
     local r = H.orket('answer CLEAN-1 "sure"', { cwd = dir })
     assert.equal(2, r.status)
-    assert.matches("CLEAN%-1 waits for approval of delete_file .- use 'orket answer CLEAN%-1 %-%-approve", r.stderr)
+    assert.matches("CLEAN%-1 waits for approval of delete_file .- use 'orket answer CLEAN%-1 %-%-request 1 %-%-approve", r.stderr)
     r = H.orket("answer CLEAN-2 --approve", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("CLEAN%-2 is done, not waiting for an approval", r.stderr)

@@ -344,7 +344,7 @@ describe("orket serve writes", function()
     st, doc = call(s, "POST", "/v1/cards/CLEAN-2/answer", op, { text = "again" })
     assert.equal(409, st)
     assert.equal("ESTATE", doc.error.code)
-    assert.equal("GET /v1/cards/{id} shows where it stands", doc.error.remedy) -- a route, not a command
+    assert.equal("GET /v1/cards/CLEAN-2 shows where it stands", doc.error.remedy) -- a route, not a command
     st, doc = call(s, "POST", "/v1/cards/CLEAN-3/retry", op, { note = "go on" })
     assert.equal(200, st, cjson.encode(doc))
     conforms(api, "POST", "/v1/cards/{id}/retry", 200, doc)

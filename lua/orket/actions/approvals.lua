@@ -114,6 +114,13 @@ function M.describe(row)
   return row.tool .. " " .. inert.clip(a, M.SHOW_MAX)
 end
 
+--- command(card, id) -> "orket answer CARD --request N": what decides request #N (add
+--- --approve or --deny "reason"). Every hint names the request: without it a decision is
+--- refused once the card has had more than one request, with it it is always taken.
+function M.command(card, id)
+  return string.format("orket answer %s --request %d", card, id)
+end
+
 --- pending(db, card) -> the card's undecided request | nil
 M.pending = sa.pending
 
@@ -157,9 +164,9 @@ function M.request(db, board, r)
       data = { id = id, tool = r.tool, arguments = row.arguments, digest = digest, rule = r.rule, reason = r.reason } }
     local before = M.refused(db, r.card, r.tool, digest)
     local body = string.format("Approval needed (request #%d): %s. Policy: %s.%s Answer with "
-      .. "'orket answer %s --approve' or --deny \"reason\".", id, what, tostring(r.reason or r.rule or "ask"),
+      .. "'%s --approve' or --deny \"reason\".", id, what, tostring(r.reason or r.rule or "ask"),
       before and string.format(" The developer refused this call before (request #%d: %s).", before.id,
-        tostring(before.note)) or "", r.card)
+        tostring(before.note)) or "", M.command(r.card, id))
     local c, cerr, ccode = board:comment(r.card, { author = "orket", body = body })
     if not c then return nil, cerr, ccode end
     local t, terr, tcode = board:transition(r.card, "waiting_for_developer",

@@ -14,7 +14,7 @@ local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "answer", summary = "answer a card that waits for input or approval" }
 cmd.args = {
-  usage = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [--request N] [-C DIR]",
+  usage = "orket answer CARD [--] \"text\" | CARD [--request N] --approve [\"note\"] | CARD [--request N] --deny \"reason\" [-C DIR]",
   text = "to answer text that starts with '-'",
   { "CARD", key = "card", missing = "answer needs a card id" },
   { "TEXT", many = true, key = "text", empty = true },
@@ -91,7 +91,8 @@ local function apply(db, card, decision, text, cli, request)
     return answer.answer(db, b, card, text, actor)
   end)
   if detail and detail.approval then
-    aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]' or --deny \"reason\"", aerr, detail.card)
+    aerr = string.format("%s; use '%s --approve [\"note\"]' or --deny \"reason\"", aerr,
+      approvals.command(detail.card, detail.approval.id))
   elseif detail and detail.budget then
     aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]'", aerr, detail.card)
   end

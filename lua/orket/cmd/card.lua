@@ -128,7 +128,8 @@ local function approvals_and_commits(w, g)
         w[#w + 1] = string.format("      %s by %s at %s%s", a.decision == "approve" and "approved" or "refused",
           inert.line(a.decided_by), a.decided_at, a.note and (": " .. body(a.note, "        ")) or "")
       elseif open then
-        w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", inert.line(g.card.id))
+        w[#w + 1] = string.format("      answer: %s --approve [\"note\"] | --deny \"reason\"",
+          approvals.command(inert.line(g.card.id), a.id))
       end
     end
   end

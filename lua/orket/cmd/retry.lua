@@ -44,8 +44,8 @@ function cmd.run(args, cli)
   end)
   if detail and detail.approval then
     local p = detail.approval
-    err = string.format("%s waits for approval of %s (request #%d); decide it with 'orket answer %s --approve "
-      .. "[\"note\"]' or --deny \"reason\"", detail.card, approvals.describe(p), p.id, detail.card)
+    err = string.format("%s waits for approval of %s (request #%d); decide it with '%s --approve "
+      .. "[\"note\"]' or --deny \"reason\"", detail.card, approvals.describe(p), p.id, approvals.command(detail.card, p.id))
   end
   local usage = code == "EUSAGE" and err or nil
   -- (asked under the run lock this command holds: which run, if any, goes on with the card)

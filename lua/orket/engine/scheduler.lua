@@ -324,7 +324,7 @@ local function unstick(board, c)
   local id = c.id
   if c.status == "waiting_for_developer" then
     local p = approvals.pending(board.db, id)
-    if p then return "waiting for approval", string.format("orket answer %s --approve (or --deny \"reason\")", id) end
+    if p then return "waiting for approval", approvals.command(id, p.id) .. " --approve (or --deny \"reason\")" end
     if c.wait_reason == "budget" then
       return "waiting for a person: a money budget would be passed (its comment gives the amounts)",
         string.format("orket answer %s --approve to approve one budget more, or raise it in orket.lua", id)
@@ -454,8 +454,8 @@ function M.stuck(board, cards, why_run)
         pending = approvals.pending(board.db, c.id)
         waits_for = pending and "approval" or (c.wait_reason == "review" or c.wait_reason == "budget") and c.wait_reason or "input"
         why = (not pending and c.wait_reason == "review") and "waiting for review on the forge" or pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
-          .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
-          tostring(pending.reason or pending.rule), c.id) or "waiting for input from a person"
+          .. "'%s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
+          tostring(pending.reason or pending.rule), approvals.command(c.id, pending.id)) or "waiting for input from a person"
         local words
         words, next_step = unstick(board, c)
         if waits_for == "budget" then why = words end

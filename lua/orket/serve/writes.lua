@@ -71,9 +71,17 @@ M.PERSON_REMEDY = {
   EDEPENDENCY = "finish the cards this one depends on first, or move it to blocked with reason dependency",
   EREVIEWER = "an issue reaches done by its review: a run's integrity_guard seat, or an approval or merge of "
     .. "its pull request on the forge (docs/serve.md, Writes to cards)",
-  -- orket.errors' is the CLI's ("`orket card ID` shows where it stands")
+  -- orket.errors' is the CLI's ("`orket card ID` shows where it stands"); {id}: the route's card
   ESTATE = "GET /v1/cards/{id} shows where it stands",
 }
+
+-- A code's PERSON_REMEDY with the card the refused route named in place of {id}: a route
+-- the person can send as it is | nil
+local function person_remedy(code, card_id)
+  local r = M.PERSON_REMEDY[code]
+  if r and card_id then r = r:gsub("{id}", function() return card_id end) end
+  return r
+end
 
 -- A card action's refusal with detail (orket.actions.approvals, .answer, .retry: the request
 -- that waits, one decided before, a question) -> msg, remedy in the API's words: routes, not
@@ -99,14 +107,15 @@ end
 
 -- A board refusal as an answer, with the status orket.errors gives its code: unknown card
 -- 404 (the API's not_found), bad input 400, a card not in a state for that 409 with the
--- state machine's (or the board's) code. detail: a card action's (decision_remedy).
-local function refused(msg, code, detail)
+-- state machine's (or the board's) code. detail: a card action's (decision_remedy); card_id:
+-- the route's card.
+local function refused(msg, code, detail, card_id)
   msg = (tostring(msg):gsub("^board: ", ""))
   if code == "ENOENT" then return err(404, "not_found", msg) end
   if not code then return err(409, "conflict", msg) end
   local remedy
   msg, remedy = decision_remedy(msg, detail)
-  return err(errors.status(code), code, msg, remedy or M.PERSON_REMEDY[code])
+  return err(errors.status(code), code, msg, remedy or person_remedy(code, card_id))
 end
 
 -- The person a request acts as: its key's id (local use without keys: "local").
@@ -170,7 +179,7 @@ local function do_write(ctx, action, card_id, fn, locked)
   if not res and code == "ETX" then error(msg, 0) end
   if not res then
     if ctx.metrics then ctx.metrics:refused(code, ctx.project) end -- orket_state_machine_refusals_total
-    return refused(msg, code, detail)
+    return refused(msg, code, detail, card_id)
   end
   return 200, res
 end

@@ -197,8 +197,8 @@ function View:event(ev)
   elseif t == "bugfix" then
     self:note(bugfix_line(ev))
   elseif t == "approval_requested" then
-    self:note(string.format("%s waits for approval #%s of %s (orket answer %s --approve or --deny)", ev.card,
-      tostring(ev.approval), tostring(ev.tool), ev.card))
+    self:note(string.format("%s waits for approval #%s of %s (orket answer %s --request %s --approve or --deny)",
+      ev.card, tostring(ev.approval), tostring(ev.tool), ev.card, tostring(ev.approval)))
   elseif t == "verify_start" then
     self:set_status(ev.card, "ready_for_testing")
   elseif t == "verify_end" then

@@ -205,7 +205,8 @@ describe("engine and approvals", function()
     assert.equal("E-1", s.card)
     assert.equal("approval", s.waits_for)
     assert.equal(1, s.approval)
-    assert.matches('waiting for approval of write_file {"content":"x","path":"src/E%-1%.txt"} %(request #1%): .-writes to E%-1 need approval.-orket answer E%-1 %-%-approve', s.reason)
+    assert.matches([[waiting for approval of write_file {"content":"x","path":"src/E%-1%.txt"} %(request #1%): .-writes to E%-1 need approval.-'orket answer E%-1 %-%-request 1 %-%-approve']], s.reason)
+    assert.equal('orket answer E-1 --request 1 --approve (or --deny "reason")', s.next)
     local held
     for _, ev in ipairs(events) do if ev.type == "approval_requested" then held = ev end end
     assert.equal("E-1", held.card)

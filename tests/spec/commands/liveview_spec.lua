@@ -103,7 +103,7 @@ describe("live view", function()
     assert.matches("^N%-2 blocked %(resource%): turns_per_card spent\norket run 3", last(t))
     t.ms = 700
     v:event { type = "approval_requested", card = "N-3", tool = "delete_file", approval = 7 }
-    assert.matches("^N%-3 waits for approval #7 of delete_file %(orket answer N%-3 %-%-approve or %-%-deny%)\norket run 3", last(t))
+    assert.matches("^N%-3 waits for approval #7 of delete_file %(orket answer N%-3 %-%-request 7 %-%-approve or %-%-deny%)\norket run 3", last(t))
     t.ms = 900
     v:event { type = "journal_error", card = "N-3", error = "disk I/O error" }
     assert.matches("^N%-3: could not write to the journal: disk I/O error\norket run 3", last(t))
