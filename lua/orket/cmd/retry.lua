@@ -25,7 +25,7 @@ it to ready and starts its turn and token budgets and its count of review reject
 (ready_for_testing) goes on to review. A requirements review filed for the card that is
 still open is archived: the retry answers it. The note, if given, is added to
 the card's comments by the developer, where the next turn's model reads it. A card waiting
-for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
+for an approval is decided with 'orket answer CARD --request N --approve' or --deny instead. Refused
 while a run works on the project. It then says what continues the card: 'orket resume RUN'
 for a killed or interrupted run that left a turn half done on its cards, else 'orket resume'
 or 'orket run CARD'.]]
