@@ -68,6 +68,14 @@ static int lg_glob(lua_State *L) {
   unsigned flags = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_argexpected(L, lua_type(L, 3) == LUA_TTABLE, 3, "table of options ({ignore_case = true})");
+    /* a misspelt option ({icase = true}) would leave the match silently case-sensitive */
+    lua_pushnil(L);
+    while (lua_next(L, 3) != 0) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "ignore_case") == 0) continue;
+      const char *k = luaL_tolstring(L, -1, NULL);
+      return luaL_argerror(L, 3, lua_pushfstring(L, "unknown field '%s'; it takes ignore_case", k));
+    }
     int ty = lua_getfield(L, 3, "ignore_case");
     luaL_argcheck(L, ty == LUA_TNIL || ty == LUA_TBOOLEAN, 3, "ignore_case must be true or false");
     if (lua_toboolean(L, -1)) flags |= GATE_GLOB_IGNORE_CASE;

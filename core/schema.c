@@ -201,17 +201,42 @@ static int sc_crossed(const jv *s, const char *where, const char *lo, const char
 }
 
 /* A format on a type it never applies to would be silently ignored (the gate reads "path"
- * in strings and lists of strings, "content" and "status" in strings). */
+ * in strings and in a list's string items, "content" and "status" in strings). */
 static int sc_format_type(const jv *s, const char *where, schema_err *e) {
   const jv *f = jv_get(s, "format"), *t = jv_get(s, "type");
   if (f == NULL || t == NULL) return 0;
   int path = jv_is_str(f, "path");
-  if (sc_type_allows(t, "string") || (path && sc_type_allows(t, "array"))) return 0;
-  char sub[256], have[128];
+  if (sc_type_allows(t, "string")) return 0;
+  const jv *it = jv_get(s, "items"), *itype = jv_get(it, "type");
+  /* a list whose items may be strings (items without a type may) */
+  if (path && sc_type_allows(t, "array") && (itype == NULL || sc_type_allows(itype, "string"))) return 0;
+  char sub[256], have[128], of[128] = "";
   snprintf(sub, sizeof sub, "%.200s.format", where);
   sv_describe_types(t, have, sizeof have);
-  return sc_fail(e, sub, "\"%.*s\" applies to %s, not to %s", (int)f->n, f->u.s,
-                 path ? "strings and lists of strings" : "strings", have);
+  /* the list's type is right there: said with its items' type, which is not */
+  if (path && sc_type_allows(t, "array")) sv_describe_types(itype, of, sizeof of);
+  return sc_fail(e, sub, "\"%.*s\" applies to %s, not to %s%s%s", (int)f->n, f->u.s,
+                 path ? "strings and lists of strings" : "strings", have, of[0] ? " of " : "", of);
+}
+
+/* Whether each type t names is "integer": the only case where bounds with no whole number
+ * between them leave no value (a number, a null, a string would still fit). */
+static int sc_only_integer(const jv *t) {
+  if (t->type == JV_STR) return jv_is_str(t, "integer");
+  for (size_t i = 0; i < t->n; i++)
+    if (!jv_is_str(&t->u.items[i], "integer")) return 0;
+  return t->n > 0;
+}
+
+/* An integer's fractional bounds with no integer from ceil(minimum) to floor(maximum)
+ * (minimum 1.5, maximum 1.7): no call can send one, though the bounds do not cross. */
+static int sc_no_integer(const jv *s, const char *where, schema_err *e) {
+  const jv *t = jv_get(s, "type"), *a = jv_get(s, "minimum"), *b = jv_get(s, "maximum");
+  if (t == NULL || a == NULL || b == NULL || !sc_only_integer(t)) return 0;
+  if (ceil(jv_num(a)) <= floor(jv_num(b))) return 0;
+  char x[32], y[32];
+  return sc_fail(e, where, "no integer lies between minimum %s and maximum %s, so no value is allowed",
+                 sc_num_text(a, x, sizeof x), sc_num_text(b, y, sizeof y));
 }
 
 /* The schema's own value v (at sub: an enum value, the default) checked against the schema
@@ -248,8 +273,9 @@ static const jv *sc_without_enum(const jv *s, jv *out, const char **keys, size_t
 
 /* What no call can satisfy, in a schema whose keywords are each well-formed already. */
 static int sc_satisfiable(const jv *s, const char *where, int depth, schema_err *e) {
-  if (sc_crossed(s, where, "minimum", "maximum", e) || sc_crossed(s, where, "minLength", "maxLength", e) ||
-      sc_crossed(s, where, "minItems", "maxItems", e) || sc_format_type(s, where, e))
+  if (sc_crossed(s, where, "minimum", "maximum", e) || sc_no_integer(s, where, e) ||
+      sc_crossed(s, where, "minLength", "maxLength", e) || sc_crossed(s, where, "minItems", "maxItems", e) ||
+      sc_format_type(s, where, e))
     return -1;
   char sub[256];
   const jv *en = jv_get(s, "enum");
@@ -556,8 +582,11 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
   if (v->type == JV_OBJ) {
     const jv *props = jv_get(s, "properties");
     const jv *ap = jv_get(s, "additionalProperties");
+    /* null is properties not sent, as sc_shape and the gate's walks read it (a Go server's
+     * nil map): it lists nothing, so it must not make "only the listed ones" of "any" */
+    if (props && props->type == JV_NULL) props = NULL;
     /* a schema schema_check_shape would refuse (properties a list or a string: no keys) */
-    if (props && props->type != JV_OBJ && props->type != JV_NULL && !props->empty_table)
+    if (props && props->type != JV_OBJ && !props->empty_table)
       return sc_fail(e, where, "the schema's properties is not an object of schemas, so no argument is taken");
     /* JSON Schema's reading: a boolean allows or refuses the properties not listed, a
      * schema ({} too) allows them and checks each against it. Absent, Orket is stricter

@@ -81,12 +81,15 @@ int schema_check(const jv *schema, const char *name, schema_err *e);
  * schema_validate follows must be readable, each additionalProperties a boolean or an
  * object, properties an object, required a list of names, each count (minLength,
  * maxLength, minItems, maxItems) a non-negative whole number, 5.0 as 5 (at properties, items
- * and additionalProperties, any depth), so that no schema is read looser than it says.
+ * and additionalProperties, any depth), so that no schema is read looser than it says. A
+ * null properties, required or count (a Go server's nil map or slice) is one not sent,
+ * here and in schema_validate: "properties": null takes any argument, as no properties does.
  * Returns 0 or -1 with e filled (e.msg names the field). */
 int schema_check_shape(const jv *schema, const char *name, schema_err *e);
 
 /* Validates value against a schema that passed schema_check. Returns 0 or -1 with e filled.
- * additionalProperties defaults to false: a hostile caller cannot smuggle extra fields. */
+ * additionalProperties defaults to false where properties is there (not null): a hostile
+ * caller cannot smuggle extra fields past the listed ones. */
 int schema_validate(const jv *schema, const jv *value, const schema_limits *lim, schema_err *e);
 
 #endif

@@ -1,7 +1,8 @@
 /* test_schema_shape.c: what schema_check_shape refuses of a schema Orket did not write
  * (properties not an object, required not a list of names, a count keyword that is not a
  * non-negative whole number), counts sent as whole floats (as a JSON decoder gives them)
- * honoured as bounds, and schema_validate safe on a schema no check saw. */
+ * honoured as bounds, null properties and required read as not sent by both the check and
+ * the validator, and schema_validate safe on a schema no check saw. */
 #include <string.h>
 
 #include "check.h"
@@ -116,6 +117,16 @@ TEST(test_schema_shape_required) {
   v[2] = null;
   s = ss_obj(k, kl, v, 3);
   CHECK(t, schema_check_shape(&s, "inputSchema", &e) == 0);
+  /* properties null (a Go server's nil map) too, and the validator reads it so as well: any
+   * argument, as with no properties, not none, as with an empty list */
+  v[1] = null;
+  s = ss_obj(k, kl, v, 3);
+  CHECK(t, schema_check_shape(&s, "inputSchema", &e) == 0);
+  const char *ak[] = {"zz"};
+  size_t akl[1];
+  jv av[] = {ss_int(1)};
+  jv args = ss_obj(ak, akl, av, 1);
+  CHECK(t, schema_validate(&s, &args, NULL, &e) == 0);
 }
 
 /* maxLength 5.0 (what cjson makes of an MCP server's 5) is the bound 5; -1 and 2.5 are

@@ -24,6 +24,17 @@ describe("orket.c.schema.check_schema refuses a schema no call can satisfy", fun
       refused { type = "array", minItems = 3, maxItems = 1 })
     -- equal bounds allow one value
     assert.is_true(cschema.check_schema(params { type = "integer", minimum = 3, maximum = 3 }))
+    -- an integer's bounds that do not cross but hold no whole number between them
+    assert.equal("tools/t.lua: parameters.properties.x: no integer lies between minimum 1.5 and maximum 1.7, so no "
+      .. "value is allowed", refused { type = "integer", minimum = 1.5, maximum = 1.7 })
+    assert.equal("tools/t.lua: parameters.properties.x: no integer lies between minimum -1.7 and maximum -1.5, so no "
+      .. "value is allowed", refused { type = { "integer" }, minimum = -1.7, maximum = -1.5 })
+    -- an integer between them, or another type that fits there: taken
+    assert.is_true(cschema.check_schema(params { type = "integer", minimum = 1.5, maximum = 2 }))
+    assert.is_true(cschema.check_schema(params { type = "integer", minimum = 0.5, maximum = 1.5 }))
+    assert.is_true(cschema.check_schema(params { type = "number", minimum = 1.5, maximum = 1.7 }))
+    assert.is_true(cschema.check_schema(params { type = { "integer", "null" }, minimum = 1.5, maximum = 1.7 }))
+    assert.is_true(cschema.check_schema(params { minimum = 1.5, maximum = 1.7 }))
     assert.is_true(cschema.check_schema(params { type = "string", minLength = 2, maxLength = 2 }))
   end)
 
@@ -60,6 +71,17 @@ describe("orket.c.schema.check_schema refuses a schema no call can satisfy", fun
     assert.equal("tools/t.lua: parameters.properties.x.format: \"content\" applies to strings, not to array or object",
       refused { type = { "array", "object" }, format = "content" })
     assert.is_true(cschema.check_schema(params { type = "array", items = { type = "string" }, format = "path" }))
+    -- a list, but of items that are never strings: the gate reads none of them as a path
+    assert.equal("tools/t.lua: parameters.properties.x.format: \"path\" applies to strings and lists of strings, not "
+      .. "to array of integer", refused { type = "array", items = { type = "integer" }, format = "path" })
+    assert.equal("tools/t.lua: parameters.properties.x.format: \"path\" applies to strings and lists of strings, not "
+      .. "to array of integer or boolean", refused { type = "array", items = { type = { "integer", "boolean" } },
+        format = "path" })
+    -- items that may be strings (no type says otherwise): taken
+    assert.is_true(cschema.check_schema(params { type = "array", items = { type = { "integer", "string" } },
+      format = "path" }))
+    assert.is_true(cschema.check_schema(params { type = "array", items = { maxLength = 9 }, format = "path" }))
+    assert.is_true(cschema.check_schema(params { type = "array", format = "path" }))
     assert.is_true(cschema.check_schema(params { type = { "string", "null" }, format = "content" }))
     assert.is_true(cschema.check_schema(params { format = "status" }))
   end)

@@ -53,6 +53,28 @@ describe("gate.compile_schema", function()
   end)
 end)
 
+-- A Go server's nil map is "properties": null: the shape check took it as not sent, but the
+-- validator read it as an empty list and refused every argument as unknown
+describe("an MCP server's \"properties\": null", function()
+  it("is properties not sent: any argument is taken, as with none", function()
+    local kept, refused = client.tools_of(cjson.decode('[{"name":"t","inputSchema":{"type":"object","properties":null}},'
+      .. '{"name":"u","inputSchema":{"type":"object"}}]'))
+    assert.equal(0, #refused)
+    assert.equal(2, #kept)
+    for _, tool in ipairs(kept) do
+      local r = check(tool.compiled, cjson.decode('{"x":1,"y":{"z":"a"}}'))
+      assert.equal("allow", r.verdict, tool.name .. ": " .. tostring(r.reason))
+    end
+    -- validate, with no shape check before it, reads it the same way
+    assert.is_true(cschema.validate(cjson.decode('{"type":"object","properties":null}'), { x = 1 }))
+    -- an additionalProperties false beside it still refuses what it lists not
+    local r = check(gate.compile_schema(cjson.decode('{"type":"object","properties":null,"additionalProperties":false}')),
+      { x = 1 })
+    assert.equal("deny", r.verdict)
+    assert.equal("t: args.x: unknown argument; this tool accepts only the parameters its schema lists", r.reason)
+  end)
+end)
+
 describe("an MCP server's counts (floats, from JSON)", function()
   local TOOLS = '[{"name":"t","description":"d","inputSchema":{"type":"object","properties":'
     .. '{"s":{"type":"string","maxLength":5},"n":{"type":"array","maxItems":1},"m":{"type":"string","minLength":3},'
