@@ -8,7 +8,8 @@ local M = {}
 -- a failed read raises the store's message, as orket.store.metrics' reads do
 local rows = backend.rows
 
--- the span's ids, the newest rows' first id and their count: orket.store.metrics' parts
+-- the span's ids, the newest rows' first id and their count: orket.store.metrics' parts,
+-- lazy: orket.store.metrics loads this module (backend.twin) before it has returned
 local function parts() return require("orket.store.metrics").parts end
 local function range(...) return parts().range(...) end
 local function newest(...) return parts().newest(...) end
