@@ -92,15 +92,20 @@ function M.no_project(dir, noun)
   return M.command("init", dir) .. " creates " .. (noun or "one")
 end
 
---- workspace_gone(dir) -> msg, code | nil: a project whose workspace/ is gone, or is not a
---- folder (a file, a link to nothing), said with what repairs it (the next run makes
+--- workspace_gone(dir[, ran]) -> msg, code | nil: a project whose workspace/ is gone, or is
+--- not a folder (a file, a link to nothing), said with what repairs it (the next run makes
 --- workspace/ anew), not as git's "no git repository ... (run orket init)", which orket
 --- init, refusing a folder that holds a project, cannot act on. For status, run and resume.
-function M.workspace_gone(dir)
+--- ran() -> false when the store records no run: a workspace/ missing then was never made
+--- (a project imported from a checkout), and nothing went with it; asked only when it is missing.
+function M.workspace_gone(dir, ran)
   local path = dir .. "/workspace"
   local st, _, code = uv.fs_lstat(path)
   local at = M.dir_word(path)
   local run = "'orket run EPIC" .. M.at(dir) .. "'"
+  if not st and code == "ENOENT" and ran and ran() == false then
+    return string.format("%s does not exist yet: no run is recorded, and the first %s makes it", at, run), "ENOENT"
+  end
   if not st and code == "ENOENT" then
     return string.format("%s is missing: the next %s makes workspace/ anew, an empty repository (main's history "
       .. "and the done cards' merged work went with the removed one and are not brought back: put a copy of "

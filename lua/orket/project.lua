@@ -13,7 +13,7 @@ local M = {}
 -- is what error messages show.
 function M.db_path(dir)
   if dir == nil or dir == "." then return ".orket/orket.db" end
-  return dir .. "/.orket/orket.db"
+  return (dir:gsub("/+$", "")) .. "/.orket/orket.db" -- "/" gives "/.orket/orket.db", not "//..."
 end
 
 -- Whether orket.lua's text (read, not run) could set the store: the word `store` anywhere

@@ -35,16 +35,21 @@ function M.ignored_at_start()
   return function(signum) return (mask >> (signum - 1)) & 1 == 1 end
 end
 
---- on_stop(stop) -> the signal handles: stop(name) on the first SIGINT, SIGTERM or SIGHUP
---- (its terminal closed, as `orket run` takes it; not when SIGHUP was ignored at the start,
---- as under nohup), once. Keep the handles open until the process ends (the runtime closes
---- them last): closed, the default action would be back, and a late SIGTERM would end it
---- with 143.
-function M.on_stop(stop)
-  local handles, stopped = {}, false
+--- names() -> the stop signals a long-running command handles, as luv names them: "sigint",
+--- "sigterm" and "sighup" (its terminal closed), but not SIGHUP when it was ignored at the
+--- start, as under nohup: the operator asked the command to outlive its terminal.
+function M.names()
   local names = { "sigint", "sigterm" }
   if not M.ignored_at_start()(1) then names[#names + 1] = "sighup" end
-  for _, name in ipairs(names) do
+  return names
+end
+
+--- on_stop(stop) -> the signal handles: stop(name) on the first of names()' signals, once.
+--- Keep the handles open until the process ends (the runtime closes them last): closed,
+--- the default action would be back, and a late SIGTERM would end it with 143.
+function M.on_stop(stop)
+  local handles, stopped = {}, false
+  for _, name in ipairs(M.names()) do
     local h = uv.new_signal()
     h:start(name, function()
       if stopped then return end -- sent before the first was handled

@@ -177,7 +177,7 @@ describe("orket gate check", function()
     r = H.orket(start .. "--card API-1 --workspace " .. H.quote(dir))
     assert.equal(0, r.status, r.stdout .. r.stderr)
     r = H.orket(start .. "--card NOPE-1 --workspace " .. H.quote(dir))
-    assert.equal(1, r.status)
+    assert.equal(2, r.status) -- a usage error, never deny's 1
     assert.matches("--card NOPE-1: board: no card", r.stderr, 1, true)
     r = H.orket(start .. "--card API-1 --card-status ready --workspace " .. H.quote(dir))
     assert.equal(2, r.status)

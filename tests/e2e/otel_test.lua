@@ -480,7 +480,8 @@ budgets = { turns_per_card = 1 }
     local dir = project()
     local r = H.orket("worker --name wa --start M --drain", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url },
       wrap = "timeout 120" })
-    assert.equal(0, r.status, r.stderr)
+    -- as orket run exits for the run (turns_per_card = 1: it may not end done)
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
     local runs = {}
     for _, e in ipairs(exports()) do
       for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do

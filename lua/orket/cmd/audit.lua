@@ -1,6 +1,7 @@
 -- orket audit verify|export|checkpoint: the audit's hash chain (orket.audit.chain) checked
 -- whole, exported as JSON Lines, or sealed with a signed checkpoint (and retention applied).
 local jsonout = require "orket.jsonout"
+local cmdline = require "orket.cmdline"
 
 local USAGE = "orket audit verify [--pub FILE] [--head FILE] [--file EXPORT] | audit export [--since TIME] "
   .. "[--format jsonl] | audit checkpoint [--reset-head | --new-key]  [-C DIR]"
@@ -307,21 +308,24 @@ local function misplaced(sub, since, format, o)
   if format and format ~= "jsonl" then return string.format("--format %s: the only format is jsonl", format) end
 end
 
+-- audit's words. No free text: an unknown option is named alone (no "put -- before it",
+-- which no audit command, none starting with '-', is helped by).
+local ARGS = { cmdline.DIR,
+  { "an argument", many = true, key = "words", what = "an audit command" },
+  { "--reset-head" }, { "--new-key" },
+  { "--since", value = "a time (2026-11-01, UTC; 2026-11-01T12:00:00Z; 7d)" },
+  { "--format", value = "jsonl" },
+  { "--pub", value = "a copy of .orket/audit.pub" },
+  { "--head", value = "a copy of .orket/audit.head" },
+  { "--file", value = "an export (orket audit export)" },
+}
+
 -- The words: dir, sub, since (a store time, "0" for all), o {pub=, head=, file=,
 -- reset_head=, new_key=} | nil, exit status (said)
 local function words(args, cli)
-  local since, format, o = nil, nil, {}
-  local function path(k) return function(v) o[k] = v end end
-  local dir, pos = cli.words(cmd, args, {
-    ["--reset-head"] = function() o.reset_head = true end, ["--new-key"] = function() o.new_key = true end,
-  }, "an audit command", {
-    ["--since"] = { what = "a time (2026-11-01, UTC; 2026-11-01T12:00:00Z; 7d)", set = function(v) since = v end },
-    ["--format"] = { what = "jsonl", set = function(v) format = v end },
-    ["--pub"] = { what = "a copy of .orket/audit.pub", set = path("pub") },
-    ["--head"] = { what = "a copy of .orket/audit.head", set = path("head") },
-    ["--file"] = { what = "an export (orket audit export)", set = path("file") },
-  })
-  if not dir then return nil, pos end
+  local o, st = cli.parse(cmd, args, ARGS)
+  if not o then return nil, st end
+  local dir, pos, since, format = o.dir, o.words or {}, o.since, o.format
   local sub = pos[1]
   if sub ~= "verify" and sub ~= "export" and sub ~= "checkpoint" then
     return nil, cli.usage_error(cmd, sub and ("unknown audit command '" .. sub .. "'") or "audit needs verify, export or checkpoint")

@@ -22,7 +22,7 @@ Decides one tool call as the gate would during a run, without running it.
 Exit status: 0 allow, 1 deny (or an error, said on stderr: the project's orket.lua does
 not load, its roles, tools or policies do not (or one is a file, not a folder), or its
 board cannot be read), 4 ask,
-2 usage error.]]
+2 usage error (an unknown --role, or a --card the board does not hold).]]
 cmd.args = {
   usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
     "                  [--allow-tools a,b,...] [-C DIR] [--json]",
@@ -108,18 +108,20 @@ local function load_rules(o, cli)
 end
 
 -- The card's facts as a run gathers them (gate.card_facts), or a card in --card-status
--- -> facts | nil (the error printed).
+-- -> facts | nil, exit status (the error printed). A card the board does not hold is a
+-- mistake in the argument, a usage error as an unknown --role is: 1 is deny's answer.
 local function card_facts(o, cli)
   -- without --card, a stand-in whose name reads as one in the gate's messages (a note says so)
   if not o.card then return { id = "CARD", status = o.status or "in_progress" } end
   local db = cli.open_store(o.workspace, false, true)
-  if not db then return nil end
+  if not db then return nil, 1 end
   local b = board.open(db)
-  local c, cerr = b:get(o.card)
+  local c, cerr, ccode = b:get(o.card)
   local facts = c and gate.card_facts(b, c)
   db:close()
+  if ccode == "ENOENT" then return nil, cli.usage_error(cmd, "--card %s: %s", o.card, cerr) end
   if not c then cli.err("--card %s: %s", o.card, cerr) end
-  return facts
+  return facts, 1
 end
 
 -- The seat a run would give the role's turn: the first of the team's seats (by name) that
@@ -203,8 +205,8 @@ function cmd.run(args, cli)
     allowed = {}
     for t in o.allow:gmatch("[^,%s]+") do allowed[#allowed + 1] = t end
   end
-  local card = card_facts(o, cli)
-  if not card then return 1 end
+  local card, cst = card_facts(o, cli)
+  if not card then return cst end
   -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
   -- without orket.lua, no project's programs; one that does not load is said, not taken for
   -- none: the decision would differ from the run's, which refuses to start

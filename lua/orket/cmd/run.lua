@@ -22,6 +22,7 @@ local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
 local config = require "orket.config"
+local stopsignals = require "orket.stopsignals"
 local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
@@ -89,7 +90,9 @@ function cmd.parse(args, cli, c)
   return o
 end
 
-local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
+--- EXIT: the exit status of a run that ended so, by its status (orket worker --drain's too)
+cmd.EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
+local EXIT = cmd.EXIT
 
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
@@ -209,12 +212,13 @@ local function take_lock(e, o, resume_id)
   return lock, claim
 end
 
--- SIGINT, SIGTERM and SIGHUP (its terminal closed) stop the run; once the run has ended,
--- they cut the telemetry's drain (bounded only by the exporter's timeouts, up to a day),
--- its rest said as dropped; a closed stdout is a failed write, seen by json_lines.
+-- SIGINT, SIGTERM and SIGHUP (its terminal closed; not under nohup: stopsignals.names) stop
+-- the run; once the run has ended, they cut the telemetry's drain (bounded only by the
+-- exporter's timeouts, up to a day), its rest said as dropped; a closed stdout is a failed
+-- write, seen by json_lines.
 local function on_signals(e)
   local signals = {}
-  for _, name in ipairs { "sigint", "sigterm", "sighup" } do
+  for _, name in ipairs(stopsignals.names()) do
     local h = uv.new_signal()
     h:start(name, function()
       e:stop()

@@ -1,4 +1,5 @@
 -- orket runs: the runs of this project with their state, newest first.
+local cjson = require "cjson"
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local store_runs = require "orket.store.runs"
@@ -17,7 +18,7 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
     -- as every command names a stray word (a flag given a value, --json=yes, leaves one)
     "unknown argument '%s' (runs takes stop RUN, or no word)") },
   { "RUN", key = "words", many = true },
-  { "--json", help = "print the runs as one JSON document (orket.runs/1)" },
+  { "--json", help = "print the runs as one JSON document (orket.runs/1, docs/store.md)" },
   cmdline.DIR,
 } }
 cmd.help = [[
@@ -70,7 +71,7 @@ local function summaries(dir, db)
   for _, r in ipairs(rows) do
     local t = costs.totals(db, { run = r.id })
     -- tokens by kind and the cost by currency in micro-units (docs/cost.md); none known: no cost
-    r.tokens_cached, r.cost = t.cached, next(t.cost) and t.cost or nil
+    r.tokens_cached, r.cost, r.usage = t.cached, next(t.cost) and t.cost or nil, t
     -- calls of unknown cost (no price, no usage) beside a known cost: said, as orket log
     -- says them, or the column reads as the run's whole cost
     r.unpriced_calls = r.cost and t.calls > t.priced and t.calls - t.priced or nil
@@ -84,6 +85,17 @@ local function summaries(dir, db)
     mark_idle(r, open, now)
   end
   return rows
+end
+
+-- The runs as orket.runs/1 gives them. Beside the first names of this document (status,
+-- tokens, tokens_cached) the run's state is also `state` and its calls' totals `usage`, as
+-- orket.log/1 and GET /v1/runs name them, so one key reads the same in all three; a run
+-- not ended has ended_at null, as there.
+local function as_json(rows)
+  for _, r in ipairs(rows) do
+    r.state, r.ended_at = r.status, r.ended_at or cjson.null
+  end
+  return jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }
 end
 
 -- The refusal's word for a worker killed (SIGKILL, its machine lost): it cannot be stopped,
@@ -207,7 +219,7 @@ function cmd.run(args, cli)
   local rows = summaries(dir, db)
   db:close()
   if json then
-    io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")
+    io.stdout:write(as_json(rows), "\n")
   elseif #rows == 0 then
     io.stdout:write("no runs yet; start one with 'orket run EPIC'\n")
   else

@@ -13,6 +13,7 @@ local ops = require "orket.store.sandboxes"
 local service = require "orket.sandboxes.service"
 local inert = require "orket.inert"
 local config = require "orket.config"
+local stopsignals = require "orket.stopsignals"
 local board_mod = require "orket.board"
 local deploy = require "orket.sandboxes.deploy"
 local accept = require "orket.sandboxes.accept"
@@ -495,11 +496,12 @@ local function accept_deployed(db, s, sb, card, run_id)
   io.stdout:flush()
 end
 
--- SIGINT, SIGTERM and SIGHUP while `up` runs in the foreground: the first one's reason is
--- kept (state.asked); once the sandbox is there (state.sb) it is stopped. -> close()
+-- SIGINT, SIGTERM and SIGHUP (not under nohup: stopsignals.names) while `up` runs in the
+-- foreground: the first one's reason is kept (state.asked); once the sandbox is there
+-- (state.sb) it is stopped. -> close()
 local function on_signals(state)
   local signals = {}
-  for _, name in ipairs { "sigint", "sigterm", "sighup" } do
+  for _, name in ipairs(stopsignals.names()) do
     local h = uv.new_signal()
     h:start(name, function()
       state.asked = state.asked or ("stopped by " .. name:upper())

@@ -16,7 +16,8 @@ each path where a merge of main changed a file that workspace/ keeps your versio
 main has, what you have, and the commands that take main's or keep yours. Runs carry on
 either way (docs/git.md). From inside a project's folder (workspace/, epics/...) it reports
 that project. Exits 0 when it could tell (whatever it found), 1 when it could not: no
-project, or workspace/ missing or not a repository; 2 on a wrong argument.
+project, no workspace/ yet (no run is recorded: the first 'orket run' makes it), or
+workspace/ missing or not a repository; 2 on a wrong argument.
 
   --json  the same as data (orket.status/1), as GET /v1/status answers
   -C DIR  the project's directory (default: the current one)]]
@@ -109,6 +110,19 @@ local function nothing_at(dir)
   return not (uv.fs_stat(dir .. "/orket.lua") or uv.fs_stat(dir .. "/.orket") or uv.fs_stat(dir .. "/workspace"))
 end
 
+-- ran(dir) -> a function telling whether the store records a run: false when it records
+-- none; nil when there is no store (removed with .orket/, it may have recorded some) or it
+-- cannot be read: workspace/ is then taken for one a run made, and removed since
+local function ran(dir)
+  return function()
+    local db = require("orket.project").open_store(dir, false, true) -- lazy: only for a missing workspace/
+    if not db then return nil end
+    local ok, any = pcall(require("orket.store.runs").any, db) -- lazy: as the store
+    db:close()
+    if ok then return any end
+  end
+end
+
 function cmd.run(args, cli)
   local json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")
@@ -119,7 +133,7 @@ function cmd.run(args, cli)
     cli.err("no project in %s (orket.lua not found); %s", config.shown(dir), config.no_project(dir))
     return 1
   end
-  local gone, gcode = config.workspace_gone(dir)
+  local gone, gcode = config.workspace_gone(dir, ran(dir))
   if gone then return cli.fail(gcode, "%s", gone) or 1 end
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end

@@ -2,7 +2,8 @@
 -- board (orket.engine.lease: each card it works is claimed with a lease it renews; a card
 -- whose worker died is taken over and resumed from the journal). JSON Lines events on
 -- stdout, each naming the worker. Exit: 0 when stopped (SIGTERM, SIGINT) or, with --drain,
--- when no run is left; 1 on an error; 2 usage.
+-- when no run is left (with --start or --resume, as orket run would for that run: 1 failed,
+-- 3 stalled, 130 interrupted); 1 on an error; 2 usage.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local stopsignals = require "orket.stopsignals"
@@ -37,7 +38,8 @@ cmd.args = { extra = "give one project directory",
       "--resume needs a run number (see 'orket runs')" end,
     help = "leave RUN, a run left to the workers and ended (interrupted, stalled, failed),\n"
     .. "to the workers again, and work it (orket resume RUN of such a run does so)" },
-  { "--drain", help = "exit once no run is left to the workers (else wait for new ones)" },
+  { "--drain", help = "exit once no run is left to the workers (else wait for new ones); with\n"
+    .. "--start or --resume, with the status orket run gives that run (1 failed, 3 stalled)" },
   { "--with-parent", help = "stop as on SIGTERM when the process that started it ends (orket serve\n"
     .. "--workers starts its workers so, even a server killed with SIGKILL)" },
   { "--concurrency", value = "N", what = "a value", check = run_cmd.concurrency,
@@ -66,7 +68,10 @@ while it works; a worker that dies loses its leases when they expire (--lease-ms
 model responses and tool calls are not asked or done again.
 SIGTERM or SIGINT stops it cleanly: turns in flight are cancelled where they wait (their
 recorded steps stay), its leases are released, and the run is left to the other workers.
-Events are printed as JSON Lines.]]
+Events are printed as JSON Lines.
+Exit status: 0 stopped (SIGTERM, SIGINT, SIGHUP) or, with --drain, no run left; with
+--drain and --start or --resume, that run's as orket run gives it (0 done, 1 failed, 3
+stalled, 130 interrupted); 1 an error; 2 usage error.]]
 
 
 -- The longest lease: a day. Longer, a dead worker's cards wait that long for another, and
@@ -418,11 +423,13 @@ local function begin(e, o, emit, state)
     end
     local id, serr, scode = start_run(e, o.dir, o)
     if not id then return serr, scode end
+    state.run_id = id
   end
   if o.resume then
     local id, serr, scode = resume_run(e, o.dir, cmdline.integer(o.resume))
     -- (orket resume's own run, o.only, is its argument, not this option)
     if not id then return (scode == "ENOENT" and not o.only and "--resume: " or "") .. serr, scode end
+    state.run_id = id
   end
   state.started = true
   emit { type = "worker_start", lease_ms = o.lease_ms }
@@ -514,6 +521,17 @@ local function work(e, o, emit, state, set)
   return set.failed
 end
 
+-- With --drain, the run --start or --resume named (state.run_id), ended: the worker exits
+-- as 'orket run' would for it (1 failed, 3 stalled, 130 interrupted), so that a script
+-- draining one target reads its outcome from the status, as from orket run's. A stop (a
+-- signal, --with-parent) is 0 as ever; orket resume's worker (o.only) leaves its run's
+-- status to orket resume. A status that cannot be read is no success. -> exit status
+local function drained(e, o, state)
+  if not (o.drain and state.run_id) or o.only or state.stopping then return 0 end
+  local ok, status = pcall(run_status, e.db, state.run_id)
+  return ok and run_cmd.EXIT[status] or 1
+end
+
 -- the reader of --stop-budget-fd's budget | nil (no such option, or one that cannot be read:
 -- warned, and the stop keeps its own budget)
 local function budget_handle(o, state, cli)
@@ -580,6 +598,7 @@ function cmd.run(args, cli, inner)
   local handles = stoppers(e, o, parent, state, set, broken)
   handles[#handles + 1] = budget_handle(o, state, cli)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
+  local code = ok and not failure and drained(e, o, state) or 0
   keeper:close()
   drain_telemetry(cli, state) -- (before the signals' handles close: drain_telemetry)
   close_handles(handles, state)
@@ -592,7 +611,7 @@ function cmd.run(args, cli, inner)
     cli.fail(fcode, "%s", cli.in_dir(o.dir, failure)) -- with its remedy on a terminal (ESTARTING's)
     return 1
   end
-  return ok and 0 or 1
+  return ok and code or 1
 end
 
 return cmd
