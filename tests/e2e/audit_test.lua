@@ -209,6 +209,16 @@ f = assert(io.open(".orket/audit.pub", "w")); f:write(ach.public_key(seed), "\n"
     ok(verify(dir), "verify")
   end)
 
+  it("says a retention of one day in the singular", function()
+    local dir = project(25)
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. "\naudit = { retention_days = 1 }\n")
+    local clock = dir .. "/clock-offset"
+    H.write(clock, tostring(40 * 86400))
+    local r = ok(H.orket("audit checkpoint", { cwd = dir, env = { ORKET_CLOCK_OFFSET_FILE = clock } }), "checkpoint")
+    assert.matches("audit: removed %d+ entr[yies]+ older than 1 day %(signed record %d+%)", r.stdout)
+    assert.is_nil(r.stdout:find("1 days", 1, true))
+  end)
+
   it("removes entries past the retention whole, with a signed record verify accepts", function()
     local dir = project(25)
     H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. "\naudit = { retention_days = 30 }\n")

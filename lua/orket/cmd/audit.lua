@@ -286,8 +286,9 @@ local function checkpoint(cli, dir, db, settings, o)
     return 1
   end
   if res.retention then
-    io.stdout:write(string.format("audit: removed %d entries older than %d days (signed record %d)\n", res.removed,
-      settings.retention_days, res.retention.seq))
+    io.stdout:write(string.format("audit: removed %d %s older than %d %s (signed record %d)\n", res.removed,
+      res.removed == 1 and "entry" or "entries", settings.retention_days,
+      settings.retention_days == 1 and "day" or "days", res.retention.seq))
   end
   if res.checkpoint then
     io.stdout:write(string.format("audit: checkpoint %d signed\n", res.checkpoint.seq))
