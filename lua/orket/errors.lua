@@ -113,7 +113,8 @@ CODES.POLICY_ASK = {
   verdict = "ask",
   means = "an `ask{}` rule matched: a person decides",
   -- plain text answers a question, not a held call (docs/policies.md)
-  remedy = "`orket answer CARD --request N --approve` / `... --deny \"reason\"` (N: the request's number), or the web board",
+  remedy = "`orket answer CARD --request N --approve` / `orket answer CARD --request N --deny \"reason\"` (N: the "
+    .. "request's number), or the web board",
 }
 CODES.COMMAND_ASK = {
   verdict = "ask",
