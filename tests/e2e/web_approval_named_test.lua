@@ -69,10 +69,12 @@ describe("the web board's approval pane in Chromium", function()
       local note = wd:text_of("#approvals .approval .clipped")
       assert.matches("^Only part of this call is shown%. Its arguments are 20,%d%d%d bytes; read them whole before "
         .. "approving: orket log %d+ %-%-full", note)
-      -- Approve names the request drawn
+      -- Approve names the request drawn: W-1's own (W-2's pane, still up a moment after the
+      -- click, holds an Approve button too: waited for by W-1's request's number)
+      local _, w1 = H.api(s, "GET", "/v1/cards/W-1", key)
+      local drawn = w1.approvals[1].id
       wd:press('#tree li[data-card="W-1"] > .card-link')
-      wd:wait("#approvals .approval button.approve", "W-1's held call")
-      local drawn = tonumber(wd:js("return document.querySelector('#approvals .approval').dataset.approval"))
+      wd:wait(string.format('#approvals .approval[data-approval="%d"] button.approve', drawn), "W-1's held call")
       wd:press("#approvals .approval button.approve")
       H.wait_for(function()
         local _, c = H.api(s, "GET", "/v1/cards/W-1", key)
