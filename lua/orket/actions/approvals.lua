@@ -124,6 +124,17 @@ end
 --- pending(db, card) -> the card's undecided request | nil
 M.pending = sa.pending
 
+--- held(db, c, not_what) -> the request card c (a row) waits on, and the refusal of what
+--- else was asked of it ("C waits for approval of CALL (request #N), which is decided, not
+--- NOT_WHAT") | nil: a waiting card with an undecided request is decided, never retried or
+--- moved (orket.actions.retry, orket.actions.move)
+function M.held(db, c, not_what)
+  local p = c.status == "waiting_for_developer" and sa.pending(db, c.id)
+  if not p then return nil end
+  return p, string.format("%s waits for approval of %s (request #%d), which is decided, not %s", c.id, M.describe(p),
+    p.id, not_what)
+end
+
 --- list(db, card) -> every request of the card, oldest first
 M.list = sa.list
 

@@ -24,12 +24,12 @@ local M = {}
 function M.move(o)
   local held = o.to ~= "canceled" and o.board:get(o.card)
   -- the check orket.actions.retry makes: a waiting card's undecided request
-  local p = held and held.status == "waiting_for_developer" and approvals.pending(o.db, held.id)
+  local p, why
+  if held then p, why = approvals.held(o.db, held, "moved") end
   if p then
     local id = held.id
-    return nil, string.format("%s waits for approval of %s (request #%d), which is decided, not moved: "
-      .. "approve it (POST /v1/cards/%s/approve) or deny it (POST /v1/cards/%s/deny)", id,
-      approvals.describe(p), p.id, id, id), "EUSAGE", { approval = p, card = id }
+    return nil, string.format("%s: approve it (POST /v1/cards/%s/approve) or deny it (POST /v1/cards/%s/deny)", why,
+      id, id), "EUSAGE", { approval = p, card = id }
   end
   if o.to ~= "done" then
     local c, err, code = o.board:transition(o.card, o.to, o.opts)

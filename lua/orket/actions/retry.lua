@@ -14,11 +14,10 @@ function M.retry(db, b, card_id, actor, note)
   local card, err, code = db:tx(function()
     local c, gerr, gcode = b:get(card_id)
     if not c then return nil, gerr, gcode end
-    local p = c.status == "waiting_for_developer" and approvals.pending(db, c.id)
+    local p, why = approvals.held(db, c, "retried")
     if p then
       detail = { approval = p, card = c.id }
-      return nil, string.format("%s waits for approval of %s (request #%d), which is decided, not retried", c.id,
-        approvals.describe(p), p.id), "EUSAGE"
+      return nil, why, "EUSAGE"
     end
     return b:retry(c.id, { actor = actor, note = note })
   end)
