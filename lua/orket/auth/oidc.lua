@@ -294,9 +294,7 @@ function Provider:finish(query, browser)
   if serr then
     -- the server's fault, not the person's: ESECRET, said whole only in the server's log
     -- (orket.serve.signin), as the store's words name its files
-    local name = secret.name_of(cfg.client_secret)
-    return nil, name and secret.unopened("sign_in.oidc.client_secret", name, serr)
-      or ("orket.lua: sign_in.oidc.client_secret: " .. serr), "ESECRET"
+    return nil, secret.unopened("sign_in.oidc.client_secret", secret.name_of(cfg.client_secret), serr), "ESECRET"
   end
   if client_secret and client_secret ~= "" then form.client_secret = client_secret end
   local tokens, terr, tcode = self:json(doc.token_endpoint, { method = "POST", body = urlencode.form(form),

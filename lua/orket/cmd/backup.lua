@@ -88,7 +88,7 @@ end
 -- leave the backup sealed under a key nobody has: the secret store's (`orket secrets
 -- rotate` writes a new one over it), or any file in the project's .orket/ (rotations and
 -- `audit checkpoint --new-key` replace theirs)
-local function own_key(dir, key_file)
+local function own_key(dir, home, key_file)
   local real = uv.fs_realpath(key_file)
   if not real then return true end -- sealed.secret says it is missing
   local store_key = select(2, secrets.paths(dir))
@@ -97,7 +97,6 @@ local function own_key(dir, key_file)
       .. "it with a new key, and this backup could never be restored; make a key of the backup's own, kept apart: "
       .. "head -c 32 /dev/urandom > KEYFILE; chmod 600 KEYFILE", config.shown(key_file), config.shown(store_key)), "EINVAL"
   end
-  local home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket")
   local hreal = uv.fs_realpath(home)
   if hreal and real:sub(1, #hreal + 1) == hreal .. "/" then
     return nil, string.format("--key-file %s: is in the project's %s, whose keys Orket replaces (secrets rotate, "
@@ -109,9 +108,10 @@ end
 
 -- FILE and --key-file judged -> true | nil, msg, CODE
 local function judged(dir, file, opts)
-  local fits, err, code = backup.target(nil, file, { store = project.db_path(dir),
-    home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket"), keys = key_files(dir, opts) })
-  if fits and opts.key_file then return own_key(dir, opts.key_file) end
+  local home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket")
+  local fits, err, code = backup.target(nil, file, { store = project.db_path(dir), home = home,
+    keys = key_files(dir, opts) })
+  if fits and opts.key_file then return own_key(dir, home, opts.key_file) end
   return fits, err, code
 end
 

@@ -399,9 +399,7 @@ local function handle(name)
       secret, serr = secret_setting.value(g.webhook_secret, g.webhook_secret_env)
       if serr then
         -- the server's fault, said whole in its log only: the store's words name its files
-        local name = secret_setting.name_of(g.webhook_secret)
-        ctx.note = name and secret_setting.unopened("git.webhook_secret", name, serr)
-          or ("orket.lua: git.webhook_secret: " .. serr)
+        ctx.note = secret_setting.unopened("git.webhook_secret", secret_setting.name_of(g.webhook_secret), serr)
         return err(503, "unavailable", "the server cannot check deliveries just now",
           "deliver again later; the server's operator finds the cause in its log")
       end

@@ -77,8 +77,10 @@ end
 
 --- unopened(path, name, err) -> "orket.lua: PATH: secret "NAME" cannot be opened: ERR": a
 --- value the store holds but did not give, said as orket.lua's error at the setting (a
---- command adds its line: orket.config.placed)
+--- command adds its line: orket.config.placed); name nil (not a secret "NAME" setting):
+--- "orket.lua: PATH: ERR"
 function M.unopened(path, name, err)
+  if not name then return string.format("orket.lua: %s: %s", path, err) end
   return string.format("orket.lua: %s: secret %q cannot be opened: %s", path, name, err)
 end
 
