@@ -60,6 +60,16 @@ static int lws_opt_enum(lua_State *L, const char *field, const char *const names
   return i;
 }
 
+/* The boolean field of the options table at index 2 (dflt when absent); anything else
+ * raises "FIELD must be true or false". */
+static int lws_opt_bool(lua_State *L, const char *field, int dflt) {
+  int t = lua_getfield(L, 2, field);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_argerror(L, 2, lua_pushfstring(L, "%s must be true or false", field));
+  int v = t == LUA_TNIL ? dflt : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
 static const char *const lws_mnt_names[] = {"auto", "statx", "fdinfo", "dev", NULL};
 
 /* open(root [, {resolve="auto"|"openat2"|"walk", mount_id="auto"|"statx"|"fdinfo"|"dev",
@@ -74,10 +84,7 @@ static int lws_open(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     mode = lws_opt_enum(L, "resolve", modes, "resolve must be \"auto\", \"openat2\" or \"walk\"");
     mnt = lws_opt_enum(L, "mount_id", lws_mnt_names, "mount_id must be \"auto\", \"statx\", \"fdinfo\" or \"dev\"");
-    int t = lua_getfield(L, 2, "portable_names");
-    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 2, "portable_names must be true or false");
-    portable = t == LUA_TNIL || lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    portable = lws_opt_bool(L, "portable_names", 1);
   }
   luaL_argcheck(L, strlen(root) < WS_PATH_MAX, 1, "root path too long");
   lws *o = lua_newuserdatauv(L, sizeof *o, 0); /* created closed: an error leaks nothing */
@@ -351,10 +358,7 @@ static int lws_name_fold(lua_State *L) {
   int keep_case = 0;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    int t = lua_getfield(L, 2, "case");
-    luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 2, "case must be true or false");
-    keep_case = t == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    keep_case = !lws_opt_bool(L, "case", 1);
   }
   luaL_Buffer b;
   char *out = luaL_buffinitsize(L, &b, 2 * n + 1);

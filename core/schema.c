@@ -293,9 +293,9 @@ static int sc_satisfiable(const jv *s, const char *where, int depth, schema_err 
     if (sc_own_value(rest, x, sub, depth, "the schema refuses this value of its own enum, so no call can send it", e)) return -1;
   }
   const jv *def = jv_get(s, "default");
+  if (def == NULL) return 0;
   snprintf(sub, sizeof sub, "%.200s.default", where);
-  if (def && sc_own_value(s, def, sub, depth, "the schema refuses its own default", e)) return -1;
-  return 0;
+  return sc_own_value(s, def, sub, depth, "the schema refuses its own default", e) ? -1 : 0;
 }
 
 static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {

@@ -156,7 +156,7 @@ end
 
 -- A rule's calls, as a line starts them: where the next rule begins, which a field's line
 -- is not after
-local RULE_CALL = { "^%s*deny%s*[{(]", "^%s*ask%s*[{(]", "^%s*allow%s*[{(]" }
+local RULE_CALL, RULE_LEVELS = "^%s*(%a+)%s*[{(]", { deny = true, ask = true, allow = true }
 
 -- path's chunk:LINE of field k of the rule called at line `line` (a rule spread over lines
 -- said its first line for a typo five lines down) | nil: its first `k =` from that line,
@@ -173,11 +173,10 @@ local function field_where(path, chunk, line, k)
   end
   local stop, next_line = #text, text:find("\n", pos, true)
   while next_line do
-    local l = text:match("^[^\n]*", next_line + 1)
-    for _, pat in ipairs(RULE_CALL) do
-      if l:find(pat) then stop = next_line break end
+    if RULE_LEVELS[text:match(RULE_CALL, next_line + 1)] then
+      stop = next_line
+      break
     end
-    if stop ~= #text then break end
     next_line = text:find("\n", next_line + 1, true)
   end
   local at = fieldline.of(text, k, { pos = pos, stop = stop })

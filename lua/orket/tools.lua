@@ -311,13 +311,15 @@ local FIXED = "; the card and the actor are fixed by the engine"
 function FS_FN.read(view, path, opts)
   local fs = fs_for(view, "read", path)
   local may_read = may_read_of[view]
-  local allowed, why, code
-  if may_read then allowed, why, code = may_read(path) end
-  if may_read and not allowed then
+  if may_read then
+    local allowed, why, code = may_read(path)
     -- the gate's own words: confinement (PATH_ESCAPE) is no policy, and a policy's reason
     -- names its rule
-    return nil, string.format("workspace: reading %s is refused by the gate (%s): %s", inert.line(inert.clip(path, 200)),
-      type(code) == "string" and code or "POLICY_DENY", type(why) == "string" and why or "a policy denies it"), "EPERM"
+    if not allowed then
+      return nil, string.format("workspace: reading %s is refused by the gate (%s): %s",
+        inert.line(inert.clip(path, 200)), type(code) == "string" and code or "POLICY_DENY",
+        type(why) == "string" and why or "a policy denies it"), "EPERM"
+    end
   end
   local o = plain_opts(opts, "read", READ_FIELDS)
   local ok, a, b, c = pcall(OPS.read, fs, path, o)

@@ -80,11 +80,16 @@ end
 -- What is stored and shown: bearer tokens and sk- keys masked, clipped. A clipped copy says
 -- the call's whole size and where to read it whole: a person deciding on 16 KiB of a 20 KiB
 -- file would otherwise approve a tail they never saw.
+-- the command that shows run's calls whole ("orket log RUN --full" when the run is not known)
+local function log_command(run)
+  return "orket log " .. (run and tostring(math.tointeger(run) or run) or "RUN") .. " --full"
+end
+
 local function stored_args(args, run)
   local text = common.redact(M.canonical(args))
   if #text > M.ARGS_MAX then
-    text = string.format("%s...(clipped: %d bytes in all; 'orket log %s --full' shows the call whole)",
-      inert.cut(text, M.ARGS_MAX), #text, run and tostring(math.tointeger(run) or run) or "RUN")
+    text = string.format("%s...(clipped: %d bytes in all; '%s' shows the call whole)", inert.cut(text, M.ARGS_MAX),
+      #text, log_command(run))
   end
   return text
 end
@@ -97,7 +102,7 @@ function M.clipped(row)
   local n, where = a:match("%.%.%.%(clipped: (%d+) bytes in all; '([^']+)' shows the call whole%)$")
   if n then return math.tointeger(tonumber(n)), where end
   if a:sub(-12) == "...(clipped)" then
-    return nil, "orket log " .. (row.run and tostring(math.tointeger(row.run) or row.run) or "RUN") .. " --full"
+    return nil, log_command(row.run)
   end
   return nil
 end

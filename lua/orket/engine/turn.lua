@@ -525,6 +525,13 @@ local function capped(run, job, st, call, res)
   return { ok = false, code = "E2BIG", error = call.name .. ": " .. over, remedy = ran .. remedy .. "." }
 end
 
+-- A call that stopped the run (call_stop's stop and kind), kept on x for execute (x.open is
+-- what it reads) -> the transaction's failure: EIO for the journal's, ENOSPC otherwise
+local function stopped(x, res, stop, kind)
+  x.res, x.open, x.kind = res, stop, kind
+  return nil, stop, kind == "journal" and "EIO" or "ENOSPC"
+end
+
 -- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=, st=} in, x.res out (x.open:
 -- the call stopped the run, call_stop's error; nothing of it kept).
 local function execute_tx(run, job, x)
@@ -562,8 +569,7 @@ local function execute_tx(run, job, x)
       else req = tools:run(call.name, call.arguments, tool_ctx(run, job, card)) end
       local stop, kind = call_stop(run, job, req, was_broken)
       if stop then
-        x.res, x.open, x.kind = req, stop, kind
-        return nil, stop, kind == "journal" and "EIO" or "ENOSPC" -- (x.open is what execute reads)
+        return stopped(x, req, stop, kind)
       end
     end
     if effect.outside and (not req or req.ok) then
@@ -585,8 +591,7 @@ local function execute_tx(run, job, x)
     if stop then
       -- the call stopped the run: it is left unrecorded, all it wrote to the store rolled
       -- back, so a resume runs it again (as after a kill before it: docs/engine.md, crash points)
-      x.res, x.open, x.kind = res, stop, kind
-      return nil, stop, kind == "journal" and "EIO" or "ENOSPC" -- (x.open is what execute reads)
+      return stopped(x, res, stop, kind)
     end
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
