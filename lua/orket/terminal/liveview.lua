@@ -3,6 +3,7 @@
 -- (at most one frame per `interval_ms`), and a final summary. It consumes the engine's
 -- events (the same ones --json prints); the terminal, the clock and the board are passed
 -- in, so specs drive it with a string buffer and a fake clock. Contract: docs/engine.md.
+local approvals = require "orket.actions.approvals" -- the command that decides a request
 local common = require "orket.llm.common" -- how attempts and durations read
 local inert = require "orket.inert"
 local status_view = require "orket.views.status" -- the line saying main's view is behind
@@ -197,8 +198,10 @@ function View:event(ev)
   elseif t == "bugfix" then
     self:note(bugfix_line(ev))
   elseif t == "approval_requested" then
-    self:note(string.format("%s waits for approval #%s of %s (orket answer %s --request %s --approve or --deny)",
-      ev.card, tostring(ev.approval), tostring(ev.tool), ev.card, tostring(ev.approval)))
+    -- an event from an older store may lack the request's number: the card alone then
+    local n = math.type(ev.approval) == "integer" and ev.approval
+    self:note(string.format("%s waits for approval%s of %s (%s --approve or --deny)", ev.card,
+      n and " #" .. n or "", tostring(ev.tool), n and approvals.command(ev.card, n) or "orket answer " .. ev.card))
   elseif t == "verify_start" then
     self:set_status(ev.card, "ready_for_testing")
   elseif t == "verify_end" then
