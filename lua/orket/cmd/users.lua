@@ -23,7 +23,9 @@ which other users could read in the process list. disable ends the person's
 sessions at once, also in a running 'orket serve'; enable lets them sign in again. passwd
 sets a person's password (asked, or from --password-env or --password-stdin, as for add) and ends the
 sessions they signed in to with the old one. role sets their account's role: admin makes
-them a server admin, another role unmakes one; the last enabled admin keeps it. unlock
+them a server admin, another role unmakes one; the last enabled admin keeps it. Their role
+in the default project becomes the one add gives (operator: developer), at once; their
+roles in other projects stay as granted (orket projects grant). unlock
 forgets the failed password sign-ins counted against a name, which hold it off (429) for
 as long as someone keeps guessing at it, so the person signs in at once; passwd does too.
 See docs/teams.md.]]
@@ -125,8 +127,14 @@ end
 local SAID = {
   add = function(res) return string.format("added %s (%s)", res.name, res.role) end,
   passwd = function(res) return string.format("set the password of %s; their password sessions ended", res.name) end,
+  -- and what they are in the default project, which follows (orket.serve.accounts' set_role)
   role = function(res)
-    return string.format("%s is %s now%s", res.name, res.role, res.changed and (" (was " .. res.was .. ")") or ", as before")
+    local dp = res.default_project
+    return string.format("%s is %s now%s; %s", res.name, res.role,
+      res.role ~= res.was and (" (was " .. res.was .. ")") or ", as before",
+      not dp and "no member of the default project, left so; their roles in other projects stay as granted"
+        or string.format("in the default project: %s%s; their roles in other projects stay as granted", dp.role,
+          dp.role ~= dp.was and (" now (was " .. dp.was .. ")") or ", as before"))
   end,
   unlock = function(res)
     return res.cleared and string.format("unlocked %s: their failed sign-ins are forgotten", res.name)

@@ -10,6 +10,8 @@ local keys = require "orket.serve.keys"
 local users = require "orket.store.users"
 local buckets = require "orket.store.rate_buckets"
 local projects = require "orket.store.projects"
+local team = require "orket.serve.team"
+local team_settings = require "orket.settings.team"
 local task = require "orket.task"
 local inert = require "orket.inert"
 
@@ -77,14 +79,25 @@ function M.add(db, name, role, hash, actor, project)
   -- a password given in its place would be stored as it is
   assert(type(hash) == "string" and hash:match("^%$argon2id%$"), "add: hash must be an Argon2id hash (accounts.hash)")
   return db:tx(function()
-    if users.get(db, name) then return nil, "a person named '" .. name .. "' exists already", "EEXIST" end
+    local row = users.get(db, name)
+    if row then return nil, M.taken(row), "EEXIST" end
     users.insert(db, name, role, hash)
     -- a member of the server's own project with that role (docs/teams.md); an admin is
     -- also the server's
-    projects.set_role(db, project or "default", name, role == "operator" and "developer" or role)
+    projects.set_role(db, project or team_settings.DEFAULT_PROJECT, name, team.project_role(role))
     db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role, project = project } }
     return { name = name, role = role, project = project or "default" }
   end)
+end
+
+--- taken(row) -> the refusal of a new person under the name of row, a person added
+--- already. No account is ever removed (the audit names them for good): a disabled one
+--- comes back by enable, not by a new account under their name
+function M.taken(row)
+  local msg = "a person named '" .. row.name .. "' exists already"
+  if not row.disabled_at then return msg end
+  return string.format("%s, disabled: to let them sign in again, 'orket users enable %s' (POST /v1/users/%s/enable)",
+    msg, row.name, row.name)
 end
 
 --- is_last_admin(db, row) -> true when the person row is the last enabled server admin.
@@ -236,12 +249,31 @@ function M.hash_password(password)
   return crypto.password_hash(password)
 end
 
---- set_role(db, name, role, actor) -> {name, role, was, changed} | nil, msg, CODE (ENOENT,
---- EUSAGE, ELASTADMIN): the person's account role; admin makes them a server admin (an
---- admin of every project, who manages people and keys), another role unmakes one. Their
---- roles in projects stay as granted. The last enabled server admin keeps the role. The
---- role they hold already changes nothing: the result is marked by orket.audit.chain's
---- unchanged, journaled and audited nowhere.
+-- the person's role in the default project made the one their account's role gives, as add
+-- made it (in the caller's transaction), journaled as a grant there -> {role, was} | nil
+-- (no member of it: left so, a role change grants no project)
+local function default_follows(db, name, role, actor)
+  local project = team_settings.DEFAULT_PROJECT
+  local was = projects.role_of(db, project, name)
+  if not was then return nil end
+  local want = team.project_role(role)
+  if was ~= want then
+    projects.set_role(db, project, name, want)
+    db:event { kind = "member_grant", actor = actor or "cli", data = { project = project, name = name, role = want,
+      was = was } }
+  end
+  return { role = want, was = was }
+end
+
+--- set_role(db, name, role, actor) -> {name, role, was, changed, default_project} | nil,
+--- msg, CODE (ENOENT, EUSAGE, ELASTADMIN): the person's account role; admin makes them a
+--- server admin (an admin of every project, who manages people and keys), another role
+--- unmakes one. Their role in the default project becomes the one add gives (operator:
+--- developer; default_project: {role, was}, nil when they are no member of it, who stays
+--- none), so what they may do there follows at once; their roles in other projects stay as
+--- granted. The last enabled server admin keeps the role. The role they hold already,
+--- with the default project's agreeing, changes nothing: the result is marked by
+--- orket.audit.chain's unchanged, journaled and audited nowhere.
 function M.set_role(db, name, role, actor)
   if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin", "EUSAGE" end
   return db:tx(function()
@@ -253,10 +285,15 @@ function M.set_role(db, name, role, actor)
       no, msg, code = last_admin(db, row, "taking " .. name .. "'s role away")
       if msg then return no, msg, code end
     end
-    local res = { name = name, role = role, was = row.role, changed = users.set_role(db, name, role) > 0 }
-    -- the role they hold already: no change, as a grant of a project's role held (orket.serve.team)
+    local mine = users.set_role(db, name, role) > 0
+    local dp = default_follows(db, name, role, actor)
+    local res = { name = name, role = role, was = row.role, default_project = dp,
+      changed = mine or (dp ~= nil and dp.role ~= dp.was) }
+    -- the roles held already: no change, as a grant of a project's role held (orket.serve.team)
     if not res.changed then return audit_chain.unchanged(res) end
-    db:event { kind = "user_role", actor = actor or "cli", data = { name = name, role = role, was = row.role } }
+    if mine then
+      db:event { kind = "user_role", actor = actor or "cli", data = { name = name, role = role, was = row.role } }
+    end
     return res
   end)
 end

@@ -222,6 +222,12 @@ local function add(_, ctx)
   local res, msg, code = admin.in_tx(ctx, "user_add", function(by)
     return accounts.add(ctx.db, b.name, b.role, hash, by, b.project)
   end, accounts.subject)
+  -- a disabled person's name: no account is removed, so they come back by enable
+  local taken = code == "EEXIST" and users.get(ctx.db, b.name)
+  if taken and taken.disabled_at then
+    return err(409, "conflict", msg, "POST /v1/users/" .. b.name .. "/enable lets them sign in again, with the "
+      .. "projects and keys they kept (docs/teams.md#offboarding)")
+  end
   if not res then return refused(msg, code) end
   return 201, { name = res.name, role = res.role }
 end
@@ -265,8 +271,9 @@ local function set_role(_, ctx)
     return accounts.set_role(ctx.db, ctx.params.name, ctx.body.role, by)
   end, accounts.subject)
   if not res then return refused(msg, code) end
+  local dp = res.default_project
   return answer(res, { name = res.name, role = res.role, was = res.was, admin = res.role == "admin",
-    changed = res.changed })
+    changed = res.changed, default_project = dp and { role = dp.role, was = dp.was } or cjson.null })
 end
 
 local function grant(_, ctx)
@@ -341,8 +348,13 @@ local UNLOCKED = { type = "object", additionalProperties = false, required = { "
 local PASSWORD_SET = { type = "object", additionalProperties = false, required = { "name", "password_set" },
   properties = { name = { type = "string" }, password_set = { type = "boolean" } } }
 local ROLE_SET = { type = "object", additionalProperties = false,
-  required = { "name", "role", "was", "admin", "changed", "unchanged" }, properties = { name = { type = "string" },
-    role = ROLE, was = ROLE, admin = { type = "boolean" }, changed = { type = "boolean" }, unchanged = UNCHANGED } }
+  required = { "name", "role", "was", "admin", "changed", "unchanged", "default_project" }, properties = {
+    name = { type = "string" },
+    role = ROLE, was = ROLE, admin = { type = "boolean" }, changed = { type = "boolean" }, unchanged = UNCHANGED,
+    default_project = { type = { "object", "null" }, additionalProperties = false, required = { "role", "was" },
+      properties = { role = PROJECT_ROLE, was = PROJECT_ROLE }, description = "their role in the default project, "
+        .. "which follows the account's (operator: developer), and the one before; null: no member of it, left so. "
+        .. "Their roles in other projects stay as granted" } } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
   properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" },
     unchanged = { type = "boolean", description = "a grant: the person held that role there already (nothing "

@@ -1,0 +1,51 @@
+-- The people API's answers once orket.serve.people carries the patch (offfix's report):
+-- PUT /v1/users/NAME/role says what the default project's role became; re-adding a
+-- disabled person's name gives enable as the remedy.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local PASS = "correct horse battery"
+local JSON = "Content-Type: application/json"
+local ok, req = H.ok, H.request
+local function add(dir, name, role)
+  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
+    env = { PW = PASS } }), "users add " .. name)
+end
+local function sign_in(s, user)
+  local status, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", headers = { JSON },
+    body = cjson.encode { user = user, password = PASS }, total_timeout_ms = 20000 }
+  assert(status == 200, "sign-in of " .. user .. ": " .. tostring(status))
+  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. cjson.decode(text).csrf,
+    JSON }
+end
+describe("the people API's answers", function()
+  after_each(function() H.kill_servers(); H.cleanup() end)
+  it("says the default project's role, and enable for a disabled name", function()
+    local dir = H.example("webapp")
+    add(dir, "boss", "admin"); add(dir, "alice", "operator"); add(dir, "bob", "operator")
+    ok(H.orket("projects revoke default bob", { cwd = dir }), "revoke")
+    local s = H.serve(dir)
+    local boss = sign_in(s, "boss")
+    local st, doc = req(s, "PUT", "/v1/users/alice/role", boss, { role = "viewer" })
+    assert.same({ 200, true, false, "viewer", "operator", { role = "viewer", was = "developer" } },
+      { st, doc.changed, doc.unchanged, doc.role, doc.was, doc.default_project })
+    st, doc = req(s, "PUT", "/v1/users/alice/role", boss, { role = "viewer" })
+    assert.same({ 200, false, true, { role = "viewer", was = "viewer" } },
+      { st, doc.changed, doc.unchanged, doc.default_project })
+    st, doc = req(s, "PUT", "/v1/users/bob/role", boss, { role = "viewer" })
+    assert.same({ 200, true, cjson.null }, { st, doc.changed, doc.default_project })
+    st, doc = req(s, "POST", "/v1/users/alice/disable", boss)
+    assert.equal(200, st)
+    st, doc = req(s, "POST", "/v1/users", boss, { name = "alice", role = "operator", password = PASS })
+    assert.same({ 409, "conflict" }, { st, doc.error.code })
+    assert.matches("exists already, disabled: to let them sign in again, 'orket users enable alice'", doc.error.message,
+      1, true)
+    assert.matches("POST /v1/users/alice/enable lets them sign in again", doc.error.remedy, 1, true)
+    st, doc = req(s, "POST", "/v1/users", boss, { name = "bob", role = "operator", password = PASS })
+    assert.same({ 409, "choose another name" }, { st, doc.error.remedy })
+    -- the document's schema holds the field
+    st, doc = req(s, "GET", "/v1/openapi.json", boss)
+    local schema = doc.paths["/v1/users/{name}/role"].put.responses["200"].content["application/json"].schema
+    assert.is_table(schema.properties.default_project)
+    assert.equal(0, s.stop())
+  end)
+end)
