@@ -40,7 +40,7 @@ PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_journa
   tests/e2e/card_cost_by_seat_test.lua
   tests/e2e/run_test.lua tests/e2e/approval_test.lua tests/e2e/question_test.lua tests/e2e/retry_test.lua tests/e2e/model_bytes_test.lua
   tests/e2e/cancel_test.lua tests/e2e/workers_test.lua tests/e2e/workers_budget_test.lua tests/e2e/git_test.lua tests/e2e/verify_test.lua
-  tests/e2e/liveview_test.lua tests/e2e/backup_test.lua tests/e2e/sandbox_life_test.lua tests/e2e/notes_web_test.lua
+  tests/e2e/liveview_test.lua tests/e2e/backup_test.lua tests/e2e/restore_older_test.lua tests/e2e/sandbox_life_test.lua tests/e2e/notes_web_test.lua
   tests/e2e/mainview_test.lua
   tests/spec/services/sandbox_accept_spec.lua tests/e2e/sandbox_accept_test.lua
   tests/spec/services/bugfix_life_spec.lua tests/e2e/bugfix_test.lua

@@ -231,13 +231,14 @@ CODES.ECONSTRAINT = {
   remedy = "the message names it; often a duplicate card id in `epics/`",
 }
 CODES.ECORRUPT = {
-  means = "the file is damaged (or a backup is: truncated, not whole)",
+  means = "the file is damaged (or a backup is: truncated, not whole, a JSON value in it no longer JSON)",
   remedy = "`orket restore` a backup ([deploying.md](deploying.md)); a damaged backup given to `orket restore`: "
     .. "take another copy of it",
   -- restore's own failure is of the backup it was given: "restore a backup" would be circular
   remedy_for = function(message)
     if type(message) == "string" and message:find("^restore: ") then
-      return "take another copy of the backup (this one is damaged: cut short or not whole), and restore that"
+      return "take another copy of the backup (this one is damaged: cut short, not whole or changed inside), and "
+        .. "restore that; when FILE is the project's own store (.orket/orket.db), restore a good backup over it"
     end
   end,
 }

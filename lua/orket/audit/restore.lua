@@ -87,6 +87,14 @@ local function marks_of(dir, pk, signed)
   return marks, out, head
 end
 
+-- the words that say the store's entries from to to are only earlier restores' records
+-- (v.lost.records) | ""
+local function records_of(l, from, to)
+  if not (l and l.records) then return "" end
+  return string.format("; entries %d to %d are only the record of the restore%s %s", from, to,
+    #l.records == 1 and "" or "s", table.concat(l.records, ", "))
+end
+
 -- The findings that make a backup's audit older than this project's: a checkpoint it
 -- signed that the backup does not hold.
 local function older(v, src, rep, marks, out)
@@ -94,8 +102,10 @@ local function older(v, src, rep, marks, out)
     local held = verify.holds(src, rep.last, m)
     if held == "cut" then
       local ends = rep.last and ("it ends at entry " .. rep.last) or "it holds no audit entry"
+      local l = v.lost
       out[#out + 1] = string.format("%s, before checkpoint %d that this project signed (%s): restoring it removes "
-        .. "entries %d to %d, and any after", ends, m.seq, m.what, (rep.last or 0) + 1, m.seq)
+        .. "entries %d to %d, and any after%s", ends, m.seq, m.what, (rep.last or 0) + 1, m.seq,
+        l and l.from == (rep.last or 0) + 1 and m.seq <= l.to and records_of(l, l.from, l.to) or "")
     elseif held then
       out[#out + 1] = string.format("its entry %d is not checkpoint %d that this project signed (%s): its audit "
         .. "parts from this project's at or before that entry (an older backup, one restored over since, or a "
@@ -191,7 +201,7 @@ local function undone(v, rep, live, c)
   if not c then return end
   local from, llast = math.max(c.parted or (rep.last or 0) + 1, c.first), c.last
   if from > llast then return end
-  local counts, outside = {}, false
+  local counts, outside, records = {}, false, {}
   local ok = pcall(function()
     local after, seen = from - 1, 0
     while after < llast and seen < M.UNDONE_SCAN do
@@ -201,6 +211,11 @@ local function undone(v, rep, live, c)
         local act = tostring(r.action or r.kind)
         counts[act] = (counts[act] or 0) + 1
         outside = outside or act:find("^secret_") ~= nil
+        if act == "restore" then
+          local file = tostring(r.route or ""):match("^cli: restore (.*)$")
+          records[#records + 1] = string.format("%sat %s", file and ("of " .. inert.line(file) .. " ") or "",
+            tostring(r.at))
+        end
         local what = M.REVOKING[r.action]
         if what then
           v.undone[#v.undone + 1] = string.format("the store's entry %d, %s (%s%s, by %s at %s), is not in the "
@@ -219,6 +234,13 @@ local function undone(v, rep, live, c)
   end)
   if not ok then v.undone = {} end
   v.lost = { from = from, to = llast, n = llast - from + 1, actions = actions_of(counts), outside = outside }
+  -- entries that are only earlier restores' records (each its entry and checkpoint) hold
+  -- no work: said as such, lest a reader take them for work the restore loses
+  local others = 0
+  for act, k in pairs(counts) do
+    if act ~= "restore" and act ~= "checkpoint" then others = others + k end
+  end
+  if ok and others == 0 and #records > 0 then v.lost.records = records end
 end
 
 -- The store's entries the backup lacks, as the older class's finding (v.lost): a restore
@@ -228,10 +250,10 @@ local function lost(v)
   local l = v.lost
   if not l then return end
   v.older[#v.older + 1] = string.format("the store's entries %d to %d%s are not in it: restoring it removes "
-    .. "%s from the audit, the restore's entry counting %s (dropped=%d)%s", l.from, l.to,
+    .. "%s from the audit, the restore's entry counting %s (dropped=%d)%s%s", l.from, l.to,
     l.actions ~= "" and (" (" .. l.actions .. ")") or "",
     l.n == 1 and "it" or "them", l.n == 1 and "it" or "them", l.n, l.outside and "; a secret's change among them "
-    .. "stays in force (secrets live outside the store), its record gone" or "")
+    .. "stays in force (secrets live outside the store), its record gone" or "", records_of(l, l.from, l.to))
 end
 
 --- judge(dir, path, live) -> verdict | nil, msg, CODE: the audit of the backup at path (a

@@ -24,7 +24,9 @@ Not in it: workspace/ (a git repository: back it up with git), .orket/keys.peppe
 ORKET_SECRETS_KEY_FILE, ORKET_KEY_FILE). See docs/guide/deploying.md.
 
 --encrypt writes FILE as an authenticated encrypted stream (XChaCha20-Poly1305), so a
-changed or cut file is refused by 'orket restore'. Its key is a key file's 32 bytes
+changed or cut file is refused by 'orket restore'. A plain FILE carries no checksum: the
+restore's check finds a damaged page, a cut file or a JSON value that is no longer JSON,
+not a changed byte inside other text. Its key is a key file's 32 bytes
 (--key-file KEYFILE, mode 600: head -c 32 /dev/urandom > KEYFILE; outside .orket/ and never
 the secret store's key, which Orket replaces), or a passphrase through
 Argon2id, read from the environment variable --passphrase-env names or asked on the

@@ -21,10 +21,18 @@ local cmd = { summary = "replace the project's store with a backup", usage = USA
 cmd.help = [[
 Restores into a project whose store is missing (a clone with no .orket/ yet too: it is
 made), or is no database any more (damaged): a
-damaged file is kept beside it (.orket/orket.db.damaged-TIME), never removed. Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
-of a PostgreSQL export), that it is an orket store, and that its schema version is one this
-orket knows. Only then it replaces the store's whole content, in one transaction: anyone
-reading the board sees the old content or the new, never a mix. --check only checks. Refused
+damaged file is kept beside it (.orket/orket.db.damaged-TIME), never removed. Checks FILE first: that it is undamaged (SQLite's integrity check and every JSON value of
+its JSON columns, naming the table, column and row of one that is not; or every line and
+count of a PostgreSQL export), that it is an orket store, and that its schema version is one
+this orket knows. A plain backup carries no checksum: a changed byte inside other text (a
+comment) passes; only an encrypted one (orket backup --encrypt) shows every changed byte.
+Only then it replaces the store's whole content, in one transaction: anyone
+reading the board sees the old content or the new, never a mix. --check only checks. Both
+say what a store newer than the backup loses: its journal's events after the backup's
+newest, and how many runs and cards they are of (no audit entry records a run's work).
+workspace/ is not in a backup and keeps its commits: after an older backup is restored,
+main can hold merges of cards the store has as not done, which orket status does not point
+out; a resume works those cards again. Refused
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
 continue on cards the restore changed (a run left to the workers that the backup holds
 as running is restored interrupted, named, for 'orket resume': an idle worker would carry
@@ -151,6 +159,20 @@ local function judged(dir, file, name, live, accept, cli)
   return v
 end
 
+-- What restoring FILE drops from a store newer than it (orket.store.backup.newer): said by
+-- --check (would) and by the restore (were), as no audit entry records a run's work
+-- -> the line | nil (the store holds nothing newer, or cannot be read)
+local function newer_line(db, info, name, done)
+  local ok, n = pcall(backup.newer, db, info)
+  if not (ok and n) then return nil end
+  local function count(k, one) return string.format("%d %s%s", n[k], one, n[k] == 1 and "" or "s") end
+  return string.format("%s: the store it replaces is newer than the backup: its %s %s, up to %s, %s dropped: the "
+    .. "work of %s on %s (workspace/ is not in a backup: its main keeps any of their merges, which the store then "
+    .. "does not know and orket status does not point out)\n", config.shown(name), count("events", "event"),
+    n.since and string.format("after the backup's newest (at %s)", n.since) or "(the backup's journal has none)",
+    tostring(n.newest), done and "were" or "would be", count("runs", "run"), count("cards", "card"))
+end
+
 -- --check: FILE checked whole, its audit too, nothing changed -> exit status
 local function check_only(dir, file, name, accept, cli)
   local info, err, code = backup.check(file)
@@ -169,10 +191,11 @@ local function check_only(dir, file, name, accept, cli)
     return 1
   end
   local v = judged(dir, file, name, live, accept, cli)
+  local newer = live and newer_line(live, info, name, false)
   if live then live:close() end
   if not v then return 1 end
   io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d); %s\n", config.shown(name), info.cards,
-    info.version, audit_restore.summary(v)))
+    info.version, audit_restore.summary(v)), newer or "")
   return 0
 end
 
@@ -282,7 +305,7 @@ local function recorded(dir, v, name, info, accept, cli)
     after_entry = function() fault.hit("after_restore_entry") end })
   db:close()
   io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version,
-    config.shown(name)))
+    config.shown(name)), info.dropped or "")
   for _, r in ipairs(info.settled or {}) do
     io.stdout:write(string.format("run %d (%s) was left to the workers when the backup was taken: it is interrupted "
       .. "now, so that no worker carries it on by itself; orket resume %d carries it on\n", r.id, tostring(r.target), r.id))
@@ -418,6 +441,7 @@ local function replace(dir, file, name, accept, cli)
     end
   end
   if v then
+    checked.dropped = newer_line(db, checked, name, true)
     info, err, code = backup.restore(db, file, checked, settle_queued)
     if not info then audit_restore.unmark(dir, before) end
     if info then fault.hit("after_restore_copy") end

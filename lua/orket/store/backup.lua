@@ -12,6 +12,7 @@ local lockfile = require "orket.c.lockfile"
 local rt = require "orket.c.runtime"
 local audit_ops = require "orket.store.audit"
 local store_projects = require "orket.store.projects"
+local backend = require "orket.store.backend"
 local stopsignals = require "orket.stopsignals"
 local task = require "orket.task"
 local inert = require "orket.inert"
@@ -179,7 +180,53 @@ function M.guard_problems(db)
   return out
 end
 
--- check of a SQLite file: integrity, schema version, the board's tables; read-only.
+-- The columns that hold orket's JSON, {{table=, column=}}: read from the PostgreSQL
+-- schema, whose json and jsonb columns are them (SQLite keeps them as text; a spec keeps
+-- the two schemas' columns the same), so a column added there is checked here too.
+local JSON_COLUMNS = (function()
+  local out, seen = {}, {}
+  local function add(t, c)
+    if not seen[t .. "." .. c] then
+      seen[t .. "." .. c] = true
+      out[#out + 1] = { table = t, column = c }
+    end
+  end
+  for _, m in ipairs(pg_schema.migrations) do
+    local sql = m.sql or ""
+    for t, body in sql:gmatch("CREATE TABLE ([%w_]+) (%b())") do
+      for c in (body:sub(2, -2) .. "\n"):gmatch("%f[%w_]([%w_]+)%s+jsonb?[%s,]") do add(t, c) end
+    end
+    for t, c in sql:gmatch("ALTER TABLE ([%w_]+) ADD COLUMN ([%w_]+) jsonb?[%s;,]") do add(t, c) end
+  end
+  return out
+end)()
+M.JSON_COLUMNS = JSON_COLUMNS
+
+-- The first row of a SQLite store whose JSON column holds no JSON -> "table.column of row
+-- (key = value)" and how many such rows | nil. integrity_check reads the pages, not what
+-- they hold: a changed byte inside a value passes it, and a JSON value so damaged would
+-- make every read that looks inside it fail (a run's costs, a card's history).
+local function json_damage(conn)
+  for _, jc in ipairs(JSON_COLUMNS) do
+    local t, c = jc.table, jc.column
+    local cols, key = {}, "rowid"
+    for _, r in ipairs(conn:rows(string.format("PRAGMA table_info(%q)", t)) or {}) do
+      cols[r.name] = true
+      if r.pk == 1 then key = r.name end
+    end
+    if cols[c] then
+      local where = string.format("%q IS NOT NULL AND NOT json_valid(%q)", c, c)
+      local bad = conn:row(string.format("SELECT %q AS k FROM %q WHERE %s LIMIT 1", key, t, where))
+      if bad then
+        local n = conn:row(string.format("SELECT count(*) AS n FROM %q WHERE %s", t, where)).n
+        return string.format("%s.%s of row %s = %s", t, c, key, tostring(bad.k)), n
+      end
+    end
+  end
+end
+
+-- check of a SQLite file: integrity, schema version, the board's tables, the JSON its JSON
+-- columns hold; read-only.
 local function check_sqlite(path)
   local conn, err, code = cstore.open(path, false, true)
   if not conn then return nil, inert_err(err), code end
@@ -204,9 +251,16 @@ local function check_sqlite(path)
   end
   local differs, dcode = M.schema_differs(conn, v)
   if differs then return fail(string.format("%s: %s", shown(path), inert_err(differs)), dcode) end
+  local bad, nbad = json_damage(conn)
+  if bad then
+    return fail(string.format("%s: damaged: %s is not JSON%s (a changed byte inside a value, which SQLite's "
+      .. "integrity check does not see)", shown(path), inert_err(bad),
+      nbad > 1 and string.format(", one of %d rows where that column is not", nbad) or ""), "ECORRUPT")
+  end
   local n = conn:row("SELECT count(*) AS n FROM cards").n
+  local e = conn:row("SELECT id, at FROM events ORDER BY id DESC LIMIT 1")
   conn:close()
-  return { format = "sqlite", version = v, cards = n }
+  return { format = "sqlite", version = v, cards = n, newest = e and { id = e.id, at = e.at } or nil }
 end
 
 -- check of a PostgreSQL export: every line parses, every table's count matches, it ends.
@@ -266,11 +320,17 @@ local function read_pg(path)
     return nil, string.format("%s: an export of schema version %d, which this orket (%d) cannot read; use the orket "
       .. "that made it", shown(path), v, latest), "EVERSION"
   end
-  return { format = "pg", version = v, cards = #seen.cards.rows, tables = tables }
+  local newest
+  for _, r in ipairs(seen.events.rows) do
+    local id = math.tointeger(r.id)
+    if id and type(r.at) == "string" and (not newest or id > newest.id) then newest = { id = id, at = r.at } end
+  end
+  return { format = "pg", version = v, cards = #seen.cards.rows, tables = tables, newest = newest }
 end
 
---- check(path) -> {format=, version=, cards=} | nil, msg, CODE: whether the file is a
---- backup this orket can restore: undamaged (SQLite's integrity_check, or every line and
+--- check(path) -> {format=, version=, cards=, newest= {id=, at=} | nil (its journal's
+--- newest event)} | nil, msg, CODE: whether the file is a backup this orket can restore:
+--- undamaged (SQLite's integrity_check and every JSON column's values, or every line and
 --- count of an export), an orket store, and a schema version this orket knows.
 --- Codes: ENOENT, ENOTSTORE, ECORRUPT, EVERSION.
 function M.check(path)
@@ -708,6 +768,27 @@ end
 --- STOP_STATUS: a command stopped by a signal while its plain copy existed exits as the
 --- signal would have ended it (128 + its number)
 M.STOP_STATUS = stopsignals.STATUS
+
+-- the store's journal after a time (or all of it): its events, the runs and cards they
+-- are of, and the newest one's time. A restore's own events (its record, the audit key it
+-- made) are no work of the store's: the audit's judgment names those.
+local function newer_sql(d, after)
+  return "SELECT " .. d.integer("count(*)") .. " AS events, " .. d.integer("count(DISTINCT run_id)") .. " AS runs, "
+    .. d.integer("count(DISTINCT card_id)") .. " AS cards, " .. d.time("max(at)", "newest")
+    .. " FROM events WHERE kind NOT IN ('restore', 'audit_key')" .. (after and " AND at > ?" or "")
+end
+
+--- newer(db, info) -> {events=, runs=, cards=, newest= (a time), since= (the backup's
+--- newest event's time | nil)} | nil: what a restore of the backup (check's info) drops
+--- from the store db that is newer than it: its journal's events after the backup's newest
+--- (every one when the backup's journal is empty), and how many runs and cards they are of;
+--- nil when it holds none. Times, not ids: a backup of another store shares no ids with it.
+function M.newer(db, info)
+  local since = info.newest and info.newest.at
+  local r = since and backend.row(db, newer_sql(db.dialect, true), since) or backend.row(db, newer_sql(db.dialect))
+  if not r or (r.events or 0) == 0 then return nil end
+  return { events = r.events, runs = r.runs, cards = r.cards, newest = r.newest, since = since }
+end
 
 --- fits(db, path, info) -> true | nil, msg, "EINVAL": whether the backup at path (check's
 --- info) restores into db: a SQLite backup into SQLite, an export into PostgreSQL

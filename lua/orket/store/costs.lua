@@ -86,6 +86,20 @@ function M.query(d, f, by)
   return q, args
 end
 
+-- read(db, q, ...) -> rows: a failed read raised as the store's error, named as such (orket.cli says
+-- it in a line, no traceback): a JSON value damaged in the store fails every sum over it
+local function read(db, q, ...)
+  local rows, err = db:rows(q, ...)
+  if rows then return rows end
+  if tostring(err):find("malformed JSON", 1, true) then
+    err = string.format("%s: a JSON value in the store is damaged (%s names its row); restore a good backup "
+      .. "(docs/guide/deploying.md)", tostring(err), db.path and ("orket restore --check " .. db.path)
+      or "orket restore --check FILE")
+  end
+  backend.last_failure = err -- as backend.rows raises one, with these words added
+  error(err, 0)
+end
+
 --- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
 --- output=}, one per model and currency, for the calls matching every filter of
 --- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id),
@@ -93,7 +107,7 @@ end
 --- counts the calls with a cost. A call whose answer's usage was refused counts as charged.
 function M.rows(db, f)
   local q, args = M.query(db.dialect, f)
-  return assert(db:rows(q, table.unpack(args)))
+  return read(db, q, table.unpack(args))
 end
 
 local function totals_of(out, r)
@@ -118,7 +132,7 @@ end
 function M.by_seat(db, f)
   local q, args = M.query(db.dialect, f, "seat")
   local out, at = {}, {}
-  for _, r in ipairs(assert(db:rows(q, table.unpack(args)))) do
+  for _, r in ipairs(read(db, q, table.unpack(args))) do
     local seat = r.seat or "-"
     if not at[seat] then
       at[seat] = zero()
@@ -173,7 +187,7 @@ end)
 M.since_statement = since_sql -- (db) -> its SQL: the specs check its plan
 
 function M.since(db, turn, event)
-  return assert(db:rows(since_sql(db), turn, event))
+  return read(db, since_sql(db), turn, event)
 end
 
 --- approved_after(db, card) -> turn, event: the turns id the card's last budget_approved
@@ -209,7 +223,7 @@ local CARD_SCOPES = { "card", "epic", "rock" }
 
 function M.approved_marks(db, card)
   -- a failed read raises, as approved_after's
-  local rows = assert(db:rows(marks_sql(db), card))
+  local rows = read(db, marks_sql(db), card)
   local out = {}
   for _, s in ipairs(CARD_SCOPES) do
     local best
