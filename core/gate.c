@@ -269,7 +269,7 @@ static int gw_path(gate_walk *w, const jv *s) {
   }
   if (w->writes && ws_path_protected(p->norm[p->n])) {
     gd_set(w->d, GATE_DENY, "PATH_PROTECTED",
-           "Control files (.git/, .orket/, roles/, tools/, policies/, orket.lua) are read-only to agents; write elsewhere or ask the developer with request_input.",
+           "A .git in any folder is git's and .orket/ is Orket's: both are read-only to agents; write elsewhere or ask the developer with request_input.",
            "%s: argument '%s' names a protected path: %s", in->tool, w->where, p->norm[p->n]);
     return -1;
   }

@@ -149,12 +149,13 @@ static int ws_has_dotgit(const char *norm) {
   return 0;
 }
 
+/* Only what is git's or Orket's inside a workspace. A workspace is the team's repository (or a
+ * card's worktree of it); the project's own orket.lua, roles/, tools/ and policies/ lie in the
+ * project folder above it, which no workspace reaches, so those names in a workspace are the
+ * team's files (a build script's tools/, Ansible's roles/, OPA's policies/) and agents may write
+ * them. .orket/ at the root stays Orket's name: with it a workspace could pass for a project. */
 int ws_path_protected(const char *norm) {
-  static const char *const dirs[] = {".orket", "roles", "tools", "policies", NULL};
-  if (ws_has_dotgit(norm)) return 1;
-  for (const char *const *d = dirs; *d; d++)
-    if (ws_first_is(norm, *d)) return 1;
-  return strcmp(norm, "orket.lua") == 0;
+  return ws_has_dotgit(norm) || ws_first_is(norm, ".orket");
 }
 
 /* ---- what git refuses -------------------------------------------------------------------

@@ -73,9 +73,10 @@ typedef struct ws_entry {
  * Returns 0 or -1 with e filled. */
 int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws_err *e);
 
-/* 1 when a normalized path is read-only to agents: .orket/, roles/, tools/, policies/ (and
- * everything under them), orket.lua, and any path with a component ".git" in any case (the
- * repository, a linked worktree's .git file, a nested repository). */
+/* 1 when a normalized path is read-only to agents: .orket/ at the root (and everything under
+ * it), and any path with a component ".git" in any case (the repository, a linked worktree's
+ * .git file, a nested repository). A project's orket.lua, roles/, tools/ and policies/ are in
+ * its folder, not in a workspace: those names in a workspace are the team's files. */
 int ws_path_protected(const char *norm);
 
 /* Git cannot commit a tree with a folder nested deeper than this (libgit2's walk of the

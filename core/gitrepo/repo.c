@@ -304,9 +304,21 @@ static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
   git_oid main;
   int ok = gr_head_on_main(g, repo, target, sizeof target, e);
   if (ok < 0) return -1;
-  if (!ok && g->reference_name_to_id(&main, repo, "refs/heads/" GR_MAIN) < 0)
-    return gr_fail(e, "EINVAL", "HEAD is on %s, not refs/heads/" GR_MAIN "; check out main in %s", target, "the workspace");
-  return 0;
+  if (ok || g->reference_name_to_id(&main, repo, "refs/heads/" GR_MAIN) == 0) return 0;
+  /* no main to check out (a repository on master, a detached HEAD): say how to make one. The
+   * branch is renamed without naming it (a branch's name may hold ';' or '$', which a shell
+   * reads); a detached HEAD can only be branched. A remote gets main from Orket, so the forge
+   * must take it. */
+  int branch = strncmp(target, "refs/heads/", 11) == 0;
+  return gr_fail(e, "EINVAL",
+                 "HEAD is on %s, not refs/heads/" GR_MAIN ", and there is no branch " GR_MAIN ", which every card "
+                 "starts from and merges into: %s (git -C workspace checkout -b " GR_MAIN "); with orket.lua's "
+                 "git.remote, Orket pushes " GR_MAIN " there and opens pull requests against it, so make " GR_MAIN
+                 " the forge's default branch",
+                 target,
+                 branch ? "rename that branch to " GR_MAIN " (git -C workspace branch -m " GR_MAIN
+                          "), or make " GR_MAIN " from it and keep it too"
+                        : "make " GR_MAIN " at that commit");
 }
 
 int gr_sync(const gitapi *g, git_repository *repo, gr_err *e) {

@@ -91,8 +91,10 @@ CODES.PATH_ESCAPE = {
 }
 CODES.PATH_PROTECTED = {
   verdict = "deny",
-  means = "a write to a control file (`orket.lua`, `roles/`, `.orket/`, `.git/` ...)",
-  remedy = "nothing: agents never write those",
+  means = "a write to a `.git` in any folder or to `.orket/` at the workspace's root (git's and Orket's; a "
+    .. "team's own `tools/`, `roles/`, `policies/`, `orket.lua` are writable)",
+  remedy = "nothing: agents never write those; keep a folder of the team's from agents with a policy "
+    .. "(docs/guide/security.md)",
 }
 CODES.LIMIT_EXCEEDED = {
   verdict = "deny",

@@ -385,9 +385,12 @@ TEST(test_gate_order) {
   av[0] = jstr("a/../../x");
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "PATH_ESCAPE");
-  av[0] = jstr("tools/x.lua");
+  av[0] = jstr(".orket/x.lua");
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "PATH_PROTECTED");
+  av[0] = jstr("tools/x.lua"); /* the team's, in its repository: Orket's tools/ is in the project folder */
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
   av[0] = jstr("src/a.c");
 
   in.limits.calls_turn = 3;

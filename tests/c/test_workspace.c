@@ -344,7 +344,7 @@ TEST(test_workspace_dotgit) {
 
   static const char *const refused[] = {".git/config", ".git/hooks/x", ".git/hooks", ".git", ".GIT/config",
                                         "sub/.git", "sub/.Git/hooks/x", "./.git/config", NULL};
-  static const char *const allowed[] = {".gitignore", ".github/x", "a.git", "git/x", NULL};
+  static const char *const allowed[] = {".gitignore", ".github/x", "a.git", "git/x", "orket.lua", "tools", "roles/x", NULL};
   for (int mode = WS_RESOLVE_OPENAT2; mode <= WS_RESOLVE_WALK; mode++) {
     const char *roots[] = {main_ws, wt};
     for (int k = 0; k < 2; k++) {

@@ -52,7 +52,7 @@ describe("gate.check", function()
       { { tool = "write_file", args = { path = "../x", content = "y" } }, "PATH_ESCAPE" },
       { { tool = "write_file", args = { path = "/etc/passwd", content = "y" } }, "PATH_ESCAPE" },
       { { tool = "write_file", args = { path = ".git/config", content = "y" } }, "PATH_PROTECTED" },
-      { { tool = "move_file", args = { from = "a", to = "policies/x.lua" } }, "PATH_PROTECTED" },
+      { { tool = "move_file", args = { from = "a", to = ".orket/x.lua" } }, "PATH_PROTECTED" },
       { { tool = "read_file", args = { path = "a" }, counters = { turn = { calls = 50 } } }, "LIMIT_EXCEEDED" },
       { { tool = "write_file", args = { path = "a", content = string.rep("x", 100) },
           limits = { bytes_run = 99 } }, "LIMIT_EXCEEDED", "bytes written" },
@@ -106,8 +106,8 @@ describe("gate.check", function()
   end)
 
   it("reads protected paths but does not write them", function()
-    assert.equal("allow", check { tool = "read_file", args = { path = "roles/coder.lua" } }.verdict)
-    assert.equal("PATH_PROTECTED", check { tool = "delete_file", args = { path = "orket.lua" } }.code)
+    assert.equal("allow", check { tool = "read_file", args = { path = ".orket/orket.db" } }.verdict)
+    assert.equal("PATH_PROTECTED", check { tool = "delete_file", args = { path = ".orket/orket.db" } }.code)
   end)
 
   it("caps oversized and deeply nested arguments", function()
@@ -572,7 +572,7 @@ describe("gate.check", function()
       { { target = { path = "x/../../y" } }, "PATH_ESCAPE", "argument 'target.path'" },
       { { target = { also = { "ok", "../up" } } }, "PATH_ESCAPE", "argument 'target.also[2]'" },
       { { edits = { { path = ".git/hooks/pre-commit", content = "x" } } }, "PATH_PROTECTED", "argument 'edits[1].path' names a protected path" },
-      { { target = { also = { "roles/coder.lua" } } }, "PATH_PROTECTED", "argument 'target.also[1]'" },
+      { { target = { also = { ".orket/x" } } }, "PATH_PROTECTED", "argument 'target.also[1]'" },
     }
     for _, c in ipairs(cases) do
       local d = call(c[1])
