@@ -1,6 +1,8 @@
 /* gitexport.c: a commit's tree exported into a new directory (see gitexport.h): the sizes
  * summed from the object database's headers first, then libgit2's checkout aimed at the
- * directory (target_directory), which writes blobs and links and refuses unsafe names. */
+ * directory (target_directory), which writes blobs and links and refuses unsafe names.
+ * Nothing of the repository's working tree, index, HEAD or config is read (gx_detach):
+ * the export is the commit's alone, filtered by the commit's own .gitattributes. */
 #define _GNU_SOURCE
 #include "gitexport.h"
 
@@ -11,6 +13,11 @@
 #include <sys/stat.h>
 
 #include "gitapi.h"
+
+/* git's empty tree, the baseline of a checkout into an empty directory */
+#define GX_EMPTY_TREE "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+/* room for "reading " and a path in a message */
+#define GX_PATH_MSG 384
 
 typedef struct gx_ctx {
   const gitapi *g;
@@ -44,7 +51,9 @@ static int gx_count(const char *root, const git_tree_entry *entry, void *payload
   size_t len = 0;
   git_object_t type;
   if (c->g->odb_read_header(&len, &type, c->odb, c->g->tree_entry_id(entry)) < 0) {
-    gx_git(c->g, c->e, "reading an object's header");
+    char what[GX_PATH_MSG];
+    snprintf(what, sizeof what, "reading %s%s", root, c->g->tree_entry_name(entry));
+    gx_git(c->g, c->e, what);
     c->failed = 2;
     return -1;
   }
@@ -57,6 +66,28 @@ static int gx_count(const char *root, const git_tree_entry *entry, void *payload
     return -1;
   }
   return 0;
+}
+
+/* Cuts the repository off from what a person may hold in its working tree: an empty
+ * config (no core.autocrlf, core.attributesFile or other setting of the clone's), the
+ * export's own directory as the working tree, and an index in memory holding the exported
+ * tree. checkout's filters read attributes from the working tree (now dest, holding only
+ * what checkout writes of the commit) and the index: so from the commit's .gitattributes
+ * alone, as git archive takes them from the tree. $GIT_DIR/info/attributes is read still,
+ * as git archive reads it. dest must exist (libgit2 resolves it). */
+static int gx_detach(const gitapi *g, git_repository *repo, git_tree *tree, const char *dest, gx_err *e) {
+  git_config *cfg = NULL;
+  git_index *idx = NULL;
+  int rc = g->config_new(&cfg);
+  if (rc == 0) rc = g->repository_set_config(repo, cfg);
+  if (rc == 0) rc = g->repository_set_workdir(repo, dest, 0);
+  if (rc == 0) rc = g->index_new(&idx);
+  if (rc == 0) rc = g->index_read_tree(idx, tree);
+  if (rc == 0) rc = g->repository_set_index(repo, idx);
+  /* the repository holds its own references */
+  if (idx) g->index_free(idx);
+  if (cfg) g->config_free(cfg);
+  return rc < 0 ? gx_git(g, e, "setting up the export") : 0;
 }
 
 /* The commit rev names: a full id, else the branch refs/heads/<rev>. */
@@ -79,7 +110,7 @@ static int gx_export(const gitapi *g, git_repository *repo, const char *rev, con
   git_oid id;
   if (gx_resolve(g, repo, rev, &id, e) != 0) return -1;
   git_commit *commit = NULL;
-  git_tree *tree = NULL;
+  git_tree *tree = NULL, *empty = NULL;
   git_odb *odb = NULL;
   int rc = -1;
   if (g->commit_lookup(&commit, repo, &id) < 0) {
@@ -99,15 +130,26 @@ static int gx_export(const gitapi *g, git_repository *repo, const char *rev, con
     gx_fail(e, errno == EEXIST ? "EEXIST" : "EIO", "%s: %s", dest, strerror(errno));
     goto done;
   }
+  if (gx_detach(g, repo, tree, dest, e) != 0) goto done;
+  /* baseline: what dest holds before, nothing (the empty tree, which libgit2 knows without
+   * the object database). Left unset, libgit2 takes HEAD's tree, and a path HEAD holds as
+   * another type was left out or failed ("null OID cannot exist"). */
+  git_oid empty_id;
+  if (g->oid_fromstr(&empty_id, GX_EMPTY_TREE) < 0 || g->tree_lookup(&empty, repo, &empty_id) < 0) {
+    gx_git(g, e, "the empty tree");
+    goto done;
+  }
   git_checkout_options co;
   if (g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION) < 0) {
     gx_git(g, e, "checkout options");
     goto done;
   }
-  /* FORCE: everything the tree holds is written into the empty directory; the repository's
-   * own index and working tree are neither read nor touched. */
-  co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX;
+  /* FORCE: everything the tree holds is written into the empty directory. NO_REFRESH: the
+   * index in memory is not re-read from a file (it has none); DONT_UPDATE_INDEX: nor
+   * changed. */
+  co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_NO_REFRESH;
   co.target_directory = dest;
+  co.baseline = empty;
   if (g->checkout_tree(repo, (const git_object *)tree, &co) < 0) {
     gx_git(g, e, dest);
     goto done;
@@ -118,6 +160,7 @@ static int gx_export(const gitapi *g, git_repository *repo, const char *rev, con
   rc = 0;
 done:
   if (odb) g->odb_free(odb);
+  if (empty) g->tree_free(empty);
   if (tree) g->tree_free(tree);
   if (commit) g->commit_free(commit);
   return rc;

@@ -28,6 +28,8 @@ typedef struct gx_err {
  * into the new directory dest (its parent must exist; dest must not). rev is a commit id
  * (40 hex digits) or a branch name ("main": refs/heads/main). Folders, files with their
  * executable bit, and symbolic links (as links) are written; submodules are skipped.
+ * Line endings and ident follow the commit's own .gitattributes; nothing of the
+ * repository's working tree, index, HEAD or config is read.
  * The tree's size is checked against caps before anything is written (ETOOLARGE: it is
  * the agents' choice). Returns 0 with out filled, or -1 with e set (ENOENT: no such
  * repository or revision; EEXIST: dest exists); a failed export removes nothing it did
