@@ -12,6 +12,7 @@ local aftermerge = require "orket.engine.aftermerge"
 local deploy = require "orket.sandboxes.deploy"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal_reads"
+local recorded = require "orket.engine.recorded"
 local gitdiff = require "orket.c.gitdiff"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
@@ -397,12 +398,79 @@ function M.worktree(run, card_id)
   return git.repo:attach(card_id, dir, state)
 end
 
+-- An open turn (a killed run's, carried on by resume) replays its recorded calls without
+-- running them again: what they changed in files is taken to be in the card's directory,
+-- uncommitted until the turn's end. A directory not on disk (a restore into another folder:
+-- a backup holds the store, and workspace/ holds only commits, never .orket/worktrees/; the
+-- directory removed; a worker of another folder taking the card over) is made again from the
+-- branch, without those changes: the turn would commit nothing, and a review could finish the
+-- card without its work. -> the tools of the open turn's calls whose changes are gone | nil
+local function lost_changes(run, job)
+  if job.fresh then return nil end
+  local tools, lost = job.tools or run.tools, {}
+  for _, name in ipairs(recorded.effects(run.db, job.run, job.card_id, job.turn)) do
+    -- a live sandbox's call changes no file of the card's (an unknown tool may have)
+    local def = tools and tools:get(name)
+    if not (def and def.effect == "sandbox") then lost[#lost + 1] = name end
+  end
+  if #lost == 0 then return nil end
+  -- killed between the turn's commit and its end's record: the commit holds them
+  local found = run.git.repo:find_trailer("orket/" .. job.card_id, "Orket-Turn", turn_key(job))
+  if found then return nil end
+  return lost
+end
+
+-- The statuses a work turn hands a card in with, which a review would take as the work done
+local HANDED_IN = { code_review = true, ready_for_testing = true }
+
+-- lost_changes found: in one transaction the engine says so on the card, ends the open turn
+-- (outcome work_lost, its calls' recorded results dropped, so the card's next turn asks the
+-- model again), moves a card the turn handed in back to in_progress, and writes a work_lost
+-- event {turn, dir, tools}; then the run says it (a git event, action work_lost).
+-- job.lost: the turn's outcome, for turn.run. -> true | nil, msg, CODE
+local function lose_turn(run, job, tools, dir)
+  local pd = run.project_dir and (run.project_dir:gsub("/$", "") .. "/")
+  local shown = pd and dir:sub(1, #pd) == pd and dir:sub(#pd + 1) or dir
+  local why = string.format("The card's directory %s was not on disk (a restore from a backup, which holds the "
+    .. "store and not .orket/worktrees/, or the directory removed), so it was made again from orket/%s, which holds "
+    .. "only committed work. Turn %d was still open, and what its calls (%s) changed there was never committed: it is "
+    .. "gone. The engine ended that turn without their results; the card's next turn does the work again.",
+    shown, job.card_id, job.turn, table.concat(tools, ", "))
+  local out = { ended = "work_lost", detail = why }
+  local ok, err, code = run.db:tx(function()
+    run:check_lease(job)
+    local card = assert(run.board:get(job.card_id))
+    if job.phase ~= "review" and HANDED_IN[card.status] then
+      local t, terr, tcode = run.board:transition(job.card_id, "in_progress",
+        { actor = { seat = job.seat, roles = job.actor and job.actor.roles, by = "engine" }, note = "work lost: turn " .. job.turn })
+      if not t then return nil, terr, tcode end
+    end
+    assert(run.board:comment(job.card_id, { author = "orket", body = why }))
+    run.db:event { kind = "work_lost", card = job.card_id, run = run.run_id,
+      data = { turn = job.turn, dir = shown, tools = tools } }
+    return run:end_turn_records(job, out)
+  end)
+  if not ok then return nil, err, code end
+  run:emit { type = "git", card = job.card_id, action = "work_lost", turn = job.turn, dir = shown, tools = tools,
+    message = string.format("%s: %s was made again without turn %d's uncommitted changes (%s): the turn ends and "
+      .. "the card is worked again", job.card_id, shown, job.turn, table.concat(tools, ", ")) }
+  job.lost = out
+  return true
+end
+
 -- M.enter's work, its failures as they came
 local function enter(run, job)
   local git = run.git
   if not git then return true end
   local repo = git.repo
-  local existed = uv.fs_stat((paths(git, job.card_id)))
+  local dir = paths(git, job.card_id)
+  local existed = uv.fs_stat(dir)
+  if not existed then
+    -- asked before the directory is made: a kill before the turn's end is recorded leaves
+    -- it missing, and the next resume asks again
+    local lost = lost_changes(run, job)
+    if lost then return lose_turn(run, job, lost, dir) end
+  end
   local path, err, code = M.worktree(run, job.card_id)
   if not path then return nil, err, code end
   local k = known(run, job.card_id)

@@ -254,6 +254,37 @@ function M.tool_call(db, turn_id, key)
   return cjson.decode(row.result) or {}
 end
 
+--- effects(db, run, card, turn) -> the tool names (array, in order) of the calls of the
+--- card's turn in the run that changed something outside the store (a tool_call_started
+--- event: a file written, a program run, an MCP server's call) and recorded their result,
+--- in the steps a resume replays (the first record of each step, as step reads them)
+function M.effects(db, run, card, turn)
+  local steps, last, n = {}, nil, 1
+  while true do
+    local row = sj.recorded_step(db, run, card, turn, n)
+    if not row or not row.response then break end
+    steps[row.id], last = true, row.id
+    n = n + 1
+  end
+  local out = {}
+  if not last then return out end
+  -- (data.turn is the call's turns row; a float key of an integer's value finds the integer's)
+  for _, d in ipairs(sj.event_data(db, run, card, "tool_call_started")) do
+    if type(d.turn) == "number" and steps[d.turn] then out[#out + 1] = tostring(d.tool) end
+  end
+  -- a call whose effect was under way when the process stopped (its intent without a
+  -- result: the newest intent, in the last step) is recovered by its tool, which looks at
+  -- the directory as it is, not replayed
+  local key = 1
+  while #out > 0 do
+    local res, started = M.tool_call(db, last, tostring(key))
+    if started then table.remove(out) end
+    if not res then break end
+    key = key + 1
+  end
+  return out
+end
+
 --- tokens(db, run) -> prompt + completion tokens the run spent (it reads every turn of the
 --- run: the engine keeps a running total instead of asking per step)
 function M.tokens(db, run)

@@ -1053,6 +1053,9 @@ end
 --- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
 ---   tools=, policies=} (the scripts the turn started with; absent: the engine's)
 function M.run(run, job)
+  -- an open turn whose uncommitted changes went with its directory ended as it was entered
+  -- (orket.engine.gitwork: lose_turn), its end recorded: nothing of it is replayed
+  if job.lost then return job.lost end
   -- a call in flight's hold on the money budgets ends with the turn, however it ends
   local _ <close> = spend.guard(run, job)
   local st = { history = {}, due = {}, calls_in_turn = 0, counters = { turn = {}, run = run.run_counters },

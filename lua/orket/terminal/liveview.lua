@@ -164,6 +164,8 @@ function View:event(ev)
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
   elseif t == "git" and ev.action == "view_stale" then
     self:note(status_view.behind_line(ev.error)) -- main's view could not follow a merge
+  elseif t == "git" and ev.action == "work_lost" then
+    self:note(inert.line(ev.message)) -- an open turn's changes went with its card's directory
   elseif t == "git" and ev.action == "history_lost" then
     self:note(inert.line(ev.message)) -- done cards whose merges main no longer holds
   elseif t == "budget_unpriced" then
