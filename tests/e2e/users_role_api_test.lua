@@ -29,8 +29,7 @@ describe("the people API's answers", function()
     assert.same({ 200, true, false, "viewer", "operator", { role = "viewer", was = "developer" } },
       { st, doc.changed, doc.unchanged, doc.role, doc.was, doc.default_project })
     st, doc = req(s, "PUT", "/v1/users/alice/role", boss, { role = "viewer" })
-    assert.same({ 200, false, true, { role = "viewer", was = "viewer" } },
-      { st, doc.changed, doc.unchanged, doc.default_project })
+    assert.same({ 200, false, true, cjson.null }, { st, doc.changed, doc.unchanged, doc.default_project })
     st, doc = req(s, "PUT", "/v1/users/bob/role", boss, { role = "viewer" })
     assert.same({ 200, true, cjson.null }, { st, doc.changed, doc.default_project })
     st, doc = req(s, "POST", "/v1/users/alice/disable", boss)

@@ -76,7 +76,13 @@ describe("an account's role change", function()
 
     -- the same again changes nothing
     r = ok(H.orket("users role dave viewer", { cwd = dir }), "users role again")
-    assert.matches("dave is viewer now, as before; in the default project: viewer, as before", r.stdout, 1, true)
+    assert.matches("dave is viewer already: nothing changed, their roles in projects included", r.stdout, 1, true)
+    -- a grant made in the default project since stands when the account's role is restated:
+    -- a script's idempotent call must not raise (or cut) what an admin set there
+    ok(H.orket("projects grant default dave developer", { cwd = dir }), "grant default")
+    ok(H.orket("users role dave viewer", { cwd = dir }), "users role restated")
+    assert.equal("developer", member_role(dir, "default", "dave"))
+    ok(H.orket("projects grant default dave viewer", { cwd = dir }), "grant default back")
 
     -- through the API: alice demoted, her live session refused a write at once
     assert.equal(200, comment(s, alice, "before"))
@@ -100,7 +106,8 @@ describe("an account's role change", function()
     assert.equal("developer", member_role(dir, "default", "dave"))
 
     -- a demotion left half done by an older orket (account viewer, developer in the
-    -- default project) is finished by saying the role again
+    -- default project): restating the role changes nothing (as for a grant made since);
+    -- the project's grant finishes it
     local db = assert(require("orket.project").open_store(dir, false))
     assert(db:tx(function()
       require("orket.store.users").set_role(db, "alice", "viewer")
@@ -108,7 +115,9 @@ describe("an account's role change", function()
     end))
     db:close()
     st, doc = req(s, "PUT", "/v1/users/alice/role", boss, { role = "viewer" })
-    assert.same({ 200, true, false }, { st, doc.changed, doc.unchanged })
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    assert.equal("developer", member_role(dir, "default", "alice"))
+    ok(H.orket("projects grant default alice viewer", { cwd = dir }), "grant default alice")
     assert.equal("viewer", member_role(dir, "default", "alice"))
 
     -- each change journaled as a grant in the default project, and the chain still verifies
@@ -117,7 +126,8 @@ describe("an account's role change", function()
     local n = assert(db:row("SELECT count(*) AS n FROM events WHERE kind = 'member_grant' AND data LIKE '%\"default\"%'"))
       .n
     db:close()
-    assert.equal(6, n)
+    -- five role changes, three grants
+    assert.equal(8, n)
     ok(H.orket("audit verify", { cwd = dir }), "verify")
   end)
 

@@ -130,6 +130,9 @@ local SAID = {
   -- and what they are in the default project, which follows (orket.serve.accounts' set_role)
   role = function(res)
     local dp = res.default_project
+    if not res.changed then
+      return string.format("%s is %s already: nothing changed, their roles in projects included", res.name, res.role)
+    end
     return string.format("%s is %s now%s; %s", res.name, res.role,
       res.role ~= res.was and (" (was " .. res.was .. ")") or ", as before",
       not dp and "no member of the default project, left so; their roles in other projects stay as granted"

@@ -271,9 +271,9 @@ end
 --- unmakes one. Their role in the default project becomes the one add gives (operator:
 --- developer; default_project: {role, was}, nil when they are no member of it, who stays
 --- none), so what they may do there follows at once; their roles in other projects stay as
---- granted. The last enabled server admin keeps the role. The role they hold already,
---- with the default project's agreeing, changes nothing: the result is marked by
---- orket.audit.chain's unchanged, journaled and audited nowhere.
+--- granted. The last enabled server admin keeps the role. The role they hold already
+--- changes nothing, their default project's role included (default_project nil): the
+--- result is marked by orket.audit.chain's unchanged, journaled and audited nowhere.
 function M.set_role(db, name, role, actor)
   if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin", "EUSAGE" end
   return db:tx(function()
@@ -286,9 +286,10 @@ function M.set_role(db, name, role, actor)
       if msg then return no, msg, code end
     end
     local mine = users.set_role(db, name, role) > 0
-    local dp = default_follows(db, name, role, actor)
-    local res = { name = name, role = role, was = row.role, default_project = dp,
-      changed = mine or (dp ~= nil and dp.role ~= dp.was) }
+    -- only a change follows: the role restated (a script's idempotent call) leaves a grant
+    -- made in the default project since (narrower or wider) as it is
+    local dp = mine and default_follows(db, name, role, actor) or nil
+    local res = { name = name, role = role, was = row.role, default_project = dp, changed = mine }
     -- the roles held already: no change, as a grant of a project's role held (orket.serve.team)
     if not res.changed then return audit_chain.unchanged(res) end
     if mine then
