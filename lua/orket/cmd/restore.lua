@@ -250,8 +250,7 @@ end
 -- lease, no run lock) that says it is up, so the restore cannot refuse for it: such runs
 -- are ended interrupted in the restore's transaction instead (on SQLite, the new id's),
 -- for a resume the operator decides. -> {{id=, target=}}
-local REASON = "restored from a backup taken while it ran: ended so that no worker carries it on by itself; "
-  .. "orket resume carries it on"
+local REASON = backup.SETTLE_REASON
 local function settle_queued(db)
   local ended = {}
   for _, r in ipairs(leases.queued(db)) do

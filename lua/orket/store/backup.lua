@@ -769,13 +769,20 @@ end
 --- signal would have ended it (128 + its number)
 M.STOP_STATUS = stopsignals.STATUS
 
+--- SETTLE_REASON: the reason of the run_end a restore journals for a run left to the
+--- workers that the backup holds as running (orket.cmd.restore ends it interrupted)
+M.SETTLE_REASON = "restored from a backup taken while it ran: ended so that no worker carries it on by itself; "
+  .. "orket resume carries it on"
+
 -- the store's journal after a time (or all of it): its events, the runs and cards they
 -- are of, and the newest one's time. A restore's own events (its record, the audit key it
--- made) are no work of the store's: the audit's judgment names those.
+-- made, the run_end of a run it settled) are no work of the store's: the audit's judgment
+-- names those.
 local function newer_sql(d, after)
   return "SELECT " .. d.integer("count(*)") .. " AS events, " .. d.integer("count(DISTINCT run_id)") .. " AS runs, "
     .. d.integer("count(DISTINCT card_id)") .. " AS cards, " .. d.time("max(at)", "newest")
-    .. " FROM events WHERE kind NOT IN ('restore', 'audit_key')" .. (after and " AND at > ?" or "")
+    .. " FROM events WHERE kind NOT IN ('restore', 'audit_key') AND NOT (kind = 'run_end' AND "
+    .. "coalesce(" .. d.json_text("data", "reason") .. ", '') = ?)" .. (after and " AND at > ?" or "")
 end
 
 --- newer(db, info) -> {events=, runs=, cards=, newest= (a time), since= (the backup's
@@ -785,7 +792,8 @@ end
 --- nil when it holds none. Times, not ids: a backup of another store shares no ids with it.
 function M.newer(db, info)
   local since = info.newest and info.newest.at
-  local r = since and backend.row(db, newer_sql(db.dialect, true), since) or backend.row(db, newer_sql(db.dialect))
+  local r = since and backend.row(db, newer_sql(db.dialect, true), M.SETTLE_REASON, since)
+    or backend.row(db, newer_sql(db.dialect), M.SETTLE_REASON)
   if not r or (r.events or 0) == 0 then return nil end
   return { events = r.events, runs = r.runs, cards = r.cards, newest = r.newest, since = since }
 end
