@@ -10,7 +10,8 @@ local M = {}
 M.POINTS = { "before_model", "after_model", "before_tool", "after_tool", "before_effect", "after_effect",
   "after_transition", "turn_end", "after_git_commit", "after_git_merge",
   "after_git_merge_main", "after_git_push", "after_pull_request", "mid_verify", "after_take_in_conflict",
-  "after_take_in", "before_take_in_merge", "after_restore_copy", "after_restore_entry" }
+  "after_take_in", "before_take_in_merge", "after_restore_copy", "after_restore_entry",
+  "in_renewal", "in_claim" }
 
 local spec = os.getenv("ORKET_FAULT")
 local target, count, signal = nil, 0, "sigkill"

@@ -15,12 +15,17 @@ local task = require "orket.task"
 local leases = require "orket.store.leases"
 local pglisten = require "orket.store.pglisten"
 local lockfile = require "orket.c.lockfile"
+local fault = require "orket.engine.fault"
 
 local M = {}
 local Lease = {}
 Lease.__index = Lease
 
 M.LOST = "lease lost: another worker may work this card now"
+
+-- The least idle time inside a write transaction that a keeper asks the server to end it
+-- after (new): a lease shorter than this (the tests' own) cuts short no slow machine's
+M.IDLE_TX_MIN_MS = 1000
 
 --- ops(db) -> the leases operations (orket.store.leases, which dispatches to its
 --- PostgreSQL twin by db's backend)
@@ -44,6 +49,10 @@ function M.new(o)
   end
   local ttl = o.ttl_ms or 30000
   if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
+  -- a write transaction this process leaves idle past the lease (stopped inside it) holds
+  -- the store's journal lock, and so the cards, from the worker that would take them over:
+  -- the server ends it (PostgreSQL; SQLite's cannot wait on the loop)
+  if type(o.db.idle_tx_limit) == "function" then o.db:idle_tx_limit(math.max(ttl, M.IDLE_TX_MIN_MS)) end
   local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
   return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
     marks = 0, marked = {}, releasing = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end,
@@ -70,6 +79,7 @@ function Lease:claim(run_id, ids, limit)
   local from = rt.now()
   local got = self.ops.claim(self.db, { worker = self.worker, run = run_id, ids = ids, limit = limit,
     ttl_ms = self.ttl_ms })
+  if #got > 0 then fault.hit("in_claim") end -- (inside the scheduling round's transaction)
   local out = {}
   -- one keeper serves every run its worker works side by side: a round's claims are its run's
   local round = self.round[run_id] or {}
@@ -279,18 +289,21 @@ end
 --- round's claims) is not in what the renewal found, but its lease is fresh: only the cards
 --- marked before the renewal began are judged by it (else a card just claimed was said
 --- lost, and its turn stopped at its first effect while the worker still held the lease).
+--- The renewal is no transaction of the keeper's: each of its statements commits on the
+--- server whole (orket.store.leases.renew). In a transaction, a worker stalled between its
+--- UPDATE and its COMMIT (SIGSTOP, a debugger, a loaded machine) kept its lease rows, and
+--- on PostgreSQL the journal's lock, from every worker that would take its cards over, for
+--- as long as it stood still.
 function Lease:renew()
-  local from, began = self.marks, nil
   -- only the cards this keeper holds: a lapsed row still naming it is renewed (nobody took
   -- it: a wall clock stepped past the lease), and one it forgot must lapse
   local mine = {}
   for card in pairs(self.held) do mine[#mine + 1] = card end
-  local ok, now = pcall(function()
-    return assert(self.db:tx(function()
-      began = rt.now() -- (inside: after the wait for the store's write lock)
-      return self.ops.renew(self.db, self.worker, self.ttl_ms, mine)
-    end))
-  end)
+  -- both before the statement: the store dates the lease from the statement, once any
+  -- wait for its write lock is over, so a deadline dated from here is the earlier one
+  local from, began = self.marks, rt.now()
+  local ok, now = pcall(self.ops.renew, self.db, self.worker, self.ttl_ms, mine)
+  if #mine > 0 then fault.hit("in_renewal") end -- (answered: nothing of the store's held now)
   local lost = {}
   if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
   self:warn_namesakes()

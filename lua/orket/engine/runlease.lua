@@ -112,9 +112,10 @@ local function renew(db, k)
   local sent = ms()
   local ids, kept = {}, {}
   for id in pairs(k.runs) do ids[#ids + 1], kept[id] = id, k.kept[id] end
-  local ok, held = pcall(function()
-    return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS, ids) end))
-  end)
+  -- one statement, outside a transaction: it commits on the server whole even if this
+  -- process stalls before it reads the answer, so no lock outlives a stall (a transaction
+  -- holds the journal's lock, and a stopped server kept every other writer waiting)
+  local ok, held = pcall(leases.run_renew, db, M.owner(), M.TTL_MS, ids)
   if not ok then return end -- the store away: renewed at the next tick (a lapsed lease nobody took is ours still)
   -- (the runs asked about only: one kept meanwhile was not asked, and is not lost; nor one
   -- dropped and kept again meanwhile, a stop and a resume: its lease was taken anew after

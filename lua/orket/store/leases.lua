@@ -84,6 +84,8 @@ end
 --- claim writes its own name), as run leases are (run_renew); a wall clock stepped past the
 --- lease lost every card of a lone worker, whose model calls were charged and asked again.
 --- cards: the keeper's own, so that a row it forgot (a release whose DELETE failed) lapses.
+--- One statement, which the keeper runs outside any transaction (orket.engine.lease:
+--- renew): it commits whole, so no stall of the worker's can keep the rows locked after it.
 function M.renew(db, worker, ttl_ms, cards)
   check_ttl(ttl_ms, "renew")
   local list = check_cards(cards, "renew")

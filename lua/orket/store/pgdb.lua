@@ -177,11 +177,13 @@ end
 -- acquire timeout SQLSTATE 08001; a query's own query_timeout_ms on a live connection is
 -- that statement's failure, not the server's); SQLSTATE classes 08 (connection exception), 53
 -- (insufficient resources: disk full, out of memory), 58 (system error: I/O) and 57P
--- (the server shutting down, or not yet accepting connections).
+-- (the server shutting down, or not yet accepting connections), and 25P03 (the server ended
+-- the session of a transaction left idle past db:idle_tx_limit: the connection is gone).
 local LOST = { ECONNECT = true, ECONNRESET = true, ENOTCONN = true }
 local function store_failure(code, state)
   if LOST[code] then return true end
   if type(state) ~= "string" then return false end
+  if state == "25P03" then return true end
   local class = state:sub(1, 2)
   return class == "08" or class == "53" or class == "58" or state:sub(1, 3) == "57P"
 end
@@ -248,9 +250,15 @@ end
 -- whether an overlapping run is live, docs/store.md "Several servers"), where REPEATABLE
 -- READ or SERIALIZABLE would read the snapshot taken before the wait.
 M.LOCK_TIMEOUT_MS = 30000
-local BEGIN_WRITE = string.format("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = %d; "
-  .. "SELECT pg_advisory_xact_lock(%d)",
-  M.LOCK_TIMEOUT_MS, pgevents.LOCK)
+-- idle_ms (db:idle_tx_limit): the server ends the session of a write transaction whose
+-- client sends nothing inside it for that long, as a stalled process's
+local function begin_write(idle_ms)
+  return string.format("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = %d; %s"
+    .. "SELECT pg_advisory_xact_lock(%d)", M.LOCK_TIMEOUT_MS,
+    idle_ms and string.format("SET LOCAL idle_in_transaction_session_timeout = %d; ", idle_ms) or "", pgevents.LOCK)
+end
+local BEGIN_WRITE = begin_write(nil)
+local BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 
 -- Savepoints cost round trips, and most nested transactions (a board move, a record) end
 -- well, so a savepoint is sent only before the first statement inside it (one that runs
@@ -380,14 +388,14 @@ function DB:_tx(begin, fn, ...)
   -- timer runs on the wall clock, so a server paused past it (a stopped VM, SIGSTOP) times
   -- out every waiter the moment it goes on, though the holder may be done by then; a card's
   -- turn refused so was blocked as the system's fault.
-  if not ok and bcode == "EBUSY" and begin == BEGIN_WRITE and c:query("ROLLBACK") then
+  local write = begin ~= BEGIN_READ
+  if not ok and bcode == "EBUSY" and write and c:query("ROLLBACK") then
     ok, berr, bcode, bstate = self:_note(c:exec(begin))
   end
   if not ok then
     if c:query("ROLLBACK") then lease.in_tx = false end
     return nil, berr, bcode, bstate
   end
-  local write = begin == BEGIN_WRITE
   local t = setmetatable({ db = self, conn = c, depth = 0, write = write, cards = 0, ev = write and {} or nil, evf = 0,
     evmark = write and {} or nil, evsp = write and {} or nil }, Tx)
   self.open[co] = t
@@ -423,10 +431,24 @@ end
 --- connection pinned for this task, holding the journal's lock (one writer at a time);
 --- rolls back when fn raises (ETX) or returns nil, msg[, CODE]. Nests (savepoints). fn may
 --- wait on the store's statements only.
-function DB:tx(fn, ...) return self:_tx(BEGIN_WRITE, fn, ...) end
+function DB:tx(fn, ...) return self:_tx(self.begin_write or BEGIN_WRITE, fn, ...) end
 
 --- db:read(fn, ...) -> as tx, in one snapshot (REPEATABLE READ) for a group of reads
-function DB:read(fn, ...) return self:_tx("BEGIN ISOLATION LEVEL REPEATABLE READ", fn, ...) end
+function DB:read(fn, ...) return self:_tx(BEGIN_READ, fn, ...) end
+
+--- db:idle_tx_limit(ms): from now on the server ends a write transaction of this handle, and
+--- its session, once its client has sent nothing inside it for ms (the smallest asked for
+--- wins; PostgreSQL's idle_in_transaction_session_timeout). A write transaction holds the
+--- journal's lock: a process stopped inside one (SIGSTOP, a debugger, a frozen VM) kept
+--- every other writer waiting for as long as it stood still, and a worker's cards from the
+--- worker that would take them over (orket.engine.lease asks for its lease's time). The
+--- stalled process, woken, finds its connection gone (a failure of the store's, _note).
+--- A transaction's function waits on its own statements only, so no other one is cut short.
+function DB:idle_tx_limit(ms)
+  if math.type(ms) ~= "integer" or ms < 1 then error("bad argument #1 to 'idle_tx_limit' (positive integer expected)", 2) end
+  if self.idle_ms and self.idle_ms <= ms then return end
+  self.idle_ms, self.begin_write = ms, begin_write(ms)
+end
 
 --- db:in_tx([mode]) -> true while this task has a transaction open (mode "write": one
 --- opened by db:tx, which holds the journal's lock, not by db:read)

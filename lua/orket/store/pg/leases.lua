@@ -58,10 +58,21 @@ function M.claim(q, o)
   return out
 end
 
+-- The journal's advisory lock (pgevents.LOCK), which every write transaction holds from
+-- its BEGIN (orket.store.pgdb)
+local JOURNAL_LOCK = require("orket.store.pgevents").LOCK
+
 --- renew(q, worker, ttl_ms[, cards]) -> set {card_id = true} of the cards worker still
 --- holds (of cards when given), lapsed leases whose row still names worker too (see
 --- orket.store.leases.renew). A taker's upsert that committed first renamed the row, which
---- this UPDATE re-reads after its wait, so it is not renewed.
+--- this UPDATE re-reads after its wait, so it is not renewed. Called outside a transaction
+--- (orket.engine.lease: renew), its two statements each commit on the server whole, even
+--- when the worker stalls before it reads the answer: nothing stays locked across a stall.
+--- The first waits for the write transactions open now (the journal's lock taken and let go
+--- at once): a card claimed in one not yet committed when the UPDATE read its snapshot was
+--- not found, and was said lost. The UPDATE takes the journal's lock before it locks a row
+--- (FROM lk), as the writers around it do: else it and a scheduling round's claim could each
+--- lock a lease row the other wants next (a deadlock, one of them aborted).
 function M.renew(q, worker, ttl_ms, cards)
   check_ttl(ttl_ms, "renew")
   if cards ~= nil and type(cards) ~= "table" then
@@ -69,9 +80,11 @@ function M.renew(q, worker, ttl_ms, cards)
   end
   local held = {}
   if cards and #cards == 0 then return held end
+  assert(q:query("SELECT pg_advisory_xact_lock($1)", JOURNAL_LOCK))
   for _, r in ipairs(assert(q:query([[UPDATE leases SET expires_at = clock_timestamp() + $2 * interval '1 millisecond'
+      FROM (SELECT pg_advisory_xact_lock($4)) AS lk
       WHERE worker = $1 AND ($3::jsonb IS NULL OR card_id IN (SELECT jsonb_array_elements_text($3::jsonb)))
-      RETURNING card_id]], worker, ttl_ms, cards and json.encode(cards) or nil))) do
+      RETURNING card_id]], worker, ttl_ms, cards and json.encode(cards) or nil, JOURNAL_LOCK))) do
     held[r.card_id] = true
   end
   return held
