@@ -143,9 +143,13 @@ int gitrepo_path_valid(const char *path);
  * GR_ONLY_MAX) changed since the working tree last matched its index: only they are staged
  * (what the whole walk would stage of them), unless one is not a plain file or a missing one
  * (a directory, a symlink, a .gitignore...), when the whole tree is walked after all; *skipped
- * then lists only what was left out of them. */
+ * then lists only what was left out of them. A file of only's that a .gitignore rule keeps out
+ * of the commit is listed in *skipped too, and so, when only is NULL, is one of wrote's (when
+ * not NULL: the paths a turn's tools wrote, the first GR_ONLY_MAX looked up one by one, never
+ * a walk of the ignored tree; a path not gitrepo_path_valid is passed over). */
 int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message, const char *turn_key,
-                   const gr_paths *only, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e);
+                   const gr_paths *only, const gr_paths *wrote, char *id, gr_commit_kind *kind, gr_paths *skipped,
+                   gr_err *e);
 
 /* Finds the newest commit on branch (a branch name such as "orket/X1") whose message has the
  * trailer key: value, searching only commits not on main when since_main is set. Returns 1

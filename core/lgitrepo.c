@@ -205,12 +205,12 @@ static int lgr_attach(lua_State *L) {
  * The pointer array lives in a userdata left on the stack and the strings in the table, so
  * an error raised later frees nothing by hand. Returns 0 without the field or with more
  * than GR_ONLY_MAX paths (the whole walk is then cheaper to reason about than a long list). */
-static int lgr_only(lua_State *L, int arg, gr_paths *only) {
-  if (lua_getfield(L, arg, "paths") == LUA_TNIL) {
+static int lgr_only(lua_State *L, int arg, const char *field, gr_paths *only) {
+  if (lua_getfield(L, arg, field) == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
   }
-  if (!lua_istable(L, -1)) luaL_argerror(L, arg, "field 'paths' must be a list of strings");
+  if (!lua_istable(L, -1)) luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a list of strings", field));
   lua_Integer n = luaL_len(L, -1);
   if (n > GR_ONLY_MAX) {
     lua_pop(L, 1);
@@ -222,7 +222,7 @@ static int lgr_only(lua_State *L, int arg, gr_paths *only) {
     lua_geti(L, -2, i);
     const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
     if (s == NULL || strlen(s) != len) {
-      lua_pushfstring(L, "field 'paths' item %d must be a string without NUL bytes", (int)i);
+      lua_pushfstring(L, "field '%s' item %d must be a string without NUL bytes", field, (int)i);
       luaL_argerror(L, arg, lua_tostring(L, -1));
     }
     v[i - 1] = (char *)s;
@@ -241,7 +241,7 @@ static int lgr_detach(lua_State *L) {
   int detached = 0;
   const char *card = luaL_checkstring(L, 2);
   gr_paths only = {NULL, 0};
-  int has_only = !lua_isnoneornil(L, 3) && (luaL_checktype(L, 3, LUA_TTABLE), lgr_only(L, 3, &only));
+  int has_only = !lua_isnoneornil(L, 3) && (luaL_checktype(L, 3, LUA_TTABLE), lgr_only(L, 3, "paths", &only));
   if (gitrepo_detach(o->r, card, has_only ? &only : NULL, &detached, &e) != 0) return lgr_fail(L, &e);
   lua_pushboolean(L, detached);
   return 1;
@@ -278,9 +278,11 @@ static int lgr_status(lua_State *L) {
   return 1;
 }
 
-/* repo:commit(card, {name=, email=, message=, turn=, paths=}) -> id, "committed"|"exists"|"clean",
+/* repo:commit(card, {name=, email=, message=, turn=, paths=, wrote=}) -> id, "committed"|"exists"|"clean",
  * skipped ({"path (why)"...}: what was left out, never opened). paths: the only paths that
- * changed since the working tree last matched its index (gitrepo_commit's only) */
+ * changed since the working tree last matched its index (gitrepo_commit's only); wrote: without
+ * paths, those the turn's tools wrote, each said in skipped when a .gitignore rule kept it out
+ * (gitrepo_commit's wrote; more than GR_ONLY_MAX: none) */
 static int lgr_commit(lua_State *L) {
   static const char *const kinds[] = {"committed", "exists", "clean"};
   lgr *o = lgr_check(L);
@@ -290,10 +292,11 @@ static int lgr_commit(lua_State *L) {
   const char *turn = lgr_field(L, 3, "turn", 1);
   char id[GR_OID_HEX + 1];
   gr_commit_kind kind;
-  gr_paths skipped, only = {NULL, 0};
+  gr_paths skipped, only = {NULL, 0}, wrote = {NULL, 0};
   gr_err e;
-  int has_only = lgr_only(L, 3, &only);
-  if (gitrepo_commit(o->r, card, &who, msg, turn, has_only ? &only : NULL, id, &kind, &skipped, &e) != 0)
+  int has_only = lgr_only(L, 3, "paths", &only), has_wrote = lgr_only(L, 3, "wrote", &wrote);
+  if (gitrepo_commit(o->r, card, &who, msg, turn, has_only ? &only : NULL, has_wrote ? &wrote : NULL, id, &kind,
+                     &skipped, &e) != 0)
     return lgr_fail(L, &e);
   lua_pushstring(L, id);
   lua_pushstring(L, kinds[kind]);

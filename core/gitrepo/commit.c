@@ -212,7 +212,8 @@ int gr_names_dotgit(const char *path) {
 }
 
 int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message, const char *turn_key,
-                   const gr_paths *only, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e) {
+                   const gr_paths *only, const gr_paths *wrote, char *id, gr_commit_kind *kind, gr_paths *skipped,
+                   gr_err *e) {
   const gitapi *g = &r->git;
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
   gr_wd wd;
@@ -270,7 +271,9 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   }
   if (!whole && (whole = gr_stage_paths(g, w, idx, only, &scan, e)) < 0) goto out;
   if (whole && (gr_scan_run(g, w, &scan, 1, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0)) goto out;
-  if (gr_note_ignored(g, w, idx, only, &scan, e) != 0) goto out;
+  /* walked whole without named paths (a program ran): the paths the turn's tools wrote are
+   * still said when a rule kept them out, by a lookup each, the ignored tree never walked */
+  if (gr_note_ignored(g, w, idx, only ? only : wrote, &scan, e) != 0) goto out;
   /* a tracked file over the cap that the card changed: neither that change nor a deletion is
    * committed, and the rest is not committed without it (scan.c) */
   if (gr_scan_grown(&scan, e) != 0) goto out;

@@ -423,8 +423,11 @@ void gr_wt_gitdir_sweep(const gitapi *g, git_repository *repo, const char *card)
 int gr_wt_refused(const gitapi *g, git_repository *repo, const char *card);
 /* Sweeps every registered card worktree but `except` (see gr_wt_gitdir_sweep). */
 void gr_wt_gitdir_sweep_all(const gitapi *g, git_repository *repo, const char *except);
-/* Notes each of only's paths (a turn's) that is a file a .gitignore rule kept out of the index,
- * as the scan notes what it leaves out: otherwise the turn's work vanishes from main unsaid. */
+/* Notes each of only's paths (a turn's: those staged by name, or those its tools wrote when the
+ * tree was walked whole) that is a file a .gitignore rule kept out of the index, as the scan
+ * notes what it leaves out: otherwise the turn's work vanishes from main unsaid. A lookup per
+ * path (at most GR_ONLY_MAX), never a walk of the ignored tree; a name beneath no tree (not
+ * gitrepo_path_valid, or through a .git) is passed over. */
 int gr_note_ignored(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
                     gr_err *e);
 /* Stages the paths only (above): 0, 1 when the whole walk is needed instead, -1 error. */

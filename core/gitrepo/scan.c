@@ -753,6 +753,8 @@ int gr_note_ignored(const gitapi *g, git_repository *repo, git_index *idx, const
     const char *p = only->v[i];
     struct stat st;
     int ignored = 0;
+    /* a name beneath no tree (only's were checked, a turn's written paths were not) */
+    if (!gitrepo_path_valid(p) || gr_names_dotgit(p)) continue;
     /* staged (tracked, or added just now) or gone: nothing of the turn's was left out */
     if (g->index_get_bypath(idx, p, 0) != NULL || fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (!S_ISREG(st.st_mode) || g->ignore_path_is_ignored(&ignored, s->rules ? s->rules : repo, p) < 0 || !ignored)

@@ -391,7 +391,7 @@ static int tc_run_card(const char *ws, const tc_card *c, const gr_sig *who) {
       snprintf(e.msg, sizeof e.msg, "writing %s in the card's directory failed", tc_paths[c->path[i]]);
       goto out;
     }
-  if (gitrepo_commit(r, c->id, who, "work", c->key, NULL, id, &ck, NULL, &e) != 0) goto out;
+  if (gitrepo_commit(r, c->id, who, "work", c->key, NULL, NULL, id, &ck, NULL, &e) != 0) goto out;
   /* stale (1) exactly when a write of the view's was made to fail (tc_seam.fail_view); a
    * view behind may fail in its catch-up alone, and the merge's own refresh then succeed */
   int mr = gitrepo_merge_to_main(r, c->id, who, id, &mk, &conf, &e);

@@ -241,7 +241,7 @@ static int tg_commit_file(gitrepo *r, const char *wt, const char *card, const ch
   gr_commit_kind kind = GR_CLEAN;
   gr_err e;
   if (name) tg_write(wt, name, data);
-  if (gitrepo_commit(r, card, &tg_who, "work", key, NULL, id, &kind, NULL, &e) != 0) {
+  if (gitrepo_commit(r, card, &tg_who, "work", key, NULL, NULL, id, &kind, NULL, &e) != 0) {
     fprintf(stderr, "    commit: %s\n", e.msg);
     return -1;
   }
@@ -405,11 +405,11 @@ TEST(test_gitrepo_commit_idempotent) {
 
   gr_commit_kind kind;
   gr_sig bad = {"a<b", "x@y"};
-  CHECK(t, gitrepo_commit(r, "C7", &bad, "m", NULL, NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &bad, "m", NULL, NULL, NULL, id, &kind, NULL, &e) == -1);
   CHECK_STR(t, e.code, "EINVAL");
-  CHECK(t, gitrepo_commit(r, "C7", &tg_who, "m", "has space", NULL, id, &kind, NULL, &e) == -1);
-  CHECK(t, gitrepo_commit(r, "C7", &tg_who, " \n", NULL, NULL, id, &kind, NULL, &e) == -1);
-  CHECK(t, gitrepo_commit(r, "NOPE", &tg_who, "m", NULL, NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &tg_who, "m", "has space", NULL, NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &tg_who, " \n", NULL, NULL, NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "NOPE", &tg_who, "m", NULL, NULL, NULL, id, &kind, NULL, &e) == -1);
   CHECK_STR(t, e.code, "ENOENT");
   gitrepo_close(r);
   tg_rmtree(base);
@@ -595,7 +595,7 @@ TEST(test_gitrepo_recovery) {
   CHECK_STR(t, e.code, "EINCONSISTENT");
   tg_write(b, "y.txt", "y1\n"); /* this file was already written when the kill came */
   /* the next commit finishes the checkout first rather than committing the old files */
-  CHECK(t, gitrepo_commit(r, "B", &tg_who, "turn", "k1", NULL, id, &ck, NULL, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_commit(r, "B", &tg_who, "turn", "k1", NULL, NULL, id, &ck, NULL, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, ck == GR_CLEAN);
   CHECK_STR(t, tg_read(b, "x.txt", buf, sizeof buf), "x1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
@@ -618,7 +618,7 @@ TEST(test_gitrepo_recovery) {
   f = fopen(p, "w");
   if (f) fclose(f);
   tg_write(a, "z.txt", "z\n");
-  CHECK(t, gitrepo_commit(r, "A", &tg_who, "turn", NULL, NULL, id, &ck, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "A", &tg_who, "turn", NULL, NULL, NULL, id, &ck, NULL, &e) == -1);
   CHECK_STR(t, e.code, "ELOCKED");
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 && removed == 2);
   CHECK(t, tg_commit_file(r, a, "A", NULL, NULL, NULL, id) == GR_COMMITTED);
@@ -730,7 +730,7 @@ static int tg_card_change(gitrepo *r, const char *base, const char *card, const 
     }
     if (strcmp(ops[i], "put") == 0 && tg_write(wt, ops[i + 1], ops[i + 2]) != 0) return -1;
   }
-  return gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED ? 0 : -1;
+  return gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED ? 0 : -1;
 }
 
 
@@ -1884,7 +1884,7 @@ TEST(test_gitrepo_view_remove_fails) {
   CHECK(t, unlink(p) == 0);
   snprintf(p, sizeof p, "%s/d", wt);
   CHECK(t, rmdir(p) == 0 && tg_write(wt, "d", "d\n") == 0);
-  CHECK(t, gitrepo_commit(r, "R2", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "R2", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   tg_unlink_fail = "x.txt";
   int rc = gitrepo_merge_to_main(r, "R2", &tg_who, id, &kind, &conf, &e);
   tg_unlink_fail = NULL;
@@ -2267,7 +2267,7 @@ TEST(test_gitrepo_durable) {
   CHECK(t, tg_note_ref(ws, "refs/heads/orket/D1", r) == 0);
   tg_sync_log = 1;
   gr_commit_kind ck = GR_CLEAN;
-  CHECK(t, gitrepo_commit(r, "D1", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "D1", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   tg_sync_log = 0;
   CHECK(t, tg_nsyncs == 2 || !fprintf(stderr, "    a commit: %d syncs\n", tg_nsyncs));
   CHECK(t, tg_nsyncs == 2 && strncmp(tg_syncs[0].path, "syncfs:", 7) == 0 && tg_syncs[0].before == 1 &&
@@ -2318,7 +2318,7 @@ TEST(test_gitrepo_card_dir_emptied) {
   snprintf(p, sizeof p, "%s/t/u/v", pool);
   CHECK(t, unlink(p) == 0);
   ck = GR_CLEAN;
-  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
   snprintf(p, sizeof p, "%s/t", pool);
   struct stat st;
@@ -2339,12 +2339,12 @@ TEST(test_gitrepo_card_dir_emptied) {
   snprintf(p, sizeof p, "%s/t", pool);
   CHECK(t, unlink(p) == 0 && mkdir(p, 0755) == 0 && mkdir(strcat(p, "/w"), 0755) == 0 && tg_write(p, "x", "x\n") == 0);
   ck = GR_CLEAN;
-  CHECK(t, gitrepo_commit(r, "Y", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "Y", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   strcat(p, "/x");
   CHECK(t, unlink(p) == 0);
   char *only_v[] = {"t/w/x"};
   gr_paths only = {only_v, 1};
-  CHECK(t, gitrepo_commit(r, "Y", &tg_who, "work", NULL, &only, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "Y", &tg_who, "work", NULL, &only, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "Y", &only, &det, &e) == 0 && det == 1);
   snprintf(p, sizeof p, "%s/t", pool);
   CHECK(t, lstat(p, &st) != 0);
@@ -2381,7 +2381,7 @@ TEST(test_gitrepo_card_dir_cut_short) {
   snprintf(p, sizeof p, "%s/k", pool);
   CHECK(t, rmdir(p) == 0 && symlink("d/z", p) == 0);
   ck = GR_CLEAN;
-  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, tg_write(state, "index.lock", "") == 0);
   CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == -1);
@@ -2427,7 +2427,7 @@ TEST(test_gitrepo_card_dir_index_kept) {
   CHECK(t, fds < 0 || tg_open_fds() == fds);
   CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
-  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
   CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
   snprintf(p, sizeof p, "%s/index", state2);
@@ -2532,7 +2532,7 @@ TEST(test_gitrepo_card_dir_symlink) {
   snprintf(victim, sizeof victim, "%s/victim", base);
   CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
-  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
   CHECK(t, rename(pool, aside) == 0 && mkdir(victim, 0755) == 0 && tg_write(victim, "precious.txt", "p\n") == 0);
   CHECK(t, symlink(victim, pool) == 0);

@@ -651,7 +651,8 @@ end
 --- transaction (the turn's end records). Committed first, recorded second: a kill between
 --- the two leaves a commit that carries the turn's trailer, so the resumed turn finds it
 --- ("exists") and never commits twice. skipped: what was left out ({"path (why)"...}: FIFOs,
---- sockets, devices, files over the cap, nested repositories), nil when nothing was.
+--- sockets, devices, files over the cap, nested repositories, and the files the turn's tools
+--- wrote that a .gitignore rule keeps out), nil when nothing was.
 --- EUNSAFE: the worktree is not one git may read (a special .gitignore, a rewritten .git).
 --- ENOSPC: a full disk, or another host fault (host_fault), named: the run stops.
 function M.commit(run, job)
@@ -677,8 +678,12 @@ function M.commit(run, job)
       return true
     end
   end
+  -- walked whole (a program ran, a new run, another worker's turn): the paths the turn's file
+  -- tools wrote still get the note of one a .gitignore rule keeps out (a program's own output
+  -- cannot be named, so it gets none)
   local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
-    message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only })
+    message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only,
+    wrote = not only and changes or nil })
   if not id then return nil, as_stop(run, job.card_id, kind, skipped) end
   if kind ~= "exists" then
     known(run, job.card_id, { run = job.run, turn = job.turn, paths = {}, all = k and k.all })
