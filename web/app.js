@@ -34,7 +34,7 @@
   const KINDS = ["transition", "create", "import", "comment", "approval_requested", "approval_decided",
     "approval_used", "retry", "run_start", "run_end", "run_resumed", "turn", "turn_begin", "turn_end", "tool_call",
     "gate_decision", "violation", "escalated", "requirements_review", "verification", "api_write",
-    "merge", "merge_conflict", "work_lost", "merge_remote", "commit", "reload", "reload_error", "model_failure", "memory", "message",
+    "merge", "merge_conflict", "work_lost", "merge_remote", "commit", "reload", "reload_error", "reload_held", "model_failure", "memory", "message",
     "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit",
     "bugfix_start", "bugfix_end", "bug_filed", "bug_moved",
     // the rest of docs/store.md's (tests/spec/tree/event_kinds_spec.lua keeps this whole)

@@ -123,25 +123,46 @@ end
 M.SCRIPT_FOLDERS = { "roles", "tools", "policies" }
 local FOLDER_DOC = { roles = "roles.md", tools = "tools.md", policies = "policies.md" }
 
---- not_a_folder(dir, name) -> message | nil: the project's script folder name (roles, tools,
---- policies) is there and is not a folder (a file, a FIFO, a device). Its scripts would never
---- be read and the built-in ones silently used: `orket validate` names it as a problem and a
---- run (orket.engine.setup.open, through M.script_folders) refuses the project, each as
---- "NAME: message", the form of a message about a project's file.
+--- not_a_folder(dir, name) -> message, CODE | nil: the project's script folder name (roles,
+--- tools, policies) is there and is not a folder (a file, a FIFO, a device: ENOTDIR), or is
+--- one that cannot be listed (EACCES, EIO ...), or a link to nothing or a link loop. Its
+--- scripts would never be read and the built-in ones silently used (a policies/ read as
+--- empty drops the project's denies): `orket validate` names it as a problem, a run
+--- (orket.engine.setup.open, through M.script_folders) refuses the project and a hot reload
+--- keeps the set it has, each as "NAME: message", the form of a message about a project's
+--- file. Only a folder that is not there (ENOENT) holds no scripts.
 function M.not_a_folder(dir, name)
-  local st = uv.fs_stat(dir .. "/" .. name)
-  if not st or st.type == "directory" then return nil end
-  return string.format("a %s, not a folder: a project's %s are .lua files in a folder %s/ (docs/%s); move the %s "
-    .. "away", st.type, name, name, FOLDER_DOC[name], st.type)
+  local path = dir .. "/" .. name
+  local st, serr, scode = uv.fs_stat(path)
+  local doc = string.format("a project's %s are .lua files in a folder %s/ (docs/%s)", name, name, FOLDER_DOC[name])
+  if not st and scode == "ENOENT" then
+    local to = uv.fs_readlink(path)
+    if not to then return nil end
+    return string.format("a link to %s, which does not exist: %s; point the link at the folder, or remove it",
+      inert.line(to), doc), "ENOENT"
+  end
+  if not st then
+    return string.format("cannot be read (%s): %s; fix the link or the folder", scriptfile.cause(serr, scode, path),
+      doc), scode
+  end
+  if st.type ~= "directory" then
+    return string.format("a %s, not a folder: %s; move the %s away", st.type, doc, st.type), "ENOTDIR"
+  end
+  local h, lerr, lcode = uv.fs_scandir(path)
+  if not h then
+    return string.format("cannot be listed (%s): its scripts would not be read and the built-in ones used in "
+      .. "their place; let the user Orket runs as read it (chmod u+rx %s, or its owner), or move it away",
+      scriptfile.cause(lerr, lcode, path), name), lcode
+  end
 end
 
---- script_folders(dir) -> "NAME: message", "ENOTDIR" | nil: the first of the script folders
---- that is not a folder (M.not_a_folder), for a run that refuses the project (cli.in_dir
---- names it from where the command ran)
+--- script_folders(dir) -> "NAME: message", CODE | nil: the first of the script folders
+--- that is not a folder, or cannot be listed (M.not_a_folder), for a run that refuses the
+--- project (cli.in_dir names it from where the command ran)
 function M.script_folders(dir)
   for _, name in ipairs(M.SCRIPT_FOLDERS) do
-    local msg = M.not_a_folder(dir, name)
-    if msg then return name .. ": " .. msg, "ENOTDIR" end
+    local msg, code = M.not_a_folder(dir, name)
+    if msg then return name .. ": " .. msg, code end
   end
 end
 

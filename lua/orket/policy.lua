@@ -313,13 +313,20 @@ function M.order(lists)
   return out
 end
 
---- files_in(dirs) -> sorted list of */*.lua in each existing directory (orket.scriptfile.list:
---- of any kind, so that a FIFO or a folder is refused by name when read); a later
---- directory's file overrides an earlier one's of the same name (a project's policies/ over Orket's).
-function M.files_in(dirs)
-  local lists = {}
-  for i, dir in ipairs(dirs) do lists[i] = scriptfile.list(dir) end
-  return M.order(lists)
+--- files_in(dirs[, base]) -> sorted list of */*.lua in each existing directory
+--- (orket.scriptfile.list: of any kind, so that a FIFO or a folder is refused by name when
+--- read); a later directory's file overrides an earlier one's of the same name (a project's
+--- policies/ over Orket's). A directory that is there and cannot be listed: the list, then
+--- "dir: cannot be listed (CODE: ...)", CODE, dir named from base (scriptfile.name), for
+--- the caller to refuse rather than go on without its scripts.
+function M.files_in(dirs, base)
+  local lists, ferr, fcode = {}, nil, nil
+  for i, dir in ipairs(dirs) do
+    local err, code
+    lists[i], err, code = scriptfile.list(dir, scriptfile.name(dir, base))
+    if err and not ferr then ferr, fcode = err, code end
+  end
+  return M.order(lists), ferr, fcode
 end
 
 -- unmatched_args(rule, known, out): each of the rule's args that no tool it applies to

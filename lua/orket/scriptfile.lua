@@ -64,13 +64,19 @@ end
 
 --- read(path[, max]) -> text | nil, "path: message", CODE. Only a regular file (links
 --- followed) of at most max bytes (MAX_BYTES): a FIFO, a device, a directory or a larger
---- file is refused by name (EINVAL, EISDIR, EFBIG) without blocking; ENOENT when missing.
+--- file is refused by name (EINVAL, EISDIR, EFBIG) without blocking; ENOENT when missing,
+--- and a link whose target is missing names the target ("(a link to X, which does not
+--- exist)"): `ls` shows the link, so "no such file" alone reads as wrong.
 --- The text is M.text's (EINVAL: saved as UTF-16 or UTF-32), so that every reader of a
 --- script, its loader's and a message's line alike, reads the same lines.
 function M.read(path, max)
   if type(path) ~= "string" then error("bad argument #1 to 'read' (string expected, got " .. type(path) .. ")", 2) end
   local src, err, code = rt.read_script(path, max or M.MAX_BYTES)
-  if not src then return nil, err, code end
+  if not src then
+    local to = code == "ENOENT" and uv.fs_readlink(path)
+    if to then err = string.format("%s (a link to %s, which does not exist)", err, inert.line(to)) end
+    return nil, err, code
+  end
   local text, terr = M.text(src)
   if not text then return nil, path .. ": " .. terr, "EINVAL" end
   return text
@@ -93,17 +99,38 @@ end
 --- kind: a FIFO or a folder so named is listed, for read to refuse by name, and so is a
 --- name no script has ("deny v2.lua"), for the loaders to refuse (misnamed): skipped,
 --- either would be a role or policy silently missing. {} when dir does not exist.
-function M.list(dir)
+--- A dir that is there and cannot be listed (EACCES, EIO, ENOTDIR ...): {}, "shown: cannot
+--- be listed (CODE: reason)", CODE (shown: how the message names dir, default dir), for
+--- the caller to refuse: read as empty, a policies/ the process may not read would drop the
+--- project's denies unseen.
+function M.list(dir, shown)
   local out = {}
-  local h = uv.fs_scandir(dir)
-  if not h then return out end
+  local h, err, code = uv.fs_scandir(dir)
+  if not h and code == "ENOENT" then return out end
+  if not h then return out, M.unlisted(dir, err, code, shown), code end
   while true do
-    local name = uv.fs_scandir_next(h)
-    if not name then break end
+    local name, nerr, ncode = uv.fs_scandir_next(h)
+    if not name then
+      if nerr then return {}, M.unlisted(dir, nerr, ncode, shown), ncode end
+      break
+    end
     if M.meant(name) then out[#out + 1] = dir .. "/" .. name end
   end
   table.sort(out)
   return out
+end
+
+--- cause(err, code, path) -> "CODE: reason": luv's message of a call on path ("EACCES:
+--- permission denied: path") without the path it ends with, which the message names already
+function M.cause(err, code, path)
+  local why = tostring(err):match("^[%u%d_]+: (.*)$") or tostring(err)
+  if why:sub(-(#path + 2)) == ": " .. path then why = why:sub(1, -(#path + 3)) end
+  return tostring(code) .. ": " .. why
+end
+
+--- unlisted(dir, err, code[, shown]) -> "shown: cannot be listed (CODE: reason)" (list's)
+function M.unlisted(dir, err, code, shown)
+  return string.format("%s: cannot be listed (%s)", inert.line(shown or dir), M.cause(err, code, dir))
 end
 
 --- misnamed(path, chunk) -> nil | "chunk: message", "EINVAL": a listed script (list) whose

@@ -261,6 +261,7 @@ local EVENT = {
     for i = 2, type(d.problems) == "table" and #d.problems or 0 do add(st, "\n   also: " .. clip(d.problems[i])) end
   end,
   watch_error = function(_, d, _, st) add(st, "\n** hot reload: " .. clip(d.error)) end,
+  reload_held = function(_, d, _, st) add(st, "\n** hot reload: " .. clip(d.message)) end,
   run_end = function(_, d, _, st) add(st, "\nrun " .. one(d.status) .. (d.reason and (": " .. clip(d.reason)) or "")) end,
   run_resumed = function(ev, d, _, st)
     add(st, string.format("\n** %s run resumed (it was %s)", one(ev.at), one(d.was)))

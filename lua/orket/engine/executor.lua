@@ -37,7 +37,8 @@ end
 -- The events of a run this process executes that its log (reg.log, orket serve's stderr)
 -- gets, as a worker's stderr carries its runs' events under orket serve --workers: without
 -- them a run started through the API that failed, or a reload refused, was in no log.
-local LOGGED = { run_start = true, run_end = true, card_blocked = true, reload_error = true, journal_error = true }
+local LOGGED = { run_start = true, run_end = true, card_blocked = true, reload_error = true, reload_held = true,
+  journal_error = true }
 
 local function logged(reg)
   return function(ev)

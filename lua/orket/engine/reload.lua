@@ -68,12 +68,23 @@ function M.digest(dir)
   return out
 end
 
---- load(dir) -> scripts {roles=, tools=, policies=, routing=} | nil, "file[:line]: message", CODE
+-- paths without the ones held ({path = true}, or nil)
+local function unheld(paths, held)
+  if not held then return paths end
+  local out = {}
+  for _, p in ipairs(paths) do if not held[p] then out[#out + 1] = p end end
+  return out
+end
+
+--- load(dir[, held]) -> scripts {roles=, tools=, policies=, routing=} | nil, "file[:line]: message", CODE
 --- Compiles every script afresh, each in a new restricted environment: Orket's built-ins
 --- (roles/, tools/, policies/ next to lua/), then the project's, which override by name.
 --- Nothing is shared with an earlier set, so a caller can keep using the old one. A script
---- folder that is a file: nil, "roles: a file, not a folder: ...", "ENOTDIR" (config.script_folders).
-function M.load(dir)
+--- folder that is a file: nil, "roles: a file, not a folder: ...", "ENOTDIR"; one that
+--- cannot be listed: nil, "policies: cannot be listed (EACCES: ...) ...", "EACCES"
+--- (config.script_folders). held: {path = true} of the project's files left unread (a hot
+--- reload's empty files, kept at their loaded version: held_files).
+function M.load(dir, held)
   local home = rt.home()
   -- taken before anything is compiled: an edit made while the set is read, or after it and
   -- before the watch starts, differs from it, and the watch reloads it (M.watch)
@@ -84,13 +95,19 @@ function M.load(dir)
   if ferr then return nil, ferr, fcode end
   -- each of the project's scripts named from dir (scriptfile.name): its errors say
   -- "roles/x.lua:3", at load and in a turn, however the project was given
-  local role_set, rerr, rcode = roles.load(roles.dirs(dir), dir)
+  local role_set, rerr, rcode = roles.load(roles.dirs(dir), dir, held)
   if not role_set then return nil, rerr, rcode end
-  local reg, terr, tcode = tools_mod.load_dirs({ home .. "/tools", dir .. "/tools" }, dir)
+  -- (a folder made unreadable since the check above is refused too, never read as empty)
+  local tpaths, lerr, lcode = policy.files_in({ home .. "/tools", dir .. "/tools" }, dir)
+  if lerr then return nil, lerr, lcode end
+  local reg, terr, tcode = tools_mod.load(unheld(tpaths, held), dir)
   if not reg then return nil, terr, tcode end
-  local pol, perr, pcode = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
+  local ppaths, plerr, plcode = policy.files_in({ home .. "/policies", dir .. "/policies" }, dir)
+  if plerr then return nil, plerr, plcode end
+  local pol, perr, pcode = policy.load(unheld(ppaths, held), dir)
   if not pol then return nil, perr, pcode end
-  local route, oerr, ocode = routing.load(dir .. "/routing.lua", dir)
+  local rpath = dir .. "/routing.lua"
+  local route, oerr, ocode = routing.load(not (held and held[rpath]) and rpath or nil, dir)
   if not route then return nil, oerr, ocode end
   return { roles = role_set, tools = reg, policies = pol, routing = route, seen = seen }
 end
@@ -149,12 +166,31 @@ local function file_list(files)
   return names
 end
 
---- problems(dir) -> array of "file:line: message" (an array even when empty): each script
---- folder that is not a folder ("roles: a file, not a folder: ...", config.not_a_folder),
---- then every script of the project that is broken on its own, each with its line
---- (orket.engine.scriptcheck), as orket validate reports them
-function M.problems(dir)
+-- orket.lua evaluated as a reload takes it up -> cfg, settings | nil, "orket.lua:LINE: ...",
+-- CODE: its error placed at its field's line, as orket validate places it
+local function read_orket(dir)
+  local now
+  local cfg, merr, mcode = config.load(dir)
+  if cfg then now, merr, mcode = settings_mod.resolve(cfg) end
+  if now then return cfg, now end
+  local placed = {}
+  scriptcheck.add(placed, dir, merr, "orket.lua")
+  return nil, scriptcheck.format(placed[1]), mcode
+end
+
+--- problems(dir[, orket]) -> array of "file:line: message" (an array even when empty):
+--- orket.lua's error (orket: the one a reload got already, false when it read it fine; nil:
+--- read now, when orket.lua is there), each script folder that is not a folder or cannot be
+--- listed ("roles: a file, not a folder: ...", config.not_a_folder), then every script of
+--- the project that is broken on its own, each with its line (orket.engine.scriptcheck), as
+--- orket validate reports them
+function M.problems(dir, orket)
   local out = jsonout.array()
+  if orket == nil and uv.fs_stat(dir .. "/orket.lua") then
+    local cfg, msg = read_orket(dir)
+    orket = not cfg and msg
+  end
+  if orket then out[#out + 1] = orket end
   for _, name in ipairs(config.SCRIPT_FOLDERS) do
     local msg = config.not_a_folder(dir, name)
     if msg then out[#out + 1] = name .. ": " .. msg end
@@ -170,11 +206,13 @@ end
 -- project's script folders too): a removal then must never loosen the policies mid-run,
 -- nor drop a role, a tool or routing.lua; scripts edited or added are read as usual. A
 -- script of the project's own that the folders give now wins over a kept one of its name.
+-- held ({path = rel}): the project's files held as empty (held_files), kept at their loaded
+-- version likewise, orket.lua there or not; keep: orket.lua is away, and removed files are kept.
 -- -> s | nil, msg, CODE
-local function keep_removed(engine, s)
+local function keep_removed(engine, s, keep, held)
   local home = rt.home() .. "/"
   local function own(path) return type(path) == "string" and path:sub(1, #home) ~= home end
-  local function gone(path) return own(path) and not uv.fs_lstat(path) end
+  local function gone(path) return own(path) and (held[path] ~= nil or (keep and not uv.fs_lstat(path))) end
   for _, kind in ipairs { "roles", "tools" } do
     local old, new = engine[kind], s[kind]
     for name, def in pairs(old and old.by_name or {}) do
@@ -198,7 +236,8 @@ local function keep_removed(engine, s)
   if kept[1] then
     -- in the order a load reads them: Orket's, each overridden in its place by the
     -- project's of its name, then the project's others by name
-    local project = scriptfile.list(engine.dir .. "/policies")
+    -- (a held file is listed there: in its place only if it was loaded, as kept says)
+    local project = unheld(scriptfile.list(engine.dir .. "/policies"), held)
     for _, path in ipairs(kept) do project[#project + 1] = path end
     table.sort(project, function(a, b) return a:match("[^/]+$") < b:match("[^/]+$") end)
     local pol, err, code = policy.merge(policy.order { scriptfile.list(home .. "policies"), project },
@@ -208,6 +247,50 @@ local function keep_removed(engine, s)
   end
   if engine.routing and gone(engine.routing.file) and not s.routing.file then s.routing = engine.routing end
   return s
+end
+
+-- The project's scripts (its folders' files, routing.lua, orket.lua) that are empty, 0
+-- bytes, now and were not as the set in force was read (engine.scripts_seen): taken for a
+-- save in progress (an editor that truncates the file, then writes it, later than the
+-- quiet period), whose empty file would be a policy file without its denies for every turn
+-- begun in between. -> {path = "policies/x.lua"}, sorted names. A file made empty on purpose
+-- stays held; removing it is the way to remove a script.
+local function held_files(engine)
+  local was, empty = engine.scripts_seen, crypto.hash("")
+  local held, names = {}, {}
+  local function check(path, rel)
+    local st = uv.fs_stat(path)
+    if st and st.type == "file" and st.size == 0 and not (was and was[rel] == empty) then
+      held[path] = rel
+      names[#names + 1] = rel
+    end
+  end
+  for _, name in ipairs(config.SCRIPT_FOLDERS) do
+    for _, path in ipairs(scriptfile.list(engine.dir .. "/" .. name)) do check(path, name .. "/" .. path:match("[^/]*$")) end
+  end
+  check(engine.dir .. "/routing.lua", "routing.lua")
+  check(engine.dir .. "/orket.lua", "orket.lua")
+  table.sort(names)
+  return held, names
+end
+
+-- engine -> the held files last said (say_held); weak: an engine's own STATE fields are
+-- declared in orket.engine, and this is the reload's bookkeeping alone
+local held_said = setmetatable({}, { __mode = "k" })
+
+-- Says the files held (held_files) as a `reload_held` event, once while the same ones are.
+local function say_held(engine, names)
+  local said = #names > 0 and (tostring(engine.run_id) .. "\n" .. table.concat(names, "\n")) or nil
+  if held_said[engine] == said then return end
+  held_said[engine] = said
+  if not said then return end
+  local files = jsonout.array()
+  for i, n in ipairs(names) do files[i] = n end
+  local msg = string.format("%s %s empty, taken for a save in progress: the loaded version is kept until %s "
+    .. "content again (remove the file to remove the script)", table.concat(names, ", "),
+    #names > 1 and "are" or "is", #names > 1 and "each has" or "it has")
+  engine.db:event { kind = "reload_held", run = engine.run_id, data = { file = names[1], files = files, message = msg } }
+  engine:emit { type = "reload_held", file = names[1], files = files, message = msg }
 end
 
 -- The sections of orket.lua, as it reads now, that differ from the run's and that the run
@@ -242,12 +325,38 @@ local function takes_orket(engine, s, files, keep)
   return was ~= nil and s.seen ~= nil and s.seen["orket.lua"] ~= nil and s.seen["orket.lua"] ~= was["orket.lua"]
 end
 
+-- err, said with what to do when it is a role's model naming a provider that orket.lua
+-- configures now but did not as the run began: a run keeps the models it started with (cfg:
+-- orket.lua as this reload read it, else read now).
+local function models_kept(engine, err, cfg)
+  local p = tostring(err):match("names provider '([^']*)', which is not configured")
+  if not p then return err end
+  if not cfg then cfg = config.load(engine.dir) end
+  local providers = cfg and type(cfg.models) == "table" and cfg.models.providers
+  if type(providers) ~= "table" or providers[p] == nil then return err end
+  return string.format("%s; orket.lua configures %s now, but a run keeps orket.lua's models from its start (they "
+    .. "are not reloaded): to use it, stop the run and start it again (orket run, or orket resume)", err, p)
+end
+
 -- Loads the set, validates it and swaps it in, or says why not (apply's work; keep: orket.lua
 -- is away, keep_removed).
 local function reload_set(engine, files, keep)
-  local s, err, code = M.load(engine.dir)
-  if s and keep then s, err, code = keep_removed(engine, s) end
-  local not_taken
+  local held, held_names = held_files(engine)
+  say_held(engine, held_names)
+  local s, err, code = M.load(engine.dir, held)
+  if s and next(held) then
+    -- as the set in force read them: a later event on the file compares with that version
+    local was = engine.scripts_seen
+    for _, rel in pairs(held) do s.seen[rel] = was and was[rel] end
+  end
+  if s and (keep or next(held)) then s, err, code = keep_removed(engine, s, keep, held) end
+  if next(held) and files then
+    local rest = {}
+    for name in pairs(files) do rest[name] = true end
+    for _, rel in pairs(held) do rest[rel] = nil end
+    files = rest
+  end
+  local not_taken, orket_err, orket_cfg
   local orket = takes_orket(engine, s, files, keep)
   if orket and not files["orket.lua"] then
     -- named as the burst that saved it would have named it
@@ -258,28 +367,26 @@ local function reload_set(engine, files, keep)
   if orket then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md);
     -- orket.lua is evaluated once for them and for the sections left out (unapplied)
-    local now
-    local cfg, merr, mcode = config.load(engine.dir)
-    if cfg then now, merr, mcode = settings_mod.resolve(cfg) end
-    if now then
+    local cfg, now, mcode = read_orket(engine.dir)
+    if cfg then
       manager.reload(engine, now)
       not_taken = unapplied(engine, cfg, now)
+      orket_err, orket_cfg = false, cfg
     else
-      -- "orket.lua: mcp.servers.x.command: ..." placed at its field's line, as orket
-      -- validate places it
-      local placed = {}
-      scriptcheck.add(placed, engine.dir, merr, "orket.lua")
-      s, err, code = nil, scriptcheck.format(placed[1]), mcode
+      -- "orket.lua: mcp.servers.x.command: ..." placed at its field's line
+      s, err, code, orket_err = nil, now, mcode, now
     end
   end
   if s then
     local ok
     ok, err, code = M.validate(s, engine.settings, engine.models)
-    if not ok then s = nil end
+    if not ok then s, err = nil, models_kept(engine, err, orket_cfg) end
   end
   local names = file_list(files)
   if not s then
-    local problems = M.problems(engine.dir)
+    -- (orket.lua held as empty: not read, its loaded version in force)
+    if held[engine.dir .. "/orket.lua"] then orket_err = false end
+    local problems = M.problems(engine.dir, orket_err)
     -- every broken file with its line, as orket validate says them; the set's own error
     -- when no file is broken on its own (a team role gone, a role's tool gone)
     if #problems > 0 then err = problems[1] end
@@ -310,6 +417,8 @@ local function reload_set(engine, files, keep)
     for name in pairs(was) do differs(name) end
     if more then names = file_list(all) end
   end
+  -- nothing changed but files held: the set in force is the one the files give
+  if next(held) and #names == 0 then return true end
   -- the MCP servers' tools beside the files'
   engine:swap_scripts { roles = s.roles, tools = engine.mcp and engine.mcp:wrap(s.tools) or s.tools, policies = s.policies,
     routing = s.routing, scripts_seen = s.seen }

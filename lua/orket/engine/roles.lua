@@ -134,16 +134,23 @@ function M.load_file(path, base)
   return role
 end
 
---- load(dirs[, base]) -> set {by_name = {name = role}, names = {...}} | nil, msg, CODE
---- Later directories override earlier ones by role name. base: as load_file's.
-function M.load(dirs, base)
+--- load(dirs[, base[, skip]]) -> set {by_name = {name = role}, names = {...}} | nil, msg, CODE
+--- Later directories override earlier ones by role name. base: as load_file's. skip: {path =
+--- true} of files left unread (a hot reload's held ones: orket.engine.reload). A folder that
+--- is there and cannot be listed: nil, "roles: cannot be listed (...)", CODE.
+function M.load(dirs, base, skip)
   local set = { by_name = {}, names = {} }
   for _, dir in ipairs(dirs) do
-    for _, path in ipairs(lua_files(dir)) do
-      local role, err, code = M.load_file(path, base)
-      if not role then return nil, err, code end
-      if not set.by_name[role.name] then set.names[#set.names + 1] = role.name end
-      set.by_name[role.name] = role
+    -- a folder that cannot be listed is refused, never read as one with no roles
+    local paths, lerr, lcode = lua_files(dir, scriptfile.name(dir, base))
+    if lerr then return nil, lerr, lcode end
+    for _, path in ipairs(paths) do
+      if not (skip and skip[path]) then
+        local role, err, code = M.load_file(path, base)
+        if not role then return nil, err, code end
+        if not set.by_name[role.name] then set.names[#set.names + 1] = role.name end
+        set.by_name[role.name] = role
+      end
     end
   end
   table.sort(set.names)

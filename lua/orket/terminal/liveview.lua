@@ -226,6 +226,8 @@ function View:event(ev)
     self:note("reload refused, keeping the old scripts: " .. tostring(ev.error))
     -- every other broken file, each on its own line as orket validate says them
     for i = 2, type(ev.problems) == "table" and #ev.problems or 0 do self:note("  also: " .. tostring(ev.problems[i])) end
+  elseif t == "reload_held" then
+    self:note("hot reload: " .. inert.line(ev.message)) -- an emptied script kept as loaded
   elseif t == "watch_error" then
     self:note("hot reload: " .. tostring(ev.error))
   elseif t == "journal_error" then

@@ -53,7 +53,8 @@ describe("scriptfile.read", function()
     local r, err, code = routing.load(dir .. "/routing.lua")
     assert.is_nil(r)
     assert.equal("ENOENT", code)
-    assert.matches("routing%.lua: cannot read: No such file or directory$", err)
+    assert.matches("routing%.lua: cannot read: No such file or directory %(a link to gone%.lua, which does not exist%)$",
+      err)
   end)
 
   it("says a routing.lua's misspelt field first among unknown ones", function()
