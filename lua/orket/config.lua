@@ -325,8 +325,33 @@ function M.load(dir, getenv)
   return cfg
 end
 
+-- tree_file(dir) -> the project, and its folder, whose tree dir lies in (its workspace/, a
+-- card's directory under its .orket/) when dir is no project of its own | nil. Agents write
+-- there: an orket.lua, tools/ and policies/ an agent committed are files of the tree, and
+-- read as a project they would run its tools and reach its MCP servers with the person's
+-- environment. (A replay kept under .orket/ is a project of its own: is_project.)
+local function tree_file(dir)
+  if is_project(dir) then return nil end
+  local above, folder = M.holding(dir)
+  if folder == "workspace" or folder == ".orket" then return above, folder end
+end
+
+--- in_tree(dir) -> message | nil: dir lies in another project's workspace/ (or a card's
+--- directory under its .orket/) and is no project of its own, so nothing of it is read
+--- (its orket.lua, tools/, policies/ are files of that tree, which agents write)
+function M.in_tree(dir)
+  local above, folder = tree_file(dir or ".")
+  if not above then return nil end
+  return string.format("%s is in the %s/ of the project %s: an orket.lua there is a file of the project's tree "
+    .. "(an agent's or a person's), not a project, and is not read; give the project with -C %s",
+    M.shown(dir or "."), folder, M.shown(above), M.dir_word(above))
+end
+
 function M.read(dir)
   dir = dir or "."
+  -- (without an orket.lua there, the read's own "not found" says where the project is)
+  local tree = uv.fs_stat(dir .. "/orket.lua") and M.in_tree(dir)
+  if tree then return nil, tree, "EINVAL" end
   local path = dir .. "/orket.lua"
   local src, rerr, rcode = scriptfile.read(path)
   if not src then

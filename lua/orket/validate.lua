@@ -464,6 +464,14 @@ function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
+  -- a folder in a project's tree: none of its scripts is loaded (its tools would run)
+  local tree = config.in_tree(dir)
+  if tree then
+    add(out, dir, uv.fs_stat(dir .. "/orket.lua") and tree or "orket.lua: not found; " .. config.no_project(dir, "a project"),
+      "orket.lua")
+    summary.mcp = {}
+    return out, summary, warnings
+  end
   local cfg, team, msection, data = check_config(dir, out)
   check_folders(dir, out, warnings)
   check_twins(dir, out)

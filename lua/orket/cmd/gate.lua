@@ -79,7 +79,8 @@ local function load_rules(o, cli)
   end
   -- roles/, tools/ or policies/ that is a file: the built-in scripts alone would decide,
   -- unlike the run, which refuses the project (config.script_folders)
-  local ferr = config.script_folders(dir)
+  -- a folder of a project's tree: its scripts are files agents wrote, never loaded
+  local ferr = config.in_tree(dir) or config.script_folders(dir)
   if ferr then
     cli.err("%s", named(ferr))
     return nil, 1

@@ -1,0 +1,37 @@
+-- An orket.lua with tools/ and policies/ beside it inside a project's workspace/ (an agent
+-- may write those names there: they are the team's files) is a file of the tree, never a
+-- project: a person who runs orket there is told to name the project, and nothing of it is
+-- loaded (its tool script would run, its MCP servers be started with the person's
+-- environment).
+local H = require "tests.helpers"
+
+describe("an orket.lua inside a project's workspace/", function()
+  after_each(function() H.cleanup() end)
+
+  it("is not read as a project by any command run there", function()
+    local dir = H.tmpdir() .. "/p"
+    local init = H.orket("init --yes " .. H.quote(dir))
+    assert.equal(0, init.status, init.stderr)
+    local ws = dir .. "/workspace"
+    local sub = ws .. "/svc"
+    for _, d in ipairs({ ws, sub }) do
+      assert(os.execute("mkdir -p " .. H.quote(d .. "/tools") .. " " .. H.quote(d .. "/policies")))
+      H.write(d .. "/orket.lua", 'name = "tree"\n')
+      H.write(d .. "/tools/evil.lua", 'error("EVIL TOOL LOADED")\n')
+      H.write(d .. "/policies/evil.lua", 'error("EVIL POLICY LOADED")\n')
+    end
+    for _, d in ipairs({ ws, sub }) do
+      for _, cmd in ipairs({ "validate", "run START", "gate check --role coder --tool read_file --args {}" }) do
+        local r = H.orket(cmd, { cwd = d })
+        local out = r.stdout .. r.stderr
+        assert.is_not.equal(0, r.status, cmd .. " in " .. d)
+        assert.is_nil(out:find("EVIL", 1, true), cmd .. ": " .. out)
+        assert.matches("in the workspace/ of the project", out, 1, true)
+        assert.matches("-C", out, 1, true)
+      end
+    end
+    -- the project itself is read as always
+    local v = H.orket("validate", { cwd = dir })
+    assert.equal(0, v.status, v.stdout .. v.stderr)
+  end)
+end)
