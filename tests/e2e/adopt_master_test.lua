@@ -49,6 +49,17 @@ describe("adopting a repository without main", function()
     assert.is_nil(r.stderr:find("branch -m", 1, true), r.stderr)
   end)
 
+  it("names workspace/ as seen from where init ran", function()
+    local top = H.tmpdir()
+    repo_on_master(top .. "/p")
+    local r = H.orket("init --yes p", { cwd = top })
+    assert.equal(1, r.status)
+    assert.matches("(git -C p/workspace branch -m main)", r.stderr, 1, true)
+    assert.matches("(git -C p/workspace checkout -b main)", r.stderr, 1, true)
+    sh("cd " .. H.quote(top) .. " && git -C p/workspace branch -m main")
+    assert.equal(0, H.orket("init --yes p", { cwd = top }).status)
+  end)
+
   it("adopts a repository that has main while HEAD is on master", function()
     local dir = H.tmpdir() .. "/p"
     local ws = repo_on_master(dir)

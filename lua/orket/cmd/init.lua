@@ -402,6 +402,12 @@ end
 -- A failed create, undone: what was made removed, and said -> exit status 1
 local function undone(cli, dir, made, err)
   local left = made.undo()
+  -- the git layer's commands name workspace/ as seen from the project folder: from
+  -- elsewhere, as seen from here (orket init p: git -C p/workspace)
+  if type(err) == "string" and dir ~= "." then
+    local ws = config.dir_word(dir .. "/workspace")
+    err = err:gsub("git %-C workspace ", function() return "git -C " .. ws .. " " end)
+  end
   if #made == 0 then
     -- it failed before making anything (DIR is a file): nothing to have removed
     cli.err("%s; nothing was changed", err)
