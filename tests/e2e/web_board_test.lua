@@ -73,6 +73,14 @@ describe("the web board in Chromium", function()
     with_browser(390, 800, function(wd)
       sign_in(wd, s, key)
       wd:wait('#tree li[data-card="' .. X .. '"]', "the new card in the tree")
+      -- On a phone the card pane is under the board, and the sign-in's later loads still
+      -- change the board's height: the violations' labels in the tree come 200 ms after it
+      -- is drawn, a line more under CHG-1. A click in the pane meanwhile could land where
+      -- its target was a moment before (chromedriver clicks a point): the actions' summary
+      -- moved 25 px down while it was clicked, the form stayed closed, and the move's wait
+      -- timed out (seen under the sanitizer build, whose slower answers land later). The
+      -- label shown, nothing above the pane moves until the test's own moves.
+      wd:wait('#tree li[data-card="CHG-1"] > .violation-label', "CHG-1's violation label")
       -- no title on the board is broken inside a word: each word's text lies on one line
       local split = wd:js([[
         var out = [];
@@ -93,6 +101,7 @@ describe("the web board in Chromium", function()
 
       show(wd, X)
       wd:press("#actions > summary")
+      assert.is_true(wd:js("return document.getElementById('actions').open"), "the actions' form did not open")
       wd:press('#move-to option[value="blocked"]')
       wd:press('#move-reason option[value="resource"]')
       wd:press("#move-button")
