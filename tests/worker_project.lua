@@ -67,16 +67,32 @@ limits = { calls_run = %d }
   return dir
 end
 
---- start_worker(dir, k, {start =, lease_ms =}) -> pid: `orket worker --drain` in dir in the
---- background, its output appended to wK.out and wK.err; start: the target it records a run
---- of (or joins the one another worker started).
+--- start_worker(dir, k, {start =, lease_ms =, env =}) -> pid: `orket worker --drain` in dir
+--- in the background, its output appended to wK.out and wK.err; start: the target it records
+--- a run of (or joins the one another worker started); env: a "K=V ..." prefix (a fault).
 function M.start_worker(dir, k, o)
-  local p = io.popen(string.format("cd %s && exec %s worker %s--drain --lease-ms %d >>%s/w%d.out 2>>%s/w%d.err & echo $!",
-    H.quote(dir), H.quote(H.BIN), o.start and ("--start " .. o.start .. " ") or "", o.lease_ms, H.quote(dir), k,
-    H.quote(dir), k))
+  local p = io.popen(string.format("cd %s && %s exec %s worker %s--drain --lease-ms %d >>%s/w%d.out 2>>%s/w%d.err & echo $!",
+    H.quote(dir), o.env or "", H.quote(H.BIN), o.start and ("--start " .. o.start .. " ") or "", o.lease_ms,
+    H.quote(dir), k, H.quote(dir), k))
   local pid = tonumber(p:read("l"))
   p:close()
   return pid
+end
+
+--- stopped(pid) -> whether process pid is stopped (a fault's SIGSTOP)
+function M.stopped(pid)
+  local st = H.read("/proc/" .. pid .. "/stat") or ""
+  return st:match("^%d+ %b() (%a)") == "T"
+end
+
+--- events(dir, k, kind) -> the events of type kind worker k printed (its wK.out), in order
+function M.events(dir, k, kind)
+  local out = {}
+  for line in (H.read(dir .. "/w" .. k .. ".out") or ""):gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    if ok and type(ev) == "table" and ev.type == kind then out[#out + 1] = ev end
+  end
+  return out
 end
 
 --- side_by_side(text) -> the most runs one worker had turns of in flight at once, read from

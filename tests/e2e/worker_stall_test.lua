@@ -6,7 +6,6 @@
 -- fence) makes the taker wait for the effect begun. On PostgreSQL (tests/with_pg.lua) the
 -- project names a fresh database of the test server.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 local backends = require "tests.backends"
 local WP = require "tests.worker_project"
 
@@ -14,26 +13,9 @@ local LEASE_MS = 1000
 
 -- `orket worker --drain` in dir in the background, with env (a "K=V ..." prefix) -> pid
 local function worker(dir, k, env, start)
-  local p = io.popen(string.format("cd %s && %s exec %s worker %s--drain --lease-ms %d >>w%d.out 2>>w%d.err & echo $!",
-    H.quote(dir), env, H.quote(H.BIN), start and "--start W " or "", LEASE_MS, k, k))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  return pid
+  return WP.start_worker(dir, k, { env = env, start = start and "W" or nil, lease_ms = LEASE_MS })
 end
-
-local function stopped(pid)
-  local st = H.read("/proc/" .. pid .. "/stat") or ""
-  return st:match("^%d+ %b() (%a)") == "T"
-end
-
-local function events(dir, k, kind)
-  local out = {}
-  for line in (H.read(dir .. "/w" .. k .. ".out") or ""):gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    if ok and type(ev) == "table" and ev.type == kind then out[#out + 1] = ev end
-  end
-  return out
-end
+local stopped, events = WP.stopped, WP.events
 
 -- waits for the second worker to take W-1 over; on a timeout, says what both workers printed
 -- (the wait has timed out once under a loaded CI, and their logs are the only witnesses)
