@@ -2,26 +2,12 @@
 -- (docs/teams.md): revoking a key by the name its person gave it, what the key refusals
 -- say in the key roles' own words, and the people API's refusals naming their field.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
-local PASS = "correct horse battery"
-local JSON = "Content-Type: application/json"
+local people = require "tests.people"
 
+local PASS = people.PASS
 local ok, req = H.ok, H.request
-
-local function add(dir, name, role)
-  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
-    env = { PW = PASS } }), "users add " .. name)
-end
-
--- a person signed in: {cookie header, csrf header, content type}
-local function sign_in(s, user)
-  local status, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", headers = { JSON },
-    body = cjson.encode { user = user, password = PASS }, total_timeout_ms = 20000 }
-  assert(status == 200, "sign-in of " .. user .. ": " .. tostring(status))
-  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. cjson.decode(text).csrf,
-    JSON }
-end
+local add, sign_in = people.add, people.sign_in
 
 describe("a team's administration", function()
   after_each(function()

@@ -1,22 +1,13 @@
--- The people API's answers once orket.serve.people carries the patch (offfix's report):
--- PUT /v1/users/NAME/role says what the default project's role became; re-adding a
--- disabled person's name gives enable as the remedy.
+-- The people API's answers (docs/teams.md): PUT /v1/users/NAME/role says what the default
+-- project's role became, and re-adding a disabled person's name gives enable as the remedy.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local PASS = "correct horse battery"
-local JSON = "Content-Type: application/json"
+local people = require "tests.people"
+
+local PASS = people.PASS
 local ok, req = H.ok, H.request
-local function add(dir, name, role)
-  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
-    env = { PW = PASS } }), "users add " .. name)
-end
-local function sign_in(s, user)
-  local status, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", headers = { JSON },
-    body = cjson.encode { user = user, password = PASS }, total_timeout_ms = 20000 }
-  assert(status == 200, "sign-in of " .. user .. ": " .. tostring(status))
-  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. cjson.decode(text).csrf,
-    JSON }
-end
+local add, sign_in = people.add, people.sign_in
+
 describe("the people API's answers", function()
   after_each(function() H.kill_servers(); H.cleanup() end)
   it("says the default project's role, and enable for a disabled name", function()

@@ -6,26 +6,12 @@
 -- project is not made one. A person of a directory is refused (their role follows their
 -- groups). Re-adding a disabled person's name points at `orket users enable`.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
-local PASS = "correct horse battery"
-local JSON = "Content-Type: application/json"
+local people = require "tests.people"
 
+local PASS, JSON = people.PASS, people.JSON
 local ok, req = H.ok, H.request
-
-local function add(dir, name, role)
-  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
-    env = { PW = PASS } }), "users add " .. name)
-end
-
--- a person signed in: {cookie header, csrf header, content type}
-local function sign_in(s, user)
-  local status, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", headers = { JSON },
-    body = cjson.encode { user = user, password = PASS }, total_timeout_ms = 20000 }
-  assert(status == 200, "sign-in of " .. user .. ": " .. tostring(status))
-  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. cjson.decode(text).csrf,
-    JSON }
-end
+local add, sign_in = people.add, people.sign_in
 
 -- the person's role in project, as the store holds it
 local function member_role(dir, project, name)
