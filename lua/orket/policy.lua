@@ -313,18 +313,22 @@ function M.order(lists)
   return out
 end
 
---- files_in(dirs[, base]) -> sorted list of */*.lua in each existing directory
+--- files_in(dirs[, base[, skip]]) -> sorted list of */*.lua in each existing directory
 --- (orket.scriptfile.list: of any kind, so that a FIFO or a folder is refused by name when
 --- read); a later directory's file overrides an earlier one's of the same name (a project's
 --- policies/ over Orket's). A directory that is there and cannot be listed: the list, then
 --- "dir: cannot be listed (CODE: ...)", CODE, dir named from base (scriptfile.name), for
 --- the caller to refuse rather than go on without its scripts.
-function M.files_in(dirs, base)
+function M.files_in(dirs, base, skip)
   local lists, ferr, fcode = {}, nil, nil
   for i, dir in ipairs(dirs) do
-    local err, code
-    lists[i], err, code = scriptfile.list(dir, scriptfile.name(dir, base))
+    local err, code, list
+    list, err, code = scriptfile.list(dir, scriptfile.name(dir, base))
     if err and not ferr then ferr, fcode = err, code end
+    -- a skipped file is left out before the names are matched: the earlier folder's file of
+    -- its name (a built-in) stays, as it would were the file not there
+    lists[i] = {}
+    for _, p in ipairs(list or {}) do if not (skip and skip[p]) then lists[i][#lists[i] + 1] = p end end
   end
   return M.order(lists), ferr, fcode
 end

@@ -98,13 +98,13 @@ function M.load(dir, held)
   local role_set, rerr, rcode = roles.load(roles.dirs(dir), dir, held)
   if not role_set then return nil, rerr, rcode end
   -- (a folder made unreadable since the check above is refused too, never read as empty)
-  local tpaths, lerr, lcode = policy.files_in({ home .. "/tools", dir .. "/tools" }, dir)
+  local tpaths, lerr, lcode = policy.files_in({ home .. "/tools", dir .. "/tools" }, dir, held)
   if lerr then return nil, lerr, lcode end
-  local reg, terr, tcode = tools_mod.load(unheld(tpaths, held), dir)
+  local reg, terr, tcode = tools_mod.load(tpaths, dir)
   if not reg then return nil, terr, tcode end
-  local ppaths, plerr, plcode = policy.files_in({ home .. "/policies", dir .. "/policies" }, dir)
+  local ppaths, plerr, plcode = policy.files_in({ home .. "/policies", dir .. "/policies" }, dir, held)
   if plerr then return nil, plerr, plcode end
-  local pol, perr, pcode = policy.load(unheld(ppaths, held), dir)
+  local pol, perr, pcode = policy.load(ppaths, dir)
   if not pol then return nil, perr, pcode end
   local rpath = dir .. "/routing.lua"
   local route, oerr, ocode = routing.load(not (held and held[rpath]) and rpath or nil, dir)
@@ -286,8 +286,9 @@ local function say_held(engine, names)
   if not said then return end
   local files = jsonout.array()
   for i, n in ipairs(names) do files[i] = n end
-  local msg = string.format("%s %s empty, taken for a save in progress: the loaded version is kept until %s "
-    .. "content again (remove the file to remove the script)", table.concat(names, ", "),
+  local msg = string.format("%s %s empty, taken for a save in progress: what was loaded is kept (a new file "
+    .. "is not read, a built-in of its name stays) until %s content again (remove the file to remove the script)",
+    table.concat(names, ", "),
     #names > 1 and "are" or "is", #names > 1 and "each has" or "it has")
   engine.db:event { kind = "reload_held", run = engine.run_id, data = { file = names[1], files = files, message = msg } }
   engine:emit { type = "reload_held", file = names[1], files = files, message = msg }

@@ -210,6 +210,18 @@ describe("a script emptied during a run", function()
     H.write(dir .. "/policies/default.lua", "") -- would replace Orket's default policies
     assert.is_true(reload.apply(e, { ["policies/default.lua"] = true }))
     assert.equal(n, #e.policies.rules)
+    -- and at a later reload of another file, which swaps in a new set: the built-in stays
+    H.write(dir .. "/roles/coder.lua", "return { intent = 'x', tools = { 'read_file' }, system = function() return 'later' end }\n")
+    assert.is_true(reload.apply(e, { ["roles/coder.lua"] = true }))
+    assert.equal("later", e.roles.by_name.coder.system({ seat = "x" }))
+    assert.equal(n, #e.policies.rules)
+    -- so for a tool: an empty tools/write_file.lua leaves the built-in write_file
+    os.execute("mkdir -p " .. q(dir .. "/tools"))
+    H.write(dir .. "/tools/write_file.lua", "")
+    assert.is_true(reload.apply(e, { ["tools/write_file.lua"] = true }))
+    H.write(dir .. "/roles/coder.lua", "return { intent = 'x', tools = { 'write_file' }, system = function() return 'again' end }\n")
+    assert.is_true(reload.apply(e, { ["roles/coder.lua"] = true }))
+    assert.is_table(e.tools:get("write_file"))
     e.close_all()
   end)
 end)
