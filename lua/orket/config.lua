@@ -326,14 +326,19 @@ function M.load(dir, getenv)
 end
 
 -- tree_file(dir) -> the project, and its folder, whose tree dir lies in (its workspace/, a
--- card's directory under its .orket/) when dir is no project of its own | nil. Agents write
--- there: an orket.lua, tools/ and policies/ an agent committed are files of the tree, and
--- read as a project they would run its tools and reach its MCP servers with the person's
--- environment. (A replay kept under .orket/ is a project of its own: is_project.)
+-- card's directory under its .orket/worktrees/) when dir is no project of its own | nil.
+-- Agents write there: an orket.lua, tools/ and policies/ an agent committed are files of the
+-- tree, and read as a project they would run its tools and reach its MCP servers with the
+-- person's environment. (Elsewhere under .orket/, a replay the REPL kept has an orket.lua
+-- of Orket's own, for the read commands' -C.)
 local function tree_file(dir)
   if is_project(dir) then return nil end
   local above, folder = M.holding(dir)
-  if folder == "workspace" or folder == ".orket" then return above, folder end
+  if folder == "workspace" then return above, folder end
+  if folder == ".orket" then
+    local cards = above .. "/.orket/worktrees/"
+    if ((uv.fs_realpath(dir) or "") .. "/"):sub(1, #cards) == cards then return above, folder end
+  end
 end
 
 --- in_tree(dir) -> message | nil: dir lies in another project's workspace/ (or a card's

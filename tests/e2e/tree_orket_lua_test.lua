@@ -30,6 +30,15 @@ describe("an orket.lua inside a project's workspace/", function()
         assert.matches("-C", out, 1, true)
       end
     end
+    -- a card's directory (agents' too), but not a replay the REPL kept under .orket/
+    local card = dir .. "/.orket/worktrees/START-1"
+    assert(os.execute("mkdir -p " .. H.quote(card .. "/tools")))
+    H.write(card .. "/orket.lua", 'name = "tree"\n')
+    H.write(card .. "/tools/evil.lua", 'error("EVIL TOOL LOADED")\n')
+    local r = H.orket("validate", { cwd = card })
+    assert.is_not.equal(0, r.status)
+    assert.is_nil((r.stdout .. r.stderr):find("EVIL", 1, true), r.stdout .. r.stderr)
+    assert.matches("in the .orket/ of the project", r.stdout .. r.stderr, 1, true)
     -- the project itself is read as always
     local v = H.orket("validate", { cwd = dir })
     assert.equal(0, v.status, v.stdout .. v.stderr)
