@@ -52,7 +52,10 @@ function M.new(o)
   -- a write transaction this process leaves idle past the lease (stopped inside it) holds
   -- the store's journal lock, and so the cards, from the worker that would take them over:
   -- the server ends it (PostgreSQL; SQLite's cannot wait on the loop)
-  if type(o.db.idle_tx_limit) == "function" then o.db:idle_tx_limit(math.max(ttl, M.IDLE_TX_MIN_MS)) end
+  -- Twice the lease: a worker's own work between two statements counts as idle too (git on
+  -- the loop inside a step's transaction), and work that holds the loop for longer than
+  -- the lease has let its leases lapse already (their renewal waits on the same loop)
+  if type(o.db.idle_tx_limit) == "function" then o.db:idle_tx_limit(math.max(2 * ttl, M.IDLE_TX_MIN_MS)) end
   local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
   return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
     marks = 0, marked = {}, releasing = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end,

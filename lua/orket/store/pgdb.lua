@@ -443,7 +443,8 @@ function DB:read(fn, ...) return self:_tx(BEGIN_READ, fn, ...) end
 --- every other writer waiting for as long as it stood still, and a worker's cards from the
 --- worker that would take them over (orket.engine.lease asks for its lease's time). The
 --- stalled process, woken, finds its connection gone (a failure of the store's, _note).
---- A transaction's function waits on its own statements only, so no other one is cut short.
+--- Work of the process's own between two statements of a transaction (git on the loop) is
+--- idle time to the server too: ms must exceed the longest such work (docs/store.md).
 function DB:idle_tx_limit(ms)
   if math.type(ms) ~= "integer" or ms < 1 then error("bad argument #1 to 'idle_tx_limit' (positive integer expected)", 2) end
   if self.idle_ms and self.idle_ms <= ms then return end
