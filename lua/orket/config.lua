@@ -325,19 +325,59 @@ function M.load(dir, getenv)
   return cfg
 end
 
--- tree_file(dir) -> the project, and its folder, whose tree dir lies in (its workspace/, a
--- card's directory under its .orket/worktrees/) when dir is no project of its own | nil.
--- Agents write there: an orket.lua, tools/ and policies/ an agent committed are files of the
--- tree, and read as a project they would run its tools and reach its MCP servers with the
--- person's environment. (Elsewhere under .orket/, a replay the REPL kept has an orket.lua
--- of Orket's own, for the read commands' -C.)
+-- path with its "." and ".." parts taken out by name (an absolute path)
+local function lexical(path)
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then parts[#parts] = nil elseif part ~= "." then parts[#parts + 1] = part end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+-- dir's absolute paths to look above: the real one, and the one as it was named (from the
+-- shell's $PWD when that is this folder): a workspace/ that is a link to another place is
+-- only left on the way up the latter.
+local function paths_of(dir)
+  local real = uv.fs_realpath(dir)
+  local out = { real } -- (empty when dir is not there)
+  local base = ""
+  if dir:sub(1, 1) ~= "/" then
+    local pwd, here = os.getenv("PWD"), uv.fs_realpath(".")
+    base = (pwd and pwd:sub(1, 1) == "/" and uv.fs_realpath(pwd) == here) and pwd or here or ""
+  end
+  local named = lexical(base .. "/" .. dir)
+  if named ~= real then out[#out + 1] = named end
+  return out
+end
+
+-- The name of project up's folder that path lies in and that holds what agents and exports
+-- write: workspace/ (main's view), .orket/ (the cards' directories, the sandboxes' exported
+-- trees: all of it but the folder of a replay the REPL kept, whose orket.lua is Orket's own
+-- for the read commands' -C) and deploy/ (sandbox compose's tree of main) | nil
+local function tree_region(up, path)
+  local p = path .. "/"
+  local function under(prefix) return p:sub(1, #prefix) == prefix end
+  if under(up .. "/workspace/") then return "workspace" end
+  if under(up .. "/.orket/") and not path:sub(#up + 2):match("^%.orket/replay%-[^/]+$") then return ".orket" end
+  if under(up .. "/deploy/") then return "deploy" end
+end
+
+-- tree_file(dir) -> the outermost project, and its folder, whose tree dir lies in | nil.
+-- Agents write there: an orket.lua, tools/ and policies/ an agent wrote or committed are
+-- files of the tree, and read as a project they would run its tools and reach its MCP
+-- servers with the person's environment. Looked at whatever dir holds: a program an agent
+-- ran can make a folder there look like a project (.orket/ and a workspace link to itself).
 local function tree_file(dir)
-  if is_project(dir) then return nil end
-  local above, folder = M.holding(dir)
-  if folder == "workspace" then return above, folder end
-  if folder == ".orket" then
-    local cards = above .. "/.orket/worktrees/"
-    if ((uv.fs_realpath(dir) or "") .. "/"):sub(1, #cards) == cards then return above, folder end
+  for _, path in ipairs(paths_of(dir)) do
+    local at, found, folder = path, nil, nil
+    while true do
+      local up = at:match("^(.*)/[^/]+$")
+      if not up or up == "" then break end
+      local region = is_project(up) and tree_region(up, path)
+      if region then found, folder = up, region end
+      at = up
+    end
+    if found then return found, folder end
   end
 end
 

@@ -43,4 +43,65 @@ describe("an orket.lua inside a project's workspace/", function()
     local v = H.orket("validate", { cwd = dir })
     assert.equal(0, v.status, v.stdout .. v.stderr)
   end)
+
+  -- refused, with nothing of the folder loaded, run from dir and given with -C from the project
+  local function refused(project, dir, rel, folder)
+    for _, how in ipairs { { cwd = dir, args = "validate" }, { cwd = project, args = "validate -C " .. rel } } do
+      local r = H.orket(how.args, { cwd = how.cwd })
+      local out = r.stdout .. r.stderr
+      assert.is_not.equal(0, r.status, how.args .. " in " .. how.cwd .. ": " .. out)
+      assert.is_nil(out:find("EVIL", 1, true), out)
+      assert.matches("in the " .. folder .. "/ of the project", out, 1, true)
+    end
+  end
+
+  local function evil(d)
+    assert(os.execute("mkdir -p " .. H.quote(d .. "/tools")))
+    H.write(d .. "/orket.lua", 'name = "tree"\n')
+    H.write(d .. "/tools/evil.lua", 'error("EVIL TOOL LOADED")\n')
+  end
+
+  it("is refused though a program made its folder look like a project", function()
+    -- .orket/ and a workspace link to the folder itself: what a card's program can make and
+    -- commit (the gate stops only the file tools)
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init --yes " .. H.quote(dir)).status)
+    local sub = dir .. "/workspace/svc"
+    evil(sub)
+    assert(os.execute("mkdir -p " .. H.quote(sub .. "/.orket") .. " && ln -s . " .. H.quote(sub .. "/workspace")))
+    refused(dir, sub, "workspace/svc", "workspace")
+    evil(dir .. "/workspace")
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/workspace/.orket") .. " && ln -s . "
+      .. H.quote(dir .. "/workspace/workspace")))
+    refused(dir, dir .. "/workspace", "workspace", "workspace")
+  end)
+
+  it("is refused when workspace/ is a link to another place", function()
+    local top = H.tmpdir()
+    local dir = top .. "/p"
+    assert.equal(0, H.orket("init --yes " .. H.quote(dir)).status)
+    assert(os.execute("mv " .. H.quote(dir .. "/workspace") .. " " .. H.quote(top .. "/repo") .. " && ln -s "
+      .. H.quote(top .. "/repo") .. " " .. H.quote(dir .. "/workspace")))
+    evil(top .. "/repo/svc")
+    refused(dir, dir .. "/workspace/svc", "workspace/svc", "workspace")
+  end)
+
+  it("is refused by projects add and by secrets list", function()
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init --yes " .. H.quote(dir)).status)
+    evil(dir .. "/workspace/sub")
+    local r = H.orket("projects add workspace/sub", { cwd = dir })
+    assert.is_not.equal(0, r.status, r.stdout)
+    assert.matches("in the workspace/ of the project", r.stderr, 1, true)
+    r = H.orket("secrets list", { cwd = dir .. "/workspace/sub" })
+    assert.is_not.equal(0, r.status, r.stdout)
+    assert.matches("in the workspace/ of the project", r.stderr, 1, true)
+  end)
+
+  it("is refused in sandbox compose's copy of main's tree", function()
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init --yes " .. H.quote(dir)).status)
+    evil(dir .. "/deploy/src/svc")
+    refused(dir, dir .. "/deploy/src/svc", "deploy/src/svc", "deploy")
+  end)
 end)

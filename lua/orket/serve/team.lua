@@ -6,6 +6,7 @@ local sp = require "orket.store.projects"
 local audit_chain = require "orket.audit.chain"
 local users = require "orket.store.users"
 local team_settings = require "orket.settings.team"
+local config = require "orket.config"
 local uv = require "luv"
 
 local M = {}
@@ -29,6 +30,9 @@ function M.resolve(base, dir, name)
   if not real or not (uv.fs_stat(real .. "/orket.lua") or uv.fs_stat(real .. "/.orket")) then
     return nil, dir .. " is not a project directory (no orket.lua or .orket/ there)", "ENOENT"
   end
+  -- a folder of another project's tree (an orket.lua an agent wrote there) is never a project
+  local tree = config.in_tree(real)
+  if tree then return nil, tree, "EUSAGE" end
   if real == uv.fs_realpath(base) then return nil, dir .. " is the default project, which the server serves already", "EEXIST" end
   name = name or real:match("([^/]+)$"):lower()
   local ok, nerr = team_settings.project_name(name)
