@@ -151,9 +151,14 @@ function M.in_dir(dir, msg)
 end
 
 --- project_settings(dir, defaults) -> cfg, settings | nil (the error printed): the project's
---- orket.lua (the built-in defaults when it has none, with defaults) and its settings resolved
+--- orket.lua (the built-in defaults when it has none, with defaults) and its settings resolved.
+--- The defaults never stand for a folder inside a project's own folders (its workspace/,
+--- epics/, .orket/...): the person meant that project, and is told to give it with -C.
 function M.project_settings(dir, defaults)
-  local cfg, s = require("orket.config").settings(dir, defaults) -- lazy: as open_store's
+  local config = require "orket.config" -- lazy: as open_store's
+  -- (holding(dir) is dir itself for a project, whose orket.lua is then read as without defaults)
+  if defaults and config.holding(dir or ".") then defaults = false end
+  local cfg, s = config.settings(dir, defaults)
   if not cfg then M.err("%s", M.in_dir(dir, s)) return nil end
   return cfg, s
 end

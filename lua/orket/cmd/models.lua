@@ -107,8 +107,10 @@ end
 
 cmd.summary = "list configured models and check each endpoint"
 cmd.help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
-  "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
-  "every HTTP provider for its model list. Keys are taken from the environment.\n" ..
+  "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL); inside a project's own folders\n" ..
+  "(its workspace/, epics/, ...) it names that project, to give with -C, instead.\n" ..
+  "Applies ORKET_MODEL, and asks every HTTP provider for its model list. Keys are\n" ..
+  "taken from the environment.\n" ..
   "Exits 1 when a provider the project uses (the default model's, a seat's, a role's,\n" ..
   "an experiment's; not one only routing.lua chooses, known at a turn) fails,\n" ..
   "or does not list a model the project asks it for;\n" ..

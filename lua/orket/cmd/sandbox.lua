@@ -86,7 +86,11 @@ compose   writes compose.yaml (and a Dockerfile when the tree has none) for the 
 
 -- What a sandbox of main's head (or rev) would run: plan, settings, commit | nil (printed).
 local function load(dir, cli, rev)
-  local cfg, s = cli.project_settings(dir, true)
+  -- main's tree is written out under the project's .orket/: the built-in defaults stand for
+  -- a missing orket.lua only beside a project's store (as up, list, check and prune read
+  -- it); a folder with neither orket.lua nor a store is no project, and is refused before
+  -- anything is written there
+  local cfg, s = cli.project_settings(dir, uv.fs_stat(dir .. "/.orket") ~= nil)
   if not cfg then return nil end
   local p, perr, _, why = source.plan(dir, s.sandbox, rev)
   if not p then

@@ -92,6 +92,9 @@ local function list(o)
   -- a directory that holds no project (a mistyped -C, a folder of a project's tree) has no
   -- secrets to list, and saying "no secrets" there would hide the mistake
   local tree = config.in_tree(o.dir)
+  if tree and not uv.fs_stat(o.dir .. "/orket.lua") then
+    tree = string.format("no project in %s (orket.lua not found); %s", o.dir, config.no_project(o.dir))
+  end
   if tree then return nil, tree, "ENOENT" end
   if not uv.fs_stat(o.dir .. "/orket.lua") and not uv.fs_stat(o.dir .. "/.orket") then
     return nil, string.format("no project in %s (neither orket.lua nor .orket/ there); %s", o.dir,

@@ -21,7 +21,8 @@ function M.scratch(dir)
   -- absolute: the export writes a tree's folders below it, which a relative path ("./")
   -- failed to open
   dir = uv.fs_realpath(dir) or dir
-  uv.fs_mkdir(dir .. "/.orket", 448)
+  -- sandboxes/ only: a project has its .orket/ already; making one here turned a folder
+  -- that is no project into one that looks like it (a later 'orket init' there refused)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   scratch_n = scratch_n + 1
   return string.format("%s/.orket/sandboxes/export.%d.%d.%d", dir, uv.os_getpid(), uv.hrtime() % 1000000, scratch_n)
