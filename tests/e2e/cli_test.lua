@@ -221,7 +221,7 @@ describe("orket CLI", function()
       return out
     end
     local out = on_tty("restore --check ../trunc.backup")
-    assert.matches("\nhint: take another copy of the backup (this one is damaged: cut short or not whole)", out, 1, true)
+    assert.matches("\nhint: take another copy of the backup (this one is damaged: cut short, not whole or changed inside)", out, 1, true)
     assert.not_matches("`orket restore` a backup", out, 1, true)
     out = on_tty("restore --check ../b.enc --passphrase-env BP", "BP=wrong-passphrase")
     assert.matches("\nhint: give the key file or passphrase it was made with (docs/guide/deploying.md, "
@@ -279,7 +279,7 @@ describe("orket CLI", function()
     assert.equal(0, H.orket("run START", { cwd = dir }).status)
     r = H.orket("resume", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal("orket: no run to resume (every run is done)\n", r.stderr)
+    assert.equal("orket: no run to resume (every run is done); workspace/ caught up with main\n", r.stderr)
   end)
 
   -- `sandbox list --json` wrote an empty list as {} (cjson's guess for an empty table): a

@@ -88,11 +88,13 @@ describe("workspace/ as a view of main", function()
     local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
     assert.equal(doc.main, repo:head("main"))
 
-    -- GET /v1/status gives the same document
+    -- GET /v1/status gives the same document, but the server's folder
     local srv = H.serve(dir)
     local key = H.api_key(dir, "viewer1", "viewer")
     local status, body = H.api(srv, "GET", "/v1/status", key)
     assert.equal(200, status)
+    assert.equal(select(2, H.sh("cd " .. H.quote(dir) .. " && pwd -P")):gsub("%s+$", ""), doc.dir)
+    doc.dir = nil
     assert.same(doc, body)
     srv.stop()
 

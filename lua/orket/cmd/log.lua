@@ -8,6 +8,7 @@ local view = require "orket.views.log"
 local cost = require "orket.cost"
 local cmdline = require "orket.cmdline"
 local turn = require "orket.engine.turn"
+local config = require "orket.config"
 
 local cmd = { name = "log", summary = "print the transcript of a run" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
@@ -51,16 +52,17 @@ end
 local function num(v) return tostring(math.tointeger(v) or v) end
 
 -- What a merge's event says main's view kept of a person's (docs/git.md, *main's view*):
--- appended to its line, with the paths the event names (capped where it was written).
-local function view_kept(d, n)
+-- appended to its line, with the paths the event names (capped where it was written); its
+-- 'orket status' names the project as this log was given it (at: config.at's " -C DIR").
+local function view_kept(d, n, at)
   local out = ""
   if type(d.stale) == "string" then out = "\n   [git] workspace/ could not follow: " .. clip(d.stale, n) end
   local count = math.tointeger(d.diverged)
   if not count or count <= 0 then return out end
   local names = {}
   for i, p in ipairs(type(d.diverged_paths) == "table" and d.diverged_paths or {}) do names[i] = one(p) end
-  return out .. string.format("\n   [git] workspace/ kept your version of %d path%s: %s%s; 'orket status' shows both",
-    count, count == 1 and "" or "s", clip(table.concat(names, ", "), n), count > #names and ", ..." or "")
+  return out .. string.format("\n   [git] workspace/ kept your version of %d path%s: %s%s; 'orket status%s' shows both",
+    count, count == 1 and "" or "s", clip(table.concat(names, ", "), n), count > #names and ", ..." or "", at or "")
 end
 
 -- The events that belong to a card's turn, printed under its header.
@@ -229,7 +231,7 @@ local EVENT = {
   end,
   merge = function(ev, d, n, st)
     add(st, string.format("\n** %s merged %s into main (%s, %s)", one(ev.card), one(d.branch), one(d.kind),
-      one(d.id)) .. view_kept(d, n))
+      one(d.id)) .. view_kept(d, n, st.at))
   end,
   merge_conflict = function(ev, d, _, st)
     add(st, string.format("\n** %s conflicts with main in: %s; sent back to in_progress", one(ev.card),
@@ -244,7 +246,7 @@ local EVENT = {
   end,
   merge_remote = function(_, d, n, st)
     add(st, string.format("\n** the remote's main merged into main (%s, %s)", one(d.kind), one(d.id))
-      .. view_kept(d, n))
+      .. view_kept(d, n, st.at))
   end,
   pull_request = function(ev, d, _, st)
     add(st, string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
@@ -286,11 +288,12 @@ local function header(ev, st)
   end
 end
 
---- transcript(doc, full) -> the text of run doc (orket.log/1) for the terminal
-local function transcript(doc, full)
+--- transcript(doc, full, dir) -> the text of run doc (orket.log/1) for the terminal; dir:
+--- the project as the command was given it (its hints name it with -C)
+local function transcript(doc, full, dir)
   local run = doc.run
   local n = not full and 400 or nil -- characters of a message shown; --full shows them whole
-  local st = { full = full, open_turn = {}, shown = nil, out = {
+  local st = { full = full, open_turn = {}, shown = nil, at = config.at(dir), out = {
     string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target), run.state, run.started_at),
     cost.usage_text(doc.usage) } }
   for _, ev in ipairs(doc.events) do
@@ -341,7 +344,7 @@ function cmd.run(args, cli)
     return 0
   end
   -- everything above is inert already; this is the net for what a later edit forgets
-  io.stdout:write(inert.text(transcript(doc, o.full)), "\n")
+  io.stdout:write(inert.text(transcript(doc, o.full, o.dir)), "\n")
   return 0
 end
 

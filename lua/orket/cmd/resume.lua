@@ -8,6 +8,11 @@ local cmdline = require "orket.cmdline"
 local recorded = require "orket.engine.recorded"
 local claims = require "orket.engine.claims"
 local localuse = require "orket.serve.localuse"
+local setup = require "orket.engine.setup"
+local gitwork = require "orket.engine.gitwork"
+local board = require "orket.board"
+local status_view = require "orket.views.status"
+local uv = require "luv"
 
 local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
   args = run_cmd.options({ "RUN", optional = true, key = "target",
@@ -21,12 +26,16 @@ and tool calls already in the journal are used as recorded, so nothing is asked 
 A run left to the workers (orket worker --start, orket serve --workers) is left to them
 again, as when it started: this process works it, that run alone, as a worker does
 ('orket worker --resume RUN'), and every idle worker of the store joins it; it exits when
-the run ends. Ctrl-C ends the run (interrupted) unless another worker works it now.]]
+the run ends. Ctrl-C ends the run (interrupted) unless another worker works it now.
+With every run done there is nothing to resume (exit status 1), but main's view (workspace/)
+is still refreshed as a run's start refreshes it: the line says whether it caught up with
+main, or why not.]]
 
 -- The run to resume: target's, else the latest not done that no process is executing now
 -- (a server's run going beside one killed here is not the one to carry on; when every one
--- is going, the latest, whose refusal says so) -> row | nil, message. A store that cannot be
--- read gives its own message (ECORRUPT: the file is damaged), never "no run".
+-- is going, the latest, whose refusal says so) -> row | nil, message[, true: every run is
+-- done]. A store that cannot be read gives its own message (ECORRUPT: the file is
+-- damaged), never "no run".
 local function find_run(dir, db, target)
   local row, err
   if target then
@@ -54,8 +63,47 @@ local function find_run(dir, db, target)
   if target then return nil, "no run " .. target .. " (see 'orket runs')" end
   local recent, rerr = runs.recent(db, 1)
   if not recent then return nil, rerr end
-  return nil, recent[1] and "no run to resume (every run is done)"
-    or "no run to resume: nothing has run yet; start one with 'orket run EPIC'"
+  if recent[1] then return nil, "no run to resume (every run is done)", true end
+  return nil, "no run to resume: nothing has run yet; start one with 'orket run EPIC'"
+end
+
+-- recover(dir, db) -> true | nil, msg: what a run's start does first (gitwork.recover),
+-- with no run: stale locks removed, the cards' directories settled, main's view refreshed.
+-- Under .orket/git.lock, as a worker's repository is (an idle worker shares it).
+local function recover(dir, db)
+  local git, err = gitwork.open(dir .. "/workspace", dir .. "/.orket/worktrees")
+  if not git then return nil, err end
+  git.repo = gitwork.guard(git.repo, dir .. "/.orket/git.lock", git.state)
+  -- (a done card's directory that uncommitted changes keep stays, as at a run's start; its
+  -- event belongs in a run's journal, and there is no run)
+  local ok, rerr = gitwork.recover { git = git, board = board.open(db), emit = function() end }
+  git.repo:close()
+  return ok, rerr
+end
+
+-- With every run done, a resume still refreshes main's view as a run's start does, under
+-- the project's run lock: what says a view behind main "catches up at the next 'orket
+-- resume'" holds then too -> what it did, a clause for the "no run" line
+local function refresh_view(dir, db)
+  local gone = config.workspace_gone(dir) -- a missing workspace/ is made anew by a run, not here
+  if not gone and not uv.fs_lstat(dir .. "/workspace/.git") then gone = select(2, status_view.of_project(dir)) end
+  if gone then return "workspace/ was not refreshed: " .. tostring(gone) end
+  local lock, lerr = setup.lock(dir, { db = db })
+  if not lock then return "workspace/ was not refreshed: " .. tostring(lerr) end
+  local ok, rerr = recover(dir, db)
+  lock:release()
+  if not ok then return "workspace/ was not refreshed: " .. tostring(rerr) end
+  local doc, derr = status_view.of_project(dir)
+  if not doc then return "workspace/ was refreshed, but could not be read after: " .. tostring(derr) end
+  -- (its reason may name a git -C workspace command: orket status says where that runs)
+  if doc.behind then
+    return string.format("workspace/ is still behind main: %s; 'orket status%s' says more", doc.behind.reason,
+      config.at(dir))
+  end
+  local n = #doc.diverged
+  return "workspace/ caught up with main" .. (n > 0 and string.format(" (keeping your version of %d path%s "
+    .. "where main has another: 'orket status%s' shows %s)", n, n == 1 and "" or "s", config.at(dir),
+    n == 1 and "it" or "them") or "")
 end
 
 -- A run left to the workers, ended, resumed as a start of one is made (orket worker
@@ -158,7 +206,9 @@ function cmd.run(args, cli)
   if not o then return st end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local row, err = find_run(o.dir, db, o.target)
+  local row, err, all_done = find_run(o.dir, db, o.target)
+  -- (exit status 1 all the same: there was no run to resume)
+  if all_done then err = err .. "; " .. refresh_view(o.dir or ".", db) end
   db:close()
   if not row then
     cli.err("%s", err)

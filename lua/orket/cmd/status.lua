@@ -66,15 +66,18 @@ local function behind_text(behind)
   return ""
 end
 
+-- The commands name workspace/ from the project's folder: where that is, said when it is
+-- elsewhere and body holds one (a listed path's, or a git command of the behind, waits or
+-- merging line: pasted from workspace/ or from where -C was given, they fail) -> line | ""
+local function where_line(doc, body, cli)
+  if not doc.dir or doc.dir == uv.fs_realpath(uv.cwd()) then return "" end
+  if #doc.diverged == 0 and not body:find("-C workspace", 1, true) then return "" end
+  return "(the commands below run in the project's folder: cd " .. cli.shell_quote(doc.dir) .. ")\n"
+end
+
 -- The status as a person reads it -> text
-local function shown_text(doc, dir, cli)
-  local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
-  -- the commands name workspace/ from the project's folder: said when that is elsewhere
-  local real, cwd = uv.fs_realpath(dir), uv.fs_realpath(uv.cwd())
-  if #doc.diverged > 0 and real and real ~= cwd then
-    out[#out + 1] = "(the commands below run in the project's folder: cd " .. cli.shell_quote(real) .. ")\n"
-  end
-  out[#out + 1] = behind_text(doc.behind)
+local function shown_text(doc, cli)
+  local out = { behind_text(doc.behind) }
   if doc.behind and doc.behind.waits then -- nothing listed: said above
   elseif #doc.diverged == 0 and doc.behind then
     out[#out + 1] = "nothing of yours is recorded where main changed before that\n"
@@ -100,7 +103,8 @@ local function shown_text(doc, dir, cli)
       #d.keep_view > 0 and line(cli, d.keep_view) or "(none: git commits no FIFO, socket or device)")
     if d.keep_warning then out[#out + 1] = "                  (" .. d.keep_warning .. ")\n" end
   end
-  return table.concat(out)
+  local body = table.concat(out)
+  return string.format("main is at %s\n", doc.main:sub(1, 12)) .. where_line(doc, body, cli) .. body
 end
 
 -- Whether dir holds nothing of a project (no orket.lua, .orket/ or workspace/): said as
@@ -141,7 +145,7 @@ function cmd.run(args, cli)
     io.stdout:write(jsonout.encode(status_view.as_json(doc)), "\n")
     return 0
   end
-  io.stdout:write(shown_text(doc, dir, cli))
+  io.stdout:write(shown_text(doc, cli))
   return 0
 end
 

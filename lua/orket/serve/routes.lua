@@ -315,11 +315,14 @@ local function run_events(req, ctx)
   return stream(req, ctx, { run = id, card = ctx.query.card })
 end
 
--- main's view: where workspace/ keeps a person's version (the same document as `orket status --json`)
+-- main's view: where workspace/ keeps a person's version (the document of `orket status
+-- --json` but its dir: the server's folders are no client's to know, nor can a client run
+-- the argv lists there)
 local function view_status(_, ctx)
   local doc, derr, dcode = status_view.of_project(ctx.dir)
   if not doc and dcode == "ENOENT" then return err(404, "not_found", derr) end
   if not doc then return err(500, "internal", derr) end
+  doc.dir = nil
   return 200, status_view.as_json(doc)
 end
 

@@ -2,8 +2,10 @@
 -- document that `orket status --json` and GET /v1/status give: each path where the view
 -- holds a person's version rather than main's, what main has there, and the commands that
 -- take main's version or keep the person's (docs/git.md). Uses orket.c.gitrepo.
+local uv = require "luv"
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
+local config = require "orket.config"
 local gitrepo = require "orket.c.gitrepo"
 local lockfile = require "orket.c.lockfile"
 
@@ -139,6 +141,7 @@ end
 --- not UTF-8 has no commands (no_commands says why), and the commands that settle every
 --- path after a person's move leave its out; the text form keeps them all, quoted bytes and all
 function M.as_json(doc)
+  doc.given_dir = nil -- (the caller's spelling of dir, for its hints: dir says where, absolute)
   for _, d in ipairs(doc.diverged) do
     if not utf8.len(d.path) then
       d.take_main, d.keep_view, d.no_commands = jsonout.array {}, jsonout.array {}, M.NO_COMMANDS
@@ -151,7 +154,11 @@ end
 M.LOCK_MS = 200
 
 --- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
---- workspace is not a repository). A read: nothing in workspace/ is written
+--- workspace is not a repository), with dir, the project's folder as an absolute path (the
+--- commands' argv lists run there: a program that asked from elsewhere, workspace/ say,
+--- cannot run them as they are), and given_dir, dir as the caller was given it (for the
+--- hints that name the project with -C; not in the JSON). A read: nothing in workspace/ is
+--- written
 function M.of_project(dir)
   local repo, err, code = gitrepo.open(dir .. "/workspace")
   local folder = not repo and code == "ENOENT" and io.open(dir .. "/workspace") -- without its repository
@@ -174,6 +181,7 @@ function M.of_project(dir)
     merge_head:close()
     doc.merging = M.MERGING
   end
+  if doc then doc.dir, doc.given_dir = uv.fs_realpath(dir), dir end
   return doc, derr, dcode
 end
 
@@ -185,15 +193,16 @@ M.MERGING = "a git merge of yours is under way in workspace/: git keeps yours on
 --- run's output says after its merges (a view behind main is said at the merge, by its
 --- git view_stale event). Each path as a shell word, as orket status writes it: a name an
 --- agent made can hold a newline, which would start a line of the terminal's Orket never
---- wrote
+--- wrote. Its 'orket status' names the project with -C as the run was given it (of_project's
+--- given_dir), as the run's other hints do: typed where the run was, it finds the project
 function M.note(doc)
   local n = doc and #doc.diverged or 0
   if n == 0 then return nil end
   local names = {}
   for i = 1, math.min(n, 5) do names[i] = inert.shell_word(doc.diverged[i].path) end
   return string.format("workspace/ keeps your version of %s where main has another (%d path%s); "
-    .. "'orket status' shows both and how to take main's or keep yours",
-    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s")
+    .. "'orket status%s' shows both and how to take main's or keep yours",
+    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s", config.at(doc.given_dir))
 end
 
 return M
