@@ -18,6 +18,9 @@ describe("adopting a repository with a person's staging", function()
       .. " && echo 'new work' > feature.c && git add feature.c && git mv README.md README.rst")
     local staged = git(ws, "status --short")
     assert.equal("R  README.md -> README.rst\nA  feature.c\nM  notes.txt\n", staged)
+    -- init makes no example epic on a team's repository (docs/guide/adopting.md): the card is this epic's
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " && cp " .. H.quote(H.ROOT .. "/templates/project/epics/start.json")
+      .. " " .. H.quote(dir .. "/epics/")))
     local init = H.orket("init --yes .", { cwd = dir })
     assert.equal(0, init.status, init.stderr)
     assert.matches("^orket%-view 1 ", H.read(ws .. "/.git/orket-view")) -- the state, from main's commit

@@ -17,6 +17,9 @@ describe("adopting a repository with tools/, roles/ and policies/ of its own", f
       .. " && git init -q -b main && git config user.email a@b && git config user.name A"
       .. " && printf '#!/bin/sh\\necho tool v1\\n' > tools/build.sh && chmod +x tools/build.sh"
       .. " && echo 'package authz' > policies/authz.rego && git add -A && git commit -qm initial")
+    -- init makes no example epic on a team's repository (docs/guide/adopting.md): the card is this epic's
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " && cp " .. H.quote(H.ROOT .. "/templates/project/epics/start.json")
+      .. " " .. H.quote(dir .. "/epics/")))
     local init = H.orket("init --yes .", { cwd = dir })
     assert.equal(0, init.status, init.stderr)
     H.write(dir .. "/script.lua", [[

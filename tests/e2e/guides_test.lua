@@ -8,7 +8,7 @@
 local H = require "tests.helpers"
 local fake_server = require "tests.fake_server"
 
-local GUIDES = { "getting-started", "writing-roles", "writing-tools", "policies", "state-machine",
+local GUIDES = { "getting-started", "adopting", "writing-roles", "writing-tools", "policies", "state-machine",
   "troubleshooting", "deploying", "performance", "security", "debugging" }
 
 local function guide(name) return assert(H.read(H.ROOT .. "/docs/guide/" .. name .. ".md"), name .. ".md is missing") end

@@ -4,7 +4,7 @@
 -- The files come from templates/project/ under Orket's home; --forge adds a CI workflow,
 -- checks.sh and a README with the workflow's badge from templates/forge/ (docs/git.md).
 -- On a terminal and without options it asks first (orket.terminal.ask): name, model,
--- forge, example or empty.
+-- forge, example or empty. A workspace/ already holding a team's files gets no example.
 local uv = require "luv"
 local config = require "orket.config"
 local json = require "cjson.safe"
@@ -15,6 +15,7 @@ local rt = require "orket.c.runtime"
 local tree = require "orket.tree"
 local stopsignals = require "orket.stopsignals"
 local ask = require "orket.terminal.ask"
+local gitdiff = require "orket.c.gitdiff"
 
 local cmd = { name = "init", summary = "create a new project" }
 cmd.help = [[
@@ -25,6 +26,11 @@ branch main; docs/git.md), imports the epic, and prints the command that runs it
 script.lua), naming the file. All or nothing: when
 a step fails (e.g. a broken file already in DIR/epics/), what init created is removed again
 and files that were there before are left as they were.
+
+A workspace/ that already holds files (a team's repository, adopted as it is when it is on
+branch main, docs/git.md; or files init makes its first commit of) gets no example epic:
+its cards write files of their own (README.md) into main, over the team's. init then says
+to write an epic into epics/, set a real model, import and run it (docs/guide/adopting.md).
 
 --forge gitea|github also writes, into workspace/ (so they are in main's first commit), a
 workflow (.gitea/workflows/orket.yml or .github/workflows/orket.yml) that runs checks.sh,
@@ -268,8 +274,32 @@ local function optional(check)
   end
 end
 
+-- Why an adopted repository gets no example epic (said after the making)
+local ADOPTED = "workspace/ already holds files (your repository's): init wrote no example epic, "
+  .. "whose cards would write files of their own over yours"
+
+-- Whether DIR's workspace/ holds a team's files, which the example's cards would write over:
+-- an entry besides .git, or a repository whose main has a commit (its files may all be
+-- deleted in the working tree). An empty workspace/, or a repository with no commit yet, has
+-- nothing to lose.
+local function team_files(dir)
+  local ws = dir .. "/workspace"
+  local scan, any = uv.fs_scandir(ws), false
+  -- read to its end: luv frees a listing's entries only then
+  while scan do
+    local name = uv.fs_scandir_next(scan)
+    if not name then break end
+    any = any or name ~= ".git"
+  end
+  if any or not uv.fs_lstat(ws .. "/.git") then return any end
+  -- read-only: opening it as Orket's repository writes the view's state into .git, which a
+  -- failed init would leave (one without main is refused later, with the commands that make it)
+  local repo <close> = gitdiff.open(ws)
+  return repo ~= nil and repo:resolve("refs/heads/main") ~= nil
+end
+
 -- The wizard (a terminal, no options): o gets name, provider, model, forge, repo, url and
--- empty from the answers | nil when the person cancelled (Ctrl-D).
+-- empty from the answers (o.adopt: empty, not asked) | nil when the person cancelled (Ctrl-D).
 local function wizard(o, name)
   local q = ask.new(io.stdin, io.stdout)
   io.stdout:write("orket init: Enter takes the answer in brackets, Ctrl-D cancels.\n")
@@ -292,6 +322,10 @@ local function wizard(o, name)
       if not url then return nil end
       o.url = url ~= "" and url:gsub("/+$", "") or nil
     end
+  end
+  if o.adopt then
+    io.stdout:write("Start from: empty (workspace/ already holds your repository's files: no example)\n")
+    return o
   end
   local start = q:choice("Start from", { "example", "empty" }, "example")
   if not start then return nil end
@@ -340,6 +374,25 @@ local function project_texts(home, dir, o, name)
   return texts, files
 end
 
+-- The step to take next, with the binary as run (an absolute path unless `orket` on PATH
+-- is this one): the line works as printed, in a shell where orket is not installed. cd: the
+-- "cd DIR && " that goes first ("" for .).
+local function next_step(dir, o, texts, cd, prog)
+  local epics = (dir == "." and "" or config.shown(dir) .. "/") .. "epics/"
+  if o.adopt then
+    -- the team's own epic next; the offline model answers only the example's cards
+    io.stdout:write(ADOPTED .. "\n")
+    io.stdout:write("next: write an epic into " .. epics .. " (docs/guide/adopting.md)"
+      .. (texts["script.lua"] and " and set models.default in orket.lua to a real model (script.lua's offline one "
+        .. "answers only the example's cards; docs/llm.md)" or "")
+      .. ", then " .. cd .. prog .. " import && " .. prog .. " run EPIC\n")
+  elseif o.empty then
+    io.stdout:write("next: write an epic into " .. epics .. " (docs/board.md), then " .. cd .. prog .. " import\n")
+  else
+    io.stdout:write("next: " .. cd .. prog .. " run START\n")
+  end
+end
+
 -- What init made, and the command to run next.
 local function say_made(dir, o, texts, r, cli)
   -- a name starting with '-' would be read by cd as its option: config.dir_word writes ./-x
@@ -363,14 +416,7 @@ local function say_made(dir, o, texts, r, cli)
       .. "and reports it as the commit status orket/deploy%s (docs/sandbox.md)\n", FORGES[o.forge].dir,
       o.forge == "gitea" and "; act_runner.yaml configures a Gitea runner for both" or ""))
   end
-  -- the binary as run (an absolute path unless `orket` on PATH is this one): the line works
-  -- as printed, in a shell where orket is not installed
-  if o.empty then
-    io.stdout:write("next: write an epic into " .. (dir == "." and "" or config.shown(dir) .. "/") .. "epics/ (docs/board.md), then "
-      .. cd .. cli.program() .. " import\n")
-  else
-    io.stdout:write("next: " .. cd .. cli.program() .. " run START\n")
-  end
+  next_step(dir, o, texts, cd, cli.program())
 end
 
 -- A directory's name as a project's name, which orket.lua needs in UTF-8: each byte that
@@ -465,6 +511,8 @@ function cmd.run(args, cli)
     cli.err("%s", refused)
     return 1
   end
+  o.adopt = team_files(dir)
+  o.empty = o.empty or o.adopt
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
   name = utf8_name(name:match("([^/]+)/*$") or "project")
