@@ -48,7 +48,7 @@ PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_journa
   tests/spec/board/worker_identity_spec.lua tests/spec/board/finish_run_spec.lua tests/e2e/workers_names_test.lua tests/e2e/odd_rows_test.lua
   tests/spec/services/journal_notify_spec.lua tests/spec/services/rate_buckets_clock_spec.lua tests/spec/actions/import_spec.lua
   tests/e2e/backup_private_test.lua tests/e2e/backup_passphrase_test.lua tests/e2e/backup_leftovers_test.lua tests/e2e/restore_resume_test.lua
-  tests/e2e/runs_lease_end_test.lua tests/e2e/worker_stall_test.lua tests/e2e/lease_renewal_stall_test.lua tests/spec/services/lease_renew_open_claim_spec.lua tests/e2e/worker_start_refused_test.lua tests/e2e/team_admin_test.lua tests/e2e/worker_stop_test.lua
+  tests/e2e/runs_lease_end_test.lua tests/e2e/worker_stall_test.lua tests/e2e/lease_renewal_stall_test.lua tests/spec/services/lease_renew_open_claim_spec.lua tests/e2e/git_lock_stall_test.lua tests/e2e/worker_start_refused_test.lua tests/e2e/team_admin_test.lua tests/e2e/worker_stop_test.lua
   tests/spec/board/users_signs_in_spec.lua tests/spec/services/run_lease_end_spec.lua tests/spec/services/serve_board_held_spec.lua
   tests/e2e/serve_revoke_inflight_test.lua tests/e2e/serve_key_revoke_scope_test.lua tests/e2e/mcp_audit_key_test.lua
   tests/e2e/serve_metrics_project_test.lua tests/e2e/worktree_sweep_test.lua"

@@ -30,8 +30,25 @@ local ENGINE = finish.ENGINE
 -- transaction, so the wait blocks the thread (the kernel hands the lock over as soon as it
 -- is free; at most WAIT_MS).
 M.WAIT_MS = 30000
-local function lock(path, mode)
-  local lk, err, code = lockfile.wait(path, mode, M.WAIT_MS)
+-- Inside a write transaction of a store whose server ends one left idle (db:idle_tx_limit: a
+-- worker on PostgreSQL), the wait is cut into slices, with a statement on the transaction's
+-- connection between two: a process stopped while it holds the lock (SIGSTOP, a debugger)
+-- must not have the server end the waiting worker's transaction as idle, nor its loop stand
+-- still meanwhile (its lease renewals run on it).
+local function lock(path, mode, db)
+  local lk, err, code
+  if db and db.idle_ms and db:in_tx("write") then
+    local slice, waited = math.max(50, db.idle_ms // 4), 0
+    repeat
+      lk, err, code = lockfile.wait(path, mode, math.min(slice, M.WAIT_MS - waited))
+      waited = waited + slice
+      if lk or code ~= "EBUSY" or waited >= M.WAIT_MS then break end
+      local ok, kerr, kcode = db:row("SELECT 1 AS alive")
+      if not ok then return nil, kerr, kcode end
+    until false
+  else
+    lk, err, code = lockfile.wait(path, mode, M.WAIT_MS)
+  end
   if lk then return lk end
   return nil, "git: " .. (code == "EBUSY" and "the repository stayed locked by another process" or tostring(err)),
     code or "EIO"
@@ -82,14 +99,15 @@ local function changes_worktrees(repo, k, card)
   return not (ok and path)
 end
 
---- guard(repo, lock_path, state) -> a repository whose every method runs under the lock at
+--- guard(repo, lock_path, state[, db]) -> a repository whose every method runs under the lock at
 --- lock_path, shared or exclusive (M.LOCK_MODE). Holding it exclusive, no other process is
 --- inside an operation, so an ELOCKED answer is a lock file a killed process left:
 --- repo:recover() removes main's and the refs', clear_index_locks those of the cards'
---- directory states under state, and the call runs again. Holding it shared, another
+--- directory states under state, and the call runs again. db: the engine's store, whose
+--- write transaction a wait for the lock keeps alive (lock). Holding it shared, another
 --- process may be inside one: the shared lock is released, the exclusive one taken, and
 --- then recover and the call again.
-function M.guard(repo, lock_path, state)
+function M.guard(repo, lock_path, state, db)
   local cache = {}
   local wt_lock_path = lock_path:gsub("%.lock$", "") .. "-worktrees.lock"
   return setmetatable({}, { __index = function(_, k)
@@ -101,11 +119,11 @@ function M.guard(repo, lock_path, state)
       cache[k] = function(_, ...)
         if mode == "none" then return f(repo, ...) end
         local m = (k == "refresh" and (...) == nil) and "exclusive" or mode
-        local lk, lerr, lcode = lock(lock_path, m)
+        local lk, lerr, lcode = lock(lock_path, m, db)
         if not lk then return nil, lerr, lcode end
         local wl
         if m == "shared" and changes_worktrees(repo, k, (...)) then
-          wl, lerr, lcode = lock(wt_lock_path, "exclusive")
+          wl, lerr, lcode = lock(wt_lock_path, "exclusive", db)
           if not wl then
             lk:release()
             return nil, lerr, lcode
@@ -117,7 +135,7 @@ function M.guard(repo, lock_path, state)
             if wl then wl:release() end
             wl = nil
             lk:release()
-            lk, lerr, lcode = lock(lock_path, "exclusive")
+            lk, lerr, lcode = lock(lock_path, "exclusive", db)
             if not lk then return nil, lerr, lcode end
           end
           repo:recover()

@@ -148,7 +148,7 @@ function M.open(dir, opts)
       end })
   end
   -- workers share the repository: each operation on it under .orket/git.lock (docs/workers.md)
-  if git and opts.git_lock then git.repo = gitwork.guard(git.repo, opts.git_lock, git.state) end
+  if git and opts.git_lock then git.repo = gitwork.guard(git.repo, opts.git_lock, git.state, db) end
   e = engine.new {
     db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client,
     tools = mcp and mcp:wrap(scripts.tools) or scripts.tools, mcp = mcp,
