@@ -21,8 +21,9 @@ function M.scratch(dir)
   -- absolute: the export writes a tree's folders below it, which a relative path ("./")
   -- failed to open
   dir = uv.fs_realpath(dir) or dir
-  -- sandboxes/ only: a project has its .orket/ already; making one here turned a folder
-  -- that is no project into one that looks like it (a later 'orket init' there refused)
+  -- (the commands call this only for a project: orket.cmd.sandbox refuses a folder without
+  -- .orket/ first, so no folder is made to look like one)
+  uv.fs_mkdir(dir .. "/.orket", 448)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   scratch_n = scratch_n + 1
   return string.format("%s/.orket/sandboxes/export.%d.%d.%d", dir, uv.os_getpid(), uv.hrtime() % 1000000, scratch_n)
