@@ -362,6 +362,14 @@ local function tree_region(up, path)
   if under(up .. "/deploy/") then return "deploy" end
 end
 
+-- A project as the tree check sees one above a folder: orket.lua and .orket/ (its
+-- workspace/ may be away: removed, moved aside, a link to nothing, while the cards'
+-- directories under .orket/ stay)
+local function has_project(d)
+  local st = uv.fs_stat(d .. "/.orket")
+  return st and st.type == "directory" and uv.fs_stat(d .. "/orket.lua") ~= nil
+end
+
 -- tree_file(dir) -> the outermost project, and its folder, whose tree dir lies in | nil.
 -- Agents write there: an orket.lua, tools/ and policies/ an agent wrote or committed are
 -- files of the tree, and read as a project they would run its tools and reach its MCP
@@ -373,7 +381,7 @@ local function tree_file(dir)
     while true do
       local up = at:match("^(.*)/[^/]+$")
       if not up or up == "" then break end
-      local region = is_project(up) and tree_region(up, path)
+      local region = has_project(up) and tree_region(up, path)
       if region then found, folder = up, region end
       at = up
     end

@@ -84,6 +84,19 @@ describe("an orket.lua inside a project's workspace/", function()
       .. H.quote(top .. "/repo") .. " " .. H.quote(dir .. "/workspace")))
     evil(top .. "/repo/svc")
     refused(dir, dir .. "/workspace/svc", "workspace/svc", "workspace")
+    -- nor may the server host it (it keeps the real path, where nothing above is a project)
+    local r = H.orket("projects add workspace/svc", { cwd = dir })
+    assert.is_not.equal(0, r.status, r.stdout)
+    assert.matches("in the workspace/ of the project", r.stderr, 1, true)
+  end)
+
+  it("is refused in a card's directory while workspace/ is away", function()
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init --yes " .. H.quote(dir)).status)
+    assert(os.execute("rm -rf " .. H.quote(dir .. "/workspace")))
+    local card = dir .. "/.orket/worktrees/START-1"
+    evil(card)
+    refused(dir, card, ".orket/worktrees/START-1", ".orket")
   end)
 
   it("is refused by projects add and by secrets list", function()
