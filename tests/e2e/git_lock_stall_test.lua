@@ -35,10 +35,16 @@ describe("orket worker waiting for the repository lock inside a write transactio
     -- the lock held exclusive, as a worker stopped inside a merge holds it
     local p = io.popen(string.format("%s lua -e %s >%s/hold.out 2>&1 & echo $!", H.quote(H.BIN), H.quote(string.format(
       "local lk = assert(require('orket.c.lockfile').wait(%q, 'exclusive', 30000)) print('held') io.stdout:flush() "
-      .. "require('orket.c.runtime').sleep(%d) lk:release()", dir .. "/.orket/git.lock", HOLD_MS)), H.quote(dir)))
+      .. "require('orket.c.runtime').sleep(%d) lk:release() print('released')", dir .. "/.orket/git.lock", HOLD_MS)),
+      H.quote(dir)))
     holder = tonumber(p:read("l"))
     p:close()
     H.wait_for(function() return (H.read(dir .. "/hold.out") or ""):find("held", 1, true) end, "the lock held", 5000)
+    H.wait_for(function() return (H.read(dir .. "/hold.out") or ""):find("released", 1, true) end, "the lock released",
+      HOLD_MS + 5000)
+    -- its cards' merges need the lock: the worker, still there, waited for it (without the
+    -- keep-alive the server ended its step's transaction meanwhile: store_lost, below)
+    assert.is_true(H.alive(w1), "the worker ended while the lock was held")
     H.wait_for(function() return not H.alive(w1) end, "the worker to end", 30000)
     for _, kind in ipairs { "store_lost", "journal_error" } do
       local evs = WP.events(dir, 1, kind)

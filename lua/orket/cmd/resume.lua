@@ -87,12 +87,14 @@ end
 local function refresh_view(dir, db)
   local gone = config.workspace_gone(dir) -- a missing workspace/ is made anew by a run, not here
   if not gone and not uv.fs_lstat(dir .. "/workspace/.git") then gone = select(2, status_view.of_project(dir)) end
-  if gone then return "workspace/ was not refreshed: " .. tostring(gone) end
+  -- (a reason may name a git -C workspace command: it runs in the project's folder)
+  local where = dir ~= "." and " (git's commands run in " .. config.dir_word(dir) .. ")" or ""
+  if gone then return "workspace/ was not refreshed: " .. tostring(gone) .. where end
   local lock, lerr = setup.lock(dir, { db = db })
   if not lock then return "workspace/ was not refreshed: " .. tostring(lerr) end
   local ok, rerr = recover(dir, db)
   lock:release()
-  if not ok then return "workspace/ was not refreshed: " .. tostring(rerr) end
+  if not ok then return "workspace/ was not refreshed: " .. tostring(rerr) .. where end
   local doc, derr = status_view.of_project(dir)
   if not doc then return "workspace/ was refreshed, but could not be read after: " .. tostring(derr) end
   -- (its reason may name a git -C workspace command: orket status says where that runs)

@@ -44,7 +44,7 @@ local function lock(path, mode, db)
       waited = waited + slice
       if lk or code ~= "EBUSY" or waited >= M.WAIT_MS then break end
       local ok, kerr, kcode = db:row("SELECT 1 AS alive")
-      if not ok then return nil, kerr, kcode end
+      if not ok then return nil, "git: waiting for the repository's lock " .. path .. ": " .. tostring(kerr), kcode end
     until false
   else
     lk, err, code = lockfile.wait(path, mode, M.WAIT_MS)
@@ -123,7 +123,9 @@ function M.guard(repo, lock_path, state, db)
         if not lk then return nil, lerr, lcode end
         local wl
         if m == "shared" and changes_worktrees(repo, k, (...)) then
-          wl, lerr, lcode = lock(wt_lock_path, "exclusive", db)
+          -- (not sliced: a slice yields, and git.lock is held here; another task of this
+          -- process asking for it exclusive would wait on its own process)
+          wl, lerr, lcode = lock(wt_lock_path, "exclusive")
           if not wl then
             lk:release()
             return nil, lerr, lcode

@@ -21,8 +21,8 @@ function M.scratch(dir)
   -- absolute: the export writes a tree's folders below it, which a relative path ("./")
   -- failed to open
   dir = uv.fs_realpath(dir) or dir
-  -- (the commands call this only for a project: orket.cmd.sandbox refuses a folder without
-  -- .orket/ first, so no folder is made to look like one)
+  -- (orket.cmd.sandbox refuses a folder with neither orket.lua nor .orket/ first, so only
+  -- a project not run yet gets its .orket/ here)
   uv.fs_mkdir(dir .. "/.orket", 448)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   scratch_n = scratch_n + 1
