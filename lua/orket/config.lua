@@ -389,9 +389,9 @@ local function tree_file(dir)
   end
 end
 
---- in_tree(dir) -> message | nil: dir lies in another project's workspace/ (or a card's
---- directory under its .orket/) and is no project of its own, so nothing of it is read
---- (its orket.lua, tools/, policies/ are files of that tree, which agents write)
+--- in_tree(dir) -> message | nil: dir lies in a project's workspace/, .orket/ or deploy/
+--- (tree_region), so nothing of it is read, whatever it holds (its orket.lua, tools/,
+--- policies/ are files of that tree, which agents write)
 function M.in_tree(dir)
   local above, folder = tree_file(dir or ".")
   if not above then return nil end

@@ -923,9 +923,11 @@ describe("a sandbox's kept databases", function()
       assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
       assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
       assert.is_nil(uv.fs_lstat(claim))
-      -- a zombie: a child of a sleep that never waits for it (the shell exec'd into sleep)
+      -- a zombie: a child of a sleep that never waits for it (the shell exec'd into sleep).
+      -- The child ends a second later: one that ended before the exec could be reaped by
+      -- the shell itself, and its pid was gone from /proc (seen on a loaded machine)
       local d = H.tmpdir()
-      os.execute("sh -c 'sleep 0 & echo $! > " .. d .. "/z; exec sleep 30' >/dev/null 2>&1 & echo $! > " .. d .. "/p")
+      os.execute("sh -c 'sleep 1 & echo $! > " .. d .. "/z; exec sleep 30' >/dev/null 2>&1 & echo $! > " .. d .. "/p")
       started[#started + 1] = math.tointeger(tonumber(H.read(d .. "/p"):match("%d+")))
       -- (the shell makes the file before echo writes it: read once its line is whole)
       local z = math.tointeger(tonumber(H.wait_for(function() return (H.read(d .. "/z") or ""):match("^(%d+)\n") end,
