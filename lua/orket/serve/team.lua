@@ -31,7 +31,8 @@ function M.resolve(base, dir, name)
     return nil, dir .. " is not a project directory (no orket.lua or .orket/ there)", "ENOENT"
   end
   -- a folder of another project's tree (an orket.lua an agent wrote there) is never a project
-  local tree = config.in_tree(dir:sub(1, 1) == "/" and dir or (base .. "/" .. dir)) or config.in_tree(real)
+  -- (in_tree looks above the path as named and above its real path, real)
+  local tree = config.in_tree(dir:sub(1, 1) == "/" and dir or (base .. "/" .. dir))
   if tree then return nil, tree, "EUSAGE" end
   if real == uv.fs_realpath(base) then return nil, dir .. " is the default project, which the server serves already", "EEXIST" end
   name = name or real:match("([^/]+)$"):lower()
