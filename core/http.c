@@ -49,6 +49,7 @@ typedef struct http_hdrs {
 typedef struct http_sock {
   uv_poll_t poll;
   curl_socket_t fd;
+  int events; /* what libcurl last asked to watch, as UV_READABLE | UV_WRITABLE */
   http_client *c;
 } http_sock;
 
@@ -598,12 +599,20 @@ static int http_on_close(void *clientp, curl_socket_t fd) {
 static void http_on_poll(uv_poll_t *h, int status, int events) {
   http_sock *s = h->data;
   http_client *c = s->c;
+  curl_socket_t fd = s->fd;
   int flags = 0;
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  /* An error on the socket (libuv has stopped the watch) is given to libcurl as the
+   * readiness it asked for, never as CURL_CSELECT_ERR: its own recv or connect check then
+   * meets the error and says what it is, and a kept connection the server reset as a
+   * request went out is known as one that died unused, the request sent again on a new
+   * one. CURL_CSELECT_ERR fails the transfer at once ("select/poll returned error"). */
+  if (status < 0) events = s->events;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   int running;
-  c->api.multi_socket_action(c->multi, s->fd, flags, &running);
+  c->api.multi_socket_action(c->multi, fd, flags, &running);
+  /* still wanted after an error: watch it again (s lives until its close callback) */
+  if (status < 0 && c->socks[fd] == s && s->events != 0) uv_poll_start(&s->poll, s->events, http_on_poll);
   http_after_curl(c);
 }
 
@@ -612,7 +621,10 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   (void)socketp; /* the watch is found by descriptor: it outlives libcurl's own record */
   http_client *c = userp;
   if (what == CURL_POLL_REMOVE) { /* not now: the socket may serve the next request */
-    if (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd]) uv_poll_stop(&c->socks[fd]->poll);
+    if (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd]) {
+      c->socks[fd]->events = 0;
+      uv_poll_stop(&c->socks[fd]->poll);
+    }
     return 0;
   }
   http_sock *s = http_sock_get(c, fd);
@@ -620,6 +632,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
+  s->events = events;
   uv_poll_start(&s->poll, events, http_on_poll);
   return 0;
 }
