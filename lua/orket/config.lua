@@ -54,30 +54,7 @@ end
 -- The project's own folders a person works in: main's view, the epic files, the scripts,
 -- the store's. A project made in one of them would be files of the project's (an orket.lua
 -- in epics/ breaks its import).
-local OWN_FOLDERS = { "workspace", "epics", ".orket", "roles", "tools", "policies" }
-
---- holding(dir) -> dir when it is a project, else the project one of whose own folders holds
---- dir (workspace/: a person editing main's view works inside it; epics/, roles/, tools/,
---- policies/, .orket/), as an absolute path, and that folder's name | nil: the outermost
---- folder above with orket.lua, .orket/ and workspace/.git, so that an orket.lua the agents
---- committed in the tree is not taken for the project.
-function M.holding(dir)
-  if is_project(dir) then return dir end
-  local here = uv.fs_realpath(dir)
-  local at, found, folder = here, nil, nil
-  while at and at ~= "" and at ~= "/" do
-    local up = at:match("^(.*)/[^/]+$")
-    if not up or up == "" then break end
-    if is_project(up) then
-      for _, name in ipairs(OWN_FOLDERS) do
-        local prefix = up .. "/" .. name .. "/"
-        if (here .. "/"):sub(1, #prefix) == prefix then found, folder = up, name end
-      end
-    end
-    at = up
-  end
-  return found, folder
-end
+local OWN_FOLDERS = { "workspace", "epics", ".orket", "roles", "tools", "policies", "deploy" }
 
 --- no_project(dir[, noun]) -> what to do where dir holds no project, for every command's
 --- message: inside a project's workspace/ (main's working tree), to name that project with
@@ -350,6 +327,23 @@ local function paths_of(dir)
   return out
 end
 
+-- outermost(dir, region) -> the outermost folder up above dir, along each of dir's paths in
+-- turn (paths_of), for which region(up, path) names a folder of up that path lies in, and
+-- that name | nil
+local function outermost(dir, region)
+  for _, path in ipairs(paths_of(dir)) do
+    local at, found, folder = path, nil, nil
+    while true do
+      local up = at:match("^(.*)/[^/]+$")
+      if not up or up == "" then break end
+      local name = region(up, path)
+      if name then found, folder = up, name end
+      at = up
+    end
+    if found then return found, folder end
+  end
+end
+
 -- The name of project up's folder that path lies in and that holds what agents and exports
 -- write: workspace/ (main's view), .orket/ (the cards' directories, the sandboxes' exported
 -- trees: all of it but the folder of a replay the REPL kept, whose orket.lua is Orket's own
@@ -376,17 +370,24 @@ end
 -- servers with the person's environment. Looked at whatever dir holds: a program an agent
 -- ran can make a folder there look like a project (.orket/ and a workspace link to itself).
 local function tree_file(dir)
-  for _, path in ipairs(paths_of(dir)) do
-    local at, found, folder = path, nil, nil
-    while true do
-      local up = at:match("^(.*)/[^/]+$")
-      if not up or up == "" then break end
-      local region = has_project(up) and tree_region(up, path)
-      if region then found, folder = up, region end
-      at = up
+  return outermost(dir, function(up, path) return has_project(up) and tree_region(up, path) end)
+end
+
+--- holding(dir) -> dir when it is a project, else the project one of whose own folders holds
+--- dir (workspace/: a person editing main's view works inside it; epics/, roles/, tools/,
+--- policies/, .orket/, deploy/), as an absolute path, and that folder's name | nil: the
+--- outermost folder above with orket.lua, .orket/ and workspace/.git, so that an orket.lua
+--- the agents committed in the tree is not taken for the project. Looked for along dir's
+--- real path and the one it was named by (a workspace/ that is a link to another place).
+function M.holding(dir)
+  if is_project(dir) then return dir end
+  return outermost(dir, function(up, path)
+    if not is_project(up) then return nil end
+    for _, name in ipairs(OWN_FOLDERS) do
+      local prefix = up .. "/" .. name .. "/"
+      if (path .. "/"):sub(1, #prefix) == prefix then return name end
     end
-    if found then return found, folder end
-  end
+  end)
 end
 
 --- in_tree(dir) -> message | nil: dir lies in a project's workspace/, .orket/ or deploy/

@@ -250,6 +250,30 @@ describe("orket init", function()
     end
     assert.is_nil(io.open(root .. "/p/epics/orket.lua"))
     assert.is_nil(io.open(root .. "/p/epics/z"))
+    -- nor in its deploy/ (sandbox compose's tree of main)
+    assert(os.execute("mkdir -p " .. H.quote(root .. "/p/deploy/web")))
+    local r = H.orket("init --yes", { cwd = root .. "/p/deploy/web" })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("is in the deploy/ of the project ", r.stderr, 1, true)
+    assert.is_nil(io.open(root .. "/p/deploy/web/orket.lua"))
+  end)
+
+  it("refuses a folder in a project's workspace/ that is a link to another place", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    assert(os.execute("mv " .. H.quote(root .. "/p/workspace") .. " " .. H.quote(root .. "/repo") .. " && ln -s "
+      .. H.quote(root .. "/repo") .. " " .. H.quote(root .. "/p/workspace")))
+    for _, c in ipairs { { "init sub", root .. "/p/workspace" }, { "init p/workspace/y", root } } do
+      local r = H.orket(c[1], { cwd = c[2] })
+      assert.equal(1, r.status, c[1])
+      assert.matches("is in the workspace/ of the project ", r.stderr, 1, true)
+    end
+    assert.is_nil(io.open(root .. "/repo/sub"))
+    assert.is_nil(io.open(root .. "/repo/y"))
+    -- and status there is the project's, as in a workspace/ of its own
+    local r = H.orket("status", { cwd = root .. "/p/workspace" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("main is at %x+", r.stdout)
   end)
 
   -- a person's own script.lua (or epics/start.json) in a folder was taken for a project
