@@ -108,7 +108,8 @@ struct http_req {
   uint64_t paused_at;   /* when it paused: the deadlines move by the time spent so */
   uint64_t start, last_rx;
   long first_byte_ms, idle_ms, total_ms, headers_ms;
-  int got_byte;
+  int got_byte;         /* any byte of the response: its status line on */
+  int got_body;         /* a byte of its body */
   int finished;
   const char *err_code; /* set before finishing with an error */
   const char *phase;
@@ -372,12 +373,26 @@ static void http_resume_clock(http_req *r) {
   http_arm(r);
 }
 
-static void http_touch(http_req *r) {
-  int first = !r->got_byte;
+/* Whether the answer has begun, for the deadlines: with a first byte's deadline, at the
+ * body's first byte (a model server sends its headers at once and its first token after
+ * the prompt is read: that wait is the first byte's, not a stall); without one, at the
+ * response's first byte. The idle clock runs from then on. */
+static int http_begun(const http_req *r) { return r->first_byte_ms ? r->got_body : r->got_byte; }
+
+/* Whether the first byte's deadline stands: until the answer begins, but not while headers
+ * arrive under a deadline of their own (an upstream dripping header lines is slow with its
+ * headers, and said so) */
+static int http_first_byte_due(const http_req *r) {
+  return r->first_byte_ms && !http_begun(r) && !(r->got_byte && !r->headers_done && r->headers_ms);
+}
+
+static void http_touch(http_req *r, int body) {
+  int was = http_begun(r);
   r->got_byte = 1;
+  if (body) r->got_body = 1;
   r->last_rx = uv_now(r->c->loop);
-  /* the first byte starts the idle clock; later bytes only move last_rx */
-  if (first || (r->idle_ms && !uv_is_active((uv_handle_t *)&r->timer))) http_arm(r);
+  /* the answer's beginning starts the idle clock; later bytes only move last_rx */
+  if (!was || (r->idle_ms && !uv_is_active((uv_handle_t *)&r->timer))) http_arm(r);
 }
 
 /* Whether the headers name text/event-stream as the media type (any case, parameters after
@@ -428,7 +443,7 @@ static int http_unfold(http_req *r, const char *p, size_t end) {
 static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
   http_req *r = ud;
   size_t len = size * n;
-  if (r->c) http_touch(r);
+  if (r->c) http_touch(r, 0);
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a status line starts a new response */
     const char *sp = memchr(p, ' ', len);
     r->status = sp ? atoi(sp + 1) : 0;
@@ -473,7 +488,7 @@ static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
 static size_t http_on_body(char *p, size_t size, size_t n, void *ud) {
   http_req *r = ud;
   size_t len = size * n;
-  if (r->c) http_touch(r);
+  if (r->c) http_touch(r, 1);
   if (r->fr.done) return len; /* after [DONE]: drain what the server still sends */
   if (r->max_queued && r->ev_len > 0 && r->ev_len + len > r->max_queued) {
     /* the owner is behind: stop reading from the server (libcurl keeps this piece and
@@ -698,10 +713,11 @@ static void http_on_deadline(uv_timer_t *t) {
     snprintf(msg, sizeof msg, "no complete response within %ld ms", r->total_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "total";
-  } else if (!r->got_byte && r->first_byte_ms && now >= r->start + (uint64_t)r->first_byte_ms) {
+  } else if (http_first_byte_due(r) && now >= r->start + (uint64_t)r->first_byte_ms) {
     /* before the headers' deadline, which passes with it when the two are the same: a
      * server that sent nothing at all is said to be silent, not slow with its headers */
-    snprintf(msg, sizeof msg, "no response within %ld ms", r->first_byte_ms);
+    snprintf(msg, sizeof msg, r->headers_done ? "no response body within %ld ms (the headers came, then nothing)"
+                                              : "no response within %ld ms", r->first_byte_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "first_byte";
   } else if (!r->headers_done && r->headers_ms && now >= r->start + (uint64_t)r->headers_ms) {
@@ -711,7 +727,7 @@ static void http_on_deadline(uv_timer_t *t) {
              r->headers_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg); /* (which clears the phase) */
     r->phase = r->got_byte ? "headers" : "first_byte";
-  } else if (r->got_byte && r->idle_ms && now >= r->last_rx + (uint64_t)r->idle_ms) {
+  } else if (http_begun(r) && r->idle_ms && now >= r->last_rx + (uint64_t)r->idle_ms) {
     snprintf(msg, sizeof msg, "the response stalled for %ld ms", r->idle_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "idle";
@@ -729,9 +745,9 @@ static void http_arm(http_req *r) {
   if (r->paused) return; /* the clock stands still until it resumes */
   uint64_t now = uv_now(r->c->loop), due = UINT64_MAX;
   if (r->total_ms) due = r->start + (uint64_t)r->total_ms;
-  if (!r->got_byte && r->first_byte_ms && r->start + (uint64_t)r->first_byte_ms < due)
+  if (http_first_byte_due(r) && r->start + (uint64_t)r->first_byte_ms < due)
     due = r->start + (uint64_t)r->first_byte_ms;
-  if (r->got_byte && r->idle_ms && r->last_rx + (uint64_t)r->idle_ms < due)
+  if (http_begun(r) && r->idle_ms && r->last_rx + (uint64_t)r->idle_ms < due)
     due = r->last_rx + (uint64_t)r->idle_ms;
   if (!r->headers_done && r->headers_ms && r->start + (uint64_t)r->headers_ms < due)
     due = r->start + (uint64_t)r->headers_ms;

@@ -29,8 +29,10 @@ typedef struct http_opts {
   int framing_by_type;         /* 1: a 2xx body is framed as SSE when its Content-Type is
                                   text/event-stream, else it arrives raw (framing unused) */
   long connect_timeout_ms;     /* 0: none (each 0 below means none too) */
-  long first_byte_timeout_ms;  /* from the start until the first response byte */
-  long idle_timeout_ms;        /* longest silence once the response has begun */
+  long first_byte_timeout_ms;  /* from the start until the body's first byte (headers
+                                  sent at once do not end the wait) */
+  long idle_timeout_ms;        /* longest silence once the response has begun: its body,
+                                  or with no first byte's deadline, its status line */
   long headers_timeout_ms;     /* from the start until the final (non-1xx) headers are
                                   complete: header lines and interim answers do not move it
                                   (a server that sent nothing when it passes, with the first
