@@ -47,11 +47,16 @@ static int main_cli(lua_State *L) {
 
 /* Standard input, output or error closed by the caller (`orket board >&-`): /dev/null in
  * its place. Else the next file opened takes that number, output meant for the terminal goes
- * into it, and libuv aborts closing it (it never closes 0 to 2). */
+ * into it, and libuv aborts closing it (it never closes 0 to 2). Standard output's is opened
+ * read-only, so that a write to it fails (EBADF) as on the closed fd: orket.cli's check of
+ * the output then says so, exit 1, as `ls >&-` fails (writable, every command "succeeded"
+ * with its output lost, a key shown once among it). Standard error's takes the writes: its
+ * messages go nowhere and the status tells, as before, and the tools orket starts with it
+ * are not failed for a stderr nobody reads. */
 static int main_std_fds(void) {
   for (int fd = 0; fd <= 2; fd++) {
     if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
-    int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    int nfd = open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY);
     if (nfd == -1) {
       /* going on would bring back what this prevents: said where stderr is open (when it is
        * the closed one the message goes nowhere, and the status alone tells) */

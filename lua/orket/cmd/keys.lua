@@ -1,6 +1,8 @@
 -- orket keys create|list|revoke: the API keys of orket serve (orket.serve.keys). A new
 -- key is printed once, on stdout; only its id, name, role and keyed hash are stored.
+local uv = require "luv"
 local jsonout = require "orket.jsonout"
+local config = require "orket.config"
 local keys = require "orket.serve.keys"
 local cmdline = require "orket.cmdline"
 local localuse = require "orket.serve.localuse"
@@ -22,9 +24,10 @@ cmd.args = {
   cmdline.DIR,
 }
 cmd.help = [[
-create prints a new key once (ork_<id>_<secret>); keep it: it cannot be shown again. A
-viewer reads the board and its events, an operator may also run and answer, an admin may
-also manage keys. --for PERSON makes a personal key: it acts as that person (user:NAME),
+create prints a new key once (ork_<id>_<secret>); keep it: it cannot be shown again (one
+whose secret could not be written, stdout closed or full or its reader gone, is revoked
+again at once, exit 1). A viewer reads the board and its events, an operator may also run
+and answer, an admin may also manage keys. --for PERSON makes a personal key: it acts as that person (user:NAME),
 in their projects with their roles, never more than its own role, and stops while they are
 disabled; its role may be no stronger than their strongest in the projects served here. list shows every key's id, name, role and state, never a secret; revoke
 stops a key at once, also in a running 'orket serve'. See docs/serve.md.]]
@@ -72,6 +75,35 @@ local function beyond_person(db, o, cli)
   end
 end
 
+-- The secret on stdout -> true | nil, why: written and flushed. SIGPIPE is caught meanwhile,
+-- so that a reader gone (`| true`) is a failed write here, not the process's end.
+local function shown(key)
+  local pipe = uv.new_signal()
+  pipe:start("sigpipe", function() end)
+  local ok, err = io.stdout:write(key, "\n")
+  if ok then ok, err = io.stdout:flush() end
+  pipe:close()
+  return ok, err
+end
+
+-- A key whose secret could not be shown (stdout closed, a full disk, its reader gone) is
+-- revoked again, audited: stored, it kept its name and a power nobody could use, and the
+-- script that asked was told it succeeded. -> 1
+local function unshown(db, o, cli, info, why)
+  local actor = cli.operator().seat
+  local ok, err = localuse.audited(db, "key_revoke", nil, function() return keys.revoke(db, info.id, actor) end,
+    keys.subject)
+  if ok then
+    cli.err("key %s (%s) was not shown: its secret could not be written (%s); it is revoked again, as nobody has "
+      .. "it: create another (the name is free)", info.id, info.name, tostring(why))
+  else
+    cli.err("key %s (%s) was created but not shown: its secret could not be written (%s), and revoking it failed "
+      .. "(%s): revoke it with 'orket keys revoke %s%s'", info.id, info.name, tostring(why), tostring(err), info.id,
+      config.at(o.dir))
+  end
+  return 1
+end
+
 local function create(db, o, cli)
   local actor = cli.operator().seat
   local refused = o.person and beyond_person(db, o, cli)
@@ -87,7 +119,8 @@ local function create(db, o, cli)
   cli.say_operator()
   io.stderr:write(string.format("created key %s (%s, %s%s); it is shown once, keep it now:\n", info.id, info.name, info.role,
     info.user and (", of " .. info.user) or ""))
-  io.stdout:write(key, "\n")
+  local ok, why = shown(key)
+  if not ok then return unshown(db, o, cli, info, why) end
   return 0
 end
 

@@ -24,6 +24,7 @@ local settings = require "orket.settings"
 local config = require "orket.config"
 local stopsignals = require "orket.stopsignals"
 local otel = require "orket.otel"
+local logwriter = require "orket.serve.logwriter"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -61,24 +62,43 @@ for input (the reasons are printed), 130 interrupted. On a terminal the run is s
 live view (cards by status, each seat's turn, tokens, time) ending with a summary; --json,
 or stdout not a terminal, prints the engine's events as JSON Lines instead.]]
 
--- JSON Lines on stdout. When the reader goes away (`orket run X | head -1`), the write
--- fails (SIGPIPE is caught while a run goes, so it does not kill the process) and the run
--- stops as on SIGINT: journal consistent, state interrupted, `orket resume` continues. Any
--- other failed write (a full disk) stops it the same way, and the command then says so and
--- ends with 1 (orket.cli's output check).
-local function json_lines(on_broken)
-  local broken = false
-  return function(ev)
-    if broken then return end
-    local ok, line = pcall(jsonout.encode, ev)
-    if not ok then return end
-    local w = io.stdout:write(line, "\n")
-    if w then w = io.stdout:flush() end
-    if not w then
-      broken = true
-      on_broken()
-    end
+-- Stdout written by a thread (orket.serve.logwriter; o: its options), so that the loop never
+-- waits on the reader: a reader that stopped reading (a stalled log shipper) held the run
+-- in a blocking write, its stop signals unheard, its lock kept. A regular file (a full
+-- disk, /dev/full) keeps plain writes, whose failure orket.cli's check says.
+local function open_stdout(o)
+  o.fd = 1
+  local out, warn = logwriter.open(o)
+  if warn then io.stderr:write("orket: warning: ", warn, "\n") end
+  return out
+end
+
+-- stdout's last lines (out) written as long as its reader takes them, until a stop signal
+-- (logwriter's finish); what a stalled reader was left is said here -> ... (as given)
+local function finish_output(out, ...)
+  local ok, all = task.spawn(out.finish, out):join()
+  if ok and not all then
+    io.stderr:write("orket: warning: stdout's reader stopped reading: the last of the output was not written\n")
   end
+  return ...
+end
+
+-- JSON Lines on stdout -> emit, writer. When the reader goes away (`orket run X | head -1`),
+-- the write fails (SIGPIPE is caught while a run goes, so it does not kill the process)
+-- and the run stops as on SIGINT: journal consistent, state interrupted, `orket resume`
+-- continues. Any other failed write (a full disk) stops it the same way, and the command
+-- then says so and ends with 1 (orket.cli's output check). Past 4 MiB waiting for the
+-- reader, events are dropped, then one event says how many, as orket worker's
+-- (output_dropped).
+local function json_lines(on_broken)
+  local out = open_stdout { on_gone = on_broken, dropped_line = function(n)
+    return jsonout.encode { type = "output_dropped", dropped = n, message = string.format(
+      "stdout's reader fell behind: %d events were dropped (%d MiB were waiting)", n, logwriter.MAX_BYTES >> 20) }
+  end }
+  return function(ev)
+    local ok, line = pcall(jsonout.encode, ev)
+    if ok then out:line(line) end
+  end, out
 end
 
 --- parse(args, cli, c) -> opts | nil, status: the words of run (or of c, which declares
@@ -96,18 +116,20 @@ local EXIT = cmd.EXIT
 
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
---- live(get_engine, resume) -> view, stop_view: the live view on stdout (orket resume of a
---- run left to the workers draws it too).
 -- The live view on stdout (a terminal): redrawn by a 100 ms timer as well as by events,
--- so the elapsed time moves while a model thinks; its size follows SIGWINCH.
-function cmd.live(get_engine, resume)
+-- so the elapsed time moves while a model thinks; its size follows SIGWINCH. Its frames
+-- written by a thread (raw: open_stdout), as the JSON Lines are: a terminal that stopped
+-- taking output (Ctrl-S, a stalled connection) held the loop and its signals.
+-- -> view, stop (its timers), writer
+local function live_view(get_engine, resume)
   local function size()
     local w, h = lineedit.term_size(1)
     return (w and w > 0) and w or 80, h
   end
   local w, h = size()
+  local out = open_stdout { raw = true }
   local view = liveview.new {
-    write = function(s) io.stdout:write(s); io.stdout:flush() end,
+    write = function(s) out:write(s) end,
     now = function() return uv.hrtime() // 1000000 end,
     color = liveview.color_on(1), plain = liveview.dumb(), width = w, height = h,
     scope = function(id)
@@ -136,6 +158,17 @@ function cmd.live(get_engine, resume)
   return view, function()
     timer:close()
     winch:close()
+  end, out
+end
+
+--- live(get_engine, resume) -> view, stop_view: the live view on stdout (orket resume of a
+--- run left to the workers draws it too); stop_view() (once the view is finished) waits
+--- for the terminal to take the last frame, until a stop signal.
+function cmd.live(get_engine, resume)
+  local view, stop, out = live_view(get_engine, resume)
+  return view, function()
+    stop()
+    finish_output(out)
   end
 end
 
@@ -158,25 +191,27 @@ local function with_skipped(emit)
   end
 end
 
--- Where the run's events go -> emit, view | nil, stop_view | nil: JSON Lines, or the live
--- view on a terminal. held.e is the engine once it is open (the view and a broken pipe
--- reach it through held).
+-- Where the run's events go -> emit, view | nil, stop_view | nil, stdout's writer (to be
+-- finished: finish_output): JSON Lines, or the live view on a terminal. held.e is the
+-- engine once it is open (the view and a broken pipe reach it through held).
 local function output(o, cli, held)
-  -- stopped from the loop, as a signal would: the write that failed may be inside a turn
-  -- (which stop() cancels) or inside a transaction
-  local emit = json_lines(function()
-    local later = uv.new_timer()
-    later:start(0, 0, function()
-      later:close()
-      if held.e then held.e:stop() end
+  if o.json then
+    -- stopped from the loop, as a signal would: the write that failed may be inside a turn
+    -- (which stop() cancels) or inside a transaction
+    local emit, out = json_lines(function()
+      local later = uv.new_timer()
+      later:start(0, 0, function()
+        later:close()
+        if held.e then held.e:stop() end
+      end)
     end)
-  end)
-  if o.json then return with_skipped(emit) end
+    return with_skipped(emit), nil, nil, out
+  end
   -- the exact line that continues this run: this binary, this project
   local where = config.at(o.dir)
-  local view, stop_view = cmd.live(function() return held.e end,
+  local view, stop_view, out = live_view(function() return held.e end,
     function(id) return cli.program() .. " resume " .. id .. where end)
-  return function(ev) view:event(ev) end, view, stop_view
+  return function(ev) view:event(ev) end, view, stop_view, out
 end
 
 -- The run lock, and the claim that no other run overlaps this one: runs of orket serve may
@@ -214,15 +249,17 @@ end
 
 -- SIGINT, SIGTERM and SIGHUP (its terminal closed; not under nohup: stopsignals.names) stop
 -- the run; once the run has ended, they cut the telemetry's drain (bounded only by the
--- exporter's timeouts, up to a day), its rest said as dropped; a closed stdout is a failed
--- write, seen by json_lines.
-local function on_signals(e)
+-- exporter's timeouts, up to a day), its rest said as dropped, and the wait for stdout's
+-- reader (out: its writer, finish_output) to a moment; a closed stdout is a failed write,
+-- seen by json_lines.
+local function on_signals(e, out)
   local signals = {}
   for _, name in ipairs(stopsignals.names()) do
     local h = uv.new_signal()
     h:start(name, function()
       e:stop()
       if e.tracer then e.tracer:cut_drain() end
+      out:cut()
     end)
     signals[#signals + 1] = h
   end
@@ -383,19 +420,20 @@ end
 
 local function execute(o, cli, resume_id, caller)
   local held = {}
-  local emit, view, stop_view = output(o, cli, held)
+  local emit, view, stop_view, out = output(o, cli, held)
   local e, exit = open_engine(o, cli, emit, stop_view, resume_id, caller)
   held.e = e
-  if not e then return exit end
+  if not e then return finish_output(out, exit) end
   local lock, claim, lcode = take_lock(e, o, resume_id)
   if not lock then
     if stop_view then stop_view() end
     e.close_all()
+    finish_output(out)
     cli.fail(lcode, "%s", claim)
     return 1
   end
   -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
-  local watcher, signals = reload.watch(e), on_signals(e)
+  local watcher, signals = reload.watch(e), on_signals(e, out)
   local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
   drain_traces(e, cli)
@@ -405,10 +443,12 @@ local function execute(o, cli, resume_id, caller)
     if view.frames > 0 then view:finish() end
     stop_view()
   end
-  if view_note then cli.err("note: %s", view_note) end
   rt.run("nowait")
   e.close_all()
   lock:release()
+  -- the last events wait for stdout's reader with the run over and its lock given back
+  finish_output(out)
+  if view_note then cli.err("note: %s", view_note) end
   cli.flush_unhandled()
   if not ok then
     cli.err("%s", status)

@@ -13,6 +13,7 @@ local httpd = require "orket.c.httpd"
 local rt = require "orket.c.runtime"
 local cjson = require "cjson.safe"
 local store_projects = require "orket.store.projects"
+local log_view = require "orket.views.log"
 
 local M = {}
 
@@ -33,6 +34,8 @@ function M.message(r, people)
       raw = jsonout.encode(d)
     end
   end
+  -- its lists as arrays, as the other views of the journal give them (a move's roles)
+  raw = log_view.event_text(r.kind, raw)
   local data = jsonout.plain(raw:gsub("[\r\n]", " ")) -- stored JSON is one line; stay safe
   local kind = tostring(r.kind):gsub("[^%w_.%-]", "_")
   return string.format('id: %d\nevent: %s\ndata: {"id":%d,"at":%s,"kind":%s,"card":%s,"run":%s,"actor":%s,"data":%s}\n\n',

@@ -6,10 +6,13 @@
 -- the workers, sandboxes and the shell share (a dup shares it too), and their writes would
 -- then fail with EAGAIN. Past MAX_BYTES queued, whole lines are dropped and counted; once
 -- the queue is down to half, one line says how many. A regular file (or one that is not a
--- pipe, socket or terminal) keeps plain writes: no reader can hold those.
+-- pipe, socket or terminal) keeps plain writes: no reader can hold those. orket run's
+-- stdout goes this way too (its JSON Lines, or its live view's frames: raw), waiting at
+-- its end for the reader until a stop signal (finish).
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
+local stopsignals = require "orket.stopsignals"
 
 local M = {}
 
@@ -20,9 +23,10 @@ M.FLUSH_MS = 500 -- what the close waits for the queue, at most (inside docker s
 -- The thread's body, in a Lua state of its own (luv dumps it: no upvalues): reads the pipe
 -- until its end, writes it to fd out. Whole lines in writes of at most 4096 bytes (PIPE_BUF:
 -- the workers' lines, written to the same pipe, never land inside one), a longer line
--- alone. A reader gone (EPIPE) makes the rest read and dropped; closing ack says it ended,
--- or, closed at once when the reader is gone, that it is (the writer's on_gone).
-local function drain(rfd, ack, out)
+-- alone; raw (1: a terminal's frames, no lines to keep whole), all it read at once. A reader
+-- gone (EPIPE) makes the rest read and dropped; closing ack says it ended, or, closed at
+-- once when the reader is gone, that it is (the writer's on_gone).
+local function drain(rfd, ack, out, raw)
   local tuv = require "luv" -- lazy: the thread's own Lua state, whose luv is its own
   local broken = false
   local function put(s)
@@ -57,7 +61,8 @@ local function drain(rfd, ack, out)
     local rest = ""
     while true do
       local data, err = tuv.fs_read(rfd, 65536)
-      if data and data ~= "" then rest = whole_lines(rest .. data)
+      if data and data ~= "" then
+        if raw == 1 then put(data) else rest = whole_lines(rest .. data) end
       elseif not (err and err:find("^EINTR")) then break end
     end
     put(rest)
@@ -84,7 +89,8 @@ local function start_thread(self, fd)
   -- a small stack: the body is shallow, and 8 MiB more counts against ulimit -v. Integers
   -- only as arguments: a thread still blocked when the Lua state goes only reads its luv
   -- object at its end, it frees nothing there
-  local thread, terr = uv.new_thread({ stack_size = 256 * 1024 }, drain, lines.read, ack.write, fd)
+  local thread, terr = uv.new_thread({ stack_size = 256 * 1024 }, drain, lines.read, ack.write, fd,
+    self.raw and 1 or 0)
   if not thread then
     for _, f in ipairs { lines.read, lines.write, ack.read, ack.write } do uv.fs_close(f) end
     return nil, terr
@@ -110,16 +116,19 @@ function Writer:_gone()
 end
 
 --- open{[fd=2], [max_bytes=M.MAX_BYTES], dropped_line=fn(n) -> text[, on_gone=fn()][,
---- as_stderr=true]} -> writer, nil | writer, message: the thread could not start, and the
---- writes are plain ones (the caller says so). dropped_line makes the line (without its
---- "\n") said after n lines dropped; on_gone is called once when a write to fd fails (its
---- reader gone: `orket worker | head`), the lines after it dropped; as_stderr installs
---- the writer's stand-in as io.stderr (writer:stderr()) while a thread writes.
+--- as_stderr=true][, raw=true]} -> writer, nil | writer, message: the thread could not
+--- start, and the writes are plain ones (the caller says so). dropped_line makes the line
+--- (without its "\n") said after n lines dropped; on_gone is called once when a write to fd
+--- fails (its reader gone: `orket worker | head`; a plain write's failure, a full disk,
+--- too), the lines after it dropped; as_stderr installs the writer's stand-in as io.stderr
+--- (writer:stderr()) while a thread writes. raw (a terminal's frames, orket run's live
+--- view): each write goes out whole as it is, no line waiting for its end, and one past the
+--- bound is dropped whole, counted, with no line said (dropped_line is not needed).
 function M.open(o)
   local fd = o.fd or 2
   local self = setmetatable({ fd = fd, max = o.max_bytes or M.MAX_BYTES, dropped_line = o.dropped_line,
     on_gone = o.on_gone, queue = {}, head = 1, queued = 0, writing = false, drops = 0, total = 0, partial = "",
-    plain = true }, Writer)
+    plain = true, raw = o.raw and true or false }, Writer)
   if uv.guess_handle(fd) == "file" then return self end
   local ok, err = start_thread(self, fd)
   if not ok then return self, "the log's writer thread: " .. tostring(err) .. "; its lines are written in the loop" end
@@ -137,12 +146,16 @@ function M.dropped_event(n, counted)
 end
 
 -- the plain write: one system call a line (fd 2 is unbuffered); one that fails is the
--- reader's end (on_gone)
+-- reader's end (on_gone). fd 1 through io.stdout, so that orket.cli's check of the output
+-- sees the failure (a full disk) and says it.
 local function write_fd(self, text)
   if self.gone then return end
   local ok
   if self.fd == 2 then
     ok = (self.real or io.stderr):write(text)
+  elseif self.fd == 1 then
+    ok = io.stdout:write(text)
+    if ok then ok = io.stdout:flush() end
   else
     ok = uv.fs_write(self.fd, text)
   end
@@ -171,25 +184,33 @@ function Writer:_pump()
   end)
 end
 
+-- what text counts as, dropped: its lines, or one write (raw)
+local function units(self, text)
+  if self.raw then return 1 end
+  local _, lines = text:gsub("\n", "")
+  return lines
+end
+
 -- The thread gone (its pipe refused the chunk lost): the lines are written in the loop
 -- from now on, as before there was a thread, lost's counted as dropped
 function Writer:_fall_back(lost)
   for _, text in ipairs(lost) do
-    local _, lines = text:gsub("\n", "")
-    self.drops, self.total = self.drops + lines, self.total + lines
+    local n = units(self, text)
+    self.drops, self.total = self.drops + n, self.total + n
   end
   self:__close()
   self.plain = true
   for i = self.head, #self.queue do write_fd(self, self.queue[i]) end
   self.queue, self.head, self.queued = {}, 1, 0
-  write_fd(self, self.dropped_line(self.drops) .. "\n")
+  if self.dropped_line and self.drops > 0 then write_fd(self, self.dropped_line(self.drops) .. "\n") end
   self.drops = 0
 end
 
--- the line saying how many were dropped, past the bound (it is one line)
+-- the line saying how many were dropped, past the bound (it is one line; none when raw)
 function Writer:_said()
   local n = self.drops
   self.drops = 0
+  if not self.dropped_line then return end
   local text = self.dropped_line(n) .. "\n"
   self.queue[#self.queue + 1] = text
   self.queued = self.queued + #text
@@ -201,8 +222,8 @@ function Writer:_put(text)
   if self.plain then return write_fd(self, text) end
   if self.closed then return end
   if self.drops > 0 or self.queued + #text > self.max then
-    local _, lines = text:gsub("\n", "")
-    self.drops, self.total = self.drops + lines, self.total + lines
+    local n = units(self, text)
+    self.drops, self.total = self.drops + n, self.total + n
     return
   end
   self.queue[#self.queue + 1] = text
@@ -213,8 +234,14 @@ end
 --- writer:line(text): one log line (text without its "\n")
 function Writer:line(text) self:_put(text .. "\n") end
 
---- writer:write(...): as a file's write; whole lines go out, a line's start waits for its end
+--- writer:write(...): as a file's write; whole lines go out, a line's start waits for its
+--- end (raw: all of it goes out)
 function Writer:write(...)
+  if self.raw then
+    local text = table.concat({ ... })
+    if text ~= "" then self:_put(text) end
+    return self
+  end
   local text = self.partial .. table.concat({ ... })
   local cut = text:match(".*()\n")
   if cut then
@@ -257,31 +284,69 @@ function Writer:__close()
   end
 end
 
--- waits (a task) until cond() or the deadline (uv.now() ms) -> cond()
-local function wait_until(cond, deadline)
-  while not cond() and uv.now() < deadline do rt.sleep(5) end
+-- waits (a task) until cond() or self.deadline (uv.now() ms; cut() may bring it nearer) ->
+-- cond(); looked at every 5 ms, then less often, up to 50 ms (a wait for a slow reader may be long)
+local function wait_until(self, cond)
+  local pause = 5
+  while not cond() and uv.now() < self.deadline do
+    rt.sleep(math.min(pause, math.max(1, self.deadline - uv.now())))
+    pause = math.min(pause * 2, 50)
+  end
   return cond()
 end
 
---- writer:close([within_ms]) (in a task): what is queued written, within within_ms
---- (M.FLUSH_MS) at most; a reader that does not take it in time loses it, the process ends
---- all the same. io.stderr is the real one again.
+--- writer:cut(): a stop was asked (a signal): a close under way, or one to come, waits for
+--- the reader M.FLUSH_MS more at most, counted from the later of now and its start
+function Writer:cut()
+  uv.update_time()
+  self.cut_at = self.cut_at or uv.now()
+  if self.deadline then self.deadline = math.min(self.deadline, uv.now() + M.FLUSH_MS) end
+end
+
+--- writer:close([within_ms]) (in a task) -> all: what is queued written, within within_ms
+--- (M.FLUSH_MS; math.huge: as long as the reader takes, until cut()) at most; a reader that
+--- does not take it in time loses it (all false), the process ends all the same (a reader
+--- gone is no loss here: on_gone said it). io.stderr is the real one again.
 function Writer:close(within_ms)
-  if self.closed then return end
+  if self.closed then return self.all_written end
   if self.real then io.stderr = self.real end
   if self.partial ~= "" then self:write("\n") end
   self.closed = true
-  if self.plain then return end
+  self.all_written = true
+  if self.plain then return true end
   if self.drops > 0 then self:_said() end
   self:_pump()
   uv.update_time()
-  local deadline = uv.now() + (within_ms or M.FLUSH_MS)
-  wait_until(function() return not self.writing and self.head > #self.queue end, deadline)
+  self.deadline = uv.now() + (self.cut_at and M.FLUSH_MS or within_ms or M.FLUSH_MS)
+  wait_until(self, function() return not self.writing and self.head > #self.queue end)
   self.pipe:close() -- the thread reads the end, writes the rest, and closes the ack
-  local ended = wait_until(function() return self.ended end, deadline)
+  local ended = wait_until(self, function() return self.ended end)
   self.ack:close()
+  self.all_written = ended and true or false
   -- a thread still held by its reader is left: the process's exit ends it
   if ended then self.thread:join() end
+  return self.all_written
+end
+
+--- writer:finish() (in a task) -> all, as close's: closed as close(math.huge)
+--- closes, the wait for the reader cut (cut()) by a stop signal (SIGINT, SIGTERM, SIGHUP
+--- unless ignored at the start: orket.stopsignals.names) that comes meanwhile. orket run's
+--- stdout: its last events wait for a slow reader, as a blocking write waited, but a stop
+--- is heard. SIGPIPE is caught meanwhile: a reader gone makes the thread's write fail.
+function Writer:finish()
+  if self.closed or self.plain then return self:close() end
+  local handles = {}
+  for _, name in ipairs(stopsignals.names()) do
+    local h = uv.new_signal()
+    h:start(name, function() self:cut() end)
+    handles[#handles + 1] = h
+  end
+  local pipe = uv.new_signal()
+  pipe:start("sigpipe", function() end)
+  handles[#handles + 1] = pipe
+  local ok = self:close(math.huge)
+  for _, h in ipairs(handles) do h:close() end
+  return ok
 end
 
 return M

@@ -11,6 +11,7 @@ local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
 local pull_request = require "orket.engine.pull_request"
 local costs = require "orket.store.costs"
+local log_view = require "orket.views.log"
 local experiments = require "orket.store.experiments"
 local safe_json = require "cjson.safe"
 
@@ -48,9 +49,7 @@ function M.doc_of(g)
   for i, e in ipairs(history) do
     -- an event's data is an object as orket writes it; a hand-edited one (JSON null, a
     -- string) is shown as it is, and read as no data
-    local d = type(e.data) == "table" and e.data or {}
-    -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
-    if e.kind == "transition" and type(d.roles) == "table" then d.roles = jsonout.array(d.roles) end
+    local d = type(e.data) == "table" and log_view.event_data(e.kind, e.data) or {}
     -- a violation's attempt holds the call's arguments as the gate encoded them ("\/")
     if e.kind == "violation" and type(d.attempt) == "string" then d.attempt = jsonout.plain(d.attempt) end
     hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,

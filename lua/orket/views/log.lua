@@ -13,6 +13,42 @@ local inert = require "orket.inert"
 
 local M = {}
 
+-- The fields of a journal event's data that are lists, by its kind: decoded from the store,
+-- an empty one is a table like an empty object, and came out as {} (a transition's roles:
+-- orket's own moves and a person's have none), where the same event in another view gave
+-- [], and `.roles[0]` failed in jq.
+local LISTS = { transition = { "roles" } }
+
+--- event_data(kind, data) -> data as every view of the journal gives it (`orket log --json`,
+--- the transcript, `orket card --json`'s history, the /v1/events stream): its lists, empty
+--- or not, marked to be written as arrays, in place. data: the decoded event's (anything
+--- not a table passes as it is).
+function M.event_data(kind, data)
+  local lists = LISTS[kind]
+  if not lists or type(data) ~= "table" then return data end
+  for _, k in ipairs(lists) do
+    if type(data[k]) == "table" and jsonout.is_array(data[k]) then data[k] = jsonout.array(data[k]) end
+  end
+  return data
+end
+
+--- event_text(kind, text) -> text, the event's data as stored (its JSON), with event_data's
+--- lists written as arrays: for a view that passes the stored text on (the event stream).
+--- Decoded only when an empty list may be there ({}), else the text itself.
+function M.event_text(kind, text)
+  local lists = LISTS[kind]
+  if not lists or type(text) ~= "string" then return text end
+  for _, k in ipairs(lists) do
+    if text:find('"' .. k .. '"%s*:%s*{%s*}') then
+      local d = cjson.decode(text)
+      if type(d) ~= "table" then return text end
+      local ok, out = pcall(jsonout.encode, M.event_data(kind, d))
+      return ok and out or text
+    end
+  end
+  return text
+end
+
 --- FIELD_MAX: the bytes of one text (a message's content, a call's arguments or raw text, a
 --- tool call's result, an event's data) a served transcript keeps: past it the text is cut
 --- as orket.inert.clip cuts a message (its start, then "... (N bytes)", N its whole length)
@@ -68,7 +104,7 @@ end
 local function event_item(db, ev)
   -- an event's data is an object as orket writes it; a hand-edited one (JSON null, a
   -- string) is read, and shown, as no data: one odd row does not fail the transcript
-  local d = type(ev.data) == "table" and ev.data or {}
+  local d = type(ev.data) == "table" and M.event_data(ev.kind, ev.data) or {}
   local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
   if ev.kind == "turn" and d.id ~= nil then
     local t, terr, tcode = turns.get(db, d.id)

@@ -127,6 +127,68 @@ describe("orket.serve.logwriter", function()
     sigpipe:close()
   end)
 
+  it("raw: each write goes out whole, no line waiting for its end, and one past the bound is dropped whole", function()
+    local p = stalled_pipe()
+    local w = logwriter.open { fd = p.write, raw = true, max_bytes = 1000 }
+    assert.is_false(w.plain)
+    w:write("\27[2Aframe one")
+    w:write("")
+    for _ = 1, 50 do w:write(("x"):rep(100)) end -- past the bound: whole writes dropped, no line said
+    assert(w:dropped() > 30, "dropped: " .. w:dropped())
+    local finish = p.reading()
+    orket.sleep(50)
+    w:write("\27[Hlast frame")
+    assert.is_true(w:close(5000))
+    local text = finish()
+    local first, last = "\27[2Aframe one", "\27[Hlast frame"
+    assert.equal(first, text:sub(1, #first))
+    assert.equal(last, text:sub(-#last))
+    assert.equal(0, (#text - #first - #last) % 100)
+  end)
+
+  it("finishes when the reader has taken all, however late, or a moment after a cut", function()
+    local sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    -- a reader that starts late gets every line
+    local p = stalled_pipe()
+    local w = logwriter.open { fd = p.write, dropped_line = said }
+    for i = 1, 2000 do w:line(string.format("line %06d %s", i, ("x"):rep(100))) end
+    local finish
+    local reader = uv.new_timer()
+    reader:start(1500, 0, function() finish = p.reading() end) -- later than FLUSH_MS
+    assert.is_true(w:finish())
+    reader:close()
+    local text = finish()
+    local _, n = text:gsub("\n", "")
+    assert.equal(2000, n)
+    -- one that never reads: finish waits until cut (a stop signal), then FLUSH_MS at most
+    local q = stalled_pipe()
+    w = logwriter.open { fd = q.write, dropped_line = said }
+    for i = 1, 2000 do w:line(string.format("line %06d %s", i, ("x"):rep(100))) end
+    local cutter = uv.new_timer()
+    cutter:start(300, 0, function() w:cut() end)
+    uv.update_time()
+    local t0 = uv.now()
+    assert.is_false(w:finish())
+    uv.update_time()
+    local took = uv.now() - t0
+    assert(took >= 300 and took < 300 + logwriter.FLUSH_MS + 500, "finish took " .. took .. " ms")
+    cutter:close()
+    -- a cut before the close: FLUSH_MS from the close's start, not from the cut
+    local r = stalled_pipe()
+    local v = logwriter.open { fd = r.write, dropped_line = said }
+    v:cut()
+    orket.sleep(logwriter.FLUSH_MS + 100)
+    v:line("after the cut")
+    local late = r.reading()
+    assert.is_true(v:finish())
+    assert.equal("after the cut\n", late())
+    uv.fs_close(q.read)
+    orket.sleep(50)
+    uv.fs_close(q.write)
+    sigpipe:close()
+  end)
+
   it("tells on_gone once when its reader is gone, from the thread or a plain write, and drops the rest", function()
     local guard = uv.new_signal() -- (a write to a pipe with no reader: EPIPE, not SIGPIPE)
     guard:start("sigpipe", function() end)
