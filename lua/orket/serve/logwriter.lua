@@ -27,7 +27,11 @@ M.FLUSH_MS = 500 -- what the close waits for the queue, at most (inside docker s
 -- gone (EPIPE) makes the rest read and dropped; closing ack says it ended, or, closed at
 -- once when the reader is gone, that it is (the writer's on_gone).
 local function drain(rfd, ack, out, raw)
-  local tuv = require "luv" -- lazy: the thread's own Lua state, whose luv is its own
+  -- lazy: the thread's own Lua state, whose luv is its own. Its loop takes descriptors: at
+  -- the process's limit its load fails, and raised here, where luv's call of this body is
+  -- not protected, the process would abort (start_thread asks for spare ones first)
+  local loaded, tuv = pcall(require, "luv")
+  if not loaded then return false end
   local broken = false
   local function put(s)
     local at = 0
@@ -77,6 +81,23 @@ Writer.__index = Writer
 
 -- the thread and the two pipes: the lines' (our end non-blocking, its own description) and
 -- the ack, whose end says the thread wrote all -> true | nil, message (nothing left open)
+-- Whether n pipes (2n descriptors) can be had now; given back at once. The thread's own Lua
+-- state opens luv, whose loop takes descriptors (epoll's, a signal pipe's): at a limit that
+-- leaves none, luv raises there, where nothing catches it, and the process aborts (PANIC).
+local function spare_fds(n)
+  local got, ok = {}, true
+  for _ = 1, n do
+    local p = uv.pipe()
+    if not p then ok = false break end
+    got[#got + 1] = p
+  end
+  for _, p in ipairs(got) do
+    uv.fs_close(p.read)
+    uv.fs_close(p.write)
+  end
+  return ok
+end
+
 local function start_thread(self, fd)
   local lines, lerr = uv.pipe()
   if not lines then return nil, lerr end
@@ -89,8 +110,12 @@ local function start_thread(self, fd)
   -- a small stack: the body is shallow, and 8 MiB more counts against ulimit -v. Integers
   -- only as arguments: a thread still blocked when the Lua state goes only reads its luv
   -- object at its end, it frees nothing there
-  local thread, terr = uv.new_thread({ stack_size = 256 * 1024 }, drain, lines.read, ack.write, fd,
-    self.raw and 1 or 0)
+  local thread, terr
+  if spare_fds(4) then
+    thread, terr = uv.new_thread({ stack_size = 256 * 1024 }, drain, lines.read, ack.write, fd, self.raw and 1 or 0)
+  else
+    terr = "EMFILE: too few file descriptors left for its loop (ulimit -n)"
+  end
   if not thread then
     for _, f in ipairs { lines.read, lines.write, ack.read, ack.write } do uv.fs_close(f) end
     return nil, terr
