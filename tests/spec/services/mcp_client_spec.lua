@@ -1241,10 +1241,9 @@ describe("orket.mcp.client's requests", function()
       require("orket.c.runtime").sleep(5)
       return { tools = { { name = "t" .. n, inputSchema = { type = "object" } } }, nextCursor = "c" .. n }
     end, 10)
-    local t0 = require("luv").now()
     in_task(function() assert(c:list_tools()) end)
-    local took = require("luv").now() - t0
-    assert.is_true(took < 1500, "took " .. took) -- 514 pages of 5 ms without the bound
+    -- 514 pages of 5 ms without the bound; at most 40 in 200 ms (counted, not timed: a loaded
+    -- machine's pages take longer, never more of them)
     assert.is_true(requests() < 60, "pages: " .. requests())
     assert.equal(requests(), #c.tools)
     for _, ms in ipairs(ms_seen) do assert.is_true(ms <= 10) end
