@@ -50,8 +50,11 @@ static void lockfile_write(int fd, long tag) {
 static int lockfile_open(const char *path, char *err, size_t errlen, const char **code) {
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
-    *code = errno == EACCES ? "EACCES" : "EIO";
+    int e = errno;
+    snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(e));
+    /* a full disk (no inode or directory block for the file) or a read-only one is the
+     * host's, said as such: an EIO read as a refusal, and a full disk went unnamed */
+    *code = e == EACCES ? "EACCES" : (e == ENOSPC || e == EDQUOT) ? "ENOSPC" : e == EROFS ? "EROFS" : "EIO";
     return fd;
   }
   struct stat st;

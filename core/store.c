@@ -18,6 +18,8 @@
 
 #include <sqlite3.h>
 
+#include "storevfs.h"
+
 typedef struct store_slot {
   char *sql;
   uint32_t hash;
@@ -105,15 +107,15 @@ static int store_is_file_error(int rc) {
 
 /* A write past the process's file-size limit (ulimit -f, systemd LimitFSIZE=) fails with
  * EFBIG (main.c catches SIGXFSZ), which SQLite says as "disk I/O error"; one cut short at
- * the limit, as "database or disk is full". SQLite's system errno is often gone by then (it
- * reads errno after the rollback's calls), so a file of path's (the store, its -wal or
- * -journal) within a WAL frame of the limit tells too. Said with the limit named, into note
- * (empty otherwise) -> 1 when the failure is the limit's (then coded as a full disk: the
- * same stop, and a resume carries on once it is raised), 0 otherwise. */
-static int store_fsize_note(sqlite3 *db, const char *path, int rc, char *note, size_t len) {
+ * the limit, as "database or disk is full". The system's errno (sys, from store_sys_errno)
+ * may not be known (a write cut short has none), so a file of path's (the store, its -wal
+ * or -journal) within a WAL frame of the limit tells too. Said with the limit named, into
+ * note (empty otherwise) -> 1 when the failure is the limit's (then coded as a full disk:
+ * the same stop, and a resume carries on once it is raised), 0 otherwise. */
+static int store_fsize_note(int sys, const char *path, int rc, char *note, size_t len) {
   note[0] = '\0';
   if ((rc & 0xff) != SQLITE_IOERR && (rc & 0xff) != SQLITE_FULL) return 0;
-  int efbig = db && sqlite3_system_errno(db) == EFBIG;
+  int efbig = sys == EFBIG;
   struct rlimit lim;
   int limited = getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY;
   int reached = 0;
@@ -133,6 +135,39 @@ static int store_fsize_note(sqlite3 *db, const char *path, int rc, char *note, s
   else
     return 0;
   return 1;
+}
+
+/* The system's errno behind rc, a failure of db's files: what the store's VFS kept for it
+ * (storevfs.c; it forgets it then), or else SQLite's own, which it notes only on some
+ * paths (a failed commit leaves none) -> 0 when unknown. */
+static int store_sys_errno(sqlite3 *db, int rc) {
+  if (db == NULL) return 0;
+  int sys = storevfs_errno(db, rc);
+  if (sys == 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN)) sys = sqlite3_system_errno(db);
+  return sys;
+}
+
+/* What the system said of a failure of the store's files, into note for after SQLite's
+ * message (" (Disk quota exceeded: ...)"; empty when nothing is known or SQLite's words
+ * say it) -> the code to report it under instead of SQLite's (a used-up quota or a
+ * file-size limit stops a run as a full disk does, and the same resume carries on once
+ * it is raised), or NULL. sys: store_sys_errno's. */
+static const char *store_cause(int sys, const char *path, int rc, char *note, size_t len) {
+  note[0] = '\0';
+  if (store_fsize_note(sys, path, rc, note, len)) return "ENOSPC";
+  if (sys == 0) return NULL;
+  switch (sys) {
+  case EDQUOT:
+    snprintf(note, len, " (%s: a disk quota (the user's, group's or project's) on its file system is used up; "
+             "raise the quota, or free space that counts against it)", strerror(EDQUOT));
+    return "ENOSPC";
+  case ENOSPC:
+    if ((rc & 0xff) != SQLITE_FULL) snprintf(note, len, " (%s)", strerror(ENOSPC));
+    return "ENOSPC";
+  default:
+    snprintf(note, len, " (%s)", strerror(sys));
+    return NULL;
+  }
 }
 
 /* The length of path made absolute, its folder's links resolved as SQLite resolves them
@@ -158,7 +193,7 @@ static size_t store_full_length(const char *path) {
  * used, and nothing said why. */
 static int store_path_note(int rc, const char *path, char *note, size_t len) {
   note[0] = '\0';
-  sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+  sqlite3_vfs *vfs = sqlite3_vfs_find(storevfs_name()); /* NULL: the default, which it wraps */
   if ((rc & 0xff) != SQLITE_CANTOPEN || vfs == NULL || path == NULL) return 0;
   size_t n = store_full_length(path);
   if (n == 0 || n + 8 <= (size_t)vfs->mxPathname) return 0;
@@ -172,10 +207,11 @@ static int store_path_note(int rc, const char *path, char *note, size_t len) {
  * malformed"), so whoever reads it knows which file to look at. */
 static int store_fail(store *s, int rc) {
   const char *path = s->path && s->path[0] && strcmp(s->path, ":memory:") != 0 ? s->path : "store";
-  char note[192];
-  int fsize = store_fsize_note(s->db, s->path, rc, note, sizeof note);
+  char note[224];
+  const char *code = store_is_file_error(rc) ? store_cause(store_sys_errno(s->db, rc), s->path, rc, note, sizeof note)
+                                             : (note[0] = '\0', NULL);
   snprintf(s->err, sizeof s->err, "%s: %s%s", path, sqlite3_errmsg(s->db), note);
-  s->code = fsize ? "ENOSPC" : store_code_of(rc);
+  s->code = code ? code : store_code_of(rc);
   s->file_error = store_is_file_error(rc);
   return -1;
 }
@@ -275,16 +311,34 @@ static char *store_uri(const char *path, const char *query) {
  * it is missing. On a read-only file system (a board mounted read-only into a container)
  * it cannot, after the last writer closed cleanly and removed it; the file then holds every
  * commit and no writer is at work (a writer would have made a -wal file), so it is opened
- * as immutable: read without locks or shared memory. */
+ * as immutable: read without locks or shared memory.
+ * On a full disk (or a used-up quota) SQLite can make the -shm but not give it its size
+ * (nor, where blocks are smaller than a page, its blocks: storevfs.c). A reader needs no
+ * room for it: with readonly_shm, SQLite maps it read-only when a writer has it in use,
+ * and otherwise reads the -wal's commits into memory of its own (what it does for a
+ * database on read-only media), so every commit, a killed writer's too, is read. */
 static int store_open_readonly(store *s, const char *path) {
   char *uri = store_uri(path, "mode=ro");
   if (uri == NULL) return SQLITE_NOMEM;
   int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(uri, &s->db, flags, NULL);
+  int rc = sqlite3_open_v2(uri, &s->db, flags, storevfs_name());
   free(uri);
   if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA user_version", NULL, NULL, NULL);
-  /* no -shm and no right to make one: CANTOPEN on a read-only file system,
-   * READONLY_DIRECTORY (or _CANTINIT) where the folder is not the user's to write */
+  if (rc != SQLITE_OK && s->db != NULL) {
+    int sys = store_sys_errno(s->db, rc);
+    if ((rc & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT) {
+      sqlite3_close_v2(s->db);
+      s->db = NULL;
+      uri = store_uri(path, "mode=ro&readonly_shm=1");
+      if (uri == NULL) return SQLITE_NOMEM;
+      rc = sqlite3_open_v2(uri, &s->db, flags, storevfs_name());
+      free(uri);
+      if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA user_version", NULL, NULL, NULL);
+    }
+  }
+  /* no -shm and no right to make one: CANTOPEN on a read-only file system (or a full
+   * disk with no -shm left to read), READONLY_DIRECTORY (or _CANTINIT) where the folder
+   * is not the user's to write */
   int ext = s->db ? sqlite3_extended_errcode(s->db) : rc;
   if ((rc & 0xff) != SQLITE_CANTOPEN && ext != SQLITE_READONLY_DIRECTORY && ext != SQLITE_READONLY_CANTINIT) return rc;
   size_t n = strlen(path);
@@ -299,7 +353,7 @@ static int store_open_readonly(store *s, const char *path) {
   s->db = NULL;
   uri = store_uri(path, "immutable=1");
   if (uri == NULL) return SQLITE_NOMEM;
-  rc = sqlite3_open_v2(uri, &s->db, flags, NULL);
+  rc = sqlite3_open_v2(uri, &s->db, flags, storevfs_name());
   free(uri);
   return rc;
 }
@@ -326,7 +380,7 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
     rc = store_open_readonly(s, path);
   } else {
     int flags = SQLITE_OPEN_READWRITE | ((mode & STORE_OPEN_CREATE) ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
-    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    rc = sqlite3_open_v2(path, &s->db, flags, storevfs_name());
   }
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(s->db, 1);
@@ -352,25 +406,23 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
   }
   if (rc != SQLITE_OK) {
     /* SQLite says "disk I/O error" for a full disk met while it sets up the WAL's index
-     * (-shm): the system's own error says which, and a full disk is ENOSPC, as a write's */
-    int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+     * (-shm): the system's own error says which (store_cause), and a full disk is ENOSPC,
+     * as a write's */
+    int sys = s->db ? store_sys_errno(s->db, rc) : 0;
     char note[256];
-    int fsize = store_fsize_note(s->db, path, rc, note, sizeof note);
+    int fsize = store_fsize_note(sys, path, rc, note, sizeof note);
     int toolong = !fsize && store_path_note(rc, path, note, sizeof note);
+    const char *cause = fsize ? "ENOSPC" : toolong ? "ENAMETOOLONG" : store_cause(sys, path, rc, note, sizeof note);
     if (toolong) {
       /* a path that long with the note may not fit: its end, which names the file, is shown */
       size_t plen = strlen(path), fixed = strlen(note) + 32;
       size_t room = errlen > fixed ? errlen - fixed : 0;
       const char *shown = plen > room ? path + plen - room : path;
       snprintf(err, errlen, "store: cannot open %s%s%s", shown == path ? "" : "...", shown, note);
-    } else if (fsize)
-      snprintf(err, errlen, "store: cannot open %s: %s%s", path, sqlite3_errmsg(s->db), note);
-    else if ((rc & 0xff) == SQLITE_IOERR && sys != 0)
-      snprintf(err, errlen, "store: cannot open %s: %s (%s)", path, sqlite3_errmsg(s->db), strerror(sys));
-    else
-      snprintf(err, errlen, "store: cannot open %s: %s", path,
-               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    *code = sys == ENOSPC || fsize ? "ENOSPC" : toolong ? "ENAMETOOLONG" : store_code_of(rc);
+    } else
+      snprintf(err, errlen, "store: cannot open %s: %s%s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
+               note);
+    *code = cause ? cause : store_code_of(rc);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -621,10 +673,11 @@ int64_t store_last_id(store *s) { return sqlite3_last_insert_rowid(s->db); }
 
 /* A failure of the other file of a backup: its message names that file. */
 static int store_fail_other(store *s, sqlite3 *other, const char *path, int rc) {
-  char note[192];
-  int fsize = store_fsize_note(other, path, rc, note, sizeof note);
+  char note[224];
+  const char *code = store_is_file_error(rc) ? store_cause(store_sys_errno(other, rc), path, rc, note, sizeof note)
+                                             : (note[0] = '\0', NULL);
   snprintf(s->err, sizeof s->err, "%s: %s%s", path, other ? sqlite3_errmsg(other) : sqlite3_errstr(rc), note);
-  s->code = fsize ? "ENOSPC" : store_code_of(rc);
+  s->code = code ? code : store_code_of(rc);
   s->file_error = store_is_file_error(rc);
   return -1;
 }
@@ -648,7 +701,7 @@ static int store_copy(sqlite3 *dst, sqlite3 *src) {
 
 int store_backup_to(store *s, const char *path) {
   sqlite3 *dst = NULL;
-  int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, storevfs_name());
   if (rc == SQLITE_OK) rc = store_copy(dst, s->db);
   /* the copy keeps the source's WAL flag; a backup is one file, read without a -wal */
   if (rc == SQLITE_OK) rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
@@ -668,7 +721,7 @@ int store_restore_from(store *s, const char *path) {
     return -1;
   }
   sqlite3 *src = NULL;
-  int rc = sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL);
+  int rc = sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, storevfs_name());
   if (rc != SQLITE_OK) {
     store_fail_other(s, src, path, rc);
     sqlite3_close(src);

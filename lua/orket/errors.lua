@@ -159,8 +159,11 @@ CODES.E2BIG = {
   means = "too large (a file, an output, a request body)",
   remedy = "caps are in docs/workspace.md and docs/tools.md",
 }
-CODES.ENOSPC = { means = "the disk is full, or a file reached the process's file-size limit",
-  remedy = "free space (or raise the file-size limit: ulimit -f, systemd LimitFSIZE=)" }
+-- (507 Insufficient Storage over HTTP: the server failed the write, no conflict of the
+-- request's; the same request succeeds once space is freed)
+CODES.ENOSPC = { status = 507,
+  means = "the disk is full, a disk quota is used up, or a file reached the process's file-size limit",
+  remedy = "free space (or raise the quota, or the file-size limit: ulimit -f, systemd LimitFSIZE=)" }
 CODES.EIO = { means = "an I/O error", remedy = "check the disk" }
 -- the host's faults a project tool may name (orket.engine.gitwork.host_fault: they stop the
 -- run, as ENOSPC does, rather than reach the model)

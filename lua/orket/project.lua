@@ -50,7 +50,9 @@ end
 --- Without create, a missing
 --- store is an error that says to import first (reading commands never create files).
 --- reading: the command only reads, so a store it cannot open for writing (a read-only
---- file system, a file it may not write) is opened read-only instead. getenv: as
+--- file system, a file it may not write, a full disk) is opened read-only instead; "serving"
+--- (a server, which keeps the store open): not for a full disk, which passes, and the server
+--- would stay read-only after space is freed (the open fails, saying so). getenv: as
 --- database_url's (orket serve opens its other projects without ORKET_DATABASE_URL).
 --- broken_ok: as database_url's, for a command that only reads or copies the store; an
 --- orket.lua that does not load, and names no store, leaves the SQLite file, opened if it
@@ -150,7 +152,10 @@ function M.open_store(dir, create, reading, getenv, broken_ok)
       if fst and fst.mode & 0x3f ~= 0 then uv.fs_chmod(p, fst.mode & 0x1c0) end
     end
   end
-  if not db and (code == "ECANTOPEN" or code == "EREADONLY") then
+  -- a full disk (ENOSPC; a quota too, where the store says it so): the board is read, and
+  -- backed up to another disk, as docs/store.md says reading commands do when the store
+  -- cannot be written
+  if not db and (code == "ECANTOPEN" or code == "EREADONLY" or (code == "ENOSPC" and reading ~= "serving")) then
     if reading then
       local rdb, rerr, rcode = store.open(path, { readonly = true })
       if rdb then return rdb end

@@ -1,7 +1,11 @@
-/* test_store.c: the statement cache's lookups and the transaction control statements. */
+/* test_store.c: the statement cache's lookups, the transaction control statements, and
+ * the system's cause of a failed write named in the store's messages. */
+#include <errno.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -283,5 +287,148 @@ TEST(test_store_process_init) {
   CHECK(t, select_int(s, "SELECT count(*) FROM z") == 1);
   CHECK(t, sqlite3_memory_used() == before);
   store_close(s);
+  remove_temp(dir);
+}
+
+/* How failing_write's child meets the failure: writing, from its open on (the -shm's growth
+ * fails) or from a commit on; or reading, opened read-only. */
+enum { FAIL_AT_COMMIT, FAIL_AT_OPEN, FAIL_READING };
+
+/* A write of the store's files failing with err (EDQUOT, EIO, ENOSPC), in a child process:
+ * every pwrite64 fails so, which is how SQLite writes its -wal and grows its -shm (the
+ * kernel's own failure, by a seccomp filter: no quota needs to be set up). The child writes
+ * the store's code and message into code and msg (through a pipe; reading, "" and "rows N"
+ * when it read x) -> 0, or -1 when it could not run. */
+static int failing_write(const char *path, int err, int how, char *msg, size_t len, char *code, size_t clen) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(fds[0]);
+    FILE *out = fdopen(fds[1], "w");
+    if (out == NULL) _exit(2);
+    scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
+    if (f == NULL || seccomp_rule_add(f, SCMP_ACT_ERRNO((unsigned)err), SCMP_SYS(pwrite64), 0) != 0) _exit(3);
+    char e[600];
+    const char *c = "";
+    if (how != FAIL_AT_COMMIT && seccomp_load(f) != 0) _exit(4);
+    store *s = store_open(path, how == FAIL_READING ? STORE_OPEN_READONLY : 0, e, sizeof e, &c);
+    if (s != NULL && how == FAIL_READING) {
+      int64_t n = select_int(s, "SELECT count(*) FROM x");
+      if (n >= 0) snprintf(e, sizeof e, "rows %lld", (long long)n);
+      else snprintf(e, sizeof e, "%s", store_error(s));
+      c = n >= 0 ? "" : store_code(s);
+    } else if (s != NULL) {
+      if (how == FAIL_AT_COMMIT && (select_int(s, "SELECT count(*) FROM x") != 1 || seccomp_load(f) != 0)) _exit(5);
+      if (store_exec(s, "INSERT INTO x VALUES (2)") == 0) {
+        snprintf(e, sizeof e, "the write went through");
+        c = "";
+      } else {
+        snprintf(e, sizeof e, "%s", store_error(s));
+        c = store_code(s);
+      }
+    }
+    fprintf(out, "%s\n%s\n", c, e);
+    fclose(out);
+    _exit(0); /* no atexit handlers: the filter is still on */
+  }
+  close(fds[1]);
+  FILE *in = fdopen(fds[0], "r");
+  int ok = in != NULL && fgets(code, (int)clen, in) != NULL && fgets(msg, (int)len, in) != NULL;
+  if (in) fclose(in);
+  else close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  code[strcspn(code, "\n")] = '\0';
+  msg[strcspn(msg, "\n")] = '\0';
+  return 0;
+}
+
+/* SQLite says "disk I/O error" for any write that fails but for a full disk, and keeps the
+ * system's errno only on some paths (none for a commit): the store's VFS keeps it, and the
+ * message names it, a used-up quota with its remedy and coded as a full disk is. */
+TEST(test_store_write_errno_named) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v INTEGER); INSERT INTO x VALUES (1)") == 0);
+  store_close(s); /* the children open it afresh (no -wal, no -shm) */
+  char path[256], msg[600], code[32];
+  snprintf(path, sizeof path, "%s/s.db", dir);
+  static const struct {
+    int err, how;
+    const char *code, *says, *remedy;
+  } cases[] = {
+      {EDQUOT, FAIL_AT_COMMIT, "ENOSPC", "s.db: disk I/O error (Disk quota exceeded: ", "raise the quota"},
+      {EDQUOT, FAIL_AT_OPEN, "ENOSPC", "store: cannot open ", "(Disk quota exceeded: "},
+      {EIO, FAIL_AT_COMMIT, "ESQL", "s.db: disk I/O error (Input/output error)", NULL},
+      {ENOSPC, FAIL_AT_COMMIT, "ENOSPC", "s.db: database or disk is full", NULL},
+      {ENOSPC, FAIL_AT_OPEN, "ENOSPC", "store: cannot open ", "(No space left on device)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (failing_write(path, cases[i].err, cases[i].how, msg, sizeof msg, code, sizeof code) != 0) {
+      CHECK(t, !"the child could not run");
+      break;
+    }
+    if (strstr(msg, cases[i].says) == NULL || (cases[i].remedy && strstr(msg, cases[i].remedy) == NULL) ||
+        strcmp(code, cases[i].code) != 0)
+      fprintf(stderr, "    case %zu: %s: %s\n", i, code, msg);
+    CHECK(t, strstr(msg, cases[i].says) != NULL);
+    CHECK(t, cases[i].remedy == NULL || strstr(msg, cases[i].remedy) != NULL);
+    CHECK_STR(t, code, cases[i].code);
+  }
+  /* nothing was written, and the store is whole */
+  const char *ocode = NULL;
+  s = store_open(path, 0, msg, sizeof msg, &ocode);
+  CHECK(t, s != NULL);
+  if (s != NULL) {
+    CHECK(t, select_int(s, "SELECT count(*) FROM x") == 1);
+    store_close(s);
+  }
+  remove_temp(dir);
+}
+
+/* On a full disk (or a used-up quota) the -shm cannot be grown, and a read-only open failed
+ * with it: the board could not be read, nor backed up to another disk, though nothing had to
+ * be written. It is read with SQLite's read-only shared memory instead, every commit with
+ * it, those of a writer killed before its -wal was checkpointed too. */
+TEST(test_store_readonly_full_disk) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v INTEGER); INSERT INTO x VALUES (1)") == 0);
+  store_close(s);
+  char path[256], msg[600], code[32];
+  snprintf(path, sizeof path, "%s/s.db", dir);
+  /* a writer killed after its commit: the row is in the -wal alone */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    const char *c = NULL;
+    store *w = store_open(path, 0, msg, sizeof msg, &c);
+    _exit(w != NULL && store_exec(w, "INSERT INTO x VALUES (2)") == 0 ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(t, pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(t, access(path, F_OK) == 0);
+  static const int errs[] = {ENOSPC, EDQUOT};
+  for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+    CHECK(t, failing_write(path, errs[i], FAIL_READING, msg, sizeof msg, code, sizeof code) == 0);
+    if (strcmp(msg, "rows 2") != 0) fprintf(stderr, "    errno %d: %s: %s\n", errs[i], code, msg);
+    CHECK_STR(t, msg, "rows 2");
+  }
+  /* a writer's open still says the disk is full */
+  CHECK(t, failing_write(path, ENOSPC, FAIL_AT_OPEN, msg, sizeof msg, code, sizeof code) == 0);
+  CHECK_STR(t, code, "ENOSPC");
+  const char *ocode = NULL;
+  s = store_open(path, 0, msg, sizeof msg, &ocode);
+  CHECK(t, s != NULL);
+  if (s != NULL) {
+    CHECK(t, select_int(s, "SELECT count(*) FROM x") == 2);
+    store_close(s);
+  }
   remove_temp(dir);
 }

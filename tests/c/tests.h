@@ -189,7 +189,9 @@
   X(test_store_reset_clears_bindings)      \
   X(test_store_reuse_after_unfinished)     \
   X(test_store_columns_stamp)             \
-  X(test_store_process_init)
+  X(test_store_process_init)               \
+  X(test_store_write_errno_named)          \
+  X(test_store_readonly_full_disk)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

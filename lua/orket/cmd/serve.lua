@@ -119,7 +119,9 @@ end
 -- the socket, which the server's log says (orket.serve's "no unix socket").
 local function open_keyed(dir, host, given, source, cli)
   local hold, herr = hold_socket(dir)
-  local db = cli.open_store(dir, false, true)
+  -- (read-only on a read-only file system; a full disk fails the start: read-only, the
+  -- server would stay so once space is freed)
+  local db = cli.open_store(dir, false, "serving")
   local function fail(fmt, ...)
     if db then db:close() end
     let_go(hold, true)

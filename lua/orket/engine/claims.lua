@@ -177,6 +177,21 @@ function M.conflict(dir, db, board, target, o)
   return M.overlapping(db, board, target, runs, busy, o and o.except)
 end
 
+-- How a run known only by its run lease is said, after its owner: another host's (or
+-- container's) is another folder's run (this folder's would hold its lock file here); this
+-- process's own is said so, never as another folder's; another process of this machine
+-- may be of this folder too, its run ended while the store could not take the lease's drop
+local function lease_words(owner)
+  if owner == runlease.owner() then return " (this process), known from its run lease in the store" end
+  local where = tostring(owner):match("^.*/([^/]+)/%d+%.?%d*/%x+$")
+  if runlease.place and where == runlease.place then
+    return string.format(", known from its run lease in the store, not from a lock here: another folder's run, or one "
+      .. "that process ended while the store could not be written (its lease lapses within %d s)",
+      runlease.TTL_MS // 1000)
+  end
+  return ", known from its run lease in the store: another folder's run"
+end
+
 --- overlapping(db, board, target, runs, busy[, except]) -> conflict's answer from going's runs and busy
 function M.overlapping(db, board, target, runs, busy, except)
   if except then
@@ -197,7 +212,7 @@ function M.overlapping(db, board, target, runs, busy, except)
       -- machine, perhaps), never as a process of this one
       local who = r.worker and string.format("worker %s, known from its leases in the store; not a process here",
         r.worker) or string.format("process %s%s", tostring(r.pid), r.by == "serve" and ", a server"
-        or r.by == "lease" and ", known from its run lease in the store: another folder's run" or "")
+        or r.by == "lease" and lease_words(r.pid) or "")
       return r, string.format("run %d (%s) is working on %s now (%s); two runs never work the same card: "
         .. "wait for it to end or stop it", r.id, row.target, row.target == target and "the same target"
         or "cards of " .. target, who)
@@ -206,9 +221,28 @@ function M.overlapping(db, board, target, runs, busy, except)
   return nil
 end
 
+-- The host's failures that make a lock's folder or file impossible to have, as codes
+local HOST_CODES = { ENOSPC = "ENOSPC", EDQUOT = "ENOSPC", EROFS = "EROFS", EACCES = "EACCES" }
+
+-- runs_dir(dir) -> true | nil, msg, CODE: .orket/runs, the run locks' folder, made at the
+-- first run of the folder's server or worker. A full disk refuses it, and the lock file's
+-- open then said only "No such file or directory" (as a conflict): said as the folder's.
+local function runs_dir(dir)
+  local path = home(dir) .. "/runs"
+  local ok, err, code = uv.fs_mkdir(path, 448)
+  if ok or code == "EEXIST" or uv.fs_stat(path) then return true end
+  local host = HOST_CODES[code]
+  if not host then return true end -- (the lock file's open says the rest)
+  local fix = host == "ENOSPC" and "free space on its file system (df " .. home(dir) .. ")"
+    or host == "EROFS" and "remount it read-write" or "give .orket/ back to the project's owner"
+  return nil, string.format("cannot make %s, the folder of the runs' locks: %s; %s, then start or resume the run again",
+    path, tostring(err):match("^%u+: (.-): ") or tostring(err), fix), host
+end
+
 --- hold(dir, id) -> lock | nil, msg, CODE: takes run id's lock (a server executing it)
 function M.hold(dir, id)
-  uv.fs_mkdir(home(dir) .. "/runs", 448)
+  local made, merr, mcode = runs_dir(dir)
+  if not made then return nil, merr, mcode end
   local lk, err, code = lockfile.acquire(run_path(dir, id))
   if not lk then
     if code == "EBUSY" then return nil, string.format("run %d is going in another process", id), code end
@@ -223,7 +257,8 @@ end
 --- each); holder: its lease keeper's (NAME#TOKEN), written beside it (ID.PID.name) for
 --- workers_open
 function M.hold_worker(dir, id, holder)
-  uv.fs_mkdir(home(dir) .. "/runs", 448)
+  local made, merr, mcode = runs_dir(dir)
+  if not made then return nil, merr, mcode end
   local path = worker_path(dir, id, uv.os_getpid())
   local lk, err, code = lockfile.acquire(path)
   if not lk then return nil, err, code end

@@ -256,8 +256,9 @@ local function decide(dir, db, e, target, resuming, make, no_hold, held)
   if not id then return nil, mcode or "conflict", tostring(merr) end
   -- left to the workers (orket serve --workers), which hold it as they work it
   if no_hold then return id end
-  local lk, lerr = claims.hold(dir, id)
-  if not lk then return nil, "conflict", lerr end
+  local lk, lerr, lcode = claims.hold(dir, id)
+  -- (a full disk that keeps the lock from being had is no run in the way: its own answer)
+  if not lk then return nil, lcode == "ENOSPC" and lcode or "conflict", lerr end
   held(id, lk)
   -- the store's lease, seen by every process of the store whatever its folder
   local holder = runlease.take(db, id)
@@ -275,7 +276,7 @@ local function claim_and(dir, db, e, target, resuming, make, no_hold)
   -- held until the lock's garbage collection, every other start on the project waiting)
   local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
   -- another process held the section past its wait (ESTARTING): passing, not an overlap
-  if not claim then return nil, ccode == "ESTARTING" and "starting" or "conflict", cerr end
+  if not claim then return nil, ccode == "ESTARTING" and "starting" or ccode == "ENOSPC" and ccode or "conflict", cerr end
   -- The claim section is the folder's: servers of one store in other folders (docs/store.md,
   -- "Several servers") pass it at once. So the question, the run's record and its lease
   -- are one write transaction, which the store runs one at a time (SQLite's BEGIN

@@ -2,7 +2,8 @@
 -- kept in the store (orket.store.leases' run_* operations), so that every process of one
 -- store sees which runs are live wherever its project folder is: the folder's run lock
 -- files (orket.engine.claims) are seen only by processes sharing that folder. A lease is
--- renewed every third of its time and dropped when the run ends; a process killed leaves
+-- renewed every third of its time and dropped when the run ends (a drop the store could not
+-- take is retried, and the run known ended here meanwhile: ended_here); a process killed leaves
 -- its lease to lapse, and one of this boot and pid namespace whose pid is gone, or taken by
 -- a process started at another time, is dead at once. A lease that lapsed while the store was away is renewed if its row still names this process
 -- (nobody took it); one found another's, at a renewal or in a step's transaction (guard,
@@ -76,12 +77,36 @@ function M.dead(owner)
   return start ~= "" and now ~= start
 end
 
+-- The runs this process ended whose lease's DELETE failed (the store could not be written:
+-- a full disk), per store: {ids = {[id] = ms when dropped}, took = {[id] = true: a take
+-- was tried since}, timer=}. Their rows still name this process until the drop is retried
+-- or they lapse: holders() leaves them out (this process knows they ended; its own resume
+-- of one was refused, as another folder's run, until the lease lapsed), and the drop is
+-- retried each RETRY_MS while the lease may be live. A keep() of the run (it goes here
+-- again) ends the mark.
+local ended = setmetatable({}, { __mode = "k" })
+M.RETRY_MS = 1000
+
+local function ms() return uv.hrtime() // 1000000 end
+
+local function unmark(db, id)
+  local e = ended[db]
+  if e then e.ids[id], e.took[id] = nil, nil end
+end
+
+--- ended_here(db, id) -> whether run id ended in this process while the store could not
+--- take its lease's drop, which is still to be done
+function M.ended_here(db, id)
+  local e = ended[db]
+  return e ~= nil and e.ids[id] ~= nil
+end
+
 --- holders(db) -> {[run id] = owner} of the runs whose lease is live and whose owner is not
---- known dead
+--- known dead, nor this process for a run it ended (ended_here: its lease's drop waits)
 function M.holders(db)
   local out = {}
   for _, h in ipairs(leases.run_holders(db)) do
-    if not M.dead(h.owner) then out[h.run] = h.owner end
+    if not M.dead(h.owner) and not (h.owner == M.owner() and M.ended_here(db, h.run)) then out[h.run] = h.owner end
   end
   return out
 end
@@ -89,6 +114,11 @@ end
 --- take(db, id) -> nil | owner: run id leased to this process (in a transaction of its
 --- own), or the owner whose live lease keeps it
 function M.take(db, id)
+  -- a run ended here taken again (its resume): its old lease's drop is retried no more, as
+  -- this take may be committed (the lease the run's again) or rolled back with the caller's
+  -- transaction; the run's keep() ends the mark, else the lease lapses
+  local e = ended[db]
+  if e and e.ids[id] then e.took[id] = true end
   local held
   assert(db:tx(function()
     local h = leases.run_take(db, id, M.owner(), M.TTL_MS)
@@ -103,8 +133,6 @@ end
 -- monotonic time before the query that last found the lease held}, kept = {id -> the
 -- number of the keep() that kept it}, keeps = that number's last}
 local keepers = setmetatable({}, { __mode = "k" })
-
-local function ms() return uv.hrtime() // 1000000 end
 
 -- Renews the runs k holds, and only those: a run given up here while the store was away
 -- (drop's DELETE failed) still names this process, and was kept live with no engine.
@@ -182,6 +210,7 @@ end
 --- keep(db, id, on_lost): this process renews run id's lease until drop(); on_lost(id) is
 --- called once if a renewal finds it another's (lapsed and taken)
 function M.keep(db, id, on_lost)
+  unmark(db, id) -- (it goes here again: its lease is no drop's to take)
   local k = keepers[db]
   if not k then
     k = { runs = {}, sure = {}, kept = {}, keeps = 0 }
@@ -204,8 +233,53 @@ function M.keep(db, id, on_lost)
   k.timer:unref()
 end
 
---- drop(db, id): the run is over in this process: its lease goes (a store away leaves it to
---- lapse)
+-- The DELETE of this process's lease on run id, in a transaction of its own -> whether it
+-- was done. retried: only while the run is still marked ended here and not taken since.
+local function delete(db, id, retried)
+  return (pcall(function()
+    assert(db:tx(function()
+      local e = ended[db]
+      if retried and not (e and e.ids[id] and not e.took[id]) then return true end
+      leases.run_drop(db, id, M.owner())
+      unmark(db, id)
+      return true
+    end))
+  end))
+end
+
+-- Each RETRY_MS, the pending drops of db's ended runs are tried again, until each is done,
+-- the run taken again, or its lease surely lapsed (twice its time since the drop: it keeps
+-- nobody off then, and holders() leaves it out, marked still)
+local function retry_later(db, e)
+  if e.timer then return end
+  local function due()
+    local out = {}
+    for id, since in pairs(e.ids) do
+      if not e.took[id] and ms() - since <= 2 * M.TTL_MS then out[#out + 1] = id end
+    end
+    return out
+  end
+  e.timer = uv.new_timer()
+  e.timer:start(M.RETRY_MS, M.RETRY_MS, function()
+    if e.retrying then return end
+    e.retrying = true
+    task.spawn(function()
+      for _, id in ipairs(due()) do
+        if not delete(db, id, true) then break end -- the store still cannot: at the next tick
+      end
+      e.retrying = false
+      if not due()[1] and e.timer then
+        e.timer:close()
+        e.timer = nil
+      end
+    end)
+  end)
+  e.timer:unref()
+end
+
+--- drop(db, id): the run is over in this process: its lease goes. A store that cannot take
+--- the DELETE (away, its disk full) leaves the run marked ended here (ended_here; holders
+--- leaves its lease out) and the drop retried each RETRY_MS while the lease may be live
 function M.drop(db, id)
   local k = keepers[db]
   if k then
@@ -215,7 +289,14 @@ function M.drop(db, id)
       k.timer = nil
     end
   end
-  pcall(function() assert(db:tx(function() leases.run_drop(db, id, M.owner()); return true end)) end)
+  if delete(db, id) then return end
+  local e = ended[db]
+  if not e then
+    e = { ids = {}, took = {} }
+    ended[db] = e
+  end
+  e.ids[id], e.took[id] = ms(), nil
+  retry_later(db, e)
 end
 
 return M

@@ -50,6 +50,7 @@ local ERRORS = {
   [429] = "rate limited, by the caller's address (every route) or key (Retry-After)", [500] = "the server failed",
   [415] = "the body is not sent as the route's media type", [431] = "the request line and headers are too large",
   [422] = "the request is well-formed but cannot be done (the error's code says why)",
+  [507] = "the disk under the store is full (ENOSPC): nothing was written; free space, then send it again",
   [502] = "a server this one depends on failed (the forge, a sandbox)", [503] = "busy or unavailable; try again later: "
     .. "EBUSY (the store's lock, Retry-After), busy (the bodies in flight are at the server's cap), unavailable (the "
     .. "store cannot be read), project_unavailable (its store did not open)",
@@ -69,7 +70,9 @@ local function error_statuses(r)
     for _, x in ipairs { 408, 413 } do s[#s + 1] = x end
   end
   if r.role or r.body then s[#s + 1] = 503 end
-  if r.role == "operator" and r.body then s[#s + 1] = 409 end
+  if r.role == "operator" and r.body then
+    for _, x in ipairs { 409, 507 } do s[#s + 1] = x end
+  end
   for _, x in ipairs(r.errors or {}) do s[#s + 1] = x end -- others the route names itself
   table.sort(s)
   return s

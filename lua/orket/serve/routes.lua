@@ -15,6 +15,7 @@ local config = require "orket.config"
 local projects = require "orket.serve.projects"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
+local uv = require "luv"
 
 local M = {}
 
@@ -100,12 +101,42 @@ function M.next_of(out, limit, field) return #out == limit and out[#out][field] 
 M.health_doc = { status = "ok" }
 local function health() return 200, M.health_doc end
 
--- ready: the store takes a write (a write lock, rolled back) and orket.lua loads
+--- READY_MIN_FREE: the free space (bytes) under a SQLite store below which /ready fails: the
+--- WAL grows by up to 1,000 frames of 4 KiB pages (about 4 MiB) before its checkpoint, which
+--- may grow the file by as much. The probe's write lock, rolled back, needs no page: on a
+--- full disk it passed while every write failed with ENOSPC.
+M.READY_MIN_FREE = 8 * 1024 * 1024
+
+-- n bytes as a person reads them: "120 KiB", "7.5 MiB"
+local function bytes(n)
+  local mib = 1024 * 1024
+  if n < mib then return string.format("%d KiB", n // 1024) end
+  if n % mib == 0 then return string.format("%d MiB", n // mib) end
+  return string.format("%.1f MiB", n / mib)
+end
+
+-- short_of_space(db) -> problem | nil: a SQLite store whose file system has less free space
+-- than READY_MIN_FREE: statfs's bavail, what a write may take (ext4 keeps part of bfree
+-- from every writer, root too: its writes failed at bavail 0). Named by its file inside
+-- the project (no key is needed here: the server's folders are no client's to know). A
+-- file system that does not say is no problem.
+local function short_of_space(db)
+  if db.backend ~= "sqlite" or type(db.path) ~= "string" then return nil end
+  local st = uv.fs_statfs(db.path:match("^(.*)/[^/]*$") or ".")
+  if not (st and st.bsize and st.bavail) then return nil end
+  local free = st.bavail * st.bsize
+  if free >= M.READY_MIN_FREE then return nil end
+  return string.format("the disk that holds the store (%s) has %s free, less than the %s its writes need: free space "
+    .. "on it (df .orket)", db.path:match("([^/]+/[^/]+)$") or db.path, bytes(free), bytes(M.READY_MIN_FREE))
+end
+
+-- ready: the store takes a write (a write lock, rolled back) with room on its disk, and orket.lua loads
 local function ready(_, ctx)
   local db, problems = ctx.db, {}
   if db.readonly then
     problems[#problems + 1] = "the store is open read-only"
   else
+    problems[#problems + 1] = short_of_space(db)
     -- a newer orket migrated the store while this one runs (a rolling upgrade): this server's
     -- reads and writes are of the schema it knows, so it takes no more traffic. Read in the
     -- probe's transaction (no second connection; not asked of a store that failed it).

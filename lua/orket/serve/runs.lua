@@ -16,6 +16,7 @@ local board = require "orket.board"
 local oa = require "orket.serve.openapi"
 local settings = require "orket.settings"
 local costs = require "orket.store.costs"
+local errors = require "orket.errors"
 
 local M = {}
 local err, whole = routes.err, routes.whole
@@ -62,8 +63,10 @@ end
 
 -- The executor's refusal as an answer: kind -> its status. starting: another process held
 -- the project's start of a run past its wait (ESTARTING), which passes: a client told to
--- come back (Retry-After), where 409 conflict is an overlap that lasts.
-local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503 }
+-- come back (Retry-After), where 409 conflict is an overlap that lasts. ENOSPC: the disk
+-- failed the write, no conflict (the vocabulary's status, orket.errors).
+local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503,
+  ENOSPC = errors.status("ENOSPC") }
 M.STARTING_RETRY_S = 1
 -- a start's conflict lasts until the run or state the message names ends: the vocabulary's
 -- remedy ("read it again and retry") would only get the same answer. The start's, and a
