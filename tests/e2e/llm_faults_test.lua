@@ -313,12 +313,31 @@ describe("retry policy", function()
     assert.is_true(t[2] - t[1] >= 900, "waited " .. (t[2] - t[1]))
   end)
 
-  it("caps the wait at retry.max_ms", function()
+  it("does not ask again inside a Retry-After longer than retry.max_ms: it stops, saying both", function()
     local c = client { retry = { max_attempts = 2, base_ms = 5, max_ms = 200 } }
-    local r = assert(c:chat { model = "oa:fail=429,times=1,retry_after=30", messages = USER })
-    local _, t = attempts("fail=429,times=1,retry_after=30")
-    assert.equal(2, r.attempts)
-    assert.is_true(t[2] - t[1] < 5000)
+    local r, msg, class, failure = c:chat { model = "oa:fail=429,times=1,retry_after=30", messages = USER }
+    assert.is_nil(r)
+    assert.equal("rate_limited", class)
+    assert.equal(1, (attempts("fail=429,times=1,retry_after=30")))
+    assert.matches("HTTP 429: .* %(1 attempt in [%d%.]+ m?s; the server asked to wait 30%.0 s %(Retry%-After%), more than "
+      .. "models%.providers%.oa%.retry%.max_ms allows %(200 ms%): not asked again before then%)$", msg)
+    assert.same({ true, 30000 }, { failure.final, failure.retry_after_ms })
+  end)
+
+  it("caps its own backoff at retry.max_ms, and says each wait before it begins (on_retry)", function()
+    local c = client { retry = { max_attempts = 3, base_ms = 5000, max_ms = 100 } }
+    local seen = {}
+    local r = assert(c:chat { model = "oa:fail=503,times=2", messages = USER,
+      on_retry = function(ev) seen[#seen + 1] = ev end })
+    assert.equal(3, r.attempts)
+    local _, t = attempts("fail=503,times=2")
+    assert.is_true(t[3] - t[1] < 2000)
+    assert.equal(2, #seen)
+    for i, ev in ipairs(seen) do
+      assert.same({ "retry", i, 3, "transient", 503, "HTTP 503", 100 },
+        { ev.type, ev.attempt, ev.max_attempts, ev.class, ev.status, ev.why, ev.delay_ms })
+      assert.matches("^provider oa %(openai, .*HTTP 503: ", ev.message)
+    end
   end)
 
   it("classifies 429 as rate_limited once the retries are spent", function()
@@ -443,13 +462,19 @@ describe("retry policy", function()
     f:close()
   end)
 
-  it("stops retrying when the call's timeout_ms would pass", function()
-    local r, msg, class, failure = client():chat { model = "oa:fail=503,retry_after=5", messages = USER, timeout_ms = 1000 }
+  it("stops retrying when the call's timeout_ms would pass, naming what set it and the wait asked", function()
+    local r, msg, class, failure = client():chat { model = "oa:fail=503,retry_after=2", messages = USER, timeout_ms = 1000 }
     assert.is_nil(r)
     assert.equal("transient", class)
-    assert.matches("%(1 attempt in [%d%.]+ m?s; no time left to retry within timeout_ms%)$", msg)
-    assert.is_true(failure.final)
-    assert.equal(1, (attempts("fail=503,retry_after=5")))
+    assert.matches("%(1 attempt in [%d%.]+ m?s; no time left to retry: the server asked to wait 2%.0 s %(Retry%-After%), "
+      .. "and the call's timeout_ms leaves [%d%.]+ m?s%)$", msg)
+    assert.same({ true, true }, { failure.final, failure.out_of_time })
+    assert.equal(1, (attempts("fail=503,retry_after=2")))
+    fake.reset()
+    local _, msg2 = client():chat { model = "oa:fail=503,retry_after=2", messages = USER, timeout_ms = 1000,
+      timeout_source = "budgets.wall_ms_per_card = 1000" }
+    assert.matches("; no time left to retry: the server asked to wait 2%.0 s %(Retry%-After%), and "
+      .. "budgets%.wall_ms_per_card = 1000 leaves [%d%.]+ m?s%)$", msg2)
   end)
 end)
 

@@ -163,8 +163,9 @@ budgets = { model_retries = 1, backoff_ms = 1 }
         if sp.name == "invoke_agent coder" then turn = sp end
       end
     end
-    -- the call and the one asked again: each cut after tokens arrived, charged
-    assert.equal(2, #chats, cjson.encode(exports()))
+    -- the call, the one asked again at once and the 4 of the later rounds: each cut after
+    -- tokens arrived, charged
+    assert.equal(6, #chats, cjson.encode(exports()))
     for _, sp in ipairs(chats) do
       local a = attrs(sp.attributes)
       assert.same({ 2, "transient", "transient", "chat", "M-1" }, { sp.status.code, sp.status.message,
@@ -183,7 +184,7 @@ budgets = { model_retries = 1, backoff_ms = 1 }
         points[#points + 1] = { m.name, a["error.type"], a["gen_ai.request.model"], tostring(dp.count) }
       end
     end
-    assert.same({ { "gen_ai.client.operation.duration", "transient", "disconnect_after=2", "2" } }, points)
+    assert.same({ { "gen_ai.client.operation.duration", "transient", "disconnect_after=2", "6" } }, points)
   end)
 
   it("cost a counted drop, never the run, when the collector is down or refuses", function()

@@ -360,6 +360,7 @@ describe("orket serve runs", function()
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. [[
 models.providers.openai = { kind = "openai", retry = { max_attempts = 1 } }
 models.default = "openai:gpt-x"
+budgets = { backoff_ms = 1 } -- the engine's later rounds (25 x backoff_ms, doubling) in 375 ms
 ]])
     local op = key(dir, "ops", "operator")
     local s = start(dir, { env = { ORKET_SERVE_LIMITS = LIMITS.ORKET_SERVE_LIMITS, OPENAI_BASE_URL = "http://127.0.0.1:9",

@@ -23,6 +23,10 @@ Continues RUN (default: the latest run that is not done and that no process exec
 as a server's run going beside one killed here, passing over a stopped run that recorded no
 model response, such as a REPL turn the card did not get) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.
+Cards of the run's target that a model failure which passes with time blocked (the server
+down, busy or slow: transient, rate_limited or timeout, once the run's later rounds ran
+out) are taken back to ready first, each said, their budgets going on as they were ('orket
+retry CARD' starts them over); not by a resume left to the workers (below).
 A run left to the workers (orket worker --start, orket serve --workers) is left to them
 again, as when it started: this process works it, that run alone, as a worker does
 ('orket worker --resume RUN'), and every idle worker of the store joins it; it exits when

@@ -988,12 +988,16 @@ function Run:open_execution()
   self.engine:observe_journal(run_id)
   -- trace_id: drawn when the run was recorded (Engine:start), so every start of it is in
   -- one trace (orket.otel); a run recorded before has none
+  local resumed = not (self.started_runs and self.started_runs[run_id])
   self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
-    resumed = not (self.started_runs and self.started_runs[run_id]),
-    trace_id = type(data.trace_id) == "string" and data.trace_id or nil }
+    resumed = resumed, trace_id = type(data.trace_id) == "string" and data.trace_id or nil }
   -- what was held until the run had begun (a watch that failed as it started) is said now,
   -- after run_start and with its id, as the run's own events are
   if self.engine.on_run_start then self.engine.on_run_start(run_id) end
+  -- a resume takes back the cards a model failure that passes with time blocked (not a
+  -- worker joining a run of the workers, which may be going on); crash point: one
+  -- transaction, done again by a resume
+  if resumed and not st.lease then self:take_back(st.target) end
   -- done cards whose merges main lost (its repository made again): said, not a stop
   local lost, nlost, how
   if self.git and not self.git_unready then lost, nlost, how = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
@@ -1028,6 +1032,25 @@ function Run:open_execution()
     end)
   end
   return st
+end
+
+--- take_back(target) -> ids of the cards moved back to ready: each card under target that
+--- the engine blocked for a model failure that passes with time (transient, rate_limited,
+--- timeout: a server down, busy or slow after the later rounds ran out; scheduler.take_back),
+--- in one transaction, each said (card_taken_back). Its budgets are not started over, as
+--- `orket retry` starts them: its turns and tokens so far still count.
+function Run:take_back(target)
+  local ok, moved = self.db:tx(function() return true, scheduler.take_back(self.board, target, self.run_id) end)
+  if not ok then
+    if not self:journal_broken() then self:emit { type = "journal_error", error = moved } end
+    return {}
+  end
+  local ids = {}
+  for _, m in ipairs(moved) do
+    ids[#ids + 1] = m.card
+    self:emit { type = "card_taken_back", card = m.card, class = m.class }
+  end
+  return ids
 end
 
 -- pick_round's transaction: the view brought up to date, then the picks, each prepared
@@ -1297,7 +1320,7 @@ function Run:conclude(target, view)
     reason = string.format("the journal could not be written (%s); once the store can be written (%s), "
       .. "'orket resume %d' carries on", self.journal_failed, self.db.dialect.name == "pg"
       and "its database server reached again, a primary that takes writes"
-      or "free space or raise a file-size limit, fix its permissions",
+      or "free space, raise a disk quota or a file-size limit, fix its permissions",
       self.run_id)
   elseif self.internal_failed then
     status = "failed"
@@ -1331,7 +1354,7 @@ function Run:conclude(target, view)
   else
     cards = scheduler.scope(self.board, target)
     stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted, run = self.run_id,
-      pause = self:report_pause() })
+      pause = self:report_pause(), workers = self.lease ~= nil })
   end
   if not stuck then
     -- a stop asked while the report was made ends the run as one asked before it

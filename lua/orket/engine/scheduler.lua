@@ -13,7 +13,8 @@ local sj = require "orket.store.journal_reads"
 
 local M = {}
 
-local FINAL = require("orket.board").FINAL
+local board_mod = require "orket.board"
+local FINAL = board_mod.FINAL
 
 --- scope(board, target) -> issues under target (target itself when it is an issue)
 function M.scope(board, target)
@@ -301,12 +302,53 @@ local function last_orket_comment(board, id)
   return ""
 end
 
+-- The classes of a model failure that pass with time (the engine asks again for them:
+-- orket.engine.turn's RETRYABLE): a card one of them blocked is taken back by a resume
+-- of its run (taken_back).
+M.PASSING = { transient = true, rate_limited = true, timeout = true }
+
+--- model_blocked(board, id) -> the class of the model failure the engine blocked the card
+--- for, when its last move was that block and the class passes with time (PASSING) | nil.
+--- Read from the block's own note ("The model failed (CLASS): ..."), not from comments a
+--- person may have added since.
+function M.model_blocked(board, id)
+  local d = block_move(board, id)
+  if d.by ~= "engine" or d.reason ~= "system" or type(d.note) ~= "string" then return nil end
+  local class = d.note:match("^The model failed %((%a[%w_]*)%)")
+  return M.PASSING[class] and class or nil
+end
+
+--- take_back(board, target, run_id) -> {{card=, class=}, ...}: moves back to ready, as the
+--- engine's move, each card under target that model_blocked names, its note saying so and
+--- that its budgets go on (no retry event: its turns and tokens so far still count). Inside
+--- the caller's transaction (a resume's start: Run:take_back).
+function M.take_back(board, target, run_id)
+  local moved = {}
+  for _, c in ipairs(M.scope(board, target)) do
+    local class = c.status == "blocked" and c.wait_reason == "system" and M.model_blocked(board, c.id)
+    if class then
+      local note = string.format("taken back by the resume of run %d: it was blocked when the model failed (%s), "
+        .. "which passes with time; its budgets go on as they were", run_id, class)
+      -- (refused: another process moved it first; it is no longer blocked)
+      if board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then
+        moved[#moved + 1] = { card = c.id, class = class }
+      end
+    end
+  end
+  return moved
+end
+
 -- What gets a card blocked by the model's failure moving, by the failure's class (the
 -- engine's comment "The model failed (CLASS): ...", last: the card's last comment of
 -- orket's): waiting mends a server that is down or busy, not a key it refuses nor a request
--- it cannot take.
-local function after_model_failure(last, id)
+-- it cannot take. A failure that passes with time: a resume of the run takes the card back
+-- with its budgets as they are (resume: the command, "orket resume RUN").
+local function after_model_failure(last, id, resume)
   local class = last:match("^The model failed %((%a[%w_]*)%)")
+  if M.PASSING[class] and resume then
+    return string.format("once the model answers again, %s takes it back (orket retry %s also starts its budgets over)",
+      resume, id)
+  end
   if class == "auth" then
     return string.format("check the key of the model's provider (its api_key_env or api_key in orket.lua; the "
       .. "card's last comment names the server), then orket retry %s", id)
@@ -320,7 +362,7 @@ end
 -- What a card that does not move waits for, in words, and the command that gets it
 -- moving: a blocked card is retried (after its cause is fixed), a waiting one answered,
 -- a card handed in for testing retried (on to review).
-local function unstick(board, c)
+local function unstick(board, c, resume)
   local id = c.id
   if c.status == "waiting_for_developer" then
     local p = approvals.pending(board.db, id)
@@ -341,7 +383,7 @@ local function unstick(board, c)
       return "blocked: the turn failed", string.format("fix what the card's last comment names (a role, a tool or "
         .. "a script), then orket retry %s", id)
     elseif last then
-      return "blocked: the model or a role failed", after_model_failure(last, id)
+      return "blocked: the model or a role failed", after_model_failure(last, id, resume)
     elseif c.wait_reason == "resource" and called_no_tool(board, id) then
       return "blocked: the model called no tool",
         string.format("orket retry %s once the model calls tools (see the card's last comment)", id)
@@ -412,7 +454,7 @@ local function first_move(board, c, seen, r)
     if down then
       stack[#stack + 1] = { card = down, deps = down.status == "ready" and deps_of(board, down, r.epics) or {}, i = 0 }
     else
-      if not found then found = select(2, unstick(board, f.card)) end
+      if not found then found = select(2, unstick(board, f.card, r.resume)) end
       moves[f.card.id] = found or false
       stack[#stack] = nil
       if #stack == 0 then return found end
@@ -439,7 +481,8 @@ function M.stuck(board, cards, why_run)
   local resume = why_run.run and ("orket resume " .. why_run.run) or "orket resume"
   local out = {}
   -- what the report has learnt of the board: epics' depends_on, cards' first moves
-  local r = { epics = {}, moves = {}, parents = {} }
+  -- (a run of the workers is not taken back by its resume: a model-blocked card's next step is its retry)
+  local r = { epics = {}, moves = {}, parents = {}, resume = why_run.run and not why_run.workers and resume or nil }
   local pause = why_run.pause
   for _, c in ipairs(cards) do
     if pause and pause() then return nil end
@@ -457,12 +500,12 @@ function M.stuck(board, cards, why_run)
           .. "'%s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
           tostring(pending.reason or pending.rule), approvals.command(c.id, pending.id)) or "waiting for input from a person"
         local words
-        words, next_step = unstick(board, c)
+        words, next_step = unstick(board, c, r.resume)
         if waits_for == "budget" then why = words end
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"
         local words
-        words, next_step = unstick(board, c)
+        words, next_step = unstick(board, c, r.resume)
         -- an agent's resource block says what it waits for in its note, not in a comment
         local note = c.wait_reason == "resource" and words:match("^blocked: waits for a resource: (.*)$")
         if note then why = why .. ": " .. note end
@@ -474,7 +517,7 @@ function M.stuck(board, cards, why_run)
           if dc and dc.status ~= "done" then
             unfinished = unfinished + 1
             if unfinished <= WAITS_SHOWN then
-              local what = unstick(board, dc)
+              local what = unstick(board, dc, r.resume)
               waits[#waits + 1] = d .. " (" .. dc.status .. (what ~= dc.status and (", " .. what) or "") .. ")"
             end
             if dc.status == "canceled" or dc.status == "archived" then
@@ -498,7 +541,7 @@ function M.stuck(board, cards, why_run)
           next_step = resume
         elseif c.status == "ready_for_testing" then
           why = "handed in for testing"
-          _, next_step = unstick(board, c)
+          _, next_step = unstick(board, c, r.resume)
         else
           why = "cannot be scheduled from " .. c.status
           next_step = resume

@@ -237,15 +237,17 @@ end
 -- The card's clock starts at its first model call of this process (like the run's, it
 -- restarts when a killed run is resumed). A timer may fire up to a millisecond before the
 -- monotonic clock says its time is up, so the last millisecond counts as spent.
+-- The third value names the budget that leaves the least (as a model call's timeout_source).
 local function wall_left(run, job)
   local b, now = run.settings.budgets, rt.now()
-  local left
+  local left, source
   if run.run_deadline then
     left = run.run_deadline - now
     if left <= 1 then
       run.halted = run.halted or run:run_budget_spent("wall")
       return { ended = "canceled", detail = run.halted }
     end
+    source = "budgets.wall_ms_per_run = " .. b.wall_ms_per_run
   end
   if b.wall_ms_per_card > 0 then
     run.card_clock = run.card_clock or {}
@@ -258,27 +260,66 @@ local function wall_left(run, job)
     if card_left <= 1 then
       return { ended = "budget", detail = string.format("the card used its %d ms (budgets.wall_ms_per_card)", b.wall_ms_per_card) }
     end
-    if not left or card_left < left then left = card_left end
+    if not left or card_left < left then left, source = card_left, "budgets.wall_ms_per_card = " .. b.wall_ms_per_card end
   end
-  return nil, left
+  return nil, left, source
 end
 
--- Calls the model; asks again only for a failure the client left to its caller. An HTTP
--- provider's client retries transient failures itself (its `retry` setting) and says so
--- (failure.final): asking again then would multiply its attempts and its waits, so the
--- failure goes to the card at once. What the client did not retry (a stream cut after
--- tokens arrived, a first-byte or idle timeout, any failure of a provider without retries
--- of its own) is asked again after backoff_ms * 2^n, while the attempts so far, the
--- client's included, are at most budgets.model_retries. The call's timeout_ms is what is
--- left of the wall budgets, so a call cannot outlast them: when one runs out mid-call (or
+-- The engine's later rounds ("Model failures" in docs/engine.md): a call that failed for a
+-- reason that passes (RETRYABLE), once the client's retries and the engine's own
+-- (model_retries) are spent, is asked again after a longer wait, up to LATER_ROUNDS times:
+-- LATER_FACTOR * backoff_ms, doubling each round (5, 10, 20 and 40 s with the default
+-- 200 ms: long enough for a model server's restart, a gateway's rollout), at least what the
+-- server asked for (Retry-After), at most LATER_MAX_MS. The card keeps its turn while it
+-- waits; the run's other cards go on.
+M.LATER_ROUNDS = 4
+M.LATER_FACTOR = 25
+M.LATER_MAX_MS = 120000
+
+-- The wait before later round n (1-based) after failure -> ms | nil, why there is none
+-- (the server asked for longer than the engine waits; what is left of a wall budget is
+-- shorter: said unless the client said so already, out_of_time)
+local function later_wait(b, n, failure, left, source)
+  local wait = math.min(b.backoff_ms * M.LATER_FACTOR * (1 << (n - 1)), M.LATER_MAX_MS)
+  local asked = math.tointeger(failure.retry_after_ms) or tonumber(failure.retry_after_ms)
+  if asked and asked > M.LATER_MAX_MS then
+    return nil, string.format("not asked again later: the server's wait is longer than the %s the engine waits at most",
+      common.duration(M.LATER_MAX_MS))
+  end
+  if asked and asked > wait then wait = math.ceil(asked) end
+  if left and wait >= left then
+    if failure.out_of_time then return nil, nil end
+    return nil, string.format("not asked again later: %s leaves %s, less than the next round's wait (%s)",
+      tostring(source), common.duration(left), common.duration(wait))
+  end
+  return wait
+end
+
+-- Calls the model. A failure the client left to its caller (a stream cut after tokens
+-- arrived, a first-byte or idle timeout, any failure of a provider without retries of its
+-- own) is asked again at once after backoff_ms * 2^n, while the attempts so far, the
+-- client's included, are at most budgets.model_retries; an HTTP provider's client retries
+-- transient failures itself (its `retry` setting) and says so (failure.final), so those are
+-- not asked again at once (that would multiply its attempts and its waits). After either,
+-- a failure that passes gets the later rounds above before it blocks the card. The
+-- client's own waits are said as they begin (model_retry, by = "client"), so a 429's
+-- Retry-After does not look like a silent model. The call's timeout_ms is what is left of
+-- the wall budgets, so a call cannot outlast them: when one runs out mid-call (or
 -- mid-backoff), the fourth result is the outcome that ends the turn.
 local function call_model(run, job, req)
   local b = run.settings.budgets
-  local attempts, retries, t0 = 0, 0, rt.now()
+  local attempts, retries, rounds, t0 = 0, 0, 0, rt.now()
+  req.on_retry = function(r)
+    run:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = r.class, error = r.message,
+      attempts = attempts + r.attempt, elapsed_ms = math.floor(rt.now() - t0), by = "client",
+      attempt = r.attempt, max_attempts = r.max_attempts, delay_ms = math.floor(r.delay_ms), why = r.why,
+      retry_after_ms = r.retry_after_ms and math.floor(r.retry_after_ms) }
+  end
   while true do
-    local over, left = wall_left(run, job)
+    local over, left, source = wall_left(run, job)
     if over then return nil, over.detail, "budget", over end
     req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
+    req.timeout_source = source
     -- a call that could pass a money budget is not sent (docs/cost.md); one that fits
     -- only once the calls in flight end waits for them
     over = spend.check(run, job, req)
@@ -319,17 +360,29 @@ local function call_model(run, job, req)
     failure = type(failure) == "table" and failure or {} -- providers without retries say nothing
     attempts = attempts + (math.tointeger(failure.attempts) or 1)
     local last = failure.error or msg
-    if not M.RETRYABLE[class] or failure.final or attempts > b.model_retries or run.stopping then
-      -- after asking again, the message counts every attempt, not only the last call's
+    local passes = M.RETRYABLE[class] and not run.stopping
+    local delay, round, why
+    if passes and not failure.final and attempts <= b.model_retries then
+      delay = b.backoff_ms * (1 << retries)
+    elseif passes and rounds < M.LATER_ROUNDS then
+      local _, now_left, now_source = wall_left(run, job)
+      delay, why = later_wait(b, rounds + 1, failure, now_left, now_source)
+      if delay then round = rounds + 1 end
+    end
+    if not delay then
+      -- after asking again, the message counts every attempt (and round), not only the last call's
       if retries > 0 then
-        msg = string.format("%s (gave up after %s)", last, common.attempts_text(attempts, rt.now() - t0))
+        msg = string.format("%s (gave up after %s%s)", last, common.attempts_text(attempts, rt.now() - t0),
+          rounds > 0 and string.format(", in %d rounds", rounds + 1) or "")
       end
+      if why then msg = msg .. "; " .. why end
       return nil, msg, class
     end
     retries = retries + 1
-    local delay = b.backoff_ms * (1 << (retries - 1))
+    rounds = round or rounds
     run:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = last,
-      attempts = attempts, elapsed_ms = math.floor(rt.now() - t0), retry = retries, delay_ms = delay }
+      attempts = attempts, elapsed_ms = math.floor(rt.now() - t0), retry = retries, delay_ms = delay,
+      round = round, rounds = round and M.LATER_ROUNDS or nil }
     local _, now_left = wall_left(run, job)
     rt.sleep(now_left and math.min(delay, math.max(1, math.ceil(now_left))) or delay)
   end

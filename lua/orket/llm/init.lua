@@ -218,6 +218,8 @@ local function check_request(req, level)
     bad(level, 'tool_choice must be "auto", "none", "required" or {name = TOOL}')
   end
   if req.on_delta ~= nil and type(req.on_delta) ~= "function" then bad(level, "on_delta must be a function") end
+  if req.on_retry ~= nil and type(req.on_retry) ~= "function" then bad(level, "on_retry must be a function") end
+  if req.timeout_source ~= nil and type(req.timeout_source) ~= "string" then bad(level, "timeout_source must be a string") end
   local t = req.timeout_ms
   if t ~= nil and (type(t) ~= "number" or not (t > 0) or t == math.huge) then
     bad(level, "timeout_ms must be a positive number of milliseconds")
@@ -264,9 +266,9 @@ function Client:resolve_uncached(spec)
   return p, model
 end
 
---- client:chat{model=, messages=, tools=, fixed_tools=, tool_choice=, on_delta=, meta=,
----   timeout_ms=, stream=, options=} -> result | nil, message, CLASS, failure  (must run inside a task)
---- failure (HTTP providers): {attempts=, elapsed_ms=, error=, final=}, see transport.chat;
+--- client:chat{model=, messages=, tools=, fixed_tools=, tool_choice=, on_delta=, on_retry=, meta=,
+---   timeout_ms=, timeout_source=, stream=, options=} -> result | nil, message, CLASS, failure  (must run inside a task)
+--- failure (HTTP providers): {attempts=, elapsed_ms=, error=, final=, retry_after_ms=}, see transport.chat;
 --- the offline providers make one attempt and leave retries to the caller (no failure).
 function Client:chat(req)
   check_request(req)

@@ -224,7 +224,10 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local total = t.total_ms
   if deadline then
     local left = deadline - rt.now()
-    if left <= 0 then return nil, common.err("timeout", "llm: the call's timeout_ms ran out", { retryable = false, phase = "total" }) end
+    if left <= 0 then
+      return nil, common.err("timeout", "llm: " .. (req.timeout_source or "the call's timeout_ms") .. " ran out",
+        { retryable = false, phase = "total" })
+    end
     if total == 0 or left < total then total = math.max(1, math.floor(left)) end
   end
   local started = rt.now()
@@ -389,14 +392,22 @@ local function asked(p, model)
 end
 
 --- chat(p, model, req) -> result | nil, message, CLASS, failure
---- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=, delivered=}:
+--- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=, delivered=,
+--- retry_after_ms= the wait the server's last answer asked for (Retry-After), if any,
+--- out_of_time= true when the call's timeout_ms left no time for the next attempt}:
 --- delivered is true when the answer had begun (tokens came) before it failed; final is
 --- true when the provider's retry policy already ran its course on this failure (retried
---- up to retry.max_attempts, or out of time) or asking again would get the same failure
+--- up to retry.max_attempts, out of time, or the server asked to wait longer than
+--- retry.max_ms) or asking again would get the same failure
 --- (a whole answer to a streamed request), so a
 --- caller asking again would only multiply the wait; false when the client left a retry to
 --- the caller (tokens had arrived, a timeout other than connect, a class never retried).
 --- p: the client's provider state {name, conf, key, sem, timeouts, retry, max_bytes}.
+--- req.on_retry(ev), optional: called before each wait between attempts with {attempt=,
+--- max_attempts=, elapsed_ms=, delay_ms=, class=, message=, status=, retry_after_ms=, why=}
+--- (why: "HTTP 429 Retry-After", "HTTP 503", "connect timeout", ...); unlike on_delta it
+--- leaves the stream decoded in C. req.timeout_source: what set timeout_ms, named when it
+--- leaves no time to retry ("budgets.wall_ms_per_card = 5000").
 function M.chat(p, model, req)
   local wire = M.WIRES[p.conf.kind]
   local stream = req.stream
@@ -423,8 +434,8 @@ function M.chat(p, model, req)
         ok, res, err = pcall(attempt, p, wire, model, req, stream, deadline, emit, on_delta ~= nil)
       else
         ok, err = true, common.err("timeout", string.format(
-          "llm: the call's timeout_ms ran out waiting for one of %s's %d request slots (max_concurrency)",
-          p.name, p.sem.limit), { retryable = false, phase = "queue" })
+          "llm: %s ran out waiting for one of %s's %d request slots (max_concurrency)",
+          req.timeout_source or "the call's timeout_ms", p.name, p.sem.limit), { retryable = false, phase = "queue" })
       end
     end
     req.sent_whole = nil -- (only an attempt that never returned leaves it: SENT_MARK)
@@ -452,23 +463,47 @@ function M.chat(p, model, req)
     -- not be read, so the provider billed it
     local billed = delivered or err.billed or false
     local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false, refused_usage = err.refused_usage,
-      delivered = billed or nil }
+      delivered = billed or nil, retry_after_ms = err.retry_after_ms }
     -- Retry what may pass next time, unless tokens were already shown to the caller or billed.
     if not err.retryable or billed or n >= p.retry.max_attempts then
       failure.final = err.final or (err.retryable and not billed)
       if n > 1 then msg = msg .. " (gave up after " .. common.attempts_text(n, elapsed) .. ")" end
       return nil, msg, err.class, failure
     end
-    local delay = backoff(p.retry, n)
-    if err.retry_after_ms then delay = math.max(delay, err.retry_after_ms) end
-    delay = math.min(delay, p.retry.max_ms)
-    if deadline and rt.now() + delay >= deadline then
+    local delay = math.min(backoff(p.retry, n), p.retry.max_ms)
+    local asked = err.retry_after_ms
+    if asked and asked > p.retry.max_ms then
+      -- the server asked for longer than the policy waits: asked again inside its window,
+      -- it would only refuse again (and may count it against the quota). The failure is
+      -- final, and says what was asked and what allows less; the engine may wait it out
+      -- (docs/engine.md, "Model failures")
       failure.final = true
-      return nil, msg .. " (" .. common.attempts_text(n, elapsed) .. "; no time left to retry within timeout_ms)",
+      return nil, string.format("%s (%s; the server asked to wait %s (Retry-After), more than "
+        .. "models.providers.%s.retry.max_ms allows (%s): not asked again before then)", msg,
+        common.attempts_text(n, elapsed), common.duration(asked), p.name, common.duration(p.retry.max_ms)),
         err.class, failure
     end
-    if on_delta then
-      on_delta { type = "retry", attempt = n, elapsed_ms = elapsed, delay_ms = delay, class = err.class, message = msg }
+    if asked then delay = math.max(delay, asked) end
+    if deadline and rt.now() + delay >= deadline then
+      -- named as the caller set it (the engine: the card's or the run's wall budget)
+      failure.final, failure.out_of_time = true, true
+      local what = asked and string.format("the server asked to wait %s (Retry-After)", common.duration(asked))
+        or string.format("the next attempt was due in %s", common.duration(delay))
+      return nil, string.format("%s (%s; no time left to retry: %s, and %s leaves %s)", msg,
+        common.attempts_text(n, elapsed), what, req.timeout_source or "the call's timeout_ms",
+        common.duration(deadline - rt.now())), err.class, failure
+    end
+    -- the wait said before it begins, so a caller can show it (a 429's Retry-After, a 5xx's
+    -- backoff): on_retry without decoding the stream in Lua, on_delta as one of its pieces
+    local why = err.status and string.format("HTTP %d%s", err.status, asked and " Retry-After" or "")
+      or err.class == "timeout" and (tostring(err.phase) .. " timeout")
+      or err.refused_local and "connection refused" or "transient failure"
+    local on_retry = req.on_retry
+    if on_retry or on_delta then
+      local ev = { type = "retry", attempt = n, max_attempts = p.retry.max_attempts, elapsed_ms = elapsed,
+        delay_ms = delay, class = err.class, message = msg, status = err.status, retry_after_ms = asked, why = why }
+      if on_retry then on_retry(ev) end
+      if on_delta then on_delta(ev) end
     end
     rt.sleep(delay)
   end

@@ -136,13 +136,16 @@ function View:event(ev)
   elseif t == "model" then
     self.tokens = self.tokens + (ev.prompt_tokens or 0) + (ev.completion_tokens or 0)
     local j = self.jobs[ev.card]
-    if j then j.step, j.tool = ev.step or j.step, nil end
+    if j then j.step, j.tool, j.waiting = ev.step or j.step, nil, nil end
   elseif t == "model_failure" then
     -- a charged failure (a stream cut after it began, a refused usage, a call the run's stop
     -- aborted after it was sent) was billed: run_end and `orket log` count its tokens too
     self.tokens = self.tokens + (tonumber(ev.prompt_tokens) or 0) + (tonumber(ev.completion_tokens) or 0)
+    local j = self.jobs[ev.card]
+    if j then j.waiting = nil end
   elseif t == "tool" then
     local j = self.jobs[ev.card]
+    if j then j.waiting = nil end
     -- a call the run's stop left open (a full disk met inside it) did not fail, nor succeed,
     -- whatever its tool answered (its effects were rolled back): resume redoes it
     if j then
@@ -157,8 +160,32 @@ function View:event(ev)
     if not self.scoped_at or self.now() - self.scoped_at >= 1000 then self:refresh_scope() end
   elseif t == "model_retry" then
     self.retries = self.retries + 1
-    self:note(string.format("%s model failed (%s) after %s: %s; asking again in %s", ev.card, tostring(ev.class),
-      common.attempts_text(ev.attempts or 1, ev.elapsed_ms or 0), tostring(ev.error), common.duration(ev.delay_ms or 0)))
+    local delay = tonumber(ev.delay_ms) or 0
+    local why
+    if ev.by == "client" then
+      -- the model client waits between its own attempts (a 429's Retry-After, a 5xx's backoff)
+      why = tostring(ev.why or ev.class)
+      self:note(string.format("%s model failed (%s), attempt %s of %s: %s; waiting %s (%s)", ev.card,
+        tostring(ev.class), tostring(ev.attempt), tostring(ev.max_attempts), tostring(ev.error),
+        common.duration(delay), why))
+    elseif ev.round then
+      -- the engine's later round: the card keeps its turn and waits longer
+      why = string.format("round %s of %s after %s", tostring(ev.round), tostring(ev.rounds), tostring(ev.class))
+      self:note(string.format("%s model failed (%s) after %s: %s; asking again in %s (later round %s of %s)", ev.card,
+        tostring(ev.class), common.attempts_text(ev.attempts or 1, ev.elapsed_ms or 0), tostring(ev.error),
+        common.duration(delay), tostring(ev.round), tostring(ev.rounds)))
+    else
+      why = tostring(ev.class)
+      self:note(string.format("%s model failed (%s) after %s: %s; asking again in %s", ev.card, tostring(ev.class),
+        common.attempts_text(ev.attempts or 1, ev.elapsed_ms or 0), tostring(ev.error), common.duration(delay)))
+    end
+    -- the turn's line says what it waits for, and for how long still, until its next event
+    local j = self.jobs[ev.card]
+    if j and why then j.waiting = { till = self.now() + delay, why = why } end
+  elseif t == "card_taken_back" then
+    self:set_status(ev.card, "ready")
+    self:note(string.format("%s taken back: blocked when the model failed (%s); asked again, its budgets as they were",
+      ev.card, tostring(ev.class)))
   elseif t == "card_blocked" then
     self:set_status(ev.card, "blocked")
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
@@ -336,8 +363,11 @@ function View:frame()
   if next(self.seats) then lines[#lines + 1] = "seats:" end
   for _, a in ipairs(active) do
     local j = a.j
-    lines[#lines + 1] = string.format("  %-22s %-10s %s (%s) turn %d step %d%s  %s", j.seat, a.card, j.role,
-      j.phase, j.turn or 0, j.step, j.tool and (", " .. j.tool) or "", clock(now - j.since))
+    -- a wait still under way: how long is left (rounded up to the second), and why
+    local w = j.waiting and j.waiting.till > now and j.waiting
+    local waiting = w and string.format(", waiting %d s: %s", math.ceil((w.till - now) / 1000), w.why) or ""
+    lines[#lines + 1] = string.format("  %-22s %-10s %s (%s) turn %d step %d%s%s  %s", j.seat, a.card, j.role,
+      j.phase, j.turn or 0, j.step, j.tool and (", " .. j.tool) or "", waiting, clock(now - j.since))
   end
   local idle = {}
   for s in pairs(self.seats) do if not busy[s] then idle[#idle + 1] = s end end

@@ -142,6 +142,51 @@ describe("live view", function()
     assert.matches("  0 turns  2 retries\n", last(t), 1, true)
   end)
 
+  it("shows the model client's own wait on the turn's line, counting down, and notes why", function()
+    local t = fake { width = 140 }
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    v:event { type = "turn_start", card = "N-1", seat = "senior_developer", role = "coder", phase = "work", turn = 1 }
+    t.ms = 1000
+    v:event { type = "model_retry", card = "N-1", seat = "senior_developer", class = "rate_limited", by = "client",
+      error = "provider p (openai, http://m/v1), model x: HTTP 429: slow down", attempts = 1, attempt = 1,
+      max_attempts = 4, elapsed_ms = 12, delay_ms = 8000, why = "HTTP 429 Retry-After", retry_after_ms = 8000 }
+    assert.matches("^N%-1 model failed %(rate_limited%), attempt 1 of 4: provider p %(openai, http://m/v1%), model x: "
+      .. "HTTP 429: slow down; waiting 8%.0 s %(HTTP 429 Retry%-After%)\n", last(t))
+    assert.matches("\n  senior_developer       N%-1        coder %(work%) turn 1 step 0, waiting 8 s: HTTP 429 Retry%-After  00:01\n$",
+      last(t))
+    t.ms = 4500
+    v:tick()
+    assert.matches("turn 1 step 0, waiting 5 s: HTTP 429 Retry%-After  00:04\n$", last(t))
+    -- once the wait is over (or the call answers) the line says no more of it
+    t.ms = 9100
+    v:tick()
+    assert.matches("turn 1 step 0  00:09\n$", last(t))
+    t.ms = 10200
+    v:event { type = "model_retry", card = "N-1", seat = "senior_developer", class = "transient", by = "client",
+      error = "HTTP 503: down", attempts = 2, attempt = 2, max_attempts = 4, elapsed_ms = 9000, delay_ms = 1000, why = "HTTP 503" }
+    t.ms = 10400
+    v:event { type = "model", card = "N-1", seat = "senior_developer", turn = 1, step = 1, prompt_tokens = 1, completion_tokens = 1 }
+    assert.matches("turn 1 step 1  00:10\n$", last(t))
+  end)
+
+  it("notes the engine's later round with its wait, and a card a resume took back", function()
+    local t = fake { width = 140 }
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1, resumed = true }
+    t.ms = 200
+    v:event { type = "card_taken_back", card = "N-2", class = "transient" }
+    assert.matches("^N%-2 taken back: blocked when the model failed %(transient%); asked again, its budgets as they were\n",
+      last(t))
+    v:event { type = "turn_start", card = "N-1", seat = "s", role = "coder", phase = "work", turn = 2 }
+    t.ms = 500
+    v:event { type = "model_retry", card = "N-1", seat = "s", class = "transient", error = "HTTP 503: down",
+      attempts = 4, elapsed_ms = 2100, retry = 1, delay_ms = 5000, round = 1, rounds = 4 }
+    assert.matches("^N%-1 model failed %(transient%) after 4 attempts over 2%.1 s: HTTP 503: down; asking again in "
+      .. "5%.0 s %(later round 1 of 4%)\n", last(t))
+    assert.matches("turn 2 step 0, waiting 5 s: round 1 of 4 after transient  00:00\n$", last(t))
+  end)
+
   it("notes a sandbox deployed after a merge, or why none was", function()
     local t = fake()
     local v = t.view

@@ -209,36 +209,78 @@ describe("engine", function()
       return status, b, calls(), retries, kinds
     end
 
-    it("never after a failure the client already retried", function()
+    it("not at once after a failure the client already retried: only in its later rounds", function()
       local status, b, calls, retries = run_with(failing {
         { msg = "HTTP 503: busy (gave up after 4 attempts over 3.1 s)", error = "HTTP 503: busy", attempts = 4, final = true },
       })
       assert.equal("failed", status)
-      assert.equal(1, calls)
-      assert.equal(0, #retries)
+      assert.equal(5, calls) -- the first call, then 4 later rounds
+      assert.equal(4, #retries)
+      for i, r in ipairs(retries) do
+        -- 25 x backoff_ms, doubling: 25, 50, 100, 200 ms with backoff_ms = 1
+        assert.same({ i, 4, i, 25 << (i - 1), 4 * i }, { r.round, r.rounds, r.retry, r.delay_ms, r.attempts })
+      end
       local cs = b:comments("E-1")
-      assert.equal("The model failed (transient): HTTP 503: busy (gave up after 4 attempts over 3.1 s)", cs[#cs].body)
-      -- the journal tells it in order: the turn begins, then its call fails, then the block
+      assert.matches("^The model failed %(transient%): HTTP 503: busy %(gave up after 20 attempts over [%d%.]+ m?s, in 5 rounds%)$",
+        cs[#cs].body)
+      -- the journal tells it in order: the turn begins, then its calls fail, then the block
       local kinds = {}
       for _, ev in ipairs(b.db:events { card = "E-1" }) do
         if ev.kind ~= "comment" and ev.kind ~= "create" then kinds[#kinds + 1] = ev.kind .. (ev.data.to and (":" .. ev.data.to) or "") end
       end
-      assert.same({ "transition:in_progress", "turn_begin", "model_failure", "transition:blocked", "turn_end" }, kinds)
+      assert.same({ "transition:in_progress", "turn_begin", "model_failure", "model_failure", "model_failure", "model_failure",
+        "model_failure", "transition:blocked", "turn_end" }, kinds)
+    end)
+
+    it("in a later round no sooner than the server asked, and not at all when it asked for more than the engine waits", function()
+      local busy = { msg = "HTTP 429: slow down", error = "HTTP 429: slow down", attempts = 1, final = true, retry_after_ms = 300 }
+      local status, _, calls, retries = run_with(failing { busy, "ok" })
+      assert.equal("done", status)
+      assert.equal(4, calls) -- the 429, then the work turn's two steps and the review
+      assert.same({ 1, 300 }, { retries[1].round, retries[1].delay_ms })
+      local long = { msg = "HTTP 429: quota", error = "HTTP 429: quota", attempts = 1, final = true, retry_after_ms = 3600000 }
+      local status2, b2, calls2, retries2 = run_with(failing { long })
+      assert.equal("failed", status2)
+      assert.same({ 1, 0 }, { calls2, #retries2 })
+      local cs = b2:comments("E-1")
+      assert.equal("The model failed (transient): HTTP 429: quota; not asked again later: the server's wait is longer than "
+        .. "the 120.0 s the engine waits at most", cs[#cs].body)
+    end)
+
+    it("in a later round only when the card's wall budget leaves time for its wait", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "x" } })
+      local llm, calls = failing { { msg = "HTTP 503: down", error = "HTTP 503: down", attempts = 2, final = true } }(b)
+      -- the first round would wait 25 x 100 ms: more than the 1 s the card has
+      local e = F.engine(db, b, { llm = llm, config = { budgets = { backoff_ms = 100, wall_ms_per_card = 1000 } } })
+      assert.equal("failed", (e:execute(assert(e:start("E")))))
+      assert.equal(1, calls())
+      local cs = b:comments("E-1")
+      assert.matches("^The model failed %(transient%): HTTP 503: down; not asked again later: budgets%.wall_ms_per_card = 1000 "
+        .. "leaves [%d%.]+ m?s, less than the next round's wait %(2%.5 s%)$", cs[#cs].body)
     end)
 
     it("for what the client left to it, counting the client's attempts against model_retries", function()
       local cut = { msg = "stream cut", error = "stream cut", attempts = 2, final = false }
-      local status, b, calls, retries, kinds = run_with(failing { cut, cut, cut })
+      local status, b, calls, retries, kinds = run_with(failing { cut })
       assert.equal("failed", status)
-      assert.equal(2, calls) -- 2 attempts, then 4: more than model_retries = 3
-      assert.equal(1, #retries)
+      -- 2 attempts, then 4: more than model_retries = 3, so the rest are later rounds
+      assert.equal(6, calls)
+      assert.equal(5, #retries)
       local r = retries[1]
       assert.same({ "transient", "stream cut", 2, 1, 1 }, { r.class, r.error, r.attempts, r.retry, r.delay_ms })
+      assert.is_nil(r.round)
       assert.is_true(r.elapsed_ms >= 0)
+      for i = 2, 5 do assert.same({ i - 1, 2 * i }, { retries[i].round, retries[i].attempts }) end
       -- each failed call said as a call (model_failure), retried or not
-      assert.same({ "turn_start", "model_failure", "model_retry", "model_failure", "card_blocked", "turn_end" }, kinds)
+      local want = { "turn_start" }
+      for _ = 1, 5 do
+        want[#want + 1] = "model_failure"
+        want[#want + 1] = "model_retry"
+      end
+      for _, k in ipairs { "model_failure", "card_blocked", "turn_end" } do want[#want + 1] = k end
+      assert.same(want, kinds)
       local cs = b:comments("E-1")
-      assert.matches("^The model failed %(transient%): stream cut %(gave up after 4 attempts over [%d%.]+ m?s%)$", cs[#cs].body)
+      assert.matches("^The model failed %(transient%): stream cut %(gave up after 12 attempts over [%d%.]+ m?s, in 5 rounds%)$", cs[#cs].body)
     end)
 
     it("and goes on when the next call answers", function()
