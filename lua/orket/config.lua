@@ -409,6 +409,13 @@ function M.read(dir)
   local path = dir .. "/orket.lua"
   local src, rerr, rcode = scriptfile.read(path)
   if not src then
+    -- the folder itself cannot be one (-C through a file, a name past the system's limit):
+    -- said of the folder, not of an orket.lua that is not there
+    if rcode == "ENOTDIR" or rcode == "ENAMETOOLONG" then
+      return nil, string.format("%s cannot be a project's folder: %s", M.shown(dir), rcode == "ENOTDIR"
+        and "a part of its path is a file, not a folder" or "a name in its path is longer than the system allows"),
+        rcode
+    end
     if rcode == "ENOENT" then
       return nil, string.format("no project in %s (orket.lua not found); %s", M.shown(dir), M.no_project(dir)), rcode
     end

@@ -37,7 +37,8 @@ function M.database_url(dir, getenv, broken_ok)
   if env and env ~= "" then return pgurl.resolve(nil, getenv) end
   local data, err, code = config.read(dir)
   if not data and code ~= "ENOENT" then
-    if not broken_ok then return nil, err, code or "EINVAL" end
+    -- (a folder that cannot be one: no orket.lua to fix)
+    if not broken_ok or code == "ENOTDIR" or code == "ENAMETOOLONG" then return nil, err, code or "EINVAL" end
     if not may_name_store(dir) then return false, nil, nil, err end
     return nil, string.format("%s; it may set the store (store.url), so which store to read cannot be told until it "
       .. "loads: fix it, or give the store as %s (nothing was read)", err, pgurl.ENV), code or "EINVAL"

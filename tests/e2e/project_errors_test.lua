@@ -769,3 +769,25 @@ describe("a store file the command cannot use", function()
     assert.equal(0, H.orket("board", { cwd = dir }).status)
   end)
 end)
+
+-- -C through a file or with a name past the system's limit blamed an orket.lua that is not
+-- there, and told to set ORKET_DATABASE_URL
+describe("a project folder that cannot be one", function()
+  after_each(function() H.cleanup() end)
+
+  it("is said of the folder by the reading and writing commands, not of an orket.lua", function()
+    local p = project()
+    local cases = {
+      { p .. "/orket.lua/x", "a part of its path is a file, not a folder" },
+      { H.tmpdir() .. "/" .. string.rep("y", 300), "a name in its path is longer than the system allows" },
+    }
+    for _, c in ipairs(cases) do
+      for _, cmd in ipairs { "board", "runs", "run START" } do
+        local r = H.orket("-C " .. H.quote(c[1]) .. " " .. cmd)
+        assert.equal(1, r.status, cmd)
+        assert.matches(" cannot be a project's folder: " .. c[2], r.stderr, 1, true)
+        assert.is_nil(r.stderr:find("ORKET_DATABASE_URL", 1, true), r.stderr)
+      end
+    end
+  end)
+end)
