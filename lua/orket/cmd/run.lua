@@ -418,6 +418,22 @@ local function open_engine(o, cli, emit, stop_view, resume_id, caller)
   return e
 end
 
+-- The run over: its stop signals and watcher closed, the live view's end drawn, the engine
+-- closed -> the SIGPIPE handle, kept until the last events are written (a reader gone while
+-- the thread still writes them is a failed write, not the process's end)
+local function wind_down(e, signals, watcher, view, stop_view)
+  local sigpipe = table.remove(signals)
+  for _, h in ipairs(signals) do h:close() end
+  watcher:close()
+  if view then
+    if view.frames > 0 then view:finish() end
+    stop_view()
+  end
+  rt.run("nowait")
+  e.close_all()
+  return sigpipe
+end
+
 local function execute(o, cli, resume_id, caller)
   local held = {}
   local emit, view, stop_view, out = output(o, cli, held)
@@ -437,17 +453,11 @@ local function execute(o, cli, resume_id, caller)
   local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
   drain_traces(e, cli)
-  for _, h in ipairs(signals) do h:close() end
-  watcher:close()
-  if view then
-    if view.frames > 0 then view:finish() end
-    stop_view()
-  end
-  rt.run("nowait")
-  e.close_all()
+  local sigpipe = wind_down(e, signals, watcher, view, stop_view)
   lock:release()
   -- the last events wait for stdout's reader with the run over and its lock given back
   finish_output(out)
+  sigpipe:close()
   if view_note then cli.err("note: %s", view_note) end
   cli.flush_unhandled()
   if not ok then

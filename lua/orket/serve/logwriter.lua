@@ -19,6 +19,9 @@ local M = {}
 M.MAX_BYTES = 4 * 1024 * 1024
 M.CHUNK = 64 * 1024 -- the most handed to the thread's pipe in one write
 M.FLUSH_MS = 500 -- what the close waits for the queue, at most (inside docker stop's 10 s)
+-- How long the thread has to say it started (its luv loaded): one that did not by then,
+-- at the close, is taken for one that could not, whose end would never come
+M.START_MS = 2000
 
 -- The thread's body, in a Lua state of its own (luv dumps it: no upvalues): reads the pipe
 -- until its end, writes it to fd out. Whole lines in writes of at most 4096 bytes (PIPE_BUF:
@@ -32,6 +35,7 @@ local function drain(rfd, ack, out, raw)
   -- not protected, the process would abort (start_thread asks for spare ones first)
   local loaded, tuv = pcall(require, "luv")
   if not loaded then return false end
+  tuv.fs_write(ack, "r") -- started (orket.serve.logwriter's close need not wait for an end that never comes)
   local broken = false
   local function put(s)
     local at = 0
@@ -125,8 +129,12 @@ local function start_thread(self, fd)
   self.pipe:open(lines.write)
   self.ack = uv.new_pipe(false)
   self.ack:open(ack.read)
+  self.opened_at = uv.now()
   self.ack:read_start(function(_, data)
-    if data then return end
+    if data then
+      self.started = true
+      return
+    end
     self.ended = true
     if not self.closed then self:_gone() end -- the thread's write failed: the reader is gone
   end)
@@ -343,9 +351,13 @@ function Writer:close(within_ms)
   self:_pump()
   uv.update_time()
   self.deadline = uv.now() + (self.cut_at and M.FLUSH_MS or within_ms or M.FLUSH_MS)
-  wait_until(self, function() return not self.writing and self.head > #self.queue end)
+  -- a thread that never said it started (its luv could not load) takes nothing and ends
+  -- never: not waited for past M.START_MS from the open
+  local function lost() return not self.started and uv.now() - self.opened_at > M.START_MS end
+  wait_until(self, function() return lost() or (not self.writing and self.head > #self.queue) end)
   self.pipe:close() -- the thread reads the end, writes the rest, and closes the ack
-  local ended = wait_until(self, function() return self.ended end)
+  wait_until(self, function() return self.ended or lost() end)
+  local ended = self.ended
   self.ack:close()
   self.all_written = ended and true or false
   -- a thread still held by its reader is left: the process's exit ends it
