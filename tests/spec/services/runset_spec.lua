@@ -9,10 +9,11 @@ local leases = require "orket.store.leases"
 describe("a worker's runs side by side", function()
   after_each(H.cleanup)
 
-  -- an engine whose run goes on until stopped[id] (its stop sets it)
-  local function engine(dir, stopped, id)
+  -- an engine whose run goes on until stopped[id] (its stop sets it), and while held[id]
+  -- (a stop the test only looks at: the run must still be live after it)
+  local function engine(dir, stopped, id, held)
     local e = { dir = dir }
-    function e.execute() while not stopped[id] do orket.sleep(5) end end
+    function e.execute() while not stopped[id] or (held and held[id]) do orket.sleep(5) end end
     function e.stop() stopped[id] = true end
     function e.close_all() end
     return e
@@ -73,9 +74,9 @@ describe("a worker's runs side by side", function()
     -- stopped and resumed before the worker opens it: not this open's stop
     assert.is_true(db:finish_run(r2, "interrupted", { running = true }))
     assert.is_true(ops.requeue(db, r2))
-    local stopped = {}
+    local stopped, held = {}, {}
     local set = runset.new { db = db, join = function() return true end, leave = function() end,
-      open = function(row) return engine(dir, stopped, row.id) end,
+      open = function(row) return engine(dir, stopped, row.id, held) end,
       journal = { last = function() return math.tointeger(require("orket.store.journal_reads").latest_id(db)) end,
         stops = function(from, to) return store_runs.stops_between(db, from, to) end } }
     assert.is_true(set:start { id = r1 })
@@ -87,6 +88,9 @@ describe("a worker's runs side by side", function()
     -- a run whose row is gone (the store restored from an older backup) is no longer queued:
     -- ended here, where its next claim broke the store's reference to it
     local function gone(id) return id == r1 and "gone" or "running" end
+    -- (held: live after its stop, which is looked at and undone below; without it the run
+    -- ended while the look's statement waited on PostgreSQL)
+    held[r1] = true
     set:stop_ended({ { id = r2 } }, gone)
     assert.same({ [r1] = true }, stopped)
     stopped[r1] = nil
@@ -99,6 +103,7 @@ describe("a worker's runs side by side", function()
     assert.is_true(ops.requeue(db, r1))
     set:stop_ended(queued, running)
     assert.same({ [r1] = true }, stopped)
+    held[r1] = nil
     stopped[r2] = true
     set:wait_all()
     db:close()
