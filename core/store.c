@@ -307,6 +307,19 @@ static char *store_uri(const char *path, const char *query) {
   return u;
 }
 
+/* One read-only open of path with query (the connection before it, if any, closed first);
+ * read: its schema version read too, where SQLite meets the -shm -> SQLite's code. */
+static int store_open_ro_as(store *s, const char *path, const char *query, int read) {
+  if (s->db != NULL) sqlite3_close_v2(s->db);
+  s->db = NULL;
+  char *uri = store_uri(path, query);
+  if (uri == NULL) return SQLITE_NOMEM;
+  int rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, storevfs_name());
+  free(uri);
+  if (rc == SQLITE_OK && read) rc = sqlite3_exec(s->db, "PRAGMA user_version", NULL, NULL, NULL);
+  return rc;
+}
+
 /* A read-only connection to a WAL database needs the -shm file, and SQLite creates it when
  * it is missing. On a read-only file system (a board mounted read-only into a container)
  * it cannot, after the last writer closed cleanly and removed it; the file then holds every
@@ -318,23 +331,10 @@ static char *store_uri(const char *path, const char *query) {
  * and otherwise reads the -wal's commits into memory of its own (what it does for a
  * database on read-only media), so every commit, a killed writer's too, is read. */
 static int store_open_readonly(store *s, const char *path) {
-  char *uri = store_uri(path, "mode=ro");
-  if (uri == NULL) return SQLITE_NOMEM;
-  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(uri, &s->db, flags, storevfs_name());
-  free(uri);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA user_version", NULL, NULL, NULL);
+  int rc = store_open_ro_as(s, path, "mode=ro", 1);
   if (rc != SQLITE_OK && s->db != NULL) {
     int sys = store_sys_errno(s->db, rc);
-    if ((rc & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT) {
-      sqlite3_close_v2(s->db);
-      s->db = NULL;
-      uri = store_uri(path, "mode=ro&readonly_shm=1");
-      if (uri == NULL) return SQLITE_NOMEM;
-      rc = sqlite3_open_v2(uri, &s->db, flags, storevfs_name());
-      free(uri);
-      if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA user_version", NULL, NULL, NULL);
-    }
+    if ((rc & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT) rc = store_open_ro_as(s, path, "mode=ro&readonly_shm=1", 1);
   }
   /* no -shm and no right to make one: CANTOPEN on a read-only file system (or a full
    * disk with no -shm left to read), READONLY_DIRECTORY (or _CANTINIT) where the folder
@@ -349,13 +349,7 @@ static int store_open_readonly(store *s, const char *path) {
   int writer = access(wal, F_OK) == 0;
   free(wal);
   if (writer) return rc;
-  sqlite3_close_v2(s->db);
-  s->db = NULL;
-  uri = store_uri(path, "immutable=1");
-  if (uri == NULL) return SQLITE_NOMEM;
-  rc = sqlite3_open_v2(uri, &s->db, flags, storevfs_name());
-  free(uri);
-  return rc;
+  return store_open_ro_as(s, path, "immutable=1", 0);
 }
 
 void store_process_init(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
