@@ -39,6 +39,12 @@ function M.start(opts)
     local _, body = call("GET", "/__log")
     return json.decode(body)
   end
+  --- requests(model) -> how many requests the server saw for that model name
+  function s.requests(model)
+    local n = 0
+    for _, e in ipairs(s.log()) do if e.model == model then n = n + 1 end end
+    return n
+  end
   function s.reset() call("POST", "/__reset") end
   function s.stop()
     os.execute("kill " .. pid .. " 2>/dev/null")

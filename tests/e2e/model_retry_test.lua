@@ -45,11 +45,7 @@ local function run(dir, env)
   return r.status, of, kinds, r.stderr
 end
 
-local function requests(model)
-  local n = 0
-  for _, e in ipairs(fake.log()) do if e.model == model then n = n + 1 end end
-  return n
-end
+local requests = fake.requests
 
 describe("orket run when the model fails", function()
   before_each(function() fake.reset() end)

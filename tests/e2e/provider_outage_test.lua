@@ -13,9 +13,7 @@ local GUARD = "tool=update_issue_status,arg_status=done"
 -- A one-issue project: the coder on `coder` (the fake's settings), the reviewer answering
 -- done at once. retry: the provider's retry table's text; budgets: the budgets table's.
 local function project(coder, retry, budgets)
-  local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
-  H.write(dir .. "/orket.lua", string.format([[
+  return fake.one_issue(string.format([[
 models = { default = "fake:%s", providers = {
   fake = { kind = "openai", base_url = %q, retry = %s },
 } }
@@ -24,11 +22,6 @@ team = { senior_developer = { roles = { "coder" } },
 budgets = %s
 ]], coder, fake.url .. "/v1", retry or "{ max_attempts = 2, base_ms = 1, max_ms = 5 }", GUARD,
     budgets or "{ model_retries = 2, backoff_ms = 1 }"))
-  H.write(dir .. "/epics/m.json", [[
-{ "id": "M", "name": "Model", "issues": [ { "id": "M-1", "summary": "Do it", "seat": "senior_developer" } ] }
-]])
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
 end
 
 -- `orket WORDS --json` -> status, of(type) -> its events in order, every event, stderr
@@ -44,12 +37,7 @@ local function run(dir, words)
   return r.status, of, events, r.stderr
 end
 
--- the requests the server saw for a model name
-local function requests(model)
-  local n = 0
-  for _, e in ipairs(fake.log()) do if e.model == model then n = n + 1 end end
-  return n
-end
+local requests = fake.requests
 
 describe("orket run against a provider that is down", function()
   before_each(function() fake.reset() end)
