@@ -37,19 +37,26 @@ describe("a run lease whose drop the store refused", function()
     H.cleanup()
   end)
 
-  it("keeps no resume here off, is dropped once the store takes writes, and is taken again by a resume", function()
-    local dir, db, b = project()
-    runlease.RETRY_MS = 20
+  -- A run of db's, its lease taken and kept (lost: the keeper's), ended while the disk is
+  -- full: the lease's DELETE fails until the returned free() -> id, free
+  local function ended_on_full_disk(db, lost)
     local id = assert(db:record_run { target = "E", kind = "epic" })
     assert.is_nil(runlease.take(db, id))
-    runlease.keep(db, id, function() error("the run was said lost") end)
-    -- the run ends while the disk is full: the lease's DELETE fails
+    runlease.keep(db, id, lost)
     local full = true
     leases.run_drop = function(...)
       if full then error(".orket/orket.db: database or disk is full", 0) end
       return saved.drop(...)
     end
     runlease.drop(db, id)
+    return id, function() full = false end
+  end
+
+  it("keeps no resume here off, is dropped once the store takes writes, and is taken again by a resume", function()
+    local dir, db, b = project()
+    runlease.RETRY_MS = 20
+    -- the run ends while the disk is full: the lease's DELETE fails
+    local id, free = ended_on_full_disk(db, function() error("the run was said lost") end)
     assert.equal(runlease.owner(), row_of(db, id).owner, "the lease's row stays while the store refuses its drop")
     -- this process knows the run ended: its own lease is no live run, and no conflict
     assert.is_nil(runlease.holders(db)[id])
@@ -58,7 +65,7 @@ describe("a run lease whose drop the store refused", function()
     assert.is_nil((claims.conflict(dir, db, b, "E")))
     assert.is_true(runlease.ended_here(db, id))
     -- the store takes writes again: the retried drop removes the row
-    full = false
+    free()
     turn_until(function() return row_of(db, id) == nil end)
     assert.is_nil(row_of(db, id), "the drop was retried")
     assert.is_false(runlease.ended_here(db, id))
@@ -68,21 +75,13 @@ describe("a run lease whose drop the store refused", function()
   it("lets a resume here take the run again while the drop still waits, and then retries it no more", function()
     local dir, db, b = project()
     runlease.RETRY_MS = 20
-    local id = assert(db:record_run { target = "E", kind = "epic" })
-    assert.is_nil(runlease.take(db, id))
-    runlease.keep(db, id, function() end)
-    local full = true
-    leases.run_drop = function(...)
-      if full then error(".orket/orket.db: database or disk is full", 0) end
-      return saved.drop(...)
-    end
-    runlease.drop(db, id)
+    local id, free = ended_on_full_disk(db, function() end)
     -- resumed here: taken (the row names this process already), kept, and live again
     assert.is_nil(runlease.take(db, id))
     runlease.keep(db, id, function() error("the resumed run was said lost") end)
     assert.equal(runlease.owner(), runlease.holders(db)[id])
     -- the store back: no retried drop takes the resumed run's lease
-    full = false
+    free()
     local t = uv.now()
     turn_until(function() return uv.now() - t > 200 end)
     assert.equal(runlease.owner(), row_of(db, id) and row_of(db, id).owner, "the resumed run's lease was dropped")
