@@ -401,6 +401,17 @@ function M.in_tree(dir)
     M.shown(dir or "."), folder, M.shown(above), M.dir_word(above))
 end
 
+--- not_a_project(dir, code) -> why dir holds no project, for orket.lua's ENOENT, ENOTDIR
+--- or ENAMETOOLONG: a folder that cannot be one (-C through a file, a name past the
+--- system's limit) is said of the folder, not of an orket.lua that is not there.
+function M.not_a_project(dir, code)
+  if code == "ENOTDIR" or code == "ENAMETOOLONG" then
+    return string.format("%s cannot be a project's folder: %s", M.shown(dir), code == "ENOTDIR"
+      and "a part of its path is a file, not a folder" or "a name in its path is longer than the system allows")
+  end
+  return string.format("no project in %s (orket.lua not found); %s", M.shown(dir), M.no_project(dir))
+end
+
 function M.read(dir)
   dir = dir or "."
   -- (without an orket.lua there, the read's own "not found" says where the project is)
@@ -411,13 +422,8 @@ function M.read(dir)
   if not src then
     -- the folder itself cannot be one (-C through a file, a name past the system's limit):
     -- said of the folder, not of an orket.lua that is not there
-    if rcode == "ENOTDIR" or rcode == "ENAMETOOLONG" then
-      return nil, string.format("%s cannot be a project's folder: %s", M.shown(dir), rcode == "ENOTDIR"
-        and "a part of its path is a file, not a folder" or "a name in its path is longer than the system allows"),
-        rcode
-    end
-    if rcode == "ENOENT" then
-      return nil, string.format("no project in %s (orket.lua not found); %s", M.shown(dir), M.no_project(dir)), rcode
+    if rcode == "ENOTDIR" or rcode == "ENAMETOOLONG" or rcode == "ENOENT" then
+      return nil, M.not_a_project(dir, rcode), rcode
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end

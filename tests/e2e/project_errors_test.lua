@@ -782,7 +782,7 @@ describe("a project folder that cannot be one", function()
       { H.tmpdir() .. "/" .. string.rep("y", 300), "a name in its path is longer than the system allows" },
     }
     for _, c in ipairs(cases) do
-      for _, cmd in ipairs { "board", "runs", "run START" } do
+      for _, cmd in ipairs { "board", "runs", "run START", "status", "status --json" } do
         local r = H.orket("-C " .. H.quote(c[1]) .. " " .. cmd)
         assert.equal(1, r.status, cmd)
         assert.matches(" cannot be a project's folder: " .. c[2], r.stderr, 1, true)

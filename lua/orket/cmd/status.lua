@@ -110,8 +110,12 @@ end
 -- Whether dir holds nothing of a project (no orket.lua, .orket/ or workspace/): said as
 -- every command says it, not as a git repository missing at DIR/./workspace. A project
 -- whose workspace/ lost its repository is told what makes one (orket.status_view).
+--- nothing_at(dir) -> the error code when dir holds none of a project's files (ENOENT, or
+--- ENOTDIR / ENAMETOOLONG for a folder that cannot be one), else nil
 local function nothing_at(dir)
-  return not (uv.fs_stat(dir .. "/orket.lua") or uv.fs_stat(dir .. "/.orket") or uv.fs_stat(dir .. "/workspace"))
+  local ok, _, code = uv.fs_stat(dir .. "/orket.lua")
+  if ok or uv.fs_stat(dir .. "/.orket") or uv.fs_stat(dir .. "/workspace") then return nil end
+  return code or "ENOENT"
 end
 
 -- ran(dir) -> a function telling whether the store records a run: false when it records
@@ -133,8 +137,9 @@ function cmd.run(args, cli)
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
   dir = project_of(dir)
-  if nothing_at(dir) then
-    cli.err("no project in %s (orket.lua not found); %s", config.shown(dir), config.no_project(dir))
+  local missing = nothing_at(dir)
+  if missing then
+    cli.err("%s", config.not_a_project(dir, missing))
     return 1
   end
   local gone, gcode = config.workspace_gone(dir, ran(dir))
