@@ -92,6 +92,21 @@ describe("orket run against a provider that is down", function()
       H.orket("card M-1", { cwd = dir }).stdout)
   end)
 
+  -- a resume of a run left to the workers is worked by a worker, which took back nothing
+  it("takes the card back on a resume of a run left to the workers, as on one of its own", function()
+    local coder = "fail=503,times=10,tool=update_issue_status,arg_status=code_review"
+    local dir = project(coder)
+    local r = H.orket("worker --start M --drain", { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches('"type":"card_blocked"', r.stdout, 1, true)
+    assert.matches("once the model answers again, orket resume 1 takes it back", r.stdout, 1, true)
+    local rstatus, rof, _, rerr = run(dir, "resume 1")
+    assert.equal(0, rstatus, rerr)
+    assert.equal(1, #rof("card_taken_back"))
+    assert.equal("M-1", rof("card_taken_back")[1].card)
+    assert.equal("done", rof("run_end")[1].status)
+  end)
+
   it("does not take back a card a model refused (bad_request) on resume", function()
     local coder = "fail=400"
     local dir = project(coder)

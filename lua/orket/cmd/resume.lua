@@ -26,7 +26,7 @@ and tool calls already in the journal are used as recorded, so nothing is asked 
 Cards of the run's target that a model failure which passes with time blocked (the server
 down, busy or slow: transient, rate_limited or timeout, once the run's later rounds ran
 out) are taken back to ready first, each said, their budgets going on as they were ('orket
-retry CARD' starts them over); not by a resume left to the workers (below).
+retry CARD' starts them over); a resume left to the workers (below) too.
 A run left to the workers (orket worker --start, orket serve --workers) is left to them
 again, as when it started: this process works it, that run alone, as a worker does
 ('orket worker --resume RUN'), and every idle worker of the store joins it; it exits when

@@ -117,7 +117,9 @@ end
 -- one included. Decided under the claim section and in one write transaction, as a start
 -- is: a resume asked apart went beside a run of overlapping cards. Resumed in one process
 -- alone, the run stayed ended in the store, and the workers never took it up again, nor
--- its cards once that process died. -> id | nil, msg[, CODE]
+-- its cards once that process died. An ended run requeued here is noted (e.requeued_runs):
+-- this worker's start of it is a resume's, which takes back the cards a model failure that
+-- passes with time blocked, as orket resume of a run of its own does. -> id | nil, msg[, CODE]
 local function resume_run(e, dir, id)
   local ops = lease_mod.ops(e.db)
   local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
@@ -133,6 +135,7 @@ local function resume_run(e, dir, id)
     local other, why = recorded.in_the_way(dir, e.db, e.board, row.target, { resuming = true })
     if other then return nil, why end
     if not ops.requeue(e.db, id) then return nil, string.format("run %d is %s; not resumed", id, tostring(row.status)) end
+    e.requeued_runs[id] = true
     return id
   end)
 end
@@ -287,6 +290,8 @@ local function runs(e, o, emit)
         git_lock = git_lock(o), keeper = e.lease, share = share })
       -- a run --start recorded here begins fresh (run_start's resumed = false)
       if re and e.started_runs[r.id] then re.started_runs[r.id] = true end
+      -- (once: a later open of it, the store lost and back, is a worker's join)
+      if re and e.requeued_runs[r.id] then re.requeued_runs[r.id], e.requeued_runs[r.id] = true, nil end
       return re, err
     end }
   return set

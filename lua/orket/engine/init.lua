@@ -37,6 +37,7 @@ local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, m
   -- reloads what differs, an edit made before the watch began included)
   scripts_seen = true }
 local STATE = { current = true, run_id = true, stop_requested = true, started_runs = true, reloads = true,
+  requeued_runs = true, -- runs of the workers this process requeued (a resume's start: take_back)
   no_git_recover = true,
   reload_said = true, -- the reload error last said, not said again while it stands (orket.engine.reload)
   -- orket.lua's removal during the run, said; scripts removed meanwhile keep their loaded
@@ -92,6 +93,7 @@ function M.new(o)
     fields[name] = v
   end
   fields.started_runs = {}
+  fields.requeued_runs = {}
   local e = sealed(fields)
   return e
 end

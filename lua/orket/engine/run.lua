@@ -994,10 +994,10 @@ function Run:open_execution()
   -- what was held until the run had begun (a watch that failed as it started) is said now,
   -- after run_start and with its id, as the run's own events are
   if self.engine.on_run_start then self.engine.on_run_start(run_id) end
-  -- a resume takes back the cards a model failure that passes with time blocked (not a
-  -- worker joining a run of the workers, which may be going on); crash point: one
-  -- transaction, done again by a resume
-  if resumed and not st.lease then self:take_back(st.target) end
+  -- a resume takes back the cards a model failure that passes with time blocked: not a
+  -- worker joining a run of the workers, which may be going on, but the one whose resume
+  -- requeued it ended (requeued_runs); crash point: one transaction, done again by a resume
+  if resumed and (not st.lease or self.requeued_runs[run_id]) then self:take_back(st.target) end
   -- done cards whose merges main lost (its repository made again): said, not a stop
   local lost, nlost, how
   if self.git and not self.git_unready then lost, nlost, how = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
@@ -1354,7 +1354,7 @@ function Run:conclude(target, view)
   else
     cards = scheduler.scope(self.board, target)
     stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted, run = self.run_id,
-      pause = self:report_pause(), workers = self.lease ~= nil })
+      pause = self:report_pause() })
   end
   if not stuck then
     -- a stop asked while the report was made ends the run as one asked before it

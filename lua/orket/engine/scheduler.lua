@@ -481,8 +481,8 @@ function M.stuck(board, cards, why_run)
   local resume = why_run.run and ("orket resume " .. why_run.run) or "orket resume"
   local out = {}
   -- what the report has learnt of the board: epics' depends_on, cards' first moves
-  -- (a run of the workers is not taken back by its resume: a model-blocked card's next step is its retry)
-  local r = { epics = {}, moves = {}, parents = {}, resume = why_run.run and not why_run.workers and resume or nil }
+  -- (a run of the workers too: its resume requeues it, and that start takes the card back)
+  local r = { epics = {}, moves = {}, parents = {}, resume = why_run.run and resume or nil }
   local pause = why_run.pause
   for _, c in ipairs(cards) do
     if pause and pause() then return nil end
