@@ -68,16 +68,33 @@ local function private_home(home, st)
   end
 end
 
+-- .orket/ holds the store, the secrets' key beside the secrets and the worktrees: machine
+-- state, never a repository's. A project kept inside another repository (a monorepo, a
+-- dotfiles folder) had it all committed by that repository's `git add -A`; an ignore file
+-- of its own keeps it out wherever the project lies. Best effort: a read-only .orket/ is
+-- read as it is.
+local function ignored_home(home)
+  local path = home .. "/.gitignore"
+  if uv.fs_lstat(path) then return end
+  local f = io.open(path, "wb")
+  if not f then return end
+  f:write("# machine state of an orket project (the store, secrets' key, worktrees): never committed\n*\n")
+  f:close()
+end
+
 --- ensure_home(home, st) -> true | nil, message: a project's .orket/ (st: its fs_stat, nil
 --- when there is none) made, private, when absent (another process making it meanwhile is
---- as good); one already there taken to its owner alone (private_home)
+--- as good); one already there taken to its owner alone (private_home). Either way it
+--- ignores itself for git (ignored_home).
 function M.ensure_home(home, st)
   if st then
     private_home(home, st)
+    if st.type == "directory" then ignored_home(home) end
     return true
   end
   local ok, err = uv.fs_mkdir(home, 448)
   if not ok and not uv.fs_lstat(home) then return nil, err end
+  ignored_home(home)
   return true
 end
 

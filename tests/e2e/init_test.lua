@@ -295,6 +295,33 @@ describe("orket init", function()
     local r = H.orket("init own", { cwd = dir })
     assert.matches("own/orket.lua already exists: own already holds a project", r.stderr, 1, true)
   end)
+
+  -- a project kept inside another repository (a monorepo, dotfiles): its `git add -A`
+  -- committed .orket/ whole, the secrets' key beside the secrets
+  it("keeps .orket/ out of a repository the project lies in, an older project's too", function()
+    local dir = H.tmpdir()
+    local function outer_adds()
+      assert(os.execute("cd " .. H.quote(dir) .. " && git add -A 2>/dev/null"))
+      local p = io.popen("cd " .. H.quote(dir) .. " && git diff --cached --name-only")
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    assert(os.execute("cd " .. H.quote(dir) .. " && git init -q ."))
+    assert.equal(0, H.orket("init x", { cwd = dir }).status)
+    assert.equal(0, H.orket("secrets set TOKEN", { cwd = dir .. "/x", stdin = "s3cret" }).status)
+    assert.truthy(H.read(dir .. "/x/.orket/secrets.key"))
+    local added = outer_adds()
+    assert.matches("x/orket.lua", added, 1, true)
+    assert.is_nil(added:find(".orket/", 1, true), added)
+    -- a .orket/ made before it had one gets it at the next command
+    os.remove(dir .. "/x/.orket/.gitignore")
+    assert(os.execute("cd " .. H.quote(dir) .. " && git reset -q"))
+    assert.matches(".orket/", outer_adds(), 1, true)
+    assert(os.execute("cd " .. H.quote(dir) .. " && git reset -q"))
+    assert.equal(0, H.orket("board", { cwd = dir .. "/x" }).status)
+    assert.is_nil(outer_adds():find(".orket/", 1, true))
+  end)
 end)
 
 describe("orket validate", function()

@@ -139,7 +139,10 @@ local function forgetting(dir)
     if fresh then
       for _, sfx in ipairs { "", "-wal", "-shm" } do os.remove(path .. sfx) end
     end
-    if not had_home then uv.fs_rmdir(home) end
+    if not had_home then
+      os.remove(home .. "/.gitignore") -- (the open's: project.ensure_home)
+      uv.fs_rmdir(home)
+    end
   end
 end
 

@@ -133,6 +133,7 @@ local function create(dir, texts, made, files)
   -- the store: .orket/ (checked absent above) and the database with its WAL files
   local orket_dir = dir .. "/.orket"
   made[#made + 1] = { path = orket_dir, dir = true }
+  made[#made + 1] = { path = orket_dir .. "/.gitignore" } -- (project.ensure_home's)
   for _, sfx in ipairs { "", "-wal", "-shm" } do made[#made + 1] = { path = project.db_path(dir) .. sfx } end
   local db, oerr = project.open_store(dir, true)
   if not db then return nil, oerr end
