@@ -244,7 +244,8 @@ describe("orket mcp serve (stdio)", function()
     assert.matches("run 7$", a[8].result.content[1].text)
     local card = H.card_json(dir, "NOTES-1")
     assert.equal("hi", card.comments[1].body)
-    assert.equal("local", card.comments[1].author)
+    -- named as the CLI's writes are: the user running it, not the server's no-key mode
+    assert.equal(require("orket.serve.localuse").operator(), card.comments[1].author)
   end)
 
   it("--read-only neither lists nor runs the writing tools", function()

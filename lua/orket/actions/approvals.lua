@@ -71,6 +71,27 @@ end
 --- canonical(args) -> JSON text with sorted keys
 function M.canonical(args) return table.concat(canon(args, {}, 0)) end
 
+-- The arguments as people read them: the same JSON, its fields shortest first (a path, a
+-- mode, an argv before a file's content), those of one length in key order. Sorted by key,
+-- "content" came before "path", and every view that clips a request (a comment, orket
+-- card, orket answer's line) showed 200 bytes of a file and not where it goes.
+local function shown(args)
+  if type(args) ~= "table" or (#args > 0 and next(args, #args) == nil) or next(args) == nil then
+    return M.canonical(args)
+  end
+  local fields = {}
+  for k, v in pairs(args) do
+    fields[#fields + 1] = { table.concat(canon(tostring(k), {}, 1)), table.concat(canon(v, {}, 1)) }
+  end
+  table.sort(fields, function(a, b)
+    if #a[2] ~= #b[2] then return #a[2] < #b[2] end
+    return a[1] < b[1]
+  end)
+  local out = {}
+  for i, kv in ipairs(fields) do out[i] = kv[1] .. ":" .. kv[2] end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
 --- digest(tool, args) -> hex BLAKE2b of the tool name and its canonical arguments
 function M.digest(tool, args)
   if type(tool) ~= "string" then error("bad argument #1 to 'digest' (string expected, got " .. type(tool) .. ")", 2) end
@@ -86,7 +107,7 @@ local function log_command(run)
 end
 
 local function stored_args(args, run)
-  local text = common.redact(M.canonical(args))
+  local text = common.redact(shown(args))
   if #text > M.ARGS_MAX then
     text = string.format("%s...(clipped: %d bytes in all; '%s' shows the call whole)", inert.cut(text, M.ARGS_MAX),
       #text, log_command(run))

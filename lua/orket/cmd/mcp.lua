@@ -12,6 +12,7 @@ local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"
 local cmdline = require "orket.cmdline"
 local logwriter = require "orket.serve.logwriter"
+local localuse = require "orket.serve.localuse"
 
 local client = require "orket.mcp.client"
 
@@ -117,7 +118,8 @@ local function serve(dir, read_only, cli)
   local write_line, pipe_guard = stdout_writer(reader, log)
   local function send(msg) write_line(rpc.encode(msg)) end
   local session = server.new { db = db, dir = dir, send = send, log = log, read_only = read_only,
-    who = { role = read_only and "viewer" or "admin" } }
+    -- its writes named as the CLI's are: the user running it (local:USER, docs/teams.md)
+    who = { role = read_only and "viewer" or "admin", operator = localuse.operator() } }
   executor.registry(db).log = log
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)

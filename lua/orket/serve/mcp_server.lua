@@ -253,7 +253,7 @@ function M:call_tool(def, args)
   end
   local pattern = self.scoped and projects.scoped_pattern(route.pattern) or route.pattern
   local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = pattern,
-    params = {}, query = {}, body = nil, mcp = true }
+    params = {}, query = {}, body = nil, mcp = true, operator = self.who.operator }
   local body = route.body == "json" and {} or nil
   for k, v in pairs(args) do
     if t.path[k] then ctx.params[k] = tostring(math.tointeger(v) or v)

@@ -118,9 +118,10 @@ local function refused(msg, code, detail, card_id)
   return err(errors.status(code), code, msg, remedy or person_remedy(code, card_id))
 end
 
--- The person a request acts as: its key's id (local use without keys: "local").
+-- The person a request acts as: its key's id (local use without keys: "local"; a command on
+-- this machine that speaks the API, orket mcp serve, its local operator: "local:USER").
 local function principal(ctx)
-  local id = ctx.who and ctx.who.id or "local"
+  local id = ctx.who and ctx.who.id or ctx.operator or "local"
   return { seat = id, roles = {}, by = "person" }
 end
 M.principal = principal
