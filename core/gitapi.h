@@ -15,13 +15,13 @@
  * table and its loader, and each field takes its type from libgit2's own declaration, so
  * the two cannot disagree. */
 #define GITAPI_FUNCS(X) \
-  X(attr_cache_flush)                                                                        \
+  X(attr_cache_flush) X(attr_get) X(attr_value)                                              \
   X(blob_create_from_buffer) X(blob_free) X(blob_rawcontent) X(blob_rawsize) X(blob_is_binary) X(blob_lookup) X(branch_create)  \
   X(branch_iterator_free) X(branch_iterator_new) X(branch_lookup) X(branch_next)             \
   X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create) X(commit_create_from_ids) \
   X(commit_free) X(commit_id) X(commit_lookup) X(commit_message) X(commit_parent_id)         \
   X(commit_parentcount) X(commit_tree) X(commit_tree_id) X(config_free)                     \
-  X(config_get_string) X(config_new) X(config_parse_bool)                                                  \
+  X(config_add_file_ondisk) X(config_get_bool) X(config_get_string) X(config_new) X(config_parse_bool)     \
   X(credential_userpass_plaintext_new) X(diff_free) X(diff_get_delta) X(diff_num_deltas)     \
   X(diff_tree_to_tree) X(error_last) X(fetch_options_init) X(graph_descendant_of)            \
   X(ignore_path_is_ignored) X(index_add) X(index_add_all) X(index_add_bypath)                \

@@ -834,8 +834,11 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   if (same && (before = calloc(only->n ? only->n : 1, sizeof *before)) == NULL) same = 0;
   for (size_t i = 0; same && i < only->n; i++) gr_entry_get(g, idx, only->v[i], &before[i]);
   if ((ret = gr_stage_paths(g, wd->repo, idx, only, &scan, e)) != 0) goto out;
-  if (scan.grown.n) { /* a tracked file over the cap that changed: uncommitted, never removed */
-    ret = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s); commit them first", card, scan.grown.v[0]);
+  /* a tracked file over the cap, or under a filter driver (scan.c), that changed: never
+   * staged, so the tree alone would not show it; uncommitted, never removed */
+  if (scan.grown.n || scan.filtered.n) {
+    ret = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s); commit them first", card,
+                  scan.grown.n ? scan.grown.v[0] : scan.filtered.v[0]);
     goto out;
   }
   for (size_t i = 0; same && i < only->n; i++) {

@@ -268,6 +268,11 @@ typedef struct gr_scan {
    * (gr_scan_grown) and they count as uncommitted changes */
   gr_paths grown;
   long long grown_size; /* the first one's size, for the refusal */
+  /* a card's: tracked files whose attributes name a filter driver (scan.c) and whose content
+   * the card changed: never staged, the commit refused (gr_scan_grown) as for grown */
+  gr_paths filtered;
+  char filter_driver[64]; /* the first one's driver, for the refusal */
+  int card;               /* a card's working tree (gr_scan_run's card): filter drivers are refused */
   size_t files_max; /* a card's walk: the files it may meet (what idx tracks + GR_TREE_FILES_MAX) */
 } gr_scan;
 
@@ -381,10 +386,13 @@ int gr_abspath(const char *path, char *buf, size_t cap, gr_err *e);
 int gr_lib_load(gitapi *api, gr_err *e);
 /* Drops what gr_lib_acquire took; api must not be used afterwards. */
 void gr_lib_release(gitapi *api);
+/* 1 when repo is a shallow clone (its common gitdir's `shallow` file lists commits whose
+ * parents were never fetched, as git and libgit2 read it: there and not empty), else 0. */
+int gr_is_shallow(const gitapi *g, git_repository *repo);
 /* Adds every file of the working tree to idx (honouring .gitignore) and drops entries whose
  * files are gone: `git add -A`, leaving out what gr_scan put on its skip list (run first:
  * the scan also made sure libgit2 can read the working tree without blocking). */
-int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e);
+int gr_stage_all(const gitapi *g, git_index *idx, gr_scan *scan, gr_err *e);
 
 /* scan.c */
 void gr_scan_free(gr_scan *s);
@@ -398,7 +406,7 @@ int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e);
  * submodule (a gitlink entry), 0 when none is. */
 size_t gr_in_gitlink(const gitapi *g, git_index *idx, const char *path);
 /* EUNSAFE naming the first of s->grown (a tracked file over the cap that changed) and the
- * cap, when there is one; else 0. */
+ * cap, or the first of s->filtered and its filter driver, when there is one; else 0. */
 int gr_scan_grown(const gr_scan *s, gr_err *e);
 /* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it.
  * card: repo is a card's, whose files only the tree's .gitignore rules exclude (scan.c). */
@@ -409,7 +417,9 @@ const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, con
 /* Adds to out each of s->hidden that repo's index does not hold (untracked, so a change
  * libgit2's status does not list): how many, or -1 with e set. */
 int gr_scan_untracked(const gitapi *g, git_repository *repo, const gr_scan *s, gr_paths *out, gr_err *e);
-/* git_index_add_all / update_all's filter: > 0 leaves the path out. */
+/* git_index_add_all / update_all's filter (payload: the gr_scan): > 0 leaves the path out:
+ * one the scan left out, or a tracked file of a card's under a filter driver whose content
+ * changed (put on s->filtered). */
 int gr_stage_filter(const char *path, const char *matched, void *payload);
 /* Checks card's worktree (registered, its metadata whole) against what the engine made:
  * <meta>/gitdir names <wd>/.git, and <wd>/.git is a small regular file saying

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+
 /* ---- errors ------------------------------------------------------------------------------ */
 
 int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
@@ -232,6 +233,13 @@ void gr_lib_release(gitapi *api) {
   gitapi_close(api);
 }
 
+int gr_is_shallow(const gitapi *g, git_repository *repo) {
+  char p[PATH_MAX];
+  struct stat st;
+  return (size_t)snprintf(p, sizeof p, "%sshallow", g->repository_commondir(repo)) < sizeof p && stat(p, &st) == 0 &&
+         st.st_size > 0;
+}
+
 /* The context for repo, which takes over api and repo (both released on failure). */
 static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
   gitrepo *r = calloc(1, sizeof *r);
@@ -300,6 +308,16 @@ int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t 
  * while main exists stops nothing: main is its ref, and only the view waits (view.c). */
 static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
   if (g->repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
+  /* a shallow clone (git clone --depth): libgit2 1.5 knows nothing of its boundary, so the
+   * first merge whose base search reaches it looks for a parent that was never fetched and
+   * fails ("object not found"), for good: refused before anything is written, the fetch
+   * that settles it named */
+  if (gr_is_shallow(g, repo))
+    return gr_fail(e, "EINVAL",
+                   "workspace/ is a shallow clone (%sshallow lists commits whose parents were never fetched): "
+                   "Orket's merges need main's history, which libgit2 cannot follow past that boundary: "
+                   "git -C workspace fetch --unshallow fetches the rest of it",
+                   g->repository_commondir(repo));
   char target[256];
   git_oid main;
   int ok = gr_head_on_main(g, repo, target, sizeof target, e);
@@ -396,13 +414,12 @@ int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   return 0;
 }
 
-int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e) {
-  void *skip = (void *)&scan->skip;
-  int rc = g->index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);
-  if (rc == 0) rc = g->index_update_all(idx, NULL, gr_stage_filter, skip);
+int gr_stage_all(const gitapi *g, git_index *idx, gr_scan *scan, gr_err *e) {
+  int rc = g->index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, scan);
+  if (rc == 0) rc = g->index_update_all(idx, NULL, gr_stage_filter, scan);
   /* what libgit2's walk left out for a person's exclude alone (scan.c): added by name */
   for (size_t i = 0; rc == 0 && i < scan->hidden.n; i++)
-    if (g->index_get_bypath(idx, scan->hidden.v[i], 0) == NULL && !gr_stage_filter(scan->hidden.v[i], NULL, skip))
+    if (g->index_get_bypath(idx, scan->hidden.v[i], 0) == NULL && !gr_stage_filter(scan->hidden.v[i], NULL, scan))
       rc = g->index_add_bypath(idx, scan->hidden.v[i]);
   return rc < 0 ? gr_git(g, e, rc, "staging the working tree") : 0;
 }

@@ -123,6 +123,7 @@ void gr_scan_free(gr_scan *s) {
   gr_paths_free(&s->hidden);
   gr_paths_free(&s->skip);
   gr_paths_free(&s->notes);
+  gr_paths_free(&s->filtered);
   s->unnoted = 0;
 }
 
@@ -132,7 +133,7 @@ static const char *gr_kind(mode_t m) {
 }
 
 static int gr_scan_skip(gr_scan *s, const char *path, const char *why, gr_err *e) {
-  char note[PATH_MAX + 96];
+  char note[PATH_MAX + 320];
   if (gr_paths_add(&s->skip, path) != 0) return gr_fail(e, "ENOMEM", "out of memory");
   if (s->notes.n >= GR_NOTES_MAX) {
     s->unnoted++;
@@ -226,7 +227,64 @@ static int gr_scan_big(const gitapi *g, gr_scan *s, git_index *idx, const char *
   return 0;
 }
 
+/* ---- a filter driver Orket does not run -----------------------------------------------------
+
+ * git stages a file whose attributes name a filter driver (`filter=lfs` for Git LFS,
+ * `filter=git-crypt`, a team's own clean filter) through that driver's clean command;
+ * libgit2 runs only its own crlf and ident filters, never a driver, so a card's file under one
+ * went into main as its raw content (an LFS object's bytes where git commits a pointer, a
+ * secret git-crypt would have encrypted) and the person's git then showed it as modified.
+ * So in a card's working tree such a path is never staged: a new one is left out with a note
+ * naming the attribute and the driver (gr_scan_skip, as a new file over the cap), and a
+ * tracked one whose content the card changed refuses the commit (s->filtered, as a tracked
+ * file over the cap that changed: a deletion is no way out of it); one that still holds its
+ * committed content, or is deleted, is an ordinary path. Any driver is refused, whatever a
+ * config says of it (its command, `required`): Orket runs none, and the repository's
+ * attributes say the same on every machine. A person commits such a file in workspace/
+ * with git, which runs the driver. */
+#define GR_DRIVER_SHOWN 48 /* a driver's name as far as a note or a refusal says it */
+
+/* The filter driver path's attributes name (filter=NAME, its bytes past GR_DRIVER_SHOWN
+ * cut and those that are not printable as '?') into driver: 1; 0 when they name none (no
+ * filter attribute, or one set or unset without a name, which git takes for none); -1
+ * when the attributes cannot be read (libgit2's error is its last). */
+static int gr_filter_of(const gitapi *g, git_repository *repo, const char *path, char *driver, size_t cap) {
+  const char *v = NULL;
+  if (g->attr_get(&v, repo, GIT_ATTR_CHECK_FILE_THEN_INDEX | GIT_ATTR_CHECK_NO_SYSTEM, path, "filter") < 0) return -1;
+  if (g->attr_value(v) != GIT_ATTR_VALUE_STRING) return 0;
+  size_t n = strlen(v);
+  if (n > GR_DRIVER_SHOWN) n = GR_DRIVER_SHOWN;
+  if (n >= cap) n = cap - 1;
+  for (size_t i = 0; i < n; i++) driver[i] = (unsigned char)v[i] < 0x21 || v[i] == 0x7f ? '?' : v[i];
+  driver[n] = '\0';
+  return 1;
+}
+
+/* A new file of a card's under a filter driver: left out, noted. */
+static int gr_scan_skip_filtered(gr_scan *s, const char *path, const char *driver, gr_err *e) {
+  char why[3 * GR_DRIVER_SHOWN + 160];
+  snprintf(why, sizeof why, "its attributes say filter=%s: git commits it through the filter driver %s, which Orket "
+           "does not run: not committed", driver, driver);
+  return gr_scan_skip(s, path, why, e);
+}
+
+/* A tracked file of a card's under a filter driver whose content changed: on s->filtered. */
+static int gr_scan_add_filtered(gr_scan *s, const char *path, const char *driver) {
+  for (size_t i = 0; i < s->filtered.n; i++)
+    if (strcmp(s->filtered.v[i], path) == 0) return 0;
+  if (s->filtered.n == 0) snprintf(s->filter_driver, sizeof s->filter_driver, "%s", driver);
+  return gr_paths_add(&s->filtered, path);
+}
+
 int gr_scan_grown(const gr_scan *s, gr_err *e) {
+  if (s->grown.n == 0 && s->filtered.n > 0)
+    return gr_fail(e, "EUNSAFE",
+                   "%s changed, and its attributes say filter=%s: git commits it through the filter driver %s, which "
+                   "Orket does not run, so its raw content would go into main; the change is not committed, nor "
+                   "anything else of the turn%s: bring it back to its committed version or delete it (a person "
+                   "commits such a change in workspace/ with git, which runs the driver)",
+                   s->filtered.v[0], s->filter_driver, s->filter_driver,
+                   s->filtered.n > 1 ? " (and more such files)" : "");
   if (s->grown.n == 0) return 0;
   return gr_fail(e, "EUNSAFE",
                  "%s changed and is %lld bytes, over the %lld MiB cap on a file git work commits%s: the change is not "
@@ -263,6 +321,26 @@ int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
                      rel, *n, S_ISREG(st.st_mode) ? "larger than 1 MiB" : gr_kind(st.st_mode),
                      S_ISREG(st.st_mode) ? "" : " (never opened)");
   }
+  return 0;
+}
+
+/* A file (or symlink) the walk met at rel (st: its lstat) that staging would stage: left
+ * out when it is a card's new file under a filter driver (above) that the tree's rules do
+ * not ignore; put on s->hidden when only a person's excludes hide it (hidden: its directory
+ * is so hidden; with s->rules only). */
+static int gr_scan_file(const gitapi *g, gr_scan *s, const char *rel, const struct stat *st, int hidden, gr_err *e) {
+  if (s->card && S_ISREG(st->st_mode) && (s->idx == NULL || g->index_get_bypath(s->idx, rel, 0) == NULL)) {
+    char driver[GR_DRIVER_SHOWN + 1];
+    int f = gr_filter_of(g, s->repo, rel, driver, sizeof driver);
+    if (f < 0) return gr_git(g, e, -1, rel);
+    if (f && !gr_rule_ignored(g, s, rel)) return gr_scan_skip_filtered(s, rel, driver, e);
+  }
+  if (!s->rules) return 0;
+  /* what staging stages; the handle's walk misses it where a person's rule matches */
+  int ig = 0;
+  if ((hidden || (g->ignore_path_is_ignored(&ig, s->repo, rel) == 0 && ig)) && !gr_rule_ignored(g, s, rel) &&
+      gr_paths_push(&s->hidden, rel) != 0)
+    return gr_fail(e, "ENOMEM", "out of memory");
   return 0;
 }
 
@@ -347,12 +425,8 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
                     "delete files, or list the directory generated ones go to in .gitignore (a file a pattern ignores "
                     "still counts)",
                     wd ? wd : "the card's directory", s->files_max, GR_TREE_FILES_MAX);
-    } else if (s->rules && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
-      /* what staging stages; the handle's walk misses it where a person's rule matches */
-      int ig = 0;
-      if ((hidden || (g->ignore_path_is_ignored(&ig, s->repo, rel) == 0 && ig)) && !gr_rule_ignored(g, s, rel) &&
-          gr_paths_push(&s->hidden, rel) != 0)
-        ret = gr_fail(e, "ENOMEM", "out of memory");
+    } else if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) {
+      ret = gr_scan_file(g, s, rel, &st, hidden, e);
     }
     rel[rlen] = '\0';
   }
@@ -371,6 +445,7 @@ int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, int card, gr_
   memset(s, 0, sizeof *s);
   s->repo = repo;
   s->g = g;
+  s->card = card;
   if (card && gr_rules_open(g, repo, &s->rules, e) != 0) return -1;
   int rc = g->repository_index(&s->idx, repo);
   if (rc < 0) {
@@ -461,7 +536,22 @@ const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, con
 
 int gr_stage_filter(const char *path, const char *matched, void *payload) {
   (void)matched;
-  return gr_scan_skips(payload, path);
+  gr_scan *s = payload;
+  if (gr_scan_skips(&s->skip, path)) return 1;
+  const gitapi *g = s->g;
+  /* a tracked file of a card's under a filter driver (the walk decided the new ones): left
+   * to its entry while it holds the entry's content, else refused at the commit */
+  const git_index_entry *en = s->card && s->idx ? g->index_get_bypath(s->idx, path, 0) : NULL;
+  const char *wd = en ? g->repository_workdir(s->repo) : NULL;
+  char full[PATH_MAX], driver[GR_DRIVER_SHOWN + 1];
+  struct stat st;
+  if (wd == NULL || (size_t)snprintf(full, sizeof full, "%s%s", wd, path) >= sizeof full ||
+      lstat(full, &st) != 0 || !S_ISREG(st.st_mode))
+    return 0; /* deleted, or no longer a file: an ordinary change */
+  int f = gr_filter_of(g, s->repo, path, driver, sizeof driver);
+  if (f <= 0) return f; /* (-1: the staging fails with libgit2's error) */
+  if (gr_entry_holds(g, s->repo, en, path, &st)) return 1;
+  return gr_scan_add_filtered(s, path, driver) != 0 ? -1 : 1;
 }
 
 /* ---- the worktree's .git is the engine's ----------------------------------------------------
@@ -738,7 +828,13 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
     const git_index_entry *en = g->index_get_bypath(idx, path, 0);
     /* so a tracked path's rules are not read (libgit2 reads the exclude files per call) */
     if (en == NULL) rc = g->ignore_path_is_ignored(&ignored, s->rules ? s->rules : repo, path);
-    if (rc == 0 && !ignored && !gr_entry_holds(g, repo, en, path, &st)) rc = g->index_add_bypath(idx, path);
+    if (rc < 0 || ignored || gr_entry_holds(g, repo, en, path, &st)) return rc < 0 ? gr_git(g, e, rc, path) : 0;
+    char driver[GR_DRIVER_SHOWN + 1]; /* under a filter driver (above): left out, or refused */
+    int f = gr_filter_of(g, repo, path, driver, sizeof driver);
+    if (f < 0) return gr_git(g, e, -1, path);
+    if (f && en == NULL) return gr_scan_skip_filtered(s, path, driver, e);
+    if (f) return gr_scan_add_filtered(s, path, driver) != 0 ? gr_fail(e, "ENOMEM", "out of memory") : 0;
+    rc = g->index_add_bypath(idx, path);
   }
   return rc < 0 ? gr_git(g, e, rc, path) : 0;
 }
@@ -770,6 +866,7 @@ int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const 
   memset(s, 0, sizeof *s);
   s->repo = repo;
   s->g = g;
+  s->card = 1;
   if (gr_rules_open(g, repo, &s->rules, e) != 0) return -1;
   int root = gr_workdir_fd(g, repo, e);
   if (root < 0) {

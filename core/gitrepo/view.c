@@ -99,6 +99,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -419,15 +420,161 @@ static int vw_smudge_racy(const gitapi *g, git_index *idx, int root, int64_t rea
   return 0;
 }
 
+/* ---- the setting that keeps main's index split ----
+
+ * Under core.splitIndex = true a person's git writes main's index split at each command
+ * that writes it, so `update-index --no-split-index` alone does not hold: the reason names
+ * where the setting is and the command that turns it off there. Read as git reads it: the
+ * system's file ($GIT_CONFIG_SYSTEM, else /etc/gitconfig; none under GIT_CONFIG_NOSYSTEM),
+ * the global ones ($GIT_CONFIG_GLOBAL, else $XDG_CONFIG_HOME/git/config or
+ * ~/.config/git/config, then ~/.gitconfig), the repository's own, then what `git -c` passes
+ * on (GIT_CONFIG_COUNT's, then GIT_CONFIG_PARAMETERS'): the last that sets it wins. Each
+ * file is read by libgit2 on its own (its includes followed), looked at first without
+ * blocking; Orket itself never takes a setting from them (repo.c): this only says why. */
+#define VW_CONFIG_MAX ((off_t)4 << 20) /* a larger config file is not read for it */
+#define VW_GLOBAL_FIX "git config --global core.splitIndex false (or, for workspace/ alone, git -C workspace config " \
+                      "core.splitIndex false)"
+
+typedef struct vw_split {
+  int on;            /* core.splitIndex is true for the person's git in workspace/ */
+  char where[400];   /* the file or variable that says so last */
+  const char *level; /* what it is to git */
+  const char *fix;   /* the command that turns it off there */
+} vw_split;
+
+/* core.splitIndex as the config file path says it (level: libgit2's for it): 1 true, 0
+ * false, -1 not said (no such regular file, or one too large or unreadable) */
+static int vw_split_in_file(const gitapi *g, git_repository *repo, const char *path,
+                            git_config_level_t level) {
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int plain = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= VW_CONFIG_MAX;
+  close(fd);
+  git_config *cfg = NULL;
+  int on = 0, v = -1;
+  if (plain && g->config_new(&cfg) == 0 && g->config_add_file_ondisk(cfg, path, level, repo, 0) == 0 &&
+      g->config_get_bool(&on, cfg, "core.splitIndex") == 0)
+    v = on != 0;
+  g->config_free(cfg);
+  return v;
+}
+
+static void vw_split_file(const gitapi *g, git_repository *repo, vw_split *sp, const char *path,
+                          git_config_level_t level, const char *what, const char *fix) {
+  int v = path && *path ? vw_split_in_file(g, repo, path, level) : -1;
+  if (v < 0) return;
+  sp->on = v;
+  snprintf(sp->where, sizeof sp->where, "%s", path);
+  sp->level = what;
+  sp->fix = fix;
+}
+
+/* One of git's single-quoted words at *p, as GIT_CONFIG_PARAMETERS holds them ('a'\''b' for
+ * a'b), into out (cut at cap): 0 and *p past it, or -1 when *p holds none. */
+static int vw_sq_word(const char **p, char *out, size_t cap) {
+  const char *s = *p;
+  size_t n = 0;
+  if (*s != '\'') return -1;
+  while (*s == '\'') {
+    for (s++; *s && *s != '\''; s++)
+      if (n + 1 < cap) out[n++] = *s;
+    if (*s != '\'') return -1;
+    s++;
+    if (s[0] != '\\' || (s[1] != '\'' && s[1] != '!')) break;
+    if (n + 1 < cap) out[n++] = s[1];
+    s += 2;
+  }
+  out[n] = '\0';
+  *p = s;
+  return 0;
+}
+
+/* A `git -c` setting of core.splitIndex (value NULL: given without one, which is true) */
+static void vw_split_param(const gitapi *g, vw_split *sp, const char *key, const char *value, const char *var) {
+  int on = 1;
+  if (strcasecmp(key, "core.splitIndex") != 0 || (value && g->config_parse_bool(&on, value) < 0)) return;
+  sp->on = on != 0;
+  snprintf(sp->where, sizeof sp->where, "%s", var);
+  sp->level = "a `git -c`, or the environment";
+  sp->fix = strcmp(var, "GIT_CONFIG_COUNT") == 0 ? "leave core.splitIndex out of GIT_CONFIG_COUNT's GIT_CONFIG_KEY_N"
+                                                 : "leave core.splitIndex out of GIT_CONFIG_PARAMETERS";
+}
+
+static void vw_split_env(const gitapi *g, vw_split *sp) {
+  const char *count = getenv("GIT_CONFIG_COUNT");
+  long n = count ? strtol(count, NULL, 10) : 0;
+  for (long i = 0; i < n && i < 1000; i++) {
+    char kn[40], vn[40];
+    snprintf(kn, sizeof kn, "GIT_CONFIG_KEY_%ld", i);
+    snprintf(vn, sizeof vn, "GIT_CONFIG_VALUE_%ld", i);
+    const char *k = getenv(kn), *v = getenv(vn);
+    if (k && v) vw_split_param(g, sp, k, v, "GIT_CONFIG_COUNT");
+  }
+  const char *p = getenv("GIT_CONFIG_PARAMETERS");
+  char key[256], value[256];
+  while (p && *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+    if (*p == '\0' || vw_sq_word(&p, key, sizeof key) != 0) break;
+    const char *val = NULL;
+    if (*p == '=') { /* 'key'='value' (git 2.31 on) */
+      p++;
+      if (vw_sq_word(&p, value, sizeof value) != 0) break;
+      val = value;
+    } else { /* 'key=value' (older), or 'key' alone */
+      char *eq = strchr(key, '=');
+      if (eq) *eq = '\0';
+      val = eq ? eq + 1 : NULL;
+    }
+    vw_split_param(g, sp, key, val, "GIT_CONFIG_PARAMETERS");
+  }
+}
+
+/* Whether the person's git keeps main's index split by the setting, and where it says so */
+static void vw_split_setting(const gitapi *g, git_repository *repo, vw_split *sp) {
+  memset(sp, 0, sizeof *sp);
+  char path[PATH_MAX];
+  const char *nosys = getenv("GIT_CONFIG_NOSYSTEM"), *sys = getenv("GIT_CONFIG_SYSTEM");
+  int b = 0;
+  if (!(nosys && g->config_parse_bool(&b, nosys) == 0 && b))
+    vw_split_file(g, repo, sp, sys ? sys : "/etc/gitconfig", GIT_CONFIG_LEVEL_SYSTEM, "the system's git config",
+                  VW_GLOBAL_FIX);
+  const char *global = getenv("GIT_CONFIG_GLOBAL"), *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
+  if (global) {
+    vw_split_file(g, repo, sp, global, GIT_CONFIG_LEVEL_GLOBAL, "your global git config", VW_GLOBAL_FIX);
+  } else {
+    if (xdg && *xdg) snprintf(path, sizeof path, "%s/git/config", xdg);
+    else snprintf(path, sizeof path, "%s/.config/git/config", home ? home : "");
+    if ((xdg && *xdg) || (home && *home))
+      vw_split_file(g, repo, sp, path, GIT_CONFIG_LEVEL_XDG, "your global git config", VW_GLOBAL_FIX);
+    if (home && *home) {
+      snprintf(path, sizeof path, "%s/.gitconfig", home);
+      vw_split_file(g, repo, sp, path, GIT_CONFIG_LEVEL_GLOBAL, "your global git config", VW_GLOBAL_FIX);
+    }
+  }
+  snprintf(path, sizeof path, "%sconfig", g->repository_commondir(repo));
+  vw_split_file(g, repo, sp, path, GIT_CONFIG_LEVEL_LOCAL, "the repository's own config",
+                "git -C workspace config core.splitIndex false");
+  vw_split_env(g, sp);
+}
+
 /* A split or sparse index of a person's git, which libgit2 cannot read, stops every refresh
- * until they act: the reason names what makes it readable. */
-static void vw_index_fix(const gitapi *g, gr_err *e) {
+ * until they act: the reason names what makes it readable, and the setting that splits it
+ * again (above) with the command that turns it off. */
+static void vw_index_fix(const gitapi *g, git_repository *repo, gr_err *e) {
   const char *fix = strstr(e->msg, "extension: 'link'") ? "git -C workspace update-index --no-split-index"
                     : strstr(e->msg, "extension: 'sdir'") ? "git -C workspace sparse-checkout reapply --no-sparse-index"
                                                           : NULL;
   size_t n = strlen(e->msg);
   const git_error *le = g->error_last();
-  if (fix) {
+  vw_split sp = {0};
+  if (fix && strstr(e->msg, "'link'")) vw_split_setting(g, repo, &sp);
+  if (sp.on) {
+    snprintf(e->msg + n, sizeof e->msg - n,
+             " (a form of git's index libgit2 cannot read, which your git writes again at each command while "
+             "core.splitIndex is true in %s (%s): %s, then %s makes it readable for good)",
+             sp.where, sp.level, sp.fix, fix);
+  } else if (fix) {
     snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
   } else if (le && le->klass == GIT_ERROR_INDEX) {
     /* damaged: git itself then fails on it too ("index file corrupt"), and nothing else says
@@ -613,7 +760,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   if (gr_plain_file(ip, "main's index", "remove it; 'git -C workspace reset' writes it again", e) != 0) goto out;
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
-    vw_index_fix(g, e);
+    vw_index_fix(g, repo, e);
     goto out;
   }
   /* a base guessed (the state unreadable, or its tree gone) may be older than what the view

@@ -725,13 +725,37 @@ M.ENGINE = ENGINE
 --- send_back(...): orket.actions.finish.send_back (kept here for callers that know gitwork)
 M.send_back = finish.send_back
 
+-- A merge into main that fails because workspace/'s repository lacks an object the merge
+-- reads (libgit2's "object not found": history a shallow or partial clone never fetched, an
+-- object gone from a damaged repository) fails the same at every try, and no turn of the
+-- model can put it right: handed to the reviewer as the tool's error, it was tried turn
+-- after turn until the card was blocked with "raise the budget", nothing about git on it.
+-- Only that class (EGIT, or ENOENT where libgit2's ENOTFOUND came through, with those
+-- words): a conflict, a lock, a moved main and the host's faults have their own ways.
+local function missing_object(code, msg)
+  return (code == "EGIT" or code == "ENOENT") and tostring(msg):find("object not found", 1, true) ~= nil
+end
+
+-- Blocks the card (`system`) for such a merge failure, git's words in its comment -> the
+-- tool's answer, which says so
+local function block_unmergeable(run, job, id, msg)
+  local why = string.format("The turn failed: merging orket/%s into main failed: %s. workspace/'s repository lacks an "
+    .. "object the merge reads (history a shallow or partial clone never fetched, or a damaged repository), which no "
+    .. "turn of the model can put right: fetch what is missing (git -C workspace fetch --unshallow for a shallow clone; "
+    .. "git -C workspace fsck names what is gone), then orket retry %s.", id, msg, id)
+  run:block({ id = id }, job.actor, "system", why)
+  return "board: " .. id .. ": " .. msg .. "; the card is blocked for a person (system): no turn can fix this"
+end
+
 --- mover(run, job) -> move(id, to, opts) -> card | nil, msg, CODE | nil: how a turn's tools
 --- move a card (orket.tools' board view) when the card has a worktree: moving the turn's
 --- own card to done first commits the worktree, then finishes the card through
 --- orket.actions.finish (its branch merged into main, the move, the merge event); any other
 --- move is the board's. On a conflict nothing is merged: in the same transaction the card
---- goes back to in_progress with a comment naming the files, and the tool is told why.
---- job.merged or job.conflict says what happened, for the turn's end. nil without git.
+--- goes back to in_progress with a comment naming the files, and the tool is told why. A
+--- merge that fails for an object the repository lacks blocks the card (`system`) instead
+--- (missing_object). job.merged or job.conflict says what happened, for the turn's end. nil
+--- without git.
 function M.mover(run, job)
   local board = run.board
   if not run.git or not job.fs then return nil end
@@ -753,6 +777,7 @@ function M.mover(run, job)
     if not res then
       ferr, fcode = as_stop(run, id, ferr, fcode)
       if fcode == "ENOSPC" then job.call_stop = tostring(ferr) end
+      if missing_object(fcode, ferr) then return nil, block_unmergeable(run, job, id, tostring(ferr)), fcode end
       if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
       return nil, ferr, fcode
     end

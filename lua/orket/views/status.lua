@@ -41,14 +41,19 @@ local function take_main(path, main, view)
 end
 
 -- What catches a view up that is behind main: any refresh (recover() removes a lock a
--- killed git left, then refreshes; a person's live git must end first).
+-- killed git left, then refreshes; a person's live git must end first). Until then main's
+-- index holds the files of main before the merges the view missed, so a person's ordinary
+-- `git add mine && git commit` puts those back over the merges: said plainly, as nothing
+-- else catches it (the merges stay in main's history, so no lost-history check fires).
 M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
-  .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
+  .. "until then 'git -C workspace status' shows main's newer files as changes of yours, and a commit made in workspace/ "
+  .. "before then commits main's older files, which its index still holds, over those merges"
 
 -- What follows a merge of Orket's the view has not followed yet (its refresh under way, or a
 -- process stopped before it): any refresh does, and a run's start makes one.
 M.UNFOLLOWED = "a refresh under way finishes it, else the next merge into main, 'orket run' or 'orket resume' follows it; "
-  .. "until then 'git -C workspace status' shows that merge as staged changes reverting it"
+  .. "until then 'git -C workspace status' shows that merge as staged changes reverting it, which a commit made in "
+  .. "workspace/ meanwhile would commit"
 
 -- What catches up a view that waits for main to be checked out (its reason says how).
 M.WAITS = "what it keeps of yours where main changed is listed, with the commands that settle it, once main is checked out there"
