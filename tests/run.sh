@@ -51,7 +51,8 @@ PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_journa
   tests/e2e/runs_lease_end_test.lua tests/e2e/worker_stall_test.lua tests/e2e/lease_renewal_stall_test.lua tests/spec/services/lease_renew_open_claim_spec.lua tests/e2e/git_lock_stall_test.lua tests/e2e/worker_start_refused_test.lua tests/e2e/team_admin_test.lua tests/e2e/worker_stop_test.lua
   tests/spec/board/users_signs_in_spec.lua tests/spec/services/run_lease_end_spec.lua tests/spec/services/serve_board_held_spec.lua
   tests/e2e/serve_revoke_inflight_test.lua tests/e2e/serve_key_revoke_scope_test.lua tests/e2e/mcp_audit_key_test.lua
-  tests/e2e/serve_metrics_project_test.lua tests/e2e/worktree_sweep_test.lua"
+  tests/e2e/serve_metrics_project_test.lua tests/e2e/worktree_sweep_test.lua
+  tests/e2e/killed_move_test.lua tests/spec/services/killed_move_spec.lua tests/spec/actions/approval_canceled_spec.lua tests/spec/actions/reimport_status_spec.lua"
 
 # A file (or layer) that hangs (a test leaving a handle open keeps the loop alive) is stopped
 # and counted as not finished, rather than holding the run forever; the bound is far above

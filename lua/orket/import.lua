@@ -10,6 +10,8 @@ local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local cards_store = require "orket.store.cards"
+local store_runs = require "orket.store.runs"
+local journal_reads = require "orket.store.journal_reads"
 local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
@@ -637,6 +639,26 @@ function Ctx:held_at(path, k, fmt, ...)
     anchor = self.anchor }
 end
 
+-- The board's statuses, which a file's `status` may name (and no more: read and ignored)
+local STATUS_LIST = board_mod.statuses()
+local STATUSES, STATUS_TEXT = {}, table.concat(STATUS_LIST, ", ")
+for _, st in ipairs(STATUS_LIST) do STATUSES[st] = true end
+
+-- A card's `status`: a status of the board's, or nil. It is read and ignored (a card's
+-- status changes only by its moves), and import warns when it is not the board's
+-- (status_notes); one that is no status at all (a typo, "bananas") is refused, as it says
+-- nothing the board could ever agree with.
+function Ctx:status(t, path)
+  local v = t.status
+  if v == nil or v == json.null then return nil end
+  if type(v) == "string" and STATUSES[v] then return v end
+  local hint = type(v) == "string" and nearest.nearest(v, STATUS_TEXT)
+  self:fail(self:field(path, "status"), "%s is no status (a card's statuses: %s); a card's status is the board's, "
+    .. "changed by its moves, and this field is read and ignored: leave it out%s", type(v) == "string"
+    and inert.clip(v, 60, function(x) return json.encode(x) or "?" end) or ("a " .. type(v)), STATUS_TEXT,
+    hint and string.format("; did you mean '%s'?", hint) or "")
+end
+
 -- The fields every card has, all at once: raises at the first wrong one.
 local function common_fields(ctx, t, path, card)
   for _, k in ipairs(STRINGS) do card[k] = ctx:str(t, path, k) end
@@ -644,6 +666,7 @@ local function common_fields(ctx, t, path, card)
   card.acceptance = ctx:text(t, path, "acceptance")
   card.priority = ctx:priority(t, path)
   card.deps = ctx:deps(t, path)
+  card.file_status = ctx:status(t, path)
 end
 
 local function common(ctx, t, path, card)
@@ -656,6 +679,7 @@ local function common(ctx, t, path, card)
     card.acceptance = ctx:try(ctx.text, ctx, t, path, "acceptance")
     card.priority = ctx:try(ctx.priority, ctx, t, path) or 2
     card.deps = ctx:try(ctx.deps, ctx, t, path) or {}
+    card.file_status = ctx:try(ctx.status, ctx, t, path)
   end
   ctx:limits(card, path)
   card.file, card.shown = ctx.file, ctx.shown
@@ -1358,6 +1382,102 @@ end
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
   "acceptance", "priority", "seat", "department", "source" }
 
+-- How a card gets to status `want` (id: the card's, or "ID" for several), for a file's
+-- status the board does not have (status_notes)
+local function status_how(want, id)
+  if want == "canceled" then
+    return string.format("orket cancel %s \"reason\" ends %s without review", id, id == "ID" and "each" or "it")
+  end
+  if want == "done" then
+    return string.format("a run's review finishes it (orket run %s), or a person's move: POST /v1/cards/%s/move "
+      .. "{\"to\":\"done\"}", id, id)
+  end
+  if want == "archived" then return string.format("POST /v1/cards/%s/move {\"to\":\"archived\"} archives it", id) end
+  if want == "ready" then
+    return string.format("orket retry %s puts a blocked card back to ready; one further on does not go back", id)
+  end
+  if want == "blocked" then
+    return string.format("a person blocks it: POST /v1/cards/%s/move {\"to\":\"blocked\",\"reason\":\"resource\"}", id)
+  end
+  if want == "waiting_for_developer" then return "only a turn makes a card wait (a question, a held tool call)" end
+  return string.format("a run moves it there as it works it (orket run %s)", id)
+end
+
+-- At most this many cards are named in one status note, then "and N more"
+local STATUS_NAMED = 5
+
+-- At most this many cards with a turn half done are read of one run (as
+-- orket.engine.recorded reads them), and said of one import
+local OPEN_READ, OPEN_SAID = 1001, 10
+
+-- The notes of the issues this import moved to another parent (moved: {{card=, from=}...})
+-- on which a run that did not finish (killed, stopped, or going now) has a turn half done:
+-- that run, not the new parent's, finishes it (a new run of the parent is refused until
+-- then: orket.engine.recorded.unfinished_overlap), then leaves the card to its new parent.
+local function half_done_notes(db, moved)
+  local out, n = {}, 0
+  local runs = store_runs.unfinished(db)
+  for _, r in ipairs(runs) do
+    local open = {}
+    for _, id in ipairs(journal_reads.open_turn_cards(db, r.id, OPEN_READ)) do open[id] = true end
+    for _, m in ipairs(moved) do
+      if open[m.card.id] then
+        n = n + 1
+        if n <= OPEN_SAID then
+          out[#out + 1] = string.format("%s moved from %s to %s with a turn of run %d (%s) on it not finished: "
+            .. "that run finishes the turn (a run going now, or 'orket resume %d' of one killed or stopped), then "
+            .. "leaves %s to %s; until then a run of %s is refused, as it would redo that turn", m.card.id, tostring(m.from),
+            tostring(m.card.parent), r.id, r.target, r.id, m.card.id, tostring(m.card.parent), tostring(m.card.parent))
+        end
+      end
+    end
+  end
+  if n > OPEN_SAID then
+    out[#out + 1] = string.format("and %d more cards moved with a turn of an unfinished run on them ('orket runs')",
+      n - OPEN_SAID)
+  end
+  return out
+end
+
+-- The notes of the cards whose file gives a `status` (c.file_status) the board does not have
+-- (now: id -> its status on the board, after this import; a new card is ready): one a file
+-- and status given, at the first such card's field, naming its cards and the way to that
+-- status. A person who writes "canceled" or "done" in a file to end a card was told nothing,
+-- and the next run worked it. at(msg, anchor): the message with its line.
+local function status_notes(cards, now, at)
+  local groups, order = {}, {}
+  for _, c in ipairs(cards) do
+    local want, has = c.file_status, now[c.id] or "ready"
+    if want and want ~= has then
+      local key = c.shown .. "\0" .. want
+      local g = groups[key]
+      if not g then
+        g = { card = c, cards = {} }
+        groups[key], order[#order + 1] = g, key
+      end
+      g.cards[#g.cards + 1] = string.format("%s %s", c.id, has)
+    end
+  end
+  local out = {}
+  for _, key in ipairs(order) do
+    local g = groups[key]
+    local c, n = g.card, #g.cards
+    local field = c.path == "" and "status" or (c.path .. ".status")
+    local text
+    if n == 1 then
+      text = string.format("%q is not %s's status on the board (%s), and is read and ignored: a card's status changes "
+        .. "only by its moves (%s)", c.file_status, c.id, g.cards[1]:match("%S+$"), status_how(c.file_status, c.id))
+    else
+      local named = table.concat(g.cards, ", ", 1, math.min(n, STATUS_NAMED))
+      if n > STATUS_NAMED then named = string.format("%s and %d more", named, n - STATUS_NAMED) end
+      text = string.format("%q is not the board's status of %d cards of this file (%s), and is read and ignored: a "
+        .. "card's status changes only by its moves (%s)", c.file_status, n, named, status_how(c.file_status, "ID"))
+    end
+    out[#out + 1] = at(string.format("%s: %s: %s", c.shown, field, text), c.anchor)
+  end
+  return out
+end
+
 --- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=, followed=} | nil, msg, CODE.
 --- followed: each status of an epic or rock on the board that the import's moves changed, to
 --- be said (nil when none). emptied: {id=, type=, status=} of each epic or rock of the files
@@ -1460,11 +1580,13 @@ function M.import(db, dir, set)
     -- the parents a card left or joined: they follow their children below
     local moved, left, joined = {}, {}, {}
     local followed, emptied = {}, {} -- what their following changed, and those left started and empty: said
+    local moved_issues = {} -- {card=, from=}: issues given another parent (half_done_notes)
     for _, c in ipairs(ordered) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
       if cur and cur.parent ~= c.parent then
+        if c.type == "issue" then moved_issues[#moved_issues + 1] = { card = c, from = cur.parent } end
         if cur.parent then moved[cur.parent], left[cur.parent] = true, true end
         if c.parent then
           -- what moved in, by status: said when the parent follows (under way, or finished)
@@ -1591,6 +1713,21 @@ function M.import(db, dir, set)
               now.type, now.type) or "")
         end
       end
+    end
+    -- a status given in the files that is not the board's: said (the board's, after the moves)
+    for _, c in ipairs(set.cards) do
+      if c.file_status then
+        local now = {}
+        for _, r in ipairs(imports.cards(db)) do now[r.id] = r.status end
+        local notes = status_notes(set.cards, now, at)
+        table.move(notes, 1, #notes, #warnings + 1, warnings)
+        break
+      end
+    end
+    -- an issue moved with a turn of an unfinished run on it: said, with what finishes it
+    if moved_issues[1] then
+      local notes = half_done_notes(db, moved_issues)
+      table.move(notes, 1, #notes, #warnings + 1, warnings)
     end
     -- what this import read, replacing the last one's record
     imports.replace_files(db, set.digests)

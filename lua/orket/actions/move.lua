@@ -20,7 +20,8 @@ local M = {}
 ---    paths=, why=} (the card is back in in_progress) | nil, msg, CODE (refused), detail:
 ---    EUSAGE, with detail {approval = the pending request, card=}, for a card waiting for
 ---    an approval, but on a move to canceled (which ends the card, the request unanswered,
----    as a cancel does)
+---    as a cancel does: no decision is made up for it; what waits for a decision, GET
+---    /v1/board's held and orket_approvals_waiting, leaves a finished card's out)
 function M.move(o)
   local held = o.to ~= "canceled" and o.board:get(o.card)
   -- the check orket.actions.retry makes: a waiting card's undecided request

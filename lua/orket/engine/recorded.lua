@@ -36,23 +36,89 @@ function M.turns(db, run, card)
   return list, merge
 end
 
---- unfinished_overlap(db, board, target) -> {id=, target=, status=}, message | nil: the latest run
---- that did not finish (killed, or stopped by a signal or a Ctrl-C), works on the same cards
---- as target (the same card, or one holds the other), and left a turn half done (begun and
---- not ended): a new run would ask the model and run the tools of that turn again, where
---- `orket resume` goes on from its journal. A run stopped before any turn began left
---- nothing half done and is no obstacle. Ask it with the project's run lock held, so no
---- such run is still going. message: what to tell whoever wanted the new run. A store
---- that cannot be read raises (its message): no answer is not "no such run".
-function M.unfinished_overlap(db, board, target)
+-- At most this many cards of one run with a turn half done are read (a run has as many as
+-- it had turns in flight when it stopped: its concurrency, its workers'); a run with more
+-- is in the way of every new run until resumed, as its cards past the count are not known.
+M.OPEN_TURNS_MAX = 1000
+
+--- open_turn_cards(db, run) -> the ids of the cards (sorted) on which a turn of run began,
+--- recorded a step, and did not end, and whether there are more than OPEN_TURNS_MAX (the
+--- list then holds that many)
+function M.open_turn_cards(db, run)
+  local cards = sj.open_turn_cards(db, run, M.OPEN_TURNS_MAX + 1)
+  if #cards <= M.OPEN_TURNS_MAX then return cards, false end
+  cards[#cards] = nil
+  return cards, true
+end
+
+-- "X-1 is now under Y" (or "... has no parent now"): where card id went
+local function now_under(board, id)
+  local c = board:get(id)
+  if c and c.parent then return string.format("%s is now under %s", id, c.parent) end
+  return string.format("%s has no parent now", id)
+end
+
+--- unfinished_overlap(db, board, target[, going]) -> {id=, target=, status=}, message, live | nil:
+--- the latest run that did not finish (killed, or stopped by a signal or a Ctrl-C) and left
+--- a turn half done (begun, a step recorded, not ended), when target holds one of the cards
+--- of those turns (claims.overlaps: the card itself, or its epic or rock now) or the run's
+--- target overlaps target: a new run would ask the model and run the tools of that turn
+--- again, where `orket resume` goes on from its journal. Card by card, as an import may
+--- have moved the card out of the run's target since (the run's own resume finishes the
+--- turn, then leaves the card to its new parent: orket.engine.run). A run stopped before
+--- any turn began left nothing half done and is no obstacle. going: claims.going's runs (or
+--- a function giving them, asked only of a run found in the way);
+--- one of them (live true) is such a run going now, a turn of it on a card an import moved
+--- under target: it finishes that turn. Ask it with the project's run lock held, so no
+--- other run is still going unseen. message: what to tell whoever wanted the new run. A
+--- store that cannot be read raises (its message): no answer is not "no such run".
+function M.unfinished_overlap(db, board, target, going)
   local overlaps = claims.overlaps
   for _, r in ipairs(runs.unfinished(db)) do
-    if overlaps(board, target, r.target) then
-      if sj.has_open_turn(db, r.id) then
-        return r, string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "
-          .. "a new run would redo the work its turns left half done", r.id, r.target,
-          r.status == "running" and "it was killed" or "interrupted", r.id)
+    local cards, more = M.open_turn_cards(db, r.id)
+    local card
+    if cards[1] and not overlaps(board, target, r.target) then
+      card = false
+      for _, c in ipairs(cards) do
+        if overlaps(board, target, c) then
+          card = c
+          break
+        end
       end
+      if not card and more then card = true end
+    end
+    if cards[1] and card ~= false then
+      local live
+      if card ~= nil and type(going) == "function" then going = going() end
+      for _, g in ipairs(card ~= nil and type(going) == "table" and going or {}) do
+        if g.id == r.id then live = g end
+      end
+      local why
+      if live and card ~= nil then
+        why = type(card) == "string" and string.format("run %d (%s) is finishing a turn on %s now, begun before an "
+          .. "import moved it (%s): wait for it to end (it then leaves %s to its new parent); two runs never work the "
+          .. "same card", r.id, r.target, card, now_under(board, card), card)
+          or string.format("run %d (%s) is going with turns on more than %d cards, some of them maybe moved under %s "
+          .. "by an import: wait for it to end; two runs never work the same card", r.id, r.target, M.OPEN_TURNS_MAX,
+          target)
+        live.target = r.target
+        return live, why, true
+      end
+      local what = r.status == "running" and "it was killed" or "interrupted"
+      if type(card) == "string" then
+        why = string.format("run %d (%s) did not finish (%s) and left a turn on %s half done (%s: an import "
+          .. "moved it): continue it with 'orket resume %d', which finishes that turn and leaves %s to its new "
+          .. "parent; a new run would redo the work its turns left half done", r.id, r.target, what, card,
+          now_under(board, card), r.id, card)
+      elseif card then
+        why = string.format("run %d (%s) did not finish (%s) and left turns half done on more than %d cards: "
+          .. "continue it with 'orket resume %d'; a new run would redo the work its turns left half done", r.id,
+          r.target, what, M.OPEN_TURNS_MAX, r.id)
+      else
+        why = string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "
+          .. "a new run would redo the work its turns left half done", r.id, r.target, what, r.id)
+      end
+      return r, why
     end
   end
   return nil
@@ -81,8 +147,9 @@ end
 --- nil: what keeps a run of target from starting or resuming, whichever process asks
 --- (orket run, resume, worker --start, serve's starts and resumes, the REPL's turn): a live
 --- run on overlapping cards (claims.conflict, kind "conflict"), a killed run's half-done
---- turn (unfinished_overlap, kind "unfinished"; not asked for a resume, which is how such a
---- turn is carried on), a run left to the workers and not finished (queued_overlap, kind
+--- turn on target's cards (unfinished_overlap, kind "unfinished"; kind "conflict" for a live
+--- run's turn on a card an import moved under target; not asked for a resume, which is how
+--- such a turn is carried on), a run left to the workers and not finished (queued_overlap, kind
 --- "conflict"; asked for a resume too, the resumed run itself included: the workers carry
 --- it on, and a resume beside them would work its cards twice). own_run_lock: the caller
 --- holds the project's run lock. prune = false: the caller is outside the folder's claim
@@ -98,8 +165,12 @@ function M.in_the_way(dir, db, board, target, o)
     { own_run_lock = o.own_run_lock, prune = o.prune, except = o.except })
   if other then return other, why, other.id == nil and "busy" or "conflict" end
   if not o.resuming then
-    other, why = M.unfinished_overlap(db, board, target)
-    if other then return other, why, "unfinished" end
+    local live
+    -- (which runs go is asked only of a run found in the way: claims.going reads lock files)
+    other, why, live = M.unfinished_overlap(db, board, target, function()
+      return (claims.going(dir, db, { own_run_lock = o.own_run_lock, prune = false }))
+    end)
+    if other then return other, why, live and "conflict" or "unfinished" end
   end
   other, why = M.queued_overlap(db, board, target)
   if other then return other, why, "conflict" end

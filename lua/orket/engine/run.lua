@@ -415,7 +415,9 @@ end
 
 -- Decides the next turn for a card: job, or nil plus whether the board changed. An open
 -- turn (a killed run's) goes on as it was; a new one passes the steps above in order.
-function Run:prepare(card)
+-- carried: the card is out of the run's target (scheduler's view:carry), and only the rest
+-- of its open turn is given: none open, nil, false, false.
+function Run:prepare(card, carried)
   -- a card whose epic or rock a person archived (or canceled) gets no turn, not even the
   -- rest of a half-done one: its work would be merged under a parent that says it is over
   local over = scheduler.ended_parent(self.board, card)
@@ -430,6 +432,7 @@ function Run:prepare(card)
   end
   local open = turns[#turns]
   if open and not open.open then open = nil end
+  if carried and not open then return nil, false, false end
   local phase, seat, chooser = nil, nil, "worker"
   local done, a, b, c
   if open then
@@ -753,13 +756,16 @@ end
 
 --- after_lease(job, out): in a worker, a card that left the statuses a turn works is
 --- released, so its lease does not outlive the work (a card still in progress or in review
---- stays with this worker, which gives it its next turn). A turn whose end was recorded
---- released it then (end_turn_records); this releases it after one whose end was not.
+--- stays with this worker, which gives it its next turn; not a carried one, job.carried). A
+--- turn whose end was recorded released it then (end_turn_records); this releases it after
+--- one whose end was not.
 function Run:after_lease(job, out)
   local lease = self.lease
   if job.lease_lost or not lease.held[job.card_id] then return end
   local st = out and out.status or (self.board:status(job.card_id))
-  if lease.ops.WORKABLE[st] then return end
+  -- a carried card (out of the run's target: view:carry) whose turn ended is its new
+  -- parent's now, whatever its status: kept, its lease held it from that parent's run
+  if lease.ops.WORKABLE[st] and not (job.carried and out and out.recorded) then return end
   pcall(function() assert(self.db:tx(function() lease:release(job.card_id); return true end)) end)
 end
 
@@ -1022,6 +1028,9 @@ function Run:open_execution()
   st.last_pass = rt.now() -- when the loop last ran its I/O for this task (wait_round)
   st.waker = scheduler.waker()
   st.view = scheduler.view(self.board, st.target)
+  -- the turns a killed or stopped run left half done on cards an import has moved out of its
+  -- target since: finished from the journal, then left to the cards' new parents (view:carry)
+  if resumed then st.view:carry((recorded.open_turn_cards(self.db, run_id))) end
   self.waker = st.waker
   if st.share then st.share:join(run_id, st.waker) end
   if st.lease then
@@ -1066,14 +1075,19 @@ local function round_picks(run, st, room, jobs)
     else
       cands, state = st.view:candidates(st.busy)
     end
+    local view = st.view
     for c in cands, state do
       if #jobs >= room or run.stopping then break end
-      local job, acted = run:prepare(c)
+      local carried = view:is_carried(c.id)
+      local job, acted, open = run:prepare(c, carried)
       changed = changed or acted
       if job then
         st.busy[c.id] = true
         jobs[#jobs + 1] = job
+        job.carried = carried or nil
       end
+      -- a carried card gets the rest of its turn once (one skipped is asked again next pass)
+      if carried and (job or open == false) then view:carried_done(c.id) end
     end
   end
   if lease then
@@ -1276,6 +1290,50 @@ local function left_note(target, left)
   return string.format("an import moved %s out of %s during the run (%s)", table.concat(ids, ", "), target.id, where)
 end
 
+-- The cards the view carried (view:carry: a turn left half done on each when the run stopped,
+-- an import having moved it out of target since) that are still out of it: finished, the ids
+-- of those whose turn this run ended; open, {card=, turn=} of those whose turn is still open
+-- (not given: skipped, or in a status no turn is given in)
+local function carried_turns(run, view, target)
+  local finished, open = {}, {}
+  for _, id in ipairs(view:carried_cards()) do
+    local c = run.board:get(id)
+    if c and not scheduler.under(run.board, target.id, id) then
+      local turns = recorded.turns(run.db, run.run_id, id)
+      local last = turns[#turns]
+      if last and last.open then open[#open + 1] = { card = c, turn = last } else finished[#finished + 1] = id end
+    end
+  end
+  return finished, open
+end
+
+-- left (view:left()'s {id=, parent=}) but the cards of lines ({card=}...)
+local function without(left, lines)
+  local drop, out = {}, {}
+  for _, l in ipairs(lines) do drop[l.card] = true end
+  for _, l in ipairs(left) do
+    if not drop[l.id] then out[#out + 1] = l end
+  end
+  return out
+end
+
+-- The stall report's lines of the carried cards whose turn is still open (carried_turns),
+-- each saying so first: the run stays the one to finish that turn ('orket resume')
+local function carried_stuck(run, target, open)
+  local cards = {}
+  for i, o in ipairs(open) do cards[i] = o.card end
+  local out = scheduler.stuck(run.board, cards, { skipped = run.skipped, halted = run.halted, run = run.run_id }) or {}
+  local turn_of = {}
+  for _, o in ipairs(open) do turn_of[o.card.id] = o.turn end
+  for _, s in ipairs(out) do
+    local t, c = turn_of[s.card], run.board:get(s.card)
+    s.reason = string.format("its %s turn %d, left half done when the run stopped, is not finished (an import moved "
+      .. "it out of %s; it is under %s now): %s", tostring(t.phase), t.turn, target.id, tostring(c and c.parent),
+      tostring(s.reason))
+  end
+  return out
+end
+
 -- "E-2 (canceled by developer: out of scope)": who canceled a card and why, from its last move.
 local function canceled_note(run, c)
   local h = store_journal.last_cancel(run.db, c.id)
@@ -1356,10 +1414,20 @@ function Run:conclude(target, view)
     stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted, run = self.run_id,
       pause = self:report_pause() })
   end
+  local carried_done, carried_left
   if not stuck then
     -- a stop asked while the report was made ends the run as one asked before it
     status, stuck = "interrupted", {}
   elseif cards then
+    if view then
+      local open
+      carried_done, open = carried_turns(self, view, target)
+      if open[1] then
+        local more = carried_stuck(self, target, open)
+        table.move(more, 1, #more, #stuck + 1, stuck)
+        if more[1] then carried_left = more end
+      end
+    end
     if #stuck > 0 then
       status = "stalled"
       for _, s in ipairs(stuck) do
@@ -1378,9 +1446,31 @@ function Run:conclude(target, view)
     end
     -- cards an import moved away: said, so a run that ends with less done than its epic
     -- had, or with nothing, is not a mystery
-    local moved = view and left_note(target, view:left())
+    -- (a carried card whose turn is still open is no new parent's yet: carried_left says it)
+    local moved = view and left_note(target, carried_left and without(view:left(), carried_left) or view:left())
     if moved and #cards == 0 then moved = string.format("%s has no issues left: %s", target.id, moved) end
     if moved then reason = reason and (reason .. "; " .. moved) or moved end
+    -- the turns such cards had half done, finished here from the journal before they were left
+    if carried_done and carried_done[1] then
+      local done_note = string.format("the half-done turn%s of %s %s finished first", #carried_done == 1 and "" or "s",
+        table.concat(carried_done, ", "), #carried_done == 1 and "was" or "were")
+      reason = reason and (reason .. "; " .. done_note) or done_note
+    end
+    -- a carried turn still open (its card skipped, or moved by a person to a status no turn
+    -- is given in): the run stays unfinished, as a run done or stalled no longer keeps a new
+    -- run of the card's new parent from redoing that turn (recorded.unfinished_overlap)
+    if carried_left then
+      status = "interrupted"
+      local ids = {}
+      for i, c in ipairs(carried_left) do ids[i] = c.card end
+      local one = #ids == 1
+      local note = string.format("the run is left interrupted: the half-done turn%s of %s, which an import moved out "
+        .. "of %s, could not be finished here (%s below says why); 'orket resume %d' finishes %s once that is put "
+        .. "right, and until then a run that holds %s is refused, as it would redo %s", one and "" or "s",
+        table.concat(ids, ", "), target.id, one and "its line" or "their lines", self.run_id, one and "it" or "them",
+        table.concat(ids, " or "), one and "that turn" or "those turns")
+      reason = reason and (reason .. "; " .. note) or note
+    end
     if status == "done" and not reason then reason = still_finished(self.began_finished, cards) end
     -- (a run whose lease went to another process writes nothing more of it: below; a fence
     -- that could not be asked leaves that to the end's own transaction)
@@ -1409,7 +1499,9 @@ function Run:conclude(target, view)
   -- so a run a server or a worker executed says why it stopped (orket log, its stream)
   local note = stuck_note(stuck)
   local journaled = note and (reason and (reason .. "\n" .. note) or note) or reason
-  if not (self.lease and (status == "interrupted" or self.journal_failed)) then
+  -- (a worker's run left interrupted for a carried turn is ended so: left running, the
+  -- workers would take it up again and again; orket resume hands it back to them)
+  if not (self.lease and ((status == "interrupted" and not carried_left) or self.journal_failed)) then
     local fence = self.engine.run_fence
     fok, ferr = self.db:tx(function()
       if fence and not fence() then

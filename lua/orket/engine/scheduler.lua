@@ -193,9 +193,75 @@ function View:refresh()
   if self.issue_order and not self:follow_issue() then self.issue_order:refresh() end
 end
 
+--- under(board, target, id) -> whether card id is under card target (or is it) on the board now
+local function under(board, target, id)
+  local c, guard = board:get(id), 0
+  while c and guard < 8 do -- (the board is three levels deep)
+    if c.id == target then return true end
+    c, guard = c.parent and board:get(c.parent), guard + 1
+  end
+  return false
+end
+
+M.under = under
+
+-- The statuses a carried turn goes on from: those a turn is given in (candidates)
+local CARRIED = { ready = true, in_progress = true, code_review = true, ready_for_testing = true }
+
+--- view:carry(ids): of ids, the cards on which the run left a turn half done (a killed or
+--- stopped run, resumed: recorded.open_turn_cards), those an import moved out of the target
+--- meanwhile: each is given the rest of that turn (first, in candidates) and nothing more,
+--- as a turn in flight when an import moves its card ends as it would have (docs/engine.md),
+--- and is one of the cards left() names. Passed over, the turn stayed open for good, and a
+--- run of the card's new parent redid it.
+function View:carry(ids)
+  for _, id in ipairs(ids) do
+    if not under(self.board, self.target.id, id) then
+      self.carried = self.carried or {}
+      self.carried_all = self.carried_all or {}
+      self.carried[id] = true
+      self.carried_all[#self.carried_all + 1] = id
+      self.earlier[id] = true
+    end
+  end
+end
+
+--- view:is_carried(id) -> whether card id is one carry() took whose turn is not given yet
+function View:is_carried(id)
+  return self.carried ~= nil and self.carried[id] == true
+end
+
+--- view:carried_done(id): card id's carried turn is given (or it has none open any more)
+function View:carried_done(id)
+  if self.carried then self.carried[id] = nil end
+end
+
+--- view:carried_cards() -> the ids carry() took, in its order ({} when none)
+function View:carried_cards()
+  return self.carried_all or {}
+end
+
+-- The carried cards to give a turn this pass (not busy, in a status a turn is given in),
+-- read from the board now. One an import moved back under the target is the scope's again.
+local function carried_now(v, busy)
+  local out = {}
+  for id in pairs(v.carried) do
+    if not busy[id] then
+      if under(v.board, v.target.id, id) then
+        v.carried[id] = nil
+      else
+        local c = v.board:get(id)
+        if c and CARRIED[c.status] then out[#out + 1] = c end
+      end
+    end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
+end
+
 --- view:left() -> array of {id=, parent=} (sorted by id), the cards that were in the scope
 --- earlier in the run and are no longer: an import moved them to another epic or rock
---- (parent: where they are now). Empty for an issue's run.
+--- (parent: where they are now), those carried (carry) too.
 function View:left()
   local out = {}
   for id in pairs(self.earlier) do
@@ -239,6 +305,10 @@ function View:candidates(busy)
     local scope = self.issue and { self.issue } or M.scope(self.board, self.target)
     self.issue = nil
     local list = M.candidates(self.board, self.target, scope, busy, self.issue_order)
+    if self.carried and next(self.carried) then
+      local first = carried_now(self, busy)
+      list = table.move(list, 1, #list, #first + 1, first)
+    end
     local i = 0
     return function()
       i = i + 1
@@ -248,6 +318,10 @@ function View:candidates(busy)
   local first = sorted_set(self, self.review, busy)
   local working = sorted_set(self, self.working, busy)
   for i = 1, #working do first[#first + 1] = working[i] end -- sorted_set's list, without holes
+  if self.carried and next(self.carried) then
+    local carried = carried_now(self, busy)
+    first = table.move(first, 1, #first, #carried + 1, carried)
+  end
   -- one state table for the walk, no closures: first, then the order's (the cached card: a
   -- card started in this pass is still ready here, busy says it is not)
   return next_candidate, { first = first, i = 0, order = self.order, j = 0, busy = busy }

@@ -16,11 +16,22 @@ function M.pending(db, card)
   return db:row("SELECT " .. cols(db.dialect) .. " FROM approvals WHERE card_id = ? AND decision IS NULL", card)
 end
 
---- held_cards(db) -> the ids of the cards with an undecided request, sorted (at most one a
---- card: the partial unique index this read walks); raises on a store error
+-- "'archived', 'canceled', 'done'": the statuses of a finished card, as SQL. A cancel ends a
+-- card waiting for a decision and leaves its request unanswered (orket.actions.move: a
+-- cancel is no decision on the call), which nothing can decide any more: the reads of what
+-- waits leave those out, as no one is to decide them.
+local FINISHED = {}
+for st in pairs(require("orket.card").FINAL) do FINISHED[#FINISHED + 1] = "'" .. st .. "'" end
+table.sort(FINISHED)
+FINISHED = table.concat(FINISHED, ", ")
+M.FINISHED_SQL = FINISHED
+
+--- held_cards(db) -> the ids of the unfinished cards with an undecided request, sorted (at
+--- most one a card: the partial unique index this read walks); raises on a store error
 function M.held_cards(db)
   local ids = {}
-  for _, r in ipairs(assert(db:rows("SELECT card_id AS card FROM approvals WHERE decision IS NULL"))) do
+  for _, r in ipairs(assert(db:rows("SELECT a.card_id AS card FROM approvals a JOIN cards c ON c.id = a.card_id "
+    .. "WHERE a.decision IS NULL AND c.status NOT IN (" .. FINISHED .. ")"))) do
     ids[#ids + 1] = r.card
   end
   table.sort(ids) -- (by bytes on both stores: PostgreSQL's ORDER BY follows its collation)

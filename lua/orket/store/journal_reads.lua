@@ -24,11 +24,24 @@ function M.card_marks(db, run, card)
     ORDER BY id]], card, run)))
 end
 
---- has_open_turn(db, run) -> true when a turn of the run began and did not end
-function M.has_open_turn(db, run)
-  return one(db, [[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
-    AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = ?1 AND t.kind = 'turn_end'
-      AND t.id > b.id AND json_extract(t.data, '$.turn') = json_extract(b.data, '$.turn')) LIMIT 1]], run) ~= nil
+--- open_turn_cards(db, run, limit) -> array of the ids of the cards (sorted, at most limit) on
+--- which a turn of the run began and did not end, and recorded a step or a model failure:
+--- what a new turn would ask and run again. Read by the run's indexes, not its whole
+--- journal: a turn's begin is written with its first step's record, its first model
+--- failure or its end, never alone (orket.engine.run's begin_records), so the run's turns
+--- rows and model_failure events name every card such a turn can be on, and each of those
+--- is looked at by events_card. (A begin left alone by an older Orket recorded nothing to redo.)
+function M.open_turn_cards(db, run, limit)
+  local out = {}
+  for i, r in ipairs(assert(db:rows([[SELECT c.card_id AS card FROM (SELECT card_id FROM turns WHERE run_id = ?1
+      UNION SELECT card_id FROM events WHERE run_id = ?1 AND kind = 'model_failure') c
+    WHERE c.card_id IS NOT NULL AND EXISTS (SELECT 1 FROM events b WHERE b.card_id = c.card_id AND +b.run_id = ?1
+      AND b.kind = 'turn_begin' AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND +t.run_id = ?1
+        AND t.kind = 'turn_end' AND t.id > b.id AND json_extract(t.data, '$.turn') = json_extract(b.data, '$.turn')))
+    ORDER BY c.card_id LIMIT ?2]], run, limit))) do
+    out[i] = r.card
+  end
+  return out
 end
 
 --- last_retry(db, card) -> the id of the card's last "retry" event, 0 when none

@@ -235,9 +235,13 @@ function M.open_calls(db, span, ids)
     UNION ]] .. cols .. [[ FROM tool_calls WHERE id IN (SELECT value FROM json_each(?3)) ORDER BY 1]], lo, hi, ids)
 end
 
---- approvals_waiting(db) -> tool calls held for a developer's decision
+--- approvals_waiting(db) -> tool calls held for a developer's decision: undecided requests of
+--- unfinished cards (a canceled card's stays undecided, and nobody is to decide it:
+--- orket.store.approvals.held_cards)
+local APPROVALS_WAITING = "SELECT COUNT(*) AS n FROM approvals a JOIN cards c ON c.id = a.card_id "
+  .. "WHERE a.decision IS NULL AND c.status NOT IN (" .. require("orket.store.approvals").FINISHED_SQL .. ")"
 function M.approvals_waiting(db)
-  return row(db, "SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n
+  return row(db, APPROVALS_WAITING).n
 end
 
 return require("orket.store.backend").twin("metrics", M)

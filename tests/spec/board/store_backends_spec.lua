@@ -248,13 +248,25 @@ describe("store on " .. B.name(), function()
     local sj, st = require "orket.store.journal_reads", require "orket.store.turns"
     local run = db:record_run { target = "E", kind = "epic" }
     db:event { kind = "turn_begin", card = "E-1", run = run, data = { turn = 1 } }
-    assert.is_true(sj.has_open_turn(db, run))
+    -- (a begin is written with its first step, never alone: alone, it recorded nothing to redo)
+    assert.same({}, sj.open_turn_cards(db, run, 10))
     local t1 = db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, response = { content = "a" },
       prompt_tokens = 10, completion_tokens = 5, data = { step = 1, phase = "review" } }
+    assert.same({ "E-1" }, sj.open_turn_cards(db, run, 10))
+    -- a turn whose first record is a model failure (another run's: its own exchanges)
+    local failed = db:record_run { target = "E", kind = "epic" }
+    db:event { kind = "turn_begin", card = "E-2", run = failed, data = { turn = 1 } }
+    db:event { kind = "model_failure", card = "E-2", run = failed, data = { class = "transient", error = "x" } }
+    db:event { kind = "turn_begin", card = "E-1", run = failed, data = { turn = 1 } }
+    assert(db:record_turn { run = failed, card = "E-1", seat = "dev", turn = 1, data = { step = 1 } })
+    assert.same({ "E-1", "E-2" }, sj.open_turn_cards(db, failed, 10))
+    assert.same({ "E-1" }, sj.open_turn_cards(db, failed, 1))
+    db:event { kind = "turn_end", card = "E-2", run = failed, data = { turn = 1, outcome = "model_error" } }
+    assert.same({ "E-1" }, sj.open_turn_cards(db, failed, 10))
     db:record_tool_call { turn = t1, call_id = "k", tool = "read_file", arguments = {}, result = { x = 1 }, ok = true,
       run = run, card = "E-1" }
     db:event { kind = "turn_end", card = "E-1", run = run, data = { turn = 1, outcome = "done" } }
-    assert.is_false(sj.has_open_turn(db, run))
+    assert.same({}, sj.open_turn_cards(db, run, 10))
     local other = db:record_run { target = "E", kind = "epic" }
     db:event { kind = "turn_begin", card = "E-1", run = other, data = { turn = 9 } } -- another run's
     db:event { kind = "merge_conflict", card = "E-1", data = { paths = {} } }

@@ -104,7 +104,7 @@ describe("store reads that fail", function()
     local bad = failing(db)
     each_raises {
       run_moves = function() return sj.run_moves(bad, row) end,
-      has_open_turn = function() return sj.has_open_turn(bad, run) end,
+      open_turn_cards = function() return sj.open_turn_cards(bad, run, 10) end,
       last_retry = function() return sj.last_retry(bad, "E-1") end,
       recorded_step = function() return sj.recorded_step(bad, run, "E-1", 1, 1) end,
       tool_call = function() return sj.tool_call(bad, 1, "c1") end,
@@ -120,7 +120,7 @@ describe("store reads that fail", function()
       last_merge = function() return sj.last_merge(bad, "E-1") end,
     }
     assert.same({}, sj.run_moves(db, row))
-    assert.is_false(sj.has_open_turn(db, run))
+    assert.same({}, sj.open_turn_cards(db, run, 10))
   end)
 
   it("raise from the sandbox reads, not 'no such sandbox'", function()
@@ -177,7 +177,9 @@ describe("store reads that fail", function()
 
   it("stop a new run's check for a killed run's half-done turn, on a real statement that fails", function()
     local run = db:record_run { target = "E", kind = "epic" }
+    require("orket.store.imports").insert_card(db, { id = "E", type = "epic", name = "epic", priority = 1, seat = "developer" })
     db:event { kind = "turn_begin", card = "E", run = run, data = { turn = 1 } }
+    assert(db:record_turn { run = run, card = "E", seat = "dev", turn = 1, response = { content = "a" }, data = { step = 1 } })
     local board = require("orket.board").open(db)
     assert.equal(run, (recorded.unfinished_overlap(db, board, "E") or {}).id)
     -- the runs table unreadable: the check raises instead of finding no such run

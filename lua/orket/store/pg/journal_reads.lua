@@ -16,10 +16,17 @@ end
 
 M.split_marks = require("orket.store.journal_reads").split_marks
 
-function M.has_open_turn(db, run)
-  return one(db, [[SELECT 1 AS x FROM events b WHERE b.run_id = $1 AND b.kind = 'turn_begin'
-    AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = $1 AND t.kind = 'turn_end'
-      AND t.id > b.id AND (t.data->'turn') = (b.data->'turn')) LIMIT 1]], run) ~= nil
+function M.open_turn_cards(db, run, limit)
+  local out = {}
+  for i, r in ipairs(assert(db:rows([[SELECT c.card_id AS card FROM (SELECT card_id FROM turns WHERE run_id = $1
+      UNION SELECT card_id FROM events WHERE run_id = $1 AND kind = 'model_failure') c
+    WHERE c.card_id IS NOT NULL AND EXISTS (SELECT 1 FROM events b WHERE b.card_id = c.card_id AND b.run_id = $1
+      AND b.kind = 'turn_begin' AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = $1
+        AND t.kind = 'turn_end' AND t.id > b.id AND (t.data->'turn') = (b.data->'turn')))
+    ORDER BY c.card_id COLLATE "C" LIMIT $2]], run, limit))) do
+    out[i] = r.card
+  end
+  return out
 end
 
 function M.recorded_step(db, run, card, turn, step)
