@@ -60,6 +60,16 @@ return {
     assert.matches("merge base: object not found", last, 1, true)
     assert.matches("orket retry " .. blocked.card.id, last, 1, true)
     assert.is_nil(last:find("raise the budget", 1, true), last)
+    -- the stall report's next step is the repository's repair, not a role's or the model's
+    local stall
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      if ev.type == "stall" then stall = ev end
+    end
+    local next_step
+    for _, c in ipairs(stall and stall.cards or {}) do if c.card == blocked.card.id then next_step = c.next end end
+    assert.equal("put workspace/'s repository right as the card's last comment says, then orket retry "
+      .. blocked.card.id, next_step)
     -- one review turn, not the budget's worth
     local reviews = 0
     for line in r.stdout:gmatch("[^\n]+") do

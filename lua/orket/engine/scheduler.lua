@@ -453,7 +453,13 @@ local function unstick(board, c, resume)
       c.wait_reason == "input" and review.reviewed_card(board.db, id) or id)
   elseif c.status == "blocked" then
     local last = c.wait_reason == "system" and last_orket_comment(board, id)
-    if last and last:find("^The turn failed") then
+    if last and last:find("^The turn failed: merging orket/") then
+      return "blocked: its merge into main failed", string.format("put workspace/'s repository right as the card's "
+        .. "last comment says, then orket retry %s", id)
+    elseif last and last:find("^The turn's files were not committed: ") then
+      return "blocked: its files could not be committed", string.format("fix what the card's last comment names in "
+        .. "its files (orket card %s), then orket retry %s", id, id)
+    elseif last and last:find("^The turn failed") then
       return "blocked: the turn failed", string.format("fix what the card's last comment names (a role, a tool or "
         .. "a script), then orket retry %s", id)
     elseif last then
