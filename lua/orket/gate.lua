@@ -87,7 +87,9 @@ end
 
 --- check{actor={seat=, roles={}}, tool=, args=, args_error=, raw_args=, card=,
 ---       counters={turn=, run=}, limits=, tools=registry, policies=set, allowed={tool names},
----       record=fn, commands={program names}} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
+---       record=fn, commands={program names}} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=,
+---       rule_name=}
+--- (rule: the index of the policy rule that decided, rule_name its "file:line"; nil when none did)
 --- The decision is core/gate.c's alone, this only gathers its input (commands: the
 --- programs a tool that runs one runs unasked, orket.lua's verify.commands): the card's facts
 --- (card.id, status, type, worked_by, deps_done; nil deps_done counts as done) for the
@@ -141,6 +143,12 @@ function M.check(input)
   t.rules = policies and (policies.compiled or policies.rules) or nil
   t.predicate, t.policies, t.call_args, t.call_card, t.call = policies and predicate or nil, policies, input.args, card.id, nil
   local d = cgate.check(t)
+  -- the rule's place in the set that judged the call ("policies/x.lua:3"), beside its index:
+  -- a denial's event names it, and a hot reload may swap the engine's set right after
+  if d.rule and policies then
+    local r = policies.rules[d.rule]
+    d.rule_name = r and r.name or nil
+  end
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder

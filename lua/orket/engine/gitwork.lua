@@ -13,6 +13,7 @@ local deploy = require "orket.sandboxes.deploy"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal_reads"
 local recorded = require "orket.engine.recorded"
+local progwrites = require "orket.engine.progwrites"
 local gitdiff = require "orket.c.gitdiff"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
@@ -403,6 +404,8 @@ end
 --- (a program runs there): its next commit walks it whole
 function M.forget(run, card_id)
   known(run, card_id, false)
+  -- and what it changes there is judged before that commit (orket.engine.progwrites)
+  progwrites.mark(run, card_id)
 end
 
 --- worktree(run, card_id) -> the path of the card's working directory, attached to its
@@ -698,9 +701,15 @@ function M.commit(run, job)
       return true
     end
   end
-  -- walked whole (a program ran, a new run, another worker's turn): the paths the turn's file
-  -- tools wrote still get the note of one a .gitignore rule keeps out (a program's own output
-  -- cannot be named, so it gets none)
+  -- walked whole (a program ran, a new run, another worker's turn): what a program changed
+  -- there is judged first, as the file tools' writes are, and a path the policies refuse is
+  -- put back as the branch has it, so this commit leaves it out (orket.engine.progwrites)
+  if not only then
+    local sok, serr, scode = progwrites.settle(run, job, (paths(git, job.card_id)), git.state, changes or nil)
+    if not sok then return nil, as_stop(run, job.card_id, serr, scode) end
+  end
+  -- the paths the turn's file tools wrote still get the note of one a .gitignore rule keeps
+  -- out (a program's own output cannot be named, so it gets none)
   local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
     message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only,
     wrote = not only and changes or nil })

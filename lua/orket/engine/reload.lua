@@ -472,7 +472,8 @@ end
 --- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
 --- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
 --- when empty. An error the run's journal last said, still standing, is returned but not said again.
---- Turns already started keep the role, tools and policies they captured (see turn.lua).
+--- Turns already started keep the role and tools they captured; the policies judge each call
+--- from the newest set, in those turns too (see turn.lua).
 --- While orket.lua is removed, a script removed keeps its loaded version (removed).
 --- rescan: the burst held a change that names no file (an event on a folder itself).
 function M.apply(engine, files, rescan)

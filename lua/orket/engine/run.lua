@@ -385,8 +385,9 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role, arm)
     -- read with the turns: the turn begins with main merged in (gitwork.enter)
     needs_main = merge_mark == "merge_conflict",
   }
-  -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
-  job.tools, job.policies = self.tools, self.policies
+  -- The turn keeps the role and tools it starts with: a hot reload swaps self's, not the
+  -- job's (the policies are not kept: each call is judged by the newest set, gate)
+  job.tools = self.tools
   -- one order for every seat's tools, the shared ones first (a prompt cache's prefix)
   -- the kept order's list is kept until it changes, and so is its specs' array (tools.lua;
   -- an MCP proxy's tools come and go: made anew)

@@ -174,7 +174,8 @@ function M.open(dir, opts)
     -- worker's name is on its run spans
     tracer = tcfg and otel.new(tcfg, s.name, store_id(db),
       opts.keeper and opts.keeper.name or opts.lease and opts.lease.worker or nil) or nil,
-    -- A turn passes the tools and policies it started with; hot reload swaps e's.
+    -- A turn passes the tools it started with; the policies are the engine's newest (hot
+    -- reload swaps e's), so an edit holds from the next call.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies
       input.limits = input.limits or s.limits -- orket.lua's limits section

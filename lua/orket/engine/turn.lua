@@ -21,8 +21,10 @@ local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
 local sandboxtool = require "orket.engine.sandboxtool"
 local proctool = require "orket.engine.proctool"
+local progwrites = require "orket.engine.progwrites"
 local lease = require "orket.engine.lease"
 local spend = require "orket.engine.spend"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -404,8 +406,9 @@ local function tool_ctx(run, job, card, own)
     -- -> whether the read is allowed, and the gate's reason and code when not (a path outside
     -- the workspace is confinement, not a policy: the handler is told which)
     job.may_read = function(path)
+      -- (the newest policy set, as for the turn's calls: execute_tx)
       local d = run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
-        tools = job.tools, policies = job.policies }
+        tools = job.tools }
       return d.verdict == "allow", d.reason, d.code
     end
   end
@@ -592,10 +595,14 @@ local function execute_tx(run, job, x)
   job.exec = x
   job.gate_record = job.gate_record or gate_recorder(run, job)
   job.gate_facts = job.gate_facts or {}
+  -- The policy set is the engine's newest at each call, not the one the turn started with (its
+  -- role and tools stay the turn's): an emergency deny a hot reload took up holds from the very
+  -- next call, and a denial names a rule the policy files hold now. A replayed call is not
+  -- judged again (step_calls reads its record), so a resume repeats what was decided.
   local decision = run.gate {
     actor = job.actor, tool = call.name, args = call.arguments,
     card = gate_mod.card_facts(run.board, card, job.gate_facts),
-    counters = x.counters, allowed = job.role.tools, record = job.gate_record, tools = job.tools, policies = job.policies,
+    counters = x.counters, allowed = job.role.tools, record = job.gate_record, tools = job.tools,
     -- arguments the model sent that are not a JSON object are refused, never run as {}
     args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
   }
@@ -607,6 +614,7 @@ local function execute_tx(run, job, x)
   local tools = job.tools or run.tools
   if asked then
     res = asked
+    res.rule = decision.rule_name -- (held, or asked of no one: the rule that asks)
   elseif decision.verdict == "allow" then
     local def = tools:get(call.name)
     local effect = gate_mod.effect(def)
@@ -649,7 +657,8 @@ local function execute_tx(run, job, x)
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
     res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
-      error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
+      error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy,
+      rule = decision.rule_name }
   end
   res = capped(run, job, x.st, call, res)
   x.res = res
@@ -686,6 +695,9 @@ local function run_effect(run, job, p, counters)
   local call, ctx = p.call, tool_ctx(run, job, p.card)
   local def = tools:get(call.name)
   local process = gate_mod.effect(def).program
+  -- a program (a process tool's, an MCP server's) may change any file of the card's
+  -- directory: the commit judges what changed, naming this call (orket.engine.progwrites)
+  if process or (def and def.effect == "mcp") then progwrites.ran(run, job.card_id, call) end
   local function effect()
     if def and def.effect == "mcp" and run.mcp then -- an MCP server's tool (orket.mcp.manager)
       local _, left = wall_left(run, job)
@@ -860,13 +872,22 @@ end
 -- these kills would leave it (step_open): an in-store call as at before_tool, an effect's
 -- as after its intent.
 
+-- What a refused call's event says of why, at most this many bytes (the gate's reason, which
+-- names the policy rule; the records keep it whole): a log shipper alerts on it, and one
+-- event per call stays small.
+M.EVENT_REASON_MAX = 300
+
 -- The call's tool event. open: the call stopped the run and is left open (step_open).
 local function after_call(sp, call, res, t0, open)
   local job = sp.job
+  local reason
+  if res.denied then reason = inert.clip((tostring(res.error):gsub("^denied: ", "")), M.EVENT_REASON_MAX) end
   -- ms: the call's wall time (its span's, orket.otel), from its gate check to its result
   sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, turn = job.turn, call_id = call.id,
     ms = t0 and math.floor(rt.now() - t0) or nil, tool = call.name, ok = res.ok,
-    code = res.code, denied = res.denied or nil, open = open or nil }
+    code = res.code, denied = res.denied or nil, open = open or nil,
+    -- a refusal's why and its rule ("policies/x.lua:3"); held: it waits for a person
+    reason = reason, rule = res.denied and res.rule or nil, held = res.held or nil }
   if res.held then
     sp.events[#sp.events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
       approval = res.approval, reason = res.error }
@@ -894,6 +915,7 @@ local function step_response(sp)
   local response
   if sp.rec then
     response, sp.turn_id = sp.rec.response, sp.rec.id
+    job.turn_row = sp.turn_id -- (what the commit records a refused program write under)
   else
     local res, usage = model.res, model.res.usage or {}
     local money = spend.record(run, job, res.usage, model.req)
@@ -907,6 +929,7 @@ local function step_response(sp)
       data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms, cached_tokens = money.cached_tokens,
         summarized = job.summarized ~= 0 and job.summarized or nil,
         cost = money.cost, currency = money.currency } })
+    job.turn_row = sp.turn_id
     sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
     run:add_tokens(sp.tokens, job.card_id)
     sp.events[#sp.events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = sp.n,
@@ -975,6 +998,20 @@ local function step_pending_result(sp)
   result_due(sp.st, p.call, p.res)
 end
 
+-- A recorded call a resumed turn replays, as the commit's judging of what programs changed
+-- needs it (orket.engine.progwrites): a program it ran marks the card's directory, and the
+-- paths a call of a file tool changed were judged by that call.
+local function replayed(run, job, call, res)
+  local def = (job.tools or run.tools):get(call.name)
+  local effect = gate_mod.effect(def)
+  if res.denied then return end -- (refused: it ran nothing)
+  if effect.program or (def and def.effect == "mcp") then
+    progwrites.ran(run, job.card_id, call)
+  elseif effect.writes and res.ok then
+    progwrites.touched(job, call.arguments)
+  end
+end
+
 -- The step's calls from the next one on, each gated and recorded (or replayed from its
 -- record on a resumed turn). -> true when one with an effect outside the store must commit
 -- its intent first (sp.pending), false when the calls are done or the turn ended.
@@ -999,6 +1036,7 @@ local function step_calls(sp)
       sp.pending = { call = call, id = started, card = assert(run.board:get(job.card_id)), recovering = true }
       return true
     end
+    if res then replayed(run, job, call, res) end
     if not res then
       if st.calls_in_turn > limit then
         sp.out = { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", limit) }
@@ -1048,7 +1086,7 @@ end
 local function commit_step(run, job, st, n, model, rec)
   local sp = { run = run, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
   st.step_bytes = 0 -- (capped)
-  local begun, first_done = job.begun, false
+  local begun, first_done, turn_row = job.begun, false, job.turn_row
   while true do
     local merged, conflict = job.merged, job.conflict
     local ok, err = run.db:tx(step_segment, sp)
@@ -1061,7 +1099,7 @@ local function commit_step(run, job, st, n, model, rec)
       end
       -- the first transaction rolled back: the turn's begin and its tokens with it
       if not first_done then
-        job.begun = begun
+        job.begun, job.turn_row = begun, turn_row
         if sp.tokens > 0 then run:add_tokens(-sp.tokens, job.card_id) end
         if job.lease_lost and not rec then record_lost_call(run, job, model) end
       end
@@ -1104,7 +1142,8 @@ end
 ---   detail = text, class = model error class, recorded = true when the turn's end records
 ---   are written (run:end_turn_records, in the last step's transaction)}
 --- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
----   tools=, policies=} (the scripts the turn started with; absent: the engine's)
+---   tools=} (the tools the turn started with; absent: the engine's; the policies are the
+---   engine's newest, always)
 function M.run(run, job)
   -- an open turn whose uncommitted changes went with its directory ended as it was entered
   -- (orket.engine.gitwork: lose_turn), its end recorded: nothing of it is replayed

@@ -56,6 +56,9 @@ function M.new(o)
     started = o.now(), last_draw = nil, lines = 0, dirty = true, frames = 0,
     status = {}, order = {}, jobs = {}, seats = {}, notes = {},
     tokens = 0, turns = 0, retries = 0, finished = false,
+    -- the gate's refusals: calls denied, and paths a program changed that were put back,
+    -- each by card (the summary names where `orket card` shows why)
+    denied = { calls = 0, paths = 0, cards = {}, order = {} },
   }, View)
   return v
 end
@@ -97,6 +100,40 @@ function View:refresh_scope()
 end
 
 function View:note(s) self.notes[#self.notes + 1] = s end
+
+-- counts n refusals of kind ("calls" or "paths") on card
+function View:count_denied(card, kind, n)
+  local d = self.denied
+  d[kind] = d[kind] + n
+  local c = d.cards[card]
+  if not c then
+    c = { calls = 0, paths = 0 }
+    d.cards[card] = c
+    d.order[#d.order + 1] = card
+  end
+  c[kind] = c[kind] + n
+end
+
+-- The summary's line of a kind of refusal, or nil when there was none: "3 calls denied:
+-- orket card ONE-1 shows why", with each card's count when there are several
+function View:denied_line(kind, what)
+  local d = self.denied
+  local n = d[kind]
+  if n == 0 then return nil end
+  local by = {}
+  for _, card in ipairs(d.order) do
+    local k = d.cards[card][kind]
+    if k > 0 then by[#by + 1] = { card = card, n = k } end
+  end
+  local one = #by == 1 and by[1].card
+  local each = {}
+  if not one then
+    for i = 1, math.min(#by, 10) do each[#each + 1] = by[i].card .. " " .. by[i].n end
+    if #by > 10 then each[#each + 1] = "..." end
+  end
+  return string.format("%s%s: orket card %s shows why", what(n), one and "" or (" (" .. table.concat(each, ", ") .. ")"),
+    one or "CARD")
+end
 
 -- A bug-fix phase's event as a note: ticked at the run's start (orket.sandboxes.phase), or
 -- a run of a rock whose phase has ended (its message). The end counts the sandboxes it
@@ -149,8 +186,19 @@ function View:event(ev)
     -- a call the run's stop left open (a full disk met inside it) did not fail, nor succeed,
     -- whatever its tool answered (its effects were rolled back): resume redoes it
     if j then
-      j.tool = ev.tool .. (ev.open and " left open for resume" or ev.ok and "" or (ev.denied and " denied" or " failed"))
+      j.tool = ev.tool .. (ev.open and " left open for resume" or ev.ok and "" or (ev.held and " held for approval"
+        or ev.denied and (" denied" .. (ev.rule and (" (" .. tostring(ev.rule) .. ")") or "")) or " failed"))
     end
+    -- a held call waits for a person (approval_requested says it), not refused
+    if ev.denied and not ev.held and not ev.open then self:count_denied(tostring(ev.card), "calls", 1) end
+  elseif t == "program_writes_denied" then
+    -- what a program changed that the policies refuse, put back at the commit
+    local n = math.tointeger(ev.count) or 0
+    self:count_denied(tostring(ev.card), "paths", n)
+    local first = type(ev.paths) == "table" and ev.paths[1]
+    self:note(string.format("%s: %d path%s a program changed put back, not committed (the policies refuse %s)%s",
+      tostring(ev.card), n, n == 1 and "" or "s", n == 1 and "it" or "them",
+      first and string.format(": %s: %s%s", tostring(first.path), tostring(first.reason), n > 1 and "; ..." or "") or ""))
   elseif t == "turn_end" then
     self.jobs[ev.card] = nil
     self.turns = self.turns + 1
@@ -342,6 +390,8 @@ function View:frame()
     self:paint("orket run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold),
     self.target or "", clock(now - self.started), thousands(self.tokens), self.turns, self.turns == 1 and "" or "s")
   if self.retries > 0 then head = head .. string.format("  %d retr%s", self.retries, self.retries == 1 and "y" or "ies") end
+  local refused = self.denied.calls + self.denied.paths
+  if refused > 0 then head = head .. "  " .. self:paint(string.format("%d denied", refused), COLORS.failed) end
   local lines = { head }
   if self.end_reason then lines[#lines + 1] = self:reason_line() end
   local parts, total = self:counts()
@@ -444,6 +494,11 @@ function View:finish()
   end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
+  -- what the gate refused: a done run may have had calls denied all along
+  lines[#lines + 1] = self:denied_line("calls", function(n) return string.format("%d call%s denied", n, n == 1 and "" or "s") end)
+  lines[#lines + 1] = self:denied_line("paths", function(n)
+    return string.format("%d path%s a program changed put back, not committed", n, n == 1 and "" or "s")
+  end)
   if self.canceled and #self.canceled > 0 then
     lines[#lines + 1] = string.format("not done: %d card%s canceled:", #self.canceled, #self.canceled == 1 and "" or "s")
     for _, s in ipairs(self.canceled) do lines[#lines + 1] = "  " .. s end
