@@ -266,13 +266,13 @@ local AUDIT_MAX = 200
 
 -- The actors GET /v1/audit's entries have (principal, the sessions' audited, the directory's
 -- and the provider's changes: orket.serve.identity's audited), said alike by its refusals of
--- ?actor= and by its OpenAPI parameter. local:USER, the local operator's, is named too: the
--- check takes it, and its entries are in the audit chain alone.
+-- ?actor= and by its OpenAPI parameter. local:USER, the local operator's: orket mcp serve's
+-- writes are the journal's too; a CLI command's are in the audit chain alone.
 local ACTORS = "user:NAME for a person (through any of their keys or sessions), the id of a key of no person "
   .. "(16 hex digits), local for the server's no-key mode, ldap and oidc for what the directory and the provider "
-  .. "changed of a person (at a sign-in, or a directory's look: for the server's admins only); a command run on "
-  .. "the server's machine (local:USER) is in the audit chain alone (orket audit export), as a forge's person "
-  .. "acting through its webhook (FORGE:LOGIN) is"
+  .. "changed of a person (at a sign-in, or a directory's look: for the server's admins only), local:USER for "
+  .. "orket mcp serve run on the server's machine by USER (its other commands' writes are in the audit chain "
+  .. "alone: orket audit export, as a forge's person acting through its webhook, FORGE:LOGIN, is)"
 
 -- the actors of the changes a sign-in's provider or directory made (orket.serve.identity)
 local FEDERATED = { ldap = true, oidc = true }
@@ -296,14 +296,14 @@ local function audit(_, ctx)
     return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it (user:%s?): %s",
       actor:sub(1, 64), ACTORS), "for the writes made through a person's key, ?key=ID (docs/serve.md)")
   end
-  -- a kind before a colon: user: is the only one the journal's entries have (local:USER's
-  -- and a forge's FORGE:LOGIN are the audit chain's alone), and any other, or user: with no
-  -- name, matched nothing and read as "they wrote nothing". Refused by its kind alone,
-  -- whatever the name, so that the answer does not tell which names exist either
+  -- a kind before a colon: user: and local: (orket mcp serve's) are the ones the journal's
+  -- entries have (a forge's FORGE:LOGIN is the audit chain's alone), and any other, or one
+  -- with no name, matched nothing and read as "they wrote nothing". Refused by its kind
+  -- alone, whatever the name, so that the answer does not tell which names exist either
   local kind = actor and actor:match("^([^:]*):")
-  if kind and (kind ~= "user" or actor == "user:") then
+  if kind and ((kind ~= "user" and kind ~= "local") or actor == kind .. ":") then
     return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it, and %s: %s",
-      kind == "user" and "user: needs the person's name after it" or ("no entry's actor is of the kind '"
+      (kind == "user" or kind == "local") and (kind .. ": needs a name after it") or ("no entry's actor is of the kind '"
         .. kind:sub(1, 32) .. ":'"), ACTORS),
       "for a person's writes ?actor=user:NAME, for local:USER's and FORGE:LOGIN's orket audit export on the "
         .. "server's machine (docs/audit.md)")
