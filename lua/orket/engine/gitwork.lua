@@ -701,11 +701,12 @@ function M.commit(run, job)
       return true
     end
   end
-  -- walked whole (a program ran, a new run, another worker's turn): what a program changed
-  -- there is judged first, as the file tools' writes are, and a path the policies refuse is
-  -- put back as the branch has it, so this commit leaves it out (orket.engine.progwrites)
+  -- walked whole (a program ran, a new or resumed run, another worker's turn): what changed
+  -- there is judged first, as the file tools' writes are, whoever changed it and whenever,
+  -- and a path the policies refuse is put back as the branch has it, so this commit leaves
+  -- it out (orket.engine.progwrites)
   if not only then
-    local sok, serr, scode = progwrites.settle(run, job, (paths(git, job.card_id)), git.state, changes or nil)
+    local sok, serr, scode = progwrites.settle(run, job, (paths(git, job.card_id)), git.state)
     if not sok then return nil, as_stop(run, job.card_id, serr, scode) end
   end
   -- the paths the turn's file tools wrote still get the note of one a .gitignore rule keeps
@@ -772,6 +773,9 @@ function M.mover(run, job)
     if to ~= "done" or id ~= job.card_id then return board:transition(id, to, opts) end
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
+    -- the card's MCP server processes end before its files are committed, as at the turn's
+    -- end (orket.engine.run): one still running could write after the commit's judging
+    if run.mcp then run.mcp:release(job.card_id) end
     local cok, cerr, ccode = M.commit(run, job)
     -- a full disk, or another host fault (host_fault), stops the run (Run:git_broken, once
     -- the call's step is committed): the call that moved is left open whatever its tool

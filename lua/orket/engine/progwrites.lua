@@ -16,6 +16,7 @@ local gate_mod = require "orket.gate"
 local approvals = require "orket.actions.approvals"
 local inert = require "orket.inert"
 local tree = require "orket.tree"
+local workspace = require "orket.workspace"
 
 local M = {}
 
@@ -51,9 +52,10 @@ local AS = { get = function(_, name) return DEFS[name] end }
 local MARKS = setmetatable({}, { __mode = "k" })
 
 --- mark(run, card_id) -> the card's mark: a program runs in the card's directory (what
---- orket.engine.gitwork's forget says: a tool's, an MCP server's, the issue's checks), so the
---- next commit that walks the directory judges what changed there. Kept in this process; a
---- resumed turn marks its recorded program calls again (orket.engine.turn).
+--- orket.engine.gitwork's forget says: a tool's, an MCP server's, the issue's checks). It
+--- only names the calls a refusal is told of: every commit that walks the directory judges
+--- what changed there, marked or not. Kept in this process; a resumed turn marks its
+--- recorded program calls again (orket.engine.turn).
 function M.mark(run, card_id)
   local marks = MARKS[run]
   if not marks then
@@ -80,9 +82,11 @@ function M.ran(run, card_id, call)
   calls[#calls + 1] = call.name .. " " .. inert.clip(ok and args or "{}", 200)
 end
 
---- touched(job, args): a recorded call of the turn's with effects on files, replayed by a
---- resumed turn (its arguments' path, from, to): judged when it was made, as the paths the
---- turn's file tools change are (ctx.fs notes those), so not judged again at the commit
+--- touched(job, args): a call of the turn's with effects on files (its arguments' path,
+--- from, to), run or replayed by a resumed turn. Its paths are judged again at the commit
+--- as any other (a program may have changed or deleted them since), but a move's source
+--- (from, with a to), which the move_file call was judged for, is not judged as a
+--- delete_file when it is gone.
 function M.touched(job, args)
   if type(args) ~= "table" then return end
   local t = job.touched_paths
@@ -93,6 +97,20 @@ function M.touched(job, args)
   for _, k in ipairs { "path", "from", "to" } do
     if type(args[k]) == "string" then t[args[k]] = true end
   end
+  if type(args.from) == "string" and type(args.to) == "string" then
+    job.moved_from = job.moved_from or {}
+    job.moved_from[args.from] = true
+  end
+end
+
+-- Whether p is, or lies beneath, the source of one of the turn's moves
+local function moved_away(moved, p)
+  if not moved then return false end
+  if moved[p] then return true end
+  for dir in p:gmatch("()/") do
+    if moved[p:sub(1, dir - 1)] then return true end
+  end
+  return false
 end
 
 -- The program a refusal names
@@ -172,7 +190,7 @@ end
 
 -- The paths of fresh the gate refuses ({path=, tool=, verdict=, code=, reason=, remedy=,
 -- rule=} each), judged as the turn's seat's write_file or delete_file of each
-local function judge(run, job, dir, fresh, touched)
+local function judge(run, job, dir, fresh)
   local card = assert(run.board:get(job.card_id))
   local facts = gate_mod.card_facts(run.board, card)
   local needs = needs_content(run.engine and run.engine.policies)
@@ -180,10 +198,12 @@ local function judge(run, job, dir, fresh, touched)
   for _, p in ipairs(fresh) do
     local st = at(dir, p)
     local tool = st and "write_file" or "delete_file"
-    -- a path the turn's file tools changed was judged by its call (a move_file's source is
-    -- gone, and no delete_file asked for it); one there now is judged again only when the
-    -- policies read content, which a program may have changed since
-    if touched[p] and not (st and needs) then goto next end
+    -- only the source of one of the turn's moves is left as its move_file call judged it
+    -- (gone, no delete_file asked). Any other path the file tools touched is judged again,
+    -- as a program may have changed or deleted it since: a write_file followed by a program's
+    -- rm is a deletion, judged as delete_file; a file a program rewrote after an approved
+    -- write_file matches that approval no more (its content differs), so it is refused.
+    if not st and moved_away(job.moved_from, p) then goto next end
     local args, content, cerr = { path = p }, nil, nil
     if st and needs then
       content, cerr = content_of(dir, p, st)
@@ -213,67 +233,86 @@ local function judge(run, job, dir, fresh, touched)
   return refused
 end
 
--- Puts p back in dir as the branch has it (src: the branch's tree written out): what is there
--- now removed (a folder with all in it; a link as a link), then the branch's file or link
--- written, its folders made. -> true | nil, why
-local function put_back(dir, src, p)
-  local path, now = dir .. "/" .. p, at(dir, p)
-  if now then
-    if now.type == "directory" then tree.remove(path) else uv.fs_unlink(path) end
-    if uv.fs_lstat(path) then return nil, "it could not be removed" end
+-- Puts p back in the card's directory as the branch has it, through ws (a workspace opened
+-- on the folder that holds both the cards' directories and the branch's tree written out:
+-- every path resolved by the kernel beneath it, no link followed in any part of it, so a
+-- folder a program swapped for a link meanwhile is refused, never written through). d, s:
+-- the card's directory and the written-out tree, relative to ws's root; aside: where what
+-- stands at p now goes (one rename, undone when the branch's entry cannot be put in its
+-- place, so a failure leaves p as it was). The branch's file or link is moved in from s (its
+-- mode kept: the executable bit), a folder the branch has is made (what the branch has
+-- beneath it that is refused too comes after it: restore's order). -> true | nil, why
+local function put_back(ws, d, s, aside, p)
+  local here, from = d .. "/" .. p, s .. "/" .. p
+  -- (a stat that fails says nothing is there that git sees: a link or a file in the path)
+  local want = ws:stat(from)
+  local put
+  if ws:stat(here) then
+    local ok, err = ws:move(here, aside)
+    if not ok then return nil, "it could not be removed: " .. tostring(err) end
+    put = aside
   end
-  local want = at(src, p)
   if not want then return true end
-  local folder = dir
-  for part in p:gmatch("([^/]+)/") do
-    folder = folder .. "/" .. part
-    local st = uv.fs_lstat(folder)
-    if not st then
-      local ok, err = uv.fs_mkdir(folder, 493) -- 0755
-      if not ok then return nil, tostring(err) end
-    elseif st.type ~= "directory" then
-      return nil, "a file stands where the branch has the folder " .. folder:sub(#dir + 2)
-    end
+  local ok, err = true, nil
+  local parent = p:match("^(.*)/")
+  if parent then ok, err = ws:mkdir(d .. "/" .. parent) end
+  if ok then
+    if want.type == "directory" then ok, err = ws:mkdir(here) else ok, err = ws:move(from, here) end
   end
-  local ok, err
-  if want.type == "link" then
-    local target
-    target, err = uv.fs_readlink(src .. "/" .. p)
-    if target then ok, err = uv.fs_symlink(target, path) end
-  else
-    -- excl: a name that came back meanwhile is refused, never written through; the copy keeps
-    -- the branch's mode (its executable bit)
-    ok, err = uv.fs_copyfile(src .. "/" .. p, path, { excl = true })
+  if not ok then
+    if put then ws:move(put, here) end -- p as it was: nothing of it half done
+    return nil, tostring(err)
   end
-  if not ok then return nil, tostring(err) end
   return true
 end
 
 local scratch_n = 0
 
 -- Puts each refused path back from the card's branch, written out beside the cards' state
--- (outside anything an agent can write). -> true | nil, msg, "EUNSAFE" (nothing is committed:
--- the card blocks for a person, the worktree as it is)
+-- (outside anything an agent can write). Every path is tried (one that fails leaves the
+-- others put back, and itself as it was). -> true | nil, msg, "EUNSAFE" (nothing is
+-- committed: the card blocks for a person, the worktree as it is)
 local function restore(run, job, dir, state_root, refused)
   scratch_n = scratch_n + 1
   -- absolute: the export writes the tree's folders beneath it, which a relative path failed to open
-  local src = string.format("%s/.put-back-%s.%d.%d", uv.fs_realpath(state_root) or state_root, job.card_id,
-    uv.os_getpid(), scratch_n)
+  local state = uv.fs_realpath(state_root) or state_root
+  local name = string.format(".put-back-%s.%d.%d", job.card_id, uv.os_getpid(), scratch_n)
+  local src = state .. "/" .. name
   local commit, err, code = gitexport.export(run.git.repo:path(), "orket/" .. job.card_id, src, M.EXPORT_CAPS)
-  local _ <close> = setmetatable({}, { __close = function() if code ~= "EEXIST" then tree.remove(src) end end })
+  local _ <close> = setmetatable({}, { __close = function()
+    if code ~= "EEXIST" then tree.remove(src) end
+    tree.remove(src .. ".aside")
+  end })
   if not commit then
     return nil, string.format("the paths a program changed that the policies refuse (%s) could not be put back: "
       .. "the branch's tree could not be read: %s", refused[1].path, tostring(err)), "EUNSAFE"
   end
+  -- the root: the folder that holds the cards' state and their directories (.orket/)
+  local root, real = state:match("^(.*)/[^/]+$"), uv.fs_realpath(dir)
+  local d = root and real and real:sub(1, #root + 1) == root .. "/" and real:sub(#root + 2)
+  local ws, werr
+  if d then ws, werr = workspace.open(root, { portable_names = false }) end
+  if not ws then
+    return nil, string.format("the paths a program changed that the policies refuse (%s) could not be put back: %s",
+      refused[1].path, d and tostring(werr) or "the card's directory is not beside the cards' state"), "EUNSAFE"
+  end
+  local _ws <close> = ws
+  local s, aside = state:sub(#root + 2) .. "/" .. name, state:sub(#root + 2) .. "/" .. name .. ".aside"
+  local ok, merr = ws:mkdir(aside)
+  if not ok then
+    return nil, string.format("%s could not be put back: %s", refused[1].path, tostring(merr)), "EUNSAFE"
+  end
   -- a path before those beneath it: a folder put back as a file first, then what it held
   table.sort(refused, function(a, b) return a.path < b.path end)
-  for _, r in ipairs(refused) do
-    local ok, why = put_back(dir, src, r.path)
-    if not ok then
-      return nil, string.format("%s, changed by a program, is refused by the policies (%s) and could not be put back "
-        .. "as the branch has it: %s", r.path, tostring(r.reason), tostring(why)), "EUNSAFE"
+  local first
+  for i, r in ipairs(refused) do
+    local pok, why = put_back(ws, d, s, aside .. "/" .. i, r.path)
+    if not pok and not first then
+      first = string.format("%s, changed by a program, is refused by the policies (%s) and could not be put back "
+        .. "as the branch has it: %s", r.path, tostring(r.reason), tostring(why))
     end
   end
+  if first then return nil, first, "EUNSAFE" end
   return true
 end
 
@@ -327,24 +366,18 @@ local function record(run, job, refused, by)
   end
 end
 
---- settle(run, job, dir, state_root, changes) -> true | nil, msg, CODE: before a commit of the
---- card's directory dir (job.card_id's, attached) that walks it whole, when a program ran
---- there since (mark): each path changed since the branch's tip is judged as the turn's
---- seat's write_file of it (delete_file when it is gone), by the engine's newest policies
---- and the gate's path checks (the write limits count the file tools' calls only). changes:
---- the paths the turn's file tools changed since the last commit (ctx.fs's take_changes;
---- nil when it cannot say), not judged again. A path refused is put back as the branch has
---- it and recorded (a violation, a comment, a `program_writes_denied` event); what the
+--- settle(run, job, dir, state_root) -> true | nil, msg, CODE: before every commit of the
+--- card's directory dir (job.card_id's, attached) that walks it whole: each path changed
+--- since the branch's tip is judged as the turn's seat's write_file of it (delete_file when
+--- it is gone; a move's source the turn's move_file took away is not: touched), by the
+--- engine's newest policies and the gate's path checks (the write limits count the file
+--- tools' calls only). A path refused is put back as the branch has it and recorded (a violation, a comment, a `program_writes_denied` event); what the
 --- policies let through is left for the commit. A path that cannot be put back fails the
 --- commit (EUNSAFE: the card is blocked, nothing of it committed). state_root: where the
 --- branch's tree is written out meanwhile (beside the cards' state).
-function M.settle(run, job, dir, state_root, changes)
+function M.settle(run, job, dir, state_root)
   local marks = MARKS[run]
-  local calls = marks and marks[job.card_id]
-  if not calls then return true end
-  local touched = {}
-  for p in pairs(job.touched_paths or {}) do touched[p] = true end
-  for _, p in ipairs(changes or {}) do touched[p] = true end
+  local calls = marks and marks[job.card_id] or { more = 0 }
   local seen, refused, put = {}, {}, {}
   for round = 1, M.ROUNDS + 1 do
     local changed, err, code = run.git.repo:status(job.card_id)
@@ -366,7 +399,7 @@ function M.settle(run, job, dir, state_root, changes)
       return nil, string.format("the paths a program changed kept changing as refused ones were put back (%s ...)",
         fresh[1]), "EUNSAFE"
     end
-    local now = judge(run, job, dir, fresh, touched)
+    local now = judge(run, job, dir, fresh)
     if #now == 0 then break end
     local ok, rerr, rcode = restore(run, job, dir, state_root, now)
     if not ok then return nil, rerr, rcode end
@@ -376,7 +409,7 @@ function M.settle(run, job, dir, state_root, changes)
     end
   end
   if #refused > 0 then record(run, job, refused, named(calls)) end
-  marks[job.card_id] = nil
+  if marks then marks[job.card_id] = nil end
   return true
 end
 

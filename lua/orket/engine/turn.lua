@@ -753,6 +753,9 @@ local function run_effect(run, job, p, counters)
     res = effect()
   end
   if res.ok and run.count then run.count(counters, tools:get(call.name), call.arguments) end
+  -- what a file tool wrote, for the commit's judgement (a move's source stays gone: its
+  -- call was judged as a move, not as a deletion; orket.engine.progwrites)
+  if res.ok and not process and gate_mod.effect(def).writes then progwrites.touched(job, call.arguments) end
   fault.hit("after_effect")
   return res
 end
