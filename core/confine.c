@@ -1102,12 +1102,16 @@ static void cf_exec(const confine_spec *s) {
   errno = saved;
 }
 
-static void cf_reset_signals(void) {
+/* Every signal to its default and unblocked; but SIGTERM kept blocked for a PID namespace's
+ * init (keep_term), which passes it on once it has its program (cf_child): unblocked, one
+ * sent meanwhile would be dropped, as an init ignores a signal it has no handler for. */
+static void cf_reset_signals(int keep_term) {
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  sigset_t mask;
+  sigemptyset(&mask);
+  if (keep_term) sigaddset(&mask, SIGTERM);
+  sigprocmask(SIG_SETMASK, &mask, NULL);
 }
 
 static _Noreturn void cf_exec_or_report(const confine_spec *s) {
@@ -1124,10 +1128,15 @@ static void cf_privs_why(char *why, size_t whylen, int err, unsigned applied) {
   snprintf(why + n, whylen - n, " (no no_new_privs and no CAP_SYS_ADMIN)");
 }
 
+/* The PID namespace's init waits for its signals with sigwaitinfo, blocked; a handler is
+ * installed all the same, since a namespace's init is sent no signal from outside it that
+ * it has no handler for. It does nothing: the loop acts (cf_child). */
+static void cf_init_wake(int sig) { (void)sig; }
+
 /* The child: applies the remaining layers, then execs (or, as the PID namespace's init,
  * runs the program in a grandchild and reaps until it ends). */
 static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int status_fd) {
-  cf_reset_signals();
+  cf_reset_signals(status_fd >= 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setpgid(0, 0);
   char why[300];
@@ -1211,20 +1220,39 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
 
   if (status_fd < 0) cf_exec_or_report(s);
   /* pid 1 of the namespace: the program runs in a grandchild; orphans land here and are
-   * reaped; when the program ends, this process exits and the kernel kills the rest. */
+   * reaped; when the program ends, this process exits and the kernel kills the rest. A
+   * SIGTERM from the helper (cf_ask_end) is passed on to the program: from outside the
+   * namespace, its init gets only the signals it has a handler for (cf_init_wake). SIGTERM
+   * is blocked from the start (cf_reset_signals), and with SIGCHLD stays blocked, taken by
+   * sigwaitinfo: one sent before the program was forked is passed on too. */
+  sigset_t waits;
+  sigemptyset(&waits);
+  sigaddset(&waits, SIGTERM);
+  sigaddset(&waits, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &waits, NULL);
   pid_t prog = fork();
   if (prog < 0) cf_fail("pidns", "fork: %s", strerror(errno));
-  if (prog == 0) cf_exec_or_report(s);
+  if (prog == 0) {
+    sigprocmask(SIG_UNBLOCK, &waits, NULL);
+    cf_exec_or_report(s);
+  }
+  struct sigaction wake = {.sa_handler = cf_init_wake};
+  sigemptyset(&wake.sa_mask);
+  sigaction(SIGTERM, &wake, NULL);
+  sigaction(SIGCHLD, &wake, NULL);
   close(CF_REPORT_FD);
   for (;;) {
     int st;
-    pid_t r = waitpid(-1, &st, 0);
-    if (r == prog) {
-      ssize_t w = write(status_fd, &st, sizeof st);
-      (void)w;
-      _exit(0);
+    pid_t r;
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (r == prog) {
+        ssize_t w = write(status_fd, &st, sizeof st);
+        (void)w;
+        _exit(0);
+      }
     }
-    if (r < 0 && errno != EINTR) _exit(0);
+    if (r < 0 && errno == ECHILD) _exit(0);
+    if (sigwaitinfo(&waits, NULL) == SIGTERM) kill(prog, SIGTERM);
   }
 }
 
@@ -1319,9 +1347,21 @@ static _Noreturn void cf_pass_status(int st) {
   _exit(128 + sig);
 }
 
+/* SIGUSR1 from the runner: the program is asked to end, by SIGTERM to it alone (not its
+ * group: a sandbox's script stops its services itself, in their order, and the processes
+ * that carry their output must outlive them). Its end ends the run, and the sweep then takes
+ * whatever it left; the runner bounds the wait with a SIGTERM, which sweeps at once. With
+ * a PID namespace, prog is the namespace's init, which passes the signal on (cf_child). */
+static void cf_ask_end(pid_t prog, int *asked) {
+  if (*asked) return;
+  *asked = 1;
+  kill(prog, SIGTERM);
+}
+
 /* The wait of a run with a relay: the relay's poll loop, woken by the blocked signals
  * through sigfd; the same handling as the plain wait in confine_main. */
 static void cf_supervise_relay(confine_relay *relay, int sigfd, pid_t prog, int *prog_status, int *prog_done) {
+  int asked = 0;
   while (!*prog_done) {
     if (confine_relay_run(relay, sigfd) != 0) { /* cannot wait any more: end the run */
       cf_sweep(prog, prog_status, prog_done);
@@ -1329,6 +1369,10 @@ static void cf_supervise_relay(confine_relay *relay, int sigfd, pid_t prog, int 
     }
     struct signalfd_siginfo si;
     while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+      if (si.ssi_signo == SIGUSR1) { /* the runner asks the program to end */
+        cf_ask_end(prog, &asked);
+        continue;
+      }
       if (si.ssi_signo != SIGCHLD) { /* the runner asks for the tree to go */
         cf_sweep(prog, prog_status, prog_done);
         return;
@@ -1366,6 +1410,7 @@ void confine_main(int argc, char **argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   sigprocmask(SIG_BLOCK, &set, NULL);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
@@ -1444,7 +1489,7 @@ void confine_main(int argc, char **argv) {
   if (status[1] >= 0) close(status[1]);
   cf_say("P %d", (int)prog);
 
-  int prog_status = 0, prog_done = 0;
+  int prog_status = 0, prog_done = 0, asked = 0;
   if (relay) {
     cf_say("R %s", s.relay_path);
     cf_supervise_relay(relay, sigfd, prog, &prog_status, &prog_done);
@@ -1454,6 +1499,10 @@ void confine_main(int argc, char **argv) {
   while (!s.relay_path && !prog_done) {
     int sig = sigwaitinfo(&set, NULL);
     if (sig < 0) continue;
+    if (sig == SIGUSR1) { /* the runner asks the program to end */
+      cf_ask_end(prog, &asked);
+      continue;
+    }
     if (sig != SIGCHLD) { /* the runner asks for the tree to go: timeout or cancel */
       cf_sweep(prog, &prog_status, &prog_done);
       break;

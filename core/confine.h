@@ -140,8 +140,11 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
  * program's process group), "W <layer> <why>" for each optional layer missing, "N <layer>
  * <what>" for one that held with less (the view without /proc), "L <applied
  * mask> <landlock abi>", execs the program in a child ("E <errno> <program>" if that
- * fails), kills every process left when it ends (or on SIGTERM), writes "X <max rss KiB>
- * <cpu ms>" and exits with the program's status (the same signal when a signal ended it).
+ * fails), kills every process left when it ends (or on SIGTERM, SIGINT or SIGHUP), writes
+ * "X <max rss KiB> <cpu ms>" and exits with the program's status (the same signal when a
+ * signal ended it). SIGUSR1 asks the program to end instead: SIGTERM to the program alone
+ * (through the PID namespace's init, which passes it on), whose end is then the run's; the
+ * runner that sends it bounds the wait itself, with a SIGTERM (a sandbox's graceful stop).
  *
  * With a relay (relay_path set; needs the network namespace and the loopback flag) the
  * helper, which is in the program's network namespace but under none of the program's

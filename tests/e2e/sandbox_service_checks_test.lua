@@ -92,7 +92,8 @@ describe("acceptance checks per service", function()
     -- a wrong path on the backend fails, with the backend's answer
     r = H.orket("sandbox check --card WEB-2", { cwd = dir })
     assert.equal(1, r.status, r.stdout .. r.stderr)
-    assert.matches("FAIL GET /nope: GET /nope: HTTP 404, expected 200", r.stdout, 1, true)
+    -- (the check's line names the service it ran against)
+    assert.matches("FAIL backend: GET /nope: GET /nope: HTTP 404, expected 200", r.stdout, 1, true)
     assert.matches("backend got /nope", r.stdout, 1, true)
     -- a service the sandbox does not run: refused, naming the card, the check and the service
     r = H.orket("sandbox check --card WEB-3", { cwd = dir })

@@ -33,6 +33,12 @@ local function service_of(t)
   return true, v
 end
 
+-- how a check's default name begins: the service it runs against, when it names one ("db:
+-- GET /"), so that two checks of one path on two services read apart
+local function on(c)
+  return c.service and (c.service .. ": ") or ""
+end
+
 -- a path on the app: absolute, no scheme or host, nothing a request line cannot hold
 local function bad_path(p)
   if type(p) ~= "string" then return "must be a string starting with /" end
@@ -142,12 +148,12 @@ local function normalize_http(h)
   local ok, v = opt_str(h, "contains", 4096)
   if not ok then return nil, "contains", v end
   c.contains = v
-  ok, v = opt_str(h, "name", 200)
-  if not ok then return nil, "name", v end
-  c.name = v or (c.method .. " " .. c.path)
   ok, v = service_of(h)
   if not ok then return nil, "service", v end
   c.service = v
+  ok, v = opt_str(h, "name", 200)
+  if not ok then return nil, "name", v end
+  c.name = v or (on(c) .. c.method .. " " .. c.path)
   local t, tf, terr = timeout_of(h.timeout_ms, "timeout_ms")
   if not t then return nil, tf, terr end
   c.timeout_ms = t
@@ -173,12 +179,12 @@ local function normalize_browser(b)
   end
   c.console_errors = b.console_errors == true -- false (the default): any console error fails the check
   c.screenshot = b.screenshot ~= false
-  ok, v = opt_str(b, "name", 200)
-  if not ok then return nil, "name", v end
-  c.name = v or ("browser " .. c.path .. " " .. c.selector)
   ok, v = service_of(b)
   if not ok then return nil, "service", v end
   c.service = v
+  ok, v = opt_str(b, "name", 200)
+  if not ok then return nil, "name", v end
+  c.name = v or (on(c) .. "browser " .. c.path .. " " .. c.selector)
   local t, tf, terr = timeout_of(b.timeout_ms, "timeout_ms")
   if not t then return nil, tf, terr end
   c.timeout_ms = t

@@ -131,13 +131,26 @@ local function health_text(p, one, i, ports)
     or ("TCP connect to port " .. ports[one.name])
 end
 
+-- what the run waits for of a service others start after, whatever depends_on's condition
+-- (service_started and service_healthy alike: the script starts the next service only once
+-- those before it are healthy)
+local function awaited(other)
+  if not other then return "" end
+  if other.job then return " (run to its end)" end
+  if other.database == "sqlite" then return " (its file, made before the services start)" end
+  if supervise.settles(other) then
+    return string.format(" (up: running %d ms, as it has no health check)", supervise.SETTLE_MS)
+  end
+  return " (healthy)"
+end
+
 -- A service's reasons, and what it waits for of those it starts after (as the plan's text
 -- says it) -> reasons, waits
 local function waits_of(one, by_name)
   local reasons, waits = one.reasons, {}
   for j, d in ipairs(one.depends_on) do
     local other = by_name[d.name]
-    waits[j] = d.name .. (other and other.job and " (run to its end)" or d.healthy and " (healthy)" or " (started)")
+    waits[j] = d.name .. awaited(other)
     -- compose refuses service_healthy on a service without a check; here it is the same
     -- wait as service_started, and that service is up once it has run SETTLE_MS: said
     if d.healthy and other and supervise.settles(other) then

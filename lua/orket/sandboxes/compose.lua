@@ -238,8 +238,10 @@ function services_yaml(p, o)
         L[#L + 1] = "      context: " .. q(sv.dir ~= "" and (o.context .. "/" .. sv.dir) or o.context)
         local df = o.dockerfiles and o.dockerfiles[sv.name]
         if df then L[#L + 1] = "      dockerfile: " .. q(df) end
-        local given = supervise.env_with(p, sv, M.PORT, base, addresses)
-        L[#L + 1] = "    command: " .. flow(plan_mod.argv(sv, "0.0.0.0", M.PORT, given))
+        -- (a job has no port, as in the sandbox: it listens on nothing)
+        local port = not sv.job and M.PORT or nil
+        local given = supervise.env_with(p, sv, port, base, addresses)
+        L[#L + 1] = "    command: " .. flow(plan_mod.argv(sv, "0.0.0.0", port, given))
         env_lines(L, given)
         if sv.entry then
           -- on the host IP the project's file binds it to (127.0.0.1 keeps it off the network)

@@ -502,7 +502,8 @@ end
 function M.argv(p, host, port, env)
   local function braces(a)
     return (a:gsub("{(%a+)}", function(k)
-      if k == "host" then return host elseif k == "port" then return tostring(port) end
+      -- (a job has no port: its {port} stays as written)
+      if k == "host" then return host elseif k == "port" then return port and tostring(port) or nil end
     end))
   end
   local raw = env and p.command_raw

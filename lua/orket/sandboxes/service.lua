@@ -39,20 +39,32 @@ local SUN_MAX = 107 - #".probe"
 
 --- sockets(row) -> {name -> socket path} of a sandbox of several services (row: its
 --- socket, port and command as the store keeps them, the command a JSON list of
---- "name:port=command"): the entry's the sandbox's socket, each other's socket.PORT, which
---- the runner's helper relays to that port. {} for a sandbox of one service.
+--- "name:port=command", a job's "name=command"): the entry's the sandbox's socket, each
+--- other's socket.PORT, which the runner's helper relays to that port; a job none (it has
+--- no port). {} for a sandbox of one service.
 function M.sockets(row)
   local out, list = {}, type(row.command) == "string" and cjson.decode(row.command) or nil
   if type(list) ~= "table" or type(row.socket) ~= "string" then return out end
+  local any = false
   for _, item in ipairs(list) do
     if type(item) ~= "string" then return {} end
     local name, port = item:match("^([%w][%w_.-]*):(%d+)=")
-    if not name then return {} end -- a single service's argv
-    port = math.tointeger(tonumber(port))
-    out[name] = port == row.port and row.socket or (row.socket .. "." .. port)
+    if name then
+      port = math.tointeger(tonumber(port))
+      out[name], any = port == row.port and row.socket or (row.socket .. "." .. port), true
+    elseif not item:match("^[%a][%w_-]*=") then
+      return {} -- a single service's argv
+    end
   end
-  return out
+  return any and out or {}
 end
+
+--- how long a sandbox's services have to end after a stop (orket.lua's sandbox.stop_timeout_ms
+--- when the settings give it), as `docker stop`'s 10 s: then what is left is killed
+M.STOP_TIMEOUT_MS = 10000
+--- past that time, how long the script of several services may take to kill what is left
+--- (it does at the time's end) before its owner has the helper kill every process
+M.STOP_SLACK_MS = 1000
 
 --- how long a deploy waits for a sandbox it replaces to end (its stop included): under the
 --- 30 s a detached `up` waits for its owner's row, so the deploy's own failure is what it says
@@ -60,6 +72,10 @@ M.REPLACE_WAIT_MS = 25000
 
 --- how long a deploy waits for the deploy before it (deploy.lock) to end
 M.DEPLOY_LOCK_WAIT_MS = 120000
+
+-- The file in a sandbox's directory its owner writes as it stops it: how long that may take,
+-- in ms (its bound), so that the process that asked (M.stop) waits that long for the end
+local STOPPING = "stopping"
 
 -- a row's sandbox directory, DIR/.orket/sandboxes/ID, named by its socket | nil
 local function home_of(row)
@@ -417,6 +433,7 @@ function M.reconcile(db)
         end
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
+        os.remove(home .. "/" .. STOPPING)
         remove_sockets(row)
       end
       -- recorded only now: a start meanwhile sees it live (and marks itself side), not an
@@ -843,7 +860,8 @@ function M.up(o)
     shown = {}
     local ports = supervise.ports(p, port)
     for _, sv in ipairs(p.services) do
-      shown[#shown + 1] = string.format("%s:%d=%s", sv.name, ports[sv.name],
+      -- (a job has no port: "migrate=...")
+      shown[#shown + 1] = string.format("%s%s=%s", sv.name, ports[sv.name] and (":" .. ports[sv.name]) or "",
         sv.command and table.concat(sv.command, " ") or tostring(sv.database))
     end
   end
@@ -853,7 +871,7 @@ function M.up(o)
   if p.services then
     local ports = supervise.ports(p, port)
     for _, sv in ipairs(p.services) do
-      if ports[sv.name] ~= port then relayed[#relayed + 1] = ports[sv.name] end
+      if ports[sv.name] and ports[sv.name] ~= port then relayed[#relayed + 1] = ports[sv.name] end
     end
   end
   local me = math.tointeger(uv.os_getpid())
@@ -897,7 +915,10 @@ function M.up(o)
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
     owner_lock = owner_lk,
     services = M.sockets { socket = sock, port = port, command = row.command },
-    commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
+    commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting",
+    stop_ms = s.stop_timeout_ms or M.STOP_TIMEOUT_MS }, Sandbox)
+  -- its stop's bound: the services' time, and for several the script's own kills after it
+  sb.stop_bound_ms = sb.stop_ms + (p.services and M.STOP_SLACK_MS or 0)
   local function fail(msg, code)
     sb:_kill()
     while sb.handle and not sb.exited do rt.sleep(10) end
@@ -974,7 +995,8 @@ function M.up(o)
     sb.databases = plan_databases(p.services)
     if not dok then return fail("sandbox: " .. derr, "EINVAL") end
     local aerr
-    argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree" })
+    argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree",
+      stop_ms = sb.stop_ms })
     if not argv then return fail("sandbox: " .. aerr, "ENOENT") end
     cwd = home .. "/tree"
   end
@@ -1072,6 +1094,14 @@ function Sandbox:_await_healthy(stopping, h)
           and string.format("%s answered, but its own health check had not passed yet%s", self.entry_name, hint)
           or string.format("%s answered, but %s, %s", self.entry_name, tostring(self.starting_name),
             job and "a job run after it, had not ended yet" or ("started after it, was not healthy yet" .. hint))
+      elseif self.entry_name and not self.settle_mark then
+        -- the entry started and never answered: named with its port, as a service the
+        -- script checks is (of five services, "Connection refused" named none)
+        last = h.kind == "http"
+          and string.format("%s did not pass its health check on its port %d (its $%s)%s", self.entry_name,
+            self.port, self.plan.port_env, last and (": " .. last) or "")
+          or string.format("%s: nothing answered a TCP connect to its port %d (its $%s) on 127.0.0.1%s",
+            self.entry_name, self.port, self.plan.port_env, last and (" (" .. last .. ")") or "")
       end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
@@ -1116,6 +1146,7 @@ function Sandbox:_spawn(hargv, henv)
       -- only noted here: what follows (the store, the files) is done by the task watching
       self.exited = { code = code, signal = sig }
       if self.handle and not self.handle:is_closing() then self.handle:close() end
+      if self.kill_timer and not self.kill_timer:is_closing() then self.kill_timer:close() end
     end)
   if not handle then
     for _, pp in ipairs(self.pipes) do pp:close() end
@@ -1145,6 +1176,9 @@ end
 -- the reason. Its owner looks for it (the start and the watch, every 100 ms at most), so a
 -- stop never signals the owner, which may be `orket serve` with other work than this one.
 local STOP = "stop"
+--- how long a stop asked of another process waits for the owner to take it and end the
+--- sandbox, besides the owner's stop time once it says it is stopping
+M.STOP_WAIT_MS = 5000
 
 --- sb:_stop_asked() -> the reason of a stop another process asked for | nil (the request
 --- is taken: the file removed)
@@ -1175,7 +1209,8 @@ end
 -- script's own status. Only whole lines beginning with supervise.SAY are the script's: a
 -- service's lines reach the same pipe as "[name] ...".
 local SAID = { "^(.+ ended %(status %d+%) before it was healthy)", "^(.+ ended %(status %d+%))",
-  "^(.+ was not healthy .+)", "^([%a][%w_-]*: .+ failed %(status %d+%))$", "^([%a][%w_-]*: .+ failed)$" }
+  "^(.+ was not healthy .+)", "^([%a][%w_-]*: .+ failed %(status %d+%))$", "^([%a][%w_-]*: .+ failed)$",
+  "^([%a][%w_-]*: its port %d+ .+ was taken before it started, .+)$" }
 
 function Sandbox:_said_line(line)
   if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
@@ -1264,6 +1299,7 @@ function Sandbox:_finish()
   end
   tree.remove(self.home .. "/tree")
   tree.remove(self.home .. "/tmp")
+  os.remove(self.home .. "/" .. STOPPING)
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
   -- the end is recorded: only now may a look from elsewhere find the owner's lock free (it
@@ -1274,8 +1310,29 @@ function Sandbox:_finish()
   self.finished = true
 end
 
+-- Stops the app, once: as `docker stop`, it is asked to end, and what is left when its stop's
+-- time is over is killed. SIGUSR1 has the helper send the program SIGTERM (the app, or the
+-- script of several services, which signals each in their order: orket.sandboxes.supervise);
+-- SIGTERM, at the bound, has it kill every process of the sandbox. The owner's own end
+-- (killed) ends the helper, and every process with it, as before.
 function Sandbox:_kill()
-  if self.handle and not self.handle:is_closing() and not self.exited then self.handle:kill("sigterm") end
+  if self.killing or not self.handle or self.handle:is_closing() or self.exited then return end
+  self.killing = true
+  self.handle:kill("sigusr1")
+  local t = uv.new_timer()
+  self.kill_timer = t
+  t:start(self.stop_bound_ms or M.STOP_TIMEOUT_MS, 0, function()
+    if not t:is_closing() then t:close() end
+    if self.handle and not self.handle:is_closing() and not self.exited then self.handle:kill("sigterm") end
+  end)
+  -- (another process's stop waits for the end as long as this may take: M.stop)
+  if self.home then
+    local f = io.open(self.home .. "/" .. STOPPING, "w")
+    if f then
+      f:write(tostring(self.stop_bound_ms or M.STOP_TIMEOUT_MS))
+      f:close()
+    end
+  end
 end
 
 -- Probes every interval: unhealthy after `failures` in a row, healthy again at the next
@@ -1364,15 +1421,36 @@ function M.stop(db, id, why, stopping)
     os.remove(tmp)
     return nil, "sandbox " .. id .. ": cannot ask its owner to stop it: " .. tostring(rerr), "EPERM"
   end
-  -- the owner records the end; wait for it a little
-  for _ = 1, 200 do
+  -- the owner records the end; wait for it a little, and once it says it is stopping (its
+  -- services given their time to end: Sandbox:_kill), as long as that may take
+  local t0, limit, took, looked = uv.now(), M.STOP_WAIT_MS, false, uv.now()
+  while true do
     local r = ops.get(db, id)
     if r and not ops.LIVE[r.status] then return true end
+    -- its owner killed meanwhile (the sandbox ended with it): marked so, as when it was
+    -- gone before the ask, not waited for to the end of its stop's time
+    if r and uv.now() - looked >= 500 then
+      looked = uv.now()
+      if not owner_alive(r) then
+        M.reconcile(db)
+        return true
+      end
+    end
     local asked = stopping and stopping()
     if asked then return nil, asked, "ECANCELED" end
+    if not took then
+      local f = io.open(home .. "/" .. STOPPING, "r")
+      local ms = f and math.tointeger(tonumber(f:read(16)))
+      if f then f:close() end
+      -- (bounded: the file is the app's owner's, but a folder others may write)
+      if ms and ms > 0 then
+        took, limit = true, math.max(limit, uv.now() - t0 + math.min(ms, 3600000) + M.STOP_WAIT_MS)
+      end
+    end
+    if uv.now() - t0 >= limit then break end
     rt.sleep(25)
   end
-  return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
+  return nil, string.format("sandbox %d: its owner did not stop it within %d s", id, limit // 1000), "ETIMEDOUT"
 end
 
 --- force_stop(db, id, who [, stopping]) -> true | nil, message, CODE: ends a live sandbox

@@ -6,8 +6,10 @@
 -- from the plan, which starts the services in dependency order, each once those before
 -- it answer their health check (the compose file's, else a TCP connect to its port),
 -- prefixes each line a service writes with its name, and, when any service ends, stops
--- the others and ends with its status, so the sandbox's owner sees the app end. Every
--- value from the tree reaches the script single-quoted: data, never code.
+-- the others and ends with its status, so the sandbox's owner sees the app end. A stop
+-- (its SIGTERM) stops them as `docker compose down` does: SIGTERM to each, dependants
+-- first, a time to end, then SIGKILL (stop_all). Every value from the tree reaches the
+-- script single-quoted: data, never code.
 local plan_mod = require "orket.sandboxes.plan"
 local composefile = require "orket.sandboxes.composefile"
 local database = require "orket.sandboxes.database"
@@ -29,6 +31,60 @@ M.SETTLE_MS = 1000
 
 --- how often the script asks whether a service has ended (its end ends the sandbox)
 M.END_POLL_MS = 100
+
+--- A stop's time, in all, unless the caller says (o.stop_ms): as `docker stop`'s 10 s, the
+--- services' time to end on their signal before what is left is killed
+M.STOP_MS = 10000
+
+--- runs(sv) -> whether service sv is a process the script keeps running (not a job, which
+--- has ended, nor SQLite, a file)
+function M.runs(sv)
+  return not sv.job and (sv.database == "postgresql" or (sv.database == nil and sv.command ~= nil))
+end
+
+--- stop_signal(sv) -> the signal a stop sends service sv: SIGINT for Orket's PostgreSQL (its
+--- fast shutdown, which ends its clients' sessions and writes a checkpoint: the postgres
+--- image's STOPSIGNAL), SIGTERM for any other (Docker's)
+function M.stop_signal(sv)
+  return sv.database == "postgresql" and "INT" or "TERM"
+end
+
+--- stop_waves(plan) -> the indexes of the services the script runs, in groups in the order a
+--- stop signals them, as Compose's `down`: a service once every service that depends on it,
+--- directly or through a job, has ended; those that nothing left depends on together. Each
+--- group in reverse start order.
+function M.stop_waves(p)
+  local at, dependents, level = {}, {}, {}
+  for i, sv in ipairs(p.services) do at[sv.name], dependents[i] = i, {} end
+  for i, sv in ipairs(p.services) do
+    for _, d in ipairs(sv.depends_on or {}) do
+      local j = at[d.name]
+      if j then dependents[j][#dependents[j] + 1] = i end
+    end
+  end
+  -- level: 0 when nothing depends on it, else one past the highest of those that do (the
+  -- plan has no cycle: composefile refuses one)
+  local function level_of(i)
+    if not level[i] then
+      local l = 0
+      for _, k in ipairs(dependents[i]) do l = math.max(l, level_of(k) + 1) end
+      level[i] = l
+    end
+    return level[i]
+  end
+  local by_level, levels = {}, {}
+  for i = #p.services, 1, -1 do
+    if M.runs(p.services[i]) then
+      local l = level_of(i)
+      if not by_level[l] then by_level[l], levels[#levels + 1] = {}, l end
+      table.insert(by_level[l], i)
+    end
+  end
+  table.sort(levels)
+  local out = {}
+  for k, l in ipairs(levels) do out[k] = by_level[l] end
+  return out
+end
 
 --- settles(sv) -> whether service sv is up by staying alive SETTLE_MS: its health check is
 --- turned off (healthcheck: {disable: true}, or test: ["NONE"]). Such an entry is the
@@ -80,12 +136,13 @@ end
 M.var = composefile.var
 
 --- ports(plan, port) -> {name -> port}: the entry on the sandbox's port (the one its socket
---- reaches), the others on the ports after it
+--- reaches), the others on the ports after it; a job none (it runs to its end, listening on
+--- nothing: no port, no address told the others, no socket of its own)
 function M.ports(p, port)
   local out, next_port = {}, port + 1
   for _, sv in ipairs(p.services) do
     if sv.entry then out[sv.name] = port
-    else
+    elseif not sv.job then
       out[sv.name] = next_port
       next_port = next_port + 1
     end
@@ -95,15 +152,18 @@ end
 
 --- addresses(plan, at) -> the variables every service is given, each service's place as
 --- at(sv) -> url, host, port says: NAME_URL, NAME_PORT, NAME_HOST, and DATABASE_URL when
---- there is one database. The sandbox's (handed) and a compose file's (orket.sandboxes.compose)
---- places differ; the names are the same.
+--- there is one database; a job has none (it has ended before any service that awaits it
+--- starts). The sandbox's (handed) and a compose file's (orket.sandboxes.compose) places
+--- differ; the names are the same.
 function M.addresses(p, at)
   local env, dbs = {}, {}
   for _, sv in ipairs(p.services) do
-    local v = M.var(sv.name)
-    local url, host, port = at(sv)
-    env[v .. "_URL"], env[v .. "_HOST"], env[v .. "_PORT"] = url, host, tostring(port)
-    if sv.database then dbs[#dbs + 1] = url end
+    if not sv.job then
+      local v = M.var(sv.name)
+      local url, host, port = at(sv)
+      env[v .. "_URL"], env[v .. "_HOST"], env[v .. "_PORT"] = url, host, tostring(port)
+      if sv.database then dbs[#dbs + 1] = url end
+    end
   end
   if #dbs == 1 then env.DATABASE_URL = dbs[1] end
   return env
@@ -129,12 +189,13 @@ function M.env_of(p, sv, ports, base, home)
   return M.env_with(p, sv, ports[sv.name], base, M.handed(p, ports, home))
 end
 
---- env_with(plan, sv, port, base, addresses) -> as env_of, with the addresses given
+--- env_with(plan, sv, port, base, addresses) -> as env_of, with the addresses given (a
+--- job's port nil: no port variable)
 function M.env_with(p, sv, port, base, addresses)
   local env = {}
   for k, v in pairs(base) do env[k] = v end
   for k, v in pairs(addresses) do env[k] = v end
-  env[p.port_env] = tostring(port)
+  env[p.port_env] = port and tostring(port) or nil
   for k, v in pairs(sv.env or {}) do env[k] = interpolate(v, env) end
   return env
 end
@@ -188,11 +249,14 @@ local function health_argv(sv, port, env)
   return { "/bin/sh", "-c", test[2] }
 end
 
--- a step run in the service's folder with its environment; its failure stops the start
-local function step(L, dir, env, sv, st)
-  L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 "
-    .. "|| { st=$?; say %s\" (status $st)\"; stop_all; exit 1; }", q(dir), env, words(st.argv),
-    q("s/^/[" .. sv.name .. "] /"), q(sv.name .. ": " .. st.what .. " failed"))
+-- a step run in the service's folder with its environment; its failure stops the start. In
+-- the background, waited for: a stop meanwhile runs the script's trap at once (bash runs
+-- it only after a command in the foreground ends) and sends the step its signal too
+local function step(L, dir, env, sv, st, unset)
+  L[#L + 1] = string.format("( cd -- %s && %sexport %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 & stepping=$!; "
+    .. "wait \"$stepping\" || { st=$?; stepping=''; say %s\" (status $st)\"; stop_all; exit 1; }; stepping=''",
+    q(dir), unset and ("unset " .. q(unset) .. " && ") or "", env, words(st.argv), q("s/^/[" .. sv.name .. "] /"),
+    q(sv.name .. ": " .. st.what .. " failed"))
 end
 
 --- check_timeout_ms(health, start_timeout_ms) -> how long one health check command may
@@ -206,18 +270,70 @@ end
 --- that runs the services (a database's as orket.sandboxes.database says) | nil, message
 function M.script(p, ports, base, start_timeout_ms, o)
   o = o or {}
+  local stop_ms = o.stop_ms or M.STOP_MS
+  local waves = M.stop_waves(p)
+  -- a stop: each group of services sent its signal, the step under way (a job, a seed: the
+  -- services after it have not started) as the first; the time each may take (stop_wave)
+  local stops = { "stop_wave " .. math.max(#waves, 1) .. " TERM \"${stepping:-}\"" }
+  for k, wave in ipairs(waves) do
+    local args = {}
+    for _, i in ipairs(wave) do
+      args[#args + 1] = string.format("%s \"${pid_%d:-}\"", M.stop_signal(p.services[i]), i)
+    end
+    stops[#stops + 1] = string.format("stop_wave %d %s", #waves - k + 1, table.concat(args, " "))
+  end
   local L = {
     "set -u",
     "pids=''",
+    "stepping=''", -- a step under way (step: a job, an initdb, a seed), in the background
     "checking=''", -- the process group of a health check under way (within)
     -- a pipe nobody writes: read -t on it waits its whole timeout, a sleep without a process
     "exec {nap}<> <(:)",
     "nap() { read -r -t \"$1\" -u \"$nap\" _ || :; }",
-    "stop_all() { [ -z \"$checking\" ] || kill -KILL -- -\"$checking\" 2>/dev/null; "
-      .. "for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; nap 0.5; "
-      .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
-    "trap 'stop_all; exit 143' TERM INT HUP",
+    -- gone PID: whether the process has ended. In a trap (a stop), bash reaps no child, so
+    -- an ended one stays a zombie, which kill -0 still finds: its state in /proc says it
+    -- own_proc: /proc is the sandbox's PID namespace's (not the host's, bound where the
+    -- kernel refused one: its pids are not this script's), so that its files may be read
+    "own_proc=''; { read -r l < /proc/self/stat && [ \"${l%% *}\" = \"$BASHPID\" ] && own_proc=1; } 2>/dev/null",
+    "gone() { local l; kill -0 \"$1\" 2>/dev/null || return 0; [ -n \"$own_proc\" ] || return 1; "
+      .. "read -r l < \"/proc/$1/stat\" 2>/dev/null || return 1; l=${l##*) }; [ \"${l%% *}\" = Z ]; }",
+    -- stop_wave LEFT SIGNAL PID...: a group's services each sent its signal (those still
+    -- running), then waited for until they end, up to the stop's end less stop_keep for each
+    -- of the LEFT - 1 groups after it; those still running then are killed. stop_keep: the
+    -- stop's time over twice the number of groups, so that a service that ignores its signal
+    -- leaves those it depends on a share of the time to end in
+    "stop_wave() { local left=$1 t p live; shift; local -a these=(); "
+      .. "while [ $# -ge 2 ]; do if [ -n \"$2\" ] && ! gone \"$2\"; then kill -s \"$1\" \"$2\" 2>/dev/null; "
+      .. "these+=(\"$2\"); fi; shift 2; done; [ ${#these[@]} -gt 0 ] || return 0; "
+      .. "t=$(( stop_end - (left - 1) * stop_keep )); "
+      .. "while :; do live=''; for p in \"${these[@]}\"; do gone \"$p\" || { live=1; break; }; done; "
+      .. "[ -n \"$live\" ] && [ \"${EPOCHREALTIME/./}\" -lt \"$t\" ] || break; nap 0.010; done; "
+      .. "for p in \"${these[@]}\"; do kill -KILL \"$p\" 2>/dev/null; done; }",
+    -- stop_all: as `docker compose down`, those that depend on others first, each group once
+    -- the one before it has ended; the stop's time is shared, so one that ignores its signal
+    -- never takes all of it from those it depends on (PostgreSQL's shutdown). Signals are
+    -- ignored from here on: a second TERM would run it again from its start
+    string.format("stop_all() { trap '' TERM INT HUP; [ -z \"$checking\" ] || kill -KILL -- -\"$checking\" 2>/dev/null; "
+      .. "local p stop_end=$(( ${EPOCHREALTIME/./} + %d000 )) stop_keep=%d000; %s; "
+      .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }", stop_ms,
+      stop_ms // (2 * math.max(#waves, 1)), table.concat(stops, "; ")),
+    -- (a moment for the lines the services wrote as they ended to pass their sed)
+    "trap 'stop_all; nap 0.1; exit 143' TERM INT HUP",
     "say() { printf '" .. M.SAY .. "%s\\n' \"$*\"; }",
+    -- holder PORT: held_by set to the service listening on 127.0.0.1:PORT (its socket's inode
+    -- in /proc/net/tcp, the process holding it, and that one's parents up to a service this
+    -- script started), '' when none can be told. Asked only when a port is taken: find is a
+    -- process, but started only then
+    "declare -A svc=()",
+    "holder() { local hex ino='' l st i f p line rest; held_by=''; [ -n \"$own_proc\" ] || return 0; "
+      .. "printf -v hex ':%04X' \"$1\"; "
+      .. "for f in /proc/net/tcp /proc/net/tcp6; do [ -r \"$f\" ] || continue; "
+      .. "while read -r _ l _ st _ _ _ _ _ i _; do [ \"$st\" = 0A ] && [ \"${l: -5}\" = \"$hex\" ] && { ino=$i; break 2; }; "
+      .. "done < \"$f\"; done; [ -n \"$ino\" ] || return 0; "
+      .. "read -r f < <(find /proc/[0-9]*/fd -lname \"socket:\\[$ino\\]\" -print -quit 2>/dev/null) || return 0; "
+      .. "p=${f#/proc/}; p=${p%%/*}; "
+      .. "while [ \"${p:-0}\" -gt 1 ] 2>/dev/null; do [ -n \"${svc[$p]+x}\" ] && { held_by=${svc[$p]}; return 0; }; "
+      .. "read -r line < \"/proc/$p/stat\" || return 0; rest=${line##*) }; set -- $rest; p=$2; done; }",
     -- early PID NAME: the service ended before it was healthy, said with its own status
     -- (wait reads it: bash keeps a reaped child's), not the script's
     "early() { local st; wait \"$1\" 2>/dev/null; st=$?; say \"$2 ended (status $st) before it was healthy\"; "
@@ -245,19 +361,29 @@ function M.script(p, ports, base, start_timeout_ms, o)
       if not r then return nil, rerr end
       run = r
     end
+    if not sv.job and run.argv then
+      -- its port free before it starts: a service that ignores $PORT and listens on another's
+      -- would answer that one's check, and the sandbox be said healthy with it listening
+      -- nowhere (one network namespace: a connect cannot tell who answered)
+      L[#L + 1] = string.format("if { : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null; then holder %d; say %s\"${held_by:-%s}\"%s; "
+        .. "stop_all; exit 1; fi", port, port, q(string.format("%s: its port %d (its $%s) was taken before it started, by ",
+          sv.name, port, p.port_env)), "another process",
+        q(" (a service listens on its own $" .. p.port_env .. ", never on another's)"))
+    end
     L[#L + 1] = string.format("say %s", q(string.format("%s%s(%s)", M.start_words(sv.name),
       sv.job and "to its end " or run.argv and ("on port " .. port .. " ") or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
     for _, pre in ipairs(run.before or {}) do step(L, dir, env, sv, pre) end
     if sv.job then
-      -- a job (depends_on's service_completed_successfully): run in the foreground, the
-      -- others waiting; its failure stops the start, its end does not end the sandbox
-      step(L, dir, env, sv, { what = "its run", argv = run.argv })
+      -- a job (depends_on's service_completed_successfully): run to its end, the others
+      -- waiting; its failure stops the start, its end does not end the sandbox
+      -- (without the port variable the script has, the entry's: a job has no port)
+      step(L, dir, env, sv, { what = "its run", argv = run.argv }, p.port_env)
       L[#L + 1] = string.format("say %s", q(sv.name .. " ran to its end"))
     elseif run.argv then
       names[#names + 1] = string.format("\"$pid_%d\") n=%s ;;", i, q(sv.name))
       L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 &", q(dir), env,
         words(run.argv), q("s/^/[" .. sv.name .. "] /"))
-      L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"", i, i)
+      L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"; svc[$pid_%d]=%s", i, i, i, q(sv.name))
       local test = run.health or health_argv(sv, port, given)
       if M.settles(sv) then
         -- no check to ask: up once it has stayed alive a moment

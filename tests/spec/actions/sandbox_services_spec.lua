@@ -258,11 +258,16 @@ describe("a repository's compose file", function()
     -- the job runs once, first; it is never the entry
     assert.same({ "migrate(job)", "api", "worker(entry)" }, names)
     local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
-    -- in the foreground, its failure stopping the start; not among the services whose end ends the sandbox
-    assert.matches("exec 'python3' 'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 || { st=$?; say 'migrate: "
-      .. "its run failed'\" (status $st)\"; stop_all; exit 1; }", script, 1, true)
+    -- waited for (in the background, so that a stop meanwhile is taken at once), its failure
+    -- stopping the start; not among the services whose end ends the sandbox; no port
+    assert.matches("( cd -- '.' && unset 'PORT' && export ", script, 1, true)
+    assert.matches("exec 'python3' 'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 & stepping=$!; "
+      .. "wait \"$stepping\" || { st=$?; stepping=''; say 'migrate: its run failed'\" (status $st)\"; stop_all; exit 1; }; "
+      .. "stepping=''", script, 1, true)
+    assert.is_nil(script:find("MIGRATE_", 1, true))
     assert.matches("say 'migrate ran to its end'", script, 1, true)
-    assert.is_nil(script:find("'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 &", 1, true))
+    assert.is_nil(script:find("'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 &\n", 1, true))
+    assert.is_nil(script:find("svc[$pid_1]", 1, true))
     assert.is_nil(script:find("n='migrate'", 1, true))
     -- written back for compose: its dependants await its success; no check, no restart
     local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
