@@ -66,6 +66,24 @@ describe("a program's changes (touched paths, folders, leftovers)", function()
     assert.matches(" deleted README%.md$", v.attempt)
   end)
 
+  it("to a move's destination: the source's deletion is judged once the destination is gone", function()
+    local dir = project([[
+  { role = "coder", match = "^Issue ", reply = { tool_calls = {
+    call("move_file", { from = "README.md", to = "docs/README.md" }),
+    call("run_command", { argv = { "sh", "-c", "rm docs/README.md" } }) } } },
+  { role = "coder", match = '"exit":0', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+]], { ["README.md"] = "readme\n" })
+    local r = H.orket("run ONE", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local c = card(dir, "ONE-1")
+    assert.equal("done", c.card.status)
+    -- the move was judged as a move; the program's rm of where it went deleted the file,
+    -- which the default policy asks about: put back, not merged as gone
+    assert.equal("readme\n", main_has(dir, "README.md"))
+    local v = assert(by_path(c)["README.md"], cjson.encode(c.violations))
+    assert.equal("POLICY_ASK", v.rule)
+  end)
+
   it("that make a file of a folder the branch has: the folder and what it held are put back", function()
     local dir = project([[
   { role = "coder", match = "^Issue ", reply = { tool_calls = {

@@ -507,7 +507,11 @@ local function enter(run, job)
   local needs = job.needs_main
   if needs == nil then needs = needs_main(run.db, job.card_id) end
   if needs then
-    -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
+    -- whatever an interrupted turn left is committed first (merge_from_main wants a clean
+    -- tree), judged first as any whole commit is (orket.engine.progwrites): a program's
+    -- leftovers the policies refuse are put back, not committed here unjudged
+    local sok, serr, scode = progwrites.settle(run, job, dir, git.state)
+    if not sok then return nil, serr, scode end
     local cid, cerr, ccode = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
       message = string.format("%s: work left before merging main", job.card_id) })
     if not cid then return nil, cerr, ccode end

@@ -99,18 +99,20 @@ function M.touched(job, args)
   end
   if type(args.from) == "string" and type(args.to) == "string" then
     job.moved_from = job.moved_from or {}
-    job.moved_from[args.from] = true
+    job.moved_from[args.from] = args.to
   end
 end
 
--- Whether p is, or lies beneath, the source of one of the turn's moves
-local function moved_away(moved, p)
-  if not moved then return false end
-  if moved[p] then return true end
+-- Where p went, when p is, or lies beneath, the source of one of the turn's moves: the
+-- path it has under the move's destination | nil
+local function moved_to(moved, p)
+  if not moved then return nil end
+  if moved[p] then return moved[p] end
   for dir in p:gmatch("()/") do
-    if moved[p:sub(1, dir - 1)] then return true end
+    local to = moved[p:sub(1, dir - 1)]
+    if to then return to .. p:sub(dir) end
   end
-  return false
+  return nil
 end
 
 -- The program a refusal names
@@ -203,7 +205,10 @@ local function judge(run, job, dir, fresh)
     -- as a program may have changed or deleted it since: a write_file followed by a program's
     -- rm is a deletion, judged as delete_file; a file a program rewrote after an approved
     -- write_file matches that approval no more (its content differs), so it is refused.
-    if not st and moved_away(job.moved_from, p) then goto next end
+    -- (only while its destination holds it: a program that deleted the destination since
+    -- deleted the file, which is judged as such)
+    local to = not st and moved_to(job.moved_from, p)
+    if to and at(dir, to) then goto next end
     local args, content, cerr = { path = p }, nil, nil
     if st and needs then
       content, cerr = content_of(dir, p, st)

@@ -59,8 +59,8 @@ function M.sockets(row)
   return any and out or {}
 end
 
---- how long a sandbox's services have to end after a stop (orket.lua's sandbox.stop_timeout_ms
---- when the settings give it), as `docker stop`'s 10 s: then what is left is killed
+--- how long a sandbox's services have to end after a stop, as `docker stop`'s 10 s: then what
+--- is left is killed (a caller of new may give stop_timeout_ms; orket.lua has no such setting)
 M.STOP_TIMEOUT_MS = 10000
 --- past that time, how long the script of several services may take to kill what is left
 --- (it does at the time's end) before its owner has the helper kill every process
