@@ -46,8 +46,10 @@ function M.err(fmt, ...)
     local first, rest = msg:match("^([^\n]*)(.*)$")
     msg = plain(first) .. rest
   end
-  -- messages quote card ids, model text and servers' error bodies: inert on a terminal
-  io.stderr:write("orket: ", inert.text(msg), "\n")
+  -- messages quote card ids, model text and servers' error bodies: inert on a terminal. One
+  -- write: stderr is unbuffered, and workers share their server's, where a line written in
+  -- three pieces was cut by another process's line
+  io.stderr:write("orket: " .. inert.text(msg) .. "\n")
 end
 
 --- operator() -> the actor of a command's write (the local operator), orket.serve.localuse

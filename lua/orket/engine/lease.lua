@@ -59,7 +59,7 @@ function M.new(o)
   local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
   return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
     marks = 0, marked = {}, releasing = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end,
-    say = o.say or function(msg) io.stderr:write("orket: ", msg, "\n") end,
+    say = o.say or function(msg) io.stderr:write("orket: " .. msg .. "\n") end, -- (one write: a shared stderr)
     fence_say_ms = o.fence_say_ms or M.FENCE_SAY_MS }, Lease)
 end
 
