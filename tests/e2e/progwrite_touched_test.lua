@@ -38,6 +38,15 @@ end
 
 local function main_has(dir, path) return H.read(dir .. "/workspace/" .. path) end
 
+-- `orket run ONE` in dir, which ends 0 with ONE-1 done -> ONE-1's card
+local function run_done(dir)
+  local r = H.orket("run ONE", { cwd = dir })
+  assert.equal(0, r.status, r.stdout .. r.stderr)
+  local c = card(dir, "ONE-1")
+  assert.equal("done", c.card.status, cjson.encode(c.comments))
+  return c
+end
+
 local function by_path(c)
   local out = {}
   for _, v in ipairs(c.violations) do out[v.attempt:match("(%S+)$")] = v end
@@ -54,10 +63,7 @@ describe("a program's changes (touched paths, folders, leftovers)", function()
     call("run_command", { argv = { "sh", "-c", "rm README.md" } }) } } },
   { role = "coder", match = '"exit":0', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
 ]], { ["README.md"] = "readme\n" })
-    local r = H.orket("run ONE", { cwd = dir })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    local c = card(dir, "ONE-1")
-    assert.equal("done", c.card.status)
+    local c = run_done(dir)
     -- the deletion asks (the default policy), a program's cannot wait: put back as the
     -- branch had it before the turn (the turn's write_file and the rm both left out)
     assert.equal("readme\n", main_has(dir, "README.md"))
@@ -73,10 +79,7 @@ describe("a program's changes (touched paths, folders, leftovers)", function()
     call("run_command", { argv = { "sh", "-c", "rm docs/README.md" } }) } } },
   { role = "coder", match = '"exit":0', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
 ]], { ["README.md"] = "readme\n" })
-    local r = H.orket("run ONE", { cwd = dir })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    local c = card(dir, "ONE-1")
-    assert.equal("done", c.card.status)
+    local c = run_done(dir)
     -- the move was judged as a move; the program's rm of where it went deleted the file,
     -- which the default policy asks about: put back, not merged as gone
     assert.equal("readme\n", main_has(dir, "README.md"))
@@ -90,10 +93,7 @@ describe("a program's changes (touched paths, folders, leftovers)", function()
     call("run_command", { argv = { "sh", "-c", "rm -rf .github/workflows && echo x > .github/workflows && echo ok > b.txt" } }) } } },
   { role = "coder", match = '"exit":0', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
 ]], { [".github/workflows/ci.yml"] = "old ci\n", [".github/workflows/sub/deep.yml"] = "deep\n", ["README.md"] = "r\n" })
-    local r = H.orket("run ONE", { cwd = dir })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    local c = card(dir, "ONE-1")
-    assert.equal("done", c.card.status, cjson.encode(c.comments))
+    local c = run_done(dir)
     assert.equal("old ci\n", main_has(dir, ".github/workflows/ci.yml"))
     assert.equal("deep\n", main_has(dir, ".github/workflows/sub/deep.yml"))
     assert.equal("ok\n", main_has(dir, "b.txt"))
@@ -113,10 +113,7 @@ describe("a program's changes (touched paths, folders, leftovers)", function()
     call("run_command", { argv = { "sh", "-c", "rm -rf .github && ln -s %s .github" } }) } } },
   { role = "coder", match = '"exit":0', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
 ]], outside), { [".github/workflows/ci.yml"] = "old ci\n", ["README.md"] = "r\n" })
-    local r = H.orket("run ONE", { cwd = dir })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    local c = card(dir, "ONE-1")
-    assert.equal("done", c.card.status, cjson.encode(c.comments))
+    local c = run_done(dir)
     assert.equal("old ci\n", main_has(dir, ".github/workflows/ci.yml"))
     assert.equal("directory", uv.fs_lstat(dir .. "/workspace/.github").type)
     assert.equal("keep\n", H.read(outside .. "/keep.txt"))

@@ -403,9 +403,7 @@ end
 --- forget(run, card_id): what this process knew of the card's directory is no longer true
 --- (a program runs there): its next commit walks it whole
 function M.forget(run, card_id)
-  known(run, card_id, false)
-  -- and what it changes there is judged before that commit (orket.engine.progwrites)
-  progwrites.mark(run, card_id)
+  known(run, card_id, false) -- (a whole walk's commit judges what changed: orket.engine.progwrites)
 end
 
 --- worktree(run, card_id) -> the path of the card's working directory, attached to its

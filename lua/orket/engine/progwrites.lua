@@ -51,12 +51,11 @@ local AS = { get = function(_, name) return DEFS[name] end }
 -- a run's marks go with it
 local MARKS = setmetatable({}, { __mode = "k" })
 
---- mark(run, card_id) -> the card's mark: a program runs in the card's directory (what
---- orket.engine.gitwork's forget says: a tool's, an MCP server's, the issue's checks). It
---- only names the calls a refusal is told of: every commit that walks the directory judges
---- what changed there, marked or not. Kept in this process; a resumed turn marks its
---- recorded program calls again (orket.engine.turn).
-function M.mark(run, card_id)
+-- mark(run, card_id) -> the card's mark: the calls that ran programs in the card's
+-- directory. It only names the calls a refusal is told of: every commit that walks the
+-- directory judges what changed there, marked or not. Kept in this process; a resumed turn
+-- marks its recorded program calls again (orket.engine.turn).
+local function mark(run, card_id)
   local marks = MARKS[run]
   if not marks then
     marks = {}
@@ -73,7 +72,7 @@ end
 --- ran(run, card_id, call): mark, naming the call that runs the program (a process tool's,
 --- an MCP server's): the refusals of the next commit name it. The first CALLS_NAMED are kept.
 function M.ran(run, card_id, call)
-  local calls = M.mark(run, card_id)
+  local calls = mark(run, card_id)
   if #calls >= M.CALLS_NAMED then
     calls.more = calls.more + 1
     return
