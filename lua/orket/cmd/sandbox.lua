@@ -413,7 +413,7 @@ end
 
 -- ---- up, list, logs, stop -------------------------------------------------------------
 
-local function cli_err_line(msg) io.stderr:write("orket: ", tostring(msg), "\n") end
+local function cli_err_line(msg) io.stderr:write("orket: " .. tostring(msg) .. "\n") end -- (one write, as cli.err)
 
 local function sock_hint(row)
   return string.format("curl --unix-socket %s http://sandbox/", row.socket)
