@@ -1187,5 +1187,17 @@ function Conn:close(why)
   end
 end
 
+--- conn:wait_gone(deadline) -> true | false: (inside a task, after close) waits until a
+--- stdio server's helper has exited, or uv.now() reaches deadline. The helper exits only once
+--- the program's whole tree is reaped (core/confine.c's sweep), so nothing of the server
+--- writes after a true answer.
+function Conn:wait_gone(deadline)
+  while self.pid and not self.exit and self.proc and not self.proc:is_closing() do
+    if uv.now() >= deadline then return false end
+    rt.sleep(5)
+  end
+  return true
+end
+
 M.Conn = Conn
 return M

@@ -23,6 +23,9 @@ M.BACKOFF_MS = { 500, 1000, 2000, 5000, 10000, 30000 }
 -- notifications/tools/list_changed lists a server's tools again at most once in this long:
 -- a server sending it after every listing would otherwise keep Orket listing without pause
 M.RELIST_MS = 2000
+-- How long release waits for a card's server processes to be gone (past the 2 s SIGKILL
+-- backstop of orket.mcp.client's close, for a confinement helper that does not end on SIGTERM)
+M.RELEASE_WAIT_MS = 2500
 -- Sessions lost (HTTP 404) with no call answered between, when it is said once
 M.LOSSES_SAID = 3
 
@@ -453,10 +456,27 @@ function Manager:call(name, args, left_ms, where)
   return r
 end
 
---- manager:release(key): the card's turn ended: the server processes started for it end
---- (before its files are committed, so nothing they write comes after)
+--- manager:release(key): the card's turn ended: the server processes started for it end,
+--- and (inside a task) the call returns once they are gone, within M.RELEASE_WAIT_MS: their
+--- files are committed and judged next (orket.engine.progwrites), so nothing they write may
+--- come after. One still running at the bound is logged (mcp_error); its helper's SIGKILL
+--- backstop follows.
 function Manager:release(key)
-  for _, name in ipairs(self.names) do close_cards(self.servers[name], key, "the card's turn ended") end
+  local closed = {}
+  for _, name in ipairs(self.names) do
+    local c = self.servers[name].cards and self.servers[name].cards[key]
+    if c then closed[#closed + 1] = { name = name, conn = c } end
+    close_cards(self.servers[name], key, "the card's turn ended")
+  end
+  if #closed == 0 or not coroutine.isyieldable() then return end
+  local deadline = uv.now() + M.RELEASE_WAIT_MS
+  for _, x in ipairs(closed) do
+    if not x.conn:wait_gone(deadline) then
+      self.log { event = "mcp_error", server = x.name, message = string.format("its process for %s was still running "
+        .. "%d ms after the card's turn ended; the card's files are committed without waiting longer", tostring(key),
+        M.RELEASE_WAIT_MS) }
+    end
+  end
 end
 
 --- manager:status() -> {{name=, transport=, state=, why=, tools={names}, refused={{name=, why=}}, listing=}...}

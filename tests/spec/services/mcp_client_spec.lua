@@ -731,6 +731,24 @@ describe("orket.mcp.manager's card processes", function()
       m:close()
     end)
   end)
+
+  -- release sent SIGTERM and returned at once: the card's files were committed and judged
+  -- (orket.engine.progwrites) while its server could still be writing them
+  it("returns from release only once the card's process is gone", function()
+    in_task(function()
+      local uv = require "luv"
+      local m = manager_of { h = "plain" }
+      assert.same({}, m:start())
+      assert.is_true(m:call("h__ok", { m = "x" }, nil, { key = "E-1", cwd = H.tmpdir() }).ok)
+      local c = m.servers.h.cards["E-1"]
+      local pid = c.pid
+      m:release("E-1")
+      assert.is_nil(m.servers.h.cards["E-1"])
+      assert.is_table(c.exit, "release returned before the server's helper exited")
+      assert.is_nil((uv.kill(pid, 0)))
+      m:close()
+    end)
+  end)
 end)
 
 -- An in-process HTTP server: handle(msg, session id, answer(status, body, extra headers), head)
