@@ -208,6 +208,8 @@ function M.open(ws_dir, worktrees)
   end
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
+  -- what a run killed in the middle of putting a program's refused paths back left
+  progwrites.sweep(state)
   local st = uv.fs_stat(repo:path())
   return { repo = repo, dir = worktrees, state = state, made = made, aside = aside,
     ino = st and st.ino, dev = st and st.dev }

@@ -370,6 +370,26 @@ local function record(run, job, refused, by)
   end
 end
 
+--- sweep(state_root): removes the put-back folders (restore's) of processes no longer
+--- running: a kill in the middle of a put-back leaves its export there. One whose process
+--- runs (this one, another run on the project) is its own and kept; a pid reused since only
+--- keeps a leftover a while longer.
+function M.sweep(state_root)
+  local scan = uv.fs_scandir(state_root)
+  local gone = {}
+  while scan do
+    local name = uv.fs_scandir_next(scan)
+    if not name then break end
+    local pid = name:match("^%.put%-back%-.+%.(%d+)%.%d+$") or name:match("^%.put%-back%-.+%.(%d+)%.%d+%.aside$")
+    pid = pid and math.tointeger(tonumber(pid))
+    if pid and pid > 0 then
+      local alive, _, code = uv.kill(pid, 0)
+      if not alive and code == "ESRCH" then gone[#gone + 1] = state_root .. "/" .. name end
+    end
+  end
+  for _, path in ipairs(gone) do tree.remove(path) end
+end
+
 --- settle(run, job, dir, state_root) -> true | nil, msg, CODE: before every commit of the
 --- card's directory dir (job.card_id's, attached) that walks it whole: each path changed
 --- since the branch's tip is judged as the turn's seat's write_file of it (delete_file when
