@@ -5,7 +5,9 @@
 -- the engine's tools and the webhooks render in their own words. Uses a repository of
 -- orket.c.gitrepo and a board (orket.board). Contract: docs/git.md.
 local sj = require "orket.store.journal_reads"
+local sf = require "orket.store.forge"
 local inert = require "orket.inert"
+local gitdiff = require "orket.c.gitdiff"
 
 local M = {}
 
@@ -99,6 +101,36 @@ local function take_remote(o)
   return true
 end
 
+--- branch_pushed(db, repo, card) -> {from = the remote's head, pushed = the head Orket pushed for review} | nil:
+--- the remote's orket/<card> as last fetched (refs/remotes/orket-branches/orket/<card>: a hand-in's
+--- fetch, or the review's, beside the remote's main) holds commits on top of the head Orket last
+--- pushed for review (the pull_requests row's) that the card's branch lacks: someone pushed them
+--- after the hand-in. A branch that does not descend from what Orket pushed is the hand-in's to
+--- replace (orket.actions.prbranch), not this. Local reads only: in a transaction too.
+function M.branch_pushed(db, repo, card)
+  local row = sf.pull_request(db, card)
+  local pushed = row and row.head
+  if type(pushed) ~= "string" then return nil end
+  local ref = "refs/remotes/orket-branches/orket/" .. card
+  -- none fetched (ENOENT), or not on top of what Orket pushed
+  if repo:contains(ref, pushed) ~= true then return nil end
+  local objects = gitdiff.open(repo:path())
+  local from = objects and objects:resolve(ref)
+  if objects then objects:close() end
+  if type(from) ~= "string" or from == pushed then return nil end
+  if repo:contains("refs/heads/orket/" .. card, from) == true then return nil end
+  return { from = from, pushed = pushed }
+end
+
+-- The refusal of a move to done while branch_pushed says so: what merges into main is what
+-- was reviewed, and the person's commits are not dropped either. -> msg
+local function pushed_refusal(card, p)
+  return string.format("board: %s: the remote's orket/%s has commits Orket did not push (its head %s, on top of %s "
+    .. "pushed for review): the card is neither merged without them nor with them unreviewed. It stays in "
+    .. "code_review: its next hand-in takes them into its branch (a conflict with its work sends it back to "
+    .. "in_progress) and pushes it for review again.", card, card, p.from, p.pushed)
+end
+
 --- finish{db=, board=, card=, opts=, repo=, remote=, run_id=, event_actor=, conflict_actor=, hit=}
 --- -> {code = "done", card = moved, merge = {id=, kind=, stale=, diverged=, diverged_paths=} | nil}
 ---  | {code = "merge_conflict", paths = {...}, why = text}
@@ -107,7 +139,10 @@ end
 --- Moves card to done with opts (the board's transition options: actor, note), merging
 --- orket/<card> into main first when repo is given (nil: the card has no branch, only the
 --- move; branch = false: the repository has no branch of it, so only the move, once main is
---- known to hold its recorded work). remote: merge the fetched remote main first. A card whose
+--- known to hold its recorded work). remote (true or false: the project has a remote; true: its main
+--- was fetched): merge the fetched remote main first, and refuse the move (ECONFLICT, nothing
+--- written) while the remote's orket/<card> holds commits pushed after the hand-in
+--- (branch_pushed). A card whose
 --- newest recorded commit neither its branch nor main holds is not finished (work_lost). On
 --- a conflict the card is sent back (send_back, by conflict_actor). hit(name): the engine's kill points (orket.engine.fault:
 --- after_git_merge), handed in so this layer needs nothing of the engine's. Call it inside
@@ -117,6 +152,10 @@ function M.finish(o)
   local ok, err, code = board:check_transition(id, "done", o.opts)
   if not ok then return nil, err, code end
   local res, paths
+  if o.repo and o.branch ~= false and o.remote ~= nil then
+    local p = M.branch_pushed(o.db, o.repo, id)
+    if p then return nil, pushed_refusal(id, p), "ECONFLICT" end
+  end
   if o.repo then
     -- first, so work the forge merged into the remote's main counts as main's
     if o.remote then

@@ -11,6 +11,7 @@ local finish = require "orket.actions.finish"
 local mainline = require "orket.actions.mainline"
 local gitdiff = require "orket.c.gitdiff"
 local board_mod = require "orket.board"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -78,11 +79,40 @@ function M.take_pushed(o)
   return { code = "taken", kind = m.kind, id = m.id, from = rid }
 end
 
+-- Why a push of a card's branch was refused (EREJECTED) -> "moved" (the branch moved since it
+-- was read: a commit pushed meanwhile, as libgit2 found before sending, the remote's branch
+-- holding commits this repository lacks, or as the remote reports of a ref that moved under
+-- the push) | "remote", its words (its report, orket.c.gitrepo's "the remote refused <ref>
+-- (<status>)": a hook, a rule of its, a protected branch; inert, capped at REFUSAL_MAX) |
+-- "refused", the whole message (Orket's own refusal on the remote's behalf, as of a hook a
+-- push to a path would not run: it says why and what to do).
+local MOVED = { "non%-fast%-forward", "fetch first", "stale info", "failed to lock", "cannot lock", "but expected" }
+local MOVED_HERE = { "not present locally", "non%-fastforwardable" } -- libgit2's own (GIT_ENONFASTFORWARD)
+M.REFUSAL_MAX = 200
+function M.refusal(err)
+  local s = tostring(err)
+  local said = s:match("the remote refused %S+ %((.*)$")
+  if not said then
+    for _, p in ipairs(MOVED_HERE) do
+      if s:find(p) then return "moved" end
+    end
+    return "refused", s
+  end
+  said = said:gsub("%)$", "", 1)
+  local status = said:match("^[^)]*")
+  for _, p in ipairs(MOVED) do
+    if status:find(p) then return "moved" end
+  end
+  return "remote", inert.line(inert.clip(said, M.REFUSAL_MAX))
+end
+
 --- push{repo=, g=, auth=, card=, got=} -> the id pushed | nil, msg, CODE: the card's branch
 --- pushed after take_pushed answered got. Forced only over a branch it replaces (rewritten, or
 --- a head the card's branch does not hold); else a plain push, so a commit pushed to the
 --- remote after the fetch refuses it (EREJECTED: read again at the next hand-in) instead of
---- being pushed over.
+--- being pushed over. EREJECTED is said as what the remote said (refusal): its own refusal (a
+--- hook, a rule; its words quoted, capped at REFUSAL_MAX), Orket's on its behalf, or the branch
+--- having moved.
 function M.push(o)
   local repo, card, got = o.repo, o.card, o.got
   local auth = {}
@@ -92,6 +122,13 @@ function M.push(o)
     or nil
   local id, err, code = repo:push(o.g.remote, "orket/" .. card, auth)
   if not id and code == "EREJECTED" then
+    local why, said = M.refusal(err)
+    if why == "remote" then
+      return nil, string.format("the remote refused orket/%s: \"%s\" (its hook or rule, not a push meanwhile); "
+        .. "nothing was pushed, the next hand-in tries again", card, said), code
+    elseif why == "refused" then
+      return nil, string.format("orket/%s was not pushed, not for a push meanwhile: %s", card, said), code
+    end
     return nil, string.format("the remote's orket/%s moved after it was read (a push meanwhile), so it is not pushed "
       .. "over; the next hand-in takes it in: %s", card, tostring(err)), code
   end

@@ -5,11 +5,15 @@
 -- by Orket's merge commit (mark_merged), and otherwise it is closed with a comment naming
 -- that commit; a head main does not hold (a person's commits pushed after the head Orket
 -- merged) is never marked merged: closed with a comment that says they are not in main.
--- Each end is journaled once (`pull_request_end`). Network: call it in a task, outside any
+-- Each end is journaled once (`pull_request_end`). With or without a forge, the card's branch
+-- on the remote is read again after the merge (branch_left): commits pushed there during the
+-- review that main lacks are said, once. Network: call it in a task, outside any
 -- transaction. Rows: orket.store.forge. Contract: docs/git.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
 local sj = require "orket.store.journal_reads"
+local prbranch = require "orket.actions.prbranch"
+local board_mod = require "orket.board"
 
 local M = {}
 
@@ -96,6 +100,39 @@ function M.after_merge(o)
   local ok, cerr = forge.close_pr(g, token, number, note)
   if not ok then return { code = "failed", number = number, error = cerr } end
   return done("closed", { refused = merr })
+end
+
+--- branch_left{db=, g=, repo=, card=, merge_id=, run_id=[, auth=]} -> nil (no remote, or main
+--- holds all the remote's orket/<card> has) | {code = "left_out", from=, merge=} | {code =
+--- "failed", error=} (the branch could not be read: nothing journaled; the caller says it).
+--- After a card's merge into main, with or without a forge: its branch on the remote is read
+--- again (prbranch.fetch). Commits pushed there after the review's read of it (the review's
+--- move to done refuses those it saw: orket.actions.finish.branch_pushed) were not reviewed
+--- and are not in main; they are not dropped without a word either: once per head, a
+--- remote_branch event (kind "left_out") and a comment on the card name them, where they are
+--- kept and how to take them in. Network: call it in a task, outside any transaction.
+function M.branch_left(o)
+  local g, db, card = o.g, o.db, o.card
+  if not g or not g.remote or not o.repo then return nil end
+  local rid, err = prbranch.fetch(o.repo, g, card, o.auth)
+  if rid == nil then return { code = "failed", error = err } end
+  if rid == false or o.repo:contains("refs/heads/main", rid) == true then return nil end
+  for _, d in ipairs(sj.card_event_data(db, card, "remote_branch")) do
+    if d.kind == "left_out" and d.from == rid then return nil end
+  end
+  local kept = "refs/remotes/orket-branches/orket/" .. card
+  local why = string.format("Commits pushed to orket/%s on the remote during its review (up to %s) are not in main: "
+    .. "the card was merged as reviewed (%s), without them. They stay on the remote's orket/%s (and in workspace/'s "
+    .. "repository as %s); to have them merged, hand them to a new card, or merge them by hand: git -C workspace "
+    .. "merge %s", card, rid, tostring(o.merge_id), card, kept, rid)
+  local ok, werr = db:tx(function()
+    db:event { kind = "remote_branch", card = card, run = o.run_id, actor = "orket",
+      data = { kind = "left_out", from = rid, merge = o.merge_id, kept = kept } }
+    assert(board_mod.open(db):comment(card, { author = "orket", body = why }))
+    return true
+  end)
+  if not ok then return { code = "failed", error = werr } end
+  return { code = "left_out", from = rid, merge = o.merge_id }
 end
 
 return M

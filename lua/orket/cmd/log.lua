@@ -252,6 +252,20 @@ local EVENT = {
     add(st, string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
       d.number and string.format("; pull request #%s %s", num(d.number), one(d.url)) or ""))
   end,
+  remote_branch = function(ev, d, _, st)
+    local card, from = one(ev.card), one(d.from)
+    if d.kind == "taken" then
+      add(st, string.format("\n** %s: commits pushed to the remote's orket/%s (up to %s) taken into its branch (%s, %s); "
+        .. "pushed for review again", card, card, from, one(d.how), one(d.id)))
+    elseif d.kind == "replaced" then
+      add(st, string.format("\n** %s: the remote's orket/%s at %s (not on top of anything Orket pushed) replaced by the "
+        .. "push of %s; kept as %s: git -C workspace branch replaced/%s %s", card, card, from, one(d.head), one(d.kept),
+        card, from))
+    elseif d.kind == "left_out" then
+      add(st, string.format("\n** %s: commits pushed to the remote's orket/%s during its review (up to %s) are NOT in "
+        .. "main (the card merged as %s): git -C workspace merge %s", card, card, from, one(d.merge), from))
+    end
+  end,
   reload = function(_, d, _, st)
     add(st, "\n** scripts reloaded: " .. table.concat(list_of(d.files or {}), ", "))
     if type(d.unapplied) == "table" and #d.unapplied > 0 then

@@ -56,10 +56,11 @@ function M.later(o)
   o.board = o.board or board_mod.open(o.db)
   return task.spawn(function()
     local out = M.after_merge(o)
-    for _, step in ipairs { "pull_request", "push", "deploy" } do
+    for _, step in ipairs { "pull_request", "branch", "push", "deploy" } do
       local r = out[step]
       -- (a deploy that failed says only its error)
-      if o.say and type(r) == "table" and (r.code == "failed" or r.code == "diverged" or (not r.code and r.error)) then
+      if o.say and type(r) == "table" and (r.code == "failed" or r.code == "diverged" or r.code == "left_out"
+        or (not r.code and r.error)) then
         o.say { event = "after_merge", step = step, card = o.card, code = r.code or "failed",
           error = r.error and tostring(r.error) }
       end
@@ -89,6 +90,19 @@ function M.end_pull_request(o)
   local ok, out = pcall(pull_request.after_merge, { db = o.db, g = g, token = token, token_error = terr,
     card = o.card, merge_id = o.merge_id, run_id = o.run_id, by_person = o.by_person, holds = holds })
   token = nil
+  if not ok then return { code = "failed", error = tostring(out) } end
+  return out
+end
+
+--- branch_left{db=, g=, repo= (or dir=), card=, merge_id=, run_id=} -> the outcome of
+--- orket.actions.pull_request.branch_left | nil: commits pushed to the card's branch on the
+--- remote during its review, not in main, said; an error raised is a failure, said
+function M.branch_left(o)
+  local repo = o.repo or (o.dir and G.open(o.dir .. "/workspace"))
+  if not repo then return nil end
+  local ok, out = pcall(pull_request.branch_left, { db = o.db, g = o.g, repo = repo, card = o.card,
+    merge_id = o.merge_id, run_id = o.run_id })
+  if not o.repo then repo:close() end
   if not ok then return { code = "failed", error = tostring(out) } end
   return out
 end
@@ -138,6 +152,8 @@ function M.after_merge(o)
   if g and g.remote then
     out.pull_request = M.end_pull_request { db = o.db, g = g, card = o.card, merge_id = o.merge_id, run_id = o.run_id,
       by_person = o.by_person, repo = o.repo, dir = o.dir }
+    out.branch = M.branch_left { db = o.db, g = g, repo = o.repo, dir = o.dir, card = o.card, merge_id = o.merge_id,
+      run_id = o.run_id }
     out.push = M.push_main { owner = o.owner, db = o.db, g = g, repo = o.repo, dir = o.dir, card = o.card,
       run_id = o.run_id, backoff_ms = s.budgets and s.budgets.backoff_ms }
   end

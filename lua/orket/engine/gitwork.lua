@@ -7,6 +7,7 @@ local G = require "orket.c.gitrepo"
 local FINAL = require("orket.card").FINAL
 local finish = require "orket.actions.finish"
 local pull_request = require "orket.actions.pull_request"
+local prbranch = require "orket.actions.prbranch"
 local forge = require "orket.forge"
 local aftermerge = require "orket.engine.aftermerge"
 local deploy = require "orket.sandboxes.deploy"
@@ -537,7 +538,12 @@ local function enter(run, job)
   -- transaction, and finish merges it into main before the card (a conflict with what people
   -- merged on the forge is then the card's, sent back as any conflict)
   local g = remote_settings(run)
-  if g and job.phase == "review" then job.remote_main = aftermerge.fetch_main { g = g, repo = repo } and true or false end
+  if g and job.phase == "review" then
+    job.remote_main = aftermerge.fetch_main { g = g, repo = repo } and true or false
+    -- and the card's branch there: commits pushed to it after the hand-in refuse the move to
+    -- done (orket.actions.finish.branch_pushed); a fetch that fails leaves what the last read
+    pcall(prbranch.fetch, repo, g, job.card_id)
+  end
   local fs, ferr, fcode = workspace.open(path, run.settings and run.settings.workspace)
   if not fs then return nil, ferr, fcode end
   job.fs = fs
@@ -561,6 +567,10 @@ function M.said(run, card, out)
   if pr then
     run:emit { type = "git", card = card, action = "pull_request_end", outcome = pr.code, number = pr.number,
       error = pr.error }
+  end
+  if out.branch then
+    run:emit { type = "git", card = card, action = "branch_left", outcome = out.branch.code, from = out.branch.from,
+      error = out.branch.error }
   end
   if push and push.code ~= "uptodate" then
     run:emit { type = "git", card = card, action = "push_main", outcome = push.code, id = push.id, error = push.error,

@@ -11,6 +11,8 @@ local sf = require "orket.store.forge"
 local fault = require "orket.engine.fault"
 local board_mod = require "orket.board"
 local prbranch = require "orket.actions.prbranch"
+local finish = require "orket.actions.finish"
+local sj = require "orket.store.journal_reads"
 local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
 local inert = require "orket.inert"
@@ -31,7 +33,10 @@ M.row = sf.pull_request
 --- prepare(run, card) -> job {forge=true, card_id=} | nil, why-skipped | nil, nil, true (wait:
 --- another hand-in is being published) | nil (nothing to do): whether a card in code_review
 --- must be pushed (and its pull request opened) before anything else happens to it: with
---- review.human always, else when its branch moved since the last push. One hand-in is
+--- review.human always, else when its branch moved since the last push, or when the remote's
+--- orket/<card>, as last fetched, holds commits someone pushed on top of Orket's
+--- (orket.actions.finish.branch_pushed: the review's move to done is refused for them): the
+--- hand-in takes them in and the card is reviewed again. One hand-in is
 --- published at a time: pushes of main from two threads at once would race on the remote.
 function M.prepare(run, card)
   local g = git_settings(run)
@@ -41,7 +46,7 @@ function M.prepare(run, card)
   local head = run.git.repo:head("orket/" .. card.id)
   if not head then return nil end
   local pr = M.row(run.db, card.id)
-  if run.settings.review.human or not pr or pr.head ~= head then
+  if run.settings.review.human or not pr or pr.head ~= head or finish.branch_pushed(run.db, run.git.repo, card.id) then
     if run.forge_publishing then return nil, nil, true end
     run.forge_publishing = true
     return { forge = true, card_id = card.id, head = head }
@@ -56,6 +61,48 @@ local function pr_text(card)
   local body = string.format("Orket card %s.\n\n%s\n\nOrket-Card: %s", card.id,
     inert.cut(card.description or "", M.PR_BODY_MAX), card.id)
   return title, body
+end
+
+-- Journaled in its own transaction (a remote_branch event, and a comment when given): what
+-- a hand-in did to the remote's orket/<card> that a person must be able to find in `orket
+-- log` and `orket card`, not only in the run's output. -> true | nil, msg
+local function journal_branch(run, job, card, data, comment)
+  return run.db:tx(function()
+    run:check_lease(job)
+    run.db:event { kind = "remote_branch", card = card, run = run.run_id, actor = "orket", data = data }
+    if comment then assert(run.board:comment(card, { author = "orket", body = comment })) end
+    return true
+  end)
+end
+
+-- Commits a person pushed on top of Orket's head, taken into the card's branch (got:
+-- take_pushed's "taken"); pushed: the head Orket had pushed. On a card with checks the
+-- take_in event's comment said it already.
+local function journal_taken(run, job, card, got, pushed, checks)
+  local why = not checks and string.format("Commits pushed to orket/%s on the remote after Orket's last push (up to "
+    .. "%s, on top of %s) were taken into the card's branch (%s, now %s): it is pushed and reviewed again, so what "
+    .. "merges into main is what was reviewed.", card, tostring(got.from), tostring(pushed), tostring(got.kind),
+    tostring(got.id)) or nil
+  return journal_branch(run, job, card, { kind = "taken", from = got.from, pushed = pushed, id = got.id,
+    how = got.kind }, why)
+end
+
+-- The remote's orket/<card> at from, not on top of anything Orket pushed (someone's own
+-- branch of that name, or one rewritten), about to be replaced by the hand-in's forced push
+-- of head: said once per replaced head (a hand-in tried again finds it again), before the
+-- push, so a kill after it still leaves the record. The fetch kept it in workspace/'s
+-- repository as the tracking ref, until the branch is read again (then in that ref's reflog).
+local function journal_replaced(run, job, card, from, head)
+  for _, d in ipairs(sj.card_event_data(run.db, card, "remote_branch")) do
+    if d.kind == "replaced" and d.from == from then return true end
+  end
+  local kept = "refs/remotes/orket-branches/orket/" .. card
+  local why = string.format("The remote's orket/%s was at %s, not on top of anything Orket pushed for this card "
+    .. "(someone's own branch of that name, or one rewritten): the hand-in replaces it with the card's branch (%s), "
+    .. "a forced push. That commit is kept in workspace/'s repository as %s until the branch is read again (then in "
+    .. "that ref's reflog); get it back with: git -C workspace branch replaced/%s %s", card, from, tostring(head), kept,
+    card, from)
+  return journal_branch(run, job, card, { kind = "replaced", from = from, head = head, kept = kept }, why)
 end
 
 -- The network part: push main (so the pull request has its base; a remote main that moved
@@ -183,6 +230,9 @@ local function publish(run, g, card, token, job)
       return nil, nil, got
     end
     job.head = got.id
+    local jok, jerr = journal_taken(run, job, card.id, got, row and row.head, checks)
+    if not jok then return nil, "the commits pushed to the remote's orket/" .. card.id .. " were taken into the card's "
+      .. "branch, but that could not be recorded, so nothing was pushed: " .. tostring(jerr) end
     if checks then run:emit { type = "git", card = card.id, action = "take_pushed", verify = true, id = got.id } end
     fault.hit("after_take_in")
     if checks then return nil, nil, { verify = true, id = got.id } end
@@ -211,7 +261,11 @@ local function publish(run, g, card, token, job)
     end
   end
   if got.code == "rewritten" then
-    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
+    local jok, jerr = journal_replaced(run, job, card.id, got.id, job.head)
+    if not jok then return nil, "the remote's orket/" .. card.id .. " (at " .. tostring(got.id) .. ") is not Orket's, "
+      .. "and its replacement could not be recorded, so it is not pushed over: " .. tostring(jerr) end
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id,
+      kept = "refs/remotes/orket-branches/orket/" .. card.id }
   end
   ok, err = prbranch.push { repo = repo, g = g, auth = auth, card = card.id, got = got }
   if not ok then return nil, err end
