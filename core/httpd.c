@@ -33,6 +33,11 @@
 #define HD_DEF_IDLE_S 30u
 #define HD_DEF_HEADER_MS 10000u
 #define HD_DEF_BODY_MS 30000u
+/* A body is read for as long as it keeps arriving: past its first body_timeout_ms at this
+ * many bytes a second on average, counted from the start (each byte earns its time), and
+ * never silent for body_timeout_ms. A slow-loris client trickling a byte a second is still
+ * cut at body_timeout_ms; an upload at a mobile uplink's rate is read whole. */
+#define HD_BODY_MIN_RATE 4096u
 #define HD_DEF_QUEUE ((size_t)1 << 20)
 /* MHD's memory per connection: three times the header cap and room for its own records,
  * so that a request over the cap (up to three times it) is read whole and refused by us,
@@ -49,6 +54,7 @@ typedef struct hd_conn {
   int fd;
   uint64_t deadline; /* loop ms; 0: none */
   int body_phase;    /* the deadline is the body's: answer 408 when it passes */
+  uint64_t body_since, body_last; /* loop ms: its body asked for, and its last bytes came */
   httpd_req *req;    /* the request on it, from its headers to its completion */
   char remote[INET6_ADDRSTRLEN + 1]; /* its address as text, once a request asked ("": not yet) */
   int busy;          /* a request's line is in, until MHD is done with it (answer sent) */
@@ -897,18 +903,36 @@ static void hd_http_date(char *out, size_t n) {
   if (w < 0 || (size_t)w >= n) snprintf(out, n, "Thu, 01 Jan 1970 00:00:00 GMT"); /* a year past 9999 */
 }
 
+/* ms as said to a client: "30 s", or "2500 ms" for a part of a second */
+static void hd_say_ms(char *out, size_t n, unsigned long long ms) {
+  if (ms % 1000 == 0) snprintf(out, n, "%llu s", ms / 1000);
+  else snprintf(out, n, "%llu ms", ms);
+}
+
 /* Answers a request MHD is still receiving, which MHD cannot answer itself (a response
  * may only be queued before the body or after its end): the lines go straight to the
  * socket, where MHD has written nothing yet, and the write side is shut. cap: the body
  * cap, named in a 413 as orket serve (this server's one user) names it for a declared
- * length, so a chunked upload is told the same. */
-static void hd_refuse_raw(int fd, unsigned status, size_t cap) {
+ * length, so a chunked upload is told the same; for a 408 the body's timeout in ms, with
+ * slow: it came slower than the minimum rate (else it stopped for that long). */
+static void hd_refuse_raw(int fd, unsigned status, size_t cap, int slow) {
   const char *reason = status == 408 ? "Request Timeout" : status == 503 ? "Service Unavailable" : "Content Too Large";
-  char body[320];
-  if (status == 408)
-    snprintf(body, sizeof body, "%s",
-             "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}");
-  else if (status == 503)
+  char body[400];
+  if (status == 408) {
+    char t[32];
+    hd_say_ms(t, sizeof t, (unsigned long long)cap);
+    if (slow)
+      snprintf(body, sizeof body,
+               "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body came too slowly: past its first "
+               "%s it must keep arriving at %u bytes a second on average (ORKET_SERVE_LIMITS body_timeout_ms on "
+               "orket serve sets the %s)\"}}",
+               t, HD_BODY_MIN_RATE, t);
+    else
+      snprintf(body, sizeof body,
+               "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body stopped arriving: none of it came "
+               "for %s (ORKET_SERVE_LIMITS body_timeout_ms on orket serve sets it)\"}}",
+               t);
+  } else if (status == 503)
     snprintf(body, sizeof body,
              "{\"error\":{\"code\":\"busy\",\"message\":\"the server holds as many request bodies as it takes at "
              "once (%zu bytes in all: ORKET_SERVE_LIMITS max_bodies_bytes on orket serve sets it); send it again "
@@ -1188,6 +1212,18 @@ static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *met
   return qc.answered;
 }
 
+/* A body's bytes came: its deadline is body_timeout_ms from now, but no later than the time
+ * its bytes earned at HD_BODY_MIN_RATE past its first body_timeout_ms (never earlier than
+ * that first deadline, httpd_read_body's). */
+static void hd_body_progress(httpd_req *r) {
+  hd_conn *hc = r->hc;
+  uint64_t now = uv_now(r->h->loop), t = r->h->o.body_timeout_ms, n = r->body_len;
+  hc->body_last = now;
+  /* n * 1000 / rate, with no overflow for any size */
+  uint64_t earned = hc->body_since + t + n / HD_BODY_MIN_RATE * 1000 + n % HD_BODY_MIN_RATE * 1000 / HD_BODY_MIN_RATE;
+  hc->deadline = now + t < earned ? now + t : earned;
+}
+
 static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload, size_t *upload_size, void **con_cls) {
@@ -1198,9 +1234,13 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
     uint64_t t0 = h->refused ? uv_hrtime() : 0; /* a refusal's handling, for its log line */
-    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes)
-      return hd_refuse_head(h, conn, t0, method, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
-                            "the request line and headers are larger than the server accepts");
+    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes) {
+      /* the cap and what sets it, as the 413 names its own */
+      char big[200];
+      snprintf(big, sizeof big, "the request line and headers are larger than the server accepts (at most %zu "
+               "bytes: ORKET_SERVE_LIMITS max_header_bytes on orket serve sets it)", h->o.max_header_bytes);
+      return hd_refuse_head(h, conn, t0, method, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large", big);
+    }
     char why[200];
     const char *terr = hd_target_error(&h->mhd, conn, method, url, version, why, sizeof why);
     if (terr) return hd_refuse_head(h, conn, t0, method, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
@@ -1282,8 +1322,8 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       r->body_state = busy ? HTTPD_BODY_BUSY : HTTPD_BODY_TOO_LARGE;
       r->answered = 1;
       if (r->hc) {
-        if (busy) hd_refuse_raw(r->hc->fd, 503, r->h->o.max_bodies_bytes);
-        else hd_refuse_raw(r->hc->fd, 413, r->h->o.max_body_bytes);
+        if (busy) hd_refuse_raw(r->hc->fd, 503, r->h->o.max_bodies_bytes, 0);
+        else hd_refuse_raw(r->hc->fd, 413, r->h->o.max_body_bytes, 0);
         r->hc->deadline = uv_now(r->h->loop) + HD_LINGER_MS;
         r->hc->body_phase = 0;
       }
@@ -1303,6 +1343,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     }
     memcpy(r->body + r->body_len, upload, n);
     r->body_len += n;
+    if (n > 0 && r->hc && r->hc->body_phase) hd_body_progress(r);
     return MHD_YES;
   }
   if (r->header_call_due) { /* the repeated headers call, not the body's end */
@@ -1513,7 +1554,8 @@ static void hd_on_sweep(uv_timer_t *t) {
   for (hd_conn *hc = h->conns; hc; hc = hc->next) {
     if (hc->deadline == 0 || hc->deadline > now || hc->fd < 0) continue;
     if (hc->body_phase) {
-      hd_refuse_raw(hc->fd, 408, 0);
+      /* slow: bytes came within the timeout, but too few of them in all */
+      hd_refuse_raw(hc->fd, 408, h->o.body_timeout_ms, now < hc->body_last + h->o.body_timeout_ms);
       if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
         hc->req->body_state = HTTPD_BODY_TIMEOUT;
         hc->req->answered = 1; /* by the 408 above */
@@ -1887,8 +1929,10 @@ int httpd_read_body(httpd_req *r) {
   r->body_state = HTTPD_BODY_READING;
   r->header_call_due = 1;
   if (r->hc) {
-    r->hc->deadline = uv_now(r->h->loop) + r->h->o.body_timeout_ms;
+    uint64_t now = uv_now(r->h->loop);
+    r->hc->deadline = now + r->h->o.body_timeout_ms;
     r->hc->body_phase = 1;
+    r->hc->body_since = r->hc->body_last = now;
     /* libmicrohttpd's silence timeout would close a client gone quiet mid-body as the
      * deadline passes (or before it), and the 408 would never be sent: while the body is
      * read it waits past the deadline and the sweep's period (a second at most) */

@@ -1107,7 +1107,7 @@ static int lhd_close(lua_State *L) {
 /* req.name: the request's fields (its uservalue), else its methods. Fields: method, path
  * (raw, still percent-encoded), remote (the client's: httpd_remote), peer (the connection's),
  * trusted_peer (true when the peer is a trusted proxy, else nil), headers (lower-cased names, repeated ones joined by
- * ", "), query (raw names -> raw values, the first of a name wins), raw_query (the text
+ * ", ", Cookie's by "; "), query (raw names -> raw values, the first of a name wins), raw_query (the text
  * after the target's "?" as sent; nil without one), content_length (nil when none),
  * too_large. Upvalues: the metatable, the methods. A request's fields are read
  * a few dozen times while it is served, and luaL_checkudata's look-up of the metatable by
@@ -1141,6 +1141,14 @@ static void lhd_push_lower(lua_State *L, const char *s) {
   lua_pushlstring(L, buf, n);
 }
 
+/* Whether a header's name is Cookie, in any case. */
+static int lhd_is_cookie(const char *k) {
+  static const char c[] = "cookie";
+  for (size_t i = 0; i < sizeof c - 1; i++)
+    if (k[i] == '\0' || (k[i] | 0x20) != c[i]) return 0;
+  return k[sizeof c - 1] == '\0';
+}
+
 static void lhd_push_req(lua_State *L, httpd_req *r) {
   lhd_req *q = lua_newuserdatauv(L, sizeof *q, 1);
   memset(q, 0, sizeof *q);
@@ -1172,7 +1180,10 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
     lhd_push_lower(L, k);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) == LUA_TSTRING) {
-      lua_pushliteral(L, ", ");
+      /* Cookie lines are one list joined with "; " (RFC 6265 5.4, RFC 9113 8.2.3): with
+       * ", " a cookie on a later line read as part of the value before it */
+      if (lhd_is_cookie(k)) lua_pushliteral(L, "; ");
+      else lua_pushliteral(L, ", ");
       lua_pushstring(L, v);
       lua_concat(L, 3);
     } else {

@@ -552,7 +552,8 @@ CODES.forbidden = {
 }
 CODES.not_found = { status = 404, means = "no such route, card or run", remedy = "" }
 CODES.method_not_allowed = { status = 405, means = "the route exists with another method", remedy = "" }
-CODES.timeout = { status = 408, means = "the request body came too slowly", remedy = "" }
+CODES.timeout = { status = 408, means = "the request body stopped arriving, or came slower than the minimum rate",
+  remedy = "" }
 CODES.conflict = {
   status = 409,
   means = "the card or run changed meanwhile, or a run is already going",

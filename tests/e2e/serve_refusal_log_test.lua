@@ -42,7 +42,9 @@ describe("orket serve's refusals at the headers", function()
   it("logs each with route \"-\", its status and why, and counts it in orket_http_requests_total", function()
     local s = H.serve(H.example("webapp"))
     local cases = {
-      { head("X-Big: " .. ("a"):rep(20000) .. "\r\n"), 431, "the request line and headers are larger than the server accepts" },
+      { head("X-Big: " .. ("a"):rep(20000) .. "\r\n"), 431,
+        "the request line and headers are larger than the server accepts (at most 16384 bytes: ORKET_SERVE_LIMITS "
+          .. "max_header_bytes on orket serve sets it)" },
       { head("Content-Length: 2\r\nContent-Length: 40\r\n", "POST /v1/cards/API-2/comments HTTP/1.1") .. "{}", 400,
         "the request has more than one Content-Length", "POST" },
       { head("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", "POST /v1/cards/API-2/comments HTTP/1.1")

@@ -402,6 +402,38 @@ function Apps:_person(req, db, a, id)
   return e, projects.lower(role, e.role)
 end
 
+-- a cookie pair's name, as orket.serve.cookie reads it | nil for a pair without "=" or a name
+local function name_of(pair) return (cookie.pair(pair)) end
+
+-- text without the spaces around it (searches that run once over it: orket.serve.cookie.pair)
+local function trim(text)
+  local at = text:find("%S")
+  return at and text:match("^.*%S", at) or ""
+end
+
+-- The app's pairs of a Cookie value, Orket's taken out: pairs are split on ";", as the
+-- server joins repeated Cookie lines (RFC 6265 5.4). A front end that joined them with ","
+-- instead (as other repeated fields are) leaves one of Orket's after a comma: a pair
+-- holding one of Orket's between commas loses that part, and keeps the rest as sent (an
+-- app's value holding a comma, "list=a,b", passes whole). A pair without "=" is dropped.
+local function app_cookies(c)
+  local kept = {}
+  for pair in c:gmatch("[^;]+") do
+    if pair:find(",", 1, true) then
+      local parts, cut = {}, false
+      for part in pair:gmatch("[^,]+") do
+        if OWN[name_of(part)] then cut = true else parts[#parts + 1] = part end
+      end
+      if cut then pair = table.concat(parts, ",") end
+    elseif OWN[name_of(pair)] then
+      pair = ""
+    end
+    pair = trim(pair)
+    if name_of(pair) then kept[#kept + 1] = pair end
+  end
+  return kept
+end
+
 -- The request's cookies but Orket's own, for the app
 local function pass_in(req, ctx)
   local out = {}
@@ -413,11 +445,7 @@ local function pass_in(req, ctx)
   end
   local c = req.headers.cookie
   if type(c) == "string" then
-    local kept = {}
-    for pair in c:gmatch("[^;]+") do
-      local name = pair:match("^%s*([^=%s]+)=")
-      if name and not OWN[name] then kept[#kept + 1] = pair:match("^%s*(.-)%s*$") end
-    end
+    local kept = app_cookies(c)
     if #kept > 0 and not c:find("[\r\n]") then out[#out + 1] = "Cookie: " .. table.concat(kept, "; ") end
   end
   -- behind an https proxy the app builds https links, as it would deployed behind one

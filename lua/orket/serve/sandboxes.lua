@@ -360,15 +360,43 @@ M.PASS_OUT = { "content-type", "content-encoding", "cache-control", "etag", "las
 
 local enc = urlencode.encode
 
+-- the app's part of a raw request path (the route's {path*}, rest as the router gives it:
+-- decoded, its trailing "/" dropped), as the client sent it: the last segments of the raw
+-- path, as many as rest holds, and its trailing "/" (an app redirecting /docs to /docs/
+-- looped forever without it). The router refused what could change the route or leave the
+-- app's root ("." and "..", encoded or not, "%2F", "%5C", a control byte, an empty
+-- segment, an invalid escape), so each raw segment stands for rest's.
+local function raw_rest(raw, rest, clean)
+  local slash = #raw > 1 and raw:byte(-1) == 47
+  if rest == "" then return "" end
+  if clean then return slash and rest .. "/" or rest end -- the raw path's own bytes
+  local n = 1
+  for _ in rest:gmatch("/") do n = n + 1 end
+  local stop = slash and #raw - 1 or #raw
+  local at = stop + 1
+  for _ = 1, n do
+    repeat at = at - 1 until at < 1 or raw:byte(at) == 47
+    if at < 1 then return nil end
+  end
+  return raw:sub(at + 1, stop) .. (slash and "/" or "")
+end
+
+-- what a path may carry to the app as it is: RFC 3986's pchar (unreserved, sub-delimiters,
+-- ":" and "@"), its escapes (each valid: the router decoded them) and "/"; any other byte
+-- ("[", "]", "|", which a browser sends as typed) is escaped
+local NOT_PATH = "[^%w%-%._~!$&'()*+,;=:@/%%]"
+local function path_escape(c) return string.format("%%%02X", c:byte()) end
+
 -- (clean: app_route found the whole path plain, nothing to encode in it and no empty
--- segment: the checks below would say so again)
-local function target_url(path, query, clean, raw)
+-- segment; raw: the request's path as sent)
+local function target_url(raw, path, query, clean, raw_query)
   path = path or ""
+  local rest = type(raw) == "string" and raw_rest(raw, path, clean)
   local url
-  if clean or (not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47
-      and path:byte(-1) ~= 47) then
-    url = "http://sandbox/" .. path -- most paths: nothing to encode, segments as they are
-  else
+  if rest then
+    if not clean and rest:find(NOT_PATH) then rest = rest:gsub(NOT_PATH, path_escape) end
+    url = "http://sandbox/" .. rest
+  else -- no raw path (a handler's test): the decoded segments, each escaped
     local segs = {}
     for seg in path:gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
     url = "http://sandbox/" .. table.concat(segs, "/")
@@ -376,7 +404,7 @@ local function target_url(path, query, clean, raw)
   -- the query as the client sent it (its order, repeats, "+", a name without "=", an
   -- empty pair), as the app's own origin passes it: rebuilt from the parsed names, a repeat
   -- lost its later values and an empty pair became a name of its own
-  if raw and raw ~= "" then return url .. "?" .. raw end
+  if raw_query and raw_query ~= "" then return url .. "?" .. raw_query end
   if not query or next(query) == nil then return url end
   local names = {}
   for k in pairs(query) do names[#names + 1] = k end
@@ -392,7 +420,7 @@ end
 local function proxy(req, ctx)
   local row, st, doc = named_recent(ctx)
   if not row then return st, doc end
-  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query, ctx.params.clean, req.raw_query))
+  return M.forward(req, ctx, row, target_url(req.path, ctx.params.path, ctx.query, ctx.params.clean, req.raw_query))
 end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"

@@ -53,7 +53,9 @@ describe("orket.c.httpd srv:refusals", function()
     local tally = httpd.proxy_tally { route = "-", buckets = BUCKETS, log = function(l) lines[#lines + 1] = l end }
     srv:refusals(tally)
     local cases = {
-      { head("X-Big: " .. ("a"):rep(3000) .. "\r\n"), 431, "the request line and headers are larger than the server accepts" },
+      { head("X-Big: " .. ("a"):rep(3000) .. "\r\n"), 431,
+        "the request line and headers are larger than the server accepts (at most 2048 bytes: ORKET_SERVE_LIMITS "
+          .. "max_header_bytes on orket serve sets it)" },
       { head("Content-Length: 2\r\nContent-Length: 40\r\n", "POST /c HTTP/1.1") .. "{}", 400,
         "the request has more than one Content-Length", "POST" },
       { head("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", "POST /c HTTP/1.1") .. "0\r\n\r\n", 400,
