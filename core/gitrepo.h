@@ -225,8 +225,13 @@ int gitrepo_check(gitrepo *r, gr_err *e);
  * http(s):// URL), forced when force is set. password (a forge token), with user (NULL: the
  * URL's or "orket"), is offered once when the remote asks for HTTP credentials; neither is
  * kept or written anywhere. ENOENT: no such branch; EAUTH: the remote refused the
- * credentials; EREJECTED: the remote refused the ref (not a fast-forward, a hook);
- * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not.
+ * credentials; EREJECTED: the remote refused the ref (not a fast-forward, a hook), or a
+ * remote on this machine whose git would run a hook on the push or refuse it by
+ * receive.denyNonFastForwards (refused before anything is sent: libgit2's local transport
+ * runs neither); ENOENT also: a push of main to a remote that had main (GR_REMOTE_MAIN is
+ * there) and has other branches but no main; EREMOTE: it could not be reached or failed.
+ * The remote's ref moves atomically or not. A push of main moves GR_REMOTE_MAIN to what it
+ * pushed, as git's push moves its remote-tracking branch.
  * id (40 hex + NUL): the commit pushed, as the push read the branch (another operation may
  * move it between this call and the push reading it). */
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
@@ -236,8 +241,12 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
  * EINVAL). */
 int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e);
 /* Fetches the remote's main (url, credentials as for gitrepo_push) into GR_REMOTE_MAIN: 1
- * and its id in id (40 hex + NUL), 0 when the remote has no main (any earlier tracking ref is
- * dropped), -1 on error (EAUTH, EREMOTE, EINVAL). Nothing else of the repository changes. */
+ * and its id in id (40 hex + NUL), 0 when the remote has no main and no branch (any earlier
+ * tracking ref is dropped), -1 on error (EAUTH, EREMOTE, EINVAL; ENOENT when it had main,
+ * GR_REMOTE_MAIN says, and has other branches but no main: the ref kept). A fetch that finds
+ * the remote's main no longer holding its previous value, which main holds, records that as
+ * refs/orket/remote-main-dropped until the remote holds it again. Nothing else of the
+ * repository changes. */
 int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
                        gr_err *e);
 /* Fetches the remote's branch (e.g. "orket/X1") into GR_REMOTE_BRANCHES<branch>, as

@@ -39,7 +39,7 @@
     "bugfix_start", "bugfix_end", "bug_filed", "bug_moved",
     // the rest of docs/store.md's (tests/spec/tree/event_kinds_spec.lua keeps this whole)
     "tool_call_started", "budget_warning", "budget_reached", "budget_unpriced", "budget_approved", "requirements_review_of",
-    "key_create", "key_revoke", "session_start", "session_end", "watch_error", "merge_main", "push_failed",
+    "key_create", "key_revoke", "session_start", "session_end", "watch_error", "merge_main", "push", "push_failed",
     "pull_request", "pull_request_end", "take_in", "take_in_failed", "remote_branch", "webhook", "forge_comment", "sandbox_check",
     "bugfix_recheck",
     "user_add", "user_role", "user_password", "user_disable", "user_enable", "user_unlock", "member_grant", "member_revoke",

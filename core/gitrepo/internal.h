@@ -128,6 +128,10 @@ typedef struct gr_wd {
   gr_mark *mark; /* what this process knows of its index (gr_settle), NULL: nothing kept */
 } gr_wd;
 
+/* Where gitrepo_fetch_main records the remote's main as it was before a person moved it back
+ * past commits main holds (remote.c, gr_note_dropped); removed once the remote holds it again */
+#define GR_REMOTE_MAIN_DROPPED "refs/orket/remote-main-dropped"
+
 /* ---- errors (repo.c) ---- */
 
 /* Sets e (code, "git: " + the formatted message) and returns -1. */

@@ -27,18 +27,66 @@ typedef struct gr_push_state {
   const char *ref; /* the ref pushed, and the commit it was sent as (pushed: 1) */
   git_oid sent;
   int pushed;
+  /* a push of main: the remote's main as last fetched or pushed (had: GR_REMOTE_MAIN is
+   * there); gone: the remote has no main, so the push would make it again (refused), and
+   * head the branch the remote's HEAD names ("": none it has) */
+  git_remote *remote;
+  int had, gone;
+  git_oid was;
+  char head[256];
 } gr_push_state;
 
-/* What the push sends, as libgit2 read the local ref: the id to report as pushed. */
+/* The branch the connected remote's HEAD names into head ("" when none it has); 1 when the
+ * remote has any branch, 0 when it has none (an empty repository: a new remote) */
+static int gr_remote_head(const gitapi *g, git_remote *remote, char *head, size_t cap) {
+  const git_remote_head **heads = NULL;
+  size_t n = 0;
+  int any = 0;
+  head[0] = '\0';
+  if (g->remote_ls(&heads, &n, remote) != 0) return 1;
+  for (size_t i = 0; i < n; i++) {
+    const char *to = heads[i]->symref_target;
+    if (strcmp(heads[i]->name, "HEAD") == 0 && to && strncmp(to, "refs/heads/", 11) == 0)
+      snprintf(head, cap, "%s", to + 11);
+    if (strncmp(heads[i]->name, "refs/heads/", 11) == 0) any = 1;
+  }
+  return any;
+}
+
+/* What the push sends, as libgit2 read the local ref: the id to report as pushed. A push
+ * that would make main on a remote that had it is stopped here, before anything is sent. */
 static int gr_push_negotiated(const git_push_update **updates, size_t len, void *payload) {
   gr_push_state *s = payload;
+  static const git_oid none;
   for (size_t i = 0; i < len; i++) {
     if (updates[i]->dst_refname && strcmp(updates[i]->dst_refname, s->ref) == 0) {
+      /* (a remote with no branch at all is a new one, git.remote changed: main is made there) */
+      if (s->had && s->g->oid_equal(&updates[i]->src, &none) &&
+          gr_remote_head(s->g, s->remote, s->head, sizeof s->head)) {
+        s->gone = 1;
+        return -1;
+      }
       s->sent = updates[i]->dst;
       s->pushed = 1;
     }
   }
   return 0;
+}
+
+/* The refusal of a remote that had main and has it no more (its default branch renamed, or
+ * main deleted): making main there again would start a second line of history beside the
+ * team's, which nothing would say. -1 with e set (ENOENT). */
+static int gr_main_gone(gr_err *e, const char *doing, const char *shown, const char *was, const char *head) {
+  char why[200];
+  if (head[0])
+    snprintf(why, sizeof why, "its HEAD names %.120s: its default branch renamed?", head);
+  else
+    snprintf(why, sizeof why, "its HEAD names no branch it has: main deleted?");
+  return gr_fail(e, "ENOENT", "%s: the remote %.300s has no main any more (it had it at %.12s, kept as %s), and %s "
+                 "Orket pushes main only where it is the remote's main, so it does not make it again: rename the "
+                 "remote's branch back to main (its default branch), or, for Orket to make main there anew, drop "
+                 "what it knows of the remote's main: git -C workspace update-ref -d %s",
+                 doing, shown, was, GR_REMOTE_MAIN, why, GR_REMOTE_MAIN);
 }
 
 static int gr_push_cred(git_credential **out, const char *url, const char *user_from_url,
@@ -102,6 +150,189 @@ static int gr_remote_at(gitrepo *r, const char *url, const char *doing, git_remo
   return rc < 0 ? gr_git(g, e, rc, "remote") : 0;
 }
 
+/* ---- a remote on this machine: what git receive-pack would apply ------------------------- */
+
+/* A push to a path or file:// URL goes through libgit2's local transport, which copies the
+ * objects and writes the refs straight into the remote's repository: no git receive-pack, so
+ * none of its hooks and none of its receive.* settings. What git would refuse is refused here
+ * instead, before anything is sent. (libgit2 itself refuses every push to a repository with
+ * a working tree, so receive.denyCurrentBranch needs nothing; Orket never pushes a deletion,
+ * so neither does receive.denyDeletes; a push without force that is not a fast-forward is
+ * refused by libgit2 from the remote's advertised refs.) */
+
+/* The hooks git receive-pack runs (githooks(5)): any one of them, executable, would run on a
+ * push, and the team's policy may be in any (a refusal, a CI trigger, a mail). */
+static const char *const gr_receive_hooks[] = {"pre-receive", "update", "proc-receive", "reference-transaction",
+                                                "post-receive", "post-update", "push-to-checkout"};
+
+#define GR_CONFIG_MAX ((off_t)4 << 20) /* a larger config file is not read for its hooks */
+
+/* 1 and the folder in path when url is one libgit2 pushes to through its local transport:
+ * file://[localhost]/PATH (its %XX escapes decoded), or a folder of this machine given as
+ * a path (libgit2 takes a URL of no scheme it knows for one when the folder exists). */
+static int gr_local_path(const char *url, char *path, size_t cap) {
+  if (strncmp(url, "file://", 7) == 0) {
+    const char *p = url + 7;
+    if (strncmp(p, "localhost/", 10) == 0) p += 9;
+    if (*p != '/') return 0;
+    size_t n = 0;
+    for (; *p && n + 1 < cap; p++) {
+      unsigned int c;
+      if (p[0] == '%' && sscanf(p + 1, "%2x", &c) == 1 && strspn(p + 1, "0123456789abcdefABCDEF") >= 2 && c != 0) {
+        path[n++] = (char)c;
+        p += 2;
+      } else {
+        path[n++] = *p;
+      }
+    }
+    path[n] = '\0';
+    return *p == '\0';
+  }
+  struct stat st;
+  if (strstr(url, "://") != NULL || stat(url, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+  return (size_t)snprintf(path, cap, "%s", url) < cap;
+}
+
+/* Adds the config file path at level to cfg when it is a regular file of at most
+ * GR_CONFIG_MAX (looked at first without blocking: a FIFO there would hold the push). */
+static void gr_config_file(const gitapi *g, git_config *cfg, git_repository *rr, const char *path,
+                           git_config_level_t level) {
+  struct stat st;
+  if (path == NULL || *path == '\0') return;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return;
+  int plain = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= GR_CONFIG_MAX;
+  close(fd);
+  if (plain) (void)g->config_add_file_ondisk(cfg, path, level, rr, 0);
+}
+
+/* The settings git receive-pack would read for the repository rr, as a snapshot (NULL when
+ * it cannot be made): the system's file ($GIT_CONFIG_SYSTEM, else /etc/gitconfig; none under
+ * GIT_CONFIG_NOSYSTEM), the global ones ($GIT_CONFIG_GLOBAL, else $XDG_CONFIG_HOME/git/config
+ * or ~/.config/git/config, then ~/.gitconfig) and the repository's own, the last that says
+ * a setting winning. Orket's own repositories read none of the first two (repo.c). */
+static git_config *gr_receive_config(const gitapi *g, git_repository *rr) {
+  git_config *cfg = NULL, *snap = NULL;
+  if (g->config_new(&cfg) < 0) return NULL;
+  char p[PATH_MAX];
+  const char *home = getenv("HOME"), *sys = getenv("GIT_CONFIG_SYSTEM"), *glob = getenv("GIT_CONFIG_GLOBAL");
+  if (getenv("GIT_CONFIG_NOSYSTEM") == NULL)
+    gr_config_file(g, cfg, rr, sys ? sys : "/etc/gitconfig", GIT_CONFIG_LEVEL_SYSTEM);
+  if (glob) {
+    gr_config_file(g, cfg, rr, glob, GIT_CONFIG_LEVEL_GLOBAL);
+  } else {
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && *xdg && (size_t)snprintf(p, sizeof p, "%s/git/config", xdg) < sizeof p)
+      gr_config_file(g, cfg, rr, p, GIT_CONFIG_LEVEL_XDG);
+    else if (home && (size_t)snprintf(p, sizeof p, "%s/.config/git/config", home) < sizeof p)
+      gr_config_file(g, cfg, rr, p, GIT_CONFIG_LEVEL_XDG);
+    if (home && (size_t)snprintf(p, sizeof p, "%s/.gitconfig", home) < sizeof p)
+      gr_config_file(g, cfg, rr, p, GIT_CONFIG_LEVEL_GLOBAL);
+  }
+  if ((size_t)snprintf(p, sizeof p, "%sconfig", g->repository_commondir(rr)) < sizeof p)
+    gr_config_file(g, cfg, rr, p, GIT_CONFIG_LEVEL_LOCAL);
+  /* a string is read from a snapshot only: the repository takes the files, then one is made */
+  if (g->repository_set_config(rr, cfg) < 0 || g->repository_config_snapshot(&snap, rr) < 0) snap = NULL;
+  g->config_free(cfg);
+  return snap;
+}
+
+/* The folder git receive-pack takes its hooks from, for the bare repository rr: core.hooksPath
+ * (~/ is the home folder; a relative path is the repository's folder's, where git runs the
+ * hooks of a bare one), else its hooks/ folder. 0, or -1 when it does not fit. */
+static int gr_hooks_dir(const gitapi *g, git_repository *rr, git_config *cfg, char *dir, size_t cap) {
+  const char *hp = NULL, *home = getenv("HOME");
+  if (cfg && g->config_get_string(&hp, cfg, "core.hooksPath") == 0 && hp && *hp) {
+    size_t n;
+    if (strncmp(hp, "~/", 2) == 0 && home)
+      n = (size_t)snprintf(dir, cap, "%s/%s", home, hp + 2);
+    else if (hp[0] == '/')
+      n = (size_t)snprintf(dir, cap, "%s", hp);
+    else
+      n = (size_t)snprintf(dir, cap, "%s%s", g->repository_path(rr), hp);
+    return n < cap ? 0 : -1;
+  }
+  return (size_t)snprintf(dir, cap, "%shooks", g->repository_commondir(rr)) < cap ? 0 : -1;
+}
+
+/* 1 when commit `tip` is `old` or has it in its history, in repo; 0 when not (or repo lacks
+ * old); -1 on another error */
+static int gr_holds(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *old) {
+  if (g->oid_equal(tip, old)) return 1;
+  git_commit *c = NULL;
+  int rc = g->commit_lookup(&c, repo, old);
+  g->commit_free(c);
+  if (rc == GIT_ENOTFOUND) return 0;
+  if (rc < 0) return -1;
+  rc = g->graph_descendant_of(repo, tip, old);
+  return rc == GIT_ENOTFOUND ? 0 : rc < 0 ? -1 : rc;
+}
+
+/* Refuses (EREJECTED, nothing sent) a push of ref (its local commit id, forced or not) to
+ * the remote url when that is a bare repository of this machine whose receive-pack would
+ * run a hook, or would refuse it by receive.denyNonFastForwards; 0 when it may go (a remote
+ * that is not on this machine, or that cannot be opened: the push says why). */
+static int gr_receive_guard(gitrepo *r, const char *url, const char *branch, const char *ref, const git_oid *id,
+                            int force, gr_err *e) {
+  const gitapi *g = &r->git;
+  char path[PATH_MAX], dir[PATH_MAX], hook[PATH_MAX + 32];
+  git_repository *rr = NULL;
+  if (!gr_local_path(url, path, sizeof path) ||
+      g->repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+    return 0;
+  if (!g->repository_is_bare(rr)) { /* libgit2 refuses the push itself, writing nothing */
+    g->repository_free(rr);
+    return 0;
+  }
+  git_config *cfg = gr_receive_config(g, rr);
+  int ret = 0;
+  if (gr_hooks_dir(g, rr, cfg, dir, sizeof dir) != 0) {
+    ret = gr_fail(e, "EREJECTED", "pushing %s: the remote %s names a hooks folder (core.hooksPath) too long to "
+                  "look into, so whether git would run a hook on a push is not known: nothing was pushed",
+                  branch, path);
+    goto out;
+  }
+  for (size_t i = 0; i < sizeof gr_receive_hooks / sizeof gr_receive_hooks[0]; i++) {
+    struct stat st;
+    snprintf(hook, sizeof hook, "%s/%s", dir, gr_receive_hooks[i]);
+    if (stat(hook, &st) == 0 && S_ISREG(st.st_mode) && access(hook, X_OK) == 0) {
+      ret = gr_fail(e, "EREJECTED", "pushing %s: the remote %s has a hook git runs on a push, %.400s, which a push "
+                    "to a path or file:// URL would not run (libgit2 writes the remote's refs itself, without git "
+                    "receive-pack): nothing was pushed. Serve the remote over git://, ssh or http(s) and give that "
+                    "URL as git.remote in orket.lua, so that its hooks run, or remove the hook",
+                    branch, path, hook);
+      goto out;
+    }
+  }
+  int deny = 0;
+  git_oid old;
+  if (force && cfg && g->config_get_bool(&deny, cfg, "receive.denyNonFastForwards") == 0 && deny &&
+      g->reference_name_to_id(&old, rr, ref) == 0 && gr_holds(g, r->repo, id, &old) != 1) {
+    char was[GR_OID_HEX + 1];
+    g->oid_tostr(was, sizeof was, &old);
+    ret = gr_fail(e, "EREJECTED", "pushing %s: the remote %s refuses a push that is not a fast-forward "
+                  "(receive.denyNonFastForwards), and its %s at %.12s is not in the history of the commit pushed; "
+                  "a push to a path would not apply that setting, so it is applied here: nothing was pushed",
+                  branch, path, ref, was);
+  }
+out:
+  if (cfg) g->config_free(cfg);
+  g->repository_free(rr);
+  return ret;
+}
+
+/* After main was pushed as id: the remote's main is id, so the tracking ref says so (as git's
+ * push updates its remote-tracking branch), and what the remote had dropped of main is back. */
+static void gr_pushed_main(gitrepo *r, const git_oid *id) {
+  const gitapi *g = &r->git;
+  git_reference *ref = NULL;
+  if (g->reference_create_matching(&ref, r->repo, GR_REMOTE_MAIN, id, 1, NULL, "orket: push") == 0)
+    g->reference_free(ref);
+  ref = NULL;
+  if (g->reference_lookup(&ref, r->repo, GR_REMOTE_MAIN_DROPPED) == 0) (void)g->reference_delete(ref);
+  g->reference_free(ref);
+}
+
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
                  const char *password, char *id_out, gr_err *e) {
   const gitapi *g = &r->git;
@@ -117,7 +348,12 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   char doing[GR_KEY_MAX + 16];
   snprintf(doing, sizeof doing, "pushing %s", branch);
   if (gr_remote_at(r, url, doing, &remote, e) != 0) return -1;
-  gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref};
+  if (gr_receive_guard(r, url, branch, ref, &id, force, e) != 0) {
+    g->remote_free(remote);
+    return -1;
+  }
+  gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref, .remote = remote};
+  st.had = strcmp(ref, "refs/heads/" GR_MAIN) == 0 && g->reference_name_to_id(&st.was, r->repo, GR_REMOTE_MAIN) == 0;
   git_push_options po;
   g->push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
   po.callbacks.credentials = gr_push_cred;
@@ -128,6 +364,24 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   git_strarray refspecs = {specs, 1};
   rc = g->remote_push(remote, &refspecs, &po);
   g->remote_free(remote);
+  if (st.gone) {
+    /* a push's listing names no HEAD (git receive-pack advertises none): a fetch's does */
+    git_remote *look = NULL;
+    gr_err le;
+    git_remote_callbacks cb;
+    g->remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+    cb.credentials = gr_push_cred;
+    cb.payload = &st;
+    st.asked = 0;
+    if (!st.head[0] && gr_remote_at(r, url, doing, &look, &le) == 0 &&
+        g->remote_connect(look, GIT_DIRECTION_FETCH, &cb, NULL, NULL) == 0)
+      gr_remote_head(g, look, st.head, sizeof st.head);
+    g->remote_free(look);
+    char shown[512], was[GR_OID_HEX + 1];
+    gr_url_shown(url, shown, sizeof shown);
+    g->oid_tostr(was, sizeof was, &st.was);
+    return gr_main_gone(e, doing, shown, was, st.head);
+  }
   if (rc < 0) {
     /* libgit2's message may quote the URL; the credentials are never in it (they are not
      * part of the URL Orket passes) */
@@ -142,13 +396,16 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   /* nothing negotiated: the remote's branch already was the local one, read above */
   g->oid_tostr(id_out, GR_OID_HEX + 1, st.pushed ? &st.sent : &id);
+  if (strcmp(ref, "refs/heads/" GR_MAIN) == 0) gr_pushed_main(r, st.pushed ? &st.sent : &id);
   return 0;
 }
 
 /* Fetches the remote's src (refs/heads/...) into dst, as gitrepo_fetch_main and
- * gitrepo_fetch_branch say (what: how messages call it). */
+ * gitrepo_fetch_branch say (what: how messages call it). head (NULL: not asked) gets the
+ * branch the remote's HEAD names ("" when it names none it has), and dst is then kept when
+ * the remote has no src but has other branches (gitrepo_fetch_main decides). */
 static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char *dst, const char *what,
-                        const char *user, const char *password, char *id, gr_err *e) {
+                        const char *user, const char *password, char *id, char *head, size_t headcap, gr_err *e) {
   const gitapi *g = &r->git;
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
@@ -204,8 +461,9 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
       }
     }
   }
+  int others = head ? gr_remote_head(g, remote, head, headcap) : 0;
   g->remote_free(remote);
-  if (!found) {
+  if (!found && !others) {
     /* a tracking ref from an earlier fetch names nothing the remote has now */
     git_reference *old = NULL;
     if (g->reference_lookup(&old, r->repo, dst) == 0) (void)g->reference_delete(old);
@@ -214,9 +472,49 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
   return found;
 }
 
+/* After a fetch found the remote's main at now (it was at old before it, NULL: not known):
+ * GR_REMOTE_MAIN_DROPPED records the remote's main as it was when it moved to a commit that
+ * no longer holds it, while main holds it (a person moved the remote's main back past commits
+ * Orket pushed, or rewrote them), until the remote's main holds it again (a push of main
+ * puts them back: gr_pushed_main). Only said, never acted on: failing to write it is no
+ * error of the fetch. */
+static void gr_note_dropped(gitrepo *r, const git_oid *old, const char *now_hex) {
+  const gitapi *g = &r->git;
+  git_oid now, was, main;
+  git_reference *ref = NULL;
+  if (g->oid_fromstr(&now, now_hex) < 0) return;
+  if (g->reference_name_to_id(&was, r->repo, GR_REMOTE_MAIN_DROPPED) == 0) {
+    if (gr_holds(g, r->repo, &now, &was) != 0 && g->reference_lookup(&ref, r->repo, GR_REMOTE_MAIN_DROPPED) == 0)
+      (void)g->reference_delete(ref);
+    g->reference_free(ref);
+    return;
+  }
+  if (old == NULL || g->oid_equal(old, &now) || g->reference_name_to_id(&main, r->repo, "refs/heads/" GR_MAIN) != 0 ||
+      gr_holds(g, r->repo, &main, old) != 1 || gr_holds(g, r->repo, &now, old) != 0)
+    return;
+  const char *why = "orket: the remote dropped it";
+  if (g->reference_create_matching(&ref, r->repo, GR_REMOTE_MAIN_DROPPED, old, 1, NULL, why) == 0)
+    g->reference_free(ref);
+}
+
 int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
                        gr_err *e) {
-  return gr_fetch_ref(r, url, "refs/heads/" GR_MAIN, GR_REMOTE_MAIN, GR_MAIN, user, password, id, e);
+  const gitapi *g = &r->git;
+  git_oid old;
+  char head[256] = "";
+  int had = g->reference_name_to_id(&old, r->repo, GR_REMOTE_MAIN) == 0;
+  int rc = gr_fetch_ref(r, url, "refs/heads/" GR_MAIN, GR_REMOTE_MAIN, GR_MAIN, user, password, id, head,
+                        sizeof head, e);
+  if (rc == 1) gr_note_dropped(r, had ? &old : NULL, id);
+  /* (a remote without any branch had its tracking ref dropped: a new remote, main made there) */
+  if (rc != 0 || !had || g->reference_name_to_id(&old, r->repo, GR_REMOTE_MAIN) != 0) return rc;
+  /* The remote had main (fetched or pushed before, kept as GR_REMOTE_MAIN) and has it no
+   * more: refused (gr_main_gone), and the tracking ref kept, so that every later fetch and
+   * push of main is refused too until a person decides. */
+  char shown[512], was[GR_OID_HEX + 1];
+  gr_url_shown(url, shown, sizeof shown);
+  g->oid_tostr(was, sizeof was, &old);
+  return gr_main_gone(e, "fetching main", shown, was, head);
 }
 
 int gitrepo_fetch_branch(gitrepo *r, const char *url, const char *branch, const char *user, const char *password,
@@ -224,7 +522,7 @@ int gitrepo_fetch_branch(gitrepo *r, const char *url, const char *branch, const 
   char src[GR_CARD_MAX + 64], dst[GR_CARD_MAX + 128];
   if (gr_branch_ref(&r->git, branch, src, sizeof src, e) != 0) return -1;
   snprintf(dst, sizeof dst, GR_REMOTE_BRANCHES "%s", branch);
-  return gr_fetch_ref(r, url, src, dst, branch, user, password, id, e);
+  return gr_fetch_ref(r, url, src, dst, branch, user, password, id, NULL, 0, e);
 }
 
 int gitrepo_hold_library(gr_err *e) {

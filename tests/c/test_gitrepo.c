@@ -2588,9 +2588,207 @@ TEST(test_gitrepo_conflict_kinds) {
   tg_rmtree(base);
 }
 
+/* The id of ref in the repository at path, into id ("" when there is none) */
+static const char *tg_ref_at(const char *path, const char *ref, char *id) {
+  git_repository *repo = NULL;
+  git_oid oid;
+  id[0] = '\0';
+  if (git_repository_open(&repo, path) == 0 && git_reference_name_to_id(&oid, repo, ref) == 0)
+    git_oid_tostr(id, 41, &oid);
+  git_repository_free(repo);
+  return id;
+}
+
+/* Sets ref in the repository at path to commit hex (NULL: deletes it) */
+static int tg_set_ref(const char *path, const char *ref, const char *hex) {
+  git_repository *repo = NULL;
+  git_reference *out = NULL;
+  git_oid oid;
+  int rc = git_repository_open(&repo, path);
+  if (rc == 0 && hex) rc = git_oid_fromstr(&oid, hex) || git_reference_create(&out, repo, ref, &oid, 1, "test");
+  else if (rc == 0) rc = git_reference_remove(repo, ref);
+  git_reference_free(out);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* A commit made in the repository at path on top of commit parent (hex), with its tree: one
+ * nobody else has (a person's push), into out */
+static int tg_commit_in(const char *path, const char *parent, char *out) {
+  git_repository *repo = NULL;
+  git_commit *pc = NULL;
+  git_tree *tree = NULL;
+  git_signature *sig = NULL;
+  git_oid oid, made;
+  int rc = git_repository_open(&repo, path);
+  if (rc == 0) rc = git_oid_fromstr(&oid, parent);
+  if (rc == 0) rc = git_commit_lookup(&pc, repo, &oid);
+  if (rc == 0) rc = git_commit_tree(&tree, pc);
+  if (rc == 0) rc = git_signature_now(&sig, "person", "person@example.invalid");
+  const git_commit *parents[] = {pc};
+  if (rc == 0) rc = git_commit_create(&made, repo, NULL, sig, sig, NULL, "theirs", tree, 1, parents);
+  if (rc == 0) git_oid_tostr(out, 41, &made);
+  git_signature_free(sig);
+  git_tree_free(tree);
+  git_commit_free(pc);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* Sets a string in the config file of the repository at path (value NULL: removes it) */
+static int tg_config(const char *path, const char *name, const char *value) {
+  git_repository *repo = NULL;
+  git_config *cfg = NULL;
+  int rc = git_repository_open(&repo, path);
+  if (rc == 0) rc = git_repository_config(&cfg, repo);
+  if (rc == 0) rc = value ? git_config_set_string(cfg, name, value) : git_config_delete_entry(cfg, name);
+  git_config_free(cfg);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* A hook file at dir/name (made with its folder), executable or not */
+static void tg_hook(const char *dir, const char *name, int exec) {
+  char p[1024];
+  mkdir(dir, 0755);
+  tg_write(dir, name, "#!/bin/sh\necho refused >&2\nexit 1\n");
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  chmod(p, exec ? 0755 : 0644);
+}
+
+/* A push to a bare repository on this machine goes through libgit2's local transport, which
+ * runs no hook and applies no receive.* setting: one whose git would run a hook (its hooks/
+ * folder, core.hooksPath in its config or the global one, a file:// URL too) is refused
+ * before anything is sent, as is a forced push receive.denyNonFastForwards refuses; a hook
+ * file that is not executable, or a sample, is no hook. */
+static void tg_push_local_hooks(check_ctx *t, gitrepo *r, const char *base) {
+  char bare[600], hooks[700], dir[700], url[800], pid[41], id[41], glob[700];
+  gr_err e;
+  /* the machine's own git settings are not the test's (put back at the end) */
+  char *was_nosys = getenv("GIT_CONFIG_NOSYSTEM"), *was_glob = getenv("GIT_CONFIG_GLOBAL");
+  was_nosys = was_nosys ? strdup(was_nosys) : NULL;
+  was_glob = was_glob ? strdup(was_glob) : NULL;
+  setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+  snprintf(glob, sizeof glob, "%s/global.gitconfig", base);
+  tg_write(base, "global.gitconfig", "");
+  setenv("GIT_CONFIG_GLOBAL", glob, 1);
+  snprintf(bare, sizeof bare, "%s/hooked.git", base);
+  snprintf(hooks, sizeof hooks, "%s/hooks", bare);
+  CHECK(t, gitrepo_init_bare(bare, &e) == 0);
+  tg_hook(hooks, "pre-receive", 0);
+  tg_hook(hooks, "update.sample", 1);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, pid, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), pid);
+  tg_hook(hooks, "pre-receive", 1);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, e.code, "EREJECTED");
+  CHECK(t, strstr(e.msg, "hooked.git/hooks/pre-receive") != NULL && strstr(e.msg, "git://") != NULL);
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/orket/P1", id), ""); /* nothing written */
+  snprintf(url, sizeof url, "file://%s", bare);
+  CHECK(t, gitrepo_push(r, url, "orket/P1", 0, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, e.code, "EREJECTED");
+  tg_hook(hooks, "pre-receive", 0);
+  /* core.hooksPath, relative to a bare repository's folder */
+  snprintf(dir, sizeof dir, "%s/team-hooks", bare);
+  tg_hook(dir, "post-receive", 1);
+  CHECK(t, tg_config(bare, "core.hooksPath", "team-hooks") == 0);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, pid, &e) == -1);
+  CHECK(t, strstr(e.msg, "team-hooks/post-receive") != NULL);
+  CHECK(t, tg_config(bare, "core.hooksPath", NULL) == 0);
+  /* the global one (GIT_CONFIG_GLOBAL here), an absolute folder */
+  snprintf(dir, sizeof dir, "%s/global-hooks", base);
+  tg_hook(dir, "update", 1);
+  char text[800];
+  snprintf(text, sizeof text, "[core]\n\thooksPath = %s\n", dir);
+  tg_write(base, "global.gitconfig", text);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, pid, &e) == -1);
+  CHECK(t, strstr(e.msg, "global-hooks/update") != NULL);
+  tg_write(base, "global.gitconfig", "");
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, pid, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/orket/P1", id), pid);
+  /* receive.denyNonFastForwards: a forced push over a branch that moved elsewhere */
+  char was[41], base_id[41];
+  CHECK(t, gitrepo_head(r, "main", base_id, &e) == 0);
+  CHECK(t, tg_commit_in(bare, base_id, was) == 0);
+  CHECK(t, tg_set_ref(bare, "refs/heads/orket/P1", was) == 0); /* not in orket/P1's history */
+  CHECK(t, tg_config(bare, "receive.denyNonFastForwards", "true") == 0);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 1, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, e.code, "EREJECTED");
+  CHECK(t, strstr(e.msg, "receive.denyNonFastForwards") != NULL);
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/orket/P1", id), was);
+  CHECK(t, tg_config(bare, "receive.denyNonFastForwards", "false") == 0);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 1, NULL, NULL, pid, &e) == 0);
+  CHECK(t, strcmp(tg_ref_at(bare, "refs/heads/orket/P1", id), was) != 0);
+  if (was_nosys) setenv("GIT_CONFIG_NOSYSTEM", was_nosys, 1); else unsetenv("GIT_CONFIG_NOSYSTEM");
+  if (was_glob) setenv("GIT_CONFIG_GLOBAL", was_glob, 1); else unsetenv("GIT_CONFIG_GLOBAL");
+  free(was_nosys);
+  free(was_glob);
+}
+
+/* The remote's main as Orket knows it: a push of main moves the tracking ref; a fetch that
+ * finds the remote's main moved back past commits main holds records where it was
+ * (refs/orket/remote-main-dropped) until a push puts them back; a remote that had main and
+ * has it no more (renamed trunk) is refused by the fetch and by a push, naming its HEAD's
+ * branch, the tracking ref kept, until a person drops it. */
+static void tg_remote_main_moves(check_ctx *t, gitrepo *r, const char *base, const char *ws) {
+  char bare[600], wt[512], pid[41], id[41], first[41], second[41];
+  gr_err e;
+  int created = 0;
+  snprintf(bare, sizeof bare, "%s/moves.git", base);
+  CHECK(t, gitrepo_init_bare(bare, &e) == 0);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, first, &e) == 0);
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), first);
+  tg_wt(base, "M1", wt);
+  CHECK(t, gitrepo_worktree(r, "M1", wt, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, wt, "M1", "m.txt", "m\n", NULL, id) >= 0);
+  gr_merge_kind kind;
+  gr_paths conf;
+  CHECK(t, gitrepo_merge_to_main(r, "M1", &tg_who, second, &kind, &conf, &e) >= 0);
+  gr_paths_free(&conf);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, pid, &e) == 0);
+  CHECK_STR(t, pid, second);
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), second);
+  /* a person moves the remote's main back */
+  CHECK(t, tg_set_ref(bare, "refs/heads/main", first) == 0);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == 1);
+  CHECK_STR(t, id, first);
+  CHECK_STR(t, tg_ref_at(ws, "refs/orket/remote-main-dropped", id), second);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == 1); /* kept until put back */
+  CHECK_STR(t, tg_ref_at(ws, "refs/orket/remote-main-dropped", id), second);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, pid, &e) == 0);
+  CHECK_STR(t, tg_ref_at(ws, "refs/orket/remote-main-dropped", id), "");
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), second);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == 1);
+  CHECK_STR(t, tg_ref_at(ws, "refs/orket/remote-main-dropped", id), "");
+  /* the remote's default branch renamed: main is not made again beside it */
+  git_repository *remote = NULL;
+  git_reference *ref = NULL, *moved = NULL;
+  CHECK(t, git_repository_open(&remote, bare) == 0);
+  CHECK(t, git_reference_lookup(&ref, remote, "refs/heads/main") == 0 &&
+           git_reference_rename(&moved, ref, "refs/heads/trunk", 0, "test") == 0);
+  git_reference_free(ref);
+  git_reference_free(moved);
+  CHECK(t, git_repository_set_head(remote, "refs/heads/trunk") == 0);
+  git_repository_free(remote);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  CHECK(t, strstr(e.msg, "HEAD names trunk") != NULL && strstr(e.msg, "update-ref -d refs/remotes/orket/main") != NULL);
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), second);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  CHECK(t, strstr(e.msg, "pushing main") != NULL && strstr(e.msg, "HEAD names trunk") != NULL);
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), "");
+  /* a person chose: Orket's record of the remote's main dropped, main is pushed anew */
+  CHECK(t, tg_set_ref(ws, "refs/remotes/orket/main", NULL) == 0);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == 0);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, pid, &e) == 0);
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), second);
+}
+
 /* Pushes to a bare repository made with libgit2: a branch lands as the same name, a
  * rewritten one needs force (EREJECTED otherwise), a missing branch, remote or URL fails by
- * code, and nothing is left open (ASan). */
+ * code, and nothing is left open (ASan). A remote on this machine: tg_push_local_hooks, and
+ * main's moves there: tg_remote_main_moves. */
 TEST(test_gitrepo_push) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], bare[600], id[41], id2[41], url[700], pid[41];
   gr_err e;
@@ -2665,6 +2863,8 @@ TEST(test_gitrepo_push) {
   snprintf(url, sizeof url, "%s/missing.git", base);
   CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == -1);
   CHECK_STR(t, e.code, "EREMOTE");
+  tg_push_local_hooks(t, r, base);
+  tg_remote_main_moves(t, r, base, ws);
   git_repository_free(remote);
   git_libgit2_shutdown();
   gitrepo_close(r);

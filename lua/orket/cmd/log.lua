@@ -162,10 +162,14 @@ end
 
 local function push_failed(_, d, n, st)
   local paths = list_of(d.paths)
-  add(st, #paths > 0 and string.format("\n** main NOT pushed: the remote's main conflicts with it in: %s; "
-    .. "merge them by hand", table.concat(paths, ", "))
-    or string.format("\n** main NOT pushed after %s tries: %s (the next merge or run tries again)",
-      num(d.attempts or 1), clip(d.error, n)))
+  -- the commands a sync's error carries (orket.actions.mainline); a review's merge (finish)
+  -- journals the conflict alone
+  local how = type(d.error) == "string" and d.error:match("; (merge them by hand.*)$")
+  local tries = math.tointeger(d.attempts) or 1
+  add(st, #paths > 0 and string.format("\n** main NOT pushed: the remote's main conflicts with it in: %s; %s",
+    table.concat(paths, ", "), how and clip(how, n) or "merge them by hand")
+    or string.format("\n** main NOT pushed%s: %s (the next merge or run tries again)",
+      tries > 1 and string.format(" after %s tries", num(tries)) or "", clip(d.error, n)))
 end
 
 local function verification(ev, d, n, st)
@@ -240,9 +244,11 @@ local EVENT = {
   merge_main = function(ev, d, _, st)
     add(st, string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id)))
   end,
-  push = function(_, d, _, st)
+  push = function(_, d, n, st)
     add(st, string.format("\n** main pushed to the remote (%s)%s", one(d.id),
       (math.tointeger(d.attempts) or 1) > 1 and string.format(" after %s tries", num(d.attempts)) or ""))
+    -- a person had moved the remote's main back past commits pushed before: this push put them back
+    if type(d.rewound) == "table" and type(d.rewound.note) == "string" then add(st, "   " .. clip(d.rewound.note, n)) end
   end,
   merge_remote = function(_, d, n, st)
     add(st, string.format("\n** the remote's main merged into main (%s, %s)", one(d.kind), one(d.id))

@@ -11,10 +11,12 @@ local config = require "orket.config"
 local cmd = { summary = "show paths main's merges changed where workspace/ keeps yours, and if it is behind main",
   usage = "orket status [--json] [-C DIR]" }
 cmd.help = [[
-Prints the commit main is at, whether workspace/ (main's view) is behind main and why, and
-each path where a merge of main changed a file that workspace/ keeps your version of: what
-main has, what you have, and the commands that take main's or keep yours. Runs carry on
-either way (docs/git.md). From inside a project's folder (workspace/, epics/...) it reports
+Prints the commit main is at; with git.remote, main against the remote's main as Orket last
+fetched or pushed it (the same, ahead: not pushed yet, behind, or diverged: with the
+commands that merge them; nothing is fetched); whether workspace/ (main's view) is behind
+main and why, and each path where a merge of main changed a file that workspace/ keeps your
+version of: what main has, what you have, and the commands that take main's or keep yours.
+Runs carry on either way (docs/git.md). From inside a project's folder (workspace/, epics/...) it reports
 that project. Exits 0 when it could tell (whatever it found), 1 when it could not: no
 project, no workspace/ yet (no run is recorded: the first 'orket run' makes it), or
 workspace/ missing or not a repository; 2 on a wrong argument.
@@ -75,6 +77,39 @@ local function where_line(doc, body, cli)
   return "(the commands below run in the project's folder: cd " .. cli.shell_quote(doc.dir) .. ")\n"
 end
 
+-- main against git.remote's main as Orket last fetched or pushed it (views.status.remote_of),
+-- a paragraph | "": each line made inert, each command quoted as the paths' are
+local function remote_text(r, cli)
+  if not r then return "" end
+  local url, at = r.url, r.main and r.main:sub(1, 12)
+  local out
+  if r.state == "same" then
+    out = { string.format("the remote's main (%s) is main, as Orket last fetched or pushed it", url) }
+  elseif r.state == "ahead" then
+    out = { string.format("main is ahead of the remote's main as Orket last fetched or pushed it (%s, at %s): not "
+      .. "pushed yet; the next merge or 'orket run' pushes it ('orket log' says why a push failed)", url, at) }
+  elseif r.state == "behind" then
+    out = { string.format("the remote's main (%s, at %s as Orket last fetched it) is ahead of main: the next merge "
+      .. "or 'orket run' merges it into main and pushes main", url, at) }
+  elseif r.state == "diverged" then
+    out = { string.format("main and the remote's main (%s, at %s as Orket last fetched it) have diverged: main is "
+      .. "not pushed until a person merges them:", url, at),
+      "  " .. line(cli, { r.commands[1] }),
+      "  (resolve the conflicts it leaves: edit the files, then git -C workspace add them)",
+      "  " .. line(cli, { r.commands[2] }),
+      "  then any run ('orket run EPIC', 'orket resume') pushes main" }
+  else
+    out = { string.format("the remote's main (%s) is not known yet (nothing fetched or pushed): the next 'orket run' "
+      .. "pushes main", url) }
+  end
+  if r.dropped then
+    out[#out + 1] = string.format("the remote's main had moved back past commits main holds (it was at %s): the "
+      .. "next push of main puts them back", r.dropped:sub(1, 12))
+  end
+  for i, l in ipairs(out) do out[i] = inert.line(l) end
+  return table.concat(out, "\n") .. "\n"
+end
+
 -- The status as a person reads it -> text
 local function shown_text(doc, cli)
   local out = { behind_text(doc.behind) }
@@ -103,7 +138,7 @@ local function shown_text(doc, cli)
       #d.keep_view > 0 and line(cli, d.keep_view) or "(none: git commits no FIFO, socket or device)")
     if d.keep_warning then out[#out + 1] = "                  (" .. d.keep_warning .. ")\n" end
   end
-  local body = table.concat(out)
+  local body = remote_text(doc.remote, cli) .. table.concat(out)
   return string.format("main is at %s\n", doc.main:sub(1, 12)) .. where_line(doc, body, cli) .. body
 end
 

@@ -574,7 +574,7 @@ function M.said(run, card, out)
   end
   if push and push.code ~= "uptodate" then
     run:emit { type = "git", card = card, action = "push_main", outcome = push.code, id = push.id, error = push.error,
-      paths = push.paths }
+      paths = push.paths, rewound = push.rewound }
   end
   if d then
     run:emit { type = "sandbox", action = "deploy", card = card, reason = d.reason, commit = d.commit,

@@ -354,6 +354,7 @@ local function view_status(_, ctx)
   if not doc and dcode == "ENOENT" then return err(404, "not_found", derr) end
   if not doc then return err(500, "internal", derr) end
   doc.dir = nil
+  status_view.hide_folders(doc) -- a path remote is a folder of this server, as dir is
   return 200, status_view.as_json(doc)
 end
 

@@ -6,6 +6,7 @@
 local approvals = require "orket.actions.approvals" -- the command that decides a request
 local common = require "orket.llm.common" -- how attempts and durations read
 local inert = require "orket.inert"
+local mainline = require "orket.actions.mainline" -- how a diverged main's commands name the run after
 local status_view = require "orket.views.status" -- the line saying main's view is behind
 local uv = require "luv"
 
@@ -156,6 +157,29 @@ local function bugfix_line(ev)
   return "bug-fix phase: " .. tostring(ev.message)
 end
 
+-- main's push to git.remote after a merge or at the run's start (orket.actions.mainline):
+-- pushed says nothing, unless the remote's main had been moved back (rewound: the push put
+-- commits back); main left unpushed (diverged: a person merges, its error says how; failed:
+-- the next merge or run tries again) is said once for each reason, and again in the summary
+-- while no later push went
+function View:main_pushed(ev)
+  if ev.outcome == "pushed" then
+    self.unpushed = nil
+    local r = ev.rewound
+    local note = type(r) == "table" and r.note or type(r) == "string" and r
+    if note then self:note("main pushed to the remote: " .. tostring(note)) end
+    return
+  end
+  local why = tostring(ev.error or ev.outcome)
+  -- the run that pushes main after a person's merge: this one's target again
+  local at = self.target and why:find(mainline.RERUN, 1, true)
+  if at then why = why:sub(1, at - 1) .. "'orket run " .. self.target .. "'" .. why:sub(at + #mainline.RERUN) end
+  local line = string.format("main NOT pushed to the remote%s: %s", ev.outcome == "diverged" and " (it diverged)" or "",
+    why)
+  if line ~= self.unpushed then self:note(line) end
+  self.unpushed = line
+end
+
 --- view:event(ev): folds one engine event into the view; draws when a frame is due.
 function View:event(ev)
   -- events carry the model's text, tool names, agents' card ids and servers' error
@@ -243,6 +267,8 @@ function View:event(ev)
     self:note(inert.line(ev.message)) -- an open turn's changes went with its card's directory
   elseif t == "git" and ev.action == "history_lost" then
     self:note(inert.line(ev.message)) -- done cards whose merges main no longer holds
+  elseif t == "git" and ev.action == "push_main" then
+    self:main_pushed(ev)
   elseif t == "budget_unpriced" then
     self:note("warning: " .. inert.line(ev.message)) -- a model no money budget counts
   elseif t == "card_skipped" then
@@ -515,6 +541,8 @@ function View:finish()
     lines[#lines + 1] = "sandbox checks still running after: " .. table.concat(self.pending_checks, ", ")
       .. " (orket card CARD shows them)"
   end
+  -- the run's last push of main did not go: a person reading only the summary learns it
+  if self.unpushed then lines[#lines + 1] = self.unpushed end
   if self.stuck and #self.stuck > 0 then
     lines[#lines + 1] = "stuck cards:"
     for _, s in ipairs(self.stuck) do

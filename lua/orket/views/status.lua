@@ -1,13 +1,15 @@
 -- orket.views.status: main's view (the workspace folder) as data, the orket.status/1
 -- document that `orket status --json` and GET /v1/status give: each path where the view
 -- holds a person's version rather than main's, what main has there, and the commands that
--- take main's version or keep the person's (docs/git.md). Uses orket.c.gitrepo.
+-- take main's version or keep the person's; and, with git.remote, main against the remote's
+-- main as last fetched or pushed (docs/git.md). Uses orket.c.gitrepo.
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local config = require "orket.config"
 local gitrepo = require "orket.c.gitrepo"
 local lockfile = require "orket.c.lockfile"
+local mainline = require "orket.actions.mainline"
 
 local M = {}
 
@@ -178,6 +180,9 @@ function M.of_project(dir)
   local lk = lockfile.wait(dir .. "/.orket/git.lock", "shared", M.LOCK_MS)
   local doc, derr, dcode = M.of_repo(repo, lk ~= nil)
   if lk then lk:release() end
+  -- main against the remote's, as last fetched (an orket.lua that does not load: not said)
+  local cfg, s = config.settings(dir)
+  if doc and cfg then doc.remote = M.remote_of(repo, s.git) end
   repo:close()
   -- a person's git merge under way in workspace/: git refuses the keep commands' partial
   -- commit until it is concluded or aborted
@@ -188,6 +193,45 @@ function M.of_project(dir)
   end
   if doc then doc.dir, doc.given_dir = uv.fs_realpath(dir), dir end
   return doc, derr, dcode
+end
+
+--- remote_of(repo, g) -> main against git.remote's main as Orket last fetched or pushed it
+--- (no network: the refs of workspace/'s repository, mainline.TRACKING and DROPPED) | nil
+--- without git.remote: {url= (without credentials), main= (that commit, absent when none is
+--- known), state= "same" | "ahead" (main has commits the remote lacks: the next merge or run
+--- pushes them) | "behind" (the next merge or run merges the remote's) | "diverged" (a
+--- person merges them: commands, by_hand's argv lists, then a run pushes) | "unknown"
+--- (nothing fetched or pushed yet), dropped= (the commit the remote's main was at before a
+--- person moved it back past commits main holds; the next push puts them back)}
+function M.remote_of(repo, g)
+  if not (g and g.remote) then return nil end
+  local out = { url = mainline.shown_url(g.remote), state = "unknown" }
+  -- the repository's own refs, listed as a remote's: the binding reads no ref by name but a branch's
+  local ok, refs = pcall(gitrepo.ls_remote, repo:path())
+  refs = ok and type(refs) == "table" and refs or {}
+  local main, at = repo:head("main"), refs[mainline.TRACKING]
+  out.main, out.dropped = at, refs[mainline.DROPPED]
+  if not main or not at then return out end
+  if at == main then
+    out.state = "same"
+  elseif repo:contains("refs/heads/main", at) then
+    out.state = "ahead"
+  elseif repo:contains(mainline.TRACKING, main) then
+    out.state = "behind"
+  else
+    out.state = "diverged"
+    out.commands = commands(mainline.by_hand(g.remote))
+  end
+  return out
+end
+
+--- hide_folders(doc) -> doc without what names the machine's folders, for a client elsewhere
+--- (GET /v1/status, as it leaves out dir): a remote given as a path or file:// URL loses its
+--- url and its commands (which name it), keeping its state
+function M.hide_folders(doc)
+  local r = doc and doc.remote
+  if r and (r.url:match("^file:") or not r.url:match("^%a[%w+.-]*://")) then r.url, r.commands = nil, nil end
+  return doc
 end
 
 --- MERGING: what the document says while a person's git merge is under way in workspace/

@@ -1,0 +1,87 @@
+-- orket.actions.mainline with a remote that had main and has it no more (its default branch
+-- renamed trunk, or main deleted): main is not made again there beside the team's branch.
+-- The sync stops at once, journaled, with words naming the remote's HEAD branch and what to
+-- do; a person's choice (dropping Orket's record of the remote's main) lets main be pushed
+-- anew. A new remote (no branch at all) is pushed to as before.
+local mainline = require "orket.actions.mainline"
+local G = require "orket.c.gitrepo"
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+
+local WHO = { name = "senior_developer", email = "senior_developer@orket.invalid" }
+
+local function sh(cmd)
+  local rc, out = H.sh(cmd)
+  assert(rc == 0, cmd .. ": " .. out)
+  return out
+end
+
+local function kinds(db)
+  local out = {}
+  for _, e in ipairs(db:events {}) do out[#out + 1] = e end
+  return out
+end
+
+describe("a remote whose main is gone", function()
+  local base, db, repo
+  before_each(function()
+    base = H.tmpdir()
+    db = F.fixture(base .. "/o.db", {})
+    sh("mkdir -p " .. H.quote(base .. "/ws"))
+    H.write(base .. "/ws/a.txt", "a\n")
+    repo = assert(G.init(base .. "/ws", WHO))
+    assert(G.init_bare(base .. "/remote.git"))
+  end)
+  after_each(function()
+    repo:close()
+    db:close()
+    H.cleanup()
+  end)
+
+  local function sync()
+    return mainline.sync { db = db, repo = repo, g = { remote = base .. "/remote.git" }, sleep = function() end }
+  end
+
+  it("is refused, naming the remote's HEAD branch, until a person drops Orket's record of it", function()
+    assert.equal("pushed", sync().code)
+    local remote = H.quote(base .. "/remote.git")
+    sh("git -C " .. remote .. " branch -m main trunk && git -C " .. remote .. " symbolic-ref HEAD refs/heads/trunk")
+    local out = sync()
+    assert.equal("failed", out.code)
+    assert.equal(1, out.attempts) -- not tried again: waiting does not bring main back
+    assert.matches("has no main any more", out.error, 1, true)
+    assert.matches("its HEAD names trunk", out.error, 1, true)
+    assert.matches("git -C workspace update-ref -d refs/remotes/orket/main", out.error, 1, true)
+    assert.is_nil(assert(G.ls_remote(base .. "/remote.git"))["refs/heads/main"])
+    local evs = kinds(db)
+    assert.equal("push_failed", evs[#evs].kind)
+    assert.equal("ENOENT", evs[#evs].data.code)
+    -- a hand-in's own push of main is refused the same way
+    local ok, err, code = repo:push(base .. "/remote.git", "main")
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("its HEAD names trunk", err, 1, true)
+    assert.is_nil(assert(G.ls_remote(base .. "/remote.git"))["refs/heads/main"])
+    -- the command the message gives, run from the project's folder (here: ws is workspace/)
+    sh("git -C " .. H.quote(base .. "/ws") .. " update-ref -d refs/remotes/orket/main")
+    assert.equal("pushed", sync().code)
+    assert.equal(repo:head("main"), assert(G.ls_remote(base .. "/remote.git"))["refs/heads/main"])
+  end)
+
+  it("a branch renamed back to main is merged and pushed as before", function()
+    assert.equal("pushed", sync().code)
+    local remote = H.quote(base .. "/remote.git")
+    sh("git -C " .. remote .. " branch -m main trunk && git -C " .. remote .. " symbolic-ref HEAD refs/heads/trunk")
+    assert.equal("failed", sync().code)
+    sh("git -C " .. remote .. " branch -m trunk main && git -C " .. remote .. " symbolic-ref HEAD refs/heads/main")
+    assert.equal("uptodate", sync().code)
+  end)
+
+  it("a new, empty remote gets main", function()
+    assert.equal("pushed", sync().code)
+    sh("rm -rf " .. H.quote(base .. "/remote.git"))
+    assert(G.init_bare(base .. "/remote.git"))
+    assert.equal("pushed", sync().code)
+    assert.equal(repo:head("main"), assert(G.ls_remote(base .. "/remote.git"))["refs/heads/main"])
+  end)
+end)
