@@ -25,9 +25,17 @@ M.FORMAT = "orket.status/1"
 -- whole tree.
 local function git(...) return { "git", "--literal-pathspecs", "-C", "workspace", ... } end
 
+-- A file or symlink of the person's on the way (view.at) is where main has a folder: once
+-- moved aside (by the commands of any path behind it), main's folder is there, so the move
+-- runs only while that is not so; else running every listed path's commands in turn moved
+-- main's own files aside again into NAME.yours.~N~.
+M.ASIDE_UNLESS_FOLDER = 'test -d "$1" && ! test -L "$1" || mv --backup=numbered -T -- "$1" "$1.yours"'
+
 local function take_main(path, main, view)
   local out, aside = {}, view.at or (view.kind == "directory" and path)
-  if aside then
+  if view.at then
+    out[1] = { "sh", "-c", M.ASIDE_UNLESS_FOLDER, "sh", "workspace/" .. view.at }
+  elseif aside then
     out[1] = { "mv", "--backup=numbered", "-T", "--", "workspace/" .. aside, "workspace/" .. aside .. ".yours" }
   end
   if main.kind ~= "none" then

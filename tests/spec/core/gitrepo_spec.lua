@@ -941,9 +941,13 @@ describe("orket.c.gitrepo", function()
     local text = H.orket("status -C " .. H.quote(proj))
     assert.matches("yours:%s+file %x+ %(8 bytes%) at dir, in the way", text.stdout)
     -- every path behind the person's file carries its move aside: a path's commands run
-    -- alone (as a client may offer them) must not let git delete the file in the way
-    assert.equal("mv", by["dir/e.txt"].take_main[1][1])
-    assert.equal("mv", by["dir/d.txt"].take_main[1][1])
+    -- alone (as a client may offer them) must not let git delete the file in the way; the
+    -- move runs only while no folder is there, so every path's commands run in turn move
+    -- nothing of main's aside
+    for _, path in ipairs { "dir/e.txt", "dir/d.txt" } do
+      assert.same({ "sh", "-c", require("orket.views.status").ASIDE_UNLESS_FOLDER, "sh", "workspace/dir" },
+        by[path].take_main[1])
+    end
     local function run(d)
       for _, argv in ipairs(d.take_main) do
         local words = {}
@@ -958,7 +962,11 @@ describe("orket.c.gitrepo", function()
     assert.equal("the card's hello\n", H.read(pws .. "/hello.txt"))
     assert.equal("my file\n", H.read(pws .. "/dir.yours"))
     assert.equal("notes\n", H.read(pws .. "/hello.txt.yours/mine.md"))
-    sh("git -C " .. H.quote(pws) .. " checkout main -- dir/d.txt")
+    -- the next path behind the same file: main's folder is there now, so only its checkout
+    run(by["dir/d.txt"])
+    assert.equal("the card's d\n", H.read(pws .. "/dir/d.txt"))
+    assert.equal("the card's e\n", H.read(pws .. "/dir/e.txt"))
+    assert.is_nil(io.open(pws .. "/dir.yours.~1~"))
     assert.same({}, assert(r:view_status()))
   end)
 
