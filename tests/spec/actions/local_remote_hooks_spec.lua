@@ -7,15 +7,9 @@ local uv = require "luv"
 local mainline = require "orket.actions.mainline"
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
-local F = require "tests.engine_fakes"
 
-local WHO = { name = "senior_developer", email = "senior_developer@orket.invalid" }
-
-local function sh(cmd)
-  local rc, out = H.sh(cmd)
-  assert(rc == 0, cmd .. ": " .. out)
-  return out
-end
+local MF = require "tests.mainline_fixture"
+local WHO, sh = MF.WHO, MF.sh
 
 describe("a remote on this machine with hooks", function()
   local base, db, repo, global
@@ -26,11 +20,7 @@ describe("a remote on this machine with hooks", function()
     base = H.tmpdir()
     H.write(base .. "/global.gitconfig", "")
     uv.os_setenv("GIT_CONFIG_GLOBAL", base .. "/global.gitconfig")
-    db = F.fixture(base .. "/o.db", {})
-    sh("mkdir -p " .. H.quote(base .. "/ws"))
-    H.write(base .. "/ws/a.txt", "a\n")
-    repo = assert(G.init(base .. "/ws", WHO))
-    assert(G.init_bare(base .. "/remote.git"))
+    db, repo = MF.make(base)
   end)
   after_each(function()
     if global then uv.os_setenv("GIT_CONFIG_GLOBAL", global) else uv.os_unsetenv("GIT_CONFIG_GLOBAL") end

@@ -3,27 +3,16 @@
 -- would, and says so in the journal's push event (and in the sync's answer, for the run's
 -- output), once; a remote that moved forward says nothing of the kind.
 local mainline = require "orket.actions.mainline"
-local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
-local F = require "tests.engine_fakes"
 
-local WHO = { name = "senior_developer", email = "senior_developer@orket.invalid" }
-
-local function sh(cmd)
-  local rc, out = H.sh(cmd)
-  assert(rc == 0, cmd .. ": " .. out)
-  return out
-end
+local MF = require "tests.mainline_fixture"
+local WHO, sh = MF.WHO, MF.sh
 
 describe("a remote whose main was moved back", function()
   local base, db, repo
   before_each(function()
     base = H.tmpdir()
-    db = F.fixture(base .. "/o.db", {})
-    sh("mkdir -p " .. H.quote(base .. "/ws"))
-    H.write(base .. "/ws/a.txt", "a\n")
-    repo = assert(G.init(base .. "/ws", WHO))
-    assert(G.init_bare(base .. "/remote.git"))
+    db, repo = MF.make(base)
   end)
   after_each(function()
     repo:close()

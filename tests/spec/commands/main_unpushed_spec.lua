@@ -10,13 +10,8 @@ local status_view = require "orket.views.status"
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
 
-local WHO = { name = "senior_developer", email = "senior_developer@orket.invalid" }
-
-local function sh(cmd)
-  local rc, out = H.sh(cmd)
-  assert(rc == 0, cmd .. ": " .. out)
-  return out
-end
+local MF = require "tests.mainline_fixture"
+local WHO, sh = MF.WHO, MF.sh
 
 local function view()
   local term = { out = {} }
