@@ -208,11 +208,13 @@ int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e);
  * touched. *updated is 1 when files were written. */
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e);
 
-/* Recovery after a crash, for resume: removes lock files a killed process left (index.lock,
- * HEAD.lock, *.lock under refs/, packed-refs.lock, config.lock, per worktree too), refreshes
- * every card worktree and main's view (whose failure is never this call's). Call it only while holding the run lock, when no other
- * process works on the repository: a live git process's locks would be taken too.
- * *removed counts the lock files removed. */
+/* Recovery after a crash, for resume: removes the lock files a killed Orket process left:
+ * the cards' (under refs/heads/orket/, refs/orket/, refs/remotes/orket/,
+ * refs/remotes/orket-branches/; a linked worktree's index.lock and HEAD.lock) and, in main's
+ * gitdir, only those a record of a killed write of Orket's names (repo.c: a person's git's
+ * are never taken); refreshes every card worktree and main's view (whose failure is never
+ * this call's). Call it only while holding the run lock, when no other Orket process works
+ * on the repository. *removed counts the lock files removed. */
 int gitrepo_recover(gitrepo *r, int *removed, gr_err *e);
 
 /* Consistency check: HEAD, main and every orket/ branch resolve to commits whose trees and

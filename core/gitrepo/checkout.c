@@ -519,6 +519,7 @@ int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid 
                        const git_oid *to, const char *why, gr_err *e) {
   git_repository *repo = w->repo;
   gr_stage was;
+  if (gr_ref_in_view(g, repo, ref, e) != 0) return -1; /* (commit.c says why) */
   if (gr_pending_write(g, w, "planned", to, 1, &was, e) != 0 || gr_sync(g, repo, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);

@@ -292,6 +292,9 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     /* by ids: the tree was just written from the index, and reading it back to name it
      * would inflate, hash and parse all of main's root tree (it grows with the board) */
     const git_oid *parent_ids[1] = {g->commit_id(parent)};
+    /* never under a person's checkout of the branch in workspace/ (git refuses the same for
+     * another worktree's branch): the card is blocked, saying so, and its files stay */
+    if (gr_ref_in_view(g, w, ref, e) != 0) goto out;
     rc = g->commit_create_from_ids(&cid, w, NULL, sig, sig, NULL, msg, &tid, 1, parent_ids);
     if (rc < 0) { gr_git(g, e, rc, "commit"); goto out; }
     if (gr_sync(g, w, e) != 0) goto out;

@@ -152,6 +152,17 @@ int gr_sync(const gitapi *g, git_repository *repo, gr_err *e);
 int gr_plain_file(const char *path, const char *what, const char *fix, gr_err *e);
 /* 1 when repo's HEAD is refs/heads/main, 0 when not (target: what it is on), -1 with e set. */
 int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t cap, gr_err *e);
+/* Before one of Orket's writes in main's gitdir that takes lock there (gitdir-relative:
+ * "index.lock", "refs/heads/main.lock"), a record of this process's saying so; gr_write_end
+ * removes it once the write returned. gitrepo_recover removes a lock there only where a
+ * record of a process now gone names it, its time fitting the write (repo.c): main's
+ * repository is a person's too, whose git's locks are never taken. Best effort. */
+void gr_write_begin(const gitapi *g, git_repository *repo, const char *lock);
+void gr_write_end(const gitapi *g, git_repository *repo);
+/* -1 with e set (EUNSAFE, saying what to do) when main's working tree (workspace/) has ref
+ * checked out (main's HEAD names it), so that a card's commit refuses to move it under a
+ * person's checkout, as git refuses for another worktree's branch; else 0. */
+int gr_ref_in_view(const gitapi *g, git_repository *repo, const char *ref, gr_err *e);
 
 /* ---- the view (view.c) ---- */
 

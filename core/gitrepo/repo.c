@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -258,6 +259,7 @@ static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo *
 void gitrepo_close(gitrepo *r) {
   if (r == NULL) return;
   const gitapi *g = &r->git;
+  gr_write_end(g, r->repo); /* a write that failed before its end was said (a merge refused) */
   gr_forget(r, NULL);
   while (r->natt) gr_att_drop(r, r->natt - 1);
   free(r->att);
@@ -447,7 +449,11 @@ static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig
   g->reference_free(made);
   if (rc < 0) { gr_git(g, e, rc, "initial commit"); goto out; }
   if (gr_sync(g, repo, e) != 0) goto out;
-  if ((rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
+  /* main exists now: a lock this write leaves is not an unborn repository's (gr_clear_unborn_locks) */
+  gr_write_begin(g, repo, "index.lock");
+  rc = g->index_write(idx);
+  gr_write_end(g, repo);
+  if (rc < 0) { gr_git(g, e, rc, "index write"); goto out; }
   ret = 0;
 out:
   gr_scan_free(&scan);
@@ -631,22 +637,166 @@ static int gr_unlink_locks_under(const char *dir, int depth, int *removed, gr_er
   return ret;
 }
 
+/* ---- Orket's writes in main's gitdir -------------------------------------------------------
+
+ * main's repository (workspace/.git) is a person's too: their git holds index.lock for as
+ * long as a commit's editor is open, and a lock taken from under it breaks their commit
+ * (it lands, and their index is left a staged revert of it). So a lock there is never taken
+ * on the strength of Orket's locks alone (.orket/git.lock keeps out Orket's processes, not
+ * theirs). Each of Orket's writes there that a kill could leave locked records itself first,
+ * in the gitdir beside the view's state: GR_WRITE_REC "." pid, saying the pid, the time and
+ * the lock the write takes (gitdir-relative, one of gr_write_locks), written only while that
+ * lock is absent, removed once the write returned. A record left is a process killed inside
+ * its write: recovery removes the lock it names when the process is gone and the lock's
+ * change time fits the write (from the record's time, less the file system's coarse clock,
+ * to GR_WRITE_AFTER later). Any other lock there is left: the view waits, naming it (view.c).
+ * The cards' own locks (their refs' namespaces, their directories') stay Orket's alone. */
+#define GR_WRITE_REC "orket-write"
+#define GR_WRITE_MAGIC "orket-write 1 "
+#define GR_WRITE_BEFORE 2  /* seconds: file times taken from a coarse clock, or in whole seconds */
+#define GR_WRITE_AFTER 120 /* seconds: the longest a write may take between its record and its lock's last change */
+static const char *const gr_write_locks[] = {"index.lock", "refs/heads/" GR_MAIN ".lock", NULL};
+
+static int gr_write_rec(const gitapi *g, git_repository *repo, long pid, char *buf, size_t cap) {
+  return (size_t)snprintf(buf, cap, "%s" GR_WRITE_REC ".%ld", g->repository_path(repo), pid) < cap;
+}
+
+void gr_write_begin(const gitapi *g, git_repository *repo, const char *lock) {
+  char rec[PATH_MAX], lp[PATH_MAX], body[160];
+  struct stat st;
+  struct timespec now;
+  if (!gr_write_rec(g, repo, (long)getpid(), rec, sizeof rec)) return;
+  /* a lock already there is someone's: the write fails on it, and leaves none of Orket's */
+  if ((size_t)snprintf(lp, sizeof lp, "%s%s", g->repository_path(repo), lock) >= sizeof lp ||
+      lstat(lp, &st) == 0 || errno != ENOENT || clock_gettime(CLOCK_REALTIME, &now) != 0) {
+    (void)unlink(rec);
+    return;
+  }
+  int n = snprintf(body, sizeof body, GR_WRITE_MAGIC "%ld %lld.%09ld %s\n", (long)getpid(), (long long)now.tv_sec,
+                   now.tv_nsec, lock);
+  /* best effort, unsynced: a record lost only leaves a killed write's lock for a person */
+  int fd = n > 0 && (size_t)n < sizeof body ? open(rec, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)
+                                            : -1;
+  if (fd < 0) return;
+  ssize_t w = write(fd, body, (size_t)n);
+  if (close(fd) != 0 || w != n) (void)unlink(rec);
+}
+
+void gr_write_end(const gitapi *g, git_repository *repo) {
+  char rec[PATH_MAX];
+  if (gr_write_rec(g, repo, (long)getpid(), rec, sizeof rec)) (void)unlink(rec);
+}
+
+/* 1 when the process that wrote a record at sec (seconds since the epoch) is gone: no
+ * process has its pid, or a zombie has it (a killed run its parent never reaped), or one
+ * that began after sec (its pid taken again: /proc/PID/stat's start in clock ticks after
+ * boot, and /proc/stat's boot time). Unknown is alive. */
+static int gr_writer_gone(long pid, long long sec) {
+  char p[64], buf[1024];
+  long long btime = 0, ticks = -1;
+  long hz = sysconf(_SC_CLK_TCK);
+  if (gr_pid_gone(pid)) return 1;
+  snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+  FILE *f = fopen(p, "re");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = '\0';
+  char *at = strrchr(buf, ')'); /* past the command's name, which may hold anything */
+  if (at && (at[1] == ' ') && (at[2] == 'Z' || at[2] == 'X')) return 1;
+  for (int field = 2; at && *at && field < 22; field++) at = strchr(at + 1, ' ');
+  if (at && *at) ticks = strtoll(at + 1, NULL, 10);
+  if ((f = fopen("/proc/stat", "re")) != NULL) {
+    char line[256];
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "btime %lld", &btime) == 1) break;
+    fclose(f);
+  }
+  return ticks >= 0 && btime > 0 && hz > 0 && btime + ticks / hz > sec + 1;
+}
+
+/* Removes the locks main's gitdir holds that a record of a process now gone names, where the
+ * lock's change time fits the record's (above); the records of gone processes go with them. */
+static int gr_clear_recorded(const gitapi *g, git_repository *repo, int *removed, gr_err *e) {
+  const char *gd = g->repository_path(repo);
+  DIR *d = opendir(gd);
+  if (d == NULL) return 0;
+  size_t rl = strlen(GR_WRITE_REC), ml = strlen(GR_WRITE_MAGIC);
+  int ret = 0;
+  for (struct dirent *de; ret == 0 && (de = readdir(d)) != NULL;) {
+    char *end, body[160], lock[64], p[PATH_MAX];
+    if (strncmp(de->d_name, GR_WRITE_REC ".", rl + 1) != 0) continue;
+    errno = 0;
+    long pid = strtol(de->d_name + rl + 1, &end, 10);
+    if (end == de->d_name + rl + 1 || *end != '\0' || errno != 0 || pid <= 0) continue;
+    int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, body, sizeof body - 1) : -1;
+    close(fd);
+    body[n > 0 ? n : 0] = '\0';
+    long rpid = 0;
+    long long sec = 0;
+    long nsec = 0;
+    int ok = n > 0 && strncmp(body, GR_WRITE_MAGIC, ml) == 0 &&
+             sscanf(body + ml, "%ld %lld.%ld %63s", &rpid, &sec, &nsec, lock) == 4 && rpid == pid;
+    /* alive: its write may be under way, or the record being written */
+    if (!(ok ? gr_writer_gone(pid, sec) : gr_pid_gone(pid))) continue;
+    for (const char *const *k = gr_write_locks; ok && *k; k++) {
+      if (strcmp(lock, *k) != 0) continue;
+      if ((size_t)snprintf(p, sizeof p, "%s%s", gd, lock) >= sizeof p || lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+        break;
+      long long t = (long long)st.st_ctim.tv_sec;
+      if (t >= sec - GR_WRITE_BEFORE && t <= sec + GR_WRITE_AFTER) ret = gr_unlink_lock(p, removed, e);
+    }
+    if (ret == 0) (void)unlinkat(dirfd(d), de->d_name, 0); /* a gone process's, or unreadable: no write of anyone's */
+  }
+  closedir(d);
+  return ret;
+}
+
+int gr_ref_in_view(const gitapi *g, git_repository *repo, const char *ref, gr_err *e) {
+  char p[PATH_MAX], buf[GR_CARD_MAX + 64];
+  if ((size_t)snprintf(p, sizeof p, "%sHEAD", g->repository_commondir(repo)) >= sizeof p) return 0;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat st;
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
+  close(fd);
+  if (n <= 5) return 0;
+  buf[n] = '\0';
+  buf[strcspn(buf, "\n")] = '\0';
+  if (strncmp(buf, "ref: ", 5) != 0 || strcmp(buf + 5, ref) != 0) return 0;
+  const char *branch = strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : ref;
+  size_t pl = strlen(GR_CARD_PREFIX);
+  const char *card = strncmp(branch, GR_CARD_PREFIX, pl) == 0 ? branch + pl : "the card";
+  return gr_fail(e, "EUNSAFE",
+                 "workspace/ has %s checked out, and Orket does not move a branch under a person's checkout (its "
+                 "index would undo the card's change at the next commit made there); nothing was moved, the card's "
+                 "files stay. Check out something else there (git -C workspace switch --detach %s to look at the "
+                 "card's work, or git -C workspace checkout " GR_MAIN "), then orket retry %s",
+                 ref, branch, card);
+}
+
 static int gr_clear_locks(gitrepo *r, const git_strarray *wts, int *removed, gr_err *e) {
   const gitapi *g = &r->git;
-  static const char *const files[] = {"index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", NULL};
+  static const char *const files[] = {"index.lock", "HEAD.lock", NULL};
+  /* the refs Orket alone writes: its cards' branches and what its fetches keep */
+  static const char *const ours[] = {"refs/heads/orket", "refs/orket", "refs/remotes/orket",
+                                     "refs/remotes/orket-branches", NULL};
   const char *common = g->repository_commondir(r->repo); /* ends in '/' */
   char p[PATH_MAX];
-  for (const char *const *f = files; *f; f++) {
-    snprintf(p, sizeof p, "%s%s", common, *f);
-    if (gr_unlink_lock(p, removed, e) != 0) return -1;
-  }
+  if (gr_clear_recorded(g, r->repo, removed, e) != 0) return -1;
+  /* a linked worktree of a card's (an older orket's): its gitdir's locks are the card's */
   for (size_t i = 0; i < wts->count; i++)
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; files[k]; k++) {
       snprintf(p, sizeof p, "%sworktrees/%s/%s", common, wts->strings[i], files[k]);
       if (gr_unlink_lock(p, removed, e) != 0) return -1;
     }
-  snprintf(p, sizeof p, "%srefs", common);
-  return gr_unlink_locks_under(p, 0, removed, e);
+  for (const char *const *o = ours; *o; o++) {
+    snprintf(p, sizeof p, "%s%s", common, *o);
+    if (gr_unlink_locks_under(p, 0, removed, e) != 0) return -1;
+  }
+  return 0;
 }
 
 int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {

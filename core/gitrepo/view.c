@@ -586,6 +586,15 @@ static void vw_index_fix(const gitapi *g, git_repository *repo, gr_err *e) {
 }
 
 
+/* Why the view is behind main while main's index is locked (its files written, the index
+ * not): the file and what settles it. The lock is a person's git's while it runs (git holds
+ * it through a commit's editor), and Orket never takes it (repo.c: only a lock a killed
+ * write of Orket's left). */
+#define VW_INDEX_LOCKED                                                                                              \
+  "main's index: the index is locked: workspace/.git/index.lock is there, which a git command at work in workspace/ " \
+  "holds while it runs (a commit whose editor is open, say); Orket never takes it away. If no git runs there, a "    \
+  "killed one left it: rm workspace/.git/index.lock"
+
 static int vw_same(const gitapi *g, const vw_side *x, const vw_side *y) {
   return x->kind == y->kind && (x->kind == VW_NONE || g->oid_equal(&x->id, &y->id));
 }
@@ -738,7 +747,11 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   char on[256];
   git_oid tip;
   int head = gr_head_on_main(g, repo, on, sizeof on, e);
-  if (head == 0) gr_fail(e, "EINVAL", GR_VIEW_WAITS, on);
+  if (head == 0) {
+    char why[sizeof e->msg];
+    gr_vw_waits(g, repo, on, why, sizeof why);
+    gr_fail(e, "EINVAL", "%s", why);
+  }
   if (head != 1) goto out;
   git_commit *tc = NULL;
   if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||
@@ -935,9 +948,13 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   /* the paths a write failed at are the reason said when the index cannot be written either
    * (a full disk fails both; the files are what a person misses) */
+  /* recorded first: a kill inside the write leaves a lock recovery knows for Orket's (repo.c) */
+  if (changed) gr_write_begin(g, repo, "index.lock");
   int index_held = !changed || (rc = g->index_write(idx)) >= 0; /* holds what was done (vw_partial_base) */
+  if (changed) gr_write_end(g, repo);
   if (!index_held && !failed) {
-    gr_git(g, e, rc, "main's index");
+    if (rc == GIT_ELOCKED) gr_fail(e, "ELOCKED", VW_INDEX_LOCKED);
+    else gr_git(g, e, rc, "main's index");
     goto out;
   }
   /* what was written stays (done, found done by the next refresh) and so does the index for
@@ -1038,6 +1055,8 @@ out:
  * 3), and the index it reads now holds what they staged. */
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   enum { TRIES = 3 };
+  /* the merge's move of main, recorded by its intent (gr_view_intent), has returned */
+  gr_write_end(&r->git, r->repo);
   /* a killed writer's left-overs, looked for once a handle (listing the gitdir at every
    * merge cost more than the rest of the view's bookkeeping): what a process that died
    * before this handle opened left is removed at its first refresh, and a later death's by

@@ -79,6 +79,106 @@ static int vw_listed(gitrepo *r, git_odb *odb, git_tree *tree, int root, const c
   return !(gr_vw_holds(g, d, m, 1) || (m->kind == VW_DIR && d->kind == VW_DIR));
 }
 
+/* 1 when the gitdir gd holds name (a directory, when dir), looked at without following it */
+static int vw_gitdir_has(const char *gd, const char *name, int dir) {
+  char p[PATH_MAX];
+  struct stat st;
+  return (size_t)snprintf(p, sizeof p, "%s%s", gd, name) < sizeof p && lstat(p, &st) == 0 &&
+         (!dir || S_ISDIR(st.st_mode));
+}
+
+/* The first line of the gitdir's small regular file name into buf (""; never blocking, no
+ * symlink followed) */
+static void vw_gitdir_line(const char *gd, const char *name, char *buf, size_t cap) {
+  char p[PATH_MAX];
+  struct stat st;
+  buf[0] = '\0';
+  int fd = (size_t)snprintf(p, sizeof p, "%s%s", gd, name) < sizeof p
+               ? open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+               : -1;
+  if (fd < 0) return;
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, cap - 1) : -1;
+  close(fd);
+  buf[n > 0 ? n : 0] = '\0';
+  buf[strcspn(buf, "\r\n")] = '\0';
+}
+
+/* A person's git operation under way in the gitdir gd, as git marks it: what it is, and
+ * git's commands that finish it (NULL: none) and undo it. A rebase first (its steps may
+ * leave a cherry-pick's marks), a sequence of picks or reverts known by its todo. */
+typedef struct vw_op {
+  const char *what, *go, *undo;
+} vw_op;
+static const vw_op *vw_op_under_way(const char *gd, char *head, size_t cap) {
+  static const vw_op rebase = {"a rebase", "git -C workspace rebase --continue", "git -C workspace rebase --abort"};
+  static const vw_op am = {"a git am", "git -C workspace am --continue", "git -C workspace am --abort"};
+  static const vw_op pick = {"a cherry-pick", "git -C workspace cherry-pick --continue",
+                             "git -C workspace cherry-pick --abort"};
+  static const vw_op revert = {"a revert", "git -C workspace revert --continue", "git -C workspace revert --abort"};
+  static const vw_op merge = {"a merge", "git -C workspace commit", "git -C workspace merge --abort"};
+  static const vw_op bisect = {"a bisect", NULL, "git -C workspace bisect reset"};
+  char todo[64];
+  head[0] = '\0';
+  if (vw_gitdir_has(gd, "rebase-merge", 1)) {
+    vw_gitdir_line(gd, "rebase-merge/head-name", head, cap);
+    return &rebase;
+  }
+  if (vw_gitdir_has(gd, "rebase-apply", 1)) {
+    if (vw_gitdir_has(gd, "rebase-apply/applying", 0)) return &am;
+    vw_gitdir_line(gd, "rebase-apply/head-name", head, cap);
+    return &rebase;
+  }
+  if (vw_gitdir_has(gd, "MERGE_HEAD", 0)) return &merge;
+  if (vw_gitdir_has(gd, "CHERRY_PICK_HEAD", 0)) return &pick;
+  if (vw_gitdir_has(gd, "REVERT_HEAD", 0)) return &revert;
+  if (vw_gitdir_has(gd, "sequencer", 1)) {
+    vw_gitdir_line(gd, "sequencer/todo", todo, sizeof todo);
+    return strncmp(todo, "revert", 6) == 0 ? &revert : &pick;
+  }
+  if (vw_gitdir_has(gd, "BISECT_LOG", 0)) return &bisect;
+  return NULL;
+}
+
+/* 1 when s is a branch's ref fit to be quoted in a reason (a name git makes: no control,
+ * quote or space; the file it came from is a person's to write) */
+static int vw_ref_shown(const char *s) {
+  if (strncmp(s, "refs/heads/", 11) != 0 || strlen(s) > 200) return 0;
+  for (const char *c = s; *c; c++)
+    if ((unsigned char)*c <= ' ' || *c == '\'' || *c == '"' || *c == '\\' || *c == 0x7f) return 0;
+  return 1;
+}
+
+void gr_vw_waits(const gitapi *g, git_repository *repo, const char *on, char *buf, size_t cap) {
+  char head[256], of[280] = "";
+  const vw_op *op = vw_op_under_way(g->repository_path(repo), head, sizeof head);
+  if (op) {
+    /* git's own next step, never a checkout of main: that fails in the middle of one, or
+     * carries the operation's commit onto main once its conflicts are staged */
+    if (vw_ref_shown(head)) snprintf(of, sizeof of, " (rebasing %s)", head);
+    if (op->go)
+      snprintf(buf, cap, GR_VIEW_WAITS_HEAD "%s of yours under way%s: finish it with %s once its conflicts are "
+               "resolved and added, or undo it with %s; it follows main again once that is done and main is checked "
+               "out there", op->what, of, op->go, op->undo);
+    else
+      snprintf(buf, cap, GR_VIEW_WAITS_HEAD "%s of yours under way: %s ends it, checking out where it began; it "
+               "follows main again once that is done and main is checked out there", op->what, op->undo);
+    return;
+  }
+  size_t pl = strlen("refs/heads/" GR_CARD_PREFIX);
+  if (strncmp(on, "refs/heads/" GR_CARD_PREFIX, pl) == 0 && gitrepo_card_valid(on + pl)) {
+    /* a card's commit would move that branch under the person's index (git status there then
+     * shows the card's change undone, and their next commit makes it so): it is refused, the
+     * card blocked (gr_ref_in_view), until the branch is no longer checked out */
+    snprintf(buf, cap, GR_VIEW_WAITS_HEAD "%s checked out, a card's branch, which Orket's commits move while the "
+             "card is worked: one is refused while it is checked out here, the card blocked (your index would undo its "
+             "change); to look at its work: git -C workspace switch --detach " GR_CARD_PREFIX "%s (or git -C workspace "
+             "checkout main), then orket retry %s if it was blocked; it follows main again once main is checked out "
+             "there", on, on + pl, on + pl);
+    return;
+  }
+  snprintf(buf, cap, GR_VIEW_WAITS, on);
+}
+
 int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) { return gr_view_refresh(r, diverged, e); }
 
 size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
@@ -109,7 +209,7 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   int head = gr_head_on_main(g, r->repo, on, sizeof on, e);
   if (head < 0) goto out;
   if (head == 0) {
-    if (cap) snprintf(behind, cap, GR_VIEW_WAITS, on);
+    if (cap) gr_vw_waits(g, r->repo, on, behind, cap);
     ret = 1;
     goto out;
   }
@@ -118,8 +218,9 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
    * A refresh that failed because another branch was checked out no longer holds now that
    * main is: git's checkout of main brought main's files, and the next refresh finds them
    * done (invariant 9), so the view is not said to be behind for it. */
-  size_t wl = strlen(s.why), tl = strlen(GR_VIEW_WAITS_TAIL);
-  int waited = wl > tl && strcmp(s.why + wl - tl, GR_VIEW_WAITS_TAIL) == 0;
+  /* (known by its beginning, which a reason cut short at GR_VIEW_WHY keeps) */
+  const char *said = strncmp(s.why, "git: ", 5) == 0 ? s.why + 5 : s.why;
+  int waited = strncmp(said, GR_VIEW_WAITS_HEAD, strlen(GR_VIEW_WAITS_HEAD)) == 0;
   if (cap && s.why[0] && !waited && (!s.has_base || !g->oid_equal(&s.base, g->tree_id(tree))))
     snprintf(behind, cap, "%s", s.why);
   /* no refresh failed, yet Orket's merge to main's tip (its intent, gr_view_intent) is not

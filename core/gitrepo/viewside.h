@@ -5,10 +5,13 @@
 
 #include "internal.h"
 
+/* what every reason of a view that waits for main to be checked out begins with (gr_vw_waits):
+ * a refresh that failed for one no longer holds once main is (viewshow.c) */
+#define GR_VIEW_WAITS_HEAD "workspace/ has "
 /* what a view with a person's branch (or a detached commit, %s) checked out waits for */
-#define GR_VIEW_WAITS_TAIL \
-  " checked out, not main: it follows main again once main is checked out there (git -C workspace checkout main)"
-#define GR_VIEW_WAITS "workspace/ has %s" GR_VIEW_WAITS_TAIL
+#define GR_VIEW_WAITS                                                                                 \
+  GR_VIEW_WAITS_HEAD "%s checked out, not main: it follows main again once main is checked out there " \
+                     "(git -C workspace checkout main)"
 /* what a view a stopped process left behind main's last merge says (gitrepo_view_status) */
 #define GR_VIEW_UNFOLLOWED \
   "main's last merge is not followed in workspace/ yet: its refresh is under way, or the process was stopped before it"
@@ -33,6 +36,13 @@ int gr_vw_filemode(const gitapi *g, git_repository *repo);
 int gr_vw_index_is(const gitapi *g, const git_index_entry *ie, const vw_side *s);
 int gr_vw_blocked(int err);
 void gr_vw_side_at(const gitapi *g, git_tree *tree, const char *path, vw_side *s);
+
+/* viewshow.c */
+/* Why the view waits while HEAD is on something other than main (on: what, as
+ * gr_head_on_main says it), into buf: a person's operation under way in workspace/ (a
+ * rebase, git am, cherry-pick, revert, merge or bisect) with git's commands that finish or
+ * undo it; a card's branch, which Orket commits on; else the branch or commit (GR_VIEW_WAITS). */
+void gr_vw_waits(const gitapi *g, git_repository *repo, const char *on, char *buf, size_t cap);
 
 /* view.c */
 int gr_vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *tip, git_oid *p);

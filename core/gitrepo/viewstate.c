@@ -394,7 +394,11 @@ static void vw_intent_body(const gitrepo *r, FILE *f, const void *arg) {
 
 int gr_view_intent(gitrepo *r, const git_oid *from, const git_oid *to, gr_err *e) {
   git_oid pm[2] = {*from, *to};
-  return vw_replace(r, GR_VIEW_INTENT_SUFFIX, vw_intent_body, pm, e);
+  if (vw_replace(r, GR_VIEW_INTENT_SUFFIX, vw_intent_body, pm, e) != 0) return -1;
+  /* the move's own lock, should a kill leave it: Orket's, for recovery to take (repo.c); the
+   * refresh that follows the move ends the record (gr_view_refresh) */
+  gr_write_begin(&r->git, r->repo, "refs/heads/" GR_MAIN ".lock");
+  return 0;
 }
 
 /* P, main's commit Orket's last merge moved main from, when that merge moved it to tip (the

@@ -435,6 +435,17 @@ static int tc_restart(const char *ws, const tc_card *c) {
     fprintf(stderr, "    restart: %s\n", e.msg);
     ret = -1;
   }
+  /* what the kill left locked in main's gitdir was Orket's own write, recorded: recovered */
+  static const char *const locks[] = {".git/index.lock", ".git/refs/heads/main.lock"};
+  for (size_t i = 0; i < sizeof locks / sizeof *locks; i++) {
+    char lp[600];
+    struct stat ls;
+    snprintf(lp, sizeof lp, "%s/%s", ws, locks[i]);
+    if (lstat(lp, &ls) == 0) {
+      fprintf(stderr, "    restart: %s left by the kill and kept\n", locks[i]);
+      ret = -1;
+    }
+  }
   tc_tree want;
   for (size_t i = 0; ret == 0 && tc_ref_tree(ws, ref, &want) == 0 && i < TC_N; i++) {
     tc_entry d;

@@ -24,6 +24,15 @@ local function line(w, k, v)
 end
 local function body(v, pad) return inert.indented(tostring(v), pad) end
 
+-- Its branch and last merge; a merge main no longer holds (a person's reset dropped it) is
+-- not claimed as in main, and what to do is said (views.card merge_lost).
+local function branch(w, git)
+  local merged = git.merged and (git.lost and (" (merged as " .. git.merged:sub(1, 12) .. ", no longer in main)")
+    or (" (merged into main: " .. git.merged:sub(1, 12) .. ")")) or ""
+  line(w, "branch", git.branch .. merged)
+  line(w, "", git.lost)
+end
+
 -- The card's own fields, one a line.
 local function fields(w, g)
   local c, asks, git = g.card, g.asks, g.git
@@ -59,9 +68,7 @@ local function fields(w, g)
     for _, k in ipairs(g.kids) do ch[#ch + 1] = inert.line(k.id) .. " (" .. k.status .. ")" end
     line(w, "children", table.concat(ch, ", "))
   end
-  if git then
-    line(w, "branch", git.branch .. (git.merged and (" (merged into main: " .. git.merged:sub(1, 12) .. ")") or ""))
-  end
+  if git then branch(w, git) end
 end
 
 -- Its pull request and reviews on the forge, where and when it was made, and its long texts.

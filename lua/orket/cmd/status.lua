@@ -123,6 +123,7 @@ local function shown_text(doc, cli)
       .. "runs carry on either way:\n", #doc.diverged, #doc.diverged == 1 and "" or "s")
   end
   if doc.merging then out[#out + 1] = doc.merging .. "\n" end
+  if doc.lost then out[#out + 1] = doc.lost.message .. "\n" end
   if doc.moved then
     -- where the move was made (workspace/, another clone, a push) is not known, and the
     -- listed paths may include others than the move's (a person's edit since)

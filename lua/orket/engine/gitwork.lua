@@ -102,10 +102,12 @@ local function changes_worktrees(repo, k, card)
 end
 
 --- guard(repo, lock_path, state[, db]) -> a repository whose every method runs under the lock at
---- lock_path, shared or exclusive (M.LOCK_MODE). Holding it exclusive, no other process is
---- inside an operation, so an ELOCKED answer is a lock file a killed process left:
---- repo:recover() removes main's and the refs', clear_index_locks those of the cards'
---- directory states under state, and the call runs again. db: the engine's store, whose
+--- lock_path, shared or exclusive (M.LOCK_MODE). Holding it exclusive, no other Orket process
+--- is inside an operation, so an ELOCKED answer is a lock file a killed process left, or a
+--- person's git's in main's repository: repo:recover() removes a killed Orket process's (in
+--- main's gitdir only where its write's record names it), clear_index_locks those of the
+--- cards' directory states under state, and the call runs again (refused again where the
+--- lock is a person's). db: the engine's store, whose
 --- write transaction a wait for the lock keeps alive (lock). Holding it shared, another
 --- process may be inside one: the shared lock is released, the exclusive one taken, and
 --- then recover and the call again.
@@ -823,7 +825,10 @@ end
 
 --- recover(run) -> true | nil, msg: at the start of a run, under the project's run lock:
 --- stale locks a killed process left are removed and every working tree settled; not
---- while another run goes (engine.no_git_recover), whose git work may be in flight.
+--- while another run goes (engine.no_git_recover), whose git work may be in flight. In main's
+--- repository (workspace/.git, a person's too) only the locks a killed write of Orket's
+--- recorded go: a person's git's (a commit whose editor is open holds index.lock) stay, and
+--- the view says it waits for them (docs/git.md, Crash safety).
 function M.recover(run)
   -- another run is going (orket.engine.claims): its git work may be in flight
   if not run.git or run.no_git_recover then return true end

@@ -350,7 +350,7 @@ end
 -- --json` but its dir: the server's folders are no client's to know, nor can a client run
 -- the argv lists there)
 local function view_status(_, ctx)
-  local doc, derr, dcode = status_view.of_project(ctx.dir)
+  local doc, derr, dcode = status_view.of_project(ctx.dir, ctx.db)
   if not doc and dcode == "ENOENT" then return err(404, "not_found", derr) end
   if not doc then return err(500, "internal", derr) end
   doc.dir = nil

@@ -6,6 +6,7 @@ local board_mod = require "orket.board"
 local board_view = require "orket.views.board"
 local cjson = require "cjson"
 local gitrepo = require "orket.c.gitrepo"
+local gitdiff = require "orket.c.gitdiff"
 local approvals = require "orket.actions.approvals"
 local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
@@ -16,6 +17,24 @@ local experiments = require "orket.store.experiments"
 local safe_json = require "cjson.safe"
 
 local M = {}
+
+--- merge_lost(repo, card, id) -> what to say when main no longer holds id, the card's last merge
+--- (a person's reset moved main back past it, or rewrote it) | nil: one lookup, the check a
+--- run's start makes (orket.engine.gitwork lost_merges), said with its history_lost advice. A
+--- merge this repository never had is another folder's (several servers on one store), as
+--- there: not said.
+function M.merge_lost(repo, card, id)
+  if repo:contains("refs/heads/main", id) ~= false then return nil end
+  local objects = gitdiff.open(repo:path())
+  if not objects then return nil end
+  local here, how = objects:resolve(id) ~= nil, nil
+  if here then
+    local tip = repo:head("main")
+    how = tip and objects:merge_base("refs/heads/main", id) == tip and "back" or "rewritten"
+  end
+  objects:close()
+  return here and gitwork.history_note({ card }, 1, false, nil, how) or nil
+end
 
 --- gather(db, id[, dir]) -> the parts of a card the text and the JSON show alike | nil, msg
 -- dir: the project's folder, for the card's branch and its commits not on main yet
@@ -28,6 +47,7 @@ function M.gather(db, id, dir)
   local repo = gitrepo.open((dir or ".") .. "/workspace")
   if repo then
     git = gitwork.info(db, repo, c.id)
+    if git and git.merged then git.lost = M.merge_lost(repo, c.id, git.merged) end
     repo:close()
   end
   local scope = { [c.type == "issue" and "card" or c.type] = c.id }
@@ -85,7 +105,8 @@ function M.doc_of(g)
   return { format = "orket.card/1", card = board_view.card_json(c),
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
     violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
-      branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
+      branch = git.branch, merged = git.merged or cjson.null, lost = git.lost, commits = jsonout.array(git.commits) }
+      or nil,
     forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil,
     -- the model calls of the card (an epic's or a rock's: of the cards under it too), every
     -- run: tokens by kind, cost by currency in micro-units (docs/cost.md); and by seat

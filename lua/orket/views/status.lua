@@ -10,6 +10,8 @@ local config = require "orket.config"
 local gitrepo = require "orket.c.gitrepo"
 local lockfile = require "orket.c.lockfile"
 local mainline = require "orket.actions.mainline"
+local gitwork = require "orket.engine.gitwork"
+local project = require "orket.project"
 
 local M = {}
 
@@ -51,7 +53,7 @@ local function take_main(path, main, view)
 end
 
 -- What catches a view up that is behind main: any refresh (recover() removes a lock a
--- killed git left, then refreshes; a person's live git must end first). Until then main's
+-- killed write of Orket's left, never a person's git's, then refreshes). Until then main's
 -- index holds the files of main before the merges the view missed, so a person's ordinary
 -- `git add mine && git commit` puts those back over the merges: said plainly, as nothing
 -- else catches it (the merges stay in main's history, so no lost-history check fires).
@@ -174,7 +176,26 @@ M.LOCK_MS = 200
 --- cannot run them as they are), and given_dir, dir as the caller was given it (for the
 --- hints that name the project with -C; not in the JSON). A read: nothing in workspace/ is
 --- written
-function M.of_project(dir)
+--- lost_of(dir, repo[, db]) -> {cards=, count=, message=} | nil: the done cards whose merge
+--- main no longer holds (a person's reset moved it back past them, or a rewrite), as a run's
+--- start finds them (orket.engine.gitwork lost_merges: one read of the journal and one lookup
+--- when nothing is lost), said with its history_lost advice. db: the store, else opened here to
+--- read (none, or one that does not open: nil, as the view has nothing to say of the board).
+function M.lost_of(dir, repo, db)
+  local own = not db
+  if own then
+    local ok, opened = pcall(project.open_store, dir, false, true)
+    db = ok and opened or nil
+  end
+  if not db then return nil end
+  local ok, cards, count, how = pcall(gitwork.lost_merges, db, repo, false)
+  if own then db:close() end
+  if not ok or not cards then return nil end
+  return { cards = jsonout.array(cards), count = count, message = gitwork.history_note(cards, count, false, nil, how) }
+end
+
+--- of_project(dir[, db]) (db: the project's store when the caller has it open)
+function M.of_project(dir, db)
   local repo, err, code = gitrepo.open(dir .. "/workspace")
   local folder = not repo and code == "ENOENT" and io.open(dir .. "/workspace") -- without its repository
   if folder then
@@ -191,6 +212,7 @@ function M.of_project(dir)
   -- main against the remote's, as last fetched (an orket.lua that does not load: not said)
   local cfg, s = config.settings(dir)
   if doc and cfg then doc.remote = M.remote_of(repo, s.git) end
+  if doc then doc.lost = M.lost_of(dir, repo, db) end
   repo:close()
   -- a person's git merge under way in workspace/: git refuses the keep commands' partial
   -- commit until it is concluded or aborted
