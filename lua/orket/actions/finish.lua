@@ -106,7 +106,9 @@ end
 --- fetch, or the review's, beside the remote's main) holds commits on top of the head Orket last
 --- pushed for review (the pull_requests row's) that the card's branch lacks: someone pushed them
 --- after the hand-in. A branch that does not descend from what Orket pushed is the hand-in's to
---- replace (orket.actions.prbranch), not this. Local reads only: in a transaction too.
+--- replace (orket.actions.prbranch), not this. Commits main, or the remote's main as last
+--- fetched, holds already (a person merged the pull request on the forge) are no one's to take
+--- in: not this either. Local reads only: in a transaction too.
 function M.branch_pushed(db, repo, card)
   local row = sf.pull_request(db, card)
   local pushed = row and row.head
@@ -118,7 +120,9 @@ function M.branch_pushed(db, repo, card)
   local from = objects and objects:resolve(ref)
   if objects then objects:close() end
   if type(from) ~= "string" or from == pushed then return nil end
-  if repo:contains("refs/heads/orket/" .. card, from) == true then return nil end
+  for _, held in ipairs { "refs/heads/orket/" .. card, "refs/heads/main", "refs/remotes/orket/main" } do
+    if repo:contains(held, from) == true then return nil end
+  end
   return { from = from, pushed = pushed }
 end
 

@@ -370,11 +370,15 @@ local function record(run, job, refused, by)
   end
 end
 
---- sweep(state_root): removes the put-back folders (restore's) of processes no longer
---- running: a kill in the middle of a put-back leaves its export there. One whose process
---- runs (this one, another run on the project) is its own and kept; a pid reused since only
---- keeps a leftover a while longer.
-function M.sweep(state_root)
+--- sweep(state_root[, now]) -> removes the put-back folders (restore's) of processes no longer
+--- running, left at least SWEEP_AGE_S ago: a kill in the middle of a put-back leaves its
+--- export there. One whose process runs here (this one, another run on the project) is its
+--- own and kept; the age keeps another machine's (workers sharing the project's folder over a
+--- shared file system, docs/workers.md), whose pid means nothing here, while it is at work; a
+--- pid reused since only keeps a leftover a while longer. now: seconds, for tests.
+M.SWEEP_AGE_S = 3600
+function M.sweep(state_root, now)
+  now = now or os.time()
   local scan = uv.fs_scandir(state_root)
   local gone = {}
   while scan do
@@ -382,7 +386,8 @@ function M.sweep(state_root)
     if not name then break end
     local pid = name:match("^%.put%-back%-.+%.(%d+)%.%d+$") or name:match("^%.put%-back%-.+%.(%d+)%.%d+%.aside$")
     pid = pid and math.tointeger(tonumber(pid))
-    if pid and pid > 0 then
+    local st = pid and pid > 0 and uv.fs_lstat(state_root .. "/" .. name)
+    if st and st.mtime.sec <= now - M.SWEEP_AGE_S then
       local alive, _, code = uv.kill(pid, 0)
       if not alive and code == "ESRCH" then gone[#gone + 1] = state_root .. "/" .. name end
     end

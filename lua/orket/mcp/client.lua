@@ -1162,13 +1162,19 @@ function Conn:close(why)
   if self.pid and not self.exit then
     -- the helper kills the program's tree on SIGTERM; the group kill is the backstop
     uv.kill(self.pid, "sigterm")
+    -- the handle stays open for the exit (wait_gone waits on it) until a last bound, so a
+    -- helper that never ends cannot hold the loop
     local pid, proc = self.pid, self.proc
     local t = uv.new_timer()
     t:start(2000, 0, function()
-      t:close()
       if proc and not proc:is_closing() then
         uv.kill(-pid, "sigkill")
-        proc:close()
+        t:start(5000, 0, function()
+          t:close()
+          if not proc:is_closing() then proc:close() end
+        end)
+      else
+        t:close()
       end
     end)
   end
@@ -1193,6 +1199,7 @@ end
 --- writes after a true answer.
 function Conn:wait_gone(deadline)
   while self.pid and not self.exit and self.proc and not self.proc:is_closing() do
+    -- (the exit's callback sets exit; the handle closes before it only at close's last bound)
     if uv.now() >= deadline then return false end
     rt.sleep(5)
   end

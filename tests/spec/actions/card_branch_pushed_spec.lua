@@ -116,6 +116,22 @@ describe("a commit pushed to a card's branch after its hand-in", function()
     assert.is_false(repo:contains("refs/heads/main", theirs))
   end)
 
+  -- a person merged the pull request on the forge: the remote's main, fetched, holds their
+  -- commit, so it is no one's to take in and the forge's merge finishes the card
+  it("does not refuse commits the remote's main holds already", function()
+    local theirs = bob("p.txt", "person\n")
+    assert.equal(theirs, in_task(prbranch.fetch, repo, g, "E-1"))
+    assert.is_table(finish.branch_pushed(db, repo, "E-1"))
+    sh(person .. "checkout -q main")
+    sh(person .. "merge -q --no-ff -m merged orket/E-1")
+    sh(person .. "push -q origin main")
+    in_task(function() return assert(repo:fetch_main(g.remote)) end)
+    assert.is_nil(finish.branch_pushed(db, repo, "E-1"))
+    local res = assert(done(true))
+    assert.equal("done", res.code)
+    assert.is_true(repo:contains("refs/heads/main", theirs))
+  end)
+
   it("lets the card finish once its branch holds them, and says those pushed after the read once", function()
     local pushed = repo:head("orket/E-1")
     local theirs = bob("p.txt", "person\n")

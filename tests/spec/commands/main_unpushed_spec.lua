@@ -135,6 +135,11 @@ describe("orket status's remote", function()
     local r = remote()
     assert.equal("https://forge.example/acme/x.git", r.url)
     assert.equal("unknown", r.state)
+    -- a password holding '@': the user part ends at the authority's last one, as the C side cuts it
+    local mainline = require "orket.actions.mainline"
+    assert.equal("https://forge.example/acme/x.git", mainline.shown_url("https://orket:p@ss@forge.example/acme/x.git"))
+    assert.equal("https://forge.example/a@b?c=@d", mainline.shown_url("https://u:p@forge.example/a@b?c=@d"))
+    assert.equal("/srv/x.git", mainline.shown_url("/srv/x.git"))
   end)
 
   it("is left out without git.remote", function()
