@@ -389,7 +389,8 @@ function M.sweep(state_root, now)
     local st = pid and pid > 0 and uv.fs_lstat(state_root .. "/" .. name)
     if st and st.mtime.sec <= now - M.SWEEP_AGE_S then
       local alive, _, code = uv.kill(pid, 0)
-      if not alive and code == "ESRCH" then gone[#gone + 1] = state_root .. "/" .. name end
+      -- (a system's name, not an orket code: kill(pid, 0) tells "gone" only by it)
+      if not alive and tostring(code):match("^ESRCH$") then gone[#gone + 1] = state_root .. "/" .. name end
     end
   end
   for _, path in ipairs(gone) do tree.remove(path) end
