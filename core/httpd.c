@@ -33,10 +33,13 @@
 #define HD_DEF_IDLE_S 30u
 #define HD_DEF_HEADER_MS 10000u
 #define HD_DEF_BODY_MS 30000u
-/* A body is read for as long as it keeps arriving: past its first body_timeout_ms at this
- * many bytes a second on average, counted from the start (each byte earns its time), and
- * never silent for body_timeout_ms. A slow-loris client trickling a byte a second is still
- * cut at body_timeout_ms; an upload at a mobile uplink's rate is read whole. */
+/* A body is read for as long as it keeps arriving: never silent for body_timeout_ms (T), and
+ * at least this many bytes a second in each fixed window of T from when it was asked for,
+ * checked as each window ends (the first at T). Bytes count in their own window only: a
+ * burst earns no credit for a trickle after it (which would hold the connection and its
+ * buffer for max_body_bytes / rate s), so such a client is cut within 2 T of its trickle,
+ * and a slow-loris client trickling from the start at T. An upload at a mobile uplink's
+ * rate is read whole however long it takes. */
 #define HD_BODY_MIN_RATE 4096u
 #define HD_DEF_QUEUE ((size_t)1 << 20)
 /* MHD's memory per connection: three times the header cap and room for its own records,
@@ -54,7 +57,10 @@ typedef struct hd_conn {
   int fd;
   uint64_t deadline; /* loop ms; 0: none */
   int body_phase;    /* the deadline is the body's: answer 408 when it passes */
-  uint64_t body_since, body_last; /* loop ms: its body asked for, and its last bytes came */
+  uint64_t body_last; /* loop ms: its body's last bytes came (or it was asked for) */
+  uint64_t win_end;   /* loop ms: the end of its body's current window (HD_BODY_MIN_RATE) */
+  uint64_t win_from;  /* its body's bytes before that window */
+  uint64_t win_short; /* loop ms: the end of a window that came short, seen as bytes came; 0: none */
   httpd_req *req;    /* the request on it, from its headers to its completion */
   char remote[INET6_ADDRSTRLEN + 1]; /* its address as text, once a request asked ("": not yet) */
   int busy;          /* a request's line is in, until MHD is done with it (answer sent) */
@@ -923,9 +929,9 @@ static void hd_refuse_raw(int fd, unsigned status, size_t cap, int slow) {
     hd_say_ms(t, sizeof t, (unsigned long long)cap);
     if (slow)
       snprintf(body, sizeof body,
-               "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body came too slowly: past its first "
-               "%s it must keep arriving at %u bytes a second on average (ORKET_SERVE_LIMITS body_timeout_ms on "
-               "orket serve sets the %s)\"}}",
+               "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body came too slowly: each %s "
+               "of it must bring at least %u bytes a second (ORKET_SERVE_LIMITS body_timeout_ms on orket serve "
+               "sets the %s)\"}}",
                t, HD_BODY_MIN_RATE, t);
     else
       snprintf(body, sizeof body,
@@ -1212,16 +1218,35 @@ static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *met
   return qc.answered;
 }
 
-/* A body's bytes came: its deadline is body_timeout_ms from now, but no later than the time
- * its bytes earned at HD_BODY_MIN_RATE past its first body_timeout_ms (never earlier than
- * that first deadline, httpd_read_body's). */
-static void hd_body_progress(httpd_req *r) {
+/* Closes the body's windows that ended by now, len: its bytes that came before now. -> the
+ * end of one that held fewer than HD_BODY_MIN_RATE * T bytes (the body is then too slow), or
+ * 0. The body's deadline is then the sooner of its silence (T past its last bytes) and the
+ * current window's end, where it is checked next. */
+static uint64_t hd_body_windows(hd_conn *hc, uint64_t now, uint64_t len, uint64_t t) {
+  uint64_t need = (uint64_t)HD_BODY_MIN_RATE * t / 1000;
+  while (now >= hc->win_end) {
+    if (len - hc->win_from < need) return hc->win_end;
+    hc->win_from = len;
+    hc->win_end += t;
+  }
+  uint64_t quiet = hc->body_last + t;
+  hc->deadline = quiet < hc->win_end ? quiet : hc->win_end;
+  return 0;
+}
+
+/* A body's n bytes came: they count in the window they came in (those before, in theirs). */
+static void hd_body_progress(httpd_req *r, size_t n) {
   hd_conn *hc = r->hc;
-  uint64_t now = uv_now(r->h->loop), t = r->h->o.body_timeout_ms, n = r->body_len;
+  uint64_t now = uv_now(r->h->loop);
+  if (hc->win_short) return; /* too slow already: the sweep answers 408 */
+  hc->win_short = hd_body_windows(hc, now, r->body_len - n, r->h->o.body_timeout_ms);
+  if (hc->win_short) {
+    hc->deadline = hc->win_short; /* passed: the next sweep */
+    return;
+  }
   hc->body_last = now;
-  /* n * 1000 / rate, with no overflow for any size */
-  uint64_t earned = hc->body_since + t + n / HD_BODY_MIN_RATE * 1000 + n % HD_BODY_MIN_RATE * 1000 / HD_BODY_MIN_RATE;
-  hc->deadline = now + t < earned ? now + t : earned;
+  uint64_t quiet = now + r->h->o.body_timeout_ms;
+  hc->deadline = quiet < hc->win_end ? quiet : hc->win_end;
 }
 
 static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1343,7 +1368,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     }
     memcpy(r->body + r->body_len, upload, n);
     r->body_len += n;
-    if (n > 0 && r->hc && r->hc->body_phase) hd_body_progress(r);
+    if (n > 0 && r->hc && r->hc->body_phase) hd_body_progress(r, n);
     return MHD_YES;
   }
   if (r->header_call_due) { /* the repeated headers call, not the body's end */
@@ -1554,8 +1579,12 @@ static void hd_on_sweep(uv_timer_t *t) {
   for (hd_conn *hc = h->conns; hc; hc = hc->next) {
     if (hc->deadline == 0 || hc->deadline > now || hc->fd < 0) continue;
     if (hc->body_phase) {
-      /* slow: bytes came within the timeout, but too few of them in all */
-      hd_refuse_raw(hc->fd, 408, h->o.body_timeout_ms, now < hc->body_last + h->o.body_timeout_ms);
+      uint64_t bt = h->o.body_timeout_ms, quiet = hc->body_last + bt;
+      uint64_t short_at = hc->win_short ? hc->win_short
+                          : hd_body_windows(hc, now, hc->req ? hc->req->body_len : hc->win_from, bt);
+      if (!short_at && now < quiet) continue; /* a window ended full: checked again at the next */
+      /* slow: a window came short before the body went silent for T (else it stopped) */
+      hd_refuse_raw(hc->fd, 408, bt, short_at && short_at < quiet);
       if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
         hc->req->body_state = HTTPD_BODY_TIMEOUT;
         hc->req->answered = 1; /* by the 408 above */
@@ -1932,7 +1961,10 @@ int httpd_read_body(httpd_req *r) {
     uint64_t now = uv_now(r->h->loop);
     r->hc->deadline = now + r->h->o.body_timeout_ms;
     r->hc->body_phase = 1;
-    r->hc->body_since = r->hc->body_last = now;
+    r->hc->body_last = now;
+    r->hc->win_end = now + r->h->o.body_timeout_ms;
+    r->hc->win_from = r->body_len;
+    r->hc->win_short = 0;
     /* libmicrohttpd's silence timeout would close a client gone quiet mid-body as the
      * deadline passes (or before it), and the 408 would never be sent: while the body is
      * read it waits past the deadline and the sweep's period (a second at most) */

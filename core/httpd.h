@@ -49,8 +49,9 @@ typedef struct httpd_opts {
   unsigned idle_timeout_s;     /* no byte in either direction for this long. 0: 30 */
   unsigned header_timeout_ms;  /* from accept (or the end of the previous request) to
                                   complete headers. 0: 10000 */
-  unsigned body_timeout_ms;    /* how long a body may go with none of it arriving, and its first part (past it,
-                                  at least HD_BODY_MIN_RATE bytes a second on average: core/httpd.c). 0: 30000 */
+  unsigned body_timeout_ms;    /* how long a body may go with none of it arriving, and the window in
+                                  each of which at least HD_BODY_MIN_RATE bytes a second must come
+                                  (core/httpd.c). 0: 30000 */
   size_t max_stream_queue;     /* bytes a stream may queue for a slow client. 0: 1 MiB */
   const httpd_net *trusted;    /* proxies whose X-Forwarded-For names the client (copied; */
   size_t ntrusted;             /* at most HTTPD_MAX_TRUSTED). None: the header is ignored */

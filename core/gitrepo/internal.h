@@ -153,9 +153,10 @@ int gr_plain_file(const char *path, const char *what, const char *fix, gr_err *e
 /* 1 when repo's HEAD is refs/heads/main, 0 when not (target: what it is on), -1 with e set. */
 int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t cap, gr_err *e);
 /* Before one of Orket's writes in main's gitdir that takes lock there (gitdir-relative:
- * "index.lock", "refs/heads/main.lock"), a record of this process's saying so; gr_write_end
- * removes it once the write returned. gitrepo_recover removes a lock there only where a
- * record of a process now gone names it, its time fitting the write (repo.c): main's
+ * "index.lock", "refs/heads/main.lock", "packed-refs.lock"), a record of this process's saying
+ * so; gr_write_end removes it once the write returned. gitrepo_recover removes a lock there
+ * only where a record of a process now gone names it, its time fitting the write and no live
+ * process holding it open (repo.c): main's
  * repository is a person's too, whose git's locks are never taken. Best effort. */
 void gr_write_begin(const gitapi *g, git_repository *repo, const char *lock);
 void gr_write_end(const gitapi *g, git_repository *repo);

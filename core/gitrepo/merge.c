@@ -214,6 +214,10 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
   git_reference *moved = NULL;
   rc = g->reference_create_matching(&moved, r->repo, "refs/heads/" GR_MAIN, &target, 1, &mid, msg);
   g->reference_free(moved);
+  /* the move returned: its lock is renamed to main, or removed (refused), so its record ends
+   * here, not after the sync (a whole file system's, seconds on a busy disk, when a kill
+   * would leave a record no lock of Orket's stands behind) */
+  gr_write_end(g, r->repo);
   if (rc < 0) {
     gr_git(g, e, rc, "refs/heads/" GR_MAIN);
     goto out;

@@ -31,19 +31,20 @@ typedef struct gr_push_state {
    * there); gone: the remote has no main, so the push would make it again (refused), and
    * head the branch the remote's HEAD names ("": none it has) */
   git_remote *remote;
-  int had, gone;
+  int had, gone, unlisted; /* unlisted: the remote's branches could not be listed */
   git_oid was;
   char head[256];
 } gr_push_state;
 
 /* The branch the connected remote's HEAD names into head ("" when none it has); 1 when the
- * remote has any branch, 0 when it has none (an empty repository: a new remote) */
+ * remote has any branch, 0 when it has none (an empty repository: a new remote), -1 when its
+ * branches could not be listed (neither: never read as "main gone") */
 static int gr_remote_head(const gitapi *g, git_remote *remote, char *head, size_t cap) {
   const git_remote_head **heads = NULL;
   size_t n = 0;
   int any = 0;
   head[0] = '\0';
-  if (g->remote_ls(&heads, &n, remote) != 0) return 1;
+  if (g->remote_ls(&heads, &n, remote) != 0) return -1;
   for (size_t i = 0; i < n; i++) {
     const char *to = heads[i]->symref_target;
     if (strcmp(heads[i]->name, "HEAD") == 0 && to && strncmp(to, "refs/heads/", 11) == 0)
@@ -61,9 +62,11 @@ static int gr_push_negotiated(const git_push_update **updates, size_t len, void 
   for (size_t i = 0; i < len; i++) {
     if (updates[i]->dst_refname && strcmp(updates[i]->dst_refname, s->ref) == 0) {
       /* (a remote with no branch at all is a new one, git.remote changed: main is made there) */
-      if (s->had && s->g->oid_equal(&updates[i]->src, &none) &&
-          gr_remote_head(s->g, s->remote, s->head, sizeof s->head)) {
-        s->gone = 1;
+      int any = s->had && s->g->oid_equal(&updates[i]->src, &none)
+                    ? gr_remote_head(s->g, s->remote, s->head, sizeof s->head) : 0;
+      if (any != 0) {
+        if (any < 0) s->unlisted = 1;
+        else s->gone = 1;
         return -1;
       }
       s->sent = updates[i]->dst;
@@ -75,18 +78,23 @@ static int gr_push_negotiated(const git_push_update **updates, size_t len, void 
 
 /* The refusal of a remote that had main and has it no more (its default branch renamed, or
  * main deleted): making main there again would start a second line of history beside the
- * team's, which nothing would say. -1 with e set (ENOENT). */
-static int gr_main_gone(gr_err *e, const char *doing, const char *shown, const char *was, const char *head) {
+ * team's, which nothing would say. unsure: no record says which remote the tracking ref is
+ * of (one an older Orket wrote), so git.remote may have changed since. -1 with e set (ENOENT). */
+static int gr_main_gone(gr_err *e, const char *doing, const char *shown, const char *was, const char *head,
+                        int unsure) {
   char why[200];
   if (head[0])
     snprintf(why, sizeof why, "its HEAD names %.120s: its default branch renamed?", head);
   else
     snprintf(why, sizeof why, "its HEAD names no branch it has: main deleted?");
-  return gr_fail(e, "ENOENT", "%s: the remote %.300s has no main any more (it had it at %.12s, kept as %s), and %s "
+  return gr_fail(e, "ENOENT", "%s: the remote %.300s has no main any more (it had it at %.12s, kept as %s%s), and %s "
                  "Orket pushes main only where it is the remote's main, so it does not make it again: rename the "
                  "remote's branch back to main (its default branch), or, for Orket to make main there anew, drop "
                  "what it knows of the remote's main: git -C workspace update-ref -d %s",
-                 doing, shown, was, GR_REMOTE_MAIN, why, GR_REMOTE_MAIN);
+                 doing, shown, was, GR_REMOTE_MAIN,
+                 unsure ? "; an older Orket wrote it, with no record of which remote it was: if orket.lua's "
+                          "git.remote named another remote then, this one never had main" : "",
+                 why, GR_REMOTE_MAIN);
 }
 
 static int gr_push_cred(git_credential **out, const char *url, const char *user_from_url,
@@ -132,6 +140,88 @@ static void gr_url_shown(const char *url, char *out, size_t outlen) {
     snprintf(out, outlen, "%.*s%s", (int)(host - url), url, at + 1);
   else
     snprintf(out, outlen, "%s", url);
+}
+
+/* ---- which remote GR_REMOTE_MAIN is of ------------------------------------------------------ */
+
+/* GR_REMOTE_MAIN says "the remote had main" only of the remote it was fetched from or pushed
+ * to: git.remote may be changed to another one (a forge repository made with its README on
+ * master), which never had main, where main is made as on a new remote. The file
+ * GR_MAIN_OF in main's gitdir names that remote, as gr_url_shown shows it (no credentials in
+ * a file; a token changed in the URL is still the same remote): written after the ref (a kill
+ * between leaves the old name or none, so the next fetch drops the ref and fetches it again,
+ * or trusts it), whole (a rename), durable (fsync), never a lock a person's git would wait
+ * on, and untouched by git gc, unlike a reflog (expired) or a config key (config.lock). */
+#define GR_MAIN_OF "orket-remote-main"
+#define GR_MAIN_OF_MAGIC "orket-remote-main 1 "
+#define GR_SHOWN_MAX 2048 /* a longer URL is compared by this much of it */
+
+/* 1 when GR_MAIN_OF names the remote shown, 0 when it names another, -1 when there is none
+ * (or it cannot be read as one: a ref an older Orket wrote, trusted as this remote's) */
+static int gr_main_of(const gitapi *g, git_repository *repo, const char *shown) {
+  char p[PATH_MAX], buf[sizeof GR_MAIN_OF_MAGIC + GR_SHOWN_MAX + 2];
+  struct stat st;
+  if ((size_t)snprintf(p, sizeof p, "%s" GR_MAIN_OF, g->repository_commondir(repo)) >= sizeof p) return -1;
+  int fd = open(p, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  char *nl = strchr(buf, '\n');
+  size_t m = sizeof GR_MAIN_OF_MAGIC - 1;
+  if (nl == NULL || strncmp(buf, GR_MAIN_OF_MAGIC, m) != 0) return -1;
+  *nl = '\0';
+  return strcmp(buf + m, shown) == 0;
+}
+
+/* Records that GR_REMOTE_MAIN, just written, is the remote shown's (unless it says so
+ * already). Best effort: one not written leaves the old name (the ref is dropped and fetched
+ * again) or none (trusted). The temporary file is this process's (pid): two processes may
+ * fetch at once. */
+static void gr_main_of_write(const gitapi *g, git_repository *repo, const char *shown) {
+  char p[PATH_MAX], tmp[PATH_MAX + 32], buf[sizeof GR_MAIN_OF_MAGIC + GR_SHOWN_MAX + 2];
+  if (gr_main_of(g, repo, shown) == 1) return;
+  if ((size_t)snprintf(p, sizeof p, "%s" GR_MAIN_OF, g->repository_commondir(repo)) >= sizeof p) return;
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", p, (long)getpid());
+  int n = snprintf(buf, sizeof buf, GR_MAIN_OF_MAGIC "%s\n", shown);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  int ok = n > 0 && (size_t)n < sizeof buf && write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp, p) != 0) (void)unlink(tmp);
+}
+
+/* Deletes ref in main's repository. A packed one (a person's git gc packs every ref) is
+ * deleted by rewriting packed-refs under packed-refs.lock, which main's gitdir shares with a
+ * person's git: the write is recorded as Orket's first, so that recovery clears the lock a kill
+ * inside it leaves, and only that (repo.c, gr_write_begin). */
+static void gr_ref_delete(const gitapi *g, git_repository *repo, git_reference *ref) {
+  gr_write_begin(g, repo, "packed-refs.lock");
+  (void)g->reference_delete(ref);
+  gr_write_end(g, repo);
+}
+
+/* Before a fetch or push of main to the remote shown: 1 and old (the remote's main as last
+ * fetched or pushed) when GR_REMOTE_MAIN is that remote's (*unsure: by no record, so
+ * trusted); 0 when there is none, or it is another remote's: then it is dropped, with
+ * GR_REMOTE_MAIN_DROPPED (of that remote too), as for a new remote, so that no view of the
+ * remote's main reads the old one's. */
+static int gr_had_main(const gitapi *g, git_repository *repo, const char *shown, git_oid *old, int *unsure) {
+  *unsure = 0;
+  if (g->reference_name_to_id(old, repo, GR_REMOTE_MAIN) != 0) return 0;
+  int of = gr_main_of(g, repo, shown);
+  if (of != 0) {
+    *unsure = of < 0;
+    return 1;
+  }
+  const char *drop[] = {GR_REMOTE_MAIN_DROPPED, GR_REMOTE_MAIN}; /* the tracking ref last: it says "had" */
+  for (size_t i = 0; i < 2; i++) {
+    git_reference *ref = NULL;
+    if (g->reference_lookup(&ref, repo, drop[i]) == 0) gr_ref_delete(g, repo, ref);
+    g->reference_free(ref);
+  }
+  return 0;
 }
 
 /* An in-memory remote at url for one push or fetch: nothing is written to the repository's
@@ -321,15 +411,18 @@ out:
   return ret;
 }
 
-/* After main was pushed as id: the remote's main is id, so the tracking ref says so (as git's
- * push updates its remote-tracking branch), and what the remote had dropped of main is back. */
-static void gr_pushed_main(gitrepo *r, const git_oid *id) {
+/* After main was pushed as id to the remote shown: the remote's main is id, so the tracking
+ * ref says so (as git's push updates its remote-tracking branch), of that remote, and what the
+ * remote had dropped of main is back. */
+static void gr_pushed_main(gitrepo *r, const git_oid *id, const char *shown) {
   const gitapi *g = &r->git;
   git_reference *ref = NULL;
-  if (g->reference_create_matching(&ref, r->repo, GR_REMOTE_MAIN, id, 1, NULL, "orket: push") == 0)
+  if (g->reference_create_matching(&ref, r->repo, GR_REMOTE_MAIN, id, 1, NULL, "orket: push") == 0) {
     g->reference_free(ref);
+    gr_main_of_write(g, r->repo, shown);
+  }
   ref = NULL;
-  if (g->reference_lookup(&ref, r->repo, GR_REMOTE_MAIN_DROPPED) == 0) (void)g->reference_delete(ref);
+  if (g->reference_lookup(&ref, r->repo, GR_REMOTE_MAIN_DROPPED) == 0) gr_ref_delete(g, r->repo, ref);
   g->reference_free(ref);
 }
 
@@ -353,7 +446,10 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     return -1;
   }
   gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref, .remote = remote};
-  st.had = strcmp(ref, "refs/heads/" GR_MAIN) == 0 && g->reference_name_to_id(&st.was, r->repo, GR_REMOTE_MAIN) == 0;
+  char shown[GR_SHOWN_MAX];
+  gr_url_shown(url, shown, sizeof shown);
+  int is_main = strcmp(ref, "refs/heads/" GR_MAIN) == 0, unsure = 0;
+  st.had = is_main && gr_had_main(g, r->repo, shown, &st.was, &unsure);
   git_push_options po;
   g->push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
   po.callbacks.credentials = gr_push_cred;
@@ -377,10 +473,15 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
         g->remote_connect(look, GIT_DIRECTION_FETCH, &cb, NULL, NULL) == 0)
       gr_remote_head(g, look, st.head, sizeof st.head);
     g->remote_free(look);
-    char shown[512], was[GR_OID_HEX + 1];
-    gr_url_shown(url, shown, sizeof shown);
+    char was[GR_OID_HEX + 1];
     g->oid_tostr(was, sizeof was, &st.was);
-    return gr_main_gone(e, doing, shown, was, st.head);
+    return gr_main_gone(e, doing, shown, was, st.head, unsure);
+  }
+  if (st.unlisted) {
+    const git_error *le = g->error_last();
+    return gr_fail(e, "EREMOTE", "%s: the remote %.300s did not list its branches (%s), so whether it had main is "
+                   "not known: nothing was pushed",
+                   doing, shown, le && le->message ? le->message : "unknown libgit2 error");
   }
   if (rc < 0) {
     /* libgit2's message may quote the URL; the credentials are never in it (they are not
@@ -388,15 +489,13 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     const git_error *le = g->error_last();
     const char *code = rc == GIT_EAUTH ? "EAUTH" : rc == GIT_ENONFASTFORWARD ? "EREJECTED" : "EREMOTE";
     /* libgit2's own words name no remote ("unexpected http status code: 404"): which one is said */
-    char shown[512];
-    gr_url_shown(url, shown, sizeof shown);
-    return gr_fail(e, code, "pushing %s: %s (the remote %s: orket.lua's git.remote)", branch,
+    return gr_fail(e, code, "pushing %s: %s (the remote %.300s: orket.lua's git.remote)", branch,
                    le && le->message ? le->message : "unknown libgit2 error", shown);
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   /* nothing negotiated: the remote's branch already was the local one, read above */
   g->oid_tostr(id_out, GR_OID_HEX + 1, st.pushed ? &st.sent : &id);
-  if (strcmp(ref, "refs/heads/" GR_MAIN) == 0) gr_pushed_main(r, st.pushed ? &st.sent : &id);
+  if (is_main) gr_pushed_main(r, st.pushed ? &st.sent : &id, shown);
   return 0;
 }
 
@@ -449,10 +548,11 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
     g->remote_free(remote);
     return -1;
   }
-  /* whether the remote has the branch at all: its advertised refs stay readable after the fetch */
+  /* whether the remote has the branch at all: its advertised refs stay readable after the fetch.
+   * A listing that fails says nothing of it (never "the branch is gone"): EREMOTE. */
   const git_remote_head **heads = NULL;
   size_t count = 0;
-  int found = 0;
+  int found = 0, others = 0;
   if (g->remote_ls(&heads, &count, remote) == 0) {
     for (size_t i = 0; i < count; i++) {
       if (strcmp(heads[i]->name, src) == 0) {
@@ -460,13 +560,24 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
         found = 1;
       }
     }
+    if (head) others = gr_remote_head(g, remote, head, headcap);
+  } else {
+    others = -1;
   }
-  int others = head ? gr_remote_head(g, remote, head, headcap) : 0;
+  if (others < 0) {
+    const git_error *le = g->error_last();
+    char shown[512];
+    gr_url_shown(url, shown, sizeof shown);
+    gr_fail(e, "EREMOTE", "%s: the remote %s did not list its branches after the fetch (%s): whether it has %s is "
+            "not known", doing, shown, le && le->message ? le->message : "unknown libgit2 error", what);
+    g->remote_free(remote);
+    return -1;
+  }
   g->remote_free(remote);
   if (!found && !others) {
     /* a tracking ref from an earlier fetch names nothing the remote has now */
     git_reference *old = NULL;
-    if (g->reference_lookup(&old, r->repo, dst) == 0) (void)g->reference_delete(old);
+    if (g->reference_lookup(&old, r->repo, dst) == 0) gr_ref_delete(g, r->repo, old);
     g->reference_free(old);
   }
   return found;
@@ -485,7 +596,7 @@ static void gr_note_dropped(gitrepo *r, const git_oid *old, const char *now_hex)
   if (g->oid_fromstr(&now, now_hex) < 0) return;
   if (g->reference_name_to_id(&was, r->repo, GR_REMOTE_MAIN_DROPPED) == 0) {
     if (gr_holds(g, r->repo, &now, &was) != 0 && g->reference_lookup(&ref, r->repo, GR_REMOTE_MAIN_DROPPED) == 0)
-      (void)g->reference_delete(ref);
+      gr_ref_delete(g, r->repo, ref);
     g->reference_free(ref);
     return;
   }
@@ -501,20 +612,25 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
                        gr_err *e) {
   const gitapi *g = &r->git;
   git_oid old;
-  char head[256] = "";
-  int had = g->reference_name_to_id(&old, r->repo, GR_REMOTE_MAIN) == 0;
+  char head[256] = "", shown[GR_SHOWN_MAX];
+  if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
+    return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
+  gr_url_shown(url, shown, sizeof shown);
+  int unsure = 0, had = gr_had_main(g, r->repo, shown, &old, &unsure);
   int rc = gr_fetch_ref(r, url, "refs/heads/" GR_MAIN, GR_REMOTE_MAIN, GR_MAIN, user, password, id, head,
                         sizeof head, e);
-  if (rc == 1) gr_note_dropped(r, had ? &old : NULL, id);
+  if (rc == 1) {
+    gr_note_dropped(r, had ? &old : NULL, id);
+    gr_main_of_write(g, r->repo, shown);
+  }
   /* (a remote without any branch had its tracking ref dropped: a new remote, main made there) */
   if (rc != 0 || !had || g->reference_name_to_id(&old, r->repo, GR_REMOTE_MAIN) != 0) return rc;
   /* The remote had main (fetched or pushed before, kept as GR_REMOTE_MAIN) and has it no
    * more: refused (gr_main_gone), and the tracking ref kept, so that every later fetch and
    * push of main is refused too until a person decides. */
-  char shown[512], was[GR_OID_HEX + 1];
-  gr_url_shown(url, shown, sizeof shown);
+  char was[GR_OID_HEX + 1];
   g->oid_tostr(was, sizeof was, &old);
-  return gr_main_gone(e, "fetching main", shown, was, head);
+  return gr_main_gone(e, "fetching main", shown, was, head, unsure);
 }
 
 int gitrepo_fetch_branch(gitrepo *r, const char *url, const char *branch, const char *user, const char *password,

@@ -646,16 +646,31 @@ static int gr_unlink_locks_under(const char *dir, int depth, int *removed, gr_er
  * theirs). Each of Orket's writes there that a kill could leave locked records itself first,
  * in the gitdir beside the view's state: GR_WRITE_REC "." pid, saying the pid, the time and
  * the lock the write takes (gitdir-relative, one of gr_write_locks), written only while that
- * lock is absent, removed once the write returned. A record left is a process killed inside
- * its write: recovery removes the lock it names when the process is gone and the lock's
- * change time fits the write (from the record's time, less the file system's coarse clock,
- * to GR_WRITE_AFTER later). Any other lock there is left: the view waits, naming it (view.c).
- * The cards' own locks (their refs' namespaces, their directories') stay Orket's alone. */
+ * lock is absent, removed as soon as the write returned. A record left is a process killed
+ * inside its write, or just before libgit2 took the lock, or just after the write returned:
+ * so the lock it names may be a person's taken since. Recovery removes it only when the
+ * process is gone, the lock is this user's (Orket's writes make theirs as the repository's
+ * owner, gr_check_owner), its change time fits the write (from the record's time, less the
+ * file system's coarse clock, to GR_WRITE_AFTER later), and no live process holds it open
+ * (gr_lock_open: git and libgit2 keep a lock open while they write it). A person's lock kept
+ * closed (git commit closes index.lock before its editor runs) is told from the killed
+ * write's by its time alone. Any other lock there is left: the view waits, naming it (view.c).
+ * The cards' own locks (their refs' namespaces, their directories') stay Orket's alone.
+ * The record is one per process, not per handle: a second handle's write overwrites it and
+ * any handle's close removes it, so a lock is then left for a person, never taken. */
 #define GR_WRITE_REC "orket-write"
 #define GR_WRITE_MAGIC "orket-write 1 "
-#define GR_WRITE_BEFORE 2  /* seconds: file times taken from a coarse clock, or in whole seconds */
-#define GR_WRITE_AFTER 120 /* seconds: the longest a write may take between its record and its lock's last change */
-static const char *const gr_write_locks[] = {"index.lock", "refs/heads/" GR_MAIN ".lock", NULL};
+#define GR_WRITE_BEFORE 2 /* seconds: file times taken from a coarse clock, or in whole seconds */
+/* seconds from the record to the last change of its lock, which the write makes itself: each
+ * write is in memory and unsynced (gr_lib_acquire), into the page cache. An index write:
+ * libgit2 hashes the entries it did not add that are as new as the index (racily clean,
+ * usually none), takes index.lock, serializes and hashes the index (100 MB: well under a
+ * second), renames. A move of main: lock, a reflog line or two, 41 bytes, rename. A delete of
+ * a packed ref: packed-refs rewritten (a million refs: some 50 MB). Milliseconds as a rule;
+ * five seconds leaves room for a stalled disk's write-back throttling. A write slower still
+ * leaves its lock to a person (named by the view), never the other way round. */
+#define GR_WRITE_AFTER 5
+static const char *const gr_write_locks[] = {"index.lock", "refs/heads/" GR_MAIN ".lock", "packed-refs.lock", NULL};
 
 static int gr_write_rec(const gitapi *g, git_repository *repo, long pid, char *buf, size_t cap) {
   return (size_t)snprintf(buf, cap, "%s" GR_WRITE_REC ".%ld", g->repository_path(repo), pid) < cap;
@@ -714,8 +729,76 @@ static int gr_writer_gone(long pid, long long sec) {
   return ticks >= 0 && btime > 0 && hz > 0 && btime + ticks / hz > sec + 1;
 }
 
+/* 1 when process pid runs as uid by any of the ids of /proc/PID/status's Uid: line (real,
+ * effective, saved, file system), or when that cannot be read (unknown is a match); 0 when
+ * it does not, or is gone. */
+static int gr_proc_as(long pid, uid_t uid) {
+  char p[64], line[256];
+  snprintf(p, sizeof p, "/proc/%ld/status", pid);
+  FILE *f = fopen(p, "re");
+  if (f == NULL) return errno != ENOENT; /* gone meanwhile: holds nothing */
+  int as = 1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long u[4];
+    if (strncmp(line, "Uid:", 4) != 0) continue;
+    if (sscanf(line + 4, "%lu %lu %lu %lu", &u[0], &u[1], &u[2], &u[3]) == 4)
+      as = u[0] == (unsigned long)uid || u[1] == (unsigned long)uid || u[2] == (unsigned long)uid ||
+           u[3] == (unsigned long)uid;
+    break;
+  }
+  fclose(f);
+  return as;
+}
+
+/* 1 when a live process holds the lock at path (lst: its lstat) open, or when that cannot be
+ * told: /proc not readable, or the fds of a process of the lock's user not readable (a lock
+ * is made with O_EXCL by the process that writes it, as its user; another user's processes
+ * are not looked at). Each fd whose link ends in the lock's name is compared by device and
+ * inode (the link's text differs across mount namespaces); no other file is looked at. A
+ * thread with an fd table of its own (unshared) is not seen: git and libgit2 make none. */
+static int gr_lock_open(const char *path, const struct stat *lst) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t bl = strlen(base);
+  DIR *d = opendir("/proc");
+  if (d == NULL) return 1;
+  DIR *self = opendir("/proc/self/fd"); /* /proc mounted, and fds readable at all */
+  if (self == NULL) {
+    closedir(d);
+    return 1;
+  }
+  closedir(self);
+  int held = 0;
+  for (struct dirent *de; !held && (de = readdir(d)) != NULL;) {
+    char *end, fp[64];
+    errno = 0;
+    long pid = strtol(de->d_name, &end, 10);
+    if (de->d_name[0] < '1' || de->d_name[0] > '9' || *end != '\0' || errno != 0) continue; /* not a process's */
+    snprintf(fp, sizeof fp, "/proc/%ld/fd", pid);
+    DIR *fds = opendir(fp);
+    if (fds == NULL) {
+      held = errno != ENOENT && gr_proc_as(pid, lst->st_uid);
+      continue;
+    }
+    for (struct dirent *fe; !held && (fe = readdir(fds)) != NULL;) {
+      char link[PATH_MAX];
+      ssize_t n = readlinkat(dirfd(fds), fe->d_name, link, sizeof link - 1);
+      if (n < (ssize_t)bl + 1) continue; /* ".", "..", closed meanwhile, or too short to be it */
+      link[n] = '\0';
+      if (link[n - (ssize_t)bl - 1] != '/' || strcmp(link + n - bl, base) != 0) continue;
+      struct stat st;
+      if (fstatat(dirfd(fds), fe->d_name, &st, 0) != 0) held = errno != ENOENT;
+      else held = st.st_dev == lst->st_dev && st.st_ino == lst->st_ino;
+    }
+    closedir(fds);
+  }
+  closedir(d);
+  return held;
+}
+
 /* Removes the locks main's gitdir holds that a record of a process now gone names, where the
- * lock's change time fits the record's (above); the records of gone processes go with them. */
+ * lock fits the record's write and no one holds it open (above); the records of gone
+ * processes go with them. */
 static int gr_clear_recorded(const gitapi *g, git_repository *repo, int *removed, gr_err *e) {
   const char *gd = g->repository_path(repo);
   DIR *d = opendir(gd);
@@ -746,7 +829,8 @@ static int gr_clear_recorded(const gitapi *g, git_repository *repo, int *removed
       if ((size_t)snprintf(p, sizeof p, "%s%s", gd, lock) >= sizeof p || lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
         break;
       long long t = (long long)st.st_ctim.tv_sec;
-      if (t >= sec - GR_WRITE_BEFORE && t <= sec + GR_WRITE_AFTER) ret = gr_unlink_lock(p, removed, e);
+      if (st.st_uid == geteuid() && t >= sec - GR_WRITE_BEFORE && t <= sec + GR_WRITE_AFTER && !gr_lock_open(p, &st))
+        ret = gr_unlink_lock(p, removed, e);
     }
     if (ret == 0) (void)unlinkat(dirfd(d), de->d_name, 0); /* a gone process's, or unreadable: no write of anyone's */
   }

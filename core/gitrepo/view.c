@@ -1055,8 +1055,6 @@ out:
  * 3), and the index it reads now holds what they staged. */
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   enum { TRIES = 3 };
-  /* the merge's move of main, recorded by its intent (gr_view_intent), has returned */
-  gr_write_end(&r->git, r->repo);
   /* a killed writer's left-overs, looked for once a handle (listing the gitdir at every
    * merge cost more than the rest of the view's bookkeeping): what a process that died
    * before this handle opened left is removed at its first refresh, and a later death's by

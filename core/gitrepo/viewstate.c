@@ -396,7 +396,8 @@ int gr_view_intent(gitrepo *r, const git_oid *from, const git_oid *to, gr_err *e
   git_oid pm[2] = {*from, *to};
   if (vw_replace(r, GR_VIEW_INTENT_SUFFIX, vw_intent_body, pm, e) != 0) return -1;
   /* the move's own lock, should a kill leave it: Orket's, for recovery to take (repo.c); the
-   * refresh that follows the move ends the record (gr_view_refresh) */
+   * record is written last, the move follows at once, and the merge ends the record as soon
+   * as the move returns (gr_merge_into_main) */
   gr_write_begin(&r->git, r->repo, "refs/heads/" GR_MAIN ".lock");
   return 0;
 }

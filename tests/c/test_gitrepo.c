@@ -2725,6 +2725,53 @@ static void tg_push_local_hooks(check_ctx *t, gitrepo *r, const char *base) {
   free(was_glob);
 }
 
+/* git.remote changed, from the remote at ws's tracking ref (which had main: its rename is
+ * refused) to other.git, a forge repository made with a README on master and no main: it
+ * never had main, so the fetch drops the old remote's tracking ref and the push makes main
+ * there. A rename there then is refused, as on any remote that had main; a tracking ref with
+ * no record of its remote (an older Orket's) is trusted, its refusal saying so. */
+static void tg_remote_changed(check_ctx *t, gitrepo *r, const char *base, const char *ws, const char *main_id) {
+  char other[600], rec[600], id[41], pid[41];
+  gr_err e;
+  snprintf(other, sizeof other, "%s/other.git", base);
+  git_repository *o = NULL;
+  git_treebuilder *tb = NULL;
+  git_signature *sig = NULL;
+  git_oid tree, made;
+  CHECK(t, git_repository_init(&o, other, 1) == 0 && git_treebuilder_new(&tb, o, NULL) == 0 &&
+           git_treebuilder_write(&tree, tb) == 0 && git_signature_now(&sig, "forge", "forge@example.invalid") == 0);
+  git_tree *tr = NULL;
+  CHECK(t, git_tree_lookup(&tr, o, &tree) == 0 &&
+           git_commit_create(&made, o, "refs/heads/master", sig, sig, NULL, "README", tr, 0, NULL) == 0 &&
+           git_repository_set_head(o, "refs/heads/master") == 0);
+  git_tree_free(tr);
+  git_signature_free(sig);
+  git_treebuilder_free(tb);
+  git_repository_free(o);
+  CHECK(t, strcmp(tg_ref_at(ws, "refs/remotes/orket/main", id), "") != 0); /* the old remote's */
+  CHECK(t, gitrepo_fetch_main(r, other, NULL, NULL, id, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), "");
+  CHECK(t, gitrepo_push(r, other, "main", 0, NULL, NULL, pid, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_ref_at(other, "refs/heads/main", id), main_id);
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), main_id);
+  CHECK(t, gitrepo_fetch_main(r, other, NULL, NULL, id, &e) == 1);
+  CHECK_STR(t, id, main_id);
+  /* the new remote had main now: its rename is refused */
+  CHECK(t, tg_set_ref(other, "refs/heads/main", NULL) == 0);
+  CHECK(t, gitrepo_fetch_main(r, other, NULL, NULL, id, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  CHECK(t, strstr(e.msg, "HEAD names master") != NULL && strstr(e.msg, "older Orket") == NULL);
+  CHECK(t, gitrepo_push(r, other, "main", 0, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  /* no record of which remote the tracking ref is of: trusted, and said */
+  snprintf(rec, sizeof rec, "%s/.git/orket-remote-main", ws);
+  CHECK(t, unlink(rec) == 0);
+  CHECK(t, gitrepo_fetch_main(r, other, NULL, NULL, id, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  CHECK(t, strstr(e.msg, "older Orket") != NULL);
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), main_id);
+}
+
 /* The remote's main as Orket knows it: a push of main moves the tracking ref; a fetch that
  * finds the remote's main moved back past commits main holds records where it was
  * (refs/orket/remote-main-dropped) until a push puts them back; a remote that had main and
@@ -2778,6 +2825,7 @@ static void tg_remote_main_moves(check_ctx *t, gitrepo *r, const char *base, con
   CHECK_STR(t, e.code, "ENOENT");
   CHECK(t, strstr(e.msg, "pushing main") != NULL && strstr(e.msg, "HEAD names trunk") != NULL);
   CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), "");
+  tg_remote_changed(t, r, base, ws, second);
   /* a person chose: Orket's record of the remote's main dropped, main is pushed anew */
   CHECK(t, tg_set_ref(ws, "refs/remotes/orket/main", NULL) == 0);
   CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == 0);

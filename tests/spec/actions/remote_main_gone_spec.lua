@@ -2,7 +2,9 @@
 -- renamed trunk, or main deleted): main is not made again there beside the team's branch.
 -- The sync stops at once, journaled, with words naming the remote's HEAD branch and what to
 -- do; a person's choice (dropping Orket's record of the remote's main) lets main be pushed
--- anew. A new remote (no branch at all) is pushed to as before.
+-- anew. A new remote (no branch at all) is pushed to as before, and so is one git.remote
+-- changed to that never had main (some other branch only): "had main" is of the remote it
+-- was fetched from or pushed to.
 local mainline = require "orket.actions.mainline"
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
@@ -65,6 +67,26 @@ describe("a remote whose main is gone", function()
     assert.equal("failed", sync().code)
     sh("git -C " .. remote .. " branch -m trunk main && git -C " .. remote .. " symbolic-ref HEAD refs/heads/main")
     assert.equal("uptodate", sync().code)
+  end)
+
+  it("git.remote changed to a remote with a branch but no main (a forge's README on master) gets main", function()
+    assert.equal("pushed", sync().code)
+    local new = base .. "/new.git"
+    local q = H.quote(new)
+    local forge = H.quote(base .. "/forge")
+    sh("git init -q --bare -b master " .. q .. " && git init -q -b master " .. forge .. " && git -C " .. forge
+      .. " -c user.name=forge -c user.email=forge@example.invalid commit -q --allow-empty -m README && git -C "
+      .. forge .. " push -q " .. q .. " master")
+    local out = mainline.sync { db = db, repo = repo, g = { remote = new }, sleep = function() end }
+    assert.equal("pushed", out.code, out.error)
+    assert.equal(repo:head("main"), assert(G.ls_remote(new))["refs/heads/main"])
+    assert(repo:fetch_main(new))
+    -- the new remote had main now: its rename is refused as before
+    sh("git -C " .. q .. " branch -m main trunk")
+    local ok, err, code = repo:fetch_main(new)
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("has no main any more", err, 1, true)
   end)
 
   it("a new, empty remote gets main", function()

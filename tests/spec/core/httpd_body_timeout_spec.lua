@@ -1,8 +1,8 @@
 -- orket.c.httpd: a request body's deadline. A body that keeps arriving is read whole however
 -- long it takes (a large upload over a slow uplink was cut at 30 s in all, whatever its
--- rate), while one that stops for body_timeout_ms, or trickles in slower than the minimum
--- rate once its first body_timeout_ms are over (a slow-loris client), is answered 408 and
--- closed. The 408 and the 431 name their limit and the setting that raises it, as the 413
+-- rate), while one that stops for body_timeout_ms, or brings fewer bytes than the minimum
+-- rate in any window of body_timeout_ms (a slow-loris client, or one that sends most of its
+-- body at once and then trickles), is answered 408 and closed. The 408 and the 431 name their limit and the setting that raises it, as the 413
 -- does. Raw luv sockets, on loopback.
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
@@ -84,9 +84,8 @@ describe("orket.c.httpd's body deadline", function()
     assert.is_true(closed)
     assert.is_true(at >= 950 and at < 2500, "cut at the deadline, not later: " .. tostring(at))
     local msg = text:match('"message":"([^"]*)"')
-    assert.equal("the request body came too slowly: past its first 1 s it must keep arriving at "
-      .. "4096 bytes a second on average (ORKET_SERVE_LIMITS body_timeout_ms on orket serve sets"
-      .. " the 1 s)", msg)
+    assert.equal("the request body came too slowly: each 1 s of it must bring at least 4096 bytes a second "
+      .. "(ORKET_SERVE_LIMITS body_timeout_ms on orket serve sets the 1 s)", msg)
     srv:close()
   end)
 
@@ -106,6 +105,29 @@ describe("orket.c.httpd's body deadline", function()
     srv = serve { body_timeout_ms = 600 }
     text = send(srv:port(), post(10), { { "x", 3000 } })
     assert.matches("none of it came for 600 ms (", text, 1, true)
+    srv:close()
+  end)
+
+  it("answers 408 to a body sent mostly at once, then trickled: no credit carried past a window", function()
+    local srv = serve { body_timeout_ms = 1000, idle_timeout_s = 1 }
+    -- 40,000 bytes at once (ten windows' worth at the minimum rate), then a byte every 900 ms:
+    -- never silent for 1 s, and above the rate averaged since the start for 10 s
+    local steps = { { ("x"):rep(40000), 900 } }
+    for i = 2, 25 do steps[i] = { "x", 900 } end
+    local text, closed, at = send(srv:port(), post(40100), steps)
+    assert.matches("^HTTP/1.1 408 Request Timeout\r\n", text)
+    assert.is_true(closed)
+    -- the second window ([1 s, 2 s)) holds a byte or two: cut as it ends
+    assert.is_true(at >= 1900 and at < 2600, "cut as the first short window ends: " .. tostring(at))
+    assert.matches("the request body came too slowly: each 1 s of it", text, 1, true)
+    srv:close()
+    -- just above the rate in small steps (600 bytes every 100 ms) for four windows: read whole
+    srv = serve { body_timeout_ms = 1000, idle_timeout_s = 1 }
+    steps = {}
+    for i = 1, 40 do steps[i] = { ("x"):rep(600), 100 } end
+    text = send(srv:port(), post(24000), steps)
+    assert.matches("^HTTP/1.1 200 ", text)
+    assert.matches("got 24000$", text)
     srv:close()
   end)
 

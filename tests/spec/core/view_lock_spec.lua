@@ -133,6 +133,46 @@ describe("main's repository's locks", function()
     assert.truthy(H.read(pws .. "/.git/config.lock"))
   end)
 
+  it("keeps a lock a live process holds open, though a gone process's record names it", function()
+    -- a run killed between its record and libgit2's taking the lock; a person's git commit
+    -- (its editor open) then took index.lock, and holds it open until it ends
+    local lock = pws .. "/.git/index.lock"
+    local gone = dead_pid()
+    record(gone, os.time(), "index.lock")
+    local p = io.popen("(exec 3>>" .. H.quote(lock) .. "; exec sleep 60) </dev/null >/dev/null 2>&1 & echo $!")
+    local holder = math.tointeger(tonumber(p:read("l")))
+    p:close()
+    H.wait_for(function()
+      local f = io.open("/proc/" .. holder .. "/fd/3")
+      if f then f:close() end
+      return f ~= nil
+    end, "the holder to open the lock")
+    local ok, n = pcall(repo.recover, repo)
+    os.execute("kill -9 " .. holder)
+    H.wait_for(function() return not H.alive(holder) end, "the holder to end")
+    assert.equal(0, assert(ok and n))
+    assert.truthy(H.read(lock))
+    assert.is_nil(H.read(string.format("%s/.git/orket-write.%d", pws, gone))) -- a gone process's: stale
+  end)
+
+  it("keeps a lock changed later than the write that recorded it could have", function()
+    -- the write (an index, a ref, packed-refs) changes its lock within a few seconds of its
+    -- record; a lock changed half a minute later is a person's, taken since
+    local gone = dead_pid()
+    record(gone, os.time() - 30, "index.lock")
+    H.write(pws .. "/.git/index.lock", "")
+    assert.equal(0, assert(repo:recover()))
+    assert.truthy(H.read(pws .. "/.git/index.lock"))
+  end)
+
+  it("removes packed-refs.lock a killed delete of a packed ref of Orket's left, by its record", function()
+    local gone = dead_pid()
+    H.write(pws .. "/.git/packed-refs.lock", "")
+    record(gone, os.time(), "packed-refs.lock")
+    assert.equal(1, assert(repo:recover()))
+    assert.is_nil(H.read(pws .. "/.git/packed-refs.lock"))
+  end)
+
   it("records its own writes in main's gitdir only while they run", function()
     card_change("R1", "r.txt")
     assert(repo:merge_to_main("R1", GUARD))
