@@ -19,7 +19,7 @@ local M = {}
 -- Commands in the order `orket help` lists them.
 M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "worker", "runs", "status", "log", "answer", "comment", "retry", "cancel", "serve", "keys", "backup", "restore", "sandbox", "bug", "bugfix", "mcp", "audit", "users", "experiments", "secrets", "projects" }
 
-M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupted = 130 }
+M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, busy = 75, interrupted = 130 }
 
 -- A failure of the database file (damaged, read-only, full, locked: orket.c.store's
 -- file_error) is reported once, however many layers passed it on, and without what only
@@ -119,6 +119,13 @@ end
 --- store (board, card, log, runs, audit verify, backup): an orket.lua that does not load but
 --- sets no store leaves the SQLite file, read with a warning naming orket.lua's error.
 function M.open_store(dir, create, reading, broken_ok)
+  -- a project an init is making, or one a killed init left half made: said so, never read
+  -- as an empty board (a command that only reads would take its half-made store)
+  local unfinished = require("orket.config").unfinished(dir) -- lazy: as the store, below
+  if unfinished then
+    M.err("%s", unfinished)
+    return nil
+  end
   -- lazy: the store, the settings and the engine load when a command opens them, so
   -- `orket version`, `orket help` and usage errors start without them (make bench: cold start)
   local db, err, _, broken = require("orket.project").open_store(dir, create, reading, nil, broken_ok)

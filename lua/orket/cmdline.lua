@@ -63,14 +63,18 @@ end
 --- (the command says it is missing, as it says so of a project); a file is refused naming
 --- it ("-C x: not a directory"), where commands said "orket.lua: cannot read: Not a
 --- directory". must_exist: a missing one is refused too ("-C x: no such directory"). The
---- option is named as the person gave it (an alias: --workspace x), else as name.
+--- option is named as the person gave it (an alias: --workspace x), else as name. The value
+--- is the directory fixed as the command starts (orket.config.fixed_dir: "../p" made
+--- absolute, so that nothing later goes through the working directory).
 function M.a_dir(name, must_exist)
   return function(v, given)
     local st = require("luv").fs_stat(v) -- lazy: as one_dir's
     local shown = (given or name) and ((given or name) .. " ") or ""
     if not st and must_exist then return nil, string.format("%s%s: no such directory", shown, v) end
     if st and st.type ~= "directory" then return nil, string.format("%s%s: not a directory", shown, v) end
-    return v
+    if not ("/" .. v .. "/"):find("/%.%./") then return v end -- (kept as typed: orket.config.fixed_dir)
+    -- lazy: only a name with ".." needs it, and orket.config loads the settings with it
+    return require("orket.config").fixed_dir(v)
   end
 end
 

@@ -10,6 +10,7 @@ local fieldline = require "orket.fieldline"
 local secret = require "orket.settings.secret"
 local cost = require "orket.cost"
 local inert = require "orket.inert"
+local lockfile = require "orket.c.lockfile"
 local uv = require "luv"
 
 local M = {}
@@ -75,11 +76,21 @@ end
 --- init, refusing a folder that holds a project, cannot act on. For status, run and resume.
 --- ran() -> false when the store records no run: a workspace/ missing then was never made
 --- (a project imported from a checkout), and nothing went with it; asked only when it is missing.
+--- Neither .orket/ nor workspace/ there (a fresh checkout of orket.lua and epics/, both
+--- being local state) is a project where nothing has run yet either, whatever ran says.
+--- A project an init is making, or that a killed one left (M.unfinished), is said as that:
+--- its workspace/ is init's to make.
 function M.workspace_gone(dir, ran)
+  local unfinished = M.unfinished(dir)
+  if unfinished then return unfinished, "EINVAL" end
   local path = dir .. "/workspace"
   local st, _, code = uv.fs_lstat(path)
   local at = M.dir_word(path)
   local run = "'orket run EPIC" .. M.at(dir) .. "'"
+  if not st and code == "ENOENT" and not uv.fs_lstat(dir .. "/.orket") and not (ran and ran()) then
+    return string.format("%s does not exist yet: nothing has run here yet (there is no .orket/ either); %s makes "
+      .. "the board, and the first %s makes workspace/", at, M.command("import", dir), run), "ENOENT"
+  end
   if not st and code == "ENOENT" and ran and ran() == false then
     return string.format("%s does not exist yet: no run is recorded, and the first %s makes it", at, run), "ENOENT"
   end
@@ -94,6 +105,30 @@ function M.workspace_gone(dir, ran)
     return string.format("%s is a %s, not a folder: move it aside (mv %s %s.old); the next %s then makes "
       .. "workspace/ anew", at, kind, at, at, run), "ENOTDIR"
   end
+end
+
+--- INIT_MARK: the file in .orket/ that `orket init` makes first, holds locked while it makes
+--- the project and removes last (orket.cmd.init): there and not held, that init was killed
+--- midway. INIT_MADE beside it lists what it made outside .orket/, each before it was made.
+M.INIT_MARK, M.INIT_MADE = "init.lock", "init.made"
+
+--- unfinished(dir) -> message | nil: dir is a project another process's `orket init` is
+--- making now, or one that a killed init left half made (a workspace/ without its
+--- repository, an empty store), said with what to run rather than as the odd errors of a
+--- project half there ("no card", an empty board). This process's own init passes.
+function M.unfinished(dir)
+  dir = dir or "."
+  local mark = dir .. "/.orket/" .. M.INIT_MARK
+  if not uv.fs_lstat(mark) then return nil end
+  local held, pid = lockfile.probe(mark)
+  if held and pid == uv.os_getpid() then return nil end
+  if held then
+    return string.format("orket init (process %s) is making the project in %s now: wait for it to end",
+      tostring(pid or "?"), M.shown(dir))
+  end
+  return string.format("orket init did not finish making the project in %s (it was killed midway): run %s again "
+    .. "(with the options it was given), which removes what that init made and makes the project anew", M.shown(dir),
+    M.command("init", dir))
 end
 
 -- The project's script folders and the page of docs/ that says what goes in each.
@@ -311,6 +346,41 @@ local function lexical(path)
   return "/" .. table.concat(parts, "/")
 end
 
+-- The system's own answer for path: its real path, or, for one that is not there (yet),
+-- its nearest folder's that is with the rest as named | nil (a ".." past what is not there)
+local function resolved(path)
+  local rest = ""
+  while true do
+    local real = uv.fs_realpath(path)
+    if real then return real == "/" and (rest ~= "" and rest or "/") or real .. rest end
+    local up, last = path:match("^(.*)/([^/]+)/*$")
+    if last == "." or last == ".." then return nil end
+    if not up then up, last = ".", path:match("^([^/]+)/*$") end
+    if not last then return nil end
+    rest = "/" .. last .. rest
+    path = up == "" and "/" or up
+  end
+end
+
+--- fixed_dir(dir) -> the project's directory as a command keeps it (orket.cmdline's -C and
+--- DIR), fixed once as it starts so that nothing later depends on the working directory: a
+--- name that goes through ".." ("../p", "/ci/job/../p") is made absolute, its "." and ".."
+--- taken out, naming the folder the system would (a link before a ".." goes up from where it
+--- points). Removing a CI job's working directory then no longer takes the project with it
+--- (a run failed as "moved", a server refused every new run). One that names the working
+--- directory is "."; a folder below it ("p", "./p") is kept as typed, as messages show it:
+--- it cannot go while the working directory stays, nor the working directory while it is there.
+function M.fixed_dir(dir)
+  if type(dir) ~= "string" or dir == "" or not ("/" .. dir .. "/"):find("/%.%./") then return dir end
+  local cwd = uv.cwd()
+  if dir:sub(1, 1) ~= "/" and not cwd then return dir end -- (gone already: as given, failing as it would)
+  local named = lexical((dir:sub(1, 1) == "/" and "" or cwd) .. "/" .. dir)
+  local real = resolved(dir)
+  if real and real ~= resolved(named) then named = real end
+  if named == cwd then return "." end
+  return named
+end
+
 -- dir's absolute paths to look above: the real one, and the one as it was named (from the
 -- shell's $PWD when that is this folder): a workspace/ that is a link to another place is
 -- only left on the way up the latter.
@@ -414,6 +484,8 @@ end
 
 function M.read(dir)
   dir = dir or "."
+  local unfinished = M.unfinished(dir)
+  if unfinished then return nil, unfinished, "EINVAL" end
   -- (without an orket.lua there, the read's own "not found" says where the project is)
   local tree = uv.fs_stat(dir .. "/orket.lua") and M.in_tree(dir)
   if tree then return nil, tree, "EINVAL" end

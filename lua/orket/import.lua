@@ -1072,6 +1072,9 @@ local function dep_placed(dir, c, text, texts)
 end
 
 function M.load(dir)
+  -- a project a killed init left half made is said so, before its files (epics/ may be missing)
+  local unfinished = config.unfinished(dir)
+  if unfinished then return nil, unfinished, "EINVAL" end
   local set, msg, code, anchor = load_files(dir)
   if set or code ~= "EINVAL" then return set, msg, code, anchor end
   return nil, placed(dir, msg, anchor), code, anchor

@@ -303,7 +303,7 @@ describe("orket serve runs", function()
     assert.equal("nothing to do: run " .. a .. " is running already; to resume it later, stop it first (POST /v1/runs/"
       .. a .. "/stop to the server that executes it)", rdoc.error.remedy)
     local cli = H.orket("run B --json", { cwd = dir })
-    assert.equal(1, cli.status)
+    assert.equal(75, cli.status) -- busy: the server's run has these cards (ERUNGOING)
     assert.matches("run " .. b .. " %(B%) is working on", cli.stderr)
     -- a disjoint epic runs from the command line meanwhile; the server's runs stay live
     cli = H.orket("run C --json", { cwd = dir })
@@ -508,7 +508,7 @@ budgets = { backoff_ms = 1 } -- the engine's later rounds (25 x backoff_ms, doub
     st, doc = call(s2, "POST", "/v1/runs", op, { target = "A-1" })
     assert.equal(409, st, cjson.encode(doc))
     local r = H.orket("run A --json", { cwd = dir2 })
-    assert.equal(1, r.status)
+    assert.equal(75, r.status) -- busy (docs/guide/deploying.md, "A run that did not start")
     local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
     assert.equal(1, #runs)
     assert.equal(0, s.stop())
@@ -668,7 +668,7 @@ budgets = { backoff_ms = 1 } -- the engine's later rounds (25 x backoff_ms, doub
     local function rc(d) return (H.read(d .. "/r.rc") or ""):match("%d+") end
     local refused = wait_for(function() return (rc(dir) and dir) or (rc(dir2) and dir2) end, "one to be refused", 3000)
     local going = refused == dir and dir2 or dir
-    assert.equal("1", rc(refused), H.read(refused .. "/r.err"))
+    assert.equal("75", rc(refused), H.read(refused .. "/r.err")) -- busy
     assert.matches("is working on the same target now", H.read(refused .. "/r.err"))
     wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other's first turn")
     assert.is_nil(rc(going))

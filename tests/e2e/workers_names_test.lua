@@ -107,7 +107,8 @@ describe("orket worker", function()
     db:close()
     for _, rid in ipairs { old, id } do
       local r = H.orket("resume " .. rid .. " --json", { cwd = dir })
-      assert.equal(1, r.status, r.stderr)
+      assert.equal(75, r.status, r.stderr) -- busy: the workers have it (ERUNGOING)
+      assert.matches('"code":"ERUNGOING"', r.stdout, 1, true)
       assert.matches("run " .. id .. " (W) is left to the workers and not finished", r.stderr, 1, true)
       assert.matches("'orket runs stop " .. id .. "'", r.stderr, 1, true)
       -- and what then carries it on, here with the workers (none left, say: its worker stopped)
@@ -138,7 +139,7 @@ describe("orket worker", function()
     db:close()
     -- the refusal names the run and how to end it
     local r = H.orket("run W-1 --json", { cwd = dir })
-    assert.equal(1, r.status, r.stderr)
+    assert.equal(75, r.status, r.stderr) -- busy: the workers have it (ERUNGOING)
     assert.matches("run " .. id .. " (W) is left to the workers and not finished", r.stderr, 1, true)
     assert.matches("'orket runs stop " .. id .. "' or POST /v1/runs/" .. id .. "/stop", r.stderr, 1, true)
     -- bad words, named

@@ -16,7 +16,7 @@ local cmd = { name = "board", summary = "show the board as a tree", args = {
 cmd.help = [[
 Shows rocks, their epics and the epics' issues with status, priority and seat. EPIC (or a
 rock id) limits the tree to it. --json prints every card as data instead (docs/store.md).
-Colour is used only on a terminal that is not dumb (TERM=dumb) and never when NO_COLOR is set.]]
+Colour is used only on a terminal that is not dumb (TERM unset, empty or dumb) and never when NO_COLOR is set.]]
 
 local COLORS = {
   done = "32", in_progress = "33", code_review = "36", ready_for_testing = "36",

@@ -16,6 +16,8 @@ local tree = require "orket.tree"
 local stopsignals = require "orket.stopsignals"
 local ask = require "orket.terminal.ask"
 local gitdiff = require "orket.c.gitdiff"
+local lockfile = require "orket.c.lockfile"
+local fault = require "orket.engine.fault"
 
 local cmd = { name = "init", summary = "create a new project" }
 cmd.help = [[
@@ -77,22 +79,42 @@ local shell_quote = require("orket.cli").shell_quote
 cmd.shell_quote = shell_quote
 
 -- What this init made, newest last, so a failure can take exactly that away again and
--- leave what was there before untouched.
+-- leave what was there before untouched. A SIGKILL (the OOM killer, docker kill) cannot be
+-- undone so: init makes .orket/ first, holding its mark (config.INIT_MARK) locked there, and
+-- writes each path it is about to make outside .orket/ into its journal (config.INIT_MADE)
+-- before making it; the mark goes last (commit). A killed init's project is then known
+-- (config.unfinished tells the other commands) and the next init takes exactly what that
+-- one made away again (clear_killed), never a file of the person's.
 local function undo_list()
   local made = {}
+  -- add(path, is_dir[, rel]): path is about to be made; rel, its path under DIR, journaled
+  function made.add(path, is_dir, rel)
+    if rel and made.journal then
+      assert(made.journal:write((is_dir and "d " or "f ") .. rel .. "\n"))
+      assert(made.journal:flush())
+    end
+    made[#made + 1] = { path = path, dir = is_dir }
+    fault.hit("init_step")
+  end
   -- -> the first path it could not remove (something not made here is in it), or nil
   function made.undo()
+    if made.repo then tree.remove(made.repo) end
     local left
     for i = #made, 1, -1 do
       local m = made[i]
-      if m.dir then uv.fs_rmdir(m.path) else os.remove(m.path) end
+      if m.tree then tree.remove(m.path) elseif m.dir then uv.fs_rmdir(m.path) else os.remove(m.path) end
       if not left and uv.fs_lstat(m.path) then left = m.path end
     end
+    if made.journal then made.journal:close() end
+    if made.lock then made.lock:release() end
     return left
   end
   return made
 end
 
+-- Makes the folders of path that are not there (DIR itself and those above it: made before
+-- .orket/ and its journal, so not journaled; a killed init leaves them empty, and the
+-- next one makes the project in them)
 local function mkdir_p(path, made)
   local acc = path:sub(1, 1) == "/" and "" or "."
   for part in path:gmatch("[^/]+") do
@@ -101,7 +123,7 @@ local function mkdir_p(path, made)
     if not st then
       local ok, err = uv.fs_mkdir(acc, 493)
       if not ok then return nil, err end
-      made[#made + 1] = { path = acc, dir = true }
+      made.add(acc, true)
     elseif st.type ~= "directory" then
       return nil, config.shown(acc) .. " is not a directory"
     end
@@ -109,47 +131,155 @@ local function mkdir_p(path, made)
   return true
 end
 
+-- Makes the folders of rel under dir that are not there, each journaled before it is made
+local function mkdir_in(dir, rel, made)
+  local acc
+  for part in rel:gmatch("[^/]+") do
+    acc = acc and (acc .. "/" .. part) or part
+    local path = dir .. "/" .. acc
+    local st = uv.fs_stat(path)
+    if not st then
+      made.add(path, true, acc)
+      local ok, err = uv.fs_mkdir(path, 493)
+      if not ok then return nil, err end
+    elseif st.type ~= "directory" then
+      return nil, config.shown(path) .. " is not a directory"
+    end
+  end
+  return true
+end
+
+-- Whether path is an empty folder (a killed init's .orket/ made before its mark)
+local function empty_dir(path)
+  local h = uv.fs_scandir(path)
+  local first = h and uv.fs_scandir_next(h)
+  while first and uv.fs_scandir_next(h) do end -- (read to its end: luv frees a listing so)
+  return h ~= nil and first == nil
+end
+
+-- The first step: DIR/.orket/ made (or one left empty taken), its mark held locked and the
+-- journal opened -> true | nil, msg. The mark held by another init: that one is making
+-- the project now.
+local function begin(dir, made)
+  local home = dir .. "/.orket"
+  local ok, err, code = uv.fs_mkdir(home, 448)
+  if not ok and code == "EEXIST" and not empty_dir(home) then
+    -- (another init made it since in_the_way looked)
+    return nil, string.format("%s/.orket already exists: %s already holds a project", config.shown(dir),
+      config.shown(dir))
+  elseif not ok and code ~= "EEXIST" then
+    return nil, string.format("cannot create %s/.orket: %s", config.shown(dir), tostring(err))
+  end
+  local lock, lerr, lcode, holder = lockfile.acquire(home .. "/" .. config.INIT_MARK)
+  if not lock then
+    if lcode ~= "EBUSY" then return nil, lerr end
+    return nil, string.format("orket init (process %s) is making a project in %s now", tostring(holder or "?"),
+      config.shown(dir))
+  end
+  -- .orket/ is this init's from here (made by it, or left empty by a killed one): all it holds goes with it
+  made[#made + 1] = { path = home, tree = true }
+  made.lock = lock
+  made.journal, err = io.open(home .. "/" .. config.INIT_MADE, "wb")
+  if not made.journal then return nil, err end
+  fault.hit("init_step")
+  return true
+end
+
+-- The last step, so a failure before leaves no repository behind: workspace/ is a git
+-- repository with main's first commit; each card gets its branch and worktree on its first
+-- turn (docs/git.md). One there already is the person's: only one made here is removed
+-- again (journaled before it is made). -> true | nil, msg
+local function make_repo(dir, made)
+  if not uv.fs_lstat(dir .. "/workspace/.git") then
+    assert(made.journal:write("repo\n"))
+    assert(made.journal:flush())
+    made.repo = dir .. "/workspace/.git"
+  end
+  local git, gerr = gitwork.open(dir .. "/workspace", dir .. "/.orket/worktrees")
+  if not git then return nil, gerr end
+  git.repo:close()
+  fault.hit("init_step")
+  return true
+end
+
 -- Writes the project; nil, msg on the first failure (the caller undoes what was made).
 -- files: the paths under dir to write from texts, in order.
 local function create(dir, texts, made, files)
-  local dirs = { dir, dir .. "/epics", dir .. "/workspace" }
-  for _, f in ipairs(files) do
-    local sub = f:match("^(.*)/[^/]+$")
-    if sub then dirs[#dirs + 1] = dir .. "/" .. sub end
-  end
+  local ok, err = mkdir_p(dir, made)
+  if not ok then return nil, string.format("cannot create %s: %s", config.shown(dir), tostring(err)) end
+  ok, err = begin(dir, made)
+  if not ok then return nil, err end
+  local dirs = { "epics", "workspace" }
+  for _, f in ipairs(files) do dirs[#dirs + 1] = f:match("^(.*)/[^/]+$") end
   for _, d in ipairs(dirs) do
-    local ok, err = mkdir_p(d, made)
-    if not ok then return nil, string.format("cannot create %s: %s", config.shown(d), tostring(err)) end
+    ok, err = mkdir_in(dir, d, made)
+    if not ok then return nil, string.format("cannot create %s: %s", config.shown(dir .. "/" .. d), tostring(err)) end
   end
   for _, f in ipairs(files) do
     local path = dir .. "/" .. f
-    local out, err = io.open(path, "wb")
-    if not out then return nil, string.format("cannot write %s: %s", config.shown(path), tostring(err)) end
-    made[#made + 1] = { path = path }
-    local ok, werr = out:write(texts[f])
+    made.add(path, false, f)
+    local out, oerr = io.open(path, "wb")
+    if not out then return nil, string.format("cannot write %s: %s", config.shown(path), tostring(oerr)) end
+    local wok, werr = out:write(texts[f])
     out:close()
-    if not ok then return nil, string.format("cannot write %s: %s", config.shown(path), tostring(werr)) end
+    if not wok then return nil, string.format("cannot write %s: %s", config.shown(path), tostring(werr)) end
   end
-  -- the store: .orket/ (checked absent above) and the database with its WAL files
-  local orket_dir = dir .. "/.orket"
-  made[#made + 1] = { path = orket_dir, dir = true }
-  made[#made + 1] = { path = orket_dir .. "/.gitignore" } -- (project.ensure_home's)
-  for _, sfx in ipairs { "", "-wal", "-shm" } do made[#made + 1] = { path = project.db_path(dir) .. sfx } end
+  -- the store in .orket/ (this init's: its files go with it)
   local db, oerr = project.open_store(dir, true)
   if not db then return nil, oerr end
   local r, ierr = import.import(db, dir)
   db:close()
   if not r then return nil, ierr end
-  -- last, so a failure before leaves no repository behind: workspace/ is a git repository
-  -- with main's first commit; each card gets its branch and worktree on its first turn
-  -- (docs/git.md)
-  -- opening takes .orket/git.lock (made here, so removed with .orket on a failure)
-  made[#made + 1] = { path = orket_dir .. "/git.lock" }
-  local git, gerr = gitwork.open(dir .. "/workspace", orket_dir .. "/worktrees")
-  if not git then return nil, gerr end
-  git.repo:close()
-  if git.made then made.repo = dir .. "/workspace/.git" end -- init's, in any workspace/: interrupted removes it
+  fault.hit("init_step")
+  ok, err = make_repo(dir, made)
+  if not ok then return nil, err end
   return r
+end
+
+-- The project whole: its mark removed first (from here no init's leftovers), then the
+-- journal, and the lock let go
+local function commit(dir, made)
+  os.remove(dir .. "/.orket/" .. config.INIT_MARK)
+  fault.hit("init_step")
+  made.journal:close()
+  os.remove(dir .. "/.orket/" .. config.INIT_MADE)
+  made.lock:release()
+end
+
+-- A journal line's path under DIR, as init writes them: relative, without "." or "..",
+-- of a sane length (a line that is not is left alone)
+local function journaled(rel)
+  if not rel or rel == "" or rel:sub(1, 1) == "/" or #rel > 512 then return nil end
+  for part in rel:gmatch("[^/]*") do
+    if part == "" or part == "." or part == ".." then return nil end
+  end
+  return rel
+end
+
+-- A killed init's project (its mark there and not held: config.unfinished) made ready to
+-- be made again: what its journal lists removed, newest first, then .orket/, which it made
+-- first -> true when there was one | nil | nil, refusal (another init makes it now)
+local function clear_killed(dir)
+  local home = dir .. "/.orket"
+  if not uv.fs_lstat(home .. "/" .. config.INIT_MARK) then return nil end
+  local lock, lerr, lcode, holder = lockfile.acquire(home .. "/" .. config.INIT_MARK)
+  if not lock then
+    if lcode ~= "EBUSY" then return nil, lerr end
+    return nil, string.format("orket init (process %s) is making a project in %s now; wait for it to end; "
+      .. "nothing was changed", tostring(holder or "?"), config.shown(dir))
+  end
+  local lines = {}
+  for line in ((read(home .. "/" .. config.INIT_MADE)) or ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  for i = #lines, 1, -1 do
+    local kind, rel = lines[i]:match("^([df]) (.+)$")
+    rel = journaled(rel)
+    if lines[i] == "repo" then tree.remove(dir .. "/workspace/.git")
+    elseif rel and kind == "d" then uv.fs_rmdir(dir .. "/" .. rel)
+    elseif rel then os.remove(dir .. "/" .. rel) end
+  end
+  tree.remove(home)
+  lock:release()
+  return true
 end
 
 -- What a repository and a forge URL must look like: true | nil, why
@@ -174,7 +304,8 @@ end
 -- The words: [DIR], --yes, or --forge with its repository and URL (checked as given).
 cmd.args = { usage = "orket init [DIR] [--yes | --forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]",
   extra = "init takes at most one directory",
-  { "DIR", optional = true, what = "a directory" },
+  -- (fixed as every command's DIR is: "../p" made absolute, orket.config.fixed_dir)
+  { "DIR", optional = true, what = "a directory", check = config.fixed_dir },
   { "--yes" },
   { "--forge", value = "gitea|github", what = "gitea or github", check = function(v)
     if FORGES[v] then return v end
@@ -435,7 +566,6 @@ end
 -- workspace's repository too when init made it (in a workspace/ that was there or not)
 -- -> exit status 130
 local function interrupted(cli, dir, made, signal)
-  if made.repo then tree.remove(made.repo) end
   local left = made.undo()
   if left then
     cli.err("init interrupted; it could not remove %s, which it had created: remove it before running init again",
@@ -491,7 +621,8 @@ local function in_the_way(dir, texts)
       config.shown(dir), folder, config.shown(above))
   end
   for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
-    if uv.fs_lstat(dir .. "/" .. f) then
+    -- (an empty .orket/ holds nothing: a killed init's, made before its mark)
+    if uv.fs_lstat(dir .. "/" .. f) and not (f == ".orket" and empty_dir(dir .. "/" .. f)) then
       return string.format("%s/%s already exists: %s already holds a project; nothing was changed", config.shown(dir), f,
         config.shown(dir))
     end
@@ -504,19 +635,27 @@ local function in_the_way(dir, texts)
   end
 end
 
+-- The project's name: DIR's (the current directory's for .), as orket.lua can hold it
+local function name_of(dir)
+  local name = dir ~= "." and dir or uv.fs_realpath(".") or "project"
+  return utf8_name(name:match("([^/]+)/*$") or "project")
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
-  local refused = in_the_way(dir)
+  -- a project a killed init left half made is made again (what that init made removed first)
+  local cleared, refused = clear_killed(dir)
+  if cleared then cli.err("a killed orket init had left %s half made: what it made was removed; making the project "
+    .. "again", config.shown(dir)) end
+  refused = refused or in_the_way(dir)
   if refused then
     cli.err("%s", refused)
     return 1
   end
   o.adopt = team_files(dir)
   o.empty = o.empty or o.adopt
-  local name = uv.fs_realpath(".") or "project"
-  if dir ~= "." then name = dir end
-  name = utf8_name(name:match("([^/]+)/*$") or "project")
+  local name = name_of(dir)
   if not (o.forge or o.yes) and uv.guess_handle(0) == "tty" and uv.guess_handle(1) == "tty" then
     if not wizard(o, name) then
       cli.err("init cancelled; nothing was changed")
@@ -536,6 +675,7 @@ function cmd.run(args, cli)
   local signal, r, err = stopsignals.hold(function() return create(dir, texts, made, files) end)
   if signal then return interrupted(cli, dir, made, signal) end
   if not r then return undone(cli, dir, made, err) end
+  commit(dir, made)
   say_made(dir, o, texts, r, cli)
   return 0
 end

@@ -33,13 +33,15 @@ again, as when it started: this process works it, that run alone, as a worker do
 the run ends. Ctrl-C ends the run (interrupted) unless another worker works it now.
 With every run done there is nothing to resume (exit status 1), but main's view (workspace/)
 is still refreshed as a run's start refreshes it: the line says whether it caught up with
-main, or why not.]]
+main, or why not. A RUN that does not exist is bad input (exit status 2); the other exit
+statuses, and the JSON line of a resume that does not start, are orket run's.]]
 
 -- The run to resume: target's, else the latest not done that no process is executing now
 -- (a server's run going beside one killed here is not the one to carry on; when every one
--- is going, the latest, whose refusal says so) -> row | nil, message[, true: every run is
--- done]. A store that cannot be read gives its own message (ECORRUPT: the file is
--- damaged), never "no run".
+-- is going, the latest, whose refusal says so) -> row | nil, message[, the refusal's code
+-- and exit status: no run RUN, bad input (2); every run done (EALREADY); nothing has run].
+-- A store that cannot be read gives its own message (ECORRUPT: the file is damaged), never
+-- "no run".
 local function find_run(dir, db, target)
   local row, err
   if target then
@@ -64,11 +66,11 @@ local function find_run(dir, db, target)
     row = row or empty_stop or candidates[1]
   end
   if row or err then return row, err end
-  if target then return nil, "no run " .. target .. " (see 'orket runs')" end
+  if target then return nil, "no run " .. target .. " (see 'orket runs')", "ENOENT", 2 end
   local recent, rerr = runs.recent(db, 1)
   if not recent then return nil, rerr end
-  if recent[1] then return nil, "no run to resume (every run is done)", true end
-  return nil, "no run to resume: nothing has run yet; start one with 'orket run EPIC'"
+  if recent[1] then return nil, "no run to resume (every run is done)", "EALREADY", 1 end
+  return nil, "no run to resume: nothing has run yet; start one with 'orket run EPIC'", "ENOENT", 1
 end
 
 -- recover(dir, db) -> true | nil, msg: what a run's start does first (gitwork.recover),
@@ -210,19 +212,21 @@ end
 function cmd.run(args, cli)
   local o, st = run_cmd.parse(args, cli, cmd)
   if not o then return st end
+  if run_cmd.closed_stdout(cli) then return 1 end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local row, err, all_done = find_run(o.dir, db, o.target)
+  local row, err, code, status = find_run(o.dir, db, o.target)
   -- (exit status 1 all the same: there was no run to resume)
-  if all_done then err = err .. "; " .. refresh_view(o.dir or ".", db) end
+  if code == "EALREADY" then err = err .. "; " .. refresh_view(o.dir or ".", db) end
   db:close()
+  -- a refusal said as run's are: with --json, a line a script reads too (its code)
   if not row then
-    cli.err("%s", err)
-    return 1
+    local nxt = code and (o.target and "orket runs" or code == "ENOENT" and "orket run EPIC") or nil
+    return run_cmd.refuse(o, cli, { code = code, message = err, status = status or 1,
+      next = nxt and (nxt .. config.at(o.dir)) })
   end
   if row.status == "done" then
-    cli.err("run %d is done; nothing to resume", row.id)
-    return 1
+    return run_cmd.refuse(o, cli, { code = "EALREADY", message = string.format("run %d is done; nothing to resume", row.id) })
   end
   if recorded.left_to_workers { status = "running", data = row.data } and row.status ~= "running" then
     return to_workers(o, cli, row.id)

@@ -1,6 +1,7 @@
 -- orket run EPIC|ROCK|CARD: runs the team over the board (orket.engine). JSON Lines events
 -- with --json or when stdout is not a terminal, else a live view of the run. Exit:
--- 0 done, 1 failed, 2 usage, 3 stalled or waiting for input, 130 interrupted.
+-- 0 done, 1 failed, 2 usage or an unknown target, 3 stalled or waiting for input, 75 busy
+-- (another run works the project), 130 interrupted.
 local uv = require "luv"
 local task = require "orket.task"
 local setup = require "orket.engine.setup"
@@ -25,6 +26,7 @@ local config = require "orket.config"
 local stopsignals = require "orket.stopsignals"
 local otel = require "orket.otel"
 local logwriter = require "orket.serve.logwriter"
+local errors = require "orket.errors"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -57,10 +59,15 @@ Every model response and tool call is journaled in .orket/orket.db; a run stoppe
 Ctrl-C, SIGTERM, SIGHUP or a crash continues with 'orket resume'. --model overrides
 every seat's model (as ORKET_MODEL does). Edits to roles/, tools/, policies/ and
 routing.lua are reloaded while the run goes on (from each card's next turn; a broken edit
-is reported and the old version kept). Exit status: 0 done, 1 failed, 3 stalled or waiting
-for input (the reasons are printed), 130 interrupted. On a terminal the run is shown as a
-live view (cards by status, each seat's turn, tokens, time) ending with a summary; --json,
-or stdout not a terminal, prints the engine's events as JSON Lines instead.]]
+is reported and the old version kept). Exit status: 0 done, 1 failed (or not started: a
+killed run to resume first, a project that does not load), 2 a target that names no card,
+3 stalled or waiting for input (the reasons are printed), 75 busy (another run works the
+project or these cards: the same command later may pass), 130 interrupted. A run that does
+not start prints, with --json, one line {"type":"error","code","message","next","exit"}
+as well as its message on stderr. A closed stdout (>&-) starts no run. On a terminal the
+run is shown as a live view (cards by status, each seat's turn, tokens, time) ending with
+a summary; --json, or stdout not a terminal, prints the engine's events as JSON Lines
+instead.]]
 
 -- Stdout written by a thread (orket.serve.logwriter; o: its options), so that the loop never
 -- waits on the reader: a reader that stopped reading (a stalled log shipper) held the run
@@ -113,6 +120,35 @@ end
 --- EXIT: the exit status of a run that ended so, by its status (orket worker --drain's too)
 cmd.EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 local EXIT = cmd.EXIT
+
+--- REFUSED: the exit status of a run refused before it started, by the refusal's code:
+--- another run works the project or these cards, or holds the start of one (busy: the same
+--- command later may pass; 75, EX_TEMPFAIL). A target that names no card or run is bad
+--- input, 2 (its caller says so); any other refusal (EUNFINISHED: resume first) is 1.
+cmd.REFUSED = { ELOCKED = 75, ERUNGOING = 75, ESTARTING = 75 }
+
+--- KIND_CODE: the code of a refusal by its kind (orket.engine.recorded.in_the_way's), as
+--- the REPL's turn gives it: a run holds the lock, a run of these cards goes (or is left
+--- to the workers), a killed run left a turn of them half done, the run ended meanwhile
+cmd.KIND_CODE = { busy = "ELOCKED", conflict = "ERUNGOING", unfinished = "EUNFINISHED", ended = "EALREADY" }
+
+--- refuse(o, cli, r[, emit]) -> exit status: a run that could not start (or resume), said
+--- on stderr as every failure is (cli.fail), and with --json as one line on stdout too,
+--- {"type":"error","code":CODE,"message":...,"next":...,"exit":N}, so that a script tells
+--- busy from "resume first" from a typo without reading English. r: {code=, message=, next=
+--- (the command that goes on, else the code's remedy), status= (else REFUSED's, else 1)};
+--- emit: the run's JSON writer once it is open (its lines stay in order), else stdout.
+function cmd.refuse(o, cli, r, emit)
+  local status = r.status or cmd.REFUSED[r.code] or 1
+  cli.fail(r.code, "%s", r.message)
+  if o.json and r.code then
+    local nxt = r.next or cli.PERSON_REMEDY[r.code] or errors.remedy(r.code, r.message)
+    local ev = { type = "error", code = r.code, message = cli.plain(r.message), next = nxt and errors.plain(nxt),
+      exit = status }
+    if emit then emit(ev) else io.stdout:write(jsonout.encode(ev), "\n") end
+  end
+  return status
+end
 
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
@@ -214,19 +250,29 @@ local function output(o, cli, held)
   return function(ev) view:event(ev) end, view, stop_view, out
 end
 
+-- A refusal of in_the_way's kind (orket.engine.recorded), other the run in the way: a
+-- killed run's half-done turn names the resume that goes on -> {code=, message=, next=}
+local function in_the_way_refusal(o, other, why, kind)
+  local code = cmd.KIND_CODE[kind]
+  local nxt = code == "EUNFINISHED" and type(other) == "table" and other.id
+    and string.format("orket resume %d%s", other.id, config.at(o.dir)) or nil
+  return { code = code, message = why, next = nxt }
+end
+
 -- The run lock, and the claim that no other run overlaps this one: runs of orket serve may
 -- go meanwhile, on other cards; under the claim (released once the run is recorded and the
--- lock tagged) none may overlap it (orket.engine.claims) -> lock, claim | nil, message,
--- the lock's or the claim's CODE (ELOCKED, ESTARTING: their remedies say how to find the holder).
+-- lock tagged) none may overlap it (orket.engine.claims) -> lock, claim | nil, the refusal
+-- ({code=, message=, next=}: the lock's or the claim's CODE, ELOCKED, ESTARTING, whose
+-- remedies say how to find the holder, or in_the_way's).
 local function take_lock(e, o, resume_id)
   local lock, lerr, lcode = setup.lock(o.dir, { runs_ok = true })
-  if not lock then return nil, lerr, lcode end
+  if not lock then return nil, { code = lcode, message = lerr } end
   local claim, cerr, ccode = claims.enter(o.dir)
   if not claim then
     lock:release()
-    return nil, cerr, ccode
+    return nil, { code = ccode, message = cerr }
   end
-  local target, other, why = o.target, nil, nil
+  local target, other, why, kind = o.target, nil, nil, nil
   if resume_id then
     -- a store that cannot be read is said, not taken for a run with no target to check
     local row, rerr = runs.get(e.db, resume_id)
@@ -234,12 +280,13 @@ local function take_lock(e, o, resume_id)
   end
   -- asked again with the run's record (or the resumed run's lease) in work()
   if target then
-    other, why = recorded.in_the_way(o.dir, e.db, e.board, target, { own_run_lock = true, resuming = resume_id ~= nil })
+    other, why, kind = recorded.in_the_way(o.dir, e.db, e.board, target, { own_run_lock = true,
+      resuming = resume_id ~= nil })
   end
   if other then
     claim:release()
     lock:release()
-    return nil, why
+    return nil, in_the_way_refusal(o, other, why, kind)
   end
   if claims.live(o.dir, { own_run_lock = true })[1] then
     e.no_git_recover = true -- another run's git work may be in flight: nothing is taken for a crash's leftovers
@@ -322,39 +369,47 @@ end
 -- the store runs one at a time: two `orket run`s of one target in two folders made two runs
 -- of it, and a resume went beside a new run of its cards. A resumed run's team is checked
 -- as a new run's is (orket.lua may have changed since): without a reviewer seat its cards
--- were worked into a block no retry lifts. -> run id | nil, msg, CODE
+-- were worked into a block no retry lifts. -> run id | nil, the refusal {code=, message=,
+-- next=, status=}: a target that names no card is bad input (2, as a usage error)
 local function record(e, o, resume_id)
+  local id, msg, code, kind
   if not resume_id then
     -- said as the command's own words (the board's named the board: "board: no card")
     local target = e.board:get(o.target)
     if not target then
-      return nil, string.format("no card %q (see 'orket board')", o.target), "ENOENT"
+      return nil, { code = "ENOENT", message = string.format("no card %q (see 'orket board')", o.target),
+        next = "orket board" .. config.at(o.dir), status = 2 }
     end
     -- every card left under an epic or rock a person archived or canceled: a run would
     -- work none of it (Run:prepare skips them), so it is refused, saying how to end them
     local ended = scheduler.ended_target(e.board, target)
-    if ended then return nil, ended end
-    return recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model, own_run_lock = true })
+    if ended then return nil, { code = "ETERMINAL", message = ended } end
+    id, msg, code, kind = recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model,
+      own_run_lock = true })
+  else
+    local ok, cerr, ccode = setup.resumable(o.dir, e)
+    if not ok then return nil, { code = ccode, message = cerr } end
+    id, msg, code, kind = recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
   end
-  local ok, cerr, ccode = setup.resumable(o.dir, e)
-  if not ok then return nil, cerr, ccode end
-  return recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
+  if id then return id end
+  if kind then return nil, in_the_way_refusal(o, nil, msg, kind) end
+  return nil, { code = code, message = msg }
 end
 
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
--- view's note for a terminal | nil.
+-- view's note for a terminal | nil, nil, the exit status of its refusal (said).
 local function work(e, o, resume_id, lock, claim, emit, cli)
   local warn = epics_warning(e, o, emit, cli)
   -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
   say_phase_moved(e, o, emit)
-  local id, serr, scode = record(e, o, resume_id)
+  local id, refusal = record(e, o, resume_id)
   if not id then
     warn(nil)
     -- the team's problems name orket.lua's line, as `orket validate` does
-    cli.fail(scode, "%s", cli.in_dir(o.dir, config.placed(o.dir, serr)))
-    return nil
+    refusal.message = cli.in_dir(o.dir, config.placed(o.dir, refusal.message))
+    return nil, nil, cmd.refuse(o, cli, refusal, emit)
   end
   warn(id)
   lock:tag(id) -- so `orket runs` can tell this run from one that was killed
@@ -403,8 +458,7 @@ local function open_engine(o, cli, emit, stop_view, resume_id, caller)
   if not e then
     if stop_view then stop_view() end
     if code == "EUSAGE" then return nil, cli.usage_error(caller, "%s", err) end -- a bad --model
-    cli.fail(code, "%s", cli.in_dir(o.dir, err))
-    return nil, 1
+    return nil, cmd.refuse(o, cli, { code = code or "EINVAL", message = cli.in_dir(o.dir, err) }, emit)
   end
   local unserved, named
   if not resume_id then unserved, named = unserved_model(e, o) end
@@ -412,8 +466,8 @@ local function open_engine(o, cli, emit, stop_view, resume_id, caller)
     if stop_view then stop_view() end
     e.close_all()
     if o.model then return nil, cli.usage_error(caller, "%s: %s", named, unserved) end
-    cli.fail("EINVAL", "%s: %s", named, unserved) -- (a variable's value: no usage to show)
-    return nil, 1
+    -- (a variable's value: no usage to show)
+    return nil, cmd.refuse(o, cli, { code = "EINVAL", message = named .. ": " .. unserved }, emit)
   end
   return e
 end
@@ -440,17 +494,15 @@ local function execute(o, cli, resume_id, caller)
   local e, exit = open_engine(o, cli, emit, stop_view, resume_id, caller)
   held.e = e
   if not e then return finish_output(out, exit) end
-  local lock, claim, lcode = take_lock(e, o, resume_id)
+  local lock, claim = take_lock(e, o, resume_id)
   if not lock then
     if stop_view then stop_view() end
     e.close_all()
-    finish_output(out)
-    cli.fail(lcode, "%s", claim)
-    return 1
+    return finish_output(out, cmd.refuse(o, cli, claim, emit)) -- (its JSON line written first)
   end
   -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
   local watcher, signals = reload.watch(e), on_signals(e, out)
-  local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
+  local ok, status, view_note, refused = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
   drain_traces(e, cli)
   local sigpipe = wind_down(e, signals, watcher, view, stop_view)
@@ -464,20 +516,37 @@ local function execute(o, cli, resume_id, caller)
     cli.err("%s", status)
     return 1
   end
-  return status and EXIT[status] or 1
+  return status and EXIT[status] or refused or 1
 end
 
 -- A workspace/ that is a file stops the run before anything is opened, said as `orket status`
 -- says it, with the command that clears the way (the workspace's own message named no fix).
 -- One that is missing is made anew by the run (docs/git.md). caller: the command whose usage
 -- a usage error shows (resume passes its own), run's when not given.
+-- A stdout the caller closed (`>&-`: core/main.c puts a read-only /dev/null in its place),
+-- or opened only for reading, is refused before the run starts: its first event's write
+-- would fail and stop it as on SIGINT, which left the run done or interrupted by how fast it
+-- was. /proc's fdinfo says how fd 1 is open (O_ACCMODE 0: read only).
+local function stdout_unwritable()
+  local f = io.open("/proc/self/fdinfo/1")
+  local flags = f and f:read("a"):match("flags:%s*(%d+)")
+  if f then f:close() end
+  return flags ~= nil and tonumber(flags, 8) & 3 == 0
+end
+
+--- closed_stdout(cli) -> 1 (said) | nil: stdout cannot be written (stdout_unwritable), so
+--- no run starts (orket resume asks it first too)
+function cmd.closed_stdout(cli)
+  if not stdout_unwritable() then return nil end
+  cli.err("cannot write the output: stdout is closed (or open only for reading), so the run's events could not "
+    .. "be written and no run was started; send it to a file, a pipe or /dev/null")
+  return 1
+end
+
 function cmd.execute(o, cli, resume_id, caller)
   local gone, code = config.workspace_gone(o.dir)
-  if gone and code == "ENOTDIR" then
-    cli.fail(code, "%s", gone)
-    return 1
-  end
-  return execute(o, cli, resume_id, caller or cmd)
+  if gone and code == "ENOTDIR" then return cmd.refuse(o, cli, { code = code, message = gone }) end
+  return cmd.closed_stdout(cli) or execute(o, cli, resume_id, caller or cmd)
 end
 
 --- continue_hint(dir, db, board, id, cli[, own_run_lock]) -> "continue with ...": what gets card id going

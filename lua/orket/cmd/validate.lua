@@ -22,17 +22,27 @@ and a server that could not be is a warning (the tools it would have are then no
 A tool's or role's name must be its file's; each project file that replaces a built-in
 tool or role (a file of the same name) is named in a line of the output.]]
 
+-- Why dir cannot be checked -> the message | nil
+local function not_checked(dir)
+  local st = uv.fs_stat(dir)
+  if not st then
+    -- a folder that is not there is not "not a directory": said as the other commands say it
+    return string.format("no project in %s (no such directory); %s", config.shown(dir), config.no_project(dir))
+  elseif st.type ~= "directory" then
+    return string.format("%s: not a directory", config.shown(dir))
+  end
+  -- a project a killed init left half made passes every check it still has files for (an
+  -- empty board, no repository): said as every command says it
+  return config.unfinished(dir)
+end
+
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   local dir = o.dir
-  local st = uv.fs_stat(dir)
-  if not st then
-    -- a folder that is not there is not "not a directory": said as the other commands say it
-    cli.err("no project in %s (no such directory); %s", config.shown(dir), config.no_project(dir))
-    return 1
-  elseif st.type ~= "directory" then
-    cli.err("%s: not a directory", config.shown(dir))
+  local refused = not_checked(dir)
+  if refused then
+    cli.err("%s", refused)
     return 1
   end
   local problems, s, warnings = validate.check(dir)

@@ -11,7 +11,7 @@ M.POINTS = { "before_model", "after_model", "before_tool", "after_tool", "before
   "after_transition", "turn_end", "after_git_commit", "after_git_merge",
   "after_git_merge_main", "after_git_push", "after_pull_request", "mid_verify", "after_take_in_conflict",
   "after_take_in", "before_take_in_merge", "after_restore_copy", "after_restore_entry",
-  "in_renewal", "in_claim" }
+  "in_renewal", "in_claim", "init_step" }
 
 local spec = os.getenv("ORKET_FAULT")
 local target, count, signal = nil, 0, "sigkill"

@@ -64,6 +64,9 @@ end
 
 function M.open(dir, opts)
   opts = opts or {}
+  -- fixed once (the CLI's -C is already): the engine keeps dir, and a ".." in it would go
+  -- through the working directory at each use, failing as "moved" once that is removed
+  dir = config.fixed_dir(dir)
   local cfg, s, code = config.settings(dir)
   if not cfg then return nil, located(dir, s, code) end
   -- opts.yield, between the steps that take milliseconds (compiling the scripts, the model

@@ -28,8 +28,13 @@ local COLORS = {
 }
 
 --- dumb() -> true when TERM is "dumb" (Emacs' shell and compile buffers, some CI log
---- viewers): a terminal that shows escapes as text, so neither colour nor cursor moves
-function M.dumb() return os.getenv("TERM") == "dumb" end
+--- viewers): a terminal that shows escapes as text, so neither colour nor cursor moves.
+--- TERM unset or empty counts as dumb, as git takes it: a runner that gives a command a
+--- pseudo-terminal without naming one (cron under `script`, some CI agents) logs the bytes
+function M.dumb()
+  local term = os.getenv("TERM")
+  return term == nil or term == "" or term == "dumb"
+end
 
 --- color_on(fd) -> true when fd is a terminal that is not dumb and NO_COLOR is unset or empty
 function M.color_on(fd)

@@ -29,6 +29,8 @@ describe("orket status", function()
   it("tells a project whose workspace/ is gone, or is a file, what the next run does, not to run orket init", function()
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", "name = 'x'\n")
+    -- (with .orket/: a project without it has not run yet here, tests/spec/commands/status_fresh_spec.lua)
+    assert(require("luv").fs_mkdir(dir .. "/.orket", 448))
     for _, args in ipairs { "status", "status --json" } do
       local r = H.orket(args .. " -C " .. H.quote(dir))
       assert.equal(1, r.status)
