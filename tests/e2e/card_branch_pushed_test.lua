@@ -9,33 +9,13 @@ local H = require "tests.helpers"
 local G = require "orket.c.gitrepo"
 local cjson = require "cjson"
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-return { rules = {
-  { role = "coder", card = "K-1", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "k1.txt", content = "one\n" }) } } },
-  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
-}, default = { content = "Nothing more to do." } }
-]]
+local RP = require "tests.remote_card_project"
 
 -- the project: one card, its remote an empty bare repository on disk
 local function project()
   local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
-  H.write(dir .. "/orket.lua", string.format([[
-name = "branchpushed"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-budgets = { backoff_ms = 1 }
-git = { remote = %q }
-]], dir .. "/remote.git"))
-  H.write(dir .. "/script.lua", SCRIPT)
-  H.write(dir .. "/epics/k.json", cjson.encode { id = "K", name = "K", description = "k",
-    issues = { { id = "K-1", summary = "Write k1.txt", seat = "senior_developer" } } })
   assert(G.init_bare(dir .. "/remote.git"))
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
+  return RP.make(dir, "branchpushed", dir .. "/remote.git")
 end
 
 -- a person's commit on top of the remote's orket/K-1, pushed from a clone of their own -> its id

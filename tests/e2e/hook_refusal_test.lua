@@ -7,15 +7,7 @@ local H = require "tests.helpers"
 local G = require "orket.c.gitrepo"
 local cjson = require "cjson"
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-return { rules = {
-  { role = "coder", card = "K-1", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "k1.txt", content = "one\n" }) } } },
-  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
-}, default = { content = "Nothing more to do." } }
-]]
+local RP = require "tests.remote_card_project"
 
 -- `git daemon` serving dir's repositories on 127.0.0.1 with pushes on -> port, stop()
 local function daemon(dir)
@@ -42,17 +34,7 @@ describe("a remote's hook that declines a card's branch", function()
     assert(G.init_bare(dir .. "/served/remote.git"))
     local port, stop = daemon(dir .. "/served")
     finally(stop)
-    H.write(dir .. "/orket.lua", string.format([[
-name = "hookrefusal"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-budgets = { backoff_ms = 1 }
-git = { remote = "git://127.0.0.1:%d/remote.git" }
-]], port))
-    H.write(dir .. "/script.lua", SCRIPT)
-    H.write(dir .. "/epics/k.json", cjson.encode { id = "K", name = "K", description = "k",
-      issues = { { id = "K-1", summary = "Write k1.txt", seat = "senior_developer" } } })
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    RP.make(dir, "hookrefusal", string.format("git://127.0.0.1:%d/remote.git", port))
     local hook = dir .. "/served/remote.git/hooks/pre-receive"
     H.write(hook, "#!/bin/sh\necho 'pushes are frozen for release 1.2' >&2\nexit 1\n")
     assert(os.execute("chmod +x " .. H.quote(hook)))

@@ -9,15 +9,7 @@ local H = require "tests.helpers"
 local G = require "orket.c.gitrepo"
 local cjson = require "cjson"
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-return { rules = {
-  { role = "coder", card = "K-1", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "k1.txt", content = "one\n" }) } } },
-  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
-}, default = { content = "Nothing more to do." } }
-]]
+local RP = require "tests.remote_card_project"
 
 local function sh(cmd)
   local st, out = H.sh(cmd)
@@ -30,18 +22,8 @@ describe("a person's branch named orket/<CARD> on the remote", function()
 
   it("replaced by the first hand-in is journaled and said, with where it is kept and how to get it back", function()
     local dir = H.tmpdir()
-    os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
-    H.write(dir .. "/orket.lua", string.format([[
-name = "replaced"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-git = { remote = %q }
-]], dir .. "/remote.git"))
-    H.write(dir .. "/script.lua", SCRIPT)
-    H.write(dir .. "/epics/k.json", cjson.encode { id = "K", name = "K", description = "k",
-      issues = { { id = "K-1", summary = "Write k1.txt", seat = "senior_developer" } } })
     assert(G.init_bare(dir .. "/remote.git"))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    RP.make(dir, "replaced", dir .. "/remote.git")
     -- the person's own work, on a branch that happens to have the card's name
     local git = "git -C " .. H.quote(dir .. "/person") .. " -c user.name=bob -c user.email=b@x "
     sh("git init -q -b orket/K-1 " .. H.quote(dir .. "/person"))
