@@ -48,7 +48,13 @@ int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
 
 /* Reports a libgit2 failure rc of `what`, with a code chosen from rc. */
 int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
+  int os = errno; /* what the failed call left, read before anything here can change it */
   const git_error *le = g->error_last();
+  /* libgit2 says an index whose file it could not open for its checksum "no longer exists",
+   * hiding the reason: out of descriptors, that is a host's fault, said in the C library's
+   * words as every other one (orket.engine.gitwork's HOST) */
+  if (le && le->message && (os == EMFILE || os == ENFILE) && strstr(le->message, "no longer exists") != NULL)
+    return gr_fail(e, "EGIT", "%s: %s: %s", what, le->message, strerror(os));
   const char *code = rc == GIT_ENOTFOUND ? "ENOENT"
                      : rc == GIT_ELOCKED  ? "ELOCKED"
                      : rc == GIT_EMODIFIED ? "EAGAIN"
