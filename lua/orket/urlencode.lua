@@ -25,4 +25,17 @@ function M.form(fields)
   return table.concat(parts, "&")
 end
 
+--- without_userinfo(url) -> url without the "user:password@" its authority may carry, what a
+--- message or a command may show: the user part ends at the authority's last "@" (a
+--- password may hold one), as core/gitrepo/remote.c cuts it. Anything not SCHEME://... is
+--- returned as it is.
+function M.without_userinfo(url)
+  local s = tostring(url)
+  local scheme, rest = s:match("^(%a[%w+.-]*://)(.*)$")
+  if not scheme then return s end
+  local stop = rest:find("[/?#]") or #rest + 1
+  local host = rest:sub(1, stop - 1):match("^.*@(.*)$")
+  return host and (scheme .. host .. rest:sub(stop)) or s
+end
+
 return M

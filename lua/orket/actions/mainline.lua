@@ -9,6 +9,7 @@
 local forge = require "orket.forge"
 local finish = require "orket.actions.finish"
 local inert = require "orket.inert"
+local urlencode = require "orket.urlencode"
 local G = require "orket.c.gitrepo"
 local rt = require "orket.c.runtime"
 
@@ -23,17 +24,7 @@ M.DROPPED = "refs/orket/remote-main-dropped"
 
 --- shown_url(url) -> url without the user and password an http(s) URL may carry: as a
 --- message or a command names the remote (a person's git asks for their own credentials)
-function M.shown_url(url)
-  -- the user part ends at the authority's last '@' (a password may hold one), as
-  -- core/gitrepo/remote.c cuts it
-  local s = tostring(url)
-  local scheme, rest = s:match("^(%a[%w+.-]*://)(.*)$")
-  if not scheme then return s end
-  local auth_end = rest:find("[/?#]") or #rest + 1
-  local authority, tail = rest:sub(1, auth_end - 1), rest:sub(auth_end)
-  local host = authority:match("^.*@(.*)$")
-  return host and (scheme .. host .. tail) or s
-end
+M.shown_url = urlencode.without_userinfo
 
 --- by_hand(url) -> the commands, as argv lists run in the project's folder, that merge the
 --- remote's main into main when the two conflict: a person's git pulls it into workspace/

@@ -398,9 +398,7 @@ function M.userinfo(url)
 end
 
 --- without_userinfo(url) -> url without its "user:password@": what a message may show
-function M.without_userinfo(url)
-  return (tostring(url):gsub("^(%a[%w+.-]*://)[^/?#@]*@", "%1"))
-end
+M.without_userinfo = urlencode.without_userinfo
 
 --- mask_calls(calls, secrets): each tool call's raw_arguments, JSON text, may hold a secret
 --- in an escaped form that mask's exact search misses ("\/" as lua-cjson writes a "/", as
