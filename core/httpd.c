@@ -40,7 +40,7 @@
  * buffer for max_body_bytes / rate s), so such a client is cut within 2 T of its trickle,
  * and a slow-loris client trickling from the start at T. An upload at a mobile uplink's
  * rate is read whole however long it takes. */
-#define HD_BODY_MIN_RATE 4096u
+#define HD_DEF_BODY_RATE 4096u
 #define HD_DEF_QUEUE ((size_t)1 << 20)
 /* MHD's memory per connection: three times the header cap and room for its own records,
  * so that a request over the cap (up to three times it) is read whole and refused by us,
@@ -58,7 +58,7 @@ typedef struct hd_conn {
   uint64_t deadline; /* loop ms; 0: none */
   int body_phase;    /* the deadline is the body's: answer 408 when it passes */
   uint64_t body_last; /* loop ms: its body's last bytes came (or it was asked for) */
-  uint64_t win_end;   /* loop ms: the end of its body's current window (HD_BODY_MIN_RATE) */
+  uint64_t win_end;   /* loop ms: the end of its body's current window (body_min_rate) */
   uint64_t win_from;  /* its body's bytes before that window */
   uint64_t win_short; /* loop ms: the end of a window that came short, seen as bytes came; 0: none */
   httpd_req *req;    /* the request on it, from its headers to its completion */
@@ -920,8 +920,8 @@ static void hd_say_ms(char *out, size_t n, unsigned long long ms) {
  * socket, where MHD has written nothing yet, and the write side is shut. cap: the body
  * cap, named in a 413 as orket serve (this server's one user) names it for a declared
  * length, so a chunked upload is told the same; for a 408 the body's timeout in ms, with
- * slow: it came slower than the minimum rate (else it stopped for that long). */
-static void hd_refuse_raw(int fd, unsigned status, size_t cap, int slow) {
+ * slow: the minimum rate (bytes a second) it came slower than (0: it stopped for that long). */
+static void hd_refuse_raw(int fd, unsigned status, size_t cap, unsigned slow) {
   const char *reason = status == 408 ? "Request Timeout" : status == 503 ? "Service Unavailable" : "Content Too Large";
   char body[400];
   if (status == 408) {
@@ -931,8 +931,8 @@ static void hd_refuse_raw(int fd, unsigned status, size_t cap, int slow) {
       snprintf(body, sizeof body,
                "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body came too slowly: each %s "
                "of it must bring at least %u bytes a second (ORKET_SERVE_LIMITS body_timeout_ms on orket serve "
-               "sets the %s)\"}}",
-               t, HD_BODY_MIN_RATE, t);
+               "sets the %s, body_min_rate the bytes)\"}}",
+               t, slow, t);
     else
       snprintf(body, sizeof body,
                "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body stopped arriving: none of it came "
@@ -1219,11 +1219,11 @@ static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *met
 }
 
 /* Closes the body's windows that ended by now, len: its bytes that came before now. -> the
- * end of one that held fewer than HD_BODY_MIN_RATE * T bytes (the body is then too slow), or
- * 0. The body's deadline is then the sooner of its silence (T past its last bytes) and the
- * current window's end, where it is checked next. */
-static uint64_t hd_body_windows(hd_conn *hc, uint64_t now, uint64_t len, uint64_t t) {
-  uint64_t need = (uint64_t)HD_BODY_MIN_RATE * t / 1000;
+ * end of one that held fewer than rate * T bytes (the body is then too slow), or 0. The
+ * body's deadline is then the sooner of its silence (T past its last bytes) and the current
+ * window's end, where it is checked next. */
+static uint64_t hd_body_windows(hd_conn *hc, uint64_t now, uint64_t len, uint64_t t, unsigned rate) {
+  uint64_t need = (uint64_t)rate * t / 1000;
   while (now >= hc->win_end) {
     if (len - hc->win_from < need) return hc->win_end;
     hc->win_from = len;
@@ -1239,7 +1239,7 @@ static void hd_body_progress(httpd_req *r, size_t n) {
   hd_conn *hc = r->hc;
   uint64_t now = uv_now(r->h->loop);
   if (hc->win_short) return; /* too slow already: the sweep answers 408 */
-  hc->win_short = hd_body_windows(hc, now, r->body_len - n, r->h->o.body_timeout_ms);
+  hc->win_short = hd_body_windows(hc, now, r->body_len - n, r->h->o.body_timeout_ms, r->h->o.body_min_rate);
   if (hc->win_short) {
     hc->deadline = hc->win_short; /* passed: the next sweep */
     return;
@@ -1581,10 +1581,11 @@ static void hd_on_sweep(uv_timer_t *t) {
     if (hc->body_phase) {
       uint64_t bt = h->o.body_timeout_ms, quiet = hc->body_last + bt;
       uint64_t short_at = hc->win_short ? hc->win_short
-                          : hd_body_windows(hc, now, hc->req ? hc->req->body_len : hc->win_from, bt);
+                          : hd_body_windows(hc, now, hc->req ? hc->req->body_len : hc->win_from, bt,
+                                            h->o.body_min_rate);
       if (!short_at && now < quiet) continue; /* a window ended full: checked again at the next */
       /* slow: a window came short before the body went silent for T (else it stopped) */
-      hd_refuse_raw(hc->fd, 408, bt, short_at && short_at < quiet);
+      hd_refuse_raw(hc->fd, 408, bt, short_at && short_at < quiet ? h->o.body_min_rate : 0);
       if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
         hc->req->body_state = HTTPD_BODY_TIMEOUT;
         hc->req->answered = 1; /* by the 408 above */
@@ -1756,6 +1757,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   if (!h->o.idle_timeout_s) h->o.idle_timeout_s = HD_DEF_IDLE_S;
   if (!h->o.header_timeout_ms) h->o.header_timeout_ms = HD_DEF_HEADER_MS;
   if (!h->o.body_timeout_ms) h->o.body_timeout_ms = HD_DEF_BODY_MS;
+  if (!h->o.body_min_rate) h->o.body_min_rate = HD_DEF_BODY_RATE;
   if (!h->o.max_stream_queue) h->o.max_stream_queue = HD_DEF_QUEUE;
   h->on_accept = on_accept;
   h->ud = ud;

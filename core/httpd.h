@@ -50,8 +50,9 @@ typedef struct httpd_opts {
   unsigned header_timeout_ms;  /* from accept (or the end of the previous request) to
                                   complete headers. 0: 10000 */
   unsigned body_timeout_ms;    /* how long a body may go with none of it arriving, and the window in
-                                  each of which at least HD_BODY_MIN_RATE bytes a second must come
+                                  each of which at least body_min_rate bytes a second must come
                                   (core/httpd.c). 0: 30000 */
+  unsigned body_min_rate;      /* bytes a second, in each such window. 0: 4096 */
   size_t max_stream_queue;     /* bytes a stream may queue for a slow client. 0: 1 MiB */
   const httpd_net *trusted;    /* proxies whose X-Forwarded-For names the client (copied; */
   size_t ntrusted;             /* at most HTTPD_MAX_TRUSTED). None: the header is ignored */

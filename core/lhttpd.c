@@ -1883,7 +1883,7 @@ static size_t lhd_trusted(lua_State *L, httpd_net *nets) {
 }
 
 /* listen{host=, port= | unix=PATH, max_header_bytes=, max_body_bytes=, max_bodies_bytes=, max_connections=, max_per_ip=,
- *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, max_stream_queue=, trusted_proxies=}
+ *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, body_min_rate=, max_stream_queue=, trusted_proxies=}
  *   -> server | nil, message, code (0 in a field: its default, see httpd.h) */
 static int lhd_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -1904,6 +1904,7 @@ static int lhd_listen(lua_State *L) {
   o.idle_timeout_s = (unsigned)lhd_opt_int(L, "idle_timeout_s", 86400);
   o.header_timeout_ms = (unsigned)lhd_opt_int(L, "header_timeout_ms", 86400000);
   o.body_timeout_ms = (unsigned)lhd_opt_int(L, "body_timeout_ms", 86400000);
+  o.body_min_rate = (unsigned)lhd_opt_int(L, "body_min_rate", 1 << 30);
   o.max_stream_queue = (size_t)lhd_opt_int(L, "max_stream_queue", (lua_Integer)1 << 30);
   httpd_net *nets = lua_newuserdatauv(L, HTTPD_MAX_TRUSTED * sizeof *nets, 0); /* collected */
   o.trusted = nets;

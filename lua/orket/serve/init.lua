@@ -48,6 +48,7 @@ M.DEFAULTS = {
   max_header_bytes = 16384, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
   max_bodies_bytes = 64 * 1048576, -- the bodies being read at once, in all (core/httpd.c)
   idle_timeout_s = 30, header_timeout_ms = 10000, body_timeout_ms = 30000,
+  body_min_rate = 4096, -- bytes a second a body must bring in each body_timeout_ms (core/httpd.c)
   max_stream_queue = 1048576, heartbeat_ms = 15000,
   -- streams (event streams, logs followed) open at once: in all (0: three quarters of
   -- max_connections, so that they never hold every connection) and per key
@@ -84,8 +85,10 @@ end
 -- Every other limit is a count, a size or a time in whole units, as the listener and the
 -- timers take it (a fraction, or one past an int, raised there at start-up)
 local INT_MAX = 2147483647
+-- A limiter's tokens a second (a fraction may do); body_min_rate is bytes a second, whole
+local function tokens(k) return k:find("_rate$") and k ~= "body_min_rate" end
 local function whole_ok(k, n)
-  if k:find("_rate$") or k:find("_burst$") or WHOLE[k] then return true end
+  if tokens(k) or k:find("_burst$") or WHOLE[k] then return true end
   return math.tointeger(n) ~= nil and n >= 0 and n <= (k == "max_connections" and 100000 or INT_MAX)
 end
 
@@ -111,14 +114,14 @@ function M.limits(spec)
     end
     -- every other limiter's rate of 0 or burst below one token refills nothing: refused, not
     -- met by the limiter's own check at start-up
-    local limiter = k:find("_rate$") and "a number above 0 (tokens a second)"
+    local limiter = tokens(k) and "a number above 0 (tokens a second)"
       or k:find("_burst$") and "a number from 1 (tokens)"
     if limiter and not floor_ok(k, n) then return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. limiter end
     if not whole_ok(k, n) then
       return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to "
         .. (k == "max_connections" and 100000 or INT_MAX)
     end
-    if math.tointeger(n) and not k:find("_rate$") then n = math.tointeger(n) end
+    if math.tointeger(n) and not tokens(k) then n = math.tointeger(n) end
     l[k] = n
   end
   return l
@@ -188,7 +191,8 @@ local function listen(l, where)
   local opts = { max_header_bytes = l.max_header_bytes, max_body_bytes = l.max_body_bytes,
     max_bodies_bytes = l.max_bodies_bytes,
     max_connections = l.max_connections, max_per_ip = l.max_per_ip, idle_timeout_s = l.idle_timeout_s,
-    header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, max_stream_queue = l.max_stream_queue }
+    header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, body_min_rate = l.body_min_rate,
+    max_stream_queue = l.max_stream_queue }
   for k, v in pairs(where) do opts[k] = v end
   return httpd.listen(opts)
 end

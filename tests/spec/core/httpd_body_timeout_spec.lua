@@ -85,7 +85,29 @@ describe("orket.c.httpd's body deadline", function()
     assert.is_true(at >= 950 and at < 2500, "cut at the deadline, not later: " .. tostring(at))
     local msg = text:match('"message":"([^"]*)"')
     assert.equal("the request body came too slowly: each 1 s of it must bring at least 4096 bytes a second "
-      .. "(ORKET_SERVE_LIMITS body_timeout_ms on orket serve sets the 1 s)", msg)
+      .. "(ORKET_SERVE_LIMITS body_timeout_ms on orket serve sets the 1 s, body_min_rate the bytes)", msg)
+    srv:close()
+  end)
+
+  it("takes the minimum rate from body_min_rate: a slow uplink below the default is read whole", function()
+    -- 300 bytes every 100 ms (3 KB/s, below the default 4,096) for three windows
+    local steps = {}
+    for i = 1, 30 do steps[i] = { ("x"):rep(300), 100 } end
+    local srv = serve { body_timeout_ms = 1000, idle_timeout_s = 1, body_min_rate = 1024 }
+    local text = send(srv:port(), post(9000), steps)
+    assert.matches("^HTTP/1.1 200 ", text)
+    assert.matches("got 9000$", text)
+    srv:close()
+    -- the same client against the default rate: cut as its first window ends
+    srv = serve { body_timeout_ms = 1000, idle_timeout_s = 1 }
+    text = send(srv:port(), post(9000), steps)
+    assert.matches("^HTTP/1.1 408 Request Timeout\r\n", text)
+    assert.matches("at least 4096 bytes a second", text, 1, true)
+    srv:close()
+    -- and its 408 names the rate it was given
+    srv = serve { body_timeout_ms = 1000, body_min_rate = 10000 }
+    text = send(srv:port(), post(9000), steps)
+    assert.matches("at least 10000 bytes a second", text, 1, true)
     srv:close()
   end)
 

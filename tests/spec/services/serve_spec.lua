@@ -504,7 +504,7 @@ describe("orket.serve limits and messages", function()
     -- a fraction or a number past an int was taken, and raised by the listener or a timer
     -- at start-up (an internal error with a traceback)
     for _, spec in ipairs { "poll_ms=0.5", "heartbeat_ms=1.5", "max_connections=1.5", "max_connections=100001",
-      "max_body_bytes=99999999999999999999", "idle_timeout_s=2.5" } do
+      "max_body_bytes=99999999999999999999", "idle_timeout_s=2.5", "body_min_rate=0.5" } do
       local l, err = serve.limits(spec)
       assert.is_nil(l, spec)
       assert.matches("bad limit '" .. spec:gsub("%p", "%%%0") .. "': " .. spec:match("^[%w_]+") .. " takes a whole number", err)
@@ -518,6 +518,10 @@ describe("orket.serve limits and messages", function()
     -- spaces around a name or value are the item's, not other items
     l = assert(serve.limits(" max_body_bytes = 10 , addr_rate=2.5"))
     assert.same({ 10, "integer", 2.5 }, { l.max_body_bytes, math.type(l.max_body_bytes), l.addr_rate })
+    -- the body's minimum rate is bytes a second, whole (0: its default), not a limiter's tokens
+    l = assert(serve.limits("body_min_rate=512.0"))
+    assert.same({ 512, "integer" }, { l.body_min_rate, math.type(l.body_min_rate) })
+    assert.equal(0, assert(serve.limits("body_min_rate=0")).body_min_rate)
   end)
 
   it("refuses a failed sign-in limit that would turn it off, naming what it takes", function()
