@@ -21,7 +21,7 @@ print("api up", flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.SimpleHTTPRequestHandler).serve_forever()
 ]]
 
-local function project(files, mark)
+local function project(files, mark, more)
   local dir = H.tmpdir() .. "/p"
   local r = H.orket("init " .. H.quote(dir))
   assert.equal(0, r.status, r.stderr)
@@ -30,7 +30,8 @@ local function project(files, mark)
     H.write(dir .. "/workspace/" .. name, text)
   end
   H.commit_main(dir, "the app")
-  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nsandbox = { env = { MARK = %q } }\n", mark))
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nsandbox = { env = { MARK = %q }%s }\n", mark,
+    more or ""))
   backends.project(dir)
   return dir
 end
@@ -95,6 +96,24 @@ describe("a sandbox's stop", function()
     H.wait_for(function() return #F.marked_procs(mark) == 0 end, "no service left running")
     -- the owner's note of how long its stop may take goes with the stop
     assert.is_nil(uv.fs_stat(dir .. "/.orket/sandboxes/1/stopping"))
+  end)
+
+  it("gives the services sandbox.stop_timeout_ms in all when orket.lua sets it", function()
+    if skip then return pending(skip) end
+    local mark = "stop" .. math.random(1, 1e9)
+    local dir = project({ ["compose.yaml"] = compose(false), ["api/app.py"] = API }, mark, ", stop_timeout_ms = 2500")
+    assert.equal(0, H.orket("sandbox up --detach", { cwd = dir }).status)
+    local t0 = uv.hrtime()
+    local r = H.orket("sandbox stop 1", { cwd = dir })
+    local took = (uv.hrtime() - t0) / 1e6
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    -- the stubborn one was killed within the 2.5 s (and the second the script may take),
+    -- not held for docker stop's 10 s; api still had its time after it
+    assert.is_true(took < 2500 + 1000 + 1500, string.format("the stop took %.0f ms", took))
+    local log = H.orket("sandbox logs 1", { cwd = dir }).stdout
+    assert.matches("[stubborn] stubborn ignores TERM", log, 1, true)
+    assert.matches("[api] api got SIGTERM", log, 1, true)
+    H.wait_for(function() return #F.marked_procs(mark) == 0 end, "no service left running")
   end)
 
   it("sends the app of one service SIGTERM and waits for its end", function()

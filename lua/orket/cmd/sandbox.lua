@@ -420,9 +420,10 @@ local function sock_hint(row)
 end
 
 -- The row of the sandbox the owner pid started, once it is past starting; nil when the
--- owner ended without one (exited() its status once it has) or wrote none within 30 s.
+-- owner ended without one (exited() its status once it has) or wrote none within wait_ms
+-- (30 s and more with a longer stop: a deploy's wait for the sandbox it replaces is under it).
 -- (the pid is this machine's: another machine's rows may name the same one)
-local function owner_row(db, pid, exited)
+local function owner_row(db, pid, exited, wait_ms)
   local t0 = uv.now()
   while true do
     local row
@@ -432,7 +433,7 @@ local function owner_row(db, pid, exited)
     if row and row.status ~= "starting" then return row end
     -- the owner ended without a sandbox (or before it was healthy), or never wrote one
     if exited() ~= nil and not (row and row.status == "starting") then return row end
-    if not row and uv.now() - t0 > 30000 then return nil end
+    if not row and uv.now() - t0 > (wait_ms or 30000) then return nil end
     rt.sleep(50)
   end
 end
@@ -447,7 +448,7 @@ local function again(o, cli, words)
 end
 
 -- What a detached `up` says of the sandbox its owner started -> exit status.
-local function say_detached(o, cli, row, pid, exited, out_path, from, ino)
+local function say_detached(o, cli, row, pid, exited, out_path, from, ino, wait_ms)
   if not row or row.status == "starting" then
     -- this owner's own output: the log holds every earlier owner's before it (moved to
     -- .1 meanwhile by another owner's start: the file of our inode, or none)
@@ -455,7 +456,7 @@ local function say_detached(o, cli, row, pid, exited, out_path, from, ino)
     local tail = f and f:seek("set", from or 0) and f:read("a") or ""
     if f then f:close() end
     cli.err("the sandbox's owner (pid %d) %s", pid, exited ~= nil and ("ended (status " .. exited .. ") without a sandbox")
-      or "started no sandbox within 30 s")
+      or string.format("started no sandbox within %d s", wait_ms // 1000))
     if tail ~= "" then io.stderr:write(inert.text(tail:sub(-2000))) end
     return 1
   end
@@ -479,8 +480,9 @@ end
 local function detach(o, cli)
   -- what would run is checked here, where its error can still be printed; the owner runs
   -- the very commit checked, whatever main holds by then
-  local p, _, commit = load(o.dir, cli, o.commit)
+  local p, s, commit = load(o.dir, cli, o.commit)
   if not p then return 1 end
+  local wait_ms = 30000 + service.replace_wait_ms(s.sandbox.stop_timeout_ms) - service.REPLACE_WAIT_MS
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
   local exited
@@ -491,9 +493,9 @@ local function detach(o, cli)
     cli.err("cannot start the sandbox's owner: %s", out_path)
     return 1
   end
-  local row = owner_row(db, pid, function() return exited end)
+  local row = owner_row(db, pid, function() return exited end, wait_ms)
   db:close()
-  return say_detached(o, cli, row, pid, exited, out_path, from, ino)
+  return say_detached(o, cli, row, pid, exited, out_path, from, ino, wait_ms)
 end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.

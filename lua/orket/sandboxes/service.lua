@@ -60,7 +60,7 @@ function M.sockets(row)
 end
 
 --- how long a sandbox's services have to end after a stop, as `docker stop`'s 10 s: then what
---- is left is killed (a caller of new may give stop_timeout_ms; orket.lua has no such setting)
+--- is left is killed (orket.lua's sandbox.stop_timeout_ms sets it)
 M.STOP_TIMEOUT_MS = 10000
 --- past that time, how long the script of several services may take to kill what is left
 --- (it does at the time's end) before its owner has the helper kill every process
@@ -69,6 +69,13 @@ M.STOP_SLACK_MS = 1000
 --- how long a deploy waits for a sandbox it replaces to end (its stop included): under the
 --- 30 s a detached `up` waits for its owner's row, so the deploy's own failure is what it says
 M.REPLACE_WAIT_MS = 25000
+
+--- replace_wait_ms(stop_ms) -> how long a deploy waits for the sandbox it replaces, with stops
+--- of stop_ms (sandbox.stop_timeout_ms): REPLACE_WAIT_MS, longer by what stop_ms passes 10 s
+--- by, so that a stop given more time is not cut short by the deploy waiting on it
+function M.replace_wait_ms(stop_ms)
+  return M.REPLACE_WAIT_MS + math.max(0, (stop_ms or M.STOP_TIMEOUT_MS) - M.STOP_TIMEOUT_MS)
+end
 
 --- how long a deploy waits for the deploy before it (deploy.lock) to end
 M.DEPLOY_LOCK_WAIT_MS = 120000
@@ -806,7 +813,7 @@ function M.up(o)
   if o.replace then
     -- a deploy: the live sandboxes of the same target make way (each through its owner).
     -- One that has not ended when the stop gives up is waited for (it holds the phase's
-    -- data, handed on at its end), up to REPLACE_WAIT_MS: a deploy started beside it would
+    -- data, handed on at its end), up to replace_wait_ms: a deploy started beside it would
     -- start on the seed and, as the line, replace that data at its own end. Never ended: the
     -- deploy fails, starting nothing
     -- A stop asked meanwhile (Ctrl-C) ends the wait as it ends a start: nothing started
@@ -839,9 +846,10 @@ function M.up(o)
         while now and ops.LIVE[now.status] do
           local asked = o.stopping and o.stopping()
           if asked then return cancelled(asked) end
-          if uv.now() - t0 >= M.REPLACE_WAIT_MS then
+          if uv.now() - t0 >= M.replace_wait_ms(s.stop_timeout_ms) then
             return nil, string.format("sandbox: the deploy did not start: sandbox %d, which it replaces, did not end "
-              .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id, M.REPLACE_WAIT_MS,
+              .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id,
+              M.replace_wait_ms(s.stop_timeout_ms),
               tostring(serr), row.id), "ETIMEDOUT"
           end
           rt.sleep(100)

@@ -14,13 +14,14 @@ M.DEPLOY = { manual = true, merge = true, epic = true, rock = true }
 
 M.DEFAULTS = {
   sandbox = { deploy = "manual", database = "bugfix", port_env = "PORT", log_max_bytes = 1 << 20, log_keep = 3, network = false,
-    keep_ended = 20,
+    keep_ended = 20, stop_timeout_ms = 10000,
     health = { kind = "tcp", path = nil, interval_ms = 2000, timeout_ms = 1000, failures = 3,
       start_timeout_ms = 30000 } },
   bug_fix = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000, recheck_interval_ms = 3600000 },
 }
 
-local SANDBOX_KEYS = "command, database, deploy, env, health, keep_ended, log_keep, log_max_bytes, network, port_env"
+local SANDBOX_KEYS = "command, database, deploy, env, health, keep_ended, log_keep, log_max_bytes, network, port_env, "
+  .. "stop_timeout_ms"
 local HEALTH_KEYS = "failures, http, interval_ms, start_timeout_ms, tcp, timeout_ms"
 local BUG_FIX_KEYS = "check_interval_ms, days, extend_above, max_days, recheck_interval_ms"
 
@@ -103,7 +104,8 @@ end
 function M.sandbox(d)
   local src, D = d.sandbox, M.DEFAULTS.sandbox
   local out = { deploy = D.deploy, port_env = D.port_env, log_max_bytes = D.log_max_bytes, log_keep = D.log_keep,
-    keep_ended = D.keep_ended, network = D.network, env = {}, health = health(nil, "sandbox.health"), database = D.database }
+    keep_ended = D.keep_ended, network = D.network, env = {}, health = health(nil, "sandbox.health"), database = D.database,
+    stop_timeout_ms = D.stop_timeout_ms }
   if src == nil then return out end
   if type(src) ~= "table" then fail("sandbox", "must be a table (fields: %s)", SANDBOX_KEYS) end
   for k, v in pairs(src) do
@@ -144,6 +146,10 @@ function M.sandbox(d)
       -- retention: how many ended sandboxes' folders (their logs) stay, newest first; 0
       -- keeps none (orket.sandboxes.service.prune)
       out.keep_ended = int(v, p, 0, 10000)
+    elseif k == "stop_timeout_ms" then
+      -- how long a stop gives the services to end before what is left is killed: an app
+      -- whose shutdown (a queue drained, a job finished) needs more than docker stop's 10 s
+      out.stop_timeout_ms = int(v, p, 1000, 300000)
     elseif k == "network" then
       if type(v) ~= "boolean" then fail(p, "must be true or false (outbound network for the service)") end
       -- said here, where orket validate and every command reading orket.lua meet it, not

@@ -62,6 +62,22 @@ describe("sandbox retention (" .. B.name() .. ")", function()
     assert.matches("keep_ended", e.settings_error, 1, true)
   end)
 
+  it("is sandbox.stop_timeout_ms, 10 s by default, from 1 s to 300 s, a wrong one naming the field", function()
+    assert.equal(10000, settings.sandbox({}).stop_timeout_ms)
+    assert.equal(2500, settings.sandbox({ sandbox = { stop_timeout_ms = 2500 } }).stop_timeout_ms)
+    for _, bad in ipairs { 999, 300001, 1.5, "10s" } do
+      local ok, e = pcall(settings.sandbox, { sandbox = { stop_timeout_ms = bad } })
+      assert.is_false(ok)
+      assert.equal("orket.lua: sandbox.stop_timeout_ms: must be an integer from 1000 to 300000 (got " .. tostring(bad)
+        .. ")", e.settings_error)
+    end
+    -- a deploy waits the longer for the sandbox it replaces, a detached up for the deploy
+    local service = require "orket.sandboxes.service"
+    assert.equal(service.REPLACE_WAIT_MS, service.replace_wait_ms(10000))
+    assert.equal(service.REPLACE_WAIT_MS, service.replace_wait_ms(2500))
+    assert.equal(service.REPLACE_WAIT_MS + 50000, service.replace_wait_ms(60000))
+  end)
+
   it("removes the ended folders past the newest keep_ended, never a live one's nor one its row does not name", function()
     local db = B.open_store()
     local dir = H.tmpdir()
