@@ -198,6 +198,49 @@ describe("pull requests end", function()
     assert.is_true(repo:check())
   end)
 
+  it("finishes the cards a push to main merged though the board refuses one of them", function()
+    local dir = project("gitea", forge.url, true)
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.equal(3, r.status, r.stderr .. r.stdout)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    -- a person merges F-2's and F-3's branches on the forge and pushes main in one push
+    local pdir = dir .. "/person"
+    os.execute("cp -a " .. H.quote(dir .. "/workspace") .. " " .. H.quote(pdir))
+    local person <close> = assert(G.open(pdir))
+    assert(person:fetch_main(dir .. "/remote.git"))
+    assert(person:merge_remote_to_main(WHO))
+    assert(person:merge_to_main("F-2", WHO))
+    assert(person:merge_to_main("F-3", WHO))
+    assert.equal(person:head("main"), person:push(dir .. "/remote.git", "main"))
+    -- meanwhile someone pushed a commit onto the remote's orket/F-2, which Orket last fetched:
+    -- the board refuses to finish F-2 without it or with it unreviewed
+    local ws = dir .. "/workspace"
+    local f2 = head(dir, "orket/F-2")
+    local p = io.popen("git -C " .. H.quote(ws) .. " commit-tree " .. f2 .. "^{tree} -p " .. f2 .. " -m theirs")
+    local theirs = p:read("l")
+    p:close()
+    assert(os.execute("git -C " .. H.quote(ws) .. " update-ref refs/remotes/orket-branches/orket/F-2 " .. theirs))
+    local st, doc = hook(s, "push", "p-1", push_body("refs/heads/main", person:head("main")))
+    assert.equal(200, st, cjson.encode(doc))
+    -- F-3 is finished all the same; F-2 is said, on the card and in the answer
+    assert.equal("done", doc.outcome, cjson.encode(doc))
+    assert.same({ "F-3" }, doc.cards)
+    assert.equal("F-2", doc.refused[1].card)
+    assert.matches("has commits Orket did not push", doc.refused[1].reason, 1, true)
+    assert.equal("done", (state(dir, "F-3")))
+    local st2, card2 = state(dir, "F-2")
+    assert.equal("waiting_for_developer", st2)
+    local said = false
+    for _, c in ipairs(card2.comments or {}) do
+      said = said or c.body:find("The forge's merge by carol was not applied", 1, true) ~= nil
+    end
+    assert.is_true(said, cjson.encode(card2.comments))
+    -- the same push again: nothing done twice
+    st, doc = hook(s, "push", "p-2", push_body("refs/heads/main", person:head("main")))
+    assert.equal("duplicate", doc.outcome)
+    assert.equal(0, s.stop())
+  end)
+
   it("ends a pull request the forge could not end at the merge when the next run starts", function()
     local dir = project("gitea", forge.url, true)
     local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })

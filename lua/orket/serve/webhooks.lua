@@ -308,23 +308,40 @@ on_push = function(ctx, name, d, doc, g, settings)
   if #found == 0 then return ignored("main holds no branch of a card in review") end
   local who = sender or pusher
   local actor = { seat = who, roles = { "integrity_guard" }, by = "person" }
-  local evs = {}
+  local evs, refused = {}, {}
   local outcome, oerr, ocode = db:tx(function()
     if sf.delivery_seen(db, name, d.id, d.identity) then return "duplicate" end
+    evs, refused = {}, {} -- (the transaction may be run again)
     local outs = {}
     for _, id in ipairs(found) do
       local c = board:get(id)
       local row = sf.pull_request(db, id)
       local ev = { kind = "merged", reviewer = who, remote_main = true, number = row and math.tointeger(row.number) }
       if forgereview.action_for(c, ev) then
-        local out, ferr2, fcode = forgereview.apply("approve", { db = db, dir = ctx.dir, board = board, card = c,
-          ev = ev, actor = actor, delivery = d.id })
-        if not out then return nil, id .. ": " .. tostring(ferr2), fcode end
-        db:event { kind = "webhook", card = id, actor = who,
-          data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
-        audited(ctx, name, who, id, "push")
-        outs[#outs + 1] = id .. " " .. out
-        if out == "done" then evs[#evs + 1] = { id, ev } end
+        -- each card in a savepoint of its own: one the board refuses (its branch holds
+        -- commits Orket did not push, say) is said on it and left, and the others the push
+        -- merged are still finished; a busy repository or a failed store fails the whole
+        -- delivery, which the forge sends again
+        local out, ferr2, fcode = db:tx(function()
+          return forgereview.apply("approve", { db = db, dir = ctx.dir, board = board, card = c,
+            ev = ev, actor = actor, delivery = d.id })
+        end)
+        if not out and (fcode == "ETX" or fcode == "EAGAIN" or fcode == "ELOCKED") then
+          return nil, id .. ": " .. tostring(ferr2), fcode
+        end
+        if out then
+          db:event { kind = "webhook", card = id, actor = who,
+            data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
+          audited(ctx, name, who, id, "push")
+          outs[#outs + 1] = id .. " " .. out
+          if out == "done" then evs[#evs + 1] = { id, ev } end
+        else
+          local msg = tostring(ferr2):gsub("^board: ", "")
+          assert(board:comment(id, { author = "orket", body = string.format("The forge's %s was not applied: %s",
+            event_words(ev), msg) }))
+          outs[#outs + 1] = id .. " refused: " .. msg
+          refused[#refused + 1] = { card = id, reason = msg }
+        end
       end
     end
     record(db, name, d, found[1], "push: " .. table.concat(outs, ", "))
@@ -339,8 +356,10 @@ on_push = function(ctx, name, d, doc, g, settings)
     -- main moved: a sandbox of it may be due (sandbox.deploy), once for the push
     after_merge(ctx, settings, pair[1], pair[2], i == #evs)
   end
-  return 200, { delivery = d.id, outcome = #cards_done > 0 and "done" or "ignored", cards = cards_done,
-    card = cards_done[1], reason = #cards_done == 0 and "no card in review could be finished" or nil }
+  local reason = #cards_done == 0 and (#refused > 0 and refused[1].card .. ": " .. refused[1].reason
+    or "no card in review could be finished") or nil
+  return 200, { delivery = d.id, outcome = #cards_done > 0 and "done" or #refused > 0 and "refused" or "ignored",
+    cards = cards_done, card = cards_done[1], reason = reason, refused = #refused > 0 and refused or nil }
 end
 
 -- A delivery's headers, its signature in the forge's form and its body, read -> d, sig,
@@ -612,6 +631,10 @@ end
 local REPLY = { type = "object", additionalProperties = false, required = { "delivery", "outcome" }, properties = {
   delivery = { type = "string" }, card = { type = "string" }, reason = { type = "string" },
   cards = { type = "array", items = { type = "string" }, description = "a push to main: the cards it finished" },
+  refused = { type = "array", description = "a push to main: the cards it held that the board refused to finish, "
+    .. "each said on its card (the others are finished all the same)", items = { type = "object",
+      additionalProperties = false, required = { "card", "reason" },
+      properties = { card = { type = "string" }, reason = { type = "string" } } } },
   outcome = { type = "string", description = "done, in_progress, waiting_for_input (sent back once too often: "
     .. "its requirements wait for a person), blocked, merge_conflict, work_lost (neither the card's branch "
     .. "nor main holds its last commit: sent back to in_progress), duplicate, ignored or refused" } } }
