@@ -157,8 +157,10 @@ static void gr_url_shown(const char *url, char *out, size_t outlen) {
 #define GR_SHOWN_MAX 2048 /* a longer URL is compared by this much of it */
 
 /* 1 when GR_MAIN_OF names the remote shown, 0 when it names another, -1 when there is none
- * (or it cannot be read as one: a ref an older Orket wrote, trusted as this remote's) */
-static int gr_main_of(const gitapi *g, git_repository *repo, const char *shown) {
+ * (or it cannot be read as one: a ref an older Orket wrote, trusted as this remote's). shown
+ * is the remote's key (gr_remote_key); a record an earlier Orket wrote of the URL as shown
+ * is taken for the same remote too (also, NULL: none). */
+static int gr_main_of(const gitapi *g, git_repository *repo, const char *shown, const char *also) {
   char p[PATH_MAX], buf[sizeof GR_MAIN_OF_MAGIC + GR_SHOWN_MAX + 2];
   struct stat st;
   if ((size_t)snprintf(p, sizeof p, "%s" GR_MAIN_OF, g->repository_commondir(repo)) >= sizeof p) return -1;
@@ -172,7 +174,7 @@ static int gr_main_of(const gitapi *g, git_repository *repo, const char *shown) 
   size_t m = sizeof GR_MAIN_OF_MAGIC - 1;
   if (nl == NULL || strncmp(buf, GR_MAIN_OF_MAGIC, m) != 0) return -1;
   *nl = '\0';
-  return strcmp(buf + m, shown) == 0;
+  return strcmp(buf + m, shown) == 0 || (also && strcmp(buf + m, also) == 0);
 }
 
 /* Records that GR_REMOTE_MAIN, just written, is the remote shown's (unless it says so
@@ -181,7 +183,7 @@ static int gr_main_of(const gitapi *g, git_repository *repo, const char *shown) 
  * fetch at once. */
 static void gr_main_of_write(const gitapi *g, git_repository *repo, const char *shown) {
   char p[PATH_MAX], tmp[PATH_MAX + 32], buf[sizeof GR_MAIN_OF_MAGIC + GR_SHOWN_MAX + 2];
-  if (gr_main_of(g, repo, shown) == 1) return;
+  if (gr_main_of(g, repo, shown, NULL) == 1) return;
   if ((size_t)snprintf(p, sizeof p, "%s" GR_MAIN_OF, g->repository_commondir(repo)) >= sizeof p) return;
   snprintf(tmp, sizeof tmp, "%s.%ld.tmp", p, (long)getpid());
   int n = snprintf(buf, sizeof buf, GR_MAIN_OF_MAGIC "%s\n", shown);
@@ -207,10 +209,11 @@ static void gr_ref_delete(const gitapi *g, git_repository *repo, git_reference *
  * trusted); 0 when there is none, or it is another remote's: then it is dropped, with
  * GR_REMOTE_MAIN_DROPPED (of that remote too), as for a new remote, so that no view of the
  * remote's main reads the old one's. */
-static int gr_had_main(const gitapi *g, git_repository *repo, const char *shown, git_oid *old, int *unsure) {
+static int gr_had_main(const gitapi *g, git_repository *repo, const char *shown, const char *also, git_oid *old,
+                       int *unsure) {
   *unsure = 0;
   if (g->reference_name_to_id(old, repo, GR_REMOTE_MAIN) != 0) return 0;
-  int of = gr_main_of(g, repo, shown);
+  int of = gr_main_of(g, repo, shown, also);
   if (of != 0) {
     *unsure = of < 0;
     return 1;
@@ -281,6 +284,18 @@ static int gr_local_path(const char *url, char *path, size_t cap) {
   struct stat st;
   if (strstr(url, "://") != NULL || stat(url, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
   return (size_t)snprintf(path, cap, "%s", url) < cap;
+}
+
+/* The remote url stands for, as GR_MAIN_OF records it: a folder of this machine, given as a
+ * path or a file:// URL, as file:// and its real path (so /p/r.git, file:///p/r.git and a
+ * symlink to it are one remote); any other URL as shown (gr_url_shown). */
+static void gr_remote_key(const char *url, char *out, size_t outlen) {
+  char path[PATH_MAX], real[PATH_MAX];
+  if (gr_local_path(url, path, sizeof path)) {
+    /* (a longer one is compared by its first GR_SHOWN_MAX bytes, as any URL) */
+    if ((size_t)snprintf(out, outlen, "file://%s", realpath(path, real) ? real : path) >= outlen) return;
+  } else
+    gr_url_shown(url, out, outlen);
 }
 
 /* Adds the config file path at level to cfg when it is a regular file of at most
@@ -446,10 +461,11 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     return -1;
   }
   gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref, .remote = remote};
-  char shown[GR_SHOWN_MAX];
+  char shown[GR_SHOWN_MAX], key[GR_SHOWN_MAX];
   gr_url_shown(url, shown, sizeof shown);
+  gr_remote_key(url, key, sizeof key);
   int is_main = strcmp(ref, "refs/heads/" GR_MAIN) == 0, unsure = 0;
-  st.had = is_main && gr_had_main(g, r->repo, shown, &st.was, &unsure);
+  st.had = is_main && gr_had_main(g, r->repo, key, shown, &st.was, &unsure);
   git_push_options po;
   g->push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
   po.callbacks.credentials = gr_push_cred;
@@ -495,7 +511,7 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   /* nothing negotiated: the remote's branch already was the local one, read above */
   g->oid_tostr(id_out, GR_OID_HEX + 1, st.pushed ? &st.sent : &id);
-  if (is_main) gr_pushed_main(r, st.pushed ? &st.sent : &id, shown);
+  if (is_main) gr_pushed_main(r, st.pushed ? &st.sent : &id, key);
   return 0;
 }
 
@@ -612,16 +628,17 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
                        gr_err *e) {
   const gitapi *g = &r->git;
   git_oid old;
-  char head[256] = "", shown[GR_SHOWN_MAX];
+  char head[256] = "", shown[GR_SHOWN_MAX], key[GR_SHOWN_MAX];
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
   gr_url_shown(url, shown, sizeof shown);
-  int unsure = 0, had = gr_had_main(g, r->repo, shown, &old, &unsure);
+  gr_remote_key(url, key, sizeof key);
+  int unsure = 0, had = gr_had_main(g, r->repo, key, shown, &old, &unsure);
   int rc = gr_fetch_ref(r, url, "refs/heads/" GR_MAIN, GR_REMOTE_MAIN, GR_MAIN, user, password, id, head,
                         sizeof head, e);
   if (rc == 1) {
     gr_note_dropped(r, had ? &old : NULL, id);
-    gr_main_of_write(g, r->repo, shown);
+    gr_main_of_write(g, r->repo, key);
   }
   /* (a remote without any branch had its tracking ref dropped: a new remote, main made there) */
   if (rc != 0 || !had || g->reference_name_to_id(&old, r->repo, GR_REMOTE_MAIN) != 0) return rc;

@@ -2825,6 +2825,15 @@ static void tg_remote_main_moves(check_ctx *t, gitrepo *r, const char *base, con
   CHECK_STR(t, e.code, "ENOENT");
   CHECK(t, strstr(e.msg, "pushing main") != NULL && strstr(e.msg, "HEAD names trunk") != NULL);
   CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), "");
+  /* the same remote given as a file:// URL is the same remote: refused as well, not taken
+   * for a new one where main would be made beside trunk */
+  char as_url[620];
+  snprintf(as_url, sizeof as_url, "file://%s", bare);
+  CHECK(t, gitrepo_fetch_main(r, as_url, NULL, NULL, id, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  CHECK(t, strstr(e.msg, "HEAD names trunk") != NULL);
+  CHECK(t, gitrepo_push(r, as_url, "main", 0, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), "");
   tg_remote_changed(t, r, base, ws, second);
   /* a person chose: Orket's record of the remote's main dropped, main is pushed anew */
   CHECK(t, tg_set_ref(ws, "refs/remotes/orket/main", NULL) == 0);
