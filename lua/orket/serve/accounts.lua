@@ -150,7 +150,9 @@ end
 --- on the server's machine it is (a leaver is never kept), and no_admin_left says so. A
 --- person enabled or disabled already (none of their other names changed either) changes
 --- nothing, ends no session: the result is marked by orket.audit.chain's unchanged,
---- journaled and audited nowhere.
+--- journaled and audited nowhere. The result's audit_also: the audit subjects of the
+--- provider's person's other names disabled with name (M.audit_also), for the caller's
+--- audit to record beside name's own.
 function M.set_disabled(db, name, disabled, actor, keep_admin)
   return db:tx(function()
     local row = users.get(db, name)
@@ -165,9 +167,11 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
       db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
     end
     local touched = changed -- this name or another of theirs
-    -- a provider's subject is one person: its other names here (rows an older orket added
-    -- when the provider's name for them changed) are disabled with it
+    -- a provider's subject is one person: its other names here (a row is added when the
+    -- provider's name for them changes: orket.serve.identity's federated) are disabled
+    -- with it, each audited as a disable of its own (with= naming the name asked)
     local others = false -- an admin among them
+    local also = {}
     if disabled and row.hash:match("^!oidc:") then
       for _, other in ipairs(users.with_hash(db, row.hash)) do
         if other.name ~= name and not other.disabled_at then
@@ -176,6 +180,7 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
           users.set_disabled(db, other.name, true)
           users.sessions_end(db, other.name)
           db:event { kind = "user_disable", actor = actor or "cli", data = { name = other.name, with = name } }
+          also[#also + 1] = { person = other.name, role = other.role, with = name }
         end
       end
     end
@@ -186,7 +191,7 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
       return nil, string.format("disabling %s would leave no enabled server admin (another name of theirs is "
         .. "one); make another person a server admin first: %s", name, M.another_admin(db, name)), "ELASTADMIN"
     end
-    local res = { name = name, role = row.role, changed = changed, no_admin_left = none_left }
+    local res = { name = name, role = row.role, changed = changed, no_admin_left = none_left, audit_also = also }
     -- enabled or disabled already: no change, journaled and audited nowhere
     return touched and res or audit_chain.unchanged(res)
   end)
@@ -304,6 +309,11 @@ end
 function M.subject(res)
   return { person = res.user or res.name, project = res.project, role = res.role }
 end
+
+--- audit_also(res) -> array of subjects: the other people a change recorded as res's also
+--- changed (a provider's person's other names disabled with the name asked), each for an
+--- audit entry of the same action beside res's own
+function M.audit_also(res) return type(res) == "table" and res.audit_also or {} end
 
 --- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at}, by name
 --- (a page: at most limit, those after the name after)

@@ -54,6 +54,10 @@ function M.in_tx(ctx, action, fn, subject)
     if not a then return nil, b, c end
     if audit_chain.is_unchanged(a) then return true end
     writes.audited(ctx, { actor = by, action = action, subject = subject and subject(a, b) })
+    -- whom else the change was about (another name of the same person), each its own entry
+    for _, also in ipairs(type(a) == "table" and a.audit_also or {}) do
+      writes.audited(ctx, { actor = by, action = action, subject = also })
+    end
     return true
   end)
   if not ok then return nil, e, code end

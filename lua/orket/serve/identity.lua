@@ -185,6 +185,13 @@ function M.gone(db, name, o)
       end
       M.audited(db, o.source, "user_disable", o.route, subject)
     end
+    -- the subject's other names disabled with it (changed or not: name may have been
+    -- disabled already), each its own entry
+    for _, also in ipairs(accounts.audit_also(r)) do
+      if o.say_why then also.why = o.reason end
+      res.changed = true
+      M.audited(db, o.source, "user_disable", o.route, also)
+    end
     return true
   end)
   if not ok then return nil, err end

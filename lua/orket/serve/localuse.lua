@@ -104,6 +104,10 @@ function M.audited(db, action, card, fn, subject)
     if audit_chain.is_unchanged(a) then return true end -- it changed nothing: no entry
     audit_chain.record(db, { actor = M.operator(), action = action, card = card, route = "cli",
       subject = subject and subject(a, b) })
+    -- whom else the change was about (another name of the same person), each its own entry
+    for _, also in ipairs(type(a) == "table" and a.audit_also or {}) do
+      audit_chain.record(db, { actor = M.operator(), action = action, card = card, route = "cli", subject = also })
+    end
     return true
   end)
   if not ok and a then return nil, e, code end -- the audit failed: the write was rolled back with it

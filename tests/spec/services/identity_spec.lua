@@ -1,7 +1,7 @@
 -- orket.serve.identity: a person of a provider or a directory and their subject. A
 -- provider's subject an admin disabled stays refused whatever name it brings next (a
 -- provider whose preferred_username the person may change), and disabling one of its names
--- disables the others an older orket added. A directory's entry whose login changed still
+-- disables the others (added when its name changed), each audited. A directory's entry whose login changed still
 -- signs in under its new login (the directory's own look disabled the old one), and a
 -- login now another entry's is refused, never taken for that entry's person. A name
 -- another subject holds is still refused.
@@ -58,6 +58,36 @@ describe("a federated person is their subject", function()
     -- on the server's machine a leaver is never kept: both go, and it says so
     local r = assert(accounts.set_disabled(db, "bob", true, "local:root"))
     assert.is_true(r.no_admin_left)
+  end)
+
+  it("audits each name of a provider's person that a disable takes with it", function()
+    local accounts = require "orket.serve.accounts"
+    local localuse = require "orket.serve.localuse"
+    -- the provider renamed the person: a second row for the same subject
+    assert(identity.federated(db, { name = "hana", role = "operator" }, "oidc", "subject-9"))
+    assert(identity.federated(db, { name = "hanna", role = "operator" }, "oidc", "subject-9"))
+    assert.same({ "hana", "hanna" }, names(db))
+    local function disables()
+      local out = {}
+      for _, r in ipairs(db:rows("SELECT actor, detail FROM audit_log WHERE action = 'user_disable' ORDER BY seq")) do
+        out[#out + 1] = r.actor .. " " .. r.detail
+      end
+      return out
+    end
+    -- a command's disable of one name: both are in the audit, the other naming the one asked
+    assert(localuse.audited(db, "user_disable", nil, function()
+      return accounts.set_disabled(db, "hanna", true, "root")
+    end, accounts.subject))
+    assert.same({ "hana (disabled)", "hanna (disabled)" }, names(db))
+    local op = localuse.operator()
+    assert.same({ op .. " person=hanna role=operator", op .. " person=hana role=operator with=hanna" }, disables())
+    -- the provider's word that the person has no role: the same, said why
+    assert(accounts.set_disabled(db, "hana", false, "root"))
+    assert(accounts.set_disabled(db, "hanna", false, "root"))
+    assert(identity.gone(db, "hanna", { source = "oidc", reason = "no-role", route = "sign_in", say_why = true }))
+    local got = disables()
+    assert.same({ "oidc person=hanna role=operator why=no-role", "oidc person=hana role=operator why=no-role with=hanna" },
+      { got[3], got[4] })
   end)
 
   it("lets a directory entry whose login changed sign in under its new login, and refuses a login now "
