@@ -594,6 +594,9 @@ function M.finish_usage(u, messages, content, calls)
   if out.prompt_tokens == nil then
     out.prompt_tokens = M.estimate_tokens(M.messages_chars(messages))
     out.estimated = true
+    -- the cached tokens the provider counted are of the prompt: an estimate below them is
+    -- raised to them, so that no record says more cached tokens than prompt tokens
+    if out.cached_tokens and out.cached_tokens > out.prompt_tokens then out.prompt_tokens = out.cached_tokens end
   end
   if out.completion_tokens == nil then
     local n = #(content or "")

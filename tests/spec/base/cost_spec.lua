@@ -197,6 +197,23 @@ describe("a call's cost", function()
   end)
 end)
 
+describe("a usage the provider left a count out of", function()
+  local common = require "orket.llm.common"
+  it("is estimated, never with more cached tokens than prompt tokens", function()
+    local msgs = { { role = "user", content = ("word "):rep(100) } }
+    local est = common.estimate_tokens(common.messages_chars(msgs))
+    -- cached, the prompt not counted: the estimate is raised to the cached count
+    local u = common.finish_usage({ completion_tokens = 5, cached_tokens = est + 300 }, msgs, "ok", {})
+    assert.same({ est + 300, est + 300, 5, true }, { u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.estimated })
+    -- fewer cached than the estimate: the estimate stands
+    u = common.finish_usage({ completion_tokens = 5, cached_tokens = 3 }, msgs, "ok", {})
+    assert.same({ est, 3 }, { u.prompt_tokens, u.cached_tokens })
+    -- the provider's own counts are never changed
+    u = common.finish_usage({ prompt_tokens = 10, completion_tokens = 5, cached_tokens = 400 }, msgs, "ok", {})
+    assert.same({ 10, 400, false }, { u.prompt_tokens, u.cached_tokens, u.estimated })
+  end)
+end)
+
 describe("a call's cost from counts out of range", function()
   local MAX = { input = 999999999999999, cached_input = 999999999999999, output = 999999999999999, currency = "USD" }
 
