@@ -1208,8 +1208,13 @@ function Tracer:close()
   end
 end
 
--- the spans timer's tick: what was written leaves as a batch (the queue's too, its sender idle)
+-- the spans timer's tick: what was written leaves as a batch (the queue's too, its sender
+-- idle). While a request is in flight the spans stay in the writer, so a collector slower
+-- than the tick gets them as fewer, fuller requests (a batch leaves full at BATCH spans, as
+-- the specification's batch processor does), not one small request a tick piling up behind
+-- it for the run's end to drop.
 function Tracer:tick_spans()
+  if self.busy then return end
   if self.writer:count() > 0 then self:flush() else self:send_queued() end
 end
 

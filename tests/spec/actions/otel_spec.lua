@@ -1086,6 +1086,30 @@ describe("otel's timers", function()
     assert.same({ first[1][1], "3", first[1][3] }, metrics[#metrics][1])
   end)
 
+  -- a collector that answered, but slower than the tick, got one small request a tick, which
+  -- piled up behind it for the run's end to drop
+  it("send a slow collector fewer, fuller requests, not one a tick", function()
+    local spans, requests = {}, 0
+    local tr = kept(FAST, spans, {})
+    local send = tr.send
+    tr.send = function(self, body, url)
+      if url ~= self.cfg.metrics_url then
+        requests = requests + 1
+        rt.sleep(120) -- six ticks
+      end
+      return send(self, body, url)
+    end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    for i = 1, 30 do -- 60 spans over about 600 ms: 30 ticks
+      turn(tr, "M-" .. i)
+      wait(20)
+    end
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    tr:drain()
+    assert.equal(61, #spans)
+    assert.is_true(requests <= 10, "requests: " .. requests)
+  end)
+
   -- each run's tracer kept its own totals from its own start: two runs of a server side by
   -- side sent one series (one resource, scope and attributes) with two writers, alternating
   -- 3, 1, 4, 1, which a backend read as counter resets
