@@ -391,6 +391,13 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
       ret = gr_scan_skip(s, rel, why, e);
     } else if (S_ISREG(st.st_mode) && st.st_size > GR_FILE_MAX) {
       ret = gr_scan_big(g, s, s->idx, rel, &st, 1, e);
+    } else if (!S_ISDIR(st.st_mode) && gr_gitlink_at(g, s->idx, rel)) {
+      /* a file or link where a submodule is: git would not stage it either (the gitlink is
+       * a commit of another repository), and without the note it vanished unsaid */
+      char why[80];
+      snprintf(why, sizeof why, "%s at a submodule's path: the submodule is kept, not committed",
+               S_ISREG(st.st_mode) ? "a file" : gr_kind(st.st_mode));
+      ret = gr_scan_skip(s, rel, why, e);
     } else if (S_ISDIR(st.st_mode) && gr_gitlink_at(g, s->idx, rel)) {
       /* a submodule: never walked; what a card wrote in it is noted (gr_scan_run adds the
        * empty ones) */
