@@ -735,8 +735,23 @@ static int lst_clear_file_error(lua_State *L) {
   return 0;
 }
 
+/* write_cause(errno, path) -> note, CODE | note: a failed write of path, outside SQLite,
+ * worded as the store's own files' failures are (store_write_cause; note "" when nothing
+ * is known) */
+static int lst_write_cause(lua_State *L) {
+  lua_Integer sys = luaL_checkinteger(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  char note[256];
+  const char *code = store_write_cause(sys > 0 && sys < 4096 ? (int)sys : 0, path, note, sizeof note);
+  lua_pushstring(L, note);
+  if (code == NULL) return 1;
+  lua_pushstring(L, code);
+  return 2;
+}
+
 static const luaL_Reg lst_funcs[] = {
     {"open", lst_open},
+    {"write_cause", lst_write_cause},
     {"set_held_wait", lst_set_held_wait},
     {"file_error", lst_file_error},
     {"clear_file_error", lst_clear_file_error},

@@ -170,6 +170,10 @@ static const char *store_cause(int sys, const char *path, int rc, char *note, si
   }
 }
 
+const char *store_write_cause(int sys, const char *path, char *note, size_t len) {
+  return store_cause(sys, path, SQLITE_IOERR, note, len);
+}
+
 /* The length of path made absolute, its folder's links resolved as SQLite resolves them
  * (0 when it cannot be told). */
 static size_t store_full_length(const char *path) {

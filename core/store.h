@@ -139,6 +139,13 @@ int store_failed(store *s);
 int store_backup_to(store *s, const char *path);
 int store_restore_from(store *s, const char *path);
 
+/* A write of path that failed with the system's errno sys (0: unknown), outside SQLite (a
+ * file orket writes itself: a PostgreSQL export): its cause worded into note as the store's
+ * own files' (" (File too large: a file reached the process's file-size limit of N bytes,
+ * ...)", a used-up quota; empty when nothing is known) -> the code to report it under
+ * ("ENOSPC") or NULL. */
+const char *store_write_cause(int sys, const char *path, char *note, size_t len);
+
 /* Statements in the cache (for tests). */
 int store_cached(store *s);
 

@@ -5,6 +5,7 @@ local sealed = require "orket.store.sealed"
 local secrets = require "orket.store.secrets"
 local project = require "orket.project"
 local config = require "orket.config"
+local store_projects = require "orket.store.projects"
 local uv = require "luv"
 
 local MIN_PASSPHRASE = 8
@@ -19,9 +20,12 @@ online backup); on PostgreSQL it is one consistent snapshot of every table as JS
 Not in it: workspace/ (a git repository: back it up with git), .orket/keys.pepper
 (the secret API keys are checked with; keep it apart, as a secret), the audit's keys
 (.orket/audit.key, audit.pub) and the secret store (.orket/secrets.json, secrets.key).
-'orket restore FILE' puts it back. FILE is a regular file outside .orket/, named itself
-(not a symbolic link: /dev/stdout is refused), never the store nor a key file (--key-file,
-ORKET_SECRETS_KEY_FILE, ORKET_KEY_FILE). See docs/guide/deploying.md.
+'orket restore FILE' puts it back. FILE is a regular file outside any .orket/, named itself
+(not a symbolic link: /dev/stdout is refused), never the store of this project or of one
+its server hosts, nor a key file (--key-file, ORKET_SECRETS_KEY_FILE, ORKET_KEY_FILE). An
+existing FILE must be an earlier orket backup (plain, encrypted or a PostgreSQL export) or
+empty: anything else (orket.lua, a git index) is refused, not replaced. See
+docs/guide/deploying.md.
 
 --encrypt writes FILE as an authenticated encrypted stream (XChaCha20-Poly1305), so a
 changed or cut file is refused by 'orket restore'. A plain FILE carries no checksum: the
@@ -39,7 +43,7 @@ line. Without the key or passphrase the backup cannot be restored.]]
 local function encrypted(db, dir, file, secret, say)
   local place, perr, pcode = backup.plain_place(dir, say)
   if not place then return nil, perr, pcode end
-  local info, err, code = backup.backup(db, place.path, place.guard)
+  local info, err, code = backup.backup(db, place.path, place.guard, { private = true })
   if info and place.stopped() then info = nil end
   if info then
     local ok
@@ -108,13 +112,45 @@ local function own_key(dir, home, key_file)
   return true
 end
 
--- FILE and --key-file judged -> true | nil, msg, CODE
-local function judged(dir, file, opts)
+-- orket.lua's serve.projects (name -> folder), unchecked | nil: an orket.lua that does not
+-- load names none
+local function configured(dir)
+  local data = config.read(dir)
+  local named = type(data) == "table" and type(data.serve) == "table" and data.serve.projects
+  return type(named) == "table" and named or nil
+end
+
+-- The other projects whose store and .orket/ FILE may not be (backup.target's
+-- opts.projects): those orket.lua's serve.projects names (named, configured's; relative to
+-- this project's folder, as orket serve takes them) and, the store open (db), those `orket
+-- projects add` added to it
+local function hosted(dir, named, db)
+  local base = uv.fs_realpath(dir or ".") or (dir or ".")
+  local out = {}
+  local function add(name, pdir)
+    if type(name) ~= "string" or type(pdir) ~= "string" or pdir == "" then return end
+    if pdir:sub(1, 1) ~= "/" then pdir = uv.fs_realpath(base .. "/" .. pdir) or (base .. "/" .. pdir) end
+    local store = project.db_path(pdir)
+    out[#out + 1] = { name = name, dir = pdir, store = store, home = store:match("^(.*)/[^/]+$") }
+  end
+  for name, pdir in pairs(named or {}) do add(name, pdir) end
+  if db then
+    local ok, rows = pcall(store_projects.list, db) -- (a store older than the table has none)
+    for _, r in ipairs(ok and rows or {}) do add(r.name, r.dir) end
+  end
+  return out
+end
+
+-- FILE and --key-file judged, with the projects orket.lua names (named) and the store db
+-- (once open) hosts -> target's opts | nil, msg, CODE
+local function judged(dir, file, opts, named, db)
   local home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket")
-  local fits, err, code = backup.target(nil, file, { store = project.db_path(dir), home = home,
-    keys = key_files(dir, opts) })
-  if fits and opts.key_file then return own_key(dir, home, opts.key_file) end
-  return fits, err, code
+  local topts = { store = project.db_path(dir), home = home, keys = key_files(dir, opts),
+    projects = hosted(dir, named, db) }
+  local fits, err, code = backup.target(db, file, topts)
+  if fits and opts.key_file then fits, err, code = own_key(dir, home, opts.key_file) end
+  if not fits then return nil, err, code end
+  return topts
 end
 
 -- err with the copy's private name (FILE.part-PID, removed, a name the user never gave)
@@ -135,12 +171,12 @@ local function as_said(err, code, file, store)
   return err
 end
 
--- plain(db, file, say) -> backup.backup's results. The copy goes to FILE.part-PID first: a
--- signal before it is renamed onto FILE removes it (and its journal) and leaves FILE as it
--- was, as an encrypted backup does; said at once, and a second ends it at once.
-local function plain(db, file, say)
+-- plain(db, file, say, topts) -> backup.backup's results. The copy goes to FILE.part-PID
+-- first: a signal before it is renamed onto FILE removes it (and its journal) and leaves
+-- FILE as it was, as an encrypted backup does; said at once, and a second ends it at once.
+local function plain(db, file, say, topts)
   local guard = backup.on_stop(say)
-  local res = table.pack(backup.backup(db, file, guard))
+  local res = table.pack(backup.backup(db, file, guard, topts))
   guard.close()
   return table.unpack(res, 1, res.n)
 end
@@ -150,6 +186,30 @@ local function done(info, file, secret)
   io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
     info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", config.shown(file)))
   return 0
+end
+
+-- FILE and KEYFILE judged before a passphrase is asked for and anything is copied, and
+-- FILE again once the store is open, with the projects it hosts (their folders are met by
+-- path before: only another way to one, a bind mount, waits for it); backup.backup judges
+-- its own path again, the plain copy's when encrypted -> db, target's opts, the secret
+-- (encrypt) | nil, said
+local function prepared(cli, dir, file, opts, encrypt)
+  local named = configured(dir)
+  local topts, err, code = judged(dir, file, opts, named)
+  local secret
+  if topts and encrypt then
+    secret, err, code = new_secret(opts)
+    if not secret then topts = nil end
+  end
+  local db = topts and cli.open_store(dir, false, true, true)
+  if topts and not db then return nil end
+  if db then topts, err, code = judged(dir, file, opts, named, db) end
+  if not topts then
+    if db then db:close() end
+    cli.fail(code, "backup: %s", err)
+    return nil
+  end
+  return db, topts, secret
 end
 
 function cmd.run(args, cli)
@@ -163,27 +223,15 @@ function cmd.run(args, cli)
   if not encrypt and (opts.key_file or opts.passphrase_env) then
     return cli.usage_error(cmd, "--key-file and --passphrase-env go with --encrypt")
   end
-  -- FILE and KEYFILE judged before a passphrase is asked for and anything is copied
-  -- (backup.backup judges its own path, the plain copy's when encrypted)
-  local fits, err, code = judged(dir, pos[1], opts)
-  local secret
-  if fits and encrypt then
-    secret, err, code = new_secret(opts)
-    fits = secret ~= nil
-  end
-  if not fits then
-    cli.fail(code, "backup: %s", err)
-    return 1
-  end
-  backup.sweep_parts(pos[1])
-  local db = cli.open_store(dir, false, true, true)
+  local db, topts, secret = prepared(cli, dir, pos[1], opts, encrypt)
   if not db then return 1 end
+  backup.sweep_parts(pos[1])
   local function say(signal)
     cli.err("backup: %s: stopping; %s will not be changed (send it again to end at once)", signal, config.shown(pos[1]))
   end
-  local info, signal
+  local info, err, code, signal
   if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret, say)
-  else info, err, code, signal = plain(db, pos[1], say) end
+  else info, err, code, signal = plain(db, pos[1], say, topts) end
   db:close()
   if not info then
     cli.fail(code, "backup: %s", as_said(err, code, pos[1], project.db_path(dir)))

@@ -434,23 +434,43 @@ end
 -- cards parents before children, so the rows go back in without breaking a reference
 local ORDER = { cards = " ORDER BY CASE type WHEN 'rock' THEN 0 WHEN 'epic' THEN 1 ELSE 2 END, id" }
 
+-- a write of path (a file orket writes itself: the PostgreSQL export) that failed with
+-- io's msg and errno -> msg, CODE: path named, and the cause worded as it is for the
+-- store's own files (orket.c.store's write_cause: a file-size limit with its value, a
+-- used-up quota), coded ENOSPC as theirs are
+local function write_failed(path, err, errno)
+  local note, code = cstore.write_cause(math.tointeger(errno) or 0, path)
+  if note == "" then note = " (" .. inert_err(err) .. ")" end
+  return string.format("%s: cannot be written%s", shown(path), note), code or "EIO"
+end
+
 local function pg_export(db, path)
   local out, err = io.open(path, "wb")
   if not out then return nil, inert_err(err), "EACCES" end
+  -- every write's result: the first that fails (a full disk, a file-size limit) ends the
+  -- export, said of the file
+  local failed
+  local function put(...)
+    local wok, werr, errno = out:write(...)
+    if not wok then failed = { werr, errno } end
+    return wok
+  end
   local ok, rerr, rcode = db:read(function()
     local v = math.tointeger(tonumber(assert(db:version())))
-    out:write(json.encode { format = PG_FORMAT, version = v }, "\n")
+    if not put(json.encode { format = PG_FORMAT, version = v }, "\n") then return nil end
     for _, t in ipairs(pg_tables(db)) do
       local rows = assert(db:rows(string.format("SELECT row_to_json(t)::text AS j FROM %q t%s", t, ORDER[t] or "")))
-      out:write(json.encode { table = t, rows = #rows }, "\n")
-      for _, r in ipairs(rows) do out:write('{"row":', r.j, "}\n") end
+      if not put(json.encode { table = t, rows = #rows }, "\n") then return nil end
+      for _, r in ipairs(rows) do
+        if not put('{"row":', r.j, "}\n") then return nil end
+      end
     end
-    out:write('{"end":true}\n')
-    return true
+    return put('{"end":true}\n') and true
   end)
-  local cok, cerr = out:close()
+  local cok, cerr, cerrno = out:close() -- (the buffer's last write)
+  if failed then return nil, write_failed(path, failed[1], failed[2]) end
   if not ok then return nil, rerr, rcode end
-  if not cok then return nil, inert_err(cerr), "EIO" end
+  if not cok then return nil, write_failed(path, cerr, cerrno) end
   return true
 end
 
@@ -538,54 +558,183 @@ end
 -- The files SQLite keeps beside a store, which are the store as much as it is
 local STORE_FILES = { "", "-wal", "-shm", "-journal" }
 
+-- a file or folder's identity, its st_dev and st_ino | nil when it is not there: one folder
+-- reached by two paths that no link resolves (a bind mount) is one identity
+local function identity(path)
+  local st = uv.fs_stat(path)
+  return st and string.format("%d:%d", st.dev, st.ino)
+end
+
+-- which of store's files (STORE_FILES' suffix) real (a resolved path) names -> suffix | nil.
+-- A rename replaces a directory entry: its folder and its name. The folder is told by its
+-- identity, so a path through a bind mount of .orket/ is the store too; another name of
+-- the file (a hard link) is another entry, which the rename replaces alone.
+local function store_file(real, store)
+  local sdir, sbase = split(uv.fs_realpath(store) or resolved(store) or store)
+  local rdir, rbase = split(real)
+  if sdir ~= rdir and (identity(sdir) or false) ~= identity(rdir) then return nil end
+  for _, suffix in ipairs(STORE_FILES) do
+    if rbase == sbase .. suffix then return suffix end
+  end
+end
+
+-- the .orket/ real (a resolved path) is inside -> its words | nil: a known project's, by
+-- its folder's identity, or any folder named .orket (another project's home, which holds
+-- its store, pepper and keys), at any depth (.orket/worktrees/CARD/...)
+local function in_home(real, homes)
+  local ids = {}
+  for _, h in ipairs(homes) do
+    local id = identity(h.path)
+    if id then ids[id] = ids[id] or h end
+  end
+  local dir = split(real)
+  while true do
+    local h = ids[identity(dir) or ""]
+    if h then return h.what end
+    local up, base = split(dir)
+    if base == ".orket" then return string.format("%s, a project's .orket folder", shown(dir)) end
+    if up == dir or base == "" then return nil end
+    dir = up
+  end
+end
+
+-- An existing SQLite file is a backup to replace when it holds the board's tables and no
+-- connection has it open: a -wal or -shm beside it is a live database's (an orket backup
+-- is written in rollback mode, one file). -> nil | why not
+local function sqlite_not_backup(path)
+  for _, s in ipairs { "-wal", "-shm" } do
+    if uv.fs_lstat(path .. s) then
+      return string.format("a SQLite database in use: %s is beside it, as beside a live store", shown(path .. s))
+    end
+  end
+  -- a read-only open of a database in WAL mode makes its -wal and -shm (there were none):
+  -- removed again
+  local conn, err = cstore.open(path, false, true)
+  local missing
+  if conn then
+    for _, t in ipairs(BOARD_TABLES) do
+      if not missing and not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", t) then
+        missing = t
+      end
+    end
+    conn:close()
+  end
+  os.remove(path .. "-wal")
+  os.remove(path .. "-shm")
+  if not conn then return "a SQLite file that cannot be read as an orket store: " .. inert_err(err) end
+  if missing then return string.format("a SQLite database without the board's %s table", missing) end
+end
+
+-- An existing FILE that a backup may replace: one orket wrote (a SQLite store, an
+-- encrypted backup, a PostgreSQL export), or an empty file (mktemp's), which holds nothing
+-- -> nil | why not. Anything else (orket.lua, a git index, another program's file) would be
+-- lost to a mistyped FILE.
+local function not_a_backup(path, st)
+  if st.size == 0 then return nil end
+  local f, err = io.open(path, "rb")
+  if not f then return "it cannot be read: " .. inert_err(err) end
+  local head = f:read(256) or ""
+  f:close()
+  if head:sub(1, 16) == "SQLite format 3\0" then return sqlite_not_backup(path) end
+  if sealed.is_sealed(path) then return nil end
+  local h = json.decode(head:match("^([^\n]*)\n") or "")
+  if type(h) == "table" and h.format == PG_FORMAT then return nil end
+  return "neither an orket store, an encrypted orket backup nor an orket PostgreSQL export"
+end
+
+-- path (its lstat st) refused for its kind -> msg, CODE | nil: a rename replaces a link
+-- itself and any node, and a directory is refused only once the copy is made
+local function kind_refused(path, st)
+  if st.type == "link" then
+    return string.format("%s: is a symbolic link (to %s): a backup would replace the link, not the file it "
+      .. "leads to; name the file itself", shown(path), shown(tostring(uv.fs_readlink(path)))), "EINVAL"
+  end
+  if st.type == "directory" then
+    return shown(path) .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
+  end
+  if st.type ~= "file" then
+    return string.format("%s: not a regular file (a %s): a backup replaces only a regular file", shown(path),
+      ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
+  end
+end
+
+-- real (path resolved) refused as a hosted project's store (opts.projects) or as a file in
+-- a .orket/ folder (the project's opts.home, a hosted one's, any) -> msg | nil
+local function hosted_refused(real, path, opts)
+  local homes = {}
+  if opts.home then homes[1] = { path = opts.home, what = "the project's " .. shown(opts.home) } end
+  for _, p in ipairs(opts.projects or {}) do
+    local suffix = p.store and store_file(real, p.store)
+    if suffix then
+      return string.format("%s: is %s of project '%s' (%s), which this project's server hosts: renamed onto it, "
+        .. "the copy would be swapped in under the connections that have it open; a backup goes to another file",
+        shown(path), suffix == "" and "the store" or ("the " .. suffix:sub(2) .. " file of the store"), shown(p.name),
+        shown(p.store .. suffix))
+    end
+    if p.home then
+      homes[#homes + 1] = { path = p.home, what = string.format("the .orket folder of project '%s' (%s)", shown(p.name),
+        shown(p.home)) }
+    end
+  end
+  local home = in_home(real, homes)
+  if home then
+    return string.format("%s: is in %s, which holds its store and keys: keep backups elsewhere", shown(path), home)
+  end
+end
+
 --- target(db, path[, opts]) -> true | nil, msg, CODE: whether path may become a backup of db.
 --- The backup is renamed onto path, and a rename replaces the name it is given, whatever
 --- that names. So path may not be a symbolic link: the link itself would be replaced, not
 --- the file it leads to (/dev/stdout is one; the check would judge one file and the rename
 --- replace another). An existing path must be a regular file: a device node such as
 --- /dev/full or a fifo would be replaced, and a directory is refused only once the copy is
---- made. Nor may path be, by its place (its directory's links and dots resolved), the store
---- or a file SQLite keeps beside it: renamed onto the live store, the copy would be swapped
---- in under the connections that have it open, whose writes would then go to the file
---- unlinked. Nor a file in opts.home, the project's .orket/ (the pepper, the audit's and the
---- secrets' keys are there), nor one of opts.keys ({path=, what=}: a key file the project
---- or this backup needs, followed through its links to the file read). Another name of one
---- of these (a hard link) is not refused: the rename replaces that name alone. The store
---- is db's SQLite file, or opts.store (its path, judged before the store is opened).
+--- made. Nor may path be, by its place (its directory's links and dots resolved, or the
+--- same directory by its st_dev and st_ino, as through a bind mount), the store or a file
+--- SQLite keeps beside it: renamed onto the live store, the copy would be swapped in under
+--- the connections that have it open, whose writes would then go to the file unlinked. So
+--- for the project's store (db's SQLite file, or opts.store, its path, judged before the
+--- store is opened) and for those of opts.projects ({name=, dir=, store=, home=}: the
+--- projects its server hosts). Nor a file in a .orket/ folder, the project's (opts.home),
+--- a hosted one's or any other (the pepper, the audit's and the secrets' keys are there);
+--- nor one of opts.keys ({path=, what=}: a key file the project or this backup needs,
+--- followed through its links to the file read). Nor an existing file that is no orket
+--- backup (not_a_backup): an earlier backup at path is replaced, orket.lua is not.
+--- Another name of one of these (a hard link) is not refused: the rename replaces that name
+--- alone. opts.private: path is the private copy's, in .orket/ (plain_place), judged by
+--- its shape alone.
 function M.target(db, path, opts)
   opts = opts or {}
   local st = uv.fs_lstat(path)
-  if st and st.type == "link" then
-    return nil, string.format("%s: is a symbolic link (to %s): a backup would replace the link, not the file it "
-      .. "leads to; name the file itself", shown(path), shown(tostring(uv.fs_readlink(path)))), "EINVAL"
-  end
-  if st and st.type == "directory" then
-    return nil, shown(path) .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
-  end
-  if st and st.type ~= "file" then
-    return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", shown(path),
-      ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
-  end
+  local msg, code = st and kind_refused(path, st)
+  if msg then return nil, msg, code end
   local real = resolved(path)
-  if not real then return true end -- no such directory: the part file's create says so
+  if not real then
+    -- no such directory: the part file's create says so, but for one a project keeps
+    if not opts.private and ("/" .. path):find("/.orket/", 1, true) then
+      return nil, string.format("%s: is in a project's .orket folder, which holds its store and keys: keep backups "
+        .. "elsewhere", shown(path)), "EINVAL"
+    end
+    return true
+  end
   for _, key in ipairs(opts.keys or {}) do
     if real == (uv.fs_realpath(key.path) or resolved(key.path)) then
       return nil, string.format("%s: is %s; give another FILE", shown(path), shown(key.what)), "EINVAL"
     end
   end
   local store = opts.store or (db and db.path)
-  local store_real = store and uv.fs_realpath(store)
-  for _, suffix in ipairs(store_real and STORE_FILES or {}) do
-    if real == store_real .. suffix then
-      return nil, string.format("%s: is %s (%s): a backup goes to another file", shown(path), suffix == ""
-        and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), shown(store .. suffix)),
-        "EINVAL"
-    end
+  local suffix = store and store_file(real, store)
+  if suffix then
+    return nil, string.format("%s: is %s (%s): a backup goes to another file", shown(path), suffix == ""
+      and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), shown(store .. suffix)),
+      "EINVAL"
   end
-  local home = opts.home and uv.fs_realpath(opts.home)
-  if home and real:match("^(.*)/[^/]*$") == home then
-    return nil, string.format("%s: is in the project's %s, which holds its store and keys: "
-      .. "keep backups elsewhere", shown(path), shown(opts.home)), "EINVAL"
+  if opts.private then return true end
+  msg = hosted_refused(real, path, opts)
+  if msg then return nil, msg, "EINVAL" end
+  local why = st and not_a_backup(path, st)
+  if why then
+    return nil, string.format("%s: exists and is no orket backup (%s): a backup would replace it whole; give another "
+      .. "FILE, or remove this one first if it may be lost", shown(path), why), "EINVAL"
   end
   return true
 end
@@ -605,12 +754,13 @@ local function copy(db, part, guard)
   return table.unpack(r, 2, r.n)
 end
 
---- backup(db, path[, guard]) -> {format=, version=, cards=} | nil, msg, CODE[, signal]: the
---- store db copied into path, replaced atomically once the copy is whole and checked; the
---- store keeps serving meanwhile. guard (on_stop's): a signal sent before the rename
+--- backup(db, path[, guard[, opts]]) -> {format=, version=, cards=} | nil, msg, CODE[, signal]:
+--- the store db copied into path, replaced atomically once the copy is whole and checked;
+--- the store keeps serving meanwhile. guard (on_stop's): a signal sent before the rename
 --- removes the copy and leaves path as it was ("stopped by SIGINT; PATH was not changed").
-function M.backup(db, path, guard)
-  local fits, terr, tcode = M.target(db, path)
+--- opts: target's, path judged by them just before it is written.
+function M.backup(db, path, guard, opts)
+  local fits, terr, tcode = M.target(db, path, opts)
   if not fits then return nil, terr, tcode end
   local part = part_of(path)
   os.remove(part)
