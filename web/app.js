@@ -24,7 +24,7 @@
   const CATCH_UP = 50;
   // what the page asked for, read by the tests (a run must not cost a board per event)
   const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, view: 0, bugfix: 0, limited: 0,
-    early: 0, violations: 0, diff: 0, events: 0, resets: 0, keys: 0 };
+    early: 0, violations: 0, diff: 0, events: 0, resets: 0, keys: 0, users: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -206,6 +206,7 @@
       else if (method === "GET" && path === "/v1/status") stats.view++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
       else if (method === "GET" && /^\/v1\/users\/[^/]+\/keys/.test(path)) stats.keys++;
+      else if (method === "GET" && path.startsWith("/v1/users?")) stats.users++;
       try {
         r = await fetch(scoped(path), { method, headers, credentials: "same-origin",
           body: body === undefined ? undefined : JSON.stringify(body) });
@@ -227,9 +228,19 @@
     if (gen !== null && gen !== state.gen) return gone();
     if (!r.ok) {
       const err = (doc && doc.error) || {};
-      throw new ApiError(r.status, err.code || "error", err.message || ("the server answered " + r.status), err.remedy);
+      throw new ApiError(r.status, err.code || "error",
+        err.message ? boardWords(err.message) : ("the server answered " + r.status), err.remedy);
     }
     return doc;
+  }
+
+  // boardWords(message) -> the server's words for a person at this page: a remedy given as a
+  // route or a command (POST /v1/runs/N/stop, orket resume N) is named by the buttons under
+  // Runs that do the same, for someone who has no terminal
+  function boardWords(message) {
+    return String(message)
+      .replace(/stop it \(POST \/v1\/runs\/(\d+)\/stop\)/g, "stop it (Stop on run $1, under Runs)")
+      .replace(/continue it with 'orket resume (\d+)'/g, "continue it with Resume on run $1, under Runs");
   }
 
   // unreachable(method, path) -> what a request that got no answer says: the server cannot be
@@ -349,7 +360,8 @@
     $("who").hidden = false;
     showIn($("who"), (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role);
     $("signout").hidden = !doc.csrf;
-    loadPeople();
+    // the people are a server admin's to see: another's ask was a 403 in the console each time
+    if (doc.local || doc.role === "admin") loadPeople(); else $("people").hidden = true;
     if (arriving) (state.role ? $("board-title") : $("no-project")).focus();
     if (!state.role) return;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
@@ -604,6 +616,10 @@
 
   // the roots' order on the server's board: rocks, then epics, then issues
   const ROOT_RANK = { rock: 0, epic: 1, issue: 2 };
+  // a card's priority as the board and the new-card form name it
+  const PRIORITY = { 3: "high", 2: "medium", 1: "low" };
+  // chars(text) -> its characters as the server counts a limit (code points, not UTF-16 units)
+  const chars = (text) => Array.from(text).length;
 
   function renderBoard(cards) {
     // drawn again only when it changed: focus and what is pressed stay put between events
@@ -840,7 +856,7 @@
     showIn($("detail-title"), c.id + (c.summary || c.name ? ": " + (c.summary || c.name) : ""));
     const rows = [["Status", statusBadge(c)], ["Type", c.type], ["Parent", c.parent], ["Seat", c.seat],
       ["Worked by", c.worked_by], ["Model use", usageText(doc.usage)], ["By seat", seatsNode(doc.usage_by_seat)],
-      ["Priority", c.priority], ["Description", c.description],
+      ["Priority", PRIORITY[c.priority] || c.priority], ["Description", c.description],
       ["Requirements", c.requirements], ["Acceptance", c.acceptance], ["Note", c.note]];
     const dl = [];
     for (const [k, v] of rows) {
@@ -1603,6 +1619,16 @@
       $("create-status").textContent = !body.parent ? "Choose the epic the card goes under." : "Give the card a summary.";
       $("create-status").className = "error";
       invalid([!body.parent ? $("create-parent") : $("create-summary")], $("create-status"));
+      return;
+    }
+    // too long: said, the text kept (the field's own maxlength cut a paste without a word)
+    const long = [[$("create-summary"), body.summary, "summary"], [$("create-description"),
+      $("create-description").value, "description"]].find(([f, v]) => chars(v) > Number(f.dataset.max));
+    if (long) {
+      $("create-status").textContent = "The " + long[2] + " is " + chars(long[1]) + " characters long; a card's takes "
+        + "at most " + long[0].dataset.max + ".";
+      $("create-status").className = "error";
+      invalid([long[0]], $("create-status"));
       return;
     }
     if ($("create-description").value.trim()) body.description = $("create-description").value;

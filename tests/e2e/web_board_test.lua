@@ -156,6 +156,23 @@ describe("the web board in Chromium", function()
         "the new card's pane", 3000)
       assert.matches(made.id .. " created", wd:text_of("#create-status"), 1, true)
       wd:wait('#tree li[data-card="' .. made.id .. '"]', "the new card in the tree")
+      -- an operator is no server admin: the people are not asked for (a 403 in the console
+      -- at every sign-in)
+      assert.equal(0, wd:js("return window.orketBoardStats.users"))
+      assert.is_true(wd:js("return document.getElementById('people').hidden"))
+      -- its priority as the form named it, not the number the API holds (3)
+      assert.matches("Priority%s*high", wd:text_of("#fields"))
+      -- a description past the limit is said, its text kept (the field's maxlength cut a paste
+      -- to 65,536 characters without a word); in characters, as the server counts
+      wd:press('#create-parent option[value="CHG"]')
+      wd:type(wd:find("#create-summary"), "Too long")
+      wd:js([[document.getElementById("create-description").value = "\u{1F680}".repeat(65537)]])
+      wd:press("#create-button")
+      H.wait_for(function() return (wd:text_of("#create-status") or ""):find("65537 characters", 1, true) end,
+        "the refusal", 3000)
+      assert.equal("The description is 65537 characters long; a card's takes at most 65536.", wd:text_of("#create-status"))
+      assert.equal(131074, wd:js([[return document.getElementById("create-description").value.length]]))
+      wd:js([[document.getElementById("create-description").value = ""]])
 
       -- the violations panel: the refused write, and its card one click away
       wd:wait('#violation-list li.violation', "a violation")
