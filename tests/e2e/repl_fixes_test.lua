@@ -33,10 +33,13 @@ describe("orket repl (found by use)", function()
       .. 'local id = assert(db:record_run { target = "NOTES", kind = "epic" }) '
       .. 'assert(db:finish_run(id, "interrupted")) db:close()'), { cwd = dir })
     assert.equal(0, mk.status, mk.stderr)
-    -- NOTES-2 waits for NOTES-1: the turn is refused, its run recorded stopped with nothing in it
-    local r = H.orket("repl", { cwd = dir, stdin = 'print(project:turn("NOTES-2"))\n' })
-    assert.matches("got no turn %(status ready%).-ENOTURN", r.stdout)
+    -- routing.lua gives NOTES-1 to a seat not in the team: the turn gets none, its run is
+    -- recorded stopped with nothing in it but the reason
+    H.write(dir .. "/routing.lua", 'return { worker = function(card) if card.id == "NOTES-1" then return "ghost" end end }\n')
+    local r = H.orket("repl", { cwd = dir, stdin = 'print(project:turn("NOTES-1"))\n' })
+    assert.matches("got no turn %(status ready%): routing.lua's worker chose \"ghost\".-ENOTURN", r.stdout)
     assert.matches("\n%s+2  stopped ", H.orket("runs", { cwd = dir }).stdout)
+    os.remove(dir .. "/routing.lua")
     local res = H.orket("resume --json", { cwd = dir })
     assert.matches('"run_id":1,"target":"NOTES","type":"run_start"', res.stdout, 1, true)
     assert.equal(0, res.status, res.stderr)

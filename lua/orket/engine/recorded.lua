@@ -1,15 +1,18 @@
 -- orket.engine.recorded: what a run has already done, read back from the store so a resumed
 -- run repeats nothing: the open turn of a card, a recorded model step, a recorded tool call.
 -- Writes go through orket.store's record_* API and db:event (one transaction each); the
--- reads are orket.store.journal_reads's operations. Also what keeps a run from starting or
--- resuming (in_the_way), asked by every start and resume with the run's record and lease
--- in one write transaction (start, resume).
+-- reads are orket.store.journal_reads's operations, but spent_calls' own (read only when a
+-- budget stops a card). Also what keeps a run from starting or resuming (in_the_way), asked
+-- by every start and resume with the run's record and lease in one write transaction
+-- (start, resume).
 local cjson = require "cjson.safe"
 local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local claims = require "orket.engine.claims"
 local leases = require "orket.store.leases"
 local runlease = require "orket.engine.runlease"
+local store_turns = require "orket.store.turns"
+local errors = require "orket.errors"
 
 local M = {}
 
@@ -382,6 +385,79 @@ end
 --- one is not helped by more turns.
 function M.called_tools(db, run, card, review, after)
   return sj.turns_called_tools(db, run, card, review, after or 0)
+end
+
+-- The calls of a card's turns in a run, for spent_calls: per card by the events_card index,
+-- as journal_reads' reads are (a run of many cards is not walked). Only the arguments' first
+-- ARGS_SEEN bytes and length are read: a call repeated is told by those, and a write's
+-- whole content is not read for it.
+local ARGS_SEEN = 512
+local SPENT_SQL = {
+  sqlite = [[SELECT c.id, t.turn, c.tool, length(c.arguments) AS alen, substr(c.arguments, 1, 512) AS args, c.ok,
+    c.error_code, c.gate_code FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
+    CROSS JOIN tool_calls c ON c.turn_id = t.id
+    WHERE e.card_id = ?1 AND +e.run_id = ?2 AND e.kind = 'turn' AND t.turn >= ?3 AND t.turn <= ?4
+    ORDER BY c.id LIMIT ?5]],
+  pg = [[SELECT c.id, t.turn, c.tool, length(c.arguments::text) AS alen, substr(c.arguments::text, 1, 512) AS args,
+    c.ok, c.error_code, c.gate_code FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
+    JOIN tool_calls c ON c.turn_id = t.id
+    WHERE e.card_id = $1 AND e.run_id = $2 AND e.kind = 'turn' AND t.turn >= $3 AND t.turn <= $4
+    ORDER BY c.id LIMIT $5]],
+}
+
+-- At most this many calls are judged: a budget spent on more says nothing of them (the
+-- budget's own advice stands)
+M.SPENT_CALLS_MAX = 2000
+
+--- spent_calls(db, run, card, turns) -> {n=, refused=, codes={CODE={n=, id=}}, same={tool=, args=}|nil} | nil:
+--- the tool calls of the card's turns numbered in the list `turns` in the run (the turns
+--- that used up a budget), read only when a budget stops a card: how many, how many the
+--- gate refused (a deny, ARGS_MALFORMED, a policy's error: a call that asks a person is no
+--- refusal), by code (id: the last such call's tool_calls row), and the call when every
+--- one was the same (tool and arguments text). nil when there are more than SPENT_CALLS_MAX.
+function M.spent_calls(db, run, card, turns)
+  local wanted, lo, hi = {}, math.huge, -math.huge
+  for _, t in ipairs(turns) do
+    wanted[t] = true
+    lo, hi = math.min(lo, t), math.max(hi, t)
+  end
+  local out = { n = 0, refused = 0, codes = {} }
+  if lo > hi then return out end
+  local rows = assert(db:rows(db.backend == "pg" and SPENT_SQL.pg or SPENT_SQL.sqlite, card, run, lo, hi,
+    M.SPENT_CALLS_MAX + 1))
+  if #rows > M.SPENT_CALLS_MAX then return nil end
+  local key, same
+  for _, r in ipairs(rows) do
+    if wanted[r.turn] then
+      out.n = out.n + 1
+      -- (SQLite's ok is 0 or 1; a call whose effect runs has none yet. An allowed call names
+      -- the decision that allowed it, gate_code; a refusal's is in gate_decisions)
+      local failed = r.ok == false or r.ok == 0
+      local e = r.error_code and errors.get(r.error_code)
+      if failed and r.gate_code == nil and r.error_code and not (e and e.verdict == "ask") then
+        out.refused = out.refused + 1
+        local c = out.codes[r.error_code] or { n = 0 }
+        c.n, c.id = c.n + 1, r.id
+        out.codes[r.error_code] = c
+      end
+      -- a call of long arguments is never taken for another: only ARGS_SEEN bytes are read
+      local k = (r.alen or 0) <= ARGS_SEEN and (r.tool .. "\0" .. tostring(r.args)) or r.id
+      if out.n == 1 then
+        key, same = k, { tool = r.tool, args = r.args }
+      elseif k ~= key then
+        same = nil
+      end
+    end
+  end
+  out.same = same
+  return out
+end
+
+--- call_result(db, id) -> the recorded result of tool_calls row id (decoded) | nil
+function M.call_result(db, id)
+  local text = store_turns.tool_call_result(db, id)
+  local v = text and cjson.decode(text)
+  return type(v) == "table" and v or nil
 end
 
 --- flag(db, run, card, kind, key) -> true when an event of kind with data.key exists

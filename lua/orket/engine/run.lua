@@ -27,6 +27,7 @@ local experiments = require "orket.engine.experiments"
 local store_experiments = require "orket.store.experiments"
 local sourcepos = require "orket.sourcepos"
 local inert = require "orket.inert"
+local errors = require "orket.errors"
 
 local M = {}
 local Run = {}
@@ -268,6 +269,60 @@ function Run:turn_phase(card)
   return false, (card.retries or 0) > 0 and "rework" or "work", nil, "worker"
 end
 
+-- A call repeated this many times, and nothing else, in the turns that spent a budget is a
+-- model going round in circles
+M.REPEATS_MIN = 3
+
+-- A budget spent in vain (Run:turns_spent, end_turn_records): every call of the turns that
+-- spent it (their numbers) was refused by the gate, or they made one call again and again,
+-- so more of the budget would go the same way. -> what those calls were, what would help
+-- instead, and the detail (the gate's reason, the call) | nil: the budget's own advice
+-- stands. Read from the calls recorded, and only when a budget stops a card. one: the
+-- numbers are a single turn's.
+local function spent_in_vain(run, card_id, numbers, one)
+  local s = recorded.spent_calls(run.db, run.run_id, card_id, numbers)
+  if not s or s.n == 0 then return nil end
+  local their = one and "its" or "their"
+  if s.refused == s.n then
+    local codes = {}
+    for code, c in pairs(s.codes) do codes[#codes + 1] = { code = code, n = c.n, id = c.id } end
+    -- the most frequent refusal (of two as frequent, the later) says what to fix
+    table.sort(codes, function(a, b)
+      if a.n ~= b.n then return a.n > b.n end
+      return a.id > b.id
+    end)
+    local top, counts = codes[1], {}
+    for i, c in ipairs(codes) do counts[i] = c.n .. " " .. c.code end
+    local res = recorded.call_result(run.db, top.id) or {}
+    local why = inert.clip((tostring(res.error or top.code):gsub("^denied: ", ""):gsub("%.$", "")),
+      turn.EVENT_REASON_MAX)
+    -- a rule whose predicate fails is named by the line it failed at; a deny by its rule
+    local where = top.code == "POLICY_ERROR" and why:match("failed: ([^%s]-%.lua:%d+):") or res.rule
+    local remedy = errors.remedy(top.code)
+    if remedy and remedy:find("^nothing") then remedy = nil end -- (refused by design: the model must stop)
+    local fix = string.format("%s%s: %s", top.code, where and (" " .. where) or "", remedy
+      and errors.plain(remedy):gsub("%.$", "") or "the model keeps making calls the gate refuses: give the seat "
+      .. "another model, or say in its role's prompt what is refused")
+    return string.format("every one of %s %d tool call%s %s (%s)", their, s.n, s.n == 1 and "" or "s",
+      scheduler.REFUSED, table.concat(counts, ", ")), fix, "The gate's reason: " .. why .. "."
+  end
+  if s.same and s.n >= M.REPEATS_MIN then
+    return string.format("in %s the model %s (%d times)", one and "it" or "them", scheduler.REPEATED, s.n),
+      "the model repeats itself: give the seat another model, or change its role's prompt",
+      string.format("The call: %s %s.", inert.line(s.same.tool), inert.clip(s.same.args, 200, inert.line))
+  end
+  return nil
+end
+
+-- A budget's block note when spent_in_vain found why: head ("Stopped after 6 work turns
+-- (budgets.turns_per_card)"), the calls and what helps instead of more budget first (a
+-- run's end journals the note cut at 300 bytes: stuck_note), then the detail. The stall's
+-- next step is read from it (scheduler.NOT_HELPED).
+local function in_vain_note(head, budget, card_id, calls, fix, detail)
+  return string.format("%s: %s, so raising budgets.%s %s%s; then 'orket retry %s' puts it back to ready. %s", head,
+    calls, budget, scheduler.NOT_HELPED, fix, card_id, detail)
+end
+
 -- Blocks the card when its turns of this kind are spent (budgets.turns_per_card), saying
 -- what would help. -> spent, moved (whether the block moved the card: a card it could not
 -- move is skipped, which changes nothing)
@@ -276,8 +331,8 @@ function Run:turns_spent(card, turns, phase)
   if used < self.settings.budgets.turns_per_card then return false end
   local worker = card.worked_by or route(self, "worker", card, self.settings.team) or "orket"
   local why
-  if not recorded.called_tools(self.db, self.run_id, card.id, phase == "review",
-      recorded.last_retry(self.db, card.id)) then
+  local since = recorded.last_retry(self.db, card.id)
+  if not recorded.called_tools(self.db, self.run_id, card.id, phase == "review", since) then
     -- more turns would not help a model that answers in prose; on a variant's model the
     -- seat's model is not the one to change
     local arm = phase ~= "review" and not self.model and experiments.variant(self, card, phase) or nil
@@ -290,12 +345,25 @@ function Run:turns_spent(card, turns, phase)
     -- the provider cut the last answer: that, not tool calling, is what to look at
     local cut = self.cut_answers and self.cut_answers[card.id]
     if cut then why = why .. " The model's last answer: " .. cut .. "." end
-  elseif phase == "review" then
-    why = string.format("Stopped after %d review turns without a decision (budgets.turns_per_card); raise "
-      .. "the budget, then 'orket retry %s' puts it back to ready.", used, card.id)
   else
-    why = string.format("Stopped after %d work turns (budgets.turns_per_card); raise the budget or split "
-      .. "the issue, then 'orket retry %s' puts it back to ready.", used, card.id)
+    -- the turns counted (count_turns): were their calls all refused, or one call repeated?
+    local numbers = {}
+    for _, t in ipairs(turns) do
+      if t.id > since and (t.phase == "review") == (phase == "review") and not t.no_call then
+        numbers[#numbers + 1] = t.turn
+      end
+    end
+    local calls, fix, detail = spent_in_vain(self, card.id, numbers)
+    local head = string.format("Stopped after %d %s turns%s (budgets.turns_per_card)", used,
+      phase == "review" and "review" or "work", phase == "review" and " without a decision" or "")
+    if calls then
+      why = in_vain_note(head, "turns_per_card", card.id, calls, fix, detail)
+    elseif phase == "review" then
+      why = string.format("%s; raise the budget, then 'orket retry %s' puts it back to ready.", head, card.id)
+    else
+      why = string.format("%s; raise the budget or split the issue, then 'orket retry %s' puts it back to ready.",
+        head, card.id)
+    end
   end
   -- a card the block could not move is left out of this run's rounds: picked again, it
   -- would be found spent again, and the round would never end. It is no change either: a
@@ -521,6 +589,11 @@ function Run:end_turn_records(job, out)
       .. "--approve', the web board's button), or raise the budget.", job.card_id), "waiting_for_developer"
   elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
+    -- a turn's own budget (its steps, its calls) spent on refused or repeated calls: more
+    -- of it would go the same way
+    local calls, fix, detail
+    if out.budget then calls, fix, detail = spent_in_vain(self, job.card_id, { job.turn }, true) end
+    if calls then why = in_vain_note("Turn stopped: " .. out.detail, out.budget, job.card_id, calls, fix, detail) end
   elseif out.ended == "model_error" then
     reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
     -- the seat's model is not what failed: the block says what decides this one

@@ -344,21 +344,40 @@ local function block_move(board, id)
   return m and m.to == "blocked" and m.data or {}
 end
 
+local function for_budget(d)
+  if d.by then return d.by == "engine" end
+  local note = type(d.note) == "string" and d.note or ""
+  return note:find("^Turn stopped: ") ~= nil or note:find("^Stopped after %d") ~= nil
+end
+
 --- blocked_for_budget(board, id) -> whether a card blocked with reason resource was
 --- blocked by the engine for a budget (its turns, steps, tool calls, tokens or wall clock:
 --- the engine blocks for nothing else with that reason), not by an agent or a person
 --- waiting for something. An agent's move is journaled without `by`, the engine's with
 --- "engine"; its words say it too (a board from before `by` was journaled).
 function M.blocked_for_budget(board, id)
-  local d = block_move(board, id)
-  if d.by then return d.by == "engine" end
-  local note = type(d.note) == "string" and d.note or ""
-  return note:find("^Turn stopped: ") ~= nil or note:find("^Stopped after %d") ~= nil
+  return for_budget(block_move(board, id))
 end
 
--- The note of an agent's or a person's block, its first line cut to 200 bytes | nil
-local function resource_note(board, id)
-  local note = block_move(board, id).note
+-- Words of the engine's block when the calls of the turns that spent a budget were all
+-- refused by the gate, or one call made again and again (run.lua): more of the budget would
+-- be spent the same way. The note then says "... would not help: FIX; then 'orket retry ..."
+M.REFUSED = "was refused by the gate"
+M.REPEATED = "made one call again and again"
+M.NOT_HELPED = "would not help: "
+
+-- What the block of a budget spent in vain says would help, and its words | nil
+local function wasted_fix(note)
+  if type(note) ~= "string" then return nil end
+  local fix = note:match(M.NOT_HELPED .. "(.-); then 'orket retry ")
+  if not fix then return nil end
+  if note:find(M.REFUSED, 1, true) then return fix, "blocked: a budget ran out on calls the gate refused" end
+  if note:find(M.REPEATED, 1, true) then return fix, "blocked: a budget ran out on one call repeated" end
+  return nil
+end
+
+-- The note of an agent's or a person's block (its move's), its first line cut to 200 bytes | nil
+local function resource_note(note)
   if type(note) ~= "string" or not note:find("%S") then return nil end
   note = note:match("^%s*([^\n]*)"):gsub("%s+$", "")
   if #note > 200 then note = note:sub(1, 200):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
@@ -467,11 +486,16 @@ local function unstick(board, c, resume)
     elseif c.wait_reason == "resource" and called_no_tool(board, id) then
       return "blocked: the model called no tool",
         string.format("orket retry %s once the model calls tools (see the card's last comment)", id)
-    elseif c.wait_reason == "resource" and M.blocked_for_budget(board, id) then
+    end
+    local move = c.wait_reason == "resource" and block_move(board, id)
+    if move and for_budget(move) then
+      -- more of a budget spent on refused or repeated calls would go the same way
+      local fix, words = wasted_fix(move.note)
+      if fix then return words, string.format("%s, then orket retry %s", fix, id) end
       return "blocked: a budget ran out", string.format("raise the budget in orket.lua, then orket retry %s", id)
-    elseif c.wait_reason == "resource" then
+    elseif move then
       -- an agent's (or a person's) block: what it waits for is in its note
-      local note = resource_note(board, id)
+      local note = resource_note(move.note)
       return "blocked: waits for a resource" .. (note and (": " .. note) or ""),
         string.format("orket retry %s once the resource is there", id)
     end

@@ -803,7 +803,9 @@ end
 local function before_step(run, job, n)
   local b = run.settings.budgets
   if n > b.steps_per_turn then
-    return { ended = "budget", detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
+    -- (budget: the turn's own, which Run:end_turn_records judges by the turn's calls)
+    return { ended = "budget", budget = "steps_per_turn",
+      detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
   end
   local card = as_claimed(job, assert(run.board:get(job.card_id)))
   if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
@@ -1042,7 +1044,8 @@ local function step_calls(sp)
     if res then replayed(run, job, call, res) end
     if not res then
       if st.calls_in_turn > limit then
-        sp.out = { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", limit) }
+        sp.out = { ended = "budget", budget = "tool_calls_per_turn",
+          detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", limit) }
         break
       end
       fault.hit("before_tool")
@@ -1142,7 +1145,8 @@ local function first_read(run, job, st)
 end
 
 --- run(run, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
----   detail = text, class = model error class, recorded = true when the turn's end records
+---   detail = text, class = model error class, budget = the turn's own budget that ended it
+---   ("steps_per_turn", "tool_calls_per_turn"), recorded = true when the turn's end records
 ---   are written (run:end_turn_records, in the last step's transaction)}
 --- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
 ---   tools=} (the tools the turn started with; absent: the engine's; the policies are the

@@ -6,6 +6,8 @@
 local uv = require "luv"
 local cjson = require "cjson.safe"
 local setup = require "orket.engine.setup"
+local scheduler = require "orket.engine.scheduler"
+local board_mod = require "orket.board"
 local turn = require "orket.engine.turn"
 local reload = require "orket.engine.reload"
 local roles = require "orket.engine.roles"
@@ -49,6 +51,15 @@ end
 --- project.memory: project memory (what roles recall)
 --- project.llm: the model client (llm:chat{model=, messages=}; docs/llm.md)
 --- project.gate: the gate as the engine calls it, deciding each tool call (docs/policies.md)
+---   project.gate{tool=, args=, actor={seat=, roles={...}}[, card=, allowed={tool names}]}
+---   -> {verdict=, code=, reason=, remedy=, rule_name=}: orket.gate.check with the project's
+---   tools, policies (as last reloaded) and limits; it records nothing. args is a table; a
+---   recorded call's are JSON text, in the `arguments` column of project.db's tool_calls.
+---   Would the last write_file pass now?
+---     c = project.db:row("SELECT * FROM tool_calls WHERE tool = ? ORDER BY id DESC", "write_file")
+---     t = project.db:row("SELECT seat FROM turns WHERE id = ?", c.turn_id)
+---     project.gate{tool = c.tool, args = orket.json.decode(c.arguments),
+---       actor = {seat = t.seat, roles = project.settings.team[t.seat].roles}}
 --- project.tools: the tool registry (tools.names, tools:specs(NAMES); docs/tools.md)
 --- project.policies: the policy set the gate applies
 --- project.roles: the loaded roles (roles.by_name.coder; docs/roles.md)
@@ -145,8 +156,24 @@ end
 
 local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 
+-- A ready card that cannot start while a card it depends on (or its epic's) is not done ->
+-- the board's refusal with what it waits for, and its code (EDEPENDENCY) | nil
+local function waits(board, card)
+  if card.status ~= "ready" then return nil end
+  local ok, err, code = board:check_transition(card.id, "in_progress", { actor = board_mod.ENGINE })
+  if ok or code ~= "EDEPENDENCY" then return nil end
+  local st = scheduler.stuck(board, { card })[1]
+  if st then
+    err = string.format("%s (%s: %s%s)", err, card.id, st.reason, st.next and ("; next: " .. st.next) or "")
+  end
+  return err, code
+end
+
 --- project:turn(card_id[, {model=}]) -> {run=, turn=, seat=, role=, phase=, outcome=, detail=, status=}
 ---   | nil, msg, CODE (EUSAGE: model is not "provider:model" with a configured provider;
+---   ESTATUS: the card's status takes no turn; EDEPENDENCY: a ready card waits for a card it
+---   depends on that is not done (the message names it), refused before a run starts;
+---   ENOTURN: the engine gave it none, the message (and its run's end) saying why;
 ---   EUNFINISHED: a stopped run left a turn of these cards half done; ELOCKED: another
 ---   process holds the folder's run lock; ERUNGOING: a run of these cards goes, in any
 ---   folder of the store, or is left to the workers and not finished: the message names it
@@ -173,6 +200,10 @@ function Project:turn(card_id, opts)
   if not TAKES_TURNS[card.status] then
     return nil, string.format("%s is %s; only ready, in_progress and code_review cards take turns", card.id, card.status), "ESTATUS"
   end
+  -- nor does a ready card whose dependency is not done (Run:turn_job skips it): refused as
+  -- the board refuses its start, naming what it waits for, before a run is recorded for nothing
+  local derr, dcode = waits(self.engine.board, card)
+  if derr then return nil, derr, dcode end
   -- a turn writes the board like a run does: not while `orket run` works this project
   local lock <close>, lerr, lcode = setup.lock(self.dir)
   if not lock then return nil, lerr, lcode end
@@ -210,13 +241,13 @@ function Project:turn(card_id, opts)
     runlease.drop(e.db, run)
   end })
   -- the run's end, written only while the lease is ours (asked in the same transaction)
-  local function finish(status)
+  local function finish(status, reason)
     return e.db:tx(function()
       if lost or not runlease.fence(e.db, run) then
         lost = true
         return true
       end
-      return e.db:finish_run(run, status)
+      return e.db:finish_run(run, status, { reason = reason })
     end)
   end
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running".
@@ -246,14 +277,19 @@ function Project:turn(card_id, opts)
   -- a turn its run's stop left open (a full disk met by the turn) is resume's to go on
   -- with, as after Ctrl-C: a "stopped" run is never resumed, so it would stay half done
   local open = out and out.ended == "canceled"
-  assert(finish((open and "interrupted") or (now.status == "done" and "done") or "stopped"))
+  -- a card that got no turn was skipped for a reason (Run:skip), kept with its run's end so
+  -- that `orket log` and GET /v1/runs/N say why the run is empty
+  local skipped = not job and r.skipped and r.skipped[card.id] or nil
+  local why = skipped and string.format("%s got no turn: %s", card.id, skipped) or nil
+  assert(finish((open and "interrupted") or (now.status == "done" and "done") or "stopped", why))
   finished = true
   if lost then
     return nil, string.format("run %d stops: its lease in the store is another process's now (the store was away "
       .. "too long); see `orket runs`", run), "ELEASELOST"
   end
   if not job then
-    return nil, string.format("%s got no turn (status %s): see project.events", card.id, now.status), "ENOTURN"
+    return nil, string.format("%s got no turn (status %s): %s", card.id, now.status, skipped or "see project.events"),
+      "ENOTURN"
   end
   return { run = run, turn = job.turn, seat = job.seat, role = job.role.name, phase = job.phase,
     outcome = out.ended, detail = out.detail, status = now.status }

@@ -391,4 +391,32 @@ describe("REPL project", function()
     assert.matches("no run 99", err)
     p:close()
   end)
+
+  it("says in project.gate's help what it takes, with an example that checks a recorded call again", function()
+    local help = require "orket.terminal.help"
+    local dir = notes_project()
+    local p = assert(console.open(dir))
+    local text = help.text_of(help.new({ project = p })("project.gate"))
+    assert.matches("project.gate{tool=, args=, actor={seat=, roles={...}}", text, 1, true)
+    assert.matches("`arguments` column", text, 1, true)
+    -- the example, as written there, run against NOTES-1's recorded write_file
+    assert.equal("code_review", assert(p:turn("NOTES-1")).status)
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do
+      if line:find("^    ") then lines[#lines + 1] = line end
+    end
+    local chunk = table.concat(lines, "\n"):gsub("\n(%s*)project%.gate{", "\n%1return project.gate{")
+    local function example()
+      return assert(load(chunk, "=help", "t", { project = p, orket = require "orket" }))()
+    end
+    local d = example()
+    assert.same({ "allow", "ALLOWED" }, { d.verdict, d.code })
+    -- a rule added since refuses it, named
+    os.execute("mkdir -p " .. H.quote(dir .. "/policies"))
+    H.write(dir .. "/policies/sql.lua", 'deny { tool = "write_file", path = "*.sql", reason = "no SQL" }\n')
+    assert.is_true(p:reload())
+    d = example()
+    assert.same({ "deny", "POLICY_DENY", "policies/sql.lua:1" }, { d.verdict, d.code, d.rule_name })
+    p:close()
+  end)
 end)
