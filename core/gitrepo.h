@@ -197,6 +197,18 @@ int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, siz
 /* The id branch points at ("main", "orket/X1"); ENOENT when it does not exist. */
 int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e);
 
+/* Where gitrepo_set_aside keeps a card's branch: a ref there names no branch, so no card
+ * takes it up again, and git shows it only when asked (git log REF, git branch NAME REF). */
+#define GR_ASIDE_PREFIX "refs/orket/"
+
+/* Puts the card's branch orket/<card> aside as the ref aside (under GR_ASIDE_PREFIX, not
+ * there yet): aside is made at the branch's commit (id, hex) and made durable, then the
+ * branch is deleted while it still points there (a packed one too: packed-refs is rewritten
+ * as Orket's write, repo.c), so that the card's next turn makes it again from main. ENOENT:
+ * no such branch; EEXIST: aside is there already; EUNSAFE: workspace/ has the branch checked
+ * out (nothing moved). A failure after aside was made leaves both: aside is then a copy. */
+int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, char *id, gr_err *e);
+
 /* Settles card's worktree after whatever a crash interrupted (card NULL: refreshes main's
  * view, gitrepo_view_refresh). The index is always meant to be HEAD's tree. A ref move whose
  * files must follow (a merge from main) first writes a marker in the card's state

@@ -470,6 +470,17 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
+/* repo:set_aside(card, ref) -> id (the branch's commit, now ref's) | nil, msg, CODE
+ * (gitrepo_set_aside: ENOENT, EEXIST, EUNSAFE) */
+static int lgr_set_aside(lua_State *L) {
+  lgr *o = lgr_check(L);
+  char id[GR_OID_HEX + 1];
+  gr_err e;
+  if (gitrepo_set_aside(o->r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), id, &e) != 0) return lgr_fail(L, &e);
+  lua_pushstring(L, id);
+  return 1;
+}
+
 /* repo:contains(ref, id) -> whether commit id is ref's tip or in its history | nil, msg, CODE */
 static int lgr_contains(lua_State *L) {
   lgr *o = lgr_check(L);
@@ -741,6 +752,7 @@ static const luaL_Reg lgr_methods[] = {
     {"fetch_branch", lgr_fetch_branch},
     {"merge_remote_to_card", lgr_merge_remote_to_card},
     {"contains", lgr_contains},
+    {"set_aside", lgr_set_aside},
     {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},
     {"view_status", lgr_view_status},

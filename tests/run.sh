@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.." || exit 1
 # The long-running end-to-end files: `make soak` runs them, `make test` does not.
 SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua tests/e2e/chaos_test.lua"
 # The suites that run on both backends (they open their stores through tests/backends.lua).
-PG_TESTS="tests/spec/services/refused_calls_spec.lua tests/e2e/refused_calls_test.lua tests/e2e/backup_target_test.lua tests/e2e/backup_pg_full_test.lua tests/spec/board/store_backends_spec.lua tests/spec/board/store_journal_index_spec.lua tests/spec/board/store_metrics_sums_spec.lua tests/spec/board/store_board_ops_spec.lua tests/spec/board/store_ops_spec.lua
+PG_TESTS="tests/e2e/restore_run_ids_test.lua tests/e2e/restore_stale_branch_test.lua tests/e2e/restore_revok_test.lua tests/e2e/restore_checkpoint_test.lua tests/spec/services/refused_calls_spec.lua tests/e2e/refused_calls_test.lua tests/e2e/backup_target_test.lua tests/e2e/backup_pg_full_test.lua tests/spec/board/store_backends_spec.lua tests/spec/board/store_journal_index_spec.lua tests/spec/board/store_metrics_sums_spec.lua tests/spec/board/store_board_ops_spec.lua tests/spec/board/store_ops_spec.lua
   tests/spec/board/memory_search_spec.lua tests/spec/services/app_grants_clock_spec.lua tests/spec/services/audit_first_checkpoint_spec.lua tests/spec/services/sandbox_owner_spec.lua tests/spec/services/sandbox_retention_spec.lua
   tests/spec/board/board_spec.lua tests/spec/board/ready_spec.lua tests/spec/services/engine_spec.lua tests/spec/services/claims_spec.lua
   tests/spec/services/reload_spec.lua tests/spec/services/runset_spec.lua

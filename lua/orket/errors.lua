@@ -491,9 +491,10 @@ CODES.EAUDITOLDER = {
 }
 CODES.EAUDITUNDONE = {
   means = "a backup given to `orket restore` lacks the store's entries of acts that took a power away (a key "
-    .. "revoked, a person disabled, a password, role or membership changed): restoring it would undo them",
-  remedy = "restore a newer backup, or this one with --accept-undone-revocations, then revoke and disable again what "
-    .. "must stay so",
+    .. "revoked, a person disabled, a password, role or membership changed, a project removed, a session signed "
+    .. "out): restoring it would undo them",
+  remedy = "restore a newer backup, or this one with --accept-undone-revocations, then revoke, disable, remove and "
+    .. "sign out again what must stay so",
 }
 -- `orket restore` while a sandbox of the project runs: its row would vanish with the old
 -- content, the sandbox running on, owned by nothing the board shows

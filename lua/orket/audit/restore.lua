@@ -12,6 +12,7 @@ local ops = require "orket.store.audit"
 local key = require "orket.audit.key"
 local verify = require "orket.audit.verify"
 local chain = require "orket.audit.chain"
+local revoking = require "orket.audit.revoking"
 local inert = require "orket.inert"
 local fieldline = require "orket.fieldline"
 local cjson = require "cjson.safe"
@@ -23,11 +24,12 @@ local M = {}
 M.ACCEPT = { unverified = "--accept-unverified-audit", older = "--accept-older-audit",
   undone = "--accept-undone-revocations" }
 
---- REVOKING: the acts on people and keys that take a power away. A restore that drops their
---- entries undoes them: a key revoked because it leaked works again, a disabled person
---- signs in, an old password opens the account. (A role or grant changed may be a demotion.)
-M.REVOKING = { key_revoke = "a key revoked", user_disable = "a person disabled", user_password = "a password changed",
-  user_role = "a server role changed", member_revoke = "a membership revoked", member_grant = "a project role changed" }
+--- REVOKING: the acts on people and keys that take a power away, by audit action
+--- (orket.audit.revoking, the list the server keeps too). A restore that drops their entries
+--- undoes them: a key revoked because it leaked works again, a disabled person signs in, an
+--- old password opens the account, a removed project's members are back in it, a
+--- signed-out session's cookie works again.
+M.REVOKING = revoking.ACTIONS
 
 -- the most of the store's dropped entries read for such acts (a longer tail is named whole)
 M.UNDONE_SCAN = 100000
@@ -256,6 +258,35 @@ local function lost(v)
     .. "stays in force (secrets live outside the store), its record gone" or "", records_of(l, l.from, l.to))
 end
 
+-- src with its signed checkpoints noted as verify reads it ({{seq=, key=}...}, in seq order):
+-- the summary names those this project's key does not verify (signed with another key, or
+-- with none here to check them under), which verify's report counts as no checkpoint
+local function noting(src)
+  local seen = {}
+  return { get = src.get, page = function(after, limit)
+    local rows = src.page(after, limit)
+    for _, r in ipairs(rows or {}) do
+      if r.kind == "checkpoint" and r.sig and int(r.seq) then
+        seen[#seen + 1] = { seq = int(r.seq), key = chain.detail(r).key }
+      end
+    end
+    return rows
+  end }, seen
+end
+
+-- The backup's checkpoints that another key signed than pk (every one, without pk) ->
+-- {n=, newest= (seq), key= (the newest's)} | nil
+local function others_of(seen, pk)
+  local out
+  for _, c in ipairs(seen) do
+    if not pk or c.key ~= pk then
+      out = out or { n = 0 }
+      out.n, out.newest, out.key = out.n + 1, c.seq, c.key
+    end
+  end
+  return out
+end
+
 --- judge(dir, path, live) -> verdict | nil, msg, CODE: the audit of the backup at path (a
 --- checked plain file) judged for a restore into the project at dir, whose store live is
 --- (nil when it cannot be read). verdict: {entries=, first=, last=, hash= (the last
@@ -264,12 +295,15 @@ end
 --- undone = {...} (acts on people and keys the restore would undo, M.REVOKING), lost =
 --- {from=, to=, n=, actions=} (the store's entries the restore removes, named in older),
 --- previous = {seq=, hash=} (the store's newest entry) | nil, dropped = whether the
---- backup lacks it}.
+--- backup lacks it, others = {n=, newest=, key=}: its checkpoints signed with another key
+--- than .orket/audit.pub (or with any, where there is none) | nil}.
 function M.judge(dir, path, live)
   local src, close, code = backup.audit_source(path)
   if not src then return nil, close, code end
   local pk, perr, pcode = key.public_key(dir)
   if pcode == "ENOENT" then perr = nil end
+  local seen
+  src, seen = noting(src)
   local ok, rep = pcall(verify.chain, src, pk, nil)
   if not ok then
     close()
@@ -278,7 +312,8 @@ function M.judge(dir, path, live)
   local last, signed = live_marks(live)
   local marks, out, head = marks_of(dir, pk, signed)
   local v = { entries = rep.entries, first = rep.first, last = rep.last, hash = rep.last_hash,
-    checkpoint = rep.last_signed, checkpoint_hash = rep.last_signed_hash, sig_key = rep.sig_key, pub = pk ~= nil }
+    checkpoint = rep.last_signed, checkpoint_hash = rep.last_signed_hash, sig_key = rep.sig_key, pub = pk ~= nil,
+    others = others_of(seen, pk) }
   unverified(v, rep, pk, perr, pk or perr or head)
   local c = against(src, rep, live)
   tail(v, rep, c)
@@ -307,20 +342,36 @@ function M.refused(v, accept)
   return out
 end
 
+-- the backup's checkpoints this project's key does not verify, as words (orket audit
+-- verify's: "signed with another key (KEY) than .orket/audit.pub") | nil
+local function others_words(v)
+  local o = v.others
+  if not o then return nil end
+  return string.format("%d checkpoint%s (the newest at entry %d) signed with %s", o.n, o.n == 1 and "" or "s", o.newest,
+    v.pub and string.format("another key (%s) than .orket/audit.pub", tostring(o.key))
+      or string.format("key %s, and this project has no .orket/audit.pub to check %s under", tostring(o.key),
+        o.n == 1 and "it" or "them"))
+end
+
 --- summary(v) -> one line on the backup's audit
 function M.summary(v)
   if v.entries == 0 then return "its audit is empty" end
-  local s = string.format("its audit: %d entr%s (%d to %d), newest checkpoint %s", v.entries,
-    v.entries == 1 and "y" or "ies", v.first, v.last,
-    v.checkpoint > 0 and tostring(v.checkpoint) or "none")
+  local others = others_words(v)
+  -- ("none" only when it has none: checkpoints another key signed are named, with the key)
+  local s = string.format("its audit: %d entr%s (%d to %d), %s", v.entries, v.entries == 1 and "y" or "ies", v.first,
+    v.last, v.checkpoint > 0 and ("newest checkpoint " .. v.checkpoint) or others or "newest checkpoint none")
   if #v.unverified == 0 and v.pub then s = s .. ", verified under .orket/audit.pub" end
+  if v.checkpoint > 0 and others then s = s .. "; " .. others end
   if v.checkpoint > 0 and v.checkpoint < v.last then
-    s = s .. string.format("; entries %d to %d are chained only, not signed", v.checkpoint + 1, v.last)
+    s = s .. string.format("; entries %d to %d are %s", v.checkpoint + 1, v.last,
+      others and v.others.newest > v.checkpoint and "signed by no checkpoint that this project can verify"
+        or "chained only, not signed")
   end
   local u = v.unverified_range
   if u then
-    s = s .. string.format("; entries %d to %d cannot be verified (no checkpoint signs them and this store does "
-      .. "not hold them): the restore's entry names them", u.from, u.to)
+    s = s .. string.format("; entries %d to %d cannot be verified (no checkpoint %s them and this store does "
+      .. "not hold them): the restore's entry names them", u.from, u.to,
+      others and "that this project can verify signs" or "signs")
   end
   return s
 end

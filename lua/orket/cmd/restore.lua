@@ -14,6 +14,9 @@ local setup = require "orket.engine.setup"
 local leases = require "orket.store.leases"
 local runlease = require "orket.engine.runlease"
 local fault = require "orket.engine.fault"
+local restore_runs = require "orket.store.restore_runs"
+local restore_branches = require "orket.actions.restore_branches"
+local inert = require "orket.inert"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [--accept-undone-revocations] [-C DIR]"
@@ -32,7 +35,13 @@ say what a store newer than the backup loses: its journal's events after the bac
 newest, and how many runs and cards they are of (no audit entry records a run's work).
 workspace/ is not in a backup and keeps its commits: after an older backup is restored,
 main can hold merges of cards the store has as not done, which orket status does not point
-out; a resume works those cards again. Refused
+out; a resume works those cards again. A card's branch orket/CARD holding a commit of a
+turn the restored store does not know (a dropped run's, on a card it left unfinished) is set
+aside as refs/orket/restored/TIME-PID/CARD, each named (git -C workspace branch NAME REF takes
+one back), and with it the card's directory .orket/worktrees/CARD (so is the directory of a
+card the dropped runs worked on), moved to .orket/lost/restore-TIME-PID/: the card's next
+run starts from main and what the store records. Run ids the replaced store gave out are
+never given again: each one the backup lacks gets a row of its own, stopped, saying so. Refused
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
 continue on cards the restore changed (a run left to the workers that the backup holds
 as running is restored interrupted, named, for 'orket resume': an idle worker would carry
@@ -54,9 +63,10 @@ when the store holds entries the backup lacks that no checkpoint signed yet (a c
 act, a secret set): the restore removes them from the audit, and its entry counts them. Such entries the store
 does not hold cannot be checked: they are restored and named. It is refused too when the
 store's entries it lacks hold an act that took a power away (a key revoked, a person
-disabled, a password, role or membership changed): restoring it would undo that, a leaked
-key working again; --accept-undone-revocations restores it all the same (then revoke and
-disable again what must stay so). A SQLite backup whose schema
+disabled, a password, role or membership changed, a project removed with its memberships, a
+session signed out): restoring it would undo that, a leaked key or a signed-out session's
+cookie working again; --accept-undone-revocations restores it all the same (then revoke,
+disable, remove and sign out again what must stay so). A SQLite backup whose schema
 is not exactly orket's (a trigger, view or table added or changed) is refused. A restore
 checks that the store holds what was judged, appends an entry that records it (the file,
 the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
@@ -262,6 +272,57 @@ local function settle_queued(db)
   return ended
 end
 
+-- What the store about to be replaced gave out and worked on, read before the copy: its run
+-- ids (kept in the copy's transaction: orket.store.restore_runs), and the cards runs worked
+-- on after the backup's newest event (whose branches and directories may hold that work)
+-- -> given | nil, worked, why the reads failed | nil
+local function given_out(db, checked)
+  local ok, given, worked = pcall(function()
+    return restore_runs.given(db), restore_runs.worked_cards(db, checked.newest and checked.newest.at)
+  end)
+  if not ok then return nil, {}, tostring(given) end
+  return given, worked
+end
+
+-- the copy's transaction's own writes, after the content is in: the runs left to the workers
+-- ended (settle_queued), and the run ids given kept (.kept = {from=, to=} | nil)
+local function settler(given, file)
+  return function(db)
+    local ended = settle_queued(db)
+    ended.kept = restore_runs.keep(db, given, file)
+    return ended
+  end
+end
+
+-- The branches and directories of work the restored store does not know set aside
+-- (orket.actions.restore_branches), each said -> exit status (1: one could not be)
+local function branches_aside(dir, worked, cli)
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  local stamp = os.date("!%Y%m%dT%H%M%SZ") .. "-" .. math.tointeger(uv.os_getpid())
+  local ok, set, problems = pcall(restore_branches.set_aside, { dir = dir, db = db, worked = worked, stamp = stamp })
+  db:close()
+  if not ok then set, problems = {}, { tostring(set) } end
+  for _, a in ipairs(set) do
+    if a.ref then
+      io.stdout:write(string.format("orket/%s held commits the restored store does not know (the newest %s, %s): set "
+        .. "aside as %s, so that the card's next run starts from main (git -C workspace branch NAME %s takes it "
+        .. "back)\n",
+        a.card, a.turn.id:sub(1, 12), inert.line(a.turn.summary), a.ref, a.ref))
+    end
+    if a.moved then
+      io.stdout:write(string.format("%s's directory .orket/worktrees/%s, of work the restored store does not know, "
+        .. "was moved to %s\n", a.card, a.card, a.moved))
+    end
+  end
+  for _, p in ipairs(problems) do
+    cli.fail("EGIT", "restore: the store was restored, but %s: the card's next run would take that work up as its "
+      .. "own; set it aside by hand (git -C workspace branch -m orket/CARD NAME, and move .orket/worktrees/CARD and "
+      .. ".orket/worktree-state/CARD out of .orket/) before it runs", p)
+  end
+  return #problems == 0 and 0 or 1
+end
+
 -- Before the store is replaced: no sandbox runs, FILE is whole, its audit passes, and the
 -- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)
 local function ready(dir, db, file, name, accept, cli, checked)
@@ -308,6 +369,15 @@ local function recorded(dir, v, name, info, accept, cli)
   for _, r in ipairs(info.settled or {}) do
     io.stdout:write(string.format("run %d (%s) was left to the workers when the backup was taken: it is interrupted "
       .. "now, so that no worker carries it on by itself; orket resume %d carries it on\n", r.id, tostring(r.target), r.id))
+  end
+  local kept = info.settled and info.settled.kept
+  if kept then
+    local one = kept.from == kept.to
+    io.stdout:write(string.format("run id%s given out by the store it replaced, and the backup does not hold %s: "
+      .. "a row %s (%s) keeps %s, so that no later run gets %s again\n",
+      one and (" " .. kept.from .. " was") or string.format("s %d to %d were", kept.from, kept.to),
+      one and "that run" or "those runs", one and "of its own" or "each", restore_runs.STATUS, one and "it" or "them",
+      one and "it" or "one"))
   end
   if not row then
     cli.fail(code, "restore: the store was restored, but its audit entry or checkpoint was not written: %s", cp)
@@ -424,6 +494,22 @@ local function recovered(dir, file, name, cli)
   return fresh, lock, undo, checked, said
 end
 
+-- The store's content replaced with FILE's (orket.store.backup), once what the store it
+-- replaces gave out and worked on is read (given_out), which the copy's transaction keeps
+-- -> info | nil, msg, CODE; the cards worked (given_out's)
+local function copied(dir, db, file, name, checked, before, cli)
+  checked.dropped = newer_line(db, checked, name, true)
+  local given, worked, gerr = given_out(db, checked)
+  if gerr then
+    cli.err("restore: the store's run ids and worked cards could not be read (%s): ids it gave out may be given "
+      .. "again, and its cards' branches are not looked at", gerr)
+  end
+  local info, err, code = backup.restore(db, file, checked, settler(given, uv.fs_realpath(name) or name))
+  if not info then audit_restore.unmark(dir, before) end
+  if info then fault.hit("after_restore_copy") end
+  return info, err, code, worked
+end
+
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
   local db, lock, undo, precheck, kept = recovered(dir, file, name, cli)
@@ -439,12 +525,8 @@ local function replace(dir, file, name, accept, cli)
       v = nil
     end
   end
-  if v then
-    checked.dropped = newer_line(db, checked, name, true)
-    info, err, code = backup.restore(db, file, checked, settle_queued)
-    if not info then audit_restore.unmark(dir, before) end
-    if info then fault.hit("after_restore_copy") end
-  end
+  local worked
+  if v then info, err, code, worked = copied(dir, db, file, name, checked, before, cli) end
   db:close()
   if not info then
     if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
@@ -454,6 +536,9 @@ local function replace(dir, file, name, accept, cli)
   end
   if kept then cli.err("%s", kept) end
   local status = recorded(dir, v, name, info, accept, cli)
+  -- before the marker goes: a restore killed before this is run again, and finds them then
+  -- (one that could not be set aside is said, and the restore is done all the same)
+  local aside = status == 0 and branches_aside(dir, worked, cli) or 0
   -- (a restore that failed after the copy keeps it: its message says to restore again)
   if status == 0 and not info.unrenewed then audit_restore.unmark(dir) end
   lock:release()
@@ -463,7 +548,7 @@ local function replace(dir, file, name, accept, cli)
       .. "its events may replay ids of the old journal; restore again", info.unrenewed)
     return 1
   end
-  return status
+  return status ~= 0 and status or aside
 end
 
 function cmd.run(args, cli)

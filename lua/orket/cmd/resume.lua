@@ -3,6 +3,7 @@
 local run_cmd = require "orket.cmd.run"
 local config = require "orket.config"
 local runs = require "orket.store.runs"
+local restore_runs = require "orket.store.restore_runs"
 local turns = require "orket.store.turns"
 local cmdline = require "orket.cmdline"
 local recorded = require "orket.engine.recorded"
@@ -53,8 +54,11 @@ local function find_run(dir, db, target)
     -- a stopped run that recorded no model response (a REPL turn the card did not get) has
     -- nothing to carry on: a killed or interrupted run before it is the one meant
     local empty_stop
+    -- (a row a restore wrote to keep a dropped run's id never ran here: passed over)
+    local kept = {}
+    for _, r in ipairs(candidates) do kept[r.id] = restore_runs.kept(runs.get(db, r.id)) ~= nil end
     for _, r in ipairs(candidates) do
-      if not going[r.id] then
+      if not going[r.id] and not kept[r.id] then
         if r.status == "stopped" and turns.count(db, r.id) == 0 then
           empty_stop = empty_stop or r
         else
@@ -63,7 +67,7 @@ local function find_run(dir, db, target)
         end
       end
     end
-    row = row or empty_stop or candidates[1]
+    row = row or empty_stop or (candidates[1] and not kept[candidates[1].id] and candidates[1]) or nil
   end
   if row or err then return row, err end
   if target then return nil, "no run " .. target .. " (see 'orket runs')", "ENOENT", 2 end
@@ -227,6 +231,11 @@ function cmd.run(args, cli)
   end
   if row.status == "done" then
     return run_cmd.refuse(o, cli, { code = "EALREADY", message = string.format("run %d is done; nothing to resume", row.id) })
+  end
+  local kept = restore_runs.kept(row)
+  if kept then
+    return run_cmd.refuse(o, cli, { code = "EALREADY", message = string.format("run %d never ran in this store: %s "
+      .. "(the restore of %s); nothing to resume", row.id, kept.reason, tostring(kept.file)) })
   end
   if recorded.left_to_workers { status = "running", data = row.data } and row.status ~= "running" then
     return to_workers(o, cli, row.id)

@@ -13,6 +13,7 @@ local reload = require "orket.engine.reload"
 local claims = require "orket.engine.claims"
 local runlease = require "orket.engine.runlease"
 local store_runs = require "orket.store.runs"
+local restore_runs = require "orket.store.restore_runs"
 local recorded = require "orket.engine.recorded"
 local leases = require "orket.store.leases"
 local scheduler = require "orket.engine.scheduler"
@@ -334,6 +335,10 @@ function M.resume(o)
   if reg.closing then return nil, "stopping", "the server is stopping" end
   if reg.live[row.id] then return nil, "conflict", string.format("run %d is going in this server", row.id) end
   if row.status == "done" then return nil, "conflict", string.format("run %d is done; nothing to resume", row.id) end
+  if restore_runs.kept(row) then
+    return nil, "conflict", string.format("run %d never ran in this store: its id was kept by a restore; nothing to "
+      .. "resume", row.id)
+  end
   local e, kind, msg = engine(o.dir, o.db)
   if not e then return nil, kind, msg end
   -- A run left to the workers goes back to them, as a start of one does here (running,

@@ -8,6 +8,7 @@
 local cjson = require "cjson.safe"
 local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
+local restore_runs = require "orket.store.restore_runs"
 local claims = require "orket.engine.claims"
 local leases = require "orket.store.leases"
 local runlease = require "orket.engine.runlease"
@@ -229,6 +230,10 @@ function M.resume(dir, db, board, id, o)
   local rid, msg, code = db:tx(function()
     local row = runs.get(db, id)
     if not row then return nil, string.format("no run %d", id), "ENOENT" end
+    if restore_runs.kept(row) then
+      kind = "ended"
+      return nil, string.format("run %d never ran in this store: its id was kept by a restore; nothing to resume", id)
+    end
     if o.expect and not o.expect[row.status] then
       kind = "ended"
       return nil, string.format("run %d is %s now (another process ended or stopped it meanwhile)", id,

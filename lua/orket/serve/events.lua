@@ -14,6 +14,7 @@ local rt = require "orket.c.runtime"
 local cjson = require "cjson.safe"
 local store_projects = require "orket.store.projects"
 local log_view = require "orket.views.log"
+local revoking = require "orket.audit.revoking"
 
 local M = {}
 
@@ -271,11 +272,11 @@ end
 
 --- REVOKING: the journal's kinds that may take a reader's right away (a key revoked, a
 --- person disabled or demoted, a membership taken, a password changed, a sign-out, a
---- project removed). Such a row has the streams checked (hub.on_revoke, else hub:recheck)
---- before it and anything after it is delivered: by the next heartbeat (15 s), a revoked
---- key's open stream still got what was written meanwhile.
-M.REVOKING = { key_revoke = true, user_disable = true, user_role = true, user_password = true, member_revoke = true,
-  member_grant = true, project_remove = true, session_end = true }
+--- project removed or bound to another store: orket.audit.revoking, the one list of them).
+--- Such a row has the streams checked (hub.on_revoke, else hub:recheck) before it and
+--- anything after it is delivered: by the next heartbeat (15 s), a revoked key's open
+--- stream still got what was written meanwhile.
+M.REVOKING = revoking.KINDS
 
 -- hands one journal row to the subscribers that want it (each only rows newer than its own
 -- cursor), and moves the hub's cursor to it

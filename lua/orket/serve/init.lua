@@ -40,6 +40,7 @@ local cjson = require "cjson"
 local errors = require "orket.errors"
 local rt = require "orket.c.runtime"
 local sourcepos = require "orket.sourcepos"
+local revoking = require "orket.audit.revoking"
 
 local M = {}
 
@@ -175,9 +176,8 @@ local NO_BODY_MAX = 4096
 local no_body, grant -- (below)
 
 -- The journal's kinds that may take an API key's right away (the proxy's memory holds
--- only a key's requests: orket.serve.sandboxes' memo_of)
-local KEY_REVOKING = { key_revoke = true, user_disable = true, user_role = true, member_revoke = true,
-  member_grant = true, project_remove = true }
+-- only a key's requests: orket.serve.sandboxes' memo_of), from the one list of such acts
+local KEY_REVOKING = revoking.KEY_KINDS
 
 -- seconds a client waits before trying a write the store's lock turned away (EBUSY) again
 local BUSY_RETRY_S = 2

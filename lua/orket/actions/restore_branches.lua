@@ -1,0 +1,160 @@
+-- orket.actions.restore_branches: after a restore, the cards' branches and directories that
+-- hold work the restored store does not know are put aside (docs/git.md). workspace/ is not
+-- in a backup: a card's branch orket/CARD kept the commits of the runs the restore dropped
+-- (a card they left blocked, failed or in progress), and its directory .orket/worktrees/CARD
+-- their files. The card's next run took both up as its own, and merged the dropped run's
+-- files into main without a word. So each such branch goes to a ref of its own under
+-- refs/orket/restored/ (repo:set_aside: reachable, named, a person takes it back with
+-- git branch NAME REF), and its directory under .orket/lost/: the card starts again from what
+-- the store records.
+local G = require "orket.c.gitrepo"
+local lockfile = require "orket.c.lockfile"
+local sj = require "orket.store.journal_reads"
+local inert = require "orket.inert"
+local uv = require "luv"
+
+local M = {}
+
+M.REF_PREFIX = "refs/orket/restored/"
+-- the most commits of a branch (those not on main, newest first) looked at
+M.LOG_MAX = 1000
+-- how long the repository's lock is waited for (another process's operation on it)
+M.LOCK_MS = 30000
+
+-- whether a commit's summary is one of the card's turns' (orket.engine.gitwork's message:
+-- "<CARD>: turn N (<phase>, run R)"), a commit the store journals as its commit event
+local function turn_summary(card, summary)
+  local s = tostring(summary)
+  return s:find(card .. ": turn ", 1, true) == 1 and s:match("%([%w_]+, run %d+%)$") ~= nil
+end
+
+-- The newest commit on the card's branch, not on main, that a turn made and the store db
+-- does not journal (a dropped run's) -> {id=, summary=} | nil (none, or no branch) | nil, msg
+local function unknown_turn(repo, db, card)
+  local head, herr, hcode = repo:head("orket/" .. card)
+  if not head then
+    if hcode == "ENOENT" then return nil end -- (a card no turn of which began: an epic's)
+    return nil, herr
+  end
+  local log, err = repo:log("orket/" .. card, M.LOG_MAX)
+  if not log then return nil, err end
+  local known
+  for _, c in ipairs(log) do
+    if turn_summary(card, c.summary) then
+      if not known then
+        known = {}
+        for _, r in ipairs(sj.commits(db, card)) do
+          if type(r.data.id) == "string" then known[r.data.id] = true end
+        end
+      end
+      if not known[c.id] then return c end
+    end
+  end
+  return nil
+end
+
+-- the names in dir that can be cards' (a parked directory's starts with "."), read to the
+-- end: luv frees a listing's entries only as they are read
+local function card_dirs(dir)
+  local out = {}
+  local h = uv.fs_scandir(dir)
+  while h do
+    local name = uv.fs_scandir_next(h)
+    if not name then break end
+    if G.card_valid(name) then out[#out + 1] = name end
+  end
+  return out
+end
+
+-- The card's directory and its state (index) moved under aside -> true | nil (it has none) |
+-- nil, msg
+local function move_dir(home, aside, card)
+  local from = home .. "/worktrees/" .. card
+  if not uv.fs_lstat(from) then return nil end
+  for _, d in ipairs { home .. "/lost", aside, aside .. "/worktrees", aside .. "/worktree-state" } do
+    uv.fs_mkdir(d, 448)
+  end
+  local state = home .. "/worktree-state/" .. card
+  -- the state first, as a parked directory's: a directory without its index is emptied and
+  -- written whole when a card takes it, never switched as if it held its index's tree
+  if uv.fs_lstat(state) then
+    local ok, err = uv.fs_rename(state, aside .. "/worktree-state/" .. card)
+    if not ok then return nil, tostring(err) end
+  end
+  local ok, err = uv.fs_rename(from, aside .. "/worktrees/" .. card)
+  if not ok then return nil, tostring(err) end
+  return true
+end
+
+-- One card's branch and directory set aside where they hold what the store db does not know
+-- (set_aside's) -> {card=, ...} | nil (nothing moved); problems appended to problems
+local function one(o, home, repo, card, worked, problems)
+  local turn, terr = unknown_turn(repo, o.db, card)
+  if terr then problems[#problems + 1] = string.format("orket/%s could not be read: %s", card, inert.line(terr)) end
+  local set
+  if turn then
+    local ref = M.REF_PREFIX .. o.stamp .. "/" .. card
+    local id, serr = repo:set_aside(card, ref)
+    if id then
+      set = { card = card, id = id, turn = turn, ref = ref }
+    else
+      problems[#problems + 1] = string.format("orket/%s holds %s (%s), which the restored store does not know, "
+        .. "and could not be set aside: %s", card, turn.id:sub(1, 12), inert.line(turn.summary), inert.line(serr))
+    end
+  end
+  -- a dropped run's card's directory holds its files (an open turn's, uncommitted); one whose
+  -- branch stayed (it could not be set aside, or read) keeps it, the two going together
+  if set or (worked and not turn and not terr) then
+    local lost = "lost/restore-" .. o.stamp -- (under .orket/)
+    local moved, merr = move_dir(home, home .. "/" .. lost, card)
+    if merr then
+      problems[#problems + 1] = string.format(".orket/worktrees/%s could not be moved to .orket/%s: %s", card, lost,
+        inert.line(merr))
+    end
+    if moved then
+      set = set or { card = card }
+      set.moved = ".orket/" .. lost .. "/worktrees/" .. card
+    end
+  end
+  return set
+end
+
+--- set_aside{dir=, db=, worked=, stamp=} -> {{card=, id= (the branch's head, now ref's), turn=
+--- {id=, summary=} (its newest commit the store does not know), ref=, moved= (the directory's
+--- new place, from the project's folder) | nil}...}, {problem, ...}. dir: the project; db: its
+--- store, holding the backup; worked: the cards the dropped runs worked on
+--- (orket.store.restore_runs.worked_cards), whose directories go too; stamp: names the ref's
+--- and the directories' place. The branches looked at are theirs and those of the cards with
+--- a directory. Under the project's run lock (no run goes), and the repository's lock, taken
+--- here.
+function M.set_aside(o)
+  local home = (o.dir or ".") .. "/.orket"
+  local repo, err, code = G.open((o.dir or ".") .. "/workspace")
+  if not repo then
+    if code == "ENOENT" then return {}, {} end -- no repository: no branch holds anything
+    return {}, { "workspace/ could not be opened: " .. tostring(err) }
+  end
+  local lk, lerr = lockfile.wait(home .. "/git.lock", "exclusive", M.LOCK_MS)
+  if not lk then
+    repo:close()
+    return {}, { ".orket/git.lock could not be taken: " .. tostring(lerr) }
+  end
+  local worked, cards = {}, {}
+  for _, c in ipairs(o.worked or {}) do worked[c] = true end
+  for _, c in ipairs(card_dirs(home .. "/worktrees")) do worked[c] = worked[c] or false end
+  for c in pairs(worked) do
+    if G.card_valid(c) then cards[#cards + 1] = c end -- (an epic's events name it too: no branch)
+  end
+  table.sort(cards)
+  local out, problems = {}, {}
+  for _, card in ipairs(cards) do
+    local ok, set = pcall(one, o, home, repo, card, worked[card], problems)
+    if not ok then problems[#problems + 1] = string.format("orket/%s: %s", card, inert.line(set)) end
+    out[#out + 1] = ok and set or nil
+  end
+  lk:release()
+  repo:close()
+  return out, problems
+end
+
+return M
