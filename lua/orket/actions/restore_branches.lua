@@ -11,6 +11,7 @@ local G = require "orket.c.gitrepo"
 local lockfile = require "orket.c.lockfile"
 local sj = require "orket.store.journal_reads"
 local inert = require "orket.inert"
+local tree = require "orket.tree"
 local uv = require "luv"
 
 local M = {}
@@ -53,14 +54,10 @@ local function unknown_turn(repo, db, card)
   return nil
 end
 
--- the names in dir that can be cards' (a parked directory's starts with "."), read to the
--- end: luv frees a listing's entries only as they are read
+-- the names in dir that can be cards' (a parked directory's starts with ".")
 local function card_dirs(dir)
   local out = {}
-  local h = uv.fs_scandir(dir)
-  while h do
-    local name = uv.fs_scandir_next(h)
-    if not name then break end
+  for _, name in ipairs(tree.names(dir)) do
     if G.card_valid(name) then out[#out + 1] = name end
   end
   return out

@@ -16,6 +16,7 @@ local sj = require "orket.store.journal_reads"
 local recorded = require "orket.engine.recorded"
 local progwrites = require "orket.engine.progwrites"
 local gitdiff = require "orket.c.gitdiff"
+local tree = require "orket.tree"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local workspace = require "orket.workspace"
@@ -263,18 +264,7 @@ local function paths(git, name)
   return git.dir .. "/" .. name, git.state .. "/" .. name
 end
 
--- names(dir) -> the names in dir, read to the end: luv frees a listing's entries only as
--- they are read, so a loop that stops early would leak the rest
-local function names(dir)
-  local out = {}
-  local h = uv.fs_scandir(dir)
-  while h do
-    local name = uv.fs_scandir_next(h)
-    if not name then break end
-    out[#out + 1] = name
-  end
-  return out
-end
+local names = tree.names
 
 -- Host faults: a failure of the machine's, not of the card's work, which no turn of the model
 -- can put right (it was handed the error as a tool's, turns burned, and the card blocked with
