@@ -288,14 +288,29 @@ static int gr_local_path(const char *url, char *path, size_t cap) {
 
 /* The remote url stands for, as GR_MAIN_OF records it: a folder of this machine, given as a
  * path or a file:// URL, as file:// and its real path (so /p/r.git, file:///p/r.git and a
- * symlink to it are one remote); any other URL as shown (gr_url_shown). */
-static void gr_remote_key(const char *url, char *out, size_t outlen) {
+ * symlink to it are one remote); any other URL as shown (gr_url_shown). 0, or -1 with e set
+ * (doing: what failed) when url is a folder of this machine that is not there now: its key
+ * cannot be told, and a key of the path as given would read as another remote and drop what
+ * Orket knows of this one's main (a mount not up yet is no new remote). */
+static int gr_remote_key(const char *url, const char *doing, char *out, size_t outlen, gr_err *e) {
   char path[PATH_MAX], real[PATH_MAX];
-  if (gr_local_path(url, path, sizeof path)) {
-    /* (a longer one is compared by its first GR_SHOWN_MAX bytes, as any URL) */
-    if ((size_t)snprintf(out, outlen, "file://%s", realpath(path, real) ? real : path) >= outlen) return;
-  } else
+  int local = gr_local_path(url, path, sizeof path);
+  if (gr_local_missing(url) || (local && realpath(path, real) == NULL)) {
     gr_url_shown(url, out, outlen);
+    return gr_fail(e, "EREMOTE", "%s: the remote %s is no folder here: a remote given as a path is a repository's "
+                   "folder (git.remote), else give its URL", doing, out);
+  }
+  if (!local) {
+    gr_url_shown(url, out, outlen);
+    return 0;
+  }
+  /* (a longer one is compared by its first GR_SHOWN_MAX bytes, as any URL) */
+  size_t n = strlen(real);
+  if (n + 8 > outlen) n = outlen - 8;
+  memcpy(out, "file://", 7);
+  memcpy(out + 7, real, n);
+  out[7 + n] = '\0';
+  return 0;
 }
 
 /* Adds the config file path at level to cfg when it is a regular file of at most
@@ -463,7 +478,10 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref, .remote = remote};
   char shown[GR_SHOWN_MAX], key[GR_SHOWN_MAX];
   gr_url_shown(url, shown, sizeof shown);
-  gr_remote_key(url, key, sizeof key);
+  if (gr_remote_key(url, doing, key, sizeof key, e) != 0) {
+    g->remote_free(remote);
+    return -1;
+  }
   int is_main = strcmp(ref, "refs/heads/" GR_MAIN) == 0, unsure = 0;
   st.had = is_main && gr_had_main(g, r->repo, key, shown, &st.was, &unsure);
   git_push_options po;
@@ -632,7 +650,7 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
   gr_url_shown(url, shown, sizeof shown);
-  gr_remote_key(url, key, sizeof key);
+  if (gr_remote_key(url, "fetching main", key, sizeof key, e) != 0) return -1;
   int unsure = 0, had = gr_had_main(g, r->repo, key, shown, &old, &unsure);
   int rc = gr_fetch_ref(r, url, "refs/heads/" GR_MAIN, GR_REMOTE_MAIN, GR_MAIN, user, password, id, head,
                         sizeof head, e);

@@ -2825,6 +2825,22 @@ static void tg_remote_main_moves(check_ctx *t, gitrepo *r, const char *base, con
   CHECK_STR(t, e.code, "ENOENT");
   CHECK(t, strstr(e.msg, "pushing main") != NULL && strstr(e.msg, "HEAD names trunk") != NULL);
   CHECK_STR(t, tg_ref_at(bare, "refs/heads/main", id), "");
+  /* the remote's folder away for a while (a mount not up yet): refused as no folder here,
+   * and what Orket knows of its main kept, not dropped as for a new remote */
+  char away[620];
+  snprintf(away, sizeof away, "%s.away", bare);
+  CHECK(t, rename(bare, away) == 0);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == -1);
+  CHECK_STR(t, e.code, "EREMOTE");
+  CHECK(t, strstr(e.msg, "is no folder here") != NULL);
+  char gone_url[620];
+  snprintf(gone_url, sizeof gone_url, "file://%s", bare);
+  CHECK(t, gitrepo_push(r, gone_url, "main", 0, NULL, NULL, pid, &e) == -1);
+  CHECK_STR(t, e.code, "EREMOTE");
+  CHECK_STR(t, tg_ref_at(ws, "refs/remotes/orket/main", id), second);
+  CHECK(t, rename(away, bare) == 0);
+  CHECK(t, gitrepo_fetch_main(r, bare, NULL, NULL, id, &e) == -1);
+  CHECK(t, strstr(e.msg, "HEAD names trunk") != NULL);
   /* the same remote given as a file:// URL is the same remote: refused as well, not taken
    * for a new one where main would be made beside trunk */
   char as_url[620];
