@@ -80,6 +80,13 @@ end
 --- how long a deploy waits for the deploy before it (deploy.lock) to end
 M.DEPLOY_LOCK_WAIT_MS = 120000
 
+--- deploy_lock_wait_ms(stop_ms) -> how long a deploy waits for the deploy before it, with
+--- stops of stop_ms: DEPLOY_LOCK_WAIT_MS, longer by what that deploy's wait for the sandbox
+--- it replaces is (replace_wait_ms), so that a longer stop does not fail the deploy behind it
+function M.deploy_lock_wait_ms(stop_ms)
+  return M.DEPLOY_LOCK_WAIT_MS + M.replace_wait_ms(stop_ms) - M.REPLACE_WAIT_MS
+end
+
 -- The file in a sandbox's directory its owner writes as it stops it: how long that may take,
 -- in ms (its bound), so that the process that asked (M.stop) waits that long for the end
 local STOPPING = "stopping"
@@ -801,9 +808,9 @@ function M.up(o)
         return nil, string.format("sandbox: the deploy %s before it started (it waited for the deploy before it; "
           .. "nothing was asked to stop)", asked), "ECANCELED"
       end
-      if uv.now() - t0 >= M.DEPLOY_LOCK_WAIT_MS then
-        return nil, string.format("sandbox: %s stayed locked by another deploy for %d ms", path,
-          M.DEPLOY_LOCK_WAIT_MS), "EBUSY"
+      local lock_wait = M.deploy_lock_wait_ms(s.stop_timeout_ms)
+      if uv.now() - t0 >= lock_wait then
+        return nil, string.format("sandbox: %s stayed locked by another deploy for %d ms", path, lock_wait), "EBUSY"
       end
       rt.sleep(50)
     end

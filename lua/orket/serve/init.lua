@@ -88,9 +88,15 @@ end
 local INT_MAX = 2147483647
 -- A limiter's tokens a second (a fraction may do); body_min_rate is bytes a second, whole
 local function tokens(k) return k:find("_rate$") and k ~= "body_min_rate" end
+-- the most the listener takes of each of its own (core/lhttpd.c's listen): more was taken
+-- here and raised there at start-up, an internal error
+local LISTEN_MAX = { max_header_bytes = 1 << 24, max_connections = 100000, max_per_ip = 100000,
+  idle_timeout_s = 86400, header_timeout_ms = 86400000, body_timeout_ms = 86400000, body_min_rate = 1 << 30,
+  max_stream_queue = 1 << 30 }
+local function most(k) return math.min(LISTEN_MAX[k] or INT_MAX, INT_MAX) end
 local function whole_ok(k, n)
   if tokens(k) or k:find("_burst$") or WHOLE[k] then return true end
-  return math.tointeger(n) ~= nil and n >= 0 and n <= (k == "max_connections" and 100000 or INT_MAX)
+  return math.tointeger(n) ~= nil and n >= 0 and n <= most(k)
 end
 
 --- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
@@ -119,8 +125,7 @@ function M.limits(spec)
       or k:find("_burst$") and "a number from 1 (tokens)"
     if limiter and not floor_ok(k, n) then return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. limiter end
     if not whole_ok(k, n) then
-      return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to "
-        .. (k == "max_connections" and 100000 or INT_MAX)
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to " .. most(k)
     end
     if math.tointeger(n) and not tokens(k) then n = math.tointeger(n) end
     l[k] = n

@@ -76,6 +76,9 @@ describe("sandbox retention (" .. B.name() .. ")", function()
     assert.equal(service.REPLACE_WAIT_MS, service.replace_wait_ms(10000))
     assert.equal(service.REPLACE_WAIT_MS, service.replace_wait_ms(2500))
     assert.equal(service.REPLACE_WAIT_MS + 50000, service.replace_wait_ms(60000))
+    -- and the deploy behind it for that one
+    assert.equal(service.DEPLOY_LOCK_WAIT_MS, service.deploy_lock_wait_ms(10000))
+    assert.equal(service.DEPLOY_LOCK_WAIT_MS + 290000, service.deploy_lock_wait_ms(300000))
   end)
 
   it("removes the ended folders past the newest keep_ended, never a live one's nor one its row does not name", function()

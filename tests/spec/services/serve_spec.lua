@@ -504,7 +504,10 @@ describe("orket.serve limits and messages", function()
     -- a fraction or a number past an int was taken, and raised by the listener or a timer
     -- at start-up (an internal error with a traceback)
     for _, spec in ipairs { "poll_ms=0.5", "heartbeat_ms=1.5", "max_connections=1.5", "max_connections=100001",
-      "max_body_bytes=99999999999999999999", "idle_timeout_s=2.5", "body_min_rate=0.5" } do
+      "max_body_bytes=99999999999999999999", "idle_timeout_s=2.5", "body_min_rate=0.5",
+      -- past what the listener takes (raised there at start-up: exit 70)
+      "body_min_rate=2000000000", "header_timeout_ms=100000000", "body_timeout_ms=86400001", "idle_timeout_s=86401",
+      "max_header_bytes=16777217", "max_stream_queue=1073741825" } do
       local l, err = serve.limits(spec)
       assert.is_nil(l, spec)
       assert.matches("bad limit '" .. spec:gsub("%p", "%%%0") .. "': " .. spec:match("^[%w_]+") .. " takes a whole number", err)
