@@ -13,7 +13,6 @@ local claims = require "orket.engine.claims"
 local leases = require "orket.store.leases"
 local runlease = require "orket.engine.runlease"
 local store_turns = require "orket.store.turns"
-local errors = require "orket.errors"
 
 local M = {}
 
@@ -395,16 +394,23 @@ end
 -- The calls of a card's turns in a run, for spent_calls: per card by the events_card index,
 -- as journal_reads' reads are (a run of many cards is not walked). Only the arguments' first
 -- ARGS_SEEN bytes and length are read: a call repeated is told by those, and a write's
--- whole content is not read for it.
+-- whole content is not read for it. refused: the verdict of the gate's refusal the failed
+-- call's result records (execute's {denied = true, verdict = ...}): neither gate_code nor
+-- error_code tells it, as a call a person approved (approvals.on_ask) has no gate_code and,
+-- failing in its tool, a tool's code. Only a failed call's result is read.
 local ARGS_SEEN = 512
 local SPENT_SQL = {
   sqlite = [[SELECT c.id, t.turn, c.tool, length(c.arguments) AS alen, substr(c.arguments, 1, 512) AS args, c.ok,
-    c.error_code, c.gate_code FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
+    c.error_code, CASE WHEN c.ok = 0 AND json_extract(c.result, '$.denied') = 1
+      THEN json_extract(c.result, '$.verdict') END AS refused
+    FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
     CROSS JOIN tool_calls c ON c.turn_id = t.id
     WHERE e.card_id = ?1 AND +e.run_id = ?2 AND e.kind = 'turn' AND t.turn >= ?3 AND t.turn <= ?4
     ORDER BY c.id LIMIT ?5]],
   pg = [[SELECT c.id, t.turn, c.tool, length(c.arguments::text) AS alen, substr(c.arguments::text, 1, 512) AS args,
-    c.ok, c.error_code, c.gate_code FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
+    c.ok, c.error_code, CASE WHEN NOT c.ok AND c.result->>'denied' = 'true'
+      THEN c.result->>'verdict' END AS refused
+    FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
     JOIN tool_calls c ON c.turn_id = t.id
     WHERE e.card_id = $1 AND e.run_id = $2 AND e.kind = 'turn' AND t.turn >= $3 AND t.turn <= $4
     ORDER BY c.id LIMIT $5]],
@@ -418,8 +424,9 @@ M.SPENT_CALLS_MAX = 2000
 --- the tool calls of the card's turns numbered in the list `turns` in the run (the turns
 --- that used up a budget), read only when a budget stops a card: how many, how many the
 --- gate refused (a deny, ARGS_MALFORMED, a policy's error: a call that asks a person is no
---- refusal), by code (id: the last such call's tool_calls row), and the call when every
---- one was the same (tool and arguments text). nil when there are more than SPENT_CALLS_MAX.
+--- refusal, nor one a person approved that then failed in its tool), by code (id: the last
+--- such call's tool_calls row), and the call when every one was the same (tool and
+--- arguments text). nil when there are more than SPENT_CALLS_MAX.
 function M.spent_calls(db, run, card, turns)
   local wanted, lo, hi = {}, math.huge, -math.huge
   for _, t in ipairs(turns) do
@@ -435,11 +442,9 @@ function M.spent_calls(db, run, card, turns)
   for _, r in ipairs(rows) do
     if wanted[r.turn] then
       out.n = out.n + 1
-      -- (SQLite's ok is 0 or 1; a call whose effect runs has none yet. An allowed call names
-      -- the decision that allowed it, gate_code; a refusal's is in gate_decisions)
-      local failed = r.ok == false or r.ok == 0
-      local e = r.error_code and errors.get(r.error_code)
-      if failed and r.gate_code == nil and r.error_code and not (e and e.verdict == "ask") then
+      -- (a call the gate let through, by a rule or a person's approval, and that then failed
+      -- has no refusal recorded; one it held for a person is no refusal either: "ask")
+      if r.refused == "deny" and r.error_code then
         out.refused = out.refused + 1
         local c = out.codes[r.error_code] or { n = 0 }
         c.n, c.id = c.n + 1, r.id

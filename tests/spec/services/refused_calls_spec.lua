@@ -36,9 +36,11 @@ local function gate(input)
   return d
 end
 
-local function run(calls, budgets)
+-- prepare(db, b): called on the store before the run
+local function run(calls, budgets, gate_fn, prepare)
   local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "work" } })
-  local e = F.engine(db, b, { llm = model(calls), gate = gate, config = { budgets = budgets } })
+  if prepare then prepare(db, b) end
+  local e = F.engine(db, b, { llm = model(calls), gate = gate_fn or gate, config = { budgets = budgets } })
   local status, report = e:execute(assert(e:start("E")))
   local cs = b:comments("E-1")
   return status, report, cs[#cs].body, db, b
@@ -85,6 +87,39 @@ describe("a card's turns spent in vain", function()
       assert.equal("raise the budget in orket.lua, then orket retry E-1", report.stuck[1].next)
       db:close()
     end
+  end)
+
+  it("keeps the budget's advice when the calls a person approved failed in the tool", function()
+    -- read_file asks a person (a policy's ask), each call approved before the run; the fake
+    -- read_file fails (ENOENT): no call of the spent turns was refused by the gate
+    local approvals = require "orket.actions.approvals"
+    local dev = { seat = "developer", roles = { "coder" } }
+    local function asking(input)
+      if input.tool ~= "read_file" then return gate(input) end
+      local d = { verdict = "ask", code = "POLICY_ASK", reason = "reads need approval (policy policies/r.lua:1)" }
+      if input.record then input.record("gate_decision", d) end
+      return d
+    end
+    local _, report, note, db = run(function(t) return { call("read_file", { path = "m" .. t .. ".txt" }, "r") } end,
+      { turns_per_card = 3 }, asking, function(db, b)
+        for t = 1, 3 do
+          assert(b:transition("E-1", "in_progress", { actor = dev }))
+          local row = assert(approvals.request(db, b, { card = "E-1", seat = "developer", turn = t, tool = "read_file",
+            args = { path = "m" .. t .. ".txt" }, rule = "POLICY_ASK", reason = "reads need approval", actor = dev }))
+          assert(approvals.decide(db, b, "E-1", { decision = "approve", approval = row.id }))
+        end
+      end)
+    -- the three approved calls ran, and failed in the tool
+    local rows = db:rows("SELECT ok, error_code, gate_code FROM tool_calls WHERE tool = 'read_file' ORDER BY id")
+    assert.equal(3, #rows)
+    for _, r in ipairs(rows) do
+      assert.equal("ENOENT", r.error_code)
+      assert.is_nil(r.gate_code)
+    end
+    assert.equal("Stopped after 3 work turns (budgets.turns_per_card); raise the budget or split the issue, then "
+      .. "'orket retry E-1' puts it back to ready.", note)
+    assert.equal("raise the budget in orket.lua, then orket retry E-1", report.stuck[1].next)
+    db:close()
   end)
 
   it("judges only the turns since the card's last retry", function()
