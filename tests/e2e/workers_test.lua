@@ -569,6 +569,38 @@ db:close()
     H.kill_servers()
   end)
 
+  -- in a container the server is pid 1, which its workers took for the pid an orphan's
+  -- parent has: each stopped as soon as it started, and the server started it again, forever
+  it("orket serve's workers work when the server is pid 1, as in a container", function()
+    local ok = os.execute("unshare -Urpf --mount-proc true >/dev/null 2>&1")
+    if not ok then return pending("skipped: unshare cannot make a user and pid namespace here") end
+    local dir = project(fake.url, 3)
+    local key = H.api_key(dir, "op", "operator")
+    os.execute(string.format("cd %s && { unshare -Urpf --kill-child=SIGKILL --mount-proc %s serve --workers 1 "
+      .. "--listen 127.0.0.1:0 >serve.out 2>serve.err & echo $! >serve.pid; wait $!; echo $? >serve.rc; } "
+      .. ">/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+    local outer = H.wait_for(function() return tonumber((H.read(dir .. "/serve.pid") or ""):match("^%d+")) end,
+      "the server's pid")
+    local done, err = pcall(function()
+      local port = H.wait_for(function()
+        return (H.read(dir .. "/serve.out") or ""):match("listening on http://127%.0%.0%.1:(%d+)")
+      end, "the server to listen", 3000)
+      local s = { url = "http://127.0.0.1:" .. port, port = tonumber(port) }
+      local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "W" })
+      assert.equal(201, st)
+      H.wait_for(function()
+        orket.sleep(90)
+        local _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+        return d and d.run and d.run.state == "done"
+      end, "the worker to finish the run", 1500)
+      assert.is_nil((H.read(dir .. "/serve.err") or ""):find('"event":"worker_exit"', 1, true),
+        H.read(dir .. "/serve.err"))
+    end)
+    os.execute("kill -KILL " .. outer)
+    H.wait_for(function() return H.read(dir .. "/serve.rc") end, "the server's end")
+    assert(done, tostring(err) .. "\n" .. (H.read(dir .. "/serve.err") or ""):sub(-2000))
+  end)
+
   it("orket serve --workers leaves the runs of POST /v1/runs to its workers and stops them with it", function()
     local dir = project(fake.url, 20)
     local key = H.api_key(dir, "op", "operator")

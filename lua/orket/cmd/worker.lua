@@ -42,6 +42,10 @@ cmd.args = { extra = "give one project directory",
     .. "--start or --resume, with the status orket run gives that run (1 failed, 3 stalled)" },
   { "--with-parent", help = "stop as on SIGTERM when the process that started it ends (orket serve\n"
     .. "--workers starts its workers so, even a server killed with SIGKILL)" },
+  { "--parent-pid", value = "PID", key = "parent_pid", what = "a value",
+    help = "with --with-parent: the pid of that process, as it knows it (orket serve gives its own: in a\n"
+    .. "container the server may be pid 1, which an orphan's parent is too)",
+    check = function(v) return cmdline.integer(v) and v, "PID must be a process id (a whole number)" end },
   { "--concurrency", value = "N", what = "a value", check = run_cmd.concurrency,
     help = "turns this worker runs at once, across the runs it works, at most " .. settings.CONCURRENCY_MAX .. "\n"
     .. "(default: orket.lua's)" },
@@ -320,9 +324,13 @@ local function stoppers(e, o, parent, state, set, broken)
   handles[#handles + 1] = pipe
   broken.on = function() if not state.stopping then stop("sigpipe") end end
   if o.with_parent then
+    -- its parent ended: this process was given to another (pid 1, or a subreaper). Without
+    -- the parent's word for its pid, a parent of pid 1 at the start is taken for one that
+    -- ended while this process started; with it, pid 1 is a live server (a container's)
+    local want = o.parent_pid and math.tointeger(tonumber(o.parent_pid)) or parent
     local watch = uv.new_timer()
     watch:start(0, 500, function()
-      if (parent == 1 or uv.os_getppid() ~= parent) and not state.stopping then stop() end
+      if ((not o.parent_pid and parent == 1) or uv.os_getppid() ~= want) and not state.stopping then stop() end
     end)
     watch:unref()
     handles[#handles + 1] = watch

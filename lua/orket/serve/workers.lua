@@ -30,7 +30,8 @@ end
 
 function Pool:spawn(k)
   if self.stopping then return end
-  local args = { "worker", self.dir, "--with-parent", "--stop-budget-fd", "3" }
+  local args = { "worker", self.dir, "--with-parent", "--parent-pid", string.format("%d", uv.os_getpid()),
+    "--stop-budget-fd", "3" }
   for _, a in ipairs(self.args) do args[#args + 1] = a end
   local handle, pid
   local budget = uv.new_pipe(false) -- the child's fd 3: what is left of the stop (stop())
