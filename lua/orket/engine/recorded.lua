@@ -1,8 +1,7 @@
 -- orket.engine.recorded: what a run has already done, read back from the store so a resumed
 -- run repeats nothing: the open turn of a card, a recorded model step, a recorded tool call.
 -- Writes go through orket.store's record_* API and db:event (one transaction each); the
--- reads are orket.store.journal_reads's operations, but spent_calls' own (read only when a
--- budget stops a card). Also what keeps a run from starting or resuming (in_the_way), asked
+-- reads are orket.store.journal_reads's operations. Also what keeps a run from starting or resuming (in_the_way), asked
 -- by every start and resume with the run's record and lease in one write transaction
 -- (start, resume).
 local cjson = require "cjson.safe"
@@ -391,30 +390,9 @@ function M.called_tools(db, run, card, review, after)
   return sj.turns_called_tools(db, run, card, review, after or 0)
 end
 
--- The calls of a card's turns in a run, for spent_calls: per card by the events_card index,
--- as journal_reads' reads are (a run of many cards is not walked). Only the arguments' first
--- ARGS_SEEN bytes and length are read: a call repeated is told by those, and a write's
--- whole content is not read for it. refused: the verdict of the gate's refusal the failed
--- call's result records (execute's {denied = true, verdict = ...}): neither gate_code nor
--- error_code tells it, as a call a person approved (approvals.on_ask) has no gate_code and,
--- failing in its tool, a tool's code. Only a failed call's result is read.
+-- Only the arguments' first ARGS_SEEN bytes and length are read (orket.store.journal_reads'
+-- turn_calls): a call repeated is told by those, and a write's whole content is not read for it
 local ARGS_SEEN = 512
-local SPENT_SQL = {
-  sqlite = [[SELECT c.id, t.turn, c.tool, length(c.arguments) AS alen, substr(c.arguments, 1, 512) AS args, c.ok,
-    c.error_code, CASE WHEN c.ok = 0 AND json_extract(c.result, '$.denied') = 1
-      THEN json_extract(c.result, '$.verdict') END AS refused
-    FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
-    CROSS JOIN tool_calls c ON c.turn_id = t.id
-    WHERE e.card_id = ?1 AND +e.run_id = ?2 AND e.kind = 'turn' AND t.turn >= ?3 AND t.turn <= ?4
-    ORDER BY c.id LIMIT ?5]],
-  pg = [[SELECT c.id, t.turn, c.tool, length(c.arguments::text) AS alen, substr(c.arguments::text, 1, 512) AS args,
-    c.ok, c.error_code, CASE WHEN NOT c.ok AND c.result->>'denied' = 'true'
-      THEN c.result->>'verdict' END AS refused
-    FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
-    JOIN tool_calls c ON c.turn_id = t.id
-    WHERE e.card_id = $1 AND e.run_id = $2 AND e.kind = 'turn' AND t.turn >= $3 AND t.turn <= $4
-    ORDER BY c.id LIMIT $5]],
-}
 
 -- At most this many calls are judged: a budget spent on more says nothing of them (the
 -- budget's own advice stands)
@@ -435,8 +413,7 @@ function M.spent_calls(db, run, card, turns)
   end
   local out = { n = 0, refused = 0, codes = {} }
   if lo > hi then return out end
-  local rows = assert(db:rows(db.backend == "pg" and SPENT_SQL.pg or SPENT_SQL.sqlite, card, run, lo, hi,
-    M.SPENT_CALLS_MAX + 1))
+  local rows = sj.turn_calls(db, run, card, lo, hi, ARGS_SEEN, M.SPENT_CALLS_MAX + 1)
   if #rows > M.SPENT_CALLS_MAX then return nil end
   local key, same
   for _, r in ipairs(rows) do

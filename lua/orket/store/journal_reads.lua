@@ -368,6 +368,24 @@ function M.merges(db, limit)
   return rows
 end
 
+--- turn_calls(db, run, card, lo, hi, seen, limit) -> array of {id, turn, tool, alen, args, ok,
+--- error_code, refused}: the tool calls of the card's turns lo..hi in the run, oldest first, at
+--- most limit; per card by the events_card index, as the reads above (a run of many cards is
+--- not walked). args: the arguments' first `seen` bytes (alen their length: a write's whole
+--- content is not read). refused: the verdict of the gate's refusal the failed call's result
+--- records (execute's {denied = true, verdict = ...}): neither gate_code nor error_code tells
+--- it, as a call a person approved has no gate_code and, failing in its tool, a tool's code.
+--- Only a failed call's result is read. (orket.engine.recorded's spent_calls: at a budget's stop)
+function M.turn_calls(db, run, card, lo, hi, seen, limit)
+  return assert(db:rows([[SELECT c.id, t.turn, c.tool, length(c.arguments) AS alen, substr(c.arguments, 1, ?5) AS args,
+    c.ok, c.error_code, CASE WHEN c.ok = 0 AND json_extract(c.result, '$.denied') = 1
+      THEN json_extract(c.result, '$.verdict') END AS refused
+    FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
+    CROSS JOIN tool_calls c ON c.turn_id = t.id
+    WHERE e.card_id = ?1 AND +e.run_id = ?2 AND e.kind = 'turn' AND t.turn >= ?3 AND t.turn <= ?4
+    ORDER BY c.id LIMIT ?6]], card, run, lo, hi, seen, limit))
+end
+
 local ops = require("orket.store.backend").twin("journal_reads", M)
 
 --- split_marks(rows) -> marks, merge: card_marks' rows ({id, kind, data as JSON text},

@@ -107,4 +107,14 @@ function M.last_cancel(db, card)
     AND kind = 'transition' AND (data->>'to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
 end
 
+function M.turn_calls(db, run, card, lo, hi, seen, limit)
+  return assert(db:rows([[SELECT c.id, t.turn, c.tool, length(c.arguments::text) AS alen,
+    substr(c.arguments::text, 1, $5::int) AS args, c.ok, c.error_code, CASE WHEN NOT c.ok AND c.result->>'denied' = 'true'
+      THEN c.result->>'verdict' END AS refused
+    FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
+    JOIN tool_calls c ON c.turn_id = t.id
+    WHERE e.card_id = $1 AND e.run_id = $2 AND e.kind = 'turn' AND t.turn >= $3 AND t.turn <= $4
+    ORDER BY c.id LIMIT $6]], card, run, lo, hi, seen, limit))
+end
+
 return M
