@@ -426,16 +426,23 @@ static uint64_t lp_opt_ms(lua_State *L, int t, const char *field, lua_Integer de
   return (uint64_t)v;
 }
 
-/* connect(conninfo[, {connect_timeout_ms = 10000, query_timeout_ms = 0}]) -> conn
- *   | nil, message, code (EINVAL: a bad string; ECONNECT; ETIMEDOUT). Waits. conninfo: a
- * postgresql:// URL or key=value words; the password comes from PGPASSWORD or ~/.pgpass
- * (libpq's rules) and is masked in every message. 0 for a timeout: none. */
+/* connect(conninfo[, {connect_timeout_ms = 10000, total_timeout_ms = 0, query_timeout_ms = 0,
+ * liveness_ms = 0}]) -> conn | nil, message, code (EINVAL: a bad string; ECONNECT;
+ * ETIMEDOUT). Waits. conninfo: a postgresql:// URL or key=value words; the password comes
+ * from PGPASSWORD or ~/.pgpass (libpq's rules) and is masked in every message. 0 for a
+ * timeout: none. connect_timeout_ms bounds each host's attempt (the string's connect_timeout
+ * instead when it sets one; PG_NEXT_HOST_MS at most when another host follows),
+ * total_timeout_ms the whole connect; liveness_ms: a statement unanswered that long has its
+ * server checked (pg.h, pg_opts). */
 static int lp_connect(lua_State *L) {
   const char *ci = luaL_checkstring(L, 1);
-  uint64_t cto = 10000, qto = 0;
+  pg_opts o = {.connect_timeout_ms = 10000};
+  uint64_t qto = 0;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    cto = lp_opt_ms(L, 2, "connect_timeout_ms", 10000);
+    o.connect_timeout_ms = lp_opt_ms(L, 2, "connect_timeout_ms", 10000);
+    o.total_timeout_ms = lp_opt_ms(L, 2, "total_timeout_ms", 0);
+    o.liveness_ms = lp_opt_ms(L, 2, "liveness_ms", 0);
     qto = lp_opt_ms(L, 2, "query_timeout_ms", 0);
   }
   rt_wait_require(L);
@@ -448,7 +455,7 @@ static int lp_connect(lua_State *L) {
   luaL_setmetatable(L, LP_CONN);
   char err[1024];
   const char *code;
-  lp->c = pg_open(&lp->rt->loop, ci, cto, lp_event, lp, &code, err, sizeof err);
+  lp->c = pg_open(&lp->rt->loop, ci, &o, lp_event, lp, &code, err, sizeof err);
   if (lp->c == NULL) return lp_push_fail(L, err, code);
   rt_wait_begin(L, &lp->qw, lp_cancel_query);
   lp_anchor(L, lp, -1);

@@ -5,6 +5,7 @@
 #include "pg.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+
+/* A liveness check's connection: only host `host` of the string, at the address the
+ * checked connection reached (addr, "" for a unix socket), whatever its session takes. */
+typedef struct pg_only {
+  int host;
+  const char *addr;
+} pg_only;
 
 struct pg_conn {
   pgapi api;              /* libpq, loaded when the connection opens */
@@ -45,6 +54,22 @@ struct pg_conn {
   int prep_failed;
   int dn;                 /* the execution that waits for that PREPARE: its parameters */
   char **dvalues;
+  /* connecting, one host at a time (pg_open) */
+  pg_opts o;
+  pg_plan plan;           /* freed once connected */
+  int cur;                /* the host tried now, then the one reached */
+  int all_timed_out;      /* every host failed so far timed out */
+  int timer_total;        /* the connect's timer is total_timeout_ms's, not the host's */
+  uint64_t total_at;      /* the loop time total_timeout_ms ends at (0: none) */
+  char tried[2048];       /* "HOST: why; HOST: why" of the hosts that failed */
+  char label[256];        /* the host reached, for messages */
+  /* the liveness check of a statement in flight (pg_opts.liveness_ms) */
+  char *conninfo;         /* kept for the check's connection (NULL without liveness_ms) */
+  char *only_addr;        /* a check's own connection: the address it goes to */
+  uv_timer_t *check_timer;
+  pg_conn *probe;         /* the check's connection while it is made */
+  uint64_t sent_at;       /* the loop time the statement in flight was sent */
+  uint64_t probe_ms;      /* the check's connect bound */
 };
 
 /* A statement is prepared the first time it is sent on a connection (one more round trip,
@@ -232,6 +257,189 @@ void pg_scrub_conninfo(const char *conninfo, char *out, size_t outlen) {
   out[o] = '\0';
 }
 
+/* ---- the hosts of a connection string ------------------------------------------------- */
+
+/* TCP keepalives and a bound on data left unacknowledged, where the string sets none:
+ * libpq's defaults left a connection to a host gone off the network (a dropped link, a
+ * machine powered off) open for the system's two hours of keepalive; with these it is
+ * found dead in about a minute (idle 30 s, then 3 probes 10 s apart; data unacknowledged
+ * for 30 s). libpq ignores them on a unix socket. */
+static const char *const pg_tcp_defaults[][2] = {
+    {"keepalives_idle", "30"},
+    {"keepalives_interval", "10"},
+    {"keepalives_count", "3"},
+    {"tcp_user_timeout", "30000"},
+};
+
+/* Elements in a list of libpq's (a comma between each, no escapes, as libpq cuts them) */
+static int pg_count(const char *s) {
+  int n = 1;
+  for (; *s; s++)
+    if (*s == ',') n++;
+  return n;
+}
+
+/* Copies list into *at and cuts it at its commas: out[0..n) its elements. Returns the end. */
+static char *pg_cut(const char *list, char *at, char **out) {
+  size_t len = strlen(list);
+  memcpy(at, list, len + 1);
+  int k = 0;
+  out[k++] = at;
+  for (size_t i = 0; i < len; i++)
+    if (at[i] == ',') {
+      at[i] = '\0';
+      out[k++] = at + i + 1;
+    }
+  return at + len + 1;
+}
+
+/* The string's connect_timeout in ms, as libpq reads it: whole seconds, 0 or less for none,
+ * 1 taken for 2. One libpq refuses ("2s") is 0 here: libpq's own error comes at the connect. */
+static uint64_t pg_url_timeout(const char *v) {
+  if (v == NULL) return 0;
+  char *end;
+  long t = strtol(v, &end, 10);
+  while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') end++;
+  if (end == v || *end != '\0' || t <= 0) return 0;
+  if (t < 2) t = 2;
+  if (t > 86400) t = 86400;
+  return (uint64_t)t * 1000;
+}
+
+/* Sets kw's value (a keyword libpq knows, once in the string's parse) in val, adding it when
+ * the string left it unset: kw and val have room for every keyword libpq knows. */
+static void pg_plan_set(pg_plan *p, const char *kw, const char *v) {
+  int n = 0;
+  for (; p->kw[n]; n++)
+    if (strcmp(p->kw[n], kw) == 0) {
+      p->val[n] = v;
+      return;
+    }
+  for (PQconninfoOption *o = p->opts; o->keyword; o++)
+    if (strcmp(o->keyword, kw) == 0) {
+      p->kw[n] = o->keyword;
+      p->val[n] = v;
+      return;
+    }
+}
+
+int pg_plan_make(const pgapi *api, const char *conninfo, pg_plan *p, const char **code, char *err,
+                 size_t errlen) {
+  memset(p, 0, sizeof *p);
+  p->i_host = p->i_addr = p->i_port = p->i_target = -1;
+  p->nhosts = 1;
+  *code = PG_E_INVAL;
+  char *perr = NULL;
+  p->opts = api->conninfoParse(conninfo, &perr);
+  if (p->opts == NULL) {
+    char m[512];
+    pg_mask_password(conninfo, perr ? perr : "out of memory", m, sizeof m);
+    size_t len = strlen(m);
+    while (len > 0 && m[len - 1] == '\n') m[--len] = '\0';
+    snprintf(err, errlen, "pg: bad connection string: %s", m);
+    if (perr) api->freemem(perr);
+    return -1;
+  }
+  size_t nopts = 0;
+  for (PQconninfoOption *o = p->opts; o->keyword; o++) nopts++;
+  p->kw = calloc(nopts + 1, sizeof *p->kw);
+  p->val = calloc(nopts + 1, sizeof *p->val);
+  if (p->kw == NULL || p->val == NULL) goto oom;
+  int n = 0;
+  const char *hostv = NULL, *addrv = NULL, *portv = NULL;
+  for (PQconninfoOption *o = p->opts; o->keyword; o++) {
+    const char *v = o->val;
+    for (size_t d = 0; v == NULL && d < sizeof pg_tcp_defaults / sizeof pg_tcp_defaults[0]; d++)
+      if (strcmp(o->keyword, pg_tcp_defaults[d][0]) == 0) v = pg_tcp_defaults[d][1];
+    if (v == NULL) continue;
+    if (strcmp(o->keyword, "host") == 0) p->i_host = n, hostv = v;
+    else if (strcmp(o->keyword, "hostaddr") == 0) p->i_addr = n, addrv = v;
+    else if (strcmp(o->keyword, "port") == 0) p->i_port = n, portv = v;
+    else if (strcmp(o->keyword, "target_session_attrs") == 0) p->i_target = n;
+    else if (strcmp(o->keyword, "connect_timeout") == 0) p->url_timeout_ms = pg_url_timeout(v);
+    p->kw[n] = o->keyword;
+    p->val[n] = v;
+    n++;
+  }
+  /* the hosts as libpq counts them: hostaddr's elements, else host's, else one */
+  int nh = hostv && *hostv ? pg_count(hostv) : 0;
+  int na = addrv && *addrv ? pg_count(addrv) : 0;
+  int np = portv && *portv ? pg_count(portv) : 0;
+  int hosts = na ? na : nh ? nh : 1;
+  if (hosts > PG_MAX_HOSTS) {
+    snprintf(err, errlen, "pg: bad connection string: it names %d hosts, more than %d", hosts, PG_MAX_HOSTS);
+    return -1;
+  }
+  /* lists libpq refuses (2 hostaddrs for 3 hosts, 3 ports for 2) are left to it, and its
+   * message; so is an order across hosts that one host at a time cannot keep: a standby
+   * anywhere before any primary (prefer-standby), a random order (load_balance_hosts) */
+  const char *attrs = pg_plan_get(p, "target_session_attrs");
+  const char *balance = pg_plan_get(p, "load_balance_hosts");
+  if (hosts == 1 || (nh && na && nh != na) || (np > 1 && np != hosts) ||
+      (attrs && strcmp(attrs, "prefer-standby") == 0) || (balance && strcmp(balance, "disable") != 0))
+    return 0;
+  p->lists = malloc((nh ? strlen(hostv) + 1 : 0) + (na ? strlen(addrv) + 1 : 0) + (np > 1 ? strlen(portv) + 1 : 0));
+  if (p->lists == NULL) goto oom;
+  char *at = p->lists;
+  if (nh) {
+    if ((p->host = calloc((size_t)hosts, sizeof *p->host)) == NULL) goto oom;
+    at = pg_cut(hostv, at, p->host);
+  }
+  if (na) {
+    if ((p->addr = calloc((size_t)hosts, sizeof *p->addr)) == NULL) goto oom;
+    at = pg_cut(addrv, at, p->addr);
+  }
+  if (np > 1) {
+    if ((p->port = calloc((size_t)hosts, sizeof *p->port)) == NULL) goto oom;
+    pg_cut(portv, at, p->port);
+  }
+  p->nhosts = hosts;
+  return 0;
+oom:
+  *code = PG_E_CONNECT;
+  snprintf(err, errlen, "pg: out of memory");
+  return -1;
+}
+
+void pg_plan_host(pg_plan *p, int i) {
+  if (i < 0 || i >= p->nhosts || p->nhosts < 2) return;
+  /* an empty element ("a,,b") is libpq's default for that host: PQconnectStartParams skips
+   * an empty value */
+  if (p->host) p->val[p->i_host] = p->host[i];
+  if (p->addr) p->val[p->i_addr] = p->addr[i];
+  if (p->port) p->val[p->i_port] = p->port[i];
+}
+
+const char *pg_plan_get(const pg_plan *p, const char *kw) {
+  for (int i = 0; p->kw && p->kw[i]; i++)
+    if (strcmp(p->kw[i], kw) == 0) return p->val[i];
+  return NULL;
+}
+
+void pg_plan_label(const pg_plan *p, int i, char *out, size_t outlen) {
+  const char *h = NULL;
+  if (p->nhosts > 1 && i >= 0 && i < p->nhosts) {
+    h = p->host && *p->host[i] ? p->host[i] : p->addr && *p->addr[i] ? p->addr[i] : NULL;
+  } else {
+    h = pg_plan_get(p, "host");
+    if (h == NULL || !*h) h = pg_plan_get(p, "hostaddr");
+  }
+  if (h == NULL || !*h) h = "the default host";
+  if (p->nhosts > 1 && p->port && i >= 0 && i < p->nhosts && *p->port[i]) snprintf(out, outlen, "%s:%s", h, p->port[i]);
+  else snprintf(out, outlen, "%s", h);
+}
+
+void pg_plan_free(const pgapi *api, pg_plan *p) {
+  free(p->kw);
+  free(p->val);
+  free(p->lists);
+  free(p->host);
+  free(p->addr);
+  free(p->port);
+  if (p->opts) api->conninfoFree(p->opts);
+  memset(p, 0, sizeof *p);
+}
+
 /* Writes a message for this connection, the password libpq holds masked. */
 static void pg_set_msg(pg_conn *c, char *buf, size_t buflen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -286,6 +494,7 @@ static void pg_on_io(uv_poll_t *h, int status, int events);
 static void pg_ref(pg_conn *c);
 static void pg_on_notes_timeout(uv_timer_t *t);
 static int pg_prepared(pg_conn *c);
+static void pg_stop_check(pg_conn *c);
 
 /* A new uv_poll on the current PQsocket. While connecting this is made anew at each step:
  * libpq may close the socket and open another (next host or address, SSL retry), perhaps
@@ -427,6 +636,7 @@ static int pg_keep(pg_conn *c, PGresult *r) {
 /* The query ended: hand its outcome over, or drop it when nobody waits. */
 static void pg_query_done(pg_conn *c) {
   uv_timer_stop(c->timer);
+  pg_stop_check(c);
   if (c->state == PG_BUSY) c->state = PG_IDLE;
   if (c->draining) {
     c->draining = 0;
@@ -452,6 +662,7 @@ static void pg_lost(pg_conn *c, const char *why) {
   c->state = PG_BROKEN;
   pg_unwatch(c);
   uv_timer_stop(c->timer);
+  pg_stop_check(c);
   if (was_busy && !(c->result && pg_is_error(c, c->result))) {
     pg_clear_result(c);
     c->code = PG_E_LOST;
@@ -513,14 +724,121 @@ static void pg_collect_results(pg_conn *c) {
 
 /* ---- connecting ----------------------------------------------------------------------- */
 
-static void pg_connect_failed(pg_conn *c, const char *code, const char *what, const char *why) {
+static void pg_on_timeout(uv_timer_t *t);
+static void pg_drop_notice(void *arg, const char *message);
+
+/* The connect is over without a connection: c->msg and c->code say why. */
+static void pg_connect_over(pg_conn *c) {
   c->state = PG_BROKEN;
-  c->code = code;
-  pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s: %s", what, why);
   snprintf(c->broken, sizeof c->broken, "%s", c->msg);
   pg_unwatch(c);
   uv_timer_stop(c->timer);
   c->pending |= PG_EV_QUERY;
+}
+
+static void pg_connect_failed(pg_conn *c, const char *code, const char *what, const char *why) {
+  c->code = code;
+  pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s: %s", what, why);
+  pg_connect_over(c);
+}
+
+/* The deadline of the host tried now (pg_opts): the string's connect_timeout, else the
+ * caller's, cut to PG_NEXT_HOST_MS when another host follows. 0: none. */
+static uint64_t pg_host_ms(const pg_conn *c) {
+  if (c->plan.url_timeout_ms) return c->plan.url_timeout_ms;
+  uint64_t ms = c->o.connect_timeout_ms;
+  if (c->cur + 1 < c->plan.nhosts && (ms == 0 || ms > PG_NEXT_HOST_MS)) ms = PG_NEXT_HOST_MS;
+  return ms;
+}
+
+/* total_timeout_ms ran out: started, while the host tried now had not answered yet */
+static void pg_total_timed_out(pg_conn *c, int started) {
+  c->code = PG_E_TIMEOUT;
+  unsigned long long ms = (unsigned long long)c->o.total_timeout_ms;
+  if (c->plan.nhosts < 2) {
+    snprintf(c->msg, sizeof c->msg, "pg: connecting: timed out after %llu ms", ms);
+    return;
+  }
+  char label[256] = "";
+  if (started) pg_plan_label(&c->plan, c->cur, label, sizeof label);
+  pg_set_msg(c, c->msg, sizeof c->msg, "pg: connecting: timed out after %llu ms (%s%s%s%s)", ms, c->tried,
+           *c->tried && started ? "; " : "", label, started ? ": no answer yet" : "");
+}
+
+/* The host tried now failed (why: ours, or NULL for libpq's message): it is noted for the
+ * message, its connection closed, and the next host is up. */
+static void pg_host_failed(pg_conn *c, const char *why, int timed_out) {
+  char m[1024];
+  if (why) snprintf(m, sizeof m, "%s", why);
+  else pg_set_msg(c, m, sizeof m, "%s", c->pq ? c->api.errorMessage(c->pq) : "out of memory");
+  if (c->plan.nhosts < 2) { /* one host: the messages it always had */
+    c->code = timed_out ? PG_E_TIMEOUT : PG_E_CONNECT;
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s: %s", timed_out ? "connecting" : "cannot connect", m);
+  } else {
+    char label[256];
+    pg_plan_label(&c->plan, c->cur, label, sizeof label);
+    size_t len = strlen(c->tried);
+    snprintf(c->tried + len, sizeof c->tried - len, "%s%s: %s", len ? "; " : "", label, m);
+  }
+  if (!timed_out) c->all_timed_out = 0;
+  pg_unwatch(c); /* before PQfinish closes the socket */
+  uv_timer_stop(c->timer);
+  if (c->pq) c->api.finish(c->pq);
+  c->pq = NULL;
+  c->cur++;
+}
+
+/* Starts connecting to the next host that can be started, its deadline armed (or what is
+ * left of total_timeout_ms, when that comes first). Returns 0 when one is under way, -1 when
+ * none is left (then c->msg and c->code say why). */
+static int pg_try_hosts(pg_conn *c) {
+  while (c->cur < c->plan.nhosts) {
+    uint64_t ms = pg_host_ms(c);
+    c->timer_total = 0;
+    if (c->total_at) {
+      uv_update_time(c->loop);
+      uint64_t now = uv_now(c->loop);
+      if (now >= c->total_at) {
+        pg_total_timed_out(c, 0);
+        return -1;
+      }
+      if (ms == 0 || c->total_at - now <= ms) ms = c->total_at - now, c->timer_total = 1;
+    }
+    pg_plan_host(&c->plan, c->cur);
+    c->pq = c->api.connectStartParams(c->plan.kw, c->plan.val, 0);
+    if (c->pq == NULL) {
+      pg_host_failed(c, "out of memory", 0);
+      continue;
+    }
+    c->api.setNoticeProcessor(c->pq, pg_drop_notice, NULL);
+    /* (PQconnectStart's contract: as if PQconnectPoll had said PGRES_POLLING_WRITING) */
+    if (c->api.status(c->pq) == CONNECTION_BAD || pg_rewatch(c, UV_WRITABLE) != 0) {
+      pg_host_failed(c, NULL, 0);
+      continue;
+    }
+    c->timeout_ms = ms;
+    pg_start_timer(c->loop, c->timer, pg_on_timeout, ms);
+    return 0;
+  }
+  if (c->plan.nhosts > 1) {
+    c->code = c->all_timed_out ? PG_E_TIMEOUT : PG_E_CONNECT;
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: cannot connect to any of %d hosts: %s", c->plan.nhosts, c->tried);
+  }
+  return -1;
+}
+
+/* Connected to host c->cur: what a liveness check needs of the connect is kept, the rest
+ * of the plan freed. */
+static void pg_connected(pg_conn *c) {
+  if (c->plan.nhosts > 1) {
+    pg_plan_label(&c->plan, c->cur, c->label, sizeof c->label);
+  } else {
+    const char *h = c->api.host(c->pq);
+    snprintf(c->label, sizeof c->label, "%s", h && *h ? h : "the server");
+  }
+  uint64_t ms = c->o.connect_timeout_ms;
+  c->probe_ms = c->plan.url_timeout_ms ? c->plan.url_timeout_ms : (ms && ms < PG_NEXT_HOST_MS ? ms : PG_NEXT_HOST_MS);
+  pg_plan_free(&c->api, &c->plan);
 }
 
 static void pg_connect_step(pg_conn *c) {
@@ -531,6 +849,7 @@ static void pg_connect_step(pg_conn *c) {
       pg_connect_failed(c, PG_E_CONNECT, "cannot watch the connection", c->api.errorMessage(c->pq));
       return;
     }
+    pg_connected(c);
     c->state = PG_IDLE;
     c->code = NULL;
     c->pending |= PG_EV_QUERY;
@@ -542,10 +861,83 @@ static void pg_connect_step(pg_conn *c) {
   case PGRES_POLLING_WRITING:
     if (pg_rewatch(c, UV_WRITABLE) != 0) pg_connect_failed(c, PG_E_CONNECT, "cannot connect", "no socket");
     return;
-  default:
-    pg_connect_failed(c, PG_E_CONNECT, "cannot connect", c->api.errorMessage(c->pq));
+  default: /* this host refused (or read-only, where target_session_attrs wants a primary) */
+    pg_host_failed(c, NULL, 0);
+    if (pg_try_hosts(c) != 0) pg_connect_over(c);
     return;
   }
+}
+
+/* ---- the liveness check of a statement in flight (pg_opts.liveness_ms) ----------------- */
+
+static pg_conn *pg_open_ex(uv_loop_t *loop, const char *conninfo, const pg_opts *o, const pg_only *only,
+                           pg_event_fn fn, void *ud, const char **code, char *err, size_t errlen);
+static void pg_give_up_as(pg_conn *c, const char *why, const char *sqlstate);
+
+/* Stops the check: the statement ended, was abandoned or given up, or the connection closes. */
+static void pg_stop_check(pg_conn *c) {
+  if (c->check_timer) uv_timer_stop(c->check_timer);
+  if (c->probe) {
+    pg_conn *p = c->probe;
+    c->probe = NULL;
+    pg_close(p);
+  }
+}
+
+static void pg_on_check(uv_timer_t *t);
+
+/* The check's outcome: a server that answered leaves the statement to go on (checked again
+ * later); one that did not has it fail as the store's loss (SQLSTATE 08006,
+ * connection_failure: whether it ran is not known, as for a lost connection). No cancel is
+ * sent: a server that answers no connection would not take one either, and closing the
+ * socket is what ends the session (its transaction rolled back) once the server goes on. */
+static void pg_checked(pg_conn *c, int answered) {
+  if (c->state != PG_BUSY || c->draining) return;
+  if (answered) {
+    pg_start_timer(c->loop, c->check_timer, pg_on_check, c->o.liveness_ms);
+    return;
+  }
+  uv_update_time(c->loop);
+  char why[1024];
+  snprintf(why, sizeof why, "pg: no answer from %s for %llu ms, nor to a new connection to it within %llu ms: the "
+           "server is taken for gone (the connection is given up)", c->label,
+           (unsigned long long)(uv_now(c->loop) - c->sent_at), (unsigned long long)c->probe_ms);
+  pg_give_up_as(c, why, "08006");
+}
+
+/* Whether a failed connect was answered by the server itself: a refusal of its own
+ * ("FATAL:  sorry, too many clients already", the server shutting down), as the pool's
+ * probe reads it (orket.store.pgpool), not a timeout, a refused socket or an unreachable host */
+static int pg_server_refused(const char *code, const char *msg) {
+  return (code == NULL || strcmp(code, PG_E_TIMEOUT) != 0) && strstr(msg, "FATAL:") != NULL;
+}
+
+/* The check's connection is made or failed (inside its own event: closing it is its last
+ * step, pg.h). */
+static void pg_on_probe(pg_conn *p, void *ud, int what) {
+  pg_conn *c = ud;
+  if (!(what & PG_EV_QUERY) || c->probe != p) return;
+  int answered = p->state == PG_IDLE || pg_server_refused(p->code, p->msg);
+  c->probe = NULL;
+  pg_close(p);
+  pg_checked(c, answered);
+}
+
+/* liveness_ms passed without an answer: a connection of its own to the host this one reached
+ * (at the address it reached, whatever its session takes), bounded by c->probe_ms. */
+static void pg_on_check(uv_timer_t *t) {
+  pg_conn *c = t->data;
+  if (c == NULL || c->state != PG_BUSY || c->draining || c->probe || c->conninfo == NULL) return;
+  pg_opts po = {.connect_timeout_ms = c->probe_ms, .total_timeout_ms = c->probe_ms};
+  pg_only only = {.host = c->cur, .addr = c->api.hostaddr(c->pq)};
+  const char *code;
+  char err[1024];
+  pg_conn *p = pg_open_ex(c->loop, c->conninfo, &po, &only, pg_on_probe, c, &code, err, sizeof err);
+  if (p == NULL) {
+    pg_checked(c, pg_server_refused(code, err));
+    return;
+  }
+  c->probe = p;
 }
 
 /* ---- the loop's callbacks ------------------------------------------------------------- */
@@ -590,9 +982,15 @@ static void pg_on_timeout(uv_timer_t *t) {
   pg_conn *c = t->data;
   if (c == NULL) return;
   if (c->state == PG_CONNECTING) {
-    char ms[48];
-    snprintf(ms, sizeof ms, "timed out after %llu ms", (unsigned long long)c->timeout_ms);
-    pg_connect_failed(c, PG_E_TIMEOUT, "connecting", ms);
+    if (c->timer_total) {
+      pg_total_timed_out(c, 1);
+      pg_connect_over(c);
+    } else { /* this host's deadline: the next one, if any */
+      char ms[48];
+      snprintf(ms, sizeof ms, "timed out after %llu ms", (unsigned long long)c->timeout_ms);
+      pg_host_failed(c, ms, 1);
+      if (pg_try_hosts(c) != 0) pg_connect_over(c);
+    }
   } else if (c->state == PG_BUSY && !c->draining) {
     /* The waiter gets its answer now; the server is asked to stop, and the connection
      * stays busy until the cancelled query's result has been read and dropped. */
@@ -602,6 +1000,7 @@ static void pg_on_timeout(uv_timer_t *t) {
     c->sqlstate[0] = '\0';
     pg_clear_result(c);
     c->draining = 1;
+    pg_stop_check(c);
     pg_cancel_on_server(c);
     c->pending |= PG_EV_QUERY;
   }
@@ -634,8 +1033,8 @@ static uv_timer_t *pg_new_timer(uv_loop_t *loop, pg_conn *c) {
   return t;
 }
 
-pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout_ms,
-                 pg_event_fn fn, void *ud, const char **code, char *err, size_t errlen) {
+static pg_conn *pg_open_ex(uv_loop_t *loop, const char *conninfo, const pg_opts *o, const pg_only *only,
+                           pg_event_fn fn, void *ud, const char **code, char *err, size_t errlen) {
   *code = PG_E_CONNECT;
   pg_conn *c = calloc(1, sizeof *c);
   if (c == NULL) {
@@ -648,42 +1047,51 @@ pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout
     free(c);
     return NULL;
   }
-  char *perr = NULL;
-  PQconninfoOption *opts = c->api.conninfoParse(conninfo, &perr);
-  if (opts == NULL) {
-    char m[512];
-    pg_mask_password(conninfo, perr ? perr : "out of memory", m, sizeof m);
-    size_t len = strlen(m);
-    while (len > 0 && m[len - 1] == '\n') m[--len] = '\0';
-    snprintf(err, errlen, "pg: bad connection string: %s", m);
-    if (perr) c->api.freemem(perr);
-    *code = PG_E_INVAL;
+  if (pg_plan_make(&c->api, conninfo, &c->plan, code, err, errlen) != 0) {
     pg_close(c);
     return NULL;
   }
-  c->api.conninfoFree(opts);
+  if (only) { /* a liveness check: that host alone, at that address, any session */
+    pg_plan_host(&c->plan, only->host);
+    c->plan.nhosts = 1;
+    if (only->addr && *only->addr && (c->only_addr = strdup(only->addr)) != NULL)
+      pg_plan_set(&c->plan, "hostaddr", c->only_addr);
+    if (c->plan.i_target >= 0) pg_plan_set(&c->plan, "target_session_attrs", "any");
+  }
+  *code = PG_E_CONNECT;
+  c->o = *o;
   c->loop = loop;
   c->fn = fn;
   c->ud = ud;
   c->state = PG_CONNECTING;
+  c->all_timed_out = 1;
   c->timer = pg_new_timer(loop, c);
   c->notes_timer = pg_new_timer(loop, c);
-  c->pq = c->api.connectStart(conninfo);
-  if (c->timer == NULL || c->notes_timer == NULL || c->pq == NULL) {
+  if (o->liveness_ms && !only) {
+    c->check_timer = pg_new_timer(loop, c);
+    c->conninfo = strdup(conninfo);
+  }
+  if (c->timer == NULL || c->notes_timer == NULL || (o->liveness_ms && !only && (c->check_timer == NULL || c->conninfo == NULL))) {
     snprintf(err, errlen, "pg: out of memory");
     pg_close(c);
     return NULL;
   }
-  c->api.setNoticeProcessor(c->pq, pg_drop_notice, NULL);
-  if (c->api.status(c->pq) == CONNECTION_BAD || pg_rewatch(c, UV_WRITABLE) != 0) {
-    pg_set_msg(c, c->msg, sizeof c->msg, "pg: cannot connect: %s", c->api.errorMessage(c->pq));
+  if (o->total_timeout_ms) {
+    uv_update_time(loop);
+    c->total_at = uv_now(loop) + o->total_timeout_ms;
+  }
+  if (pg_try_hosts(c) != 0) {
+    *code = c->code;
     snprintf(err, errlen, "%s", c->msg);
     pg_close(c);
     return NULL;
   }
-  c->timeout_ms = connect_timeout_ms;
-  pg_start_timer(c->loop, c->timer, pg_on_timeout, connect_timeout_ms);
   return c;
+}
+
+pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, const pg_opts *o, pg_event_fn fn, void *ud,
+                 const char **code, char *err, size_t errlen) {
+  return pg_open_ex(loop, conninfo, o, NULL, fn, ud, code, err, errlen);
 }
 
 static void pg_close_timer(uv_timer_t *t) {
@@ -694,9 +1102,11 @@ static void pg_close_timer(uv_timer_t *t) {
 
 void pg_close(pg_conn *c) {
   if (c == NULL) return;
+  pg_stop_check(c);
   pg_unwatch(c); /* before PQfinish closes the socket */
   pg_close_timer(c->timer);
   pg_close_timer(c->notes_timer);
+  pg_close_timer(c->check_timer);
   pg_clear_result(c);
   if (c->pq) c->api.finish(c->pq);
   pg_notes_clear(c);
@@ -704,6 +1114,9 @@ void pg_close(pg_conn *c) {
   for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].key);
   free(c->stmts);
   free(c->dvalues);
+  pg_plan_free(&c->api, &c->plan);
+  free(c->conninfo);
+  free(c->only_addr);
   pgapi_close(&c->api); /* last: the calls above are libpq's */
   free(c);
 }
@@ -927,6 +1340,11 @@ static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid
   pg_ref(c);
   c->timeout_ms = timeout_ms;
   pg_start_timer(c->loop, c->timer, pg_on_timeout, timeout_ms);
+  if (c->check_timer) {
+    uv_update_time(c->loop);
+    c->sent_at = uv_now(c->loop);
+    pg_start_timer(c->loop, c->check_timer, pg_on_check, c->o.liveness_ms);
+  }
   return 0;
 }
 
@@ -971,6 +1389,7 @@ PGresult *pg_take(pg_conn *c, const char **code, const char **msg, const char **
 void pg_abandon(pg_conn *c) {
   if (c->state != PG_BUSY || c->draining) return;
   uv_timer_stop(c->timer);
+  pg_stop_check(c);
   c->draining = 1;
   pg_clear_result(c);
   pg_cancel_on_server(c);
@@ -981,7 +1400,8 @@ static void pg_on_given_up(uv_timer_t *t) {
   if (c != NULL) pg_emit(c);
 }
 
-void pg_give_up(pg_conn *c, const char *why) {
+/* pg_give_up, the waiter's answer given sqlstate (NULL: none) */
+static void pg_give_up_as(pg_conn *c, const char *why, const char *sqlstate) {
   if (c->state == PG_BROKEN || c->state == PG_CONNECTING) return; /* (a connect has its own timeout) */
   int waited = c->state == PG_BUSY && !c->draining;
   snprintf(c->broken, sizeof c->broken, "%s", why);
@@ -989,17 +1409,20 @@ void pg_give_up(pg_conn *c, const char *why) {
   c->draining = 0;
   pg_unwatch(c);
   uv_timer_stop(c->timer);
+  pg_stop_check(c);
   pg_clear_result(c);
   if (waited) {
     c->code = PG_E_TIMEOUT;
     snprintf(c->msg, sizeof c->msg, "%s", why);
-    c->sqlstate[0] = '\0';
+    snprintf(c->sqlstate, sizeof c->sqlstate, "%s", sqlstate ? sqlstate : "");
     c->pending |= PG_EV_QUERY;
   }
   if (c->notes_waiting) c->pending |= PG_EV_NOTES, c->notes_waiting = 0, c->notes_timed_out = 1;
   /* the waiter is resumed from the loop, not from inside its caller */
   if (c->pending) uv_timer_start(c->timer, pg_on_given_up, 0, 0);
 }
+
+void pg_give_up(pg_conn *c, const char *why) { pg_give_up_as(c, why, NULL); }
 
 size_t pg_note_count(const pg_conn *c) { return c->nnotes; }
 const PGnotify *pg_note_at(const pg_conn *c, size_t i) { return i < c->nnotes ? c->notes[i] : NULL; }

@@ -44,15 +44,81 @@ typedef enum {
 #define PG_E_NOTCONN "ENOTCONN"       /* the connection was already unusable: nothing sent */
 #define PG_E_INVAL "EINVAL"           /* a bad connection string */
 
+/* How long a connect and a statement may go without an answer (0 in any field: no bound).
+ *
+ * Each host a connection string names (libpq's multi-host form, host=a,b&port=...) is tried
+ * in turn, one at a time, with a deadline of its own: the string's connect_timeout (seconds,
+ * 2 at least, as libpq reads it) when it sets one, else connect_timeout_ms, cut to
+ * PG_NEXT_HOST_MS for a host that another follows; past it the next host is tried. libpq
+ * ignores connect_timeout under PQconnectPoll, so one deadline for the whole attempt kept it
+ * on a host that never answered (frozen, behind a dropped network) and never reached the
+ * next. total_timeout_ms bounds the whole connect, every host (a stop's bound).
+ *
+ * liveness_ms: a statement that has had no answer for that long has its server checked
+ * with a connection of its own to the same host (target_session_attrs aside), bounded as a
+ * host followed by another is; when that one is not had either (no answer, or no server
+ * there), the statement fails PG_E_TIMEOUT with SQLSTATE 08006 and the connection is given
+ * up (pg_give_up). A server that answers it, even with a refusal of its own ("FATAL:", as
+ * at its connection limit), is there: the statement goes on and is checked again
+ * liveness_ms later, so a slow statement or a lock waited for never fails so. A server that
+ * stopped answering held a statement sent to it for as long as it stayed so (a worker's
+ * turn, after a failover, held its cards for minutes). */
+typedef struct pg_opts {
+  uint64_t connect_timeout_ms;
+  uint64_t total_timeout_ms;
+  uint64_t liveness_ms;
+} pg_opts;
+
+/* The most a host followed by another may take to answer a connect when the connection
+ * string sets no connect_timeout; also the bound of a liveness check's connect. */
+#define PG_NEXT_HOST_MS 5000
+/* The most hosts one connection string may name */
+#define PG_MAX_HOSTS 64
+
 /* Starts connecting (conninfo: a postgresql:// URL or key=value words; libpq reads the
- * password from PGPASSWORD or ~/.pgpass when the string has none). connect_timeout_ms 0:
- * none. Returns NULL with a message in err (the password masked) when it cannot even
- * start (*code PG_E_INVAL for a bad string, else PG_E_CONNECT, libpq not installed among
- * them); else the connection, PG_CONNECTING, whose end is announced with PG_EV_QUERY.
+ * password from PGPASSWORD or ~/.pgpass when the string has none) with the bounds of o.
+ * Returns NULL with a message in err (the password masked) when it cannot even start
+ * (*code PG_E_INVAL for a bad string, else PG_E_CONNECT, libpq not installed among them, or
+ * PG_E_TIMEOUT when every host failed at once or timed out); else the connection,
+ * PG_CONNECTING, whose end is announced with PG_EV_QUERY. When several hosts are named and
+ * none can be had, the message names each and why ("pg: cannot connect to any of 2 hosts:
+ * /run/a: timed out after 5000 ms; /run/b: connection to server ... failed: session is
+ * read-only"); the code is PG_E_TIMEOUT when each timed out, else PG_E_CONNECT. Every
+ * other parameter of the string is passed to libpq as given (its own parse,
+ * PQconninfoParse, then PQconnectStartParams); TCP keepalives (keepalives_idle 30 s,
+ * interval 10 s, count 3) and tcp_user_timeout (30 s) are added where the string sets none
+ * (libpq ignores them on a unix socket), so that a connection to a host gone off the
+ * network is found dead in about a minute rather than the system's two hours.
  * Host names are resolved by libpq inside a connect step (a blocking lookup): give a unix
  * socket directory or an address (hostaddr=) where that matters. */
-pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout_ms,
-                 pg_event_fn fn, void *ud, const char **code, char *err, size_t errlen);
+pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, const pg_opts *o, pg_event_fn fn, void *ud,
+                 const char **code, char *err, size_t errlen);
+
+/* A connection string as pg_open reads it (exposed for the tests): libpq's parse, the
+ * keywords and values given to PQconnectStartParams (the string's own, then the TCP
+ * defaults it leaves unset), and the hosts it names, tried one at a time. */
+typedef struct pg_plan {
+  PQconninfoOption *opts; /* libpq's parse (PQconninfoParse); owned */
+  const char **kw, **val; /* NULL-terminated; val points into opts, lists and string constants */
+  int i_host, i_addr, i_port, i_target; /* their slots in kw/val, -1 when not given */
+  char *lists;            /* the host, hostaddr and port values, cut at their commas */
+  char **host, **addr, **port; /* each element, NULL where that list is not given per host */
+  int nhosts;             /* 1 when libpq is left the string's hosts as they are */
+  uint64_t url_timeout_ms; /* the string's connect_timeout, in ms (0: none) */
+} pg_plan;
+
+/* Returns 0, or -1 with *code (PG_E_INVAL: libpq refuses the string, or it names more than
+ * PG_MAX_HOSTS hosts) and a message, the password masked. Hosts whose lists libpq itself
+ * would refuse (3 hosts, 2 ports) are left to libpq: nhosts 1, its error at the connect. */
+int pg_plan_make(const pgapi *api, const char *conninfo, pg_plan *p, const char **code, char *err,
+                 size_t errlen);
+/* Sets the values of host i (0 <= i < nhosts) in val: its host, hostaddr and port. */
+void pg_plan_host(pg_plan *p, int i);
+/* The value val gives kw, or NULL. */
+const char *pg_plan_get(const pg_plan *p, const char *kw);
+/* How messages name host i: its host (or hostaddr), ":port" when each host has its own */
+void pg_plan_label(const pg_plan *p, int i, char *out, size_t outlen);
+void pg_plan_free(const pgapi *api, pg_plan *p);
 
 /* Stops everything and frees the connection (its handles close through the loop). A query
  * in flight is dropped (the server rolls back its transaction when the socket closes). */

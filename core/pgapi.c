@@ -10,8 +10,8 @@
 
 #define SYM(field) {"PQ" #field, offsetof(pgapi, field)},
 static const dlapi_sym pq_syms[] = {
-    SYM(conninfoParse) SYM(conninfoFree) SYM(connectStart) SYM(connectPoll) SYM(finish) SYM(status)
-    SYM(errorMessage) SYM(pass) SYM(socket) SYM(backendPID) SYM(setnonblocking)
+    SYM(conninfoParse) SYM(conninfoFree) SYM(connectStart) SYM(connectStartParams) SYM(connectPoll) SYM(finish)
+    SYM(status) SYM(errorMessage) SYM(pass) SYM(host) SYM(hostaddr) SYM(socket) SYM(backendPID) SYM(setnonblocking)
     SYM(setNoticeProcessor) SYM(sendQuery) SYM(sendQueryParams) SYM(sendPrepare)
     SYM(sendQueryPrepared) SYM(flush) SYM(consumeInput) SYM(isBusy) SYM(getResult) SYM(notifies)
     SYM(getCancel) SYM(cancel) SYM(freeCancel) SYM(resultStatus) SYM(resultErrorField)

@@ -16,11 +16,14 @@ typedef struct pgapi {
   PQconninfoOption *(*conninfoParse)(const char *conninfo, char **errmsg);
   void (*conninfoFree)(PQconninfoOption *opts);
   PGconn *(*connectStart)(const char *conninfo);
+  PGconn *(*connectStartParams)(const char *const *keywords, const char *const *values, int expand_dbname);
   PostgresPollingStatusType (*connectPoll)(PGconn *conn);
   void (*finish)(PGconn *conn);
   ConnStatusType (*status)(const PGconn *conn);
   char *(*errorMessage)(const PGconn *conn);
   char *(*pass)(const PGconn *conn);
+  char *(*host)(const PGconn *conn);
+  char *(*hostaddr)(const PGconn *conn);
   int (*socket)(const PGconn *conn);
   int (*backendPID)(const PGconn *conn);
   int (*setnonblocking)(PGconn *conn, int arg);

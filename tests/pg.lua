@@ -238,4 +238,32 @@ function M.standby(primary)
   return s
 end
 
+--- freeze(s) -> thaw(): stops every process of a server M.start or M.standby made where it
+--- is (SIGSTOP: a paused machine, or one behind a dropped network), as a primary's own
+--- s.freeze() does, for a standby too; thaw() (idempotent) lets them go. Thaw before stop():
+--- a frozen server takes no stop signal.
+function M.freeze(s)
+  local pm = assert(tonumber((H.read(s.dir .. "/data/postmaster.pid") or ""):match("^(%d+)")), "no postmaster.pid")
+  local p = io.popen("pgrep -P " .. pm)
+  local pids = { pm }
+  for pid in p:read("a"):gmatch("%d+") do pids[#pids + 1] = pid end
+  p:close()
+  os.execute("kill -STOP " .. table.concat(pids, " "))
+  local thawed = false
+  return function()
+    if thawed then return end
+    thawed = true
+    os.execute("kill -CONT " .. table.concat(pids, " "))
+  end
+end
+
+--- hosts(s, ...) -> a URL naming the socket directories of the servers given (each made by
+--- M.start, M.standby, or the directory of M.silent's socket as a string), in that order,
+--- in libpq's multi-host form, with s's other parameters and target_session_attrs=read-write
+function M.hosts(s, ...)
+  local dirs = {}
+  for i, x in ipairs { ... } do dirs[i] = type(x) == "string" and x or x.dir end
+  return (s.url:gsub("host=[^&]*", "host=" .. table.concat(dirs, ","))) .. "&target_session_attrs=read-write"
+end
+
 return M

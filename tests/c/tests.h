@@ -153,6 +153,7 @@
   X(test_pg_mask_password)               \
   X(test_pg_scrub_conninfo)              \
   X(test_pg_sqlstate_codes)              \
+  X(test_pg_plan)                        \
   X(test_confine_layer_names)              \
   X(test_confine_spec_roundtrip)           \
   X(test_confine_decode_rejects)           \

@@ -56,4 +56,52 @@ describe("a worker on a PostgreSQL that stops answering", function()
       assert.equal(id .. "\n", H.read(dir .. "/workspace/" .. id .. ".line"), id)
     end
   end)
+
+  -- The primary frozen and its standby promoted, store.url naming both (the frozen one first):
+  -- the statements the worker had sent to the old primary fail once a check of the server
+  -- finds no answer (orket.c.pg's liveness_ms), so the worker says store_lost, and its new
+  -- connections go past the frozen host to the new primary. They waited for as long as the
+  -- old primary stayed frozen, and a new connection never got past it.
+  it("moves to a promoted standby while its primary stays frozen, every card done once", function()
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    -- (synchronous commits to the standby: a commit the worker was told of survives the failover)
+    local server = PG.start { commits_survive_kill = true, sync_standby = true }
+    local standby
+    local pid
+    finally(function()
+      if pid and H.alive(pid) then os.execute("kill -KILL " .. pid) end
+      server.thaw()
+      if standby then standby.stop() end
+      server.stop()
+    end)
+    standby = PG.standby(server)
+    local N = 8
+    local url = PG.hosts(server, server, standby) .. "&connect_timeout=2"
+    local dir = WP.project(fake.url, { epics = { { id = "V", n = N } }, slow = 300, store_url = url })
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nconcurrency = 4\n")
+    pid = WP.start_worker(dir, 1, { start = "V", lease_ms = 60000 })
+    H.wait_for(function()
+      orket.sleep(50)
+      return (H.read(dir .. "/w1.out") or ""):find('"type":"model"', 1, true) ~= nil
+    end, "the worker's first model call", 1200)
+    server.freeze()
+    standby.promote()
+    -- (about 90 s; it waited for as long as the old primary stayed frozen)
+    H.wait_for(function()
+      orket.sleep(100)
+      return not H.alive(pid)
+    end, "the worker to end with its primary frozen", 800)
+    local out, err = H.read(dir .. "/w1.out") or "", H.read(dir .. "/w1.err") or ""
+    assert.is_nil(err:find("internal error", 1, true), err)
+    assert.is_nil(err:find("traceback", 1, true), err)
+    assert.truthy(out:find('"type":"store_lost"', 1, true), out)
+    local board = WP.board_state(dir)
+    for i = 1, N do
+      local id = "V-" .. i
+      assert.equal("done", board[id].status, id .. ": " .. table.concat((getmetatable(board[id]) or { lines = {} }).lines, "\n"))
+      assert.equal(1, board[id].done, id)
+      assert.equal(id .. "\n", H.read(dir .. "/workspace/" .. id .. ".line"), id)
+    end
+  end)
 end)

@@ -83,12 +83,14 @@ end
 
 --- open(url, opts) -> db | nil, msg, CODE. Migrates the database (pg_schema) first.
 --- opts: size (connections, default 4), query_timeout_ms, connect_timeout_ms,
---- acquire_timeout_ms (as pgpool's).
+--- acquire_timeout_ms, liveness_ms (as pgpool's: a statement unanswered that long has its
+--- server checked, and fails as the store's loss when the server answers nothing).
 function M.open(url, opts)
   opts = opts or {}
   if outside_task() then return in_task(M.open, url, opts) end
   local pool = pgpool.new { url = url, size = opts.size, query_timeout_ms = opts.query_timeout_ms,
-    connect_timeout_ms = opts.connect_timeout_ms, acquire_timeout_ms = opts.acquire_timeout_ms }
+    connect_timeout_ms = opts.connect_timeout_ms, acquire_timeout_ms = opts.acquire_timeout_ms,
+    liveness_ms = opts.liveness_ms }
   local v, err, code = pg_schema.migrate(pool)
   if not v then
     pool:close()
@@ -174,8 +176,10 @@ end
 -- What says the server itself is gone or cannot take writes, not a statement's own error:
 -- a connection refused, lost or unusable, or not had in time (a server that stops
 -- answering, frozen or behind a dropped network: pgpool gives its connect timeout and its
--- acquire timeout SQLSTATE 08001; a query's own query_timeout_ms on a live connection is
--- that statement's failure, not the server's); SQLSTATE classes 08 (connection exception), 53
+-- acquire timeout SQLSTATE 08001, and a statement already sent to it fails once a check of
+-- the server has no answer either, pgpool's liveness_ms, with 08006; a query's own
+-- query_timeout_ms on a live connection is that statement's failure, not the server's,
+-- and no SQLSTATE comes with it); SQLSTATE classes 08 (connection exception), 53
 -- (insufficient resources: disk full, out of memory), 58 (system error: I/O) and 57P
 -- (the server shutting down, or not yet accepting connections), and 25P03 (the server ended
 -- the session of a transaction left idle past db:idle_tx_limit: the connection is gone).

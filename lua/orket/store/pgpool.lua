@@ -12,12 +12,25 @@ local task = require "orket.task"
 
 local M = {}
 
-M.DEFAULTS = { size = 4, connect_timeout_ms = 10000, query_timeout_ms = 0, acquire_timeout_ms = 30000 }
+-- liveness_ms: a statement without an answer for that long has its server checked with a
+-- connection of its own to the same host (orket.c.pg; pg.h, pg_opts): one not had within
+-- the host's connect deadline (the URL's connect_timeout, else 5 s) fails the statement
+-- ETIMEDOUT with SQLSTATE 08006, the store's loss (a worker says store_lost, its runs
+-- stop, and it carries on once a server answers: after a promotion, the new primary). A
+-- server that answers the check, even with a refusal of its own, leaves the statement to
+-- go on, so no statement fails for being slow (a migration, a backup's export, a lock
+-- waited for): that is why this is a check rather than a deadline on each statement. A
+-- server that stopped answering (frozen, behind a dropped network) held a statement sent
+-- to it for as long as it stayed so: a worker's turns kept their cards and leases fresh
+-- for minutes after a failover, and a /ready hung 100 s. query_timeout_ms stays 0: a
+-- statement's own deadline would fail the slow ones too.
+M.DEFAULTS = { size = 4, connect_timeout_ms = 10000, query_timeout_ms = 0, acquire_timeout_ms = 30000,
+  liveness_ms = 5000 }
 
 local Pool = {}
 Pool.__index = Pool
 
---- new{url=, size=, connect_timeout_ms=, query_timeout_ms=, acquire_timeout_ms=} -> pool
+--- new{url=, size=, connect_timeout_ms=, query_timeout_ms=, acquire_timeout_ms=, liveness_ms=} -> pool
 --- Connects nothing yet. url: a postgresql:// URL or libpq key=value words.
 function M.new(o)
   if type(o) ~= "table" or type(o.url) ~= "string" then
@@ -111,10 +124,11 @@ function Pool:acquire()
     end
     c:close()
   end
+  -- each host its own deadline (orket.c.pg); at a stop, the whole connect bounded by it too
   local cto = self.connect_timeout_ms
   if stop then cto = math.max(1, math.min(cto > 0 and cto or math.huge, stop)) end
   local c, err, code = cpg.connect(self.url, { connect_timeout_ms = math.tointeger(cto),
-    query_timeout_ms = self.query_timeout_ms })
+    total_timeout_ms = stop, query_timeout_ms = self.query_timeout_ms, liveness_ms = self.liveness_ms })
   if c and self.expired then c:give_up(self.expired) end -- (its statements answered as the others')
   if not c then
     self:release(lease)
