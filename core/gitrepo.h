@@ -203,11 +203,14 @@ int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e);
 
 /* Puts the card's branch orket/<card> aside as the ref aside (under GR_ASIDE_PREFIX, not
  * there yet): aside is made at the branch's commit (id, hex) and made durable, then the
- * branch is deleted while it still points there (a packed one too: packed-refs is rewritten
- * as Orket's write, repo.c), so that the card's next turn makes it again from main. ENOENT:
- * no such branch; EEXIST: aside is there already; EUNSAFE: workspace/ has the branch checked
- * out (nothing moved). A failure after aside was made leaves both: aside is then a copy. */
-int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, char *id, gr_err *e);
+ * branch is deleted (keep NULL) or moved back to keep (a commit id, hex: an ancestor of the
+ * tip, not the tip), only while it still points at the tip set aside (compare-and-swap; a
+ * delete of a packed one rewrites packed-refs as Orket's write, repo.c). Deleted, the card's
+ * next turn makes it again from main. ENOENT: no such branch; EEXIST: aside is there
+ * already; EINVAL: keep is no ancestor of the tip; EUNSAFE: workspace/ has the branch
+ * checked out (nothing moved). A failure after aside was made leaves both: aside is then a
+ * copy. */
+int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, const char *keep, char *id, gr_err *e);
 
 /* Settles card's worktree after whatever a crash interrupted (card NULL: refreshes main's
  * view, gitrepo_view_refresh). The index is always meant to be HEAD's tree. A ref move whose

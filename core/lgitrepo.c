@@ -470,13 +470,15 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
-/* repo:set_aside(card, ref) -> id (the branch's commit, now ref's) | nil, msg, CODE
- * (gitrepo_set_aside: ENOENT, EEXIST, EUNSAFE) */
+/* repo:set_aside(card, ref[, keep]) -> id (the branch's commit, now ref's) | nil, msg, CODE:
+ * the branch deleted, or moved back to keep (gitrepo_set_aside: ENOENT, EEXIST, EINVAL,
+ * EUNSAFE) */
 static int lgr_set_aside(lua_State *L) {
   lgr *o = lgr_check(L);
   char id[GR_OID_HEX + 1];
   gr_err e;
-  if (gitrepo_set_aside(o->r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), id, &e) != 0) return lgr_fail(L, &e);
+  if (gitrepo_set_aside(o->r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), luaL_optstring(L, 4, NULL), id, &e) != 0)
+    return lgr_fail(L, &e);
   lua_pushstring(L, id);
   return 1;
 }

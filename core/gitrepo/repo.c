@@ -550,11 +550,11 @@ int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e) {
 
 /* ---- setting a card's branch aside ------------------------------------------------------- */
 
-int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, char *id, gr_err *e) {
+int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, const char *keep, char *id, gr_err *e) {
   const gitapi *g = &r->git;
   char ref[GR_CARD_MAX + 64], why[GR_CARD_MAX + 96];
   git_reference *br = NULL, *made = NULL;
-  git_oid oid;
+  git_oid oid, back;
   gr_err seen;
   int valid = 0, rc, ret = -1;
   if (card == NULL || !gitrepo_card_valid(card))
@@ -562,10 +562,13 @@ int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, char *id,
   if (aside == NULL || strncmp(aside, GR_ASIDE_PREFIX, strlen(GR_ASIDE_PREFIX)) != 0 ||
       g->reference_name_is_valid(&valid, aside) < 0 || !valid)
     return gr_fail(e, "EINVAL", "not a ref name under " GR_ASIDE_PREFIX ": \"%.120s\"", aside ? aside : "");
+  if (keep != NULL && (strlen(keep) != GR_OID_HEX || g->oid_fromstr(&back, keep) < 0))
+    return gr_fail(e, "EINVAL", "not a commit id: \"%.64s\"", keep);
   snprintf(ref, sizeof ref, "refs/heads/" GR_CARD_PREFIX "%s", card);
-  /* a person's checkout of it in workspace/ would be left on a branch that is gone */
+  /* a person's checkout of it in workspace/ would be left on a branch that is gone, or whose
+   * files no longer match it */
   if (gr_ref_in_view(g, r->repo, ref, &seen) != 0)
-    return gr_fail(e, "EUNSAFE", "workspace/ has %s checked out, and Orket does not remove a branch under a person's "
+    return gr_fail(e, "EUNSAFE", "workspace/ has %s checked out, and Orket does not move a branch under a person's "
                    "checkout; nothing was moved. Check out something else there (git -C workspace checkout " GR_MAIN
                    "), then again", ref + 11);
   if ((rc = g->reference_lookup(&br, r->repo, ref)) < 0)
@@ -574,9 +577,15 @@ int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, char *id,
     gr_fail(e, "EINVAL", "%s is not a branch pointing at a commit", ref + 11);
     goto out;
   }
+  /* the branch goes back only to a commit of its own history, never to another line */
+  if (keep != NULL && (g->oid_equal(&back, &oid) || g->graph_descendant_of(r->repo, &oid, &back) != 1)) {
+    gr_fail(e, "EINVAL", "%s is not an ancestor of %s's tip", keep, ref + 11);
+    goto out;
+  }
   snprintf(why, sizeof why, "orket: set aside %s", ref + 11);
   rc = g->reference_create_matching(&made, r->repo, aside, &oid, 0, NULL, why);
   g->reference_free(made);
+  made = NULL;
   if (rc == GIT_EEXISTS) {
     gr_fail(e, "EEXIST", "%s is there already", aside);
     goto out;
@@ -585,17 +594,24 @@ int gitrepo_set_aside(gitrepo *r, const char *card, const char *aside, char *id,
     gr_git(g, e, rc, aside);
     goto out;
   }
-  /* the copy durable before the branch goes: a crash between leaves both, never neither */
+  /* the copy durable before the branch moves: a crash between leaves both, never neither */
   if (gr_sync(g, r->repo, e) != 0) goto out;
-  gr_write_begin(g, r->repo, "packed-refs.lock");
-  rc = g->reference_delete(br); /* refused when the branch moved since the lookup */
-  gr_write_end(g, r->repo);
+  if (keep != NULL) {
+    /* moved back only while it still points at the tip set aside (compare-and-swap) */
+    snprintf(why, sizeof why, "orket: %s back to a commit the store knows", ref + 11);
+    rc = g->reference_create_matching(&made, r->repo, ref, &back, 1, &oid, why);
+    g->reference_free(made);
+  } else {
+    gr_write_begin(g, r->repo, "packed-refs.lock");
+    rc = g->reference_delete(br); /* refused when the branch moved since the lookup */
+    gr_write_end(g, r->repo);
+  }
   if (rc < 0) {
     gr_git(g, e, rc, ref);
     goto out;
   }
   if (gr_sync(g, r->repo, e) != 0) goto out;
-  gr_forget(r, card); /* a linked worktree this handle kept open named the branch */
+  gr_forget(r, card); /* a linked worktree this handle kept open named the branch at its tip */
   g->oid_tostr(id, GR_OID_HEX + 1, &oid);
   ret = 0;
 out:

@@ -43,7 +43,7 @@ describe("orket restore of a backup older than a run that left a card's branch u
     H.write(dir .. "/script.lua", good)
     r = ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore")
     local ref = r.stdout:match("orket/START%-1 held commits the restored store does not know %(the newest "
-      .. stale:sub(1, 12) .. ", START%-1: turn 1 %(work, run 1%)%): set aside as "
+      .. stale:sub(1, 12) .. ", START%-1: turn 1 %(work, run 1%)%), and none it knows: set aside as "
       .. "(refs/orket/restored/[%w-]+/START%-1), so that the card's next run starts from main %(git %-C workspace branch NAME refs/orket/restored/[%w-]+/"
       .. "START%-1 takes it back%)\n")
     assert.is_string(ref, r.stdout)
@@ -125,5 +125,98 @@ return { rules = {
     assert.not_matches("was moved to", r.stdout, 1, true)
     assert.equal(tip, gc.git(ws, "rev-parse orket/START-1"))
     assert.is_string(H.read(dir .. "/.orket/worktrees/START-1/stale.txt"))
+  end)
+  -- the branch held the backup's own commit (turn 1 of run 1, journaled) under the dropped
+  -- run's: only the dropped one goes, the known one stays, and the card finishes with it
+  it("keeps the commits the restored store knows on the branch, setting aside only those after them", function()
+    local dir = backends.starter()
+    local ws = dir .. "/workspace"
+    local good = H.read(dir .. "/script.lua")
+    H.write(dir .. "/script.lua", (BAD:gsub("stale%.txt", "known.txt"):gsub("STALE", "KNOWN")))
+    H.orket("run START --json", { cwd = dir })
+    local known = gc.git(ws, "rev-parse orket/START-1"):match("^(%x+)\n$")
+    local file = H.tmpdir() .. "/known" .. (backends.name() == "pg" and ".export" or ".db")
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket("retry START-1", { cwd = dir }), "retry")
+    H.write(dir .. "/script.lua", (BAD:gsub("stale%.txt", "dropped.txt")))
+    H.orket("run START --json", { cwd = dir })
+    local dropped = gc.git(ws, "rev-parse orket/START-1"):match("^(%x+)\n$")
+    assert.equal("START-1: turn 1 (work, run 2)\n", gc.git(ws, "log -1 --format=%s orket/START-1"))
+    assert.equal(known .. "\n", gc.git(ws, "rev-parse orket/START-1^"))
+
+    H.write(dir .. "/script.lua", good)
+    local r = ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore")
+    local ref = r.stdout:match("orket/START%-1 held 1 turn commit the restored store does not know %(the newest "
+      .. dropped:sub(1, 12) .. ", START%-1: turn 1 %(work, run 2%)%): its tip " .. dropped:sub(1, 12) .. " was set "
+      .. "aside as (refs/orket/restored/[%w-]+/START%-1) %(git %-C workspace branch NAME [%w/-]+ takes it back%), "
+      .. "and the branch moved back to " .. known:sub(1, 12) .. " %(START%-1: turn 1 %(work, run 1%)%), the newest "
+      .. "of its commits the restored store knows, which stays on it with those before it\n")
+    assert.is_string(ref, r.stdout)
+    assert.equal(dropped .. "\n", gc.git(ws, "rev-parse " .. ref))
+    assert.equal(known .. "\n", gc.git(ws, "rev-parse orket/START-1"))
+    assert.matches("START-1's directory .orket/worktrees/START-1, of work the restored store does not know, was moved",
+      r.stdout, 1, true)
+
+    -- the card goes on from its known work: known.txt reaches main, dropped.txt never does
+    ok(H.orket("retry START-1", { cwd = dir }), "retry after the restore")
+    r = ok(H.orket("run START --json", { cwd = dir }), "run after the restore")
+    assert.matches('"status":"done"', r.stdout, 1, true)
+    assert.equal("KNOWN\n", gc.git(ws, "show main:known.txt"))
+    assert.equal("README.md\nhello.txt\nknown.txt\n", gc.git(ws, "ls-tree --name-only main"))
+  end)
+  -- What a restore needs of the store it replaces (the cards its dropped runs worked on, its
+  -- highest run id) is read before the copy: a rerun after a kill read the restored store
+  -- instead, and a damaged store none at all. A card whose directory is gone (parked, as a
+  -- canceled card's is) then kept the dropped run's commit on its branch.
+  local function bad_run_without_dir(dir)
+    local good = H.read(dir .. "/script.lua")
+    H.write(dir .. "/script.lua", BAD)
+    H.orket("run START --json", { cwd = dir })
+    H.write(dir .. "/script.lua", good)
+    gc.sh("rm -rf " .. H.quote(dir .. "/.orket/worktrees/START-1") .. " " .. H.quote(dir .. "/.orket/worktree-state/START-1"))
+    return gc.git(dir .. "/workspace", "rev-parse orket/START-1"):match("^(%x+)\n$")
+  end
+
+  it("sets the branch aside when the restore is run again after a kill after its copy", function()
+    local dir = backends.starter()
+    local ws = dir .. "/workspace"
+    local file = H.tmpdir() .. "/before" .. (backends.name() == "pg" and ".export" or ".db")
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local stale = assert(bad_run_without_dir(dir))
+    local r = H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir,
+      env = { ORKET_FAULT = "after_restore_copy:1" } })
+    assert.equal(137, r.status, r.stderr)
+    assert.equal(stale .. "\n", gc.git(ws, "rev-parse orket/START-1"))
+    r = ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore again")
+    assert.matches("orket/START-1 held commits the restored store does not know (the newest " .. stale:sub(1, 12),
+      r.stdout, 1, true)
+    assert.equal("", gc.git(ws, "branch --list orket/START-1"))
+    assert.is_nil(io.open(dir .. "/.orket/restore.pending"))
+    assert.is_nil(io.open(dir .. "/.orket/restore.pending-runs"))
+    r = ok(H.orket("run START --json", { cwd = dir }), "run after the restore")
+    assert.matches('"status":"done"', r.stdout, 1, true)
+    assert.equal("README.md\nhello.txt\n", gc.git(ws, "ls-tree --name-only main"))
+  end)
+
+  it("sets the branch aside and keeps its run ids when the store replaced is damaged", function()
+    if backends.name() ~= "sqlite" then return pending("a SQLite store's file: PostgreSQL keeps none in the project") end
+    local dir = backends.starter()
+    local ws = dir .. "/workspace"
+    local file = H.tmpdir() .. "/before.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local stale = assert(bad_run_without_dir(dir))
+    local f = assert(io.open(dir .. "/.orket/orket.db", "r+b"))
+    f:write("garbage, not a database")
+    f:close()
+    local r = ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore")
+    assert.matches("kept as", r.stderr, 1, true)
+    assert.matches("orket/START-1 held commits the restored store does not know (the newest " .. stale:sub(1, 12),
+      r.stdout, 1, true)
+    assert.matches("run id 1 was given out by the store it replaced", r.stdout, 1, true)
+    assert.equal("", gc.git(ws, "branch --list orket/START-1"))
+    r = ok(H.orket("run START --json", { cwd = dir }), "run after the restore")
+    assert.matches('"run_id":2', r.stdout, 1, true)
+    assert.not_matches("made before a restart", r.stdout, 1, true)
+    assert.equal("README.md\nhello.txt\n", gc.git(ws, "ls-tree --name-only main"))
   end)
 end)

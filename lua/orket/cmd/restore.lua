@@ -36,12 +36,16 @@ newest, and how many runs and cards they are of (no audit entry records a run's 
 workspace/ is not in a backup and keeps its commits: after an older backup is restored,
 main can hold merges of cards the store has as not done, which orket status does not point
 out; a resume works those cards again. A card's branch orket/CARD holding a commit of a
-turn the restored store does not know (a dropped run's, on a card it left unfinished) is set
-aside as refs/orket/restored/TIME-PID/CARD, each named (git -C workspace branch NAME REF takes
-one back), and with it the card's directory .orket/worktrees/CARD (so is the directory of a
-card the dropped runs worked on), moved to .orket/lost/restore-TIME-PID/: the card's next
-run starts from main and what the store records. Run ids the replaced store gave out are
-never given again: each one the backup lacks gets a row of its own, stopped, saying so. Refused
+turn the restored store does not know (a dropped run's, on a card it left unfinished) has
+its tip set aside as refs/orket/restored/TIME-PID/CARD, each named (git -C workspace branch
+NAME REF takes one back), and goes back to the newest of its commits the restored store knows
+(the card's work as of the backup, which stays; removed when it knows none: the card's next
+run starts from main), and the card's directory .orket/worktrees/CARD (so is the directory of
+a card the dropped runs worked on) is moved to .orket/lost/restore-TIME-PID/, made afresh from
+the branch by the card's next run. Run ids the replaced store gave out are
+never given again: each one the backup lacks gets a row of its own, stopped, saying so. A
+store that cannot be read (damaged, missing) names neither: every card branch is looked at
+then, and the run ids its turn commits name are kept. Refused
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
 continue on cards the restore changed (a run left to the workers that the backup holds
 as running is restored interrupted, named, for 'orket resume': an idle worker would carry
@@ -274,14 +278,31 @@ end
 
 -- What the store about to be replaced gave out and worked on, read before the copy: its run
 -- ids (kept in the copy's transaction: orket.store.restore_runs), and the cards runs worked
--- on after the backup's newest event (whose branches and directories may hold that work)
--- -> given | nil, worked, why the reads failed | nil
-local function given_out(db, checked)
-  local ok, given, worked = pcall(function()
-    return restore_runs.given(db), restore_runs.worked_cards(db, checked.newest and checked.newest.at)
-  end)
-  if not ok then return nil, {}, tostring(given) end
-  return given, worked
+-- on after the backup's newest event (whose branches and directories may hold that work).
+-- A store that could not be read (unread: damaged or missing, a new one made in its place;
+-- or a read that failed) gives neither: then every card branch is looked at, and the run ids
+-- its turn commits name are kept (orket.actions.restore_branches.scan). -> needs
+-- (restore_runs.needs), what is said of reads that failed | nil
+local function given_out(dir, db, checked, unread)
+  local gerr
+  if not unread then
+    local ok, given, worked = pcall(function()
+      return restore_runs.given(db), restore_runs.worked_cards(db, checked.newest and checked.newest.at)
+    end)
+    if ok then return restore_runs.needs { given = given, cards = worked } end
+    gerr = tostring(given)
+  end
+  local ok, scan, serr = pcall(restore_branches.scan, { dir = dir })
+  if not (ok and scan) then
+    return restore_runs.needs { all = true }, string.format("%s, nor workspace/'s branches (%s): run ids it gave out "
+      .. "may be given again", gerr and ("the store's run ids and worked cards could not be read (" .. gerr .. ")")
+      or "the store it replaces could not be read", inert.line(ok and serr or scan))
+  end
+  local said = gerr and string.format("the store's run ids and worked cards could not be read (%s): every card "
+    .. "branch is looked at instead, and the run ids its turn commits name are kept", gerr)
+  -- (no card is known worked: all looks at every branch, and no directory goes but with its
+  -- branch's commits)
+  return restore_runs.needs { given = scan.upto and { upto = scan.upto }, all = true, guessed = true }, said
 end
 
 -- the copy's transaction's own writes, after the content is in: the runs left to the workers
@@ -296,18 +317,25 @@ end
 
 -- The branches and directories of work the restored store does not know set aside
 -- (orket.actions.restore_branches), each said -> exit status (1: one could not be)
-local function branches_aside(dir, worked, cli)
+local function branches_aside(dir, needs, cli)
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local stamp = os.date("!%Y%m%dT%H%M%SZ") .. "-" .. math.tointeger(uv.os_getpid())
-  local ok, set, problems = pcall(restore_branches.set_aside, { dir = dir, db = db, worked = worked, stamp = stamp })
+  local ok, set, problems = pcall(restore_branches.set_aside, { dir = dir, db = db, worked = needs.cards,
+    all = needs.all, stamp = stamp })
   db:close()
   if not ok then set, problems = {}, { tostring(set) } end
   for _, a in ipairs(set) do
-    if a.ref then
-      io.stdout:write(string.format("orket/%s held commits the restored store does not know (the newest %s, %s): set "
-        .. "aside as %s, so that the card's next run starts from main (git -C workspace branch NAME %s takes it "
-        .. "back)\n",
+    if a.ref and a.keep then
+      io.stdout:write(string.format("orket/%s held %d turn commit%s the restored store does not know (the newest %s, "
+        .. "%s): its tip %s was set aside as %s (git -C workspace branch NAME %s takes it back), and the branch moved "
+        .. "back to %s (%s), the newest of its commits the restored store knows, which stays on it with those before "
+        .. "it\n", a.card, a.unknown, a.unknown == 1 and "" or "s", a.turn.id:sub(1, 12), inert.line(a.turn.summary),
+        a.id:sub(1, 12), a.ref, a.ref, a.keep.id:sub(1, 12), inert.line(a.keep.summary)))
+    elseif a.ref then
+      io.stdout:write(string.format("orket/%s held commits the restored store does not know (the newest %s, %s), and "
+        .. "none it knows: set aside as %s, so that the card's next run starts from main (git -C workspace branch "
+        .. "NAME %s takes it back)\n",
         a.card, a.turn.id:sub(1, 12), inert.line(a.turn.summary), a.ref, a.ref))
     end
     if a.moved then
@@ -427,7 +455,8 @@ end
 -- FILE (file) is checked whole before the damaged store is moved (a kill in a long check
 -- left it moved, an empty store in its place), and the move is said only once the restore
 -- is done (kept(): a refused one puts the damaged store back).
--- -> db, lock, undo, FILE's check, kept | nil
+-- -> db, lock, undo, FILE's check, kept, unread (true: the store replaced could not be
+-- read, a new one made in its place) | nil
 -- A project's files without its .orket/ (a clone on a new machine): the folder the run lock
 -- and the store live in, made first, private as open_store makes it -> true | nil (said)
 local function made_home(dir, say, cli)
@@ -491,42 +520,54 @@ local function recovered(dir, file, name, cli)
     cli.fail(fcode, "restore: %s", ferr)
     return nil
   end
-  return fresh, lock, undo, checked, said
+  return fresh, lock, undo, checked, said, true
 end
 
 -- The store's content replaced with FILE's (orket.store.backup), once what the store it
--- replaces gave out and worked on is read (given_out), which the copy's transaction keeps
--- -> info | nil, msg, CODE; the cards worked (given_out's)
-local function copied(dir, db, file, name, checked, before, cli)
+-- replaces gave out and worked on is read (given_out), with what an earlier restore killed
+-- after its copy read (its note: the store it replaced is gone), and noted in turn for a
+-- rerun; the copy's transaction keeps the ids -> info | nil, msg, CODE; the needs
+local function copied(dir, db, file, name, checked, before, unread, cli)
   checked.dropped = newer_line(db, checked, name, true)
-  local given, worked, gerr = given_out(db, checked)
-  if gerr then
-    cli.err("restore: the store's run ids and worked cards could not be read (%s): ids it gave out may be given "
-      .. "again, and its cards' branches are not looked at", gerr)
+  local needs, gerr = given_out(dir, db, checked, unread)
+  if gerr then cli.err("restore: %s", gerr) end
+  needs = restore_runs.merged(needs, before and restore_runs.noted(dir) or nil)
+  local noted, nerr, ncode = restore_runs.note(dir, needs)
+  if not noted then
+    audit_restore.unmark(dir, before)
+    return nil, "what the restore needs of the store it replaces could not be written: " .. tostring(nerr),
+      ncode or "EIO"
   end
+  local given = needs.upto and needs or nil
   local info, err, code = backup.restore(db, file, checked, settler(given, uv.fs_realpath(name) or name))
-  if not info then audit_restore.unmark(dir, before) end
+  if not info then
+    audit_restore.unmark(dir, before)
+    if not before then restore_runs.unnote(dir) end -- (an earlier restore's stays: its marker is back)
+  end
   if info then fault.hit("after_restore_copy") end
-  return info, err, code, worked
+  return info, err, code, needs
+end
+
+-- Marked before the copy, unmarked once recorded: a kill between leaves the marker, which
+-- audit verify names (orket.audit.restore) -> the marker it replaced (false: none) | nil (said)
+local function marked(dir, name, accept, cli)
+  local before, err, code = audit_restore.mark(dir, uv.fs_realpath(name) or name, accept)
+  if before == nil then cli.fail(code, "restore: %s: %s (the store was not changed)", config.shown(name), err) end
+  return before
 end
 
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
-  local db, lock, undo, precheck, kept = recovered(dir, file, name, cli)
+  local db, lock, undo, precheck, kept, unread = recovered(dir, file, name, cli)
   if not db then return 1 end
   local v, checked = ready(dir, db, file, name, accept, cli, precheck)
   local info, err, code, before
   if v then
-    -- marked before the copy, unmarked once recorded: a kill between leaves the marker,
-    -- which audit verify names (orket.audit.restore)
-    before, err, code = audit_restore.mark(dir, uv.fs_realpath(name) or name, accept)
-    if before == nil then
-      cli.fail(code, "restore: %s: %s (the store was not changed)", config.shown(name), err)
-      v = nil
-    end
+    before = marked(dir, name, accept, cli)
+    if before == nil then v = nil end
   end
-  local worked
-  if v then info, err, code, worked = copied(dir, db, file, name, checked, before, cli) end
+  local needs
+  if v then info, err, code, needs = copied(dir, db, file, name, checked, before, unread, cli) end
   db:close()
   if not info then
     if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
@@ -536,11 +577,15 @@ local function replace(dir, file, name, accept, cli)
   end
   if kept then cli.err("%s", kept) end
   local status = recorded(dir, v, name, info, accept, cli)
-  -- before the marker goes: a restore killed before this is run again, and finds them then
-  -- (one that could not be set aside is said, and the restore is done all the same)
-  local aside = status == 0 and branches_aside(dir, worked, cli) or 0
+  -- before the marker goes: a restore killed before this is run again, and finds them then,
+  -- by what this one noted before its copy (one that could not be set aside is said, and
+  -- the restore is done all the same)
+  local aside = status == 0 and branches_aside(dir, needs, cli) or 0
   -- (a restore that failed after the copy keeps it: its message says to restore again)
-  if status == 0 and not info.unrenewed then audit_restore.unmark(dir) end
+  if status == 0 and not info.unrenewed then
+    audit_restore.unmark(dir)
+    restore_runs.unnote(dir)
+  end
   lock:release()
   if info.unrenewed then
     -- the content is restored; only the new id, which tells event streams to start over, is not

@@ -53,12 +53,10 @@ local function find_run(dir, db, target)
     local candidates = runs.not_done(db, 20)
     -- a stopped run that recorded no model response (a REPL turn the card did not get) has
     -- nothing to carry on: a killed or interrupted run before it is the one meant
+    -- (a row a restore wrote to keep a dropped run's id never ran here: not_done leaves it out)
     local empty_stop
-    -- (a row a restore wrote to keep a dropped run's id never ran here: passed over)
-    local kept = {}
-    for _, r in ipairs(candidates) do kept[r.id] = restore_runs.kept(runs.get(db, r.id)) ~= nil end
     for _, r in ipairs(candidates) do
-      if not going[r.id] and not kept[r.id] then
+      if not going[r.id] then
         if r.status == "stopped" and turns.count(db, r.id) == 0 then
           empty_stop = empty_stop or r
         else
@@ -67,7 +65,7 @@ local function find_run(dir, db, target)
         end
       end
     end
-    row = row or empty_stop or (candidates[1] and not kept[candidates[1].id] and candidates[1]) or nil
+    row = row or empty_stop or candidates[1]
   end
   if row or err then return row, err end
   if target then return nil, "no run " .. target .. " (see 'orket runs')", "ENOENT", 2 end

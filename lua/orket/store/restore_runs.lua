@@ -9,6 +9,7 @@
 local runs = require "orket.store.runs"
 local statement = require("orket.store.dialect").statement
 local cjson = require "cjson.safe"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 
@@ -77,13 +78,16 @@ end
 --- store holds the backup: a row for each id from the store's next up to given.upto
 --- (given(): the replaced store's), so that its next run's id is above every one that store
 --- gave out; file: the backup restored, named in each row's data. nil: none was needed.
+--- An upto read off commits (given.guessed: a store that could not be read) keeps at most
+--- READ_MAX ids past the backup's: a commit's text names any number.
 --- Raises on a store error (the transaction rolls back).
 function M.keep(db, given, file)
-  if not given then return nil end
+  if not (given and given.upto) then return nil end
   local have, from = int(runs.latest_id(db)) or 0, nil
-  while have < given.upto do
+  local upto = given.guessed and math.min(given.upto, have + M.READ_MAX) or given.upto
+  while have < upto do
     local next_id = have + 1
-    local old = given.rows[next_id] or {}
+    local old = given.rows and given.rows[next_id] or {}
     local data = assert(cjson.encode { restore = { file = file, reason = M.REASON } })
     assert(db:run(INSERT(db), old.target or "?", old.kind or "?", data))
     local id = int(runs.latest_id(db))
@@ -92,6 +96,82 @@ function M.keep(db, given, file)
     from, have = from or id, id
   end
   return from and { from = from, to = have }
+end
+
+-- What a restore needs of the store it replaces is read before the copy; a restore killed
+-- after the copy is run again on a store that holds the backup already, which gave those ids
+-- out to no one and worked no card since. So it is written (synced) beside the restore's
+-- marker (.orket/restore.pending, orket.audit.restore) before the copy, read by the rerun,
+-- and removed with the marker.
+M.NOTE = "restore.pending-runs"
+-- the most bytes of a note read (READ_MAX rows and CARDS_MAX cards fit well under it)
+M.NOTE_MAX = 8 * 1024 * 1024
+
+local function note_path(dir) return (dir or ".") .. "/.orket/" .. M.NOTE end
+
+--- needs{given=, cards=, all=, guessed=} -> what a restore needs: given (given(), or nil),
+--- cards (worked_cards), all (every card branch is looked at: the store could not be read),
+--- guessed (given's upto is read off commits) -> {upto=, rows=, cards=, all=, guessed=}
+function M.needs(o)
+  local g = o.given or {}
+  return { upto = g.upto, rows = g.rows or {}, cards = o.cards or {}, all = o.all or false,
+    guessed = o.guessed or false }
+end
+
+--- merged(a, b) -> the needs of both (b: an earlier restore's, killed after its copy | nil)
+function M.merged(a, b)
+  if not b then return a end
+  local out = { upto = a.upto, rows = {}, cards = {}, all = a.all or b.all, guessed = a.guessed }
+  -- (the higher upto, with whether it was read off commits)
+  if b.upto and (not out.upto or b.upto > out.upto) then out.upto, out.guessed = b.upto, b.guessed end
+  for _, side in ipairs { b, a } do
+    for id, r in pairs(side.rows) do out.rows[id] = r end
+  end
+  local seen = {}
+  for _, side in ipairs { a, b } do
+    for _, c in ipairs(side.cards) do
+      if not seen[c] and #out.cards < M.CARDS_MAX then
+        seen[c] = true
+        out.cards[#out.cards + 1] = c
+      end
+    end
+  end
+  table.sort(out.cards)
+  return out
+end
+
+--- note(dir, needs) -> true | nil, msg, CODE: needs written (synced) for a rerun
+function M.note(dir, needs)
+  local rows = {}
+  for id, r in pairs(needs.rows) do rows[#rows + 1] = { id, r.target, r.kind } end
+  local text = assert(cjson.encode { upto = needs.upto, rows = rows, cards = needs.cards, all = needs.all,
+    guessed = needs.guessed })
+  return fieldline.write_whole(note_path(dir), text .. "\n", 384)
+end
+
+--- noted(dir) -> the needs an earlier restore noted (its marker still there) | nil (none,
+--- or not readable as one: the rerun reads what it can)
+function M.noted(dir)
+  local f = io.open(note_path(dir), "r")
+  if not f then return nil end
+  local text = f:read(M.NOTE_MAX + 1) or ""
+  f:close()
+  local m = #text <= M.NOTE_MAX and cjson.decode(text)
+  if type(m) ~= "table" then return nil end
+  local out = { upto = int(m.upto), rows = {}, cards = {}, all = m.all == true, guessed = m.guessed == true }
+  for _, r in ipairs(type(m.rows) == "table" and m.rows or {}) do
+    local id = type(r) == "table" and int(r[1])
+    if id then out.rows[id] = { target = tostring(r[2]), kind = tostring(r[3]) } end
+  end
+  for _, c in ipairs(type(m.cards) == "table" and m.cards or {}) do
+    if type(c) == "string" and #out.cards < M.CARDS_MAX then out.cards[#out.cards + 1] = c end
+  end
+  return out
+end
+
+--- unnote(dir): the note removed (the restore recorded, or none pending)
+function M.unnote(dir)
+  os.remove(note_path(dir))
 end
 
 return M

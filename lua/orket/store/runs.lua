@@ -86,10 +86,15 @@ end
 
 
 --- not_done(db, limit) -> the newest runs that are not done ({id, status} each), newest
---- first, at most limit; raises on a store error
+--- first, at most limit; raises on a store error. A row a restore wrote to keep a dropped
+--- run's id (orket.store.restore_runs: its data's restore) never ran here and is left out in
+--- the statement: a restore that dropped more runs than limit left only such rows newest.
+local NOT_DONE = statement(function(d)
+  return "SELECT id, status FROM runs WHERE (status IS NULL OR status <> 'done') AND " .. d.json_text("data", "restore")
+    .. " IS NULL ORDER BY id DESC LIMIT ?"
+end)
 function M.not_done(db, limit)
-  return assert(db:rows("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT ?",
-    limit))
+  return assert(db:rows(NOT_DONE(db), limit))
 end
 
 --- latest_id(db) -> the newest run's id | nil (no run); raises on a store error
