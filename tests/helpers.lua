@@ -209,7 +209,7 @@ end
 
 --- ok(r, what) -> r, an H.orket result, once its status is 0 (else raises naming what)
 function M.ok(r, what)
-  if r.status ~= 0 then error(what .. " failed: " .. tostring(r.stderr), 2) end
+  if r.status ~= 0 then error(what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout), 2) end
   return r
 end
 

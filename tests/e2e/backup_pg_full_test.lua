@@ -6,10 +6,7 @@
 local H = require "tests.helpers"
 local backends = require "tests.backends"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok = H.ok
 
 -- a project whose backup is some hundreds of KiB, and a backup of it at FILE -> dir, FILE
 local function project_with_backup()

@@ -7,10 +7,7 @@ local H = require "tests.helpers"
 local backends = require "tests.backends"
 local uv = require "luv"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok = H.ok
 
 -- path's content and inode, to see that a refusal changed nothing
 local function seen(path)

@@ -6,10 +6,7 @@
 local H = require "tests.helpers"
 local backends = require "tests.backends"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok = H.ok
 
 -- a project with 2 checkpoints (entries 2 and 4) and an entry after them, and its backup ->
 -- the backup's path, the key that signed them

@@ -9,10 +9,7 @@ local people = require "tests.people"
 local backends = require "tests.backends"
 local cjson = require "cjson"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok = H.ok
 
 local function backup_file()
   return H.tmpdir() .. "/before" .. (backends.name() == "pg" and ".export" or ".db")

@@ -7,10 +7,7 @@ local H = require "tests.helpers"
 local backends = require "tests.backends"
 local cjson = require "cjson"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok = H.ok
 
 -- the run_id of a run's run_end line (orket run --json)
 local function run_id(r)

@@ -8,10 +8,7 @@ local H = require "tests.helpers"
 local backends = require "tests.backends"
 local gc = require "tests.gitcards"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok = H.ok
 
 -- the bad run's model: START-1's coder writes stale.txt, then nothing more (the card ends
 -- blocked by its turn budget, its branch holding the commit of turn 1 of run 1)
