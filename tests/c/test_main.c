@@ -13,6 +13,8 @@ static const check_case cases[] = {
 
 int main(int argc, char **argv) {
   int passed = 0, failed = 0, skipped = 0;
+  /* a failing check's line (stderr) lands beside its test's name, written to a file too */
+  setvbuf(stdout, NULL, _IOLBF, 0);
   for (const check_case *c = cases; c->name; c++) {
     if (argc > 1 && strstr(c->name, argv[1]) == NULL) continue;
     check_ctx t = {0};
