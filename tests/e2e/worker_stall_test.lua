@@ -82,9 +82,20 @@ describe("orket worker stalled in a tool's effect past its lease", function()
     assert.equal("W-1\n", H.read(dir .. "/workspace/W-1.line"))
     -- the stalled worker learnt it lost the card and ended its turn so, writing nothing more
     -- for it (its renewal may say the loss first, in a lease_lost of its own, without a turn)
+    local out = H.read(dir .. "/w1.out")
     local turn_lost = 0
     for _, ev in ipairs(events(dir, 1, "lease_lost")) do if ev.turn then turn_lost = turn_lost + 1 end end
-    assert.equal(1, turn_lost, H.read(dir .. "/w1.out"))
+    assert.equal(0, #events(dir, 1, "turn_end"), out)
+    if turn_lost == 0 and backends.name() == "pg" then
+      -- or another task of the worker's was inside a write transaction when the fault stopped
+      -- it (more often so under the sanitizer build): the server ended that session once it
+      -- stood idle past db:idle_tx_limit, and the worker, woken, lost its store and stopped
+      -- its run there, the turn with it, before the turn could learn of the card's loss
+      assert.is_true(#events(dir, 1, "store_lost") > 0, out)
+      assert.equal("interrupted", events(dir, 1, "run_end")[1].status, out)
+    else
+      assert.equal(1, turn_lost, out)
+    end
   end)
 
   -- A worker stalled while its model call was in flight, past its lease: the answer came,
