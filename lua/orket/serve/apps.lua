@@ -490,6 +490,16 @@ function Apps:handle(req, ctx, id)
   if not SAFE[req.method] and not keys.allows(role, "operator") then
     return text(req, ctx, 403, "Writing to the app needs the operator role.")
   end
+  -- The app's cookie is SameSite=Lax, and every app is same-site with every other: a
+  -- script on another sandbox's page (the agents' code) could post to this app, its write
+  -- signed in as the person who opened it. A write is passed only from the app's own page
+  -- (or typed: Sec-Fetch-Site none; or a client that is no browser, which sends no cookie
+  -- it was not given); the app's own forms still post to it.
+  if not SAFE[req.method] and self:_foreign(req, id) then
+    ctx.auth = "app_foreign_page"
+    return text(req, ctx, 403, "A page of another origin may not write to this app: only the app's own pages "
+      .. "post to it (the browser's Sec-Fetch-Site, or else its Origin, said the request came from elsewhere).")
+  end
   if req.too_large then
     -- an upload a person makes in the app's form: what the cap is and what sets it
     local max = ctx.server and ctx.server.limits and ctx.server.limits.max_body_bytes

@@ -55,11 +55,12 @@ describe("an app on its own origin", function()
     local lines = {}
     srv.log = function(line) lines[#lines + 1] = cjson.decode(line) end
     local host = "Host: " .. math.tointeger(id) .. ".sandbox.localhost:" .. srv:port()
-    -- (more: the request's other header lines)
-    return function(path, more)
+    -- (more: the request's other header lines; method and body: a write's)
+    return function(path, more, method, body)
       local hs = { host, "Cookie: orket_app=" .. token }
       for _, h in ipairs(more or {}) do hs[#hs + 1] = h end
-      return H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, total_timeout_ms = 20000, headers = hs }
+      return H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, total_timeout_ms = 20000, headers = hs,
+        method = method, body = body }
     end, lines, stop, math.tointeger(id), srv, db, dir
   end
 
@@ -111,6 +112,54 @@ describe("an app on its own origin", function()
   -- (without it Django answers the script's writes 403), Last-Event-ID (an EventSource
   -- resuming), Authorization (its own Basic challenge's answer, its own token); never one
   -- of Orket's credentials, nor Orket's cookie
+  -- Every app is same-site with every other, and the app's cookie is SameSite=Lax: a
+  -- script on another sandbox's page posted to this app as the person who opened it
+  it("passes a write from the app's own page only, never one another origin's page sent", function()
+    local reached = 0
+    local app, sock = raw_app(function(line)
+      reached = reached + 1
+      return ECHO(line)
+    end)
+    local request, lines, stop, id, srv = server(sock)
+    local own = "http://" .. id .. ".sandbox.localhost:" .. srv:port()
+    local sibling = "http://" .. (id + 1) .. ".sandbox.localhost:" .. srv:port()
+    local form = { "Content-Type: application/x-www-form-urlencoded" }
+    local function post(...)
+      local hs = { table.unpack(form) }
+      for _, h in ipairs { ... } do hs[#hs + 1] = h end
+      return request("/notes", hs, "POST", "text=x")
+    end
+    for _, refused in ipairs {
+      { "Sec-Fetch-Site: same-site", "Origin: " .. sibling },
+      { "Sec-Fetch-Site: cross-site", "Origin: http://evil.example" },
+      { "Origin: " .. sibling }, -- a browser that sends no Sec-Fetch-Site
+      { "Origin: null" },
+      { "Referer: " .. sibling .. "/page" },
+    } do
+      local st, body = post(table.unpack(refused))
+      assert.equal(403, st, table.concat(refused, " ") .. ": " .. body)
+      assert.truthy(body:find("another origin", 1, true), body)
+      assert.equal("app_foreign_page", lines[#lines].auth)
+    end
+    assert.equal(0, reached)
+    -- the app's own form, a typed request, a client that is no browser; a sibling's GET passes
+    for _, passed in ipairs {
+      { "Sec-Fetch-Site: same-origin", "Origin: " .. own },
+      { "Origin: " .. own },
+      { "Sec-Fetch-Site: none" },
+      {},
+    } do
+      local st, body = post(table.unpack(passed))
+      assert.equal(200, st, table.concat(passed, " ") .. ": " .. body)
+      assert.equal("POST /notes HTTP/1.1", body)
+    end
+    local st = request("/notes", { "Sec-Fetch-Site: same-site" })
+    assert.equal(200, st)
+    assert.equal(5, reached)
+    stop()
+    app:close()
+  end)
+
   it("passes the app its CSRF headers, Last-Event-ID and its own Authorization, never Orket's", function()
     local sock = H.tmpdir() .. "/app.sock"
     local app = uv.new_pipe(false)
