@@ -600,7 +600,9 @@ function Server:_dispatch(req, ctx)
     local who, st, code, msg, why, remedy, as = self.auth:check(req, own, dv)
     if not who then
       ctx.auth, ctx.key = why, as -- (as: whose valid session a refused write rode)
-      local wait = st == 401 and refused_credential(self, remote)
+      -- (a request with no credential at all is no guess: every load of the board before
+      -- its sign-in asks so, and counted, ten loads from one address refused the right password)
+      local wait = st == 401 and why ~= "missing" and refused_credential(self, remote)
       if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil, remedy)
     end

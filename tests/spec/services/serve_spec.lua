@@ -2303,7 +2303,7 @@ describe("orket.serve failed authentications", function()
     local jar = "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);")
     local wrong = k:sub(1, -2) .. (k:sub(-1) == "0" and "1" or "0")
     local bearer, refused = function(key) return { "Authorization: Bearer " .. key } end, nil
-    refused = { bearer(wrong), bearer("ork_0000000000000000_" .. ("0"):rep(64)), {},
+    refused = { bearer(wrong), bearer("ork_0000000000000000_" .. ("0"):rep(64)),
       { "Cookie: orket_session=ors_" .. ("0"):rep(64) }, { "Authorization: Basic eDp5" } }
     for i = 1, 3 do assert.equal(401, (get(refused[i])), i) end -- the burst (3) used up
     -- a valid key and session act, before and after refused ones; each refused one is 429
@@ -2322,6 +2322,10 @@ describe("orket.serve failed authentications", function()
     -- the log says why each was refused
     local why = cjson.decode(lines[#lines])
     assert.same({ 429, "malformed" }, { why.status, why.auth })
+    -- a request that carries no credential at all (the board asking whether it is signed
+    -- in, before anyone types) is no guess: 401 as ever, held off by nothing
+    st, doc = get {}
+    assert.same({ 401, "unauthorized" }, { st, doc.error.code })
     -- a sign-in with the key opens a session; a wrong key's waits
     st, doc = sign_in { key = k }
     assert.same({ 200, "viewer" }, { st, doc.role })
@@ -2333,6 +2337,30 @@ describe("orket.serve failed authentications", function()
     st, doc = sign_in { user = "ann", password = PW }
     assert.same({ 429, "rate_limited" }, { st, doc.error.code })
     assert.equal(429, (sign_in { user = "ann", key = k }))
+    stop()
+  end)
+
+  -- Every load of the board before its sign-in asks GET /v1/session with nothing: counted,
+  -- ten loads from one address (an office's NAT, an unlisted proxy) refused the right password
+  it("never counts a request without any credential, so opening the board spends no sign-in", function()
+    local cjson = require "cjson"
+    local accounts = require "orket.serve.accounts"
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    assert(keys.create(db, dir, "ci", "viewer")) -- a key: no more local use, so a sign-in is needed
+    local PW = "correct horse battery 1"
+    assert(accounts.add(db, "ann", "viewer", assert(accounts.hash("ann", "viewer", PW)), "root"))
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("auth_fail_burst=3,auth_fail_rate=0.001")), log = function() end }
+    local url = "http://127.0.0.1:" .. srv:port() .. "/v1/session"
+    for i = 1, 12 do
+      local st, text = H.fetch { url = url }
+      assert.same({ 401, "unauthorized" }, { st, cjson.decode(text).error.code }, i)
+    end
+    local st, text = H.fetch { url = url, method = "POST", headers = { "Content-Type: application/json" },
+      body = cjson.encode { user = "ann", password = PW } }
+    assert.same({ 200, "viewer" }, { st, cjson.decode(text).role })
     stop()
   end)
 
