@@ -34,7 +34,8 @@ typedef struct ll_req {
   char *url, *base_dn, *user_attr, *bind_dn, *bind_password, *group_base_dn, *name, *password;
   size_t namelen, pwlen;
   int timeout_ms, rc, cancelled, lookup; /* lookup: no password, ldapbind_lookup */
-  char dn[1024], err[512];
+  ldapbind_entry entry;
+  char err[512];
   char *groups[LDAPBIND_MAX_GROUPS];
   size_t ngroups;
 } ll_req;
@@ -70,10 +71,10 @@ static void ll_work(uv_work_t *wk) {
   ll_req *q = wk->data;
   ldapbind_opts o = {q->url, q->bind_dn, q->bind_password, q->base_dn, q->user_attr, q->group_base_dn, q->timeout_ms};
   if (q->lookup)
-    q->rc = ldapbind_lookup(&q->api, &o, q->name, q->namelen, q->dn, sizeof q->dn, ll_on_group, q, q->err, sizeof q->err);
+    q->rc = ldapbind_lookup(&q->api, &o, q->name, q->namelen, &q->entry, ll_on_group, q, q->err, sizeof q->err);
   else
-    q->rc = ldapbind_verify(&q->api, &o, q->name, q->namelen, q->password, q->pwlen, q->dn, sizeof q->dn, ll_on_group,
-                            q, q->err, sizeof q->err);
+    q->rc = ldapbind_verify(&q->api, &o, q->name, q->namelen, q->password, q->pwlen, &q->entry, ll_on_group, q, q->err,
+                            sizeof q->err);
 }
 
 static int ll_results(lua_State *L, void *ud) {
@@ -84,9 +85,15 @@ static int ll_results(lua_State *L, void *ud) {
     lua_pushstring(L, q->rc == LDAPBIND_REFUSED ? "EAUTH" : q->rc == LDAPBIND_DOWN ? "EUNAVAILABLE" : "EINVAL");
     return 3;
   }
-  lua_createtable(L, 0, 2);
-  lua_pushstring(L, q->dn);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, q->entry.dn);
   lua_setfield(L, -2, "dn");
+  if (q->entry.uuid[0] != '\0') {
+    lua_pushstring(L, q->entry.uuid);
+    lua_setfield(L, -2, "uuid");
+  }
+  lua_pushboolean(L, q->entry.members_seen);
+  lua_setfield(L, -2, "members_seen");
   lua_createtable(L, (int)q->ngroups, 0);
   for (size_t i = 0; i < q->ngroups; i++) {
     lua_pushstring(L, q->groups[i]);
@@ -146,9 +153,11 @@ static char *ll_copy(const char *s, size_t n) {
 }
 
 /* verify({url=, base_dn=, user_attr=, bind_dn=, bind_password=, group_base_dn=,
- *   timeout_ms=}, name, password) -> {dn=, groups={cn...}} | nil, msg, code (EAUTH: no such
- *   person or a wrong password; EUNAVAILABLE: the directory is down or failed; EINVAL: an
- *   empty password, a bad name). Waits (call it in a task) while the check runs. */
+ *   timeout_ms=}, name, password) -> {dn=, uuid= (the entryUUID, lower case; absent when the
+ *   directory gives none), groups={cn...}, members_seen= (an empty groups is the directory's
+ *   word: ldapbind.h)} | nil, msg, code (EAUTH: no such person or a wrong password;
+ *   EUNAVAILABLE: the directory is down or failed; EINVAL: an empty password, a bad name, a
+ *   bind_dn without bind_password). Waits (call it in a task) while the check runs. */
 static int ll_start(lua_State *L, int lookup) {
   const char *fn = lookup ? "lookup" : "verify"; /* for its errors */
   luaL_checktype(L, 1, LUA_TTABLE);

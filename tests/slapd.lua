@@ -147,6 +147,37 @@ function M.start(opts)
     if mrc ~= 0 then error("slapmodify failed: " .. mout) end
     s.start()
   end
+  -- s.entry(dn) -> the entry's LDIF as slapcat writes it (its operational attributes, the
+  -- entryUUID among them), unwrapped | nil (no such entry)
+  function s.entry(dn)
+    -- by a filter on entryDN (slapcat -s aborts on a leaf entry), the DN escaped as RFC 4515 says
+    local value = dn:gsub("[%(%)%*\\%z]", function(c) return string.format("\\%02x", c:byte()) end)
+    local rc, out = H.sh(string.format("/usr/sbin/slapcat -f %s -a %s -o ldif_wrap=no", H.quote(dir .. "/slapd.conf"),
+      H.quote("(entryDN=" .. value .. ")")))
+    if rc ~= 0 then error("slapcat failed: " .. out) end
+    local ldif = out:match("(dn: [^\n]*\n.-)\n\n") or out:match("(dn: .*)")
+    return ldif and ldif:find("^dn: " .. dn:gsub("%p", "%%%0") .. "\n") and ldif or nil
+  end
+  -- s.uuid_of(dn) -> the entry's entryUUID | nil
+  function s.uuid_of(dn) return ((s.entry(dn) or ""):match("\nentryUUID: (%S+)")) end
+  -- s.move(dn, new_dn[, ldif]): the entry moved to new_dn (its RDN kept: another OU), its
+  -- entryUUID with it, as a modrdn does (which slapmodify cannot: the entry deleted, then
+  -- added again by slapadd, which keeps the operational attributes it is given); ldif
+  -- (slapmodify's, e.g. the groups' members changed) applied in the same stop
+  function s.move(dn, new_dn, ldif)
+    assert(dn:match("^[^,]+") == new_dn:match("^[^,]+"), "s.move keeps the RDN")
+    s.stop()
+    local entry = assert(s.entry(dn), "no entry " .. dn)
+    H.write(dir .. "/change.ldif", "dn: " .. dn .. "\nchangetype: delete\n\n" .. (ldif or ""))
+    local mrc, mout = H.sh(string.format("/usr/sbin/slapmodify -f %s -l %s", H.quote(dir .. "/slapd.conf"),
+      H.quote(dir .. "/change.ldif")))
+    if mrc ~= 0 then error("slapmodify failed: " .. mout) end
+    H.write(dir .. "/moved.ldif", "dn: " .. new_dn .. entry:sub(#("dn: " .. dn) + 1) .. "\n")
+    local arc, aout = H.sh(string.format("/usr/sbin/slapadd -f %s -l %s", H.quote(dir .. "/slapd.conf"),
+      H.quote(dir .. "/moved.ldif")))
+    if arc ~= 0 then error("slapadd failed: " .. aout) end
+    s.start()
+  end
   return s
 end
 

@@ -31,6 +31,7 @@ local mcp_client = require "orket.mcp.client"
 local mcp_settings = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local secret = require "orket.settings.secret"
+local signin_settings = require "orket.settings.signin"
 local inert = require "orket.inert"
 local cost = require "orket.cost"
 local uv = require "luv"
@@ -77,11 +78,14 @@ local function check_signin_projects(dir, out, data)
 end
 
 -- a provider or directory of sign_in reached in clear on another host: `orket serve` warns
--- of it at its start, in the same words (orket.serve.signin's cleartext)
-local function check_signin_clear(dir, warnings, data)
+-- of it at its start, in the same words (orket.serve.signin's cleartext); a bind_dn whose
+-- password's variable is unset or blank here, on which it refuses to start
+local function check_signin_clear(dir, warnings, data, out)
   local ok, s = pcall(settings.resolve, { sign_in = data.sign_in })
   if not (ok and s and s.sign_in) then return end -- none, or a bad section: said by settings.check
   for _, w in ipairs(signin.cleartext(s.sign_in)) do add(warnings, dir, w) end
+  local nopw = signin_settings.service_password(s.sign_in.ldap)
+  if nopw then add(out, dir, nopw) end
 end
 
 -- orket.lua: every problem of its settings (orket.settings.check), then the scripted
@@ -517,7 +521,7 @@ function M.check(dir)
   for _, w in ipairs(cost.price_warnings(cfg and cfg.models.prices)) do add(warnings, dir, w, "orket.lua") end
   if data then
     check_unpriced(dir, warnings, data, cfg, team, by_name)
-    check_signin_clear(dir, warnings, data)
+    check_signin_clear(dir, warnings, data, out)
   end
   check_epics(dir, out, warnings, summary, team)
   check_compose(dir, out, warnings)

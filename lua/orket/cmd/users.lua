@@ -7,8 +7,8 @@ local jsonout = require "orket.jsonout"
 local task = require "orket.task"
 
 local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR | --password-stdin] | "
-  .. "users list [--json] | users disable NAME | users enable NAME | users passwd NAME [--password-env VAR | "
-  .. "--password-stdin] | "
+  .. "users list [--json] | users disable NAME | users enable NAME [--new-subject] | users passwd NAME "
+  .. "[--password-env VAR | --password-stdin] | "
   .. "users role NAME viewer|operator|admin | users unlock NAME  [-C DIR]"
 local cmd = { summary = "add, list, disable and enable the people who sign in to orket serve, set their password "
   .. "and role, lift a lockout", usage = USAGE }
@@ -20,7 +20,14 @@ journal and the audit name them as user:NAME. add asks the password on the termi
 (twice), or reads it from the environment variable --password-env names, or as the first
 line of standard input with --password-stdin (for a script); it is never an argument,
 which other users could read in the process list. disable ends the person's
-sessions at once, also in a running 'orket serve'; enable lets them sign in again. passwd
+sessions at once, also in a running 'orket serve'; enable lets them sign in again, and
+says which of their keys work again with it. enable --new-subject, for a person of the
+LDAP directory whose name the directory now gives to another entry (a newcomer given a
+leaver's DN; or the person's own entry moved, where the directory gives no entryUUID),
+hands the name to that entry: the old subject's keys are revoked, its sessions ended and
+its project memberships dropped (it says how many), and the entry's next sign-in takes
+the name, with the role its groups give. A plain enable of such a person would be undone
+by the server's next look at the directory. passwd
 sets a person's password (asked, or from --password-env or --password-stdin, as for add) and ends the
 sessions they signed in to with the old one. role sets their account's role: admin makes
 them a server admin, another role unmakes one; the last enabled admin keeps it. Their role
@@ -54,7 +61,8 @@ end
 -- The words: {dir, sub, name, role, env, json} | nil, exit status (the usage error said)
 local function words(args, cli)
   local o = {}
-  local flags = { ["--json"] = function() o.json = true end, ["--password-stdin"] = function() o.stdin = true end }
+  local flags = { ["--json"] = function() o.json = true end, ["--password-stdin"] = function() o.stdin = true end,
+    ["--new-subject"] = function() o.new_subject = true end }
   local dir, pos = cli.words(cmd, args, flags, "a person's name", {
     -- a second, different --role is refused: the last winning made `--role viewer --role admin` an admin
     ["--role"] = { what = "viewer, operator or admin", set = function(v) o.role = v end, once = cmdline.one_value("--role") },
@@ -78,6 +86,7 @@ local function words(args, cli)
   end
   if o.env and o.stdin then return nil, cli.usage_error(cmd, "give --password-env or --password-stdin, not both") end
   if o.json and o.sub ~= "list" then return nil, cli.usage_error(cmd, "--json goes with users list") end
+  if o.new_subject and o.sub ~= "enable" then return nil, cli.usage_error(cmd, "--new-subject goes with users enable") end
   if o.sub == "add" and not o.role then return nil, cli.usage_error(cmd, "users add needs --role viewer, operator or admin") end
   return o
 end
@@ -145,8 +154,56 @@ local SAID = {
   end,
 }
 
+-- what an enable brings back with the person: "their keys work again: NAME (ID), ..." | the
+-- words for none, and for a directory's person the way out when the directory gave their
+-- name to another entry (read before the store is closed)
+local function brought_back(db, name)
+  local keys = require "orket.store.keys" -- lazy: as accounts
+  local users = require "orket.store.users" -- lazy: as accounts
+  local live = {}
+  for _, k in ipairs(keys.list(db, name)) do
+    if not k.revoked_at then live[#live + 1] = string.format("%s (%s, %s)", k.name, k.id, k.role) end
+  end
+  local lines = { #live == 0 and "no key of theirs comes back: they have none that is not revoked"
+    or string.format("%d key%s of theirs work%s again: %s", #live, #live == 1 and "" or "s", #live == 1 and "s" or "",
+      table.concat(live, ", ")) }
+  local row = users.get(db, name)
+  if row and row.hash:match("^!ldap:") then
+    lines[#lines + 1] = string.format("if the directory disabled %s because it gives the name to another entry now, "
+      .. "its next look disables them again: 'orket users enable %s --new-subject' hands the name to that entry "
+      .. "instead, revoking these keys", name, name)
+  end
+  return table.concat(lines, "\n")
+end
+
+-- users enable NAME --new-subject -> exit status (orket.serve.identity's hand_over)
+local function hand_over(db, o, cli)
+  local actor, localuse = cli.operator()
+  local identity = require "orket.serve.identity" -- lazy: as accounts
+  local res, err, code = identity.hand_over(db, o.name, { actor = actor.seat, audit_actor = localuse.operator(),
+    route = "cli" })
+  db:close()
+  if not res then
+    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
+    cli.fail(code, "users: %s", err)
+    return 1
+  end
+  cli.say_operator()
+  local ks, ps = {}, {}
+  for i, k in ipairs(res.keys) do ks[i] = string.format("%s (%s)", k.name, k.id) end
+  for i, m in ipairs(res.projects) do ps[i] = m.project .. ":" .. m.role end
+  local function n(count, one) return string.format("%d %s%s", count, one, count == 1 and "" or "s") end
+  io.stdout:write(string.format("handed %s to the directory's entry that has the name now: its next sign-in takes "
+    .. "it, with the role its groups give; the old subject's %s revoked%s, %s ended, %s dropped%s; %s is "
+    .. "enabled\n", res.name, n(#res.keys, "key"), #ks > 0 and (" (" .. table.concat(ks, ", ") .. ")") or "",
+    n(res.sessions, "session"), n(#res.projects, "project membership"),
+    #ps > 0 and (" (" .. table.concat(ps, ", ") .. ")") or "", res.name))
+  return 0
+end
+
 -- users add, disable, enable, passwd, role or unlock -> exit status
 local function change(accounts, db, o, hash, cli)
+  if o.new_subject then return hand_over(db, o, cli) end
   local actor, localuse = cli.operator()
   local acts = {
     add = function() return accounts.add(db, o.name, o.role, hash, actor.seat) end,
@@ -158,8 +215,9 @@ local function change(accounts, db, o, hash, cli)
   local res, err, code = localuse.audited(db, action, nil, acts[o.sub] or function()
     return accounts.set_disabled(db, o.name, o.sub == "disable", actor.seat)
   end, accounts.subject)
-  -- read before the store is closed: who there is to make one
+  -- read before the store is closed: who there is to make one; what an enable brings back
   local none_left = res and res.no_admin_left and accounts.none_left(db, res.name, "this machine")
+  local back = res and o.sub == "enable" and res.changed and brought_back(db, res.name)
   db:close()
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
@@ -172,6 +230,7 @@ local function change(accounts, db, o, hash, cli)
   else
     io.stdout:write(string.format("%s %s (%s)%s\n", o.sub == "disable" and "disabled" or "enabled", res.name, res.role,
       res.changed and "" or ", as it was already"))
+    if back then io.stdout:write(back, "\n") end
     if res.no_admin_left then
       cli.err("users: " .. none_left)
     end

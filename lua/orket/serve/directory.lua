@@ -3,11 +3,12 @@
 -- key or session is used more than sign_in.ldap.recheck_s after this server last looked is
 -- looked up again (orket.auth.ldap's lookup: the search's own bind, no password, on the
 -- thread pool), and the request waits for the answer: no entry of theirs under a base_dn
--- that exists, or in groups none of which gives a role, or their name now another entry's,
--- they are disabled as `orket users disable` does (sessions ended, keys refused; journaled
--- and audited with the actor "ldap"); their groups changed, their roles follow as at a
--- sign-in (orket.serve.identity); no group seen at all, their roles stay (the look's bind
--- may not be allowed to read groups). A missing base_dn or a failed search is the
+-- that exists, or in groups none of which gives a role, or their name now another entry's
+-- (another entryUUID; another DN where the directory gives none), they are disabled as
+-- `orket users disable` does (sessions ended, keys refused; journaled and audited with the
+-- actor "ldap"); their groups changed, their roles follow as at a sign-in (orket.serve.
+-- identity); no group listed, while the look's bind can read no group's members at all,
+-- their roles stay (_answered says why). A missing base_dn or a failed search is the
 -- directory's failure, never the person's. While one look is under way, the person's other
 -- requests are answered from the last one. A directory that cannot be reached leaves the last answer
 -- standing for sign_in.ldap.grace_s after the last good look (counted from the server's
@@ -28,6 +29,13 @@ M.GONE_REMEDY = "the directory's answer disabled them: if it is wrong, the direc
   .. "entry under base_dn, in a group sign_in.roles maps to a role), then a server admin enables them again (orket "
   .. "users enable NAME, or POST /v1/users/NAME/enable); the server's log has what the directory answered "
   .. "(docs/teams.md#offboarding)"
+-- and when the name is now another entry's: a plain enable would be undone by the next
+-- look, which finds that entry again; only handing the name over ends it
+M.TAKEN_REMEDY = "the directory gives this name to another entry now (a new entryUUID, or a new DN where the "
+  .. "directory gives none): a plain enable would be undone at the next look. If that entry is the person's (moved "
+  .. "where the directory gives no entryUUID) or the name's new holder, a server admin hands the name to it with "
+  .. "orket users enable NAME --new-subject, which revokes the old subject's keys and ends its sessions; the "
+  .. "server's log has what the directory answered (docs/teams.md#offboarding)"
 
 local Directory = {}
 Directory.__index = Directory
@@ -59,14 +67,15 @@ end
 --- directory:seen(name): the directory vouched for name just now (a sign-in)
 function Directory:seen(name) self:_of(name).at = uv.now() end
 
--- Directory:_gone(db, name, reason, why) -> nil, 401, ...: the directory says the person
--- is gone (reason: no-entry, no-role, refused; why: in words): disabled. A leaver is never
+-- Directory:_gone(db, name, reason, why[, taken]) -> nil, 401, ...: the directory says the
+-- person is gone (reason: no-entry, no-role, refused; why: in words; taken: the name is
+-- another entry's, whose remedy differs): disabled. A leaver is never
 -- kept, the last enabled server admin included (a sign-in of theirs is refused alike, and
 -- their keys would outlive their entry), as `orket users disable` does not keep them;
 -- that one's disabling names why in its audit entry (why=, lastadmin=yes) and in the
 -- server's log, with what brings an admin back, since no person is left to manage people
 -- over the API (docs/teams.md, "Offboarding")
-function Directory:_gone(db, name, reason, why)
+function Directory:_gone(db, name, reason, why, taken)
   local res, err = identity.gone(db, name, { source = "ldap", route = "directory", reason = reason })
   if not res then
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
@@ -77,7 +86,7 @@ function Directory:_gone(db, name, reason, why)
       .. "disabled: %s (a leaver is never kept); %s", name, tostring(why), none_left) }
   end
   return nil, 401, "unauthorized", "the directory no longer gives this person a role here; they were disabled",
-    "ldap gone: " .. tostring(why), M.GONE_REMEDY
+    "ldap gone: " .. tostring(why), taken and M.TAKEN_REMEDY or M.GONE_REMEDY
 end
 
 --- directory:check(db, who) -> true[, looked (the directory answered: their roles may
@@ -108,6 +117,12 @@ function Directory:check(db, who)
   if not ok then person, err, code = nil, person, "EUNAVAILABLE" end
   if person then return self:_answered(db, p, who, person) end
   if code == "EAUTH" then return self:_gone(db, who.user, "no-entry", err) end
+  return self:_unconfirmed(p, err)
+end
+
+-- the look could not confirm the person (err: why): the last answer stands within the
+-- grace, then they are refused until the directory answers again
+function Directory:_unconfirmed(p, err)
   p.failed = uv.now()
   if p.failed - p.at < self.grace_ms then return true end
   p.down = true
@@ -116,23 +131,32 @@ function Directory:check(db, who)
 end
 
 -- The directory found the person's entry (person: orket.auth.ldap's lookup). Groups it
--- lists give their roles as at a sign-in; none listed cannot tell a person taken out of
--- every group from a bind that may not read groups (ACLs often let only the person see
--- them, as at a sign-in), so their roles stay those of their last sign-in.
+-- lists give their roles as at a sign-in. None listed is the directory's word that they are
+-- in none when the look could tell (person.groups_known): no group_base_dn, or the look's
+-- bind could read some group's members (its group search found any group with a member or
+-- memberUid it may see). Then a person taken out of every group is gone (no-role), unless
+-- default_role gives them one. Only a bind that can read no group's members at all is
+-- blind (ACLs often let only the person see them, as at a sign-in): it cannot tell a
+-- person in no group from members it may not read, so their roles stay those of their
+-- last sign-in. (A directory whose groups are all empty looks blind too: nothing is lost.)
 function Directory:_answered(db, p, who, person)
-  local blind = self.signin.ldap.group_base_dn ~= nil and #person.groups == 0
+  local blind = self.signin.ldap.group_base_dn ~= nil and #person.groups == 0 and not person.groups_known
   if blind then
     person.keep_roles = true
     if not p.blind and self.log then
       self.log { event = "directory", user = who.user, message = "the directory's look lists no group of this "
-        .. "person: their roles stay those of their last sign-in (can bind_dn read the groups?)" }
+        .. "person, and its bind can read no group's members: their roles stay those of their last sign-in (let "
+        .. "bind_dn read member and memberUid under group_base_dn)" }
     end
     p.blind = true
   elseif not person.role then
     return self:_gone(db, who.user, "no-role", "none of this person's groups has a role on this server")
   end
   -- audited with the route "directory", as the look's disable is: the person did not sign in
-  local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles, "directory")
+  local subject, legacy = identity.ldap_subject(person)
+  person.legacy = legacy
+  local id, ferr, fcode, fkind = identity.federated(db, person, "ldap", subject, self.signin.project_roles,
+    "directory")
   if id then
     p.at, p.down, p.failed = uv.now(), false, nil
     -- the last admin kept though the directory's groups give less (orket.serve.identity):
@@ -143,7 +167,9 @@ function Directory:_answered(db, p, who, person)
     return true, not blind
   end
   -- another entry holds the name now, or the person was disabled meanwhile
-  if fcode == "EAUTH" then return self:_gone(db, who.user, "refused", ferr) end
+  if fcode == "EAUTH" then return self:_gone(db, who.user, "refused", ferr, fkind == "subject") end
+  -- bound to an entryUUID the answer did not give: not confirmed, as a directory down
+  if fkind == "unconfirmed" then return self:_unconfirmed(p, ferr) end
   return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
 end
 

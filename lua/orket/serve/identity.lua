@@ -2,7 +2,8 @@
 -- its Argon2id hash (orket.serve.accounts); a person of an OpenID Connect provider or an
 -- LDAP directory is kept in the same users table, under the name the provider gives, with
 -- no password: the hash column holds "!oidc:" or "!ldap:" and a BLAKE2b of who the provider
--- says they are (the issuer and subject, the directory's DN). No password verifies it; it
+-- says they are (the issuer and subject; the directory entry's entryUUID, else its DN: see
+-- ldap_subject). No password verifies it; it
 -- says where the person comes from, and binds the name to that one subject: a name is not
 -- unique at every provider (a person may choose their preferred_username), so another
 -- subject giving the same name is refused, never taken for them; and a provider's subject
@@ -14,8 +15,10 @@
 local accounts = require "orket.serve.accounts"
 local audit_chain = require "orket.audit.chain"
 local crypto = require "orket.c.crypto"
+local keys = require "orket.store.keys"
 local ldap = require "orket.auth.ldap"
 local projects = require "orket.store.projects"
+local sessions = require "orket.store.sessions"
 local signin_settings = require "orket.settings.signin"
 local team = require "orket.serve.team"
 local users = require "orket.store.users"
@@ -23,8 +26,36 @@ local users = require "orket.store.users"
 local M = {}
 
 --- mark(source, subject) -> what the hash column holds for a person of source ("oidc",
---- "ldap") whom the provider calls subject
-function M.mark(source, subject) return "!" .. source .. ":" .. crypto.hash(source .. "\0" .. subject, 16) end
+--- "ldap") whom the provider calls subject. A directory's person bound to an entryUUID
+--- (ldap_subject) has "!ldap:u" before the hex digits, told apart from one bound to a DN:
+--- an answer that brings no entryUUID for them cannot confirm them (federated)
+function M.mark(source, subject)
+  local h = crypto.hash(source .. "\0" .. subject, 16)
+  if source == "ldap" and subject:find("^entryUUID:") then return "!ldap:u" .. h end
+  return "!" .. source .. ":" .. h
+end
+
+-- The hash column of a directory's person whose name a server admin handed to whichever
+-- entry has it now (hand_over): no mark, so the next sign-in or look of that name binds it
+M.HANDED = "!ldap:new-subject"
+
+--- ldap_subject(who) -> subject, legacy | subject: what a directory's person (who: orket.auth.
+--- ldap's answer) is bound to. Their entry's entryUUID (RFC 4530) when the directory gives
+--- one: it stays when the entry moves (another OU, a renamed RDN, a DN's case) and is never
+--- another entry's, where a DN is given again to whoever gets the old one's place. Else its
+--- DN, as the text the directory gives. legacy: the DN, beside an entryUUID, for a person
+--- bound by their DN before (migrated at their next sign-in or look, while it still matches).
+--- ("entryUUID:" can begin no DN: an attribute's name holds no colon.)
+function M.ldap_subject(who)
+  if who.uuid then return "entryUUID:" .. who.uuid, who.dn end
+  return who.dn
+end
+
+-- What the log says of a sign-in or look refused because the name is another entry's: the
+-- way out that works (a plain enable would be undone by the next look)
+M.ANOTHER_ENTRY = "if this entry is the person (an entry moved where the directory gives no entryUUID) or the "
+  .. "name's new holder, a server admin hands the name to it: orket users enable NAME --new-subject (which revokes "
+  .. "the old subject's keys and sessions; docs/teams.md#offboarding)"
 
 local function source_of(row) return accounts.source_of(row.hash) end
 
@@ -93,19 +124,45 @@ end
 --- a bearer token) or "directory" (orket.serve.directory's look, which is no sign-in).
 --- The last enabled server admin stays one whatever their groups give: identity.kept says
 --- why, identity.groups_role what the groups gave. Refused: a name that is not a valid person's name, a name
---- kept for another way of signing in or another subject, a disabled person.
+--- kept for another way of signing in or another subject, a disabled person (a 4th result
+--- says which of the last two: "subject", "disabled"). A directory's person bound to an
+--- entryUUID whom the answer gives none (subject a DN: the search's bind may no longer read
+--- it) is not confirmed: nil, msg, "EUNAVAILABLE", "unconfirmed", the directory's failure,
+--- never taken for another subject. person.legacy (a directory's person,
+--- ldap_subject's): the subject they may have been bound to before; a row bound to it, or
+--- handed over (M.HANDED), is bound to subject now.
 function M.federated(db, person, source, subject, project_roles, route)
   route = route or "sign_in"
   local name, role = person.name, person.role
   local ok, nerr = accounts.check_name(name)
   if not ok then return nil, "the provider's name for this person is not usable here: " .. nerr, "EAUTH" end
   local mark = M.mark(source, subject)
+  local legacy = source == "ldap" and person.legacy and M.mark(source, person.legacy) or nil
+  -- whether row is this subject's: bound to it, or to be bound to it now (its old binding
+  -- still matching, or handed over)
+  local function ours(row)
+    return crypto.equal(row.hash, mark) or (legacy ~= nil and crypto.equal(row.hash, legacy))
+      or (source == "ldap" and row.hash == M.HANDED)
+  end
   local function refusal(row)
     if source_of(row) ~= source then
       return "a person named '" .. name .. "' signs in another way (" .. source_of(row) .. ")"
     end
-    if not crypto.equal(row.hash, mark) then return "the name '" .. name .. "' belongs to another " .. source .. " subject" end
-    if row.disabled_at then return "this person was disabled" end
+    if source == "ldap" and row.hash:find("^!ldap:u") and not subject:find("^entryUUID:") then
+      return "the directory gave no entryUUID for this person's entry, and they are bound to one (can the search's "
+        .. "bind still read entryUUID?)", "unconfirmed"
+    end
+    if not ours(row) then return "the name '" .. name .. "' belongs to another " .. source .. " subject", "subject" end
+    if row.disabled_at then return "this person was disabled", "disabled" end
+  end
+  -- nil, why, code, kind: row refused
+  local function refused(row)
+    local why, kind = refusal(row)
+    return nil, why, kind == "unconfirmed" and "EUNAVAILABLE" or "EAUTH", kind
+  end
+  -- the binding made this subject's, in the caller's transaction (the row read there)
+  local function bind(row)
+    if row and not crypto.equal(row.hash, mark) then users.set_hash(db, name, mark) end
   end
   -- the common case read without a write: known, bound to this subject, roles unchanged
   local seen = users.get(db, name)
@@ -118,9 +175,20 @@ function M.federated(db, person, source, subject, project_roles, route)
       if other.disabled_at then return nil, "this person was disabled", "EAUTH" end
     end
   end
-  if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
+  if seen and refusal(seen) then return refused(seen) end
+  local rebind = seen and not crypto.equal(seen.hash, mark)
   if person.keep_roles then
     if not seen then return nil, "this person is not known here", "EAUTH" end
+    if rebind then
+      local done, why, code, kind = db:tx(function()
+        local row = users.get(db, name)
+        if not row then return nil, "this person is not known here", "EAUTH" end
+        if refusal(row) then return refused(row) end
+        bind(row)
+        return true
+      end)
+      if not done then return nil, why, code, kind end
+    end
     return accounts.identity(name, seen.role, mark)
   end
   -- the identity, said kept when their groups would have demoted the last admin
@@ -137,10 +205,11 @@ function M.federated(db, person, source, subject, project_roles, route)
     return kept, now_role, memberships(person, now_role, project_roles)
   end
   local kept, now_role, want = due(seen)
-  if seen and seen.role == now_role and settled(db, name, want) then return id_of(now_role, kept) end
+  if seen and not rebind and seen.role == now_role and settled(db, name, want) then return id_of(now_role, kept) end
   return db:tx(function()
     local row = users.get(db, name)
-    if row and refusal(row) then return nil, refusal(row), "EAUTH" end
+    if row and refusal(row) then return refused(row) end
+    bind(row)
     -- asked again in the transaction: another admin may have come or gone since
     kept, now_role, want = due(row)
     -- audited with whom they were about, as an admin's changes are (docs/audit.md)
@@ -244,6 +313,79 @@ function M.unhosted(project_roles, hosted)
   return out
 end
 
+--- unroled(db, name, who) -> what was done, in words for the log | nil: the directory's answer
+--- to a sign-in (who: orket.auth.ldap's, bound as the person themselves) lists their groups
+--- and none gives a role. The person kept here as that entry is disabled there and then, as
+--- the directory's look disables its leavers (gone's no-role; actor ldap, route directory,
+--- why=no-role), the last enabled server admin too (a leaver is never kept): their sessions
+--- end and their keys stop, not only this sign-in. An answer whose bind could read no
+--- group's members (who.groups_known false) tells nothing: refused only. So is a name kept
+--- for another entry (a recycled one's newcomer) or nobody yet.
+function M.unroled(db, name, who)
+  if not who.groups_known then
+    return "not disabled: the directory showed this bind no group's members, so no group listed tells nothing"
+  end
+  local row = users.get(db, name)
+  if not row or row.disabled_at or source_of(row) ~= "ldap" then return nil end
+  local subject, legacy = M.ldap_subject(who)
+  local bound = crypto.equal(row.hash, M.mark("ldap", subject))
+    or (legacy ~= nil and crypto.equal(row.hash, M.mark("ldap", legacy)))
+  if not bound then return nil end
+  local res, err = M.gone(db, name, { source = "ldap", route = "directory", reason = "no-role", say_why = true })
+  if not res then return "not disabled: store: " .. tostring(err) end
+  local said = name .. " was disabled here"
+  if res.none_left then said = said .. ", the last enabled server admin (a leaver is never kept); " .. res.none_left end
+  return said
+end
+
+--- hand_over(db, name, o) -> {name, role, keys = {{id, name, role}...}, sessions, projects =
+--- {{project, role}...}} | nil, msg, CODE (ENOENT; EUSAGE: not a directory's person): the
+--- name of a directory's person given to whichever entry the directory gives it now (the
+--- next sign-in or look of the name binds it: M.HANDED), for a name that is now another
+--- entry's (a DN given again to a newcomer; or, where the directory gives no entryUUID, the
+--- person's own entry moved). The old subject's keys are revoked and its sessions ended,
+--- its project memberships dropped (the newcomer's groups give theirs at the sign-in), and
+--- the person enabled, in one transaction: journaled (key_revoke, member_revoke,
+--- user_enable) with the actor o.actor and audited with o.audit_actor and o.route
+--- (user_enable's subject says newsubject=yes and how many keys).
+function M.hand_over(db, name, o)
+  return db:tx(function()
+    local row = users.get(db, name)
+    if not row then return nil, users.unknown(db, name), "ENOENT" end
+    if source_of(row) ~= "ldap" then
+      return nil, string.format("%s signs in %s: --new-subject hands a directory's (LDAP) person's name to the "
+        .. "entry that has it now", name, source_of(row) == "local" and "with a password here"
+        or ("through " .. source_of(row))), "EUSAGE"
+    end
+    local res = { name = name, role = row.role, keys = {}, projects = {} }
+    local function audit(action, subject)
+      audit_chain.record(db, { actor = o.audit_actor, action = action, route = o.route, subject = subject })
+    end
+    for _, k in ipairs(keys.list(db, name)) do
+      if not k.revoked_at then
+        keys.revoke(db, k.id)
+        assert(sessions.delete_for_key(db, k.id))
+        db:event { kind = "key_revoke", actor = o.actor, data = { id = k.id, name = k.name } }
+        audit("key_revoke", { key = k.name, keyid = k.id, role = k.role, person = name })
+        res.keys[#res.keys + 1] = { id = k.id, name = k.name, role = k.role }
+      end
+    end
+    res.sessions = users.sessions_end(db, name)
+    for _, m in ipairs(projects.of_user(db, name)) do
+      projects.remove(db, m.project, name)
+      db:event { kind = "member_revoke", actor = o.actor, data = { project = m.project, name = name, was = m.role } }
+      audit("member_revoke", { person = name, project = m.project })
+      res.projects[#res.projects + 1] = { project = m.project, role = m.role }
+    end
+    users.set_hash(db, name, M.HANDED)
+    if users.set_disabled(db, name, false) > 0 then
+      db:event { kind = "user_enable", actor = o.actor, data = { name = name } }
+    end
+    audit("user_enable", { person = name, role = row.role, newsubject = "yes", keys = #res.keys })
+    return res
+  end)
+end
+
 --- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a
 --- name (in any case) and password, checked by the local account of that name, else by the LDAP
 --- directory when sign_in.ldap is set (signin: orket.settings.signin's section); code
@@ -267,16 +409,26 @@ function M.verify(db, signin, name, password)
     accounts.decoy_check(password)
     return nil, "ldap: not a person's name here, the directory not asked: " .. nerr
   end
-  local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
+  local who, err, code, unroled = ldap.verify(signin.ldap, signin.roles, name, password)
   if not who and code == "EUNAVAILABLE" then return nil, "ldap: " .. tostring(err), code end
-  local id, ferr
-  if who then id, ferr = M.federated(db, who, "ldap", who.dn, signin.project_roles) end
+  local id, ferr, note
+  if who then
+    local subject, legacy = M.ldap_subject(who)
+    who.legacy = legacy
+    local fcode, kind
+    id, ferr, fcode, kind = M.federated(db, who, "ldap", subject, signin.project_roles)
+    -- not confirmed (no entryUUID given for one bound to it): the directory's failure
+    if fcode == "EUNAVAILABLE" then return nil, "ldap: " .. tostring(ferr), fcode end
+    if kind == "subject" then note = M.ANOTHER_ENTRY:gsub("NAME", function() return name end) end
+  elseif unroled then
+    note = M.unroled(db, name, unroled)
+  end
   if not id then
     -- a local account's refusal costs an Argon2id check: so does the directory's, or the
     -- names that are not local accounts would stand out by their speed (the directory's
     -- own round trip still adds its time: docs/serve.md)
     accounts.decoy_check(password)
-    return nil, "ldap: " .. tostring(err or ferr)
+    return nil, "ldap: " .. tostring(err or ferr) .. (note and ("; " .. note) or "")
   end
   return id
 end

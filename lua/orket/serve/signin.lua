@@ -14,6 +14,7 @@ local identity = require "orket.serve.identity"
 local routes = require "orket.serve.routes"
 local session = require "orket.serve.session"
 local settings = require "orket.settings"
+local signin_settings = require "orket.settings.signin"
 local uv = require "luv"
 
 local err = routes.err
@@ -28,7 +29,7 @@ M.MAX_COOKIES = 4 -- sign-ins in flight in one browser (tabs): past it, its olde
 function M.load(dir)
   local data = config.read(dir)
   local s, serr = settings.resolve { sign_in = data and data.sign_in or nil }
-  if not s then return nil, serr end
+  if not s then return nil, config.placed(dir, serr) end
   return s.sign_in
 end
 
@@ -58,6 +59,9 @@ end
 function M.attach(server, dir)
   local s, serr = M.load(dir)
   if not s then return nil, serr end
+  -- a bind_dn whose password's variable is unset or blank: the service could not bind
+  local nopw = signin_settings.service_password(s.ldap)
+  if nopw then return nil, config.placed(dir, nopw) end
   for _, line in ipairs(M.cleartext(s)) do server:_log { event = "warning", message = line } end
   server.signin = s
   server.oidc = s.oidc and oidc.new(s.oidc, s.roles) or nil

@@ -142,6 +142,39 @@ local LDAP = {
 }
 local LDAP_REQUIRED = { "url", "base_dn" }
 
+-- what a bind_dn without its password is told: a simple bind with a DN and an empty
+-- password is an unauthenticated bind (RFC 4513 5.1.2), which a directory that allows it
+-- takes for anonymous, so the service's searches would run as nobody while orket.lua names
+-- an account (and one that refuses it fails every sign-in with words that do not say why)
+M.NO_BIND_PASSWORD = "sign_in.ldap.bind_dn is set with no password, so the service's bind is not sent: a bind with "
+  .. "a DN and an empty password is an unauthenticated bind, which a directory may take for anonymous"
+
+-- bind_dn needs bind_password or bind_password_env (which of the two is set, the other
+-- field's variable included, is said at the start: M.service_password)
+local function ldap_bind(out)
+  if out.bind_dn and out.bind_password == nil and out.bind_password_env == nil then
+    fail("ldap.bind_password", "is required with bind_dn (secret \"NAME\", or bind_password_env naming the "
+      .. "variable that holds it): a bind with a DN and no password is an unauthenticated bind, which a directory "
+      .. "may take for anonymous; leave bind_dn out to search anonymously")
+  end
+  return out
+end
+
+--- service_password(ldap[, getenv]) -> a message "orket.lua: sign_in.ldap.bind_password_env: ..."
+--- | nil: the section's bind_dn gets its password from bind_password_env alone, and that
+--- variable is unset or blank (empty or only spaces: orket.settings.secret's given), so
+--- the service could not bind. `orket validate` and the server's start say it; the
+--- settings check cannot, as every command reads them and only the server needs the
+--- variable. A secret "NAME" missing is said by orket.settings.secret's problems.
+function M.service_password(ldap, getenv)
+  if not (ldap and ldap.bind_dn and ldap.bind_password == nil and ldap.bind_password_env) then return nil end
+  if secret.given((getenv or os.getenv)(ldap.bind_password_env)) then return nil end
+  return string.format("orket.lua: sign_in.ldap.bind_password_env: %s is unset or empty, and bind_dn needs its "
+    .. "password: a bind with a DN and no password is an unauthenticated bind, which a directory may take for "
+    .. "anonymous; set %s in the server's environment, or give bind_password = secret \"NAME\"",
+    ldap.bind_password_env, ldap.bind_password_env)
+end
+
 local function fields(src, p, spec, required, known)
   if type(src) ~= "table" then fail(p, "must be a table (fields: %s)", known) end
   local out = {}
@@ -166,8 +199,8 @@ function M.section(src)
       out.oidc = fields(v, "oidc", OIDC, OIDC_REQUIRED, "issuer, client_id, client_secret, client_secret_env, redirect_uri, scopes, "
         .. "groups_claim, name_claim, api_audience, clock_skew_s, timeout_ms, default_role, key_lifetime_days")
     elseif k == "ldap" then
-      out.ldap = fields(v, "ldap", LDAP, LDAP_REQUIRED, "url, bind_dn, bind_password, bind_password_env, base_dn, user_attr, "
-        .. "group_base_dn, timeout_ms, default_role, recheck_s, grace_s")
+      out.ldap = ldap_bind(fields(v, "ldap", LDAP, LDAP_REQUIRED, "url, bind_dn, bind_password, bind_password_env, "
+        .. "base_dn, user_attr, group_base_dn, timeout_ms, default_role, recheck_s, grace_s"))
     elseif k == "roles" then
       out.roles = group_map(v, "roles", M.ROLES)
     elseif k == "project_roles" then

@@ -1,7 +1,8 @@
 -- orket.c.ldap and orket.auth.ldap against Debian's slapd (tests.slapd): a person found and
--- bound with their password, their groups mapped to a role, and each refusal named: a wrong
--- password, an empty one, no such person, a filter injected through the name, the
--- directory down.
+-- bound with their password, their entry's entryUUID, their groups mapped to a role (and
+-- whether an empty list is the directory's word), and each refusal named: a wrong password,
+-- an empty one, a service bind_dn with none, no such person, a filter injected through the
+-- name, the directory down.
 local H = require "tests.helpers"
 local ldap = require "orket.c.ldap"
 local auth_ldap = require "orket.auth.ldap"
@@ -137,6 +138,116 @@ describe("LDAP sign-in", function()
     assert.is_nil(who, said)
     assert.equal("EUNAVAILABLE", code, said)
     assert.is_truthy(msg)
+  end)
+
+  it("gives the entry's entryUUID, which a move keeps and a new entry of the same DN does not", function()
+    if not s then return pending(why) end
+    local alice = assert(ldap.verify(opts(), "alice", "alice-pw"))
+    local uuid = s.uuid_of("uid=alice," .. slapd.PEOPLE)
+    assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", uuid)
+    assert.equal(uuid:lower(), alice.uuid)
+    assert.equal(alice.uuid, assert(ldap.lookup(opts(), "alice")).uuid)
+    -- alice moves to another OU: the same entryUUID under her new DN
+    s.move("uid=alice," .. slapd.PEOPLE, "uid=alice,ou=eng," .. slapd.PEOPLE, [[
+dn: ou=eng,ou=people,dc=example,dc=org
+changetype: add
+objectClass: organizationalUnit
+ou: eng
+]])
+    local moved = assert(ldap.verify(opts(), "alice", "alice-pw"))
+    assert.same({ "uid=alice,ou=eng," .. slapd.PEOPLE, alice.uuid }, { moved.dn, moved.uuid })
+    -- and back, for the tests after
+    s.move("uid=alice,ou=eng," .. slapd.PEOPLE, "uid=alice," .. slapd.PEOPLE)
+    assert.equal(alice.uuid, assert(ldap.lookup(opts(), "alice")).uuid)
+    -- gus leaves, and a newcomer is given his DN: another entryUUID
+    local function gus(cn) return string.format([[
+dn: uid=gus,ou=people,dc=example,dc=org
+changetype: add
+objectClass: inetOrgPerson
+uid: gus
+cn: %s
+sn: G
+userPassword: gus-pw
+]], cn) end
+    s.modify(gus("Gus"))
+    local old = assert(ldap.lookup(opts(), "gus"))
+    s.modify("dn: uid=gus,ou=people,dc=example,dc=org\nchangetype: delete\n\n" .. gus("New Gus"))
+    local newcomer = assert(ldap.lookup(opts(), "gus"))
+    assert.equal(old.dn, newcomer.dn)
+    assert.is_truthy(newcomer.uuid)
+    assert.are_not.equal(old.uuid, newcomer.uuid)
+  end)
+
+  it("says whether the groups' bind could read any group's members, so that no group listed is the directory's "
+    .. "word", function()
+    if not s then return pending(why) end
+    -- carol is in no group; the bind reads the members of others: she is in none
+    local carol = assert(ldap.lookup(opts(), "carol"))
+    assert.same({ {}, true }, { carol.groups, carol.members_seen })
+    assert.is_true(assert(auth_ldap.lookup(opts(), ROLES, "carol")).groups_known)
+    -- a directory that shows members to people bound as themselves alone: the anonymous look
+    -- at alice (in devs) lists nothing and says it could read nothing
+    local hidden, hwhy = slapd.start { acl = slapd.MEMBERS_FOR_USERS }
+    if not hidden then return pending(hwhy) end
+    local ok, err = pcall(function()
+      local o = opts { url = hidden.url }
+      local blind = assert(ldap.lookup(o, "alice"))
+      assert.same({ {}, false }, { blind.groups, blind.members_seen })
+      assert.is_false(assert(auth_ldap.lookup(o, ROLES, "alice")).groups_known)
+      -- her own sign-in reads them, as does carol's, bound as herself: she is in none
+      assert.same({ "devs" }, assert(ldap.verify(o, "alice", "alice-pw")).groups)
+      local c = assert(ldap.verify(o, "carol", "carol-pw"))
+      assert.same({ {}, true }, { c.groups, c.members_seen })
+      -- no group_base_dn: groups are not asked for, and none listed is the answer
+      local cfg = { url = hidden.url, base_dn = slapd.PEOPLE, default_role = "viewer" }
+      assert.is_true(assert(auth_ldap.lookup(cfg, ROLES, "alice")).groups_known)
+    end)
+    hidden.stop()
+    assert(ok, err)
+  end)
+
+  it("answers a sign-in whose groups give no role with the directory's answer, for the server to act on", function()
+    if not s then return pending(why) end
+    local cfg = { url = s.url, base_dn = slapd.PEOPLE, group_base_dn = slapd.GROUPS }
+    local who, msg, code, answer = auth_ldap.verify(cfg, ROLES, "carol", "carol-pw")
+    assert.same({ nil, auth_ldap.NO_ROLE, "EAUTH" }, { who, msg, code })
+    assert.same({ "carol", nil, "uid=carol," .. slapd.PEOPLE, {}, true },
+      { answer.name, answer.role, answer.dn, answer.groups, answer.groups_known })
+    -- a wrong password gives nothing of the entry
+    who, msg, code, answer = auth_ldap.verify(cfg, ROLES, "carol", "wrong")
+    assert.same({ nil, "EAUTH" }, { who, code })
+    assert.is_nil(answer)
+  end)
+
+  it("never sends the service's bind with a DN and no password: an unauthenticated bind", function()
+    if not s then return pending(why) end
+    -- a directory that allows unauthenticated binds would search as anonymous; slapd's
+    -- default refuses them ("unwilling to perform"), which says nothing of the password
+    for _, o in ipairs { opts { bind_dn = slapd.ADMIN_DN }, opts { bind_dn = slapd.ADMIN_DN, bind_password = "" } } do
+      local who, msg, code = ldap.verify(o, "alice", "alice-pw")
+      assert.same({ nil, "EINVAL" }, { who, code })
+      assert.equal("the service's bind: bind_dn has no password (an empty one would be an unauthenticated bind): none "
+        .. "is sent", msg)
+      who, msg, code = ldap.lookup(o, "alice")
+      assert.same({ nil, "EINVAL" }, { who, code })
+      assert.matches("bind_dn has no password", msg, 1, true)
+    end
+    -- sign_in.ldap's bind_password_env unset or blank: the directory is not asked, and the
+    -- server takes it for the directory's failure (not the person's), naming the setting
+    for _, value in ipairs { false, "", "  " } do
+      local cfg = { url = s.url, base_dn = slapd.PEOPLE, bind_dn = slapd.ADMIN_DN,
+        bind_password_env = "ORKET_TEST_LDAP_PW" }
+      local getenv = os.getenv
+      os.getenv = function(k) -- luacheck: ignore
+        if k == "ORKET_TEST_LDAP_PW" then return value or nil end
+        return getenv(k)
+      end
+      local ok, who, msg, code = pcall(auth_ldap.verify, cfg, ROLES, "alice", "alice-pw")
+      os.getenv = getenv -- luacheck: ignore
+      assert(ok, who)
+      assert.same({ nil, "EUNAVAILABLE" }, { who, code })
+      assert.equal(require("orket.settings.signin").NO_BIND_PASSWORD .. " (ORKET_TEST_LDAP_PW is unset or empty)", msg)
+    end
   end)
 
   it("says the directory is down, and refuses bad arguments", function()

@@ -3,7 +3,8 @@
 -- directory is down (within the grace, then after it). The directory here is a stand-in
 -- whose lookup waits until the test lets it answer "cannot be reached"; the e2e test
 -- (tests/e2e/signin_test.lua) runs the same against slapd. Against a store: the audit of a
--- look's changes, and what a person it disables is told.
+-- look's changes, what a person it disables is told (a name now another entry's: not to
+-- enable them plainly), and when no group listed is the directory's word.
 local semaphore = require "orket.semaphore"
 local task = require "orket.task"
 local uv = require "luv"
@@ -190,6 +191,98 @@ describe("the directory's people looked at again", function()
     assert(ok, err)
   end)
 
+  it("takes no group listed for the directory's word when its bind reads some group's members, and keeps the "
+    .. "roles of one that reads none", function()
+    local B = require "tests.backends"
+    local H = require "tests.helpers"
+    local identity = require "orket.serve.identity"
+    local users = require "orket.store.users"
+    local db = B.open_store()
+    assert(identity.federated(db, { name = "boss", role = "admin" }, "ldap", "uid=boss,dc=x"))
+    for _, n in ipairs { "erin", "fay" } do
+      assert(identity.federated(db, { name = n, role = "viewer" }, "ldap", "uid=" .. n .. ",dc=x"))
+    end
+    local lines, lookup = {}, fake.lookup
+    local known = { erin = true, fay = false }
+    fake.lookup = function(_, _, name)
+      return { name = name, groups = {}, groups_known = known[name], dn = "uid=" .. name .. ",dc=x" }
+    end
+    local d = directory.new({ ldap = { url = "ldap://x", base_dn = "dc=x", group_base_dn = "dc=x", recheck_s = 1 },
+      roles = { everyone = "viewer" } }, function(line) lines[#lines + 1] = line end)
+    local ok, err = pcall(function()
+      for _, n in ipairs { "erin", "fay" } do
+        d:seen(n)
+        d.people[n].at = uv.now() - 10000
+      end
+      -- erin: the bind reads others' members, and lists none of hers: out of every group
+      local done, fine, status, _, _, why = task.spawn(d.check, d, db, { user = "erin" }):join()
+      assert.same({ true, nil, 401, "ldap gone: none of this person's groups has a role on this server" },
+        { done, fine, status, why })
+      assert.is_not_nil(users.get(db, "erin").disabled_at)
+      -- fay: the bind reads no group's members: her roles stay, said once
+      assert.same({ true, true, false }, { task.spawn(d.check, d, db, { user = "fay" }):join() })
+      assert.same({ "viewer", nil }, { users.get(db, "fay").role, users.get(db, "fay").disabled_at })
+      assert.equal(1, #lines)
+      assert.matches("lists no group of this person, and its bind can read no group's members", lines[1].message, 1,
+        true)
+    end)
+    fake.lookup = lookup
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
+
+  it("tells whoever meets a name now another entry's that a plain enable would be undone, and what is not",
+    function()
+    local B = require "tests.backends"
+    local H = require "tests.helpers"
+    local identity = require "orket.serve.identity"
+    local db = B.open_store()
+    assert(identity.federated(db, { name = "boss", role = "admin" }, "ldap", "uid=boss,dc=x"))
+    local uuid = "0a1b2c3d-0000-1111-2222-333344445555"
+    assert(identity.federated(db, { name = "dan", role = "viewer" }, "ldap", "entryUUID:" .. uuid))
+    local lookup = fake.lookup
+    -- a newcomer given dan's DN: another entryUUID
+    fake.lookup = function()
+      return { name = "dan", role = "viewer", groups = { "everyone" }, dn = "uid=dan,dc=x",
+        uuid = "99999999-8888-7777-6666-555544443333" }
+    end
+    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1, grace_s = 5 } }
+    local ok, err = pcall(function()
+      d:seen("dan")
+      d.people.dan.at = uv.now() - 10000
+      local done, fine, status, _, _, why, remedy = task.spawn(d.check, d, db, { user = "dan" }):join()
+      assert.same({ true, nil, 401, "ldap gone: the name 'dan' belongs to another ldap subject" },
+        { done, fine, status, why })
+      assert.equal(directory.TAKEN_REMEDY, remedy)
+      assert.matches("a plain enable would be undone at the next look", remedy, 1, true)
+      assert.matches("orket users enable NAME --new-subject", remedy, 1, true)
+      -- an answer with no entryUUID cannot confirm dan, bound to one: the last answer stands
+      -- within the grace (past it here: refused, 502), nobody is disabled
+      assert(require("orket.serve.accounts").set_disabled(db, "dan", false, "root"))
+      fake.lookup = function()
+        return { name = "dan", role = "viewer", groups = { "everyone" }, dn = "uid=dan,ou=eng,dc=x" }
+      end
+      d.people.dan.at = uv.now() - 10000
+      done, fine, status, _, _, why = task.spawn(d.check, d, db, { user = "dan" }):join()
+      assert.same({ true, nil, 502 }, { done, fine, status })
+      assert.matches("the directory gave no entryUUID for this person's entry", why, 1, true)
+      assert.is_nil(require("orket.store.users").get(db, "dan").disabled_at)
+      -- a move (the same entryUUID, another DN) is the same person
+      fake.lookup = function()
+        return { name = "dan", role = "viewer", groups = { "everyone" }, dn = "uid=dan,ou=eng,dc=x", uuid = uuid }
+      end
+      d.people.dan = nil
+      d:seen("dan")
+      d.people.dan.at = uv.now() - 10000
+      assert.same({ true, true, true }, { task.spawn(d.check, d, db, { user = "dan" }):join() })
+    end)
+    fake.lookup = lookup
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
+
   it("tells a person the look has just disabled who can set it right, not to send a key", function()
     local B = require "tests.backends"
     local H = require "tests.helpers"
@@ -201,7 +294,7 @@ describe("the directory's people looked at again", function()
     local lookup = fake.lookup
     -- dan taken out of his only group that gives a role
     fake.lookup = function() return { name = "dan", groups = { "leavers" }, dn = dan.dn } end
-    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1 } }
+    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1, grace_s = 5 } }
     local ok, err = pcall(function()
       d:seen("dan")
       d.people.dan.at = uv.now() - 10000
