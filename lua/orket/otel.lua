@@ -16,6 +16,7 @@ local rt = require "orket.c.runtime"
 local otlpspan = require "orket.c.otlpspan"
 local inert = require "orket.inert"
 local urlencode = require "orket.urlencode"
+local cjson = require "cjson.safe"
 
 local M = {}
 
@@ -241,6 +242,157 @@ function M.shown_endpoint(v)
   local text = (scheme and scheme .. "://" or "") .. (user and safe and "...@" or "")
     .. (safe and host or "...") .. (safe and tail ~= "" and tail:sub(1, 1) .. "..." or "")
   return text, scheme, safe and host or nil, safe and ported and true or nil
+end
+
+-- The endpoint a URL names, for the run's end and its warnings: scheme://host:port, never
+-- the user, password, path or query (a key may be there): M.shown_endpoint.
+local function endpoint_of(url)
+  local _, scheme, host = M.shown_endpoint(tostring(url))
+  if not scheme then return "the collector" end
+  return scheme .. "://" .. (host or "...")
+end
+
+-- ---- the exports' health: counted for the process, said while it fails -------------------
+-- What each signal's exports did in this process, whatever run or tracer made them, by
+-- signal: items exported (spans; the metrics' data points) and dropped, by reason. orket
+-- serve's GET /metrics has them (orket_telemetry_*_total), and its log says a collector that
+-- keeps failing while it fails (M.report): a stop's warnings (drop_lines) say only what that
+-- stop lost, so a collector down, or refusing, for a server's whole life was said nowhere.
+-- The reasons, a fixed set (a label's values): queue_full (the queue of spans full),
+-- invalid (a span or event that could not be written, or one alone over the cap on a
+-- request's size), unreachable (no answer: refused, reset, DNS, TLS), timeout (no answer in
+-- time), refused (an HTTP error), throttled (429 or 503 to the last retry, or a Retry-After
+-- past the export's time), rejected (a partial success), deadline (the export's time, or a
+-- run's end's or a stop's wait, ran out before it was sent).
+M.REASONS = {
+  traces = { "queue_full", "invalid", "unreachable", "timeout", "refused", "throttled", "rejected", "deadline" },
+  metrics = { "unreachable", "timeout", "refused", "throttled", "rejected", "deadline" },
+}
+M.SIGNALS = { "traces", "metrics" }
+-- How often a failing signal's warning may come, per signal and endpoint: a collector down
+-- for hours fails every batch of every run (one each OTEL_BSP_SCHEDULE_DELAY) and every
+-- metrics export; a line each buried the log and, past its 4 MiB queue, dropped its other
+-- lines. One a minute says it still fails, with the counts since the line before; GET
+-- /metrics has every drop as it happens.
+M.REPORT_EVERY_MS = 60000
+-- Where a long-lived process says its exports' health: function(fields) (orket serve: a
+-- JSON line of its log) | nil (orket run, orket worker: their stop's warnings say it).
+M.report = nil
+
+local function new_counts()
+  local c = {}
+  for _, s in ipairs(M.SIGNALS) do c[s] = { exported = 0, dropped = {} } end
+  return c
+end
+M.counts = new_counts()
+-- by signal and endpoint: {signal=, endpoint=, failing=, since= (the streak's first failure,
+-- the loop's ms), streak= (dropped in it), dropped=, exported= (since the last line),
+-- reason=, why= (the latest failure's), said_at=, said_failing= (this streak's line said),
+-- recovered= (not said yet), timer= (a line held)}
+M.health = {}
+
+--- counted() -> {{signal=, exported=, dropped = {{reason=, n=}...}}...}: the process's
+--- counts, every signal and each of its reasons (0 too), in a fixed order (GET /metrics')
+function M.counted()
+  local out = {}
+  for _, s in ipairs(M.SIGNALS) do
+    local c, dropped = M.counts[s], {}
+    for _, r in ipairs(M.REASONS[s]) do dropped[#dropped + 1] = { reason = r, n = c.dropped[r] or 0 } end
+    out[#out + 1] = { signal = s, exported = c.exported, dropped = dropped }
+  end
+  return out
+end
+
+local function total_dropped(c)
+  local n = 0
+  for _, v in pairs(c.dropped) do n = n + v end
+  return n
+end
+
+-- A signal's health line now, if there is one to say: a streak going (what it dropped since
+-- the line before), or its end (what the whole streak dropped)
+local function say_health(h)
+  if h.timer then
+    if not h.timer:is_closing() then h.timer:close() end
+    h.timer = nil
+  end
+  uv.update_time()
+  local now, c = uv.now(), M.counts[h.signal]
+  local fields
+  if h.failing and h.dropped > 0 then
+    fields = { event = "telemetry_failing", signal = h.signal, endpoint = h.endpoint, reason = h.reason,
+      message = h.why, dropped = h.dropped, exported = h.exported, failing_for_s = (now - h.since) // 1000,
+      exported_total = c.exported, dropped_total = total_dropped(c) }
+    h.said_failing = true
+  elseif not h.failing and h.recovered then
+    fields = { event = "telemetry_recovered", signal = h.signal, endpoint = h.endpoint, dropped = h.streak,
+      failed_for_s = (now - h.since) // 1000, exported_total = c.exported, dropped_total = total_dropped(c) }
+    h.recovered, h.streak, h.said_failing = false, 0, false
+  else
+    return
+  end
+  h.said_at, h.dropped, h.exported = now, 0, 0
+  local report = M.report
+  if report then pcall(report, fields) end
+end
+
+-- Says h's news now or, within REPORT_EVERY_MS of its last line, when that ends (a timer,
+-- unref'd). The end of a streak whose line was said is said at once: at most two lines an
+-- interval, however the collector flaps.
+local function tell(h)
+  if not M.report or M.stopping then return end
+  uv.update_time()
+  local left = h.said_at and h.said_at + M.REPORT_EVERY_MS - uv.now() or 0
+  if left <= 0 or (h.recovered and h.said_failing) then return say_health(h) end
+  if h.timer then return end
+  h.timer = uv.new_timer()
+  h.timer:start(left, 0, function()
+    if not M.stopping then say_health(h) end
+  end)
+  h.timer:unref()
+end
+
+--- note(signal, url, exported, dropped, reason, why): what one export (or one span's drop)
+--- did, counted for the process and said as M.report's health lines (reason: of
+--- M.REASONS[signal]; why: its text, naming the endpoint, never its user, password or query)
+local health_keys = {} -- signal -> url -> its key in M.health (a URL's endpoint read once)
+function M.note(signal, url, exported, dropped, reason, why)
+  if not url then return end -- (the signal not exported: nothing of it is sent or lost)
+  local c = M.counts[signal]
+  c.exported = c.exported + exported
+  if dropped > 0 then c.dropped[reason] = (c.dropped[reason] or 0) + dropped end
+  health_keys[signal] = health_keys[signal] or {}
+  local key = health_keys[signal][url]
+  if not key then
+    key = signal .. "\0" .. endpoint_of(url)
+    health_keys[signal][url] = key
+  end
+  local h = M.health[key]
+  if not h then
+    h = { signal = signal, endpoint = endpoint_of(url), failing = false, streak = 0, dropped = 0, exported = 0 }
+    M.health[key] = h
+  end
+  h.exported = h.exported + exported
+  if dropped > 0 then
+    if not h.failing then
+      uv.update_time()
+      h.failing, h.since, h.recovered = true, h.recovered and h.since or uv.now(), false
+    end
+    h.dropped, h.streak, h.reason, h.why = h.dropped + dropped, h.streak + dropped, reason, why
+    tell(h)
+  elseif exported > 0 and h.failing then
+    h.failing, h.recovered = false, true
+    tell(h)
+  end
+end
+
+-- At a stop's signal: the lines held are said now; what the stop loses is its drain's to
+-- say (drop_lines), so no more lines come.
+local function stop_health()
+  for _, h in pairs(M.health) do
+    if h.timer then say_health(h) end
+  end
+  M.stopping = true
 end
 
 --- http_url(v) -> v as an http(s) URL with a host, spaces around it left out and its scheme
@@ -603,6 +755,18 @@ function M.trace_of(store_id, run_id)
   return halves(crypto.hash(string.format("orket.run.trace\0%s\0%s", store_id, tostring(run_id)), 16))
 end
 
+--- run_trace_id(stored, store_id, run_id) -> a run's trace id as its spans carry it, 32
+--- lowercase hex digits | nil: stored (its data's trace_id) when it is one, else, for a run
+--- recorded before runs kept theirs, trace_of's (store_id: the store's own id), else nil
+--- (a store that cannot say its id: each start of such a run draws its own). What the API
+--- and `orket runs --json` show: orket.run.id restarts at 1 in every project.
+function M.run_trace_id(stored, store_id, run_id)
+  if halves(stored) then return stored:lower() end
+  if type(store_id) ~= "string" or run_id == nil then return nil end
+  local hi, lo = M.trace_of(store_id, run_id)
+  return hi and string.format("%016x%016x", hi, lo) or nil
+end
+
 -- The GenAI conventions' client metrics and their advised bucket boundaries.
 M.TOKEN_BUCKETS = { 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864 }
 M.DURATION_BUCKETS = { 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92 }
@@ -629,24 +793,33 @@ end
 -- Hands the meter's totals so far (tr's body of them) to its sender: one slot, a newer body
 -- replacing one still waiting (cumulative, it holds it), and one task sending them in turn,
 -- so an older, lower total never arrives after a newer one, and never waits behind spans.
+-- (m.exported, m.dropped: its exports; m.rejected: the data points partial successes
+-- rejected; the process's counts, M.note, count data points)
 local function export_meter(tr)
   local m = tr.meter
-  local body = tr:metrics()
+  local body, points = tr:metrics()
   if not body then return end
-  m.body, m.via = body, tr
+  m.body, m.points_n, m.via = body, points, tr
   if m.busy then return end
   m.busy = true
   m.flusher = task.spawn(function()
     while m.body do
-      local b, via = m.body, m.via
-      m.body = nil
-      local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers, true)
+      local b, n, via = m.body, m.points_n, m.via
+      m.body, m.sending = nil, n
+      local url = via.cfg.metrics_url
+      local ok, sent, why, reason, rejected = pcall(via.send, via, b, url, via.cfg.metrics_headers, true)
+      m.sending = nil
       if m.cut then -- counted dropped at a stop's deadline (end_drain), never twice; a body
         m.cut = nil -- handed over since is a later export's, sent and counted as any
-      elseif ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
+      elseif ok and sent then
+        m.exported, m.last_failed = (m.exported or 0) + 1, nil
+        rejected = math.min(math.tointeger(rejected) or 0, n)
+        if rejected > 0 then m.rejected, m.rejected_error = (m.rejected or 0) + rejected, why end
+        M.note("metrics", url, n - rejected, rejected, "rejected", why)
       else
         m.dropped, m.last_failed = (m.dropped or 0) + 1, true
         m.error = ok and why or tostring(sent)
+        M.note("metrics", url, 0, n, ok and (reason or "refused") or "invalid", m.error)
       end
     end
     m.busy, m.cut = false, nil
@@ -686,6 +859,10 @@ function M.reset()
   for _, m in pairs(M.meters) do forget(m) end
   M.meters, M.stop_held = {}, nil
   M.tracers = setmetatable({}, { __mode = "k" })
+  for _, h in pairs(M.health) do
+    if h.timer and not h.timer:is_closing() then h.timer:close() end
+  end
+  M.health, M.counts, M.stopping = {}, new_counts(), nil
 end
 
 local function add(h, v)
@@ -778,8 +955,13 @@ end
 function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   if not self.cfg.url then return end -- the traces not exported (the metrics alone): nothing to build
   local w = self.writer
-  if self.queued + w:count() >= (self.cfg.queue_max or M.QUEUE_MAX) then
+  local max = self.cfg.queue_max or M.QUEUE_MAX
+  if self.queued + w:count() >= max then
     self.dropped = self.dropped + 1
+    -- (its text made once a tracer: a backlog drops many)
+    self.full_why = self.full_why or string.format("%s: the queue of spans was full (%d: OTEL_BSP_MAX_QUEUE_SIZE): "
+      .. "the collector takes them slower than the runs make them", endpoint_of(self.cfg.url), max)
+    M.note("traces", self.cfg.url, 0, 1, "queue_full", self.full_why)
     return
   end
   local n, bytes = w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys,
@@ -805,6 +987,7 @@ function Tracer:overflow(n)
     self.dropped, self.oversized = self.dropped + 1, self.oversized + 1
     self.last_error = string.format("a span's request would take %d bytes, over the cap of %d "
       .. "(telemetry.max_request_bytes): the span was dropped", bytes + self.frame, cap)
+    M.note("traces", self.cfg.url, 0, 1, "invalid", self.last_error)
   end
   self:send_queued()
 end
@@ -964,13 +1147,14 @@ function Tracer:event(ev)
   if not ok then
     self.dropped = self.dropped + 1
     self.last_error = "an event not traced: " .. tostring(err)
+    M.note("traces", self.cfg.url, 0, 1, "invalid", self.last_error)
   end
 end
 
 -- The process's client metrics (its meter's; OTLP's ExportMetricsServiceRequest in its
--- JSON mapping): cumulative histograms from the meter's first call | nil when there are
--- none. Never reset: each export holds the totals since that start, which a backend takes
--- as the newest value of one series, never adding them up.
+-- JSON mapping) and how many data points it holds: cumulative histograms from the meter's
+-- first call | nil when there are none. Never reset: each export holds the totals since
+-- that start, which a backend takes as the newest value of one series, never adding them up.
 function Tracer:metrics()
   local m = self.meter
   if (#m.points == 0 and #m.sums == 0) or not self.cfg.metrics_url then return nil end
@@ -1009,15 +1193,8 @@ function Tracer:metrics()
   local ok, body = pcall(jsonout.encode, { resourceMetrics = { {
     resource = { attributes = attributes(self.cfg.resource) },
     scopeMetrics = { { scope = { name = "orket" }, metrics = list } } } } })
-  return ok and body or nil
-end
-
--- The endpoint a URL names, for the run's end and its warnings: scheme://host:port, never
--- the user, password, path or query (a key may be there): M.shown_endpoint.
-local function endpoint_of(url)
-  local _, scheme, host = M.shown_endpoint(tostring(url))
-  if not scheme then return "the collector" end
-  return scheme .. "://" .. (host or "...")
+  if not ok then return nil end
+  return body, #m.points + #m.sums
 end
 
 -- How long the run's end waits for one endpoint, in TIMEOUTS' totals: a backstop for a
@@ -1025,11 +1202,86 @@ end
 -- request that times out or cannot connect).
 M.DRAIN_ALLOWANCES = 3
 
+-- What is read of a collector's answer, and said of its text. OTLP/HTTP answers in the
+-- request's encoding (JSON here: Orket sends Content-Type application/json), with a
+-- partialSuccess on a 2xx and a google.rpc.Status on an error, a few hundred bytes; the
+-- request's max_bytes (ANSWER_MAX) bounds what is read at all, and a body past it is not
+-- read. The collector's texts (errorMessage, message) are said cut to MESSAGE_MAX bytes
+-- at a character's start, control characters made spaces (it is the collector's text, in
+-- a log line or on a terminal).
+M.ANSWER_MAX = 65536
+M.MESSAGE_MAX = 512
+
+local function collector_text(s)
+  if type(s) ~= "string" then return nil end
+  s = s:gsub("[%c\127]", " "):gsub("\194[\128-\159]", " "):match("^%s*(.-)%s*$")
+  if #s > M.MESSAGE_MAX then
+    local cut = M.MESSAGE_MAX
+    while cut > 0 and ((s:byte(cut + 1) or 0) & 0xC0) == 0x80 do cut = cut - 1 end
+    s = s:sub(1, cut) .. "..."
+  end
+  return s ~= "" and s or nil
+end
+
+-- The answer's JSON object | nil: no body, a body not read whole, another media type than
+-- JSON (a gateway's HTML page, protobuf), or not a JSON object
+local function answer_json(hr, h)
+  local ctype = type(h) == "table" and h["content-type"] or ""
+  if ctype ~= "" and not ctype:lower():find("json", 1, true) then ctype = nil end
+  local parts = {}
+  while true do -- (read whole, as before, so the connection is kept for the next request)
+    local ev = hr:read()
+    if not ev then
+      if ev == nil then parts = nil end -- a body past ANSWER_MAX, or cut
+      break
+    end
+    if parts and ctype then
+      for _, chunk in ipairs(ev) do parts[#parts + 1] = chunk end
+    end
+  end
+  if not (ctype and parts and #parts > 0) then return nil end
+  local doc = cjson.decode(table.concat(parts))
+  return type(doc) == "table" and doc or nil
+end
+
+-- An int64 as proto3's JSON mapping writes it (text, or a number) -> integer >= 0 | nil
+local function int64(v)
+  if type(v) == "string" and v:match("^%d+$") then
+    return #v > 18 and math.maxinteger or math.tointeger(tonumber(v))
+  end
+  if math.type(v) == "integer" then return v >= 0 and v or nil end
+  if math.type(v) == "float" and v >= 0 and v == math.floor(v) then
+    return v >= 2 ^ 62 and math.maxinteger or math.tointeger(v)
+  end
+  return nil
+end
+
+-- A 429's or 503's Retry-After (RFC 9110: delta-seconds, or an HTTP-date) -> the ms it asks
+-- (math.huge past 10^9 s), its text for a message | nil (none, or neither form)
+local function retry_after(h)
+  local v = type(h) == "table" and h["retry-after"]
+  if type(v) ~= "string" then return nil end
+  v = v:match("^%s*(.-)%s*$")
+  if v:match("^%d+$") then
+    if #v > 9 then return math.huge, "more than 10^9 s" end
+    local s = math.tointeger(tonumber(v))
+    return s * 1000, string.format("%d s", s)
+  end
+  local at = http.parse_date(v)
+  if not at then return nil end
+  local s = math.max(0, at - os.time())
+  return s * 1000, string.format("%d s (until %s)", s, collector_text(v))
+end
+
 -- Sends one request's body (a batch of spans, or to url with headers the metrics, metrics
--- true): true | false, why (naming the endpoint).
+-- true): true | true, why, "rejected", n (a partial success: the collector took the rest)
+-- | false, why, reason (of M.REASONS), each why naming the endpoint and, when it gave one,
+-- what the collector said.
 -- Each request has its signal's timeout (OTEL_EXPORTER_OTLP_*TIMEOUT, Orket's 5 s by
--- default, 1 s of it to connect); 429 and 503 are sent again after a backoff, all within the
--- export's own time (OTEL_BSP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT).
+-- default, 1 s of it to connect); 429 and 503 are sent again after a backoff (200 ms,
+-- then 400) or the wait the collector's Retry-After asks when longer, all within the
+-- export's own time (OTEL_BSP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT): a wait that
+-- would end past it (or past a drain's deadline) is not begun, the batch given up at once.
 -- While a drain waits (the run's end, a server's or worker's stop), each endpoint has its
 -- own allowance: its requests go on while it answers, up to DRAIN_ALLOWANCES times the
 -- request's timeout from its first request, and never past the drain's deadline (drain_by:
@@ -1067,16 +1319,17 @@ function Tracer:send(body, url, headers, metrics)
   for attempt = 0, M.RETRIES do
     local total = per
     if ending then
-      if ending.dead then return false, ending.dead end
+      if ending.dead then return false, ending.dead, ending.dead_reason end
       uv.update_time()
       -- (the drain's deadline re-read: a stop signal may have cut it since, Tracer:cut_drain)
       if self.drain_by and self.drain_by <= uv.now() then
-        return false, string.format("%s: not sent %s", where, self:deadline_text())
+        return false, string.format("%s: not sent %s", where, self:deadline_text()), "deadline"
       end
       local left = ending.by - uv.now()
       if left <= 0 then
         return false, string.format("%s took more than %d ms in all at the %s", where,
-          math.min(M.DRAIN_ALLOWANCES * per, self.drain_ms or math.huge), self.drain_by and "process's stop" or "run's end")
+          math.min(M.DRAIN_ALLOWANCES * per, self.drain_ms or math.huge), self.drain_by and "process's stop" or "run's end"),
+          "deadline"
       end
       if self.drain_by then left = math.min(left, self.drain_by - uv.now()) end
       total = math.min(total, left)
@@ -1084,17 +1337,18 @@ function Tracer:send(body, url, headers, metrics)
     uv.update_time()
     local left = export_by - uv.now()
     if left <= 0 then
-      return false, string.format("%s: the export took more than %s", where, took)
+      return false, string.format("%s: the export took more than %s", where, took), "deadline"
     end
     total = math.min(total, left)
     local connect = math.min(M.TIMEOUTS.connect_timeout_ms, total)
-    local hr <close>, err = http.request { url = url, method = "POST", headers = headers,
-      body = body, max_bytes = 65536, connect_timeout_ms = connect, total_timeout_ms = total }
+    local hr <close>, err, code = http.request { url = url, method = "POST", headers = headers,
+      body = body, max_bytes = M.ANSWER_MAX, connect_timeout_ms = connect, total_timeout_ms = total }
     local status, h
-    if hr then status, h = hr:headers() end
+    if hr then status, h, code = hr:headers() end
     if not status then -- no answer: while draining, the rest for this endpoint is not sent
       local why = tostring(hr and h or err)
       if not why:find(where, 1, true) then why = where .. ": " .. why end
+      local reason = code == "timeout" and "timeout" or "unreachable"
       -- (the drain may have begun while this request waited)
       ending = ending or (self.ending and self.ending[where])
       if self.ending and not ending then
@@ -1104,29 +1358,49 @@ function Tracer:send(body, url, headers, metrics)
       if ending then
         ending.dead = string.format("%s (at the %s; what was left for it was not sent)", why,
           self.drain_by and "process's stop" or "run's end")
+        ending.dead_reason = reason
       end
-      return false, why
+      return false, why, reason
     end
-    while true do -- the answer's body is read and left
-      local ev = hr:read()
-      if not ev then break end
+    local doc = answer_json(hr, h)
+    if status >= 200 and status < 300 then
+      -- a partial success: what the collector rejected is dropped, and said with its message
+      local partial = doc and (doc.partialSuccess or doc.partial_success)
+      local rejected = type(partial) == "table" and int64(metrics and (partial.rejectedDataPoints
+        or partial.rejected_data_points) or (partial.rejectedSpans or partial.rejected_spans))
+      if not rejected or rejected == 0 then return true end
+      local text = collector_text(partial.errorMessage or partial.error_message)
+      return true, where .. ": rejected by the collector (a partial success)" .. (text and ("; it said: " .. text) or ""),
+        "rejected", rejected
     end
-    if status >= 200 and status < 300 then return true end
-    if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then return false, where .. ": HTTP " .. status end
-    -- a backoff that would end past the export's time (or the drain's) is not slept: the
-    -- retry after it could not be made
+    -- an error's google.rpc.Status: its message, said with the status (which ends the text)
+    local text = doc and collector_text(doc.message)
+    local answered = text and string.format('the collector answered "%s" with HTTP %d', text, status)
+      or string.format("HTTP %d", status)
+    if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then
+      return false, where .. ": " .. answered, (status == 429 or status == 503) and "throttled" or "refused"
+    end
+    -- the backoff, or the wait Retry-After asks when longer; one that would end past the
+    -- export's time (or the drain's) is not begun: the retry after it could not be made
     local backoff = M.BACKOFF_MS * (1 << attempt)
+    local asked, asked_text = retry_after(h)
+    local wait = math.max(backoff, asked or 0)
     uv.update_time()
-    if export_by - uv.now() <= backoff then
-      return false, string.format("%s: HTTP %d, and the export took more than %s", where, status, took)
+    if export_by - uv.now() <= wait then
+      if asked and asked > backoff then
+        return false, string.format("%s: %s, and the collector asked to wait %s (Retry-After), more than is left "
+          .. "of the export's %s: not sent again", where, answered, asked_text, took), "throttled"
+      end
+      return false, string.format("%s: %s, and the export took more than %s", where, answered, took), "throttled"
     end
-    if ending and math.min(ending.by, self.drain_by or math.huge) - uv.now() <= backoff then
-      return false, string.format("%s: HTTP %d, and no time was left for a retry at the %s", where, status,
-        self.drain_by and "process's stop" or "run's end")
+    if ending and math.min(ending.by, self.drain_by or math.huge) - uv.now() <= wait then
+      return false, string.format("%s: %s, and no time was left for a retry at the %s%s", where, answered,
+        self.drain_by and "process's stop" or "run's end", asked and asked > backoff
+          and string.format(" (the collector asked to wait %s, Retry-After)", asked_text) or ""), "throttled"
     end
-    rt.sleep(backoff)
+    rt.sleep(wait)
   end
-  return false, where .. ": retries spent"
+  return false, where .. ": retries spent", "throttled"
 end
 
 --- tracer:flush(): sends what is queued, in batches, from a task of its own (one at a
@@ -1145,18 +1419,26 @@ function Tracer:send_queued()
     while #self.queue > 0 do
       local batch = table.remove(self.queue, 1)
       self.queued, self.sending = self.queued - batch.n, batch.n
-      local ok, sent, why = pcall(self.send, self, batch.body)
+      local ok, sent, why, reason, rejected = pcall(self.send, self, batch.body)
       self.sending = nil
       batch.body:free() -- sent or dropped: its bytes go now, not when the collector comes
       if self.cut then -- counted dropped at a stop's deadline (end_drain), never twice
         self.cut = nil
       elseif ok and sent then
-        self.exported = self.exported + batch.n
+        -- a partial success: what the collector rejected (at most the batch) is dropped
+        rejected = math.min(math.tointeger(rejected) or 0, batch.n)
+        self.exported, self.dropped = self.exported + batch.n - rejected, self.dropped + rejected
+        if rejected > 0 then
+          self.last_error = why
+          if self.ending then self.drain_error = why end
+        end
+        M.note("traces", self.cfg.url, batch.n - rejected, rejected, "rejected", why)
       else
         self.dropped, self.failed = self.dropped + batch.n, self.failed + 1
         self.last_error = ok and why or tostring(sent)
         -- (the drain's own reason, kept even when it repeats an earlier one: drain_all)
         if self.ending then self.drain_error = self.last_error end
+        M.note("traces", self.cfg.url, 0, batch.n, ok and (reason or "refused") or "invalid", self.last_error)
       end
     end
     self.busy = false
@@ -1270,7 +1552,9 @@ function Tracer:end_drain()
     self.drain_error = self.last_error
     -- counted dropped now, as the process exits before they are sent: the batch in flight
     -- is not counted again when its request ends (cut), and those queued are let go
-    self.dropped = self.dropped + self.queued + (self.sending or 0)
+    local lost = self.queued + (self.sending or 0)
+    self.dropped = self.dropped + lost
+    M.note("traces", self.cfg.url, 0, lost, "deadline", self.last_error)
     for _, b in ipairs(self.queue) do b.body:free() end
     self.queue, self.queued, self.cut = {}, 0, self.sending ~= nil
   end
@@ -1279,6 +1563,7 @@ function Tracer:end_drain()
     m.dropped, m.last_failed = (m.dropped or 0) + 1, true
     m.error = string.format("%s did not take the last metrics %s", endpoint_of(self.cfg.metrics_url),
       self:deadline_text())
+    M.note("metrics", self.cfg.metrics_url, 0, m.sending or 0, "deadline", m.error)
   end
   self.ending, self.drain_by, self.drain_ms, self.drain_cut = nil, nil, nil, nil
   return self:stats()
@@ -1297,8 +1582,11 @@ function M.mark_stop()
     M.stop_held[tr] = true
     tr.stop_mark = tr.stop_mark or { exported = tr.exported, dropped = tr.dropped, error = tr.last_error }
     local m = tr.meter
-    if m and not m.stop_mark then m.stop_mark = { exported = m.exported or 0, dropped = m.dropped or 0 } end
+    if m and not m.stop_mark then
+      m.stop_mark = { exported = m.exported or 0, dropped = m.dropped or 0, rejected = m.rejected or 0 }
+    end
   end
+  if not M.stopping then stop_health() end
 end
 
 --- drain_all(within_ms) -> stats: every tracer of the process drained at once (a server's
@@ -1307,7 +1595,8 @@ end
 --- earlier runs' tracers still alive counted: exported,
 --- dropped (last_error: the reason of one of them, said during this drain),
 --- metrics_exported, metrics_dropped, metrics_last_failed and metrics_error (a meter's
---- last export of this drain failed). Call it in a task, once the runs have stopped.
+--- last export of this drain failed), metrics_rejected and metrics_rejected_error (data
+--- points partial successes rejected). Call it in a task, once the runs have stopped.
 function M.drain_all(within_ms)
   uv.update_time()
   local by, list = uv.now() + within_ms, {}
@@ -1316,12 +1605,12 @@ function M.drain_all(within_ms)
   for _, tr in ipairs(list) do
     local m = tr.meter
     if m and not meters[m] then -- a meter shared by tracers counted once
-      meters[m] = m.stop_mark or { exported = m.exported or 0, dropped = m.dropped or 0 }
+      meters[m] = m.stop_mark or { exported = m.exported or 0, dropped = m.dropped or 0, rejected = m.rejected or 0 }
       mlist[#mlist + 1] = m
     end
   end
   for _, tr in ipairs(list) do tr:begin_drain(by, within_ms) end
-  local out = { exported = 0, dropped = 0, metrics_exported = 0, metrics_dropped = 0 }
+  local out = { exported = 0, dropped = 0, metrics_exported = 0, metrics_dropped = 0, metrics_rejected = 0 }
   for _, tr in ipairs(list) do
     local before = tr.stop_mark or tr.before
     local st = tr:end_drain()
@@ -1335,14 +1624,19 @@ function M.drain_all(within_ms)
     local exported, dropped = (m.exported or 0) - meters[m].exported, (m.dropped or 0) - meters[m].dropped
     out.metrics_exported, out.metrics_dropped = out.metrics_exported + exported, out.metrics_dropped + dropped
     if dropped > 0 and m.last_failed then out.metrics_last_failed, out.metrics_error = true, m.error end
+    local rejected = (m.rejected or 0) - (meters[m].rejected or 0)
+    if rejected > 0 then
+      out.metrics_rejected, out.metrics_rejected_error = out.metrics_rejected + rejected, m.rejected_error
+    end
   end
   return out
 end
 
 --- drop_lines(st) -> texts: what a drain's stats (drain, drain_all) say was lost, for its
 --- command to write as its own (orket run and orket worker on stderr, serve in its log):
---- spans dropped, and metrics whose last export failed (one that went after a failed one
---- carried all the failed one had).
+--- spans dropped (a partial success's rejected ones too), metrics whose last export failed
+--- (one that went after a failed one carried all the failed one had), and data points a
+--- partial success rejected.
 function M.drop_lines(st)
   local out = {}
   if st.dropped > 0 then
@@ -1350,6 +1644,10 @@ function M.drop_lines(st)
       tostring(st.last_error or "queue full"))
   end
   if st.metrics_last_failed then out[#out + 1] = string.format("metrics: not exported (%s)", tostring(st.metrics_error)) end
+  if (st.metrics_rejected or 0) > 0 then
+    out[#out + 1] = string.format("metrics: %d data points rejected (%s)", st.metrics_rejected,
+      tostring(st.metrics_rejected_error))
+  end
   return out
 end
 
@@ -1371,13 +1669,14 @@ end
 --- dropped, each alone over the cap on a request's size, counted in dropped too; nil when
 --- none), last_error=,
 --- metrics_exported=, metrics_dropped=, metrics_error=, metrics_last_failed= (true when its
---- meter's last export failed: a later one that went holds all an earlier one had)}
+--- meter's last export failed: a later one that went holds all an earlier one had),
+--- metrics_rejected= (data points partial successes rejected; nil when none), metrics_rejected_error=}
 function Tracer:stats()
   local m = self.meter
   return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
     oversized = self.oversized > 0 and self.oversized or nil, last_error = self.last_error,
     metrics_exported = m.exported or 0, metrics_dropped = m.dropped or 0, metrics_error = m.error,
-    metrics_last_failed = m.last_failed }
+    metrics_last_failed = m.last_failed, metrics_rejected = m.rejected, metrics_rejected_error = m.rejected_error }
 end
 
 return M

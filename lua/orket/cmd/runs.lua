@@ -11,6 +11,8 @@ local cost = require "orket.cost"
 local recorded = require "orket.engine.recorded"
 local localuse = require "orket.serve.localuse"
 local clock = require "orket.clock"
+local otel = require "orket.otel"
+local store_projects = require "orket.store.projects"
 
 local cmd = { name = "runs", summary = "list runs and their state; end a run left to the workers", args = {
   usage = "orket runs [--json] | runs stop RUN  [-C DIR]",
@@ -76,6 +78,20 @@ local function summaries(dir, db)
     -- says them, or the column reads as the run's whole cost
     r.unpriced_calls = r.cost and t.calls > t.priced and t.calls - t.priced or nil
   end
+  -- each run's trace id (orket.otel.run_trace_id: orket.run.id restarts in every project); the
+  -- store's own id read only for a run recorded before runs kept theirs
+  local traces, sid = store_runs.trace_ids(db), nil
+  for _, r in ipairs(rows) do
+    local id = math.tointeger(tonumber(r.id))
+    r.trace_id = otel.run_trace_id(traces[id], nil, id)
+    if not r.trace_id then
+      if sid == nil then
+        local ok, v = pcall(store_projects.store_id, db)
+        sid = ok and type(v) == "string" and v or false
+      end
+      r.trace_id = otel.run_trace_id(nil, sid or nil, id)
+    end
+  end
   local left = {} -- runs left to workers (orket worker)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
   local held, open, now = leases_by_run(db), claims.workers_open(dir), os.time()
@@ -90,10 +106,10 @@ end
 -- The runs as orket.runs/1 gives them. Beside the first names of this document (status,
 -- tokens, tokens_cached) the run's state is also `state` and its calls' totals `usage`, as
 -- orket.log/1 and GET /v1/runs name them, so one key reads the same in all three; a run
--- not ended has ended_at null, as there.
+-- not ended has ended_at null, as there; trace_id as GET /v1/runs gives it.
 local function as_json(rows)
   for _, r in ipairs(rows) do
-    r.state, r.ended_at = r.status, r.ended_at or cjson.null
+    r.state, r.ended_at, r.trace_id = r.status, r.ended_at or cjson.null, r.trace_id or cjson.null
   end
   return jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }
 end

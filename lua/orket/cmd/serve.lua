@@ -391,6 +391,11 @@ end
 local function say_at_start(server, dir, env, lwarn)
   otel.warn = function(text) server:_log { event = "warning", message = text } end
   otel.say(env.telemetry)
+  -- its runs' exports while it serves: a collector that keeps failing is a
+  -- telemetry_failing line (once a minute at most) and telemetry_recovered once it takes
+  -- them again; GET /metrics counts them (before, only its stop said what its stop lost)
+  otel.report = function(fields) server:_log(fields) end
+  server.metrics:telemetry(otel.counted)
   local perr = keys.pepper_problem(dir)
   if perr then server:_log { event = "warning", message = perr } end
   if lwarn then server:_log { event = "warning", message = lwarn } end

@@ -129,6 +129,10 @@ end
 --- count since the start (orket.serve.logwriter: a reader of stderr that fell behind)
 function Counters:log_drops(source) self.log_source = source end
 
+--- counters:telemetry(counted): the process's OTLP exports, counted() -> {{signal=,
+--- exported=, dropped = {{reason=, n=}...}}...}, every signal and reason (orket.otel.counted)
+function Counters:telemetry(counted) self.telemetry_counted = counted end
+
 --- counters:refused(code[, project]): an API write the state machine refused in project
 --- (default: the default one; other codes are not counted). Counted per project: a
 --- project's /metrics must not tell its members of another's activity (docs/teams.md)
@@ -330,6 +334,25 @@ local function http_families(b, counters)
   b.sample("orket_log_lines_dropped_total", nil, counters.log_source and counters.log_source:dropped() or 0)
 end
 
+-- orket_telemetry_exported_total and orket_telemetry_dropped_total: the process's OTLP
+-- exports (the server's own runs'; its --workers are processes of their own), so that a
+-- collector that keeps refusing them can be alerted on; none without a source
+local function telemetry_families(b, counters)
+  local counted = counters.telemetry_counted
+  if not counted then return end
+  local list = counted()
+  b.family("orket_telemetry_exported_total", "counter",
+    "Telemetry this server's runs exported over OTLP that the collector took, by signal (traces: spans; metrics: data points).")
+  for _, s in ipairs(list) do b.sample("orket_telemetry_exported_total", { "signal", s.signal }, s.exported) end
+  b.family("orket_telemetry_dropped_total", "counter",
+    "Telemetry this server's runs dropped instead of exporting, by signal (traces: spans; metrics: data points) and reason.")
+  for _, s in ipairs(list) do
+    for _, d in ipairs(s.dropped) do
+      b.sample("orket_telemetry_dropped_total", { "signal", s.signal, "reason", d.reason }, d.n)
+    end
+  end
+end
+
 -- the event streams' families: sse_clients, and the journal's reads and notifications
 local function sse_families(b, sse_clients, reads, notified)
   b.family("orket_sse_clients", "gauge", "Clients following an event stream.")
@@ -497,7 +520,10 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
 
   -- the server's requests, of every project: on the default project's page alone (a
   -- project's /metrics tells its members nothing of another's traffic: docs/teams.md)
-  if (project or DEFAULT) == DEFAULT then http_families(b, counters) end
+  if (project or DEFAULT) == DEFAULT then
+    http_families(b, counters)
+    telemetry_families(b, counters)
+  end
   sse_families(b, sse_clients, reads, notified)
   return b.text()
 end

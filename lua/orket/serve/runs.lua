@@ -17,6 +17,8 @@ local oa = require "orket.serve.openapi"
 local settings = require "orket.settings"
 local costs = require "orket.store.costs"
 local errors = require "orket.errors"
+local otel = require "orket.otel"
+local store_projects = require "orket.store.projects"
 
 local M = {}
 local err, whole = routes.err, routes.whole
@@ -29,6 +31,24 @@ M.registry = executor.registry
 local null = cjson.null
 local function or_null(v) if v == nil then return null end return v end
 
+-- The store's own id, read once a store (no restore changes it), for the trace ids of runs
+-- recorded before runs kept theirs; false: a store that cannot say it
+local store_ids = setmetatable({}, { __mode = "k" })
+local function store_id(db)
+  if store_ids[db] == nil then
+    local ok, id = pcall(store_projects.store_id, db)
+    store_ids[db] = ok and type(id) == "string" and id or false
+  end
+  return store_ids[db] or nil
+end
+
+-- The run's trace id (orket.otel.run_trace_id): its data's, else one made of the store's id
+-- for a run recorded before runs kept theirs (the store read only then)
+local function trace_id(db, data, id)
+  return otel.run_trace_id(type(data) == "table" and data.trace_id or nil, nil, id)
+    or otel.run_trace_id(nil, store_id(db), id)
+end
+
 --- doc(db, dir, row) -> RUN: a runs row as the API shows it; live: this server executes it
 function M.doc(db, dir, row)
   local data = cjson.decode(row.data or "{}") or {}
@@ -40,7 +60,8 @@ function M.doc(db, dir, row)
   -- a resumed run's row keeps the end of its interruption until it ends again
   return { id = row.id, target = row.target, kind = row.kind, state = state, started_at = row.started_at,
     ended_at = state ~= "running" and or_null(row.ended_at) or null, model = or_null(type(data.model) == "string"
-      and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live }
+      and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live,
+    trace_id = or_null(trace_id(db, data, row.id)) }
 end
 
 local row_of = runs_store.get
@@ -242,13 +263,16 @@ M.SCHEMAS = {
     concurrency = { type = "integer", minimum = 1, maximum = settings.CONCURRENCY_MAX } } },
 }
 M.RUN = { type = "object", additionalProperties = false,
-  required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live" },
+  required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live", "trace_id" },
   properties = { id = { type = "integer" }, target = { type = "string" }, kind = { type = "string" },
     state = { type = "string", enum = M.STATES },
     started_at = { type = "string" }, ended_at = { description = "a time, or null while it goes" },
     model = { description = "the model it was started with (null: each seat's)" },
     concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
     live = { type = "boolean", description = "this server executes it now" },
+    trace_id = { description = "its OpenTelemetry trace id (32 hex digits), the same at every start of it; search a "
+      .. "tracing backend by it (orket.run.id restarts at 1 in every project). null: a store that cannot say its id, "
+      .. "for a run recorded before runs kept theirs" },
     usage = { type = "object", description = "its model calls (GET only): calls, priced (with a cost), input, cached and "
       .. "output tokens, cost {CURRENCY = micro-units} (docs/cost.md)" },
     reason = { description = "why it ended so, as its end journaled it (GET of an ended run only; null: none said): "

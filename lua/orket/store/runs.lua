@@ -113,6 +113,20 @@ function M.any(db)
   return one(db, "SELECT 1 AS x FROM runs LIMIT 1") ~= nil
 end
 
+--- trace_ids(db) -> {[run id] = its data's trace_id (text as stored; nil: none)}, every
+--- run (orket runs --json shows them beside summaries; raises on a store error)
+local TRACE_IDS = statement(function(d)
+  return "SELECT id, " .. d.json_text("data", "trace_id") .. " AS trace_id FROM runs"
+end)
+function M.trace_ids(db)
+  local out = {}
+  for _, r in ipairs(assert(db:rows(TRACE_IDS(db)))) do
+    local id = math.tointeger(tonumber(r.id))
+    if id and type(r.trace_id) == "string" then out[id] = r.trace_id end
+  end
+  return out
+end
+
 --- summaries(db) -> every run, newest first: {id, target, kind, status, started_at,
 --- ended_at, steps (turns rows), tokens (prompt + completion, of its charged model failures
 --- too, as journal_reads.run_tokens counts them)} (raises on a store error)
