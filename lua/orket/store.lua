@@ -104,7 +104,8 @@ local function emptied(path)
   local wal = uv.fs_stat(path .. "-wal")
   if wal and wal.size > 0 then return nil end
   return string.format("store: cannot open %s: the file is empty (0 bytes), which no store is: `orket restore` a "
-    .. "backup, or remove the file to start a new board", path)
+    .. "backup, or remove the file to start a new board (what the old one's cards made stays on main: importing "
+    .. "and running them again does their work again)", path)
 end
 
 -- A new store is 0 bytes too, from SQLite's creating it to its first write (the header,
