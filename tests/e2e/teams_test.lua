@@ -454,7 +454,16 @@ describe("one server, many projects", function()
     assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
     assert.equal(401, (req(s, "GET", "/v1/projects", bob)))
     assert.equal(401, (req(s, "GET", "/v1/projects/notes/board", kh)))
-    assert.equal(200, (req(s, "POST", "/v1/users/bob/enable", root)))
+    st, doc = req(s, "POST", "/v1/users/bob/enable", root)
+    assert.equal(200, st)
+    -- the enable says which of his keys work again, never a secret
+    local back = {}
+    for _, k in ipairs(doc.first_keys) do
+      assert.is_nil(k.key)
+      back[k.name] = k.role
+    end
+    assert.same({ 3, 3 }, { #doc.first_keys, doc.live_key_count })
+    assert.truthy(back["bob-ci"])
     assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", kh)))
     -- a role in another project, then a key revoked by an admin
     st, doc = req(s, "PUT", "/v1/users/bob/projects/default", root, { role = "viewer" })

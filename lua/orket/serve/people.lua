@@ -238,7 +238,22 @@ local function set_disabled(disabled)
       return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by, true)
     end, accounts.subject)
     if not res then return refused(msg, code) end
-    return answer(res, { name = res.name, role = res.role, disabled = disabled, changed = res.changed })
+    local out = { name = res.name, role = res.role, disabled = disabled, changed = res.changed }
+    if not disabled then
+      -- an enable brings the person's keys back with them: which, so the admin sees what
+      -- works again (a directory's name now another entry's is handed over by the CLI's
+      -- users enable --new-subject, which revokes them instead: docs/teams.md#offboarding);
+      -- at most five, as GET /v1/users lists a person's (a CI's person has one a job)
+      local back, n = setmetatable({}, cjson.array_mt), 0
+      for _, k in ipairs(sk.list(ctx.db, res.name)) do
+        if not k.revoked_at then
+          n = n + 1
+          if #back < 5 then back[#back + 1] = { id = k.id, name = k.name, role = k.role } end
+        end
+      end
+      out.first_keys, out.live_key_count = back, n
+    end
+    return answer(res, out)
   end
 end
 
@@ -341,7 +356,12 @@ local ADDED = { type = "object", additionalProperties = false, required = { "nam
 local UNCHANGED = { type = "boolean", description = "the person was so already: nothing journaled or audited" }
 local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed",
   "unchanged" }, properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" },
-  changed = { type = "boolean" }, unchanged = UNCHANGED } }
+  changed = { type = "boolean" }, unchanged = UNCHANGED,
+  first_keys = { type = "array", maxItems = 5, description = "an enable's: at most five of the person's keys that "
+    .. "work again (oldest first)", items = { type = "object", additionalProperties = false,
+      required = { "id", "name", "role" }, properties = { id = { type = "string" }, name = { type = "string" },
+        role = ROLE } } },
+  live_key_count = { type = "integer", description = "an enable's: how many of the person's keys work again" } } }
 local UNLOCKED = { type = "object", additionalProperties = false, required = { "name", "cleared" },
   properties = { name = { type = "string" }, cleared = { type = "boolean",
     description = "whether failed sign-ins were counted against the name" } } }
