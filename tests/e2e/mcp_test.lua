@@ -248,6 +248,39 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(require("orket.serve.localuse").operator(), card.comments[1].author)
   end)
 
+  it("publishes create_issue's priority as the whole number it takes", function()
+    local dir = H.example("notes")
+    local a = by_id(serve(dir, {
+      INIT,
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"s","priority":2.5}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"t","priority":3.0}}}',
+    }))
+    local schema
+    for _, t in ipairs(a[1].result.tools) do if t.name == "create_issue" then schema = t.inputSchema end end
+    assert.same({ type = "integer", minimum = 0, maximum = 10, description = "3 high, 2 medium, 1 low (0 to 10)" },
+      schema.properties.priority)
+    -- what the schema refuses is refused as the tool's own argument error, not the route's EINVAL
+    assert.is_true(a[2].result.isError)
+    assert.equal("bad_request", a[2].result.structuredContent.error.code)
+    assert.matches("arguments.priority", a[2].result.content[1].text, 1, true)
+    assert.is_nil(a[3].result.isError) -- 3.0 is a whole number
+    assert.equal(3, a[3].result.structuredContent.card.priority)
+  end)
+
+  it("says arguments.X where a route's refusal names body.X", function()
+    local dir = H.example("notes")
+    local a = by_id(serve(dir, { INIT,
+      '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"start_run","arguments":{"target":"NOTES-1","model":"nosuch:model"}}}',
+    }))
+    -- the run route's refusal names the body's field: over MCP the caller sent arguments
+    assert.is_true(a[4].result.isError)
+    local said = a[4].result.content[1].text
+    assert.matches("^bad_request: arguments%.model nosuch:model: names provider 'nosuch'", said)
+    assert.is_nil(said:find("body.", 1, true), said)
+    assert.matches("^arguments%.model", a[4].result.structuredContent.error.message)
+  end)
+
   it("--read-only neither lists nor runs the writing tools", function()
     local dir = H.example("notes")
     local a = by_id(serve(dir, { INIT,

@@ -69,6 +69,12 @@ end
 --- named(name, msg) -> "mcp.NAME: msg", the name said once: an error a call or a start returns
 function M.named(name, msg) return "mcp." .. tostring(name) .. ": " .. M.bare(name, msg) end
 
+-- An answer too large to read came after the server took the request (over stdio, its id
+-- unread: every request waiting then): it may have run. Said as EDOWN's lost session says
+-- it, so that a model does not call a write again blindly.
+M.TOO_LARGE = "the server sent a message larger than " .. rpc.MAX_MESSAGE .. " bytes, not read: it had taken the "
+  .. "request, so whether it ran is unknown; check its effect before calling it again"
+
 -- ---- checks on what a server advertises -------------------------------------------------
 
 -- A tool's input schema: plain JSON Schema of bounded size and depth, no references (the
@@ -701,7 +707,7 @@ function Conn:_start_stdio()
         self:_line(line)
       elseif err == "too_long" then
         -- its id is not known: every waiting request fails rather than wait for nothing
-        self:_fail_pending("the server sent a message larger than " .. rpc.MAX_MESSAGE .. " bytes", "ETOOLARGE")
+        self:_fail_pending(M.TOO_LARGE, "ETOOLARGE")
         self:_protocol_error("a message larger than " .. rpc.MAX_MESSAGE .. " bytes")
       else
         break
@@ -736,7 +742,7 @@ end
 -- The transport's codes for what a caller of this module reads (docs/mcp.md)
 function Conn:_http_error(msg, code)
   if code == "too_large" then
-    return nil, string.format("mcp.%s: the server sent a message larger than %d bytes", self.name, rpc.MAX_MESSAGE), "ETOOLARGE"
+    return nil, M.named(self.name, M.TOO_LARGE), "ETOOLARGE"
   end
   return nil, "mcp." .. self.name .. ": " .. tostring(msg), code == "timeout" and "ETIMEDOUT" or code or "EHTTP"
 end

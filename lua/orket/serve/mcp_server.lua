@@ -23,6 +23,7 @@ local rt = require "orket.c.runtime"
 local store_runs = require "orket.store.runs"
 local board = require "orket.board"
 local prompts = require "orket.mcp.prompts"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -118,9 +119,10 @@ local function input_schema(t, route)
     required[#required + 1] = k
   end
   -- "priority" takes a number or High/Medium/Low over HTTP; an empty schema reads as any
-  -- value, and a schema of two types is one some clients cannot map: the number alone
+  -- value, and a schema of two types is one some clients cannot map: the number alone, a
+  -- whole one as the route takes it (3 and 3.0; 2.5 is refused)
   if props.priority and next(props.priority) == nil then
-    props.priority = { type = "number", minimum = 0, maximum = 10, description = "3 high, 2 medium, 1 low (0 to 10)" }
+    props.priority = { type = "integer", minimum = 0, maximum = 10, description = "3 high, 2 medium, 1 low (0 to 10)" }
   end
   table.sort(required)
   return { type = "object", properties = props, required = jsonout.array(required), additionalProperties = false }
@@ -219,6 +221,16 @@ local function tool_error(code, message, status, remedy)
     structuredContent = { error = { code = code, message = message, status = status, remedy = remedy } } }
 end
 
+--- as_arguments(schema, message) -> a route's message with each `body.X` naming one of the
+--- tool's arguments said `arguments.X`, as the tool's own checks say it (start_run's bad
+--- model came as "body.model ...": the MCP caller sent no body)
+function M.as_arguments(schema, message)
+  if type(message) ~= "string" then return message end
+  return (message:gsub("%f[%w_.]body%.([%a_][%w_]*)", function(name)
+    if schema.properties[name] then return "arguments." .. name end
+  end))
+end
+
 -- Calls the tool's route handler as the HTTP API would; the answer as a tool result.
 function M:call_tool(def, args)
   local t, route = def.t, def.route
@@ -274,10 +286,106 @@ function M:call_tool(def, args)
   end
   if status >= 400 then
     local e = type(doc) == "table" and doc.error or {}
-    return tool_error(e.code or "error", e.message or "failed", status)
+    return tool_error(e.code or "error", M.as_arguments(def.schema, e.message or "failed"), status)
   end
+  -- the route has run (a write committed): nothing from here on may turn it into a failure
+  local fok, res = pcall(self.answer_of, self, t, doc)
+  if fok then return res end
+  self.log { event = "error", tool = t.name, message = "answer: " .. tostring(res) }
+  return { content = jsonout.array { { type = "text", text = t.name .. (t.readonly and " could not show its answer"
+    or " was done, but its answer could not be shown") .. " (the server's log says why)" } } }
+end
+
+-- ---- answer sizes ----------------------------------------------------------------------
+
+-- One tool answer is kept within ANSWER_MAX bytes of JSON, a quarter of the 4 MiB message
+-- Orket's own client reads (rpc.MAX_MESSAGE; the official SDK's stdio reads 10 MiB), so that
+-- the envelope, escaping and a client with a smaller limit have room. Unbounded, a card of
+-- many long comments made an 11 MB line: the SDK's session died, Orket's client refused it
+-- (after the comment it answered was written). A card's comments are what grows without
+-- bound: each body is cut at COMMENT_MAX bytes and the newest are kept while their JSON
+-- fits CARD_LISTS_MAX.comments; its other lists likewise (the newest kept), each cut said
+-- in the document's "omitted", with where the whole card is read.
+M.ANSWER_MAX = 1024 * 1024
+M.COMMENT_MAX = 8 * 1024
+M.CARD_LISTS_MAX = { comments = 256 * 1024, history = 128 * 1024, approvals = 256 * 1024,
+  verifications = 128 * 1024, violations = 64 * 1024 }
+local CARD_LISTS = { "comments", "history", "approvals", "verifications", "violations" }
+-- revisions before structuredContent (2025-06-18): their clients read the text alone
+local TEXT_ONLY = { ["2025-03-26"] = true, ["2024-11-05"] = true }
+
+--- fit_card(doc) -> the orket.card/1 document cut to fit an MCP answer (the same table when
+--- nothing was cut): comment bodies past COMMENT_MAX cut (body_bytes: the whole length), the
+--- oldest entries of a list past its share left out, and omitted = {comments = N, ...,
+--- read = where the whole card is} when any was
+function M.fit_card(doc)
+  local omitted, any = {}, false
+  local out = {}
+  for k, v in pairs(doc) do out[k] = v end
+  local cm = {}
+  for i, c in ipairs(doc.comments or {}) do
+    if type(c.body) == "string" and #c.body > M.COMMENT_MAX then
+      c = { id = c.id, author = c.author, created_at = c.created_at, body = inert.cut(c.body, M.COMMENT_MAX),
+        body_bytes = #c.body, cut = true }
+      omitted.comment_bodies_cut = (omitted.comment_bodies_cut or 0) + 1
+      any = true
+    end
+    cm[i] = c
+  end
+  out.comments = jsonout.array(cm)
+  for _, name in ipairs(CARD_LISTS) do
+    local list = out[name]
+    if type(list) == "table" then
+      local budget, used, from = M.CARD_LISTS_MAX[name], 0, #list + 1
+      -- newest last in each list: walk back from the end while the entries fit
+      for i = #list, 1, -1 do
+        used = used + #jsonout.encode(list[i]) + 1
+        if used > budget then break end
+        from = i
+      end
+      if from > 1 then
+        local kept = {}
+        for i = from, #list do kept[#kept + 1] = list[i] end
+        out[name] = jsonout.array(kept)
+        omitted[name] = from - 1
+        any = true
+      end
+    end
+  end
+  if not any then return doc end
+  local id = type(doc.card) == "table" and doc.card.id or "ID"
+  omitted.read = "this answer is cut to fit an MCP message (" .. M.ANSWER_MAX .. " bytes): each list's count is its oldest "
+    .. "entries left out, comment_bodies_cut the bodies cut at " .. M.COMMENT_MAX .. " bytes (body_bytes: the whole); GET /v1/cards/" .. tostring(id) .. " (the HTTP API) or `orket card " .. tostring(id) .. " --json` gives the whole card"
+  out.omitted = omitted
+  return out
+end
+
+--- session:answer_of(t, doc) -> the tool result of a route's answer: the JSON as text and as
+--- structuredContent, a card cut to fit (fit_card); when the two together would pass
+--- ANSWER_MAX, the text is a note pointing at structuredContent rather than a second copy
+--- (a pre-2025-06-18 session, whose client has no structuredContent, gets the text alone)
+function M:answer_of(t, doc)
+  if type(doc) == "table" and doc.format == "orket.card/1" then doc = M.fit_card(doc) end
   local text = jsonout.encode(doc)
+  if #text > M.ANSWER_MAX then
+    return { content = jsonout.array { { type = "text", text = M.too_large(t, doc, #text) } } }
+  end
+  -- the text block as JSON holds the text escaped again: at most twice its bytes
+  if #text * 3 > M.ANSWER_MAX then
+    if TEXT_ONLY[self.version] then return { content = jsonout.array { { type = "text", text = text } } } end
+    text = string.format("%s: the answer's JSON (%d bytes) is in structuredContent; not repeated here, to keep the "
+      .. "answer within %d bytes", t.name, #text, M.ANSWER_MAX)
+  end
   return { content = jsonout.array { { type = "text", text = text } }, structuredContent = doc }
+end
+
+--- too_large(t, doc, n) -> the note that stands for an answer of n bytes that cutting could not
+--- bring within ANSWER_MAX (a write's note says it was done: it was)
+function M.too_large(t, doc, n)
+  local id = type(doc) == "table" and type(doc.card) == "table" and doc.card.id or nil
+  return string.format("%s%s: its answer (%d bytes of JSON) is past the %d bytes of an MCP answer and is not shown%s",
+    t.name, t.readonly and "" or " was done", n, M.ANSWER_MAX,
+    id and ("; GET /v1/cards/" .. id .. " (the HTTP API) or `orket card " .. id .. " --json` gives it") or "")
 end
 
 --- session:tool_text(name, args) -> the text a tool call answers | nil, message (its error)
@@ -311,7 +419,12 @@ function M:resource_text(uri)
   local kind, id = parse_uri(uri)
   if kind == "card" then
     local doc = card_view.json_doc(self.db, id, self.dir)
-    if doc then return jsonout.encode(doc) end
+    -- cut as get_card's answer is (a resource's read is one message too)
+    if doc then
+      local text = jsonout.encode(M.fit_card(doc))
+      return #text <= M.ANSWER_MAX and text or jsonout.encode { format = "orket.card/1", card = doc.card,
+        omitted = { read = M.too_large({ name = "orket://cards/" .. id, readonly = true }, doc, #text) } }
+    end
   elseif kind == "run" and id and store_runs.get(self.db, id) then
     local doc = log_view.served(self.db, self.dir, id) -- (its first page: the tool gives the others)
     if doc then return jsonout.encode(doc) end
