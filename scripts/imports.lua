@@ -25,7 +25,7 @@ M.LAYERS = {
   { name = "board", doc = "the board and its store: cards, their order, persistence, the workspace",
     match = { "^orket%.board$", "^orket%.ready$", "^orket%.store$", "^orket%.store%.", "^orket%.workspace$", "^orket%.card$" } },
   { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, script environments, the error vocabulary",
-    match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$",
+    match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$", "^orket%.jsonwhy$",
               "^orket%.fieldline$", "^orket%.nearest$", "^orket%.pretty$", "^orket%.scriptenv$",
               "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$", "^orket%.cost$",
               "^orket%.urlencode$", "^orket%.stopsignals$", "^orket%.sourcepos$" } },

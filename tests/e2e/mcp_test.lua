@@ -172,6 +172,9 @@ describe("orket mcp serve (stdio)", function()
     local got = lines_of(r.stdout)
     assert.equal(2, #got, r.stdout)
     assert.equal(-32700, got[2].error.code)
+    -- in the words the REST API's bodies are refused in, never cjson's token names
+    assert.equal("not JSON: expected object key string but found unexpected end of string at byte 30",
+      got[2].error.message)
   end)
 
   -- a client that closed its end of stdout (head -n 1 here) killed the server with SIGPIPE at

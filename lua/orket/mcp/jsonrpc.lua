@@ -4,6 +4,7 @@
 -- (cjson.safe) and orket.jsonout.
 local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
+local jsonwhy = require "orket.jsonwhy"
 
 local M = {}
 
@@ -42,7 +43,7 @@ local function parse(text)
   -- would pass the bytes through into the board
   if not utf8.len(text) then return nil, { code = M.PARSE_ERROR, message = "not JSON: the message is not valid UTF-8" } end
   local v, derr = dec.decode(text)
-  if v == nil then return nil, { code = M.PARSE_ERROR, message = "not JSON: " .. tostring(derr):sub(1, 200) } end
+  if v == nil then return nil, { code = M.PARSE_ERROR, message = "not JSON: " .. jsonwhy.why(derr, "the message") } end
   return v
 end
 

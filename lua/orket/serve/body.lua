@@ -3,6 +3,7 @@
 -- RFC 8259 spells them, no key twice in one object, an object.
 local cjson = require "cjson.safe"
 local jsondup = require "orket.c.jsondup"
+local jsonwhy = require "orket.jsonwhy"
 
 local M = {}
 
@@ -18,14 +19,6 @@ dec.decode_max_depth(M.MAX_DEPTH)
 -- (orket.mcp.jsonrpc)
 dec.decode_invalid_numbers(false)
 
--- cjson's names for what it found, in words: its "found T_END at character 12" told a
--- client nothing it could act on
-local TOKENS = {
-  T_END = "the end of the body", T_OBJ_BEGIN = "'{'", T_OBJ_END = "'}'", T_ARR_BEGIN = "'['", T_ARR_END = "']'",
-  T_STRING = "a string", T_NUMBER = "a number", T_BOOLEAN = "true or false", T_NULL = "null", T_COLON = "':'",
-  T_COMMA = "','", T_ERROR = "something that is no JSON", T_UNKNOWN = "something that is no JSON",
-}
-
 --- decode(text) -> value | nil, why, too_deep: JSON nested at most MAX_DEPTH deep
 function M.decode(text)
   -- an empty body (curl -X POST with no -d) is the usual mistake on routes whose fields are
@@ -36,9 +29,7 @@ function M.decode(text)
   if tostring(derr):find("too many nested", 1, true) then
     return nil, "the body nests deeper than " .. M.MAX_DEPTH .. " levels", true
   end
-  local why = tostring(derr):gsub("T_[%u_]+", TOKENS):gsub("^Expected", "expected"):gsub(" at character (%d+)$",
-    " at byte %1")
-  return nil, "the body is not JSON: " .. why
+  return nil, "the body is not JSON: " .. jsonwhy.why(derr, "the body")
 end
 
 -- whether a decoded body holds a NUL byte in a string or a member's name (its depth is
