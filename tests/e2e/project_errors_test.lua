@@ -113,6 +113,23 @@ describe("a team that cannot work", function()
     untouched(p)
   end)
 
+  -- The seat that works a card is its only reviewer: validate refuses the card, a run works
+  -- it into a block whose `next` said only to retry it, which met the same block
+  it("blocks a card only its own seat could review, saying what lifts the block", function()
+    local p = project()
+    local orig = H.read(p .. "/orket.lua")
+    local one = orig:gsub("\n  integrity_guard = { roles = { \"integrity_guard\" } },", "")
+      :gsub('roles = { "coder" }', 'roles = { "coder", "integrity_guard" }')
+    assert.is_true(one ~= orig)
+    H.write(p .. "/orket.lua", one)
+    assert.matches("is the only seat holding integrity_guard", H.orket("validate", { cwd = p }).stdout, 1, true)
+    H.orket("run START", { cwd = p })
+    local card = H.card_json(p, "START-1")
+    assert.equal("blocked", card.card.status)
+    local said = H.orket("board", { cwd = p }).stdout .. H.orket("card START-1", { cwd = p }).stdout
+    assert.matches("give another seat integrity_guard in orket.lua's team, or seat the card elsewhere", said, 1, true)
+  end)
+
   -- resume worked the card into a block no retry lifts ("No seat holding integrity_guard
   -- other than senior_developer can review this card")
   it("is refused by resume as by run, the killed run's cards left as they were", function()

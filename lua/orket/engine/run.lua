@@ -384,7 +384,9 @@ function Run:turn_seat(card, phase, seat, chooser)
     if why then return true, self:skip(card, why) end
     if not seat and not self.routing.file then
       self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
-        "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
+        "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card: a "
+          .. "retry alone meets the same block; give another seat integrity_guard in orket.lua's team, or seat the "
+          .. "card elsewhere (orket validate names such cards), then retry it.")
       return true, nil, true
     end
     if not seat then return true, self:skip(card, "routing.lua's reviewer chose no seat for this card") end
