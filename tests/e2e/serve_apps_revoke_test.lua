@@ -73,14 +73,16 @@ describe("an app on its own origin whose person is disabled meanwhile", function
     os.execute("python3 -c " .. H.quote("import socket,sys,time\n"
       .. "c = socket.create_connection(('127.0.0.1', " .. s.port .. "))\n"
       .. "c.sendall(bytes.fromhex('" .. req:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)
-      .. "') + b'abc')\ntime.sleep(2)\nc.sendall(b'defghij')\nc.settimeout(10); out = b''\n"
+      .. "') + b'abc')\ntime.sleep(4)\nc.sendall(b'defghij')\nc.settimeout(10); out = b''\n"
       .. "while True:\n    d = c.recv(65536)\n    if not d: break\n    out += d\n"
       .. "open(sys.argv[1], 'wb').write(out)\n") .. " " .. H.quote(out) .. " &")
-    orket.sleep(500)
+    -- (the server must have read the write's headers first: a sanitizer build under load
+    -- took more than half a second to, and the disable came before them, a plain 401)
+    orket.sleep(1500)
     assert.equal(0, H.orket("users disable alice", { cwd = dir }).status)
     H.wait_for(stream.done, "the app's stream to end", 500)
     stream.close()
-    H.wait_for(function() return (H.read(out) or "") ~= "" end, "the write's answer", 1000)
+    H.wait_for(function() return (H.read(out) or "") ~= "" end, "the write's answer", 6000)
     local answer = H.read(out)
     assert.matches("^HTTP/1%.1 403", answer)
     assert.no_match("got abc", answer, 1, true)
