@@ -287,6 +287,178 @@ describe("orket serve: real answers against the OpenAPI document", function()
   end)
 end)
 
+-- listed(schema, v, where): every field of the real answer v is one its schema lists, at every
+-- depth the schema describes (an extra field only where additionalProperties is a schema),
+-- and no object or non-empty list of v is left undescribed (a bare {"type":"object"} or an
+-- array without items): a generated client types v's every field. A schema of no type (an
+-- event's data, a call's arguments) takes any value, and says so in its description.
+local function is_list(v) return rawlen(v) > 0 or next(v) == nil end
+local function listed(s, v, where)
+  if type(v) ~= "table" then return end
+  assert(type(s) == "table", where .. ": no schema")
+  if s.type == nil and s.properties == nil and s.items == nil then
+    assert.is_string(s.description, where .. ": a schema of no type says what it holds")
+    return
+  end
+  if is_list(v) and next(v) ~= nil then
+    assert(type(s.items) == "table", where .. ": a list the schema gives no items")
+    for i, x in ipairs(v) do listed(s.items, x, where .. "[" .. (i - 1) .. "]") end
+  elseif not is_list(v) then
+    local extra = type(s.additionalProperties) == "table" and s.additionalProperties or nil
+    assert(s.properties or extra, where .. ": an object the schema does not describe")
+    for k, x in pairs(v) do
+      local ps = s.properties and s.properties[k] or extra
+      assert(ps, where .. "." .. k .. ": a field the schema does not list")
+      listed(ps, x, where .. "." .. k)
+    end
+  end
+end
+
+-- scripted: each issue's coder writes ID.txt and hands in, the reviewer approves
+local SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue A%-1", reply = { tool_calls = { call("write_file", { path = "A-1.txt", content = "A\n" }) } } },
+  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
+-- an epic A of two issues, A-2 depending on A-1, imported -> dir
+local function epic_project()
+  local dir = H.tmpdir()
+  for _, d in ipairs { "epics", "workspace", "policies" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+  H.write(dir .. "/orket.lua", [[
+name = "typed"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]])
+  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/epics/a.json", [[
+{ "id": "A", "name": "Epic A", "issues": [ { "id": "A-1", "summary": "Write A-1.txt", "seat": "senior_developer" },
+  { "id": "A-2", "summary": "Later", "seat": "senior_developer", "priority": "High", "depends_on": ["A-1"] } ] }
+]])
+  require("tests.backends").project(dir)
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+describe("orket serve: the OpenAPI document types the card, the board and the run", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("lists every field of a real card, board and run, at every depth, and they validate", function()
+    local dir = epic_project()
+    local op = key(dir, "ops", "operator")
+    local s = serve(dir)
+    local _, api = req(s, "GET", "/v1/openapi.json", { bearer(op) })
+    local json = { bearer(op), "Content-Type: application/json" }
+    local st, run = req(s, "POST", "/v1/runs", json, { target = "A-1" })
+    assert.equal(201, st)
+    local id = math.tointeger(run.run.id)
+    H.wait_for(function() return select(2, req(s, "GET", "/v1/runs/" .. id, { bearer(op) })).run.state == "done" end,
+      "the run's end", 3000)
+    -- what no scripted run leaves: a violation and a verification on A-1, an approval asked
+    -- on A-2 (it waits then) and its arm in an experiment
+    st = req(s, "POST", "/v1/cards/A-2/move", json, { to = "in_progress" })
+    assert.equal(200, st)
+    local db = assert(require("orket.project").open_store(dir, false))
+    assert(db:record_violation { card = "A-1", seat = "senior_developer", rule = "PATH_ESCAPE",
+      attempt = "write_file {...}", detail = "outside", remedy = "a path inside" })
+    require("orket.store.verifications").insert(db, { card = "A-1", run = id, handin = 9, passed = false,
+      command = "make test", reason = "failed", code = 2, wall_ms = 5, output = "no", layers = "[]" })
+    assert(require("orket.actions.approvals").request(db, require("orket.board").open(db), { card = "A-2",
+      tool = "delete_file", args = { path = "x" }, rule = "POLICY_ASK", reason = "asks", seat = "senior_developer" }))
+    assert(db:tx(function()
+      require("orket.store.experiments").record(db, "A-2", { { experiment = "small", arm = "variant", model = "m:x",
+        role = "coder" } })
+      return true
+    end))
+    db:close()
+    st, run = req(s, "POST", "/v1/cards/A-1/comments", json, { body = "seen" })
+    assert.equal(200, st)
+    local answers = { { "POST", "/v1/cards/{id}/comments", run } }
+    for _, path in ipairs { "A-1", "A-2", "A" } do
+      local gst, doc = req(s, "GET", "/v1/cards/" .. path, { bearer(op) })
+      assert.equal(200, gst, path)
+      answers[#answers + 1] = { "GET", "/v1/cards/{id}", doc }
+    end
+    -- the answers hold what the schema is checked against
+    local a1, a2 = answers[2][3], answers[3][3]
+    assert.same({ 1, 1, 1, true, true }, { #a1.violations, #a1.verifications, #a1.comments, #a1.history > 0,
+      a1.usage.calls > 0 })
+    assert.same({ 1, 1, "A-1" }, { #a2.approvals, #a2.experiments, a2.card.depends_on[1] })
+    assert.is_table(a1.git)
+    assert.is_true(#a1.usage_by_seat > 0)
+    assert.same({ "A-1", "A-2" }, answers[4][3].children)
+    for _, q in ipairs { "", "?root=A" } do
+      local bst, doc = req(s, "GET", "/v1/board" .. q, { bearer(op) })
+      assert.equal(200, bst)
+      answers[#answers + 1] = { "GET", "/v1/board", doc }
+    end
+    local rst, one = req(s, "GET", "/v1/runs/" .. id, { bearer(op) })
+    assert.same({ 200, "done" }, { rst, one.run.state })
+    answers[#answers + 1] = { "GET", "/v1/runs/{id}", one }
+    local lst, many = req(s, "GET", "/v1/runs", { bearer(op) })
+    assert.equal(200, lst)
+    answers[#answers + 1] = { "GET", "/v1/runs", many }
+    for _, a in ipairs(answers) do
+      conforms(api, a[1], a[2], 200, a[3])
+      listed(response(api, a[1], a[2], 200).content["application/json"].schema, a[3], a[1] .. " " .. a[2])
+    end
+    -- the run's nullable fields are typed so, its usage's fields listed
+    local RUN = response(api, "GET", "/v1/runs/{id}", 200).content["application/json"].schema.properties.run
+    for _, f in ipairs { "ended_at", "model", "trace_id", "reason" } do
+      assert.same({ "string", "null" }, RUN.properties[f].type, f)
+    end
+    assert.same({ "integer", "null" }, RUN.properties.concurrency.type)
+    for _, f in ipairs { "calls", "priced", "input", "cached", "output", "cost" } do
+      assert.is_table(RUN.properties.usage.properties[f], f)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("describes what POST /v1/cards and move take as the server takes them", function()
+    local dir = H.example("webapp")
+    local adm = key(dir, "adm", "admin")
+    local s = serve(dir)
+    local _, api = req(s, "GET", "/v1/openapi.json", { bearer(adm) })
+    local json = { bearer(adm), "Content-Type: application/json" }
+    local create = api.paths["/v1/cards"].post.requestBody.content["application/json"].schema.properties
+    -- priority: 0..10, a word in any case, or null (absent)
+    local kinds = {}
+    for _, alt in ipairs(create.priority.oneOf) do kinds[#kinds + 1] = alt.type end
+    assert.same({ "integer", "string", "null" }, kinds)
+    assert.same({ 0, 10 }, { create.priority.oneOf[1].minimum, create.priority.oneOf[1].maximum })
+    local word = create.priority.oneOf[2].pattern
+    for _, w in ipairs { "High", "low", "MEDIUM" } do
+      assert.equal(201, (req(s, "POST", "/v1/cards", json, { parent = "API", summary = "p", priority = w })), w)
+      assert.is_truthy(w:match("^%a+$") and word:find(w:sub(1, 1), 1, true), w)
+    end
+    for _, bad in ipairs { "2", "urgent" } do
+      local st, doc = req(s, "POST", "/v1/cards", json, { parent = "API", summary = "p", priority = bad })
+      assert.same({ 400, "EINVAL" }, { st, doc.error.code }, bad)
+    end
+    -- the card's own id: ID_RULE's characters, 100 at most
+    assert.same({ 100, "^[A-Za-z0-9][A-Za-z0-9_.-]*$" }, { create.id.maxLength, create.id.pattern })
+    assert.matches("ASCII, 100 at most", create.id.description, 1, true)
+    assert.equal(400, (req(s, "POST", "/v1/cards", json, { parent = "API", summary = "x", id = ("B"):rep(101) })))
+    assert.equal(201, (req(s, "POST", "/v1/cards", json, { parent = "API", summary = "x", id = ("B"):rep(100) })))
+    -- move's to: the statuses the state machine knows, and no other
+    local to = api.paths["/v1/cards/{id}/move"].post.requestBody.content["application/json"].schema.properties.to
+    assert.same(require("orket.c.statemachine").statuses(), to.enum)
+    local st, doc = req(s, "POST", "/v1/cards/API-1/move", json, { to = "finished" })
+    assert.equal(400, st)
+    for _, w in ipairs(to.enum) do assert.matches(w, doc.error.message, 1, true) end
+    -- and reason: the words the state machine takes
+    local reason = api.paths["/v1/cards/{id}/move"].post.requestBody.content["application/json"].schema.properties.reason
+    assert.same(require("orket.c.statemachine").reasons(), reason.enum)
+    assert.equal(0, s.stop())
+  end)
+end)
+
 describe("orket serve: the web board's files and If-None-Match", function()
   after_each(function()
     H.kill_servers()

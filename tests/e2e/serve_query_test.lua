@@ -48,9 +48,9 @@ describe("orket serve: query parameters", function()
       { st, doc.error.message })
     -- decoded as the handlers see them; a long name is cut in the answer
     st, doc = H.api(s, "GET", "/v1/runs?st%61te=done&x+y=1", viewer)
-    assert.same({ 400, "unknown query parameter ?x y=: this route takes ?state=, ?limit=" }, { st, doc.error.message })
+    assert.same({ 400, "unknown query parameter ?x y=: this route takes ?state=, ?after=, ?limit=" }, { st, doc.error.message })
     st, doc = H.api(s, "GET", "/v1/runs?" .. ("n"):rep(300) .. "=1", viewer)
-    assert.equal("unknown query parameter ?" .. ("n"):rep(64) .. "... (300 bytes)=: this route takes ?state=, ?limit=",
+    assert.equal("unknown query parameter ?" .. ("n"):rep(64) .. "... (300 bytes)=: this route takes ?state=, ?after=, ?limit=",
       doc.error.message)
     -- a name without a value is one too; a stray "&" is none
     st, doc = H.api(s, "GET", "/v1/status?verbose", viewer)

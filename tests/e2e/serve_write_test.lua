@@ -29,12 +29,22 @@ local function jtype(v)
   return type(v) == "number" and "number" or type(v) == "string" and "string" or type(v) == "boolean" and "boolean"
 end
 
+-- whether a value of JSON type t (v) is of the type a schema names, or of one of a list
+local function type_ok(want, t, v)
+  if type(want) == "table" then
+    for _, w in ipairs(want) do
+      if type_ok(w, t, v) then return true end
+    end
+    return false
+  end
+  return want == t or (want == "number" and t == "integer") or (t == "array" and next(v) == nil and want == "object")
+end
+
 local function check(schema, v, at)
   local t = jtype(v)
-  if schema.type then
-    local ok = schema.type == t or (schema.type == "number" and t == "integer")
-      or (t == "array" and next(v) == nil and schema.type == "object")
-    if not ok then return nil, at .. ": " .. t .. ", not " .. schema.type end
+  if schema.type and not type_ok(schema.type, t, v) then
+    local want = type(schema.type) == "table" and table.concat(schema.type, " or ") or schema.type
+    return nil, at .. ": " .. t .. ", not " .. want
   end
   if schema.enum then
     local found = false

@@ -42,7 +42,11 @@ end
 
 local function list(_, ctx)
   local q = ctx.query
-  local opts, bad = counts(q, { "before" }, { card = q.card, rule = q.rule })
+  -- a card that is not there is 404, an empty ?card= 400, as the event streams' (a filter on a
+  -- typo answered empty lists, as though the card had no violations)
+  local card, cst, cdoc = routes.card_query(ctx)
+  if card == false then return cst, cdoc end
+  local opts, bad = counts(q, { "before" }, { card = card, rule = q.rule })
   if not opts then return err(400, "bad_query", bad) end
   local lst, ldoc
   opts.limit, lst, ldoc = routes.limit(q.limit, 50, violations.MAX)
@@ -94,7 +98,7 @@ function M.add(router)
     responses = { [200] = { schema = M.CHANGE, description = "the change; a binary or too large file is named, its diff left out" } } })
   router:add("GET", "/v1/violations", { handler = list, role = "viewer", name = "violations",
     summary = "The gate's refusals across the board, newest first (orket.violations/1)",
-    query = { { name = "card", description = "only this card's" }, { name = "rule", description = "only this rule's" },
+    query = { { name = "card", description = "only this card's (a card that is not there: 404; empty: 400)" }, { name = "rule", description = "only this rule's" },
       { name = "before", type = "integer", description = "only ids below this (the next page: next_before)" },
       { name = "limit", type = "integer", description = "at most this many (50; 200 at most)" } },
     responses = { [200] = { schema = M.VIOLATIONS, description = "the violations, and how many each rule and card has" } } })

@@ -3,6 +3,8 @@
 -- schema and response schemas (kept next to its handler), so what is described is what is
 -- served. Schemas are the JSON-schema subset orket.c.schema.validate checks.
 local jsonout = require "orket.jsonout"
+local sm = require "orket.c.statemachine"
+local cjson = require "cjson"
 
 local M = {}
 
@@ -10,21 +12,108 @@ M.ERROR = { type = "object", required = { "error" }, additionalProperties = fals
   error = { type = "object", required = { "code", "message" }, additionalProperties = false,
     properties = { code = { type = "string" }, message = { type = "string" }, remedy = { type = "string" } } } } }
 
+-- Shorthands: a type, the same or null (a value absent from the store is null in the
+-- documents: docs/store.md, JSON output)
+local STR, INT, BOOL = { type = "string" }, { type = "integer" }, { type = "boolean" }
+local NSTR, NINT = { type = { "string", "null" } }, { type = { "integer", "null" } }
+local function list(of) return { type = "array", items = of } end
+-- fields(props[, open[, optional]]) -> an object whose every listed field is there but those
+-- named in optional, others allowed unless open is false: a document with a `format` may
+-- gain fields within its version (docs/serve.md, "Documents and their versions")
+local function fields(props, open, optional)
+  local skip, req = {}, {}
+  for _, k in ipairs(optional or {}) do skip[k] = true end
+  for k in pairs(props) do
+    if not skip[k] then req[#req + 1] = k end
+  end
+  table.sort(req)
+  -- (none required: no list, which would be written as {})
+  return { type = "object", additionalProperties = open ~= false, required = req[1] and req or nil, properties = props }
+end
+M.fields = fields
+-- or_null(words) -> the words and JSON null: an enum of a field that may be null
+function M.or_null(words)
+  local out = { table.unpack(words) }
+  out[#out + 1] = cjson.null
+  return out
+end
+
+--- STATUSES, TYPES, REASONS: a card's, as the state machine knows them (the store's CHECKs)
+M.STATUSES, M.TYPES, M.REASONS = sm.statuses(), sm.types(), sm.reasons()
+
+--- USAGE: model calls summed (orket.store.costs.totals; docs/cost.md): a run's, a card's
+M.USAGE = fields({ calls = INT, priced = { type = "integer", description = "the calls with a known cost" },
+  input = { type = "integer", description = "prompt tokens, cached ones too" }, cached = INT, output = INT,
+  cost = { type = "object", additionalProperties = { type = "integer" },
+    description = "micro-units by currency ({\"USD\": 1200}); {} when no call is priced" } })
+M.USAGE.description = "model calls summed: calls, priced (with a cost), input, cached and output tokens, cost "
+  .. "(docs/cost.md)"
+
+--- CARD_FIELDS: a card as orket.board/1 and orket.card/1 give it (orket.views.board: every
+--- field there, null when the store has none)
+M.CARD_FIELDS = fields({ id = STR, type = { type = "string", enum = M.TYPES }, parent = NSTR, name = NSTR,
+  summary = NSTR, description = NSTR, note = NSTR, requirements = NSTR, acceptance = NSTR,
+  priority = { type = { "number", "null" }, description = "0 to 10 (3 high, 2 medium, 1 low), a whole number as the "
+    .. "API and import write it; null: a hand-edited value JSON cannot hold" },
+  seat = NSTR, department = NSTR, status = { type = "string", enum = M.STATUSES },
+  wait_reason = { type = { "string", "null" }, enum = M.or_null(M.REASONS),
+    description = "why it waits (blocked, waiting_for_developer); null otherwise" },
+  retries = INT, worked_by = NSTR, source = NSTR, created_at = STR, updated_at = STR,
+  depends_on = list(STR) })
+
 -- A card's request for a developer's approval: id is the number POST /v1/cards/{id}/approve
 -- and /deny name ({"approval": N}), so that a decision is of the call the person was shown.
-local APPROVAL = { type = "object", additionalProperties = true, required = { "id", "tool", "arguments" },
-  properties = { id = { type = "integer", description = "the request's number, which a decision names (approval)" },
-    tool = { type = "string" },
-    arguments = { description = "the call's arguments (JSON, keys sorted); over 16 KiB, the text kept, ending "
-      .. "\"...(clipped: N bytes in all; 'orket log RUN --full' shows the call whole)\"" },
-    decision = { description = "null while it waits, then approve or deny" },
-    used_at = { description = "null, or when the approved call ran (it runs once)" } } }
+local APPROVAL = fields({ id = { type = "integer", description = "the request's number, which a decision names (approval)" },
+  tool = STR, run = NINT, seat = NSTR, turn = NINT,
+  arguments = { description = "the call's arguments (JSON, keys sorted); over 16 KiB, the text kept, ending "
+    .. "\"...(clipped: N bytes in all; 'orket log RUN --full' shows the call whole)\"" },
+  clipped = { type = "boolean", description = "arguments is the stored text, cut" }, digest = STR,
+  rule = NSTR, reason = NSTR, requested_at = STR,
+  decision = { type = { "string", "null" }, enum = { "approve", "deny", cjson.null },
+    description = "null while it waits, then approve or deny" },
+  decided_at = NSTR, decided_by = NSTR, note = NSTR,
+  used_at = { type = { "string", "null" }, description = "null, or when the approved call ran (it runs once)" } })
 
--- Documents the routes hand back, loosely: their own formats are described in store.md.
-M.CARD = { type = "object", additionalProperties = true, required = { "format", "card", "comments", "history" },
-  properties = { format = { type = "string", enum = { "orket.card/1" } }, card = { type = "object" },
-    comments = { type = "array" }, history = { type = "array" }, children = { type = "array" },
-    approvals = { type = "array", items = APPROVAL }, violations = { type = "array" } } }
+-- The card document's parts (orket.views.card.doc_of)
+local HISTORY = fields({ id = INT, at = STR, kind = STR, actor = NSTR, run = NINT,
+  data = { description = "the event's data as the journal holds it (an object as orket writes it)" } })
+local COMMENT = fields({ id = INT, author = STR, body = STR, created_at = STR })
+local VIOLATION = fields({ id = INT, created_at = STR, seat = NSTR, rule = STR,
+  attempt = { type = { "string", "null" }, description = "the tool and its arguments, cut at 500 bytes" },
+  reason = NSTR, remedy = NSTR })
+local VERIFICATION = fields({ id = INT, at = STR, run = NINT, passed = BOOL, command = STR, reason = STR,
+  code = { type = { "integer", "null" }, description = "the exit status; null: a signal ended it, or it did not start" },
+  signal = NSTR, wall_ms = NINT, output = STR, layers = { type = "string", description = "the layers run, as stored" } })
+local EXPERIMENT_ARM = fields({ experiment = STR, arm = { type = "string", enum = { "control", "variant" } },
+  model = { type = "string", description = "a variant's model at the card's first turn (absent: its seat's)" },
+  role = { type = "string", description = "a variant's role at the card's first turn (absent: none)" } }, true,
+  { "model", "role" })
+local SEAT_USAGE = fields({ seat = { type = "string", description = "the seat that made the calls (- when none)" } }, false)
+for k, v in pairs(M.USAGE.properties) do SEAT_USAGE.properties[k] = v end
+SEAT_USAGE.required = { "cached", "calls", "cost", "input", "output", "priced", "seat" }
+-- (the store's rows leave out what they lack: those fields are absent, not null)
+local GIT = fields({ branch = STR, merged = { type = { "string", "null" }, description = "the commit of its last merge into main" },
+  lost = { type = "string", description = "main no longer holds that merge: what happened and what to do" },
+  commits = list(fields({ id = STR, turn = INT, run = INT, seat = STR }, true, { "turn", "run", "seat" })) }, true,
+  { "lost" })
+GIT.description = "its branch (absent: no branch in workspace/)"
+local FORGE = fields({
+  pull_request = fields({ number = INT, url = STR, head = STR, repo = STR }, true, { "number", "url", "head", "repo" }),
+  reviews = list(fields({ cycle = INT, pr_number = INT, decision = STR, reviewer = STR, body = STR, opened_at = STR,
+    decided_at = STR }, true, { "pr_number", "decision", "reviewer", "body", "opened_at", "decided_at" })) }, true,
+  { "pull_request" })
+FORGE.description = "its pull request and review cycles (absent: none)"
+
+-- Documents the routes hand back: their own formats are described in store.md.
+M.CARD = fields({ format = { type = "string", enum = { "orket.card/1" } }, card = M.CARD_FIELDS,
+  comments = list(COMMENT), history = list(HISTORY),
+  children = { type = "array", items = STR, description = "the ids of the cards under it" },
+  approvals = list(APPROVAL), violations = list(VIOLATION), verifications = list(VERIFICATION),
+  experiments = { type = "array", items = EXPERIMENT_ARM, description = "its arm in each experiment ([] before its "
+    .. "first turn, or in none)" },
+  usage = M.USAGE, usage_by_seat = { type = "array", items = SEAT_USAGE, description = "its usage by the seat that "
+    .. "made the calls" },
+  git = GIT, forge = FORGE }, true, { "git", "forge" })
 M.STATUS = { type = "object", additionalProperties = true, required = { "format", "main", "diverged" },
   properties = { format = { type = "string", enum = { "orket.status/1" } }, main = { type = "string" },
     diverged = { type = "array", items = { type = "object", required = { "path", "main", "view", "take_main", "keep_view" },
@@ -32,7 +121,10 @@ M.STATUS = { type = "object", additionalProperties = true, required = { "format"
         take_main = { type = "array" }, keep_view = { type = "array" }, keep_warning = { type = "string" },
         no_commands = { type = "string", description = "a path that is not UTF-8: why its commands are left out" } } } },
     merging = { type = "string", description = "a person's git merge under way in workspace/: the keep commands wait for it" } } }
-M.BOARD = { type = "object", additionalProperties = true, required = { "format" }, properties = { format = { type = "string", enum = { "orket.board/1" } } } }
+M.BOARD = fields({ format = { type = "string", enum = { "orket.board/1" } },
+  root = { type = { "string", "null" }, description = "the ?root= asked for, or null: the whole board" },
+  cards = { type = "array", items = M.CARD_FIELDS, description = "in tree order: each rock, its epics, each epic's "
+    .. "issues; then the cards whose parent is not shown" } })
 -- an experiment's report (docs/cost.md, "Experiments"): its variant against its control
 local ARM = { type = "object", additionalProperties = true, required = { "cards", "done", "rejections", "turns", "tokens", "cost", "wall" },
   properties = { cards = { type = "integer" }, done = { type = "integer" }, rejections = { type = "integer" },
@@ -119,6 +211,18 @@ local function nullable_optional(schema)
 end
 M.nullable_optional = nullable_optional
 
+-- described(schema, fields) -> the body schema with the route's described fields in place of
+-- its checked ones (route.described: what the server's validator cannot read, a oneOf or a
+-- pattern, which the handler checks)
+local function described(schema, fields)
+  if not fields or not schema.properties then return schema end
+  local props, out = {}, {}
+  for k, p in pairs(schema.properties) do props[k] = fields[k] or p end
+  for k, v in pairs(schema) do out[k] = v end
+  out.properties = props
+  return out
+end
+
 --- document(router) -> the OpenAPI 3.1 document as a table
 function M.document(router)
   local paths = {}
@@ -138,7 +242,8 @@ function M.document(router)
     end
     if #params > 0 then op.parameters = params end
     if r.schema then
-      op.requestBody = { required = true, content = content("application/json", nullable_optional(r.schema)) }
+      op.requestBody = { required = true, content = content("application/json",
+        nullable_optional(described(r.schema, r.described))) }
     elseif r.request then -- described only: the handler reads it (a webhook's signed body)
       op.requestBody = { required = true, content = content("application/json", r.request) }
     end

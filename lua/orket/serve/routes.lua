@@ -6,6 +6,7 @@ local events = require "orket.serve.events"
 local jsonout = require "orket.jsonout"
 local store_keys = require "orket.store.keys"
 local store_runs = require "orket.store.runs"
+local cards_store = require "orket.store.cards"
 local store_approvals = require "orket.store.approvals"
 local board_view = require "orket.views.board"
 local card_view = require "orket.views.card"
@@ -329,11 +330,33 @@ local function stream(req, ctx, filter)
   if ctx.hub:follow(s, filter, after, still, epoch, own, start) then s:wait_gone() end
 end
 
+--- card_query(ctx[, name]) -> the card ?name= (default card) names | nil (absent) | false,
+--- status, doc: empty, 400 bad_query; no such card in the project's board, 404 naming it. A
+--- filter on a card that is not there would answer nothing, never saying so (a typo, a
+--- lowercase id: ids are case-sensitive).
+function M.card_query(ctx, name)
+  name = name or "card"
+  local v = ctx.query[name]
+  if v == nil then return nil end
+  if v == "" then
+    return false, err(400, "bad_query", "?" .. name .. "= takes a card's id (as the board spells it: ids are "
+      .. "case-sensitive); leave it out for every card's")
+  end
+  if not cards_store.get(ctx.db, v) then -- (an id is 100 bytes at most: a longer value is cut in the message)
+    return false, err(404, "not_found", "?" .. name .. "=: no card " .. jsonout.encode(v:sub(1, 128)))
+  end
+  return v
+end
+
 local function all_events(req, ctx)
-  local filter = { card = ctx.query.card }
+  local card, cst, cdoc = M.card_query(ctx)
+  if card == false then return cst, cdoc end
+  local filter = { card = card }
   if ctx.query.run then
     filter.run = whole(ctx.query.run)
     if not filter.run then return err(400, "bad_query", "?run= takes a run id (a whole number)") end
+    -- as /v1/runs/{id}/events answers a run that is not there
+    if not store_runs.get(ctx.db, filter.run) then return err(404, "not_found", "?run=: no run " .. ctx.query.run) end
   end
   return stream(req, ctx, filter)
 end
@@ -343,7 +366,9 @@ local function run_events(req, ctx)
   if not id or not store_runs.get(ctx.db, id) then
     return err(404, "not_found", "no run " .. ctx.params.id)
   end
-  return stream(req, ctx, { run = id, card = ctx.query.card })
+  local card, cst, cdoc = M.card_query(ctx)
+  if card == false then return cst, cdoc end
+  return stream(req, ctx, { run = id, card = card })
 end
 
 -- main's view: where workspace/ keeps a person's version (the document of `orket status
@@ -359,8 +384,9 @@ local function view_status(_, ctx)
 end
 
 -- orket.board/1 as the API gives it: with the journal's id it was read at
-local BOARD_AT = { type = "object", additionalProperties = true, required = { "format", "journal_id", "held" },
-  properties = { format = oa.BOARD.properties.format, journal_id = { type = "integer", minimum = 0,
+local BOARD_AT = { type = "object", additionalProperties = true, required = { "cards", "format", "held", "journal_id",
+  "root" }, properties = { format = oa.BOARD.properties.format, root = oa.BOARD.properties.root,
+    cards = oa.BOARD.properties.cards, journal_id = { type = "integer", minimum = 0,
     description = "the journal's id the board was read at (the newest event the caller may read): "
       .. "/v1/events?after= it follows the journal from the board, missing nothing" },
     store = { type = "string", description = "the store's own id (made with it, a word added by each "
@@ -371,7 +397,7 @@ local BOARD_AT = { type = "object", additionalProperties = true, required = { "f
 local function json(schema, description) return { schema = schema, description = description } end
 local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
-local CARD_Q = { name = "card", description = "only this card's events" }
+local CARD_Q = { name = "card", description = "only this card's events (a card that is not there: 404; empty: 400)" }
 local STORE_Q = { name = "store", description = "the store the caller's journal id is of (the board's `store`): "
   .. "another store's, with an id to replay after, is answered with event reset, as an id past the journal's end" }
 local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
@@ -404,7 +430,7 @@ function M.add(router)
     summary = "Where workspace/ keeps a person's version rather than main's (orket.status/1)",
     responses = { [200] = json(oa.STATUS) } })
   router:add("GET", "/v1/events", { handler = all_events, role = "viewer", name = "events", summary = "The journal, live",
-    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST_Q, LAST, STORE_Q },
+    query = { { name = "run", type = "integer", description = "only this run's events (a run that is not there: 404)" }, CARD_Q, AFTER, LAST_Q, LAST, STORE_Q },
     responses = { [200] = SSE } })
   router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer", name = "run_events",
     summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST_Q, LAST, STORE_Q }, responses = { [200] = SSE } })

@@ -207,24 +207,50 @@ M.STATES[#M.STATES + 1] = "queued"
 M.SHOWN = {}
 for _, s in ipairs(M.STATES) do M.SHOWN[s] = true end
 
--- GET /v1/runs[?state=][&limit=]: newest first
+-- A page of a state's runs reads at most this many rows (each one's state is worked out,
+-- which may read its claims): past it the page ends short, its next where the read stopped
+M.STATE_SCAN = 10000
+local SCAN_BATCH = 500
+
+-- ?after=ID: the runs older than ID (a page's next); absent: from the newest -> id | nil
+-- (absent) | false, status, doc (not a whole number). Digits past an integer: after every run.
+local function older_than(s)
+  if s == nil then return nil end
+  local n = routes.whole_or_most(s)
+  if n then return n end
+  return false, err(400, "bad_query", "?after= takes a run's id, the page's next: the runs older than it (absent: "
+    .. "from the newest)")
+end
+
+-- GET /v1/runs[?state=][&after=][&limit=]: newest first, a page at a time; next: the
+-- ?after= of the next page, on a full page (or, with ?state=, on one that stopped at
+-- STATE_SCAN rows read)
 local function list(_, ctx)
   local limit, lst, ldoc = routes.limit(ctx.query.limit, 50, M.LIST_MAX)
   if not limit then return lst, ldoc end
+  local after, ast, adoc = older_than(ctx.query.after)
+  if after == false then return ast, adoc end
   local want = ctx.query.state
   -- a state no run can be in is refused, not answered with an empty list: a typo
   -- (?state=runing) would read as "no run is going"
   if want and not M.SHOWN[want] then
     return err(400, "bad_query", "?state= takes one of " .. table.concat(M.STATES, ", "))
   end
-  local out = {}
-  -- a state filter looks further back: the shown state is worked out per run
-  for _, r in ipairs(runs_store.recent(ctx.db, want and 10000 or limit)) do
-    local d = M.doc(ctx.db, ctx.dir, r)
-    if not want or d.state == want then out[#out + 1] = with_usage(ctx.db, d) end
-    if #out >= limit then break end
-  end
-  return 200, { runs = jsonout.array(out) }
+  local out, next_id, read = {}, nil, 0
+  -- a state filter reads on in batches: the shown state is worked out per run
+  local batch = want and SCAN_BATCH or limit
+  repeat
+    local rows = runs_store.older(ctx.db, after, batch)
+    for _, r in ipairs(rows) do
+      read, after = read + 1, r.id
+      local d = M.doc(ctx.db, ctx.dir, r)
+      if not want or d.state == want then out[#out + 1] = with_usage(ctx.db, d) end
+      if #out >= limit then next_id = r.id break end
+    end
+    local more = #rows == batch
+    if not next_id and more and read >= M.STATE_SCAN then next_id = after end
+  until next_id or not more or not want
+  return 200, { runs = jsonout.array(out), next = next_id }
 end
 
 --- shown_states(db, dir) -> {[stored status] = {[shown state] = n}} for the runs whose
@@ -262,24 +288,30 @@ M.SCHEMAS = {
     target = str(128), model = { type = "string", maxLength = 256, description = "provider:model; empty: each seat's" },
     concurrency = { type = "integer", minimum = 1, maximum = settings.CONCURRENCY_MAX } } },
 }
+local NSTR = { "string", "null" }
 M.RUN = { type = "object", additionalProperties = false,
   required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live", "trace_id" },
-  properties = { id = { type = "integer" }, target = { type = "string" }, kind = { type = "string" },
+  properties = { id = { type = "integer" }, target = { type = "string" },
+    kind = { type = "string", description = "the kind of run (of an epic, a rock, a card)" },
     state = { type = "string", enum = M.STATES },
-    started_at = { type = "string" }, ended_at = { description = "a time, or null while it goes" },
-    model = { description = "the model it was started with (null: each seat's)" },
-    concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
+    started_at = { type = "string" }, ended_at = { type = NSTR, description = "a time, or null while it goes" },
+    model = { type = NSTR, description = "the model it was started with (null: each seat's)" },
+    concurrency = { type = { "integer", "null" }, minimum = 1,
+      description = "turns at once it was started with (null: orket.lua's)" },
     live = { type = "boolean", description = "this server executes it now" },
-    trace_id = { description = "its OpenTelemetry trace id (32 hex digits), the same at every start of it; search a "
-      .. "tracing backend by it (orket.run.id restarts at 1 in every project). null: a store that cannot say its id, "
-      .. "for a run recorded before runs kept theirs" },
-    usage = { type = "object", description = "its model calls (GET only): calls, priced (with a cost), input, cached and "
-      .. "output tokens, cost {CURRENCY = micro-units} (docs/cost.md)" },
-    reason = { description = "why it ended so, as its end journaled it (GET of an ended run only; null: none said): "
-      .. "a failure's cause, a stall's stuck cards with each one's reason and next command" } } }
+    trace_id = { type = NSTR, description = "its OpenTelemetry trace id (32 hex digits), the same at every start of "
+      .. "it; search a tracing backend by it (orket.run.id restarts at 1 in every project). null: a store that cannot "
+      .. "say its id, for a run recorded before runs kept theirs" },
+    usage = { type = "object", additionalProperties = oa.USAGE.additionalProperties, required = oa.USAGE.required,
+      properties = oa.USAGE.properties, description = "its model calls (GET only): calls, priced (with a cost), "
+      .. "input, cached and output tokens, cost {CURRENCY = micro-units} (docs/cost.md)" },
+    reason = { type = NSTR, description = "why it ended so, as its end journaled it (GET of an ended run only; null: "
+      .. "none said): a failure's cause, a stall's stuck cards with each one's reason and next command" } } }
 local ONE = { type = "object", additionalProperties = false, required = { "run" }, properties = { run = M.RUN } }
 local MANY = { type = "object", additionalProperties = false, required = { "runs" },
-  properties = { runs = { type = "array", items = M.RUN } } }
+  properties = { runs = { type = "array", items = M.RUN }, next = { type = "integer", description = "the ?after= of "
+    .. "the next page (absent on the last): on a full page, or with ?state= on one that stopped after "
+    .. M.STATE_SCAN .. " runs read (which may hold fewer than ?limit=, even none)" } } }
 local LOG = { type = "object", additionalProperties = true, required = { "format", "run", "events", "transitions" },
   properties = { format = { type = "string", enum = { "orket.log/1" } }, run = { type = "object" },
     events = { type = "array" }, transitions = { type = "array" },
@@ -296,6 +328,8 @@ function M.add(router)
     responses = { [201] = { schema = ONE, description = "the run, started" }, [503] = stopping } })
   router:add("GET", "/v1/runs", { handler = list, role = "viewer", name = "runs", summary = "Runs, newest first",
     query = { { name = "state", enum = M.STATES, description = "only runs in this state" },
+      { name = "after", type = "integer", description = "the runs older than this run id (a page's next; absent: from "
+        .. "the newest)" },
       { name = "limit", type = "integer", description = "at most this many (50; 200 at most)" } },
     responses = { [200] = { schema = MANY } } })
   router:add("GET", "/v1/runs/{id}", { handler = get, role = "viewer", name = "run", summary = "One run",

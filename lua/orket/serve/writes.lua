@@ -56,6 +56,28 @@ M.SCHEMAS = {
   cancel = obj({ reason = str(TEXT) }, { "reason" }),
 }
 
+-- What the OpenAPI document says of some fields beyond what the server's validator reads
+-- (its subset has no oneOf and no pattern): the board checks these (orket.board.priority,
+-- ID_RULE; the state machine, a move's to and reason) and says its own rule when it refuses
+-- one, so the checked schemas above keep them loose. By route name, field -> its schema.
+M.DESCRIBED = {
+  create = {
+    priority = { description = "0 to 10, or High (3), Medium (2), Low (1) in any case; 2 when absent",
+      oneOf = { { type = "integer", minimum = board_mod.PRIORITY_MIN, maximum = board_mod.PRIORITY_MAX },
+        { type = "string", pattern = "^([Hh][Ii][Gg][Hh]|[Mm][Ee][Dd][Ii][Uu][Mm]|[Ll][Oo][Ww])$" },
+        { type = "null" } } },
+    -- the pattern says its characters; '..' and a '.' or '.lock' at its end, the board refuses
+    id = { type = "string", minLength = 1, maxLength = 100, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+      description = "the card's id (absent: the epic's next, EPIC-N): " .. board_mod.ID_RULE },
+  },
+  move = {
+    to = { type = "string", enum = board_mod.statuses(), description = "the status to move it to (the state "
+      .. "machine decides whether it may from where it is)" },
+    reason = { type = "string", enum = require("orket.c.statemachine").reasons(),
+      description = "why it waits: blocked and waiting_for_developer take one" },
+  },
+}
+
 -- The state machine's remedies are written for the model that made a tool call ("call
 -- again with wait_reason", "end your turn", "create_issue"): a person sending these routes
 -- gets the same advice in the API's words, where the model's would name a field the route
@@ -379,8 +401,8 @@ function M.add(router)
   local card_schema = openapi.CARD
   local function w(method, pattern, name, handler, status)
     router:add(method, pattern, { handler = handler, role = "operator", body = "json", schema = M.SCHEMAS[name],
-      name = name, summary = SUMMARIES[name], responses = { [status or 200] = { schema = card_schema,
-        description = "the card now" } } })
+      described = M.DESCRIBED[name], name = name, summary = SUMMARIES[name],
+      responses = { [status or 200] = { schema = card_schema, description = "the card now" } } })
   end
   w("POST", "/v1/cards", "create", create, 201)
   w("POST", "/v1/cards/{id}/move", "move", move)

@@ -70,6 +70,14 @@ function M.recent(db, limit)
   return assert(db:rows("SELECT " .. all(db.dialect) .. " FROM runs ORDER BY id DESC LIMIT ?", limit))
 end
 
+--- older(db, before, limit) -> up to limit rows (every column) of the runs whose id is below
+--- before (nil: every run), newest first: a page of GET /v1/runs
+function M.older(db, before, limit)
+  if before == nil then return M.recent(db, limit) end
+  return assert(db:rows("SELECT " .. all(db.dialect) .. " FROM runs WHERE id < ? ORDER BY id DESC LIMIT ?", before,
+    limit))
+end
+
 --- running(db) -> up to 1,000 runs stored as running {id, status, target, kind, started_at, data}
 function M.running(db)
   local d = db.dialect
