@@ -220,8 +220,9 @@ end
 -- the host gives one, so a tool that reads many files (search_files) cannot reach what the
 -- policies deny to read_file. Only a tool whose effect writes (effect = "write") may change
 -- the workspace: the gate counts and confines that effect's paths and content, and the
--- engine journals its intent before it runs, outside the step's transaction. Any other
--- tool's view refuses write, append, mkdir, delete and move, raising at the script's line
+-- engine journals its intent before it runs, outside the step's transaction; each change
+-- its handler makes goes through ctx.may_change when the host gives one, judged as the file
+-- tool that makes it (change_refused), whatever arguments the call had. Any other tool's view refuses write, append, mkdir, delete and move, raising at the script's line
 -- (denial_of), so no change to the card's branch passes beside the limits and the crash
 -- protocol.
 
@@ -231,6 +232,8 @@ end
 local fs_of = setmetatable({}, { __mode = "k" })
 local may_read_of = setmetatable({}, { __mode = "k" })
 local denial_of = setmetatable({}, { __mode = "k" }) -- a read-only view -> its tool's {name, effect}
+-- a writing view -> {the host's may_change, the call's tool name, the call's arguments}
+local change_of = setmetatable({}, { __mode = "k" })
 
 local CHANGES = { write = true, append = true, mkdir = true, delete = true, move = true }
 
@@ -304,6 +307,87 @@ local function plain_opts(opts, op, fields, note)
   return copy
 end
 
+-- A handler's change of the workspace is judged as the file tool that makes it would be
+-- (docs/policies.md): the gate sees the same tool name, path and content, so a policy on
+-- write_file holds for every tool that writes, not only for the paths its schema names.
+-- CHANGE_AS: the view's operation -> that tool; M.CHANGE_TOOLS: their definitions as the gate
+-- judges a change by (content of any bytes: a tool may write what write_file's text would not
+-- take; the call itself was counted against the limits).
+local CHANGE_AS = { write = "write_file", append = "write_file", mkdir = "create_directory", delete = "delete_file",
+  move = "move_file" }
+local CHANGE_WORDS = { write = "writing", append = "appending to", mkdir = "making the folder", delete = "deleting",
+  move = "moving" }
+local PATH_ARG = { type = "string", format = "path" }
+local CHANGE_DEFS = {
+  write_file = { name = "write_file", effect = "write", parameters = { type = "object",
+    properties = { path = PATH_ARG, content = { type = "string" } }, required = { "path" } } },
+  create_directory = { name = "create_directory", effect = "write", parameters = { type = "object",
+    properties = { path = PATH_ARG }, required = { "path" } } },
+  delete_file = { name = "delete_file", effect = "write", parameters = { type = "object",
+    properties = { path = PATH_ARG }, required = { "path" } } },
+  move_file = { name = "move_file", effect = "write", parameters = { type = "object",
+    properties = { from = PATH_ARG, to = PATH_ARG }, required = { "from", "to" } } },
+}
+--- tools.CHANGE_TOOLS: the registry (get) a host judges a handler's change with
+M.CHANGE_TOOLS = { get = function(_, name) return CHANGE_DEFS[name] end }
+
+-- What the gate answered for a change that is no policy's (a way out, a protected path, a
+-- malformed path): the workspace refuses it itself, in its own words, as it always has
+local CONFINEMENT = { PATH_ESCAPE = true, PATH_PROTECTED = true, ARGS_INVALID = true }
+
+-- true when p is a folder above path ("a" above "a/b/c")
+local function above(p, path)
+  return type(path) == "string" and #path > #p + 1 and path:sub(1, #p + 1) == p .. "/"
+end
+
+-- Whether the change (tool, a) is the call's own, which the gate judged (and a person may
+-- have approved) as the call: write_file writing its path with its content, delete_file
+-- deleting its path, and the folders write_file and move_file make on the way. Judged again,
+-- an approved ask would ask once more, and a handler cannot wait for a person.
+local function own_change(name, args, tool, a)
+  if type(args) ~= "table" then return false end
+  if tool == name and args.path == a.path and args.content == a.content and args.from == a.from
+    and args.to == a.to then
+    return true
+  end
+  return tool == "create_directory" and (name == "write_file" and above(a.path, args.path)
+    or name == "move_file" and above(a.path, args.to))
+end
+
+-- nil when the view's change may be made, else the refusal's message (EPERM). The host's
+-- may_change(tool, args, M.CHANGE_TOOLS) -> allowed, reason, code, verdict (the gate's
+-- answer, as may_read's).
+-- A deny reads as a refused read does; an ask cannot be asked from inside a handler (it
+-- runs on, no person is waiting), so it is refused, naming the file tool that can ask.
+local function change_refused(view, op, path, to, data)
+  local c = change_of[view]
+  if not c or type(path) ~= "string" then return nil end
+  local tool = CHANGE_AS[op]
+  local a
+  if op == "move" then
+    if type(to) ~= "string" then return nil end
+    a = { from = path, to = to }
+  elseif op == "write" or op == "append" then
+    if type(data) ~= "string" then return nil end -- the workspace refuses it as a bad argument
+    a = { path = path, content = data }
+  else
+    a = { path = path }
+  end
+  if own_change(c[2], c[3], tool, a) then return nil end
+  local allowed, why, code, verdict = c[1](tool, a, M.CHANGE_TOOLS)
+  if allowed or CONFINEMENT[code] then return nil end
+  local what = CHANGE_WORDS[op] .. " " .. inert.line(inert.clip(path, 200))
+    .. (op == "move" and (" to " .. inert.line(inert.clip(to, 200))) or "")
+  why = type(why) == "string" and why or "a policy denies it"
+  if verdict == "ask" then
+    return string.format("workspace: %s needs a person's approval (%s): %s; a tool's handler cannot wait for one, "
+      .. "so it is refused: make this change with %s, which asks", what, type(code) == "string" and code
+      or "POLICY_ASK", why, tool)
+  end
+  return string.format("workspace: %s is refused by the gate (%s): %s", what,
+    type(code) == "string" and code or "POLICY_DENY", why)
+end
+
 local FS_FN = {}
 local READ_FIELDS = { offset = true, limit = true }
 -- said of the board's and memory's options: a tool names neither the card nor the actor
@@ -327,12 +411,18 @@ function FS_FN.read(view, path, opts)
   return a, b, c
 end
 function FS_FN.write(view, path, data)
-  local ok, a, b, c = pcall(OPS.write, fs_for(view, "write", path), path, data)
+  local fs = fs_for(view, "write", path)
+  local refused = change_refused(view, "write", path, nil, data)
+  if refused then return nil, refused, "EPERM" end
+  local ok, a, b, c = pcall(OPS.write, fs, path, data)
   if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.append(view, path, data)
-  local ok, a, b, c = pcall(OPS.append, fs_for(view, "append", path), path, data)
+  local fs = fs_for(view, "append", path)
+  local refused = change_refused(view, "append", path, nil, data)
+  if refused then return nil, refused, "EPERM" end
+  local ok, a, b, c = pcall(OPS.append, fs, path, data)
   if not ok then host_error(a) end
   return a, b, c
 end
@@ -347,26 +437,38 @@ function FS_FN.stat(view, path)
   return a, b, c
 end
 function FS_FN.mkdir(view, path)
-  local ok, a, b, c = pcall(OPS.mkdir, fs_for(view, "mkdir", path), path)
+  local fs = fs_for(view, "mkdir", path)
+  local refused = change_refused(view, "mkdir", path, nil, nil)
+  if refused then return nil, refused, "EPERM" end
+  local ok, a, b, c = pcall(OPS.mkdir, fs, path)
   if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.delete(view, path)
-  local ok, a, b, c = pcall(OPS.delete, fs_for(view, "delete", path), path)
+  local fs = fs_for(view, "delete", path)
+  local refused = change_refused(view, "delete", path, nil, nil)
+  if refused then return nil, refused, "EPERM" end
+  local ok, a, b, c = pcall(OPS.delete, fs, path)
   if not ok then host_error(a) end
   return a, b, c
 end
 function FS_FN.move(view, from, to)
-  local ok, a, b, c = pcall(OPS.move, fs_for(view, "move", from, to), from, to)
+  local fs = fs_for(view, "move", from, to)
+  local refused = change_refused(view, "move", from, to)
+  if refused then return nil, refused, "EPERM" end
+  local ok, a, b, c = pcall(OPS.move, fs, from, to)
   if not ok then host_error(a) end
   return a, b, c
 end
 
--- denial: nil for a tool whose effect writes, else {name, effect} (the refusal's words)
-local function tool_fs(fs, may_read, denial)
+-- denial: nil for a tool whose effect writes, else {name, effect} (the refusal's words);
+-- may_change: the host's judge of a writing view's changes (change_refused), for the call of
+-- tool name with args (the arguments the gate judged, not the handler's copy)
+local function tool_fs(fs, may_read, denial, may_change, name, args)
   local view = { read = FS_FN.read, write = FS_FN.write, append = FS_FN.append, list = FS_FN.list,
     stat = FS_FN.stat, mkdir = FS_FN.mkdir, delete = FS_FN.delete, move = FS_FN.move }
   fs_of[view], may_read_of[view], denial_of[view] = fs, may_read, denial
+  if may_change and not denial then change_of[view] = { may_change, name, args } end
   return view
 end
 
@@ -571,7 +673,7 @@ end
 local function revoke(views)
   if views.board then bound_of[views.board] = false end
   if views.memory then bound_of[views.memory] = false end
-  if views.fs then fs_of[views.fs], may_read_of[views.fs] = false, nil end
+  if views.fs then fs_of[views.fs], may_read_of[views.fs], change_of[views.fs] = false, nil, nil end
 end
 
 -- the views table itself is the call's to-be-closed value: one table a call fewer
@@ -584,7 +686,7 @@ local REVOKING = { __close = revoke }
 -- board's transition. Through it a move to done is checked in the handler and made once the
 -- handler has returned, outside its budget (HOST.transition). ctx.own_card: ctx.card is the host's copy for this call, which it
 -- keeps nothing of, so the handler gets it as it is.
-local function tool_ctx(ctx, denial)
+local function tool_ctx(ctx, denial, name, args)
   if ctx == nil then return {}, setmetatable({}, REVOKING) end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
@@ -599,7 +701,7 @@ local function tool_ctx(ctx, denial)
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })
   end
-  local fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read, denial) or nil
+  local fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read, denial, ctx.may_change, name, args) or nil
   -- the views as given, kept by the host for revoke: the script may change its ctx
   return {
     fs = fs, board = board, memory = memory,
@@ -685,16 +787,33 @@ local function json_refused(v, path)
   return path .. ": "
 end
 
---- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
---- ctx: {fs=workspace, board=, memory=, card=, actor=, may_read=fn(path) -> bool}.
+-- A writing tool's crash may leave what it wrote before it (files are not rolled back): the
+-- model is told so, as after EINTERRUPTED, rather than only that the tool needs fixing
+local CHANGED_REMEDY = "The call may have changed the workspace before it failed, and those changes stay: check the "
+  .. "files this call touches (read or list them) before retrying it; the tool itself needs fixing (`orket validate`, "
+  .. "see writing-tools.md)."
+
+-- The ETOOL failure of a handler that ran and failed in its own code (raised, spent its
+-- budget, or returned what cannot be a result)
+local function crashed(d, msg)
+  local e = EFFECTS[d.effect]
+  return { ok = false, error = msg, code = "ETOOL", remedy = e and e.writes and CHANGED_REMEDY or nil }
+end
+
+--- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=[, remedy=]}[, crashed]
+--- ctx: {fs=workspace, board=, memory=, card=, actor=, may_read=fn(path) -> bool,
+--- may_change=fn(tool, args, registry) -> allowed, reason, code, verdict}.
 --- A tool failure ("file not found") is a normal result for the model, not an error.
---- Budget overruns and handler crashes come back as ok=false with code ETOOL.
+--- Budget overruns and handler crashes come back as ok=false with code ETOOL; a raise (a
+--- crash, a budget spent) with a second value true, so the host may undo what the handler
+--- did. A writing tool's ETOOL says its changes may stay. A handler's own `nil, msg, CODE`
+--- is no crash, nor a result it returned that cannot be one.
 function Registry:run(name, args, ctx)
   local d = self.by_name[name]
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
   local a, aerr = call_args(name, args, d.parameters)
   if not a then return { ok = false, error = aerr, code = "ETOOL" } end
-  local tctx, views = tool_ctx(ctx, fs_denial(d))
+  local tctx, views = tool_ctx(ctx, fs_denial(d), name, args)
   -- revoked however the call ends: a task cancelled while the handler waits (a stop) is
   -- closed, and its to-be-closed values run
   local _ <close> = views
@@ -708,8 +827,7 @@ function Registry:run(name, args, ctx)
   if not ok then
     -- the script's line, also for a helper it misused (ctx.fs) or a C stack overflow:
     -- scriptfile.said, which leaves out Orket's files and the machine's directories
-    return { ok = false, error = name .. ": the tool failed: " .. scriptfile.said(res, d.chunk or d.file or name),
-      code = "ETOOL" }
+    return crashed(d, name .. ": the tool failed: " .. scriptfile.said(res, d.chunk or d.file or name)), true
   end
   if res == nil then
     -- only strings leave: a value made by the script could run its metamethods later,
@@ -720,12 +838,13 @@ function Registry:run(name, args, ctx)
       code = type(code) == "string" and code or "EFAIL" }
   end
   local plain, perr = scriptenv.copy(res)
-  if perr then return { ok = false, error = name .. ": result is not plain data: " .. perr, code = "ETOOL" } end
+  -- (no crash to undo: the handler returned, and its move to done may be made already)
+  if perr then return crashed(d, name .. ": result is not plain data: " .. perr) end
   -- plain data JSON cannot hold (a key that is a boolean, an array of holes, NaN or an
   -- infinity) is the tool's failure too: it failed the turn when the store wrote it
   local _, jerr = json.encode(plain)
   if jerr then
-    return { ok = false, error = name .. ": result is not JSON data: " .. json_refused(plain, "value") .. jerr, code = "ETOOL" }
+    return crashed(d, name .. ": result is not JSON data: " .. json_refused(plain, "value") .. jerr)
   end
   return { ok = true, result = plain }
 end
@@ -742,7 +861,7 @@ function Registry:recover(name, args, ctx)
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
   local a, aerr = call_args(name, args, d.parameters)
   if not a then return "unknown", aerr end
-  local tctx, views = tool_ctx(ctx, fs_denial(d))
+  local tctx, views = tool_ctx(ctx, fs_denial(d), name, args)
   local _ <close> = views
   local ok, res = d.box:pcall(d.recover, a, tctx)
   local held = views.board and bound_of[views.board]

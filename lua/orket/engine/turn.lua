@@ -412,6 +412,16 @@ local function tool_ctx(run, job, card, own)
       return d.verdict == "allow", d.reason, d.code
     end
   end
+  if not job.may_change then
+    -- a writing handler's change of the workspace (ctx.fs write, append, mkdir, delete,
+    -- move), judged as the file tool that makes it (as: the registry of those, the tools
+    -- module's) by the same gate and newest policies; recorded as a refused read is (not:
+    -- the handler and the model read why)
+    job.may_change = function(tool, args, as)
+      local d = run.gate { actor = job.actor, tool = tool, args = args, card = job.call_card, tools = as }
+      return d.verdict == "allow", d.reason, d.code, d.verdict
+    end
+  end
   if job.move == nil then job.move = gitwork.mover(run, job) or false end
   -- the team's seats, listed once per settings (a reload brings new settings); the
   -- registry hands the handler its own copy
@@ -425,6 +435,7 @@ local function tool_ctx(run, job, card, own)
   end
   ctx.fs, ctx.board, ctx.move, ctx.memory, ctx.card = job.fs or run.workspace, run.board, job.move or nil, run.memory, card
   ctx.actor, ctx.may_read, ctx.seats, ctx.own_card, ctx.tests = job.actor, job.may_read, job.seats, own, nil
+  ctx.may_change = job.may_change
   return ctx
 end
 
@@ -588,6 +599,18 @@ local function stopped(x, res, stop, kind)
   return nil, stop, kind == "journal" and "EIO" or "ENOSPC"
 end
 
+-- A handler run in a savepoint of its own (execute_tx's): one that raised or spent its budget
+-- (registry:run's second value) is undone there, what it did on the board and in memory
+-- with it, as a failing call rolls back only itself (docs/engine.md); the call's row and its
+-- failure are recorded after, outside it. A handler's own `nil, msg, CODE` is an answer, and
+-- what it did before it stays. x.res: the result; a raise of the host's goes on up.
+local function guarded_run(x, tools, call, ctx)
+  local res, raised = tools:run(call.name, call.arguments, ctx)
+  x.res = res
+  if raised then return nil, "the handler raised", "ETOOL" end
+  return true
+end
+
 -- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=, st=} in, x.res out (x.open:
 -- the call stopped the run, call_stop's error; nothing of it kept).
 local function execute_tx(run, job, x)
@@ -646,7 +669,10 @@ local function execute_tx(run, job, x)
       -- the card is this call's read (step_calls), used no more once the handler has it
       job.call_stop = nil
       local was_broken = store_failed(run) ~= nil
-      res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
+      x.res = nil
+      local _, err = run.db:tx(guarded_run, x, tools, call, tool_ctx(run, job, card, true))
+      res = x.res
+      if res == nil then error(err, 0) end -- (raised inside: as it did before the savepoint)
       stop, kind = call_stop(run, job, res, was_broken)
     end
     if stop then
