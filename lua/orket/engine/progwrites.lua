@@ -17,6 +17,7 @@ local approvals = require "orket.actions.approvals"
 local inert = require "orket.inert"
 local tree = require "orket.tree"
 local workspace = require "orket.workspace"
+local tools = require "orket.tools"
 
 local M = {}
 
@@ -37,15 +38,9 @@ M.REASON_MAX = 300
 
 -- The tools a program's change is judged as: write_file's and delete_file's path, which the
 -- policies' path and outside globs match (and the gate checks as it checks a call's), and
--- content of any bytes: a build's output is no text write_file would take.
-local PATH = { type = "string", format = "path" }
-local DEFS = {
-  write_file = { effect = "write", parameters = { type = "object",
-    properties = { path = PATH, content = { type = "string" } }, required = { "path" } } },
-  delete_file = { effect = "write", parameters = { type = "object", properties = { path = PATH },
-    required = { "path" } } },
-}
-local AS = { get = function(_, name) return DEFS[name] end }
+-- content of any bytes: a build's output is no text write_file would take. The same
+-- definitions judge a tool handler's own changes (orket.tools' CHANGE_TOOLS).
+local AS = tools.CHANGE_TOOLS
 
 -- run -> {card id -> the calls that ran programs there since its last judged commit}: weak,
 -- a run's marks go with it
