@@ -318,9 +318,13 @@ local CHANGE_AS = { write = "write_file", append = "write_file", mkdir = "create
 local CHANGE_WORDS = { write = "writing", append = "appending to", mkdir = "making the folder", delete = "deleting",
   move = "moving" }
 local PATH_ARG = { type = "string", format = "path" }
+-- the bytes of a change's content a policy is shown (cut there): the schema's default cap on
+-- a string (1 MiB) refused a longer one as ARGS_INVALID, and the change went unjudged
+M.CHANGE_CONTENT_MAX = 4194304
 local CHANGE_DEFS = {
   write_file = { name = "write_file", effect = "write", parameters = { type = "object",
-    properties = { path = PATH_ARG, content = { type = "string" } }, required = { "path" } } },
+    properties = { path = PATH_ARG, content = { type = "string", maxLength = M.CHANGE_CONTENT_MAX } },
+    required = { "path" } } },
   create_directory = { name = "create_directory", effect = "write", parameters = { type = "object",
     properties = { path = PATH_ARG }, required = { "path" } } },
   delete_file = { name = "delete_file", effect = "write", parameters = { type = "object",
@@ -331,9 +335,10 @@ local CHANGE_DEFS = {
 --- tools.CHANGE_TOOLS: the registry (get) a host judges a handler's change with
 M.CHANGE_TOOLS = { get = function(_, name) return CHANGE_DEFS[name] end }
 
--- What the gate answered for a change that is no policy's (a way out, a protected path, a
--- malformed path): the workspace refuses it itself, in its own words, as it always has
-local CONFINEMENT = { PATH_ESCAPE = true, PATH_PROTECTED = true, ARGS_INVALID = true }
+-- What the gate answered for a change that is no policy's (a way out, a protected path): the
+-- workspace refuses it itself, in its own words, as it always has. Anything else the gate
+-- refuses is refused here (ARGS_INVALID too: a change the gate cannot judge is not made)
+local CONFINEMENT = { PATH_ESCAPE = true, PATH_PROTECTED = true }
 
 -- true when p is a folder above path ("a" above "a/b/c")
 local function above(p, path)
@@ -368,8 +373,11 @@ local function change_refused(view, op, path, to, data)
     if type(to) ~= "string" then return nil end
     a = { from = path, to = to }
   elseif op == "write" or op == "append" then
-    if type(data) ~= "string" then return nil end -- the workspace refuses it as a bad argument
-    a = { path = path, content = data }
+    -- a number is written as its text (the workspace takes it so); anything else the
+    -- workspace refuses as a bad argument
+    if math.type(data) then data = tostring(data) end
+    if type(data) ~= "string" then return nil end
+    a = { path = path, content = data:sub(1, M.CHANGE_CONTENT_MAX) }
   else
     a = { path = path }
   end

@@ -23,7 +23,7 @@ local M = {}
 
 -- write_file's cap on content: what a policy is shown of a file (cut there), and the most a
 -- person's approval of a write_file can cover
-M.CONTENT_MAX = 4194304
+M.CONTENT_MAX = tools.CHANGE_CONTENT_MAX
 -- program calls a refusal names, paths a comment or an event lists, violations recorded one
 -- by one (the rest in one more), at most
 M.CALLS_NAMED = 3
