@@ -246,7 +246,7 @@ userPassword: new-dave-pw
     assert.matches("^user_enable local:%S+ cli person=dave role=admin$", entries[1])
     assert.equal("key_revoke", entries[2]:match("^%S+"))
     assert.matches("keyid=" .. key_id .. " person=dave role=viewer", entries[2], 1, true)
-    assert.matches("^user_enable local:%S+ cli keys=1 newsubject=yes person=dave role=admin$", entries[3])
+    assert.matches("^user_enable local:%S+ cli keys=1 newsubject=yes person=dave role=viewer was=admin$", entries[3])
     ok(H.orket("audit verify", { cwd = dir }), "verify")
   end)
 

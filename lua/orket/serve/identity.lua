@@ -378,10 +378,17 @@ function M.hand_over(db, name, o)
       res.projects[#res.projects + 1] = { project = m.project, role = m.role }
     end
     users.set_hash(db, name, M.HANDED)
+    -- the newcomer starts from the least role, their groups giving theirs at their first
+    -- sign-in: kept, the leaver's admin would stay theirs (the last enabled server admin is
+    -- never lowered by a sign-in)
+    if users.set_role(db, name, "viewer") > 0 then
+      db:event { kind = "user_role", actor = o.actor, data = { name = name, role = "viewer", was = row.role } }
+      res.role = "viewer"
+    end
     if users.set_disabled(db, name, false) > 0 then
       db:event { kind = "user_enable", actor = o.actor, data = { name = name } }
     end
-    audit("user_enable", { person = name, role = row.role, newsubject = "yes", keys = #res.keys })
+    audit("user_enable", { person = name, role = res.role, was = row.role, newsubject = "yes", keys = #res.keys })
     return res
   end)
 end

@@ -90,11 +90,12 @@ describe("a directory's person", function()
     end))
     assert(require("orket.serve.accounts").set_disabled(db, "alice", true, "root"))
     local res = assert(identity.hand_over(db, "alice", { actor = "local:root", audit_actor = "local:root", route = "cli" }))
-    assert.same({ "alice", "operator", { { id = "k1", name = "alice-ci", role = "viewer" } }, 0,
+    -- the name starts from the least role: the newcomer's groups give theirs at their sign-in
+    assert.same({ "alice", "viewer", { { id = "k1", name = "alice-ci", role = "viewer" } }, 0,
       { { project = "default", role = "developer" }, { project = "web", role = "developer" } } },
       { res.name, res.role, res.keys, res.sessions, res.projects })
     local row = users.get(db, "alice")
-    assert.same({ identity.HANDED, nil }, { row.hash, row.disabled_at })
+    assert.same({ identity.HANDED, nil, "viewer" }, { row.hash, row.disabled_at, row.role })
     assert.is_not_nil(keys.get(db, "k1").revoked_at)
     assert.same({}, projects.of_user(db, "alice"))
     local audit = {}
@@ -103,7 +104,7 @@ describe("a directory's person", function()
     end
     assert.same({ "key_revoke key=alice-ci keyid=k1 person=alice role=viewer",
       "member_revoke person=alice project=default", "member_revoke person=alice project=web",
-      "user_enable keys=1 newsubject=yes person=alice role=operator" }, audit)
+      "user_enable keys=1 newsubject=yes person=alice role=viewer was=operator" }, audit)
     -- the newcomer (another entryUUID) signs in as alice, with their groups' role
     local id = assert(vouch(db, alice { uuid = OTHER, role = "viewer", groups = { "everyone" } }))
     assert.same({ "alice", "viewer" }, { id.name, id.role })
@@ -111,6 +112,17 @@ describe("a directory's person", function()
     -- and the leaver's entry, come back, is another subject now
     local no, _, _, kind = vouch(db, alice())
     assert.same({ nil, "subject" }, { no, kind })
+    -- a leaver who was the last enabled server admin: the newcomer is no admin for it (a
+    -- sign-in never lowers the last enabled admin, so a kept role would have stayed theirs)
+    assert(db:tx(function()
+      users.insert(db, "zed", "admin", identity.mark("ldap", "entryUUID:" .. UUID:gsub("^.", "f")))
+      return true
+    end))
+    assert.equal(0, users.other_admins(db, "zed"))
+    assert(identity.hand_over(db, "zed", { actor = "local:root", audit_actor = "local:root", route = "cli" }))
+    local z = assert(vouch(db, { name = "zed", role = "viewer", dn = "uid=zed,dc=x", uuid = OTHER:gsub("^.", "e"),
+      groups = { "everyone" }, groups_known = true }))
+    assert.same({ "zed", "viewer" }, { z.name, z.role })
     -- only a directory's person is handed over
     assert(db:tx(function()
       users.insert(db, "olga", "viewer", identity.mark("oidc", "iss sub"))
