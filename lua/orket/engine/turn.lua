@@ -606,7 +606,7 @@ end
 -- what it did before it stays. x.res: the result; a raise of the host's goes on up.
 local function guarded_run(x, tools, call, ctx)
   local res, raised = tools:run(call.name, call.arguments, ctx)
-  x.res = res
+  x.res, x.raised = res, raised
   if raised then return nil, "the handler raised", "ETOOL" end
   return true
 end
@@ -669,10 +669,13 @@ local function execute_tx(run, job, x)
       -- the card is this call's read (step_calls), used no more once the handler has it
       job.call_stop = nil
       local was_broken = store_failed(run) ~= nil
-      x.res = nil
-      local _, err = run.db:tx(guarded_run, x, tools, call, tool_ctx(run, job, card, true))
+      x.res, x.raised = nil, nil
+      local done, err = run.db:tx(guarded_run, x, tools, call, tool_ctx(run, job, card, true))
       res = x.res
-      if res == nil then error(err, 0) end -- (raised inside: as it did before the savepoint)
+      -- raised inside, or the savepoint itself failed (a statement of the handler's the store
+      -- refused, its effects rolled back): the store's failure, as before the savepoint, never
+      -- a result recorded as done
+      if res == nil or (not done and not x.raised) then error(err, 0) end
       stop, kind = call_stop(run, job, res, was_broken)
     end
     if stop then
