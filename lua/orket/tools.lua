@@ -418,22 +418,26 @@ function FS_FN.read(view, path, opts)
   if not ok then host_error(a) end
   return a, b, c
 end
-function FS_FN.write(view, path, data)
-  local fs = fs_for(view, "write", path)
-  local refused = change_refused(view, "write", path, nil, data)
-  if refused then return nil, refused, "EPERM" end
-  local ok, a, b, c = pcall(OPS.write, fs, path, data)
-  if not ok then host_error(a) end
-  return a, b, c
+-- ctx.fs's changes, each judged (change_refused) before the workspace makes it. second:
+-- the bytes written (write, append) or the destination (move); mkdir and delete take none.
+local function change_fn(op)
+  local moves, takes_second = op == "move", op == "write" or op == "append" or op == "move"
+  return function(view, path, second)
+    local to = moves and second or nil
+    local fs = fs_for(view, op, path, to)
+    local refused = change_refused(view, op, path, to, not moves and second or nil)
+    if refused then return nil, refused, "EPERM" end
+    local ok, a, b, c
+    if takes_second then
+      ok, a, b, c = pcall(OPS[op], fs, path, second)
+    else
+      ok, a, b, c = pcall(OPS[op], fs, path)
+    end
+    if not ok then host_error(a) end
+    return a, b, c
+  end
 end
-function FS_FN.append(view, path, data)
-  local fs = fs_for(view, "append", path)
-  local refused = change_refused(view, "append", path, nil, data)
-  if refused then return nil, refused, "EPERM" end
-  local ok, a, b, c = pcall(OPS.append, fs, path, data)
-  if not ok then host_error(a) end
-  return a, b, c
-end
+for _, op in ipairs { "write", "append", "mkdir", "delete", "move" } do FS_FN[op] = change_fn(op) end
 function FS_FN.list(view, path)
   local ok, a, b, c = pcall(OPS.list, fs_for(view, "list", path), path)
   if not ok then host_error(a) end
@@ -441,30 +445,6 @@ function FS_FN.list(view, path)
 end
 function FS_FN.stat(view, path)
   local ok, a, b, c = pcall(OPS.stat, fs_for(view, "stat", path), path)
-  if not ok then host_error(a) end
-  return a, b, c
-end
-function FS_FN.mkdir(view, path)
-  local fs = fs_for(view, "mkdir", path)
-  local refused = change_refused(view, "mkdir", path, nil, nil)
-  if refused then return nil, refused, "EPERM" end
-  local ok, a, b, c = pcall(OPS.mkdir, fs, path)
-  if not ok then host_error(a) end
-  return a, b, c
-end
-function FS_FN.delete(view, path)
-  local fs = fs_for(view, "delete", path)
-  local refused = change_refused(view, "delete", path, nil, nil)
-  if refused then return nil, refused, "EPERM" end
-  local ok, a, b, c = pcall(OPS.delete, fs, path)
-  if not ok then host_error(a) end
-  return a, b, c
-end
-function FS_FN.move(view, from, to)
-  local fs = fs_for(view, "move", from, to)
-  local refused = change_refused(view, "move", from, to)
-  if refused then return nil, refused, "EPERM" end
-  local ok, a, b, c = pcall(OPS.move, fs, from, to)
   if not ok then host_error(a) end
   return a, b, c
 end

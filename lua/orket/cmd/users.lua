@@ -161,9 +161,7 @@ local function brought_back(db, name)
   local keys = require "orket.store.keys" -- lazy: as accounts
   local users = require "orket.store.users" -- lazy: as accounts
   local live = {}
-  for _, k in ipairs(keys.list(db, name)) do
-    if not k.revoked_at then live[#live + 1] = string.format("%s (%s, %s)", k.name, k.id, k.role) end
-  end
+  for _, k in ipairs(keys.live(db, name)) do live[#live + 1] = string.format("%s (%s, %s)", k.name, k.id, k.role) end
   local lines = { #live == 0 and "no key of theirs comes back: they have none that is not revoked"
     or string.format("%d key%s of theirs work%s again: %s", #live, #live == 1 and "" or "s", #live == 1 and "s" or "",
       table.concat(live, ", ")) }
@@ -176,6 +174,13 @@ local function brought_back(db, name)
   return table.concat(lines, "\n")
 end
 
+-- a change the store refused -> exit status: a usage error, said with the usage, or the failure
+local function refused(cli, err, code)
+  if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
+  cli.fail(code, "users: %s", err)
+  return 1
+end
+
 -- users enable NAME --new-subject -> exit status (orket.serve.identity's hand_over)
 local function hand_over(db, o, cli)
   local actor, localuse = cli.operator()
@@ -183,11 +188,7 @@ local function hand_over(db, o, cli)
   local res, err, code = identity.hand_over(db, o.name, { actor = actor.seat, audit_actor = localuse.operator(),
     route = "cli" })
   db:close()
-  if not res then
-    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
-    cli.fail(code, "users: %s", err)
-    return 1
-  end
+  if not res then return refused(cli, err, code) end
   cli.say_operator()
   local ks, ps = {}, {}
   for i, k in ipairs(res.keys) do ks[i] = string.format("%s (%s)", k.name, k.id) end
@@ -219,11 +220,7 @@ local function change(accounts, db, o, hash, cli)
   local none_left = res and res.no_admin_left and accounts.none_left(db, res.name, "this machine")
   local back = res and o.sub == "enable" and res.changed and brought_back(db, res.name)
   db:close()
-  if not res then
-    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
-    cli.fail(code, "users: %s", err)
-    return 1
-  end
+  if not res then return refused(cli, err, code) end
   cli.say_operator()
   if SAID[o.sub] then
     io.stdout:write(SAID[o.sub](res), "\n")

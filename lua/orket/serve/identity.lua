@@ -361,14 +361,12 @@ function M.hand_over(db, name, o)
     local function audit(action, subject)
       audit_chain.record(db, { actor = o.audit_actor, action = action, route = o.route, subject = subject })
     end
-    for _, k in ipairs(keys.list(db, name)) do
-      if not k.revoked_at then
-        keys.revoke(db, k.id)
-        assert(sessions.delete_for_key(db, k.id))
-        db:event { kind = "key_revoke", actor = o.actor, data = { id = k.id, name = k.name } }
-        audit("key_revoke", { key = k.name, keyid = k.id, role = k.role, person = name })
-        res.keys[#res.keys + 1] = { id = k.id, name = k.name, role = k.role }
-      end
+    for _, k in ipairs(keys.live(db, name)) do
+      keys.revoke(db, k.id)
+      assert(sessions.delete_for_key(db, k.id))
+      db:event { kind = "key_revoke", actor = o.actor, data = { id = k.id, name = k.name } }
+      audit("key_revoke", { key = k.name, keyid = k.id, role = k.role, person = name })
+      res.keys[#res.keys + 1] = { id = k.id, name = k.name, role = k.role }
     end
     res.sessions = users.sessions_end(db, name)
     for _, m in ipairs(projects.of_user(db, name)) do

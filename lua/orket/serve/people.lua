@@ -244,14 +244,9 @@ local function set_disabled(disabled)
       -- works again (a directory's name now another entry's is handed over by the CLI's
       -- users enable --new-subject, which revokes them instead: docs/teams.md#offboarding);
       -- at most five, as GET /v1/users lists a person's (a CI's person has one a job)
-      local back, n = setmetatable({}, cjson.array_mt), 0
-      for _, k in ipairs(sk.list(ctx.db, res.name)) do
-        if not k.revoked_at then
-          n = n + 1
-          if #back < 5 then back[#back + 1] = { id = k.id, name = k.name, role = k.role } end
-        end
-      end
-      out.first_keys, out.live_key_count = back, n
+      local live, back = sk.live(ctx.db, res.name), setmetatable({}, cjson.array_mt)
+      for i = 1, math.min(5, #live) do back[i] = { id = live[i].id, name = live[i].name, role = live[i].role } end
+      out.first_keys, out.live_key_count = back, #live
     end
     return answer(res, out)
   end

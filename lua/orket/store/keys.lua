@@ -34,6 +34,16 @@ function M.list(db, user)
   return assert(db:rows(sql))
 end
 
+--- live(db, user) -> list's rows of the person's keys that are not revoked, in its order:
+--- what an enable brings back, what a hand-over revokes
+function M.live(db, user)
+  local out = {}
+  for _, k in ipairs(M.list(db, user)) do
+    if not k.revoked_at then out[#out + 1] = k end
+  end
+  return out
+end
+
 --- page(db, user, after, limit) -> array of list's rows, in its order: at most limit of
 --- the keys (every one when user is nil, else the person's) that come after the key whose
 --- id is after (nil: from the first); a page of a listing
