@@ -98,15 +98,25 @@ if [ "${1:-}" = "--one-of" ]; then
   wait "$group"
   ms=$((($(date +%s%N) - start) / 1000000))
   echo "$ms" >"$out/$key.ms"
+  # the CPU its processes took (user and system, of the children this shell waited for,
+  # through the builtin: a forked `times` would count none), beside the wall time: a file
+  # whose wall time is far above it is waiting, not working
+  times >"$out/$key.cpu"
   "$ORKET_BIN" lua tests/leaks.lua "$mine" "$group" "$out/$key.log"
   # exits 1 when the file failed as its layer's report counts it (a failed test, no count
   # line, a sanitizer report, no test run): 1, not 255, so that the pool's xargs goes on
   # with the other files (the pool's own report, read from the logs, sets its status)
-  awk -v re="$COUNT" -v san="$SANITIZER" -v kind="$kind" -v f="$f" -v ms="$ms" '
+  awk -v re="$COUNT" -v san="$SANITIZER" -v kind="$kind" -v f="$f" -v ms="$ms" -v cpuf="$out/$key.cpu" '
     $0 ~ re { counts = substr($0, 7); split($0, w, " "); p = w[2] + 0; n = w[4] + 0; s = w[6] + 0 }
     $0 ~ san { reports++ }
     END {
-      printf "  %-4s %-44s %s  %d.%ds\n", kind, f, counts == "" ? "did not finish" : counts, ms / 1000, ms % 1000 / 100
+      # the second line of `times`: user and system time of the children, as "1m2.345s 0m0.5s"
+      cpu = 0
+      if ((getline line < cpuf) > 0 && (getline line < cpuf) > 0) {
+        split(line, t, " ")
+        for (i = 1; i <= 2; i++) { split(t[i], m, "m"); cpu += m[1] * 60 + m[2] }
+      }
+      printf "  %-4s %-44s %s  %d.%ds (CPU %.1fs)\n", kind, f, counts == "" ? "did not finish" : counts, ms / 1000, ms % 1000 / 100, cpu
       exit (counts == "" || reports || n || p + n + s == 0)
     }' "$out/$key.log"
   exit

@@ -10,7 +10,9 @@ local fake = F.model_server(teardown)
 
 local PRICE = [[{ input = "2.50", cached_input = "1.25", output = 10, currency = "USD" }]]
 
--- A one-issue project whose model is the fake server's `model` through a provider of `kind`.
+-- A one-issue project whose model is the fake server's `model` through a provider of `kind`;
+-- by default one turn, and the engine's later rounds after a failed call waiting 25 ms
+-- onwards rather than 5 s (75 s a failing case with the default backoff_ms).
 local function project(kind, model, extra)
   local base = kind == "openai" and (fake.url .. "/v1") or fake.url
   return fake.one_issue(string.format([[
@@ -18,7 +20,7 @@ models = { default = "fake:%s", providers = { fake = { kind = %q, base_url = %q 
   prices = { ["fake:%s"] = %s } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 %s
-]], model, kind, base, model, PRICE, extra or "budgets = { turns_per_card = 1 }"))
+]], model, kind, base, model, PRICE, extra or "budgets = { turns_per_card = 1, backoff_ms = 1 }"))
 end
 
 local function run(dir) return fake.run_events(dir) end
