@@ -235,6 +235,39 @@ local function key_in_table(text, open, key)
   return at and line_at(text, at)
 end
 
+-- Where `"key":` is at the own level of the JSON object whose '{' is at open (not in an
+-- object or array inside it), or nil: strings stepped over, never past its '}'.
+local function json_field_at(text, open, key)
+  local depth, i, n = 0, open, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if c == "{" or c == "[" then depth = depth + 1
+    elseif c == "}" or c == "]" then
+      depth = depth - 1
+      if depth == 0 then return nil end
+    elseif c == '"' then
+      local e = M.quoted_end(text, i)
+      if depth == 1 and text:sub(i + 1, e - 1) == key and text:find("^%s*:", e + 1) then return i end
+      i = e
+    end
+    i = i + 1
+  end
+  return nil
+end
+
+--- own(text, key, anchor, lua) -> the line where key is set at the own level of the object
+--- (or Lua table) whose '{' opens where anchor matches (as `of` finds it), or nil: an epic's
+--- own depends_on, not the first of its issues'. lua: the text is Lua's.
+function M.own(text, key, anchor, lua)
+  if not text or not key or not anchor then return nil end
+  local _, stop = find(text, anchor)
+  local open = stop and text:sub(1, stop):match(".*(){")
+  if not open then return nil end
+  if lua then return key_in_table(code_only(text), open, key) end
+  local at = json_field_at(text, open, key)
+  return at and line_at(text, at)
+end
+
 -- A statement at i of a Lua file's code-only text that sets a leading part of the field path
 -- names (`sign_in = ...`, `sign_in.roles = ...`, `models.prices["openai:gpt"] = ...`) -> how
 -- many of the names it sets, the byte after its '=' | nil (another statement)

@@ -729,10 +729,12 @@ end
 
 -- The line of a rock's or an epic's own depends_on, for a message about one of its entries:
 -- to orket.fieldline a path "depends_on[0]" reads as an object in an array (issues[0]), whose
--- line is its id's.
+-- line is its id's. Its own key, not the first depends_on after its '{' (one of its issues'
+-- when the epic's comes after its issues, as a serializer appending a key writes it).
 local function deps_line(ctx, card)
   if not card.deps[1] then return nil end
-  return fieldline.of(ctx.source, "depends_on", card.anchor) or fieldline.of(ctx.source, "depends_on")
+  return fieldline.own(ctx.source, "depends_on", card.anchor, ctx.base == 1) or fieldline.of(ctx.source, "depends_on", card.anchor)
+    or fieldline.of(ctx.source, "depends_on")
 end
 
 -- One file's value -> list of card definitions (rock or epic first, then issues), its

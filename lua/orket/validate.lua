@@ -351,7 +351,9 @@ local function check_epics(dir, out, warnings, summary, team)
     local deps = {}
     for _, d in ipairs(c.deps or {}) do
       if not ids[d.id] and not row[d.id] then
-        add(out, dir, string.format("%s: %s: unknown card %q", config.shown(c.file), d.path, d.id), c.file, c.anchor)
+        -- an epic's or rock's own entry at its depends_on's line, as import says it
+        local at = c.path == "" and c.deps_line and (":" .. c.deps_line) or ""
+        add(out, dir, string.format("%s%s: %s: unknown card %q", config.shown(c.file), at, d.path, d.id), c.file, c.anchor)
       elseif not under(c, d.id) then
         deps[#deps + 1] = d.id
       end

@@ -121,6 +121,13 @@ describe("orket validate", function()
       .. '"seat": "senior_developer", "depends_on": ["NOPE-2"] } ] }')
     v = H.orket("validate", { cwd = p })
     assert.matches('epics/x.json:1: issues[0].depends_on[0]: unknown card "NOPE-2"', v.stdout, 1, true)
+    -- an epic's own unknown dependency, written after its issues, at its own line, as import
+    -- says it (validate said the epic's id line, import the first issue's depends_on)
+    H.write(p .. "/epics/x.json", '{ "id": "X", "name": "X", "issues": [ { "id": "X-1", "summary": "x", '
+      .. '"seat": "senior_developer",\n "depends_on": [] } ],\n "depends_on": ["NOPE-3"] }')
+    v = H.orket("validate", { cwd = p })
+    assert.matches('epics/x.json:3: depends_on[0]: unknown card "NOPE-3"', v.stdout, 1, true)
+    assert.matches('epics/x.json:3: depends_on[0]: unknown card "NOPE-3"', H.orket("import", { cwd = p }).stderr, 1, true)
   end)
 
   -- validate said "ok" of files import then refused for the board's state

@@ -732,6 +732,18 @@ describe("import", function()
         ["e.json"] = '{"id":"E",\n"depends_on":["F-1"],\n"issues":[{"id":"E-1","summary":"a"}]}',
         ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a","depends_on":["E-1"]}]}' },
       "epics/e.json:2: depends_on[0]: dependency cycle: F-1 -> E-1 -> (epic E) -> F-1" },
+    -- an epic's own depends_on written after its issues (as a serializer appending a key
+    -- writes it) was said at the first issue's depends_on: the wrong card to edit
+    { "a cycle closed by an epic's own depends_on written after its issues", {
+        ["e.json"] = '{"id":"E",\n"issues":[{"id":"E-1","summary":"a",\n"depends_on":[]}],\n"depends_on":["F-1"]}',
+        ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a","depends_on":["E-1"]}]}' },
+      "epics/e.json:4: depends_on[0]: dependency cycle: F-1 -> E-1 -> (epic E) -> F-1" },
+    { "an epic's own unknown dependency written after its issues", {
+        ["e.json"] = '{"id":"E",\n"issues":[{"id":"E-1","summary":"a"},\n{"id":"E-2","summary":"b","depends_on":["E-1"]}],\n"depends_on":["NOPE"]}' },
+      'epics/e.json:4: depends_on[0]: unknown card "NOPE"' },
+    { "an epic's own unknown dependency after its issues in a Lua file", {
+        ["e.lua"] = 'return {id="E",\nissues={{id="E-1",summary="a",\ndepends_on={}}},\n-- depends_on = {"X"}\ndepends_on={"NOPE"}}' },
+      'epics/e.lua:5: depends_on[1]: unknown card "NOPE"' },
     -- and a card depending on an epic waits for all its issues (an epic is done when they are)
     { "a cycle through a dependency on another epic", {
         ["e.json"] = '{"id":"E","issues":[{"id":"E-1","summary":"a","depends_on":["F"]}]}',
