@@ -1007,18 +1007,22 @@ end
 -- committed, and a resume does the same again (both are idempotent).
 -- {note = "every issue of E (3) was already done when the run began", ids = {id = true}}:
 -- the target had nothing left to work (every issue in it done or canceled, or none), else nil
-local function finished_at_start(board, target)
+-- A resumed run says so only when a card of it was canceled meanwhile (a person's cancel while
+-- it was stopped): one whose cards were all done before it stopped just ends done.
+local function finished_at_start(board, target, resumed)
   local cards, done, ids = scheduler.scope(board, target), 0, {}
   for _, c in ipairs(cards) do
     if c.status == "done" then done = done + 1
     elseif c.status ~= "canceled" then return nil end
     ids[c.id] = true
   end
+  if resumed and (#cards == 0 or done == #cards) then return nil end
   local what = done == #cards and "done" or done == 0 and "canceled" or "done or canceled"
+  local at = resumed and "when the run resumed" or "when the run began"
   local note
   if #cards == 0 then note = string.format("%s has no issues to work", target.id)
-  elseif target.type == "issue" then note = string.format("%s was already %s when the run began", target.id, what)
-  else note = string.format("every issue of %s (%d) was already %s when the run began", target.id, #cards, what) end
+  elseif target.type == "issue" then note = string.format("%s was already %s %s", target.id, what, at)
+  else note = string.format("every issue of %s (%d) was already %s %s", target.id, #cards, what, at) end
   return { note = note, ids = ids, n = #cards }
 end
 
@@ -1060,9 +1064,10 @@ function Run:open_execution()
     self:settle(st.target)
   end
   -- a new run of a target with nothing left to work says so at its end (conclude); it is
-  -- not refused, as such a run still settles what main owes (the git steps above)
-  if not st.lease and self.started_runs and self.started_runs[run_id] then
-    self.began_finished = finished_at_start(self.board, st.target)
+  -- not refused, as such a run still settles what main owes (the git steps above); so does a
+  -- resumed one whose cards were canceled while it was stopped
+  if not st.lease then
+    self.began_finished = finished_at_start(self.board, st.target, not (self.started_runs and self.started_runs[run_id]))
   end
   -- a card a money budget stopped goes on when orket.lua raised that budget since;
   -- crash point: one transaction, done again by a resume

@@ -71,6 +71,25 @@ describe("engine", function()
     assert.equal("E-2 was already canceled when the run began", one.reason)
   end)
 
+  -- a run stopped, its epic canceled meanwhile, then resumed ended done with no reason, as if
+  -- its work were done
+  it("says at its end that its cards were canceled while it was stopped, and not when they were done", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
+    local run_id = assert(F.engine(db, b, {}):start("E"))
+    assert(b:cancel("E", { actor = { seat = "developer", roles = {}, by = "person" }, reason = "descoped" }))
+    local status, report = F.engine(db, b, {}):execute(run_id)
+    assert.equal("done", status)
+    assert.equal("every issue of E (2) was already canceled when the run resumed", report.reason)
+    -- a resumed run whose cards were all done before it stopped just ends done
+    local db2, b2 = F.fixture(H.tmpdir() .. "/d.db", { { id = "E-1", summary = "a" } })
+    local e2 = F.engine(db2, b2, {})
+    assert.equal("done", (e2:execute(assert(e2:start("E")))))
+    local again = assert(F.engine(db2, b2, {}):start("E"))
+    local st2, report2 = F.engine(db2, b2, {}):execute(again)
+    assert.equal("done", st2)
+    assert.is_nil(report2.reason)
+  end)
+
   it("tags every event of the run's work with its id, and none after it", function()
     local status, _, b, db = run(F.STANDARD, {})
     assert.equal("done", status)
