@@ -1000,6 +1000,10 @@
   const STATUS_WORD = { A: "added", D: "deleted", M: "modified", R: "renamed", T: "type changed" };
   const short = (x) => String(x || "").slice(0, 12);
 
+  // a changed file's name as the workspace panel shows one: a newline, a tab, a control or an
+  // invisible character written as $'...' with \xHH, not folded into a space by the list's CSS
+  const changePath = (p) => (UNSHOWN.test(p) && !hasBidi(p) ? shellWord(p) : p);
+
   function renderChange(doc) {
     const files = doc.files || [];
     let adds = 0, dels = 0;
@@ -1013,10 +1017,14 @@
     $("change-files").replaceChildren(...files.map((f) => {
       const li = el("li", { "data-path": f.path, "data-status": f.status },
         el("span", { class: "file-status", text: STATUS_WORD[f.status] || f.status }),
-        el("code", { text: (f.old_path ? f.old_path + " → " : "") + f.path }));
+        el("code", { text: (f.old_path ? changePath(f.old_path) + " → " : "") + changePath(f.path) }));
       // a name that holds bidi controls is not what it would look like: said, beside the marks
       if (hasBidi(f.path) || hasBidi(f.old_path)) li.append(el("span", { class: "bidi-warning",
         text: "its name holds characters that reorder text (marked ⟨U+…⟩): it is not what it would look like" }));
+      // two names written apart (é as one character, or e and a combining accent) look the same
+      else if (f.path !== f.path.normalize("NFC") || (f.old_path && f.old_path !== f.old_path.normalize("NFC")))
+        li.append(el("span", { class: "bidi-warning",
+          text: "its name is written with combining characters (not NFC): a file whose name looks the same may be another" }));
       if (f.binary) li.append(el("span", { class: "meta", text: "binary: not shown" }));
       else if (f.omitted) li.append(el("span", { class: "meta", text: "+" + f.additions + " −" + f.deletions + " · too large to show" }));
       else li.append(el("span", { class: "meta", text: "+" + f.additions + " −" + f.deletions }));

@@ -15,6 +15,9 @@ local function call(name, args) return { name = name, arguments = args } end
 return { rules = {
   { role = "coder", card = "BID-1", match = "^Issue ", reply = { tool_calls = {
     call("write_file", { path = "docs/invoice\u{202E}fdp.sh", content = "echo hi\n" }) } } },
+  { role = "coder", card = "BID-2", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "docs/new\nline.txt", content = "a\n" }),
+    call("write_file", { path = "docs/cafe\u{301}.txt", content = "b\n" }) } } },
   { role = "coder", match = '"path"', reply = { tool_calls = {
     call("update_issue_status", { status = "code_review" }) } } },
 }, default = { content = "Nothing more to do." } }
@@ -30,6 +33,7 @@ team = {
   senior_developer = { roles = { "coder" } },
   integrity_guard = { roles = { "integrity_guard" } },
 }
+workspace = { portable_names = false }
 ]])
   H.write(dir .. "/script.lua", SCRIPT)
   H.write(dir .. "/epics/bid.json", [[
@@ -76,6 +80,7 @@ describe("the web board with hostile text, in Chromium", function()
     if not chromium then return pending("skipped: " .. why) end
     local dir = project()
     H.orket("run BID-1 --json", { cwd = dir }) -- (its review never ends: the run fails, the branch stays)
+    H.orket("run BID-2 --json", { cwd = dir })
     local key = H.api_key(dir, "ops", "operator")
     local s = H.serve(dir)
     assert.equal(200, (H.api(s, "POST", "/v1/cards/BID-1/comments", key, { body = "Wrote docs/invoice" .. RLO .. "fdp.sh." })))
@@ -111,6 +116,22 @@ describe("the web board with hostile text, in Chromium", function()
       for _, css in ipairs { "#change-files", "#comments", "#history", "#change-diff", "#detail-title" } do
         assert.same({}, controls(wd, css), css)
       end
+
+      -- BID-2's change: a newline in a name written as the shell writes it, not folded into a
+      -- space ("docs/new line.txt", a file that does not exist), and a name in combining
+      -- characters said to be one (it looks like another file's)
+      show(wd, "BID-2")
+      wd:wait('#change-files li[data-path^="docs/new"] code', "BID-2's files")
+      -- what the list shows of the file named path: its name, and the warning beside it
+      local function row(path)
+        return wd:js([[for (const li of document.querySelectorAll('#change-files li')) if (li.dataset.path === arguments[0])
+          return [li.querySelector('code').textContent, (li.querySelector('.bidi-warning') || {}).textContent || ""];
+          return null;]], path)
+      end
+      assert.same({ "$'docs/new\\x0aline.txt'", "" }, row("docs/new\nline.txt"))
+      local nfd = row("docs/cafe\u{301}.txt")
+      assert.equal("docs/cafe\u{301}.txt", nfd[1])
+      assert.matches("not NFC", nfd[2], 1, true)
 
       -- the new card: its title, description, a move's note, the held call's arguments
       show(wd, X)

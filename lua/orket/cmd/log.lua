@@ -121,6 +121,14 @@ local function list_of(t)
   return names
 end
 
+-- A list of paths, each as a shell word ($'...' for a newline, quotes for a space or a comma):
+-- joined bare, one name with ", " or a literal "\n" in it read as two
+local function paths_of(t)
+  local names = {}
+  for i, p in ipairs(type(t) == "table" and t or {}) do names[i] = inert.shell_word(tostring(p)) end
+  return table.concat(names, ", ")
+end
+
 local function add(st, line) st.out[#st.out + 1] = line end
 
 -- A model step's call as the model wrote it: its arguments, or the text the gate refused.
@@ -167,7 +175,7 @@ local function push_failed(_, d, n, st)
   local how = type(d.error) == "string" and d.error:match("; (merge them by hand.*)$")
   local tries = math.tointeger(d.attempts) or 1
   add(st, #paths > 0 and string.format("\n** main NOT pushed: the remote's main conflicts with it in: %s; %s",
-    table.concat(paths, ", "), how and clip(how, n) or "merge them by hand")
+    paths_of(d.paths), how and clip(how, n) or "merge them by hand")
     or string.format("\n** main NOT pushed%s: %s (the next merge or run tries again)",
       tries > 1 and string.format(" after %s tries", num(tries)) or "", clip(d.error, n)))
 end
@@ -239,7 +247,7 @@ local EVENT = {
   end,
   merge_conflict = function(ev, d, _, st)
     add(st, string.format("\n** %s conflicts with main in: %s; sent back to in_progress", one(ev.card),
-      table.concat(list_of(d.paths or {}), ", ")))
+      paths_of(d.paths)))
   end,
   merge_main = function(ev, d, _, st)
     add(st, string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id)))

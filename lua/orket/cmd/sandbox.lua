@@ -415,8 +415,10 @@ end
 
 local function cli_err_line(msg) io.stderr:write("orket: " .. tostring(msg) .. "\n") end -- (one write, as cli.err)
 
+-- the socket's path as a shell word: a project's path with a space or a newline pasted bare
+-- named another file
 local function sock_hint(row)
-  return string.format("curl --unix-socket %s http://sandbox/", row.socket)
+  return string.format("curl --unix-socket %s http://sandbox/", inert.shell_word(row.socket))
 end
 
 -- The row of the sandbox the owner pid started, once it is past starting; nil when the
@@ -620,7 +622,7 @@ local function list(o, cli)
     local live = r.status == "starting" or r.status == "healthy" or r.status == "unhealthy"
     io.stdout:write(string.format("%-4d %-10s %-6d %-8s %-24s %s\n", r.id, r.status, r.port, (r.commit_id or "-"):sub(1, 7),
       live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
-      live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "")
+      live and inert.line(r.socket) .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "")
         .. (service.elsewhere_live(r) and ("  (live " .. service.runs_on(r) .. ": "
           .. inert.text(service.machine_of(r) or "?") .. ")") or "")
         or inert.text(r.detail or "")))
