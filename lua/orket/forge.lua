@@ -101,6 +101,9 @@ local function request_once(g, token, method, url, body)
     if info.retry_after then msg = msg .. string.format(" (rate limited: retry in %d s)", info.retry_after) end
     return fail(msg, code, info)
   end
+  -- a forge's answer that quotes the token (a release's or a pull request's URL a proxy
+  -- rewrote) is masked too: it is printed (orket version --check) and stored (the PR's link)
+  if token and token ~= "" and type(doc) == "table" and text:find(token, 1, true) then doc = common.mask(doc, { token }) end
   return status, doc, h
 end
 

@@ -106,6 +106,13 @@ for _, kind in ipairs { "gitea", "github" } do
       assert.matches("forge: GET " .. f.url .. (kind == "gitea" and "/api/v1" or "") .. "/repos/orket/orket/releases: HTTP 503",
         r.stderr, 1, true)
       assert.is_nil(r.stderr:find(TOKEN, 1, true))
+      -- an answer that quotes the token (a proxy rewriting links with it) is masked as a
+      -- failure's text is: the release's URL was printed with the token in it
+      f.control("/__release?repo=orket/orket&tag=v2.0.0&url=https://x/" .. TOKEN)
+      r = check(dir, { ORKET_UPDATES_TOKEN = TOKEN })
+      assert.equal(0, r.status, r.stderr)
+      assert.is_nil((r.stdout .. r.stderr):find(TOKEN, 1, true), r.stdout)
+      assert.matches("a newer release is out: v2.0.0", r.stdout, 1, true)
     end)
   end)
 end
