@@ -43,8 +43,9 @@ describe("orket worker --drain with its own run", function()
   end)
 
   it("exits 1 when the run fails", function()
+    -- the engine's later rounds after 25 ms onwards, not 5 s (75 s of waiting in all)
     local dir = H.example("notes", { append = '\nmodels.default = "down:x"\nmodels.providers.down = { kind = "ollama", '
-      .. 'base_url = "http://127.0.0.1:1", retry = { max_attempts = 1 } }\n' })
+      .. 'base_url = "http://127.0.0.1:1", retry = { max_attempts = 1 } }\nbudgets = { backoff_ms = 1 }\n' })
     local r = H.orket("worker --start NOTES-1 --drain", { cwd = dir })
     assert.equal(1, r.status, r.stderr)
     assert.equal("failed", run_end(r.stdout).status)
