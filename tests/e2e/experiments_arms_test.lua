@@ -93,8 +93,11 @@ describe("an experiment's cards (" .. B.name() .. ")", function()
   end)
 
   it("whose variant model fails are blocked naming the experiment; an arm charged nothing costs 0", function()
-    local dir = project(1, [[, dead = { kind = "openai", base_url = "http://127.0.0.1:9/v1" }]],
+    local dir = project(1, [[, dead = { kind = "openai", base_url = "http://127.0.0.1:9/v1", retry = { base_ms = 1 } }]],
       [[{ gone = { share = 1, model = "dead:m" } }]])
+    -- the engine's later rounds after 25 ms onwards, not 5 s, and the client's retries after 1 ms (90 s
+    -- of waiting in all)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "budgets = { backoff_ms = 1 }\n")
     H.orket("run X", { cwd = dir })
     local text = H.orket("card X-1", { cwd = dir }).stdout
     assert.matches("blocked %(system%): The model failed %(", text)
