@@ -575,7 +575,7 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
   if (v->type == JV_ARR) {
     const jv *items = jv_get(s, "items");
     for (size_t i = 0; i < v->n; i++) {
-      snprintf(sub, sizeof sub, "%s[%zu]", where, i + 1);
+      snprintf(sub, sizeof sub, "%s[%zu]", where, i); /* from 0: the value is JSON (a body, a call's arguments) */
       if (sv(items ? items : NULL, &v->u.items[i], sub, depth + 1, lim, e) != 0) return -1;
     }
   }

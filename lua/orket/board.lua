@@ -859,24 +859,24 @@ function Board:create(spec)
     for i, d in ipairs(deps) do
       local dc = type(d) == "string" and cards.head(db, d)
       if not dc then
-        return nil, string.format("board: depends_on[%d]: unknown card %q", i, tostring(d)), "ENOENT"
+        return nil, string.format("board: depends_on[%d]: unknown card %q", i - 1, tostring(d)), "ENOENT"
       end
       if ancestors[d] then
         return nil, string.format("board: depends_on[%d]: %q is the %s the new card belongs to; it could never "
-          .. "start (depend on that %s's issues instead)", i, d, ancestors[d], ancestors[d]), "EINVAL"
+          .. "start (depend on that %s's issues instead)", i - 1, d, ancestors[d], ancestors[d]), "EINVAL"
       end
       -- a dependency holds back a start until it is done, which a canceled card never is
       -- (as import refuses it: the run would stall on the new card)
       if GONE[dc.status] then
         return nil, string.format("board: depends_on[%d]: %s is %s, so the new card could never start (a dependency "
           .. "holds back a start until it is done): drop the dependency, or depend on the card that does its work "
-          .. "now", i, d, dc.status), "EINVAL"
+          .. "now", i - 1, d, dc.status), "EINVAL"
       end
     end
     local cycle = #deps > 0 and cycle_with(db, { id = id, parent = spec.parent, deps = deps })
     if cycle then
-      local at = 1
-      for i, d in ipairs(deps) do if d == cycle[2] then at = i end end
+      local at = 0 -- from 0, as a JSON body or a call's arguments count (the API, create_issue)
+      for i, d in ipairs(deps) do if d == cycle[2] then at = i - 1 end end
       return nil, string.format("board: depends_on[%d]: dependency cycle: %s; the new card and %s would wait for "
         .. "each other for ever: drop the dependency", at, M.cycle_text(cycle), cycle[2]), "EINVAL"
     end

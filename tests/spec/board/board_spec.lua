@@ -95,12 +95,12 @@ describe("board", function()
         { b:create { parent = "E", summary = "s", id = bad } })
     end
     assert.matches("not ending in '.' or '.lock'", board_mod.ID_RULE, 1, true)
-    assert.same({ nil, 'board: depends_on[1]: unknown card "Q"', "ENOENT" }, { b:create { parent = "E", summary = "s", depends_on = { "Q" } } })
+    assert.same({ nil, 'board: depends_on[0]: unknown card "Q"', "ENOENT" }, { b:create { parent = "E", summary = "s", depends_on = { "Q" } } })
     -- its own epic or rock: a dependency that could never be met, as import refuses
-    assert.same({ nil, 'board: depends_on[2]: "E" is the epic the new card belongs to; it could never start '
+    assert.same({ nil, 'board: depends_on[1]: "E" is the epic the new card belongs to; it could never start '
       .. "(depend on that epic's issues instead)", "EINVAL" },
       { b:create { parent = "E", summary = "s", depends_on = { "E-1", "E" } } })
-    assert.same({ nil, 'board: depends_on[1]: "R" is the rock the new card belongs to; it could never start '
+    assert.same({ nil, 'board: depends_on[0]: "R" is the rock the new card belongs to; it could never start '
       .. "(depend on that rock's issues instead)", "EINVAL" }, { b:create { parent = "E", summary = "s", depends_on = { "R" } } })
     assert.same({ nil, "board: R is a rock; new issues go under an epic", "EINVAL" }, { b:create { parent = "R", summary = "s" } })
     assert.same({ nil, "board: E-1 is an issue; new issues go under an epic", "EINVAL" }, { b:create { parent = "E-1", summary = "s" } })
@@ -124,11 +124,11 @@ describe("board", function()
       return true
     end))
     assert(b:create { parent = "E", summary = "first", id = "E-1" })
-    assert.same({ nil, "board: depends_on[2]: dependency cycle: E-2 -> X-1 -> E -> E-2; the new card and X-1 would "
+    assert.same({ nil, "board: depends_on[1]: dependency cycle: E-2 -> X-1 -> E -> E-2; the new card and X-1 would "
       .. "wait for each other for ever: drop the dependency", "EINVAL" },
       { b:create { parent = "E", summary = "s", id = "E-2", depends_on = { "E-1", "X-1" } } })
     -- through an epic's depends_on, said as that epic
-    assert.same({ nil, "board: depends_on[1]: dependency cycle: E-2 -> Y-1 -> Y -> E -> E-2; the new card and Y-1 "
+    assert.same({ nil, "board: depends_on[0]: dependency cycle: E-2 -> Y-1 -> Y -> E -> E-2; the new card and Y-1 "
       .. "would wait for each other for ever: drop the dependency", "EINVAL" },
       { b:create { parent = "E", summary = "s", id = "E-2", depends_on = { "Y-1" } } })
     assert.is_nil(b:get("E-2"))
@@ -147,7 +147,7 @@ describe("board", function()
     assert(b:create { parent = "W", summary = "unrelated", id = "W-1", depends_on = { "E-1" } })
     -- a canceled dependency is never done
     assert(b:cancel("Y-2", { actor = { seat = "developer", roles = {}, by = "person" }, reason = "not needed" }))
-    assert.same({ nil, "board: depends_on[1]: Y-2 is canceled, so the new card could never start (a dependency holds "
+    assert.same({ nil, "board: depends_on[0]: Y-2 is canceled, so the new card could never start (a dependency holds "
       .. "back a start until it is done): drop the dependency, or depend on the card that does its work now", "EINVAL" },
       { b:create { parent = "E", summary = "s", depends_on = { "Y-2" } } })
   end)

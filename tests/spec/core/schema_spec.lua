@@ -21,6 +21,14 @@ describe("orket.c.schema.validate", function()
     assert.equal("ESCHEMA", code)
   end)
 
+  -- the value is JSON (a request's body, a model's or client's call): its items are counted
+  -- from 0, as import counts a JSON file's (the second entry was said as [2])
+  it("names an array's item by its index from 0", function()
+    local list = { type = "object", properties = { ids = { type = "array", items = { type = "string" } } } }
+    assert.same({ nil, "args.ids[1]: expected string, got integer", "ESCHEMA" },
+      { cschema.validate(list, { ids = { "a", 5 } }) })
+  end)
+
   -- JSON Schema counts characters (code points), and so do the models, MCP clients and the
   -- OpenAPI document that read these schemas: a Japanese summary of 72 characters (216
   -- bytes) is within create_issue's maxLength of 200
