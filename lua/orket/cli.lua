@@ -227,7 +227,14 @@ end
 --- is a usage error naming it, with the command's usage.
 function M.parse(cmd, args, decl)
   local o, msg = cmdline.parse(decl or cmd.args, args)
-  if not o then return nil, M.usage_error(cmd, "%s", msg) end
+  if not o then
+    -- -C after a command that takes none (`orket init x -C demo`) is said as before it
+    -- (main's): "unknown option '-C'" read as if -C were misspelt (-C=DIR is split already)
+    if msg:find("^unknown option '%-C'") and cmd.name and not M.help_text(cmd.name):find("-C DIR", 1, true) then
+      msg = string.format("%s does not take -C DIR", cmd.name)
+    end
+    return nil, M.usage_error(cmd, "%s", msg)
+  end
   return o
 end
 

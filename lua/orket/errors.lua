@@ -658,8 +658,8 @@ CODES.EFBIG = {
   remedy = "write less, or in several files",
 }
 CODES.EBUDGET = {
-  means = "a script (a tool, a policy's `when`) used up its instruction budget",
-  remedy = "make it do less per call ([writing-tools.md](writing-tools.md))",
+  means = "a script used up its instruction budget as it loaded (a role, tool or policy file, `orket.lua`); a tool's handler that does fails its call with `ETOOL`, a rule's `when` with `POLICY_ERROR`",
+  remedy = "make its top level do less: it only defines the role, the tool or the rules ([writing-tools.md](writing-tools.md))",
 }
 CODES.ETIMEOUT = {
   means = "a script ran past its time budget",

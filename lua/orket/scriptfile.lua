@@ -82,10 +82,28 @@ function M.read(path, max)
   return text
 end
 
---- is_name(name) -> whether a file name is a script's: NAME.lua, NAME of letters, digits,
---- '_' and '-' (what a loader reads; misnamed refuses the others list lists)
-function M.is_name(name)
-  return name:match("^[%w_%-]+%.lua$") ~= nil
+-- What NAME may be in a folder's NAME.lua, by what the name is used as. A role's and a
+-- tool's name is its file's (orket.engine.roles, orket.tools) and is written in seats,
+-- policies and a role's tools, which read letters, digits and _ (orket.policy's NAMES): a
+-- file name with a - passed here and was then refused as "name must be a word"; a tool's is
+-- also what the model calls, snake_case. A policy's file name is no name: - is fine.
+-- suggest: the name a misnamed stem was likely meant to be.
+local KINDS = {
+  role = { rule = "letters, digits and '_' (the role's name: seats and policies name it)",
+    ok = function(stem) return stem:match("^[%w_]+$") ~= nil end,
+    suggest = function(stem) return (stem:gsub("[^%w_]+", "_")) end },
+  tool = { rule = "lower-case letters, digits and '_', a letter first, at most 64 (the tool's name, "
+      .. "which the model calls)",
+    ok = function(stem) return #stem <= 64 and stem:match("^[a-z][a-z0-9_]*$") ~= nil end,
+    suggest = function(stem) return (stem:gsub("(%l)(%u)", "%1_%2"):lower():gsub("[^a-z0-9_]+", "_")) end },
+  policy = { rule = "letters, digits, '_' and '-'", ok = function(stem) return stem:match("^[%w_%-]+$") ~= nil end },
+}
+
+--- is_name(name[, kind]) -> whether a file name is a script's: NAME.lua, NAME as KINDS
+--- says (kind "role", "tool"; any other: a policy's, letters, digits, '_' and '-')
+function M.is_name(name, kind)
+  local stem = name:match("^(.+)%.lua$")
+  return stem ~= nil and (KINDS[kind] or KINDS.policy).ok(stem)
 end
 
 --- meant(name) -> whether a folder's entry is taken for a script: its name ends in ".lua",
@@ -133,16 +151,23 @@ function M.unlisted(dir, err, code, shown)
   return string.format("%s: cannot be listed (%s)", inert.line(shown or dir), M.cause(err, code, dir))
 end
 
---- misnamed(path, chunk) -> nil | "chunk: message", "EINVAL": a listed script (list) whose
---- file name is not NAME.lua, which a loader refuses rather than skip: a policy file skipped
---- is a deny that never fires, a role or tool skipped leaves the built-in in its place.
-function M.misnamed(path, chunk)
+--- misnamed(path, chunk[, kind]) -> nil | "chunk: message", "EINVAL": a listed script
+--- (list) whose file name is not NAME.lua (is_name's, kind "role", "tool" or a policy's),
+--- which a loader refuses rather than skip: a policy file skipped is a deny that never
+--- fires, a role or tool skipped leaves the built-in in its place. The message names a
+--- name that is one (KINDS' suggest), where one is near.
+function M.misnamed(path, chunk, kind)
   local name = path:match("[^/]*$")
-  if M.is_name(name) then return nil end
+  if M.is_name(name, kind) then return nil end
+  local k = KINDS[kind] or KINDS.policy
   local folder = chunk:match("([^/]+)/[^/]*$")
+  -- (meant's: the name ends in .lua, in any case)
+  local near = k.suggest and (k.suggest(name:sub(1, -5)) .. ".lua")
+  local rename = near and M.is_name(near, kind) and near ~= name
+    and ("rename it " .. inert.line(chunk:match("^(.*/)[^/]*$") or "") .. near) or "rename it"
   -- (the name made inert: a file's name may hold anything but '/' and NUL)
-  return string.format("%s: the file's name is no script's: a script is named NAME.lua, NAME of letters, "
-    .. "digits, '_' and '-'; rename it, or move it out of %s", inert.line(chunk),
+  return string.format("%s: the file's name is no script's: a %s is named NAME.lua, NAME of %s; %s, or move it "
+    .. "out of %s", inert.line(chunk), KINDS[kind] and kind or "script", k.rule, rename,
     folder and (inert.line(folder) .. "/") or "its folder"), "EINVAL"
 end
 

@@ -135,7 +135,7 @@ function M.load(files, base)
     -- that loops fails its load in about 50 ms of CPU rather than a handler's second; the
     -- box's calls of the handler get the tool budget afterwards.
     local chunk = scriptfile.name(path, base)
-    local merr, mcode = scriptfile.misnamed(path, chunk)
+    local merr, mcode = scriptfile.misnamed(path, chunk, "tool")
     if merr then return nil, merr, mcode, { merr } end
     local box = scriptenv.new { name = chunk, globals = { glob = cgate.glob } }
     local ok, def, code = scriptfile.run(box, path, { chunk = chunk }) -- detached: no script metamethod runs below

@@ -188,7 +188,9 @@ describe("a script folder that is a file", function()
       .. "rename it, or move it out of "
     v = H.orket("validate", { cwd = p })
     assert.equal(1, v.status, v.stdout)
-    assert.matches("roles/code.reviewer.lua: " .. rule .. "roles/", v.stdout, 1, true)
+    assert.matches("roles/code.reviewer.lua: the file's name is no script's: a role is named NAME.lua, NAME of "
+      .. "letters, digits and '_' (the role's name: seats and policies name it); rename it roles/code_reviewer.lua, "
+      .. "or move it out of roles/", v.stdout, 1, true)
     assert.matches("policies/NoSSH.LUA: " .. rule .. "policies/", v.stdout, 1, true)
     assert.matches("policies/deny.v2.lua: " .. rule .. "policies/", v.stdout, 1, true)
     assert.not_matches("notes.txt", v.stdout)
@@ -214,7 +216,9 @@ describe("a script folder that is a file", function()
     H.write(p .. "/roles/.coder.lua.swp", "x\n")
     v = H.orket("validate", { cwd = p })
     assert.equal(1, v.status, v.stdout)
-    assert.matches("roles/a b.lua: " .. rule .. "roles/", v.stdout, 1, true)
+    assert.matches("roles/a b.lua: the file's name is no script's: a role is named NAME.lua, NAME of letters, "
+      .. "digits and '_' (the role's name: seats and policies name it); rename it roles/a_b.lua, or move it out of "
+      .. "roles/", v.stdout, 1, true)
     assert.not_matches("a b.lua: roles/", v.stdout, 1, true)
     assert.not_matches("#coder", v.stdout, 1, true)
     assert.not_matches("._x", v.stdout, 1, true)

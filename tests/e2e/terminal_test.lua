@@ -132,7 +132,7 @@ uv.run()
     assert.is_not_nil(port, "the server did not start")
     assert.equal(1, r.status, r.stdout .. r.stderr) -- x is not served there
     assert_inert(r.stdout, "models")
-    assert.matches("1 models: m\\x1b]0;PWNED\\x07\\u{202e})", r.stdout, 1, true)
+    assert.matches("1 model: m\\x1b]0;PWNED\\x07\\u{202e})", r.stdout, 1, true)
   end)
 
   it("is inert in the live view of orket run", function()

@@ -49,7 +49,8 @@ local function health_text(res, wanted)
   if res.ok and res.r.offline then return "  ok (offline)", false end
   if res.ok then
     local r = res.r
-    local line = string.format("  ok (%d ms, %d models%s)", math.floor(r.ms + 0.5), #r.models,
+    local line = string.format("  ok (%d ms, %d model%s%s)", math.floor(r.ms + 0.5), #r.models,
+      #r.models == 1 and "" or "s",
       #r.models > 0 and (": " .. table.concat(r.models, ", ", 1, math.min(5, #r.models))) or "")
     -- a model the project uses that the server does not list would fail every turn
     local missing = llm.missing(r.models, wanted)

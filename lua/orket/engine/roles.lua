@@ -54,7 +54,10 @@ local function validate(def, file, stem)
   end
   local name = rawget(def, "name") or stem
   if type(name) ~= "string" or not name:match("^[%w_]+$") then
-    bad("name must be a word")
+    -- (a name from the file is scriptfile.misnamed's: this one is the name field's)
+    bad(type(name) == "string" and string.format("name \"%s\" is no role's name: a role's name is letters, digits "
+      .. "and _, and is its file's (roles/NAME.lua): leave the field out", inert.line(inert.clip(name, 64)))
+      or ("name must be a string, got " .. type(name)))
   elseif stem and name ~= stem then
     -- as for tools: a role replaces another (a built-in) only through a file of its name
     bad(string.format("name %q differs from the file's name %q: a role is named by its file "
@@ -123,7 +126,7 @@ end
 function M.load_file(path, base)
   local stem = path:match("([^/]+)%.lua$")
   local chunk = scriptfile.name(path, base)
-  local merr, mcode = scriptfile.misnamed(path, chunk)
+  local merr, mcode = scriptfile.misnamed(path, chunk, "role")
   if merr then return nil, merr, mcode, { merr } end
   local box = scriptenv.new { name = chunk, globals = { prompt = prompt } }
   local ok, def, code = scriptfile.run(box, path, { chunk = chunk })

@@ -364,6 +364,7 @@ end
 -- be spent the same way. The note then says "... would not help: FIX; then 'orket retry ..."
 M.REFUSED = "was refused by the gate"
 M.REPEATED = "made one call again and again"
+M.TOOL_FAILED = "failed in the tool itself"
 M.NOT_HELPED = "would not help: "
 
 -- What the block of a budget spent in vain says would help, and its words | nil
@@ -373,6 +374,7 @@ local function wasted_fix(note)
   if not fix then return nil end
   if note:find(M.REFUSED, 1, true) then return fix, "blocked: a budget ran out on calls the gate refused" end
   if note:find(M.REPEATED, 1, true) then return fix, "blocked: a budget ran out on one call repeated" end
+  if note:find(M.TOOL_FAILED, 1, true) then return fix, "blocked: a budget ran out on calls that failed in the tool" end
   return nil
 end
 

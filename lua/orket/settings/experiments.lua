@@ -47,7 +47,7 @@ function M.section(src, models)
       if type(provs) == "table" and provs[prov] == nil then fail(p .. ".model", "names provider '%s', which is not configured", prov) end
       if m:find("[%c]") then fail(p .. ".model", "must not hold control characters") end
     end
-    if x.role ~= nil and (type(x.role) ~= "string" or not x.role:match("^[%w_%-]+$")) then
+    if x.role ~= nil and (type(x.role) ~= "string" or not x.role:match("^[%w_]+$")) then
       fail(p .. ".role", "must be a role's name (got %s)", tostring(x.role))
     end
     total = total + share
