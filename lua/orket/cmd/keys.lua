@@ -32,22 +32,31 @@ in their projects with their roles, never more than its own role, and stops whil
 disabled; its role may be no stronger than their strongest in the projects served here. list shows every key's id, name, role and state, never a secret; revoke
 stops a key at once, also in a running 'orket serve'. See docs/serve.md.]]
 
+-- A word quoted back in a usage error, cut: a hostile argument is not echoed whole.
+local function quoted(w)
+  return #w > 60 and (w:sub(1, 60) .. "...") or w
+end
+
 -- The words of each subcommand, checked -> exit status when they are wrong.
 local function misused(o, cli)
   local n = #(o.words or {})
   if o.sub == "create" then
-    if n ~= 1 then return cli.usage_error(cmd, "keys create needs one NAME") end
+    if n == 0 then return cli.usage_error(cmd, "keys create needs one NAME") end
+    if n > 1 then return cli.usage_error(cmd, "keys create takes one NAME, not '%s' as well", quoted(o.words[2])) end
     -- the API's rule and words (orket.serve.keys), said before the store is opened
     local bad = keys.name_problem(o.words[1])
     if bad then return cli.usage_error(cmd, "keys create: %s", bad) end
     if not o.role then return cli.usage_error(cmd, "keys create needs --role viewer, operator or admin") end
     if not keys.ROLES[o.role] then return cli.usage_error(cmd, "unknown role '%s': use viewer, operator or admin", o.role) end
   elseif o.sub == "revoke" then
-    if n ~= 1 then return cli.usage_error(cmd, "keys revoke needs one key id or name") end
+    if n == 0 then return cli.usage_error(cmd, "keys revoke needs one key id or name") end
+    if n > 1 then return cli.usage_error(cmd, "keys revoke takes one key id or name, not '%s' as well", quoted(o.words[2])) end
     if o.words[1] == "" then return cli.usage_error(cmd, "keys revoke: the key's id or name is empty") end
   elseif n ~= 0 then
-    return cli.usage_error(cmd, "keys list takes no other word")
+    return cli.usage_error(cmd, "keys list takes no other word ('%s')", quoted(o.words[1]))
   end
+  -- create and revoke print plain text: a --json there would be a parser's empty promise
+  if o.json and o.sub ~= "list" then return cli.usage_error(cmd, "--json goes with keys list") end
   if (o.role or o.person) and o.sub ~= "create" then return cli.usage_error(cmd, "--role and --for go with keys create") end
   return nil
 end

@@ -13,6 +13,7 @@ local setup = require "orket.engine.setup"
 local gitwork = require "orket.engine.gitwork"
 local board = require "orket.board"
 local status_view = require "orket.views.status"
+local inert = require "orket.inert"
 local uv = require "luv"
 
 local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
@@ -37,10 +38,32 @@ is still refreshed as a run's start refreshes it: the line says whether it caugh
 main, or why not. A RUN that does not exist is bad input (exit status 2); the other exit
 statuses, and the JSON line of a resume that does not start, are orket run's.]]
 
+-- No run left to resume -> nil, message, CODE, exit status[, the command that goes on]:
+-- every run done (EALREADY), or nothing has run (ENOENT)
+local function nothing_to_resume(dir, db)
+  local recent, rerr = runs.recent(db, 1)
+  if not recent then return nil, rerr end
+  -- the newest row a restore's, keeping a dropped run's id: not done, never ran here, and
+  -- not resumed; "every run is done" hid it, and the cards it had are worked by a new run
+  -- (only the newest: once a run came after the restore, that run is the one that went on)
+  local r = recent[1]
+  local kept = r and r.status ~= "done" and restore_runs.kept(r)
+  if kept then
+    local again = "orket run " .. ((r.target and r.target ~= "?") and inert.shell_word(r.target) or "EPIC")
+      .. config.at(dir)
+    return nil, string.format("no run to resume: run %d never ran in this store (its row keeps an id the store "
+      .. "replaced by the restore of %s gave out), and no other run is unfinished; '%s' works its cards again",
+      r.id, tostring(kept.file), again), "EALREADY", 1, again
+  end
+  if recent[1] then return nil, "no run to resume (every run is done)", "EALREADY", 1 end
+  return nil, "no run to resume: nothing has run yet; start one with 'orket run EPIC'", "ENOENT", 1
+end
+
 -- The run to resume: target's, else the latest not done that no process is executing now
 -- (a server's run going beside one killed here is not the one to carry on; when every one
 -- is going, the latest, whose refusal says so) -> row | nil, message[, the refusal's code
--- and exit status: no run RUN, bad input (2); every run done (EALREADY); nothing has run].
+-- and exit status: no run RUN, bad input (2); every run done (EALREADY); nothing has run;
+-- then the command that goes on, when it is not the code's].
 -- A store that cannot be read gives its own message (ECORRUPT: the file is damaged), never
 -- "no run".
 local function find_run(dir, db, target)
@@ -69,10 +92,7 @@ local function find_run(dir, db, target)
   end
   if row or err then return row, err end
   if target then return nil, "no run " .. target .. " (see 'orket runs')", "ENOENT", 2 end
-  local recent, rerr = runs.recent(db, 1)
-  if not recent then return nil, rerr end
-  if recent[1] then return nil, "no run to resume (every run is done)", "EALREADY", 1 end
-  return nil, "no run to resume: nothing has run yet; start one with 'orket run EPIC'", "ENOENT", 1
+  return nothing_to_resume(dir, db)
 end
 
 -- recover(dir, db) -> true | nil, msg: what a run's start does first (gitwork.recover),
@@ -211,18 +231,32 @@ local function to_workers(o, cli, id)
   return code
 end
 
+-- The store -> db | nil, message, CODE: what cli.open_store refuses, with its code kept for
+-- the refusal's JSON line, as orket run's (a project that does not load, no board, a store
+-- it may not write).
+local function open_store(dir, cli)
+  local unfinished = config.unfinished(dir)
+  if unfinished then return nil, unfinished, "ENOENT" end
+  local db, err, code = require("orket.project").open_store(dir, false) -- lazy: as cli.open_store's
+  if not db then return nil, cli.in_dir(dir, err), code end
+  return db
+end
+
 function cmd.run(args, cli)
   local o, st = run_cmd.parse(args, cli, cmd)
   if not o then return st end
   if run_cmd.closed_stdout(cli) then return 1 end
-  local db = cli.open_store(o.dir, false)
-  if not db then return 1 end
-  local row, err, code, status = find_run(o.dir, db, o.target)
+  local db, oerr, ocode = open_store(o.dir, cli)
+  if not db then return run_cmd.refuse(o, cli, { code = ocode or "EINVAL", message = oerr }) end
+  local row, err, code, status, again = find_run(o.dir, db, o.target)
   -- (exit status 1 all the same: there was no run to resume)
   if code == "EALREADY" then err = err .. "; " .. refresh_view(o.dir or ".", db) end
   db:close()
   -- a refusal said as run's are: with --json, a line a script reads too (its code)
   if not row then
+    if again then
+      return run_cmd.refuse(o, cli, { code = code, message = err, status = status, next = again })
+    end
     local nxt = code and (o.target and "orket runs" or code == "ENOENT" and "orket run EPIC") or nil
     return run_cmd.refuse(o, cli, { code = code, message = err, status = status or 1,
       next = nxt and (nxt .. config.at(o.dir)) })

@@ -27,6 +27,7 @@ local stopsignals = require "orket.stopsignals"
 local otel = require "orket.otel"
 local logwriter = require "orket.serve.logwriter"
 local errors = require "orket.errors"
+local cjson = require "cjson"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -135,7 +136,8 @@ cmd.KIND_CODE = { busy = "ELOCKED", conflict = "ERUNGOING", unfinished = "EUNFIN
 --- refuse(o, cli, r[, emit]) -> exit status: a run that could not start (or resume), said
 --- on stderr as every failure is (cli.fail), and with --json as one line on stdout too,
 --- {"type":"error","code":CODE,"message":...,"next":...,"exit":N}, so that a script tells
---- busy from "resume first" from a typo without reading English. r: {code=, message=, next=
+--- busy from "resume first" from a typo without reading English; next is null when there is
+--- no command to name (the key is always there: one shape). r: {code=, message=, next=
 --- (the command that goes on, else the code's remedy), status= (else REFUSED's, else 1)};
 --- emit: the run's JSON writer once it is open (its lines stay in order), else stdout.
 function cmd.refuse(o, cli, r, emit)
@@ -143,7 +145,7 @@ function cmd.refuse(o, cli, r, emit)
   cli.fail(r.code, "%s", r.message)
   if o.json and r.code then
     local nxt = r.next or cli.PERSON_REMEDY[r.code] or errors.remedy(r.code, r.message)
-    local ev = { type = "error", code = r.code, message = cli.plain(r.message), next = nxt and errors.plain(nxt),
+    local ev = { type = "error", code = r.code, message = cli.plain(r.message), next = nxt and errors.plain(nxt) or cjson.null,
       exit = status }
     if emit then emit(ev) else io.stdout:write(jsonout.encode(ev), "\n") end
   end

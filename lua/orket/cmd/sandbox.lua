@@ -57,7 +57,8 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
           --replace stops this folder's live sandbox of main first (what a deploy does);
           --card CARD runs the acceptance checks (sandbox_checks) of that merged card once
           it is healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
-          and a failure goes back to the card with the checks' output and the log's tail.
+          and a failure goes back to the card with the checks' output and the log's tail (a
+          start refused before a sandbox was made, such as nothing to run, is only said).
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
           A sandbox of this machine whose owner ended is marked exited first; one another
           machine sharing the store runs is shown as it recorded itself ("live on another
@@ -554,12 +555,14 @@ local function run_foreground(sb, state)
 end
 
 -- A foreground sandbox that did not get healthy: said with the app's last output; a deploy
--- (--card) sends its cards back with it, unless it was stopped (replaced by the next).
+-- (--card) sends its cards back with it, unless it was stopped (replaced by the next) or
+-- no sandbox was made (failure.id nil: nothing to run, no network namespace, the deploy
+-- lock held): that is the operator's to fix, and a follow-up issue would only spend turns.
 local function start_failed(o, cli, db, s, failure)
   cli.err("%s", failure.message)
   local tail = failure.log
   if tail and tail ~= "" then io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n") end
-  if not o.card or failure.code == "ECANCELED" then return end
+  if not o.card or failure.code == "ECANCELED" or failure.id == nil then return end
   local outs = deploy.start_failed { db = db, board = board_mod.open(db), settings = s, card = o.card, run_id = o.run,
     sandbox = failure.id, commit = o.commit, message = failure.message, log = tail }
   for _, x in ipairs(outs) do
@@ -568,9 +571,23 @@ local function start_failed(o, cli, db, s, failure)
   end
 end
 
+-- --card names a card of the board -> nil | 1 (said): checked before anything starts, so a
+-- typo is not said only after the start's own error
+local function unknown_card(o, cli)
+  if not o.card then return nil end
+  local db = cli.open_store(o.dir, false, true)
+  if not db then return 1 end
+  local found = board_mod.open(db):get(o.card)
+  db:close()
+  if found then return nil end
+  cli.err("--card %s: no such card (see '%s')", o.card, cli.program() .. " board" .. config.at(o.dir))
+  return 1
+end
+
 local function up(o, cli)
   local _, s = cli.project_settings(o.dir, true)
   if not s then return 1 end
+  if unknown_card(o, cli) then return 1 end
   if o.detach then return detach(o, cli) end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
