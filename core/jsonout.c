@@ -2,6 +2,7 @@
  * which characters a terminal must not get as they are. */
 #include "jsonout.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,7 +121,17 @@ int jsonout_number(jsonout_buf *b, double d) {
   }
   char e[32];
   int k = snprintf(e, sizeof e, "%.14g", d);
-  jsonout_raw(b, e, (size_t)k);
+  /* printf's decimal point is the locale's: a script that set one (os.setlocale in orket
+   * lua or the repl, de_DE) made 0,25, which is no JSON. %.14g writes no grouping, so the
+   * only bytes that are neither digits, signs nor an exponent's are the point's (one, or a
+   * multibyte one's): written as one '.'. */
+  int n = 0;
+  for (int i = 0; i < k; i++) {
+    int num = isdigit((unsigned char)e[i]) || e[i] == '-' || e[i] == '+' || e[i] == 'e';
+    if (num) e[n++] = e[i];
+    else if (n == 0 || e[n - 1] != '.') e[n++] = '.';
+  }
+  jsonout_raw(b, e, (size_t)n);
   return 0;
 }
 

@@ -113,4 +113,30 @@ describe("orket.jsonout", function()
     assert.is_false(ok)
     assert.equal("jsonout: cannot encode a thread", err)
   end)
+
+  -- printf's decimal point is the locale's: a script that set one (os.setlocale in orket lua
+  -- or the repl) made {"cost":0,25}, which no JSON reader takes. Built here, as a locale is
+  -- seldom installed: localedef into a temporary folder, LOCPATH naming it.
+  it("writes a number's point as '.', whatever locale a script set", function()
+    local H = require "tests.helpers"
+    local src = "/usr/share/i18n/locales/de_DE"
+    local p = io.popen("command -v localedef")
+    local localedef = p:read("l")
+    p:close()
+    if not localedef or not io.open(src) then
+      return pending("skipped: no localedef or no de_DE locale source (Debian's locales package) to build a decimal-comma locale from")
+    end
+    local dir = H.tmpdir()
+    finally(H.cleanup)
+    assert(os.execute(string.format("localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", H.quote(dir))) or
+      io.open(dir .. "/de_DE.UTF-8/LC_NUMERIC"), "localedef failed")
+    local code = [[assert(os.setlocale("de_DE.UTF-8", "numeric"), "no locale")
+assert(string.format("%.2f", 0.25) == "0,25", "not a decimal comma")
+io.write(require("orket.jsonout").encode({ cost = 0.25, big = 1.5e300, n = 3 }))]]
+    p = io.popen(string.format("LOCPATH=%s %s lua -e %s 2>&1", H.quote(dir), H.quote(H.BIN), H.quote(code)))
+    local out = p:read("a")
+    p:close()
+    assert.equal('{"big":1.5e+300,"cost":0.25,"n":3}', out)
+    assert.same({ big = 1.5e300, cost = 0.25, n = 3 }, cjson.decode(out))
+  end)
 end)
