@@ -6,6 +6,7 @@ local config = require "orket.config"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local scriptfile = require "orket.scriptfile"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -169,6 +170,16 @@ function M.open_store(dir, create, reading, getenv, broken_ok)
       local fst = uv.fs_stat(p)
       if fst and fst.mode & 0x3f ~= 0 then uv.fs_chmod(p, fst.mode & 0x1c0) end
     end
+  end
+  -- an upgrade is one-way: said once, by whichever command met it (a status, a backup),
+  -- with the copy an older orket still opens (orket.store's keep_before_upgrade)
+  local up = db and db.upgraded
+  if up then
+    io.stderr:write(string.format("orket: upgraded the store %s from schema version %d to %d: an older orket "
+      .. "cannot open it now; %s\n", inert.line(path), up.from, up.to, up.kept
+      and string.format("the file as it was is kept at %s (what an older orket opens, docs/guide/deploying.md, "
+        .. "\"Upgrading\")", inert.line(up.kept))
+      or ("no copy of it as it was could be kept (" .. inert.line(up.not_kept or "?") .. ")")))
   end
   -- a full disk (ENOSPC; a quota too, where the store says it so): the board is read, and
   -- backed up to another disk, as docs/store.md says reading commands do when the store

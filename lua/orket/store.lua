@@ -51,6 +51,21 @@ end
 -- still opens (one saved step before a failing one left a version no orket could open, nor
 -- restore a backup into). The version is re-read inside it so two processes opening a new
 -- file do not both apply them.
+-- The file as an older orket left it, kept beside it before an upgrade (PATH-schemaN.db,
+-- 0600 as the store): an upgrade is one-way, so a rollback to that orket opens this copy
+-- (docs/guide/deploying.md, "Upgrading"). -> its path | nil, why not (the upgrade goes on)
+local function keep_before_upgrade(conn, path, v)
+  local kept = (path:gsub("%.db$", "")) .. "-schema" .. v .. ".db"
+  if uv.fs_stat(kept) then return kept end -- (another process upgrading the same file)
+  local ok, err = conn:exec("VACUUM INTO '" .. kept:gsub("'", "''") .. "'")
+  if not ok then
+    if uv.fs_stat(kept) then return kept end
+    return nil, tostring(err)
+  end
+  uv.fs_chmod(kept, 384) -- 0600: it holds what the store holds
+  return kept
+end
+
 local function migrate(conn, path, list, upto)
   for i, m in ipairs(list) do
     assert(m.version == i, "store migrations must be numbered 1, 2, 3, ...")
@@ -60,6 +75,9 @@ local function migrate(conn, path, list, upto)
   if not v then return nil, err, code end
   if v > #list then return too_new(path, v, #list) end
   if v >= latest then return true end
+  -- (a new file, version 0, has nothing an older orket made; a test's upto no user's)
+  local upgrade = v > 0 and not upto and { from = v, to = latest }
+  if upgrade then upgrade.kept, upgrade.not_kept = keep_before_upgrade(conn, path, v) end
   local m
   local ok, merr, mcode = conn:tx(function()
     -- another process may have upgraded it meanwhile (further, even): never lowered here
@@ -78,7 +96,7 @@ local function migrate(conn, path, list, upto)
       .. "file is at schema version %d, as before)", path, m and m.version or latest, m and m.name or "its version",
       merr, v), mcode
   end
-  return true
+  return true, upgrade or nil
 end
 
 -- A read-only connection cannot migrate: an older file is refused with what to do.
@@ -201,7 +219,8 @@ function M.open(path, opts)
     conn:close()
     return nil, merr, mcode
   end
-  return setmetatable({ conn = conn, path = path }, DB)
+  -- upgraded: {from=, to=, kept= | not_kept=}, said by the opener (orket.project)
+  return setmetatable({ conn = conn, path = path, upgraded = merr }, DB)
 end
 
 M.latest_version = #M.migrations

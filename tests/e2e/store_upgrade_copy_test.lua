@@ -1,0 +1,42 @@
+-- An upgrade of a SQLite store is one-way: the first command of a newer orket migrated it
+-- without a word (a status, a backup), and a rollback found no file the older orket could
+-- open. The file as it was is kept beside the store before it migrates, 0600 as the store,
+-- and the upgrade is said once, naming that copy (docs/guide/deploying.md, "Upgrading").
+local H = require "tests.helpers"
+local store = require "orket.store"
+
+describe("a store an older orket left", function()
+  after_each(H.cleanup)
+
+  it("is kept as it was beside the store before it is upgraded, and the upgrade said once", function()
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init " .. H.quote(dir)).status)
+    local path = dir .. "/.orket/orket.db"
+    os.remove(path)
+    local old = assert(store.open(path, { upto = 25 }))
+    assert(old:exec("CREATE TABLE mark (x TEXT); INSERT INTO mark VALUES ('before')"))
+    old:close()
+    local r = H.orket("status", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local kept = dir .. "/.orket/orket-schema25.db"
+    assert.matches("orket: upgraded the store .orket/orket.db from schema version 25 to " .. store.latest_version
+      .. ": an older orket cannot open it now; the file as it was is kept at .orket/orket-schema25.db", r.stderr, 1, true)
+    -- the copy is the file as it was: at 25, with what it held, and private
+    local st = assert(require("luv").fs_stat(kept))
+    assert.equal(tonumber("600", 8), st.mode & tonumber("777", 8))
+    local copy = assert(store.open(kept, { upto = 25 }))
+    assert.equal(25, copy.conn:version())
+    assert.equal("before", copy:row("SELECT x FROM mark").x)
+    copy:close()
+    -- said once: the next command finds the store at the latest version
+    r = H.orket("status", { cwd = dir })
+    assert.equal("", r.stderr)
+    -- a new store is no upgrade: nothing kept, nothing said
+    local fresh = H.tmpdir() .. "/q"
+    r = H.orket("init " .. H.quote(fresh))
+    assert.is_nil(r.stderr:find("upgraded", 1, true))
+    local p = io.popen("ls " .. H.quote(fresh .. "/.orket"))
+    assert.is_nil(p:read("a"):find("schema", 1, true))
+    p:close()
+  end)
+end)
