@@ -21,7 +21,7 @@ int curlapi_open(curlapi *api, char *err, size_t errlen) {
   memset(api, 0, sizeof *api);
   api->lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libcurl (install the libcurl4 package): %s", dlerror());
+    dlapi_open_failed("libcurl", "libcurl4", err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, curl_syms, sizeof curl_syms / sizeof curl_syms[0], "libcurl", "too old a libcurl",

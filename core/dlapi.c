@@ -19,3 +19,16 @@ int dlapi_bind(void *lib, void *table, const dlapi_sym *syms, size_t n, const ch
   }
   return 0;
 }
+
+void dlapi_open_failed(const char *libname, const char *package, char *err, size_t errlen) {
+  const char *why = dlerror();
+  if (why == NULL) why = "unknown error";
+  /* glibc's words when mmap or open ran into a limit (ENOMEM, EMFILE, ENFILE); anything else
+   * (no such file, a file too short or of another machine) is the package's to put right */
+  if (strstr(why, "map segment") != NULL || strstr(why, "allocate memory") != NULL ||
+      strstr(why, "open files") != NULL)
+    snprintf(err, errlen, "cannot load %s: %s (a limit of this process stops it: its address space, "
+             "ulimit -v, or its open files, ulimit -n)", libname, why);
+  else
+    snprintf(err, errlen, "cannot load %s (install the %s package): %s", libname, package, why);
+}

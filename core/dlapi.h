@@ -18,4 +18,10 @@ typedef struct dlapi_sym {
 int dlapi_bind(void *lib, void *table, const dlapi_sym *syms, size_t n, const char *libname, const char *why,
                char *err, size_t errlen);
 
+/* After a dlopen of libname that failed: err set to why, from dlerror(). A library missing or
+ * broken is "cannot load LIBNAME (install the PACKAGE package): ..."; one that could not be
+ * mapped or opened for a limit of the process (its address space, its open files) says that
+ * instead: installing it again would not help. */
+void dlapi_open_failed(const char *libname, const char *package, char *err, size_t errlen);
+
 #endif

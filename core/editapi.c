@@ -16,7 +16,7 @@ int editapi_open(editapi *api, char *err, size_t errlen) {
   /* RTLD_NODELETE: the history lives in the library; it must outlive any one table */
   api->lib = dlopen("libedit.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libedit (install the libedit2 package): %s", dlerror());
+    dlapi_open_failed("libedit", "libedit2", err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, edit_syms, sizeof edit_syms / sizeof edit_syms[0], "libedit", "too old a libedit",

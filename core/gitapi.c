@@ -23,8 +23,7 @@ int gitapi_open(gitapi *api, char *err, size_t errlen) {
    * repository handles, which come and go (orket serve opens one per webhook). */
   api->lib = dlopen(GITAPI_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libgit2 (install the libgit2-%s package): %s",
-             LIBGIT2_SOVERSION, dlerror());
+    dlapi_open_failed("libgit2", "libgit2-" LIBGIT2_SOVERSION, err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, git_syms, sizeof git_syms / sizeof git_syms[0], "libgit2",

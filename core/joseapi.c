@@ -17,7 +17,7 @@ int joseapi_open(joseapi *api, char *err, size_t errlen) {
   /* RTLD_NODELETE: OpenSSL registers exit handlers that must find their code mapped */
   api->lib = dlopen("libcjose.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libcjose (install the libcjose0 package): %s", dlerror());
+    dlapi_open_failed("libcjose", "libcjose0", err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, jose_syms, sizeof jose_syms / sizeof jose_syms[0], "libcjose", "too old a libcjose",

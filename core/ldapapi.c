@@ -17,7 +17,7 @@ int ldapapi_open(ldapapi *api, char *err, size_t errlen) {
   /* RTLD_NODELETE: libldap's TLS and SASL set-up registers handlers run at exit */
   api->lib = dlopen("libldap-2.5.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libldap (install the libldap-2.5-0 package): %s", dlerror());
+    dlapi_open_failed("libldap", "libldap-2.5-0", err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, ldap_syms, sizeof ldap_syms / sizeof ldap_syms[0], "libldap", "too old a libldap",

@@ -19,8 +19,7 @@ int mhdapi_open(mhdapi *api, char *err, size_t errlen) {
    * state that must not be unmapped under it. */
   api->lib = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libmicrohttpd (install the libmicrohttpd12 package): %s",
-             dlerror());
+    dlapi_open_failed("libmicrohttpd", "libmicrohttpd12", err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, mhd_syms, sizeof mhd_syms / sizeof mhd_syms[0], "libmicrohttpd",

@@ -29,7 +29,7 @@ int pgapi_open(pgapi *api, char *err, size_t errlen) {
    * unmapped under them. */
   api->lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (api->lib == NULL) {
-    snprintf(err, errlen, "cannot load libpq (install the libpq5 package): %s", dlerror());
+    dlapi_open_failed("libpq", "libpq5", err, errlen);
     return -1;
   }
   if (dlapi_bind(api->lib, api, pq_syms, sizeof pq_syms / sizeof pq_syms[0], "libpq", "too old a libpq", err,

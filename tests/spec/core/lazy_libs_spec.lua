@@ -134,4 +134,26 @@ print(table.concat(out, "\n"))
     assert.equal(0, v.status, v.stderr)
     assert.matches("orket", v.stdout)
   end)
+
+  -- A library that could not be opened for a limit of the process (every descriptor in use,
+  -- its address space) was said as missing: "install the package", which was installed.
+  lazy_it("says a library that a limit of the process stopped as that, not as missing", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/emfile.lua", [[
+local held = {}
+while true do
+  local f = io.open("/dev/null")
+  if not f then break end
+  held[#held + 1] = f
+end
+local a, b, c = require("orket.c.gitrepo").open(".")
+for _, f in ipairs(held) do f:close() end
+print(a, b, c)
+]])
+    local r = H.orket("lua " .. H.quote(dir .. "/emfile.lua"), { wrap = "sh -c 'ulimit -n 64 && exec \"$0\" \"$@\"'" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("git: cannot load libgit2: [^\n]*Too many open files %(a limit of this process stops it: its address "
+      .. "space, ulimit %-v, or its open files, ulimit %-n%)", r.stdout)
+    assert.is_nil(r.stdout:find("install the", 1, true))
+  end)
 end)
