@@ -233,79 +233,73 @@ export NO_COLOR=1
 export TEST_TIMES="$PWD/$BUILD/test-times"
 log=$(mktemp)
 cout=$(mktemp)
-trap 'rm -f "$log" "$cout"' EXIT
+kout=$(mktemp)
+trap 'rm -f "$log" "$cout" "$kout"' EXIT
 
 in_list() { for w in $2; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 expected=0
-layer() { # layer TITLE KIND FILE...: one parallel layer, its output kept for the summary
-  echo "== $1"
-  kind=$2
-  shift 2
+layers=${TEST_LAYERS:-c spec e2e pg}
+[ "$mode" = check ] && layers="c spec"
+[ "$mode" = soak ] && layers="soak"
+# The C tests mostly wait on their files' syncs (a second of CPU in several of time): they
+# run beside the pool rather than before it, and report after it. So does the soak's git
+# crash test over more seeds (one thread of CPU): a layer of its own after the pool once
+# left a CPU idle for minutes, and so did the soak's files in pools of two or three.
+cpid=""
+if in_list c "$layers"; then
   expected=$((expected + 1))
-  timeout "$LAYER_TIMEOUT" sh tests/run.sh --files "$kind" "$@" 2>&1 | tee -a "$log"
-}
-pg_layer() { # pg_layer FILE...: the files again on the tests' own PostgreSQL server
-  echo "== On PostgreSQL"
+  timeout "$LAYER_TIMEOUT" "$BUILD/test_core" >"$cout" 2>&1 &
+  cpid=$!
+fi
+kpid=""
+if in_list soak "$layers"; then
   expected=$((expected + 1))
-  timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua tests/with_pg.lua sh tests/run.sh --files pg "$@" 2>&1 | tee -a "$log"
-  if grep -q '^PostgreSQL layer skipped' "$log"; then expected=$((expected - 1)); fi
-}
-
-soak() {
-  # the git layer's crash test (tests/c/test_gitcrash.c) over more seeds than make test's
-  expected=$((expected + 1))
+  ORKET_GITCRASH_SEEDS=${ORKET_GITCRASH_SEEDS:-40} timeout "$LAYER_TIMEOUT" "$BUILD/test_core" test_gitcrash >"$kout" 2>&1 &
+  kpid=$!
+fi
+# the spec, e2e and pg layers share one pool; each is still reported as a layer of its own.
+# soak adds the SOAK files, on SQLite and (those in PG_TESTS) on PostgreSQL.
+items=""
+if in_list spec "$layers"; then
+  for f in tests/spec/*/*_spec.lua; do items="$items spec:$f"; done
+fi
+if in_list e2e "$layers"; then
+  for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || items="$items e2e:$f"; done
+fi
+if in_list soak "$layers"; then
+  for f in $SOAK; do items="$items e2e:$f"; done
+fi
+if in_list pg "$layers"; then
+  for f in $PG_TESTS; do in_list "$f" "$SOAK" || items="$items pg:$f"; done
+fi
+if in_list soak "$layers"; then
+  for f in $SOAK; do in_list "$f" "$PG_TESTS" && items="$items pg:$f"; done
+fi
+kinds=""
+for k in spec e2e pg; do
+  case " $items" in *" $k:"*) kinds="$kinds$k " expected=$((expected + 1)) ;; esac
+done
+if [ -n "$items" ]; then
+  echo "== Test files: $(echo "$items" | wc -w) of the layers ${kinds}in one pool"
+  # (each file is bounded by LAYER_TIMEOUT itself; the pool's bound is a last resort)
+  # shellcheck disable=SC2086
+  if in_list pg "$kinds"; then
+    timeout "$((LAYER_TIMEOUT * 2))" "$ORKET_BIN" lua tests/with_pg.lua --or-without sh tests/run.sh --pool $items 2>&1 | tee -a "$log"
+    if grep -q '^PostgreSQL layer skipped' "$log"; then expected=$((expected - 1)); fi
+  else
+    timeout "$((LAYER_TIMEOUT * 2))" sh tests/run.sh --pool $items 2>&1 | tee -a "$log"
+  fi
+fi
+if [ -n "$cpid" ]; then
+  wait "$cpid"
+  echo "== C unit tests"
+  tee -a "$log" <"$cout"
+fi
+if [ -n "$kpid" ]; then
+  wait "$kpid"
   echo "== The git layer's crash test, ${ORKET_GITCRASH_SEEDS:-40} more seeds"
-  ORKET_GITCRASH_SEEDS=${ORKET_GITCRASH_SEEDS:-40} timeout "$LAYER_TIMEOUT" "$BUILD/test_core" test_gitcrash 2>&1 | tee -a "$log"
-  # shellcheck disable=SC2086
-  layer "End-to-end soak tests" e2e $SOAK
-  pg=""
-  for f in $SOAK; do if in_list "$f" "$PG_TESTS"; then pg="$pg $f"; fi; done
-  # shellcheck disable=SC2086
-  [ -z "$pg" ] || pg_layer $pg
-}
-
-if [ "$mode" = soak ]; then
-  soak
-else
-  layers=${TEST_LAYERS:-c spec e2e pg}
-  [ "$mode" = check ] && layers="c spec"
-  # The C tests mostly wait on their files' syncs (a second of CPU in several of time): they
-  # run beside the pool rather than before it, and report after it.
-  cpid=""
-  if in_list c "$layers"; then
-    expected=$((expected + 1))
-    timeout "$LAYER_TIMEOUT" "$BUILD/test_core" >"$cout" 2>&1 &
-    cpid=$!
-  fi
-  # the spec, e2e and pg layers share one pool; each is still reported as a layer of its own
-  items=""
-  if in_list spec "$layers"; then
-    for f in tests/spec/*/*_spec.lua; do items="$items spec:$f"; done
-  fi
-  if in_list e2e "$layers"; then
-    for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || items="$items e2e:$f"; done
-  fi
-  if in_list pg "$layers"; then
-    for f in $PG_TESTS; do in_list "$f" "$SOAK" || items="$items pg:$f"; done
-  fi
-  for k in spec e2e pg; do in_list "$k" "$layers" && expected=$((expected + 1)); done
-  if [ -n "$items" ]; then
-    echo "== Test files: $(echo "$items" | wc -w) of the layers $(for k in spec e2e pg; do in_list "$k" "$layers" && printf '%s ' "$k"; done)in one pool"
-    # shellcheck disable=SC2086
-    if in_list pg "$layers"; then
-      timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua tests/with_pg.lua --or-without sh tests/run.sh --pool $items 2>&1 | tee -a "$log"
-      if grep -q '^PostgreSQL layer skipped' "$log"; then expected=$((expected - 1)); fi
-    else
-      timeout "$LAYER_TIMEOUT" sh tests/run.sh --pool $items 2>&1 | tee -a "$log"
-    fi
-  fi
-  if [ -n "$cpid" ]; then
-    wait "$cpid"
-    echo "== C unit tests"
-    tee -a "$log" <"$cout"
-  fi
-  if in_list soak "$layers"; then soak; fi
+  tee -a "$log" <"$kout"
 fi
 
 # Each layer printed "<layer>: N passed, N failed, N skipped"; a layer that printed nothing crashed.
