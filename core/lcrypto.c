@@ -185,7 +185,9 @@ static int cry_pw_results(lua_State *L, void *ud) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushliteral(L, "password_hash: Argon2id could not get the memory it needs");
+  lua_pushfstring(L, "password_hash: Argon2id could not get the %d MiB of memory it needs (raise the process's "
+                  "address space, ulimit -v, or the container's memory limit)",
+                  (int)(crypto_pwhash_MEMLIMIT_INTERACTIVE / (1024 * 1024)));
   lua_pushliteral(L, "ENOMEM");
   return 3;
 }

@@ -37,7 +37,15 @@ static int sea_key(lua_State *L, unsigned char *key, seal_params *p) {
   luaL_argcheck(L, plen > 0, 4, "the passphrase is empty");
   if (p->kdf != SEAL_KDF_ARGON2ID) return sea_fail(L, "it was encrypted with a key file, not a passphrase", "EKEY");
   seal_result r = seal_derive_key(key, pass, plen, p);
-  if (r == SEAL_ENOMEM) return sea_fail(L, "Argon2id could not get the memory it needs", "ENOMEM");
+  if (r == SEAL_ENOMEM) {
+    /* how much, and which limit: an operator under ulimit -v (or a container's memory
+     * limit) knows what to raise */
+    lua_pushnil(L);
+    lua_pushfstring(L, "Argon2id could not get the %d MiB of memory it needs (raise the process's address space, "
+                    "ulimit -v, or the container's memory limit)", (int)(p->memlimit / (1024 * 1024)));
+    lua_pushliteral(L, "ENOMEM");
+    return 3;
+  }
   if (r != SEAL_OK) return sea_fail(L, "the header's Argon2id limits are out of bounds", seal_code(r));
   return 0;
 }
