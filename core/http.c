@@ -6,10 +6,12 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <time.h>
@@ -115,6 +117,7 @@ struct http_req {
   const char *phase;
   char *err;            /* the message, allocated when the request fails (most never do) */
   char curl_err[CURL_ERROR_SIZE];
+  int sock_errno;       /* why a socket could not be opened (http_on_open): 0, or errno */
   char what[96];        /* "POST http://host:port" for messages; never the query string */
   int queued;
   int starting;         /* in c->starting, not yet handed to libcurl */
@@ -187,6 +190,7 @@ static void http_set_error(http_req *r, const char *code, const char *phase, con
 
 static size_t http_on_header(char *p, size_t size, size_t n, void *ud);
 static int http_on_close(void *clientp, curl_socket_t fd);
+static curl_socket_t http_on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr);
 static size_t http_on_body(char *p, size_t size, size_t n, void *ud);
 
 /* A handle for a new request: a pooled one or a new one. Options every request shares are
@@ -206,6 +210,7 @@ static CURL *http_easy_get(http_client *c) {
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_CLOSESOCKETFUNCTION, http_on_close);
   SET(CURLOPT_CLOSESOCKETDATA, c);
+  SET(CURLOPT_OPENSOCKETFUNCTION, http_on_open);
   SET(CURLOPT_HEADERFUNCTION, http_on_header);
   SET(CURLOPT_WRITEFUNCTION, http_on_body);
   /* 2 KiB instead of 16: streamed events are a few hundred bytes each, and libcurl keeps
@@ -229,6 +234,7 @@ static void http_easy_put(http_client *c, CURL *e) {
     const curlapi *api = &c->api;
     api->easy_setopt(e, CURLOPT_PRIVATE, (char *)NULL);
     api->easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+    api->easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)NULL);
     api->easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
     api->easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
     api->easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
@@ -528,6 +534,18 @@ static void http_complete(http_req *r, CURLcode rc) {
       http_set_error(r, HTTP_E_PROTOCOL, NULL, detail);
       break;
     default: /* couldn't connect, reset, closed mid-body (PARTIAL_FILE, RECV_ERROR), TLS */
+      if (rc == CURLE_COULDNT_CONNECT && r->sock_errno) {
+        /* no socket to connect with: the C library's words, never libcurl's "connect" ones */
+        char msg[320];
+        snprintf(msg, sizeof msg, "no socket could be opened (%s)%s", strerror(r->sock_errno),
+                 r->sock_errno == EMFILE ? ": this process may open no more files: raise its limit, ulimit -n or "
+                                           "systemd LimitNOFILE="
+                 : r->sock_errno == ENFILE ? ": the system may open no more files: raise sysctl fs.file-max, or "
+                                             "end what holds them"
+                                           : "");
+        http_set_error(r, HTTP_E_TRANSIENT, NULL, msg);
+        break;
+      }
       http_set_error(r, HTTP_E_TRANSIENT, NULL, detail);
       break;
     }
@@ -604,6 +622,16 @@ static http_sock *http_sock_get(http_client *c, curl_socket_t fd) {
   s->c = c;
   c->socks[fd] = s;
   return s;
+}
+
+/* libcurl's own socket(), but with its errno kept: out of descriptors, libcurl says only
+ * "Couldn't connect to server", which read as nothing listening there (a working model
+ * server restarted for nothing); http_complete says what it was */
+static curl_socket_t http_on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr) {
+  (void)purpose;
+  int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd < 0 && clientp) ((http_req *)clientp)->sock_errno = errno;
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
 static int http_on_close(void *clientp, curl_socket_t fd) {
@@ -851,6 +879,7 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
   SET(CURLOPT_URL, o->url);
   SET(CURLOPT_PRIVATE, (char *)r);
   SET(CURLOPT_ERRORBUFFER, r->curl_err);
+  SET(CURLOPT_OPENSOCKETDATA, r);
   SET(CURLOPT_HEADERDATA, r);
   SET(CURLOPT_WRITEDATA, r);
   SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 0L);

@@ -203,8 +203,14 @@ static int gr_move_aside(const char *path, gr_err *e) {
  * first turn). 0; 1 when made now, at *made_at; or -1 with e set. */
 static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, git_oid *made_at, gr_err *e) {
   const gitapi *g = &r->git;
+  errno = 0; /* what the lookup leaves is its own, not an earlier call's (an accept's EMFILE) */
   int rc = g->branch_lookup(br, r->repo, bname, GIT_BRANCH_LOCAL);
   if (rc == 0) return 0;
+  /* "not found" out of descriptors is a ref file that could not be opened, not a first turn:
+   * a branch made anew at main's tip would lose the card's work; said as the host fault it is
+   * even when the pressure ended before gr_git's own probe */
+  int nofd = rc == GIT_ENOTFOUND ? gr_no_fds(errno) : 0;
+  if (nofd) return gr_fail(e, "EGIT", "%s: cannot be looked up (%s)", bname, strerror(nofd));
   if (rc != GIT_ENOTFOUND) return gr_git(g, e, rc, bname);
   git_oid mid;
   git_commit *main_c = NULL;

@@ -138,6 +138,10 @@ typedef struct gr_wd {
 int gr_fail(gr_err *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Reports a libgit2 failure rc of `what`, with a code chosen from rc; returns -1. */
 int gr_git(const gitapi *g, gr_err *e, int rc, const char *what);
+/* EMFILE or ENFILE when this process may open no more files now (os, the errno a failure
+ * just left, with errno cleared before the call; or a probe: libgit2's own calls may have
+ * changed errno since), else 0. Pass 0 for the probe alone. */
+int gr_no_fds(int os);
 /* Adds path to p unless it is there: 0, or -1 out of memory. */
 /* strcmp for qsort over char * */
 

@@ -46,6 +46,16 @@ int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
   return -1;
 }
 
+int gr_no_fds(int os) {
+  if (os == EMFILE || os == ENFILE) return os;
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    return 0;
+  }
+  return errno == EMFILE || errno == ENFILE ? errno : 0;
+}
+
 /* Reports a libgit2 failure rc of `what`, with a code chosen from rc. */
 int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
   int os = errno; /* what the failed call left, read before anything here can change it */
@@ -55,6 +65,13 @@ int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
    * words as every other one (orket.engine.gitwork's HOST) */
   if (le && le->message && (os == EMFILE || os == ENFILE) && strstr(le->message, "no longer exists") != NULL)
     return gr_fail(e, "EGIT", "%s: %s: %s", what, le->message, strerror(os));
+  /* so does any failure met out of descriptors: libgit2 reads a file it could not open as
+   * missing (a branch "cannot be located", the card blocked for good); the C library's words
+   * make it the host fault it is (orket.engine.gitwork's HOST: the run stops, a resume goes on) */
+  int nofd = gr_no_fds(0); /* the probe's word only: errno may be an earlier call's */
+  if (nofd && !(le && le->message && strstr(le->message, strerror(nofd))))
+    return gr_fail(e, "EGIT", "%s: %s (%s)", what, le && le->message ? le->message : "unknown libgit2 error",
+                   strerror(nofd));
   const char *code = rc == GIT_ENOTFOUND ? "ENOENT"
                      : rc == GIT_ELOCKED  ? "ELOCKED"
                      : rc == GIT_EMODIFIED ? "EAGAIN"

@@ -308,29 +308,33 @@ local function unwritable(run, card)
   return nil
 end
 
---- host_fault(run, card, code, msg) -> msg with the cause's remedy | nil: whether a failure
---- (a tool's result, a git operation of the card's) is the host's (HOST, or a refused access
---- to what Orket writes: unwritable), which stops the run rather than reach the model.
+--- host_fault(run, card, code, msg) -> msg with the cause's remedy, its code (EMFILE, ENFILE,
+--- EROFS, EIO, EACCES) | nil: whether a failure (a tool's result, a git operation of the
+--- card's) is the host's (HOST, or a refused access to what Orket writes: unwritable), which
+--- stops the run rather than reach the model.
 function M.host_fault(run, card, code, msg)
   msg = tostring(msg)
   for _, h in ipairs(HOST) do
     local words = HOST_WORDS[h[1]]
     -- (EIO the code is the layers' word for any error of the system's: only its words count)
     if (code == h[1] and code ~= "EIO") or ((code == "EIO" or code == "EGIT") and words and msg:find(words, 1, true)) then
-      return string.format("%s; %s", msg, h[2])
+      return string.format("%s; %s", msg, h[2]), h[1]
     end
   end
   local denied = code == "EACCES" or ((code == "EIO" or code == "EGIT") and msg:find(HOST_WORDS.EACCES, 1, true))
   local where = denied and unwritable(run, card)
-  return where and string.format("%s; %s", msg, where) or nil
+  if where then return string.format("%s; %s", msg, where), "EACCES" end
+  return nil
 end
 
 -- STOPS: the code under which a failure stops the run (Run:git_broken stops for ENOSPC alone):
--- a host fault goes on under it, its message naming the real cause -> msg, code
+-- a host fault goes on under it, its message naming the real cause -> msg, code, the cause's
+-- own code (host_fault's: what a tool's answer says, never ENOSPC for a want of descriptors)
 local STOPS = "ENOSPC"
 local function as_stop(run, card, msg, code)
-  local host = code ~= STOPS and M.host_fault(run, card, code, msg)
-  if host then return host, STOPS end
+  local host, cause = nil, nil
+  if code ~= STOPS then host, cause = M.host_fault(run, card, code, msg) end
+  if host then return host, STOPS, cause end
   return msg, code
 end
 
@@ -782,23 +786,25 @@ function M.mover(run, job)
     -- the card's MCP server processes end before its files are committed, as at the turn's
     -- end (orket.engine.run): one still running could write after the commit's judging
     if run.mcp then run.mcp:release(job.card_id) end
-    local cok, cerr, ccode = M.commit(run, job)
+    local cok, cerr, ccode, ccause = M.commit(run, job)
     -- a full disk, or another host fault (host_fault), stops the run (Run:git_broken, once
     -- the call's step is committed): the call that moved is left open whatever its tool
     -- then answers (job.call_stop, orket.engine.turn), so resume redoes the move
     if not cok and ccode == "ENOSPC" then job.call_stop = tostring(cerr) end
     if not cok then
-      return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
+      return nil, "board: " .. id .. ": " .. tostring(cerr),
+        ccause or ((ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT")
     end
     local res, ferr, fcode = finish.finish { db = run.db, board = board, card = id, opts = opts, repo = run.git.repo,
       remote = job.remote_main, run_id = run.run_id, hit = fault.hit,
       conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
     if not res then
-      ferr, fcode = as_stop(run, id, ferr, fcode)
+      local fcause
+      ferr, fcode, fcause = as_stop(run, id, ferr, fcode)
       if fcode == "ENOSPC" then job.call_stop = tostring(ferr) end
       if missing_object(fcode, ferr) then return nil, block_unmergeable(run, job, id, tostring(ferr)), fcode end
-      if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
-      return nil, ferr, fcode
+      if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcause or fcode end
+      return nil, ferr, fcause or fcode
     end
     if res.code == "merge_conflict" then
       job.conflict = res.paths

@@ -1521,10 +1521,13 @@ function Run:conclude(target, view)
   elseif self.git_failed then
     status = "failed"
     -- a file a tool wrote into a card's directory (the workspace layer's error) or git's
-    local what = self.git_failed:find("^workspace: ") and "the workspace" or "the repository"
+    -- (a model call that could not open a socket stops the run as a host fault: orket.engine.turn)
+    local what = self.git_failed:find("^workspace: ") and "the workspace could not be written"
+      or self.git_failed:find("^provider ") and "the model could not be asked"
+      or "the repository could not be written"
     -- a host fault's message names its own remedy (gitwork.host_fault), a full disk's does not
     local host = gitwork.host_fault(self, "", "EGIT", self.git_failed)
-    reason = string.format("%s could not be written (%s); %s, 'orket resume %d' carries on", what, self.git_failed,
+    reason = string.format("%s (%s); %s, 'orket resume %d' carries on", what, self.git_failed,
       host and "once that is fixed" or "once there is room on its disk", self.run_id)
   elseif self.stopping and not self.halted then
     status = "interrupted"

@@ -355,6 +355,13 @@ local function call_model(run, job, req)
     end
     -- the charge is in the store now (the next check reads it): the hold goes
     spend.committed(run, job)
+    -- no socket to ask it with (out of descriptors: the transport's host_fault) is the
+    -- machine's, as a full disk is: the run stops, the turn left open for `orket resume`,
+    -- never the card blocked as if its model had failed (Run:git_broken)
+    if type(failure) == "table" and failure.host_fault and not run.stopping then
+      run:git_broken(job.card_id, msg, "ENOSPC")
+      return nil, msg, "canceled"
+    end
     if left then
       over = wall_left(run, job)
       if over then return nil, over.detail, "budget", over end

@@ -254,6 +254,9 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     -- nothing accepts connections on this machine's port: retried like any connection
     -- error (a local server may be restarting), then reported as what it most likely is
     if refused_here(code, h, url) then e.refused_local = true end
+    -- no socket could be made here (core/http.c's words for EMFILE, ENFILE: this process's,
+    -- never a server's text, as no answer came): the machine's fault, not the provider's
+    if code == "transient" and tostring(h):find(": no socket could be opened (", 1, true) then e.host_fault = true end
     return nil, e
   end
   if status < 200 or status > 299 then
@@ -394,7 +397,8 @@ end
 --- chat(p, model, req) -> result | nil, message, CLASS, failure
 --- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=, delivered=,
 --- retry_after_ms= the wait the server's last answer asked for (Retry-After), if any,
---- out_of_time= true when the call's timeout_ms left no time for the next attempt}:
+--- out_of_time= true when the call's timeout_ms left no time for the next attempt,
+--- host_fault= true when no socket could be opened: this process out of descriptors}:
 --- delivered is true when the answer had begun (tokens came) before it failed; final is
 --- true when the provider's retry policy already ran its course on this failure (retried
 --- up to retry.max_attempts, out of time, or the server asked to wait longer than
@@ -463,7 +467,7 @@ function M.chat(p, model, req)
     -- not be read, so the provider billed it
     local billed = delivered or err.billed or false
     local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false, refused_usage = err.refused_usage,
-      delivered = billed or nil, retry_after_ms = err.retry_after_ms }
+      delivered = billed or nil, retry_after_ms = err.retry_after_ms, host_fault = err.host_fault }
     -- Retry what may pass next time, unless tokens were already shown to the caller or billed.
     if not err.retryable or billed or n >= p.retry.max_attempts then
       failure.final = err.final or (err.retryable and not billed)
@@ -497,7 +501,7 @@ function M.chat(p, model, req)
     -- backoff): on_retry without decoding the stream in Lua, on_delta as one of its pieces
     local why = err.status and string.format("HTTP %d%s", err.status, asked and " Retry-After" or "")
       or err.class == "timeout" and (tostring(err.phase) .. " timeout")
-      or err.refused_local and "connection refused" or "transient failure"
+      or err.refused_local and "connection refused" or err.host_fault and "no socket" or "transient failure"
     local on_retry = req.on_retry
     if on_retry or on_delta then
       local ev = { type = "retry", attempt = n, max_attempts = p.retry.max_attempts, elapsed_ms = elapsed,
