@@ -51,18 +51,43 @@ end
 -- still opens (one saved step before a failing one left a version no orket could open, nor
 -- restore a backup into). The version is re-read inside it so two processes opening a new
 -- file do not both apply them.
+-- A file's schema version, read without changing it -> n | nil (no database, or not one)
+local function version_of(file)
+  local c = cstore.open(file, false, true)
+  if not c then return nil end
+  local v = c:version()
+  c:close()
+  return v
+end
+
+-- Removes a copy that was not finished, and what SQLite left beside it
+local function remove_part(file)
+  for _, f in ipairs { file, file .. "-journal", file .. "-wal", file .. "-shm" } do uv.fs_unlink(f) end
+end
+
 -- The file as an older orket left it, kept beside it before an upgrade (PATH-schemaN.db,
 -- 0600 as the store): an upgrade is one-way, so a rollback to that orket opens this copy
--- (docs/guide/deploying.md, "Upgrading"). -> its path | nil, why not (the upgrade goes on)
+-- (docs/guide/deploying.md, "Upgrading"). Written under a name of this process's and put
+-- in place only once it reads back at version v: a copy cut short (a full disk, a file-size
+-- limit, a kill) is never the one said kept. -> its path | nil, why not (the upgrade goes on)
 local function keep_before_upgrade(conn, path, v)
   local kept = (path:gsub("%.db$", "")) .. "-schema" .. v .. ".db"
-  if uv.fs_stat(kept) then return kept end -- (another process upgrading the same file)
-  local ok, err = conn:exec("VACUUM INTO '" .. kept:gsub("'", "''") .. "'")
-  if not ok then
-    if uv.fs_stat(kept) then return kept end
-    return nil, tostring(err)
+  if version_of(kept) == v then return kept end -- (another process upgrading the same file)
+  local part = kept .. ".part-" .. uv.os_getpid()
+  remove_part(part)
+  local ok, err = conn:exec("VACUUM INTO '" .. part:gsub("'", "''") .. "'")
+  -- (read back: another process may have upgraded the store between the version read and
+  -- the copy, which is then no copy of version v)
+  if not ok or version_of(part) ~= v then
+    remove_part(part)
+    return nil, ok and "the store changed while it was copied" or tostring(err)
   end
-  uv.fs_chmod(kept, 384) -- 0600: it holds what the store holds
+  uv.fs_chmod(part, 384) -- 0600: it holds what the store holds (the accounts' hashes)
+  local moved, merr = uv.fs_rename(part, kept)
+  if not moved then
+    remove_part(part)
+    return nil, tostring(merr)
+  end
   return kept
 end
 
@@ -80,9 +105,13 @@ local function migrate(conn, path, list, upto)
   if upgrade then upgrade.kept, upgrade.not_kept = keep_before_upgrade(conn, path, v) end
   local m
   local ok, merr, mcode = conn:tx(function()
-    -- another process may have upgraded it meanwhile (further, even): never lowered here
+    -- another process may have upgraded it meanwhile (further, even): never lowered here,
+    -- nor said upgraded by this one
     local at = conn:version()
-    if at >= latest then return true end
+    if at >= latest then
+      upgrade = nil
+      return true
+    end
     for i = at + 1, latest do
       m = list[i]
       if m.apply then m.apply(conn) else assert(conn:exec(m.sql)) end

@@ -39,4 +39,26 @@ describe("a store an older orket left", function()
     assert.is_nil(p:read("a"):find("schema", 1, true))
     p:close()
   end)
+
+  -- a copy cut short (here by a file-size limit; a full disk, a kill alike) was left as the
+  -- kept file, said kept, and was no database
+  it("is said not kept when its copy could not be finished, and leaves no part of it", function()
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init " .. H.quote(dir)).status)
+    local path = dir .. "/.orket/orket.db"
+    os.remove(path)
+    local old = assert(store.open(path, { upto = 25 }))
+    assert(old:exec("CREATE TABLE pad (x BLOB)"))
+    for _ = 1, 40 do assert(old:exec("INSERT INTO pad VALUES (randomblob(65536))")) end
+    old:close()
+    -- (dash's ulimit -f counts 512-byte blocks: 1 MiB, where the copy needs more than 2)
+    local r = H.orket("status", { cwd = dir, wrap = "sh -c 'ulimit -f 2048 && exec \"$0\" \"$@\"'" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("orket: upgraded the store .orket/orket.db from schema version 25 to " .. store.latest_version
+      .. ": an older orket cannot open it now; no copy of it as it was could be kept (", r.stderr, 1, true)
+    local p = io.popen("ls -a " .. H.quote(dir .. "/.orket"))
+    local listed = p:read("a")
+    p:close()
+    assert.is_nil(listed:find("schema", 1, true), listed)
+  end)
 end)
