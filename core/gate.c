@@ -295,7 +295,7 @@ static int gw_value(gate_walk *w, const jv *s, const jv *v, int depth) {
     if (v->type == JV_STR) return gw_path(w, v);
     for (size_t k = 0; v->type == JV_ARR && k < v->n; k++) {
       if (v->u.items[k].type != JV_STR) continue; /* the schema check already refused these */
-      size_t old = gw_push(w, NULL, 0, k + 1);
+      size_t old = gw_push(w, NULL, 0, k); /* from 0: the arguments are JSON, as the schema check counts them */
       int r = gw_path(w, &v->u.items[k]);
       gw_pop(w, old);
       if (r != 0) return -1;
@@ -305,7 +305,7 @@ static int gw_value(gate_walk *w, const jv *s, const jv *v, int depth) {
   if (v->type == JV_ARR) {
     const jv *items = jv_get(s, "items");
     for (size_t k = 0; items && k < v->n; k++) {
-      size_t old = gw_push(w, NULL, 0, k + 1);
+      size_t old = gw_push(w, NULL, 0, k);
       int r = gw_value(w, items, &v->u.items[k], depth + 1);
       gw_pop(w, old);
       if (r != 0) return -1;

@@ -559,7 +559,7 @@ TEST(test_gate_nested_paths) {
   edit_items[1] = jobj(ek, e2l, e2v, 2);
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "PATH_ESCAPE");
-  CHECK(t, strstr(d.reason, "argument 'edits[2].path'") != NULL);
+  CHECK(t, strstr(d.reason, "argument 'edits[1].path'") != NULL);
   e2v[0] = jstr("/abs");
   edit_items[1] = jobj(ek, e2l, e2v, 2);
   gate_check(&in, &d);
@@ -570,11 +570,11 @@ TEST(test_gate_nested_paths) {
   dir_items[1] = jstr("src/../../x");
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "PATH_ESCAPE");
-  CHECK(t, strstr(d.reason, "argument 'target.dirs[2]'") != NULL);
+  CHECK(t, strstr(d.reason, "argument 'target.dirs[1]'") != NULL);
   dir_items[1] = jstr(".orket/orket.db");
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "PATH_PROTECTED");
-  CHECK(t, strstr(d.reason, "argument 'target.dirs[2]' names a protected path: .orket/orket.db") != NULL);
+  CHECK(t, strstr(d.reason, "argument 'target.dirs[1]' names a protected path: .orket/orket.db") != NULL);
   in.effect = "read"; /* a reader may name control files, never escape */
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");

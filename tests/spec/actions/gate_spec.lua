@@ -567,12 +567,12 @@ describe("gate.check", function()
                    target = { path = "src", also = { "lib/x", "lib/y" } } }
     assert.equal("allow", call(good).verdict)
     local cases = {
-      { { edits = { { path = "a.c" }, { path = "../../etc/passwd" } } }, "PATH_ESCAPE", "argument 'edits[2].path'" },
-      { { edits = { { path = "/etc/passwd" } } }, "PATH_ESCAPE", "argument 'edits[1].path'" },
+      { { edits = { { path = "a.c" }, { path = "../../etc/passwd" } } }, "PATH_ESCAPE", "argument 'edits[1].path'" },
+      { { edits = { { path = "/etc/passwd" } } }, "PATH_ESCAPE", "argument 'edits[0].path'" },
       { { target = { path = "x/../../y" } }, "PATH_ESCAPE", "argument 'target.path'" },
-      { { target = { also = { "ok", "../up" } } }, "PATH_ESCAPE", "argument 'target.also[2]'" },
-      { { edits = { { path = ".git/hooks/pre-commit", content = "x" } } }, "PATH_PROTECTED", "argument 'edits[1].path' names a protected path" },
-      { { target = { also = { ".orket/x" } } }, "PATH_PROTECTED", "argument 'target.also[1]'" },
+      { { target = { also = { "ok", "../up" } } }, "PATH_ESCAPE", "argument 'target.also[1]'" },
+      { { edits = { { path = ".git/hooks/pre-commit", content = "x" } } }, "PATH_PROTECTED", "argument 'edits[0].path' names a protected path" },
+      { { target = { also = { ".orket/x" } } }, "PATH_PROTECTED", "argument 'target.also[0]'" },
     }
     for _, c in ipairs(cases) do
       local d = call(c[1])
