@@ -57,8 +57,8 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
           --replace stops this folder's live sandbox of main first (what a deploy does);
           --card CARD runs the acceptance checks (sandbox_checks) of that merged card once
           it is healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
-          and a failure goes back to the card with the checks' output and the log's tail (a
-          start refused before a sandbox was made, such as nothing to run, is only said).
+          and a failure goes back to the card with the checks' output and the log's tail (one
+          that is no card's, such as nothing to run where no sandbox ever ran, is only said).
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
           A sandbox of this machine whose owner ended is marked exited first; one another
           machine sharing the store runs is shown as it recorded itself ("live on another
@@ -556,13 +556,25 @@ end
 
 -- A foreground sandbox that did not get healthy: said with the app's last output; a deploy
 -- (--card) sends its cards back with it, unless it was stopped (replaced by the next) or
--- no sandbox was made (failure.id nil: nothing to run, no network namespace, the deploy
--- lock held): that is the operator's to fix, and a follow-up issue would only spend turns.
+-- the failure is no card's (sent_back: no network namespace, the deploy lock held, nothing
+-- to run where no sandbox ever ran): that is the operator's to fix, and a follow-up issue
+-- would only spend turns.
+local function sent_back(db, failure)
+  if failure.id ~= nil then return true end
+  -- the machine's or another deploy's, never the card's change
+  if failure.code == "ENOTSUP" or failure.code == "EBUSY" then return false end
+  -- nothing to run in a folder where no sandbox ever ran: a project with no sandbox set up,
+  -- not one a card's change broke (a compose file it broke, an entry point it removed: sent
+  -- back, as ever)
+  if tostring(failure.message):find("nothing to run", 1, true) and #ops.list(db, true) == 0 then return false end
+  return true
+end
+
 local function start_failed(o, cli, db, s, failure)
   cli.err("%s", failure.message)
   local tail = failure.log
   if tail and tail ~= "" then io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n") end
-  if not o.card or failure.code == "ECANCELED" or failure.id == nil then return end
+  if not o.card or failure.code == "ECANCELED" or not sent_back(db, failure) then return end
   local outs = deploy.start_failed { db = db, board = board_mod.open(db), settings = s, card = o.card, run_id = o.run,
     sandbox = failure.id, commit = o.commit, message = failure.message, log = tail }
   for _, x in ipairs(outs) do
