@@ -27,8 +27,9 @@ void dlapi_open_failed(const char *libname, const char *package, char *err, size
    * (no such file, a file too short or of another machine) is the package's to put right */
   if (strstr(why, "map segment") != NULL || strstr(why, "allocate memory") != NULL ||
       strstr(why, "open files") != NULL)
-    snprintf(err, errlen, "cannot load %s: %s (a limit of this process stops it: its address space, "
-             "ulimit -v, or its open files, ulimit -n)", libname, why);
+    snprintf(err, errlen, "cannot load %s: %s (installed, but not mapped: a limit of this process, its "
+             "address space, ulimit -v, or its open files, ulimit -n; or a mount or policy that forbids running "
+             "code from it, noexec, SELinux)", libname, why);
   else
     snprintf(err, errlen, "cannot load %s (install the %s package): %s", libname, package, why);
 }
