@@ -46,11 +46,6 @@ local function too_new(path, v, n)
     .. "use a newer orket", path, v, n), "EVERSION"
 end
 
--- Applies the migrations newer than the file's version, all in one transaction: an upgrade
--- that fails part way leaves the file at the version it had, which the orket that made it
--- still opens (one saved step before a failing one left a version no orket could open, nor
--- restore a backup into). The version is re-read inside it so two processes opening a new
--- file do not both apply them.
 -- A file's schema version, read without changing it -> n | nil (no database, or not one)
 local function version_of(file)
   local c = cstore.open(file, false, true)
@@ -72,7 +67,8 @@ end
 -- limit, a kill) is never the one said kept. -> its path | nil, why not (the upgrade goes on)
 local function keep_before_upgrade(conn, path, v)
   local kept = (path:gsub("%.db$", "")) .. "-schema" .. v .. ".db"
-  if version_of(kept) == v then return kept end -- (another process upgrading the same file)
+  -- (always made anew: one left by an earlier upgrade, gone back from since, is older than
+  -- the file now; a racing process's is replaced by an equal one)
   local part = kept .. ".part-" .. uv.os_getpid()
   remove_part(part)
   local ok, err = conn:exec("VACUUM INTO '" .. part:gsub("'", "''") .. "'")
@@ -91,6 +87,11 @@ local function keep_before_upgrade(conn, path, v)
   return kept
 end
 
+-- Applies the migrations newer than the file's version, all in one transaction: an upgrade
+-- that fails part way leaves the file at the version it had, which the orket that made it
+-- still opens (one saved step before a failing one left a version no orket could open, nor
+-- restore a backup into). The version is re-read inside it so two processes opening a new
+-- file do not both apply them.
 local function migrate(conn, path, list, upto)
   for i, m in ipairs(list) do
     assert(m.version == i, "store migrations must be numbered 1, 2, 3, ...")
