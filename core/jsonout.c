@@ -120,19 +120,20 @@ int jsonout_number(jsonout_buf *b, double d) {
     return 0;
   }
   char e[32];
-  int k = snprintf(e, sizeof e, "%.14g", d);
-  /* printf's decimal point is the locale's: a script that set one (os.setlocale in orket
-   * lua or the repl, de_DE) made 0,25, which is no JSON. %.14g writes no grouping, so the
-   * only bytes that are neither digits, signs nor an exponent's are the point's (one, or a
-   * multibyte one's): written as one '.'. */
-  int n = 0;
-  for (int i = 0; i < k; i++) {
-    int num = isdigit((unsigned char)e[i]) || e[i] == '-' || e[i] == '+' || e[i] == 'e';
-    if (num) e[n++] = e[i];
-    else if (n == 0 || e[n - 1] != '.') e[n++] = '.';
-  }
-  jsonout_raw(b, e, (size_t)n);
+  snprintf(e, sizeof e, "%.14g", d);
+  jsonout_raw(b, e, jsonout_c_point(e)); /* 0,25 is no JSON */
   return 0;
+}
+
+size_t jsonout_c_point(char *s) {
+  size_t n = 0;
+  for (size_t i = 0; s[i]; i++) {
+    char c = s[i];
+    if (isdigit((unsigned char)c) || c == '-' || c == '+' || c == 'e') s[n++] = c;
+    else if (n == 0 || s[n - 1] != '.') s[n++] = '.';
+  }
+  s[n] = '\0';
+  return n;
 }
 
 void jsonout_free(jsonout_buf *b) {

@@ -23,6 +23,11 @@ void jsonout_string(jsonout_buf *b, const char *s, size_t n);
 /* Appends the number d: its digits when it is whole and within +-2^53 (not -0), else as
  * %.14g writes it. -> 0, or -1 (nothing written) for NaN and infinities. */
 int jsonout_number(jsonout_buf *b, double d);
+/* A number printf wrote with %g (NUL-terminated, in place), its point made '.': printf's is
+ * the locale's, and a script may set one (os.setlocale in orket lua or the repl: 0,25).
+ * %g writes no grouping, so the bytes that are neither digits, signs nor the exponent's are
+ * the point's (one, or a multibyte one's): written as one '.'. Returns the new length. */
+size_t jsonout_c_point(char *s);
 /* Appends the integer x, every digit. */
 void jsonout_integer(jsonout_buf *b, long long x);
 /* The length of the longest prefix of s (n bytes) that jsonout_string writes as it is

@@ -2,7 +2,6 @@
  * and notifications() suspend the calling task (the await.h pattern) while the loop goes
  * on; results come back typed (integers, numbers, booleans, text, nil for NULL), read with
  * the libpq table of the connection they come from (pg_api). */
-#include <ctype.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <lua.h>
 
 #include "await.h"
+#include "jsonout.h"
 #include "modules.h"
 #include "pg.h"
 #include "runtime.h"
@@ -276,15 +276,7 @@ static int lp_bind(lua_State *L, int first, const char ***values, Oid **types) {
         else if (isinf(d)) snprintf(num, LP_NUM_LEN, "%sInfinity", d < 0 ? "-" : "");
         else {
           snprintf(num, LP_NUM_LEN, "%.17g", d);
-          /* the locale's decimal point (a script's os.setlocale) would reach the server as
-           * 0,25: written as '.' (jsonout_number does the same) */
-          size_t w = 0;
-          for (size_t q = 0; num[q]; q++) {
-            char c = num[q];
-            if (isdigit((unsigned char)c) || c == '-' || c == '+' || c == 'e') num[w++] = c;
-            else if (w == 0 || num[w - 1] != '.') num[w++] = '.';
-          }
-          num[w] = '\0';
+          jsonout_c_point(num); /* the server takes no 0,25 */
         }
         t[i] = LP_FLOAT8;
       }

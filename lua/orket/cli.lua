@@ -113,24 +113,30 @@ function M.usage(out)
   out:write("\n'orket help COMMAND' shows a command's usage.\n")
 end
 
+--- open_store_or_why(dir, create, reading, broken_ok) -> db[, nil, nil, broken orket.lua's
+--- message] | nil, message, CODE: open_store's, said by the caller (a refusal's JSON line
+--- keeps the code).
+function M.open_store_or_why(dir, create, reading, broken_ok)
+  -- a project an init is making, or one a killed init left half made: said so, never read
+  -- as an empty board (a command that only reads would take its half-made store)
+  local unfinished = require("orket.config").unfinished(dir) -- lazy: as the store, below
+  if unfinished then return nil, unfinished, "ENOENT" end
+  -- lazy: the store, the settings and the engine load when a command opens them, so
+  -- `orket version`, `orket help` and usage errors start without them (make bench: cold start)
+  local db, err, code, broken = require("orket.project").open_store(dir, create, reading, nil, broken_ok)
+  -- (a broken orket.lua under -C DIR is DIR/orket.lua, not the one where the command ran)
+  if not db then return nil, M.in_dir(dir, err), code end
+  return db, nil, nil, broken
+end
+
 --- open_store(dir, create [, reading [, broken_ok]]) -> db | nil: a project's store for a
 --- command; on failure the message is printed and the command returns 1
 --- (orket.project.open_store says why). broken_ok: the command only reads or copies the
 --- store (board, card, log, runs, audit verify, backup): an orket.lua that does not load but
 --- sets no store leaves the SQLite file, read with a warning naming orket.lua's error.
 function M.open_store(dir, create, reading, broken_ok)
-  -- a project an init is making, or one a killed init left half made: said so, never read
-  -- as an empty board (a command that only reads would take its half-made store)
-  local unfinished = require("orket.config").unfinished(dir) -- lazy: as the store, below
-  if unfinished then
-    M.err("%s", unfinished)
-    return nil
-  end
-  -- lazy: the store, the settings and the engine load when a command opens them, so
-  -- `orket version`, `orket help` and usage errors start without them (make bench: cold start)
-  local db, err, _, broken = require("orket.project").open_store(dir, create, reading, nil, broken_ok)
-  -- (a broken orket.lua under -C DIR is DIR/orket.lua, not the one where the command ran)
-  if not db then M.err("%s", M.in_dir(dir, err)) end
+  local db, err, _, broken = M.open_store_or_why(dir, create, reading, broken_ok)
+  if not db then M.err("%s", err) end
   if broken then
     M.err("warning: %s (the commands that need orket.lua refuse until it is fixed; it sets no store, so %s is read)",
       M.in_dir(dir, broken), require("orket.project").db_path(dir)) -- lazy: as above

@@ -1065,6 +1065,12 @@ local function placed(dir, msg, anchor, texts)
   return msg
 end
 
+--- own_deps_at(c) -> ":LINE" of a rock's or epic's own depends_on, for a message about one of
+--- its entries (deps_line), or "": an issue's is placed by its anchor. Import's and validate's.
+function M.own_deps_at(c)
+  return c.path == "" and c.deps_line and (":" .. c.deps_line) or ""
+end
+
 -- A message about c's depends_on entry ("depends_on[0]: text", the path first), with its
 -- file and line as validate gives them: an issue's entry at its depends_on key (placed), an
 -- epic's or rock's own at the line of its depends_on (as a cycle is said).
@@ -1310,7 +1316,7 @@ local function late_dependency(set, row, had)
         if (dst == "canceled" or dst == "archived") and not had[c.id .. "\0" .. d.id] then
           return string.format("%s%s: %s: %s is %s, so %s could never start (a dependency holds back a start until it "
             .. "is done): drop the dependency, or depend on the card that does its work now", c.shown,
-            c.path == "" and c.deps_line and (":" .. c.deps_line) or "", d.path, d.id, dst,
+            M.own_deps_at(c), d.path, d.id, dst,
             c.type == "issue" and c.id or string.format("the issues of %s %s", c.type, c.id)), c.anchor
         end
       end
@@ -1350,7 +1356,7 @@ local function late_dependency(set, row, had)
         local started = UNDER_WAY[cur.status] and c.id
         if started then
           local st, who = row[started].status, started
-          local at = string.format("%s%s: %s: ", c.shown, c.path == "" and c.deps_line and (":" .. c.deps_line) or "",
+          local at = string.format("%s%s: %s: ", c.shown, M.own_deps_at(c),
             d.path)
           if st == "done" then
             return string.format("%s%s is done, so it was done without the new dependency %s (%s): drop the "

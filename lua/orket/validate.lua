@@ -352,8 +352,8 @@ local function check_epics(dir, out, warnings, summary, team)
     for _, d in ipairs(c.deps or {}) do
       if not ids[d.id] and not row[d.id] then
         -- an epic's or rock's own entry at its depends_on's line, as import says it
-        local at = c.path == "" and c.deps_line and (":" .. c.deps_line) or ""
-        add(out, dir, string.format("%s%s: %s: unknown card %q", config.shown(c.file), at, d.path, d.id), c.file, c.anchor)
+        add(out, dir, string.format("%s%s: %s: unknown card %q", config.shown(c.file), import.own_deps_at(c), d.path,
+          d.id), c.file, c.anchor)
       elseif not under(c, d.id) then
         deps[#deps + 1] = d.id
       end

@@ -169,7 +169,7 @@ local function turn_end(ev, d, n, st)
 end
 
 local function push_failed(_, d, n, st)
-  local paths = list_of(d.paths)
+  local paths = type(d.paths) == "table" and d.paths or {}
   -- the commands a sync's error carries (orket.actions.mainline); a review's merge (finish)
   -- journals the conflict alone
   local how = type(d.error) == "string" and d.error:match("; (merge them by hand.*)$")

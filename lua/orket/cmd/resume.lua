@@ -232,22 +232,12 @@ local function to_workers(o, cli, id)
   return code
 end
 
--- The store -> db | nil, message, CODE: what cli.open_store refuses, with its code kept for
--- the refusal's JSON line, as orket run's (a project that does not load, no board, a store
--- it may not write).
-local function open_store(dir, cli)
-  local unfinished = config.unfinished(dir)
-  if unfinished then return nil, unfinished, "ENOENT" end
-  local db, err, code = require("orket.project").open_store(dir, false) -- lazy: as cli.open_store's
-  if not db then return nil, cli.in_dir(dir, err), code end
-  return db
-end
-
 function cmd.run(args, cli)
   local o, st = run_cmd.parse(args, cli, cmd)
   if not o then return st end
   if run_cmd.closed_stdout(cli) then return 1 end
-  local db, oerr, ocode = open_store(o.dir, cli)
+  -- (its code kept for the refusal's JSON line, as orket run's)
+  local db, oerr, ocode = cli.open_store_or_why(o.dir, false)
   if not db then return run_cmd.refuse(o, cli, { code = ocode or "EINVAL", message = oerr }) end
   local row, err, code, status, again = find_run(o.dir, db, o.target)
   -- (exit status 1 all the same: there was no run to resume)

@@ -398,24 +398,27 @@ local ARGS_SEEN = 512
 -- budget's own advice stands)
 M.SPENT_CALLS_MAX = 2000
 
---- spent_calls(db, run, card, turns) -> {n=, refused=, codes={CODE={n=, id=}}, same={tool=, args=}|nil} | nil:
+--- spent_calls(db, run, card, turns) -> {n=, refused=, codes={CODE={n=, id=}}, same={tool=, args=}|nil,
+--- tool_failed=, tools= {names, sorted}, tool_id=} | nil:
 --- the tool calls of the card's turns numbered in the list `turns` in the run (the turns
 --- that used up a budget), read only when a budget stops a card: how many, how many the
 --- gate refused (a deny, ARGS_MALFORMED, a policy's error: a call that asks a person is no
 --- refusal, nor one a person approved that then failed in its tool), by code (id: the last
 --- such call's tool_calls row), and the call when every one was the same (tool and
---- arguments text). nil when there are more than SPENT_CALLS_MAX.
+--- arguments text); how many failed in the tool itself (ETOOL: a handler that raised or
+--- spent its budget, never a refusal), their tools and the last one's row. nil when there
+--- are more than SPENT_CALLS_MAX.
 function M.spent_calls(db, run, card, turns)
   local wanted, lo, hi = {}, math.huge, -math.huge
   for _, t in ipairs(turns) do
     wanted[t] = true
     lo, hi = math.min(lo, t), math.max(hi, t)
   end
-  local out = { n = 0, refused = 0, codes = {} }
+  local out = { n = 0, refused = 0, codes = {}, tool_failed = 0, tools = {} }
   if lo > hi then return out end
   local rows = sj.turn_calls(db, run, card, lo, hi, ARGS_SEEN, M.SPENT_CALLS_MAX + 1)
   if #rows > M.SPENT_CALLS_MAX then return nil end
-  local key, same
+  local key, same, seen_tool = nil, nil, {}
   for _, r in ipairs(rows) do
     if wanted[r.turn] then
       out.n = out.n + 1
@@ -426,6 +429,9 @@ function M.spent_calls(db, run, card, turns)
         local c = out.codes[r.error_code] or { n = 0 }
         c.n, c.id = c.n + 1, r.id
         out.codes[r.error_code] = c
+      elseif r.error_code == "ETOOL" and (r.ok == 0 or r.ok == false) and type(r.refused) ~= "string" then
+        out.tool_failed, out.tool_id = out.tool_failed + 1, r.id
+        if not seen_tool[r.tool] then seen_tool[r.tool], out.tools[#out.tools + 1] = true, r.tool end
       end
       -- a call of long arguments is never taken for another: only ARGS_SEEN bytes are read
       local k = (r.alen or 0) <= ARGS_SEEN and (r.tool .. "\0" .. tostring(r.args)) or r.id
@@ -437,6 +443,7 @@ function M.spent_calls(db, run, card, turns)
     end
   end
   out.same = same
+  table.sort(out.tools)
   return out
 end
 

@@ -273,30 +273,6 @@ end
 -- model going round in circles
 M.REPEATS_MIN = 3
 
--- The calls of the turns numbers that failed in the tool itself (ETOOL: a handler that
--- raised or spent its budget, orket.tools' crashed) -> n, the tools' names (sorted), the
--- last such call's id | nil when there are more calls than recorded.SPENT_CALLS_MAX.
--- Another model or prompt, or more budget, would fail the same way: the tool needs fixing.
-local function tool_failures(run, card_id, numbers)
-  local wanted, lo, hi = {}, math.huge, -math.huge
-  for _, t in ipairs(numbers) do
-    wanted[t], lo, hi = true, math.min(lo, t), math.max(hi, t)
-  end
-  if lo > hi then return 0, {} end
-  local rows = store_journal.turn_calls(run.db, run.run_id, card_id, lo, hi, 1, recorded.SPENT_CALLS_MAX + 1)
-  if #rows > recorded.SPENT_CALLS_MAX then return nil end
-  local n, seen, names, last = 0, {}, {}, nil
-  for _, r in ipairs(rows) do
-    if wanted[r.turn] and (r.ok == 0 or r.ok == false) and type(r.refused) ~= "string"
-      and r.error_code == "ETOOL" then
-      n, last = n + 1, r.id
-      if not seen[r.tool] then seen[r.tool], names[#names + 1] = true, r.tool end
-    end
-  end
-  table.sort(names)
-  return n, names, last
-end
-
 -- A budget spent in vain (Run:turns_spent, end_turn_records): every call of the turns that
 -- spent it (their numbers) was refused by the gate, or failed in the tool itself, or they
 -- made one call again and again, so more of the budget would go the same way. -> what those
@@ -307,14 +283,13 @@ local function spent_in_vain(run, card_id, numbers, one)
   local s = recorded.spent_calls(run.db, run.run_id, card_id, numbers)
   if not s or s.n == 0 then return nil end
   local their = one and "its" or "their"
-  local failed, tools, last = tool_failures(run, card_id, numbers)
-  if failed == s.n then
+  if s.tool_failed == s.n then
     -- the tool's own line (tools/boom.lua:4) names what to fix, as a failing rule's does
-    local res = recorded.call_result(run.db, last) or {}
+    local res = recorded.call_result(run.db, s.tool_id) or {}
     local why = inert.clip((tostring(res.error or "ETOOL"):gsub("%.$", "")), turn.EVENT_REASON_MAX)
     local where = why:match("the tool failed: ([^%s]-%.lua:%d+):")
     local shown = {}
-    for i, t in ipairs(tools) do shown[i] = inert.line(inert.clip(t, 64)) end
+    for i, t in ipairs(s.tools) do shown[i] = inert.line(inert.clip(t, 64)) end
     return string.format("every one of %s %d tool call%s %s (%d ETOOL: %s)", their, s.n, s.n == 1 and "" or "s",
       scheduler.TOOL_FAILED, s.n, table.concat(shown, ", ")),
       string.format("ETOOL%s: %s", where and (" " .. where) or "",
