@@ -140,9 +140,11 @@ team = { senior_developer = { roles = { "coder" } },
         assert.equal("failed", ended.status, n .. ": " .. all)
         assert.matches("Too many open files.*ulimit %-n or systemd LimitNOFILE=.*'orket resume 1' carries on",
           ended.reason)
+        -- a limit with room enough may finish the run (a loaded machine's timing decides how
+        -- many cards hold descriptors at once): only a stopped run has anything to resume
+        local again = H.orket("resume 1 --json", { cwd = dir })
+        assert.equal(0, again.status, n .. ": " .. again.stdout .. again.stderr)
       end
-      local again = H.orket("resume 1 --json", { cwd = dir })
-      assert.equal(0, again.status, n .. ": " .. again.stdout .. again.stderr)
       local board = H.orket("board", { cwd = dir }).stdout
       for i = 1, 12 do assert.truthy(board:find("M%-" .. i .. "%s+done"), n .. ": " .. board) end
     end
