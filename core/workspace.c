@@ -62,6 +62,11 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
     return ws_fail(e, "ENOSPC", "%s: file too large for the process's file-size limit (ulimit -f, systemd "
                    "LimitFSIZE=): %s", op, what);
   case ENAMETOOLONG: return ws_fail(e, "EINVAL", "%s: name too long: %s", op, what);
+  /* the host's, not the file's: named by their own codes so a tool's answer and the run's stop
+   * (engine/gitwork.lua host_fault) say the same cause (they read EIO before) */
+  case EMFILE: return ws_fail(e, "EMFILE", "%s: %s: %s", op, strerror(err), what);
+  case ENFILE: return ws_fail(e, "ENFILE", "%s: %s: %s", op, strerror(err), what);
+  case EROFS: return ws_fail(e, "EROFS", "%s: %s: %s", op, strerror(err), what);
   default: return ws_fail(e, "EIO", "%s: %s: %s", op, strerror(err), what);
   }
 }

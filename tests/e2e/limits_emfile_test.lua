@@ -74,6 +74,28 @@ print(tostring(created))
     assert.equal("false", lines[6], out)
   end)
 
+  it("a file tool's failure for want of descriptors carries EMFILE, never the workspace's EIO", function()
+    local base = H.tmpdir()
+    local lines, out = under_limit(EXHAUST .. string.format([[
+local W = require "orket.c.workspace"
+local gitwork = require "orket.engine.gitwork"
+local ws = assert(W.open(%q))
+exhaust()
+local ok, msg, code = ws:write("a.txt", "x")
+release()
+print(tostring(ok))
+print(code)
+print(msg)
+print(select(2, gitwork.host_fault({}, "C1", code, msg)))
+print(tostring(ws:write("a.txt", "x") ~= nil))
+]], base))
+    assert.equal("nil", lines[1], out)
+    assert.equal("EMFILE", lines[2], out)
+    assert.matches("^workspace: .*Too many open files", lines[3])
+    assert.equal("EMFILE", lines[4], out)
+    assert.equal("true", lines[5], out)
+  end)
+
   it("a socket that cannot be made is too many open files, never nothing listening", function()
     local lines, out = under_limit(EXHAUST .. [[
 local llm = require "orket.llm"
@@ -131,7 +153,10 @@ team = { senior_developer = { roles = { "coder" } },
       for _, ev in ipairs(events(r.stdout)) do
         assert.is_not.equal("card_blocked", ev.type, n .. ": " .. all)
         -- a tool's failure says its cause, never ENOSPC for a want of descriptors
-        if ev.type == "tool" and ev.ok == false then assert.is_not.equal("ENOSPC", ev.code, n .. ": " .. all) end
+        if ev.type == "tool" and ev.ok == false then
+          assert.is_not.equal("ENOSPC", ev.code, n .. ": " .. all)
+          assert.is_not.equal("EIO", ev.code, n .. ": " .. all)
+        end
         if ev.type == "run_end" then ended = ev end
       end
       assert.truthy(ended, n .. ": " .. all)

@@ -269,9 +269,9 @@ local names = tree.names
 -- Host faults: a failure of the machine's, not of the card's work, which no turn of the model
 -- can put right (it was handed the error as a tool's, turns burned, and the card blocked with
 -- "raise the budget"): the run stops as for a full disk, and `orket resume` carries on once it
--- is fixed. By the C library's words for it in the workspace's or git's message (neither gives
--- it a code of its own: EIO, EGIT), or a project tool's own code; the most specific first
--- (ENFILE's words begin with EMFILE's).
+-- is fixed. By its code (the workspace's, or a project tool's own), or by the C library's words
+-- for it in a message whose code is git's or the layers' catch-all (EGIT, EIO); the most
+-- specific first (ENFILE's words begin with EMFILE's).
 local HOST = {
   { "ENFILE", "the system may open no more files: raise sysctl fs.file-max, or end what holds them" },
   { "EMFILE", "this process may open no more files: raise its limit, ulimit -n or systemd LimitNOFILE=" },
