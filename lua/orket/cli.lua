@@ -67,13 +67,19 @@ end
 --- fail(code, fmt, ...): err's message, then what to do about code on a line of its own
 --- ("hint: ..."), from the vocabulary every surface shares (orket.errors), when the code
 --- has a remedy and the message does not already say it. The hint is for a person: only
---- on a terminal, so that what scripts read of stderr stays the message alone.
+--- on a terminal, so that what scripts read of stderr stays the message alone. Returns the
+--- exit status a busy project gives (BUSY's code: 75, the same command later may pass), else
+--- nil, so that every command says busy alike: `return cli.fail(code, ...) or 1`.
 -- The state machine's remedies are told to the model that made a tool call ("end your
 -- turn", "file new work with create_issue"); a person at the CLI gets theirs instead.
 M.PERSON_REMEDY = {
   ESAME = "nothing to do: the card has that status already",
   ETERMINAL = "the card is final: at most it may be archived; file new work as a new issue in epics/, then orket import",
 }
+
+--- BUSY: the codes of a project another process is working (its lock, a run of these cards,
+--- the start of one): the same command later may pass (EX_TEMPFAIL)
+M.BUSY = { ELOCKED = true, ERUNGOING = true, ESTARTING = true }
 
 function M.fail(code, fmt, ...)
   M.err(fmt, ...)
@@ -82,6 +88,7 @@ function M.fail(code, fmt, ...)
     -- the remedy as words: its links to the guides name the files (orket.errors.plain)
     io.stderr:write("hint: ", inert.text(errors.plain(remedy)), "\n")
   end
+  if M.BUSY[code] then return M.EXIT.busy end
 end
 
 local function load_command(name)
@@ -178,7 +185,8 @@ function M.project_settings(dir, defaults)
   return cfg, s
 end
 
---- open_store_locked(dir [, say]) -> db, lock | nil (the error printed): the store of a
+--- open_store_locked(dir [, say]) -> db, lock | nil, exit status (the error printed; 75 when
+--- another process holds the lock: fail's): the store of a
 --- command that changes cards, with the run lock held; a run moves cards on its own, and
 --- changing one under it would race its scheduler. The caller releases the lock. say
 --- (optional): fn(message) -> the message as printed, with the command's own words around
@@ -188,13 +196,12 @@ function M.open_store_locked(dir, say)
   local db, err = require("orket.project").open_store(dir, false) -- lazy: as open_store's
   if not db then
     M.err("%s", say(err))
-    return nil
+    return nil, M.EXIT.failed
   end
   local lock, lerr, lcode = require("orket.engine.setup").lock(dir, { db = db }) -- lazy: as open_store's
   if not lock then
     db:close()
-    M.fail(lcode, "%s", say(lerr))
-    return nil
+    return nil, M.fail(lcode, "%s", say(lerr)) or M.EXIT.failed
   end
   return db, lock
 end

@@ -38,6 +38,16 @@ describe("a run that does not start", function()
     local ev = refused(H.orket("run NOTES --json", { cwd = dir }), 75, "ELOCKED")
     assert.matches("another orket run is working on this project (process " .. pid .. ")", ev.message, 1, true)
     assert.equal("string", type(ev.next)) -- (null when there is no command: cjson.null is truthy)
+    -- every command that changes cards says busy alike (they said 1, as for a failure)
+    local file = H.tmpdir() .. "/b.db"
+    stop()
+    assert.equal(0, H.orket("backup " .. H.quote(file), { cwd = dir }).status)
+    pid, stop = H.hold_lock(dir)
+    for _, words in ipairs { "retry NOTES-1", 'cancel NOTES-1 "not now"', "restore " .. H.quote(file) } do
+      local r = H.orket(words, { cwd = dir })
+      assert.equal(75, r.status, words .. ": " .. r.stderr)
+      assert.matches("another orket run is working on this project (process " .. pid .. ")", r.stderr, 1, true)
+    end
     stop()
     assert.equal(0, H.orket("run NOTES", { cwd = dir }).status)
   end)

@@ -130,7 +130,7 @@ describe("orket retry", function()
       assert.is_nil(hint:find("stop it", 1, true))
       assert.matches("`ps -p PID`", hint, 1, true)
     end
-    assert.equal(1, r.status)
+    assert.equal(75, r.status)
     assert.matches("another orket run is working on this project %(process " .. pid .. "%)", r.stderr)
     assert.equal("blocked", card(dir, "R-1").status)
 

@@ -315,7 +315,7 @@ describe("orket serve runs", function()
     assert.same({ [a] = "running", [b] = "running", [3] = "done" }, states)
     -- and a command changing cards waits for the server's runs
     local retry = H.orket("retry C-1", { cwd = dir })
-    assert.equal(1, retry.status)
+    assert.equal(75, retry.status) -- busy: the same command later may pass
     assert.matches("is going in process %d+ %(orket serve%)", retry.stderr)
     -- stop both (as Ctrl-C stops orket run), then resume them with a quick model
     for _, id in ipairs { a, b } do

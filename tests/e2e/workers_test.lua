@@ -488,7 +488,7 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     -- a command changing cards is refused naming that worker: it named orket serve and its
     -- stop route, which a worker's run refuses
     local rr = H.orket("retry W-1", { cwd = dir })
-    assert.equal(1, rr.status)
+    assert.equal(75, rr.status)
     assert.matches(string.format("run %d is worked by worker between in process %d (orket worker); wait for it to "
       .. "end, or stop that worker (SIGTERM", id, pid), rr.stderr, 1, true)
     r = H.orket("runs --json", { cwd = dir })

@@ -112,8 +112,7 @@ function cmd.run(args, cli)
   db:close()
   if acode == "EUSAGE" then return cli.usage_error(cmd, "%s", aerr) end
   if not ok then
-    cli.fail(acode, "%s", aerr)
-    return 1
+    return cli.fail(acode, "%s", aerr) or 1
   end
   cli.say_operator()
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"

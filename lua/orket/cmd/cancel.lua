@@ -31,7 +31,7 @@ function cmd.run(args, cli)
   local bad = cli.bad_text(cmd, o.reason, "the reason", board_mod.NOTE_MAX)
   if bad then return bad end
   local db, lock = cli.open_store_locked(o.dir)
-  if not db then return 1 end
+  if not db then return lock end -- (then its exit status)
   local b = board_mod.open(db)
   local actor, localuse = cli.operator()
   local card, err, code = localuse.audited(db, "cancel", o.card, function()
@@ -50,8 +50,7 @@ function cmd.run(args, cli)
       msg = msg .. string.format("; a person archives it on orket serve's board, or with POST /v1/cards/%s/move "
         .. "{\"to\":\"archived\"} (docs/serve.md)", o.card)
     end
-    cli.fail(code, "%s", msg)
-    return 1
+    return cli.fail(code, "%s", msg) or 1
   end
   cli.say_operator()
   io.stdout:write(string.format("%s is canceled%s\n", card.id,

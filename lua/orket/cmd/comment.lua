@@ -40,8 +40,7 @@ function cmd.run(args, cli)
   end)
   db:close()
   if not c then
-    cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
-    return 1
+    return cli.fail(code, "%s", (tostring(err):gsub("^board: ", ""))) or 1
   end
   cli.say_operator()
   io.stdout:write(string.format("commented on %s (comment #%d)\n", o.card, c.id))

@@ -184,8 +184,7 @@ local function change(db, o, cli)
   res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub], subject)
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
-    cli.fail(code, "projects: %s", err)
-    return 1
+    return cli.fail(code, "projects: %s", err) or 1
   end
   cli.say_operator()
   return said(o.sub, res)

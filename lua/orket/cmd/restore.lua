@@ -191,8 +191,7 @@ end
 local function check_only(dir, file, name, accept, cli)
   local info, err, code = backup.check(file)
   if not info then
-    cli.fail(code, "restore: %s", as_given(err, file, name))
-    return 1
+    return cli.fail(code, "restore: %s", as_given(err, file, name)) or 1
   end
   -- the store compared with, when it opens (its newest checkpoint)
   local live = require("orket.project").open_store(dir, false, true) -- lazy: as the store
@@ -201,8 +200,7 @@ local function check_only(dir, file, name, accept, cli)
   if live then fits, ferr, fcode = backup.fits(live, name, info) end
   if not fits then
     live:close()
-    cli.fail(fcode, "restore: %s", ferr)
-    return 1
+    return cli.fail(fcode, "restore: %s", ferr) or 1
   end
   local v = judged(dir, file, name, live, accept, cli)
   local newer = live and newer_line(live, info, name, false)
@@ -352,7 +350,8 @@ local function branches_aside(dir, needs, cli)
 end
 
 -- Before the store is replaced: no sandbox runs, FILE is whole, its audit passes, and the
--- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)
+-- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)[, 75 when
+-- another process works the project: cli.fail's]
 local function ready(dir, db, file, name, accept, cli, checked)
   local info, err, code = checked, nil, nil
   if not info then info, err, code = backup.check(file) end
@@ -369,10 +368,7 @@ local function ready(dir, db, file, name, accept, cli, checked)
     end
     if err then info = nil end
   end
-  if not info then
-    cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name))
-    return nil
-  end
+  if not info then return nil, cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
   local v = judged(dir, file, name, db, accept, cli)
   if not v then return nil end
   local ok, kerr, kcode = audit_restore.can_record(dir, v, accept, db)
@@ -408,8 +404,7 @@ local function recorded(dir, v, name, info, accept, cli)
       one and "it" or "one"))
   end
   if not row then
-    cli.fail(code, "restore: the store was restored, but its audit entry or checkpoint was not written: %s", cp)
-    return 1
+    return cli.fail(code, "restore: the store was restored, but its audit entry or checkpoint was not written: %s", cp) or 1
   end
   local what = audit_restore.summary(v):gsub("^its ", "the backup's ")
   io.stdout:write(string.format("audit: %s; the restore is entry %d%s\n", what, row.seq,
@@ -485,16 +480,16 @@ local function kept_line(path, err, kept)
     config.shown(path), (tostring(err):gsub("^store: cannot open [^:]*: ", "")), config.shown(kept))
 end
 
+-- The store to restore into, locked: the project's, or a new one where it is missing or
+-- damaged -> db, lock, undo, FILE's check, the damaged store's line, unread | nil (said)[,
+-- exit status: 75 when another process holds the lock]
 local function recovered(dir, file, name, cli)
   local say = function(m) return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m) end
   local err, code = lost(dir)
   if not err then return cli.open_store_locked(dir, say) end
   if code == "ENOENT" and not made_home(dir, say, cli) then return nil end
   local lock, lerr, lcode = setup.lock(dir)
-  if not lock then
-    cli.fail(lcode, "%s", say(lerr))
-    return nil
-  end
+  if not lock then return nil, cli.fail(lcode, "%s", say(lerr)) end
   local path, kept, merr = project.db_path(dir), nil, nil
   local checked, cerr, ccode = backup.check(file)
   if not checked then
@@ -559,8 +554,9 @@ end
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
   local db, lock, undo, precheck, kept, unread = recovered(dir, file, name, cli)
-  if not db then return 1 end
+  if not db then return lock or 1 end -- (then a busy project's exit status: cli.fail's)
   local v, checked = ready(dir, db, file, name, accept, cli, precheck)
+  local refusal = not v and checked or nil -- (as recovered's)
   local info, err, code, before
   if v then
     before = marked(dir, name, accept, cli)
@@ -573,7 +569,7 @@ local function replace(dir, file, name, accept, cli)
     if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
     if undo then undo() end
     lock:release()
-    return 1
+    return refusal or 1
   end
   if kept then cli.err("%s", kept) end
   local status = recorded(dir, v, name, info, accept, cli)

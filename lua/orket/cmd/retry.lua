@@ -36,7 +36,7 @@ function cmd.run(args, cli)
   local bad = o.note and cli.bad_text(cmd, o.note, "the note", board_mod.NOTE_MAX)
   if bad then return bad end
   local db, lock = cli.open_store_locked(o.dir)
-  if not db then return 1 end
+  if not db then return lock end -- (then its exit status)
   local b = board_mod.open(db)
   local actor, localuse = cli.operator()
   local card, err, code, detail = localuse.audited(db, "retry", o.card, function()
@@ -54,8 +54,7 @@ function cmd.run(args, cli)
   lock:release()
   if usage then return cli.usage_error(cmd, "%s", usage) end
   if not card then
-    cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
-    return 1
+    return cli.fail(code, "%s", (tostring(err):gsub("^board: ", ""))) or 1
   end
   cli.say_operator()
   io.stdout:write(string.format("%s is %s; %s\n", card.id, card.status, hint))

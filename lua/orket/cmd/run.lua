@@ -122,11 +122,10 @@ end
 cmd.EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 local EXIT = cmd.EXIT
 
---- REFUSED: the exit status of a run refused before it started, by the refusal's code:
---- another run works the project or these cards, or holds the start of one (busy: the same
---- command later may pass; 75, EX_TEMPFAIL). A target that names no card or run is bad
---- input, 2 (its caller says so); any other refusal (EUNFINISHED: resume first) is 1.
-cmd.REFUSED = { ELOCKED = 75, ERUNGOING = 75, ESTARTING = 75 }
+-- A run refused before it started exits by the refusal's code (orket.cli's BUSY: another run
+-- works the project or these cards, or holds the start of one, 75). A target that names no
+-- card or run is bad input, 2 (its caller says so); any other refusal (EUNFINISHED: resume
+-- first) is 1.
 
 --- KIND_CODE: the code of a refusal by its kind (orket.engine.recorded.in_the_way's), as
 --- the REPL's turn gives it: a run holds the lock, a run of these cards goes (or is left
@@ -138,11 +137,11 @@ cmd.KIND_CODE = { busy = "ELOCKED", conflict = "ERUNGOING", unfinished = "EUNFIN
 --- {"type":"error","code":CODE,"message":...,"next":...,"exit":N}, so that a script tells
 --- busy from "resume first" from a typo without reading English; next is null when there is
 --- no command to name (the key is always there: one shape). r: {code=, message=, next=
---- (the command that goes on, else the code's remedy), status= (else REFUSED's, else 1)};
+--- (the command that goes on, else the code's remedy), status= (else busy's 75, else 1)};
 --- emit: the run's JSON writer once it is open (its lines stay in order), else stdout.
 function cmd.refuse(o, cli, r, emit)
-  local status = r.status or cmd.REFUSED[r.code] or 1
-  cli.fail(r.code, "%s", r.message)
+  local busy = cli.fail(r.code, "%s", r.message)
+  local status = r.status or busy or 1
   if o.json and r.code then
     local nxt = r.next or cli.PERSON_REMEDY[r.code] or errors.remedy(r.code, r.message)
     local ev = { type = "error", code = r.code, message = cli.plain(r.message), next = nxt and errors.plain(nxt) or cjson.null,

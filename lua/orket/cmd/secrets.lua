@@ -155,8 +155,7 @@ function cmd.run(args, cli)
   local status, err, code
   if o.sub == "list" then status, err, code = list(o) else status, err, code = change(o, cli, value) end
   if not status then
-    cli.fail(code, "secrets %s: %s", o.sub, err)
-    return 1
+    return cli.fail(code, "secrets %s: %s", o.sub, err) or 1
   end
   return status
 end

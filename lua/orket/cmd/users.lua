@@ -177,8 +177,7 @@ end
 -- a change the store refused -> exit status: a usage error, said with the usage, or the failure
 local function refused(cli, err, code)
   if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
-  cli.fail(code, "users: %s", err)
-  return 1
+  return cli.fail(code, "users: %s", err) or 1
 end
 
 -- users enable NAME --new-subject -> exit status (orket.serve.identity's hand_over)
@@ -246,8 +245,7 @@ function cmd.run(args, cli)
     if not accounts.exists(db, o.name) then
       local msg = require("orket.store.users").unknown(db, o.name) -- lazy: as accounts
       db:close()
-      cli.fail("ENOENT", "users: %s", msg)
-      return 1
+      return cli.fail("ENOENT", "users: %s", msg) or 1
     end
   end
   if o.sub == "add" or o.sub == "passwd" then

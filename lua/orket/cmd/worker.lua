@@ -621,8 +621,8 @@ function cmd.run(args, cli, inner)
   close_output(output)
   cli.flush_unhandled()
   if failure then
-    cli.fail(fcode, "%s", cli.in_dir(o.dir, failure)) -- with its remedy on a terminal (ESTARTING's)
-    return 1
+    -- with its remedy on a terminal (ESTARTING's, busy: 75)
+    return cli.fail(fcode, "%s", cli.in_dir(o.dir, failure)) or 1
   end
   return ok and code or 1
 end
