@@ -838,13 +838,14 @@ end
 -- transaction (or the turn's first read transaction), so its reads share one snapshot.
 local function before_step(run, job, n)
   local b = run.settings.budgets
+  -- a card handed in on the last step the turn allows is handed in: the hand-in is read first
+  local card = as_claimed(job, assert(run.board:get(job.card_id)))
+  if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
   if n > b.steps_per_turn then
     -- (budget: the turn's own, which Run:end_turn_records judges by the turn's calls)
     return { ended = "budget", budget = "steps_per_turn",
       detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
   end
-  local card = as_claimed(job, assert(run.board:get(job.card_id)))
-  if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
   -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
   local rec = not job.fresh and recorded.step(run.db, job.run, job.card_id, job.turn, n)
   if rec then return nil, card, rec end

@@ -1153,3 +1153,20 @@ describe("a project's process tool's steps", function()
     assert.is_nil(proctool.unjudged(run, own, {}, steps))
   end)
 end)
+
+describe("a turn's step budget", function()
+  after_each(H.cleanup)
+
+  -- the budget's last step hands the card in: it was blocked all the same ("raise the budget"),
+  -- the work done and committed, the run failed
+  it("allows its last step: a card handed in on it goes on to review", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local client = F.llm(b, {}) -- writes on step 1, hands in on step 2
+    local e, events = F.engine(db, b, { llm = client, config = { budgets = { steps_per_turn = 2 } } })
+    local id = assert(e:start("E"))
+    assert.equal("done", (e:execute(id)))
+    assert.equal("done", b:get("E-1").status)
+    for _, ev in ipairs(events) do assert.is_false(ev.type == "card_blocked", tostring(ev.detail)) end
+    db:close()
+  end)
+end)
