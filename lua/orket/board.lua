@@ -14,6 +14,7 @@ local comments = require "orket.store.comments"
 local sj = require "orket.store.journal_reads"
 local ready = require "orket.ready"
 local json = require "cjson.safe"
+local inert = require "orket.inert"
 
 local M = {}
 local Board = {}
@@ -105,7 +106,7 @@ function M.priority(v)
   elseif type(v) == "string" then
     local p = M.PRIORITY[v:lower()]
     if p then return p end
-    return nil, string.format("unknown priority %q; use High, Medium, Low or a number", v)
+    return nil, string.format("unknown priority %s; use High, Medium, Low or a number", inert.named(v))
   end
   return nil, "priority must be a number or High/Medium/Low, not a " .. type(v)
 end
@@ -177,7 +178,7 @@ local function check_id(id, fname)
 end
 
 local function not_found(id)
-  return nil, string.format("board: no card %q", id), "ENOENT"
+  return nil, string.format("board: no card %s", inert.named(id)), "ENOENT"
 end
 
 -- The card as stored (the cache's own table when cached): read it, never change it.

@@ -426,6 +426,17 @@ local function output_checked(ok, status)
   return status
 end
 
+-- A word ending in a carriage return is a line of a script saved with Windows (CRLF) endings:
+-- said once, here, for what it is, rather than as each command's own misreading of it (no card
+-- "START\r", an integer "1\r", a comment stored with a CR) -> its index in argv[1..last] | nil.
+-- (orket lua's script takes its words as they are.)
+local function crlf_word(argv, last)
+  for i = 1, last do
+    if type(argv[i]) == "string" and argv[i]:sub(-1) == "\r" then return i end
+  end
+  return nil
+end
+
 function M.main(argv)
   handles.track() -- a luv handle left open at exit is closed, not a crash
   watch_stdout()
@@ -455,6 +466,12 @@ function M.main(argv)
   end
   if name == "--version" or name == "-v" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
+  local cr = crlf_word(argv, name == "lua" and first - 1 or #argv)
+  if cr then
+    M.err("argument %d (%s) ends in a carriage return: was the script that ran orket saved with Windows (CRLF) "
+      .. "line endings? Save it with LF endings (dos2unix FILE)", cr, inert.named(argv[cr]))
+    return M.EXIT.usage
+  end
   local cmd = load_command(name)
   if not cmd then return M.unknown_command(name) end
   local args = {}

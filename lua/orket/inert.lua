@@ -83,6 +83,14 @@ function M.line(v)
   return render(s, SUSPECT_LINE)
 end
 
+--- named(v) -> tostring(v) in double quotes, as line() shows it and with its own quotes and
+--- backslashes escaped: a name (a card id, a priority, a seat) said in a message. Lua's %q
+--- wrote a CR as "\13" (read as octal by a C eye) and a newline as a backslash and a line
+--- break; every message shows a control the one way, \xNN.
+function M.named(v)
+  return '"' .. M.line((tostring(v):gsub('[\\"]', "\\%0"))) .. '"'
+end
+
 --- cut(s, n) -> the first n bytes of s (s when shorter), cut back to the start of a UTF-8
 --- sequence the cut would split: half a character is invalid UTF-8 (a provider may refuse a
 --- request holding it; a store escapes it).

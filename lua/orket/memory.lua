@@ -57,7 +57,7 @@ function Memory:remember(e)
   local db = self.db
   return db:tx(function()
     if e.card and not cards.exists(db, e.card) then
-      return nil, string.format("memory: no card %q", e.card), "ENOENT"
+      return nil, string.format("memory: no card %s", inert.named(e.card)), "ENOENT"
     end
     local id = sm.insert(db, e.card, e.text, tags)
     local actor = type(e.actor) == "table" and e.actor.seat or nil

@@ -28,6 +28,7 @@ local otel = require "orket.otel"
 local logwriter = require "orket.serve.logwriter"
 local errors = require "orket.errors"
 local cjson = require "cjson"
+local inert = require "orket.inert"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -378,7 +379,7 @@ local function record(e, o, resume_id)
     -- said as the command's own words (the board's named the board: "board: no card")
     local target = e.board:get(o.target)
     if not target then
-      return nil, { code = "ENOENT", message = string.format("no card %q (see 'orket board')", o.target),
+      return nil, { code = "ENOENT", message = string.format("no card %s (see 'orket board')", inert.named(o.target)),
         next = "orket board" .. config.at(o.dir), status = 2 }
     end
     -- every card left under an epic or rock a person archived or canceled: a run would

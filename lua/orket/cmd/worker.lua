@@ -424,7 +424,7 @@ end
 local function begin(e, o, emit, state)
   if o.start then
     if not e.board:get(o.start) then
-      return string.format("--start: no card %q (see 'orket board')", o.start), "ENOENT"
+      return string.format("--start: no card %s (see 'orket board')", inert.named(o.start)), "ENOENT"
     end
     -- a model its server does not list, refused before the run is left to workers (orket run's):
     -- --model's, else ORKET_MODEL's, its equivalent
