@@ -479,6 +479,9 @@ function M.not_a_project(dir, code)
     return string.format("%s cannot be a project's folder: %s", M.shown(dir), code == "ENOTDIR"
       and "a part of its path is a file, not a folder" or "a name in its path is longer than the system allows")
   end
+  -- Orket.lua (a Windows teammate's, where the two names are one) named, with the rename
+  local near = scriptfile.near_miss(dir, "orket.lua")
+  if near ~= "" then return string.format("no project in %s (orket.lua not found%s)", M.shown(dir), near) end
   return string.format("no project in %s (orket.lua not found); %s", M.shown(dir), M.no_project(dir))
 end
 

@@ -74,13 +74,17 @@ end
 
 -- Files under epics/ (and one level of department folders), sorted: {rel=, path=,
 -- department=}, skipped: a note of each file that looks meant as an epic and is not read,
--- and twins (twins_of)
+-- twins (twins_of), and names: {{rel=folder, names=}...}, each folder's entries read
 local function list_files(dir)
   local root = dir .. "/epics"
   local st = uv.fs_stat(root)
+  -- Epics/ (saved so on Windows, where the two names are one) named, with the rename
+  local near = not st and scriptfile.near_miss(dir, "epics") or ""
   if st and st.type ~= "directory" then
     return nil, string.format("import: %s: a %s, not a folder: the epics are files in an epics/ folder "
       .. "(docs/board.md)", config.shown(root), st.type), "ENOTDIR"
+  elseif near ~= "" then
+    return nil, string.format("import: %s: no such folder%s", config.shown(root), near), "ENOENT"
   elseif not st and uv.fs_stat(dir .. "/orket.lua") then
     -- the project's own folder: asking for it again would not help
     return nil, string.format("import: %s: no such folder: write the project's epics there (docs/board.md)",
@@ -146,6 +150,11 @@ local function list_files(dir)
           here[#here + 1] = name
           files[#files + 1] = { path = path .. "/" .. name, rel = rel .. "/" .. name, department = department,
             stem = name:gsub("%.%w+$", "") }
+        elseif ty == "file" and scriptfile.notepad(name) then
+          -- web.json.txt: Notepad's "Text Document", its ending hidden by Explorer
+          files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: %s; rename it %s/%s",
+            config.shown(rel), config.shown(name), scriptfile.NOTEPAD, config.shown(rel),
+            config.shown(scriptfile.notepad(name)))
         elseif ty == "file" and NOT_READ[(name:match("%.(%w+)$") or ""):lower()] then
           -- an epic written as YAML, or saved as WEB.JSON, would be passed over without a
           -- word, its cards missing from the board (other files, a README, are no epics)
@@ -164,6 +173,7 @@ local function list_files(dir)
   table.sort(files, function(a, b) return a.rel < b.rel end)
   table.sort(files.skipped)
   twins_of(files, names)
+  files.names = names -- (orket.validate's: the names a Windows clone cannot check out)
   -- the digests the last import recorded, for check_file (validate has no store to give it):
   -- read once for the listing, when first asked, from a SQLite store alone, read only (a
   -- project on PostgreSQL is not asked: validate opens no connection)

@@ -106,25 +106,81 @@ function M.is_name(name, kind)
   return stem ~= nil and (KINDS[kind] or KINDS.policy).ok(stem)
 end
 
+--- notepad(name) -> the name without the ".txt" Windows Notepad adds when a file is saved
+--- as a "Text Document" (x.lua.txt, web.json.txt: Explorer hides the ending, so the one who
+--- saved it sees x.lua) | nil when name does not end in .lua.txt or .json.txt (any case)
+function M.notepad(name)
+  local lower = name:lower()
+  if lower:sub(-8) == ".lua.txt" or lower:sub(-9) == ".json.txt" then return name:sub(1, -5) end
+end
+
+--- NOTEPAD: why such a name is not read, said after it
+M.NOTEPAD = "its name ends in .txt, as Windows Notepad saves a \"Text Document\" (Explorer hides the ending)"
+
 --- meant(name) -> whether a folder's entry is taken for a script: its name ends in ".lua",
---- in any case, and is not hidden. A hidden name (emacs's .#x.lua lock, macOS's ._x.lua,
---- vim's .x.lua.swp) or another ending (x.lua~, x.lua.orig) is an editor's or the OS's.
+--- in any case, or in ".lua.txt" (notepad's: list refuses the folder, or a policy would be
+--- passed over unseen), and is not hidden. A hidden name (emacs's .#x.lua lock, macOS's
+--- ._x.lua, vim's .x.lua.swp) or another ending (x.lua~, x.lua.orig) is an editor's or the OS's.
 function M.meant(name)
-  return name:sub(1, 1) ~= "." and name:sub(-4):lower() == ".lua"
+  if name:sub(1, 1) == "." then return false end
+  return name:sub(-4):lower() == ".lua" or name:sub(-8):lower() == ".lua.txt"
+end
+
+--- case_variant(dir, name) -> the entry of dir, other than name, that differs from it only
+--- in letter case (the workspace's fold, core/workspace.c ws_name_fold: ASCII and the Latin
+--- letters of U+00C0-U+017F), and its type ("directory", "file" ...) | nil. On Windows and
+--- macOS Policies/ is policies/, so a teammate's project works there; here it is not read.
+function M.case_variant(dir, name)
+  local h = uv.fs_scandir(dir)
+  if not h then return nil end
+  local key = wsnames.name_fold(name)
+  while true do
+    local n, ty = uv.fs_scandir_next(h)
+    if not n then return nil end
+    if n ~= name and wsnames.name_fold(n) == key then
+      if ty == "link" then
+        local st = uv.fs_stat(dir .. "/" .. n)
+        ty = st and st.type or ty
+      end
+      return n, ty
+    end
+  end
+end
+
+--- near_miss(dir, name) -> "; NAME is there, which ... rename it" for a name dir does not
+--- hold but holds a case variant of (case_variant), else "": said after "not found"
+function M.near_miss(dir, name)
+  local other, ty = M.case_variant(dir, name)
+  if not other then return "" end
+  local slash = ty == "directory" and "/" or ""
+  return string.format("; %s%s is there, which differs from it only in letter case: Linux tells the two apart "
+    .. "(Windows and macOS do not), so it is not read; rename it %s%s", inert.line(other), slash, name, slash)
 end
 
 --- list(dir) -> sorted paths "dir/name" of dir's entries taken for scripts (meant), of any
 --- kind: a FIFO or a folder so named is listed, for read to refuse by name, and so is a
 --- name no script has ("deny v2.lua"), for the loaders to refuse (misnamed): skipped,
---- either would be a role or policy silently missing. {} when dir does not exist.
+--- either would be a role or policy silently missing. {} when dir does not exist, but
+--- {}, "shown: not there; Policies/ is there ...", ENOENT when a name differing only in
+--- case is (near_miss). Scripts saved as NAME.lua.txt (notepad): the others' paths, then
+--- notepad_message's, EINVAL, for the caller to refuse as it refuses a misnamed file.
 --- A dir that is there and cannot be listed (EACCES, EIO, ENOTDIR ...): {}, "shown: cannot
 --- be listed (CODE: reason)", CODE (shown: how the message names dir, default dir), for
 --- the caller to refuse: read as empty, a policies/ the process may not read would drop the
 --- project's denies unseen.
 function M.list(dir, shown)
-  local out = {}
+  local out, txt = {}, {}
   local h, err, code = uv.fs_scandir(dir)
-  if not h and code == "ENOENT" then return out end
+  if not h and code == "ENOENT" then
+    -- Policies/ for policies/ (saved so on Windows, where the two are one): its scripts
+    -- read as none would drop the project's denies unseen, so it is refused as unlisted
+    local parent, base = dir:match("^(.*)/([^/]+)$")
+    local near = parent and M.near_miss(parent, base) or ""
+    if near ~= "" then
+      return out, string.format("%s: not there%s", inert.line(shown or dir), near), "ENOENT"
+    end
+    return out
+  end
   if not h then return out, M.unlisted(dir, err, code, shown), code end
   while true do
     local name, nerr, ncode = uv.fs_scandir_next(h)
@@ -132,10 +188,26 @@ function M.list(dir, shown)
       if nerr then return {}, M.unlisted(dir, nerr, ncode, shown), ncode end
       break
     end
-    if M.meant(name) then out[#out + 1] = dir .. "/" .. name end
+    if M.notepad(name) and M.meant(name) then
+      txt[#txt + 1] = name
+    elseif M.meant(name) then
+      out[#out + 1] = dir .. "/" .. name
+    end
   end
   table.sort(out)
+  if #txt > 0 then return out, M.notepad_message(shown or dir, txt), "EINVAL" end
   return out
+end
+
+--- notepad_message(shown, names) -> "shown/NAME.lua.txt: not read: ...; rename it ...": the
+--- scripts of a folder saved with Notepad's ".txt" (list's), the first by name and a count
+--- of the others. Refused, not skipped: a policy's deny would never fire, a role or tool
+--- would leave the built-in in its place, as misnamed says of other names.
+function M.notepad_message(shown, names)
+  table.sort(names)
+  local folder = inert.line(shown):gsub("/+$", "") .. "/"
+  return string.format("%s%s: not read: %s; rename it %s%s%s", folder, inert.line(names[1]), M.NOTEPAD, folder,
+    inert.line(M.notepad(names[1])), #names > 1 and string.format(" (and %d more such files here)", #names - 1) or "")
 end
 
 --- cause(err, code, path) -> "CODE: reason": luv's message of a call on path ("EACCES:

@@ -164,7 +164,13 @@ function M.load(files, base)
 end
 
 --- load_dirs(dirs[, base]) -> registry | nil, msg, CODE  (later directories override by file name)
-function M.load_dirs(dirs, base) return M.load(policy.files_in(dirs), base) end
+function M.load_dirs(dirs, base)
+  -- a folder that cannot be listed, or a file not read for its name (x.lua.txt), is refused as
+  -- a run refuses it: a tool left out would leave the built-in in its place without a word
+  local paths, lerr, lcode = policy.files_in(dirs, base)
+  if lerr then return nil, lerr, lcode end
+  return M.load(paths, base)
+end
 
 --- registry:get(name) -> definition | nil
 function Registry:get(name) return self.by_name[name] end

@@ -35,6 +35,8 @@ local signin_settings = require "orket.settings.signin"
 local inert = require "orket.inert"
 local cost = require "orket.cost"
 local uv = require "luv"
+local rt = require "orket.c.runtime"
+local wsnames = require "orket.c.workspace" -- its name rules (core/workspace.c)
 
 local M = {}
 
@@ -94,7 +96,7 @@ end
 local function check_config(dir, out)
   local data, err, code = config.read(dir)
   if not data then
-    add(out, dir, code == "ENOENT" and "orket.lua: not found; " .. config.no_project(dir, "a project") or err, "orket.lua")
+    add(out, dir, code == "ENOENT" and M.not_found(dir) or err, "orket.lua")
     return nil, nil
   end
   -- each section's problems in the order of the file: the line each is placed at
@@ -443,6 +445,13 @@ local function check_folders(dir, out, warnings)
     -- (a file in one taken for a script but not named NAME.lua, "deny v2.lua", is the
     -- loaders' error, said with the scripts': orket.scriptfile.misnamed)
     if msg then add(out, dir, msg, name) end
+    -- Policies/ where policies/ is not, a policies/x.lua.txt (Notepad's): refused by the
+    -- run as the folder's listing (orket.scriptfile.list), which the loaders' checks here
+    -- do not pass on
+    local _, lerr, lcode = scriptfile.list(dir .. "/" .. name, name)
+    -- ("policies: not there; ...": the file is named by add)
+    if not msg and lcode == "ENOENT" then add(out, dir, (lerr:gsub("^[^:]*: ", "", 1)), name) end
+    if not msg and lcode == "EINVAL" then add(out, dir, lerr, name) end
   end
   -- .orket/ holds the store: as a file, every command that opens the board refuses it
   local st = uv.fs_stat(dir .. "/.orket")
@@ -466,6 +475,75 @@ local function check_twins(dir, out)
   end
 end
 
+-- roles/Coder.lua, policies/Default.lua: a project's script whose name differs only in
+-- case from a built-in's is one beside it, not one in its place (a role named Coder; a
+-- policy file whose rules are added to the built-in default's), where the project meant
+-- to replace it (it does on Windows, where the two names are one); refused as case twins
+-- of one folder are (check_twins). Tools' names are lower case already (scriptfile.misnamed).
+local BUILT_IN = { roles = "role", policies = "policy file" }
+
+local function check_builtin_case(dir, out)
+  local home = rt.home()
+  for _, name in ipairs { "roles", "policies" } do
+    local builtin = {}
+    for _, path in ipairs(scriptfile.list(home .. "/" .. name)) do
+      local n = path:match("[^/]*$")
+      builtin[wsnames.name_fold(n)] = n
+    end
+    for _, path in ipairs(scriptfile.list(dir .. "/" .. name)) do
+      local n = path:match("[^/]*$")
+      local b = builtin[wsnames.name_fold(n)]
+      if b and b ~= n then
+        local shown = name .. "/" .. n
+        add(out, dir, string.format("%s: differs only in case from the built-in %s %s, so it is loaded beside it, not "
+          .. "in its place (%s); rename it %s/%s to replace the built-in, or give it a name of its own",
+          inert.line(shown), BUILT_IN[name], inert.line(b:gsub("%.lua$", "")),
+          name == "roles" and "a seat naming " .. inert.line(b:gsub("%.lua$", "")) .. " gets the built-in"
+            or "the built-in's rules stay in force beside its own", name, inert.line(b)), shown)
+      end
+    end
+  end
+end
+
+-- A name a Windows clone cannot check out under epics/ (a file or a department folder),
+-- roles/, tools/ or policies/ (ws_portable_name_refused, core/workspace.c: a device name,
+-- < > : " | ? * \, a trailing dot or space): refused as the workspace refuses an agent's
+-- write of one, and as case twins here are, since the project's files are committed to the
+-- team's repository too; a project that sets workspace = { portable_names = false } (a
+-- team on Linux only) is not asked.
+local function check_portable(dir, out, data)
+  local ws = type(data) == "table" and type(data.workspace) == "table" and data.workspace
+  if ws and ws.portable_names == false then return end
+  -- (epics/aux.json with no id: said once, as the device name its derived id is)
+  local said = {}
+  for _, p in ipairs(out) do
+    if p.message:find("is the Windows device name", 1, true) then said[p.file] = true end
+  end
+  local function check(shown, name)
+    local why = wsnames.portable_name_refused((name:gsub("/$", "")))
+    if why and not said[shown] then
+      -- (the file is named by add: a message led by a name with a space is read as a file's)
+      out[#out + 1] = { file = scriptfile.apart(shown), message = string.format("the name %s cannot be checked out on "
+        .. "Windows: %s; choose another name (a team on Linux only may set workspace = { portable_names = false } in "
+        .. "orket.lua)", scriptfile.apart((name:gsub("/$", ""))), why) }
+    end
+  end
+  for _, name in ipairs(config.SCRIPT_FOLDERS) do
+    for _, path in ipairs(scriptfile.list(dir .. "/" .. name)) do check(name .. "/" .. path:match("[^/]*$"), path:match("[^/]*$")) end
+  end
+  local files = import.list_files(dir)
+  for _, folder in ipairs(files and files.names or {}) do
+    for _, n in ipairs(folder.names) do check(folder.rel .. "/" .. n, n) end
+  end
+end
+
+--- not_found(dir) -> "orket.lua: not found; ...", validate's: Orket.lua there said (a
+--- Windows teammate's project, where the two names are one)
+function M.not_found(dir)
+  local near = scriptfile.near_miss(dir, "orket.lua")
+  return "orket.lua: not found" .. (near ~= "" and near or ("; " .. config.no_project(dir, "a project")))
+end
+
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
@@ -473,14 +551,14 @@ function M.check(dir)
   -- a folder in a project's tree: none of its scripts is loaded (its tools would run)
   local tree = config.in_tree(dir)
   if tree then
-    add(out, dir, uv.fs_stat(dir .. "/orket.lua") and tree or "orket.lua: not found; " .. config.no_project(dir, "a project"),
-      "orket.lua")
+    add(out, dir, uv.fs_stat(dir .. "/orket.lua") and tree or M.not_found(dir), "orket.lua")
     summary.mcp = {}
     return out, summary, warnings
   end
   local cfg, team, msection, data = check_config(dir, out)
   check_folders(dir, out, warnings)
   check_twins(dir, out)
+  check_builtin_case(dir, out)
   local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}
@@ -526,6 +604,7 @@ function M.check(dir)
     check_signin_clear(dir, warnings, data, out)
   end
   check_epics(dir, out, warnings, summary, team)
+  check_portable(dir, out, data)
   check_compose(dir, out, warnings)
   return out, summary, warnings
 end

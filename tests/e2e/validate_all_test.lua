@@ -165,7 +165,10 @@ describe("orket validate", function()
     assert.equal(1, v.status, v.stdout)
     assert.matches('\nepics/a\\nb.json: issues[0].depends_on[0]: unknown card "Z-9"\n', "\n" .. v.stdout, 1, true)
     assert.matches('\nepics/a\\nb.json: issues[1].seat: no seat "nobody" in orket.lua\'s team', "\n" .. v.stdout, 1, true)
-    assert.matches("\n2 problems\n$", v.stdout)
+    -- (and the name itself: a Windows clone cannot check it out)
+    assert.matches("\nepics/a\\nb.json: the name a\\nb.json cannot be checked out on Windows: it holds a control "
+      .. "character", "\n" .. v.stdout, 1, true)
+    assert.matches("\n3 problems\n$", v.stdout)
   end)
 
   it("refuses a tool or role file named otherwise than its name, and says which built-ins are replaced", function()

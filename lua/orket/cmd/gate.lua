@@ -65,6 +65,14 @@ local function checked_words(o, cli)
   return call_args
 end
 
+-- Orket's policies and the project's -> set | nil, msg, CODE. A policy not read (policies/x.lua.txt,
+-- a Policies/ folder) is a deny not in force: refused, as a run refuses it, not answered without it.
+local function policies_of(home, dir)
+  local paths, lerr, lcode = policy.files_in({ home .. "/policies", dir .. "/policies" }, dir)
+  if lerr then return nil, lerr, lcode end
+  return policy.load(paths, dir)
+end
+
 -- Orket's roles, tools and policies and the workspace's, loaded as a run loads them
 -- -> { roles, tools, policies } | nil, exit status (the error printed).
 local function load_rules(o, cli)
@@ -100,7 +108,7 @@ local function load_rules(o, cli)
     cli.err("%s", named(terr, tcode))
     return nil, 1
   end
-  local set, perr, pcode = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
+  local set, perr, pcode = policies_of(home, dir)
   if not set then
     cli.err("%s", named(perr, pcode))
     return nil, 1

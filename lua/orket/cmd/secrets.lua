@@ -66,6 +66,10 @@ local function read_value(name)
   local v = io.stdin:read(MAX_READ + 2) or ""
   if io.stdin:read(0) then return nil, string.format("the value on stdin is longer than %d bytes", MAX_READ) end
   v = v:gsub("\r?\n$", "")
+  -- a UTF-8 byte order mark a Windows editor saved first (Notepad's "UTF-8 with BOM") is no
+  -- part of the value, as the script loaders skip it (orket.scriptfile.text): kept, it went
+  -- into the Authorization header and the server said 401 with nothing to point at
+  while v:sub(1, 3) == "\239\187\191" do v = v:sub(4) end
   if v == "" then return nil, "stdin is empty: give the value on stdin, e.g. printf '%s' \"$VALUE\" | orket secrets set NAME" end
   return v
 end

@@ -177,8 +177,22 @@ end
 
 --- bad_value(value) -> why | nil: a value refused at set. A credential is one line: a line
 --- break or a NUL would end the HTTP header it goes into (a pasted CRLF), and a blank one is
---- no credential (a blank environment variable is unset: orket.settings.secret.given).
+--- no credential (a blank environment variable is unset: orket.settings.secret.given); a
+--- UTF-16 file and a byte order mark are said as what they are.
 function M.bad_value(value)
+  -- a file saved as UTF-16 (Windows' "Unicode"): its NULs are no pasted line break; said as
+  -- the script loaders say it (orket.scriptfile.text)
+  if value:find("^\255\254") or value:find("^\254\255") or value:find("^[^%z]%z[^%z]%z")
+      or value:find("^%z[^%z]%z[^%z]") then
+    return "is saved as UTF-16 (a NUL every other byte), not UTF-8: save the file as UTF-8"
+  end
+  -- a byte order mark (U+FEFF) the command line did not take off (orket secrets set does):
+  -- it would go into the header as three bytes the server does not expect
+  local bom = value:find("\239\187\191", 1, true)
+  if bom then
+    return string.format("holds a byte order mark (U+FEFF) at byte %d, as a Windows editor saves one: no "
+      .. "credential holds one; remove it", bom)
+  end
   local at = value:find("[\r\n\0]")
   if at then
     return string.format("holds a %s at byte %d (a credential is one line; was it pasted with a line break?)",
