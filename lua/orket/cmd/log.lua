@@ -144,10 +144,16 @@ local function model_step(ev, _, n, st)
   local t = ev.turn
   local resp, msgs = t.response, t.messages
   local last = msgs[#msgs]
-  add(st, string.format("-- step %s, model %s, provider %s, %s+%s tokens%s%s",
+  -- counts the provider did not send are estimated from the text, and such a call is
+  -- charged at the estimate before it (docs/cost.md): the line says so, or its cost reads
+  -- as a price of its counts
+  local usage = type(resp.usage) == "table" and resp.usage or {}
+  add(st, string.format("-- step %s, model %s, provider %s, %s+%s tokens%s%s%s",
     num(t.step), one(t.model), one(t.provider or "?"), tostring(t.prompt_tokens),
-    tostring(t.completion_tokens), t.cached_tokens and string.format(" (%d cached)", t.cached_tokens) or "",
+    tostring(t.completion_tokens), usage.estimated == true and " (estimated)" or "",
+    t.cached_tokens and string.format(" (%d cached)", t.cached_tokens) or "",
     t.cost and (", " .. cost.format(t.cost, t.currency)) or ""))
+  if type(usage.note) == "string" and usage.note ~= "" then add(st, "   [usage] " .. clip(usage.note, 400)) end
   if st.full then
     for _, m in ipairs(msgs) do add(st, "   [" .. one(m.role) .. "] " .. clip(m.content, n)) end
   elseif last then

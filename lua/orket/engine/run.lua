@@ -350,14 +350,22 @@ function Run:turns_spent(card, turns, phase)
     -- seat's model is not the one to change
     local arm = phase ~= "review" and not self.model and experiments.variant(self, card, phase) or nil
     local variant = arm and arm.model and (" " .. experiments.decides(arm.experiment, arm.model)) or ""
-    why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
-      .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
-      .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give %s "
-      .. "another model, then 'orket retry %s' puts it back to ready.%s", used, phase == "review" and "review"
-      or "work", variant ~= "" and "it" or "the seat", card.id, variant)
-    -- the provider cut the last answer: that, not tool calling, is what to look at
+    -- the provider cut the last answer: that, not tool calling, is what to look at, so the
+    -- note says it in place of the tool-calling advice (a json dialect would change nothing
+    -- about an output limit). NO_TOOL stays in both: the stuck report reads it (scheduler).
     local cut = self.cut_answers and self.cut_answers[card.id]
-    if cut then why = why .. " The model's last answer: " .. cut .. "." end
+    local kind = phase == "review" and "review" or "work"
+    if cut then
+      why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", " .. scheduler.CUT
+        .. "; raising budgets.turns_per_card would not help. The model's last answer: %s; then 'orket retry "
+        .. "%s' puts it back to ready.%s", used, kind, cut, card.id, variant)
+    else
+      why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
+        .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
+        .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give %s "
+        .. "another model, then 'orket retry %s' puts it back to ready.%s", used, kind,
+        variant ~= "" and "it" or "the seat", card.id, variant)
+    end
   else
     -- the turns counted (count_turns): were their calls all refused, or one call repeated?
     local numbers = {}

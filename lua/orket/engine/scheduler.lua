@@ -331,11 +331,17 @@ end
 -- tool call (run.lua): a bigger budget would not help there.
 M.NO_TOOL = "in which the model called no tool"
 
--- Whether the engine's last word on a card blocked for a budget is that its model called no tool.
+-- Words of that comment when the provider cut the model's answers (run.lua): the output
+-- limit, not tool calling, is what to change
+M.CUT = "as the provider ended its answers"
+
+-- Whether the engine's last word on a card blocked for a budget is that its model called no
+-- tool -> true, and whether the provider cut its answers | false
 local function called_no_tool(board, id)
   local cs = board:comments(id)
   local last = cs[#cs]
-  return last ~= nil and last.author == "orket" and last.body:find(M.NO_TOOL, 1, true) ~= nil
+  local said = last ~= nil and last.author == "orket" and last.body:find(M.NO_TOOL, 1, true) ~= nil
+  return said, said and last.body:find(M.CUT, 1, true) ~= nil
 end
 
 -- The card's move to blocked, when it is its last transition: {by=, note=} (the data)
@@ -485,7 +491,13 @@ local function unstick(board, c, resume)
         .. "a script), then orket retry %s", id)
     elseif last then
       return "blocked: the model or a role failed", after_model_failure(last, id, resume)
-    elseif c.wait_reason == "resource" and called_no_tool(board, id) then
+    end
+    local no_tool, cut = false, false
+    if c.wait_reason == "resource" then no_tool, cut = called_no_tool(board, id) end
+    if cut then
+      return "blocked: the model's answers were cut at the output limit",
+        string.format("raise budgets.max_output_tokens (or give the seat a model with more room), then orket retry %s", id)
+    elseif no_tool then
       return "blocked: the model called no tool",
         string.format("orket retry %s once the model calls tools (see the card's last comment)", id)
     end

@@ -81,6 +81,76 @@ local function encode_result(v)
 end
 M.encode_result = encode_result
 
+-- The share of context.max_chars the brief's comments may take, in percent (beside the
+-- recalled memory's, context.MEMORY_PERCENT): the brief is outside the window max_chars
+-- bounds and is sent at every step, and 30 comments of 60 KB made each call 1.8 MB.
+M.COMMENTS_PERCENT = 25
+
+-- What one comment weighs in the brief: its text as prompt.comments writes it ("- a: b\n")
+local function comment_chars(c)
+  return #tostring(c.author or "?") + #tostring(c.body or "") + 4
+end
+
+--- fold_comments(list, max_chars, card_id) -> list (itself when it fits) | a list within
+--- COMMENTS_PERCENT of max_chars: the newest comments whole, the older ones left out behind
+--- one first entry of orket's saying how many, their bytes and where to read them (its
+--- `omitted` = {comments=, bytes=}); a newest comment past the share alone is clipped
+--- (inert.clip's mark). The cut is at a stable place: the comments are taken from the oldest
+--- in groups of at least half the share, and the kept part starts at the first group's start
+--- after which the rest fits, so new comments leave it where it was (the brief then only
+--- grows at its end, as without a fold) until they pass the share and it moves a group on
+--- (a prompt cache's prefix: docs/cost.md).
+local function fold_comments(list, max_chars, card_id)
+  if not max_chars or max_chars < 1 or #list == 0 then return list end
+  local share = math.max(1, max_chars * M.COMMENTS_PERCENT // 100)
+  local sizes, total = {}, 0
+  for i, c in ipairs(list) do
+    sizes[i] = comment_chars(c)
+    total = total + sizes[i]
+  end
+  if total <= share then return list end
+  -- the groups' starts, from the oldest (before: the bytes of the comments before i)
+  local from, before, group = nil, 0, share
+  for i = 1, #list do
+    if group >= share // 2 then
+      if total - before <= share then
+        from = i
+        break
+      end
+      group = 0
+    end
+    group = group + sizes[i]
+    before = before + sizes[i]
+  end
+  local kept = {}
+  if not from then
+    -- the last group alone passes the share: the newest comments whole while they fit
+    local rest = 0
+    from = #list + 1
+    while from > 1 and rest + sizes[from - 1] <= share do
+      from = from - 1
+      rest = rest + sizes[from]
+    end
+    if from > #list then
+      -- the newest alone passes it: clipped, its whole length said
+      local c = list[#list]
+      from = #list
+      kept[1] = { author = c.author, body = inert.clip(tostring(c.body or ""), math.max(1, share - comment_chars {
+        author = c.author, body = "" })) }
+    end
+  end
+  if #kept == 0 then table.move(list, from, #list, 1, kept) end
+  if from == 1 then return kept end
+  local left = 0
+  for i = 1, from - 1 do left = left + #tostring(list[i].body or "") end
+  table.insert(kept, 1, { author = "orket", omitted = { comments = from - 1, bytes = left },
+    body = string.format("(%d earlier comment%s, %d bytes, left out of this brief to keep it within %d%% of "
+      .. "context.max_chars; 'orket card %s' shows every comment)", from - 1, from == 2 and "" or "s", left,
+      M.COMMENTS_PERCENT, tostring(card_id)) })
+  return kept
+end
+M.fold_comments = fold_comments
+
 --- context(run, job, card, history) -> the plain context object a role builds its messages from
 --- The dependencies' part is read once per turn (job.deps_ctx): they are finished work, and
 --- a turn of several steps asked the store for each one's comments at every step. The role
@@ -110,6 +180,8 @@ local function make_context(run, job, card, history)
       comments[#comments + 1] = { author = c.author, body = c.body }
       job.comments_seen = math.max(job.comments_seen or 0, c.id or 0)
     end
+    -- bounded once, at the turn's first step: the brief stays the same bytes at every step
+    comments = fold_comments(comments, run.settings.context and run.settings.context.max_chars, card.id)
     job.comments_ctx = comments
     job.recall_ctx = context.recall(run.memory, card, run.settings.context)
   else

@@ -585,14 +585,17 @@ function M.utf8_result(r)
   return r
 end
 
---- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed.
---- cached_tokens (of prompt_tokens, served from the provider's prompt cache) only when
---- the provider said so: an estimate of it would be a guess at a price.
-function M.finish_usage(u, messages, content, calls)
+--- finish_usage(usage, req, content, calls) -> usage, flagged estimated when needed.
+--- req: the request, its messages and its tools (the tools' definitions are most of a
+--- request's body, and an estimate without them let a card pass tokens_per_card 3.5 times
+--- over): the same prompt estimate as the spend's before the call (orket.engine.spend). cached_tokens (of prompt_tokens,
+--- served from the provider's prompt cache) only when the provider said so: an estimate
+--- of it would be a guess at a price.
+function M.finish_usage(u, req, content, calls)
   local out = { prompt_tokens = u and u.prompt_tokens, completion_tokens = u and u.completion_tokens,
     cached_tokens = u and math.tointeger(u.cached_tokens), estimated = false }
   if out.prompt_tokens == nil then
-    out.prompt_tokens = M.estimate_tokens(M.messages_chars(messages))
+    out.prompt_tokens = M.estimate_tokens(M.messages_chars(req.messages) + M.tools_chars(req))
     out.estimated = true
     -- the cached tokens the provider counted are of the prompt: an estimate below them is
     -- raised to them, so that no record says more cached tokens than prompt tokens

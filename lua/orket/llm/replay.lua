@@ -45,7 +45,7 @@ function M.chat(s, pname, model, req)
   return {
     content = content, tool_calls = calls,
     finish_reason = copy.finish_reason or (#calls > 0 and "tool_calls" or "stop"),
-    usage = copy.usage or common.finish_usage(nil, req.messages, content, calls),
+    usage = copy.usage or common.finish_usage(nil, req, content, calls),
     timings = { first_token_ms = 0, total_ms = rt.now() - t0 },
     model = copy.model or model, request_id = copy.request_id, provider = pname, attempts = 1, replayed = true,
   }

@@ -254,7 +254,7 @@ function M.chat(s, pname, model, req)
   -- tokens read as Anthropic counts
   local u, note
   if r.usage then u, note = cost.counted(r.usage) end
-  local usage = common.finish_usage(u, req.messages, content, calls)
+  local usage = common.finish_usage(u, req, content, calls)
   usage.note = note
   return {
     content = content, tool_calls = calls,

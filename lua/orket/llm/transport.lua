@@ -350,7 +350,7 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   end
   local note
   if usage then usage, note = cost.counted(usage) end
-  usage = common.finish_usage(usage, req.messages, content, calls)
+  usage = common.finish_usage(usage, req, content, calls)
   usage.note = note
   -- names a server sends are kept short: they go into every record, line and span of the
   -- call (a 300 KB model name was stored and printed whole); content and arguments have

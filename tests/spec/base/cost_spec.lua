@@ -203,13 +203,13 @@ describe("a usage the provider left a count out of", function()
     local msgs = { { role = "user", content = ("word "):rep(100) } }
     local est = common.estimate_tokens(common.messages_chars(msgs))
     -- cached, the prompt not counted: the estimate is raised to the cached count
-    local u = common.finish_usage({ completion_tokens = 5, cached_tokens = est + 300 }, msgs, "ok", {})
+    local u = common.finish_usage({ completion_tokens = 5, cached_tokens = est + 300 }, { messages = msgs }, "ok", {})
     assert.same({ est + 300, est + 300, 5, true }, { u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.estimated })
     -- fewer cached than the estimate: the estimate stands
-    u = common.finish_usage({ completion_tokens = 5, cached_tokens = 3 }, msgs, "ok", {})
+    u = common.finish_usage({ completion_tokens = 5, cached_tokens = 3 }, { messages = msgs }, "ok", {})
     assert.same({ est, 3 }, { u.prompt_tokens, u.cached_tokens })
     -- the provider's own counts are never changed
-    u = common.finish_usage({ prompt_tokens = 10, completion_tokens = 5, cached_tokens = 400 }, msgs, "ok", {})
+    u = common.finish_usage({ prompt_tokens = 10, completion_tokens = 5, cached_tokens = 400 }, { messages = msgs }, "ok", {})
     assert.same({ 10, 400, false }, { u.prompt_tokens, u.cached_tokens, u.estimated })
   end)
 end)
