@@ -19,27 +19,74 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The file holds "PID [TAG]\n": who holds the lock, and what for (lockfile_tag). */
-static pid_t lockfile_read(int fd, long *tag) {
-  char buf[64];
-  if (tag) *tag = 0;
+/* A holder's line read while empty (between its lock and its write) is read again, every
+ * 1 ms for at most 50 ms: its write comes microseconds after its lock. */
+enum { LOCKFILE_READ_TRIES = 50 };
+#define LOCKFILE_READ_STEP_NS 1000000L
+
+/* The file holds one line, "PID [TAG [WHAT]]\n": who holds the lock, what for (lockfile_tag: a
+ * run id, 0 for none) and what kind of holder it is (a word: "run", "cancel", ...). It is
+ * written in place (pwrite, then ftruncate to its length: never empty while held) and
+ * emptied by its writer on release, so that a file read while held names the holder or, in
+ * the moment between a new holder's lock and its write, nothing (never the one before). */
+static int lockfile_parse(const char *buf, lockfile_holder *h) {
+  const char *nl = strchr(buf, '\n');
+  if (!nl) return 0; /* empty, or a line still being written */
+  char *end;
+  long v = strtol(buf, &end, 10);
+  if (v <= 0 || (*end != ' ' && *end != '\n')) return 0;
+  h->pid = (pid_t)v;
+  if (*end == ' ') {
+    long t = strtol(end + 1, &end, 10);
+    h->tag = t > 0 ? t : 0;
+  }
+  if (*end == ' ') {
+    const char *w = end + 1;
+    size_t n = 0;
+    while (w + n < nl && n + 1 < sizeof h->what &&
+           ((w[n] >= 'a' && w[n] <= 'z') || (w[n] >= '0' && w[n] <= '9') || w[n] == '-' || w[n] == '_'))
+      n++;
+    if (w + n == nl) {
+      memcpy(h->what, w, n);
+      h->what[n] = '\0';
+    }
+  }
+  return 1;
+}
+
+/* One read of the holder's line: 1 when it names a pid, 0 when empty or partial. */
+static int lockfile_read(int fd, lockfile_holder *h) {
+  char buf[80];
+  memset(h, 0, sizeof *h);
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return 0;
   buf[n] = '\0';
-  char *end;
-  long v = strtol(buf, &end, 10);
-  if (tag) {
-    long t = strtol(end, NULL, 10);
-    *tag = t > 0 ? t : 0;
-  }
-  return v > 0 ? (pid_t)v : 0;
+  lockfile_holder t = {0};
+  if (!lockfile_parse(buf, &t)) return 0;
+  *h = t;
+  return 1;
 }
 
-static void lockfile_write(int fd, long tag) {
-  char buf[64];
-  int n = tag > 0 ? snprintf(buf, sizeof buf, "%ld %ld\n", (long)getpid(), tag)
-                  : snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) == n) {
+/* Whether the line names a live process: one killed while it held the lock left its line
+ * (the kernel dropped its lock, and nobody emptied the file), which the next holder
+ * overwrites a moment after it takes the lock. A pid of another pid namespace (a folder
+ * shared with a container) looks dead here too, hence the caller's fallback. */
+static int lockfile_fresh(const lockfile_holder *h) {
+  return h->pid > 0 && (kill(h->pid, 0) == 0 || errno == EPERM);
+}
+
+static void lockfile_pause(void) {
+  struct timespec ts = {0, LOCKFILE_READ_STEP_NS};
+  nanosleep(&ts, NULL);
+}
+
+static void lockfile_write(int fd, long tag, const char *what) {
+  char buf[80];
+  int n = what && *what ? snprintf(buf, sizeof buf, "%ld %ld %.31s\n", (long)getpid(), tag > 0 ? tag : 0, what)
+          : tag > 0     ? snprintf(buf, sizeof buf, "%ld %ld\n", (long)getpid(), tag)
+                        : snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+  /* the new line first, then the old one's tail cut: no moment where the file is empty */
+  if (n > 0 && pwrite(fd, buf, (size_t)n, 0) == n && ftruncate(fd, n) == 0) {
     /* written */
   }
 }
@@ -62,8 +109,30 @@ static int lockfile_open(const char *path, char *err, size_t errlen, const char 
   return fd;
 }
 
-int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, const char **code) {
-  *holder = 0;
+/* The holder's line, read again a few times while it is empty or names a dead process (a
+ * holder between its lock and its write): *h as read last. still_held(fd) says whether to
+ * go on (the lock may be freed meanwhile, and the file then stays empty). */
+static void lockfile_who(int fd, lockfile_holder *h, int (*still_held)(int fd)) {
+  lockfile_holder last = {0};
+  for (int i = 0; i < LOCKFILE_READ_TRIES; i++) {
+    if (lockfile_read(fd, h)) {
+      if (lockfile_fresh(h)) return;
+      last = *h;
+    }
+    if (i + 1 == LOCKFILE_READ_TRIES || !still_held(fd)) break;
+    lockfile_pause();
+  }
+  *h = last;
+}
+
+static int lockfile_conflicts(int fd) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+int lockfile_acquire(const char *path, const char *what, lockfile_holder *holder, char *err, size_t errlen,
+                     const char **code) {
+  memset(holder, 0, sizeof *holder);
   int fd = lockfile_open(path, err, errlen, code);
   if (fd < 0) return -1;
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
@@ -71,7 +140,9 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
     if (errno == EINTR) continue;
     int e = errno;
     if (e == EAGAIN || e == EACCES) {
-      *holder = lockfile_read(fd, NULL);
+      lockfile_who(fd, holder, lockfile_conflicts);
+      /* freed while its holder's line was being read: ours after all */
+      if (fcntl(fd, F_OFD_SETLK, &fl) == 0) break;
       snprintf(err, errlen, "%s is locked by another process", path);
       *code = "EBUSY";
     } else {
@@ -81,31 +152,42 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
     close(fd);
     return -1;
   }
+  memset(holder, 0, sizeof *holder);
   /* The pid is information for the next process's message, not part of the lock: a
    * failed write leaves the lock held and the message without a pid. */
-  lockfile_write(fd, 0);
+  lockfile_write(fd, 0, what);
   return fd;
 }
 
-void lockfile_tag(int fd, long tag) {
-  if (fd >= 0) lockfile_write(fd, tag);
+void lockfile_tag(int fd, long tag, const char *what) {
+  if (fd >= 0) lockfile_write(fd, tag, what);
 }
 
 void lockfile_release(int fd) {
   if (fd < 0) return;
-  /* close drops the lock; truncating first would race with the next holder's write */
+  /* Emptied while still held, by its writer only (a shared holder never wrote it): the next
+   * holder's line then follows an empty file, never this one, so a process refused in the
+   * moment before that line is written does not name this process, gone by then. */
+  lockfile_holder h;
+  if (lockfile_read(fd, &h) && h.pid == getpid()) (void)ftruncate(fd, 0);
   close(fd);
 }
 
-int lockfile_probe(const char *path, pid_t *holder, long *tag) {
-  *holder = 0;
-  *tag = 0;
+int lockfile_probe(const char *path, lockfile_holder *holder) {
+  memset(holder, 0, sizeof *holder);
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return errno == ENOENT ? 0 : -1;
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
   int rc = fcntl(fd, F_OFD_GETLK, &fl);
   int held = rc == 0 && fl.l_type != F_UNLCK;
-  if (held) *holder = lockfile_read(fd, tag);
+  if (held) {
+    lockfile_who(fd, holder, lockfile_conflicts);
+    /* freed while its line was read: free (what a probe a moment later would say) */
+    if (!lockfile_conflicts(fd)) {
+      held = 0;
+      memset(holder, 0, sizeof *holder);
+    }
+  }
   close(fd);
   return rc == 0 ? held : -1;
 }
@@ -233,6 +315,6 @@ int lockfile_wait(const char *path, int shared, int timeout_ms, char *err, size_
     return -1;
   }
   /* only the exclusive holder says who it is: shared holders would overwrite each other */
-  if (!shared) lockfile_write(fd, 0);
+  if (!shared) lockfile_write(fd, 0, NULL);
   return fd;
 }

@@ -185,20 +185,21 @@ function M.project_settings(dir, defaults)
   return cfg, s
 end
 
---- open_store_locked(dir [, say]) -> db, lock | nil, exit status (the error printed; 75 when
---- another process holds the lock: fail's): the store of a
+--- open_store_locked(dir [, say[, what]]) -> db, lock | nil, exit status (the error printed; 75
+--- when another process holds the lock: fail's): the store of a
 --- command that changes cards, with the run lock held; a run moves cards on its own, and
 --- changing one under it would race its scheduler. The caller releases the lock. say
 --- (optional): fn(message) -> the message as printed, with the command's own words around
---- it ("restore: FILE: ... (the store was not changed)").
-function M.open_store_locked(dir, say)
+--- it ("restore: FILE: ... (the store was not changed)"). what: the command's word, which
+--- the lock's file keeps for another process's wait and message (orket.engine.setup's SHORT).
+function M.open_store_locked(dir, say, what)
   say = say or function(m) return m end
   local db, err = require("orket.project").open_store(dir, false) -- lazy: as open_store's
   if not db then
     M.err("%s", say(err))
     return nil, M.EXIT.failed
   end
-  local lock, lerr, lcode = require("orket.engine.setup").lock(dir, { db = db }) -- lazy: as open_store's
+  local lock, lerr, lcode = require("orket.engine.setup").lock(dir, { db = db, what = what }) -- lazy: as open_store's
   if not lock then
     db:close()
     return nil, M.fail(lcode, "%s", say(lerr)) or M.EXIT.failed

@@ -56,8 +56,8 @@ TEST(test_lockfile_shared_exclusive) {
   CHECK(t, waited >= 140 && waited < 2000);
   CHECK_STR(t, code, "EBUSY");
   /* the whole-file lock sees them too */
-  pid_t holder;
-  CHECK(t, lockfile_acquire(path, &holder, err, sizeof err, &code) < 0);
+  lockfile_holder holder;
+  CHECK(t, lockfile_acquire(path, NULL, &holder, err, sizeof err, &code) < 0);
 
   /* an exclusive taker waiting: new shared takers are kept out, and it gets the lock the
    * moment the last shared holder leaves */
@@ -113,12 +113,12 @@ TEST(test_lockfile_private) {
   char dir[] = "/tmp/orket-lockmode-XXXXXX", a[64], b[64], err[256];
   const char *code = NULL;
   struct stat st;
-  pid_t holder;
+  lockfile_holder holder;
   CHECK(t, mkdtemp(dir) != NULL);
   snprintf(a, sizeof a, "%s/run.lock", dir);
   snprintf(b, sizeof b, "%s/git.lock", dir);
   mode_t old = umask(0);
-  int fa = lockfile_acquire(a, &holder, err, sizeof err, &code);
+  int fa = lockfile_acquire(a, NULL, &holder, err, sizeof err, &code);
   int fb = lockfile_wait(b, 1, 0, err, sizeof err, &code);
   CHECK(t, fa >= 0 && fb >= 0);
   CHECK(t, stat(a, &st) == 0 && (st.st_mode & 07777) == 0600);
@@ -126,7 +126,7 @@ TEST(test_lockfile_private) {
   lockfile_release(fa);
   lockfile_release(fb);
   CHECK(t, chmod(a, 0644) == 0 && chmod(b, 0644) == 0);
-  fa = lockfile_acquire(a, &holder, err, sizeof err, &code);
+  fa = lockfile_acquire(a, NULL, &holder, err, sizeof err, &code);
   fb = lockfile_wait(b, 0, 0, err, sizeof err, &code);
   CHECK(t, fa >= 0 && fb >= 0);
   CHECK(t, stat(a, &st) == 0 && (st.st_mode & 07777) == 0600);

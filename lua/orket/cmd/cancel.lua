@@ -30,7 +30,7 @@ function cmd.run(args, cli)
   end
   local bad = cli.bad_text(cmd, o.reason, "the reason", board_mod.NOTE_MAX)
   if bad then return bad end
-  local db, lock = cli.open_store_locked(o.dir)
+  local db, lock = cli.open_store_locked(o.dir, nil, "cancel")
   if not db then return lock end -- (then its exit status)
   local b = board_mod.open(db)
   local actor, localuse = cli.operator()

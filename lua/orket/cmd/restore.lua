@@ -486,9 +486,9 @@ end
 local function recovered(dir, file, name, cli)
   local say = function(m) return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m) end
   local err, code = lost(dir)
-  if not err then return cli.open_store_locked(dir, say) end
+  if not err then return cli.open_store_locked(dir, say, "restore") end
   if code == "ENOENT" and not made_home(dir, say, cli) then return nil end
-  local lock, lerr, lcode = setup.lock(dir)
+  local lock, lerr, lcode = setup.lock(dir, { what = "restore" })
   if not lock then return nil, cli.fail(lcode, "%s", say(lerr)) end
   local path, kept, merr = project.db_path(dir), nil, nil
   local checked, cerr, ccode = backup.check(file)

@@ -119,7 +119,7 @@ local function refresh_view(dir, db)
   -- (a reason may name a git -C workspace command: it runs in the project's folder)
   local where = dir ~= "." and " (git's commands run in " .. config.dir_word(dir) .. ")" or ""
   if gone then return "workspace/ was not refreshed: " .. tostring(gone) .. where end
-  local lock, lerr = setup.lock(dir, { db = db })
+  local lock, lerr = setup.lock(dir, { db = db, what = "resume" })
   if not lock then return "workspace/ was not refreshed: " .. tostring(lerr) end
   local ok, rerr = recover(dir, db)
   lock:release()

@@ -35,7 +35,7 @@ function cmd.run(args, cli)
   if not o then return st end
   local bad = o.note and cli.bad_text(cmd, o.note, "the note", board_mod.NOTE_MAX)
   if bad then return bad end
-  local db, lock = cli.open_store_locked(o.dir)
+  local db, lock = cli.open_store_locked(o.dir, nil, "retry")
   if not db then return lock end -- (then its exit status)
   local b = board_mod.open(db)
   local actor, localuse = cli.operator()

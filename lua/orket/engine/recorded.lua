@@ -109,16 +109,17 @@ function M.unfinished_overlap(db, board, target, going)
       local what = r.status == "running" and "it was killed" or "interrupted"
       if type(card) == "string" then
         why = string.format("run %d (%s) did not finish (%s) and left a turn on %s half done (%s: an import "
-          .. "moved it): continue it with 'orket resume %d', which finishes that turn and leaves %s to its new "
-          .. "parent; a new run would redo the work its turns left half done", r.id, r.target, what, card,
-          now_under(board, card), r.id, card)
+          .. "moved it): continue it with 'orket resume %d' (over the API: POST /v1/runs/%d/resume), which finishes "
+          .. "that turn and leaves %s to its new parent; a new run would redo the work its turns left half done", r.id,
+          r.target, what, card, now_under(board, card), r.id, r.id, card)
       elseif card then
         why = string.format("run %d (%s) did not finish (%s) and left turns half done on more than %d cards: "
-          .. "continue it with 'orket resume %d'; a new run would redo the work its turns left half done", r.id,
-          r.target, what, M.OPEN_TURNS_MAX, r.id)
+          .. "continue it with 'orket resume %d' (over the API: POST /v1/runs/%d/resume); a new run would redo the "
+          .. "work its turns left half done", r.id, r.target, what, M.OPEN_TURNS_MAX, r.id, r.id)
       else
-        why = string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "
-          .. "a new run would redo the work its turns left half done", r.id, r.target, what, r.id)
+        why = string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d' (over the API: "
+          .. "POST /v1/runs/%d/resume); a new run would redo the work its turns left half done", r.id, r.target, what,
+          r.id, r.id)
       end
       return r, why
     end

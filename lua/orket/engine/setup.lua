@@ -220,18 +220,71 @@ function M.resumable(dir, e)
   return true
 end
 
---- lock(dir[, {runs_ok=true, db=}]) -> lock | nil, msg, "ELOCKED"|CODE. One `orket run` at a
---- time works a project's board: two would pick the same ready cards. The lock is an OFD lock
---- on DIR/.orket/run.lock, which the kernel drops when the holder dies (even by kill -9), so
---- it never goes stale; `lock:release()` or garbage collection frees it. `orket answer`,
---- `orket board` and the other readers do not take it. A command changing cards is refused
---- too while `orket serve` executes a run (orket.engine.claims), and, given the project's
---- store (db), while a run of another folder of that store goes (its live run lease: that
---- folder's lock files are not this one's); runs_ok: the caller is a run, which
---- orket.engine.claims keeps off the cards of those runs instead.
+-- What holds the project's run lock, by the word its holder wrote beside its pid (lockfile's
+-- what): the short commands, which change a few cards and let go within milliseconds, are
+-- waited for (M.WAIT_MS); a run (the word "run", or a run id tagged), and a holder that
+-- names nothing (an older orket, a script), are not: they hold it for minutes.
+local SHORT = {
+  cancel = "orket cancel (process %s) is changing cards of this project",
+  retry = "orket retry (process %s) is changing cards of this project",
+  restore = "orket restore (process %s) is restoring this project's store",
+  resume = "orket resume (process %s) is bringing workspace/ up to date with main",
+  serve = "orket serve (process %s) is writing a card of this project for a request",
+}
+M.WAIT_MS = 2500 -- how long a short command's hold is waited for before a refusal
+M.WAIT_STEP_MS = 10
+
+--- holder_words(dir, pid, what, tag[, http]) -> how a refusal names the run lock's holder and what
+--- to do: a short command is said as itself ("try again"); a run, or a holder that says
+--- nothing of itself, as a run. http: said to an API client, who cannot press Ctrl-C in the
+--- holder's terminal nor type orket resume there.
+function M.holder_words(dir, pid, what, tag, http)
+  local short = not tag and what and SHORT[what]
+  if short then
+    return string.format(short .. ", and held its run lock for over %.1f s; try again when it is done",
+      pid and tostring(pid) or "unknown", M.WAIT_MS / 1000)
+  end
+  local named = {}
+  if pid then named[#named + 1] = "process " .. pid end
+  if tag then named[#named + 1] = "run " .. tag end
+  local who = #named > 0 and (" (" .. table.concat(named, ", ") .. ")") or ""
+  if http then
+    -- a run of the CLI locks the whole project, and no route stops it (it is no server's)
+    return string.format("another orket run is working on this project%s, started from a terminal (orket run), "
+      .. "and no card of the project can be changed until it ends; wait for it to end, or ask the person who "
+      .. "started it to stop it", who)
+  end
+  return string.format("another orket run is working on this project%s; wait for it to end, or stop it "
+    .. "(Ctrl-C) and continue with 'orket resume%s'", who, config.at(dir)) -- the folder named, as the command that failed was given it
+end
+
+--- lock(dir[, {runs_ok=true, db=, what=, sleep=, http=}]) -> lock | nil, msg, "ELOCKED"|CODE.
+--- One `orket run` at a time works a project's board: two would pick the same ready cards.
+--- The lock is an OFD lock on DIR/.orket/run.lock, which the kernel drops when the holder
+--- dies (even by kill -9), so it never goes stale; `lock:release()` or garbage collection
+--- frees it. `orket answer`, `orket board` and the other readers do not take it. A command
+--- changing cards is refused too while `orket serve` executes a run (orket.engine.claims),
+--- and, given the project's store (db), while a run of another folder of that store goes
+--- (its live run lease: that folder's lock files are not this one's); runs_ok: the caller
+--- is a run, which orket.engine.claims keeps off the cards of those runs instead.
+--- The file says what holds it (what: a word, "run" for a run; a command that takes the
+--- lock for a moment names itself, its SHORT word; none is taken for a run): a short command's hold (SHORT) is waited for, at most WAIT_MS,
+--- by sleep(ms) (default uv.sleep, which blocks; a server passes one that yields to its
+--- loop, or false: no wait), as the store waits for SQLite's lock. http: the refusal is
+--- worded for an API client.
 function M.lock(dir, opts)
-  local lk, err, code, holder = lockfile.acquire(dir .. "/.orket/run.lock")
-  if lk and not (opts and opts.runs_ok) then
+  opts = opts or {}
+  local path = dir .. "/.orket/run.lock"
+  local what = opts.what or (opts.runs_ok and "run") or nil
+  local sleep = opts.sleep == nil and uv.sleep or opts.sleep
+  local lk, err, code, holder, hwhat, htag = lockfile.acquire(path, what)
+  local waited = 0
+  while not lk and code == "EBUSY" and sleep and waited < M.WAIT_MS and not htag and hwhat and SHORT[hwhat] do
+    sleep(M.WAIT_STEP_MS)
+    waited = waited + M.WAIT_STEP_MS
+    lk, err, code, holder, hwhat, htag = lockfile.acquire(path, what)
+  end
+  if lk and not opts.runs_ok then
     local live = claims.live(dir, { own_run_lock = true })
     local r = live[1]
     if r and r.by == "worker" then
@@ -248,7 +301,7 @@ function M.lock(dir, opts)
         .. "(POST /v1/runs/%d/stop)", r.id, tostring(r.pid), r.id), "ELOCKED"
     end
   end
-  if lk and opts and opts.db and not opts.runs_ok then
+  if lk and opts.db and not opts.runs_ok then
     -- not seen above: a run whose lock files are another folder's, known here by its lease
     local id, owner = next(runlease.holders(opts.db))
     if id then
@@ -258,11 +311,7 @@ function M.lock(dir, opts)
     end
   end
   if lk then return lk end
-  if code == "EBUSY" then
-    return nil, string.format("another orket run is working on this project%s; wait for it to end, or stop it "
-      .. "(Ctrl-C) and continue with 'orket resume%s'", holder and (" (process " .. holder .. ")") or "",
-      config.at(dir)), "ELOCKED" -- the folder named, as the command that failed was given it
-  end
+  if code == "EBUSY" then return nil, M.holder_words(dir, holder, hwhat, htag, opts.http), "ELOCKED" end
   return nil, err, code
 end
 

@@ -10,6 +10,7 @@ local board_mod = require "orket.board"
 local approvals = require "orket.actions.approvals"
 local jsonout = require "orket.jsonout"
 local setup = require "orket.engine.setup"
+local rt = require "orket.c.runtime"
 local answer_action = require "orket.actions.answer"
 local retry_action = require "orket.actions.retry"
 local move_action = require "orket.actions.move"
@@ -173,12 +174,16 @@ end
 
 -- do_write(ctx, action, card_id, fn, locked) -> status, doc: fn(board, actor) -> result |
 -- nil, msg, CODE runs in one transaction with the audit event; locked: take the run lock
--- first, as the CLI does (a run moves cards on its own).
+-- first, as the CLI does (a run moves cards on its own). Another process's short hold of it
+-- (a cancel, another server's write) is waited for with a sleep that yields to the loop, so
+-- the server's other requests go on meanwhile; outside a task (nothing to yield to) it is
+-- not waited for. The refusal is worded for the API's client (setup.holder_words).
 local function do_write(ctx, action, card_id, fn, locked)
   local lock
   if locked then
     local lerr, lcode
-    lock, lerr, lcode = setup.lock(ctx.dir, { db = ctx.db })
+    lock, lerr, lcode = setup.lock(ctx.dir, { db = ctx.db, what = "serve", http = true,
+      sleep = coroutine.isyieldable() and rt.sleep or false })
     if lcode == "ELOCKED" then return err(409, lcode, lerr) end
     if not lock then -- the lock's file cannot be had: the server's failure, its path for the log only
       ctx.note = "the run lock: " .. tostring(lerr)

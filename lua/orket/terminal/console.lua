@@ -205,7 +205,7 @@ function Project:turn(card_id, opts)
   local derr, dcode = waits(self.engine.board, card)
   if derr then return nil, derr, dcode end
   -- a turn writes the board like a run does: not while `orket run` works this project
-  local lock <close>, lerr, lcode = setup.lock(self.dir)
+  local lock <close>, lerr, lcode = setup.lock(self.dir, { what = "run" })
   if not lock then return nil, lerr, lcode end
   local e = self.engine
   -- as `orket run` starts one (the same decision, record and lease in one write
