@@ -59,15 +59,15 @@ end
 --- live(dir[, {own_run_lock=true, prune=true}]) -> array of {id=, pid=, by="run"|"serve"|"worker"},
 --- busy | nil: the runs going now, in any process. busy: the run lock is held for something
 --- that is not a run (a command changing cards, or an `orket run` before it tagged the
---- lock): its pid. own_run_lock: the caller holds the run lock itself (it is not probed).
+--- lock): {pid=, what=}, its pid and the word its holder wrote (lockfile's what). own_run_lock: the caller holds the run lock itself (it is not probed).
 --- prune (only inside enter(), where no hold() is half done): run lock files nobody holds,
 --- left by a server that was killed, are removed.
 function M.live(dir, o)
   local out, busy = {}, nil
   if not (o and o.own_run_lock) then
-    local held, pid, tag = lockfile.probe(home(dir) .. "/run.lock")
+    local held, pid, tag, what = lockfile.probe(home(dir) .. "/run.lock")
     if held and tag then out[#out + 1] = { id = tag, pid = pid, by = "run" }
-    elseif held then busy = pid or 0 end
+    elseif held then busy = { pid = pid or 0, what = what } end
   end
   local dirh = uv.fs_scandir(home(dir) .. "/runs")
   while dirh do
@@ -198,8 +198,11 @@ function M.overlapping(db, board, target, runs, busy, except)
     for i = #runs, 1, -1 do if runs[i].id == except then table.remove(runs, i) end end
   end
   if busy then
-    return { pid = busy }, string.format("the project's run lock is held by process %d (a command changing cards); "
-      .. "try again when it is done", busy)
+    -- a run between its lock and its tag holds it for minutes; anything else for a moment
+    local what = busy.what == "run" and "an orket run starting" or busy.what and ("orket " .. busy.what)
+      or "a command changing cards"
+    return { pid = busy.pid }, string.format("the project's run lock is held by process %d (%s); try again when it "
+      .. "is done", busy.pid, what)
   end
   for _, r in ipairs(runs) do
     local row = store_runs.get(db, r.id)

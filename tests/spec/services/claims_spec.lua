@@ -710,7 +710,14 @@ describe("claims", function()
     local lk = assert(lockfile.acquire(dir .. "/.orket/run.lock"))
     local other, why = claims.conflict(dir, db, b, "F-1")
     assert.is_nil(other.id)
-    assert.matches("the project's run lock is held by process %d+", why)
+    assert.matches("the project's run lock is held by process %d+ %(a command changing cards%)", why)
+    -- its holder's word says what it is: a run between its lock and its tag, or a short command
+    for what, said in pairs { run = "an orket run starting", cancel = "orket cancel" } do
+      lk:release()
+      lk = assert(lockfile.acquire(dir .. "/.orket/run.lock", what))
+      other, why = claims.conflict(dir, db, b, "F-1")
+      assert.matches("the project's run lock is held by process %d+ %(" .. said .. "%); try again", why)
+    end
     -- the caller holding the run lock itself does not count it
     assert.is_nil((claims.conflict(dir, db, b, "F-1", { own_run_lock = true })))
     lk:tag(id)
