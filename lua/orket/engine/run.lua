@@ -1147,7 +1147,8 @@ end
 
 --- take_back(target) -> ids of the cards moved back to ready: each card under target that
 --- the engine blocked for a model failure that passes with time (transient, rate_limited,
---- timeout: a server down, busy or slow after the later rounds ran out; scheduler.take_back),
+--- timeout: a server down, busy or slow after the later rounds ran out) or for its role's
+--- script's error (fixed in its file, hot reloaded: scheduler.take_back),
 --- in one transaction, each said (card_taken_back). Its budgets are not started over, as
 --- `orket retry` starts them: its turns and tokens so far still count.
 function Run:take_back(target)
@@ -1159,7 +1160,7 @@ function Run:take_back(target)
   local ids = {}
   for _, m in ipairs(moved) do
     ids[#ids + 1] = m.card
-    self:emit { type = "card_taken_back", card = m.card, class = m.class }
+    self:emit { type = "card_taken_back", card = m.card, class = m.class, role = m.role }
   end
   return ids
 end

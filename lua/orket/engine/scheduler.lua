@@ -419,20 +419,35 @@ function M.model_blocked(board, id)
   return M.PASSING[class] and class or nil
 end
 
---- take_back(board, target, run_id) -> {{card=, class=}, ...}: moves back to ready, as the
---- engine's move, each card under target that model_blocked names, its note saying so and
---- that its budgets go on (no retry event: its turns and tokens so far still count). Inside
---- the caller's transaction (a resume's start: Run:take_back).
+--- role_blocked(board, id) -> the role's file ("roles/coder.lua") whose error in a turn the
+--- engine blocked the card for, when its last move was that block | nil. A role is the
+--- operator's script, hot reloaded: one bad save blocked every card of the role at once, in
+--- the same second and before any model call, and each needed its own retry once fixed.
+function M.role_blocked(board, id)
+  local d = block_move(board, id)
+  if d.by ~= "engine" or d.reason ~= "system" or type(d.note) ~= "string" then return nil end
+  return d.note:match("^The turn failed: (roles/[%w_%-]+%.lua):%d+: ")
+end
+
+--- take_back(board, target, run_id) -> {{card=, class=, role=}, ...}: moves back to ready, as
+--- the engine's move, each card under target that model_blocked names (class: the failure's),
+--- or role_blocked (class "role", role: its file), its note saying so and that its budgets go
+--- on (no retry event: its turns and tokens so far still count). Inside the caller's
+--- transaction (a resume's start: Run:take_back).
 function M.take_back(board, target, run_id)
   local moved = {}
   for _, c in ipairs(M.scope(board, target)) do
-    local class = c.status == "blocked" and c.wait_reason == "system" and M.model_blocked(board, c.id)
-    if class then
-      local note = string.format("taken back by the resume of run %d: it was blocked when the model failed (%s), "
+    local blocked = c.status == "blocked" and c.wait_reason == "system"
+    local class = blocked and M.model_blocked(board, c.id)
+    local role = blocked and not class and M.role_blocked(board, c.id)
+    if class or role then
+      local note = role and string.format("taken back by the resume of run %d: it was blocked when its role's script "
+        .. "failed (%s), which its file decides; its budgets go on as they were", run_id, role)
+        or string.format("taken back by the resume of run %d: it was blocked when the model failed (%s), "
         .. "which passes with time; its budgets go on as they were", run_id, class)
       -- (refused: another process moved it first; it is no longer blocked)
       if board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then
-        moved[#moved + 1] = { card = c.id, class = class }
+        moved[#moved + 1] = { card = c.id, class = class or "role", role = role or nil }
       end
     end
   end
@@ -487,6 +502,11 @@ local function unstick(board, c, resume)
       return "blocked: its files could not be committed", string.format("fix what the card's last comment names in "
         .. "its files (orket card %s), then orket retry %s", id, id)
     elseif last and last:find("^The turn failed") then
+      local role = resume and M.role_blocked(board, id)
+      if role then
+        return "blocked: its role's script failed", string.format("fix %s, then %s takes it back (orket retry %s also "
+          .. "starts its budgets over)", role, resume, id)
+      end
       return "blocked: the turn failed", string.format("fix what the card's last comment names (a role, a tool or "
         .. "a script), then orket retry %s", id)
     elseif last then

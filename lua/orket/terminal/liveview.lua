@@ -261,8 +261,13 @@ function View:event(ev)
     if j and why then j.waiting = { till = self.now() + delay, why = why } end
   elseif t == "card_taken_back" then
     self:set_status(ev.card, "ready")
-    self:note(string.format("%s taken back: blocked when the model failed (%s); asked again, its budgets as they were",
-      ev.card, tostring(ev.class)))
+    if ev.class == "role" then
+      self:note(string.format("%s taken back: blocked when its role's script failed (%s); tried again, its budgets as "
+        .. "they were", ev.card, tostring(ev.role)))
+    else
+      self:note(string.format("%s taken back: blocked when the model failed (%s); asked again, its budgets as they "
+        .. "were", ev.card, tostring(ev.class)))
+    end
   elseif t == "card_blocked" then
     self:set_status(ev.card, "blocked")
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
