@@ -199,7 +199,11 @@ describe("orket import, board and card", function()
     assert.same({}, card.comments)
     local text = H.orket("card API-2", { cwd = dir })
     assert.matches("status:%s+ready", text.stdout)
-    assert.matches("depends on:%s+API%-1", text.stdout)
+    -- each dependency with its status, and what a ready card waits for (it said the ids alone,
+    -- and nothing on the board said why a ready card did not start)
+    assert.matches("\ndepends on:%s+API%-1 %(ready%)\n", text.stdout)
+    assert.matches("\nwaits for:%s+API%-1 to be done before a run can start it\n", text.stdout)
+    assert.is_nil(H.orket("card API-1", { cwd = dir }).stdout:find("waits for:", 1, true))
     assert.matches("imported from epics/api.json", text.stdout)
   end)
 

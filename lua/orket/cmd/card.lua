@@ -62,7 +62,18 @@ local function fields(w, g)
       .. " at its first turn; orket.lua's experiments." .. a.experiment .. " decides its work turns)") or ""))
   end
   line(w, "retries", c.retries > 0 and c.retries or nil)
-  line(w, "depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
+  local deps, waits = {}, {}
+  for _, d in ipairs(g.deps or {}) do
+    if not d.of then deps[#deps + 1] = inert.line(d.id) .. " (" .. d.status .. ")" end
+    if d.status ~= "done" then
+      waits[#waits + 1] = inert.line(d.id) .. (d.of and (" (" .. inert.line(d.of) .. " depends on it)") or "")
+    end
+  end
+  line(w, "depends on", #deps > 0 and table.concat(deps, ", ") or nil)
+  -- a ready card the scheduler passes over until they are done (orket.ready)
+  if c.status == "ready" and #waits > 0 then
+    line(w, "waits for", table.concat(waits, ", ") .. " to be done before a run can start it")
+  end
   if #g.kids > 0 then
     local ch = {}
     for _, k in ipairs(g.kids) do ch[#ch + 1] = inert.line(k.id) .. " (" .. k.status .. ")" end
