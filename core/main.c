@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -69,6 +70,20 @@ static int main_std_fds(void) {
   return 0;
 }
 
+/* Below this many descriptors (ulimit -n) not even the event loop and the store open: libuv
+ * aborted (SIGABRT, no word) at 4 or 5, and at 6 to 9 the loop said only "too many open
+ * files". Said once, with the limit to raise, before anything opens one. */
+enum { MAIN_MIN_FDS = 16 };
+
+static int main_enough_fds(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= MAIN_MIN_FDS) return 0;
+  fprintf(stderr, "orket: this process may open at most %llu files (ulimit -n %llu), and orket needs at least %d: "
+          "raise its limit, ulimit -n or systemd LimitNOFILE=\n", (unsigned long long)rl.rlim_cur,
+          (unsigned long long)rl.rlim_cur, MAIN_MIN_FDS);
+  return -1;
+}
+
 /* The descriptors from 3 to 66 the caller left open, before anything here opens one: an
  * option naming a descriptor (worker --stop-budget-fd) must name one of these, never the
  * loop's own pipes, which take the first free numbers once it starts. */
@@ -103,7 +118,7 @@ int main(int argc, char **argv) {
   /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
   if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
   main_catch_xfsz();
-  if (main_std_fds() != 0) return 1;
+  if (main_std_fds() != 0 || main_enough_fds() != 0) return 1;
   uint64_t inherited = main_inherited_fds();
   store_process_init();
   char err[PATH_MAX + 512], home[PATH_MAX];

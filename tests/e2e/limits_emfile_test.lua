@@ -96,6 +96,18 @@ print(tostring(ws:write("a.txt", "x") ~= nil))
     assert.equal("true", lines[5], out)
   end)
 
+  -- libuv aborted (SIGABRT, no word) at 4 or 5, and the loop said only "too many open files" at 6 to 9
+  it("too few to start with is said with the limit to raise, before anything is opened", function()
+    for _, n in ipairs { 5, 8, 15 } do
+      local st, out = H.sh(string.format("(ulimit -n %d && exec %s version)", n, H.quote(H.BIN)))
+      assert.equal(1, st, n .. ": " .. out)
+      assert.equal(string.format("orket: this process may open at most %d files (ulimit -n %d), and orket needs at "
+        .. "least 16: raise its limit, ulimit -n or systemd LimitNOFILE=\n", n, n), out)
+    end
+    local st, out = H.sh(string.format("ulimit -n 16 && %s version", H.quote(H.BIN)))
+    assert.equal(0, st, out)
+  end)
+
   it("a socket that cannot be made is too many open files, never nothing listening", function()
     local lines, out = under_limit(EXHAUST .. [[
 local llm = require "orket.llm"
