@@ -319,6 +319,18 @@ function M.sandboxes(dir, all)
   return reading(dir, "sandboxes", function(db) return require("orket.sandboxes.service").list(db, all) end)
 end
 
+--- events(out) -> the JSON objects of a command's --json output, one a line (other lines,
+--- a log's or a warning's, passed over)
+function M.events(out)
+  local cjson = require "cjson"
+  local list = {}
+  for line in (out or ""):gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    if ok and type(ev) == "table" then list[#list + 1] = ev end
+  end
+  return list
+end
+
 --- board_state(dir) -> the statuses, retries and comment bodies of every card, a line each:
 --- what "the same board" means when a resumed or interrupted run is compared with one that
 --- was not

@@ -4,16 +4,8 @@
 -- ended blocked with "raise the budget". Now the run stops as for a full disk, the call left
 -- unrecorded, naming the cause and its remedy, and `orket resume` finishes once it is fixed.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
-local function events(out)
-  local list = {}
-  for line in out:gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    if ok and type(ev) == "table" then list[#list + 1] = ev end
-  end
-  return list
-end
+local events = H.events
 
 describe("a fault of the host's met by a tool", function()
   after_each(function() H.cleanup() end)

@@ -28,14 +28,7 @@ end
 local function release() for _, f in ipairs(hold) do f:close() end hold = {} end
 ]]
 
-local function events(out)
-  local list = {}
-  for line in out:gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    if ok and type(ev) == "table" then list[#list + 1] = ev end
-  end
-  return list
-end
+local events = H.events
 
 describe("out of descriptors", function()
   after_each(function() H.cleanup() end)

@@ -68,14 +68,7 @@ local function bugfix(dir, verb, env)
   return cjson.decode(r.stdout)
 end
 
-local function events(out)
-  local evs = {}
-  for line in (out or ""):gmatch("[^\n]+") do
-    local ok, e = pcall(cjson.decode, line)
-    if ok and type(e) == "table" then evs[#evs + 1] = e end
-  end
-  return evs
-end
+local events = H.events
 
 -- browse_app(s, sb, key, dir): a note with markup added through sb's socket, then the web board
 -- of server s, signed in with key (an operator's), follows sb's link, which opens the app on

@@ -3,16 +3,8 @@
 -- was fixed (a resume, a new run ended at once with the same blocked cards). A resume takes
 -- back the cards a role's error blocked, as it does those a passing model failure blocked.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
-local function events(out)
-  local list = {}
-  for line in out:gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    if ok and type(ev) == "table" then list[#list + 1] = ev end
-  end
-  return list
-end
+local events = H.events
 
 describe("a card blocked by its role's error", function()
   after_each(function() H.cleanup() end)
