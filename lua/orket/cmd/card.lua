@@ -33,6 +33,22 @@ local function branch(w, git)
   line(w, "", git.lost)
 end
 
+-- Its dependencies, each with its status, and what a ready card waits for: the scheduler
+-- passes it over until they, and its epic's, are done (orket.ready)
+local function dependencies(w, c, deps)
+  local own, waits = {}, {}
+  for _, d in ipairs(deps or {}) do
+    if not d.of then own[#own + 1] = inert.line(d.id) .. " (" .. d.status .. ")" end
+    if d.status ~= "done" then
+      waits[#waits + 1] = inert.line(d.id) .. (d.of and (" (" .. inert.line(d.of) .. " depends on it)") or "")
+    end
+  end
+  line(w, "depends on", #own > 0 and table.concat(own, ", ") or nil)
+  if c.status == "ready" and #waits > 0 then
+    line(w, "waits for", table.concat(waits, ", ") .. " to be done before a run can start it")
+  end
+end
+
 -- The card's own fields, one a line.
 local function fields(w, g)
   local c, asks, git = g.card, g.asks, g.git
@@ -62,18 +78,7 @@ local function fields(w, g)
       .. " at its first turn; orket.lua's experiments." .. a.experiment .. " decides its work turns)") or ""))
   end
   line(w, "retries", c.retries > 0 and c.retries or nil)
-  local deps, waits = {}, {}
-  for _, d in ipairs(g.deps or {}) do
-    if not d.of then deps[#deps + 1] = inert.line(d.id) .. " (" .. d.status .. ")" end
-    if d.status ~= "done" then
-      waits[#waits + 1] = inert.line(d.id) .. (d.of and (" (" .. inert.line(d.of) .. " depends on it)") or "")
-    end
-  end
-  line(w, "depends on", #deps > 0 and table.concat(deps, ", ") or nil)
-  -- a ready card the scheduler passes over until they are done (orket.ready)
-  if c.status == "ready" and #waits > 0 then
-    line(w, "waits for", table.concat(waits, ", ") .. " to be done before a run can start it")
-  end
+  dependencies(w, c, g.deps)
   if #g.kids > 0 then
     local ch = {}
     for _, k in ipairs(g.kids) do ch[#ch + 1] = inert.line(k.id) .. " (" .. k.status .. ")" end
