@@ -20,15 +20,20 @@
 #include <unistd.h>
 
 /* A holder's line read while empty (between its lock and its write) is read again, every
- * 1 ms for at most 50 ms: its write comes microseconds after its lock. */
-enum { LOCKFILE_READ_TRIES = 50 };
+ * 1 ms for at most 50 ms: its write comes microseconds after its lock. A whole line naming a
+ * process not seen here is read again only twice: a killed holder's, which the next holder
+ * overwrites as soon as it has the lock, or a holder's of another pid namespace (a folder
+ * shared with a container), which stays: it is taken as the holder then, not waited on for
+ * 50 ms at every try of a caller that waits for the lock. */
+enum { LOCKFILE_READ_TRIES = 50, LOCKFILE_DEAD_READS = 3 };
 #define LOCKFILE_READ_STEP_NS 1000000L
 
 /* The file holds one line, "PID [TAG [WHAT]]\n": who holds the lock, what for (lockfile_tag: a
  * run id, 0 for none) and what kind of holder it is (a word: "run", "cancel", ...). It is
  * written in place (pwrite, then ftruncate to its length: never empty while held) and
  * emptied by its writer on release, so that a file read while held names the holder or, in
- * the moment between a new holder's lock and its write, nothing (never the one before). */
+ * the moment between a new holder's lock and its write, nothing (never the one before, but
+ * for one killed, whose line stays until the next holder writes: lockfile_who). */
 static int lockfile_parse(const char *buf, lockfile_holder *h) {
   const char *nl = strchr(buf, '\n');
   if (!nl) return 0; /* empty, or a line still being written */
@@ -114,10 +119,12 @@ static int lockfile_open(const char *path, char *err, size_t errlen, const char 
  * go on (the lock may be freed meanwhile, and the file then stays empty). */
 static void lockfile_who(int fd, lockfile_holder *h, int (*still_held)(int fd)) {
   lockfile_holder last = {0};
+  int dead = 0;
   for (int i = 0; i < LOCKFILE_READ_TRIES; i++) {
     if (lockfile_read(fd, h)) {
       if (lockfile_fresh(h)) return;
       last = *h;
+      if (++dead == LOCKFILE_DEAD_READS) break;
     }
     if (i + 1 == LOCKFILE_READ_TRIES || !still_held(fd)) break;
     lockfile_pause();

@@ -429,8 +429,8 @@ CODES.EFAIL = {
 CODES.ELOCKED = {
   means = "another process holds the project's run lock",
   remedy = "the message names the holder: a run (`orket runs` lists the runs going, orket serve's included) or a "
-    .. "command changing cards (retry, cancel, restore, a server's card write), waited for 2.5 s first; `ps -p PID`, "
-    .. "PID the process the message names, shows it",
+    .. "command changing cards (retry, cancel, restore, resume bringing workspace/ up to date, a server's card "
+    .. "write), waited for 2.5 s first; `ps -p PID`, PID the process the message names, shows it",
 }
 -- A REPL turn refused beside a run of its cards: no lock of this folder, so no pid to look up.
 CODES.ERUNGOING = {

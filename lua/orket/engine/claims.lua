@@ -34,6 +34,13 @@ local function worker_path(dir, id, pid) return string.format("%s/runs/%d.%d.loc
 -- (the keeper's holder, NAME#TOKEN: a worker restarted under the same --name is another)
 local function name_path(lock_path) return (lock_path:gsub("%.lock$", ".name")) end
 
+--- spent(since, slept) -> the ms a wait begun at uv.hrtime() since has taken: its sleeps' sum
+--- or the clock's, the larger. The tries take time of their own (a holder's line read again),
+--- and a wait that counted its sleeps alone ran on far past its bound.
+function M.spent(since, slept)
+  return math.max(slept, (uv.hrtime() - since) // 1000000)
+end
+
 --- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "ESTARTING"|CODE: the critical
 --- section of starting a run. sleep(ms) waits between tries (default: uv.sleep, which
 --- blocks; a server passes a sleep that yields to the loop). ESTARTING: another process
@@ -41,11 +48,11 @@ local function name_path(lock_path) return (lock_path:gsub("%.lock$", ".name")) 
 function M.enter(dir, sleep)
   sleep = sleep or uv.sleep
   local path = home(dir) .. "/claim.lock"
-  local waited = 0
+  local waited, since = 0, uv.hrtime()
   while true do
     local lk, err, code, holder = lockfile.acquire(path)
     if lk then return lk end
-    if code == "EBUSY" and waited >= M.WAIT_MS then
+    if code == "EBUSY" and M.spent(since, waited) >= M.WAIT_MS then
       return nil, string.format("another process is starting a run on this project%s and held its start "
         .. "(.orket/claim.lock) for %d ms; try again", holder and (" (process " .. holder .. ")") or "",
         M.WAIT_MS), "ESTARTING"

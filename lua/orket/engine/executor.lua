@@ -244,7 +244,10 @@ end
 -- run's lock was taken (released by claim_and when the decision is not committed).
 local function decide(dir, db, e, target, resuming, make, no_hold, held)
   -- (a resume too is refused beside a run left to the workers: recorded.in_the_way)
-  local other, why = recorded.in_the_way(dir, db, e.board, target, { resuming = resuming })
+  local other, why, kind = recorded.in_the_way(dir, db, e.board, target, { resuming = resuming })
+  -- the run lock held for a moment by a command changing cards (no run): passing, not an
+  -- overlap, as another process's start is (a 503 with Retry-After, where it was a 409)
+  if other and kind == "busy" then return nil, "starting", why end
   if other then return nil, "conflict", why end
   -- every card left under an epic or rock a person archived or canceled: a new run would
   -- work none of it (as orket run refuses it)

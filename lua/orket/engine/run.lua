@@ -352,13 +352,19 @@ function Run:turns_spent(card, turns, phase)
     local variant = arm and arm.model and (" " .. experiments.decides(arm.experiment, arm.model)) or ""
     -- the provider cut the last answer: that, not tool calling, is what to look at, so the
     -- note says it in place of the tool-calling advice (a json dialect would change nothing
-    -- about an output limit). NO_TOOL stays in both: the stuck report reads it (scheduler).
+    -- about an output limit or a content filter). NO_TOOL stays in each: the stuck report
+    -- reads it (scheduler), and CUT or FILTERED beside it.
     local cut = self.cut_answers and self.cut_answers[card.id]
     local kind = phase == "review" and "review" or "work"
-    if cut then
+    if cut and cut.reason == "length" then
       why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", " .. scheduler.CUT
         .. "; raising budgets.turns_per_card would not help. The model's last answer: %s; then 'orket retry "
-        .. "%s' puts it back to ready.%s", used, kind, cut, card.id, variant)
+        .. "%s' puts it back to ready.%s", used, kind, cut.text, card.id, variant)
+    elseif cut then
+      why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", " .. scheduler.FILTERED
+        .. "; raising budgets.turns_per_card would not help. The model's last answer: %s: reword the card, or "
+        .. "give %s another model, then 'orket retry %s' puts it back to ready.%s", used, kind, cut.text,
+        variant ~= "" and "it" or "the seat", card.id, variant)
     else
       why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
         .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
@@ -603,7 +609,7 @@ function Run:end_turn_records(job, out)
   -- an answer the provider cut, kept for the block that more such turns bring (turns_spent)
   if out.cut then
     self.cut_answers = self.cut_answers or {}
-    self.cut_answers[job.card_id] = out.cut
+    self.cut_answers[job.card_id] = { text = out.cut, reason = out.cut_reason }
   end
   if out.ended == "budget" and out.money then
     -- a money budget waits for a person: `orket answer --approve` approves going on, a

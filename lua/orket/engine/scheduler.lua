@@ -334,14 +334,17 @@ M.NO_TOOL = "in which the model called no tool"
 -- Words of that comment when the provider cut the model's answers (run.lua): the output
 -- limit, not tool calling, is what to change
 M.CUT = "as the provider ended its answers"
+-- ... and when its content filter stopped them: the card's text or the model, not a limit
+M.FILTERED = "as the provider's content filter stopped its answers"
 
 -- Whether the engine's last word on a card blocked for a budget is that its model called no
--- tool -> true, and whether the provider cut its answers | false
+-- tool -> true, and "cut" or "filtered" when the provider ended its answers so | false
 local function called_no_tool(board, id)
   local cs = board:comments(id)
   local last = cs[#cs]
   local said = last ~= nil and last.author == "orket" and last.body:find(M.NO_TOOL, 1, true) ~= nil
-  return said, said and last.body:find(M.CUT, 1, true) ~= nil
+  if not said then return false end
+  return true, last.body:find(M.CUT, 1, true) and "cut" or last.body:find(M.FILTERED, 1, true) and "filtered" or nil
 end
 
 -- The card's move to blocked, when it is its last transition: {by=, note=} (the data)
@@ -514,7 +517,11 @@ local function unstick(board, c, resume)
     end
     local no_tool, cut = false, false
     if c.wait_reason == "resource" then no_tool, cut = called_no_tool(board, id) end
-    if cut then
+    if cut == "filtered" then
+      return "blocked: the provider's content filter stopped the model's answers",
+        string.format("reword the card or give the seat another model (see the card's last comment), then orket retry "
+          .. "%s", id)
+    elseif cut then
       return "blocked: the model's answers were cut at the output limit",
         string.format("raise budgets.max_output_tokens (or give the seat a model with more room), then orket retry %s", id)
     elseif no_tool then

@@ -278,8 +278,9 @@ function M.lock(dir, opts)
   local what = opts.what or (opts.runs_ok and "run") or nil
   local sleep = opts.sleep == nil and uv.sleep or opts.sleep
   local lk, err, code, holder, hwhat, htag = lockfile.acquire(path, what)
-  local waited = 0
-  while not lk and code == "EBUSY" and sleep and waited < M.WAIT_MS and not htag and hwhat and SHORT[hwhat] do
+  local waited, since = 0, uv.hrtime()
+  while not lk and code == "EBUSY" and sleep and claims.spent(since, waited) < M.WAIT_MS and not htag and hwhat
+    and SHORT[hwhat] do
     sleep(M.WAIT_STEP_MS)
     waited = waited + M.WAIT_STEP_MS
     lk, err, code, holder, hwhat, htag = lockfile.acquire(path, what)

@@ -1076,7 +1076,8 @@ local function step_response(sp)
     -- an answer the provider cut (its output limit, its content filter) is no choice of the
     -- model's to end the turn: said, and kept for a block of the card (Run:turns_spent)
     local cut = CUT_SHORT[response.finish_reason]
-    sp.out = { ended = "stopped", detail = cut or "the model ended its turn", cut = cut }
+    sp.out = { ended = "stopped", detail = cut or "the model ended its turn", cut = cut,
+      cut_reason = cut and response.finish_reason or nil }
   end
 end
 

@@ -7,6 +7,7 @@
 -- it is, and the HTTP wording. OFD locks conflict between descriptions even in one process,
 -- so this process plays both holder and taker where no other process is needed.
 local H = require "tests.helpers"
+local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local setup = require "orket.engine.setup"
 
@@ -67,13 +68,37 @@ describe("the run lock's holder", function()
     assert.equal("", H.read(path)) -- released by its writer: emptied
   end)
 
-  it("reads a line a killed holder left as no holder, not as that process", function()
+  it("writes over a line a killed holder left, as it takes the lock", function()
     local path = project() .. "/.orket/run.lock"
     H.write(path, "999999999 3 cancel\n") -- a pid no process has
     local lk = assert(lockfile.acquire(path, "retry"))
     local pid = tonumber(H.read(path):match("^(%d+)"))
     assert.is_not.equal(999999999, pid)
     lk:release()
+  end)
+
+  -- a holder of another pid namespace (a folder shared with a container) looks dead here: its
+  -- line was read again for 50 ms at every try, and a 2.5 s wait for it took 16 s, most of it
+  -- blocking a server's loop
+  it("takes a whole line naming a process not seen here after a few reads, and a wait stays within its bound", function()
+    local dir = project()
+    local path = dir .. "/.orket/run.lock"
+    H.write(path, "999999998 0 serve\n")
+    local held = assert(lockfile.wait(path, "shared", 0)) -- a holder that writes no line of its own
+    local t = uv.hrtime()
+    local busy, pid, _, what = lockfile.probe(path)
+    assert.same({ true, 999999998, "serve" }, { busy, pid, what })
+    assert.is_true((uv.hrtime() - t) / 1e6 < 30, "a probe took " .. (uv.hrtime() - t) / 1e6 .. " ms")
+    local wait = setup.WAIT_MS
+    setup.WAIT_MS = 300
+    t = uv.hrtime()
+    local lk, err = setup.lock(dir, { what = "cancel" })
+    setup.WAIT_MS = wait
+    local took = (uv.hrtime() - t) / 1e6
+    assert.is_nil(lk)
+    assert.matches("orket serve (process 999999998)", err, 1, true)
+    assert.is_true(took >= 300 and took < 1000, "the wait took " .. took .. " ms")
+    held:release()
   end)
 end)
 

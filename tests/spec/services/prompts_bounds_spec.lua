@@ -110,3 +110,32 @@ describe("a card whose answers the provider cut at the output limit", function()
     db:close()
   end)
 end)
+
+describe("a card whose answers the provider's content filter stopped", function()
+  local H = require "tests.helpers"
+  local F = require "tests.engine_fakes"
+  after_each(H.cleanup)
+
+  -- it was said as cut at the output limit: raising max_output_tokens changes nothing there
+  it("is reported as filtered, never as the output limit", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" } })
+    local client = F.llm(b, {})
+    function client:chat(req)
+      self.requests[#self.requests + 1] = req
+      return { content = "", tool_calls = {}, finish_reason = "content_filter", model = "fake:model",
+        usage = { prompt_tokens = 100, completion_tokens = 3 } }
+    end
+    local e = F.engine(db, b, { llm = client, config = { budgets = { turns_per_card = 2 } } })
+    local status, report = e:execute(assert(e:start("E")))
+    assert.equal("failed", status)
+    assert.equal("reword the card or give the seat another model (see the card's last comment), then orket retry E-1",
+      report.stuck[1].next)
+    local cs = b:comments("E-1")
+    assert.matches("as the provider's content filter stopped its answers; raising budgets.turns_per_card would not "
+      .. "help. The model's last answer: the provider's content filter stopped the answer (finish_reason "
+      .. "content_filter): reword the card, or give the seat another model, then 'orket retry E-1' puts it back to "
+      .. "ready.", cs[#cs].body, 1, true)
+    assert.is_nil(cs[#cs].body:find("max_output_tokens", 1, true))
+    db:close()
+  end)
+end)
