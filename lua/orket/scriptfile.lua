@@ -14,6 +14,19 @@ local M = {}
 
 M.MAX_BYTES = 1024 * 1024 -- a role, tool, policy or orket.lua larger than this is a mistake
 
+--- encoding(src) -> src without the UTF-8 byte order marks opening it | nil, why: a text saved
+--- as UTF-16 or UTF-32, with or without its mark, said as such. The one check of a file's
+--- encoding: text's, and a package.json's or a secret's value read from a file.
+function M.encoding(src)
+  if src:find("^\255\254") or src:find("^\254\255") or src:find("^%z%z\254\255")
+      or src:find("^[^%z]%z") or src:find("^%z[^%z]") then
+    return nil, "is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
+  end
+  -- (every mark opening it: two, where a tool added one to a file that had one)
+  while src:sub(1, 3) == "\239\187\191" do src = src:sub(4) end
+  return src
+end
+
 --- text(src) -> src as a loader takes it | nil, "is saved as UTF-16 ...": what an editor
 --- saved that is no part of the text taken off, for every script and epic alike (read's).
 --- A UTF-8 byte order mark (Windows editors save one) is skipped, every one opening the
@@ -26,12 +39,9 @@ M.MAX_BYTES = 1024 * 1024 -- a role, tool, policy or orket.lua larger than this 
 --- such, where Lua said "unexpected symbol near '<\255>'" (no script or JSON text has a NUL
 --- in its first two bytes).
 function M.text(src)
-  if src:find("^\255\254") or src:find("^\254\255") or src:find("^%z%z\254\255")
-      or src:find("^[^%z]%z") or src:find("^%z[^%z]") then
-    return nil, "is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
-  end
-  -- (every mark opening it: two, where a tool added one to a file that had one)
-  while src:sub(1, 3) == "\239\187\191" do src = src:sub(4) end
+  local err
+  src, err = M.encoding(src)
+  if not src then return nil, err end
   if src:find("\r[^\n]") or src:sub(-1) == "\r" then -- (a CRLF file is left as it is)
     src = src:gsub("\r(\n?)", function(lf) if lf == "" then return "\n" end end)
   end

@@ -6,6 +6,7 @@ local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
 local uv = require "luv"
 local config = require "orket.config"
+local scriptfile = require "orket.scriptfile"
 
 local cmd = { name = "secrets", summary = "keep forge tokens, model keys and passwords encrypted, by name" }
 cmd.args = {
@@ -69,7 +70,9 @@ local function read_value(name)
   -- a UTF-8 byte order mark a Windows editor saved first (Notepad's "UTF-8 with BOM") is no
   -- part of the value, as the script loaders skip it (orket.scriptfile.text): kept, it went
   -- into the Authorization header and the server said 401 with nothing to point at
-  while v:sub(1, 3) == "\239\187\191" do v = v:sub(4) end
+  local encoded, eerr = scriptfile.encoding(v)
+  if not encoded then return nil, "the value on stdin " .. eerr end
+  v = encoded
   if v == "" then return nil, "stdin is empty: give the value on stdin, e.g. printf '%s' \"$VALUE\" | orket secrets set NAME" end
   return v
 end

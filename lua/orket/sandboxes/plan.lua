@@ -8,6 +8,7 @@
 local cjson = require "cjson.safe"
 local inert = require "orket.inert"
 local composefile = require "orket.sandboxes.composefile"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -41,10 +42,11 @@ local function node(ws, why, at)
   local text = read(ws, at .. "package.json")
   if not text then return nil end
   -- a UTF-8 byte order mark first (Visual Studio's and Notepad's save) is skipped, as npm
-  -- skips it; UTF-16 is said as such, not as "not a JSON object"
-  while text:sub(1, 3) == "\239\187\191" do text = text:sub(4) end
-  if text:find("^\255\254") or text:find("^\254\255") or text:find("^[^%z]%z") or text:find("^%z[^%z]") then
-    why[#why + 1] = at .. "package.json is saved as UTF-16, not UTF-8: skipped; save it as UTF-8"
+  -- skips it; UTF-16 or UTF-32 is said as such, not as "not a JSON object"
+  local eerr
+  text, eerr = scriptfile.encoding(text)
+  if not text then
+    why[#why + 1] = at .. "package.json " .. eerr .. ": skipped"
     return nil
   end
   local doc = cjson.decode(text)

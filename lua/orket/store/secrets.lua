@@ -8,6 +8,7 @@ local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local uv = require "luv"
+local scriptfile = require "orket.scriptfile"
 local lockfile = require "orket.c.lockfile"
 local sealed = require "orket.store.sealed"
 local nearest = require "orket.nearest"
@@ -181,11 +182,9 @@ end
 --- UTF-16 file and a byte order mark are said as what they are.
 function M.bad_value(value)
   -- a file saved as UTF-16 (Windows' "Unicode"): its NULs are no pasted line break; said as
-  -- the script loaders say it (orket.scriptfile.text)
-  if value:find("^\255\254") or value:find("^\254\255") or value:find("^[^%z]%z[^%z]%z")
-      or value:find("^%z[^%z]%z[^%z]") then
-    return "is saved as UTF-16 (a NUL every other byte), not UTF-8: save the file as UTF-8"
-  end
+  -- the script loaders say it
+  local _, enc = scriptfile.encoding(value)
+  if enc then return enc end
   -- a byte order mark (U+FEFF) the command line did not take off (orket secrets set does):
   -- it would go into the header as three bytes the server does not expect
   local bom = value:find("\239\187\191", 1, true)

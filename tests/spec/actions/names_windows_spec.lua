@@ -138,7 +138,7 @@ describe("a Windows teammate's names", function()
   end)
 
   it("say a secret saved as UTF-16, or holding a byte order mark, as what it is", function()
-    assert.equal("is saved as UTF-16 (a NUL every other byte), not UTF-8: save the file as UTF-8",
+    assert.equal("is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8",
       secrets.bad_value("\255\254g\0h\0p\0\r\0\n\0"))
     assert.truthy(has(secrets.bad_value("g\0h\0p\0_\0"), "UTF-16"))
     assert.truthy(has(secrets.bad_value("\239\187\191ghp_abc"), "holds a byte order mark (U+FEFF) at byte 1"))
@@ -163,7 +163,7 @@ describe("a Windows teammate's names", function()
     assert.equal("npm start", table.concat(p.command, " "))
     local _, err, why = detect('\255\254{\0}\0')
     assert.truthy(err)
-    assert.truthy(has(table.concat(why or {}, "\n") .. tostring(err), "package.json is saved as UTF-16, not UTF-8"),
+    assert.truthy(has(table.concat(why or {}, "\n") .. tostring(err), "package.json is saved as UTF-16 or UTF-32, not UTF-8"),
       tostring(err))
   end)
 end)
