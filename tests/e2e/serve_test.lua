@@ -111,7 +111,8 @@ describe("orket serve", function()
     assert.equal(0, s.stop())
     local lines = {}
     for l in s.log():gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(l) end
-    assert.equal(7, #lines)
+    assert.equal(9, #lines) -- seven requests, then the stop's two lines
+    assert.same({ "stopping", "stopped" }, { lines[8].event, lines[9].event })
     assert.equal("/v1/cards/{id}", lines[5].route)
     assert.equal("GET", lines[5].method)
     assert.equal(200, lines[5].status)
@@ -562,6 +563,11 @@ describe("orket serve", function()
     assert.equal("0", rc, H.read(dir .. "/serve.err"))
     assert.is_nil(io.open(dir .. "/.orket/serve.token"))
     assert.is_nil(uv.fs_lstat(dir .. "/.orket/serve.sock"))
+    -- the log says it stopped, and on which signal (it just ended: a logrotate's SIGHUP took a
+    -- server down without a word)
+    local log = H.read(dir .. "/serve.err")
+    assert.matches('{"event":"stopping","signal":"SIGHUP","t":"[^"]+"}\n', log)
+    assert.matches('{"event":"stopped","ms":%d+,"signal":"SIGHUP","t":"[^"]+"}\n', log)
   end)
 
   -- under nohup SIGHUP is ignored from the start, and stays so: the server goes on

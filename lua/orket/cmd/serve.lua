@@ -24,6 +24,8 @@ local web = require "orket.serve.web"
 local config = require "orket.config"
 local otel = require "orket.otel"
 local logwriter = require "orket.serve.logwriter"
+local storewatch = require "orket.serve.storewatch"
+local cjson = require "cjson"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
@@ -175,16 +177,29 @@ end
 -- second SIGTERM a few ms after the first would end the server with 143 instead of 0.
 local function on_signals(server, db)
   local state = { ended = false }
-  stopsignals.on_stop(function() -- the first one; the next are ignored (orket.stopsignals)
-    if state.ended then return end -- stopped already: what is left is the exit
+  -- name: the signal's, or nil for a stop of the server's own (its store's file gone: storewatch)
+  function state.stop(name)
+    if state.ended or state.stop_at then return end -- stopped, or stopping, already
     uv.update_time()
     state.stop_at = uv.now() -- (the stop's budget counts from here: drain_telemetry)
+    -- said in the log, as its end is (serve_until_stopped): a server that vanished on a
+    -- logrotate's SIGHUP, exit 0, left a log that just ended
+    state.signal = name and name:upper() or nil
+    server:_log { event = "stopping", signal = state.signal or cjson.null }
     otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say
     -- the stop's statements (runs' last writes, the audit's checkpoint) wait for the store
     -- STORE_MS at most: a PostgreSQL that stopped answering held the stop for good
     for _, p in pairs(server.projects) do stopsignals.bound_store(p.db) end
     for _, p in pairs(server.projects) do executor.stop_all(p.db) end
     task.spawn(server.stop, server)
+  end
+  stopsignals.on_stop(state.stop) -- the first one; the next are ignored (orket.stopsignals)
+  -- the store's file removed or replaced under it: stopped, exit 1, rather than answering
+  -- writes into a file nobody will read again
+  state.watch = storewatch.start(server.projects, function(name, message)
+    state.failure = message
+    server:_log { event = "error", project = name, message = message }
+    state.stop(nil)
   end)
   local pipe = uv.new_signal()
   pipe:start("sigpipe", function() end)
@@ -225,6 +240,11 @@ local function serve_until_stopped(server, db, dir, nworkers, signals)
     task.spawn(pool.stop, pool, left):join()
   end
   signals.ended = true
+  signals.watch.close()
+  if signals.stop_at then
+    uv.update_time()
+    server:_log { event = "stopped", signal = signals.signal or cjson.null, ms = uv.now() - signals.stop_at }
+  end
   return ok, terr
 end
 
@@ -460,8 +480,8 @@ function cmd.run(args, cli)
   db:close()
   close_log(log)
   cli.flush_unhandled()
-  if not ok then
-    cli.err("%s", terr)
+  if not ok or signals.failure then
+    cli.err("%s", terr or signals.failure)
     return 1
   end
   return 0
