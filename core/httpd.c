@@ -50,6 +50,9 @@
 #define HD_POOL_SLACK ((size_t)4 << 10)
 /* How long a refused upload is still read (and dropped) before the connection closes. */
 #define HD_LINGER_MS 2000
+/* What a request unanswered at a stop is told (httpd_shut): JSON as every refusal. */
+#define HD_STOPPING_MSG "the server is stopping: send the request again shortly (to another instance if there is one)"
+#define HD_STOPPING_JSON "{\"error\":{\"code\":\"unavailable\",\"message\":\"" HD_STOPPING_MSG "\"}}"
 
 /* A connection, from MHD's STARTED to CLOSED notification: its deadline (headers, body). */
 typedef struct hd_conn {
@@ -88,6 +91,7 @@ struct httpd {
   uv_timer_t sweep;  /* header and body deadlines */
   int open_handles;
   int in_run, dispatching, stopped;
+  int shut; /* httpd_shut: streams ended, what was unanswered answered 503, new requests 503 */
   httpd_opts o;
   httpd_accept_fn on_accept;
   void *ud;
@@ -265,7 +269,8 @@ static void hd_req_free(httpd_req *r) {
 /* The body was refused while it came (too large, or the server held too many): what still
  * comes is discarded, then the connection closes. */
 static int hd_body_refused(const httpd_req *r) {
-  return r->body_state == HTTPD_BODY_TOO_LARGE || r->body_state == HTTPD_BODY_BUSY;
+  return r->body_state == HTTPD_BODY_TOO_LARGE || r->body_state == HTTPD_BODY_BUSY ||
+         r->body_state == HTTPD_BODY_STOPPED;
 }
 
 static void hd_resume(httpd_req *r) {
@@ -632,6 +637,7 @@ static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection 
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   mhd->add_response_header(resp, "X-Content-Type-Options", "nosniff");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  if (status == MHD_HTTP_SERVICE_UNAVAILABLE) mhd->add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   enum MHD_Result ok = mhd->queue_response(conn, status, resp);
   mhd->destroy_response(resp);
   return ok;
@@ -921,8 +927,9 @@ static void hd_say_ms(char *out, size_t n, unsigned long long ms) {
  * cap, named in a 413 as orket serve (this server's one user) names it for a declared
  * length, so a chunked upload is told the same; for a 408 the body's timeout in ms, with
  * slow: the minimum rate (bytes a second) it came slower than (0: it stopped for that long). */
+static void hd_raw_answer(int fd, unsigned status, const char *body);
+
 static void hd_refuse_raw(int fd, unsigned status, size_t cap, unsigned slow) {
-  const char *reason = status == 408 ? "Request Timeout" : status == 503 ? "Service Unavailable" : "Content Too Large";
   char body[400];
   if (status == 408) {
     char t[32];
@@ -949,6 +956,12 @@ static void hd_refuse_raw(int fd, unsigned status, size_t cap, unsigned slow) {
              "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server "
              "accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
              cap);
+  hd_raw_answer(fd, status, body);
+}
+
+/* The answer's lines and JSON body written to the socket (best effort), its write side shut. */
+static void hd_raw_answer(int fd, unsigned status, const char *body) {
+  const char *reason = status == 408 ? "Request Timeout" : status == 503 ? "Service Unavailable" : "Content Too Large";
   char msg[768], date[32];
   hd_http_date(date, sizeof date);
   /* the headers MHD's own answers and the handlers' carry */
@@ -1259,6 +1272,8 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
     uint64_t t0 = h->refused ? uv_hrtime() : 0; /* a refusal's handling, for its log line */
+    /* stopping (httpd_shut): a request on a connection still open is told so, and closed */
+    if (h->shut) return hd_refuse_head(h, conn, t0, method, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", HD_STOPPING_MSG);
     if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes) {
       /* the cap and what sets it, as the 413 names its own */
       char big[200];
@@ -1314,6 +1329,9 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
   if (r->awaiting_end) { /* a request without a body, complete */
     r->awaiting_end = 0;
     if (h->stopped) return MHD_NO; /* as above */
+    if (h->shut)
+      return hd_refuse_head(h, conn, h->refused ? uv_hrtime() : 0, method, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                            HD_STOPPING_MSG);
     r->body_state = HTTPD_BODY_DONE; /* empty, read */
     *upload_size = 0;
     hd_hand_over(r);
@@ -1833,25 +1851,71 @@ void httpd_stop_accepting(httpd *h) {
   hd_kick(h);
 }
 
-void httpd_free(httpd *h) {
-  if (h == NULL || h->stopped) return;
-  h->stopped = 1; /* no more kicks or runs from the loop */
+/* A request being read when the server stops: 503 written past MHD (which cannot queue an
+ * answer mid-body), what still comes dropped, the connection closed after a short linger
+ * (or at httpd_free); its owner hears HTTPD_BODY_STOPPED. */
+static void hd_shut_body(httpd_req *r) {
+  httpd *h = r->h;
+  r->body_state = HTTPD_BODY_STOPPED;
+  r->answered = 1;
+  if (r->hc) {
+    hd_raw_answer(r->hc->fd, MHD_HTTP_SERVICE_UNAVAILABLE, HD_STOPPING_JSON);
+    r->hc->deadline = uv_now(h->loop) + HD_LINGER_MS;
+    r->hc->body_phase = 0;
+  }
+  h->bodies -= r->body_cap;
+  free(r->body);
+  r->body = NULL;
+  r->body_len = r->body_cap = 0;
+  hd_news(r);
+}
+
+void httpd_shut(httpd *h) {
+  if (h == NULL || h->stopped || h->shut) return;
+  h->shut = 1;
   /* Nothing may stay suspended when the daemon stops: answer, end streams, resume. */
   for (httpd_req *r = h->reqs; r; r = r->next) {
-    hd_unwatch(r);
     if (r->conn == NULL) continue;
+    /* a stream ends once its queue is sent: as its owner ended it (an event stream, the
+     * end), else cut, so that a relayed body broken off never reads as whole */
+    if (r->streaming && !r->stream_closed) r->stream_cut = 1;
     r->stream_closed = 1;
+    if (r->body_state == HTTPD_BODY_READING && !r->answered) {
+      hd_shut_body(r);
+      continue;
+    }
     if (!r->answered && r->suspended) {
-      struct MHD_Response *resp = h->mhd.create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+      hd_unwatch(r);
+      struct MHD_Response *resp = h->mhd.create_response_from_buffer(strlen(HD_STOPPING_JSON), (void *)HD_STOPPING_JSON,
+                                                                     MHD_RESPMEM_PERSISTENT);
       if (resp) {
+        h->mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+        h->mhd.add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        h->mhd.add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        h->mhd.add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         h->mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         h->mhd.queue_response(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
         h->mhd.destroy_response(resp);
       }
       r->answered = 1;
+      hd_unlink_accept(r); /* answered: no owner takes it now (unowned, freed when sent) */
     }
     hd_resume(r);
   }
+  hd_kick(h);
+}
+
+size_t httpd_pending(const httpd *h) {
+  size_t n = 0;
+  for (const httpd_req *r = h->reqs; r; r = r->next) n += r->conn != NULL;
+  return n;
+}
+
+void httpd_free(httpd *h) {
+  if (h == NULL || h->stopped) return;
+  httpd_shut(h); /* a no-op after a shut the loop already sent */
+  h->stopped = 1; /* no more kicks or runs from the loop */
+  for (httpd_req *r = h->reqs; r; r = r->next) hd_unwatch(r);
   for (hd_conn *hc = h->conns; hc; hc = hc->next) hd_conn_unwatch(hc); /* before MHD closes them */
   uv_poll_stop(&h->poll); /* before MHD closes the descriptor */
   h->in_run = 1;

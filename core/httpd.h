@@ -78,8 +78,18 @@ unsigned httpd_port(const httpd *h);
 void httpd_stop_accepting(httpd *h);
 /* Requests alive: accepted and not released, or still on a connection. */
 size_t httpd_live(const httpd *h);
-/* Ends every stream, answers 503 to every request still unanswered, stops the daemon and
- * closes the loop handles (the memory goes with their close callbacks). Requests the
+/* Begins a stop, the daemon still running so that the loop sends what this queues: every
+ * stream ends once its queue is sent (one its owner closed with its terminating chunk; one
+ * still open is cut, as httpd_stream_cut does: its client sees it incomplete), every request still
+ * unanswered gets 503 (one whose body is being read at once, its owner hearing
+ * HTTPD_BODY_STOPPED), and a request that comes on a connection still open gets 503 and a
+ * close. Then let the loop run until httpd_pending is 0 (bounded), and httpd_free. */
+void httpd_shut(httpd *h);
+/* Requests still on a connection: an answer or a stream's end not yet sent. */
+size_t httpd_pending(const httpd *h);
+/* Ends (or cuts) every stream, answers 503 to every request still unanswered (httpd_shut, when it was
+ * not called), runs libmicrohttpd once, stops the daemon and closes the loop handles (the
+ * memory goes with their close callbacks): what one run did not send is cut. Requests the
  * owner holds stay valid (as gone) until httpd_release. Owners are notified first. */
 void httpd_free(httpd *h);
 
@@ -136,9 +146,10 @@ int httpd_answered(const httpd_req *r);
 int httpd_watch_gone(httpd_req *r);
 
 /* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest (BUSY: the
- * server held max_bodies_bytes of bodies already; refused as TOO_LARGE is, with a 503). */
+ * server held max_bodies_bytes of bodies already; refused as TOO_LARGE is, with a 503.
+ * STOPPED: httpd_shut came while it was read; answered 503). */
 enum { HTTPD_BODY_NONE, HTTPD_BODY_READING, HTTPD_BODY_DONE, HTTPD_BODY_TOO_LARGE,
-       HTTPD_BODY_TIMEOUT, HTTPD_BODY_GONE, HTTPD_BODY_BUSY };
+       HTTPD_BODY_TIMEOUT, HTTPD_BODY_GONE, HTTPD_BODY_BUSY, HTTPD_BODY_STOPPED };
 /* Starts reading the body (a no-op once started); notify says when it ends. */
 int httpd_read_body(httpd_req *r);
 int httpd_body_state(const httpd_req *r);

@@ -119,6 +119,11 @@ static int lhd_push_body(lua_State *L, void *ud) {
     lua_pushliteral(L, "the request body did not arrive in time");
     lua_pushliteral(L, "ETIMEDOUT");
     return 3;
+  case HTTPD_BODY_STOPPED: /* answered 503 already: the owner's log says so */
+    lua_pushnil(L);
+    lua_pushliteral(L, "the server is stopping");
+    lua_pushliteral(L, "ESHUTDOWN");
+    return 3;
   default:
     lua_pushnil(L);
     lua_pushliteral(L, "the client is gone");
@@ -157,7 +162,7 @@ static int lhd_wait(lua_State *L, lhd_req *q, int kind, rt_wait_push_fn push) {
   return rt_wait_yield(L);
 }
 
-/* req:body() -> body | nil, message, code (E2BIG, ETIMEDOUT, EPIPE); waits for it */
+/* req:body() -> body | nil, message, code (E2BIG, EBUSY, ETIMEDOUT, ESHUTDOWN, EPIPE); waits for it */
 static int lhd_body(lua_State *L) {
   lhd_req *q = lhd_check(L);
   httpd_read_body(q->r);
@@ -1815,6 +1820,19 @@ static int lhd_stop_accepting(lua_State *L) {
   return 0;
 }
 
+/* srv:shut(): begins the stop (httpd_shut): streams end, what is unanswered gets 503, as
+ * does a request coming on a connection still open; the loop sends them, then srv:close() */
+static int lhd_shut(lua_State *L) {
+  httpd_shut(lhd_check_srv(L)->h);
+  return 0;
+}
+
+/* srv:pending() -> requests whose answer (or stream's end) is not yet sent */
+static int lhd_pending(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)httpd_pending(lhd_check_srv(L)->h));
+  return 1;
+}
+
 /* srv:close(): ends streams, answers 503 to what is unanswered, stops. Idempotent. A task
  * waiting in accept() gets nil. Also __close; __gc never runs inside the quick function
  * (quick_ref keeps the server while paths are set) nor a refusal's log function
@@ -1998,6 +2016,8 @@ static const luaL_Reg lhd_srv_methods[] = {
     {"port", lhd_port},
     {"live", lhd_live},
     {"stop_accepting", lhd_stop_accepting},
+    {"shut", lhd_shut},
+    {"pending", lhd_pending},
     {"close", lhd_srv_close},
     {NULL, NULL},
 };

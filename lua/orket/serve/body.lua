@@ -57,6 +57,8 @@ M.NOT_OBJECT = "the body must be a JSON object ({} when no field is given)"
 function M.failure(code, message)
   if code == "E2BIG" then return 413, "too_large", message end
   if code == "EBUSY" then return 503, "busy", message end
+  -- the server stopped while the body came: the client was sent 503, which the log says
+  if code == "ESHUTDOWN" then return 503, "unavailable", message end
   if code == "ETIMEDOUT" then return 408, "timeout", message end
   return 400, "bad_request", message
 end

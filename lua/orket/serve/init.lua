@@ -873,8 +873,12 @@ function Server:_proxied()
   return false
 end
 
+-- ms a stop gives the loop, after the drain, to send the 503s and the streams' ends
+M.SHUT_MS = 1000
+
 --- server:stop(): stops accepting, ends the event streams, lets requests in flight finish
---- (for drain_ms at most), then closes; run() returns. Call it inside a task.
+--- (for drain_ms at most), answers 503 to the rest (sent within SHUT_MS), then closes;
+--- run() returns. Call it inside a task.
 function Server:stop()
   if self.stopping then return end
   self.stopping = true
@@ -887,6 +891,12 @@ function Server:stop()
   for _, p in pairs(self.projects) do p.hub:close() end
   local deadline = uv.now() + self.limits.drain_ms
   while (self.inflight > 0 or self:_proxied()) and uv.now() < deadline do rt.sleep(10) end
+  -- what is left unanswered gets 503 (a body still coming too), the streams' last chunks go
+  -- out: the loop sends them, for SHUT_MS at most, before close() cuts what is left
+  self.srv:shut()
+  if self.usrv then self.usrv:shut() end
+  local sent_by = uv.now() + M.SHUT_MS
+  while (self.srv:pending() > 0 or (self.usrv and self.usrv:pending() > 0)) and uv.now() < sent_by do rt.sleep(10) end
   -- each audit's tail signed before the server goes (bounded: the signal bounded the store's wait)
   for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir, true) end
   self.srv:close()
