@@ -40,10 +40,14 @@ end
 -- {"roles/x.lua" = hash of its text, or of the reason it cannot be read} for folder name of dir.
 local function folder_digest(dir, name)
   local out = {}
-  for _, path in ipairs(scriptfile.list(dir .. "/" .. name)) do
+  local list, lerr = scriptfile.list(dir .. "/" .. name)
+  for _, path in ipairs(list) do
     local text, err = scriptfile.read(path)
     out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
   end
+  -- a listing's refusal (a policy saved as x.lua.txt, a Policies/ folder) is a change too:
+  -- the reload that follows refuses it, where no digest moved and nothing was said
+  if lerr then out[name .. "/"] = crypto.hash("\0" .. tostring(lerr)) end
   return out
 end
 

@@ -68,6 +68,15 @@ describe("a Windows teammate's names", function()
     local set, rerr = roles.load(roles.dirs(dir), dir)
     assert.is_nil(set)
     assert.truthy(has(rerr, "roles/coder.lua.txt: not read"), rerr)
+    -- saved during a run, the hot reload's digest moves, so the reload that refuses it comes
+    -- (no digest moved, and nothing was said until a reload from another cause)
+    local reload = require "orket.engine.reload"
+    local live = project {}
+    assert(os.execute("mkdir -p " .. H.quote(live .. "/policies")))
+    local before = reload.digest(live)
+    H.write(live .. "/policies/no_shell.lua.txt", DENY)
+    local after = reload.digest(live)
+    assert.is_not.same(before, after)
     -- other endings stay an editor's (docs/roles.md: x.lua.orig, notes.txt)
     local other = project { ["policies/x.lua.orig"] = DENY, ["policies/notes.txt"] = "n", ["policies/x.txt"] = "n" }
     local plist, oerr = scriptfile.list(other .. "/policies", "policies")
