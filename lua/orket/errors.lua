@@ -40,6 +40,7 @@ M.GROUPS = {
     "ELOCKED", "ERUNGOING", "ELEASELOST", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
     "EAUDITUNDONE", "ESANDBOXRUNNING",
     "ENOTURN", "ECLOSED", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
+    "ESHUTDOWN",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
@@ -717,6 +718,10 @@ CODES.EPIPE = {
   remedy = "",
 }
 CODES.ESLOW = { means = "an HTTP client read its event stream too slowly and was dropped (logged)", remedy = "" }
+CODES.ESHUTDOWN = {
+  means = "orket serve stopped while a request's body was still arriving: the client was answered 503 unavailable (logged so)",
+  remedy = "",
+}
 -- the state machine's remedies, from its own table
 for _, code in ipairs(sm.codes()) do
   local e = CODES[code]
