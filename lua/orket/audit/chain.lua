@@ -92,12 +92,63 @@ function M.unchanged(result) return setmetatable(result, UNCHANGED) end
 --- is_unchanged(result) -> whether result was marked by unchanged
 function M.is_unchanged(result) return type(result) == "table" and getmetatable(result) == UNCHANGED end
 
---- record(db, e): the write e {actor=, action=, card=, route=, subject=} appended to the
---- chain, its subject (M.subject) as the entry's detail. Call it inside the transaction
---- of the write it records (serve's writes do, with their api_write event).
+-- the free-text fields of a card write whose hash, never the text, a decision carries
+local TEXTS = { "body", "note", "reason", "text", "title" }
+
+--- decision(d, body) -> table | nil: what a card write decided, for record's e.decision:
+--- d's fields (from=, to=, result=, approval=, tool=, scope=: never a secret) and, of body
+--- (the write's request or options), each free text (TEXTS) as its BLAKE2b hash alone:
+--- the chain then says what was decided and which words were given, without holding the
+--- words (the card's history shows them, and a hash matches them)
+function M.decision(d, body)
+  local out = {}
+  for k, v in pairs(d or {}) do out[k] = v end
+  for _, k in ipairs(TEXTS) do
+    local v = type(body) == "table" and body[k]
+    if type(v) == "string" and out[k] == nil then out[k] = "b2:" .. require("orket.c.crypto").hash(v, 16) end -- lazy: card writes only
+  end
+  return next(out) and out or nil
+end
+
+--- card_decision(action, body, r, from) -> table | nil: what a card write decided, for its
+--- chained entry (decision): a move's from (the card's status before), to, reason (a code)
+--- and result (a merge conflict sends the card back), a decision's request (approval=,
+--- tool=) or money budget (scope=); body's free text as its hash. body: the API's request
+--- body, or a command's words under the same names; r: the write's result. orket serve's
+--- writes and the commands' (orket cancel, comment, retry, answer) say it alike.
+function M.card_decision(action, body, r, from)
+  local d = {}
+  if action == "move" then
+    d.from, d.to = from, type(body) == "table" and type(body.to) == "string" and body.to:sub(1, 64) or nil
+    d.result = type(r) == "table" and type(r.code) == "string" and r.code or nil
+    d.reason = type(body) == "table" and type(body.reason) == "string" and body.reason:sub(1, 64) or nil
+  elseif (action == "approve" or action == "deny") and type(r) == "table" then
+    d.approval = math.tointeger(r.id)
+    d.tool = type(r.tool) == "string" and r.tool:sub(1, 128) or nil
+    d.scope = type(r.scope) == "string" and r.scope:sub(1, 64) or nil
+  end
+  return M.decision(d, body)
+end
+
+--- record(db, e): the write e {actor=, action=, card=, route=, subject=, decision=,
+--- journal=} appended to the chain, its subject and decision (M.decision) as the entry's
+--- detail (M.subject: their fields' names do not overlap). journal: the kind of the journal
+--- row written with it ("api_write"), which then carries the entry's seq (chain=):
+--- orket.audit.journal checks the two against each other. Call it inside the transaction of
+--- the write it records (serve's writes do, with their api_write event).
 function M.record(db, e)
+  local words = e.subject
+  if e.decision or e.journal then
+    words = {}
+    for k, v in pairs(e.subject or {}) do words[k] = v end
+    for k, v in pairs(e.decision or {}) do
+      assert(words[k] == nil, "audit decision: a field's name is a subject's")
+      words[k] = v
+    end
+    words.journal = e.journal
+  end
   local row = append(db, { kind = "write", actor = e.actor, action = e.action, card = e.card, route = e.route,
-    detail = M.subject(e.subject) })
+    detail = M.subject(words) })
   ops.insert(db, row)
   return row
 end

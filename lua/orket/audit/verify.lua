@@ -48,10 +48,10 @@ local function signed_entry(rep, problem, r, h, pk, from)
   if other and ach.verify(d.key, h, r.sig) then
     -- whole and signed, but not under the key this host trusts: another server's key,
     -- or a forger's; either way its entries are not vouched for
-    sig_problem(false, "%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
+    sig_problem(false, "%s %d is signed with another key (%s) than %s (%s): entries %d to %d are not "
       .. "verified. If another server of this store signed it, give every server the same .orket/audit.key "
-      .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key, pk,
-      from, seq)
+      .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key,
+      rep.pub_file, pk, from, seq)
     return nil
   elseif not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
     sig_problem(true, "%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
@@ -89,13 +89,20 @@ local function check_start(problem, first, retention)
   end
 end
 
--- where the chain parts from what was signed, said after a head it does not hold: the
--- entries after the newest checkpoint that verifies are vouched for by nothing
+-- what is left unvouched, said after a head the chain does not hold: the entries after the
+-- newest checkpoint that verifies. The checkpoints that signed them are gone, so whether
+-- they are original or rewritten cannot be told, and is not claimed either way; the
+-- summary says them unvouched too (rep.unvouched), not "not signed yet"
 local function parted(rep, last)
   local from = rep.last_signed + 1
   if not last or last < from then return "" end
-  return string.format("; and no checkpoint that verifies signs entries %d to %d: the chain parts from the one that "
-    .. "was signed after entry %d (rewritten from there, not only cut)", from, last, rep.last_signed)
+  rep.unvouched = rep.unvouched or from
+  local which = from == last and string.format("entry %d", from) or string.format("entries %d to %d", from, last)
+  local parts = rep.last_signed > 0 and string.format("the chain parts from the one that was signed after entry %d",
+    rep.last_signed) or "none that verifies is left"
+  return string.format("; and no checkpoint that verifies signs %s: %s. The checkpoints that signed %s are gone: "
+    .. "%s be original or rewritten, which cannot be told", which, parts, from == last and "it" or "them",
+    from == last and "it may" or "they may")
 end
 
 -- the tail: the newest checkpoint signed, kept outside the store (head.file: where it was
@@ -195,10 +202,11 @@ end
 --- of orket audit checkpoint --reset-head or --new-key ({seq=, action=, route=, detail=});
 --- unvouched: when a signature failed after the newest signed entry that verified, the
 --- first entry after that one. head.file: where head was read, to name it (default
---- .orket/audit.head).
-function M.chain(src, pk, head)
+--- .orket/audit.head). pub_file: where pk was read, to name it (verify --pub FILE; default
+--- .orket/audit.pub).
+function M.chain(src, pk, head, pub_file)
   local rep = { entries = 0, signed = 0, last_signed = 0, unchecked = 0, overrides = {}, problems = {},
-    sig_problems = {}, anchors = {}, resets = {} }
+    sig_problems = {}, anchors = {}, resets = {}, pub_file = pub_file or ".orket/audit.pub" }
   local function problem(fmt, ...) rep.problems[#rep.problems + 1] = string.format(fmt, ...) end
   local retention = {} -- through -> {hash=, seq=}: the removals signed records vouch for
   local first, last, last_cp = nil, nil, 0
@@ -210,16 +218,22 @@ function M.chain(src, pk, head)
       -- seqs must rise: one stored as text sorts above every number and would come back on
       -- every page (a forged file), so the read stops there
       local s = int(r.seq)
-      if not s or s <= after or (last and s <= int(last.seq)) then
-        problem("the audit's entries are not in seq order after entry %d (a seq is not a number): it was changed",
-          last and int(last.seq) or after)
+      if s and last and s == int(last.seq) and s > after and math.type(r.seq) == "integer" then
+        -- a repeat within a page is named as one, and the rest still checked (it is not a
+        -- removal); one that comes back on the next page stops the read below
+        problem("entry %d appears twice%s: it was changed", s, r.hash == last.hash and "" or " (the two differ)")
+      elseif not s or s <= after or (last and s <= int(last.seq)) then
+        problem("the audit's entries are not in seq order after entry %d (%s): it was changed",
+          last and int(last.seq) or after, (s and math.type(r.seq) == "integer") and string.format("entry %d comes "
+            .. "after it", s) or "a seq is not a number")
         stop = true
         break
+      else
+        rep.entries = rep.entries + 1
+        first = first or r
+        if check_entry(rep, problem, r, last, pk, last_cp + 1, retention) then last_cp = int(r.seq) end
+        last = r
       end
-      rep.entries = rep.entries + 1
-      first = first or r
-      if check_entry(rep, problem, r, last, pk, last_cp + 1, retention) then last_cp = int(r.seq) end
-      last = r
     end
     if last then after = int(last.seq) end
   end
@@ -255,7 +269,7 @@ function M.unsigned(rep, made, every)
     .. "(a new store, a key copied ahead), sign it with orket audit checkpoint --reset-head", rep.first, rep.last, why)
 end
 
---- verify(db, pk, head) -> chain()'s report of the store's chain
-function M.verify(db, pk, head) return M.chain(M.store_source(db), pk, head) end
+--- verify(db, pk, head, pub_file) -> chain()'s report of the store's chain
+function M.verify(db, pk, head, pub_file) return M.chain(M.store_source(db), pk, head, pub_file) end
 
 return M

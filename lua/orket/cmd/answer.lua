@@ -77,6 +77,9 @@ local function apply(db, card, decision, text, cli, request)
     local ok, derr, dcode, detail = localuse.audited(db, decision, card, function()
       return approvals.decide(db, b, card, { decision = decision, note = text, by = actor.seat,
         approval = request, unnamed = "sole" })
+    end, function(r) -- the chain's detail: the request decided, the note's hash (under the API's names)
+      local words = { [decision == "deny" and "reason" or "note"] = text }
+      return require("orket.audit.chain").card_decision(decision, words, r) -- lazy: as the store
     end)
     local p = detail and detail.approval
     if p and detail.unnamed then
@@ -89,6 +92,8 @@ local function apply(db, card, decision, text, cli, request)
   end
   local ok, aerr, acode, detail = localuse.audited(db, "answer", card, function()
     return answer.answer(db, b, card, text, actor)
+  end, function(r) -- the chain's detail
+    return require("orket.audit.chain").card_decision("answer", { text = text }, r) -- lazy: as the store
   end)
   if detail and detail.approval then
     aerr = string.format("%s; use '%s --approve [\"note\"]' or --deny \"reason\"", aerr,

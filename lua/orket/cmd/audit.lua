@@ -12,11 +12,13 @@ checkpoints are signed with the project's Ed25519 key (.orket/audit.key, mode 60
 
 verify reads the whole chain and names every entry changed, removed or reordered, every
 checkpoint whose signature fails, a tail cut past the newest checkpoint (.orket/audit.head),
-a head file missing while the project signs, and an append-only trigger of the store
-removed; exit 1 when it finds one. --pub FILE and --head FILE check against copies of
-audit.pub and audit.head kept off this machine; --file EXPORT checks an export (orket
-audit export, whole) against them, without the store (--pub is needed then). export writes the entries as JSON Lines (--format jsonl, the only format),
-those at or after --since TIME: a date (2026-11-01, from its midnight UTC, not local
+a head file missing while the project signs, an append-only trigger of the store removed,
+and a journal row of the server's card writes (api_write) that disagrees with its chain
+entry, or is missing or made up; exit 1 when it finds one. --pub FILE and --head FILE
+check against copies of audit.pub and audit.head kept off this machine; --file EXPORT
+checks an export (orket audit export, whole, each line as export wrote it) against them,
+without the store (--pub is needed then). export writes the entries as JSON Lines
+(--format jsonl, the only format), those at or after --since TIME: a date (2026-11-01, from its midnight UTC, not local
 time), a UTC time (2026-11-01T12:00:00Z; no offset such as +05:30), or 7d / 12h ago.
 checkpoint signs the entries written since the last checkpoint and applies audit.
 retention_days of orket.lua (entries older are removed whole, with a signed record of the
@@ -26,7 +28,10 @@ store put back to an older copy would be signed as it is. --reset-head signs the
 it is all the same, and records that in it; --new-key does so with a new signing key (the
 old one kept aside as .orket/audit.key.replaced-TIME), for a key lost. See docs/audit.md.]]
 
-local ROW = jsonout.shape({ "seq", "at", "kind", "actor", "action", "card", "route", "detail", "prev", "hash", "sig" })
+local ROW_KEYS = { "seq", "at", "kind", "actor", "action", "card", "route", "detail", "prev", "hash", "sig" }
+local ROW = jsonout.shape(ROW_KEYS)
+local ROW_FIELDS = {}
+for _, k in ipairs(ROW_KEYS) do ROW_FIELDS[k] = true end
 
 local PAGE = 1000
 
@@ -108,10 +113,13 @@ local function report(rep)
   -- (after a signature that failed, the entries past the last that verified are not
   -- waiting for a checkpoint: the ones they have do not vouch for them)
   local tail = ""
-  if rep.unvouched then
-    tail = string.format("; entries %d to %d are vouched for by no checkpoint that verifies", rep.unvouched, rep.last)
+  local function span(from, to)
+    return from == to and ("entry " .. from .. " is") or ("entries " .. from .. " to " .. to .. " are")
+  end
+  if rep.unvouched and rep.last and rep.last >= rep.unvouched then
+    tail = string.format("; %s vouched for by no checkpoint that verifies", span(rep.unvouched, rep.last))
   elseif rep.last and rep.last > rep.last_signed then
-    tail = string.format("; entries %d to %d are not signed yet", rep.last_signed + 1, rep.last)
+    tail = string.format("; %s not signed yet", span(rep.last_signed + 1, rep.last))
   end
   local function n(count, one, many) return string.format("%d %s", count, count == 1 and one or many) end
   io.stdout:write(string.format("audit: %s (%s to %s), %s%s: %s\n", n(rep.entries, "entry", "entries"),
@@ -183,8 +191,11 @@ local function verify(cli, dir, db, o)
       return 1
     end
   end
-  local rep = vmod.verify(db, pk or string.rep("0", 64), head)
+  local rep = vmod.verify(db, pk or string.rep("0", 64), head, o.pub)
   for _, p in ipairs(store_problems(db, pk, head, herr)) do rep.problems[#rep.problems + 1] = p end
+  -- the journal's rows of the server's writes against their entries: the journal has no
+  -- hashes, and orket card and GET /v1/audit read it
+  for _, p in ipairs(require("orket.audit.journal").check(db)) do rep.problems[#rep.problems + 1] = p end -- lazy: as the store
   db:close()
   if herr then rep.problems[#rep.problems + 1] = herr end
   -- a restore killed between its copy and its record: said first, the rest may be its doing
@@ -197,13 +208,37 @@ local function verify(cli, dir, db, o)
   return report(rep)
 end
 
--- an export's lines (orket audit export) as a chain orket.audit.verify reads -> src | nil, msg
+-- why an export's line, decoded as x, is not the bytes orket audit export writes for it |
+-- nil: a field verify does not hash would ride along in a file it passed (an "approved_by"),
+-- and a key given twice reads one way to cjson (its last) and another to a reader that takes
+-- the first (a forged actor put before the true one)
+local function not_canonical(line, x)
+  local r, extra = {}, {}
+  for k, v in pairs(x) do
+    if ROW_FIELDS[k] then r[k] = v ~= require("cjson.safe").null and v or nil -- lazy: as export_source
+    else extra[#extra + 1] = tostring(k) end
+  end
+  if #extra > 0 then
+    table.sort(extra)
+    return "a field orket audit export does not write (" .. table.concat(extra, ", "):sub(1, 200) .. ")"
+  end
+  r.seq = math.tointeger(r.seq)
+  local ok, text = pcall(jsonout.encode, setmetatable(r, ROW))
+  if not ok or text ~= line then
+    return "not the bytes orket audit export writes for its entry (a key given twice, or its fields reordered "
+      .. "or respaced)"
+  end
+end
+
+-- an export's lines (orket audit export) as a chain orket.audit.verify reads -> src,
+-- problems | nil, msg. Each line must be the bytes export writes for its entry (not_canonical);
+-- an entry on two lines is named, its first line checked (a repeat is not a removal)
 local function export_source(path)
   local backup = require "orket.store.backup" -- lazy: as the store
   local json = require "cjson.safe" -- lazy: only here
   local f, err = io.open(path, "rb")
   if not f then return nil, tostring(err) end
-  local rows, n = {}, 0
+  local rows, n, problems, seen = {}, 0, {}, {}
   for line in f:lines() do
     n = n + 1
     local x = line ~= "" and json.decode(line)
@@ -212,10 +247,22 @@ local function export_source(path)
       return nil, string.format("%s:%d: not an audit entry (a JSON object with a seq, as orket audit export writes)",
         path, n)
     end
-    if x then rows[#rows + 1] = backup.chain_row(x) end
+    if x then
+      local seq = math.tointeger(x.seq)
+      local why = not_canonical(line, x)
+      if why then problems[#problems + 1] = string.format("%s:%d: entry %d: %s: it was changed", path, n, seq, why) end
+      local before = seen[seq]
+      if before then
+        problems[#problems + 1] = string.format("%s:%d: entry %d appears twice (first on line %d%s): it was changed; "
+          .. "line %d is checked", path, n, seq, before.n, before.line == line and "" or ", and the two differ", before.n)
+      else
+        seen[seq] = { n = n, line = line }
+        rows[#rows + 1] = backup.chain_row(x)
+      end
+    end
   end
   f:close()
-  return backup.rows_source(rows)
+  return backup.rows_source(rows), problems
 end
 
 -- verify --file EXPORT: an export checked apart from the store, under --pub FILE (and the
@@ -231,7 +278,8 @@ local function verify_file(cli, dir, o)
     cli.err("audit: --file %s", err)
     return 1
   end
-  local rep = require("orket.audit.verify").chain(src, pk, head) -- lazy: as the store
+  local rep = require("orket.audit.verify").chain(src, pk, head, o.pub) -- lazy: as the store
+  for i, p in ipairs(err) do table.insert(rep.problems, i, p) end
   if herr then rep.problems[#rep.problems + 1] = herr end
   if not head and not herr then
     io.stdout:write("audit: note: no --head FILE: a cut of the export's tail, checkpoints and all, is not seen\n")

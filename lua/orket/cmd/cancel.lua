@@ -36,6 +36,8 @@ function cmd.run(args, cli)
   local actor, localuse = cli.operator()
   local card, err, code = localuse.audited(db, "cancel", o.card, function()
     return b:cancel(o.card, { actor = actor, reason = o.reason })
+  end, function(c) -- the chain's detail
+    return require("orket.audit.chain").card_decision("cancel", { reason = o.reason }, c) -- lazy: as the store
   end)
   local n = 0
   if card and card.type ~= "issue" then

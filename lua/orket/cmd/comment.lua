@@ -37,6 +37,8 @@ function cmd.run(args, cli)
   local actor, localuse = cli.operator()
   local c, err, code = localuse.audited(db, "comment", o.card, function()
     return b:comment(o.card, { author = actor.seat, body = o.text })
+  end, function(c) -- the chain's detail
+    return require("orket.audit.chain").card_decision("comment", { body = o.text }, c) -- lazy: as the store
   end)
   db:close()
   if not c then

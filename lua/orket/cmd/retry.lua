@@ -41,6 +41,8 @@ function cmd.run(args, cli)
   local actor, localuse = cli.operator()
   local card, err, code, detail = localuse.audited(db, "retry", o.card, function()
     return retry.retry(db, b, o.card, actor, o.note)
+  end, function(c) -- the chain's detail
+    return require("orket.audit.chain").card_decision("retry", { note = o.note }, c) -- lazy: as the store
   end)
   if detail and detail.approval then
     local p = detail.approval

@@ -162,9 +162,18 @@ function M.audited(ctx, e)
   -- traced and revoked without ending the person's other keys
   local who = e.who or ctx.who
   local key = who and who.user and who.key_id or nil
+  -- A card's write: the chain's entry first, the journal's row naming it (chain=), and the
+  -- entry saying a row was written with it (journal=), so that orket audit verify matches
+  -- the two and names a row reattributed, removed or made up (orket.audit.journal), as
+  -- orket card's history and GET /v1/audit read the row. decision: what the write decided
+  -- (orket.audit.chain's decision), in the hashed entry and the row alike. (The people and
+  -- session writes, with no card, are not linked yet: their rows' shape is as it was.)
+  local linked = e.card ~= nil
+  local row = audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route,
+    subject = e.subject, decision = e.decision, journal = linked and "api_write" or nil })
   db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor,
-    data = { action = e.action, route = ctx.route, subject = e.subject, key = key } }
-  audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route, subject = e.subject })
+    data = { action = e.action, route = ctx.route, subject = e.subject, key = key, decision = e.decision,
+      chain = linked and row.seq or nil } }
   ctx.audited = true
 end
 
@@ -194,10 +203,12 @@ local function do_write(ctx, action, card_id, fn, locked)
   local b = board_mod.open(db)
   local detail
   local res, msg, code = db:tx(function()
+    -- a move's status before it, for the chain's entry (read in the write's transaction)
+    local from = action == "move" and card_id and (b:get(card_id) or {}).status or nil
     local r, m, c, d = fn(b, actor)
     if not r then detail = d; return nil, m, c end
     M.audited(ctx, { card = (type(r) == "table" and r.id and action == "create") and r.id or card_id,
-      actor = actor.seat, action = action })
+      actor = actor.seat, action = action, decision = audit_chain.card_decision(action, ctx.body, r, from) })
     return r
   end)
   if lock then lock:release() end

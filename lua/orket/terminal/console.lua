@@ -430,6 +430,9 @@ local function decide(p, card_id, decision, note)
   local db = p.engine.db
   return localuse.audited(db, decision, card_id, function()
     return approvals.decide(db, p.engine.board, card_id, { decision = decision, note = note, by = actor.seat })
+  end, function(r) -- the chain's detail, as orket answer's
+    local words = { [decision == "deny" and "reason" or "note"] = note }
+    return require("orket.audit.chain").card_decision(decision, words, r) -- lazy: as the store
   end)
 end
 
