@@ -268,10 +268,10 @@ end
 --- (its live run lease: that folder's lock files are not this one's); runs_ok: the caller
 --- is a run, which orket.engine.claims keeps off the cards of those runs instead.
 --- The file says what holds it (what: a word, "run" for a run; a command that takes the
---- lock for a moment names itself, its SHORT word; none is taken for a run): a short command's hold (SHORT) is waited for, at most WAIT_MS,
---- by sleep(ms) (default uv.sleep, which blocks; a server passes one that yields to its
---- loop, or false: no wait), as the store waits for SQLite's lock. http: the refusal is
---- worded for an API client.
+--- lock for a moment names itself, its SHORT word; none is taken for a run): a short
+--- command's hold (SHORT) is waited for, at most WAIT_MS, by sleep(ms) (default uv.sleep,
+--- which blocks; a server passes one that yields to its loop, or false: no wait), as the
+--- store waits for SQLite's lock. http: the refusal is worded for an API client.
 function M.lock(dir, opts)
   opts = opts or {}
   local path = dir .. "/.orket/run.lock"
