@@ -92,6 +92,21 @@ db:tx(function() db:event { kind = "api_write", card = "API-2", actor = "user:ca
     assert.equal(1, r.status, r.stdout)
     assert.matches("(api_write move by user:carol) names no audit entry, though it was written after journal row",
       r.stdout, 1, true)
+    -- made up naming an entry past the chain's end, and one naming the comment's entry again
+    two = copy(dir)
+    script(two, string.format([[unguard()
+db:tx(function()
+  db:event { kind = "api_write", card = "API-2", actor = "user:carol", data = { action = "move", chain = 999999 } }
+  db:event { kind = "api_write", card = "API-2", actor = "user:dave", data = { action = "move", chain = %d } }
+  return true end)]], math.tointeger(comment.seq)))
+    r = H.orket("audit verify", { cwd = two })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("(api_write move by user:carol) names audit entry 999999, which the chain does not hold",
+      r.stdout, 1, true)
+    assert.matches("(api_write move by user:dave) names audit entry " .. math.tointeger(comment.seq)
+      .. ", as journal row", r.stdout, 1, true)
+    -- the comment's own row still matches its entry: no disagreement named for it
+    assert.not_matches("(api_write comment by " .. id .. ") disagrees", r.stdout, 1, true)
   end)
 
   it("chains a command's card write with its text's hash, and no journal mark", function()

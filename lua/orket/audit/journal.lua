@@ -55,6 +55,8 @@ end
 --- naming one entry, a card's row naming none written after rows that do (the people and
 --- session rows, which have no card, name none: orket.serve.writes), and each entry written
 --- with a row the journal no longer holds. The chain's own checks are orket.audit.verify's.
+--- The journal's rows are read once and the chain once, in pages: a row's entry is matched
+--- as the chain's pass reaches it, not read on its own (a query a row).
 function M.check(db)
   local problems, extra = {}, 0
   local function problem(fmt, ...)
@@ -62,33 +64,23 @@ function M.check(db)
   end
   local first = db:read(function() return ops.page(db, 0, 1) end)[1]
   local first_seq = first and int(first.seq) or math.huge
-  local linked, linking = {}, nil -- seq -> row id; the first row that names an entry
+  -- seq -> what its row says (only the fields compared: the rows' data stays unkept)
+  local linked, linking = {}, nil -- linking: the first row that names an entry
   local after = 0
   while true do
     local rows = db:read(function() return sj.api_writes(db, after, PAGE) end)
     for _, r in ipairs(rows) do
       local d = type(r.data) == "table" and r.data or {}
-      r.data = d
       local seq = int(d.chain)
       local what = string.format("journal row %d (api_write %s by %s)", r.id, tostring(d.action), tostring(r.actor))
       if seq then
         linking = linking or r.id
         if linked[seq] then
           problem("%s names audit entry %d, as journal row %d does: one of them was made up or changed", what, seq,
-            linked[seq])
+            linked[seq].id)
         elseif seq >= first_seq then
-          linked[seq] = r.id
-          local e = db:read(function() return ops.get(db, seq) end)
-          if not e then
-            problem("%s names audit entry %d, which the chain does not hold", what, seq)
-          else
-            local field, mine, theirs = differs(r, e)
-            if field then
-              problem("%s disagrees with audit entry %d on its %s: the journal says %s, the chain %s: the journal "
-                .. "row was changed (the chain's entry is the record)", what, seq, field, tostring(mine),
-                tostring(theirs))
-            end
-          end
+          linked[seq] = { id = r.id, what = what, actor = r.actor, card = r.card,
+            data = { action = d.action, route = d.route, subject = d.subject, decision = d.decision } }
         end
       elseif linking and r.card ~= nil and r.card ~= null and not UNLINKED[r.actor] then
         problem("%s names no audit entry, though it was written after journal row %d, which does: it was made up "
@@ -98,19 +90,36 @@ function M.check(db)
     if #rows < PAGE then break end
     after = rows[#rows].id
   end
-  -- the entries written with a row: each row must still be there
+  -- the chain's pass: each entry a row names is compared; each written with a row must
+  -- still have it
   local seq = 0
   while true do
     local rows = db:read(function() return ops.page(db, seq, PAGE) end)
     for _, e in ipairs(rows) do
-      if e.kind == "write" and chain.detail(e).journal == "api_write" and not linked[int(e.seq)] then
+      local s = int(e.seq)
+      local r = linked[s]
+      if r then
+        r.seen = true
+        local field, mine, theirs = differs(r, e)
+        if field then
+          problem("%s disagrees with audit entry %d on its %s: the journal says %s, the chain %s: the journal "
+            .. "row was changed (the chain's entry is the record)", r.what, s, field, tostring(mine),
+            tostring(theirs))
+        end
+      elseif e.kind == "write" and chain.detail(e).journal == "api_write" then
         problem("audit entry %d (%s by %s%s) was written with a journal row (api_write), which the journal no "
-          .. "longer holds: it was removed", int(e.seq), tostring(e.action), tostring(e.actor),
+          .. "longer holds: it was removed", s, tostring(e.action), tostring(e.actor),
           e.card and (", card " .. e.card) or "")
       end
     end
     if #rows < PAGE then break end
     seq = int(rows[#rows].seq)
+  end
+  local missing = {}
+  for s, r in pairs(linked) do if not r.seen then missing[#missing + 1] = s end end
+  table.sort(missing)
+  for _, s in ipairs(missing) do
+    problem("%s names audit entry %d, which the chain does not hold", linked[s].what, s)
   end
   if extra > 0 then
     problems[#problems + 1] = string.format("and %d more disagreements of the journal with the chain", extra)
