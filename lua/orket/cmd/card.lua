@@ -6,6 +6,7 @@ local cmdline = require "orket.cmdline"
 local view = require "orket.views.card"
 local approvals = require "orket.actions.approvals"
 local inert = require "orket.inert"
+local board_mod = require "orket.board"
 
 local cmd = { name = "card", summary = "show one card with comments and history", args = {
   extra = "card takes one card id",
@@ -33,8 +34,24 @@ local function branch(w, git)
   line(w, "", git.lost)
 end
 
+-- deps(db, c) -> each dependency's id and status, and its epic's (with of = the epic), which
+-- hold an issue back as its own do (orket.ready): read for these lines only
+local function deps_of(db, c)
+  local b, deps = board_mod.open(db), {}
+  for i, d in ipairs(c.depends_on or {}) do
+    local dc = b:get(d)
+    deps[i] = { id = d, status = dc and dc.status or "missing" }
+  end
+  local parent = c.type == "issue" and c.parent and b:get(c.parent)
+  for _, d in ipairs(parent and parent.depends_on or {}) do
+    local dc = b:get(d)
+    deps[#deps + 1] = { id = d, status = dc and dc.status or "missing", of = parent.id }
+  end
+  return deps
+end
+
 -- Its dependencies, each with its status, and what a ready card waits for: the scheduler
--- passes it over until they, and its epic's, are done (orket.ready)
+-- passes it over until they, and its epic's, are done; a ready card's bare ids did not say so
 local function dependencies(w, c, deps)
   local own, waits = {}, {}
   for _, d in ipairs(deps or {}) do
@@ -206,6 +223,7 @@ function cmd.run(args, cli)
   local db = cli.open_store(o.dir, false, true, true)
   if not db then return 1 end
   local g, gerr = view.gather(db, o.id, o.dir)
+  if g and not o.json then g.deps = deps_of(db, g.card) end
   db:close()
   if not g then
     cli.err("%s", gerr)

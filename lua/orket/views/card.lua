@@ -52,20 +52,7 @@ function M.gather(db, id, dir)
   end
   local scope = { [c.type == "issue" and "card" or c.type] = c.id }
   local usage = costs.totals(db, scope)
-  -- each dependency's status: a ready card whose dependency is not done waits for it, which
-  -- its bare ids did not say
-  local deps = {}
-  for i, d in ipairs(c.depends_on or {}) do
-    local dc = b:get(d)
-    deps[i] = { id = d, status = dc and dc.status or "missing" }
-  end
-  -- and its epic's, which hold an issue back as its own do (orket.ready)
-  local parent = c.type == "issue" and c.parent and b:get(c.parent)
-  for _, d in ipairs(parent and parent.depends_on or {}) do
-    local dc = b:get(d)
-    deps[#deps + 1] = { id = d, status = dc and dc.status or "missing", of = parent.id }
-  end
-  return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id), deps = deps,
+  return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
     violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
     forge = pull_request.info(db, c.id), usage = usage,
     -- its arm in each experiment (docs/cost.md), fixed at its first turn: a variant's model
