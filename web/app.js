@@ -824,6 +824,9 @@
     if (!u || !u.calls) return null;
     let s = u.calls + (u.calls === 1 ? " call, " : " calls, ") + u.input + " prompt tokens" +
       (u.cached ? " (" + u.cached + " cached)" : "") + ", " + u.output + " output tokens";
+    // counts taken from the text, not the provider's, as orket card marks them
+    const est = u.estimated || 0;
+    if (est > 0) s += est === u.calls ? " (estimated)" : " (" + est + (est === 1 ? " call's" : " calls'") + " estimated)";
     const cs = Object.keys(u.cost || {}).sort().map((c) => money(u.cost[c], c));
     if (cs.length) {
       s += ", cost " + cs.join(" + ");

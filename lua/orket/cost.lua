@@ -298,11 +298,17 @@ function M.text(sums)
 end
 
 --- usage_text(totals) -> "usage: 2 calls, 8000 prompt tokens (6000 cached), 400 output
---- tokens, cost 0.0165 USD": orket.store.costs.totals as a line. The cost says how many
---- calls it leaves out (no price, no usage), and is left out when none is known.
+--- tokens, cost 0.0165 USD": orket.store.costs.totals as a line. The tokens say when they
+--- were estimated (all, or "(1 call's estimated)"); the cost says how many calls it leaves
+--- out (no price, no usage), and is left out when none is known.
 function M.usage_text(t)
   local s = string.format("usage: %d call%s, %d prompt tokens%s, %d output tokens", t.calls, t.calls == 1 and "" or "s",
     t.input, t.cached > 0 and string.format(" (%d cached)", t.cached) or "", t.output)
+  -- counts taken from the text, not the provider's (orket log marks each such step)
+  local est = t.estimated or 0
+  if est > 0 then
+    s = s .. (est == t.calls and " (estimated)" or string.format(" (%d call%s estimated)", est, est == 1 and "'s" or "s'"))
+  end
   local c = M.text(t.cost)
   if c then
     s = s .. ", cost " .. c

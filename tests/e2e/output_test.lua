@@ -20,6 +20,13 @@ describe("orket log, runs and card read well", function()
       .. "      schema.sql creates the notes table\n", log.stdout)
     -- a written file's content, as the call's argument, stays JSON on one line
     assert.matches('\n   %[call%] write_file {[^\n]*"CREATE TABLE notes', log.stdout)
+    -- the sums say so too: the run's usage line, the card's model line, their JSON
+    assert.matches("\nusage: %d+ calls?, %d+ prompt tokens, %d+ output tokens %(estimated%)", log.stdout)
+    local card = H.orket("card NOTES-1", { cwd = dir })
+    assert.matches("\nmodel: +%d+ calls?, %d+ prompt tokens, %d+ output tokens %(estimated%)", card.stdout)
+    local doc = cjson.decode(H.orket("card NOTES-1 --json", { cwd = dir }).stdout)
+    assert.is_true(doc.usage.calls > 0)
+    assert.equal(doc.usage.calls, doc.usage.estimated)
   end)
 
   it("orket runs has a header naming its columns", function()

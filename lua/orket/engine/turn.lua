@@ -1042,6 +1042,9 @@ local function step_response(sp)
       response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
       data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms, cached_tokens = money.cached_tokens,
         summarized = job.summarized ~= 0 and job.summarized or nil,
+        -- counts the provider did not send, taken from the text: every usage sum says how
+        -- many of its calls were so (orket.store.costs)
+        estimated = usage.estimated == true and 1 or nil,
         cost = money.cost, currency = money.currency } })
     job.turn_row = sp.turn_id
     sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)

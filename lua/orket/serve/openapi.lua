@@ -44,9 +44,12 @@ M.STATUSES, M.TYPES, M.REASONS = sm.statuses(), sm.types(), sm.reasons()
 --- USAGE: model calls summed (orket.store.costs.totals; docs/cost.md): a run's, a card's
 M.USAGE = fields({ calls = INT, priced = { type = "integer", description = "the calls with a known cost" },
   input = { type = "integer", description = "prompt tokens, cached ones too" }, cached = INT, output = INT,
+  estimated = { type = "integer", description = "the calls whose token counts were estimated from the text (the "
+    .. "provider sent none or not all)" },
   cost = { type = "object", additionalProperties = { type = "integer" },
     description = "micro-units by currency ({\"USD\": 1200}); {} when no call is priced" } })
-M.USAGE.description = "model calls summed: calls, priced (with a cost), input, cached and output tokens, cost "
+M.USAGE.description = "model calls summed: calls, priced (with a cost), input, cached and output tokens, estimated "
+  .. "(calls counted from the text), cost "
   .. "(docs/cost.md)"
 
 --- CARD_FIELDS: a card as orket.board/1 and orket.card/1 give it (orket.views.board: every

@@ -26,16 +26,18 @@ local FILTERS = {
   { "upto_event", "r.id + 0 <= ?", 1, "failures" },
 }
 
--- A source of calls as rows r (id, run_id, card_id, at, model, data): the turns, and the
+-- A source of calls as rows r (id, run_id, card_id, at, model, data, est): the turns, and the
 -- model failures whose answer's usage was refused, charged as the call's estimate
--- (orket.engine.spend.refused), whose data holds the charged tokens and cost.
+-- (orket.engine.spend.refused), whose data holds the charged tokens and cost. est is 1 for
+-- a call whose counts were estimated (a turn's data.estimated, written by orket.engine.turn
+-- when the provider sent none or not all; every charged failure), NULL otherwise.
 local function sources(d)
   return {
-    { "turns", "(SELECT id, run_id, card_id, created_at AS at, model, seat, data, prompt_tokens, completion_tokens "
-      .. "FROM turns)" },
+    { "turns", "(SELECT id, run_id, card_id, created_at AS at, model, seat, data, prompt_tokens, completion_tokens, "
+      .. d.json_int("data", "estimated") .. " AS est FROM turns)" },
     { "failures", "(SELECT id, run_id, card_id, at, " .. d.json_text("data", "model") .. " AS model, actor AS seat, data, "
       .. d.json_int("data", "prompt_tokens") .. " AS prompt_tokens, " .. d.json_int("data", "completion_tokens")
-      .. " AS completion_tokens FROM events WHERE kind = 'model_failure')" },
+      .. " AS completion_tokens, 1 AS est FROM events WHERE kind = 'model_failure')" },
   }
 end
 
@@ -75,13 +77,13 @@ function M.query(d, f, by)
     end
     parts[#parts + 1] = "SELECT r." .. key .. " AS " .. key .. ", " .. d.json_text("r.data", "currency") .. " AS currency, "
       .. d.json_int("r.data", "cost") .. " AS cost, " .. M.spent(d, "r.data") .. " AS spent, r.prompt_tokens AS pt, "
-      .. d.json_int("r.data", "cached_tokens") .. " AS cached, r.completion_tokens AS ct FROM " .. from
+      .. d.json_int("r.data", "cached_tokens") .. " AS cached, r.completion_tokens AS ct, r.est AS est FROM " .. from
       .. " r WHERE " .. table.concat(where, " AND ")
   end
   local q = "SELECT " .. key .. ", currency, " .. d.integer("COALESCE(SUM(spent), 0)") .. " AS micros, "
     .. d.integer("COUNT(cost)") .. " AS priced, " .. d.integer("COUNT(*)") .. " AS calls, "
     .. d.integer("COALESCE(SUM(pt), 0)") .. " AS input, " .. d.integer("COALESCE(SUM(cached), 0)") .. " AS cached, "
-    .. d.integer("COALESCE(SUM(ct), 0)") .. " AS output FROM (" .. table.concat(parts, " UNION ALL ")
+    .. d.integer("COALESCE(SUM(ct), 0)") .. " AS output, " .. d.integer("COUNT(est)") .. " AS estimated FROM (" .. table.concat(parts, " UNION ALL ")
     .. ") c GROUP BY 1, 2 ORDER BY 1, 2"
   return q, args
 end
@@ -101,25 +103,25 @@ local function read(db, q, ...)
 end
 
 --- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
---- output=}, one per model and currency, for the calls matching every filter of
+--- output=, estimated=}, one per model and currency, for the calls matching every filter of
 --- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id),
 --- after_event= (events id), upto_turn=, upto_event= (the last ids counted)}. input counts every prompt token (cached ones too); priced
---- counts the calls with a cost. A call whose answer's usage was refused counts as charged.
+--- counts the calls with a cost, estimated those whose token counts were estimated. A call whose answer's usage was refused counts as charged.
 function M.rows(db, f)
   local q, args = M.query(db.dialect, f)
   return read(db, q, table.unpack(args))
 end
 
 local function totals_of(out, r)
-  for _, k in ipairs { "calls", "priced", "input", "cached", "output" } do out[k] = out[k] + (r[k] or 0) end
+  for _, k in ipairs { "calls", "priced", "input", "cached", "output", "estimated" } do out[k] = out[k] + (r[k] or 0) end
   -- a sum that never wraps to a negative
   if r.currency and (r.priced or 0) > 0 then cost.add(out.cost, r.currency, r.micros) end
   return out
 end
 
-local function zero() return { cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0 } end
+local function zero() return { cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0, estimated = 0 } end
 
---- totals(db, f) -> {cost = {currency = micros}, calls=, priced=, input=, cached=, output=}:
+--- totals(db, f) -> {cost = {currency = micros}, calls=, priced=, input=, cached=, output=, estimated=}:
 --- rows summed over models
 function M.totals(db, f)
   local out = zero()

@@ -20,6 +20,10 @@ describe("the web board's model use", function()
       { calls = 3, priced = 3, input = 10, cached = 0, output = 5, cost = { USD = 70 } },
       -- no cost known: none said, as orket card leaves it out
       { calls = 2, priced = 0, input = 10, cached = 0, output = 5, cost = {} },
+      -- counts estimated from the text (the provider sent none): for some calls, for all
+      { calls = 3, priced = 3, input = 10, cached = 0, output = 5, cost = { USD = 70 }, estimated = 1 },
+      { calls = 2, priced = 2, input = 10, cached = 0, output = 5, cost = { USD = 70 }, estimated = 2 },
+      { calls = 4, priced = 4, input = 10, cached = 0, output = 5, cost = { USD = 70 }, estimated = 3 },
     }
     local page = table.concat(fns, "\n") .. "\nconsole.log(JSON.stringify(" .. cjson.encode(usages)
       .. ".map(usageText)));\n"
@@ -31,6 +35,9 @@ describe("the web board's model use", function()
     local want = {}
     for i, u in ipairs(usages) do want[i] = (cost.usage_text(u):gsub("^usage: ", "")) end
     assert.equal("16 calls, 176 prompt tokens, 80 output tokens, cost 0.000936 USD (4 calls of unknown cost)", want[1])
+    assert.equal("3 calls, 10 prompt tokens, 5 output tokens (1 call's estimated), cost 0.00007 USD", want[5])
+    assert.equal("2 calls, 10 prompt tokens, 5 output tokens (estimated), cost 0.00007 USD", want[6])
+    assert.equal("4 calls, 10 prompt tokens, 5 output tokens (3 calls' estimated), cost 0.00007 USD", want[7])
     assert.same(want, cjson.decode(out))
   end)
 end)
