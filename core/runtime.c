@@ -29,6 +29,7 @@
 #include "modules.h"
 
 extern int luaopen_cjson(lua_State *L);
+extern int luaopen_cjson_safe(lua_State *L);
 
 orket_rt *rt_get(lua_State *L) {
   void *ud = NULL;
@@ -241,6 +242,31 @@ static int rt_panic(lua_State *L) {
 
 /* Everything that needs the Lua API, run protected so an allocation failure cannot
  * escape. Stack: [1] = home (string). */
+/* The search path in field `field` of the table on top of the stack, with only its absolute
+ * entries: Lua's defaults end in ./?.lua, ./?/init.lua and ./?.so, so a module file in the
+ * current directory (a workspace an agent wrote, a cloned project) would be run as Orket's own
+ * code, outside every confinement, by any command started there. */
+static void rt_absolute_only(lua_State *L, const char *field) {
+  lua_getfield(L, -1, field);
+  const char *s = lua_tostring(L, -1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int first = 1;
+  while (s && *s) {
+    const char *end = strchr(s, ';');
+    size_t n = end ? (size_t)(end - s) : strlen(s);
+    if (n > 0 && s[0] == '/') {
+      if (!first) luaL_addchar(&b, ';');
+      luaL_addlstring(&b, s, n);
+      first = 0;
+    }
+    s += n + (end ? 1 : 0);
+  }
+  luaL_pushresult(&b);
+  lua_setfield(L, -3, field);
+  lua_pop(L, 1);
+}
+
 static int rt_setup(lua_State *L) {
   const char *home = lua_tostring(L, 1);
   luaL_openlibs(L); /* the host is trusted; operator scripts get scriptenv.lua's allow-list */
@@ -255,15 +281,21 @@ static int rt_setup(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_cjson);
   lua_setfield(L, -2, "cjson");
+  lua_pushcfunction(L, luaopen_cjson_safe); /* the linked copy, not one found on a path */
+  lua_setfield(L, -2, "cjson.safe");
   for (const orket_module *m = orket_modules; m->name; m++) {
     lua_pushcfunction(L, m->open);
     lua_setfield(L, -2, m->name);
   }
   lua_pop(L, 1);
 
-  /* Orket's own library first; the system paths stay so trusted tools (busted) load. */
+  /* Orket's own library first, then its home's own modules (a source build's home is its
+   * checkout: the tests' and benchmarks' helpers, tests.helpers, bench.stats); the system
+   * paths stay so trusted tools (busted) load, and none relative to the current directory. */
   lua_getglobal(L, "package");
-  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", home, home);
+  rt_absolute_only(L, "path");
+  rt_absolute_only(L, "cpath");
+  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", home, home, home);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");

@@ -622,4 +622,23 @@ io.stdout:write(select("#", f:write("x")), " ", tostring(select(3, f:write("x"))
     -- the web board's files are installed beside the library, where orket serve looks
     assert.equal(H.read(H.ROOT .. "/web/app.js"), H.read(dir .. "/share/orket/web/app.js"))
   end)
+  it("runs no module file of the directory it is started in (a workspace an agent wrote)", function()
+    local dir = H.tmpdir()
+    local mark = dir .. "/ran"
+    -- what an agent's merged files could hold: modules Orket loads by name, at the current
+    -- directory's ./?.lua, ./?/init.lua and ./?.so of Lua's default paths
+    local body = string.format('io.open(%q, "a"):write(...) return {}', mark)
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/cjson") .. " " .. H.quote(dir .. "/yaml")))
+    H.write(dir .. "/cjson/safe.lua", body)
+    H.write(dir .. "/yaml/init.lua", body)
+    H.write(dir .. "/lpeg.lua", body)
+    H.write(dir .. "/luv.so", "not a library")
+    local r = H.orket("status", { cwd = dir })
+    assert.matches("orket.lua not found", r.stderr, 1, true)
+    r = H.orket([[lua -e "require 'cjson.safe'; require 'yaml'; print(pcall(require, 'lpeg'))"]], { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.is_nil(io.open(mark), "a module of the current directory was run")
+    r = H.orket([[lua -e "print(package.path, package.cpath)"]], { cwd = dir })
+    assert.is_nil(r.stdout:find("./?", 1, true), r.stdout)
+  end)
 end)
