@@ -19,7 +19,7 @@ local M = {}
 -- Commands in the order `orket help` lists them.
 M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "worker", "runs", "status", "log", "answer", "comment", "retry", "cancel", "serve", "keys", "backup", "restore", "sandbox", "bug", "bugfix", "mcp", "audit", "users", "experiments", "secrets", "projects" }
 
-M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, busy = 75, interrupted = 130 }
+M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, busy = 75, interrupted = 130, sigpipe = 141 }
 
 -- A failure of the database file (damaged, read-only, full, locked: orket.c.store's
 -- file_error) is reported once, however many layers passed it on, and without what only
@@ -410,13 +410,30 @@ local function watch_stdout()
   io.write = function(...) return io.output():write(...) end
 end
 
+--- stdout_unwritable() -> true when fd 1 cannot be written: the caller closed it (`>&-`:
+--- core/main.c puts a read-only /dev/null in its place) or opened it only for reading.
+--- /proc's fdinfo says how it is open (O_ACCMODE 0: read only).
+function M.stdout_unwritable()
+  local f = io.open("/proc/self/fdinfo/1")
+  local flags = f and f:read("a"):match("flags:%s*(%d+)")
+  if f then f:close() end
+  return flags ~= nil and tonumber(flags, 8) & 3 == 0
+end
+
 -- What was printed and could not be written (a full disk, /dev/full) is a failure, not
--- exit 0 with the output lost; a reader gone away (EPIPE: `orket run | head`) is not.
--- (ok, status): how the command ended -> the status to exit with
-local function output_checked(ok, status)
+-- exit 0 with the output lost. A reader gone away (EPIPE: `orket board | head`) is said by
+-- no message: with SIGPIPE's default action the kernel ended the process with 141 already;
+-- where the parent left SIGPIPE ignored (systemd's units, Python's os.system) the write
+-- failed instead, and the command's 0 becomes the same 141, so `set -o pipefail` sees the
+-- output cut. A command whose module says outlives_reader (serve, worker, mcp: they go on
+-- or stop cleanly, docs/guide/deploying.md) keeps its status.
+-- (ok, status, cmd): how the command ended -> the status to exit with
+local function output_checked(ok, status, cmd)
   local wok, werr, wn = io.stdout:flush()
   local failed = stdout_failed or (not wok and { werr, wn })
-  if failed and failed[2] ~= EPIPE then
+  if failed and failed[2] == EPIPE then
+    if ok and (status or 0) == 0 and not (cmd and cmd.outlives_reader) then status = M.EXIT.sigpipe end
+  elseif failed then
     -- (EFBIG: past the process's file-size limit, SIGXFSZ being caught, core/main.c)
     M.err("cannot write the output: %s%s", failed[1], failed[2] == EFBIG
       and " (the process's file-size limit: ulimit -f, systemd LimitFSIZE=)" or "")
@@ -501,7 +518,7 @@ function M.main(argv)
   M.argv0 = argv[0]
   if asks_help(cmd, args) then
     io.stdout:write(M.help_text(name))
-    return output_checked(true, M.EXIT.ok) -- checked as a command's output is
+    return output_checked(true, M.EXIT.ok, cmd) -- checked as a command's output is
   end
   cstore.clear_file_error()
   backend.last_failure = nil
@@ -517,7 +534,7 @@ function M.main(argv)
     if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)
-  status = output_checked(ok, status)
+  status = output_checked(ok, status, cmd)
   if not ok then
     if status.store then
       M.err("%s", status.store)

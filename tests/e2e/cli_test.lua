@@ -477,12 +477,29 @@ io.stdout:write(select("#", f:write("x")), " ", tostring(select(3, f:write("x"))
     local r = H.orket("lua " .. H.quote(dir .. "/w.lua"))
     assert.equal(0, r.status, r.stderr)
     assert.equal("3 28\n", r.stdout) -- ENOSPC
-    -- a reader gone away (SIGPIPE ignored, as a run does) is still no failure
+    -- a reader gone away with SIGPIPE ignored by the parent (systemd's units, Python's
+    -- os.system): nothing said, and 141 as SIGPIPE's own end gives, not 0 on output cut
+    -- (set -o pipefail must see it)
     H.write(dir .. "/big.lua", 'for _ = 1, 20000 do io.stdout:write(string.rep("x", 100), "\\n") end')
     local script = string.format("trap '' PIPE; %s lua %s 2>%s; echo $? >%s", H.quote(H.BIN), H.quote(dir .. "/big.lua"),
       H.quote(dir .. "/err"), H.quote(dir .. "/rc"))
     os.execute("sh -c " .. H.quote(script) .. " | head -c1 >/dev/null")
-    assert.equal("0\n", H.read(dir .. "/rc"))
+    assert.equal("141\n", H.read(dir .. "/rc"))
+    assert.equal("", H.read(dir .. "/err"))
+    -- the same for a command's own output (orket help --json is small: the board of a
+    -- project of many cards is not)
+    local p = dir .. "/p"
+    assert.equal(0, H.orket("init p --yes", { cwd = dir }).status)
+    local epic = { '{"id":"BIG","name":"big","issues":[' }
+    for i = 1, 400 do epic[#epic + 1] = string.format('%s{"id":"BIG-%d","summary":"%s"}', i > 1 and "," or "", i,
+      string.rep("s", 150)) end
+    epic[#epic + 1] = "]}"
+    H.write(p .. "/epics/big.json", table.concat(epic))
+    assert.equal(0, H.orket("import", { cwd = p }).status)
+    script = string.format("trap '' PIPE; %s board --json 2>%s; echo $? >%s", H.quote(H.BIN), H.quote(dir .. "/err"),
+      H.quote(dir .. "/rc"))
+    os.execute("cd " .. H.quote(p) .. " && sh -c " .. H.quote(script) .. " | head -c1 >/dev/null")
+    assert.equal("141\n", H.read(dir .. "/rc"))
     assert.equal("", H.read(dir .. "/err"))
   end)
 

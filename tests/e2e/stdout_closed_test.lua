@@ -36,6 +36,36 @@ describe("a stdout that cannot be written", function()
     assert.equal(0, (with_stdout(dir, "board", ">/dev/null 3>&- 2>&-")))
   end)
 
+  it("makes orket init refuse before it makes anything, and orket serve say its address on stderr", function()
+    local dir = H.tmpdir()
+    -- init: its summary could not be written, the project was made all the same, and the
+    -- exit 1 read as "nothing was made"
+    local rc, err = with_stdout(dir, "init p --yes", ">&-")
+    assert.equal(1, rc, err)
+    assert.matches("stdout is closed (or open only for reading), so nothing was created", err, 1, true)
+    assert.is_nil(io.open(dir .. "/p/orket.lua"))
+    assert.equal(0, H.orket("init p --yes", { cwd = dir }).status)
+    -- serve: the address and the token went nowhere, and its clean stop said 1
+    local p = dir .. "/p"
+    os.execute(string.format("cd %s && { %s serve --listen 127.0.0.1:0 >&- 2>err.txt & echo $! >pid; wait $!; "
+      .. "echo $? >rc; } >/dev/null 2>&1 &", H.quote(p), H.quote(H.BIN)))
+    local said
+    for _ = 1, 200 do
+      said = H.read(p .. "/err.txt") or ""
+      if said:find("/?token=", 1, true) then break end
+      os.execute("sleep 0.05")
+    end
+    assert.matches("orket serve: listening on http://127%.0%.0%.1:%d+\n", said)
+    assert.matches("/?token=", said, 1, true)
+    os.execute("kill -TERM " .. H.read(p .. "/pid"):match("%d+"))
+    for _ = 1, 200 do
+      if H.read(p .. "/rc") then break end
+      os.execute("sleep 0.05")
+    end
+    assert.equal("0\n", H.read(p .. "/rc"), H.read(p .. "/err.txt"))
+    assert.is_nil((H.read(p .. "/err.txt")):find("cannot write the output", 1, true))
+  end)
+
   it("makes orket keys create revoke the key it could not show, whatever the stdout", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init p", { cwd = dir }).status)

@@ -20,6 +20,8 @@ local client = require "orket.mcp.client"
 local OVER_CAP = client.OVER_CAP
 
 local cmd = { name = "mcp", summary = "serve the board over MCP (stdio), list orket.lua's MCP servers" }
+-- a reader of stdout gone is no failure of it (orket.cli output_checked)
+cmd.outlives_reader = true
 cmd.args = {
   usage = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]",
   text = "a directory", extra = "mcp serve and mcp list take no other word",

@@ -528,18 +528,12 @@ end
 -- A stdout the caller closed (`>&-`: core/main.c puts a read-only /dev/null in its place),
 -- or opened only for reading, is refused before the run starts: its first event's write
 -- would fail and stop it as on SIGINT, which left the run done or interrupted by how fast it
--- was. /proc's fdinfo says how fd 1 is open (O_ACCMODE 0: read only).
-local function stdout_unwritable()
-  local f = io.open("/proc/self/fdinfo/1")
-  local flags = f and f:read("a"):match("flags:%s*(%d+)")
-  if f then f:close() end
-  return flags ~= nil and tonumber(flags, 8) & 3 == 0
-end
+-- was (orket.cli stdout_unwritable).
 
---- closed_stdout(cli) -> 1 (said) | nil: stdout cannot be written (stdout_unwritable), so
+--- closed_stdout(cli) -> 1 (said) | nil: stdout cannot be written (cli.stdout_unwritable), so
 --- no run starts (orket resume asks it first too)
 function cmd.closed_stdout(cli)
-  if not stdout_unwritable() then return nil end
+  if not cli.stdout_unwritable() then return nil end
   cli.err("cannot write the output: stdout is closed (or open only for reading), so the run's events could not "
     .. "be written and no run was started; send it to a file, a pipe or /dev/null")
   return 1

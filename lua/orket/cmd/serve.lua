@@ -28,6 +28,8 @@ local storewatch = require "orket.serve.storewatch"
 local cjson = require "cjson"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
+-- a reader of stdout gone is no failure of it (orket.cli output_checked)
+cmd.outlives_reader = true
 cmd.args = {
   text = "a directory", extra = "serve takes one directory",
   { "DIR", optional = true, key = "project", what = "a directory", check = cmdline.a_dir() },
@@ -154,19 +156,22 @@ local function open_keyed(dir, host, given, source, cli)
   return db, token, hold
 end
 
-local function announce(server, host, token)
+-- The address (and the local token) on stdout; on stderr when stdout cannot be written (a
+-- supervisor that closed it: the lines were lost and the clean stop's 0 turned into 1).
+local function announce(server, host, token, cli)
+  local out = cli.stdout_unwritable() and io.stderr or io.stdout
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
-  io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
+  out:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
   if token == false then
-    io.stdout:write(string.format("orket serve: no API key yet, and people sign in: the web board at http://%s:%d/ "
+    out:write(string.format("orket serve: no API key yet, and people sign in: the web board at http://%s:%d/ "
       .. "(a person's name and password, or the identity provider); a key: 'orket keys create NAME --role ROLE'\n",
       shown, server:port()))
   elseif token then
-    io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
+    out:write(string.format("orket serve: no API key yet; the web board with the local token: "
       .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
       localuse.TOKEN_FILE, localuse.SOCKET))
   end
-  io.stdout:flush()
+  out:flush()
 end
 
 -- SIGINT and SIGTERM stop the runs as `orket run` does on SIGINT (journal consistent,
@@ -253,10 +258,10 @@ end
 -- would show them healthy; their proxy could only answer 502). The signals are handled
 -- before the address is printed: a supervisor that stops the server as soon as it is told
 -- the address gets the graceful stop, not the default action.
-local function go_live(server, db, host, token)
+local function go_live(server, db, host, token, cli)
   for _, p in pairs(server.projects) do task.spawn(service.reconcile, p.db):join() end
   local signals = on_signals(server, db)
-  announce(server, host, token)
+  announce(server, host, token, cli)
   return signals
 end
 
@@ -472,7 +477,7 @@ function cmd.run(args, cli)
     return 1
   end
   say_at_start(server, dir, env, lwarn)
-  local signals = go_live(server, db, host, token)
+  local signals = go_live(server, db, host, token, cli)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   drain_telemetry(server, signals)
   if token then localuse.remove_token(dir, token) end

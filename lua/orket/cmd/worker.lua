@@ -30,6 +30,8 @@ local project = require "orket.project"
 local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
+-- a reader of stdout gone is no failure of it (orket.cli output_checked)
+cmd.outlives_reader = true
 cmd.args = { extra = "give one project directory",
   { "DIR", optional = true, key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir() },
   { "--start", value = "TARGET", what = "a value", help = "leave a run of TARGET (an epic, a rock or a card) to the workers, unless\n"
