@@ -80,22 +80,39 @@ function M.hint(msg, env, no_project)
   return near and string.format("(did you mean %s?)", near) or nil
 end
 
+-- -> path | nil, its name in a warning, why there is none (HOME unset: said, not silent;
+-- ORKET_HISTORY="" turns it off on purpose)
 local function history_path()
   local p = os.getenv("ORKET_HISTORY")
   if p then return p ~= "" and p or nil, "ORKET_HISTORY=" .. p end
   local home = os.getenv("HOME")
-  return home and (home .. "/.orket_history") or nil, "the history file " .. tostring(home) .. "/.orket_history"
+  if not home or home == "" then
+    return nil, "the history file", "HOME is not set (set ORKET_HISTORY=FILE to keep one)"
+  end
+  local file = home:gsub("/+$", "") .. "/.orket_history"
+  return file, "the history file " .. file
 end
 
--- Why the history cannot be kept at path (a folder, a missing folder) | nil: said when the
--- prompt opens, so a person learns it before a session's lines are lost, not never.
+-- Why the history cannot be kept at path (a folder, a missing or read-only folder, a file
+-- not writable) | nil: said when the prompt opens, so a person learns it before a session's
+-- lines are lost, not at its end.
 local function history_problem(path)
   local st = uv.fs_stat(path)
-  if st then return st.type == "directory" and "it is a folder, not a file" or nil end
+  if st then
+    if st.type == "directory" then return "it is a folder, not a file" end
+    local ok, err = uv.fs_access(path, "w")
+    return not ok and string.format("it cannot be written (%s)", err or "no permission, or a read-only file system")
+      or nil
+  end
   local parent = path:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
   local pst = uv.fs_stat(parent)
   if not (pst and pst.type == "directory") then return string.format("the folder %s does not exist", parent) end
+  local ok, err = uv.fs_access(parent, "w")
+  if not ok then
+    return string.format("the folder %s cannot be written in (%s)", parent, err or "no permission, or a read-only file "
+      .. "system")
+  end
   return nil
 end
 
@@ -139,9 +156,9 @@ function M.run(opts)
   -- Tab completes the path of names before the cursor against env (on a terminal)
   local function completer(word) return complete.complete(env, word) end
   local readline = opts.input or function(prompt) return le.readline(prompt, completer) end
-  local hist, named = history_path()
-  if opts.input then hist = nil end
-  local why = hist and (history_problem(hist) or select(2, le.load_history(hist)))
+  local hist, named, none = history_path()
+  if opts.input then hist, none = nil, nil end
+  local why = none or hist and (history_problem(hist) or select(2, le.load_history(hist)))
   if why then
     io.stderr:write(string.format("orket: warning: no history is kept: %s: %s\n", named, why))
     hist = nil
