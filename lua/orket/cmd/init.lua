@@ -641,16 +641,19 @@ local function name_of(dir)
   return utf8_name(name:match("([^/]+)/*$") or "project")
 end
 
+-- What init made is said on stdout: closed (`>&-`), it would make the whole project and then
+-- fail on its summary, where a failing init otherwise means nothing was made -> 1 (said) | nil
+local function closed_stdout(cli)
+  if not cli.stdout_unwritable() then return nil end
+  cli.err("cannot write the output: stdout is closed (or open only for reading), so nothing was created; send it to "
+    .. "a file, a pipe or /dev/null")
+  return 1
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
-  -- what init made is said on stdout: closed (`>&-`), it would make the whole project and
-  -- then fail on its summary, where a failing init otherwise means nothing was made
-  if cli.stdout_unwritable() then
-    cli.err("cannot write the output: stdout is closed (or open only for reading), so nothing was created; send "
-      .. "it to a file, a pipe or /dev/null")
-    return 1
-  end
+  if closed_stdout(cli) then return 1 end
   -- a project a killed init left half made is made again (what that init made removed first)
   local cleared, refused = clear_killed(dir)
   if cleared then cli.err("a killed orket init had left %s half made: what it made was removed; making the project "
