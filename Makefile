@@ -38,14 +38,22 @@ CTEST_SRC := $(wildcard tests/c/*.c)
 CTEST_OBJ := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.o)
 HEADERS  := $(wildcard core/*.h) $(wildcard core/gitrepo/*.h) $(wildcard tests/c/*.h)
 
-.PHONY: all deps test-deps bench-deps test check soak asan run bench install clean check-deps fuzz image-test
+.PHONY: all deps test-deps bench-deps test check soak asan run bench install uninstall clean check-deps fuzz image-test
 
 # with the end-to-end tests' two helpers, so that one e2e file runs after plain make
 all: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/ptydrive $(BUILD)/nsdeny
 
 # The Debian packages building and running need; the tests' own come with test-deps.
+# NO_DEPS=1 skips the check (a package build's own dependencies, a staged install); make
+# install and uninstall of a tree already built skip it: they copy files, and never run apt-get
+# (as root, or under fakeroot) in the middle of a packager's install step.
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+ifneq ($(wildcard $(BUILD)/orket),)
+NO_DEPS ?= 1
+endif
+endif
 deps:
-	@sh scripts/deps.sh
+	@if [ -z "$(NO_DEPS)" ]; then sh scripts/deps.sh; fi
 
 # after deps: two apt-get runs at once would fight over dpkg's lock
 test-deps: deps
@@ -165,10 +173,13 @@ $(BUILD)/w2floor: bench/w2floor.c bench/floor.h | deps
 bench: bench-deps $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/proxyfloor $(BUILD)/gitfloor $(BUILD)/w2floor
 	@sh bench/run.sh $(BUILD)
 
+# The binaries and the library, replaced whole (scripts/install.sh says why); uninstall removes
+# them. Installing what is built already checks no Debian package (NO_DEPS, below).
 install: $(BUILD)/orket $(BUILD)/orket-confine
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/orket
-	install -m 755 $(BUILD)/orket $(BUILD)/orket-confine $(DESTDIR)$(PREFIX)/bin/
-	for d in lua roles tools policies templates web; do if [ -d $$d ]; then cp -R $$d $(DESTDIR)$(PREFIX)/share/orket/; fi; done
+	@sh scripts/install.sh install '$(DESTDIR)' '$(PREFIX)' '$(BUILD)'
+
+uninstall:
+	@sh scripts/install.sh uninstall '$(DESTDIR)' '$(PREFIX)' '$(BUILD)'
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -639,6 +639,36 @@ io.stdout:write(select("#", f:write("x")), " ", tostring(select(3, f:write("x"))
     -- the web board's files are installed beside the library, where orket serve looks
     assert.equal(H.read(H.ROOT .. "/web/app.js"), H.read(dir .. "/share/orket/web/app.js"))
   end)
+
+  it("installs under a prefix holding a space, readable whatever the umask, replaces the library whole, "
+    .. "and uninstalls", function()
+    local prefix = H.tmpdir() .. "/a prefix/usr"
+    local function make(target)
+      return os.execute(string.format("umask 077; make -s -C %s %s PREFIX=%s BUILD=%s >/dev/null 2>&1",
+        H.quote(H.ROOT), target, H.quote(prefix), H.quote(H.BIN:match("^(.*)/orket$"))))
+    end
+    assert.is_true(make("install"))
+    local share = prefix .. "/share/orket"
+    assert.equal(H.read(H.ROOT .. "/web/app.js"), H.read(share .. "/web/app.js"))
+    -- other users read it: files 644, folders 755, not the umask's 600 and 700
+    local p = io.popen("stat -c '%a' " .. H.quote(share .. "/lua/orket/cli.lua") .. " " .. H.quote(share .. "/tools") .. " "
+      .. H.quote(prefix .. "/bin/orket"))
+    assert.equal("644\n755\n755\n", p:read("a"))
+    p:close()
+    -- a tool an older release had stays not live after an install over it
+    H.write(share .. "/tools/legacy_read.lua", "return {}")
+    assert.is_true(make("install"))
+    assert.is_nil(io.open(share .. "/tools/legacy_read.lua"))
+    p = io.popen(H.quote(prefix .. "/bin/orket") .. " version 2>&1")
+    assert.matches("^orket ", p:read("a"))
+    p:close()
+    assert.is_true(make("uninstall"))
+    assert.is_nil(io.open(prefix .. "/bin/orket"))
+    assert.is_nil(io.open(share .. "/lua/orket/cli.lua"))
+    -- nothing of it landed in the source tree (the prefix's second word, "prefix/usr")
+    assert.is_nil(io.open(H.ROOT .. "/prefix"))
+  end)
+
   it("runs no module file of the directory it is started in (a workspace an agent wrote)", function()
     local dir = H.tmpdir()
     local mark = dir .. "/ran"
