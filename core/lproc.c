@@ -64,7 +64,7 @@ static proc_ctx *lp_ctx(lua_State *L, int create) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  b->c = proc_ctx_new(&rt_get(L)->loop);
+  b->c = proc_ctx_new(&rt_get(L)->loop, rt_get(L)->exe);
   if (b->c == NULL) luaL_error(L, "proc: out of memory");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &LP_CTX_KEY);
   return b->c;

@@ -121,9 +121,9 @@ int main(int argc, char **argv) {
   if (main_std_fds() != 0 || main_enough_fds() != 0) return 1;
   uint64_t inherited = main_inherited_fds();
   store_process_init();
-  char err[PATH_MAX + 512], home[PATH_MAX];
+  char err[PATH_MAX + 512], home[PATH_MAX], exe[PATH_MAX];
   if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,
-                  sizeof home, err, sizeof err) != 0) {
+                  sizeof home, exe, sizeof exe, err, sizeof err) != 0) {
     fprintf(stderr, "orket: %s\n", err);
     return 1;
   }
@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   rt->inherited_fds = inherited;
+  snprintf(rt->exe, sizeof rt->exe, "%s", exe);
   lua_State *L = rt->L;
   /* ORKET_NO_BYTECODE: load every module from its source, as before the library was
    * precompiled (to compare the two, or to rule the bundle out) */

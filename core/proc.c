@@ -127,12 +127,19 @@ size_t proc_stream_text(const proc_stream *s, char *out, size_t outlen) {
 /* The helper: the small `orket-confine` installed next to the running orket binary when it
  * is there and executable (an exec of orket itself maps every library Orket links), else
  * orket itself, which has the same helper mode. */
-static void proc_find_helper(char *out, size_t outlen) {
+static void proc_find_helper(const char *exe, char *out, size_t outlen) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   snprintf(out, outlen, "/proc/self/exe");
-  if (n <= 0) return;
-  self[n] = '\0';
+  if (n > 0) {
+    self[n] = '\0';
+  } else {
+    /* no /proc: the executable main.c found from argv[0] (home.c), so that the helper
+     * installed beside it is used, and orket itself otherwise, not a /proc path that is
+     * not there */
+    if (exe == NULL || *exe == '\0' || (size_t)snprintf(self, sizeof self, "%s", exe) >= sizeof self) return;
+    snprintf(out, outlen, "%s", self);
+  }
   char *slash = strrchr(self, '/');
   if (slash == NULL) return;
   slash[1] = '\0';
@@ -142,7 +149,7 @@ static void proc_find_helper(char *out, size_t outlen) {
   if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) snprintf(out, outlen, "%s", cand);
 }
 
-proc_ctx *proc_ctx_new(uv_loop_t *loop) {
+proc_ctx *proc_ctx_new(uv_loop_t *loop, const char *exe) {
   /* Orket holds API keys in its environment and memory. Not dumpable, its /proc files
    * (environ, mem) are closed to a program of the same user that lacks CAP_SYS_PTRACE,
    * which is every confined program with a user namespace, Landlock or not. */
@@ -150,7 +157,7 @@ proc_ctx *proc_ctx_new(uv_loop_t *loop) {
   proc_ctx *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
   c->loop = loop;
-  proc_find_helper(c->helper, sizeof c->helper);
+  proc_find_helper(exe, c->helper, sizeof c->helper);
   /* the first run of this process clears what runs of killed ones left (proc_start) */
   proc_sweep_tmp("/tmp");
   int fd = confine_pids_pidfd(getpid());
@@ -698,8 +705,16 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
    * before it could remove the dir, the next one's proc_ctx_new knows the dir for a
    * leftover */
   snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/orket-run-%d-%lu-XXXXXX", (int)getpid(), proc_pidns());
+  char tried[sizeof r->tmpdir];
+  memcpy(tried, r->tmpdir, sizeof tried); /* mkdtemp leaves the template undefined on failure */
   if (mkdtemp(r->tmpdir) == NULL) {
-    snprintf(err, errlen, "cannot make the run's temp dir: %s", strerror(errno));
+    /* the path and that $TMPDIR is not the way out: a hardened runner's scratch space is
+     * often only there (the sweep of leftovers looks in /tmp alone) */
+    int e = errno;
+    const char *td = getenv("TMPDIR");
+    int has_td = td != NULL && *td != '\0';
+    snprintf(err, errlen, "cannot make the run's temp dir %s: %s (confined runs always make it in /tmp%s%.160s: "
+             "make /tmp writable)", tried, strerror(e), has_td ? ", not in $TMPDIR=" : "", has_td ? td : "");
     r->tmpdir[0] = '\0';
     proc_free(r);
     return NULL;
@@ -793,7 +808,10 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
     if (fds[i][1] >= 0) close(fds[i][1]); /* the helper holds its copies */
   }
   if (rc != 0) {
-    snprintf(err, errlen, "cannot start the confinement helper %s: %s", helper, uv_strerror(rc));
+    int no_proc = strncmp(helper, "/proc/", 6) == 0 && access("/proc/self", F_OK) != 0;
+    snprintf(err, errlen, "cannot start the confinement helper %s: %s%s", helper, uv_strerror(rc),
+             no_proc ? " (/proc is not mounted, and the executable's path is not known from argv[0]: mount /proc, "
+                       "or start orket by a path to it with orket-confine beside it)" : "");
     proc_close_handles(r);
     if (spawn_tried && !c->pidfd) { /* uv_spawn leaves the handle initialised even when it fails */
       uv_close((uv_handle_t *)&r->proc, proc_closed);

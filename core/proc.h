@@ -71,8 +71,9 @@ typedef struct proc_stream {
 
 /* A context per loop. Makes the calling process not dumpable (PR_SET_DUMPABLE 0), so
  * programs it runs cannot read its environment through /proc, and sweeps /tmp
- * (proc_sweep_tmp). NULL when out of memory. */
-proc_ctx *proc_ctx_new(uv_loop_t *loop);
+ * (proc_sweep_tmp). exe: the executable's path when /proc is not mounted (NULL or "":
+ * unknown), where the helper is looked for then. NULL when out of memory. */
+proc_ctx *proc_ctx_new(uv_loop_t *loop, const char *exe);
 
 /* Removes from base the temp dirs of runs and of stdio MCP servers whose Orket process is
  * gone (killed before it could remove them): each "orket-run-PID-NS-XXXXXX" or

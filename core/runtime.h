@@ -20,6 +20,7 @@ typedef struct orket_rt {
   lua_State *L;
   uv_loop_t loop;
   char home[PATH_MAX];   /* holds lua/, roles/, tools/ */
+  char exe[PATH_MAX];    /* the executable, as main.c found it ("" unknown; another embedding) */
   int waker_ref;         /* Lua function(co, ...) that resumes a waiting coroutine */
   int reporter_ref;      /* Lua function(msg) for errors raised in loop callbacks */
   int loop_running;      /* uv_run is on the stack: it must not be entered again */

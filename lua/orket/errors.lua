@@ -654,7 +654,8 @@ CODES.project_changed = { status = 409,
   remedy = "restart the server (orket serve), which then serves what the name names now; grant its people again there (docs/teams.md)" }
 
 CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
-CODES.ENAMETOOLONG = { means = "a path or a name is too long", remedy = "" }
+CODES.ENAMETOOLONG = { means = "a path or a name is too long",
+  remedy = "use a shorter path (a sandbox's socket: move the project to a shorter folder, docs/sandbox.md)" }
 CODES.EFBIG = {
   means = "a file would grow past the size the workspace allows",
   remedy = "write less, or in several files",

@@ -23,23 +23,23 @@ TEST(test_home_exe_dir_without_proc) {
   CHECK(t, real != NULL);
   if (!real) return;
   /* /proc works: the link is read, argv[0] does not matter */
-  CHECK(t, home_exe_dir("/proc/self/exe", "nonsense", NULL, out, sizeof out) == 0);
+  CHECK(t, home_exe_dir("/proc/self/exe", "nonsense", NULL, out, sizeof out, NULL, 0) == 0);
   /* no /proc: argv[0] as a path, relative or absolute (this test's own program) */
   snprintf(path, sizeof path, "%s/test_core", build);
-  CHECK(t, home_exe_dir(NO_PROC, path, NULL, out, sizeof out) == 0);
+  CHECK(t, home_exe_dir(NO_PROC, path, NULL, out, sizeof out, NULL, 0) == 0);
   CHECK_STR(t, out, real);
   snprintf(path, sizeof path, "%s/%s/test_core", cwd, build);
-  CHECK(t, home_exe_dir(NO_PROC, path, NULL, out, sizeof out) == 0);
+  CHECK(t, home_exe_dir(NO_PROC, path, NULL, out, sizeof out, NULL, 0) == 0);
   CHECK_STR(t, out, real);
   /* no /proc: a bare name, looked up on PATH in order (missing and empty entries pass) */
   snprintf(path, sizeof path, "/nonexistent::%s/%s:/usr/bin", cwd, build);
-  CHECK(t, home_exe_dir(NO_PROC, "test_core", path, out, sizeof out) == 0);
+  CHECK(t, home_exe_dir(NO_PROC, "test_core", path, out, sizeof out, NULL, 0) == 0);
   CHECK_STR(t, out, real);
   /* a directory or a file that is not executable is not the program */
-  CHECK(t, home_exe_dir(NO_PROC, "core", cwd, out, sizeof out) == -1);
-  CHECK(t, home_exe_dir(NO_PROC, "Makefile", cwd, out, sizeof out) == -1);
-  CHECK(t, home_exe_dir(NO_PROC, "orket", "/nonexistent", out, sizeof out) == -1);
-  CHECK(t, home_exe_dir(NO_PROC, NULL, NULL, out, sizeof out) == -1);
+  CHECK(t, home_exe_dir(NO_PROC, "core", cwd, out, sizeof out, NULL, 0) == -1);
+  CHECK(t, home_exe_dir(NO_PROC, "Makefile", cwd, out, sizeof out, NULL, 0) == -1);
+  CHECK(t, home_exe_dir(NO_PROC, "orket", "/nonexistent", out, sizeof out, NULL, 0) == -1);
+  CHECK(t, home_exe_dir(NO_PROC, NULL, NULL, out, sizeof out, NULL, 0) == -1);
   free(real);
 }
 
@@ -62,16 +62,16 @@ TEST(test_home_locate_prefix) {
   char *real = realpath(root, NULL);
   snprintf(dir, sizeof dir, "%s/share/orket", real ? real : root);
   /* neither /proc nor argv[0] shows the executable: the prefix is the last place */
-  CHECK(t, home_locate(NO_PROC, "orket", "/nonexistent", root, out, sizeof out, err, sizeof err) == 0);
+  CHECK(t, home_locate(NO_PROC, "orket", "/nonexistent", root, out, sizeof out, NULL, 0, err, sizeof err) == 0);
   CHECK_STR(t, out, dir);
   /* without a prefix that holds the library: an error naming what to do */
-  CHECK(t, home_locate(NO_PROC, "orket", "/nonexistent", "/nonexistent", out, sizeof out, err,
+  CHECK(t, home_locate(NO_PROC, "orket", "/nonexistent", "/nonexistent", out, sizeof out, NULL, 0, err,
                        sizeof err) == -1);
   CHECK(t, strstr(err, "ORKET_HOME") != NULL && strstr(err, "/nonexistent/share/orket") != NULL);
   CHECK(t, strstr(err, "argv[0]") != NULL);
   /* ORKET_HOME, when set, is the only place */
   setenv("ORKET_HOME", "/nonexistent", 1);
-  CHECK(t, home_locate(NO_PROC, "orket", "/nonexistent", root, out, sizeof out, err, sizeof err) == -1);
+  CHECK(t, home_locate(NO_PROC, "orket", "/nonexistent", root, out, sizeof out, NULL, 0, err, sizeof err) == -1);
   CHECK(t, strstr(err, "ORKET_HOME=/nonexistent") != NULL);
   unsetenv("ORKET_HOME");
   char cmd[PATH_MAX + 32];

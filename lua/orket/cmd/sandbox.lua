@@ -214,6 +214,10 @@ end
 local function plan(o, cli)
   local p, s, commit = load(o.dir, cli)
   if not p then return 1 end
+  -- a sandbox that cannot start in this folder (its socket path too long) is said now, on
+  -- stderr (the JSON stays whole), not only when a deploy fails after an epic's work
+  local long = service.path_warning(o.dir)
+  if long then io.stderr:write("orket: warning: a sandbox cannot start in this folder: ", inert.text(long), "\n") end
   if o.json then
     plan_json(p, s, commit)
     return 0

@@ -4,6 +4,7 @@ local validate = require "orket.validate"
 local uv = require "luv"
 local config = require "orket.config"
 local inert = require "orket.inert"
+local service = require "orket.sandboxes.service"
 
 local cmd = { name = "validate", summary = "check a project's config, epics, roles, tools and policies",
   args = require("orket.cmdline").dir_args("validate") }
@@ -21,6 +22,17 @@ roles and policies that name SERVER__TOOL, and stopped; the output says which we
 and a server that could not be is a warning (the tools it would have are then not checked).
 A tool's or role's name must be its file's; each project file that replaces a built-in
 tool or role (a file of the same name) is named in a line of the output.]]
+
+-- A sandbox the project's runs deploy (sandbox.deploy not "manual") cannot start in dir
+-- when its socket path is too long (a deep CI checkout): a warning now, where the run would
+-- say it only once an epic's work is done -> {file=, message=} | nil
+local function sandbox_path_warning(dir)
+  local ok, _, s = pcall(config.settings, dir)
+  if not ok or type(s) ~= "table" or not s.sandbox or s.sandbox.deploy == "manual" then return nil end
+  local long = service.path_warning(dir)
+  return long and { file = "orket.lua", message = string.format("sandbox.deploy = %q: a sandbox cannot start in "
+    .. "this folder: %s", s.sandbox.deploy, long) }
+end
 
 -- Why dir cannot be checked -> the message | nil
 local function not_checked(dir)
@@ -46,6 +58,7 @@ function cmd.run(args, cli)
     return 1
   end
   local problems, s, warnings = validate.check(dir)
+  if #problems == 0 then warnings[#warnings + 1] = sandbox_path_warning(dir) end
   -- a problem's text holds a script's own error (a cloned project's file): made inert, as
   -- every printed error is (docs/store.md, text on a terminal)
   for _, p in ipairs(problems) do io.stdout:write(inert.text(validate.format(p)), "\n") end

@@ -158,8 +158,16 @@ end
 
 -- ---- the browser -----------------------------------------------------------------------------
 
+-- Where a package installs a program, looked in after PATH: a hardened runner's PATH may
+-- leave out /usr/bin, and a browser check then said chromium was "not installed" when it was.
+M.PROGRAM_DIRS = { "/usr/local/bin", "/usr/bin", "/bin" }
+
 local function which(name)
-  for dir in (os.getenv("PATH") or "/usr/bin:/bin"):gmatch("[^:]+") do
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    local p = dir .. "/" .. name
+    if uv.fs_access(p, "X") then return p end
+  end
+  for _, dir in ipairs(M.PROGRAM_DIRS) do
     local p = dir .. "/" .. name
     if uv.fs_access(p, "X") then return p end
   end
@@ -186,7 +194,11 @@ function M.browser_available()
   if uv.fs_access(M.DEBIAN_HEADLESS_SHELL, "X") then chromium = M.DEBIAN_HEADLESS_SHELL end
   local driver = which("chromedriver")
   if not chromium or not driver then
-    return nil, "chromium and chromedriver are not installed (Debian: apt-get install chromium-headless-shell chromium-driver)"
+    local missing = not chromium and not driver and "chromium and chromedriver are" or not chromium and "chromium is"
+      or "chromedriver is"
+    return nil, string.format("%s not found on PATH (%s) nor in %s (Debian: apt-get install "
+      .. "chromium-headless-shell chromium-driver)", missing, os.getenv("PATH") or "unset",
+      table.concat(M.PROGRAM_DIRS, ", "))
   end
   return chromium, driver, chromium == M.DEBIAN_HEADLESS_SHELL and "chrome-headless-shell" or "chrome"
 end
@@ -232,8 +244,12 @@ local function start_driver(driver, chromium, name, socket, timeout_ms, unsandbo
     local st = uv.fs_stat(tmp)
     if not st or st.mode & 1 == 0 then tmp = "/tmp" end
   end
-  local profile = uv.fs_mkdtemp(tmp .. "/orket-chromium-XXXXXX")
-  if not profile then return nil, "cannot make a temporary browser profile" end
+  local profile, perr = uv.fs_mkdtemp(tmp .. "/orket-chromium-XXXXXX")
+  if not profile then
+    -- the directory, whether it came from TMPDIR, and the error: what the operator changes
+    return nil, string.format("cannot make a temporary browser profile in %s: %s (set TMPDIR to a writable directory)",
+      os.getenv("TMPDIR") == tmp and ("$TMPDIR=" .. tmp) or tmp, tostring(perr))
+  end
   local sock = profile .. "/driver.sock"
   if #sock > 101 then
     tree.remove(profile)

@@ -146,23 +146,39 @@ end
 --- service never healthy or ended, a seed that failed) is the failure of the cards it
 --- brought, as a failed check is: each card whose checks it would have run (else the merged
 --- card) gets the message and the log's tail (every service's lines), journaled and sent
---- back (orket.actions.acceptance). sandbox: its id, when it had one.
+--- back (orket.actions.acceptance). sandbox: its id, when it had one. code (optional): the
+--- start's error code. A host's limit (host_limit) is journaled as the start skipped
+--- (outcome "skipped"), nothing sent back.
 function M.start_failed(o)
   local cards = {}
   for _, id in ipairs(M.accepting(o.settings.sandbox.deploy, o.board, o.card)) do
     if sv.sandbox_checks(o.db, id) then cards[#cards + 1] = id end
   end
   if #cards == 0 then cards = { o.card } end
-  local res = { ok = false, log = o.log, results = { { kind = "start", name = "the sandbox starts", ok = false,
+  -- a limit of this host (the project's path too long for the sandbox's socket) is no
+  -- fault of the cards: no change of theirs can fix it, and a bug or follow-up would only
+  -- spend a seat's turns. Their checks are skipped, with why, so the run's end lists them
+  -- (sandbox_check_skipped), as a browser check's profile path too long is.
+  local host = M.host_limit(o.code, o.message)
+  local res = host and { ok = true, results = { { kind = "start", name = "the sandbox starts", ok = false,
+    skipped = tostring(o.message):sub(#service.HOST_LIMIT + 1) } } }
+    or { ok = false, log = o.log, results = { { kind = "start", name = "the sandbox starts", ok = false,
     detail = o.message } } }
   local out = {}
   for _, id in ipairs(cards) do
     local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox, commit = o.commit,
-      result = res, run_id = o.run_id, send_back = true }
-    out[#out + 1] = { card = id, outcome = rec and rec.code, followup = rec and rec.followup,
+      result = res, run_id = o.run_id, send_back = not host }
+    out[#out + 1] = { card = id, outcome = rec and (host and "skipped" or rec.code), followup = rec and rec.followup,
       error = not rec and err or nil }
   end
   return out
+end
+
+--- host_limit(code, message) -> whether a sandbox's start failure is this host's limit, not
+--- the app's (service.HOST_LIMIT): code when the caller has it, else the message's start
+function M.host_limit(code, message)
+  if code ~= nil then return code == "ENAMETOOLONG" end
+  return tostring(message):sub(1, #service.HOST_LIMIT) == service.HOST_LIMIT
 end
 
 -- ---- a run's deploys, at its end --------------------------------------------------------

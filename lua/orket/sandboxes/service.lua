@@ -34,6 +34,29 @@ M.LIMITS = { cpu_seconds = 86400, memory = 2 * 1024 * 1024 * 1024, open_files = 
 M.PORT_BASE = 8080
 -- a unix socket path is at most 107 bytes, and the probe socket adds ".probe"
 local SUN_MAX = 107 - #".probe"
+M.SUN_MAX = SUN_MAX
+-- How a start failure that is this host's limit, not the app's, begins: a deploy's
+-- acceptance checks are then skipped, not failed (orket.sandboxes.deploy.start_failed).
+M.HOST_LIMIT = "sandbox: a limit of this host, not a fault of the app: "
+
+--- socket_path_problem(dir, id) -> message | nil: why sandbox id of the project at dir
+--- (its real path) cannot have its socket, DIR/.orket/sandboxes/ID/app.sock, where a
+--- unix socket's path must fit (with ".probe"): a long checkout path on a CI runner.
+--- Said by the start, and ahead of it by orket validate and orket sandbox plan.
+function M.socket_path_problem(dir, id)
+  local sock = dir .. "/.orket/sandboxes/" .. tostring(id) .. "/app.sock"
+  if #sock <= SUN_MAX then return nil end
+  return string.format("the sandbox's socket path %s is %d bytes, longer than a unix socket allows (%d, with "
+    .. "its \".probe\"); move the project to a path of at most %d bytes (it is %d), e.g. a shorter checkout "
+    .. "directory", sock, #sock, SUN_MAX, SUN_MAX - (#sock - #dir), #dir)
+end
+
+--- path_warning(dir) -> message | nil: socket_path_problem for the project at dir's next
+--- sandbox (the id after the highest it has used), before any is started
+function M.path_warning(dir)
+  local real = uv.fs_realpath(dir) or dir
+  return M.socket_path_problem(real, M.highest_dir(real) + 1)
+end
 
 -- ---- processes named by pid and start time ----------------------------------------------
 
@@ -957,10 +980,8 @@ function M.up(o)
       end
     end
   end
-  if #sock > SUN_MAX then
-    return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
-      .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
-  end
+  local long = M.socket_path_problem(dir, id)
+  if long then return fail(M.HOST_LIMIT .. long, "ENAMETOOLONG") end
   -- .orket/ is the store's (or, on PostgreSQL, made with it)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   uv.fs_mkdir(home, 448)
