@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <curl/curl.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +83,11 @@ struct http_client {
   http_hdrs *hdrs[HTTP_HDRS_CACHE]; /* header lists recently sent */
   size_t hdrs_next;  /* the slot to replace next */
   size_t cache_max;    /* CURLMOPT_MAXCONNECTS: never below the most requests live at once */
+  /* The CAs to trust, as curl(1) takes them from the environment (libcurl itself reads
+   * none of these): CURL_CA_BUNDLE's file, else SSL_CERT_FILE's and SSL_CERT_DIR's; NULL:
+   * libcurl's built-in store. Read once, when the client is made. */
+  char *ca_file, *ca_dir;
+  const char *ca_file_var; /* the variable ca_file came from */
 };
 
 struct http_req {
@@ -119,6 +127,8 @@ struct http_req {
   char curl_err[CURL_ERROR_SIZE];
   int sock_errno;       /* why a socket could not be opened (http_on_open): 0, or errno */
   char what[96];        /* "POST http://host:port" for messages; never the query string */
+  const char *proxy_var; /* the variable naming the proxy it goes through (NULL: direct) */
+  char proxy_shown[96];  /* that proxy's scheme://host:port: no user info */
   int queued;
   int starting;         /* in c->starting, not yet handed to libcurl */
   int draining;         /* released after [DONE]; freed when the transfer ends */
@@ -179,6 +189,10 @@ static void http_dequeue(http_req *r) {
   r->queued = 0;
 }
 
+static const char *http_env(const char *name);
+static int http_url_parts(const char *url, const char **scheme, size_t *slen, const char **host, size_t *hlen,
+                          int *v6);
+
 static void http_set_error(http_req *r, const char *code, const char *phase, const char *msg) {
   if (r->err_code) return; /* the first cause wins */
   r->err_code = code;
@@ -218,6 +232,17 @@ static CURL *http_easy_get(http_client *c) {
    * the rest of a request (8 KiB cost 2 KiB more RSS per in-flight request); a large
    * non-streamed body only takes more reads, each returning up to 2 KiB */
   SET(CURLOPT_BUFFERSIZE, 2048L);
+  /* the proxy is chosen here (http_setup, http_proxy_for): libcurl is told it, and an empty
+   * no-proxy list keeps it from choosing again from the environment */
+  SET(CURLOPT_NOPROXY, "");
+  if (c->ca_file) {
+    SET(CURLOPT_CAINFO, c->ca_file);
+    SET(CURLOPT_PROXY_CAINFO, c->ca_file);
+  }
+  if (c->ca_dir) {
+    SET(CURLOPT_CAPATH, c->ca_dir);
+    SET(CURLOPT_PROXY_CAPATH, c->ca_dir);
+  }
 #undef SET
   if (rc != CURLE_OK) {
     api->easy_cleanup(e);
@@ -518,36 +543,69 @@ static size_t http_on_body(char *p, size_t size, size_t n, void *ud) {
 
 static void http_free(http_req *r);
 
+/* What a failure through a proxy adds to libcurl's words, which name the proxy's host and
+ * port as if they were the server's: which proxy, from which variable, and how to go direct. */
+static void http_proxy_note(const http_req *r, char *out, size_t n) {
+  const char *url = strchr(r->what, ' '); /* "METHOD scheme://host[:port]" */
+  const char *scheme, *host = "";
+  size_t slen, hlen = 0;
+  int v6 = 0;
+  if (url == NULL || http_url_parts(url + 1, &scheme, &slen, &host, &hlen, &v6) != 0) hlen = 0;
+  snprintf(out, n, " (through the proxy %s, from %s: to reach %.*s directly, add it to NO_PROXY as the URL "
+           "writes it)", r->proxy_shown, r->proxy_var, (int)hlen, host);
+}
+
 static void http_complete(http_req *r, CURLcode rc) {
   if (rc == CURLE_OK) {
     http_frame_status(r, frame_finish(&r->fr, http_emit, r));
   } else if (!r->err_code) {
-    const char *detail = r->curl_err[0] ? r->curl_err : r->c->api.easy_strerror(rc);
-    switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-      http_set_error(r, HTTP_E_TIMEOUT, r->got_byte ? "total" : "connect", detail);
-      break;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_TOO_MANY_REDIRECTS:
-      http_set_error(r, HTTP_E_PROTOCOL, NULL, detail);
-      break;
-    default: /* couldn't connect, reset, closed mid-body (PARTIAL_FILE, RECV_ERROR), TLS */
-      if (rc == CURLE_COULDNT_CONNECT && r->sock_errno) {
-        /* no socket to connect with: the C library's words, never libcurl's "connect" ones */
-        char msg[320];
-        snprintf(msg, sizeof msg, "no socket could be opened (%s)%s", strerror(r->sock_errno),
-                 r->sock_errno == EMFILE ? ": this process may open no more files: raise its limit, ulimit -n or "
-                                           "systemd LimitNOFILE="
-                 : r->sock_errno == ENFILE ? ": the system may open no more files: raise sysctl fs.file-max, or "
-                                             "end what holds them"
-                                           : "");
+    /* libcurl's text may quote a proxy variable whole, password and all */
+    char detail[CURL_ERROR_SIZE + 64], msg[CURL_ERROR_SIZE + 1280], note[320] = "";
+    http_redact(detail, sizeof detail, r->curl_err[0] ? r->curl_err : r->c->api.easy_strerror(rc));
+    if (r->proxy_var) http_proxy_note(r, note, sizeof note);
+    if (r->proxy_var && strncmp(r->curl_err, "Unsupported proxy", 17) == 0) {
+      /* a setting that can never work: said once, not retried */
+      snprintf(msg, sizeof msg, "%s: %s is no proxy URL libcurl can use (scheme://[user:password@]host:port, the "
+               "scheme http, https, socks4, socks4a, socks5 or socks5h): fix or unset it",
+               detail, r->proxy_var);
+      http_set_error(r, HTTP_E_PROTOCOL, NULL, msg);
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR) {
+      /* the same certificate is refused every time: final, and how to trust a private CA */
+      const http_client *c = r->c;
+      char from[640] = "";
+      if (c->ca_file || c->ca_dir)
+        snprintf(from, sizeof from, " (the CAs trusted: %s%s%.200s%s%s%.200s)", c->ca_file ? c->ca_file_var : "",
+                 c->ca_file ? "=" : "", c->ca_file ? c->ca_file : "", c->ca_file && c->ca_dir ? ", " : "",
+                 c->ca_dir ? "SSL_CERT_DIR=" : "", c->ca_dir ? c->ca_dir : "");
+      snprintf(msg, sizeof msg, "%s%s%s. To trust a private CA, set SSL_CERT_FILE or CURL_CA_BUNDLE to its PEM file "
+               "(or SSL_CERT_DIR to a directory hashed by c_rehash), or add it to the system's store "
+               "(update-ca-certificates)", detail, note, from);
+      http_set_error(r, HTTP_E_PROTOCOL, NULL, msg);
+    } else {
+      snprintf(msg, sizeof msg, "%s%s", detail, note);
+      switch (rc) {
+      case CURLE_OPERATION_TIMEDOUT:
+        http_set_error(r, HTTP_E_TIMEOUT, r->got_byte ? "total" : "connect", msg);
+        break;
+      case CURLE_UNSUPPORTED_PROTOCOL:
+      case CURLE_URL_MALFORMAT:
+      case CURLE_WEIRD_SERVER_REPLY:
+      case CURLE_TOO_MANY_REDIRECTS:
+        http_set_error(r, HTTP_E_PROTOCOL, NULL, msg);
+        break;
+      default: /* couldn't connect, reset, closed mid-body (PARTIAL_FILE, RECV_ERROR), TLS */
+        if (rc == CURLE_COULDNT_CONNECT && r->sock_errno) {
+          /* no socket to connect with: the C library's words, never libcurl's "connect" ones */
+          snprintf(msg, sizeof msg, "no socket could be opened (%s)%s", strerror(r->sock_errno),
+                   r->sock_errno == EMFILE ? ": this process may open no more files: raise its limit, ulimit -n or "
+                                             "systemd LimitNOFILE="
+                   : r->sock_errno == ENFILE ? ": the system may open no more files: raise sysctl fs.file-max, or "
+                                               "end what holds them"
+                                             : "");
+        }
         http_set_error(r, HTTP_E_TRANSIENT, NULL, msg);
         break;
       }
-      http_set_error(r, HTTP_E_TRANSIENT, NULL, detail);
-      break;
     }
   }
   http_detach(r);
@@ -823,6 +881,20 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   c->cache_max = HTTP_CACHE_MIN;
   c->api.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->cache_max);
+  /* as curl(1): CURL_CA_BUNDLE alone, else SSL_CERT_DIR and SSL_CERT_FILE (a copy fails
+   * quietly when out of memory: libcurl's own store is then used, and says what failed) */
+  const char *bundle = http_env("CURL_CA_BUNDLE");
+  if (bundle) {
+    c->ca_file = strdup(bundle);
+    c->ca_file_var = "CURL_CA_BUNDLE";
+  } else {
+    const char *file = http_env("SSL_CERT_FILE"), *dir = http_env("SSL_CERT_DIR");
+    if (file) {
+      c->ca_file = strdup(file);
+      c->ca_file_var = "SSL_CERT_FILE";
+    }
+    if (dir) c->ca_dir = strdup(dir);
+  }
   return c;
 }
 
@@ -831,6 +903,8 @@ static void http_client_closed(uv_handle_t *h) {
   if (--c->open_handles > 0) return;
   c->api.global_cleanup();
   curlapi_close(&c->api);
+  free(c->ca_file);
+  free(c->ca_dir);
   free(c);
 }
 
@@ -885,6 +959,12 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
   SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 0L);
   SET(CURLOPT_HTTPHEADER, r->hdrs->list);
   SET(CURLOPT_UNIX_SOCKET_PATH, (char *)o->unix_socket); /* NULL: a pooled handle forgets it */
+  /* "" is no proxy (a pooled handle forgets the last one); libcurl uses none over a unix socket */
+  const char *proxy = NULL;
+  r->proxy_var = NULL;
+  if (o->unix_socket == NULL && http_proxy_for(o->url, &r->proxy_var, &proxy))
+    http_origin(r->proxy_shown, sizeof r->proxy_shown, proxy);
+  SET(CURLOPT_PROXY, proxy ? proxy : "");
   /* The method's options are all set every time: a pooled handle keeps what the last
    * request set, and libcurl's NOBODY (a HEAD) survives POSTFIELDS, which would send the
    * next POST as HEAD with no body. NOBODY 0 first (it turns a HEAD back into a GET), then
@@ -968,6 +1048,225 @@ static void http_describe(char *out, size_t n, const char *method, const char *u
   o = http_put(out, o, n, method, strlen(method));
   o = http_put(out, o, n, " ", 1);
   http_origin_at(out, o, n, url);
+}
+
+/* ---- proxies and trusted CAs, from the environment --------------------------------------- */
+
+/* The proxy variables, in the order libcurl 7.88 looks (http_proxy_for), and the ones whose
+ * user info is masked in messages (http_redact). */
+static const char *const http_proxy_vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                              "all_proxy", "ALL_PROXY"};
+
+/* A variable's value, NULL when unset or empty (as libcurl's curl_getenv takes it). */
+static const char *http_env(const char *name) {
+  const char *v = getenv(name);
+  return v && v[0] ? v : NULL;
+}
+
+/* The URL's scheme (up to "://") and host as written: no user info, no port, an IPv6
+ * address without its brackets (*v6 set). 0, or -1 for a URL with no "scheme://". */
+static int http_url_parts(const char *url, const char **scheme, size_t *slen, const char **host, size_t *hlen,
+                          int *v6) {
+  if (!http_is_absolute(url)) return -1;
+  const char *p = strstr(url, "://");
+  *scheme = url;
+  *slen = (size_t)(p - url);
+  const char *h = p + 3;
+  size_t auth = strcspn(h, "/?#");
+  for (size_t i = auth; i > 0; i--)
+    if (h[i - 1] == '@') {
+      auth -= i;
+      h += i;
+      break;
+    }
+  *v6 = h[0] == '[';
+  if (*v6) {
+    const char *end = memchr(h, ']', auth);
+    if (end == NULL) return -1;
+    *host = h + 1;
+    *hlen = (size_t)(end - h - 1);
+  } else {
+    *host = h;
+    const char *colon = memchr(h, ':', auth);
+    *hlen = colon ? (size_t)(colon - h) : auth;
+  }
+  return 0;
+}
+
+static int http_ieq(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])) return 0;
+  return 1;
+}
+
+/* Whether the host (as http_url_parts gives it) is this machine: the set
+ * orket.llm.common.is_loopback names too, so a refused connection there is never a proxy's. */
+static int http_host_is_loopback(const char *h, size_t n, int v6) {
+  if (n > 0 && h[n - 1] == '.' && !v6) n--;
+  if (v6) return n == 3 && memcmp(h, "::1", 3) == 0;
+  if ((n == 9 && http_ieq(h, "localhost", 9)) || (n > 10 && http_ieq(h + n - 10, ".localhost", 10))) return 1;
+  if (n == 7 && memcmp(h, "0.0.0.0", 7) == 0) return 1;
+  char ip[16];
+  struct in_addr a;
+  if (n < 7 || n >= sizeof ip) return 0;
+  memcpy(ip, h, n);
+  ip[n] = '\0';
+  return inet_pton(AF_INET, ip, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+/* Whether an address (text of n bytes) is in tok's CIDR range or is tok's address. */
+static int http_cidr_match(const char *h, size_t n, int v6, const char *tok, size_t tlen) {
+  char ip[64], net[64];
+  if (n >= sizeof ip || tlen >= sizeof net) return 0;
+  memcpy(ip, h, n);
+  ip[n] = '\0';
+  memcpy(net, tok, tlen);
+  net[tlen] = '\0';
+  long bits = -1;
+  char *slash = strchr(net, '/');
+  if (slash) {
+    *slash = '\0';
+    char *end;
+    bits = strtol(slash + 1, &end, 10);
+    if (*end || end == slash + 1) return 0;
+  }
+  if (net[0] == '[' && net[strlen(net) - 1] == ']') { /* "[::1]" written as the URL writes it */
+    memmove(net, net + 1, strlen(net));
+    net[strlen(net) - 1] = '\0';
+  }
+  int af = v6 ? AF_INET6 : AF_INET;
+  unsigned char a[16], b[16];
+  if (inet_pton(af, ip, a) != 1 || inet_pton(af, net, b) != 1) return 0;
+  int len = v6 ? 128 : 32;
+  if (bits < 0 || bits > len) bits = len;
+  for (long i = 0; i < bits; i++) {
+    unsigned char m = (unsigned char)(0x80 >> (i % 8));
+    if ((a[i / 8] & m) != (b[i / 8] & m)) return 0;
+  }
+  return 1;
+}
+
+/* Whether a no_proxy list names the host (libcurl's rules; see http_proxy_for). */
+static int http_noproxy_match(const char *list, const char *h, size_t n, int v6) {
+  if (!v6 && n > 0 && h[n - 1] == '.') n--;
+  char probe[16];
+  struct in_addr a4;
+  int ip = v6;
+  if (!v6 && n < sizeof probe) {
+    memcpy(probe, h, n);
+    probe[n] = '\0';
+    ip = inet_pton(AF_INET, probe, &a4) == 1;
+  }
+  const char *p = list;
+  while (*p) {
+    while (*p == ' ' || *p == '\t' || *p == ',') p++;
+    const char *tok = p;
+    while (*p && *p != ' ' && *p != '\t' && *p != ',') p++;
+    size_t tl = (size_t)(p - tok);
+    if (tl == 0) continue;
+    if (tl == 1 && tok[0] == '*') return 1;
+    if (ip) {
+      if (http_cidr_match(h, n, v6, tok, tl)) return 1;
+      continue;
+    }
+    if (tok[0] == '.') {
+      tok++;
+      tl--;
+    }
+    if (tl > 0 && tok[tl - 1] == '.') tl--;
+    if (tl == 0) continue;
+    if (tl == n && http_ieq(tok, h, n)) return 1;
+    if (tl < n && h[n - tl - 1] == '.' && http_ieq(tok, h + n - tl, tl)) return 1;
+  }
+  return 0;
+}
+
+int http_url_is_local(const char *url) {
+  const char *scheme, *host;
+  size_t slen, hlen;
+  int v6;
+  return http_url_parts(url, &scheme, &slen, &host, &hlen, &v6) == 0 && http_host_is_loopback(host, hlen, v6);
+}
+
+int http_proxy_for(const char *url, const char **var, const char **value) {
+  *var = *value = NULL;
+  const char *scheme, *host;
+  size_t slen, hlen;
+  int v6;
+  if (http_url_parts(url, &scheme, &slen, &host, &hlen, &v6) != 0) return 0;
+  if (http_host_is_loopback(host, hlen, v6)) return 0;
+  const char *name = NULL, *v = NULL;
+  if (slen == 4 && http_ieq(scheme, "http", 4)) {
+    v = http_env(name = "http_proxy"); /* never HTTP_PROXY: a CGI program's request header */
+  } else if (slen == 5 && http_ieq(scheme, "https", 5)) {
+    if ((v = http_env(name = "https_proxy")) == NULL) v = http_env(name = "HTTPS_PROXY");
+  }
+  if (v == NULL && (v = http_env(name = "all_proxy")) == NULL) v = http_env(name = "ALL_PROXY");
+  if (v == NULL) return 0;
+  const char *no = http_env("no_proxy");
+  if (no == NULL) no = http_env("NO_PROXY");
+  if (no && http_noproxy_match(no, host, hlen, v6)) return 0;
+  *var = name;
+  *value = v;
+  return 1;
+}
+
+size_t http_redact(char *out, size_t n, const char *msg) {
+  if (n == 0) return 0;
+  /* each proxy variable's user info ("user:pw", the text before the last '@'), and its
+   * password alone (4 bytes or more, as orket.llm.common.redact takes secrets) */
+  struct {
+    const char *s;
+    size_t len;
+  } secret[2 * sizeof http_proxy_vars / sizeof http_proxy_vars[0]];
+  size_t ns = 0;
+  for (size_t i = 0; i < sizeof http_proxy_vars / sizeof http_proxy_vars[0]; i++) {
+    const char *v = http_env(http_proxy_vars[i]);
+    const char *at = v ? strrchr(v, '@') : NULL;
+    if (at == NULL) continue;
+    const char *sep = strstr(v, "://");
+    const char *ui = sep && sep < at ? sep + 3 : v;
+    /* a short one only with its ':' (a bare "a" would mask every "a" of the message; a
+     * URL's user info is masked below whatever its length) */
+    if (at - ui < 4 && memchr(ui, ':', (size_t)(at - ui)) == NULL) continue;
+    secret[ns].s = ui;
+    secret[ns++].len = (size_t)(at - ui);
+    const char *colon = memchr(ui, ':', (size_t)(at - ui));
+    if (colon && at - colon - 1 >= 4) {
+      secret[ns].s = colon + 1;
+      secret[ns++].len = (size_t)(at - colon - 1);
+    }
+  }
+  static const char mask[] = "[redacted]";
+  size_t o = 0;
+  out[0] = '\0';
+  for (const char *p = msg; *p;) {
+    size_t hit = 0;
+    for (size_t k = 0; k < ns && hit == 0; k++)
+      if (strncmp(p, secret[k].s, secret[k].len) == 0) hit = secret[k].len;
+    if (hit == 0 && strncmp(p, "://", 3) == 0) {
+      /* any URL's own user info: up to the last '@' before its authority ends */
+      size_t auth = strcspn(p + 3, "/?# \t\r\n'\"<>"), at = 0;
+      for (size_t i = auth; i > 0 && at == 0; i--)
+        if (p[3 + i - 1] == '@') at = i;
+      o = http_put(out, o, n, p, 3);
+      p += 3;
+      if (at > 1) {
+        o = http_put(out, o, n, mask, sizeof mask - 1);
+        p += at - 1; /* on to the '@' */
+      }
+      continue;
+    }
+    if (hit) {
+      o = http_put(out, o, n, mask, sizeof mask - 1);
+      p += hit;
+    } else {
+      o = http_put(out, o, n, p, 1);
+      p++;
+    }
+  }
+  out[o] = '\0';
+  return o;
 }
 
 http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, void *ud,

@@ -60,7 +60,9 @@ typedef struct http_opts {
 #define HTTP_E_TRANSIENT "transient"   /* connection refused/reset, disconnect mid-body */
 #define HTTP_E_CANCELED "canceled"
 #define HTTP_E_TOO_BIG "too_large"
-#define HTTP_E_PROTOCOL "bad_request"  /* unsupported scheme, malformed URL or response */
+#define HTTP_E_PROTOCOL "bad_request"  /* unsupported scheme, malformed URL or response, a
+                                          proxy variable that is no proxy URL, a server
+                                          certificate not trusted: asking again gets the same */
 
 http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen);
 
@@ -123,6 +125,28 @@ size_t http_origin(char *out, size_t n, const char *url);
 /* 1 when url starts with a scheme (RFC 3986: a letter, then letters, digits, '+', '-', '.')
  * and "://"; 0 for a relative reference, whose "://" (in a query, say) names no scheme. */
 int http_is_absolute(const char *url);
+
+/* The proxy a request to url goes through, chosen from the environment as libcurl 7.88
+ * chooses (and then handed to libcurl, so the two never differ): for http:// only
+ * http_proxy (libcurl ignores HTTP_PROXY), for https:// https_proxy then HTTPS_PROXY, then
+ * all_proxy, ALL_PROXY; an empty variable is unset. none when no_proxy (else NO_PROXY) names
+ * the URL's host as written: "*", a name (also covering its subdomains; a leading dot
+ * allowed), an IP address or a CIDR range, separated by commas or blanks. A host on this
+ * machine (localhost, *.localhost, 127.x.x.x, [::1], 0.0.0.0) always goes direct: a proxy
+ * elsewhere cannot reach it, and one that tried would reach its own loopback instead.
+ * -> 1 with *var (the variable's name) and *value (its text, which may hold a password:
+ * never print it, http_origin it), or 0 for a direct connection. */
+int http_proxy_for(const char *url, const char **var, const char **value);
+
+/* 1 when the URL's host is this machine (localhost, *.localhost, 127.x.x.x, [::1], 0.0.0.0),
+ * which no proxy is used for; 0 otherwise, and for text with no "scheme://". */
+int http_url_is_local(const char *url);
+
+/* msg into out (n bytes, cut to fit, NUL-terminated when n > 0) with the user info of
+ * every proxy variable's URL (as above) and of any "scheme://user:pw@" in it replaced by
+ * "[redacted]": libcurl's messages quote a proxy setting whole ("Unsupported proxy scheme
+ * for '...'"). -> the length written. */
+size_t http_redact(char *out, size_t n, const char *msg);
 
 /* Seconds since the epoch for an HTTP date (Retry-After), or -1. */
 long long http_parse_date(const char *s);

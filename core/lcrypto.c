@@ -99,6 +99,19 @@ static int cry_base64_decode(lua_State *L) {
   return 1;
 }
 
+/* base64_encode(bytes) -> standard base64 with padding (what an HTTP Basic credential is) */
+static int cry_base64_encode(lua_State *L) {
+  size_t len;
+  const char *bytes = luaL_checklstring(L, 1, &len);
+  if (len > ((size_t)1 << 30)) return luaL_argerror(L, 1, "longer than 1 GiB");
+  size_t n = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n);
+  sodium_bin2base64(p, n, (const unsigned char *)bytes, len, sodium_base64_VARIANT_ORIGINAL);
+  luaL_pushresultsize(&b, n - 1); /* less the NUL it ends with */
+  return 1;
+}
+
 /* ---- webhook signatures (hmac.h) ---- */
 
 /* hmac_sha256(key, data) -> lowercase hex HMAC-SHA256 of data under key (any length) */
@@ -278,6 +291,7 @@ static const luaL_Reg cry_funcs[] = {
     {"random_uniform", cry_random_uniform},
     {"equal", cry_equal},
     {"base64_decode", cry_base64_decode},
+    {"base64_encode", cry_base64_encode},
     {"hmac_sha256", cry_hmac_sha256},
     {"verify_webhook", cry_verify_webhook},
     {"password_hash", cry_password_hash},

@@ -2,6 +2,7 @@
  * gitrepo.h and docs/git.md. */
 #define _GNU_SOURCE /* syncfs */
 #include "internal.h"
+#include "../http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -225,6 +226,26 @@ static int gr_had_main(const gitapi *g, git_repository *repo, const char *shown,
     g->reference_free(ref);
   }
   return 0;
+}
+
+/* How a remote at url is reached over HTTP: through the proxy git itself would use
+ * (GIT_PROXY_AUTO: remote.<name>.proxy, http.<url>.proxy or http.proxy in git's config, else
+ * http_proxy/HTTP_PROXY for http://, https_proxy/HTTPS_PROXY for https://, unless
+ * no_proxy/NO_PROXY names the host), as the model calls go through theirs; direct to a host
+ * on this machine, as Orket's HTTP client (core/http.h). libgit2's default is no proxy at
+ * all: behind one, every push failed to resolve the forge's name. */
+static void gr_proxy(git_proxy_options *px, const char *url) {
+  memset(px, 0, sizeof *px);
+  px->version = GIT_PROXY_OPTIONS_VERSION;
+  px->type = http_url_is_local(url) ? GIT_PROXY_NONE : GIT_PROXY_AUTO;
+}
+
+/* libgit2's last message into buf, with any proxy password masked (http_redact): it may
+ * quote a proxy setting whole. -> buf */
+static const char *gr_last_msg(const gitapi *g, char *buf, size_t n) {
+  const git_error *le = g->error_last();
+  http_redact(buf, n, le && le->message ? le->message : "unknown libgit2 error");
+  return buf;
 }
 
 /* An in-memory remote at url for one push or fetch: nothing is written to the repository's
@@ -490,6 +511,7 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   po.callbacks.push_update_reference = gr_push_ref;
   po.callbacks.push_negotiation = gr_push_negotiated;
   po.callbacks.payload = &st;
+  gr_proxy(&po.proxy_opts, url);
   char *specs[] = {spec};
   git_strarray refspecs = {specs, 1};
   rc = g->remote_push(remote, &refspecs, &po);
@@ -503,8 +525,10 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     cb.credentials = gr_push_cred;
     cb.payload = &st;
     st.asked = 0;
+    git_proxy_options px;
+    gr_proxy(&px, url);
     if (!st.head[0] && gr_remote_at(r, url, doing, &look, &le) == 0 &&
-        g->remote_connect(look, GIT_DIRECTION_FETCH, &cb, NULL, NULL) == 0)
+        g->remote_connect(look, GIT_DIRECTION_FETCH, &cb, &px, NULL) == 0)
       gr_remote_head(g, look, st.head, sizeof st.head);
     g->remote_free(look);
     char was[GR_OID_HEX + 1];
@@ -512,19 +536,21 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     return gr_main_gone(e, doing, shown, was, st.head, unsure);
   }
   if (st.unlisted) {
-    const git_error *le = g->error_last();
+    char lm[1024];
+    gr_last_msg(g, lm, sizeof lm);
     return gr_fail(e, "EREMOTE", "%s: the remote %.300s did not list its branches (%s), so whether it had main is "
                    "not known: nothing was pushed",
-                   doing, shown, le && le->message ? le->message : "unknown libgit2 error");
+                   doing, shown, lm);
   }
   if (rc < 0) {
     /* libgit2's message may quote the URL; the credentials are never in it (they are not
      * part of the URL Orket passes) */
-    const git_error *le = g->error_last();
+    char lm[1024];
+    gr_last_msg(g, lm, sizeof lm);
     const char *code = rc == GIT_EAUTH ? "EAUTH" : rc == GIT_ENONFASTFORWARD ? "EREJECTED" : "EREMOTE";
     /* libgit2's own words name no remote ("unexpected http status code: 404"): which one is said */
     return gr_fail(e, code, "pushing %s: %s (the remote %.300s: orket.lua's git.remote)", branch,
-                   le && le->message ? le->message : "unknown libgit2 error", shown);
+                   lm, shown);
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   /* nothing negotiated: the remote's branch already was the local one, read above */
@@ -552,6 +578,7 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
   g->fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
   fo.callbacks.credentials = gr_push_cred;
   fo.callbacks.payload = &st;
+  gr_proxy(&fo.proxy_opts, url);
   fo.prune = GIT_FETCH_NO_PRUNE;
   fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
   fo.update_fetchhead = 0;
@@ -574,11 +601,12 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
     return -1;
   }
   if (rc < 0) {
-    const git_error *le = g->error_last();
+    char lm[1024];
+    gr_last_msg(g, lm, sizeof lm);
     char shown[512];
     gr_url_shown(url, shown, sizeof shown);
     gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching %s: %s (the remote %s: orket.lua's git.remote)", what,
-            le && le->message ? le->message : "unknown libgit2 error", shown);
+            lm, shown);
     g->remote_free(remote);
     return -1;
   }
@@ -599,11 +627,12 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
     others = -1;
   }
   if (others < 0) {
-    const git_error *le = g->error_last();
+    char lm[1024];
+    gr_last_msg(g, lm, sizeof lm);
     char shown[512];
     gr_url_shown(url, shown, sizeof shown);
     gr_fail(e, "EREMOTE", "%s: the remote %s did not list its branches after the fetch (%s): whether it has %s is "
-            "not known", doing, shown, le && le->message ? le->message : "unknown libgit2 error", what);
+            "not known", doing, shown, lm, what);
     g->remote_free(remote);
     return -1;
   }
@@ -729,11 +758,14 @@ int gitrepo_ls_remote(const char *url, const char *user, const char *password, g
   cb.payload = &st;
   const git_remote_head **heads = NULL;
   size_t count = 0;
-  if ((rc = g->remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL)) < 0 ||
+  git_proxy_options px;
+  gr_proxy(&px, url);
+  if ((rc = g->remote_connect(remote, GIT_DIRECTION_FETCH, &cb, &px, NULL)) < 0 ||
       (rc = g->remote_ls(&heads, &count, remote)) < 0) {
-    const git_error *le = g->error_last();
+    char lm[1024];
+    gr_last_msg(g, lm, sizeof lm);
     gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "listing %s: %s", url,
-            le && le->message ? le->message : "unknown libgit2 error");
+            lm);
     goto out;
   }
   gr_ref *v = calloc(count ? count : 1, sizeof *v);

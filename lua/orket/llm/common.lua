@@ -337,13 +337,21 @@ function M.decoding(w)
   return D
 end
 
---- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
+--- redact(text, secrets) -> text with each secret, bearer or basic token and sk-... key masked
 function M.redact(text, secrets)
   text = tostring(text)
   for _, s in ipairs(secrets or {}) do
     if #s >= 4 and text:find(s, 1, true) then text = M.redact_exact(text, s) end
   end
   text = text:gsub("([Bb]earer%s+)[%w%-%._~+/=]+", "%1[redacted]")
+  -- an echoed "Authorization: Basic <base64 of user:password>" as Bearer's (the secrets above
+  -- hold the one base_url makes; this catches any other). Only what looks like base64: whole
+  -- quads, with a digit, '+', '/', '=' or mixed case, so "Basic authentication" stays.
+  text = text:gsub("([Bb]asic%s+)([%w+/]+=*)", function(lead, t)
+    if #t >= 8 and #t % 4 == 0 and (t:find("[%d+/=]") or (t:find("%l") and t:find("%u", 2))) then
+      return lead .. "[redacted]"
+    end
+  end)
   text = text:gsub("sk%-[%w%-_]+", "sk-[redacted]")
   return text
 end

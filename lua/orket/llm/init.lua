@@ -13,6 +13,8 @@ local semaphore = require "orket.semaphore"
 local fieldline = require "orket.fieldline"
 local scriptfile = require "orket.scriptfile"
 local inert = require "orket.inert"
+local urlencode = require "orket.urlencode"
+local crypto = require "orket.c.crypto"
 
 local M = {}
 
@@ -57,6 +59,17 @@ local function fresh_key(p)
   return read_key(p)
 end
 
+-- The token of the "Authorization: Basic" header libcurl sends for a URL's user info: the
+-- percent-decoded "user:password" in base64 (nil for a URL without one)
+local function basic_credential(url)
+  local ui = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#@]*)@") or nil
+  if not ui or ui == "" then return nil end
+  local user, pw = ui:match("^([^:]*):(.*)$")
+  user = urlencode.unescape(user or ui)
+  pw = urlencode.unescape(pw or "")
+  return crypto.base64_encode(user .. ":" .. pw)
+end
+
 --- open(config[, opts]) -> client | nil, message, "EINVAL". config: a loaded config (with
 --- .models) or its models section. opts.replay = function(key) -> recorded | nil, msg (the
 --- replay provider's source); opts.getenv replaces os.getenv (tests). A mistake in the
@@ -75,8 +88,11 @@ function M.open(cfg, opts)
       p.secrets = {}
       local kok, kerr = read_key(p)
       if not kok then return nil, kerr, "EINVAL" end
-      -- a password in base_url (http://user:pw@host) is a secret as the key is
+      -- a password in base_url (http://user:pw@host) is a secret as the key is, and so is
+      -- the Basic credential libcurl makes of it (a server echoing headers sends it back)
       for _, s in ipairs(common.userinfo(conf.base_url)) do p.secrets[#p.secrets + 1] = s end
+      local basic = basic_credential(conf.base_url)
+      if basic then p.secrets[#p.secrets + 1] = basic end
       p.timeouts = merged(transport.DEFAULT_TIMEOUTS, conf.timeouts)
       p.retry = merged(transport.DEFAULT_RETRY, conf.retry)
       p.retry.max_attempts = math.max(1, math.floor(p.retry.max_attempts))

@@ -66,9 +66,12 @@ local function transport_error(msg, code, phase)
 end
 
 -- Whether a failure to get headers is a refused connection to this machine (nothing
--- listens there): code and msg as hr:headers() gives them.
+-- listens there): code and msg as hr:headers() gives them. Never one through a proxy (the
+-- HTTP client names it in the message): the refusal was the proxy's, not the model server's.
+-- (The client sends nothing on this machine through a proxy; this is in case it ever does.)
 local function refused_here(code, msg, url)
   return code == "transient" and common.refused(msg) and common.is_loopback(url)
+    and not tostring(msg):find(" (through the proxy ", 1, true)
 end
 
 -- The wire state: what the binding decoded (noting when its first piece arrived, as emit
