@@ -18,7 +18,7 @@
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map(), gen: 0, after: null, store: null, streamStore: null, wantEvents: false, said: new Map(),
-    allKeys: new Map() }; // allKeys: the people whose every key the people page shows -> those keys as read (null: not yet)
+    allKeys: new Map(), runStates: new Map(), statusRun: null }; // allKeys: the people whose every key the people page shows -> those keys as read (null: not yet)
   // changed cards past which the board is read whole rather than a card each (about a second of
   // the key's rate; a live burst of 150 ms rarely names so many)
   const CATCH_UP = 50;
@@ -308,6 +308,8 @@
     state.dirty.clear();
     state.said.clear();
     state.allKeys.clear();
+    state.runStates.clear(); // (a run's id is its project's)
+    state.statusRun = null;
     state.violationCounts = new Map();
     for (const id of ["tree", "columns", "create-parent", "fields", "approvals", "comments", "history", "change-commits",
       "change-files", "violation-list", "violation-rules", "sandbox-list", "view-notes", "view-list", "runs", "people-list"]) $(id).replaceChildren();
@@ -432,16 +434,19 @@
     });
   }
 
-  // announce(card, text): a short line for screen readers (#announce, a polite status): the card
-  // pane is no live region, so what changes in it is not read out again and again
+  // announce(key, text): a short line for screen readers (#announce, a polite status) of a card
+  // moved (key: its id) or a run ended (key: "run:" + its id): the card pane and the runs list
+  // are no live regions, so what changes in them is not read out again and again
   // (a replay or a busy run brings many moves at once: they are said once, a second later, as
-  // one line; clearBoard stops the timer and empties the line)
-  function announce(card, text) {
-    state.said.set(card, text);
+  // one line, "N cards moved", after the runs that ended; clearBoard stops the timer and empties the line)
+  function announce(key, text) {
+    state.said.set(key, text);
     later("announce", () => {
-      const lines = [...state.said.values()];
+      const runs = [], moves = [];
+      for (const [k, v] of state.said) (k.startsWith("run:") ? runs : moves).push(v);
       state.said.clear();
-      showIn($("announce"), lines.length === 1 ? lines[0] : lines.length + " cards moved");
+      if (moves.length > 1) moves.splice(0, moves.length, moves.length + " cards moved");
+      showIn($("announce"), [...runs, ...moves].join(" "));
     }, 1000);
   }
 
@@ -621,6 +626,50 @@
   // chars(text) -> its characters as the server counts a limit (code points, not UTF-16 units)
   const chars = (text) => Array.from(text).length;
 
+  // describe(li, where) -> li: its card's button described by the badges beside it (status,
+  // violations, bug-fix phase) that are shown, so that a screen reader Tabbing down the board
+  // hears "blocked (resource)" with the card, not only its id and title (each badge gets an
+  // id of its view's, where: "tree" or "col"; the tree and the columns may both be in the page)
+  function describe(li, where) {
+    const open = li.querySelector(":scope > .card-link");
+    if (!open) return li;
+    const ids = [];
+    for (const b of li.querySelectorAll(":scope > .status")) {
+      if (b.hidden) continue;
+      b.id = where + "-" + (b.classList.contains("violation-label") ? "rules" : b.classList.contains("phase-badge")
+        ? "phase" : "status") + "-" + li.dataset.card;
+      ids.push(b.id);
+    }
+    if (ids.length) open.setAttribute("aria-describedby", ids.join(" "));
+    else open.removeAttribute("aria-describedby");
+    return li;
+  }
+
+  // chosen(button, id): a card's button marked as the one the pane shows (aria-current: it
+  // is not a toggle, pressing it again keeps it shown), and after it, for that card only,
+  // a "Go to the card" button that takes focus to the pane: past the rest of the board in
+  // one key, not a Tab per card (WCAG 2.4.1); on a phone the pane is under the board
+  function chosen(open, id) {
+    const next = open.nextElementSibling;
+    if (next && next.classList.contains("to-pane")) next.remove();
+    if (id !== state.selected) { open.removeAttribute("aria-current"); return; }
+    open.setAttribute("aria-current", "true");
+    open.after(el("button", { type: "button", class: "small skip to-pane", "data-key": "to-pane:" + id,
+      text: "Go to " + id + "'s pane", onclick: () => toPane() }));
+  }
+
+  // toPane() / toBoard(): focus to the card pane's heading / back to the chosen card's button
+  function toPane() {
+    const h = $("detail-title");
+    h.focus();
+    h.scrollIntoView({ block: "nearest" });
+  }
+  function toBoard() {
+    const view = state.view === "columns" ? "#columns" : "#tree";
+    const b = state.selected && document.querySelector(view + ' [data-key="card:' + CSS.escape(state.selected) + '"]');
+    (b || $("board-title")).focus();
+  }
+
   function renderBoard(cards) {
     // drawn again only when it changed: focus and what is pressed stay put between events
     // (and which of them wait on a held call: the board read again may say so of another)
@@ -638,16 +687,18 @@
     // (as the board gave them, unless a card's refresh re-placed one: stable)
     roots.sort((a, b) => (ROOT_RANK[a.type] ?? 3) - (ROOT_RANK[b.type] ?? 3));
     function item(c) {
-      const open = el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
-        "data-key": "card:" + c.id, onclick: () => select(c.id) },
+      const open = el("button", { type: "button", class: "card-link", "data-key": "card:" + c.id, onclick: () => select(c.id) },
         el("span", { class: "card-type", text: c.type }), el("span", { class: "card-id", text: c.id }),
         el("span", { class: "card-title", text: c.summary || c.name || "" }));
       const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c), violationLabel(c.id));
+      chosen(open, c.id);
       if (c.type === "rock") {
         li.append(phaseBadge(c.id));
-        if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug", "data-key": "bug:" + c.id,
+        if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug",
+          "aria-label": "File a bug under " + c.id, "data-key": "bug:" + c.id,
           onclick: () => Promise.resolve(state.selected !== c.id && select(c.id)).then(() => $("bug-title").focus()) }));
       }
+      describe(li, "tree");
       const sub = kids.get(c.id);
       if (sub) li.append(el("ul", {}, ...sub.map(item)));
       return li;
@@ -676,10 +727,13 @@
     // its new column if it moved; a card that left the columns leaves focus on the heading)
     rebuild($("columns"), () => $("columns").replaceChildren(...COLUMNS.map(([key, title, statuses]) => {
       const mine = issues.filter((c) => statuses.includes(c.status));
-      const list = el("ul", { class: "column-cards" }, ...mine.map((c) => el("li", { "data-card": c.id, class: "card issue" },
-        el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
-          "data-key": "card:" + c.id, onclick: () => select(c.id) }, el("span", { class: "card-id", text: c.id }),
-          el("span", { class: "card-title", text: c.summary || c.name || "" })), statusBadge(c), violationLabel(c.id))));
+      const list = el("ul", { class: "column-cards" }, ...mine.map((c) => {
+        const open = el("button", { type: "button", class: "card-link", "data-key": "card:" + c.id, onclick: () => select(c.id) },
+          el("span", { class: "card-id", text: c.id }), el("span", { class: "card-title", text: c.summary || c.name || "" }));
+        const li = el("li", { "data-card": c.id, class: "card issue" }, open, statusBadge(c), violationLabel(c.id));
+        chosen(open, c.id);
+        return describe(li, "col");
+      }));
       return el("section", { class: "column", "data-column": key, "aria-label": title },
         el("h3", {}, document.createTextNode(title + " "), el("span", { class: "count", text: String(mine.length) })), list);
     })), $("board-title"));
@@ -753,6 +807,7 @@
     for (const li of document.querySelectorAll("#tree li.card, #columns li.card")) {
       const old = li.querySelector(":scope > .violation-label");
       if (old) old.replaceWith(violationLabel(li.dataset.card));
+      describe(li, li.closest("#columns") ? "col" : "tree");
     }
     $("violation-rules").replaceChildren(...(doc.by_rule || []).map((r) =>
       el("span", { class: "status rule", "data-rule": r.rule, text: r.rule + " · " + r.n })));
@@ -778,9 +833,7 @@
   function select(id) {
     state.selected = id;
     state.cardSig = null;
-    for (const b of document.querySelectorAll(".card-link")) {
-      b.setAttribute("aria-pressed", String(b.parentElement.dataset.card === id));
-    }
+    for (const b of document.querySelectorAll(".card-link")) chosen(b, b.parentElement.dataset.card);
     $("transcript-box").hidden = true;
     $("bug-status").textContent = "";
     $("detail-error").textContent = $("move-error").textContent = ""; // the last card's error is not this one's
@@ -947,11 +1000,14 @@
     // each decision names the request drawn here: one asked for after the page was drawn
     // (another person decided this one, the model asked again) is never decided by it
     div.append(
-      el("button", { type: "button", class: "approve", text: "Approve", "data-key": "approve:" + a.id,
+      // (each box's buttons named by its request: two held calls' "Approve" are told apart, WCAG 2.4.6)
+      el("button", { type: "button", class: "approve", text: "Approve", "aria-label": "Approve request #" + a.id + " (" + a.tool + ")",
+        "data-key": "approve:" + a.id,
         onclick: () => act(card.id, "approve", { approval: a.id }, $(errorId)) }),
-      el("label", { for: reasonId, text: "Reason to deny" }),
+      el("label", { for: reasonId, text: "Reason to deny #" + a.id }),
       el("input", { id: reasonId, type: "text" }),
-      el("button", { type: "button", class: "deny", text: "Deny", "data-key": "deny:" + a.id, onclick: () => {
+      el("button", { type: "button", class: "deny", text: "Deny", "aria-label": "Deny request #" + a.id + " (" + a.tool + ")",
+        "data-key": "deny:" + a.id, onclick: () => {
         const input = $(reasonId), line = $(errorId);
         const reason = input.value.trim();
         if (!reason) {
@@ -1210,6 +1266,7 @@
     for (const li of document.querySelectorAll("#tree li.card.rock")) {
       const old = li.querySelector(":scope > .phase-badge");
       if (old) old.replaceWith(phaseBadge(li.dataset.card));
+      describe(li, "tree");
     }
     const open = state.cards.get(state.selected);
     if (open && open.type === "rock") showIn($("phase"), phaseText(state.phases.get(open.id)));
@@ -1246,13 +1303,49 @@
       const run = doc.run || {};
       runSaid("Run " + (run.id ?? "") + " started" + (run.state ? " (" + run.state + ")" : "") + ".");
       loadRuns();
+      return run;
     } catch (e) {
       // shown as the other forms show their errors (the message names the field)
       runSaid(e.status === 429 ? "Too many requests; try again in a moment." : e.message, true);
+      return e;
+    }
+  }
+
+  // The run form's fields an error may be about: marked so (aria-invalid, tied to the status
+  // line), as the other forms mark theirs. The server names its field ("body.model: ..."),
+  // or it is the target no card has
+  const RUN_FIELDS = { target: "run-target", model: "run-model", concurrency: "run-concurrency" };
+  async function submitRun(ev) {
+    const fields = Object.values(RUN_FIELDS).map($);
+    valid(fields);
+    const r = await startRun(ev);
+    if (r instanceof Error) {
+      const named = /^body\.(\w+)/.exec(r.message || "");
+      const id = named ? RUN_FIELDS[named[1]] : r.code === "not_found" && /^no card /.test(r.message || "") ? "run-target" : null;
+      if (id) invalid([$(id)], $("run-status"));
+    } else if (r && r.id !== undefined) state.statusRun = r.id;
+  }
+
+  // runEnded(runs): a run that has ended is said with how it ended: the one the status line
+  // said started (or resumed), there, not "(running)" beside a list that says "failed"; any
+  // other seen going, in #announce (the runs list is no live region; WCAG 4.1.3)
+  function runEnded(runs) {
+    const going = (st) => st === "running" || st === "queued";
+    for (const r of runs) {
+      const was = state.runStates.get(r.id);
+      state.runStates.set(r.id, r.state);
+      if (going(r.state)) continue;
+      const line = "Run " + r.id + (r.target ? " (" + r.target + ")" : "") + " ended: " + r.state + ".";
+      // (the status line is a polite live region itself: the run started here is said there once)
+      if (r.id === state.statusRun) {
+        state.statusRun = null;
+        runSaid(line);
+      } else if (was !== undefined && going(was)) announce("run:" + r.id, line);
     }
   }
 
   function renderRuns(runs) {
+    runEnded(runs);
     rebuild($("runs"), () => $("runs").replaceChildren(...runs.map((r) => {
       const li = el("li", { "data-run": String(r.id) },
         el("span", { text: "Run " + r.id + (r.target ? " · " + r.target : "") + " · " }),
@@ -1262,13 +1355,15 @@
         try {
           await api("POST", "/v1/runs/" + r.id + "/" + what);
           runSaid("Run " + r.id + (what === "stop" ? " stopping." : " resumed."));
+          state.statusRun = r.id; // (its end is said on that line)
+          state.runStates.set(r.id, "running");
         } catch (e) { runSaid(e.message, true); }
         loadRuns();
       };
       if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop",
-        "data-key": "stop:" + r.id, onclick: runAct("stop") }));
+        "aria-label": "Stop run " + r.id, "data-key": "stop:" + r.id, onclick: runAct("stop") }));
       if (r.state !== "running" && r.state !== "done") li.append(el("button", { type: "button", class: "small run-resume",
-        text: "Resume", "data-key": "resume:" + r.id, onclick: runAct("resume") }));
+        text: "Resume", "aria-label": "Resume run " + r.id, "data-key": "resume:" + r.id, onclick: runAct("resume") }));
       return li;
     })), $("run-title"));
   }
@@ -1387,18 +1482,32 @@
     peopleSaid(e.status === 429 ? "Too many requests; try again in a moment." : e.message, true);
   }
 
-  // one change, then the list again; its refusal said in the panel. then(doc): what the
-  // change's answer says of state the list does not hold (a shown person's every key)
+  // one change, then the list again; its refusal said in the panel (returned: null if done). then(doc):
+  // what the change's answer says of state the list does not hold (a shown person's every key)
   async function peopleChange(method, path, body, done, then) {
     peopleSaid("");
+    let refusal = null;
     try {
       const doc = await api(method, path, body);
       if (then) then(doc);
       peopleSaid(done);
     } catch (e) {
       peopleRefused(e);
+      refusal = e;
     }
     loadPeople();
+    return refusal;
+  }
+
+  // peopleFields(e, fields, taken): the field a refusal e is about marked so, tied to the panel's
+  // status line, the others not (fields: the body's field -> its element, as the server names
+  // it, "body.password: ..."; taken: the field a 409, a name taken, is about)
+  function peopleFields(e, fields, taken) {
+    valid(Object.values(fields));
+    if (!e) return;
+    const named = /^body\.(\w+)/.exec(e.message || "");
+    const f = named ? fields[named[1]] : e.status === 409 ? taken : null;
+    if (f) invalid([f], $("people-status"));
   }
 
   // keysOf(name) -> every key of the person, a page at a time (as loadPeople pages the people)
@@ -1440,7 +1549,8 @@
     const who = "/v1/users/" + encodeURIComponent(u.name);
     keyList.replaceChildren(...live.map((k) => el("li", { "data-key": k.id },
       el("span", { text: k.name + " · " + k.role + " " }),
-      el("button", { type: "button", class: "small link", text: "Revoke", "data-key": "revoke:" + k.id,
+      el("button", { type: "button", class: "small link", text: "Revoke", "aria-label": "Revoke " + u.name + "'s key " + k.name,
+        "data-key": "revoke:" + k.id,
         onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
           "revoked " + k.name, (doc) => revoked(u.name, doc)) }))));
     if (rest <= 0) return;
@@ -1448,7 +1558,8 @@
       ? counted(rest, "key") + " not shown (" + liveRest + " live) "
       : counted(rest, "revoked key") + " not shown" }));
     if (liveRest > 0) {
-      more.append(el("button", { type: "button", class: "small link", text: "Show all keys", "data-key": "all-keys:" + u.name,
+      more.append(el("button", { type: "button", class: "small link", text: "Show all keys",
+        "aria-label": "Show all keys of " + u.name, "data-key": "all-keys:" + u.name,
         onclick: () => { state.allKeys.set(u.name, null); showAllKeys(u, keyList); } }));
     }
     keyList.append(more);
@@ -1476,7 +1587,8 @@
     const who = "/v1/users/" + encodeURIComponent(u.name);
     const projects = el("ul", { class: "plain" }, ...u.projects.map((p) => el("li", { "data-project": p.name },
       el("span", { text: p.name + " · " + p.role + " " }),
-      el("button", { type: "button", class: "small link", text: "Remove", "data-key": "remove:" + u.name + "/" + p.name,
+      el("button", { type: "button", class: "small link", text: "Remove", "aria-label": "Remove " + u.name + " from " + p.name,
+        "data-key": "remove:" + u.name + "/" + p.name,
         onclick: () => peopleChange("DELETE", who + "/projects/" + encodeURIComponent(p.name), undefined,
           u.name + " is no longer in " + p.name) }))));
     // GET /v1/users gives a person's first keys (those not revoked first) and how many
@@ -1486,7 +1598,8 @@
     showKeys(u, keyList, live, u.key_count - live.length, u.live_key_count - live.length);
     if (state.allKeys.has(u.name) && u.live_key_count > live.length) showAllKeys(u, keyList);
     const disabled = u.disabled_at !== null && u.disabled_at !== undefined;
-    const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable", "data-key": "toggle:" + u.name,
+    const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable",
+      "aria-label": (disabled ? "Enable " : "Disable ") + u.name, "data-key": "toggle:" + u.name,
       onclick: () => peopleChange("POST", who + (disabled ? "/enable" : "/disable"), undefined,
         (disabled ? "enabled " : "disabled ") + u.name) });
     return el("tr", { "data-person": u.name },
@@ -1499,15 +1612,19 @@
     ev.preventDefault();
     const user = $("grant-user").value, project = $("grant-project").value, role = $("grant-role").value;
     peopleChange("PUT", "/v1/users/" + encodeURIComponent(user) + "/projects/" + encodeURIComponent(project),
-      { role }, user + " is " + role + " in " + project);
+      { role }, user + " is " + role + " in " + project)
+      .then((e) => peopleFields(e, { role: $("grant-role"), project: $("grant-project"), name: $("grant-user") }, null));
   });
 
   $("add-person-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const name = $("new-name").value.trim();
     const body = { name, role: $("new-role").value, password: $("new-password").value };
-    $("new-password").value = "";
-    peopleChange("POST", "/v1/users", body, "added " + name);
+    // (the password is kept for a second try when refused, and emptied once it is set)
+    peopleChange("POST", "/v1/users", body, "added " + name).then((e) => {
+      peopleFields(e, { name: $("new-name"), password: $("new-password"), role: $("new-role") }, $("new-name"));
+      if (!e) $("new-password").value = "";
+    });
   });
 
   // another project: the page starts over on it, as after signing in
@@ -1679,7 +1796,12 @@
     act(state.selected, "cancel", { reason }, null, [$("cancel-reason")]).then((ok) => { if (ok) $("cancel-reason").value = ""; });
   });
 
-  $("run-form").addEventListener("submit", startRun);
+  $("run-form").addEventListener("submit", submitRun);
+
+  // the skip buttons (index.html): buttons, not links to #ids, since the project switcher
+  // reads the address (hashchange)
+  $("skip-card").addEventListener("click", toPane);
+  $("back-to-board").addEventListener("click", toBoard);
 
   // The server's name, logo and colours (serve.branding, docs/teams.md), on the sign-in page
   // and the board: set as text, an image address and CSS variables, never as markup
@@ -1694,6 +1816,23 @@
     for (const [k, v] of Object.entries(b.colors || {})) {
       if (vars[k]) document.documentElement.style.setProperty(vars[k], v);
     }
+    // the header's focus ring on the accent: app.css's amber where it stands out 3:1 (WCAG
+    // 1.4.11), else white (the server refuses an accent that white text is not 4.5:1 on)
+    const accent = (b.colors || {}).accent;
+    if (accent && contrast(accent, "#f0b429") < 3) document.documentElement.style.setProperty("--ring-on-accent", "#fff");
+  }
+
+  // contrast(a, b) -> WCAG 2's ratio of two colours #rgb or #rrggbb (orket.settings.team's)
+  function contrast(a, b) {
+    const lum = (hex) => {
+      let h = hex.slice(1);
+      if (h.length === 3) h = h.replace(/./g, "$&$&");
+      const [r, g, bl] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255)
+        .map((c) => (c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4)));
+      return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+    };
+    const x = lum(a), y = lum(b);
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
   }
   brand();
 

@@ -3,8 +3,9 @@
 -- serve.branding, the name, logo and colours the web board and its sign-in page show.
 --   serve = { projects = { web = "../web-app" },
 --             branding = { name = "Acme", logo = "https://acme.example/logo.svg",
---                          colors = { accent = "#0a7", background = "#fff", text = "#111" } } }
--- Checked as every other setting: a bad one names its field and nothing is served.
+--                          colors = { accent = "#075", background = "#fff", text = "#111" } } }
+-- Checked as every other setting: a bad one names its field and nothing is served; colours
+-- that leave text under 4.5:1 or the focus ring under 3:1 on the page are refused so.
 local M = {}
 
 M.DEFAULT_PROJECT = "default" -- the project `orket serve` runs in: /v1/... and /v1/projects/default/...
@@ -54,6 +55,61 @@ local function color(v, p)
   return v:lower()
 end
 
+-- ---- contrast (WCAG 2: docs/serve.md promises text 4.5:1 and the focus ring 3:1) ----------
+
+-- the colours web/app.css draws the branding colours with or on, which branding leaves as they are
+M.PAGE = { panel = "#ffffff", chosen = "#eef3f8", muted = "#5b6776", ring = "#a86e00",
+  accent = "#2f5d8a", background = "#f4f6f9", text = "#1d2733" }
+
+local function luminance(hex)
+  local h = hex:sub(2)
+  if #h == 3 then h = h:gsub("%x", "%0%0") end
+  local sum = 0
+  for i, w in ipairs { 0.2126, 0.7152, 0.0722 } do
+    local c = tonumber(h:sub(2 * i - 1, 2 * i), 16) / 255
+    sum = sum + w * (c <= 0.03928 and c / 12.92 or ((c + 0.055) / 1.055) ^ 2.4)
+  end
+  return sum
+end
+
+--- contrast(a, b) -> WCAG 2's contrast ratio of two colours #rgb or #rrggbb (1 to 21)
+function M.contrast(a, b)
+  local x, y = luminance(a), luminance(b)
+  return (math.max(x, y) + 0.05) / (math.min(x, y) + 0.05)
+end
+
+-- the pairs the page draws, per colour set: {field, other colour, what it is, at least}; a
+-- pair of two branding colours is said of the one set (text, when both are).
+-- (The header's focus ring is picked by the page against the accent, web/app.js brand.)
+local function pairs_of(c, set)
+  local on_bg = set.text and { "text", c.background, "colors.background " .. c.background, 4.5 }
+    or { "background", c.text, "the text " .. c.text .. " drawn on it", 4.5 }
+  return {
+    { "accent", M.PAGE.panel, "the white text drawn on it (the header, buttons) and the white it is text on", 4.5 },
+    { "text", M.PAGE.panel, "the panels' white " .. M.PAGE.panel .. " it is drawn on", 4.5 },
+    { "text", M.PAGE.chosen, "the chosen card's " .. M.PAGE.chosen .. " it is drawn on", 4.5 },
+    on_bg,
+    { "background", M.PAGE.muted, "the hints' grey " .. M.PAGE.muted .. " drawn on it", 4.5 },
+    { "background", M.PAGE.ring, "the focus ring's " .. M.PAGE.ring .. " drawn on it", 3 },
+  }
+end
+
+-- check_contrast(set): raises, naming the field and the ratio, when the colours set make
+-- text or the focus ring unreadable on the page (the defaults, web/app.css's, pass)
+local function check_contrast(set)
+  local c = {}
+  for k in pairs(M.COLORS) do c[k] = set[k] or M.PAGE[k] end
+  for _, t in ipairs(pairs_of(c, set)) do
+    local field, other, what, least = t[1], t[2], t[3], t[4]
+    local r = M.contrast(c[field], other)
+    if r < least and set[field] then
+      fail("serve.branding.colors." .. field, "%s has %.2f:1 contrast with %s; %s:1 at least is needed (WCAG %s): "
+        .. "choose a %s colour", shown(c[field]), math.floor(r * 100) / 100, what, least == 3 and "3" or "4.5",
+        least == 3 and "1.4.11" or "1.4.3", field == "background" and "lighter" or "darker")
+    end
+  end
+end
+
 --- branding(src) -> {name=, logo=|nil, colors={...}}; raises
 function M.branding(src)
   local out = { name = "Orket", colors = {} }
@@ -79,6 +135,7 @@ function M.branding(src)
         if not M.COLORS[ck] then fail(p .. "." .. tostring(ck), "unknown colour (known: accent, background, text)") end
         out.colors[ck] = color(cv, p .. "." .. ck)
       end
+      check_contrast(out.colors)
     else
       fail(p, "unknown setting (known: name, logo, colors)")
     end
