@@ -10,6 +10,7 @@
 #include <git2.h>
 #include <git2/sys/commit.h>     /* git_commit_create_from_ids */
 #include <git2/sys/repository.h> /* git_repository_set_index */
+#include <git2/sys/odb_backend.h> /* git_odb_backend_one_pack (core/gitrepo/pack.c) */
 
 /* The functions the git layer (core/gitrepo/, gitdiff.c, gitexport.c) uses, each named without its git_ prefix. One list makes both the
  * table and its loader, and each field takes its type from libgit2's own declaration, so
@@ -55,7 +56,9 @@
   X(worktree_prune_options_init) X(worktree_validate)                                        \
   X(revparse_single) X(object_peel) X(object_free) X(object_id) X(merge_base)                \
   X(diff_options_init) X(diff_find_similar) X(patch_from_diff) X(patch_get_delta)            \
-  X(patch_line_stats) X(patch_to_buf) X(patch_free) X(buf_dispose) X(odb_read_header)
+  X(patch_line_stats) X(patch_to_buf) X(patch_free) X(buf_dispose) X(odb_read_header)        \
+  X(packbuilder_new) X(packbuilder_set_threads) X(packbuilder_insert) X(packbuilder_write)   \
+  X(packbuilder_name) X(packbuilder_object_count) X(packbuilder_free) X(odb_backend_one_pack)
 
 typedef struct gitapi {
   void *lib;

@@ -289,6 +289,39 @@ int gitrepo_ls_remote(const char *url, const char *user, const char *password, g
  * libgit2. 0, or -1 with e set when libgit2 cannot be loaded or cannot start. */
 int gitrepo_hold_library(gr_err *e);
 
+/* ---- packing the object database (core/gitrepo/pack.c) -----------------------------------
+ * libgit2 writes every object loose (a file each) and never runs git's gc.auto: a project's
+ * .git grew to hundreds of MB of small files. These put loose objects into a pack, as git's
+ * gc.auto would, safe beside other processes reading and writing the same repository. */
+
+/* What gitrepo_pack_count reads: git's own cheap estimate, one directory listed. */
+typedef struct gr_pack_count {
+  size_t loose; /* the loose objects in objects/17/ times 256: git's gc.auto estimate */
+  size_t packs; /* packs (pack-*.idx with its .pack) not kept by a .keep or .promisor file */
+} gr_pack_count;
+int gitrepo_pack_count(gitrepo *r, gr_pack_count *c, gr_err *e);
+
+/* What one gitrepo_pack did. */
+typedef struct gr_pack_result {
+  size_t loose;      /* loose objects found (at most max_objects taken) */
+  size_t packed;     /* objects the new pack holds */
+  size_t removed;    /* loose files removed: their object is in the new pack, checked in its index */
+  size_t packs_gone; /* older packs removed (all): each of their objects in the new pack */
+  size_t unread;     /* loose objects left as they were: libgit2 could not read them */
+  char name[GR_OID_HEX + 1]; /* the new pack's name (its hash), "" when none was written */
+} gr_pack_result;
+
+/* Writes one pack (objects/pack, made durable with gr_sync before anything is removed) of up
+ * to max_objects loose objects, with all set also of the older packs' objects (the smallest
+ * packs first, while they fit), then removes the loose files and older packs whose every
+ * object the new pack's index holds. A crash at any step leaves copies, never an object
+ * missing; a reader's libgit2 looks for new packs when it misses an object (odb.c's refresh
+ * on GIT_ENOTFOUND). Packs kept by .keep or .promisor are never touched, nor is anything
+ * outside objects/. deadline_ms (0: none) bounds the pack's writing: past it, ETIMEDOUT and
+ * nothing is removed (the search for deltas before it is not interruptible: max_objects
+ * bounds it). 0, or -1 with e set (nothing removed unless the new pack was durable). */
+int gitrepo_pack(gitrepo *r, int all, size_t max_objects, unsigned deadline_ms, gr_pack_result *out, gr_err *e);
+
 /* ---- main's view (core/gitrepo/view.c) ----------------------------------------------------
  * main's working tree is a view for people, derived from main; nothing in a run reads it.
  * After each merge it follows main at the paths the merge changed, where it still holds

@@ -735,6 +735,148 @@ static int lgr_check_repo(lua_State *L) {
   return 1;
 }
 
+/* repo:pack_count() -> {loose = N, packs = N} | nil, msg, CODE: git's gc.auto estimate of
+ * the loose objects (objects/17 times 256) and the packs a consolidation may rewrite */
+static int lgr_pack_count(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_pack_count c;
+  gr_err e;
+  if (gitrepo_pack_count(o->r, &c, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)c.loose);
+  lua_setfield(L, -2, "loose");
+  lua_pushinteger(L, (lua_Integer)c.packs);
+  lua_setfield(L, -2, "packs");
+  return 1;
+}
+
+#define LGR_PACK_OBJECTS_DEFAULT 100000
+#define LGR_PACK_OBJECTS_MAX 1000000 /* the ids listed take 20 bytes each, libgit2's packbuilder some 100 */
+#define LGR_PACK_MS_MAX 3600000
+
+/* An integer field of the options table at arg, def when absent, within [lo, hi]. */
+static lua_Integer lgr_int_field(lua_State *L, int arg, const char *name, lua_Integer def, lua_Integer lo,
+                                 lua_Integer hi) {
+  lua_getfield(L, arg, name);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    int isint = 0;
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < lo || v > hi) {
+      lua_pushfstring(L, "field '%s' must be an integer from %I to %I", name, lo, hi);
+      luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* One pack in flight on the thread pool: the repository's path (a handle of its own there),
+ * the options, the result, and whether the waiting coroutine was cancelled. */
+typedef struct lgr_pack_req {
+  rt_wait w; /* first member */
+  uv_work_t work;
+  char *path;
+  int all, rc, cancelled;
+  size_t max;
+  unsigned ms;
+  gr_pack_result res;
+  gr_err e;
+} lgr_pack_req;
+
+static void lgr_pack_work(uv_work_t *wk) {
+  lgr_pack_req *p = wk->data;
+  gitrepo *r = NULL;
+  p->rc = gitrepo_open(p->path, &r, &p->e);
+  if (p->rc == 0) p->rc = gitrepo_pack(r, p->all, p->max, p->ms, &p->res, &p->e);
+  gitrepo_close(r);
+}
+
+static int lgr_pack_results(lua_State *L, void *ud) {
+  lgr_pack_req *p = ud;
+  if (p->rc != 0) return lgr_fail(L, &p->e);
+  const gr_pack_result *res = &p->res;
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)res->loose);
+  lua_setfield(L, -2, "loose");
+  lua_pushinteger(L, (lua_Integer)res->packed);
+  lua_setfield(L, -2, "packed");
+  lua_pushinteger(L, (lua_Integer)res->removed);
+  lua_setfield(L, -2, "removed");
+  lua_pushinteger(L, (lua_Integer)res->packs_gone);
+  lua_setfield(L, -2, "packs_gone");
+  lua_pushinteger(L, (lua_Integer)res->unread);
+  lua_setfield(L, -2, "unread");
+  if (res->name[0]) {
+    lua_pushstring(L, res->name);
+    lua_setfield(L, -2, "name");
+  }
+  return 1;
+}
+
+static void lgr_pack_free(lgr_pack_req *p) {
+  free(p->path);
+  free(p);
+}
+
+static void lgr_pack_done(uv_work_t *wk, int status) {
+  (void)status;
+  lgr_pack_req *p = wk->data;
+  if (!p->cancelled) rt_wait_finish(&p->w, lgr_pack_results, p);
+  else p->w.rt->left_running--;
+  lgr_pack_free(p);
+}
+
+/* A pack cannot be stopped once started (its deadline bounds it): counted as a push is */
+static void lgr_pack_cancel(rt_wait *w) {
+  ((lgr_pack_req *)w)->cancelled = 1;
+  w->rt->left_running++;
+}
+
+/* repo:pack([{all = bool, max_objects = N, deadline_ms = N}]) -> {loose =, packed =, removed =,
+ * packs_gone =, unread =, name = hex | nil} | nil, msg, CODE (ETIMEDOUT: past deadline_ms,
+ * nothing removed): gitrepo_pack. In a task it runs on the thread pool and waits there (a
+ * pack's writing and syncing take seconds: orket serve's loop goes on meanwhile); outside
+ * one, in place. */
+static int lgr_pack(lua_State *L) {
+  lgr *o = lgr_check(L);
+  int all = 0;
+  lua_Integer max = LGR_PACK_OBJECTS_DEFAULT, ms = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "all");
+    all = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    max = lgr_int_field(L, 2, "max_objects", LGR_PACK_OBJECTS_DEFAULT, 1, LGR_PACK_OBJECTS_MAX);
+    ms = lgr_int_field(L, 2, "deadline_ms", 0, 0, LGR_PACK_MS_MAX);
+  }
+  lgr_pack_req *p = calloc(1, sizeof *p);
+  if (p == NULL || (p->path = lgr_dup(gitrepo_path(o->r))) == NULL) {
+    free(p);
+    return luaL_error(L, "pack: out of memory");
+  }
+  p->all = all;
+  p->max = (size_t)max;
+  p->ms = (unsigned)ms;
+  if (!lua_isyieldable(L)) {
+    p->rc = gitrepo_pack(o->r, all, p->max, p->ms, &p->res, &p->e);
+    int n = lgr_pack_results(L, p);
+    lgr_pack_free(p);
+    return n;
+  }
+  p->work.data = p;
+  rt_wait_begin(L, &p->w, lgr_pack_cancel);
+  int rc = uv_queue_work(&rt_get(L)->loop, &p->work, lgr_pack_work, lgr_pack_done);
+  if (rc != 0) {
+    p->e.code = "EIO";
+    snprintf(p->e.msg, sizeof p->e.msg, "git: cannot start the pack: %s", uv_strerror(rc));
+    p->rc = -1;
+    rt_wait_finish(&p->w, lgr_pack_results, p);
+    lgr_pack_free(p);
+  }
+  return rt_wait_yield(L);
+}
+
 static const luaL_Reg lgr_methods[] = {
     {"path", lgr_path},
     {"worktree", lgr_worktree},
@@ -762,6 +904,8 @@ static const luaL_Reg lgr_methods[] = {
     {"view_refresh", lgr_view_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},
+    {"pack_count", lgr_pack_count},
+    {"pack", lgr_pack},
     {"close", lgr_close},
     {NULL, NULL},
 };

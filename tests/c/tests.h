@@ -32,6 +32,9 @@
   X(test_runtime_find_home)              \
   X(test_home_exe_dir_without_proc)      \
   X(test_home_locate_prefix)             \
+  X(test_pack_loose_and_consolidate)     \
+  X(test_pack_killed_anywhere)           \
+  X(test_pack_two_packers)               \
   X(test_runtime_memory_bomb_contained)  \
   X(test_runtime_read_script)            \
   X(test_statemachine_table)             \

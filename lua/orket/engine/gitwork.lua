@@ -88,6 +88,10 @@ M.LOCK_MODE = {
   fetch_main = "none", -- like push; it writes only refs/remotes/orket/main (merge_remote_to_main: exclusive)
   fetch_branch = "none", -- like fetch_main; it writes only refs/remotes/orket-branches/<branch>
   merge_remote_to_card = "shared", -- as merge_from_main: moves orket/<CARD>
+  -- packing writes a new pack and removes only loose files and older packs that pack holds
+  -- (core/gitrepo/pack.c: safe beside other readers and writers, and beside another packer)
+  pack = "shared",
+  pack_count = "none", -- lists two directories
 }
 
 -- Making a worktree reads every other one (libgit2 refuses a branch another worktree has
@@ -583,12 +587,53 @@ function M.said(run, card, out)
   end
 end
 
+-- The workspace repository's housekeeping, git's gc.auto (which libgit2 never runs): every
+-- commit and merge writes loose objects, a file each (5,000 cards: 29,000 files, 615 MB
+-- where their pack takes 3 MB). At a run's end, never on a card's path, the loose objects
+-- are estimated as git does (objects/17 times 256) and packed past gc.auto's 6,700; past
+-- gc.autoPackLimit's 50 packs, the packs are consolidated too. Each pass takes at most
+-- PACK_MAX_OBJECTS (the rest waits for the next run's end) and stops writing at PACK_MS.
+M.PACK_LOOSE = 6700
+M.PACK_PACKS = 50
+M.PACK_MAX_OBJECTS = 100000
+M.PACK_MS = 60000
+
+--- pack(run): packs the repository when it is due (above), said as a {type="git",
+--- action="pack"} event: outcome "packed" with what it did, or "failed" with the error (a
+--- warning: the run's outcome is its cards', never its housekeeping's)
+function M.pack(run)
+  local repo = run.git and run.git.repo
+  if not repo or type(repo.pack_count) ~= "function" then return end -- (a test's stand-in repository)
+  local cok, c, err, code = pcall(repo.pack_count, repo)
+  if not cok then c, err, code = nil, tostring(c), "EGIT" end
+  if not c then
+    run:emit { type = "git", action = "pack", outcome = "failed", error = err, code = code }
+    return
+  end
+  -- git's test: more than gc.auto / 256 (rounded up) loose objects in objects/17
+  local all = c.packs > M.PACK_PACKS
+  if c.loose // 256 <= (M.PACK_LOOSE + 255) // 256 and not all then return end
+  local t0 = uv.hrtime()
+  local ok, res, perr, pcode = pcall(repo.pack, repo, { all = all, max_objects = M.PACK_MAX_OBJECTS,
+    deadline_ms = M.PACK_MS })
+  local ms = (uv.hrtime() - t0) // 1000000
+  if not ok then res, perr, pcode = nil, tostring(res), "EGIT" end
+  if res then
+    run:emit { type = "git", action = "pack", outcome = "packed", all = all or nil, loose = res.loose,
+      packed = res.packed, removed = res.removed, packs_gone = res.packs_gone, unread = res.unread, ms = ms }
+  else
+    run:emit { type = "git", action = "pack", outcome = "failed", all = all or nil, error = perr, code = pcode, ms = ms }
+  end
+end
+
 --- deploys_end(run): at the run's end, the acceptance checks of the sandboxes it deployed
 --- (run by their owners in the background) are waited for, within a bound
 --- (orket.sandboxes.deploy.await_checks); those that could not run here are said as
 --- sandbox_check_skipped events, so the run's summary lists them with their reasons, and
 --- a deploy whose checks had not ended as {type="sandbox", action="checks_pending"}
 function M.deploys_end(run)
+  -- the run's git work is over: the repository's housekeeping (M.pack) first
+  M.pack(run)
   if not (run.deploys and #run.deploys > 0 and run.settings and run.settings.sandbox) then return end
   local left = deploy.await_checks { db = run.db, board = run.board, settings = run.settings, deploys = run.deploys,
     run_id = run.run_id }

@@ -279,6 +279,9 @@ function View:event(ev)
     self:note(inert.line(ev.message)) -- done cards whose merges main no longer holds
   elseif t == "git" and ev.action == "push_main" then
     self:main_pushed(ev)
+  elseif t == "git" and ev.action == "pack" and ev.outcome == "failed" then
+    -- the repository's housekeeping at the run's end (orket.engine.gitwork.pack): a warning
+    self:note("warning: workspace/.git could not be packed: " .. inert.line(ev.error))
   elseif t == "budget_unpriced" then
     self:note("warning: " .. inert.line(ev.message)) -- a model no money budget counts
   elseif t == "card_skipped" then
