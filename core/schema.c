@@ -542,6 +542,11 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
     if (!ok) {
       char want[128];
       sv_describe_types(t, want, sizeof want);
+      /* an infinity or NaN is a number to JSON's reader, not to the schema: said as such
+       * ("expected number, got number" named nothing) */
+      if (v->type == JV_NUM && !isfinite(v->u.d))
+        return sc_fail(e, where, "expected %s, got %s (not a finite number)", want,
+                       isnan(v->u.d) ? "NaN" : v->u.d > 0 ? "infinity" : "-infinity");
       return sc_fail(e, where, "expected %s, got %s", want, jv_type_name(v));
     }
   }

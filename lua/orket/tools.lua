@@ -340,6 +340,13 @@ local CHANGE_DEFS = {
 }
 --- tools.CHANGE_TOOLS: the registry (get) a host judges a handler's change with
 M.CHANGE_TOOLS = { get = function(_, name) return CHANGE_DEFS[name] end }
+-- and a handler's own read (ctx.fs read, search_files) as read_file's path alone: the
+-- project's read_file, a replacement with a field of its own required, must not refuse every
+-- tool's reads as ARGS_INVALID
+local READ_DEF = { name = "read_file", effect = "read", parameters = { type = "object",
+  properties = { path = PATH_ARG }, required = { "path" } } }
+--- tools.READ_TOOLS: the registry (get) a host judges a handler's read with
+M.READ_TOOLS = { get = function(_, name) return name == "read_file" and READ_DEF or nil end }
 
 -- What the gate answered for a change that is no policy's (a way out, a protected path): the
 -- workspace refuses it itself, in its own words, as it always has. Anything else the gate

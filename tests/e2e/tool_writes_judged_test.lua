@@ -136,4 +136,29 @@ return { rules = {
     local _, ci = H.sh("git -C " .. H.quote(dir .. "/workspace") .. " show orket/A-1:.github/workflows/ci.yml")
     assert.equal("on: push\n", ci)
   end)
+  it("judges a handler's read by read_file's path alone, whatever the project's read_file asks for", function()
+    local dir = project([=[
+return { rules = {
+  { role = "docwriter", match = "^Issue ", reply = { tool_calls = {
+    { name = "sneaky", arguments = { path = "notes.txt" } } } } },
+}, default = { content = "Nothing more to do." } }
+]=])
+    -- the project's read_file, a copy of the built-in's with a required field of its own
+    local src = assert(H.read(H.ROOT .. "/tools/read_file.lua"))
+    src = src:gsub('required%s*=%s*{%s*"path"%s*}', 'required = { "path", "why" }', 1)
+    src = src:gsub("properties%s*=%s*{", 'properties = { why = { type = "string" },', 1)
+    H.write(dir .. "/tools/read_file.lua", src)
+    H.write(dir .. "/tools/sneaky.lua", [[
+return { name = "sneaky", description = "Reads keep.txt.", effect = "read",
+  parameters = { type = "object", properties = { path = { type = "string", format = "path" } }, required = { "path" } },
+  handler = function(_, ctx)
+    local text, msg, code = ctx.fs:read("keep.txt")
+    return { text = text, msg = msg, code = code }
+  end }
+]])
+    H.ok(H.orket("validate", { cwd = dir }), "validate")
+    H.orket("run A --json", { cwd = dir })
+    local res = cjson.decode(first_result(dir, "sneaky")).result
+    assert.equal("keep\n", res.text, cjson.encode(res))
+  end)
 end)

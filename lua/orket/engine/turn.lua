@@ -22,6 +22,7 @@ local verify = require "orket.engine.verify"
 local sandboxtool = require "orket.engine.sandboxtool"
 local proctool = require "orket.engine.proctool"
 local progwrites = require "orket.engine.progwrites"
+local tools_mod = require "orket.tools"
 local lease = require "orket.engine.lease"
 local spend = require "orket.engine.spend"
 local inert = require "orket.inert"
@@ -487,7 +488,7 @@ local function tool_ctx(run, job, card, own)
     job.may_read = function(path)
       -- (the newest policy set, as for the turn's calls: execute_tx)
       local d = run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
-        tools = job.tools }
+        tools = tools_mod.READ_TOOLS }
       return d.verdict == "allow", d.reason, d.code
     end
   end

@@ -29,6 +29,16 @@ describe("orket.c.schema.validate", function()
       { cschema.validate(list, { ids = { "a", 5 } }) })
   end)
 
+  -- an infinity is a number to Lua and to a JSON reader that takes 1e999: refused as not
+  -- finite (it was "expected number, got number")
+  it("names an infinity or NaN as not a finite number", function()
+    local num = { type = "object", properties = { ratio = { type = "number" } } }
+    assert.same({ nil, "args.ratio: expected number, got infinity (not a finite number)", "ESCHEMA" },
+      { cschema.validate(num, { ratio = math.huge }) })
+    assert.same({ nil, "args.ratio: expected number, got -infinity (not a finite number)", "ESCHEMA" },
+      { cschema.validate(num, { ratio = -math.huge }) })
+  end)
+
   -- JSON Schema counts characters (code points), and so do the models, MCP clients and the
   -- OpenAPI document that read these schemas: a Japanese summary of 72 characters (216
   -- bytes) is within create_issue's maxLength of 200
