@@ -233,12 +233,24 @@ local script_table = pick(table, M.ALLOW.table)
 for _, k in ipairs { "concat", "unpack", "move", "sort" } do script_table[k] = guards[k] end
 script_table.insert, script_table.remove = script_insert, script_remove
 
+-- os.date in UTC whatever TZ the process has: a policy's office hours, a role's date in its
+-- prompt, judged the same by orket gate check, the server, a run and a worker in another
+-- zone (a rule allowed a write under UTC and denied it under India's time, the same moment).
+-- A format already "!" is UTC already.
+local script_os = pick(os, M.ALLOW.os)
+local os_date = os.date
+function script_os.date(fmt, t)
+  if fmt == nil then fmt = "%c" end
+  if type(fmt) == "string" and fmt:sub(1, 1) ~= "!" then fmt = "!" .. fmt end
+  return os_date(fmt, t)
+end
+
 local shared = {
   string = M.freeze(script_string, true),
   table = M.freeze(script_table, true),
   math = M.freeze(pick(math, M.ALLOW.math), true),
   utf8 = M.freeze(pick(utf8, M.ALLOW.utf8), true),
-  os = M.freeze(pick(os, M.ALLOW.os), true),
+  os = M.freeze(script_os, true),
   coroutine = M.freeze(co_lib, true),
 }
 

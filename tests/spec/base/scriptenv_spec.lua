@@ -24,6 +24,21 @@ local function healthy()
 end
 
 describe("script environment", function()
+  -- a policy's hours judged alike in every zone: os.date is UTC whatever TZ the process
+  -- has (a rule allowed a write under UTC and denied it under India's time, at one moment)
+  it("gives os.date in UTC whatever the process's TZ", function()
+    local H = require "tests.helpers"
+    if not io.open("/usr/share/zoneinfo/Asia/Kolkata") then return pending("no tzdata here (Asia/Kolkata)") end
+    local code = [[local box = require("orket.scriptenv").new { name = "p.lua" }
+local fn = assert(box:load('return os.date("%H:%M", 0), os.date("!%H:%M", 0), os.date("*t", 0).hour, os.date(nil, 0)'))
+local a, b, c, d = select(2, box:pcall(fn))
+print(a, b, c, d, os.date("%H:%M", 0))]]
+    local r = H.orket("lua -e " .. H.quote(code), { env = { TZ = "Asia/Kolkata" } })
+    assert.equal(0, r.status, r.stderr)
+    -- the host's own os.date (orket lua's, trusted) keeps the zone
+    assert.equal("00:00\t00:00\t0\tThu Jan  1 00:00:00 1970\t05:30\n", r.stdout)
+  end)
+
   it("is the host API's orket.scriptenv, and its field sandbox, the name before, for scripts written then", function()
     local api = require "orket"
     assert.equal(scriptenv, api.scriptenv)
