@@ -1247,9 +1247,12 @@
         (p.next_rock ? " · open bugs moved to " + p.next_rock : "");
     }
     const num = (x) => String(Math.round((Number(x) || 0) * 100) / 100);
+    // an end that has passed is said so, as orket bugfix status says it (the next tick closes
+    // the phase): "ends" and a time gone by read as a phase still running
+    const end = p.ends_at ? (p.end_passed ? " · ended " + p.ends_at + (p.end_reason ? " (" + p.end_reason + ")" : "") +
+      "; the next tick closes the phase" : " · ends " + p.ends_at) : "";
     return "Bug-fix phase open · day " + (p.day ?? "?") + " · " + bugs + " · " + num(p.rate) +
-      " in the last 24 h · " + num(p.bugs_per_day) + " a day" + (p.ends_at ? " · ends " + p.ends_at : "") +
-      (p.extended ? " (extended)" : "");
+      " in the last 24 h · " + num(p.bugs_per_day) + " a day" + end + (p.extended ? " (extended)" : "");
   }
 
   function phaseBadge(rock) {

@@ -556,8 +556,11 @@ function M.check(run, job, req)
       -- the card wait again at once, every approval spending a turn and letting no call go.
       local approved = from[2] > 0 and t.micros == 0
       if t.micros + est > budget.micros and not approved then
+        -- a day is the store's UTC day (docs/cost.md), said so: read as local, a day's stop
+        -- seemed to come hours early or late
+        local named = s == "day" and (tostring(id) .. " (UTC; the next begins at 00:00 UTC)") or tostring(id)
         local detail = string.format("money budget: the %s %s spent %s of its %s (budgets.cost_per_%s); the next call may cost up to %s",
-          s, tostring(id), cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
+          s, named, cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
           cost.format(est, price.currency))
         if est > budget.micros then
           -- no call fits the budget whatever was spent: say what bounds the estimate

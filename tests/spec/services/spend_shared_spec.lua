@@ -103,7 +103,8 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     -- 0.009 of 0.01 spent in the day: the next call (0.003) fits in neither run
     local over = call(other, "E-2")
     assert.equal("canceled", over and over.ended)
-    assert.matches("money budget: the day %d+%-%d+%-%d+ spent 0.009 USD of its 0.01 USD", over.detail)
+    assert.matches("money budget: the day %d+%-%d+%-%d+ %(UTC; the next begins at 00:00 UTC%) spent 0.009 USD of its "
+      .. "0.01 USD", over.detail)
     assert.equal("canceled", (call(a, "E-1") or {}).ended)
     db:close()
   end)
@@ -121,7 +122,8 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     for _, w in ipairs { v, view(db, b, r1, { cost_per_day = 5000 }) } do -- its totals read, and read afresh
       local over = call(w, "E-1")
       assert.equal("canceled", over and over.ended)
-      assert.matches("money budget: the day %d+%-%d+%-%d+ spent 0.003 USD of its 0.005 USD", over.detail)
+      assert.matches("money budget: the day %d+%-%d+%-%d+ %(UTC; the next begins at 00:00 UTC%) spent 0.003 USD of "
+        .. "its 0.005 USD", over.detail)
       assert.is_nil(over.detail:find(ahead, 1, true), over.detail)
     end
     db:close()
@@ -152,7 +154,8 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
       assert.is_nil(call(v, "E-1"))
       local over = call(v, "E-1")
       assert.equal("canceled", over and over.ended)
-      assert.matches(string.format("the day 2999%%-01%%-%02d spent 0.006 USD of its 0.007 USD", n), over.detail)
+      assert.matches(string.format("the day 2999%%-01%%-%02d %%(UTC; the next begins at 00:00 UTC%%) spent 0.006 USD of its "
+        .. "0.007 USD", n), over.detail)
       local days, keys = 0, 0
       for _ in pairs(v.spend.by.day) do days = days + 1 end
       for _, t in pairs(v.spend.totals) do
