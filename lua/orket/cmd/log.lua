@@ -137,7 +137,10 @@ local function call_line(c, n)
     -- the model's own text, which the gate refused (clipped even with --full: it can be huge)
     return "   [call] " .. one(c.name) .. " " .. clip(c.raw_arguments, n or 4000) .. "  (" .. clip(c.arguments_error) .. ")"
   end
-  return "   [call] " .. one(c.name) .. " " .. clip(plain(cjson.encode(c.arguments or {})), n)
+  -- (jsonout: every digit of a whole number, as the journal keeps it; lua-cjson wrote
+  -- 123456789012345 as 1.2345678901234e+14)
+  local ok, text = pcall(jsonout.encode, c.arguments or {})
+  return "   [call] " .. one(c.name) .. " " .. clip(ok and text or plain(cjson.encode(c.arguments or {})), n)
 end
 
 local function model_step(ev, _, n, st)

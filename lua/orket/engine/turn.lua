@@ -46,9 +46,9 @@ end
 -- lua-cjson writes it.
 
 -- One walk of a result: whether it holds an empty table (written as a list), and whether a
--- whole number of 1e14 or more (orket.jsonout writes every digit of one, the journal,
--- lua-cjson at 14 digits, keeps it rounded: read back on resume it would read otherwise than
--- the first time). Stops once it knows both.
+-- whole number past 2^53 (orket.jsonout writes every digit of one; read back from the
+-- journal it is a double, which jsonout writes in 14 digits: on resume it would read
+-- otherwise than the first time). Stops once it knows both.
 local function shape(t, empty, long)
   if next(t) == nil then empty = true end
   for _, v in pairs(t) do
@@ -56,7 +56,7 @@ local function shape(t, empty, long)
     if type(v) == "table" then
       empty, long = shape(v, empty, long)
     elseif not long and (math.type(v) == "integer" or (math.type(v) == "float" and v == math.floor(v)))
-      and (v >= 1e14 or v <= -1e14) then
+      and (v > 2 ^ 53 or v < -2 ^ 53) then
       long = true
     end
   end
@@ -74,7 +74,10 @@ end
 local function encode_result(v)
   if type(v) ~= "table" then return encode(v) end
   local empty, long = shape(v, false, false)
-  -- such numbers are written as the journal will give them back: the same bytes on resume
+  -- such numbers are written as the journal will give them back: the same bytes on resume.
+  -- The journal keeps every digit (orket.store.records' encode_exact), and a whole number up
+  -- to 2^53 reads back as the same double, which jsonout writes with every digit again;
+  -- past 2^53 it reads back as a double jsonout writes in 14 digits, so it is sent so.
   if long then v = cjson.decode(cjson.encode(v)) or v end
   local ok, text = pcall(jsonout.encode, empty and lists_marked(v) or v)
   if ok then return text end

@@ -43,8 +43,9 @@ local function encode(v, what)
 end
 M.encode = encode
 
--- encode for a tool call's arguments, with every digit of a number: lua-cjson writes 14,
--- so a resumed call ran with 1e+14 where the model gave 100000000000001. Text that is not
+-- encode for a tool call's arguments and result, with every digit of a number: lua-cjson
+-- writes 14, so a resumed call ran with 1e+14 where the model gave 100000000000001, and a
+-- result's 123456789012345 reached the model as 123456789012340. Text that is not
 -- UTF-8 goes the way encode writes it. (orket.jsonout's writer itself: arguments decoded
 -- from a model carry none of its marks, so none are given)
 local NO_MARK = {}
@@ -55,6 +56,7 @@ local function encode_exact(v, what)
   if v == nil or not ok or exact:find("\\ufffd") then return encode(v, what) end
   return exact
 end
+M.encode_exact = encode_exact
 
 local function need(t, fname, k, ty, optional)
   local v = t[k]
@@ -171,8 +173,8 @@ function M.install(DB, sql, bool)
     return self:_record(TURN,
       { kind = "turn", run = t.run, card = t.card, actor = t.seat, data = { role = t.role, turn = t.turn, model = t.model } },
       t.run, t.card, t.seat, t.role, t.turn, t.model,
-      t.request ~= nil and encode(t.request, "request") or nil,
-      t.response ~= nil and encode(t.response, "response") or nil,
+      t.request ~= nil and encode_exact(t.request, "request") or nil,
+      t.response ~= nil and encode_exact(t.response, "response") or nil,
       t.prompt_tokens, t.completion_tokens, encode(t.data, "turn data"))
   end
 
@@ -193,7 +195,7 @@ function M.install(DB, sql, bool)
     need(c, "record_tool_call", "tool", "string")
     need(c, "record_tool_call", "gate_code", "string", true)
     return insert_tool_call(self, c, "tool_call", { ok = c.ok, error_code = c.error_code },
-      c.result ~= nil and encode(c.result, "result") or nil, bool(c.ok), c.error_code)
+      c.result ~= nil and encode_exact(c.result, "result") or nil, bool(c.ok), c.error_code)
   end
 
   --- db:start_tool_call{turn=, call_id=, tool=, arguments=, gate_code=, run=, card=, seat=}
@@ -216,7 +218,7 @@ function M.install(DB, sql, bool)
     if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_tool_call' (integer expected)", 2) end
     need(c, "finish_tool_call", "tool", "string")
     return self:tx(function()
-      local n, err, code = self:run(FINISH_TOOL_CALL, c.result ~= nil and encode(c.result, "result") or "null",
+      local n, err, code = self:run(FINISH_TOOL_CALL, c.result ~= nil and encode_exact(c.result, "result") or "null",
         bool(c.ok), c.error_code, id)
       if not n then return nil, err, code end
       if n == 0 then return nil, "store: no started tool call " .. id .. " without a result", "ENOENT" end

@@ -832,11 +832,16 @@ describe("a step's results in the next step's messages", function()
   it("writes a result holding a long whole number as the journal gives it back on resume", function()
     local cjson = require "cjson.safe"
     local records = require "orket.store.records"
-    for _, v in ipairs { { id = 123456789012345, n = 7 }, { list = { 12345678901234567, "x" } }, { id = 99 } } do
+    for _, v in ipairs { { id = 123456789012345, n = 7 }, { list = { 12345678901234567, "x" } }, { id = 99 },
+      { big = 2 ^ 53, neg = -(2 ^ 53) - 2, ns = 1700000000123456789 } } do
       local first = turn.encode_result(v)
-      local resumed = turn.encode_result(cjson.decode(records.encode(v, "a result")))
+      local resumed = turn.encode_result(cjson.decode(records.encode_exact(v, "a result")))
       assert.equal(first, resumed)
     end
+    -- up to 2^53 a whole number reaches the model with every digit (it was rounded to 14:
+    -- 123456789012345 as 123456789012340)
+    assert.equal('{"id":123456789012345,"n":1234567890123456}',
+      turn.encode_result { id = 123456789012345, n = 1234567890123456 })
   end)
 end)
 
