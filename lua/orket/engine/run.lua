@@ -562,6 +562,9 @@ function Run:prepare(card, carried)
     -- the card's first turn starts now, before its first call: the report's wall time
     -- counts from here (its arms are written only with the turn's first commit)
     if arms then job.started_at = self.db.conn:now() end
+    -- a fresh turn's start on this process's steady clock (no statement): its begin is
+    -- written after its first model call, and says how long after (begin_records' lead_ms)
+    if job.begun == false then job.t0 = uv.hrtime() end
   end
   return job, changed
 end
@@ -579,7 +582,9 @@ function Run:begin_records(job)
     if not t then return nil, terr, tcode end
   end
   self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
-    data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment } }
+    data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment,
+      -- ms from the turn's start to this record (its first call's time): /metrics' durations
+      lead_ms = job.t0 and (uv.hrtime() - job.t0) // 1000000 or nil } }
   -- the card's arms, chosen as its first turn was prepared, are fixed from here on
   if job.arms then store_experiments.record(self.db, job.card_id, job.arms, job.started_at) end
   job.begun = true -- the caller resets it when its transaction does not commit

@@ -1,7 +1,8 @@
 -- orket.serve.metrics: GET /metrics in the Prometheus text format 0.0.4. The board's,
 -- runs' and model's figures are counted from the store at scrape time (aggregate queries,
--- at most MAX_SERIES label values each); the sums over the journal, turns and tool calls
--- are kept between scrapes, each scrape adding the rows written since the last (store_sums);
+-- at most MAX_SERIES label values each); the sums and histograms over the journal, turns
+-- and tool calls are kept between scrapes, each scrape adding the rows written since the
+-- last (store_sums): a histogram's counts, as a counter's, never go down while the server lives;
 -- the HTTP ones come from the server's own counters (orket.serve.metrics.new, fed by each
 -- request's log line). Queries: orket.store.metrics.
 local cost = require "orket.cost"
@@ -236,6 +237,42 @@ local SUMS = {
   { "tool_outcomes", joined("tool", "verdict", "outcome"), { "n" }, asc },
 }
 
+local function copy_hist(h)
+  local c = new_hist(h.buckets)
+  for i, n in pairs(h.counts) do c.counts[i] = n end
+  c.sum, c.count = h.sum, h.count
+  return c
+end
+
+-- rows of orket.store.metrics' bucketed reads ({b, n, sum}) added to h
+local function add_counted(h, r)
+  if r.b >= 1 then h.counts[r.b] = (h.counts[r.b] or 0) + r.n end
+  h.sum, h.count = h.sum + (tonumber(r.sum) or 0), h.count + r.n
+end
+
+-- The histograms' counts of st with the span's rows added (the models': those of models,
+-- the model families' rows kept) -> {model = {[model] = h}, card = {[type] = h}, turn = h}
+local function store_hists(st, db, span, lim, models)
+  local kept = st.hist
+  local by_model = {}
+  for _, r in ipairs(models) do by_model[r.model] = kept.model[r.model] or new_hist(M.MODEL_BUCKETS) end
+  kept.model = by_model
+  for _, r in ipairs(counts.model_latencies(db, span, M.MODEL_BUCKETS, lim)) do
+    if by_model[r.model] then add_counted(by_model[r.model], r) end
+  end
+  for _, t in ipairs { "rock", "epic", "issue" } do kept.card[t] = kept.card[t] or new_hist(M.CARD_BUCKETS) end
+  for _, r in ipairs(counts.card_durations(db, span, M.CARD_BUCKETS)) do
+    if kept.card[r.type] then add_counted(kept.card[r.type], r) end
+  end
+  kept.turn = kept.turn or new_hist(M.TURN_BUCKETS)
+  for _, r in ipairs(counts.turn_durations(db, span, M.TURN_BUCKETS)) do add_counted(kept.turn, r) end
+  -- copies: st is kept for the next scrape, which adds to its own copy (sums_state)
+  local out = { model = {}, card = {}, turn = copy_hist(kept.turn) }
+  for m, h in pairs(by_model) do out.model[m] = copy_hist(h) end
+  for t, h in pairs(kept.card) do out.card[t] = copy_hist(h) end
+  return out
+end
+
 -- A new state of store_sums: st's copy (its kept rows copied: a scrape on PostgreSQL waits
 -- on the loop, and another may start from st meanwhile), or an empty one (nil) for cap lim
 local function sums_state(st, lim)
@@ -244,6 +281,13 @@ local function sums_state(st, lim)
     new.at[t[1]], new.stamp[t[1]] = st and st.at[t[1]] or 0, st and st.stamp[t[1]]
   end
   for id in pairs(st and st.open or {}) do new.open[id] = true end
+  new.hist = { model = {}, card = {} }
+  local kept = st and st.hist
+  if kept then
+    for m, h in pairs(kept.model) do new.hist.model[m] = copy_hist(h) end
+    for t, h in pairs(kept.card) do new.hist.card[t] = copy_hist(h) end
+    new.hist.turn = copy_hist(kept.turn)
+  end
   for _, f in ipairs(SUMS) do
     new[f[1]] = {}
     for k, r in pairs(st and st[f[1]] or {}) do
@@ -299,6 +343,7 @@ local function store_sums(counters, db, lim)
   local out = { card_turns = st.card_turns + counts.card_turns(db, span) }
   for _, f in ipairs(SUMS) do out[f[1]] = fold(st[f[1]], counts[f[1]](db, lim, span), f[2], f[3], lim, f[4]) end
   out.tool_outcomes = open_outcomes(st, db, span, lim)
+  out.hist = store_hists(st, db, span, lim, out.models)
   -- the latest days kept, written oldest first (as the store's read gives them)
   table.sort(out.done_by_day, function(a, b)
     if a.day ~= b.day then return a.day < b.day end
@@ -431,12 +476,7 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   -- left out of the histogram. Its models are the other model families' (at most lim): the
   -- label is the name a provider answers with, which it may make new at every call
   b.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
-  local lat = {}
-  for _, r in ipairs(models) do lat[r.model] = new_hist(M.MODEL_BUCKETS) end
-  for _, r in ipairs(counts.model_latencies(db)) do
-    local h = lat[r.model]
-    if h then observe(h, r.ms / 1000) end
-  end
+  local lat = sums.hist.model
   if next(lat) == nil then lat[""] = new_hist(M.MODEL_BUCKETS) end
   for _, m in ipairs(sorted_keys(lat)) do b.histogram("orket_model_call_duration_seconds", { "model", m }, lat[m]) end
 
@@ -469,17 +509,11 @@ function M.render(db, counters, sse_clients, shown, reads, notified, project)
   for _, r in ipairs(done) do b.sample("orket_cards_done_total", { "day", r.day, "type", r.type }, r.n) end
 
   b.family("orket_card_duration_seconds", "histogram", "Time from a card's first in_progress to its done, by card type.")
-  local cd = {}
-  for _, t in ipairs { "rock", "epic", "issue" } do cd[t] = new_hist(M.CARD_BUCKETS) end
-  for _, r in ipairs(counts.card_durations(db)) do
-    if cd[r.type] then observe(cd[r.type], math.max(0, tonumber(r.s) or 0)) end
-  end
+  local cd = sums.hist.card
   for _, t in ipairs { "rock", "epic", "issue" } do b.histogram("orket_card_duration_seconds", { "type", t }, cd[t]) end
 
   b.family("orket_turn_duration_seconds", "histogram", "Time from a turn's begin to its end.")
-  local td = new_hist(M.TURN_BUCKETS)
-  for _, r in ipairs(counts.turn_durations(db)) do observe(td, math.max(0, tonumber(r.s) or 0)) end
-  b.histogram("orket_turn_duration_seconds", {}, td)
+  b.histogram("orket_turn_duration_seconds", {}, sums.hist.turn)
 
   b.family("orket_tool_call_outcomes_total", "counter",
     "Tool calls by tool, the gate's verdict (allow, approved, ask, deny) and outcome (ok, error, refused, held, pending).")

@@ -2,11 +2,11 @@
 -- as named operations op(db, ...) -> arrays of rows or counts. `limit` bounds the label
 -- values a family can get from the store. A read that fails raises the store's own message
 -- (orket.store.backend's rows and row), which the scrape's 503 logs as its note.
--- The counters' reads take a span: the ids of each table they read, after span.<t>0 up to
--- span.<t>1 (t: turn, event, call, decision, violation; heads names them), so that a
--- scrape reads only the rows written since the last one (orket.serve.metrics keeps the
--- sums); without a span they read the whole table. The histograms read the newest rows
--- alone, by id: a scrape's cost does not grow with the journal.
+-- The counters' and histograms' reads take a span: the ids of each table they read, after
+-- span.<t>0 up to span.<t>1 (t: turn, event, call, decision, violation; heads names them),
+-- so that a scrape reads only the rows written since the last one (orket.serve.metrics
+-- keeps the sums and the buckets: a Prometheus histogram never goes down); without a span
+-- they read the whole table.
 local costs = require "orket.store.costs"
 local dialect = require "orket.store.dialect"
 local backend = require "orket.store.backend"
@@ -110,21 +110,36 @@ function M.costs(db, limit, span)
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?1]], limit, t0, t1, e0, e1)
 end
 
--- the id of the table's row NEWEST rows from its end (parameter ?p: parts.NEWEST; 0 when it
--- has fewer): where a histogram's rows begin, found by walking the primary key from its end
-local function newest(tbl, p)
-  return "COALESCE((SELECT id FROM " .. tbl .. " ORDER BY id DESC LIMIT 1 OFFSET ?" .. p .. " - 1), 0)"
+-- buckets' SQL: the index of the first of buckets (upper bounds, ascending) that holds x,
+-- 0 when none does (+Inf's alone). The bounds are the server's constants, not input
+local function bucket_of(x, buckets)
+  local out = { "CASE" }
+  for i, le in ipairs(buckets) do out[#out + 1] = string.format(" WHEN %s <= %.17g THEN %d", x, le, i) end
+  return table.concat(out) .. " ELSE 0 END"
 end
--- for orket.store.pg.metrics (a table: the module's functions are each an operation on a
--- db). NEWEST: how many of the newest rows a histogram reads (docs/serve.md: 10,000)
-M.parts = { range = range, newest = newest, NEWEST = 10000 }
 
---- model_latencies(db) -> {model ('' when none), ms} of the newest 10,000 turns, those whose
---- data records latency_ms, newest first
-function M.model_latencies(db)
-  return rows(db, [[SELECT ]] .. MODEL .. [[ AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
-    WHERE id >= ]] .. newest("turns", 1) .. [[ AND json_extract(data, '$.latency_ms') IS NOT NULL ORDER BY id DESC]],
-    M.parts.NEWEST)
+-- The rows of inner (keys..., s) counted into buckets: {keys..., b (bucket_of), n, sum}, an s
+-- below 0 counted as 0 (clocks of two hosts), rows without s left out. keys: "k1, k2, " or ""
+local function bucketed(inner, keys, buckets)
+  return "SELECT " .. keys .. "b, COUNT(*) AS n, SUM(s) AS sum FROM (SELECT " .. keys .. bucket_of("s", buckets)
+    .. " AS b, s FROM (SELECT " .. keys .. "CASE WHEN s < 0 THEN 0.0 ELSE s END AS s FROM (" .. inner
+    .. ") i WHERE s IS NOT NULL) j) h GROUP BY " .. keys .. "b"
+end
+-- for orket.store.pg.metrics (a table: the module's functions are each an operation on a db)
+M.parts = { range = range, bucketed = bucketed }
+
+--- model_latencies(db[, span[, buckets, limit]]) -> {model ('' when none), ms} of the span's
+--- turns whose data records latency_ms; with buckets, counted: {model, b, n, sum (seconds)}
+--- for the first `limit` models by name (each whole)
+function M.model_latencies(db, span, buckets, limit)
+  local lo, hi = range(span, "turn")
+  local from = " FROM turns WHERE id > ?1 AND id <= ?2 AND json_extract(data, '$.latency_ms') IS NOT NULL"
+  if not buckets then
+    return rows(db, "SELECT " .. MODEL .. " AS model, json_extract(data, '$.latency_ms') AS ms" .. from .. " ORDER BY id DESC",
+      lo, hi)
+  end
+  return rows(db, bucketed("SELECT " .. MODEL .. " AS model, json_extract(data, '$.latency_ms') / 1000.0 AS s" .. from,
+    "model, ", buckets) .. " ORDER BY model, b LIMIT ?3", lo, hi, limit * (#buckets + 1))
 end
 
 --- allowed_calls(db, limit[, span]) -> {tool, verdict = 'allow', n}: tool calls the gate
@@ -167,10 +182,6 @@ function M.done_by_day(db, limit, span)
       GROUP BY day, c.type ORDER BY day DESC, type LIMIT ?1) d ORDER BY day, type]], limit, lo, hi)
 end
 
--- the newest 10,000 moves to done, walked from the journal's end
-local DONE_MOVES = [[SELECT id, card_id FROM events WHERE kind = 'transition'
-  AND json_extract(data, '$.to') = 'done' ORDER BY id DESC LIMIT ?1]]
-
 -- rows without their s (a card or turn with no start): left out in Lua, as a condition on
 -- s in SQL would run its lookups twice
 local function timed(got)
@@ -180,31 +191,46 @@ local function timed(got)
 end
 M.parts.timed = timed
 
---- card_durations(db) -> {type, s}: of each card now done whose last move to done is among
---- the journal's newest 10,000, the seconds from its first move to in_progress to its last
---- move to done (each found by the card's index from its end)
-function M.card_durations(db)
-  return timed(rows(db, [[SELECT c.type AS type,
-        (julianday((SELECT x.at FROM events x WHERE x.card_id = d.card_id AND x.kind = 'transition'
-          AND json_extract(x.data, '$.to') = 'done' ORDER BY x.id DESC LIMIT 1))
-        - julianday((SELECT x.at FROM events x WHERE x.card_id = d.card_id AND x.kind = 'transition'
-          AND json_extract(x.data, '$.to') = 'in_progress' ORDER BY x.id LIMIT 1))) * 86400.0 AS s
-      FROM (SELECT DISTINCT card_id FROM (]] .. DONE_MOVES .. [[)) d JOIN cards c ON c.id = d.card_id
-      WHERE c.status = 'done']], M.parts.NEWEST))
+-- Where a card's time starts: its first move to in_progress, less the lead (lead_ms) of the
+-- turn_begin written with it (the card's next one, at the same time: one transaction). A
+-- turn's begin is written with its first commit, after its first model call
+-- (orket.engine.run's begin_records); lead_ms is how long before that the turn began.
+local CARD_START = [[(SELECT julianday(x.at) - COALESCE((SELECT CASE WHEN b.at = x.at THEN json_extract(b.data, '$.lead_ms') END
+      FROM events b WHERE b.card_id = x.card_id AND b.id > x.id AND b.kind = 'turn_begin' ORDER BY b.id LIMIT 1), 0)
+      / 86400000.0
+    FROM events x WHERE x.card_id = e.card_id AND x.kind = 'transition'
+      AND json_extract(x.data, '$.to') = 'in_progress' ORDER BY x.id LIMIT 1)]]
+
+--- card_durations(db[, span[, buckets]]) -> {type, s}: of each move to done in the span, the
+--- seconds from its card's start (CARD_START) to it (each found by the card's index); with
+--- buckets, counted: {type, b, n, sum}. A move, not a card now done: archiving a done card
+--- takes nothing back
+function M.card_durations(db, span, buckets)
+  local lo, hi = range(span, "event")
+  local inner = [[SELECT c.type AS type, (julianday(e.at) - ]] .. CARD_START .. [[) * 86400.0 AS s
+      FROM events e JOIN cards c ON c.id = e.card_id
+      WHERE e.id > ?1 AND e.id <= ?2 AND e.kind = 'transition' AND json_extract(e.data, '$.to') = 'done']]
+  if buckets then return rows(db, bucketed(inner, "type, ", buckets), lo, hi) end
+  return timed(rows(db, inner, lo, hi))
 end
 
---- turn_durations(db) -> {s}: seconds from each ended turn's turn_begin to its turn_end
---- (those ended in the journal's newest 10,000 turn_end events). A turn is its run's: a
---- retried card's next run numbers its turns from 1 again, so the card and the number
---- alone would join turns of two runs. A turn resumed (orket resume, a worker's takeover)
---- stays in its run and counts from its first begin (found by the card's index)
-function M.turn_durations(db)
-  return timed(rows(db, [[SELECT (julianday(d.end_at)
-        - julianday((SELECT b.at FROM events b WHERE b.card_id = d.card_id AND +b.run_id = d.run_id
-          AND b.kind = 'turn_begin' AND json_extract(b.data, '$.turn') = d.turn ORDER BY b.id LIMIT 1))) * 86400.0 AS s
-      FROM (SELECT run_id, card_id, json_extract(data, '$.turn') AS turn, MAX(at) AS end_at
-        FROM (SELECT run_id, card_id, data, at FROM events WHERE kind = 'turn_end' ORDER BY id DESC LIMIT ?1)
-        GROUP BY 1, 2, 3) d]], M.parts.NEWEST))
+--- turn_durations(db[, span[, buckets]]) -> {s}: of each turn_end in the span, the seconds
+--- from its turn's begin: its turn_begin's time less its lead_ms (CARD_START's). A turn is
+--- its run's: a retried card's next run numbers its turns from 1 again, so the card and the
+--- number alone would join turns of two runs. A turn resumed (orket resume, a worker's
+--- takeover) stays in its run and writes no begin again: its one begin is the nearest
+--- before its end, found by the card's index walked back from the end (a card's journal
+--- read from its start for each turn made a first scrape of 50,000 turns take 9 s).
+--- With buckets, counted: {b, n, sum}
+function M.turn_durations(db, span, buckets)
+  local lo, hi = range(span, "event")
+  local inner = [[SELECT (julianday(e.at) - (SELECT julianday(b.at)
+          - COALESCE(json_extract(b.data, '$.lead_ms'), 0) / 86400000.0 FROM events b
+        WHERE b.card_id = e.card_id AND b.id < e.id AND +b.run_id = e.run_id AND b.kind = 'turn_begin'
+          AND json_extract(b.data, '$.turn') = json_extract(e.data, '$.turn') ORDER BY b.id DESC LIMIT 1)) * 86400.0 AS s
+      FROM events e WHERE e.id > ?1 AND e.id <= ?2 AND e.kind = 'turn_end']]
+  if buckets then return rows(db, bucketed(inner, "", buckets), lo, hi) end
+  return timed(rows(db, inner, lo, hi))
 end
 
 -- a tool call's verdict and outcome (tool_outcomes)

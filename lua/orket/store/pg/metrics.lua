@@ -8,11 +8,11 @@ local M = {}
 -- a failed read raises the store's message, as orket.store.metrics' reads do
 local rows = backend.rows
 
--- the span's ids, the newest rows' first id and their count: orket.store.metrics' parts,
+-- the span's ids, and the histograms' counting (bucketed): orket.store.metrics' parts,
 -- lazy: orket.store.metrics loads this module (backend.twin) before it has returned
 local function parts() return require("orket.store.metrics").parts end
 local function range(...) return parts().range(...) end
-local function newest(...) return parts().newest(...) end
+local function bucketed(...) return parts().bucketed(...) end
 
 local MODEL = [[COALESCE((response->>'provider') || ':', '') || COALESCE(model, '')]]
 
@@ -44,10 +44,15 @@ function M.costs(db, limit, span)
 end
 
 -- latency_ms as the number the JSON holds (jsonb numbers come back as text: tonumber)
-function M.model_latencies(db)
-  local got = rows(db, [[SELECT ]] .. MODEL .. [[ AS model, (data->'latency_ms')::text AS ms FROM turns
-    WHERE id >= ]] .. newest("turns", 1) .. [[ AND jsonb_typeof(data->'latency_ms') = 'number' ORDER BY id DESC]],
-    parts().NEWEST)
+function M.model_latencies(db, span, buckets, limit)
+  local lo, hi = range(span, "turn")
+  local from = " FROM turns WHERE id > $1 AND id <= $2 AND jsonb_typeof(data->'latency_ms') = 'number'"
+  if buckets then
+    return rows(db, bucketed("SELECT " .. MODEL .. " AS model, (data->>'latency_ms')::float8 / 1000.0 AS s" .. from,
+      "model, ", buckets) .. " ORDER BY model, b LIMIT $3", lo, hi, limit * (#buckets + 1))
+  end
+  local got = rows(db, "SELECT " .. MODEL .. " AS model, (data->'latency_ms')::text AS ms" .. from .. " ORDER BY id DESC",
+    lo, hi)
   for _, r in ipairs(got) do r.ms = math.tointeger(tonumber(r.ms)) or tonumber(r.ms) end
   return got
 end
@@ -60,23 +65,31 @@ function M.done_by_day(db, limit, span)
       GROUP BY day, c.type ORDER BY day DESC, type LIMIT $1) d ORDER BY day, type]], limit, lo, hi)
 end
 
-function M.card_durations(db)
-  return parts().timed(rows(db, [[SELECT c.type AS type,
-        extract(epoch FROM (SELECT x.at FROM events x WHERE x.card_id = d.card_id AND x.kind = 'transition'
-          AND x.data->>'to' = 'done' ORDER BY x.id DESC LIMIT 1)
-        - (SELECT x.at FROM events x WHERE x.card_id = d.card_id AND x.kind = 'transition'
-          AND x.data->>'to' = 'in_progress' ORDER BY x.id LIMIT 1))::float8 AS s
-      FROM (SELECT DISTINCT card_id FROM (SELECT card_id FROM events WHERE kind = 'transition' AND data->>'to' = 'done'
-        ORDER BY id DESC LIMIT $1) m) d JOIN cards c ON c.id = d.card_id WHERE c.status = 'done']], parts().NEWEST))
+-- orket.store.metrics' CARD_START: the card's first move to in_progress, less its turn's lead
+local CARD_START = [[(SELECT x.at - COALESCE((SELECT CASE WHEN b.at = x.at THEN (b.data->>'lead_ms')::float8 END
+      FROM events b WHERE b.card_id = x.card_id AND b.id > x.id AND b.kind = 'turn_begin' ORDER BY b.id LIMIT 1), 0)
+      * interval '1 millisecond'
+    FROM events x WHERE x.card_id = e.card_id AND x.kind = 'transition' AND x.data->>'to' = 'in_progress'
+    ORDER BY x.id LIMIT 1)]]
+
+function M.card_durations(db, span, buckets)
+  local lo, hi = range(span, "event")
+  local inner = [[SELECT c.type AS type, extract(epoch FROM e.at - ]] .. CARD_START .. [[)::float8 AS s
+      FROM events e JOIN cards c ON c.id = e.card_id
+      WHERE e.id > $1 AND e.id <= $2 AND e.kind = 'transition' AND e.data->>'to' = 'done']]
+  if buckets then return rows(db, bucketed(inner, "type, ", buckets), lo, hi) end
+  return parts().timed(rows(db, inner, lo, hi))
 end
 
-function M.turn_durations(db)
-  return parts().timed(rows(db, [[SELECT extract(epoch FROM d.end_at
-        - (SELECT b.at FROM events b WHERE b.card_id = d.card_id AND b.run_id = d.run_id
-          AND b.kind = 'turn_begin' AND b.data->>'turn' = d.turn ORDER BY b.id LIMIT 1))::float8 AS s
-      FROM (SELECT run_id, card_id, data->>'turn' AS turn, MAX(at) AS end_at
-        FROM (SELECT run_id, card_id, data, at FROM events WHERE kind = 'turn_end' ORDER BY id DESC LIMIT $1) e
-        GROUP BY 1, 2, 3) d]], parts().NEWEST))
+function M.turn_durations(db, span, buckets)
+  local lo, hi = range(span, "event")
+  local inner = [[SELECT extract(epoch FROM e.at - (SELECT b.at
+          - COALESCE((b.data->>'lead_ms')::float8, 0) * interval '1 millisecond' FROM events b
+        WHERE b.card_id = e.card_id AND b.id < e.id AND b.run_id = e.run_id AND b.kind = 'turn_begin'
+          AND b.data->>'turn' = e.data->>'turn' ORDER BY b.id DESC LIMIT 1))::float8 AS s
+      FROM events e WHERE e.id > $1 AND e.id <= $2 AND e.kind = 'turn_end']]
+  if buckets then return rows(db, bucketed(inner, "", buckets), lo, hi) end
+  return parts().timed(rows(db, inner, lo, hi))
 end
 
 local VERDICT = [[CASE WHEN gate_code IS NOT NULL THEN 'allow' ELSE COALESCE(result->>'verdict', 'approved') END]]
