@@ -38,7 +38,7 @@ M.GROUPS = {
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
     "ELOCKED", "ERUNGOING", "ELEASELOST", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
-    "EAUDITUNDONE", "ESANDBOXRUNNING",
+    "EAUDITUNDONE", "ESANDBOXRUNNING", "ENOPROG",
     "ENOTURN", "ECLOSED", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
     "ESHUTDOWN",
   } },
@@ -654,6 +654,10 @@ CODES.project_changed = { status = 409,
   remedy = "restart the server (orket serve), which then serves what the name names now; grant its people again there (docs/teams.md)" }
 
 CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
+CODES.ENOPROG = { means = "a sandbox's program is not installed on this host (a limit of the host, not a fault of "
+  .. "the app: a deploy skips the cards' checks with why, no bug filed)",
+  remedy = "install it where the sandbox looks (PATH: /usr/local/bin, /usr/bin, /bin), or set sandbox.command "
+    .. "(docs/sandbox.md)" }
 CODES.ENAMETOOLONG = { means = "a path or a name is too long",
   remedy = "use a shorter path (a sandbox's socket: move the project to a shorter folder, docs/sandbox.md)" }
 CODES.EFBIG = {

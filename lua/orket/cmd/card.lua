@@ -202,8 +202,12 @@ local function event_text(e)
       if r.skipped then skipped[#skipped + 1] = string.format("%s (%s)", tostring(r.name), tostring(r.skipped))
       elseif not r.ok then failed[#failed + 1] = tostring(r.name) end
     end
-    return string.format("sandbox checks %s on sandbox %s%s%s%s", d.passed and "passed" or "FAILED",
-      tostring(math.tointeger(d.sandbox) or d.sandbox), #failed > 0 and (": " .. table.concat(failed, ", ")) or "",
+    -- a check journaled with no sandbox: none started (a plan refused, a start failed first)
+    local where = d.sandbox ~= nil and ("on sandbox " .. tostring(math.tointeger(d.sandbox) or d.sandbox))
+      or ("with no sandbox (none started" .. (type(d.commit) == "string" and ("; commit " .. d.commit:sub(1, 12))
+      or "") .. ")")
+    return string.format("sandbox checks %s %s%s%s%s", d.passed and "passed" or "FAILED", where,
+      #failed > 0 and (": " .. table.concat(failed, ", ")) or "",
       #skipped > 0 and ("; skipped (could not run here): " .. table.concat(skipped, ", ")) or "",
       d.followup and ("; follow-up " .. tostring(d.followup)) or "")
   end

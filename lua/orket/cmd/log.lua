@@ -197,8 +197,11 @@ local function verification(ev, d, n, st)
 end
 
 local function sandbox_check(ev, d, n, st)
-  add(st, string.format("\n** %s sandbox checks %s on sandbox %s%s", one(ev.card),
-    d.passed and "passed" or "FAILED", num(d.sandbox), d.followup and ("; follow-up " .. one(d.followup))
+  -- (a check journaled with no sandbox: none started, a plan refused or a start failed first)
+  local where = d.sandbox ~= nil and ("on sandbox " .. num(d.sandbox)) or ("with no sandbox (none started"
+    .. (type(d.commit) == "string" and ("; commit " .. one(d.commit:sub(1, 12))) or "") .. ")")
+  add(st, string.format("\n** %s sandbox checks %s %s%s", one(ev.card),
+    d.passed and "passed" or "FAILED", where, d.followup and ("; follow-up " .. one(d.followup))
     or (d.outcome == "sent_back" and "; sent back to in_progress" or "")))
   for _, r in ipairs(d.results or {}) do
     add(st, string.format("   %s %s: %s", r.ok and "pass" or r.skipped and "skip" or "FAIL", one(r.name),

@@ -829,6 +829,16 @@ local function check_targets(db, o, cli)
     cli.err("%s", cerr)
     return nil
   end
+  -- a card merged after the sandbox's commit would be judged by a tree without its change
+  -- (a deploy that started nothing leaves the older sandbox live), and "passed" there says
+  -- nothing of it
+  local held, why = true, nil
+  if o.card then held, why = deploy.brings(o.dir, db, o.card, row.commit_id) end
+  if not held then
+    cli.err("sandbox %d does not hold %s's change: %s; start one of main's head (orket sandbox up --replace), or "
+      .. "name a sandbox that holds it", row.id, o.card, why)
+    return nil
+  end
   return row, board, cards
 end
 

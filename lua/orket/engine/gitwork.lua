@@ -579,8 +579,10 @@ function M.said(run, card, out)
   if d then
     run:emit { type = "sandbox", action = "deploy", card = card, reason = d.reason, commit = d.commit,
       owner_pid = d.owner_pid, error = d.error }
-    -- its checks are waited for at the run's end (deploys_end)
-    if d.owner_pid then
+    -- its checks are waited for at the run's end (deploys_end); a deploy the plan refused
+    -- (no owner) journaled its cards' failed check already: listed too, so the run's end
+    -- names it among its failed checks
+    if d.owner_pid or d.checks then
       run.deploys = run.deploys or {}
       run.deploys[#run.deploys + 1] = { card = card, owner_pid = d.owner_pid }
     end

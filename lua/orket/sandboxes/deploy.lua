@@ -15,6 +15,8 @@ local forge = require "orket.forge"
 local ops = require "orket.store.sandboxes"
 local sj = require "orket.store.journal_reads"
 local rt = require "orket.c.runtime"
+local gitdiff = require "orket.c.gitdiff"
+local tree = require "orket.tree"
 local uv = require "luv"
 
 local M = {}
@@ -41,11 +43,36 @@ function M.due(mode, board, card_id)
   return nil
 end
 
+-- main's head exported and planned -> plan, commit | nil, message, commit (the plan refused
+-- that commit's tree; nil when the export itself failed)
+local function plan_head(dir, s)
+  local path = source.scratch(dir)
+  local commit, err = source.export(dir, nil, path)
+  if not commit then return nil, err end
+  local p, perr = source.plan_in(path, s)
+  tree.remove(path)
+  if not p then return nil, perr, commit end
+  return p, commit
+end
+
+--- refusal_is_cards(db, message) -> whether the plan's refusal of main's tree goes back to
+--- the cards a deploy brings: not when it names orket.lua (the operator's settings against
+--- the tree), nor nothing to run while no sandbox ever ran here (a project with none set up),
+--- the rule `orket sandbox up --card` keeps for a start that failed for no card's change
+function M.refusal_is_cards(db, message)
+  message = tostring(message)
+  if message:find("^orket%.lua:") then return false end
+  if message:find("nothing to run", 1, true) and #ops.list(db, true) == 0 then return false end
+  return true
+end
+
 --- after_merge_at(dir, settings, board, card_id [, run_id]) -> {reason=, commit=, owner_pid=,
---- error=} | nil: starts a sandbox of the project in dir when settings.sandbox.deploy says one
---- is due after card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook),
---- of main's head now (commit); once healthy, its owner runs the acceptance checks of the
---- cards it brings (accept_after)
+--- error=, checks=} | nil: starts a sandbox of the project in dir when settings.sandbox.deploy
+--- says one is due after card_id's merge (by a run, a worker, or `orket serve` on a forge's
+--- webhook), of main's head now (commit); once healthy, its owner runs the acceptance checks
+--- of the cards it brings (accept_after). A tree the plan refuses starts nothing: error says
+--- why, and (refusal_is_cards) the cards get the failed check "the sandbox starts" as for a
+--- failed start (start_failed's answer in checks).
 function M.after_merge_at(dir, settings, board, card_id, run_id)
   -- the merge that finishes a rock opens its bug-fix phase, dir's sandboxes its own; a
   -- failure waits for the next tick (orket serve's, the next run's), which opens it too
@@ -56,8 +83,19 @@ function M.after_merge_at(dir, settings, board, card_id, run_id)
   if not why then return nil end
   -- what would run is checked here, where the run can say so: the owner in the background
   -- has no one to tell
-  local p, commit = source.plan(dir, s)
-  if not p then return { reason = why, error = "no sandbox started: " .. tostring(commit) } end
+  local p, commit, refused = plan_head(dir, s)
+  if not p then
+    local out = { reason = why, error = "no sandbox started: " .. tostring(commit), commit = refused }
+    -- a tree the plan refuses (an image-only service a card added) is the change of the
+    -- cards the deploy brings, as a start that failed is: unsaid, their checks would pass
+    -- later against the sandbox of an older commit
+    if refused and M.refusal_is_cards(board.db, commit) then
+      local ok, res = pcall(M.start_failed, { db = board.db, board = board, settings = settings, card = card_id,
+        run_id = run_id, commit = refused, message = commit })
+      if ok then out.checks = res else out.error = out.error .. "; its checks not recorded: " .. tostring(res) end
+    end
+    return out
+  end
   -- the owner runs the commit checked here, whatever main holds by the time it starts.
   -- start_owner answers pid, the owner's output path | nil, message: only the latter is an error
   local pid, out = service.start_owner(dir, { replace = true, commit = commit, card = card_id, run = run_id })
@@ -175,10 +213,28 @@ function M.start_failed(o)
 end
 
 --- host_limit(code, message) -> whether a sandbox's start failure is this host's limit, not
---- the app's (service.HOST_LIMIT): code when the caller has it, else the message's start
+--- the app's: its code (ENAMETOOLONG, a socket path too long; ENOPROG, a program the host
+--- lacks) when the caller has it, else the message's start (service.HOST_LIMIT)
 function M.host_limit(code, message)
-  if code ~= nil then return code == "ENAMETOOLONG" end
+  if code ~= nil then return code == "ENAMETOOLONG" or code == "ENOPROG" end
   return tostring(message):sub(1, #service.HOST_LIMIT) == service.HOST_LIMIT
+end
+
+--- brings(dir, db, card, commit) -> true | nil, why: whether main's commit holds the card's
+--- last merge (a card never merged by Orket: true, nothing to compare). `orket sandbox check
+--- --card` on a sandbox of an older commit would judge the card by a tree without its change.
+function M.brings(dir, db, card, commit)
+  local m = sj.last_merge(db, card)
+  if not (m and type(m.id) == "string") then return true end
+  local short = m.id:sub(1, 12)
+  if not commit then return nil, string.format("%s was merged as %s; the sandbox names no commit", card, short) end
+  if commit == m.id then return true end
+  local repo, err = gitdiff.open(dir .. "/workspace")
+  if not repo then return nil, string.format("%s's merge %s cannot be looked for: %s", card, short, tostring(err)) end
+  local ok, base = pcall(repo.merge_base, repo, m.id, commit)
+  repo:close()
+  if ok and base == m.id then return true end
+  return nil, string.format("%s was merged as %s, which commit %s does not hold", card, short, commit:sub(1, 12))
 end
 
 -- ---- a run's deploys, at its end --------------------------------------------------------
@@ -210,8 +266,8 @@ local function journaled(db, run_id, cards, id)
 end
 
 -- whether deploy d ({card=, owner_pid=}) has nothing left to check: none of its cards has
--- checks, their checks are journaled, or its owner or its sandbox ended (a later deploy
--- replaced it, or it failed)
+-- checks, their checks are journaled, or its owner ended (a later deploy replaced its
+-- sandbox, or it failed)
 local function settled(db, board, mode, d, run_id)
   local cards = {}
   for _, id in ipairs(M.accepting(mode, board, d.card)) do
@@ -220,6 +276,12 @@ local function settled(db, board, mode, d, run_id)
   if #cards == 0 or not service.start_time(d.owner_pid) then return true end
   local row = owned(db, d.owner_pid)
   if not row then return false end
+  -- a start that failed ends its row (exited, never healthy) before its owner journals the
+  -- cards' failed or skipped check (start_failed), then exits: settled once they are
+  -- journaled or its owner is gone (the summary missed them, at random, when read between)
+  if row.status == "exited" and not row.healthy_at then
+    return journaled(db, run_id, cards, row.id) or not service.start_time(d.owner_pid)
+  end
   if not ops.LIVE[row.status] then return true end
   return row.status ~= "starting" and journaled(db, run_id, cards, row.id)
 end

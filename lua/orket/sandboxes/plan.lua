@@ -9,6 +9,7 @@ local cjson = require "cjson.safe"
 local inert = require "orket.inert"
 local composefile = require "orket.sandboxes.composefile"
 local scriptfile = require "orket.scriptfile"
+local uv = require "luv"
 
 local M = {}
 
@@ -469,8 +470,9 @@ function M.detect(ws, s)
       "ENOENT", why
   end
   if p.install then
-    why[#why + 1] = string.format("its dependencies install with `%s`%s", table.concat(p.install, " "),
-      s.network and "" or ": the sandbox has no outbound network (sandbox.network = false), so install them in the tree")
+    -- (no setting gives a sandbox network: sandbox.network = true is refused, so it is not named as a way out)
+    why[#why + 1] = string.format("its dependencies install with `%s`: a sandbox has no outbound network and "
+      .. "Orket runs no install, so carry them in the tree", table.concat(p.install, " "))
   end
   p.port_env, p.health, p.env, p.reasons = s.port_env, s.health, s.env, why
   if services then
@@ -497,11 +499,31 @@ function M.detect(ws, s)
     end
     if services.from_compose then env_notes(services, s, services.from_compose, why) end
   end
+  local absent = M.absent_program(p, s.env)
+  if absent then why[#why + 1] = absent end
   p.dockerfile = exists(ws, "Dockerfile")
   why[#why + 1] = string.format("the port is given in $%s%s; health: %s", s.port_env,
     port_on_line(p, s.port_env) and " and on the command line" or "",
     s.health.kind == "http" and ("HTTP GET " .. s.health.path) or "a TCP connect")
   return p
+end
+
+-- the PATH a sandbox's app is given when sandbox.env sets none (the process runner's)
+M.PATH = "/usr/local/bin:/usr/bin:/bin"
+
+--- absent_program(plan, env) -> a reason line | nil: the one program of a plan without
+--- services, named bare (go, npm), found in none of the folders of the PATH the sandbox
+--- gives (this host's own: a sandbox sees its /usr). Its start would fail as a limit of
+--- this host (orket.sandboxes.service), said here before anything runs.
+function M.absent_program(p, env)
+  local prog = not p.services and p.command and p.command[1]
+  if type(prog) ~= "string" or prog == "" or prog:find("/", 1, true) then return nil end
+  local path = env and env.PATH or M.PATH
+  for d in tostring(path):gmatch("[^:]+") do
+    if uv.fs_access(d .. "/" .. prog, "X") then return nil end
+  end
+  return string.format("%s is in none of PATH=%s on this host (a sandbox sees only the host's programs under /usr): "
+    .. "its start fails until it is installed there", inert.clip(prog, 80), inert.clip(path, 200))
 end
 
 --- argv(plan, host, port [, env]) -> the command with {host} and {port} filled in; with env

@@ -1088,6 +1088,8 @@ function Sandbox:_await_healthy(stopping, h)
       local bg = not self.said and e.code == 0 and (e.signal or 0) == 0
         and "; the command must stay in the foreground while the app runs (one that starts it in the background "
           .. "and returns ends the sandbox, and every process of it)" or ""
+      local missing = self:_missing_program()
+      if missing then return "failed", missing, "ENOPROG" end
       return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy%s%s",
         self.id, self:_exit_text(), self:_said_text(), bg), "EEXIT"
     end
@@ -1146,6 +1148,20 @@ function Sandbox:_await_healthy(stopping, h)
   end
 end
 
+-- The app's program not found where the sandbox looks (ENOENT on a bare name: a runtime
+-- such as go not installed on this host) -> the failure as this host's limit | nil. No
+-- change to the tree installs it, so a deploy skips the checks rather than filing a bug
+-- (orket.sandboxes.deploy.host_limit). A path (./server) names the tree's file: the app's.
+function Sandbox:_missing_program()
+  local prog = self.exec_prog
+  if not prog or prog:find("/", 1, true) or rt.errno_text(self.exec_errno or 0) ~= "ENOENT" then return nil end
+  local path = self.plan.env and self.plan.env.PATH or "/usr/local/bin:/usr/bin:/bin"
+  return string.format("%s%s is not installed here: %s; the sandbox looks for it in PATH=%s, and of the "
+    .. "host's programs sees only those under /usr (not /opt, not a home folder): install it there on this host, or "
+    .. "name the program by its path in the tree (sandbox.command)", M.HOST_LIMIT, inert.clip(prog, 80),
+    (self.failure:gsub("^sandbox: ", "")), inert.clip(path, 200))
+end
+
 --- dir_of(row) -> the directory of a sandbox row's socket (its home, holding app.log) | nil
 function M.dir_of(row)
   return row and type(row.socket) == "string" and row.socket:match("^(.*)/[^/]+$") or nil
@@ -1167,7 +1183,10 @@ function M.read_report(pipe, st, refused, prefix)
       local layer, msg = line:match("^F (%S+) (.*)$")
       if layer then st.failure = refused .. " (" .. layer .. "): " .. msg end
       local errno, prog = line:match("^E (%d+) (.*)$")
-      if errno then st.failure = prefix .. errors.exec_failure(errno, prog) end
+      if errno then
+        st.failure = prefix .. errors.exec_failure(errno, prog)
+        st.exec_errno, st.exec_prog = math.tointeger(tonumber(errno)), prog
+      end
       if line:match("^R ") then st.relay_ready = true end
     end
     if #buf > 4096 then buf = "" end
