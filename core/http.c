@@ -1138,7 +1138,8 @@ static int http_cidr_match(const char *h, size_t n, int v6, const char *tok, siz
   unsigned char a[16], b[16];
   if (inet_pton(af, ip, a) != 1 || inet_pton(af, net, b) != 1) return 0;
   int len = v6 ? 128 : 32;
-  if (bits < 0 || bits > len) bits = len;
+  /* no prefix, or /0, is the one address (as libcurl 7.88 reads it: never "every address") */
+  if (bits <= 0 || bits > len) bits = len;
   for (long i = 0; i < bits; i++) {
     unsigned char m = (unsigned char)(0x80 >> (i % 8));
     if ((a[i / 8] & m) != (b[i / 8] & m)) return 0;
@@ -1148,6 +1149,8 @@ static int http_cidr_match(const char *h, size_t n, int v6, const char *tok, siz
 
 /* Whether a no_proxy list names the host (libcurl's rules; see http_proxy_for). */
 static int http_noproxy_match(const char *list, const char *h, size_t n, int v6) {
+  /* "*" is every host only as the whole value, as libcurl reads it: in a list it names none */
+  if (strcmp(list, "*") == 0) return 1;
   if (!v6 && n > 0 && h[n - 1] == '.') n--;
   char probe[16];
   struct in_addr a4;
@@ -1164,7 +1167,6 @@ static int http_noproxy_match(const char *list, const char *h, size_t n, int v6)
     while (*p && *p != ' ' && *p != '\t' && *p != ',') p++;
     size_t tl = (size_t)(p - tok);
     if (tl == 0) continue;
-    if (tl == 1 && tok[0] == '*') return 1;
     if (ip) {
       if (http_cidr_match(h, n, v6, tok, tl)) return 1;
       continue;

@@ -130,8 +130,10 @@ int http_is_absolute(const char *url);
  * chooses (and then handed to libcurl, so the two never differ): for http:// only
  * http_proxy (libcurl ignores HTTP_PROXY), for https:// https_proxy then HTTPS_PROXY, then
  * all_proxy, ALL_PROXY; an empty variable is unset. none when no_proxy (else NO_PROXY) names
- * the URL's host as written: "*", a name (also covering its subdomains; a leading dot
- * allowed), an IP address or a CIDR range, separated by commas or blanks. A host on this
+ * the URL's host as written: "*" (as the whole value only), a name (also covering its
+ * subdomains; a leading dot
+ * allowed), an IP address or a CIDR range (a /0 is the one address, as libcurl reads it),
+ * separated by commas or blanks. A host on this
  * machine (localhost, *.localhost, 127.x.x.x, [::1], 0.0.0.0) always goes direct: a proxy
  * elsewhere cannot reach it, and one that tried would reach its own loopback instead.
  * -> 1 with *var (the variable's name) and *value (its text, which may hold a password:

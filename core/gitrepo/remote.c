@@ -230,14 +230,17 @@ static int gr_had_main(const gitapi *g, git_repository *repo, const char *shown,
 
 /* How a remote at url is reached over HTTP: through the proxy git itself would use
  * (GIT_PROXY_AUTO: remote.<name>.proxy, http.<url>.proxy or http.proxy in git's config, else
- * http_proxy/HTTP_PROXY for http://, https_proxy/HTTPS_PROXY for https://, unless
- * no_proxy/NO_PROXY names the host), as the model calls go through theirs; direct to a host
- * on this machine, as Orket's HTTP client (core/http.h). libgit2's default is no proxy at
+ * http_proxy/HTTP_PROXY for http://, https_proxy/HTTPS_PROXY for https://) when the HTTP
+ * client would use one for it (core/http.h http_proxy_for: the environment names one, and
+ * neither no_proxy nor this machine's host says direct), as the model calls go through theirs. libgit2's default is no proxy at
  * all: behind one, every push failed to resolve the forge's name. */
 static void gr_proxy(git_proxy_options *px, const char *url) {
   memset(px, 0, sizeof *px);
   px->version = GIT_PROXY_OPTIONS_VERSION;
-  px->type = http_url_is_local(url) ? GIT_PROXY_NONE : GIT_PROXY_AUTO;
+  /* direct wherever the HTTP client goes direct (this machine, no_proxy by libcurl's rules:
+   * libgit2 matches only the exact host, so a subdomain went through the proxy) */
+  const char *var, *value;
+  px->type = http_proxy_for(url, &var, &value) ? GIT_PROXY_AUTO : GIT_PROXY_NONE;
 }
 
 /* libgit2's last message into buf, with any proxy password masked (http_redact): it may

@@ -245,6 +245,41 @@ function script_os.date(fmt, t)
   return os_date(fmt, t)
 end
 
+-- and os.time of a table reads it as UTC too, so os.time(os.date("*t")) is os.time() and a
+-- policy's "09:00 today" is one moment in every zone. The fields are normalized as os.time
+-- normalizes them (a month 13 is January of the next year, a day 0 the month's eve); the
+-- table is updated, as Lua's own os.time updates it.
+local os_time = os.time
+local function days_from_civil(y, m, d) -- days since 1970-01-01 of a proleptic Gregorian date
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+function script_os.time(t)
+  if t == nil then return os_time() end
+  if type(t) ~= "table" then error("bad argument #1 to 'time' (table expected, got " .. type(t) .. ")", 2) end
+  local function field(k, default)
+    local v = t[k]
+    if v == nil then
+      if default == nil then error("field '" .. k .. "' missing in date table", 3) end
+      return default
+    end
+    local n = math.tointeger(v)
+    if n == nil then error("field '" .. k .. "' is not an integer", 3) end
+    return n
+  end
+  local y, mo, d = field("year"), field("month"), field("day")
+  local h, mi, sec = field("hour", 12), field("min", 0), field("sec", 0)
+  y, mo = y + (mo - 1) // 12, (mo - 1) % 12 + 1
+  local e = days_from_civil(y, mo, 1) * 86400 + (d - 1) * 86400 + h * 3600 + mi * 60 + sec
+  local n = os_date("!*t", e)
+  for k, v in pairs(n) do t[k] = v end
+  return e
+end
+
 local shared = {
   string = M.freeze(script_string, true),
   table = M.freeze(script_table, true),

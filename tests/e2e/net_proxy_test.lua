@@ -122,6 +122,16 @@ describe("a model server elsewhere", function()
     run(chat_script("http://models.corp.invalid/v1", "fake-model"), { http_proxy = PROXY, no_proxy = "x.example, models.corp.invalid" })
     assert.equal("", proxied())
   end)
+
+  -- as libcurl 7.88 reads no_proxy: "*" is every host only as the whole value, and a /0
+  -- range is the one address (neither names every host)
+  it("goes through the proxy when no_proxy holds '*' in a list, or a /0 range", function()
+    run(chat_script("http://models.corp.invalid/v1", "fake-model"), { http_proxy = PROXY, no_proxy = "x.example,*" })
+    local _, n = proxied():gsub("POST http://models.corp.invalid/v1/chat/completions", "")
+    assert.is_true(n >= 1)
+    run(chat_script("http://192.0.2.7/v1", "fake-model"), { http_proxy = PROXY, no_proxy = "0.0.0.0/0" })
+    assert.matches("POST http://192.0.2.7/v1/chat/completions", proxied(), 1, true)
+  end)
 end)
 
 describe("git", function()
@@ -141,6 +151,13 @@ task.spawn(function() print("push", repo:push(%q, "main", {})) end)
     local _, n = log:gsub("CONNECT forge.corp.invalid:443 HTTP/1.1", "")
     assert.equal(2, n, log .. out)
     assert.matches("proxy returned unexpected status: 502", out, 1, true)
+  end)
+
+  -- direct wherever model calls go direct: libgit2's own no_proxy matched only the exact
+  -- host, so a subdomain went through the proxy
+  it("goes direct to a remote no_proxy names by its domain", function()
+    run(git_script("https://forge.corp.invalid/acme/r.git"), { https_proxy = PROXY, no_proxy = "corp.invalid" })
+    assert.is_nil(proxied():find("CONNECT forge.corp.invalid", 1, true))
   end)
 
   it("masks a proxy password in libgit2's message", function()

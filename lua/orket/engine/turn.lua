@@ -46,7 +46,7 @@ end
 -- lua-cjson writes it.
 
 -- One walk of a result: whether it holds an empty table (written as a list), and whether a
--- whole number past 2^53 (orket.jsonout writes every digit of one; read back from the
+-- whole number from 2^53 on (orket.jsonout writes every digit of one; read back from the
 -- journal it is a double, which jsonout writes in 14 digits: on resume it would read
 -- otherwise than the first time). Stops once it knows both.
 local function shape(t, empty, long)
@@ -56,7 +56,7 @@ local function shape(t, empty, long)
     if type(v) == "table" then
       empty, long = shape(v, empty, long)
     elseif not long and (math.type(v) == "integer" or (math.type(v) == "float" and v == math.floor(v)))
-      and (v > 2 ^ 53 or v < -2 ^ 53) then
+      and (v >= 2 ^ 53 or v <= -2 ^ 53) then
       long = true
     end
   end
@@ -76,8 +76,9 @@ local function encode_result(v)
   local empty, long = shape(v, false, false)
   -- such numbers are written as the journal will give them back: the same bytes on resume.
   -- The journal keeps every digit (orket.store.records' encode_exact), and a whole number up
-  -- to 2^53 reads back as the same double, which jsonout writes with every digit again;
-  -- past 2^53 it reads back as a double jsonout writes in 14 digits, so it is sent so.
+  -- below 2^53 reads back as the same double, which jsonout writes with every digit again;
+  -- from 2^53 on (2^53 + 1 reads back as 2^53) as a double jsonout writes in 14 digits, so
+  -- it is sent so.
   if long then v = cjson.decode(cjson.encode(v)) or v end
   local ok, text = pcall(jsonout.encode, empty and lists_marked(v) or v)
   if ok then return text end

@@ -39,6 +39,20 @@ print(a, b, c, d, os.date("%H:%M", 0))]]
     assert.equal("00:00\t00:00\t0\tThu Jan  1 00:00:00 1970\t05:30\n", r.stdout)
   end)
 
+  -- and os.time of a table reads it as UTC: "09:00 today" is one moment in every zone, and
+  -- os.time(os.date("*t")) is os.time()
+  it("reads os.time's table as UTC whatever the process's TZ, normalizing its fields", function()
+    local H = require "tests.helpers"
+    if not io.open("/usr/share/zoneinfo/Asia/Kolkata") then return pending("no tzdata here (Asia/Kolkata)") end
+    local code = [[local box = require("orket.scriptenv").new { name = "p.lua" }
+local fn = assert(box:load('local t = { year = 2026, month = 13, day = 0, hour = 9 } local e = os.time(t) '
+  .. 'return os.time(os.date("*t", 1700000000)), os.time{ year = 2026, month = 12, day = 2, hour = 9 }, e, t.month, t.day'))
+print(select(2, box:pcall(fn)))]]
+    local r = H.orket("lua -e " .. H.quote(code), { env = { TZ = "Asia/Kolkata" } })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("1700000000\t1796202000\t1798707600\t12\t31\n", r.stdout)
+  end)
+
   it("is the host API's orket.scriptenv, and its field sandbox, the name before, for scripts written then", function()
     local api = require "orket"
     assert.equal(scriptenv, api.scriptenv)

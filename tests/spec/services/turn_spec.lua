@@ -833,7 +833,8 @@ describe("a step's results in the next step's messages", function()
     local cjson = require "cjson.safe"
     local records = require "orket.store.records"
     for _, v in ipairs { { id = 123456789012345, n = 7 }, { list = { 12345678901234567, "x" } }, { id = 99 },
-      { big = 2 ^ 53, neg = -(2 ^ 53) - 2, ns = 1700000000123456789 } } do
+      { big = 2 ^ 53, neg = -(2 ^ 53) - 2, ns = 1700000000123456789 }, { odd = 9007199254740993 },
+      { odd = -9007199254740993 } } do
       local first = turn.encode_result(v)
       local resumed = turn.encode_result(cjson.decode(records.encode_exact(v, "a result")))
       assert.equal(first, resumed)
