@@ -43,7 +43,10 @@ local function read_file(path) return scriptfile.read(path, M.MAX_FILE) end
 local CHANGED_UNREAD = { EFBIG = true, EINVAL = true, EISDIR = true }
 
 -- The endings of files meant as epics that are not read: said (list_files' skipped).
-local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true }
+-- (csv, tsv, xml: another tracker's export, the commonest thing put there to convert)
+local EXPORTS = { csv = true, tsv = true, xml = true }
+local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true, csv = true, tsv = true,
+  xml = true }
 
 -- The twins among the epic files and department folders listed (names: {{rel=folder,
 -- names=}...}): files.twins, {shown=, message=} refusing each name a clone on macOS or
@@ -158,8 +161,11 @@ local function list_files(dir)
         elseif ty == "file" and NOT_READ[(name:match("%.(%w+)$") or ""):lower()] then
           -- an epic written as YAML, or saved as WEB.JSON, would be passed over without a
           -- word, its cards missing from the board (other files, a README, are no epics)
-          files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: epic files are named *.json or *.lua "
-            .. "(lower case), and YAML is not read", config.shown(rel), config.shown(name))
+          local ext = (name:match("%.(%w+)$") or ""):lower()
+          local why = EXPORTS[ext] and "another tracker's export is not read: convert it to an epic's JSON (docs/board.md)"
+            or "epic files are named *.json or *.lua (lower case), and YAML is not read"
+          files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: %s", config.shown(rel), config.shown(name),
+            why)
         end
       end
     end

@@ -57,6 +57,24 @@ describe("orket init", function()
     assert.is_true(repo:check())
   end)
 
+  -- "orket init on the existing repo" read plainly: init at the team's repository's root made
+  -- a project among its files, with a new, empty workspace/ repository for the agents
+  it("refuses a git repository's root holding files of its own, and takes one holding a project's", function()
+    local dir = H.tmpdir() .. "/payments"
+    assert(os.execute("mkdir -p " .. H.quote(dir) .. " && cd " .. H.quote(dir) .. " && git init -q && echo x > main.c"))
+    local r = H.orket("init --yes .", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches(". is a git repository holding files of its own (main.c, ...)", r.stderr, 1, true)
+    assert.matches("docs/guide/adopting.md); nothing was changed", r.stderr, 1, true)
+    assert.is_nil(io.open(dir .. "/orket.lua"))
+    assert.is_nil(io.open(dir .. "/workspace"))
+    -- a repository that keeps a project's files (none yet) is the project's own
+    local own = H.tmpdir() .. "/proj"
+    assert(os.execute("mkdir -p " .. H.quote(own) .. " && cd " .. H.quote(own) .. " && git init -q && echo '.orket/' > .gitignore"))
+    r = H.orket("init --yes .", { cwd = own })
+    assert.equal(0, r.status, r.stderr)
+  end)
+
   it("takes any directory name: '%' in it, and a next command quoted for the shell", function()
     local dir = H.tmpdir()
     local r = H.orket("init 'my%proj'", { cwd = dir })

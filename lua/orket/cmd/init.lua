@@ -18,6 +18,7 @@ local ask = require "orket.terminal.ask"
 local gitdiff = require "orket.c.gitdiff"
 local lockfile = require "orket.c.lockfile"
 local fault = require "orket.engine.fault"
+local inert = require "orket.inert"
 
 local cmd = { name = "init", summary = "create a new project" }
 cmd.help = [[
@@ -597,6 +598,31 @@ local function undone(cli, dir, made, err)
   return 1
 end
 
+-- A project folder's own files, which a repository keeping a project may hold beside .git
+local PROJECT_FILES = { [".git"] = true, [".gitignore"] = true, [".gitattributes"] = true, ["orket.lua"] = true,
+  [".orket"] = true, epics = true, roles = true, tools = true, policies = true, templates = true, ["script.lua"] = true,
+  workspace = true, ["README.md"] = true, README = true, LICENSE = true, [".github"] = true }
+
+-- DIR a git repository's root holding other files than a project's (the team's code: the
+-- plain reading of "init on the existing repo") -> the refusal | nil. Made there, the project
+-- put orket.lua and epics/ among the team's files and a new, empty repository in workspace/,
+-- where the agents would work instead of on the team's code. A repository keeping only a
+-- project's files (its orket.lua, epics/, roles/ versioned) is a project's, and passes.
+local function team_repository(dir)
+  if not uv.fs_lstat(dir .. "/.git") then return nil end
+  local scan, other = uv.fs_scandir(dir), nil
+  while scan do -- read to its end: luv frees a listing's entries only then
+    local name = uv.fs_scandir_next(scan)
+    if not name then break end
+    if not PROJECT_FILES[name] then other = other or name end
+  end
+  if not other then return nil end
+  return string.format("%s is a git repository holding files of its own (%s, ...): a project made there would put "
+    .. "orket.lua and epics/ among them, and the agents would work in a new, empty workspace/ repository, not on "
+    .. "this one; to adopt it, make a project folder and clone or move this repository into its workspace/ "
+    .. "(docs/guide/adopting.md); nothing was changed", config.shown(dir), inert.line(other))
+end
+
 -- What in DIR init would not overwrite -> the refusal | nil. orket.lua or .orket/ is a
 -- project (asked before the questions: texts nil); another file of the same name as one
 -- init writes (texts, after the answers: a person's own script.lua is in the way of the
@@ -619,6 +645,10 @@ local function in_the_way(dir, texts)
     return string.format("%s is in the %s/ of the project %s: a project made there would be files of that project's "
       .. "(an orket.lua in epics/ breaks its import); give init a folder outside it; nothing was changed",
       config.shown(dir), folder, config.shown(above))
+  end
+  if not texts then
+    local repo = team_repository(dir)
+    if repo then return repo end
   end
   for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
     -- (an empty .orket/ holds nothing: a killed init's, made before its mark)
