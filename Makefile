@@ -52,8 +52,13 @@ ifneq ($(wildcard $(BUILD)/orket),)
 NO_DEPS ?= 1
 endif
 endif
+ifeq ($(NO_DEPS),)
 deps:
-	@if [ -z "$(NO_DEPS)" ]; then sh scripts/deps.sh; fi
+	@sh scripts/deps.sh
+else
+deps:
+	@:
+endif
 
 # after deps: two apt-get runs at once would fight over dpkg's lock
 test-deps: deps
