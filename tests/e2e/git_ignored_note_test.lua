@@ -61,11 +61,18 @@ describe("a turn's ignored files", function()
     call("write_file", { path = "kept.txt", content = "kept\n" }),
     call("run_command", { argv = { "sh", "-c", "mkdir -p build && echo prog > build/prog.o && echo made > made.txt" } }),
 ]])
-    local r = H.orket("run IGN", { cwd = dir })
+    local r = H.orket("run IGN --json", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     local ev = coder_turn_end(dir)
     -- the file tools' paths are named; the program's build/prog.o cannot be (docs/git.md)
     assert.same({ "build/w.o" .. NOTE, "q.log" .. NOTE }, ev.git_skipped)
+    -- and in the run's own turn_end event, which the live view says on the screen
+    local said
+    for line in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.type == "turn_end" and e.card == "IGN-1" and e.git_skipped then said = e.git_skipped end
+    end
+    assert.same({ "build/w.o" .. NOTE, "q.log" .. NOTE }, said)
     local log = H.orket("log", { cwd = dir })
     assert.equal(0, log.status, log.stderr)
     assert.matches("%[git%] left out: build/w%.o %(matched by a %.gitignore rule: not committed%), q%.log", log.stdout)

@@ -642,6 +642,8 @@ function Run:end_turn_records(job, out)
   -- the turn's files are committed before its end is recorded (gitwork.commit)
   local gok, gerr, gcode = gitwork.commit(self, job)
   if not gok then out.git_error = gerr end
+  -- what the commit left out (a .gitignore rule, a filter attribute): said at the turn's end
+  if gok and type(gerr) == "table" and #gerr > 0 then out.git_skipped = gerr end
   -- the disk is full: the files stay for the card's next commit, and the run stops rather
   -- than spend the card's turns on a repository that cannot be written
   if not gok then self:git_broken(job.card_id, gerr, gcode) end
@@ -823,7 +825,7 @@ function Run:finish_turn(job, out)
     fault.hit("after_transition")
   end
   self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-    turn = job.turn, outcome = out.ended, status = out.status,
+    turn = job.turn, outcome = out.ended, status = out.status, git_skipped = out.git_skipped,
     -- (a turn that found its card could no longer start says why: nothing else does)
     detail = out.ended == "not_started" and out.detail or nil }
   fault.hit("turn_end")

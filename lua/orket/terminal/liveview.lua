@@ -233,6 +233,14 @@ function View:event(ev)
     self.turns = self.turns + 1
     self:set_status(ev.card, ev.status)
     if ev.outcome == "not_started" then self:note(string.format("%s not started: %s", ev.card, tostring(ev.detail))) end
+    -- files the card's commit left out (a .gitignore rule, a filter attribute), as orket log
+    -- says them: on the screen too, where the guide says a run notes them
+    if type(ev.git_skipped) == "table" and #ev.git_skipped > 0 then
+      local shown = {}
+      for i = 1, math.min(#ev.git_skipped, 3) do shown[i] = inert.line(tostring(ev.git_skipped[i])) end
+      self:note(string.format("%s [git] left out: %s%s", ev.card, table.concat(shown, ", "),
+        #ev.git_skipped > 3 and string.format(" and %d more (orket log)", #ev.git_skipped - 3) or ""))
+    end
     -- agents may file cards during a turn: look at the board again, at most once a second
     if not self.scoped_at or self.now() - self.scoped_at >= 1000 then self:refresh_scope() end
   elseif t == "model_retry" then

@@ -71,4 +71,18 @@ describe("live view: denied calls", function()
     t.view:event { type = "run_end", status = "done", tokens = 10 }
     assert.is_nil(text(t):find("denied", 1, true))
   end)
+
+  -- a card's commit left files out (a .gitignore rule): said on the screen at the turn's end,
+  -- as orket log says it (the guide promised it in the run; only the log had it)
+  it("notes the files a turn's commit left out", function()
+    local t = view(true)
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "G" }
+    v:event { type = "turn_start", card = "G-1", seat = "dev", role = "coder", phase = "work", turn = 1 }
+    v:event { type = "turn_end", card = "G-1", seat = "dev", turn = 1, outcome = "handed_in", status = "code_review",
+      git_skipped = { "a.log (matched by a .gitignore rule: not committed)", "b.log (x)", "c.log (x)", "d.log (x)" } }
+    v:event { type = "run_end", status = "done", tokens = 10 }
+    assert.matches("G-1 [git] left out: a.log (matched by a .gitignore rule: not committed), b.log (x), c.log (x) "
+      .. "and 1 more (orket log)", text(t), 1, true)
+  end)
 end)
