@@ -559,7 +559,8 @@ function Ctx:unknown(t, path, kind)
     local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
     local line = fieldline.of(self.source, k, self.anchor) or fieldline.of(self.source, k)
     local u = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
-      self.shown, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor, field = where }
+      self.shown, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor, field = where,
+      key = k }
     self.unknowns[#self.unknowns + 1] = u
     self.problems[#self.problems + 1] = u
   end
@@ -723,7 +724,10 @@ local function issue_of(ctx, t, i, key, epic, cards)
     if not (given("summary") or given("name")) then
       -- a misspelt summary ("sumary") is the likelier fault: said as its unknown field, which
       -- names the field meant (to validate, which lists that field already, said again)
+      -- (only one near summary or name: a tracker's "key" is no summary, and standing in for
+      -- the missing one it hid that error until the field was removed)
       local u = ctx.unknowns[known + 1]
+      if u and not (type(u.key) == "string" and nearest.nearest(u.key, { "summary", "name" })) then u = nil end
       if u then
         ctx:try(error, { import_error = said(ctx.unknowns, known + 1), anchor = u.anchor, again = true }, 0)
       else
