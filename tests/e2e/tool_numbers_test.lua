@@ -13,7 +13,7 @@ return { rules = {
 local TOOL = [[
 return { name = "count", description = "Counts.", effect = "read",
   parameters = { type = "object", properties = { id = { type = "integer" } }, required = { "id" } },
-  handler = function(args) return { id = args.id, big = 1234567890123456, ns = 9007199254740992 } end }
+  handler = function(args) return { id = args.id, big = 1234567890123456, top = 9007199254740991, past = 2 ^ 53 } end }
 ]]
 
 describe("a tool's whole numbers", function()
@@ -46,7 +46,9 @@ return { intent = "Count.", tools = { "count" }, system = function(ctx) return "
     local second = assert(rows[2], "a second model request").request
     assert.matches("123456789012345", second, 1, true)
     assert.matches("1234567890123456", second, 1, true)
-    assert.matches("9007199254740992", second, 1, true)
+    assert.matches("9007199254740991", second, 1, true) -- 2^53 - 1, the last whole number a double holds alone
+    -- from 2^53 on, as the journal's reader gives it back on resume (the same bytes then)
+    assert.matches('\\"past\\":9.007199254741e+15', second, 1, true)
     assert.is_nil(second:find("123456789012340", 1, true))
     local log = H.orket("log 1", { cwd = dir })
     assert.matches('[call] count {"id":123456789012345}', log.stdout, 1, true)

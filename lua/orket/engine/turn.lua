@@ -63,6 +63,23 @@ local function shape(t, empty, long)
   return empty, long
 end
 
+-- a copy of t with each whole number from 2^53 on as the journal's reader gives it back (a
+-- double, which orket.jsonout writes in lua-cjson's 14 digits), the rest as it is: only
+-- such numbers change, not every number of the result
+local BIG = 2 ^ 53
+local function rounded(t)
+  local out = {}
+  for k, x in pairs(t) do
+    if type(x) == "table" then
+      x = rounded(x)
+    elseif math.type(x) and (x >= BIG or x <= -BIG) and x == math.floor(x) then
+      x = tonumber(string.format("%.14g", x))
+    end
+    out[k] = x
+  end
+  return setmetatable(out, getmetatable(t))
+end
+
 -- a copy with every empty table marked as a list
 local function lists_marked(t)
   if next(t) == nil then return jsonout.array {} end
@@ -79,7 +96,7 @@ local function encode_result(v)
   -- below 2^53 reads back as the same double, which jsonout writes with every digit again;
   -- from 2^53 on (2^53 + 1 reads back as 2^53) as a double jsonout writes in 14 digits, so
   -- it is sent so.
-  if long then v = cjson.decode(cjson.encode(v)) or v end
+  if long then v = rounded(v) end
   local ok, text = pcall(jsonout.encode, empty and lists_marked(v) or v)
   if ok then return text end
   return encode(v)

@@ -843,6 +843,9 @@ describe("a step's results in the next step's messages", function()
     -- 123456789012345 as 123456789012340)
     assert.equal('{"id":123456789012345,"n":1234567890123456}',
       turn.encode_result { id = 123456789012345, n = 1234567890123456 })
+    -- a number from 2^53 on changes alone, not every number of the result
+    assert.equal('{"a":123456789012345,"b":9.007199254741e+15,"c":[]}',
+      turn.encode_result { a = 123456789012345, b = 2 ^ 53, c = {} })
   end)
 end)
 
