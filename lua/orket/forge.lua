@@ -404,7 +404,9 @@ local function sha_of(v) return type(v) == "string" and v:match("^%x+$") and #v 
 --- in (a fork's for a fork's pull request); base: the branch it merges into; association:
 --- GitHub's review.author_association (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...).
 --- commit: the commit a review was given to (GitHub's review.commit_id; Gitea's review
---- names none, its pull request's head when the review was submitted), lower case | nil
+--- names none, its pull request's head when the review was submitted), or a pull request
+--- closed's head (the commit merged), lower case | nil; merge_commit: a merge's commit on the
+--- forge (merge_commit_sha) | nil
 function M.event(forge, name, doc)
   if type(doc) ~= "table" then return nil, "the body is not a JSON object" end
   local pr, repo = doc.pull_request, doc.repository
@@ -426,7 +428,8 @@ function M.event(forge, name, doc)
     state = state and state:lower()
     if state == "approved" then out.kind = "approved"
     elseif state == "changes_requested" then out.kind = "changes_requested"
-    else return nil, "review state " .. tostring(state) end
+    -- (none said is said so, never as "nil")
+    else return nil, state and ("review state " .. state) or "the review names no state (review.state)" end
     out.body = str(review.body)
     out.reviewer = type(review.user) == "table" and str(review.user.login) or sender
     out.commit = sha_of(review.commit_id)
@@ -441,6 +444,9 @@ function M.event(forge, name, doc)
     if action ~= "closed" then return nil, "pull request " .. tostring(action) end
     out.kind = pr.merged == true and "merged" or "closed"
     out.reviewer = (type(pr.merged_by) == "table" and str(pr.merged_by.login)) or sender
+    -- the head the forge merged (or closed): a rework pushed since is not what was merged
+    out.commit = type(pr.head) == "table" and sha_of(pr.head.sha) or nil
+    out.merge_commit = sha_of(pr.merge_commit_sha)
   else
     return nil, "event " .. tostring(name) .. " is not acted on"
   end

@@ -273,8 +273,10 @@ describe("reviews on a forge", function()
     assert.equal("ignored", doc.outcome)
     -- F-2 merged on the forge without a review, by a merge queue's app: done and merged (an
     -- app's login, "NAME[bot]", was taken for no person, and the card waited for ever)
+    -- (a merge names the head it merged: the card's)
     merged = fixture("gitea_pull_request_closed.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-2"])
       :gsub("orket/F%-1", "orket/F-2"):gsub('"login": "alice"', '"login": "merge-queue[bot]"')
+      :gsub('("ref": "orket/F%-2", "sha": )"0+"', '%1"' .. local_head(dir, "orket/F-2") .. '"')
     code, doc = gitea(s, "pull_request", "d-4", merged)
     assert.equal(200, code)
     assert.equal("done", doc.outcome)
@@ -515,6 +517,7 @@ describe("reviews on a forge", function()
     local merged = cjson.decode((fixture("github_pull_request_closed.json")))
     merged.pull_request.number, merged.pull_request.merged = numbers["orket/F-2"], true
     merged.pull_request.head.ref, merged.pull_request.merged_by = "orket/F-2", { login = "erin" }
+    merged.pull_request.head.sha = local_head(dir, "orket/F-2") -- (the head merged: the card's)
     code, doc = github(s, "pull_request", "m-1", cjson.encode(merged))
     assert.same({ 200, "done" }, { code, doc.outcome })
     local text = H.orket("card F-2", { cwd = dir }).stdout

@@ -84,6 +84,8 @@ local function decide_cycle(db, card, ev, delivery)
 end
 
 local REVIEWABLE = { waiting_for_developer = true, code_review = true }
+-- statuses a merge on the forge leaves as they are
+local SETTLED = { blocked = true, canceled = true, archived = true }
 
 -- Brings a card waiting for people back to code_review, where a review's decision is taken.
 local function to_review(board, c, actor, note)
@@ -157,13 +159,47 @@ local function closed(o)
   return "blocked"
 end
 
-local ACTIONS = { approve = approve, changes = changes, closed = closed }
+-- merged on the forge, but not the card's head in review: the card is in work (a rework
+-- runs, its work is verified) or its branch moved past what the forge merged (a rework
+-- handed in since). Merging the card's branch would put commits nobody reviewed into main,
+-- and the pull request is over: the card is blocked for a person, as a hand-in that finds
+-- its pull request merged blocks it (orket.engine.pull_request), and that pull request
+-- forgotten (a retried card's next hand-in opens a new one). ev.said: why, for the answer.
+local function merged_elsewhere(o)
+  local board, c, ev, actor = o.board, o.card, o.ev, o.actor
+  local ok, terr, tcode = to_review(board, c, actor, "merged on the forge")
+  if not ok then return nil, terr, tcode end
+  local what = ev.number and (" #" .. ev.number) or ""
+  local why
+  if REVIEWABLE[c.status] and (c.status ~= "waiting_for_developer" or c.wait_reason == "review") then
+    why = string.format("The pull request%s was merged on the forge by %s at %s, not at the card's head %s "
+      .. "(work since, which nobody reviewed there)", what, actor.seat,
+      ev.commit and ("commit " .. ev.commit) or "a head it does not name", tostring(ev.card_head))
+  else
+    why = string.format("The pull request%s was merged on the forge by %s while the card was %s, not in review",
+      what, actor.seat, c.status)
+  end
+  why = why .. ": Orket did not merge the card's branch into main, nor finish the card; Orket's main is unchanged "
+    .. "(the forge's holds the pull request's merge). Whether the card's head goes into main is a person's call: "
+    .. "retry the card to have its head reviewed on a new pull request, or close it."
+  assert(board:comment(c.id, { author = actor.seat, body = why }))
+  ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
+  if not ok then return nil, terr, tcode end
+  sf.forget_pull_request(o.db, c.id)
+  decide_cycle(o.db, c.id, ev, o.delivery)
+  ev.said = why
+  return "blocked"
+end
+
+local ACTIONS = { approve = approve, changes = changes, closed = closed, merged_elsewhere = merged_elsewhere }
 
 -- GitHub's author_association values of people with access to the repository
 local DECIDES = { OWNER = true, MEMBER = true, COLLABORATOR = true }
 
 --- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
---- "changes": back to work, "closed": blocked) | nil, why it changes nothing[, "other_head":
+--- "changes": back to work, "closed": blocked, "merged_elsewhere": a merge on the forge of
+--- what is not the card's head in review, blocked; ev.main_holds: the fetched remote main
+--- holds the card's head) | nil, why it changes nothing[, "other_head":
 --- an approval of a commit other than the card's head | "unresolved": the card's head is a
 --- take-in's merge with conflict markers never resolved]. An approval acts only when its
 --- commit (ev.commit) is the card's branch head (ev.card_head, card_of).
@@ -182,6 +218,13 @@ function M.action_for(c, ev)
       return nil, "the card is " .. c.status
     end
     return "closed"
+  end
+  -- a merge while the card is in work (a rework running, its work verified) or waits for
+  -- something else: the forge's pull request is over, and the card's branch may hold what
+  -- nobody reviewed there
+  if ev.kind == "merged" and not SETTLED[c.status]
+    and (not REVIEWABLE[c.status] or c.status == "waiting_for_developer" and c.wait_reason ~= "review") then
+    return "merged_elsewhere"
   end
   if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
   if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
@@ -215,6 +258,12 @@ function M.action_for(c, ev)
         and "the forge's merge is not taken into Orket's main, nor the card finished" or "it is not merged")
       .. ", and the card goes back to work at its next run", "unresolved"
   end
+  -- a merge of another head than the card's (a rework handed in since): finished only when
+  -- the forge's main holds the card's head all the same (ev.main_holds: a person's commit
+  -- merged on top of it); a squash merge names the card's head
+  if ev.kind == "merged" and ev.card_head and ev.commit ~= ev.card_head and not ev.main_holds then
+    return "merged_elsewhere"
+  end
   return "approve"
 end
 
@@ -222,7 +271,8 @@ end
 --- apply(action, {db=, dir=, board=, card= (its row), ev=, actor=, delivery=, settings=}) ->
 --- outcome ("done", "merge_conflict", "work_lost", "in_progress", "waiting_for_input", "blocked") | nil,
 --- msg, CODE: action_for's answer done to the card, inside the caller's transaction; the
---- decision is recorded in the card's review cycle (ev.merge_id set by a merge)
+--- decision is recorded in the card's review cycle (ev.merge_id set by a merge; ev.said by
+--- merged_elsewhere: what it said on the card)
 function M.apply(action, o)
   return assert(ACTIONS[action], "no forge review action " .. tostring(action))(o)
 end

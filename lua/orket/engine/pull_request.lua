@@ -352,14 +352,22 @@ local function publish_and_record(run, job)
   if not pr then return fail(err) end
   fault.hit("after_pull_request")
   local human = run.settings.review.human
+  local moved
   local ok, werr = run.db:tx(function()
     local db = run.db
     -- a worker that lost the card meanwhile records nothing for it (another works it now)
     run:check_lease(job)
+    -- read again under the write lock: a review delivered while the pull request was opened
+    -- (changes requested, an approval) moved the card already, and is left as it decided.
+    -- The pull request is still recorded, for the rework's hand-in (or its end, done);
+    -- not after a close or a merge on the forge, which blocked the card and forgot it
+    local now = run.board:get(card.id)
+    moved = now and now.status ~= "code_review" and now.status or nil
+    if moved == "blocked" or moved == "canceled" or moved == "archived" then return true end
     sf.save_pull_request(db, card.id, g.forge, g.repo, pr.number, pr.url, job.head)
     db:event { kind = "pull_request", card = card.id, run = run.run_id,
       data = { number = pr.number, url = pr.url, head = job.head, remote = g.forge and g.repo or nil } }
-    if human then
+    if human and not moved then
       sf.open_cycle(db, card.id, sf.next_cycle(db, card.id), pr.number, job.head)
       local t, terr, tcode = run.board:transition(card.id, "waiting_for_developer", { actor = board_mod.ENGINE,
         reason = "review", note = "review by people on the forge" .. (pr.url and (": " .. pr.url) or "") })
@@ -369,7 +377,8 @@ local function publish_and_record(run, job)
   end)
   if not ok then return fail(werr) end
   run:emit { type = "git", card = card.id, action = "pull_request", number = pr.number, url = pr.url, id = job.head,
-    waiting = human or nil }
+    waiting = (human and not moved) or nil, note = moved and ("the card was moved to " .. moved
+      .. " while its pull request was opened (a review on the forge): left as it is") or nil }
 end
 
 --- info(db, card_id) -> {pull_request = {number=, url=, head=} | nil, reviews = {{cycle=,

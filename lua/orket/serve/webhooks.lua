@@ -142,6 +142,18 @@ local function remote_main(ctx, g)
   return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
 end
 
+-- Whether the remote's main, fetched now, holds commit id (a card's head) -> true | false
+-- (or the remote has no main) | nil, msg (no remote or repository, or the fetch failed)
+local function forge_main_holds(ctx, g, id)
+  if not g.remote then return nil, "no git.remote" end
+  local repo = G.open(ctx.dir .. "/workspace")
+  if not repo then return nil, "the project has no repository" end
+  local _ <close> = setmetatable({}, { __close = function() repo:close() end })
+  local rid, ferr = aftermerge.fetch_main { g = g, repo = repo }
+  if rid == nil then return nil, ferr end
+  return rid ~= false and repo:contains("refs/remotes/orket/main", id) == true
+end
+
 -- An approval of a commit that is not the card's head, and not in the history of a head
 -- Orket pushed for the card's review (its pull request's recorded head, a review cycle's):
 -- the pull request's head has commits Orket did not push (a person's, on top or rewriting
@@ -427,7 +439,13 @@ local function handle(name)
         return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret or git.webhook_secret_env in orket.lua)")
       end
     end)
-    if not d then return sig, text end -- the refusal's status and document
+    if not d then
+      -- the log tells a delivery with no signature from one with a wrong one (BAD_SIGNATURE)
+      if sig == 401 and not ctx.note and forge.delivery(name, req.headers).signature == nil then
+        ctx.note = "NO_SIGNATURE"
+      end
+      return sig, text -- the refusal's status and document
+    end
     local ok, verr, vcode = crypto.verify_webhook(secret, text, sig)
     secret = nil
     if not ok then
@@ -497,6 +515,17 @@ local function handle(name)
     local function person()
       local who = login(ev.reviewer)
       return who ~= nil and (ev.kind == "merged" or ev.kind == "closed" or not who:find("%[bot%]$"))
+    end
+    if ev and c and ev.kind == "merged" and ev.card_head and ev.commit ~= ev.card_head
+      and (c.status == "code_review" or c.status == "waiting_for_developer") then
+      -- the forge merged another head than the card's branch's: the card in review is
+      -- finished only when the forge's main holds the card's head (fetched first; the
+      -- remote unreachable: deliver again)
+      local holds, ferr = forge_main_holds(ctx, g, ev.card_head)
+      if holds == nil and g.remote then
+        return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr))
+      end
+      ev.main_holds, ev.remote_main = holds, holds or nil
     end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
@@ -597,7 +626,7 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
-    if fn == "approve" then ev.remote_main = remote_main(ctx, g) end
+    if fn == "approve" and ev.remote_main == nil then ev.remote_main = remote_main(ctx, g) end
     local outcome, oerr, ocode = db:tx(function()
       qualify(db, d, card)
       if sf.delivery_seen(db, name, d.id, d.identity) then
@@ -624,7 +653,10 @@ local function handle(name)
     end
     ctx.note = outcome
     if outcome == "done" then after_merge(ctx, settings, card, ev) end
-    return 200, { delivery = d.id, outcome = outcome, card = card }
+    -- (a merge on the forge that did not finish the card says why)
+    -- (a duplicate names no card, however it was found: as duplicate() answers)
+    if outcome == "duplicate" then return 200, { delivery = d.id, outcome = outcome } end
+    return 200, { delivery = d.id, outcome = outcome, card = card, reason = ev.said }
   end
 end
 

@@ -331,8 +331,29 @@ describe("forge webhook payloads", function()
     out = act { kind = "approved", reviewer = "alice", commit = A }
     assert.is_nil(out[1])
     assert.matches("has no branch", out[2])
-    -- a person's merge and changes requested are not tied to a commit
-    assert.same({ "approve" }, act { kind = "merged", reviewer = "alice", commit = B, card_head = A })
+    -- a person's merge finishes the card when it merged the card's head, or the forge's
+    -- main holds it all the same; of another head (a rework since) or while the card is in
+    -- work it blocks the card; changes requested are not tied to a commit
+    assert.same({ "approve" }, act { kind = "merged", reviewer = "alice", commit = A, card_head = A })
+    assert.same({ "approve" }, act { kind = "merged", reviewer = "alice", commit = B, card_head = A, main_holds = true })
+    assert.same({ "merged_elsewhere" }, act { kind = "merged", reviewer = "alice", commit = B, card_head = A })
+    assert.same({ "merged_elsewhere" }, act { kind = "merged", reviewer = "alice", card_head = A })
+    assert.same({ "approve" }, act { kind = "merged", reviewer = "alice" }) -- a push to main (no head named)
+    c.status = "in_progress"
+    assert.same({ "merged_elsewhere" }, act { kind = "merged", reviewer = "alice", commit = A, card_head = A })
+    c.status = "blocked"
+    assert.is_nil(act { kind = "merged", reviewer = "alice", commit = A, card_head = A }[1])
+    c.status = "waiting_for_developer"
+    -- a review whose state is null is said so, never as "nil"
+    local nostate = fixture("github_review_submitted.json")
+    nostate.review.state = nil
+    assert.same({ nil, "the review names no state (review.state)" },
+      { forge.event("github", "pull_request_review", nostate) })
+    -- a pull request's close names the head it merged, and the merge's commit
+    local closed = fixture("github_pull_request_closed.json")
+    closed.pull_request.merged, closed.pull_request.head.sha, closed.pull_request.merge_commit_sha = true, A:upper(), B
+    local mev = assert(forge.event("github", "pull_request", closed))
+    assert.same({ "merged", A, B }, { mev.kind, mev.commit, mev.merge_commit })
     assert.same({ "changes" }, act { kind = "changes_requested", reviewer = "alice", commit = B, card_head = A })
   end)
 
