@@ -45,8 +45,8 @@ local CHANGED_UNREAD = { EFBIG = true, EINVAL = true, EISDIR = true }
 -- The endings of files meant as epics that are not read: said (list_files' skipped).
 -- (csv, tsv, xml: another tracker's export, the commonest thing put there to convert)
 local EXPORTS = { csv = true, tsv = true, xml = true }
-local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true, csv = true, tsv = true,
-  xml = true }
+local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true }
+for ext in pairs(EXPORTS) do NOT_READ[ext] = true end
 
 -- The twins among the epic files and department folders listed (names: {{rel=folder,
 -- names=}...}): files.twins, {shown=, message=} refusing each name a clone on macOS or

@@ -580,7 +580,7 @@ local function start_failed(o, cli, db, s, failure)
   if tail and tail ~= "" then io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n") end
   if not o.card or failure.code == "ECANCELED" or not sent_back(db, failure) then return end
   local outs = deploy.start_failed { db = db, board = board_mod.open(db), settings = s, card = o.card, run_id = o.run,
-    sandbox = failure.id, commit = o.commit, message = failure.message, log = tail }
+    sandbox = failure.id, commit = o.commit, message = failure.message, code = failure.code, log = tail }
   for _, x in ipairs(outs) do
     if x.error then cli_err_line(x.error)
     else io.stdout:write(string.format("%s: %s (the sandbox did not start)\n", x.card, x.outcome)) end
