@@ -594,7 +594,8 @@ print(table.concat(seen, " "))
       -- end the listener's server process while it waits; it comes back on its own
       waiter = orket.spawn(function() return l:wait(10000) end)
       orket.sleep(20)
-      assert(sender:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"))
+      assert(sender:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        .. "AND query LIKE 'LISTEN%'"))
       -- sent until one arrives: those sent before the listener is back are lost, as documented
       H.wait_for(function()
         assert(sender:query("SELECT pg_notify('other', 'after')"))
@@ -622,7 +623,8 @@ print(table.concat(seen, " "))
       assert.is_true(ok)
       assert.same({ {}, true }, { notes, info.reconnected })
       local sender = connect()
-      assert(sender:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"))
+      assert(sender:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        .. "AND query LIKE 'LISTEN%'"))
       ok, notes, info = woken()
       assert.is_true(ok)
       assert.same({ {}, true }, { notes, info.reconnected })
